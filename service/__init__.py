@@ -1,0 +1,1 @@
+"""Stateless LULC classifier service, and the model contract every deployable shares."""

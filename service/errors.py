@@ -1,0 +1,35 @@
+"""The error hierarchy of the shared core and the classifier service (no HTTP here)."""
+
+from __future__ import annotations
+
+
+class LulcError(Exception):
+    """Base of every error lulc-stac raises on purpose; its message is meant for the user."""
+
+
+class InputError(LulcError):
+    """The caller's input is malformed: geometry, CRS, datetime, file paths, options."""
+
+
+class ContractError(LulcError):
+    """A model contract is invalid, or cannot be honoured by this software or these inputs."""
+
+
+class SourceError(LulcError):
+    """A STAC API, catalog or item cannot be read or understood."""
+
+
+class NoItemsError(SourceError):
+    """A search matched no items (AOI outside every footprint, empty time window, ...)."""
+
+
+class ReadError(LulcError):
+    """Raster bytes could not be read, even after retries (server failure mid-read, corrupt file)."""
+
+
+class NoValidPixelsError(LulcError):
+    """Every pixel of the request is masked (clouds, shadows, nodata)."""
+
+
+class LimitError(LulcError):
+    """A request exceeds a configured limit (AOI area, concurrent jobs, allow-list)."""
