@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.classes import NODATA, ClassTable
+from service.classes import ClassTable
 from service.errors import ContractError
 from service.features import check_features, feature_names
 
@@ -98,7 +98,7 @@ class ModelContract(_Strict):
     inputs: Inputs
     features: Features = Features()
     classes: ClassTable
-    nodata: Literal[255] = NODATA
+    nodata: Literal[255] = 255
     outputs: Outputs
     provenance: Provenance
 
