@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import rasterio
 
-GDAL_OPTIONS: dict[str, str] = {
+GDAL_OPTIONS: dict[str, str | int] = {
     # Do not list the COG's "directory" looking for sidecars: cuts a COG open over HTTP from
     # about 13 requests to 3.
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
@@ -27,12 +27,12 @@ GDAL_OPTIONS: dict[str, str] = {
     # Keep fetched byte ranges per file handle, so overlapping windows are not fetched twice.
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": "67108864",
-    # A bounded raster block cache (MiB): memory stays flat however large the AOI.
-    "GDAL_CACHEMAX": "256",
+    # A bounded raster block cache (MiB; rasterio wants an int here): memory stays flat however large the AOI.
+    "GDAL_CACHEMAX": 256,
 }
 
 
-def gdal_options(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def gdal_options(overrides: Mapping[str, str | int] | None = None) -> dict[str, str | int]:
     """The options above with ``overrides`` applied on top."""
     options = dict(GDAL_OPTIONS)
     if overrides:
@@ -40,6 +40,6 @@ def gdal_options(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     return options
 
 
-def gdal_env(overrides: Mapping[str, str] | None = None) -> rasterio.Env:
+def gdal_env(overrides: Mapping[str, str | int] | None = None) -> rasterio.Env:
     """A ``rasterio.Env`` carrying lulc-stac's GDAL options (plus ``overrides``)."""
     return rasterio.Env(**gdal_options(overrides))
