@@ -1,0 +1,79 @@
+"""Regenerates the environment-variable tables in Markdown files from the settings classes."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+SETTINGS_CLASSES: dict[str, str] = {
+    "service": "service.settings:ServiceSettings",
+    "tiler": "tiler.settings:TilerSettings",
+    "training": "training.settings:TrainingSettings",
+}
+"""One settings class per deployable, by the name used in the Markdown markers."""
+
+_BLOCK = re.compile(r"(<!-- settings:(\w+) -->\n)(.*?)(<!-- /settings -->)", re.DOTALL)
+
+
+def load_settings_class(name: str) -> type[BaseSettings]:
+    """Import the settings class of deployable ``name``."""
+    module_name, _, class_name = SETTINGS_CLASSES[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseSettings)):
+        raise TypeError(f"{SETTINGS_CLASSES[name]} is not a pydantic-settings class")
+    return cls
+
+
+def env_names(cls: type[BaseSettings]) -> dict[str, str]:
+    """Environment variable name of every field of ``cls``, keyed by field name."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return {name: f"{prefix}{name}".upper() for name in cls.model_fields}
+
+
+def _default(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    return f"`{value}`"
+
+
+def settings_table(cls: type[BaseSettings]) -> str:
+    """A Markdown table: variable, type, default, description."""
+    rows = ["| variable | type | default | description |", "|---|---|---|---|"]
+    names = env_names(cls)
+    for name, field in cls.model_fields.items():
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        default = "" if field.is_required() else _default(field.get_default(call_default_factory=True))
+        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{names[name]}` | {type_name.replace('|', 'or')} | {default} | {description} |")
+    return "\n".join(rows) + "\n"
+
+
+def render(text: str) -> str:
+    """``text`` with every ``<!-- settings:NAME -->`` block replaced by the current table."""
+
+    def replace(match: re.Match[str]) -> str:
+        return f"{match.group(1)}{settings_table(load_settings_class(match.group(2)))}{match.group(4)}"
+
+    return _BLOCK.sub(replace, text)
+
+
+def main(paths: list[str]) -> int:
+    """Rewrite each file in ``paths`` in place; print which ones changed."""
+    for name in paths:
+        path = Path(name)
+        old = path.read_text()
+        new = render(old)
+        if new != old:
+            path.write_text(new)
+            print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
