@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1.7
+# The classifier service: `lulc serve` (the HTTP API) by default, `lulc classify ...` for one AOI per run.
+# Dependencies: the locked `service` extra only (onnxruntime, no scikit-learn).
+# Build from the repository root (the context must hold pyproject.toml and uv.lock):
+#   docker build -f infra/docker/service.Dockerfile -t lulc-service .
+# BuildKit reads service.Dockerfile.dockerignore next to this file, so only the sources reach the context.
+
+FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+
+FROM python:3.11.14-slim-bookworm AS builder
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+# Third-party dependencies first: this layer is reused while only our code changes.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --extra service --no-install-project
+# Then the project itself, installed (not editable) into the same environment.
+COPY service/ service/
+COPY training/ training/
+COPY tiler/ tiler/
+RUN uv sync --frozen --no-dev --extra service --no-editable
+
+FROM python:3.11.14-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="lulc-service" \
+      org.opencontainers.image.description="lulc-stac classifier service: ONNX inference to categorical COGs" \
+      org.opencontainers.image.source="https://github.com/lulc-stac/lulc-stac"
+RUN groupadd --system --gid 10001 lulc \
+    && useradd --system --uid 10001 --gid lulc --home-dir /work --no-create-home --shell /usr/sbin/nologin lulc \
+    && install -d -o lulc -g lulc /work
+COPY --from=builder /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LULC_SERVICE_HOST=0.0.0.0 \
+    LULC_SERVICE_PORT=8000
+WORKDIR /work
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+ENTRYPOINT ["lulc"]
+CMD ["serve"]
