@@ -1,0 +1,152 @@
+"""A small in-process job registry: a bounded pool of workers, no queue, finished jobs kept for polling."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from service.errors import InputError, LimitError
+
+
+class BusyError(LimitError):
+    """Every job slot is taken; the caller should retry later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class JobNotFoundError(InputError):
+    """No job has this id (never existed, or forgotten after finishing long ago)."""
+
+
+class JobState(StrEnum):
+    """Life cycle of a job."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Job:
+    """One unit of work and what became of it (read it under the registry's lock, or after ``done``)."""
+
+    id: str
+    created: datetime = field(default_factory=_now)
+    state: JobState = JobState.RUNNING
+    finished: datetime | None = None
+    result: Any = None
+    error: BaseException | None = None
+    progress: tuple[int, int] | None = None
+    """Steps done and total steps, as reported by the work function."""
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, done: int, total: int) -> None:
+        """Record progress (called by the work function from its own thread)."""
+        self.progress = (done, total)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job finished; False on timeout."""
+        return self.done.wait(timeout)
+
+
+class JobRegistry:
+    """Runs at most ``max_concurrent`` jobs at once; refuses more with ``BusyError`` instead of queueing.
+
+    Finished jobs are remembered (the oldest forgotten beyond ``keep``) so clients can poll them.
+    """
+
+    def __init__(self, max_concurrent: int, *, keep: int = 1000, retry_after: int = 30) -> None:
+        if max_concurrent < 1:
+            raise InputError(f"max_concurrent must be at least 1, not {max_concurrent}")
+        self.max_concurrent = max_concurrent
+        self.keep = keep
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._running = 0
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="lulc-job")
+
+    @property
+    def running(self) -> int:
+        """Number of jobs currently running."""
+        with self._lock:
+            return self._running
+
+    def submit(self, work: Callable[[Job], Any]) -> Job:
+        """Start ``work(job)`` in a worker thread and return the job at once.
+
+        Raises:
+            BusyError: ``max_concurrent`` jobs are already running.
+        """
+        with self._lock:
+            if self._running >= self.max_concurrent:
+                raise BusyError(
+                    f"{self._running} classification job(s) running, the limit is {self.max_concurrent}; "
+                    f"retry in {self.retry_after} s",
+                    retry_after=self.retry_after,
+                )
+            self._running += 1
+            job = Job(id=uuid.uuid4().hex)
+            self._jobs[job.id] = job
+        try:
+            future = self._executor.submit(work, job)
+        except RuntimeError:  # executor shut down
+            with self._lock:
+                self._running -= 1
+                del self._jobs[job.id]
+            raise
+        future.add_done_callback(lambda f: self._finish(job, f))
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job with this id.
+
+        Raises:
+            JobNotFoundError: unknown id.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
+        return job
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting jobs; optionally wait for the running ones."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    def _finish(self, job: Job, future: Future[Any]) -> None:
+        error: BaseException | None = (
+            CancelledError("the service shut down before the job ran")
+            if future.cancelled()
+            else future.exception()
+        )
+        with self._lock:
+            if error is None:
+                job.result = future.result()
+                job.state = JobState.SUCCEEDED
+            else:
+                job.error = error
+                job.state = JobState.FAILED
+            job.finished = _now()
+            self._running -= 1
+            self._forget_old()
+        job.done.set()
+
+    def _forget_old(self) -> None:
+        finished = [j.id for j in self._jobs.values() if j.done.is_set() or j.finished is not None]
+        excess = len(finished) - self.keep
+        for job_id in finished[: max(excess, 0)]:
+            del self._jobs[job_id]

@@ -1,0 +1,169 @@
+"""Settings of the classifier service (``LULC_SERVICE_*`` environment variables), read when asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+StrList = Annotated[list[str], NoDecode]
+"""A list read from the environment as JSON (``["a","b"]``) or comma-separated text (``a,b``)."""
+
+
+class ServiceSettings(BaseSettings):
+    """Configuration of ``lulc serve`` and the serverless handler; every field is one environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="LULC_SERVICE_", extra="ignore", frozen=True)
+
+    # Models and inputs
+    models_dir: Path = Field(
+        default=Path("models"),
+        description=(
+            "Directory holding one sub-directory per model (`model.onnx` with its embedded contract); "
+            "the sub-directory name is the model id listed by `GET /models`."
+        ),
+    )
+    stac_url: str = Field(
+        default="https://earth-search.aws.element84.com/v1",
+        description="Default item source: a STAC API root URL, or a static catalog (path or URL).",
+    )
+    collection: str = Field(default="sentinel-2-l2a", description="STAC collection searched for input items.")
+    max_cloud_cover: float | None = Field(
+        default=None, ge=0, le=100, description="Skip items whose `eo:cloud_cover` exceeds this percentage."
+    )
+    allowed_hosts: StrList = Field(
+        default_factory=lambda: [
+            "earth-search.aws.element84.com",
+            "sentinel-cogs.s3.us-west-2.amazonaws.com",
+        ],
+        description=(
+            "Hosts (`example.com`, `*.example.com`, `host:port`) or URL prefixes (`https://host/path/`) the "
+            "service may fetch STAC metadata and imagery from; anything else is refused with 403. JSON list "
+            "or comma-separated."
+        ),
+    )
+    allow_local_files: bool = Field(
+        default=False,
+        description=(
+            "Let the item source and asset hrefs be local files (a static catalog on a mounted volume). "
+            "Off by default: a request must not make the service read its own filesystem."
+        ),
+    )
+
+    # Outputs
+    output_dir: Path = Field(
+        default=Path("outputs"),
+        description=(
+            "Local working directory: each job writes `<output_dir>/<job id>/` (classes.tif, confidence.tif, "
+            "item.json, stats.json). It is the final location when `output_url` is not set."
+        ),
+    )
+    output_url: str | None = Field(
+        default=None,
+        description=(
+            "Where finished outputs are published, one folder per job: a local directory, `file://` URL or "
+            "`s3://bucket/prefix`. Unset: outputs stay in `output_dir`."
+        ),
+    )
+    output_public_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL under which the tiler and clients reach published outputs (e.g. "
+            "`http://minio:9000/bucket/prefix`); defaults to `output_url` (or the output directory)."
+        ),
+    )
+    keep_local_outputs: bool = Field(
+        default=False,
+        description="Keep the job's working directory after publishing it to `output_url`.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint URL of an S3-compatible store (MinIO: `http://minio:9000`); unset for AWS S3.",
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 access key id; unset: the usual AWS credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
+    s3_session_token: SecretStr | None = Field(default=None, description="S3 session token (temporary keys).")
+    s3_allow_http: bool = Field(
+        default=False, description="Allow a plain-HTTP S3 endpoint (local MinIO); never for real deployments."
+    )
+    s3_virtual_hosted_style: bool = Field(
+        default=False,
+        description="Address buckets as `bucket.endpoint`, not `endpoint/bucket` (MinIO wants path style).",
+    )
+
+    # Limits
+    max_aoi_km2: float = Field(
+        default=2500.0, gt=0, description="Largest AOI accepted, in km²; larger requests get 413."
+    )
+    sync_max_km2: float = Field(
+        default=25.0,
+        ge=0,
+        description="AOIs up to this area (km²) are classified within the request (200); larger: 202 + job.",
+    )
+    max_concurrent_jobs: int = Field(
+        default=2, ge=1, description="Classifications running at once (sync and async); beyond it: 429."
+    )
+    retry_after_seconds: int = Field(
+        default=30, ge=1, description="`Retry-After` value (seconds) sent with 429 responses."
+    )
+    max_finished_jobs: int = Field(
+        default=1000,
+        ge=1,
+        description="Finished jobs remembered for `GET /jobs/{id}`; the oldest are forgotten.",
+    )
+
+    # Engine
+    threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference session.")
+    workers: int = Field(
+        default=2, ge=1, description="Threads reading input blocks ahead of inference, per job."
+    )
+    block_size: int = Field(default=512, ge=64, description="Output block (and COG tile) size in pixels.")
+    confidence: bool = Field(
+        default=True, description="Also write the confidence COG (top-class probability)."
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Run blocks on Dask: scheduler address (`tcp://host:8786`) or `local:N`; unset: no Dask.",
+    )
+
+    # HTTP
+    host: str = Field(
+        default="127.0.0.1", description="Address `lulc serve` binds (`0.0.0.0` in containers)."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `lulc serve` listens on.")
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required on every route but `/healthz`; unset: no authentication.",
+    )
+    tiler_url: str | None = Field(
+        default=None,
+        description="Base URL of the tiler (`http://localhost:8001`); responses then carry XYZ tile URLs.",
+    )
+    cors_origins: StrList = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (JSON list or comma-separated); empty: no CORS.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="Log level of the service and of uvicorn."
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value

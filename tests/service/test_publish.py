@@ -1,0 +1,134 @@
+"""Publishing an output directory: local directories and a real S3 server (moto) on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.errors import InputError
+from service.publish import ITEM_NAME, PublishError, S3Options, output_files, publish
+
+
+def make_outputs(root: Path) -> Path:
+    out = root / "job"
+    out.mkdir(parents=True)
+    (out / "classes.tif").write_bytes(b"\x01\x02" * 5000)
+    (out / "confidence.tif").write_bytes(b"\x03" * 777)
+    (out / "stats.json").write_text('{"classes": []}')
+    (out / ITEM_NAME).write_text(json.dumps({"type": "Feature", "id": "x"}))
+    (out / ".classes.tif.tmp.partial.tif").write_bytes(b"half")  # a leftover temporary: never published
+    return out
+
+
+def test_files_are_ordered_item_last(tmp_path: Path) -> None:
+    out = make_outputs(tmp_path)
+    (out / "zz.tif").write_bytes(b"z")
+    names = output_files(out)
+    assert names[-1] == ITEM_NAME
+    assert sorted(names[:-1]) == names[:-1]
+    assert ".classes.tif.tmp.partial.tif" not in names
+    assert set(names) == {"classes.tif", "confidence.tif", "stats.json", "zz.tif", ITEM_NAME}
+
+
+@pytest.mark.parametrize("as_url", [False, True])
+def test_publish_to_local_directory(tmp_path: Path, as_url: bool) -> None:
+    src = make_outputs(tmp_path / "src")
+    dest = tmp_path / "published" / "jobs" / "1"
+    result = publish(src, dest.as_uri() if as_url else str(dest))
+    assert result.url == str(dest.resolve())
+    for name in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME):
+        assert (dest / name).read_bytes() == (src / name).read_bytes()
+        assert result.files[name] == str(dest.resolve() / name)
+    assert not (dest / ".classes.tif.tmp.partial.tif").exists()
+
+
+def test_publish_to_itself_is_a_no_op(tmp_path: Path) -> None:
+    src = make_outputs(tmp_path)
+    result = publish(src, str(src))
+    assert result.files["classes.tif"] == str(src.resolve() / "classes.tif")
+
+
+@pytest.mark.parametrize("broken", ["confidence.tif", "zz_last.tif"])
+def test_failed_local_publish_leaves_no_item(tmp_path: Path, broken: str) -> None:
+    """A dangling link fails the copy; the item (even one sorted before the asset) is never written."""
+    src = make_outputs(tmp_path / "src")
+    (src / broken).unlink(missing_ok=True)
+    (src / broken).symlink_to(tmp_path / "does-not-exist.tif")
+    dest = tmp_path / "dest"
+    with pytest.raises(PublishError, match=re.escape(broken)):
+        publish(src, str(dest))
+    assert not (dest / ITEM_NAME).exists()
+    assert not (dest / "classes.tif").exists()  # what was copied before the failure is removed again
+
+
+def test_bad_destinations_are_input_errors(tmp_path: Path) -> None:
+    src = make_outputs(tmp_path)
+    with pytest.raises(InputError, match="ftp://"):
+        publish(src, "ftp://host/x")
+    with pytest.raises(InputError, match="no bucket"):
+        publish(src, "s3:///prefix")
+    with pytest.raises(InputError, match="does not exist"):
+        publish(tmp_path / "nothing", str(tmp_path / "dest"))
+
+
+# --- S3: a real S3 HTTP server (moto) on loopback ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, Any]]:
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    boto3 = pytest.importorskip("boto3")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client.create_bucket(Bucket="lulc-outputs")
+    options = S3Options(
+        endpoint=endpoint, access_key_id="test", secret_access_key="test", allow_http=True, region="us-east-1"
+    )
+    yield {"endpoint": endpoint, "client": client, "options": options}
+    server.stop()
+
+
+def keys(client: Any, prefix: str) -> set[str]:
+    listing = client.list_objects_v2(Bucket="lulc-outputs", Prefix=prefix)
+    return {o["Key"] for o in listing.get("Contents", [])}
+
+
+def test_publish_to_s3(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+    src = make_outputs(tmp_path)
+    result = publish(src, "s3://lulc-outputs/runs/a/", s3=s3_server["options"])
+    assert result.url == "s3://lulc-outputs/runs/a"
+    assert result.files["classes.tif"] == "s3://lulc-outputs/runs/a/classes.tif"
+    client = s3_server["client"]
+    assert keys(client, "runs/a/") == {
+        f"runs/a/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
+    }
+    body = client.get_object(Bucket="lulc-outputs", Key="runs/a/classes.tif")["Body"].read()
+    assert body == (src / "classes.tif").read_bytes()
+
+
+def test_failed_s3_publish_leaves_no_item(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+    src = make_outputs(tmp_path)
+    (src / "zz_last.tif").symlink_to(tmp_path / "missing.tif")
+    with pytest.raises(PublishError, match=r"zz_last\.tif"):
+        publish(src, "s3://lulc-outputs/runs/b", s3=s3_server["options"])
+    assert keys(s3_server["client"], "runs/b/") == set()
+
+
+def test_unreachable_store_is_a_publish_error(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+    src = make_outputs(tmp_path)
+    with pytest.raises(PublishError, match="no-such-bucket"):
+        publish(src, "s3://no-such-bucket/x", s3=s3_server["options"])
