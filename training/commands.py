@@ -1,0 +1,202 @@
+"""``lulc train`` and ``lulc assess``: flags or a ``training.yaml`` recipe; heavy imports inside commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from training.progress import Progress
+
+
+class RichProgress:
+    """The training pipeline's progress as a rich progress bar (plain notes when not on a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self.console = console
+        self.bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, description: str, total: int) -> None:
+        """A new bar for the stage."""
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        """Advance the current bar."""
+        if self.task is not None:
+            self.bar.advance(self.task, steps)
+
+    def note(self, message: str) -> None:
+        """Print a line above the bars."""
+        self.console.print(message, highlight=False, markup=False)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _aoi(value: str | None) -> str | list[float] | None:
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) == 4:
+        try:
+            return [float(p) for p in parts]
+        except ValueError:
+            pass
+    return value
+
+
+def train_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="training.yaml recipe; flags override it.")
+    ] = None,
+    stac: Annotated[str | None, typer.Option(help="STAC API URL or static catalog path/URL.")] = None,
+    collection: Annotated[str | None, typer.Option(help="STAC collection.")] = None,
+    aoi: Annotated[str | None, typer.Option(help="w,s,e,n (EPSG:4326) or a GeoJSON/OGR file.")] = None,
+    datetime: Annotated[str | None, typer.Option("--datetime", help="STAC datetime interval.")] = None,
+    max_cloud_cover: Annotated[float | None, typer.Option(help="Largest eo:cloud_cover, percent.")] = None,
+    composite: Annotated[str | None, typer.Option(help="median or first-valid.")] = None,
+    resolution: Annotated[float | None, typer.Option(help="Grid resolution, metres.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Local multi-band GeoTIFF instead of STAC.")] = None,
+    bands: Annotated[
+        str | None, typer.Option(help="Model bands, comma-separated (and the image's, in order).")
+    ] = None,
+    image_bands: Annotated[str | None, typer.Option(help="Names of all the image's bands, in order.")] = None,
+    scale: Annotated[float | None, typer.Option(help="Image reflectance = DN * scale + offset.")] = None,
+    offset: Annotated[float | None, typer.Option(help="See --scale.")] = None,
+    indices: Annotated[str | None, typer.Option(help="Spectral indices, e.g. ndvi,ndwi.")] = None,
+    points: Annotated[Path | None, typer.Option(help="Labelled points (any OGR format and CRS).")] = None,
+    points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Field holding the class label.")] = None,
+    classes: Annotated[Path | None, typer.Option(help="Class table YAML.")] = None,
+    models: Annotated[str | None, typer.Option(help="Models to compare: rf,svm,dt,hgb,lgbm.")] = None,
+    select: Annotated[str | None, typer.Option(help="'best' or the model to keep.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    folds: Annotated[int | None, typer.Option(help="k of the repeated k-fold.")] = None,
+    repeats: Annotated[
+        int | None, typer.Option(help="Repeats of the k-fold (or number of random splits).")
+    ] = None,
+    cv_scheme: Annotated[str | None, typer.Option(help="kfold or shuffle (repeated random splits).")] = None,
+    test_size: Annotated[float | None, typer.Option(help="Hold-out fraction.")] = None,
+    spatial_block: Annotated[float | None, typer.Option(help="Spatial block CV block size, metres.")] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Deployed model dir / metrics.json / URL to beat.")
+    ] = None,
+    tolerance: Annotated[float | None, typer.Option(help="Allowed fall of OA and class F1 (0-1).")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Model directory to write ({version} is replaced).")
+    ] = None,
+) -> None:
+    """Train land-cover models from labelled points and imagery; write a verified ONNX model directory."""
+    from training.config import load_config, make_config
+    from training.pipeline import train
+    from training.settings import TrainingSettings
+
+    overrides: dict[str, Any] = {
+        "stac": stac,
+        "collection": collection,
+        "aoi": _aoi(aoi),
+        "datetime": datetime,
+        "max_cloud_cover": max_cloud_cover,
+        "composite": composite,
+        "resolution": resolution,
+        "image": str(image) if image else None,
+        "bands": _split(bands),
+        "image_bands": _split(image_bands),
+        "scale": scale,
+        "offset": offset,
+        "indices": _split(indices),
+        "points": str(points) if points else None,
+        "points_crs": points_crs,
+        "label_field": label_field,
+        "classes": str(classes) if classes else None,
+        "models": _split(models),
+        "select": select,
+        "seed": seed,
+        "cv": {
+            "folds": folds,
+            "repeats": repeats,
+            "scheme": cv_scheme,
+            "test_size": test_size,
+            "spatial_block": spatial_block,
+        },
+        "baseline": baseline,
+        "tolerance": tolerance,
+        "name": name,
+        "out": str(out) if out else None,
+    }
+    recipe = load_config(config, overrides) if config else make_config({}, overrides)
+    console = Console()
+    with RichProgress(console) as progress:
+        result = train(recipe, TrainingSettings(), progress)
+    _summary(console, result.metrics, result.out)
+
+
+def _summary(console: Console, metrics: dict[str, Any], out: Path) -> None:
+    hold = metrics["holdout"]
+    cv = metrics.get("cv")
+    oa = 100 * hold["overall_accuracy"]
+    text = f"kept {metrics['model']['type']} {metrics['model']['version']}: hold-out OA {oa:.1f} %"
+    text += f", kappa {hold['kappa']:.3f}, macro F1 {hold['macro_f1']:.3f}"
+    if cv:
+        text += (
+            f"; repeated OA {100 * cv['overall_accuracy']['mean']:.1f} ± "
+            f"{100 * cv['overall_accuracy']['sd']:.1f} %"
+            f" over {cv['splits']} splits"
+        )
+    console.print(text, highlight=False, markup=False)
+    console.print(
+        f"wrote {out}/ (model.onnx, model.json, metrics.json, report.md, confusion_matrix.png)",
+        highlight=False,
+        markup=False,
+    )
+
+
+def assess_command(
+    map_path: Annotated[Path, typer.Argument(metavar="MAP.tif", help="Classified map (uint8, nodata 255).")],
+    points: Annotated[Path, typer.Option(help="Independent validation points (any OGR format).")],
+    label_field: Annotated[str, typer.Option(help="Field holding the reference class.")] = "label",
+    classes: Annotated[
+        Path | None, typer.Option(help="Class table YAML (default: from the map's labels).")
+    ] = None,
+    points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the assessment as JSON here.")] = None,
+) -> None:
+    """Map accuracy and class areas with 95 % confidence intervals (Olofsson et al. 2014)."""
+    from training.assess import assess_map, render_assessment, write_assessment
+
+    result = assess_map(map_path, points, label_field, classes, points_crs)
+    Console().print(render_assessment(result), highlight=False, markup=False)
+    if out is not None:
+        write_assessment(out, result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``assess`` to the root ``lulc`` app."""
+    app.command("train")(train_command)
+    app.command("assess")(assess_command)
+
+
+__all__ = ["Progress", "RichProgress", "register"]

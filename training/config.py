@@ -1,0 +1,154 @@
+"""The declarative training recipe (``training.yaml``): one pydantic model, paths relative to the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from training.errors import ConfigError
+
+MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
+"""Estimators ``lulc train`` knows, by short name."""
+
+
+class CvOptions(BaseModel):
+    """How accuracy is estimated besides the seeded stratified hold-out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Literal["kfold", "shuffle"] = Field(
+        default="kfold",
+        description="'kfold': repeated stratified k-fold; 'shuffle': `repeats` random stratified "
+        "hold-out splits of `test_size` (the tutorial's repeated 70/30 split).",
+    )
+    folds: int = Field(default=5, ge=2)
+    repeats: int = Field(default=2, ge=0, description="0 disables the repeated estimate.")
+    test_size: float = Field(default=0.3, gt=0, lt=1, description="Hold-out fraction.")
+    spatial_block: float | None = Field(
+        default=None, gt=0, description="Block size in metres for spatial block CV (neighbours never leak)."
+    )
+
+
+class TrainingConfig(BaseModel):
+    """Everything ``lulc train`` needs: imagery, points, classes, models, accuracy, output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="lulc-model", min_length=1)
+    # (a) STAC imagery
+    stac: str | None = Field(default=None, description="STAC API URL or static catalog path/URL.")
+    collection: str = "sentinel-2-l2a"
+    aoi: str | list[float] | None = Field(
+        default=None, description="bbox [w, s, e, n] in EPSG:4326, or a GeoJSON / any OGR file."
+    )
+    datetime: str | None = Field(default=None, description="STAC datetime or interval.")
+    max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
+    max_items: int | None = Field(default=None, ge=1, description="Keep at most this many items.")
+    composite: Literal["median", "first-valid"] = "median"
+    resolution: float | None = Field(default=None, gt=0, description="Grid resolution in metres.")
+    # (b) a local multi-band raster
+    image: str | None = None
+    image_bands: list[str] | None = Field(default=None, description="Band names of `image`, in band order.")
+    scale: float | None = None
+    offset: float | None = None
+    # features
+    bands: list[str] = Field(default_factory=lambda: ["blue", "green", "red", "nir"], min_length=1)
+    indices: list[str] = Field(default_factory=list)
+    # points and classes
+    points: str | None = None
+    points_crs: str | None = Field(default=None, description="CRS of points files that declare none.")
+    label_field: str = "label"
+    classes: str | None = None
+    # models and accuracy
+    models: list[str] = Field(default_factory=lambda: ["rf"], min_length=1)
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    select: str = Field(default="best", description="'best' (highest repeated accuracy) or a model name.")
+    seed: int = 0
+    cv: CvOptions = CvOptions()
+    # promotion gate and output
+    baseline: str | None = None
+    tolerance: float = Field(default=0.02, ge=0, le=1, description="Allowed fall of OA and class F1.")
+    out: str | None = None
+
+    @field_validator("bands", "indices", "models", "image_bands", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        unknown = [m for m in self.models if m not in MODEL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {list(MODEL_NAMES)}")
+        if self.select != "best" and self.select not in self.models:
+            raise ValueError(f"select {self.select!r} is not one of the models {self.models}")
+        if isinstance(self.aoi, list) and len(self.aoi) != 4:
+            raise ValueError(f"aoi bbox must have 4 numbers [w, s, e, n], got {self.aoi}")
+        return self
+
+    def require_complete(self) -> None:
+        """Raise ConfigError unless the recipe names points, exactly one imagery source and an output."""
+        if self.points is None:
+            raise ConfigError("no points: give --points FILE or `points:` in the config")
+        if (self.stac is None) == (self.image is None):
+            raise ConfigError(
+                "give exactly one imagery source: --stac URL_OR_CATALOG (with --aoi, --datetime) "
+                "or --image FILE.tif (with --bands)"
+            )
+        if self.stac is not None and self.aoi is None:
+            raise ConfigError("STAC imagery needs an area of interest: --aoi w,s,e,n or --aoi FILE")
+        if self.out is None:
+            raise ConfigError("no output directory: give --out MODEL_DIR or `out:` in the config")
+
+
+_PATH_KEYS = ("stac", "aoi", "points", "classes", "image", "baseline", "out")
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    resolved = dict(data)
+    for key in _PATH_KEYS:
+        value = resolved.get(key)
+        if isinstance(value, str) and not _is_url(value) and not Path(value).is_absolute():
+            resolved[key] = str((base / value).resolve())
+    return resolved
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """Read ``training.yaml`` (paths relative to its folder), then apply non-None ``overrides`` (flags)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"training config {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"training config {path} must be a mapping of keys to values")
+    return make_config(_resolve_paths(data, path.resolve().parent), overrides, origin=str(path))
+
+
+def make_config(
+    data: dict[str, Any], overrides: dict[str, Any] | None = None, origin: str = "command-line flags"
+) -> TrainingConfig:
+    """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge)."""
+    merged = dict(data)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "cv" and isinstance(value, dict):
+            merged["cv"] = {**(merged.get("cv") or {}), **{k: v for k, v in value.items() if v is not None}}
+        else:
+            merged[key] = value
+    try:
+        return TrainingConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid training recipe ({origin}): {exc}") from exc

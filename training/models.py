@@ -1,0 +1,78 @@
+"""The estimators ``lulc train`` offers, seeded and deterministic, by short name."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from sklearn.base import BaseEstimator
+
+from training.errors import ConfigError
+
+DESCRIPTIONS = {
+    "rf": "Random forest",
+    "svm": "SVM (RBF kernel, standardised features)",
+    "dt": "Decision tree",
+    "hgb": "Histogram gradient boosting",
+    "lgbm": "LightGBM",
+}
+
+
+def lightgbm_available() -> bool:
+    """Whether LightGBM is installed."""
+    return importlib.util.find_spec("lightgbm") is not None
+
+
+def make_estimator(
+    name: str, seed: int, n_jobs: int = 1, params: dict[str, Any] | None = None
+) -> BaseEstimator:
+    """A fresh, seeded estimator; ``params`` override its defaults (scikit-learn's, as the tutorial)."""
+    params = dict(params or {})
+    if name == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(**{"random_state": seed, "n_jobs": n_jobs, **params})
+    if name == "svm":
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        svc = SVC(**{"kernel": "rbf", "probability": True, "random_state": seed, **params})
+        return Pipeline([("scale", StandardScaler()), ("svc", svc)])
+    if name == "dt":
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(**{"random_state": seed, **params})
+    if name == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(**{"random_state": seed, **params})
+    if name == "lgbm":
+        if not lightgbm_available():
+            raise ConfigError("model 'lgbm' needs LightGBM, which is not installed (pip install lightgbm)")
+        from lightgbm import LGBMClassifier
+
+        defaults = {"random_state": seed, "n_jobs": n_jobs, "deterministic": True, "verbose": -1}
+        return LGBMClassifier(**{**defaults, **params})
+    raise ConfigError(f"unknown model {name!r}; known: {sorted(DESCRIPTIONS)}")
+
+
+def classes_of(model: BaseEstimator) -> list[int]:
+    """The class value of each probability column of a fitted model."""
+    return [int(v) for v in model.classes_]
+
+
+@contextlib.contextmanager
+def quiet_estimators() -> Iterator[None]:
+    """Silence known warnings inside training only.
+
+    scikit-learn 1.9 deprecates ``SVC(probability=True)``, whose Platt scaling is exactly what the
+    ONNX converter reproduces; LightGBM chatters about feature names.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(probability|probA_|probB_).*")
+        warnings.filterwarnings("ignore", category=UserWarning, message=r".*feature names.*")
+        yield

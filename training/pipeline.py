@@ -1,0 +1,360 @@
+"""``lulc train`` end to end: points + imagery -> samples -> models -> accuracy -> ONNX -> model directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.classes import ClassTable, load_class_table
+from service.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
+from service.features import compute_features
+from training import export, gate
+from training.config import TrainingConfig
+from training.evaluate import (
+    check_class_counts,
+    cross_validate,
+    decided_labels,
+    holdout_split,
+    permutation_importance,
+    repeated_splits,
+    score,
+    spatial_splits,
+)
+from training.imagery import Imagery, open_local_imagery
+from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
+from training.points import LabelledPoints, read_points
+from training.progress import NullProgress, Progress
+from training.report import plot_confusion, render_report, write_metrics
+from training.sampling import Samples, sample_pixels, sample_points
+from training.settings import TrainingSettings
+
+OUTPUT_FILES = ("model.onnx", "model.json", "metrics.json", "report.md", "confusion_matrix.png")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    out: Path
+    contract: ModelContract
+    metrics: dict[str, Any]
+
+
+def open_imagery(config: TrainingConfig, settings: TrainingSettings, points: LabelledPoints) -> Imagery:
+    """The imagery the recipe names: a local raster, or a STAC composite on the model's grid."""
+    if config.image is not None:
+        return open_local_imagery(config.image, config.bands, config.image_bands, config.scale, config.offset)
+    from training.composite import open_stac_imagery
+
+    return open_stac_imagery(config, settings)
+
+
+def _features(
+    imagery: Imagery, config: TrainingConfig, reflectance: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    return compute_features(reflectance.T, imagery.bands, config.indices).reshape(len(reflectance), -1)
+
+
+def _software(model_type: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["lulc-stac", "scikit-learn", "skl2onnx", "onnx", "numpy"]
+    if model_type == "lgbm":
+        names += ["lightgbm", "onnxmltools"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _used_classes(table: ClassTable, labels: npt.NDArray[np.int64], progress: Progress) -> ClassTable:
+    present = set(int(v) for v in np.unique(labels))
+    unused = [c.name for c in table.classes if c.value not in present]
+    if unused:
+        progress.note(f"classes without usable points are left out of the model: {unused}")
+    return ClassTable(classes=[c for c in table.classes if c.value in present])
+
+
+def _evaluate_models(
+    config: TrainingConfig,
+    settings: TrainingSettings,
+    features: npt.NDArray[np.float32],
+    samples: Samples,
+    classes: ClassTable,
+    progress: Progress,
+) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    labels = samples.labels
+    train, test = holdout_split(labels, config.cv.test_size, config.seed)
+    cv_splits, cv_name = repeated_splits(labels, config.cv, config.seed)
+    sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+    sp_name = ""
+    if config.cv.spatial_block is not None:
+        sp_splits, sp_name, _ = spatial_splits(
+            samples.x, samples.y, labels, config.cv.spatial_block, config.cv.folds, config.seed
+        )
+    board: list[dict[str, Any]] = []
+    fitted: dict[str, Any] = {}
+    for name in config.models:
+
+        def factory(name: str = name) -> Any:
+            return make_estimator(name, config.seed, settings.n_jobs, config.model_params.get(name))
+
+        progress.start(f"fitting {name}", 1 + len(cv_splits) + len(sp_splits))
+        model = factory().fit(features[train], labels[train])
+        pred = decided_labels(model, features[test])
+        progress.advance()
+        entry: dict[str, Any] = {
+            "model": name,
+            "description": DESCRIPTIONS[name],
+            "holdout": score(labels[test], pred, classes),
+        }
+        entry["holdout_overall_accuracy"] = entry["holdout"]["overall_accuracy"]
+        if cv_splits:
+            entry["cv"] = cross_validate(
+                factory, features, labels, cv_splits, cv_name, progress.advance
+            ).summary()
+        if sp_splits:
+            entry["spatial_cv"] = cross_validate(
+                factory, features, labels, sp_splits, sp_name, progress.advance
+            ).summary()
+        board.append(entry)
+        fitted[name] = model
+        cv_text = (
+            f", repeated {100 * entry['cv']['overall_accuracy']['mean']:.1f} ± "
+            f"{100 * entry['cv']['overall_accuracy']['sd']:.1f} % ({entry['cv']['splits']} splits)"
+            if cv_splits
+            else ""
+        )
+        progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
+    return board, fitted, train, test
+
+
+def _select(config: TrainingConfig, board: list[dict[str, Any]]) -> dict[str, Any]:
+    if config.select != "best":
+        return next(e for e in board if e["model"] == config.select)
+
+    def key(entry: dict[str, Any]) -> float:
+        return float(
+            entry["cv"]["overall_accuracy"]["mean"] if "cv" in entry else entry["holdout_overall_accuracy"]
+        )
+
+    best = max(key(e) for e in board)
+    return next(e for e in board if key(e) == best)
+
+
+def _mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
+    window = imagery.time_window
+    if window:
+        return window.split("/")[-1]
+    stamp = datetime.fromtimestamp(Path(str(config.image)).stat().st_mtime, tz=UTC).replace(microsecond=0)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move the finished temporary directory onto ``out`` (replacing an earlier model directory)."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def train(
+    config: TrainingConfig, settings: TrainingSettings | None = None, progress: Progress | None = None
+) -> TrainResult:
+    """Run the recipe and write the model directory atomically; raise a ``TrainingError`` on bad input."""
+    settings = settings or TrainingSettings()
+    progress = progress or NullProgress()
+    config.require_complete()
+    table = load_class_table(config.classes) if config.classes else None
+    points = read_points(str(config.points), config.label_field, table, config.points_crs)
+    check_class_counts(points.labels, points.classes, points.source)
+    imagery = open_imagery(config, settings, points)
+    samples = sample_points(imagery, points, progress)
+    for d in samples.dropped:
+        progress.note(f"dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
+    check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
+    classes = _used_classes(points.classes, samples.labels, progress)
+    features = _features(imagery, config, samples.reflectance)
+    names = [*imagery.bands, *config.indices]
+    with quiet_estimators():
+        board, fitted, train_idx, test = _evaluate_models(
+            config, settings, features, samples, classes, progress
+        )
+        chosen = _select(config, board)
+        model = fitted[chosen["model"]]
+        progress.start("feature importance", 1)
+        importance = permutation_importance(
+            model, features[test], samples.labels[test], names, config.seed, settings.importance_repeats
+        )
+        progress.advance()
+        progress.start("ONNX export and parity", 2)
+        contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names))
+        progress.advance()
+        pixels = _features(imagery, config, sample_pixels(imagery, settings.parity_pixels, config.seed))
+        parity = export.check_parity(
+            onnx_bytes,
+            model,
+            features[test],
+            pixels,
+            classes_of(model),
+            settings.onnx_threads,
+            settings.parity_threshold,
+        )
+        progress.advance()
+    metrics = _metrics(config, contract, chosen, board, samples, points, imagery, importance, parity, names)
+    metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
+    if config.baseline:
+        metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance)
+        progress.note(f"promotion gate passed against {config.baseline}")
+    out = Path(str(config.out).replace("{version}", contract.version))
+    _write(out, onnx_bytes, contract, metrics, imagery, config)
+    return TrainResult(out, contract, metrics)
+
+
+def _export(
+    config: TrainingConfig,
+    imagery: Imagery,
+    points: LabelledPoints,
+    model: Any,
+    chosen: dict[str, Any],
+    classes: ClassTable,
+    n_features: int,
+) -> tuple[ModelContract, bytes]:
+    onx = export.to_onnx(model, n_features, chosen["model"])
+    hold = chosen["holdout"]
+    summary: dict[str, Any] = {
+        "holdout_overall_accuracy": hold["overall_accuracy"],
+        "holdout_kappa": hold["kappa"],
+        "holdout_macro_f1": hold["macro_f1"],
+        "holdout_n": hold["n"],
+    }
+    if "cv" in chosen:
+        summary["cv_overall_accuracy_mean"] = chosen["cv"]["overall_accuracy"]["mean"]
+        summary["cv_overall_accuracy_sd"] = chosen["cv"]["overall_accuracy"]["sd"]
+        summary["cv_splits"] = chosen["cv"]["splits"]
+    mask_scl = getattr(imagery, "mask_scl", None)
+    inputs = Inputs(
+        bands=imagery.bands,
+        resolution=round(imagery.grid.resolution, 6),
+        radiometry=imagery.radiometry,
+        composite=config.composite,
+        **({"mask_scl": mask_scl} if mask_scl is not None else {}),
+    )
+    draft = ModelContract(
+        name=config.name,
+        version="draft",
+        inputs=inputs,
+        features=Features(indices=config.indices),
+        classes=classes,
+        outputs=Outputs(class_order=classes_of(model)),
+        provenance=Provenance(
+            model_type=chosen["model"],
+            training_data=(
+                f"{Path(points.source).name} (field {config.label_field}); imagery {imagery.identity}"
+            ),
+            time_window=imagery.time_window,
+            bbox=imagery.grid.bbox_4326(),
+            metrics=summary,
+            software=_software(chosen["model"]),
+            seed=config.seed,
+        ),
+    )
+    contract = draft.model_copy(update={"version": export.content_version(onx, draft)})
+    return contract, export.embed_contract(onx, contract)
+
+
+def _metrics(
+    config: TrainingConfig,
+    contract: ModelContract,
+    chosen: dict[str, Any],
+    board: list[dict[str, Any]],
+    samples: Samples,
+    points: LabelledPoints,
+    imagery: Imagery,
+    importance: list[dict[str, Any]],
+    parity: export.Parity,
+    names: list[str],
+) -> dict[str, Any]:
+    return {
+        "schema": "lulc-stac/metrics/1",
+        "model": {"name": contract.name, "version": contract.version, "type": chosen["model"]},
+        "seed": config.seed,
+        "features": names,
+        "classes": [{"value": c.value, "name": c.name} for c in contract.classes.classes],
+        "imagery": imagery.identity,
+        "samples": {
+            "points": len(points),
+            "used": int(samples.labels.size),
+            "by_class": {str(v): int(np.count_nonzero(samples.labels == v)) for v in contract.classes.values},
+            "dropped": [d.__dict__ for d in samples.dropped],
+            "blocks_read": samples.blocks_read,
+        },
+        "holdout": chosen["holdout"],
+        "cv": chosen.get("cv"),
+        "spatial_cv": chosen.get("spatial_cv"),
+        "leaderboard": [
+            {k: v for k, v in e.items() if k != "holdout"} | {"holdout_macro_f1": e["holdout"]["macro_f1"]}
+            for e in board
+        ],
+        "feature_importance": importance,
+        "parity": parity.as_dict(),
+    }
+
+
+def _write(
+    out: Path,
+    onnx_bytes: bytes,
+    contract: ModelContract,
+    metrics: dict[str, Any],
+    imagery: Imagery,
+    config: TrainingConfig,
+) -> None:
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (tmp / "model.onnx").write_bytes(onnx_bytes)
+        write_metrics(tmp / "metrics.json", metrics)
+        (tmp / "report.md").write_text(render_report(metrics, imagery.description))
+        plot_confusion(
+            tmp / "confusion_matrix.png", metrics["holdout"], f"{contract.name} ({metrics['model']['type']})"
+        )
+        extra = {
+            "metrics": {
+                "href": "metrics.json",
+                "type": "application/json",
+                "roles": ["metadata"],
+                "title": "Accuracy metrics",
+            },
+            "report": {
+                "href": "report.md",
+                "type": "text/markdown",
+                "roles": ["metadata"],
+                "title": "Accuracy report",
+            },
+            "confusion_matrix": {"href": "confusion_matrix.png", "type": "image/png", "roles": ["overview"]},
+        }
+        item = to_mlm_item(
+            contract, "model.onnx", export.multihash_sha256(onnx_bytes), _mlm_datetime(imagery, config), extra
+        )
+        (tmp / "model.json").write_text(json.dumps(item, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o755)
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

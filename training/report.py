@@ -1,0 +1,164 @@
+"""The accuracy report: deterministic ``metrics.json``, a readable ``report.md``, ``confusion_matrix.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline; no timestamps anywhere."""
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
+    """Markdown report of a training run."""
+    model = metrics["model"]
+    hold = metrics["holdout"]
+    data = metrics["samples"]
+    lines = [
+        f"# Model {model['name']} {model['version']} ({model['type']})",
+        "",
+        f"Imagery: {imagery_description}  ",
+        f"Features: {', '.join(metrics['features'])}  ",
+        f"Seed: {metrics['seed']}",
+        "",
+        "## Samples",
+        "",
+        f"{data['points']} points read, {data['used']} used ({data['train']} training, {data['test']} "
+        f"hold-out), {len(data['dropped'])} dropped; {data['blocks_read']} image blocks read.",
+        "",
+    ]
+    if data["dropped"]:
+        reasons: dict[str, int] = {}
+        for d in data["dropped"]:
+            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        lines += [
+            "Dropped points by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())),
+            "",
+        ]
+        lines += _table(
+            ["row", "label", "x", "y", "reason"],
+            [
+                [str(d["index"]), str(d["label"]), f"{d['x']:.6f}", f"{d['y']:.6f}", d["reason"]]
+                for d in data["dropped"]
+            ],
+        )
+        lines.append("")
+    lines += ["## Leaderboard", ""]
+    board = metrics["leaderboard"]
+    cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"
+    lines.append(f"Repeated estimate: {cv_name}.")
+    lines.append("")
+    rows = []
+    for entry in board:
+        cv = entry.get("cv")
+        cv_text = (
+            f"{_pct(cv['overall_accuracy']['mean'])} ± {_pct(cv['overall_accuracy']['sd'])} "
+            f"(mean of {cv['splits']} splits)"
+            if cv
+            else "-"
+        )
+        spatial = entry.get("spatial_cv")
+        sp_text = (
+            f"{_pct(spatial['overall_accuracy']['mean'])} ± {_pct(spatial['overall_accuracy']['sd'])}"
+            if spatial
+            else "-"
+        )
+        mark = " (kept)" if entry["model"] == model["type"] else ""
+        rows.append([entry["model"] + mark, _pct(entry["holdout_overall_accuracy"]), cv_text, sp_text])
+    lines += _table(["model", "hold-out OA %", "repeated OA % (mean ± sd)", "spatial block OA %"], rows)
+    lines += [
+        "",
+        f"## Hold-out accuracy of the kept model ({hold['n']} samples)",
+        "",
+        f"Overall accuracy {_pct(hold['overall_accuracy'])} %, Cohen's kappa {hold['kappa']:.3f}, "
+        f"macro F1 {hold['macro_f1']:.3f}.",
+        "",
+    ]
+    lines += _table(
+        ["class", "producer's acc. %", "user's acc. %", "precision", "recall", "F1", "support"],
+        [
+            [
+                f"{c['value']} {c['name']}",
+                _pct(c["producers_accuracy"]),
+                _pct(c["users_accuracy"]),
+                f"{c['precision']:.3f}",
+                f"{c['recall']:.3f}",
+                f"{c['f1']:.3f}",
+                str(c["support"]),
+            ]
+            for c in hold["per_class"]
+        ],
+    )
+    cm = hold["confusion_matrix"]
+    lines += ["", "Confusion matrix (rows reference, columns predicted), counts and % of all:", ""]
+    lines += _table(
+        ["reference \\ predicted", *cm["names"]],
+        [
+            [name, *[f"{n} ({p:.1f} %)" for n, p in zip(counts, pcts, strict=True)]]
+            for name, counts, pcts in zip(cm["names"], cm["counts"], cm["percent"], strict=True)
+        ],
+    )
+    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "## Permutation feature importance", ""]
+    lines += _table(
+        ["feature", "accuracy drop (mean)", "sd"],
+        [[r["feature"], f"{r['mean']:.4f}", f"{r['sd']:.4f}"] for r in metrics["feature_importance"]],
+    )
+    parity = metrics["parity"]
+    lines += [
+        "",
+        "## ONNX parity",
+        "",
+        f"Labels agree on {_pct(parity['test_agreement'])} % of {parity['test_n']} hold-out samples and "
+        f"{_pct(parity['pixel_agreement'])} % of {parity['pixel_n']} random image pixels "
+        "(same decision rule on both sides).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_confusion(path: Path, holdout: dict[str, Any], title: str) -> None:
+    """A heatmap of the hold-out confusion matrix with class names and counts, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cm = holdout["confusion_matrix"]
+    counts = np.asarray(cm["counts"], dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    n = len(cm["names"])
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * n, 1.6 + 0.8 * n), dpi=100)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), cm["names"], rotation=30, ha="right")
+    ax.set_yticks(range(n), cm["names"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(
+                j,
+                i,
+                f"{int(counts[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""Pixel values under points, read block by block (each block holding points read once), drops reported."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from training.imagery import REASONS, Block, Imagery, Status
+from training.points import LabelledPoints
+from training.progress import NullProgress, Progress
+
+
+@dataclass(frozen=True)
+class DroppedPoint:
+    """A point that gave no sample, and why."""
+
+    index: int
+    label: int
+    x: float
+    y: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Reflectance under the usable points, with their labels and positions on the imagery grid."""
+
+    reflectance: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    index: npt.NDArray[np.int64]
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    dropped: list[DroppedPoint]
+    blocks_read: int
+
+
+def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress | None = None) -> Samples:
+    """Sample every point's pixel; points outside the grid, on nodata or under cloud are dropped."""
+    progress = progress or NullProgress()
+    grid = imagery.grid
+    x, y = points.xy_in(grid.crs)
+    rows, cols = grid.rowcol(x, y)
+    n = len(points)
+    status = np.full(n, Status.OUTSIDE, dtype=np.uint8)
+    values = np.full((n, len(imagery.bands)), np.nan, dtype=np.float32)
+    inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+    by_block: dict[Block, list[int]] = defaultdict(list)
+    for i in np.flatnonzero(inside):
+        by_block[(int(rows[i] // grid.block_height), int(cols[i] // grid.block_width))].append(int(i))
+    blocks = sorted(by_block)
+    progress.start("sampling", len(blocks))
+    for block, refl, codes in imagery.read_blocks(blocks):
+        members = np.asarray(by_block[block])
+        r = rows[members] - block[0] * grid.block_height
+        c = cols[members] - block[1] * grid.block_width
+        status[members] = codes[r, c]
+        values[members] = refl[:, r, c].T
+        progress.advance()
+    keep = status == Status.OK
+    dropped = [
+        DroppedPoint(
+            int(i), int(points.labels[i]), float(points.x[i]), float(points.y[i]), REASONS[Status(s)]
+        )
+        for i, s in enumerate(status)
+        if s != Status.OK
+    ]
+    return Samples(
+        reflectance=values[keep],
+        labels=points.labels[keep],
+        index=np.flatnonzero(keep).astype(np.int64),
+        x=x[keep],
+        y=y[keep],
+        dropped=dropped,
+        blocks_read=len(blocks),
+    )
+
+
+def sample_pixels(imagery: Imagery, n: int, seed: int, max_blocks: int = 8) -> npt.NDArray[np.float32]:
+    """Reflectance ``(m, bands)`` of up to ``n`` random valid pixels from a few random blocks."""
+    grid = imagery.grid
+    if n <= 0:
+        return np.empty((0, len(imagery.bands)), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    all_blocks = [(r, c) for r in range(grid.block_rows) for c in range(grid.block_cols)]
+    chosen = rng.choice(len(all_blocks), size=min(max_blocks, len(all_blocks)), replace=False)
+    blocks = sorted(all_blocks[int(i)] for i in chosen)
+    pools = []
+    for _, refl, codes in imagery.read_blocks(blocks):
+        valid = codes == Status.OK
+        pools.append(refl[:, valid].T)
+    pool = np.concatenate(pools) if pools else np.empty((0, len(imagery.bands)), dtype=np.float32)
+    if len(pool) > n:
+        pool = pool[np.sort(rng.choice(len(pool), size=n, replace=False))]
+    return np.ascontiguousarray(pool, dtype=np.float32)

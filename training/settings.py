@@ -1,0 +1,25 @@
+"""Deployment settings of the training job (environment variables ``LULC_TRAINING_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainingSettings(BaseSettings):
+    """How the training job runs on this machine; the recipe itself lives in ``TrainingConfig``."""
+
+    model_config = SettingsConfigDict(env_prefix="LULC_TRAINING_", extra="ignore")
+
+    n_jobs: int = Field(default=1, ge=1, description="Threads for estimators that support them.")
+    onnx_threads: int = Field(
+        default=2, ge=1, description="onnxruntime intra-op threads in the parity check (as the service)."
+    )
+    parity_pixels: int = Field(
+        default=20000, ge=0, description="Random image pixels compared between ONNX and scikit-learn."
+    )
+    parity_threshold: float = Field(
+        default=0.9999, gt=0, le=1, description="Minimum label agreement ONNX vs scikit-learn."
+    )
+    chunk_size: int = Field(default=512, ge=64, description="Chunk (block) size of STAC composites, pixels.")
+    importance_repeats: int = Field(default=5, ge=1, description="Repeats of permutation feature importance.")
