@@ -1,0 +1,166 @@
+"""The tiler application: TiTiler factories for class maps and Sentinel-2 items, legend, areas, web map."""
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Query
+from fastapi.responses import FileResponse
+from rio_tiler.colormap import cmap as default_cmap
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TilerFactory, TMSFactory
+from titiler.core.middleware import CacheControlMiddleware
+
+from service.classes import NODATA
+from service.errors import LulcError
+from service.gdal_env import gdal_options
+from tiler.allowlist import AllowList, allowed_path_dependency
+from tiler.areas import AreaStatistics, class_areas, polygon_from_geojson
+from tiler.backdrop import Backdrop, backdrop_of
+from tiler.colormaps import (
+    ClassResolver,
+    class_colormap_dependency,
+    named_class_tables,
+    named_colormap_dependency,
+    read_json,
+    register_class_colormaps,
+)
+from tiler.errors import NotARasterError, NotFoundError, add_error_handlers
+from tiler.legend import Legend, legend_of, legend_png
+from tiler.readers import allowed_stac_reader
+from tiler.runs import Run, find_runs
+from tiler.settings import TilerSettings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+"""The web map's own files; ``vendor/`` inside it is filled by ``make web`` (Leaflet from npm)."""
+
+CACHED_PATHS = r"^/(cog|stac)/tiles/|^/legend"
+"""Responses that get the configured Cache-Control header (tiles and legends; not errors)."""
+
+
+def create_app(settings: TilerSettings) -> FastAPI:
+    """Build the tiler application.
+
+    Endpoints: ``/cog`` and ``/stac`` TiTiler factories, ``/legend``, ``/statistics``, ``/runs``,
+    ``/backdrop``, ``/healthz`` and the web map at ``/`` (also ``/map``).
+    """
+    prefixes = list(settings.allow) + ([str(settings.runs_dir)] if settings.runs_dir else [])
+    allow = AllowList.from_prefixes(prefixes)
+    dataset_path = allowed_path_dependency(allow)
+    tables = named_class_tables(settings.models_dir, settings.colormaps)
+    cmaps = register_class_colormaps(default_cmap, tables)
+    resolver = ClassResolver(allowed=allow.check)
+    env = gdal_options()
+
+    def gdal_environment() -> dict[str, Any]:
+        return dict(env)
+
+    app = FastAPI(
+        title="lulc-stac tiler",
+        description="Land-cover maps as coloured XYZ tiles, with legend, class areas, imagery and a web map.",
+        version=version("lulc-stac"),
+    )
+
+    cog = TilerFactory(
+        router_prefix="/cog",
+        path_dependency=dataset_path,
+        colormap_dependency=class_colormap_dependency(cmaps, resolver, dataset_path),
+        environment_dependency=gdal_environment,
+        add_viewer=False,
+    )
+    app.include_router(cog.router, prefix="/cog", tags=["Class maps (COG)"])
+
+    stac = MultiBaseTilerFactory(
+        reader=allowed_stac_reader(allow),
+        router_prefix="/stac",
+        path_dependency=dataset_path,
+        colormap_dependency=named_colormap_dependency(cmaps),
+        environment_dependency=gdal_environment,
+        add_viewer=False,
+    )
+    app.include_router(stac.router, prefix="/stac", tags=["Sentinel-2 items (STAC)"])
+    app.include_router(TMSFactory().router, tags=["Tiling schemes"])
+    app.include_router(ColorMapFactory(supported_colormaps=cmaps).router, tags=["Colormaps"])
+
+    @app.get("/healthz", tags=["Service"])
+    def healthz() -> dict[str, Any]:
+        """Liveness, versions, the allow-list and the registered class colormaps."""
+        return {
+            "status": "ok",
+            "version": version("lulc-stac"),
+            "titiler": version("titiler.core"),
+            "allow": allow.describe(),
+            "class_colormaps": sorted(tables),
+            "web_map_library": (STATIC_DIR / "vendor" / "leaflet" / "leaflet.js").is_file(),
+            "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
+        }
+
+    @app.get("/legend", response_model=Legend, tags=["Class maps (COG)"])
+    def legend(
+        location: Annotated[str, Depends(dataset_path)],
+        format: Annotated[
+            Literal["json", "png"], Query(description="JSON classes or a PNG picture.")
+        ] = "json",
+    ) -> Any:
+        """The map's classes (value, name, colour): from its STAC item, else its colour table."""
+        found = resolver.resolve(location)
+        body = legend_of(location, found, NODATA)
+        if format == "png":
+            return Response(legend_png(body), media_type="image/png")
+        return body
+
+    @app.post("/statistics", response_model=AreaStatistics, tags=["Class maps (COG)"])
+    def statistics(
+        location: Annotated[str, Depends(dataset_path)],
+        geojson: Annotated[
+            dict[str, Any],
+            Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
+        ],
+    ) -> AreaStatistics:
+        """Per-class pixel counts and hectares inside the polygon (pixel centres inside count)."""
+        geometry = polygon_from_geojson(geojson)
+        table = resolver.resolve(location).table
+        return class_areas(location, geometry, table, settings.statistics_max_pixels)
+
+    @app.get("/runs", response_model=list[Run], tags=["Web map"])
+    def runs() -> list[Run]:
+        """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop."""
+        if settings.runs_dir is None:
+            return []
+        return find_runs(settings.runs_dir, allow.check)
+
+    @app.get("/backdrop", response_model=Backdrop, tags=["Web map"])
+    def backdrop(location: Annotated[str, Depends(dataset_path)]) -> Backdrop:
+        """True- and false-colour composites of a Sentinel-2 item, as /stac/tiles parameters."""
+        item = read_json(location)
+        if item is None:
+            raise NotFoundError(f"no STAC item (JSON object) at {location}")
+        try:
+            return backdrop_of(location, item)
+        except LulcError as exc:
+            raise NotARasterError(str(exc)) from None
+
+    def web_map() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.add_api_route("/", web_map, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/map", web_map, methods=["GET"], tags=["Web map"], summary="The web map.")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    add_error_handlers(app)
+    app.add_middleware(
+        CacheControlMiddleware,
+        cachecontrol=settings.cache_control,
+        cachecontrol_max_http_code=400,
+        exclude_path={rf"^(?!{CACHED_PATHS[1:]})"},
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+        )
+    return app

@@ -1,0 +1,168 @@
+"""Class areas inside a polygon: per-class pixel counts and hectares via rio-tiler categorical statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import shapely
+from pydantic import BaseModel, Field
+from pyproj import Geod
+from rasterio import windows
+from rasterio.crs import CRS
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_geom
+from rio_tiler.constants import WGS84_CRS
+from rio_tiler.io import Reader
+from shapely.geometry import mapping, shape
+from shapely.validation import explain_validity
+
+from service.classes import ClassTable
+from service.gdal_env import gdal_env
+from tiler.errors import BadParameterError
+
+
+class ClassArea(BaseModel):
+    """Pixels and area of one class inside the polygon."""
+
+    value: int
+    name: str
+    color: str
+    pixels: int = Field(description="Map pixels whose centre lies inside the polygon.")
+    hectares: float
+    percent: float = Field(description="Share of the valid (non-nodata) pixels inside the polygon.")
+
+
+class AreaStatistics(BaseModel):
+    """The answer of ``POST /statistics``."""
+
+    url: str
+    crs: str = Field(description="CRS of the map (the counting grid).")
+    pixel_area_m2: float
+    pixels: int = Field(description="Map pixels whose centre lies inside the polygon.")
+    nodata_pixels: int = Field(description="Of those, pixels without a class (nodata).")
+    hectares: float = Field(description="Area of the classified pixels inside the polygon.")
+    classes: list[ClassArea]
+
+
+def polygon_from_geojson(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A valid (Multi)Polygon geometry (EPSG:4326) from a GeoJSON Feature, FeatureCollection or geometry.
+
+    Raises:
+        BadParameterError: Not GeoJSON, no polygon, an invalid (e.g. self-intersecting) or empty polygon,
+            or coordinates outside longitude/latitude ranges.
+    """
+    kind = body.get("type")
+    if kind == "FeatureCollection":
+        features = body.get("features")
+        if not isinstance(features, list) or not features:
+            raise BadParameterError("the FeatureCollection has no features")
+        geometries = [_feature_geometry(f) for f in features]
+    elif kind == "Feature":
+        geometries = [_feature_geometry(body)]
+    else:
+        geometries = [dict(body)]
+    shapes = []
+    for geometry in geometries:
+        try:
+            geom = shape(geometry)
+        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
+            raise BadParameterError(f"not a GeoJSON geometry: {exc}") from None
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise BadParameterError(f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
+        if geom.is_empty or geom.area == 0:
+            raise BadParameterError("the polygon is empty")
+        if not geom.is_valid:
+            raise BadParameterError(f"invalid polygon: {explain_validity(geom)}")
+        minx, miny, maxx, maxy = geom.bounds
+        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+            raise BadParameterError("polygon coordinates must be longitude/latitude (EPSG:4326)")
+        shapes.append(geom)
+    merged = shapely.union_all(shapes) if len(shapes) > 1 else shapes[0]
+    return dict(mapping(merged))
+
+
+def _feature_geometry(feature: object) -> dict[str, Any]:
+    if not isinstance(feature, Mapping) or not isinstance(feature.get("geometry"), Mapping):
+        raise BadParameterError("a GeoJSON Feature needs a geometry object")
+    return dict(feature["geometry"])
+
+
+def _pixel_area_m2(crs: CRS, transform: Any, lonlat: tuple[float, float]) -> float:
+    """Area of one pixel: exact for metric projected CRSs, geodesic at ``lonlat`` otherwise."""
+    if crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m"):
+        return abs(transform.a * transform.e - transform.b * transform.d)
+    dx, dy = abs(transform.a), abs(transform.e)
+    lon, lat = lonlat
+    area, _ = Geod(ellps="WGS84").polygon_area_perimeter(
+        [lon, lon + dx, lon + dx, lon], [lat, lat, lat + dy, lat + dy]
+    )
+    return abs(area)
+
+
+def class_areas(
+    location: str, geometry: Mapping[str, Any], table: ClassTable, max_pixels: int
+) -> AreaStatistics:
+    """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
+
+    A pixel counts when its centre lies inside the polygon. The window is read at full resolution
+    (never from overviews) and counted with rio-tiler's categorical statistics.
+    """
+    values = table.values
+    with gdal_env(), Reader(location) as src:
+        dataset = src.dataset
+        native = transform_geom(WGS84_CRS, dataset.crs, geometry)
+        left, bottom, right, top = shapely.bounds(shape(native)).tolist()
+        window = windows.from_bounds(left, bottom, right, top, transform=dataset.transform)
+        window = window.round_offsets(op="floor").round_lengths(op="ceil")
+        full = windows.Window(0, 0, dataset.width, dataset.height)
+        try:
+            window = window.intersection(full)
+        except windows.WindowError:
+            window = None
+        centroid = shape(geometry).centroid
+        pixel_area = _pixel_area_m2(dataset.crs, dataset.transform, (centroid.x, centroid.y))
+        crs_text = dataset.crs.to_string()
+        counts = np.zeros(len(values), dtype=np.int64)
+        inside = masked_nodata = 0
+        if window is not None and window.width >= 1 and window.height >= 1:
+            if window.width * window.height > max_pixels:
+                raise BadParameterError(
+                    f"the polygon covers {int(window.width * window.height)} map pixels; the limit is "
+                    f"{max_pixels}"
+                )
+            bounds = windows.bounds(window, dataset.transform)
+            image = src.part(bounds, dst_crs=dataset.crs, bounds_crs=dataset.crs, max_size=None, indexes=1)
+            outside = geometry_mask(
+                [native], out_shape=(image.height, image.width), transform=image.transform
+            )
+            inside = int((~outside).sum())
+            data_mask = np.ma.getmaskarray(image.array)[0]
+            masked_nodata = int((~outside & data_mask).sum())
+            image.array.mask = np.logical_or(np.ma.getmaskarray(image.array), outside[np.newaxis])
+            stats = image.statistics(categorical=True, categories=[float(v) for v in values])
+            histogram = next(iter(stats.values())).histogram
+            by_value = {int(k): int(c) for c, k in zip(histogram[0], histogram[1], strict=True)}
+            counts = np.array([by_value.get(v, 0) for v in values], dtype=np.int64)
+    valid = int(counts.sum())
+    rows = [
+        ClassArea(
+            value=c.value,
+            name=c.name,
+            color=c.color,
+            pixels=int(n),
+            hectares=round(float(n) * pixel_area / 10_000, 6),
+            percent=round(100.0 * float(n) / valid, 4) if valid else 0.0,
+        )
+        for c, n in zip(table.classes, counts, strict=True)
+    ]
+    return AreaStatistics(
+        url=location,
+        crs=crs_text,
+        pixel_area_m2=pixel_area,
+        pixels=inside,
+        nodata_pixels=masked_nodata,
+        hectares=round(valid * pixel_area / 10_000, 6),
+        classes=rows,
+    )

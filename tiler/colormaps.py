@@ -1,0 +1,318 @@
+"""Class colours from the map itself (its STAC item's classification:classes, else its GDAL colour table)."""
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import rasterio
+from fastapi import Depends, Query
+from rasterio.errors import RasterioError
+from rio_tiler.colormap import ColorMaps, parse_color
+from rio_tiler.types import ColorMapType
+
+from service.classes import NODATA, ClassTable, load_class_table
+from service.contract import load_contract
+from service.errors import LulcError
+from service.gdal_env import gdal_env
+from tiler.errors import BadParameterError, NotAllowedError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+ITEM_NAME = "item.json"
+"""The STAC item the classifier service writes next to ``classes.tif``."""
+
+Source = Literal["stac", "colortable"]
+
+
+@dataclass(frozen=True)
+class MapClasses:
+    """The class table of a map and where it came from."""
+
+    table: ClassTable
+    source: Source
+    origin: str
+
+
+def is_remote(location: str) -> bool:
+    """Whether ``location`` is a URL rather than a local path."""
+    return "://" in location
+
+
+def sibling(location: str, name: str) -> str:
+    """The path or URL of file ``name`` in the same folder as ``location``."""
+    if is_remote(location):
+        return urljoin(location, name)
+    return str(Path(location).with_name(name))
+
+
+def read_json(location: str, timeout: float = 10.0) -> dict[str, Any] | None:
+    """The JSON object at a path or URL; None when it does not exist or is not a JSON object."""
+    try:
+        if is_remote(location):
+            response = httpx.get(location, timeout=timeout, follow_redirects=False)
+            if response.status_code != 200:
+                return None
+            data = response.json()
+        else:
+            data = json.loads(Path(location).read_text())
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        logger.debug("no JSON at %s: %s", location, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _classes_entries(holder: Mapping[str, Any]) -> Sequence[dict[str, Any]] | None:
+    """``classification:classes`` of an asset/properties, or of its single raster band."""
+    if isinstance(entries := holder.get("classification:classes"), list) and entries:
+        return entries
+    for key in ("raster:bands", "bands"):
+        bands = holder.get(key)
+        if isinstance(bands, list) and len(bands) == 1 and isinstance(bands[0], dict):
+            inner = bands[0].get("classification:classes")
+            if isinstance(inner, list) and inner:
+                return inner
+    return None
+
+
+def classes_from_item(item: Mapping[str, Any], raster_name: str | None = None) -> ClassTable | None:
+    """The class table of a STAC item.
+
+    Looked up in the asset pointing at ``raster_name`` first, then any asset, then the item properties.
+    """
+    assets = item.get("assets") if isinstance(item.get("assets"), dict) else {}
+    ordered: list[Mapping[str, Any]] = []
+    for asset in (assets or {}).values():
+        if not isinstance(asset, dict):
+            continue
+        href = str(asset.get("href", ""))
+        named = raster_name is not None and urlsplit(href).path.rsplit("/", 1)[-1] == raster_name
+        ordered.insert(0, asset) if named else ordered.append(asset)
+    properties = item.get("properties")
+    if isinstance(properties, dict):
+        ordered.append(properties)
+    for holder in ordered:
+        entries = _classes_entries(holder)
+        if entries:
+            return ClassTable.from_stac(entries)
+    return None
+
+
+def classes_from_colortable(location: str) -> ClassTable | None:
+    """A class table from a raster's GDAL colour table: every entry that is not GDAL's padding.
+
+    GDAL pads a colour table with opaque black up to its last entry, so those entries (and nodata) are
+    skipped; names are the pixel values, since GDAL category names are not exposed by rasterio.
+    """
+    with gdal_env(), rasterio.open(location) as src:
+        if src.count != 1:
+            return None
+        try:
+            table = src.colormap(1)
+        except ValueError:
+            return None
+        nodata = src.nodata
+    rows = [
+        {"value": value, "name": f"class {value}", "color": "#{:02x}{:02x}{:02x}".format(*rgba[:3])}
+        for value, rgba in sorted(table.items())
+        if value != nodata and value != NODATA and rgba[3] > 0 and tuple(rgba) != (0, 0, 0, 255)
+    ]
+    return ClassTable.model_validate({"classes": rows}) if rows else None
+
+
+class ClassResolver:
+    """Finds (and caches) the class table of a map: STAC item first, then the GDAL colour table.
+
+    Local entries are keyed by the files' modification times, so a rewritten map is picked up at once;
+    remote entries are kept for ``ttl`` seconds.
+    """
+
+    def __init__(
+        self, allowed: Callable[[str], object] | None = None, ttl: float = 60.0, maxsize: int = 256
+    ) -> None:
+        self.allowed = allowed
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str, object], tuple[float, MapClasses | None]] = OrderedDict()
+
+    def _stamp(self, location: str) -> object:
+        if is_remote(location):
+            return None
+        try:
+            stat = Path(location).stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def _cached(
+        self, kind: str, location: str, compute: Callable[[], MapClasses | None]
+    ) -> MapClasses | None:
+        key = (kind, location, self._stamp(location))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and (not is_remote(location) or now - hit[0] < self.ttl):
+                self._cache.move_to_end(key)
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._cache[key] = (now, value)
+            while len(self._cache) > self.maxsize:
+                self._cache.popitem(last=False)
+        return value
+
+    def from_item(self, location: str) -> MapClasses | None:
+        """Classes from the STAC item of a map.
+
+        The item is ``location`` itself if it is a ``.json`` file, else ``item.json`` beside it. None when
+        there is no item or it carries no (valid) classes.
+        """
+        is_item = urlsplit(location).path.endswith(".json")
+        item_location = location if is_item else sibling(location, ITEM_NAME)
+        raster_name = None if is_item else urlsplit(location).path.rsplit("/", 1)[-1]
+        if self.allowed is not None:
+            try:
+                self.allowed(item_location)
+            except NotAllowedError:
+                return None
+
+        def compute() -> MapClasses | None:
+            item = read_json(item_location)
+            if item is None:
+                return None
+            try:
+                table = classes_from_item(item, raster_name)
+            except LulcError as exc:
+                logger.warning("ignoring the classes of %s: %s", item_location, exc)
+                return None
+            return MapClasses(table, "stac", item_location) if table else None
+
+        return self._cached("item", item_location, compute)
+
+    def from_colortable(self, location: str) -> MapClasses | None:
+        """Classes from the raster's own colour table (None if it has none)."""
+
+        def compute() -> MapClasses | None:
+            table = classes_from_colortable(location)
+            return MapClasses(table, "colortable", location) if table else None
+
+        return self._cached("colortable", location, compute)
+
+    def resolve(self, location: str) -> MapClasses:
+        """The map's classes, or ``NotFoundError`` when neither its item nor its raster defines any."""
+        found = self.from_item(location)
+        if found is None and not urlsplit(location).path.endswith(".json"):
+            try:
+                found = self.from_colortable(location)
+            except RasterioError as exc:
+                raise NotFoundError(f"cannot read classes of {location}: {exc}") from None
+        if found is None:
+            raise NotFoundError(
+                f"{location} has no class table: no classification:classes in its STAC item and no "
+                "colour table"
+            )
+        return found
+
+
+def named_class_tables(models_dir: Path | None, colormap_files: Sequence[Path]) -> dict[str, ClassTable]:
+    """Class tables to register as named colormaps.
+
+    ``lulc_<model name>`` for every model contract (``*.json``: MLM item or bare contract) and
+    ``lulc_<stem>`` for every class-table YAML under ``models_dir``, and for each extra class-table file.
+    """
+    tables: dict[str, ClassTable] = {}
+    candidates: list[Path] = list(colormap_files)
+    if models_dir is not None:
+        if not models_dir.is_dir():
+            raise NotFoundError(f"models folder {models_dir} does not exist")
+        candidates += sorted(p for p in models_dir.rglob("*") if p.suffix in (".json", ".yaml", ".yml"))
+    for path in candidates:
+        try:
+            if path.suffix == ".json":
+                contract = load_contract(path)
+                tables[colormap_name(contract.name)] = contract.classes
+            else:
+                tables[colormap_name(path.stem)] = load_class_table(path)
+        except LulcError as exc:
+            if path in colormap_files:
+                raise
+            logger.info("skipping %s: not a model contract or class table (%s)", path, exc)
+    return tables
+
+
+def colormap_name(name: str) -> str:
+    """The registered colormap name of a model or class table (lower case, ``lulc_`` prefix)."""
+    safe = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+    return f"lulc_{safe}"
+
+
+def register_class_colormaps(base: ColorMaps, tables: Mapping[str, ClassTable]) -> ColorMaps:
+    """A new ``ColorMaps`` holding ``base`` plus one named colormap per class table."""
+    custom: dict[str, Any] = {name: table.colormap() for name, table in tables.items()}
+    return base.register(custom, overwrite=True) if custom else base
+
+
+def _explicit(cmaps: ColorMaps, colormap_name: str | None, colormap: str | None) -> ColorMapType | None:
+    if colormap_name:
+        return cmaps.get(colormap_name)
+    if colormap:
+        try:
+            parsed = json.loads(
+                colormap, object_hook=lambda x: {int(k): parse_color(v) for k, v in x.items()}
+            )
+        except (ValueError, TypeError) as exc:
+            raise BadParameterError(f"could not parse the colormap parameter: {exc}") from None
+        if isinstance(parsed, list):
+            return [(tuple(inter), parse_color(v)) for (inter, v) in parsed]
+        if not isinstance(parsed, dict):
+            raise BadParameterError("the colormap parameter must be a JSON object or list")
+        return parsed
+    return None
+
+
+def named_colormap_dependency(cmaps: ColorMaps) -> Callable[..., ColorMapType | None]:
+    """TiTiler's colormap dependency over our ``ColorMaps`` (a client asks by name or sends JSON)."""
+    names = tuple(cmaps.list())
+
+    def colormap_params(
+        colormap_name: Annotated[
+            str | None, Query(description=f"Name of a registered colormap (one of: {', '.join(names)}).")
+        ] = None,
+        colormap: Annotated[str | None, Query(description="JSON-encoded custom colormap.")] = None,
+    ) -> ColorMapType | None:
+        if colormap_name is not None and colormap_name not in names:
+            raise BadParameterError(f"unknown colormap_name {colormap_name!r}")
+        return _explicit(cmaps, colormap_name, colormap)
+
+    return colormap_params
+
+
+def class_colormap_dependency(
+    cmaps: ColorMaps, resolver: ClassResolver, path_dependency: Callable[..., str]
+) -> Callable[..., ColorMapType | None]:
+    """The ``ColorMapParams`` override of the COG tiler: the class colours come from the map itself.
+
+    Order: an explicit ``colormap_name`` / ``colormap``; else the ``classification:classes`` of the
+    map's STAC item (``item.json`` beside it); else None, so TiTiler renders with the dataset's own
+    GDAL colour table (``colormap or dst_colormap`` in every image endpoint).
+    """
+    named = named_colormap_dependency(cmaps)
+
+    def class_colormap(
+        explicit: Annotated[ColorMapType | None, Depends(named)],
+        location: Annotated[str, Depends(path_dependency)],
+    ) -> ColorMapType | None:
+        if explicit is not None:
+            return explicit
+        found = resolver.from_item(location)
+        return found.table.colormap() if found is not None else None
+
+    return class_colormap

@@ -1,0 +1,49 @@
+"""rio-tiler readers bound to the allow-list: a STAC item's assets are read only from permitted prefixes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pystac
+from rio_tiler.io import STACReader
+from rio_tiler.types import AssetInfo, AssetType
+
+from tiler.allowlist import AllowList
+from tiler.errors import NotARasterError, NotFoundError, UpstreamError
+
+try:  # rio-tiler fetches items with httpx2 (newer) or httpx (older)
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - depends on the rio-tiler version
+    import httpx as _http  # type: ignore[no-redef]
+
+
+class AllowedSTACReader(STACReader):
+    """``STACReader`` that refuses asset hrefs outside the allow-list and reports bad items clearly."""
+
+    allow: ClassVar[AllowList]
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            super().__attrs_post_init__()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"STAC item {self.input} does not exist") from exc
+        except _http.HTTPStatusError as exc:
+            status = exc.response.status_code
+            if status == 404:
+                raise NotFoundError(f"STAC item {self.input} does not exist (HTTP 404)") from exc
+            raise UpstreamError(f"fetching STAC item {self.input} failed: HTTP {status}") from exc
+        except _http.HTTPError as exc:
+            raise UpstreamError(f"fetching STAC item {self.input} failed: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, pystac.STACError, OSError) as exc:
+            raise NotARasterError(f"{self.input} is not a STAC item: {exc}") from exc
+
+    def _get_asset_info(self, asset: AssetType) -> AssetInfo:
+        info = super()._get_asset_info(asset)
+        info["url"] = self.allow.check(info["url"])
+        return info
+
+
+def allowed_stac_reader(allow: AllowList) -> type[AllowedSTACReader]:
+    """A STAC reader class whose asset hrefs must pass ``allow``."""
+    attributes: dict[str, Any] = {"allow": allow, "__doc__": AllowedSTACReader.__doc__}
+    return type("LulcSTACReader", (AllowedSTACReader,), attributes)

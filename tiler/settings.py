@@ -1,0 +1,80 @@
+"""Settings of the tiler deployable (environment prefix ``LULC_TILER_``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEMO_OUTPUT = Path("demo-output")
+"""Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""
+
+
+def _default_allow() -> list[str]:
+    return [str(Path.cwd()), str(DEMO_OUTPUT.resolve())]
+
+
+def _split(value: object) -> object:
+    """Comma-separated strings from the environment become lists; JSON lists pass through."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class TilerSettings(BaseSettings):
+    """Everything the tiler reads from its environment; built once by the caller, never at import."""
+
+    model_config = SettingsConfigDict(env_prefix="LULC_TILER_", extra="ignore")
+
+    allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=_default_allow,
+        description=(
+            "Prefixes the tiler may read from: local folders and http(s) URL prefixes "
+            "(comma-separated). Anything else gets 403. Default: the current directory and the demo output "
+            "folder."
+        ),
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS (comma-separated; "*" for any). Empty: no CORS headers.',
+    )
+    cache_control: str = Field(
+        default="public, max-age=3600",
+        description="Cache-Control header sent with tiles, legends and other image responses.",
+    )
+    models_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of model contracts (*.onnx with an embedded contract, *.contract.json, class-table "
+            "*.yaml); each registers a named colormap `lulc_<name>` at start-up."
+        ),
+    )
+    colormaps: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Extra class-table YAML files registered as named colormaps `lulc_<file stem>`.",
+    )
+    runs_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder searched (recursively) for classification runs: folders holding classes.tif and "
+            "item.json. The web map offers a selector when there are several."
+        ),
+    )
+    statistics_max_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Largest polygon window (in map pixels) POST /statistics reads; beyond it: 400.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `lulc tiler` listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port `lulc tiler` listens on.")
+
+    @field_validator("allow", "cors_origins", "colormaps", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split(value)
