@@ -1,0 +1,127 @@
+"""The demo world's AOI and labelled points: stratified training and simple random validation samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyogrio
+import shapely
+from pyogrio.raw import write as write_raw
+from pyproj import Transformer
+from scipy import ndimage
+
+from service.cog import atomic_path
+from service.errors import InputError
+from training.demo_landscape import CLASS_TABLE
+
+GPKG_TIMESTAMP = "2025-01-01T00:00:00.000Z"
+"""``gpkg_contents.last_change`` of every demo GeoPackage (GDAL otherwise writes the current time)."""
+
+
+def footprint(epsg: int, bounds: tuple[float, float, float, float], steps: int = 16) -> dict[str, Any]:
+    """A UTM rectangle as a densified GeoJSON polygon in EPSG:4326."""
+    left, bottom, right, top = bounds
+    t = np.linspace(0.0, 1.0, steps, endpoint=False)
+    xs = np.concatenate(
+        [left + (right - left) * t, np.full(steps, right), right - (right - left) * t, np.full(steps, left)]
+    )
+    ys = np.concatenate(
+        [np.full(steps, top), top - (top - bottom) * t, np.full(steps, bottom), bottom + (top - bottom) * t]
+    )
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
+    ring = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)]
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def geometry_bbox(geometry: dict[str, Any]) -> list[float]:
+    """``[west, south, east, north]`` of a GeoJSON polygon."""
+    coords = np.asarray(geometry["coordinates"][0])
+    return [
+        float(coords[:, 0].min()),
+        float(coords[:, 1].min()),
+        float(coords[:, 0].max()),
+        float(coords[:, 1].max()),
+    ]
+
+
+def write_aoi(path: Path, geometry: dict[str, Any]) -> Path:
+    """Write the AOI as a GeoJSON FeatureCollection with one polygon."""
+    collection = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {"name": "lulc-stac demo AOI"}, "geometry": geometry}],
+    }
+    with atomic_path(path, suffix=".geojson") as tmp:
+        tmp.write_text(json.dumps(collection, indent=2) + "\n")
+    return path
+
+
+def stratified_sample(
+    rng: np.random.Generator, classes: npt.NDArray[np.uint8], inside: npt.NDArray[np.bool_], per_class: int
+) -> npt.NDArray[np.int64]:
+    """Flat pixel indices: ``per_class`` random pixels of each class inside the AOI (fewer if rarer)."""
+    picks = []
+    for value in CLASS_TABLE.values:
+        candidates = np.flatnonzero((classes == value) & inside)
+        if candidates.size == 0:
+            raise InputError(f"demo world has no {CLASS_TABLE.by_value(value).name} pixel inside the AOI")
+        picks.append(rng.choice(candidates, size=min(per_class, candidates.size), replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def random_sample(
+    rng: np.random.Generator,
+    inside: npt.NDArray[np.bool_],
+    exclude: npt.NDArray[np.int64],
+    count: int,
+    min_distance: int,
+) -> npt.NDArray[np.int64]:
+    """Simple random pixels inside the AOI, at least ``min_distance`` pixels from ``exclude``."""
+    near = np.zeros(inside.shape, dtype=bool)
+    near.flat[exclude] = True
+    near = ndimage.binary_dilation(near, iterations=min_distance)
+    candidates = np.flatnonzero(inside & ~near)
+    return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
+
+
+def write_points(
+    path: Path,
+    rng: np.random.Generator,
+    pixels: npt.NDArray[np.int64],
+    classes: npt.NDArray[np.uint8],
+    epsg: int,
+    origin: tuple[float, float],
+    layer: str,
+) -> Path:
+    """Write pixels as jittered EPSG:4326 points with their class in ``label`` to a GeoPackage."""
+    size = classes.shape[1]
+    rows, cols = np.divmod(pixels, size)
+    jitter = rng.uniform(-0.3, 0.3, (2, pixels.size))
+    xs = origin[0] + (cols + 0.5 + jitter[0]) * 10.0
+    ys = origin[1] - (rows + 0.5 + jitter[1]) * 10.0
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
+    labels = classes.flat[pixels].astype(np.int32)
+    names = np.array([CLASS_TABLE.by_value(int(v)).name for v in labels], dtype=object)
+    geometry = shapely.to_wkb(shapely.points(np.round(lon, 8), np.round(lat, 8)))
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_TIMESTAMP})
+    try:
+        with atomic_path(path, suffix=".gpkg") as tmp:
+            tmp.unlink()
+            write_raw(
+                str(tmp),
+                geometry,
+                field_data=[np.arange(1, labels.size + 1, dtype=np.int32), labels, names],
+                fields=["id", "label", "class_name"],
+                crs="EPSG:4326",
+                driver="GPKG",
+                geometry_type="Point",
+                layer=layer,
+            )
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+    return path

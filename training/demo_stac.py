@@ -1,0 +1,260 @@
+"""The demo world's static STAC catalog: Earth Search v1 style ``sentinel-2-l2a`` items over its COGs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pystac
+from pystac.stac_io import DefaultStacIO
+
+from service.cog import atomic_path
+from training.demo_sensor import (
+    BANDS_10M,
+    SCL_CIRRUS,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_NOT_VEGETATED,
+    SCL_SHADOW,
+    SCL_VEGETATION,
+    SCL_WATER,
+    Scene,
+)
+
+COLLECTION_ID = "sentinel-2-l2a"
+CATALOG_ID = "lulc-demo-world"
+MGRS_TILE = ("54", "S", "VE")
+
+EXTENSIONS = [
+    "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/mgrs/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/grid/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/processing/v1.1.0/schema.json",
+]
+"""Extensions the items declare, as Earth Search v1 does (``proj:code`` is added for newer readers)."""
+
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+# asset key -> (Sentinel-2 band id, title, centre wavelength µm, FWHM µm)
+BAND_INFO: dict[str, tuple[str, str, float, float]] = {
+    "blue": ("B02", "Blue (band 2) - 10m", 0.49, 0.098),
+    "green": ("B03", "Green (band 3) - 10m", 0.56, 0.045),
+    "red": ("B04", "Red (band 4) - 10m", 0.665, 0.038),
+    "nir": ("B08", "NIR 1 (band 8) - 10m", 0.842, 0.145),
+    "swir16": ("B11", "SWIR 1.6μm (band 11) - 20m", 1.61, 0.143),
+    "swir22": ("B12", "SWIR 2.2μm (band 12) - 20m", 2.19, 0.242),
+}
+
+FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+"""``created``/``updated`` of every generated object: fixed, so reruns give identical bytes."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The demo's 10 m UTM grid and its footprint in WGS84."""
+
+    epsg: int
+    x0: float
+    y0: float
+    size: int
+    geometry: dict[str, Any]
+    """Footprint polygon (GeoJSON, EPSG:4326)."""
+    bbox: list[float]
+
+    def transform(self, resolution: int) -> list[float]:
+        """``proj:transform`` of a grid with this resolution (first six affine coefficients)."""
+        return [float(resolution), 0.0, self.x0, 0.0, -float(resolution), self.y0]
+
+    def shape(self, resolution: int) -> list[int]:
+        """``proj:shape`` (rows, cols) at this resolution."""
+        n = self.size * 10 // resolution
+        return [n, n]
+
+    @property
+    def proj_bbox(self) -> list[float]:
+        """Bounds in the grid's CRS."""
+        return [self.x0, self.y0 - self.size * 10.0, self.x0 + self.size * 10.0, self.y0]
+
+
+def item_id(scene: Scene) -> str:
+    """Earth Search v1 style id, e.g. ``S2B_54SVE_20210718_0_L2A``."""
+    acq = scene.acquisition
+    letter = acq.platform[-1].upper()
+    return f"S2{letter}_{''.join(MGRS_TILE)}_{acq.when:%Y%m%d}_0_L2A"
+
+
+def _asset_href(item: str, key: str, base_url: str | None) -> str:
+    relative = f"cogs/{item}/{key}.tif"
+    if base_url:
+        return f"{base_url.rstrip('/')}/{relative}"
+    return f"../../{relative}"
+
+
+def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
+    _, title, wavelength, fwhm = BAND_INFO[key]
+    resolution = 10 if key in BANDS_10M else 20
+    offset = -0.1 if scene.acquisition.offset_dn else 0.0
+    return pystac.Asset(
+        href=href,
+        media_type=COG_MEDIA_TYPE,
+        title=title,
+        roles=["data", "reflectance"],
+        extra_fields={
+            "eo:bands": [
+                {
+                    "name": key,
+                    "common_name": key,
+                    "description": title.split(" - ")[0],
+                    "center_wavelength": wavelength,
+                    "full_width_half_max": fwhm,
+                }
+            ],
+            "gsd": resolution,
+            "proj:shape": grid.shape(resolution),
+            "proj:transform": grid.transform(resolution),
+            "proj:bbox": grid.proj_bbox,
+            "raster:bands": [
+                {
+                    "nodata": 0,
+                    "data_type": "uint16",
+                    "bits_per_sample": 15,
+                    "spatial_resolution": resolution,
+                    "scale": 0.0001,
+                    "offset": offset,
+                }
+            ],
+        },
+    )
+
+
+def _scl_asset(href: str, grid: Grid) -> pystac.Asset:
+    return pystac.Asset(
+        href=href,
+        media_type=COG_MEDIA_TYPE,
+        title="Scene classification map (SCL)",
+        roles=["data", "reflectance"],
+        extra_fields={
+            "proj:shape": grid.shape(20),
+            "proj:transform": grid.transform(20),
+            "proj:bbox": grid.proj_bbox,
+            "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20, "unit": "none"}],
+        },
+    )
+
+
+def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
+    """The STAC item of one scene, with Earth Search v1 properties and asset keys."""
+    acq = scene.acquisition
+    ident = item_id(scene)
+    zone, band, square = MGRS_TILE
+    stamp = f"{acq.when:%Y%m%dT%H%M%S}"
+    properties: dict[str, Any] = {
+        "created": _iso(FIXED_TIME),
+        "platform": acq.platform,
+        "constellation": "sentinel-2",
+        "instruments": ["msi"],
+        "eo:cloud_cover": scene.cloud_cover(),
+        "proj:epsg": grid.epsg,
+        "proj:code": f"EPSG:{grid.epsg}",
+        "mgrs:utm_zone": int(zone),
+        "mgrs:latitude_band": band,
+        "mgrs:grid_square": square,
+        "grid:code": f"MGRS-{zone}{band}{square}",
+        "s2:product_type": "S2MSI2A",
+        "s2:processing_baseline": acq.baseline,
+        "s2:product_uri": f"S2{acq.platform[-1].upper()}_MSIL2A_{stamp}_N{acq.baseline.replace('.', '')}"
+        f"_R031_T{zone}{band}{square}_{stamp}.SAFE",
+        "s2:generation_time": _iso(acq.when.replace(hour=4, minute=0, second=0)),
+        "s2:datatake_type": "INS-NOBS",
+        "s2:nodata_pixel_percentage": scene.nodata_percentage(),
+        "s2:saturated_defective_pixel_percentage": 0,
+        "s2:dark_features_percentage": 0,
+        "s2:cloud_shadow_percentage": scene.percentage(SCL_SHADOW),
+        "s2:vegetation_percentage": scene.percentage(SCL_VEGETATION),
+        "s2:not_vegetated_percentage": scene.percentage(SCL_NOT_VEGETATED),
+        "s2:water_percentage": scene.percentage(SCL_WATER),
+        "s2:unclassified_percentage": 0,
+        "s2:medium_proba_clouds_percentage": scene.percentage(SCL_CLOUD_MEDIUM),
+        "s2:high_proba_clouds_percentage": scene.percentage(SCL_CLOUD_HIGH),
+        "s2:thin_cirrus_percentage": scene.percentage(SCL_CIRRUS),
+        "s2:snow_ice_percentage": 0,
+        "s2:sequence": "0",
+        "earthsearch:payload_id": f"roda-sentinel2/workflow-sentinel2-to-stac/{ident.lower()}",
+        "earthsearch:boa_offset_applied": False,
+        "processing:software": {"lulc-stac demo world": "1"},
+        "updated": _iso(FIXED_TIME),
+    }
+    item = pystac.Item(
+        id=ident,
+        geometry=grid.geometry,
+        bbox=grid.bbox,
+        datetime=acq.when,
+        properties=properties,
+        stac_extensions=list(EXTENSIONS),
+        collection=COLLECTION_ID,
+    )
+    for key in BAND_INFO:
+        item.add_asset(key, _band_asset(scene, key, _asset_href(ident, key, base_url), grid))
+    item.add_asset("scl", _scl_asset(_asset_href(ident, "scl", base_url), grid))
+    return item
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> pystac.Catalog:
+    """A root catalog holding one ``sentinel-2-l2a`` collection with every scene's item."""
+    items = [make_item(scene, grid, base_url) for scene in scenes]
+    times = [scene.acquisition.when for scene in scenes]
+    collection = pystac.Collection(
+        id=COLLECTION_ID,
+        title="Sentinel-2 Level-2A (lulc-stac demo world)",
+        description="Synthetic Sentinel-2 L2A surface reflectance COGs in the shape Earth Search v1 "
+        "publishes them: one COG per band, SCL at 20 m, processing baselines before and after 04.00.",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([grid.bbox]), pystac.TemporalExtent([[min(times), max(times)]])
+        ),
+        license="proprietary",
+        providers=[
+            pystac.Provider(
+                name="lulc-stac demo world",
+                roles=[pystac.ProviderRole.PRODUCER, pystac.ProviderRole.HOST],
+                description="Generated offline by `lulc demo-data`; not real observations.",
+            )
+        ],
+    )
+    for item in items:
+        collection.add_item(item)
+    catalog = pystac.Catalog(
+        id=CATALOG_ID,
+        description="The lulc-stac offline Sentinel-2 world: a synthetic landscape seen on several dates.",
+        title="lulc-stac demo world",
+    )
+    catalog.add_child(collection)
+    return catalog
+
+
+class AtomicStacIO(DefaultStacIO):
+    """Writes every STAC JSON file atomically, with a trailing newline."""
+
+    def write_text_to_href(self, href: str, txt: str) -> None:
+        """Write ``txt`` to the local file ``href`` through a temporary file and a rename."""
+        with atomic_path(Path(href), suffix=".json") as tmp:
+            tmp.write_text(txt if txt.endswith("\n") else txt + "\n")
+
+    def json_dumps(self, json_dict: dict[str, Any], *args: Any, **kwargs: Any) -> str:
+        """Indented JSON keeping the insertion order pystac produces (stable across runs)."""
+        return json.dumps(json_dict, indent=2, ensure_ascii=False)
+
+
+def save_catalog(catalog: pystac.Catalog, root: Path) -> Path:
+    """Save ``catalog`` self-contained under ``root``; returns the path of ``catalog.json``."""
+    catalog.normalize_hrefs(str(root))
+    catalog.save(pystac.CatalogType.SELF_CONTAINED, stac_io=AtomicStacIO())
+    return root / "catalog.json"
