@@ -1,0 +1,56 @@
+"""``lulc tiler``: serve class maps, legend, class areas and the web map with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``tiler`` command to the ``lulc`` program."""
+    app.command("tiler")(tiler)
+
+
+def tiler(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (env LULC_TILER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (env LULC_TILER_PORT).")] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Folder or http(s) URL prefix the tiler may read (repeatable; replaces LULC_TILER_ALLOW).",
+        ),
+    ] = None,
+    runs: Annotated[
+        Path | None,
+        typer.Option(help="Folder of classification runs for the web map (env LULC_TILER_RUNS_DIR)."),
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(help="Folder of model contracts to register as colormaps (env LULC_TILER_MODELS_DIR)."),
+    ] = None,
+) -> None:
+    """Run the tiler: coloured class tiles, legend, class areas, imagery backdrop and the web map."""
+    import uvicorn
+
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if allow:
+        overrides["allow"] = list(allow)
+    if runs is not None:
+        overrides["runs_dir"] = runs
+    if models is not None:
+        overrides["models_dir"] = models
+    settings = TilerSettings(**overrides)  # type: ignore[arg-type]
+    application = create_app(settings)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    typer.echo(f"web map: http://{shown}:{settings.port}/")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
