@@ -1,15 +1,12 @@
-"""The hosts the service may fetch from: a checked allow-list, and an item source that enforces it."""
+"""The hosts the service may fetch from: an allow-list of hosts, URL prefixes and (optionally) local files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlparse
 
 from service.errors import LimitError
-from service.sentinel2 import NormalizedItem
-from service.sources import BBox, ItemSource
 
 _REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az")
 
@@ -75,38 +72,3 @@ class AllowList:
                 f"{what} {url!r} is not on this service's allow-list ({kind} not allowed; allowed: "
                 f"{', '.join(self.entries) or 'nothing'}{', local files' if self.allow_local else ''})"
             )
-
-
-class AllowListSource:
-    """An ``ItemSource`` that refuses items whose assets live on hosts not on the allow-list."""
-
-    def __init__(self, inner: ItemSource, allow: AllowList) -> None:
-        self.inner = inner
-        self.allow = allow
-
-    def describe(self) -> str:
-        """The wrapped source's description."""
-        return self.inner.describe()
-
-    def search(
-        self,
-        *,
-        bbox: BBox | None = None,
-        intersects: dict[str, Any] | None = None,
-        datetime: str | None = None,
-        max_cloud_cover: float | None = None,
-        limit: int | None = None,
-    ) -> list[NormalizedItem]:
-        """The inner search's items, after checking every band and SCL href."""
-        items = self.inner.search(
-            bbox=bbox, intersects=intersects, datetime=datetime, max_cloud_cover=max_cloud_cover, limit=limit
-        )
-        for item in items:
-            self.check_item(item)
-        return items
-
-    def check_item(self, item: NormalizedItem) -> None:
-        """Raise ``HostNotAllowedError`` if any raster asset of ``item`` is not allowed."""
-        assets: Sequence[Any] = [*item.bands.values(), *([item.scl] if item.scl is not None else [])]
-        for asset in assets:
-            self.allow.check(asset.href, f"asset {asset.key!r} of item {item.id!r} at")

@@ -51,6 +51,8 @@ class Job:
     error: BaseException | None = None
     progress: tuple[int, int] | None = None
     """Steps done and total steps, as reported by the work function."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the submitter wants to remember about the job (e.g. its AOI's area)."""
     done: threading.Event = field(default_factory=threading.Event)
 
     def report(self, done: int, total: int) -> None:
@@ -85,7 +87,7 @@ class JobRegistry:
         with self._lock:
             return self._running
 
-    def submit(self, work: Callable[[Job], Any]) -> Job:
+    def submit(self, work: Callable[[Job], Any], info: dict[str, Any] | None = None) -> Job:
         """Start ``work(job)`` in a worker thread and return the job at once.
 
         Raises:
@@ -99,7 +101,7 @@ class JobRegistry:
                     retry_after=self.retry_after,
                 )
             self._running += 1
-            job = Job(id=uuid.uuid4().hex)
+            job = Job(id=uuid.uuid4().hex, info=dict(info or {}))
             self._jobs[job.id] = job
         try:
             future = self._executor.submit(work, job)

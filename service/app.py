@@ -1,0 +1,382 @@
+"""The classifier service's HTTP API (``lulc serve``): classify AOIs, poll jobs, list models, health."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from service.http_errors import error_body, status_for
+from service.jobs import BusyError, Job, JobRegistry, JobState
+from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
+from service.publish import join_url
+from service.settings import ServiceSettings
+from service.workflow import Order, Outcome, aoi_km2, run_order, stac_location
+
+log = logging.getLogger("service.app")
+
+_EXAMPLE_AOI = {
+    "type": "Polygon",
+    "coordinates": [[[13.40, 52.50], [13.42, 52.50], [13.42, 52.51], [13.40, 52.51], [13.40, 52.50]]],
+}
+
+
+# --- request and response bodies ---------------------------------------------------------------
+
+
+class ClassifyBody(BaseModel):
+    """A classification request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aoi: dict[str, Any] = Field(
+        description="Area of interest: GeoJSON (Multi)Polygon, Feature or FeatureCollection in EPSG:4326.",
+        examples=[_EXAMPLE_AOI],
+    )
+    datetime: str = Field(
+        min_length=1,
+        description="Time window of the input imagery, RFC 3339 interval (open ends as `..`).",
+        examples=["2024-06-01/2024-08-31"],
+    )
+    model: str = Field(min_length=1, description="Model id, as listed by `GET /models`.", examples=["demo"])
+    stac: str | None = Field(
+        default=None,
+        description="Item source (STAC API or static catalog URL) instead of the service's default; "
+        "its host must be on the allow-list.",
+    )
+    crs: str | None = Field(
+        default=None, description="Output CRS (`EPSG:nnnn`); default: the AOI's UTM zone."
+    )
+    confidence: bool | None = Field(
+        default=None, description="Also write the confidence COG; default: the service's setting."
+    )
+    max_cloud_cover: float | None = Field(
+        default=None, ge=0, le=100, description="Skip items with more cloud cover (%) than this."
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    detail: Any = Field(description="What went wrong (a message; a list of problems for malformed bodies).")
+    type: str = Field(description="The error's type, e.g. `InputError`, `LimitError`, `BusyError`.")
+
+
+class ClassifyResult(BaseModel):
+    """A finished classification: its STAC item, output URLs and tile URL templates."""
+
+    job_id: str
+    status: Literal["succeeded"] = "succeeded"
+    area_km2: float = Field(description="Geodesic area of the AOI.")
+    output_url: str = Field(description="Folder holding the outputs (local path or `s3://bucket/prefix`).")
+    assets: dict[str, str] = Field(description="URL of each output file (classes.tif, confidence.tif, ...).")
+    tiles: dict[str, str] = Field(
+        description="XYZ tile URL templates per raster (`classes`, `confidence`); empty without a tiler."
+    )
+    item: dict[str, Any] = Field(
+        description="The result's STAC item (classification:classes, proj, raster, ...)."
+    )
+    stats: dict[str, Any] = Field(description="Class areas in hectares and pixel counts.")
+
+
+class JobProgress(BaseModel):
+    """Blocks classified so far."""
+
+    done: int
+    total: int
+
+
+class JobStatus(BaseModel):
+    """A classification job."""
+
+    job_id: str
+    status: Literal["running", "succeeded", "failed"]
+    href: str = Field(description="Where to poll this job.")
+    area_km2: float
+    created: datetime
+    finished: datetime | None = None
+    progress: JobProgress | None = None
+    result: ClassifyResult | None = Field(default=None, description="Set once the job succeeded.")
+    error: ErrorBody | None = Field(default=None, description="Set if the job failed.")
+    error_status: int | None = Field(default=None, description="HTTP status the error would have had.")
+
+
+class ModelSummary(BaseModel):
+    """A model the service can run."""
+
+    id: str
+    name: str | None = None
+    version: str | None = None
+    model_type: str | None = None
+    bands: list[str] = Field(default_factory=list)
+    indices: list[str] = Field(default_factory=list)
+    resolution: float | None = Field(default=None, description="Output resolution in metres.")
+    classes: list[dict[str, Any]] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = Field(default=None, description="Why the model cannot be loaded, if it cannot.")
+
+
+class ModelList(BaseModel):
+    """The models on offer."""
+
+    models: list[ModelSummary]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+    running_jobs: int
+    max_concurrent_jobs: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Invalid input (AOI geometry, datetime, CRS).",
+        401: "Missing or wrong bearer token.",
+        403: "A URL is not on the allow-list.",
+        404: "Unknown model or job, or no imagery for the AOI and time window.",
+        413: "AOI over the size limit.",
+        422: "Malformed body, a model that cannot run on these inputs, or no valid pixels.",
+        429: "Every job slot is busy; retry after `Retry-After` seconds.",
+        500: "Internal error.",
+        502: "An upstream STAC API, COG server or output store failed.",
+    }.items()
+}
+
+
+def _only(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: ERRORS[code] for code in codes}
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def _error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: our errors, HTTP errors and validation errors as ``{detail, type}``."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RequestValidationError):
+        status, body = 422, {"detail": jsonable_errors(exc), "type": "RequestValidationError"}
+    elif isinstance(exc, HTTPException):
+        status, body = exc.status_code, {"detail": exc.detail, "type": "HTTPException"}
+        headers.update(exc.headers or {})
+    else:
+        status, body = status_for(exc), error_body(exc)
+        if isinstance(exc, BusyError):
+            headers["Retry-After"] = str(exc.retry_after)
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Pydantic's error list without the raw input values (which may be a large AOI)."""
+    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+
+
+def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None) -> FastAPI:
+    """The service app for ``settings``.
+
+    Args:
+        settings: the service's settings (read once, here; nothing is read at import).
+        models: where models come from; default the ``settings.models_dir`` directory.
+    """
+    provider: ModelProvider = models or ModelDirectory(settings.models_dir, threads=settings.threads)
+    registry = JobRegistry(
+        settings.max_concurrent_jobs,
+        keep=settings.max_finished_jobs,
+        retry_after=settings.retry_after_seconds,
+    )
+    bearer = HTTPBearer(
+        auto_error=False, description="The token of `LULC_SERVICE_AUTH_TOKEN`, when it is set."
+    )
+
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if settings.auth_token is None:
+            return
+        expected = settings.auth_token.get_secret_value().encode()
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not secrets.compare_digest(given, expected):
+            raise HTTPException(
+                401,
+                "missing bearer token" if credentials is None else "wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="lulc-stac classifier",
+        version=_version(),
+        description=(
+            "Classifies an area of interest with an ONNX land-cover model on STAC imagery and returns a "
+            "categorical COG, its STAC item and tile URLs. Small AOIs are answered at once; larger ones "
+            "become jobs to poll."
+        ),
+        openapi_tags=[
+            {"name": "classify", "description": "Classify an AOI and follow the job."},
+            {"name": "models", "description": "The models this service runs."},
+            {"name": "health", "description": "Liveness for probes."},
+        ],
+    )
+    for exc_type in (Exception, HTTPException, RequestValidationError):
+        app.add_exception_handler(exc_type, _error_response)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.state.settings = settings
+    app.state.jobs = registry
+    app.router.add_event_handler("shutdown", lambda: registry.shutdown(wait=False))
+
+    def public_folder(job_id: str) -> str:
+        base = settings.output_public_url or settings.output_url or str(settings.output_dir.resolve())
+        return join_url(base, job_id)
+
+    def result_of(job: Job, outcome: Outcome) -> ClassifyResult:
+        return ClassifyResult(
+            job_id=job.id,
+            area_km2=float(job.info.get("area_km2", 0.0)),
+            output_url=outcome.output_url,
+            assets=outcome.assets,
+            tiles=outcome.tiles,
+            item=outcome.item,
+            stats=outcome.stats,
+        )
+
+    def status_of(request: Request, job: Job) -> JobStatus:
+        status = JobStatus(
+            job_id=job.id,
+            status=job.state.value,
+            href=str(request.url_for("get_job", job_id=job.id)),
+            area_km2=float(job.info.get("area_km2", 0.0)),
+            created=job.created,
+            finished=job.finished,
+            progress=JobProgress(done=job.progress[0], total=job.progress[1]) if job.progress else None,
+        )
+        if job.state is JobState.SUCCEEDED:
+            status.result = result_of(job, job.result)
+        elif job.state is JobState.FAILED and job.error is not None:
+            status.error = ErrorBody(**error_body(job.error))
+            status.error_status = status_for(job.error)
+        return status
+
+    protected = APIRouter(dependencies=[Depends(require_token)])
+
+    @protected.post(
+        "/classify",
+        tags=["classify"],
+        summary="Classify an AOI",
+        response_model=ClassifyResult,
+        responses={
+            202: {"model": JobStatus, "description": "Accepted: a job to poll at `Location`."},
+            **_only(400, 401, 403, 404, 413, 422, 429, 500, 502),
+        },
+    )
+    def classify(body: ClassifyBody, request: Request) -> ClassifyResult | JSONResponse:
+        """Classify `aoi` over `datetime` with `model`.
+
+        AOIs up to `sync_max_km2` are classified within the request: 200 with the STAC item, output
+        URLs and tile URLs. Larger ones (up to `max_aoi_km2`) get 202 and a job to poll at
+        `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
+        """
+        area = aoi_km2(body.aoi, settings)
+        model = provider.get(body.model)
+        order = Order(
+            aoi=body.aoi,
+            datetime=body.datetime,
+            stac=body.stac,
+            crs=body.crs,
+            confidence=body.confidence,
+            max_cloud_cover=body.max_cloud_cover,
+        )
+        stac_location(order, settings)  # refuse hosts off the allow-list before starting anything
+
+        def work(job: Job) -> Outcome:
+            destination = join_url(settings.output_url, job.id) if settings.output_url else None
+            return run_order(
+                order,
+                model,
+                settings,
+                work_dir=settings.output_dir / job.id,
+                destination=destination,
+                public_folder=public_folder(job.id),
+                progress=job.report,
+            )
+
+        job = registry.submit(work, info={"area_km2": area, "model": body.model})
+        log.info("job %s: %.2f km² with model %s over %s", job.id, area, body.model, body.datetime)
+        if area > settings.sync_max_km2:
+            accepted = status_of(request, job)
+            return JSONResponse(
+                accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.href}
+            )
+        job.wait()
+        if job.state is JobState.FAILED and job.error is not None:
+            raise job.error
+        return result_of(job, job.result)
+
+    @protected.get(
+        "/jobs/{job_id}",
+        name="get_job",
+        tags=["classify"],
+        summary="A classification job's status and, once done, its result",
+        response_model=JobStatus,
+        responses=_only(401, 404),
+    )
+    def get_job(job_id: str, request: Request) -> JobStatus:
+        """The job's state (`running`, `succeeded`, `failed`), progress in blocks, and result or error."""
+        return status_of(request, registry.get(job_id))
+
+    @protected.get(
+        "/models",
+        tags=["models"],
+        summary="The models this service runs",
+        response_model=ModelList,
+        responses=_only(401),
+    )
+    def list_models() -> ModelList:
+        """Every model in the models directory, with its bands, resolution, classes and metrics."""
+        return ModelList(models=[_summary(info) for info in provider.list()])
+
+    app.include_router(protected)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness probe", response_model=Health)
+    def healthz() -> Health:
+        """200 while the process serves requests (no authentication)."""
+        return Health(
+            version=app.version, running_jobs=registry.running, max_concurrent_jobs=registry.max_concurrent
+        )
+
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lulc-stac")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0"
+
+
+def _summary(info: ModelInfo) -> ModelSummary:
+    return ModelSummary(**info.__dict__)
+
+
+__all__ = ["ClassifyBody", "ClassifyResult", "JobStatus", "ModelList", "create_app"]

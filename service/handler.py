@@ -1,0 +1,139 @@
+"""The serverless entry point: one classification per invocation, answered in AWS Lambda's proxy style.
+
+Event (a dict, or an API Gateway / function-URL event whose ``body`` is that dict as JSON)::
+
+    {"aoi": {GeoJSON}, "datetime": "2024-06-01/2024-08-31", "model": "demo",
+     "output_url": "s3://bucket/prefix/run-1", "stac": "https://...",   # stac optional
+     "crs": "EPSG:32633", "confidence": true, "max_cloud_cover": 20}     # optional
+
+``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file
+baked into the image. Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``).
+The answer is ``{"statusCode": 200, "headers": {...}, "body": JSON}`` with the STAC item and output
+URLs, or a 4xx/5xx status with ``{"detail": ..., "type": ...}`` as body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.errors import InputError
+from service.http_errors import error_body, status_for
+from service.model_registry import MODEL_ID, ModelDirectory
+from service.runner import ModelRunner
+from service.settings import ServiceSettings
+from service.workflow import Order, aoi_km2, run_order
+
+log = logging.getLogger("service.handler")
+
+
+class ClassifyEvent(BaseModel):
+    """The event of one invocation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aoi: dict[str, Any] = Field(
+        description="GeoJSON (Multi)Polygon, Feature or FeatureCollection, EPSG:4326."
+    )
+    datetime: str = Field(min_length=1, description="RFC 3339 time window of the imagery.")
+    model: str = Field(min_length=1, description="Model id (in the models directory) or model path.")
+    output_url: str = Field(min_length=1, description="Destination folder: local path, file:// or s3://.")
+    stac: str | None = Field(default=None, description="Item source; default the service's `stac_url`.")
+    crs: str | None = None
+    confidence: bool | None = None
+    max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
+
+
+def handler(event: dict[str, Any] | str, context: Any = None) -> dict[str, Any]:
+    """Lambda-style entry point: settings from ``LULC_SERVICE_*`` variables, then ``handle``."""
+    try:
+        settings = ServiceSettings()
+    except ValidationError as exc:
+        log.error("invalid LULC_SERVICE_* configuration: %s", exc)
+        return _response(
+            500, {"detail": f"invalid service configuration: {exc}", "type": "ConfigurationError"}
+        )
+    return handle(event, settings)
+
+
+def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, Any]:
+    """Run one classification event with explicit settings; never raises."""
+    try:
+        parsed = parse_event(event)
+        area = aoi_km2(parsed.aoi, settings)
+        model = resolve_model(parsed.model, settings)
+        order = Order(
+            aoi=parsed.aoi,
+            datetime=parsed.datetime,
+            stac=parsed.stac,
+            crs=parsed.crs,
+            confidence=parsed.confidence,
+            max_cloud_cover=parsed.max_cloud_cover,
+        )
+        run_id = uuid.uuid4().hex
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))
+        outcome = run_order(order, model, settings, work_dir=work_dir, destination=parsed.output_url)
+    except Exception as exc:  # every failure becomes a response, as the platform expects
+        status = status_for(exc)
+        if status >= 500:
+            log.exception("classification failed")
+        return _response(status, error_body(exc))
+    body = {
+        "output_url": outcome.output_url,
+        "area_km2": area,
+        "assets": outcome.assets,
+        "tiles": outcome.tiles,
+        "item": outcome.item,
+        "stats": outcome.stats,
+    }
+    return _response(200, body)
+
+
+def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
+    """The event as a ``ClassifyEvent`` (a JSON string, a dict, or a proxy event with a JSON ``body``).
+
+    Raises:
+        InputError: not JSON, or fields missing, unknown or of the wrong type (all named).
+    """
+    data: Any = event
+    try:
+        if isinstance(data, str | bytes):
+            data = json.loads(data)
+        if isinstance(data, dict) and isinstance(data.get("body"), str) and "aoi" not in data:
+            data = json.loads(data["body"])
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the event is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"the event must be a JSON object, got {type(data).__name__}")
+    try:
+        return ClassifyEvent.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"invalid event: {problems}") from exc
+
+
+def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
+    """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
+    if MODEL_ID.match(model) and (settings.models_dir / model).is_dir():
+        return ModelDirectory(settings.models_dir, threads=settings.threads).get(model)
+    path = Path(model)
+    if path.exists():
+        from service.runner import load_model
+
+        return load_model(path, threads=settings.threads)
+    return ModelDirectory(settings.models_dir, threads=settings.threads).get(
+        model
+    )  # raises ModelNotFoundError
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}

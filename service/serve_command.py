@@ -1,0 +1,45 @@
+"""``lulc serve``: run the classifier service's HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default LULC_SERVICE_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default LULC_SERVICE_PORT, 8000).")] = None,
+) -> None:
+    """Serve POST /classify, GET /jobs/{id}, GET /models and GET /healthz (settings: LULC_SERVICE_*)."""
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from service.app import create_app
+    from service.errors import InputError
+    from service.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings()
+    except ValidationError as exc:
+        raise InputError(f"invalid LULC_SERVICE_* settings: {exc}") from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lulc serve`` to the root command."""
+    app.command("serve")(serve)

@@ -1,0 +1,194 @@
+"""One classification order end to end, for the app and the serverless handler: checks, engine, publishing."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+from service.allowlist import AllowList
+from service.errors import LimitError
+from service.publish import S3Options, is_local, join_url, local_path, publish
+from service.runner import ModelRunner
+from service.settings import ServiceSettings
+
+Progress = Callable[[int, int], None]
+
+OUTPUT_FILES = ("classes.tif", "confidence.tif", "item.json", "stats.json")
+
+
+class AoiTooLargeError(LimitError):
+    """The AOI's area is over the service's limit."""
+
+
+@dataclass(frozen=True)
+class Order:
+    """A classification order, as the app and the handler receive it (model already chosen)."""
+
+    aoi: dict[str, Any]
+    datetime: str | None
+    stac: str | None = None
+    crs: str | None = None
+    confidence: bool | None = None
+    max_cloud_cover: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished order produced, with URLs where clients (and the tiler) find it."""
+
+    output_url: str
+    """The folder holding the outputs (local path or ``s3://``), as published."""
+    assets: dict[str, str]
+    """Public URL of each output file (``classes.tif``, ``confidence.tif``, ``item.json``, ``stats.json``)."""
+    item: dict[str, Any]
+    """The result's STAC item, asset hrefs made absolute (public URLs)."""
+    stats: dict[str, Any]
+    tiles: dict[str, str] = field(default_factory=dict)
+    """XYZ tile URL templates per raster asset, when a tiler is configured."""
+
+
+def s3_options(settings: ServiceSettings) -> S3Options:
+    """The output store connection from the settings."""
+    return S3Options(
+        endpoint=settings.s3_endpoint,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key.get_secret_value()
+        if settings.s3_secret_access_key
+        else None,
+        session_token=settings.s3_session_token.get_secret_value() if settings.s3_session_token else None,
+        allow_http=settings.s3_allow_http,
+        virtual_hosted_style=settings.s3_virtual_hosted_style,
+    )
+
+
+def allow_list(settings: ServiceSettings) -> AllowList:
+    """The hosts this service may read from."""
+    return AllowList.of(settings.allowed_hosts, settings.allow_local_files)
+
+
+def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
+    """The AOI's geodesic area in km², after checking it is valid GeoJSON and within the size limit.
+
+    Raises:
+        InputError: not a valid (multi)polygon in EPSG:4326.
+        AoiTooLargeError: larger than ``max_aoi_km2``.
+    """
+    from service.grid import aoi_area_m2, parse_aoi
+
+    area = aoi_area_m2(parse_aoi(aoi)) / 1e6
+    if area > settings.max_aoi_km2:
+        raise AoiTooLargeError(
+            f"the AOI covers {area:,.1f} km², over this service's limit of {settings.max_aoi_km2:,.1f} km²; "
+            "split it, or run `lulc classify` (optionally on Dask) for large areas"
+        )
+    return area
+
+
+def stac_location(order: Order, settings: ServiceSettings) -> str:
+    """The item source of an order (its own, or the service's default), checked against the allow-list."""
+    location = order.stac or settings.stac_url
+    allow_list(settings).check(location, "STAC source")
+    return location
+
+
+def tile_url(tiler_url: str, href: str) -> str:
+    """The tiler's XYZ template for a COG: ``{tiler}/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url=...``."""
+    return (
+        f"{tiler_url.rstrip('/')}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?url={quote(href, safe='')}"
+    )
+
+
+def public_href(folder: str, href: str) -> str:
+    """An asset href of the item resolved against the public folder (absolute hrefs are kept)."""
+    if urlparse(href).scheme or href.startswith("/"):
+        return href
+    relative = href[2:] if href.startswith("./") else href
+    return join_url(folder, relative)
+
+
+def run_order(
+    order: Order,
+    model: ModelRunner,
+    settings: ServiceSettings,
+    *,
+    work_dir: Path,
+    destination: str | None,
+    public_folder: str | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Classify ``order`` with ``model`` into ``work_dir``, then publish it to ``destination``.
+
+    Args:
+        order: the AOI, time window and options.
+        model: the model runner (its ONNX session is shared across orders).
+        settings: the service settings (source defaults, allow-list, engine threads, store).
+        work_dir: a fresh local directory the engine writes into.
+        destination: where to publish (local path, ``file://`` or ``s3://``); None keeps ``work_dir``.
+        public_folder: URL of the published folder as clients see it; default the destination itself.
+        progress: called with (blocks done, blocks total).
+    """
+    from service.engine import ClassifyRequest, classify
+    from service.readers import StacReaderFactory
+
+    cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
+    factory = StacReaderFactory(
+        stac_location(order, settings),
+        collections=(settings.collection,),
+        max_cloud_cover=cloud,
+        allow=allow_list(settings),  # checks the source and every asset href it reads
+    )
+    request = ClassifyRequest(
+        aoi=order.aoi,
+        datetime=order.datetime,
+        crs=order.crs,
+        block_size=settings.block_size,
+        confidence=settings.confidence if order.confidence is None else order.confidence,
+    )
+    try:
+        result = classify(
+            request,
+            model,
+            factory,
+            work_dir,
+            workers=settings.workers,
+            progress=progress,
+            dask_scheduler=settings.dask_scheduler,
+        )
+        if destination is None:
+            folder = str(work_dir.resolve())
+        else:
+            folder = publish(work_dir, destination, s3=s3_options(settings)).url
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    if destination is not None and not settings.keep_local_outputs and not _same_dir(destination, work_dir):
+        shutil.rmtree(work_dir, ignore_errors=True)
+    public = (public_folder or folder).rstrip("/")
+    present = [
+        p.name for p in (result.classes, result.confidence, result.item, result.stats) if p is not None
+    ]
+    assets = {name: join_url(public, name) for name in present}
+    item = copy.deepcopy(result.item_dict)
+    for asset in item.get("assets", {}).values():
+        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
+            asset["href"] = public_href(public, asset["href"])
+    tiles: dict[str, str] = {}
+    if settings.tiler_url:
+        for key, name in (("classes", result.classes.name), ("confidence", _name(result.confidence))):
+            if name is not None:
+                tiles[key] = tile_url(settings.tiler_url, assets[name])
+    return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
+
+
+def _name(path: Path | None) -> str | None:
+    return path.name if path is not None else None
+
+
+def _same_dir(destination: str, work_dir: Path) -> bool:
+    return is_local(destination) and local_path(destination).resolve() == work_dir.resolve()
