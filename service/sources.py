@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.error import URLError
 from urllib.parse import urlparse
 
 import pystac
@@ -285,8 +285,9 @@ def _api_errors(url: str) -> Iterator[None]:
         raise
     except APIError as exc:
         status = getattr(exc, "status_code", None)
-        detail = " ".join(str(exc).split())[:200]
+        detail = " ".join(str(exc).split())
         if status is not None:
+            detail = detail[:200]
             message = f"STAC API {url} answered HTTP {status}" + (f": {detail}" if detail else "")
         else:
             message = f"STAC API {url} could not be reached: {_short_reason(detail)}"
@@ -304,12 +305,15 @@ def _conforms_to_sort(client: Any) -> bool:
 
 
 def _short_reason(text: str) -> str:
-    """The useful tail of a urllib3 retry message, e.g. ``Connection refused``."""
+    """The useful part of a requests/urllib3 failure, e.g. ``[Errno 111] Connection refused``."""
     text = " ".join(text.split())
+    match = re.search(r"(\[Errno [^\]]+\][^\"')]*)", text)
+    if match:
+        return match.group(1).strip()
     for marker in ("Caused by ", "Failed to establish a new connection: "):
         if marker in text:
             text = text.split(marker, 1)[1]
-    return text[:200].rstrip(")'\"")
+    return text[:200]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,10 +357,11 @@ class StaticCatalogSource:
             data = pystac.StacIO.default().read_json(href)
         except FileNotFoundError as exc:
             raise SourceError(f"catalog {href} does not exist") from exc
-        except (URLError, OSError) as exc:
-            raise SourceError(f"catalog {href} could not be read: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise SourceError(f"catalog {href} is not JSON: {exc}") from exc
+        except Exception as exc:  # pystac raises a bare Exception for HTTP errors, URLError/OSError else
+            reason = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SourceError(f"catalog {href} could not be read: {reason}") from exc
         if not isinstance(data, dict):
             raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
         try:
