@@ -1,0 +1,413 @@
+"""Classification outputs: block-wise temporary GeoTIFFs, class and confidence COGs, stats.json, item.json.
+
+Everything is written in a hidden staging folder inside the output folder and moved to its final name
+only when complete (``item.json`` last), so an interrupted run leaves nothing at the final paths.
+Nothing carries a timestamp and JSON is written with sorted keys: a rerun gives byte-identical files.
+
+Category names: GDAL's GTiff driver keeps category names and raster attribute tables only in a PAM
+``.aux.xml`` sidecar (checked with GDAL 3.10: neither reaches the TIFF's ``GDAL_METADATA`` tag). So
+the class COG carries (1) the colour table in the TIFF itself, (2) the class names as band metadata
+(``CLASS_<value>=<name>``, stored in ``GDAL_METADATA``, survives any copy of the COG alone), and (3) a
+``classes.tif.aux.xml`` sidecar with ``CategoryNames`` and a thematic RAT, which QGIS shows as labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+
+from service.classes import NODATA, ClassTable
+from service.cog import CogOptions, translate_to_cog
+from service.gdal_env import gdal_env
+from service.grid import Block, OutputGrid
+
+CLASSES_NAME = "classes.tif"
+CONFIDENCE_NAME = "confidence.tif"
+ITEM_NAME = "item.json"
+STATS_NAME = "stats.json"
+AUX_NAME = f"{CLASSES_NAME}.aux.xml"
+
+CLASSES_COG = CogOptions(overview_resampling="mode")
+"""Class COG: MODE overviews (the most frequent class, never a blend of values), deflate, 512 tiles."""
+
+CONFIDENCE_COG = CogOptions(overview_resampling="average")
+"""Confidence COG: a continuous 0-100 quantity, so overviews average it (nodata excluded)."""
+
+
+def dump_json(data: Any) -> str:
+    """Stable JSON text: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@contextmanager
+def staging_dir(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder inside ``out_dir`` for work files, removed whatever happens."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=".lulc-staging-", dir=out_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class BlockSink:
+    """Temporary tiled GeoTIFFs (classes and, optionally, confidence) the blocks are written into.
+
+    Blocks are written as they come, one window at a time, so memory holds no more than a block.
+    """
+
+    def __init__(self, folder: Path, grid: OutputGrid, classes: ClassTable, confidence: bool) -> None:
+        self.grid = grid
+        self.classes_path = folder / "classes.tmp.tif"
+        self.confidence_path = folder / "confidence.tmp.tif" if confidence else None
+        profile = {
+            "driver": "GTiff",
+            "width": grid.width,
+            "height": grid.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": grid.rasterio_crs,
+            "transform": grid.transform,
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "zstd",
+            "zstd_level": 1,
+            "bigtiff": "if_safer",
+        }
+        self._env = gdal_env()
+        self._env.__enter__()
+        self._classes = rasterio.open(self.classes_path, "w", **profile)
+        self._classes.write_colormap(1, classes.colormap())
+        self._classes.set_band_description(1, "land cover class")
+        self._classes.update_tags(1, **class_tags(classes))
+        self._confidence = None
+        if self.confidence_path is not None:
+            self._confidence = rasterio.open(self.confidence_path, "w", **profile)
+            self._confidence.set_band_description(1, "top-class probability (percent)")
+            self._confidence.update_tags(1, UNITS="percent")
+
+    def write(
+        self, block: Block, labels: npt.NDArray[np.uint8], confidence: npt.NDArray[np.uint8] | None
+    ) -> None:
+        """Write one block's labels (and confidence)."""
+        self._classes.write(labels, 1, window=block.window)
+        if self._confidence is not None:
+            data = confidence if confidence is not None else np.full_like(labels, NODATA)
+            self._confidence.write(data, 1, window=block.window)
+
+    def close(self) -> None:
+        """Flush and close the temporary files."""
+        try:
+            self._classes.close()
+            if self._confidence is not None:
+                self._confidence.close()
+        finally:
+            self._env.__exit__(None, None, None)
+
+
+def class_tags(classes: ClassTable) -> dict[str, str]:
+    """Band metadata naming every class: ``CLASS_<value>=<name>`` (kept inside the GeoTIFF)."""
+    return {f"CLASS_{c.value}": c.name for c in classes.classes}
+
+
+def aux_xml(classes: ClassTable) -> str:
+    """A GDAL PAM sidecar with the category names and a thematic RAT (value, class name, colour)."""
+    names = classes.category_names()
+    categories = "\n".join(f"      <Category>{escape(n)}</Category>" for n in names)
+    fields = [
+        ("Value", 0, 5),
+        ("Class", 2, 2),
+        ("Red", 0, 6),
+        ("Green", 0, 7),
+        ("Blue", 0, 8),
+        ("Alpha", 0, 9),
+    ]
+    defs = "\n".join(
+        f'      <FieldDefn index="{i}">\n        <Name>{n}</Name>\n        <Type>{t}</Type>\n'
+        f"        <Usage>{u}</Usage>\n      </FieldDefn>"
+        for i, (n, t, u) in enumerate(fields)
+    )
+    rows = "\n".join(
+        f'      <Row index="{i}">'
+        + "".join(f"<F>{v}</F>" for v in (c.value, escape(c.name), *c.rgba))
+        + "</Row>"
+        for i, c in enumerate(classes.classes)
+    )
+    return (
+        "<PAMDataset>\n"
+        '  <PAMRasterBand band="1">\n'
+        "    <CategoryNames>\n"
+        f"{categories}\n"
+        "    </CategoryNames>\n"
+        '    <GDALRasterAttributeTable tableType="thematic">\n'
+        f"{defs}\n{rows}\n"
+        "    </GDALRasterAttributeTable>\n"
+        "  </PAMRasterBand>\n"
+        "</PAMDataset>\n"
+    )
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """Pixel counts per value 0-255 over the whole map."""
+
+    counts: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls) -> ClassCounts:
+        """All zero."""
+        return cls(np.zeros(256, dtype=np.int64))
+
+    def add(self, labels: npt.NDArray[np.uint8]) -> ClassCounts:
+        """These counts plus a block's."""
+        return ClassCounts(self.counts + np.bincount(labels.ravel(), minlength=256))
+
+    @property
+    def valid(self) -> int:
+        """Pixels with a class (not nodata)."""
+        return int(self.counts.sum() - self.counts[NODATA])
+
+
+def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> dict[str, Any]:
+    """``stats.json``: pixels and hectares per class (true ground area, whatever the CRS)."""
+    pixel_m2 = grid.pixel_area_m2()
+    valid = counts.valid
+    rows = []
+    for c in classes.classes:
+        pixels = int(counts.counts[c.value])
+        rows.append(
+            {
+                "value": c.value,
+                "name": c.name,
+                "pixels": pixels,
+                "hectares": round(pixels * pixel_m2 / 10_000.0, 4),
+                "fraction": round(pixels / valid, 6) if valid else 0.0,
+            }
+        )
+    return {
+        "classes": rows,
+        "valid_pixels": valid,
+        "nodata_pixels": int(counts.counts[NODATA]),
+        "total_pixels": grid.n_pixels,
+        "pixel_area_m2": round(pixel_m2, 6),
+        "valid_hectares": round(valid * pixel_m2 / 10_000.0, 4),
+        "crs": grid.crs,
+        "shape": [grid.height, grid.width],
+    }
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None]:
+    """Translate the temporary GeoTIFFs into COGs inside ``staging``; returns their paths."""
+    classes_cog = translate_to_cog(sink.classes_path, staging / CLASSES_NAME, CLASSES_COG)
+    (staging / AUX_NAME).write_text(aux_xml(classes), encoding="utf-8")
+    confidence_cog = None
+    if sink.confidence_path is not None:
+        confidence_cog = translate_to_cog(sink.confidence_path, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
+    sink.classes_path.unlink(missing_ok=True)
+    if sink.confidence_path is not None:
+        sink.confidence_path.unlink(missing_ok=True)
+    return classes_cog, confidence_cog
+
+
+def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str, Path]:
+    """Rename finished files from ``staging`` to ``out_dir`` in the order given (put item.json last)."""
+    final = {}
+    for name in names:
+        target = out_dir / name
+        os.replace(staging / name, target)
+        final[name] = target
+    return final
+
+
+def raster_band(
+    grid: OutputGrid, *, unit: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``raster:bands`` entry of a uint8 output band."""
+    band: dict[str, Any] = {
+        "data_type": "uint8",
+        "nodata": NODATA,
+        "spatial_resolution": grid.resolution[0],
+        "sampling": "area",
+    }
+    if unit:
+        band["unit"] = unit
+    band.update(extra or {})
+    return band
+
+
+STAC_EXTENSIONS = [
+    "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+    "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+    "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+    "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+]
+COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+@dataclass(frozen=True)
+class ItemInputs:
+    """What the output item says about its inputs."""
+
+    item_id: str
+    model_name: str
+    model_version: str
+    model_href: str | None
+    model_origin: str
+    sources: list[tuple[str, str | None]]
+    start: str | None
+    end: str | None
+    datetime_window: str | None
+    software: dict[str, str]
+
+
+def _round_coords(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 7)
+    if isinstance(value, list | tuple):
+        return [_round_coords(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _round_coords(v) for k, v in value.items()}
+    return value
+
+
+def build_item(
+    inputs: ItemInputs,
+    grid: OutputGrid,
+    classes: ClassTable,
+    files: Mapping[str, Path],
+    footprint: Mapping[str, Any],
+    bbox: tuple[float, float, float, float],
+) -> dict[str, Any]:
+    """The STAC item of a classification: assets with checksums, classes, projection, provenance links.
+
+    Args:
+        inputs: identifiers, provenance and time range of the run.
+        grid: the output grid.
+        classes: the class table.
+        files: finished files by name (``classes.tif``, ``confidence.tif``, ``stats.json``) for checksums.
+        footprint: the lon/lat GeoJSON geometry of the mapped area.
+        bbox: its lon/lat bounds.
+    """
+    from service.runner import multihash_sha256
+
+    epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
+    properties: dict[str, Any] = {
+        "datetime": None,
+        "start_datetime": inputs.start,
+        "end_datetime": inputs.end,
+        "title": f"Land cover from {inputs.model_name} {inputs.model_version}",
+        "classification:classes": classes.to_stac(),
+        "processing:software": dict(sorted(inputs.software.items())),
+        "processing:lineage": (
+            f"ONNX model {inputs.model_name} {inputs.model_version} applied block by block by lulc-stac "
+            f"to {len(inputs.sources)} input(s)"
+        ),
+        "proj:code": f"EPSG:{epsg}" if epsg is not None else None,
+        "proj:epsg": epsg,
+        "proj:shape": [grid.height, grid.width],
+        "proj:transform": [float(v) for v in list(grid.transform)[:6]],
+        "proj:bbox": [float(v) for v in grid.bounds],
+        "lulc:model": f"{inputs.model_name}-{inputs.model_version}",
+    }
+    if epsg is None:
+        properties["proj:wkt2"] = rasterio.crs.CRS.from_user_input(grid.crs).to_wkt()
+    if inputs.datetime_window:
+        properties["lulc:datetime_window"] = inputs.datetime_window
+    if inputs.start is None or inputs.end is None:
+        properties.pop("start_datetime")
+        properties.pop("end_datetime")
+        properties["datetime"] = inputs.start or inputs.end or "1970-01-01T00:00:00Z"
+        properties["lulc:datetime_unknown"] = inputs.start is None and inputs.end is None
+    assets: dict[str, Any] = {
+        "classes": {
+            "href": f"./{CLASSES_NAME}",
+            "type": COG_TYPE,
+            "title": "Land cover classes",
+            "roles": ["data"],
+            "classification:classes": classes.to_stac(),
+            "raster:bands": [raster_band(grid)],
+            "file:checksum": multihash_sha256(files[CLASSES_NAME]),
+            "file:size": files[CLASSES_NAME].stat().st_size,
+        }
+    }
+    if CONFIDENCE_NAME in files:
+        assets["confidence"] = {
+            "href": f"./{CONFIDENCE_NAME}",
+            "type": COG_TYPE,
+            "title": "Top-class probability (percent)",
+            "roles": ["data", "quality"],
+            "raster:bands": [raster_band(grid, unit="percent")],
+            "file:checksum": multihash_sha256(files[CONFIDENCE_NAME]),
+            "file:size": files[CONFIDENCE_NAME].stat().st_size,
+        }
+    if AUX_NAME in files:
+        assets["classes_aux"] = {
+            "href": f"./{AUX_NAME}",
+            "type": "application/xml",
+            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table) for QGIS",
+            "roles": ["metadata"],
+            "file:checksum": multihash_sha256(files[AUX_NAME]),
+            "file:size": files[AUX_NAME].stat().st_size,
+        }
+    assets["stats"] = {
+        "href": f"./{STATS_NAME}",
+        "type": "application/json",
+        "title": "Pixels and hectares per class",
+        "roles": ["metadata"],
+        "file:checksum": multihash_sha256(files[STATS_NAME]),
+        "file:size": files[STATS_NAME].stat().st_size,
+    }
+    links: list[dict[str, Any]] = []
+    for source_id, href in inputs.sources:
+        if href:
+            links.append(
+                {"rel": "derived_from", "href": href, "type": "application/geo+json", "title": source_id}
+            )
+    model_href = inputs.model_href or inputs.model_origin
+    links.append(
+        {
+            "rel": "derived_from",
+            "href": model_href,
+            "type": "application/geo+json" if model_href.endswith(".json") else "application/octet-stream",
+            "title": f"model {inputs.model_name} {inputs.model_version}",
+        }
+    )
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": STAC_EXTENSIONS,
+        "id": inputs.item_id,
+        "geometry": _round_coords(footprint),
+        "bbox": [round(v, 7) for v in bbox],
+        "properties": properties,
+        "links": links,
+        "assets": assets,
+    }

@@ -1,0 +1,225 @@
+"""Model runners: the ONNX Runtime session (one per process) behind a small Protocol, and model loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from service.contract import ModelContract, contract_from_metadata
+from service.decision import decide_labels
+from service.errors import ContractError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labels (class values, uint8) and, when the model gives them, class probabilities per pixel."""
+
+    labels: npt.NDArray[np.uint8]
+    probabilities: npt.NDArray[np.float32] | None
+
+
+@runtime_checkable
+class ModelRunner(Protocol):
+    """A model with its contract that turns a feature matrix ``(n, n_features)`` into labels."""
+
+    @property
+    def contract(self) -> ModelContract:
+        """The model's contract."""
+        ...
+
+    @property
+    def origin(self) -> str:
+        """Where the model came from (a path), for messages and provenance."""
+        ...
+
+    @property
+    def item_href(self) -> str | None:
+        """Href of the model's STAC (MLM) item, if known, for the ``derived_from`` link."""
+        ...
+
+    def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
+        """Labels (and probabilities) of ``features``; must be safe to call from several threads."""
+        ...
+
+
+def multihash_sha256(path: str | Path) -> str:
+    """The ``file:checksum`` multihash (sha2-256, hex) of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return "1220" + digest.hexdigest()
+
+
+class OnnxRunner:
+    """An ONNX model and its embedded contract, run with ONNX Runtime on the CPU.
+
+    The session is created once per process (lazily, so the runner pickles as its path and is rebuilt
+    on a Dask worker) and shared by every thread: ``InferenceSession.run`` is thread-safe. With
+    ``threads=1`` each call runs on one core and parallelism comes from running blocks concurrently.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1, item_href: str | None = None) -> None:
+        if threads < 1:
+            raise ContractError(f"threads must be at least 1, got {threads}")
+        self.path = Path(path)
+        self.threads = threads
+        self._item_href = item_href
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._contract: ModelContract | None = None
+        self._session_or_fail()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "threads": self.threads, "item_href": self._item_href}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.threads = state["threads"]
+        self._item_href = state["item_href"]
+        self._lock = threading.Lock()
+        self._session = None
+        self._contract = None
+
+    @property
+    def origin(self) -> str:
+        """The ONNX file's path."""
+        return str(self.path)
+
+    @property
+    def item_href(self) -> str | None:
+        """The MLM item's href, when the model was loaded from a model directory or item."""
+        return self._item_href
+
+    @property
+    def contract(self) -> ModelContract:
+        """The contract embedded in the ONNX metadata."""
+        self._session_or_fail()
+        if self._contract is None:  # pragma: no cover - set together with the session
+            raise ContractError(f"{self.path} has no contract")
+        return self._contract
+
+    def checksum(self) -> str:
+        """Multihash of the ONNX file's bytes."""
+        return multihash_sha256(self.path)
+
+    def _session_or_fail(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                self._session, self._contract = _open_session(self.path, self.threads)
+            return self._session
+
+    def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
+        """Run the graph on ``features`` and decide labels per the contract."""
+        session = self._session_or_fail()
+        contract = self.contract
+        if features.shape[0] == 0:
+            n_classes = len(contract.outputs.class_order)
+            return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
+        inputs = session.get_inputs()
+        outputs = contract.outputs
+        available = [o.name for o in session.get_outputs()]
+        wanted = [name for name in (outputs.label, outputs.probabilities) if name in available]
+        result = dict(
+            zip(wanted, session.run(wanted, {inputs[0].name: np.ascontiguousarray(features)}), strict=True)
+        )
+        probabilities = result.get(outputs.probabilities)
+        if probabilities is not None:
+            probabilities = _probability_matrix(probabilities, len(outputs.class_order), self.path)
+        if outputs.decision == "probabilities" and probabilities is not None:
+            labels = decide_labels(probabilities, outputs.class_order)
+        elif outputs.label in result:
+            labels = np.asarray(result[outputs.label]).reshape(-1).astype(np.uint8)
+        else:
+            raise ContractError(
+                f"{self.path} has neither output {outputs.label!r} nor {outputs.probabilities!r}"
+            )
+        return Prediction(labels, probabilities)
+
+
+def _probability_matrix(value: Any, n_classes: int, path: Path) -> npt.NDArray[np.float32]:
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != n_classes:
+        raise ContractError(
+            f"{path}: probabilities output has shape {array.shape}, expected (n, {n_classes}); "
+            "export the model without ZipMap"
+        )
+    return array
+
+
+def _open_session(path: Path, threads: int) -> tuple[Any, ModelContract]:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ContractError(f"model file {path} does not exist")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail)
+        raise ContractError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from exc
+    contract = contract_from_metadata(dict(session.get_modelmeta().custom_metadata_map), str(path))
+    n_features = len(contract.feature_names)
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n_features):
+        raise ContractError(
+            f"{path}: the graph's input has shape {shape} but the contract lists {n_features} features "
+            f"({contract.feature_names})"
+        )
+    return session, contract
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_model(path: str | Path, *, threads: int = 1) -> OnnxRunner:
+    """An ``OnnxRunner`` from a model directory, its ``model.onnx``, or its MLM item ``model.json``.
+
+    Raises:
+        ContractError: The path does not hold a model, the ONNX file is corrupt, or its contract is
+            missing, invalid or of an unsupported schema version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        onnx_files = sorted(path.glob("*.onnx"))
+        item = path / "model.json"
+        if item.is_file():
+            return _from_item(item, threads)
+        if len(onnx_files) != 1:
+            raise ContractError(f"model directory {path} must hold model.json or exactly one .onnx file")
+        return OnnxRunner(onnx_files[0], threads=threads)
+    if not path.exists():
+        raise ContractError(f"model {path} does not exist")
+    if path.suffix == ".json":
+        return _from_item(path, threads)
+    item = path.parent / "model.json"
+    return OnnxRunner(path, threads=threads, item_href=str(item.resolve()) if item.is_file() else None)
+
+
+def _from_item(item_path: Path, threads: int) -> OnnxRunner:
+    try:
+        item = json.loads(item_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{item_path} is not valid JSON: {exc}") from exc
+    assets = item.get("assets", {}) if isinstance(item, dict) else {}
+    hrefs = [
+        a["href"]
+        for a in assets.values()
+        if isinstance(a, dict) and "mlm:model" in a.get("roles", []) and isinstance(a.get("href"), str)
+    ]
+    if not hrefs:
+        raise ContractError(f"STAC item {item_path} has no asset with role 'mlm:model'")
+    href = hrefs[0]
+    onnx = Path(href) if Path(href).is_absolute() else (item_path.parent / href)
+    return OnnxRunner(onnx.resolve(), threads=threads, item_href=str(item_path.resolve()))
