@@ -33,7 +33,7 @@ def make_contract(
             bands=list(bands),
             resolution=resolution,
             radiometry=Radiometry(scale=scale, offset=offset),
-            composite=composite,  # type: ignore[arg-type]
+            composite=composite,
         ),
         features=Features(indices=list(indices)),
         classes=classes,

@@ -1,0 +1,129 @@
+"""``lulc classify`` (and ``lulc serve``): the classifier service's command line."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.errors import InputError
+
+
+def _read_aoi(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"AOI file {path} does not exist") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"AOI file {path} is not a GeoJSON object")
+    return data
+
+
+def classify_command(
+    model: Annotated[
+        Path, typer.Option("--model", help="Model directory, its model.onnx, or its MLM item model.json.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (classes.tif, confidence.tif, item.json, ...).")
+    ],
+    aoi: Annotated[
+        Path | None, typer.Option("--aoi", help="AOI GeoJSON (EPSG:4326); optional with --image.")
+    ] = None,
+    datetime: Annotated[
+        str | None, typer.Option("--datetime", help="RFC 3339 interval, e.g. 2024-06-01/2024-08-31.")
+    ] = None,
+    stac: Annotated[
+        str | None,
+        typer.Option("--stac", help="STAC API URL, or static catalog / ItemCollection path or URL."),
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="A local multi-band GeoTIFF instead of STAC.")
+    ] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option("--collection", help="Collection(s) to search (repeatable).")
+    ] = None,
+    max_cloud_cover: Annotated[
+        float | None, typer.Option("--max-cloud-cover", help="Only items with eo:cloud_cover below this.")
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option("--crs", help="Output CRS (default: the AOI's UTM zone, or the image's CRS)."),
+    ] = None,
+    block_size: Annotated[int, typer.Option("--block-size", help="Block edge in pixels.")] = 512,
+    threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime intra-op threads per session.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Blocks read and classified concurrently.")] = 2,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option("--dask-scheduler", help="Run blocks on Dask: a scheduler address, or local:N."),
+    ] = None,
+    no_confidence: Annotated[
+        bool, typer.Option("--no-confidence", help="Do not write confidence.tif.")
+    ] = False,
+) -> None:
+    """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from service.engine import ClassifyRequest, classify
+    from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
+    from service.runner import load_model
+
+    if (stac is None) == (image is None):
+        raise InputError("give exactly one of --stac URL_OR_PATH and --image FILE")
+    if aoi is None and image is None:
+        raise InputError("--aoi is required with --stac")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    request = ClassifyRequest(
+        aoi=_read_aoi(aoi) if aoi is not None else None,
+        datetime=datetime,
+        crs=crs,
+        block_size=block_size,
+        confidence=not no_confidence,
+    )
+    runner = load_model(model, threads=threads)
+    factory: ReaderFactory
+    if image is not None:
+        if not image.is_file():
+            raise InputError(f"image {image} does not exist")
+        factory = ImageReaderFactory(image)
+    else:
+        factory = StacReaderFactory(
+            str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
+        )
+    with Progress(
+        TextColumn("classifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("blocks"),
+        TimeElapsedColumn(),
+    ) as bar:
+        task = bar.add_task("blocks", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = classify(
+            request, runner, factory, out, workers=workers, progress=progress, dask_scheduler=dask_scheduler
+        )
+    stats = result.stats_dict
+    typer.echo(f"wrote {result.classes}" + (f", {result.confidence}" if result.confidence else ""))
+    typer.echo(f"wrote {result.stats}, {result.item}")
+    for row in stats["classes"]:
+        typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``classify`` (and ``serve``, when the service app is installed) to the ``lulc`` program."""
+    app.command("classify")(classify_command)
+    try:
+        serve_module = importlib.import_module("service.serve_command")
+    except ModuleNotFoundError as exc:
+        if exc.name != "service.serve_command":
+            raise
+        return
+    app.command("serve")(serve_module.serve)
