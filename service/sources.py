@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +173,11 @@ def _check_limit(limit: int | None) -> None:
 
 
 class StacApiSource:
-    """A STAC API searched with pystac-client: POST /search, retries on 502/503/504, all pages."""
+    """A STAC API searched with pystac-client: POST /search, retries on 502/503/504, all pages.
+
+    ``modifier`` is pystac-client's hook applied to every item dict before normalisation (e.g.
+    ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs).
+    """
 
     def __init__(
         self,
@@ -184,8 +188,10 @@ class StacApiSource:
         backoff_factor: float = 0.5,
         timeout: float = 30.0,
         mask_classes: Sequence[int] | None = None,
+        modifier: Callable[[Any], None] | None = None,
     ) -> None:
         self.url = url
+        self.modifier = modifier
         self.collections = list(collections) if collections else None
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
@@ -223,7 +229,7 @@ class StacApiSource:
             from pystac_client import Client
 
             with _api_errors(self.url):
-                self._client = Client.open(self.url, stac_io=self._stac_io())
+                self._client = Client.open(self.url, stac_io=self._stac_io(), modifier=self.modifier)
         return self._client
 
     def search_parameters(self, params: SearchParams) -> dict[str, Any]:

@@ -527,3 +527,45 @@ def test_api_and_static_catalog_agree(request: pytest.FixtureRequest) -> None:
     ]
     for params in searches:
         assert ids(api.search(**params)) == ids(static.search(**params)), params
+
+
+def test_api_modifier_is_applied_before_normalisation() -> None:
+    def sign(obj: Any) -> None:
+        for feature in obj.get("features", []) if isinstance(obj, dict) else []:
+            for asset in feature["assets"].values():
+                asset["href"] += "?sig=test"
+
+    with serve_api(FakeStacApi(fixture_features()[2:3])) as api:
+        found = api_source(api, modifier=sign).search()
+    assert found[0].band("red").href.endswith("_B04_10m.tif?sig=test")
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline demo world
+
+
+@pytest.fixture
+def demo_catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    try:
+        root = Path(request.getfixturevalue("demo_world"))
+    except pytest.FixtureLookupError:
+        from training.demo_world import generate
+
+        root = generate(tmp_path / "world", size=128, seed=3).root
+    return root / "catalog.json"
+
+
+def test_demo_world_items_normalise_with_the_baseline_offset(demo_catalog: Path) -> None:
+    source = open_source(str(demo_catalog))
+    items = source.search()
+    assert len(items) >= 2
+    assert [i.datetime for i in items] == sorted(i.datetime for i in items)
+    for item in items:
+        assert item.provider == "earth-search"
+        assert item.scl is not None
+        assert item.has_bands(["blue", "green", "red", "nir", "swir16"])
+        assert Path(item.band("red").href).is_file()
+        baseline = float(item.processing_baseline or "0")
+        expected = -0.1 if baseline >= 4.0 else 0.0
+        assert {band.offset for band in item.bands.values()} == {expected}
+    assert {i.bands["red"].offset for i in items} == {0.0, -0.1}  # dates on both sides of 04.00
