@@ -22,20 +22,24 @@ GPKG_TIMESTAMP = "2025-01-01T00:00:00.000Z"
 """``gpkg_contents.last_change`` of every demo GeoPackage (GDAL otherwise writes the current time)."""
 
 
-def footprint(epsg: int, bounds: tuple[float, float, float, float], steps: int = 16) -> dict[str, Any]:
-    """A UTM rectangle as a densified GeoJSON polygon in EPSG:4326."""
-    left, bottom, right, top = bounds
-    t = np.linspace(0.0, 1.0, steps, endpoint=False)
-    xs = np.concatenate(
-        [left + (right - left) * t, np.full(steps, right), right - (right - left) * t, np.full(steps, left)]
-    )
-    ys = np.concatenate(
-        [np.full(steps, top), top - (top - bottom) * t, np.full(steps, bottom), bottom + (top - bottom) * t]
-    )
+def polygon_4326(epsg: int, corners: list[tuple[float, float]], steps: int = 16) -> dict[str, Any]:
+    """A polygon given by its corners in ``epsg`` as a densified GeoJSON polygon in EPSG:4326."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for (x0, y0), (x1, y1) in zip(corners, [*corners[1:], corners[0]], strict=True):
+        t = np.linspace(0.0, 1.0, steps, endpoint=False)
+        xs.extend((x0 + (x1 - x0) * t).tolist())
+        ys.extend((y0 + (y1 - y0) * t).tolist())
     lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
     ring = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)]
     ring.append(ring[0])
     return {"type": "Polygon", "coordinates": [ring]}
+
+
+def footprint(epsg: int, bounds: tuple[float, float, float, float]) -> dict[str, Any]:
+    """A UTM rectangle ``(left, bottom, right, top)`` as a densified GeoJSON polygon in EPSG:4326."""
+    left, bottom, right, top = bounds
+    return polygon_4326(epsg, [(left, top), (right, top), (right, bottom), (left, bottom)])
 
 
 def geometry_bbox(geometry: dict[str, Any]) -> list[float]:

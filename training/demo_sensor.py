@@ -34,6 +34,9 @@ SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10
 SCL_INVALID: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
 """SCL classes a compositor masks (no data, saturated, shadow, clouds, cirrus)."""
 
+WEDGE_EDGE = 1.2
+"""Where the swath edge of a ``nodata_wedge`` acquisition cuts the grid: ``col + row / 2 = 1.2`` widths."""
+
 BOA_ADD_OFFSET = 1000
 """DN added to every reflectance from processing baseline 04.00 on (``BOA_ADD_OFFSET = -1000``)."""
 
@@ -50,6 +53,13 @@ class Acquisition:
     cirrus: bool
     nodata_wedge: bool
     """Whether the swath edge cuts off a corner of the grid (no data there)."""
+
+    def data_footprint(self) -> tuple[tuple[float, float], ...]:
+        """Corners of the area with data, as fractions (column, row) of the grid, clockwise from top left."""
+        if not self.nodata_wedge:
+            return ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+        # The swath edge is the line col + row / 2 = WEDGE_EDGE (in grid widths).
+        return ((0.0, 0.0), (1.0, 0.0), (1.0, (WEDGE_EDGE - 1.0) * 2.0), (WEDGE_EDGE - 0.5, 1.0), (0.0, 1.0))
 
     @property
     def offset_dn(self) -> int:
@@ -219,7 +229,7 @@ class _Sky:
 
 def _sky(rng: np.random.Generator, acq: Acquisition, size20: int) -> _Sky:
     shape = (size20, size20)
-    field = smooth_field(rng, shape, sigma=max(size20 / 40, 3.0)) + 0.4 * smooth_field(rng, shape, sigma=2.0)
+    field = smooth_field(rng, shape, sigma=max(size20 / 40, 3.0)) + 0.25 * smooth_field(rng, shape, sigma=2.0)
     threshold = float(np.quantile(field, 1.0 - acq.cloud_target))
     thickness = np.clip((field - threshold) / max(float(field.max()) - threshold, 1e-6), 0.0, 1.0)
     alpha = np.where(field > threshold, np.clip(0.35 + 2.5 * thickness, 0.0, 0.97), 0.0)
@@ -238,7 +248,7 @@ def _sky(rng: np.random.Generator, acq: Acquisition, size20: int) -> _Sky:
     nodata = np.zeros(shape, dtype=bool)
     if acq.nodata_wedge:
         rows, cols = np.mgrid[0:size20, 0:size20]
-        nodata = cols + 0.5 * rows > 1.2 * size20
+        nodata = cols + 0.5 + 0.5 * (rows + 0.5) > WEDGE_EDGE * size20
     return _Sky(alpha=alpha, cirrus=cirrus, shadow=shadow & ~nodata, nodata=nodata)
 
 

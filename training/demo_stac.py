@@ -12,6 +12,7 @@ import pystac
 from pystac.stac_io import DefaultStacIO
 
 from service.cog import atomic_path
+from training.demo_points import geometry_bbox, polygon_4326
 from training.demo_sensor import (
     BANDS_10M,
     SCL_CIRRUS,
@@ -65,6 +66,12 @@ class Grid:
     geometry: dict[str, Any]
     """Footprint polygon (GeoJSON, EPSG:4326)."""
     bbox: list[float]
+
+    def data_geometry(self, corners: tuple[tuple[float, float], ...]) -> dict[str, Any]:
+        """GeoJSON (EPSG:4326) of a polygon given by corners as fractions (column, row) of the grid."""
+        extent = self.size * 10.0
+        points = [(self.x0 + c * extent, self.y0 - r * extent) for c, r in corners]
+        return polygon_4326(self.epsg, points)
 
     def transform(self, resolution: int) -> list[float]:
         """``proj:transform`` of a grid with this resolution (first six affine coefficients)."""
@@ -189,10 +196,11 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "processing:software": {"lulc-stac demo world": "1"},
         "updated": _iso(FIXED_TIME),
     }
+    geometry = grid.data_geometry(acq.data_footprint())
     item = pystac.Item(
         id=ident,
-        geometry=grid.geometry,
-        bbox=grid.bbox,
+        geometry=geometry,
+        bbox=geometry_bbox(geometry),
         datetime=acq.when,
         properties=properties,
         stac_extensions=list(EXTENSIONS),
