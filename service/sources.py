@@ -40,6 +40,9 @@ BBox = tuple[float, float, float, float]
 RETRY_STATUSES = (502, 503, 504)
 """HTTP statuses a STAC API request is retried on."""
 
+PAGE_SIZE = 100
+"""Items per page asked of a STAC API (the ``limit`` of each request; all pages are read)."""
+
 
 @dataclass(frozen=True)
 class SearchParams:
@@ -234,7 +237,7 @@ class StacApiSource:
 
     def search_parameters(self, params: SearchParams) -> dict[str, Any]:
         """Keyword arguments for ``pystac_client.Client.search`` (the cloud limit as a numeric query)."""
-        kwargs: dict[str, Any] = {"method": "POST"}
+        kwargs: dict[str, Any] = {"method": "POST", "limit": PAGE_SIZE}
         if self.collections:
             kwargs["collections"] = self.collections
         if params.bbox is not None:

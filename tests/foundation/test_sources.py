@@ -268,6 +268,7 @@ class FakeStacApi:
     fail_first: list[int] = field(default_factory=list)  # statuses answered to the first /search calls
     always: int | None = None  # answer every /search with this status
     page_size: int = 2
+    sort: bool = False  # announce the sort extension
     bodies: list[dict[str, Any]] = field(default_factory=list)
     search_statuses: list[int] = field(default_factory=list)
     base_url: str = ""
@@ -282,6 +283,7 @@ class FakeStacApi:
                 "https://api.stacspec.org/v1.0.0/core",
                 "https://api.stacspec.org/v1.0.0/item-search",
                 "https://api.stacspec.org/v1.0.0/item-search#query",
+                *(["https://api.stacspec.org/v1.0.0/item-search#sort"] if self.sort else []),
             ],
             "links": [
                 {"rel": "self", "href": f"{self.base_url}/", "type": "application/json"},
@@ -307,7 +309,10 @@ class FakeStacApi:
         if status != 200:
             return status, {"code": "ServerError", "description": f"test failure {status}"}
         start = int(body.get("token", 0))
-        page = self.features[start : start + self.page_size]
+        features = self.features
+        if body.get("sortby"):
+            features = sorted(features, key=lambda f: (f["properties"]["datetime"], f["id"]))
+        page = features[start : start + self.page_size]
         links = []
         if start + self.page_size < len(self.features):
             links.append(
@@ -391,7 +396,9 @@ def test_api_search_pages_normalises_and_sorts() -> None:
     assert body["collections"] == ["sentinel-2-l2a"]
     assert body["bbox"] == [10.0, 40.0, 20.0, 50.0]
     assert body["datetime"] == "2023-01-01T00:00:00Z/2025-12-31T23:59:59Z"
+    assert body["limit"] == 100  # page size
     assert "query" not in body
+    assert "sortby" not in body  # the API does not announce the sort extension
 
 
 def test_api_cloud_cover_query_reaches_the_server_as_a_number() -> None:
@@ -569,3 +576,17 @@ def test_demo_world_items_normalise_with_the_baseline_offset(demo_catalog: Path)
         expected = -0.1 if baseline >= 4.0 else 0.0
         assert {band.offset for band in item.bands.values()} == {expected}
     assert {i.bands["red"].offset for i in items} == {0.0, -0.1}  # dates on both sides of 04.00
+
+
+def test_api_limit_with_sort_extension_fetches_only_what_it_needs() -> None:
+    with serve_api(FakeStacApi(fixture_features(), page_size=1, sort=True)) as api:
+        found = api_source(api).search(limit=2)
+    assert [item.id for item in found] == [
+        "S2A_MSIL2A_20230613T100031_R122_T33UVR_20230614T002009",
+        "S2A_39QTA_20230628_0_L2A",
+    ]
+    assert len(api.bodies) == 2  # two one-item pages, not four
+    assert api.bodies[0]["sortby"] == [
+        {"field": "properties.datetime", "direction": "asc"},
+        {"field": "id", "direction": "asc"},
+    ]
