@@ -188,7 +188,7 @@ def assess_command(
     from training.assess import assess_map, render_assessment, write_assessment
 
     result = assess_map(map_path, points, label_field, classes, points_crs)
-    Console().print(render_assessment(result), highlight=False, markup=False)
+    typer.echo(render_assessment(result))
     if out is not None:
         write_assessment(out, result)
 

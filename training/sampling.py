@@ -62,7 +62,7 @@ def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress |
     keep = status == Status.OK
     dropped = [
         DroppedPoint(
-            int(i), int(points.labels[i]), float(points.x[i]), float(points.y[i]), REASONS[Status(s)]
+            int(i), int(points.labels[i]), float(points.x[i]), float(points.y[i]), REASONS[Status(int(s))]
         )
         for i, s in enumerate(status)
         if s != Status.OK
