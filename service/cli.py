@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "training.demo_commands",
     "training.commands",
     "service.commands",
+    "service.serve_command",
     "tiler.commands",
     "service.demo_command",
 )
