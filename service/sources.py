@@ -307,10 +307,12 @@ def _api_errors(url: str) -> Iterator[None]:
         raise SourceError(f"STAC API {url} failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
-def _conforms_to_sort(client: Any) -> bool:
-    from pystac_client.conformance import ConformanceClasses
+_SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.\d+\.\d+[^#]*/item-search#sort$")
 
-    return bool(client.conforms_to(ConformanceClasses.SORT))
+
+def _conforms_to_sort(client: Any) -> bool:
+    """Whether the API announces item-search sort, any 1.x version (pystac-client knows only 1.0.x)."""
+    return any(_SORT_CONFORMANCE.match(uri) for uri in client.get_conforms_to())
 
 
 def _short_reason(text: str) -> str:

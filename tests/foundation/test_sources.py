@@ -283,7 +283,7 @@ class FakeStacApi:
                 "https://api.stacspec.org/v1.0.0/core",
                 "https://api.stacspec.org/v1.0.0/item-search",
                 "https://api.stacspec.org/v1.0.0/item-search#query",
-                *(["https://api.stacspec.org/v1.0.0/item-search#sort"] if self.sort else []),
+                *(["https://api.stacspec.org/v1.1.0/item-search#sort"] if self.sort else []),
             ],
             "links": [
                 {"rel": "self", "href": f"{self.base_url}/", "type": "application/json"},
