@@ -1,0 +1,181 @@
+"""Kubernetes: rendered overlays and templates pass kubernetes-validate; DaskCluster passes its CRD schema."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.infra.conftest import INFRA, venv_tool
+from tests.infra.kustomize import KustomizeError, render
+
+K8S = INFRA / "k8s"
+BUILDS = ("base", "overlays/dev", "overlays/prod")
+TEMPLATES = sorted((K8S / "templates").glob("*.yaml"))
+
+
+def _write(docs: list[dict[str, Any]], path: Path) -> Path:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def _validate(files: list[Path]) -> subprocess.CompletedProcess[str]:
+    tool = venv_tool("kubernetes-validate")
+    return subprocess.run([tool, "--strict", *map(str, files)], capture_output=True, text=True, check=False)
+
+
+def _by(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_rendered_build_passes_kubernetes_validate(build: str, tmp_path: Path) -> None:
+    docs = render(K8S / build)
+    assert len(docs) >= 9
+    result = _validate([_write(docs, tmp_path / "rendered.yaml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed for resource ") == len(docs), result.stdout
+
+
+def test_kubernetes_validate_rejects_a_broken_deployment(tmp_path: Path) -> None:
+    """Control: a misspelt field and a string replica count fail strict validation."""
+    docs = render(K8S / "base")
+    deployment = _by(docs, "Deployment", "lulc-service")
+    deployment["spec"]["replicas"] = "two"
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    result = _validate([_write([deployment], tmp_path / "bad.yaml")])
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "template", [t for t in TEMPLATES if "dask-cluster" not in t.name], ids=lambda p: p.name
+)
+def test_job_templates_pass_kubernetes_validate(template: Path, tmp_path: Path) -> None:
+    job = yaml.safe_load(template.read_text())
+    assert job["metadata"]["generateName"].endswith("-"), "one Job per AOI run: kubectl create names it"
+    # kubernetes-validate reads metadata.name to report a resource; the API server derives it from
+    # generateName, so give the copy under test the name the server would (prefix + suffix).
+    named = {**job, "metadata": {**job["metadata"], "name": job["metadata"]["generateName"] + "x1y2z"}}
+    result = _validate([_write([named], tmp_path / template.name)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    commands = " ".join(
+        c["args"][0] for c in job["spec"]["template"]["spec"]["initContainers"] if c.get("args")
+    )
+    assert "lulc classify --model" in commands
+
+
+def _dask_schema() -> dict[str, Any]:
+    crd = yaml.safe_load((INFRA / "schemas" / "daskcluster-crd.yaml").read_text())
+    assert crd["spec"]["group"] == "kubernetes.dask.org"
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    return version["schema"]["openAPIV3Schema"]
+
+
+def test_dask_cluster_passes_the_operator_crd_schema(tmp_path: Path) -> None:
+    cluster = yaml.safe_load((K8S / "templates" / "dask-cluster.yaml").read_text())
+    assert cluster["apiVersion"] == "kubernetes.dask.org/v1"
+    assert cluster["kind"] == "DaskCluster"
+    jsonschema.validate(cluster, _dask_schema())
+    # Its scheduler Service is the address the Dask Job template sends blocks to.
+    job = yaml.safe_load((K8S / "templates" / "classify-job-dask.yaml").read_text())
+    address = f"tcp://{cluster['metadata']['name']}-scheduler:8786"
+    assert address in job["spec"]["template"]["spec"]["initContainers"][1]["args"][0]
+    # The pod specs inside the custom resource are also valid core/v1 PodSpecs.
+    for role in ("worker", "scheduler"):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": role},
+            "spec": cluster["spec"][role]["spec"],
+        }
+        result = _validate([_write([pod], tmp_path / f"{role}.yaml")])
+        assert result.returncode == 0, result.stdout
+
+
+def test_crd_schema_rejects_a_broken_dask_cluster() -> None:
+    cluster = yaml.safe_load((K8S / "templates" / "dask-cluster.yaml").read_text())
+    cluster["spec"]["worker"]["replicas"] = "four"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(cluster, _dask_schema())
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("app", ["lulc-service", "lulc-tiler"])
+def test_deployments_have_probes_resources_service_and_autoscaler(build: str, app: str) -> None:
+    docs = render(K8S / build)
+    deployment = _by(docs, "Deployment", app)
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["requests"]["cpu"]
+    assert container["resources"]["limits"]["memory"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    service = _by(docs, "Service", app)
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
+    env_port = _by(docs, "ConfigMap", app)["data"][f"LULC_{app.split('-')[1].upper()}_PORT"]
+    assert int(env_port) == port
+    hpa = _by(docs, "HorizontalPodAutoscaler", app)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": app}
+    assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+
+
+def test_overlays_set_namespace_tags_and_sizes() -> None:
+    dev, prod = render(K8S / "overlays/dev"), render(K8S / "overlays/prod")
+    assert {d["metadata"]["namespace"] for d in dev} == {"lulc-dev"}
+    assert {d["metadata"]["namespace"] for d in prod} == {"lulc"}
+    dev_image = _by(dev, "Deployment", "lulc-service")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert dev_image == "ghcr.io/lulc-stac/lulc-service:main"
+    cron = _by(prod, "CronJob", "lulc-retrain-demo")
+    train = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][1]
+    assert train["image"] == "ghcr.io/lulc-stac/lulc-training:0.1.0"
+    assert (
+        _by(prod, "HorizontalPodAutoscaler", "lulc-service")["spec"]["maxReplicas"]
+        > _by(dev, "HorizontalPodAutoscaler", "lulc-service")["spec"]["maxReplicas"]
+    )
+    assert _by(dev, "ConfigMap", "lulc-service")["data"]["LULC_SERVICE_S3_ENDPOINT"].startswith(
+        "http://minio"
+    )
+    assert "LULC_SERVICE_S3_ENDPOINT" not in _by(prod, "ConfigMap", "lulc-service")["data"]
+
+
+def test_cronjob_recipe_is_the_declared_demo_model() -> None:
+    recipes = _by(render(K8S / "base"), "ConfigMap", "lulc-recipes")
+    assert recipes["data"]["demo.yaml"] == (INFRA / "models" / "demo.yaml").read_text()
+
+
+def test_renderer_refuses_what_it_cannot_render(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\ncommonLabels: {a: b}\n")
+    with pytest.raises(KustomizeError, match="commonLabels"):
+        render(tmp_path)
+
+
+def test_model_version_bump_reaches_configmap_and_pod_template(tmp_path: Path) -> None:
+    """What retrain.yml's pull request changes: both the fetched version and the rollout annotation."""
+    from tests.infra.scripts import load_script
+
+    pointer = load_script("model_pointer")
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree)
+    overlay = tree / "overlays" / "prod"
+    assert pointer.deployed(overlay) == {"demo": "none"}
+    pointer.set_version(overlay, "demo", "1a2b3c4d5e6f")
+    pointer.set_version(overlay, "other", "0f0f0f")
+    docs = render(overlay)
+    expected = "demo=1a2b3c4d5e6f,other=0f0f0f"
+    assert _by(docs, "ConfigMap", "lulc-models")["data"]["MODEL_VERSIONS"] == expected
+    template = _by(docs, "Deployment", "lulc-service")["spec"]["template"]
+    assert template["metadata"]["annotations"]["lulc-stac/models"] == expected
+    assert pointer.deployed(tree / "overlays" / "dev") == {"demo": "none"}
+    result = _validate([_write(docs, tmp_path / "bumped.yaml")])
+    assert result.returncode == 0, result.stdout
+    with pytest.raises(ValueError, match="invalid"):
+        pointer.set_version(overlay, "demo", "bad version")
