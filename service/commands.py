@@ -1,8 +1,7 @@
-"""``lulc classify`` (and ``lulc serve``): the classifier service's command line."""
+"""``lulc classify``: the classifier engine's command line (container and serverless invocations)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -118,12 +117,5 @@ def classify_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``classify`` (and ``serve``, when the service app is installed) to the ``lulc`` program."""
+    """Add ``classify`` to the ``lulc`` program (``serve`` is registered by ``service.serve_command``)."""
     app.command("classify")(classify_command)
-    try:
-        serve_module = importlib.import_module("service.serve_command")
-    except ModuleNotFoundError as exc:
-        if exc.name != "service.serve_command":
-            raise
-        return
-    app.command("serve")(serve_module.serve)
