@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from rasterio import windows
 from rasterio.crs import CRS
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
+from rio_tiler import reader
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import Reader
 from shapely.geometry import mapping, shape
@@ -115,7 +117,10 @@ def class_areas(
         native = transform_geom(WGS84_CRS, dataset.crs, geometry)
         left, bottom, right, top = shapely.bounds(shape(native)).tolist()
         window = windows.from_bounds(left, bottom, right, top, transform=dataset.transform)
-        window = window.round_offsets(op="floor").round_lengths(op="ceil")
+        col0, row0 = math.floor(window.col_off), math.floor(window.row_off)
+        col1 = math.ceil(window.col_off + window.width)
+        row1 = math.ceil(window.row_off + window.height)
+        window = windows.Window(col0, row0, col1 - col0, row1 - row0)
         full = windows.Window(0, 0, dataset.width, dataset.height)
         try:
             window = window.intersection(full)
@@ -132,10 +137,10 @@ def class_areas(
                     f"the polygon covers {int(window.width * window.height)} map pixels; the limit is "
                     f"{max_pixels}"
                 )
-            bounds = windows.bounds(window, dataset.transform)
-            image = src.part(bounds, dst_crs=dataset.crs, bounds_crs=dataset.crs, max_size=None, indexes=1)
+            image = reader.read(dataset, indexes=1, window=window)
+            window_transform = windows.transform(window, dataset.transform)
             outside = geometry_mask(
-                [native], out_shape=(image.height, image.width), transform=image.transform
+                [native], out_shape=(image.height, image.width), transform=window_transform
             )
             inside = int((~outside).sum())
             data_mask = np.ma.getmaskarray(image.array)[0]

@@ -1,0 +1,130 @@
+"""The legend (JSON and PNG) and class areas for a polygon, checked against the class table and own counts."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import rasterio
+from rasterio.features import geometry_mask
+from rasterio.warp import transform, transform_geom
+
+from service.classes import NODATA
+from tests.tiler.conftest import Runs, class_colours, decode_png
+
+
+def test_legend_json_matches_the_class_table(tiler_url: str, tiler_runs: Runs) -> None:
+    response = httpx.get(
+        f"{tiler_url}/legend", params={"url": str(tiler_runs.main / "classes.tif")}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == "stac"
+    assert body["nodata"] == NODATA
+    assert [(c["value"], c["name"], c["color"]) for c in body["classes"]] == [
+        (c.value, c.name, c.color) for c in tiler_runs.table.classes
+    ]
+
+
+def test_legend_from_the_colour_table_when_there_is_no_item(
+    tiler_url: str, tiler_runs: Runs, tmp_path
+) -> None:
+    # a map copied without its item.json: the legend falls back to the GDAL colour table
+    target = tiler_runs.root / "2024" / "alone"
+    target.mkdir(exist_ok=True)
+    (target / "map.tif").write_bytes((tiler_runs.main / "classes.tif").read_bytes())
+    body = httpx.get(f"{tiler_url}/legend", params={"url": str(target / "map.tif")}, timeout=10).json()
+    assert body["source"] == "colortable"
+    assert [(c["value"], c["color"]) for c in body["classes"]] == [
+        (c.value, c.color) for c in tiler_runs.table.classes
+    ]
+
+
+def test_legend_png_shows_every_class_colour(tiler_url: str, tiler_runs: Runs) -> None:
+    response = httpx.get(
+        f"{tiler_url}/legend",
+        params={"url": str(tiler_runs.main / "classes.tif"), "format": "png"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    rgba = decode_png(response.content)
+    colours = {tuple(int(v) for v in c) for c in np.unique(rgba[..., :3].reshape(-1, 3), axis=0)}
+    assert class_colours(tiler_runs.table) <= colours
+    for entry in tiler_runs.table.classes:  # a swatch, not a stray pixel
+        assert (rgba[..., :3] == entry.rgba[:3]).all(axis=-1).sum() >= 100
+
+
+def _polygon_around_centre(path: str) -> dict:
+    """A pentagon (EPSG:4326) over the middle of the map, not aligned with pixels."""
+    with rasterio.open(path) as src:
+        cx, cy = src.xy(src.height * 0.55, src.width * 0.45)
+        r = min(src.width, src.height) * src.res[0] * 0.3
+        angles = np.linspace(0, 2 * np.pi, 6)[:-1] + 0.3
+        xs = [cx + r * np.cos(a) for a in angles]
+        ys = [cy + r * np.sin(a) * 0.8 for a in angles]
+        lons, lats = transform(src.crs, "EPSG:4326", xs, ys)
+    ring = [[lon, lat] for lon, lat in zip(lons, lats, strict=True)]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def test_statistics_counts_and_hectares_match_own_pixel_count(tiler_url: str, tiler_runs: Runs) -> None:
+    path = str(tiler_runs.main / "classes.tif")
+    polygon = _polygon_around_centre(path)
+    response = httpx.post(
+        f"{tiler_url}/statistics",
+        params={"url": path},
+        json={"type": "Feature", "properties": {}, "geometry": polygon},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    with rasterio.open(path) as src:
+        data = src.read(1)
+        native = transform_geom("EPSG:4326", src.crs, polygon)
+        inside = ~geometry_mask([native], out_shape=data.shape, transform=src.transform)
+        pixel_area = abs(src.res[0] * src.res[1])
+    assert body["pixels"] == int(inside.sum())
+    counts = {c["value"]: c["pixels"] for c in body["classes"]}
+    for entry in tiler_runs.table.classes:
+        own = int((inside & (data == entry.value)).sum())
+        assert counts[entry.value] == own, entry.name
+        hectares = next(c["hectares"] for c in body["classes"] if c["value"] == entry.value)
+        assert abs(hectares - own * pixel_area / 10_000) < 1e-6
+    assert sum(1 for n in counts.values() if n) >= 2
+    assert abs(sum(c["percent"] for c in body["classes"]) - 100) < 0.01
+
+
+def test_statistics_counts_nodata_apart(tiler_url: str, tiler_runs: Runs) -> None:
+    path = str(tiler_runs.main / "classes.tif")
+    with rasterio.open(path) as src:
+        data = src.read(1)
+        left, top = src.xy(0, 0, offset="ul")
+        right, bottom = src.xy(data.shape[0] // 8, data.shape[1] // 2, offset="ul")
+        lons, lats = transform(src.crs, "EPSG:4326", [left, right], [top, bottom])
+    box = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lons[0], lats[0]],
+                [lons[1], lats[0]],
+                [lons[1], lats[1]],
+                [lons[0], lats[1]],
+                [lons[0], lats[0]],
+            ]
+        ],
+    }
+    body = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=box, timeout=30).json()
+    assert body["nodata_pixels"] > 0
+    assert body["pixels"] == body["nodata_pixels"] + sum(c["pixels"] for c in body["classes"])
+
+
+def test_feature_collection_is_the_union_of_its_polygons(tiler_url: str, tiler_runs: Runs) -> None:
+    path = str(tiler_runs.main / "classes.tif")
+    polygon = _polygon_around_centre(path)
+    single = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=polygon, timeout=30).json()
+    twice = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {}, "geometry": polygon}] * 2,
+    }
+    union = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=twice, timeout=30).json()
+    assert union["classes"] == single["classes"]
