@@ -12,13 +12,11 @@ from urllib.parse import quote, urlparse
 
 from service.allowlist import AllowList
 from service.errors import LimitError
-from service.publish import S3Options, is_local, join_url, local_path, publish
+from service.publish import S3Options, is_local, join_url, local_path, output_files, publish
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
 
 Progress = Callable[[int, int], None]
-
-OUTPUT_FILES = ("classes.tif", "confidence.tif", "item.json", "stats.json")
 
 
 class AoiTooLargeError(LimitError):
@@ -84,7 +82,7 @@ def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
     area = aoi_area_m2(parse_aoi(aoi)) / 1e6
     if area > settings.max_aoi_km2:
         raise AoiTooLargeError(
-            f"the AOI covers {area:,.1f} km², over this service's limit of {settings.max_aoi_km2:,.1f} km²; "
+            f"the AOI covers {area:,.4g} km², over this service's limit of {settings.max_aoi_km2:,g} km²; "
             "split it, or run `lulc classify` (optionally on Dask) for large areas"
         )
     return area
@@ -160,6 +158,7 @@ def run_order(
             progress=progress,
             dask_scheduler=settings.dask_scheduler,
         )
+        names = output_files(work_dir)
         if destination is None:
             folder = str(work_dir.resolve())
         else:
@@ -170,10 +169,7 @@ def run_order(
     if destination is not None and not settings.keep_local_outputs and not _same_dir(destination, work_dir):
         shutil.rmtree(work_dir, ignore_errors=True)
     public = (public_folder or folder).rstrip("/")
-    present = [
-        p.name for p in (result.classes, result.confidence, result.item, result.stats) if p is not None
-    ]
-    assets = {name: join_url(public, name) for name in present}
+    assets = {name: join_url(public, name) for name in names}
     item = copy.deepcopy(result.item_dict)
     for asset in item.get("assets", {}).values():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):

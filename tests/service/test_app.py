@@ -1,0 +1,370 @@
+"""The service's HTTP API against real parts: a demo world over loopback HTTP, real ONNX models, real COGs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+import rasterio
+import uvicorn
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.service.app_support import World, blocking_provider, models_dir, service_settings, shared_world
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return shared_world(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def models(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models_dir(tmp_path_factory.mktemp("app-models"), world)
+
+
+def client_for(settings: ServiceSettings, **kwargs: Any) -> TestClient:
+    return TestClient(create_app(settings, **kwargs), raise_server_exceptions=False)
+
+
+def assert_json_error(response: httpx.Response, status: int, error_type: str, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"detail", "type"}
+    assert body["type"] == error_type
+    for word in words:
+        assert word in json.dumps(body["detail"], ensure_ascii=False), body
+    return body
+
+
+def wait_for_job(client: TestClient, href: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(href)
+        assert status.status_code == 200, status.text
+        body = status.json()
+        if body["status"] != "running":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job {href} still running after {timeout} s")
+
+
+# --- health, models, OpenAPI -------------------------------------------------------------------
+
+
+def test_healthz_and_openapi(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models, max_concurrent_jobs=3))
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["max_concurrent_jobs"] == 3
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert set(paths) >= {"/classify", "/jobs/{job_id}", "/models", "/healthz"}
+    classify = paths["/classify"]["post"]
+    assert classify["tags"] == ["classify"]
+    assert classify["summary"]
+    assert {"200", "202", "400", "403", "413", "429"} <= set(classify["responses"])
+    assert classify["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("ClassifyBody")
+    for path, method in (("/jobs/{job_id}", "get"), ("/models", "get"), ("/healthz", "get")):
+        assert paths[path][method]["summary"], path
+        assert paths[path][method]["tags"], path
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_models_lists_good_and_broken_models(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models))
+    listing = client.get("/models")
+    assert listing.status_code == 200
+    by_id = {m["id"]: m for m in listing.json()["models"]}
+    assert set(by_id) == {"demo", "broken"}
+    demo = by_id["demo"]
+    assert demo["error"] is None
+    assert demo["name"] == "demo-rf"
+    assert demo["bands"] == ["blue", "green", "red", "nir", "swir16"]
+    assert demo["resolution"] == 10.0
+    assert [c["value"] for c in demo["classes"]] == list(world.class_values)
+    assert "not a readable ONNX model" in by_id["broken"]["error"]
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+def test_small_aoi_is_answered_synchronously(world: World, models: Path, tmp_path: Path) -> None:
+    settings = service_settings(tmp_path, world, models, sync_max_km2=100.0)
+    client = client_for(settings)
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert 0.1 < body["area_km2"] < 1.0
+    item = body["item"]
+    assert item["type"] == "Feature"
+    classes_asset = item["assets"]["classes"]
+    assert [c["value"] for c in classes_asset["classification:classes"]] == list(world.class_values)
+    # outputs exist where the response says, and the COG holds only class values and nodata
+    cog = Path(body["assets"]["classes.tif"])
+    assert cog.parent == settings.output_dir.resolve() / body["job_id"]
+    assert classes_asset["href"] == str(cog)
+    assert Path(body["assets"]["item.json"]).is_file()
+    with rasterio.open(cog) as src:
+        assert src.dtypes[0] == "uint8"
+        assert src.nodata == 255
+        assert src.block_shapes[0] == (512, 512)  # COG tiles, whatever the processing block size
+        values = set(src.read(1).ravel().tolist())
+    assert values <= {*world.class_values, 255}
+    assert values & set(world.class_values)
+    # tile URLs point the tiler at the COG
+    tiles = urlparse(body["tiles"]["classes"])
+    assert body["tiles"]["classes"].startswith(
+        "http://tiler.test:8001/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?"
+    )
+    assert parse_qs(tiles.query)["url"] == [str(cog)]
+    assert body["stats"]
+
+
+def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path) -> None:
+    publish_to = tmp_path / "published"
+    settings = service_settings(
+        tmp_path,
+        world,
+        models,
+        sync_max_km2=0.01,
+        output_url=publish_to.as_uri(),
+        output_public_url="https://outputs.example/lulc",
+    )
+    client = client_for(settings)
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["status"] == "running"
+    assert response.headers["location"] == accepted["href"]
+    assert accepted["href"].endswith(f"/jobs/{accepted['job_id']}")
+    done = wait_for_job(client, accepted["href"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"]["done"] == done["progress"]["total"] >= 1
+    result = done["result"]
+    job_id = accepted["job_id"]
+    # published to output_url/<job id>, announced under the public URL, work directory cleaned up
+    assert result["output_url"] == str((publish_to / job_id).resolve())
+    assert (publish_to / job_id / "classes.tif").is_file()
+    assert (publish_to / job_id / "item.json").is_file()
+    assert not (settings.output_dir / job_id).exists()
+    assert result["assets"]["classes.tif"] == f"https://outputs.example/lulc/{job_id}/classes.tif"
+    assert result["item"]["assets"]["classes"]["href"] == result["assets"]["classes.tif"]
+    published_item = json.loads((publish_to / job_id / "item.json").read_text())
+    assert published_item["assets"]["classes"]["href"] == "./classes.tif"  # portable: relative on disk
+
+
+def test_beyond_max_concurrent_jobs_gets_429(world: World, models: Path, tmp_path: Path) -> None:
+    provider, runner = blocking_provider(models)
+    settings = service_settings(tmp_path, world, models, sync_max_km2=0.01, max_concurrent_jobs=1)
+    client = client_for(settings, models=provider)
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    first = client.post("/classify", json=request)
+    assert first.status_code == 202, first.text
+    assert runner.entered.wait(60), "the first job never reached inference"
+    try:
+        busy = client.post("/classify", json=request)
+        assert_json_error(busy, 429, "BusyError", "limit is 1")
+        assert busy.headers["retry-after"] == "7"
+        assert client.get("/healthz").json()["running_jobs"] == 1
+    finally:
+        runner.gate.set()
+    assert wait_for_job(client, first.json()["href"])["status"] == "succeeded"
+    again = client.post("/classify", json=request)  # the slot is free again
+    assert again.status_code == 202, again.text
+    assert wait_for_job(client, again.json()["href"])["status"] == "succeeded"
+
+
+# --- bad input: JSON errors with the right status, never an HTML 500 --------------------------------
+
+BOWTIE = {
+    "type": "Polygon",
+    "coordinates": [[[140.0, 36.0], [140.01, 36.01], [140.01, 36.0], [140.0, 36.01], [140.0, 36.0]]],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error_type", "words"),
+    [
+        ({"aoi": BOWTIE}, 400, "InputError", ("Self-intersection",)),
+        ({"aoi": {"type": "Point", "coordinates": [140.0, 36.0]}}, 400, "InputError", ("Polygon",)),
+        ({"aoi": {"type": "Polygon", "coordinates": "nope"}}, 400, "InputError", ("GeoJSON",)),
+        ({"aoi": None}, 422, "RequestValidationError", ("aoi",)),
+        ({"datetime": ""}, 422, "RequestValidationError", ("datetime",)),
+        ({"colour": "red"}, 422, "RequestValidationError", ("colour",)),
+        ({"model": "nope"}, 404, "ModelNotFoundError", ("nope", "demo")),
+        ({"model": "../models/demo"}, 404, "ModelNotFoundError", ("not a model id",)),
+        ({"model": "broken"}, 422, "ContractError", ("not a readable ONNX model",)),
+        ({"stac": "https://evil.example/stac/v1"}, 403, "HostNotAllowedError", ("evil.example",)),
+        ({"stac": "/etc/catalog.json"}, 403, "HostNotAllowedError", ("local file",)),
+        ({"datetime": "1999-01-01/1999-12-31"}, 404, "NoItemsError", ("1999",)),
+    ],
+)
+def test_bad_requests_get_json_errors(
+    world: World,
+    models: Path,
+    tmp_path: Path,
+    change: dict[str, Any],
+    status: int,
+    error_type: str,
+    words: tuple[str, ...],
+) -> None:
+    client = client_for(service_settings(tmp_path, world, models))
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo", **change}
+    assert_json_error(client.post("/classify", json=request), status, error_type, *words)
+    assert not any((tmp_path / "work").glob("*/item.json"))  # nothing published for a failed request
+
+
+def test_aoi_over_the_limit_is_413(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models, max_aoi_km2=0.05))
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert_json_error(response, 413, "AoiTooLargeError", "0.05", "km²")
+
+
+def test_aoi_outside_every_item_is_404(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models))
+    elsewhere = world.aoi(dx=1.0)  # a degree east: no item covers it
+    response = client.post("/classify", json={"aoi": elsewhere, "datetime": world.datetime, "model": "demo"})
+    assert_json_error(response, 404, "NoItemsError", "AOI")
+
+
+def test_asset_host_off_the_allow_list_is_403(world: World, models: Path, tmp_path: Path) -> None:
+    """The catalog is allowed by URL prefix, but its COGs' host:port is not: refused before any read."""
+    settings = service_settings(tmp_path, world, models, allowed_hosts=[world.catalog_url])
+    client = client_for(settings)
+    before = len(world.server.requests.for_path(".tif"))
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert_json_error(response, 403, "HostNotAllowedError", "127.0.0.1")
+    assert len(world.server.requests.for_path(".tif")) == before
+
+
+def test_failed_job_reports_its_error(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models, sync_max_km2=0.01))
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": "1999-01-01/1999-12-31", "model": "demo"}
+    )
+    assert response.status_code == 202
+    done = wait_for_job(client, response.json()["href"])
+    assert done["status"] == "failed"
+    assert done["error"]["type"] == "NoItemsError"
+    assert done["error_status"] == 404
+    assert_json_error(client.get("/jobs/does-not-exist"), 404, "JobNotFoundError", "does-not-exist")
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+
+def test_bearer_token(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models, auth_token="letmein"))
+    missing = client.get("/models")
+    assert_json_error(missing, 401, "HTTPException", "missing")
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert_json_error(
+        client.get("/models", headers={"Authorization": "Bearer wrong"}), 401, "HTTPException", "wrong"
+    )
+    assert_json_error(client.post("/classify", json={}), 401, "HTTPException")
+    assert_json_error(client.get("/jobs/x"), 401, "HTTPException")
+    assert client.get("/models", headers={"Authorization": "Bearer letmein"}).status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes need no token
+
+
+# --- over real HTTP -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_service(world: World, models: Path, tmp_path: Path) -> Iterator[str]:
+    """The app under uvicorn on a loopback socket, as `lulc serve` runs it."""
+    settings = service_settings(tmp_path, world, models, auth_token="t0ken")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_classify_over_real_http(world: World, live_service: str) -> None:
+    auth = {"Authorization": "Bearer t0ken"}
+    with httpx.Client(base_url=live_service, timeout=120) as http:
+        assert http.get("/healthz").status_code == 200
+        response = http.post(
+            "/classify",
+            json={"aoi": world.aoi(size_deg=0.003), "datetime": world.datetime, "model": "demo"},
+            headers=auth,
+        )
+        assert response.status_code == 200, response.text
+        assert Path(response.json()["assets"]["classes.tif"]).is_file()
+        bad = http.post(
+            "/classify", content=b"{not json", headers={**auth, "Content-Type": "application/json"}
+        )
+        assert_json_error(bad, 422, "RequestValidationError")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_lulc_serve_command(world: World, models: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LULC_SERVICE_MODELS_DIR": str(models),
+        "LULC_SERVICE_OUTPUT_DIR": str(tmp_path / "out"),
+        "LULC_SERVICE_LOG_LEVEL": "WARNING",
+    }
+    lulc = [sys.executable, "-m", "service.cli"]
+    proc = subprocess.Popen([*lulc, "serve", "--port", str(port)], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/models", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
+                assert time.monotonic() < deadline, "lulc serve did not answer"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert {m["id"] for m in response.json()["models"]} == {"demo", "broken"}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    bad = subprocess.run(
+        [*lulc, "serve"], env={**env, "LULC_SERVICE_PORT": "zero"}, cwd=ROOT, capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "LULC_SERVICE_* settings" in bad.stderr
