@@ -64,7 +64,9 @@ class Grid:
         self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Pixel row and column holding each coordinate (may be outside the grid)."""
-        cols, rows = ~self.transform * (np.asarray(x), np.asarray(y))
+        t = self.transform  # north-up: no rotation terms
+        cols = (np.asarray(x, dtype=np.float64) - t.c) / t.a
+        rows = (np.asarray(y, dtype=np.float64) - t.f) / t.e
         return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
 
     def window(self, block_row: int, block_col: int) -> Window:
@@ -76,8 +78,9 @@ class Grid:
 
     def bbox_4326(self) -> list[float]:
         """The grid's bounds in EPSG:4326, rounded to 6 decimals."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        t = self.transform
+        left, top = t.c, t.f
+        right, bottom = t.c + t.a * self.width, t.f + t.e * self.height
         bounds = transform_bounds(
             self.crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right), max(top, bottom)
         )

@@ -1,0 +1,75 @@
+"""Fixtures of the training tests: the tutorial data, a demo world, recipes and trained model directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from training.config import TrainingConfig, load_config
+
+TUTORIAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lulc_py"
+
+TUTORIAL_CLASSES = """classes:
+  - {value: 1, name: Water, color: "#1f78b4"}
+  - {value: 2, name: Dense Veg, color: "#33a02c"}
+  - {value: 3, name: Veg, color: "#b2df8a"}
+  - {value: 4, name: Impervious, color: "#e31a1c"}
+"""
+
+
+@pytest.fixture(scope="session")
+def tutorial() -> Path:
+    """The tutorial's real data (../shared/data/lulc_py), or skip where it is absent."""
+    if not (TUTORIAL / "s2image.tif").exists():
+        pytest.skip(f"tutorial data not found at {TUTORIAL.resolve()} (../shared/data/lulc_py)")
+    return TUTORIAL.resolve()
+
+
+@pytest.fixture(scope="session")
+def tutorial_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tutorial's class names as a class-table file."""
+    path = tmp_path_factory.mktemp("tutorial") / "classes.yaml"
+    path.write_text(TUTORIAL_CLASSES)
+    return path
+
+
+@pytest.fixture(scope="session")
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo world: the shared session fixture when the root conftest provides it, else our own."""
+    try:
+        found: Any = request.getfixturevalue("demo_world")
+    except pytest.FixtureLookupError:
+        from training.demo_world import generate
+
+        found = generate(tmp_path_factory.mktemp("world"))
+    return Path(getattr(found, "root", found))
+
+
+def lean_recipe(world: Path, **changes: Any) -> TrainingConfig:
+    """The demo world's own training.yaml, made lean for tests: one fast random forest, few splits."""
+    lean: dict[str, Any] = {
+        "models": ["rf"],
+        "model_params": {"rf": {"n_estimators": 60}},
+        "cv": {"folds": 3, "repeats": 1},
+    }
+    lean.update(changes)
+    return load_config(world / "training.yaml", lean)
+
+
+@pytest.fixture(scope="session")
+def static_model(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained from the demo world's static catalog (lean recipe)."""
+    from training.pipeline import train
+
+    out = tmp_path_factory.mktemp("static") / "model"
+    train(lean_recipe(world, out=str(out)))
+    return out
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as YAML and return the path."""
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -1,0 +1,83 @@
+"""Training from STAC on the demo world: honest accuracy, determinism, API and static catalog agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.classes import load_class_table
+from service.contract import contract_from_metadata
+from service.decision import decide_labels
+from service.features import compute_features
+from training.composite import open_stac_imagery
+from training.pipeline import train
+from training.points import read_points
+from training.sampling import sample_points
+from training.settings import TrainingSettings
+
+from .conftest import lean_recipe
+
+
+def _validation_accuracy(world: Path, model_dir: Path) -> float:
+    """Accuracy of the exported ONNX model on the independent validation sample."""
+    session = ort.InferenceSession(str(model_dir / "model.onnx"))
+    contract = contract_from_metadata(session.get_modelmeta().custom_metadata_map, "model.onnx")
+    imagery = open_stac_imagery(lean_recipe(world), TrainingSettings())
+    points = read_points(world / "validation.gpkg", "label", load_class_table(world / "classes.yaml"))
+    samples = sample_points(imagery, points)
+    features = compute_features(samples.reflectance.T, contract.inputs.bands, contract.features.indices)
+    proba = session.run([contract.outputs.probabilities], {"features": features})[0]
+    labels = decide_labels(proba, contract.outputs.class_order)
+    return float(np.mean(labels == samples.labels))
+
+
+@pytest.mark.slow
+def test_validation_accuracy_matches_the_reported_hold_out(world: Path, static_model: Path) -> None:
+    metrics = json.loads((static_model / "metrics.json").read_text())
+    reported = metrics["holdout"]["overall_accuracy"]
+    validation = _validation_accuracy(world, static_model)
+    assert validation > 0.90
+    assert abs(validation - reported) <= 0.02, (validation, reported)
+
+
+@pytest.mark.slow
+def test_same_recipe_and_seed_give_identical_files(world: Path, static_model: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    train(lean_recipe(world, out=str(again)))
+    assert (again / "metrics.json").read_bytes() == (static_model / "metrics.json").read_bytes()
+    assert (again / "model.onnx").read_bytes() == (static_model / "model.onnx").read_bytes()
+    assert (again / "model.json").read_bytes() == (static_model / "model.json").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.pgstac
+def test_pgstac_api_and_static_catalog_give_the_same_model(
+    world: Path, static_model: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    try:
+        api_url = request.getfixturevalue("pgstac_api")
+    except pytest.FixtureLookupError:
+        pytest.skip("the root conftest provides no pgstac_api fixture")
+    out = tmp_path / "api"
+    train(lean_recipe(world, stac=str(api_url), out=str(out)))
+    assert (out / "model.onnx").read_bytes() == (static_model / "model.onnx").read_bytes()
+    assert (out / "metrics.json").read_bytes() == (static_model / "metrics.json").read_bytes()
+
+
+def test_contract_describes_the_stac_inputs(static_model: Path) -> None:
+    item = json.loads((static_model / "model.json").read_text())
+    contract = item["properties"]["lulc:contract"]
+    assert contract["inputs"]["bands"] == ["blue", "green", "red", "nir", "swir16", "swir22"]
+    assert contract["features"]["indices"] == ["ndvi", "ndwi", "ndbi"]
+    assert contract["inputs"]["resolution"] == 10.0
+    assert contract["inputs"]["composite"] == "median"
+    assert contract["inputs"]["mask_scl"] == [0, 1, 3, 8, 9, 10]
+    assert contract["outputs"]["class_order"] == [1, 2, 3, 4, 5, 6]
+    window = contract["provenance"]["time_window"]
+    assert window and window.split("/")[0] < window.split("/")[1]
+    w, s, e, n = item["bbox"]
+    assert w < e and s < n
