@@ -78,6 +78,8 @@ def test_contract_describes_the_stac_inputs(static_model: Path) -> None:
     assert contract["inputs"]["mask_scl"] == [0, 1, 3, 8, 9, 10]
     assert contract["outputs"]["class_order"] == [1, 2, 3, 4, 5, 6]
     window = contract["provenance"]["time_window"]
-    assert window and window.split("/")[0] < window.split("/")[1]
+    assert window
+    assert window.split("/")[0] < window.split("/")[1]
     w, s, e, n = item["bbox"]
-    assert w < e and s < n
+    assert w < e
+    assert s < n

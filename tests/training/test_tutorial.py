@@ -65,13 +65,15 @@ def test_model_directory_is_complete_and_consistent(tutorial_run: Path) -> None:
     contract = contract_from_json(meta[METADATA_KEY], "model.onnx")
     assert contract == load_contract(tutorial_run / "model.json")
     assert contract.inputs.bands == ["blue", "green", "red", "nir"]
-    assert contract.inputs.radiometry.scale == 1.0 and contract.inputs.radiometry.offset == 0.0
+    assert contract.inputs.radiometry.scale == 1.0
+    assert contract.inputs.radiometry.offset == 0.0
     assert contract.outputs.decision == "probabilities"
     assert item["id"].endswith(contract.version)
     assert [i.name for i in model.graph.input] == ["features"]
     assert [o.name for o in model.graph.output] == ["label", "probabilities"]
     metrics = json.loads((tutorial_run / "metrics.json").read_text())
-    assert metrics["parity"]["test_agreement"] >= 0.9999 and metrics["parity"]["pixel_n"] > 1000
+    assert metrics["parity"]["test_agreement"] >= 0.9999
+    assert metrics["parity"]["pixel_n"] > 1000
     assert (tutorial_run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
