@@ -35,10 +35,21 @@ def env_names(cls: type[BaseSettings]) -> dict[str, str]:
     return {name: f"{prefix}{name}".upper() for name in cls.model_fields}
 
 
+def _type_name(annotation: Any) -> str:
+    """A short readable type: ``str``, ``list[str]``, ``SecretStr | None``, ``Literal['a', 'b']``."""
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    text = str(annotation)
+    for prefix in ("typing.", "pydantic.types.", "pathlib.", "typing_extensions."):
+        text = text.replace(prefix, "")
+    return re.sub(r"Annotated\[(.*?), .*\]$", r"\1", text)
+
+
 def _default(value: Any) -> str:
+    """The default as Markdown code; the working directory shows as ``$PWD`` so tables are portable."""
     if value is None or value == "" or value == [] or value == {}:
         return ""
-    return f"`{value}`"
+    return f"`{value}`".replace(str(Path.cwd()), "$PWD")
 
 
 def settings_table(cls: type[BaseSettings]) -> str:
@@ -46,11 +57,10 @@ def settings_table(cls: type[BaseSettings]) -> str:
     rows = ["| variable | type | default | description |", "|---|---|---|---|"]
     names = env_names(cls)
     for name, field in cls.model_fields.items():
-        annotation = field.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        type_name = _type_name(field.annotation).replace("|", "\\|")
         default = "" if field.is_required() else _default(field.get_default(call_default_factory=True))
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{names[name]}` | {type_name.replace('|', 'or')} | {default} | {description} |")
+        rows.append(f"| `{names[name]}` | {type_name} | {default} | {description} |")
     return "\n".join(rows) + "\n"
 
 
