@@ -47,9 +47,10 @@ def demo_data(
     ):
         files.add_row(name, str(path))
     console.print(files)
-    items = Table("item", "datetime", "baseline", "eo:cloud_cover", "nodata %", title="items")
+    items = Table("date", "baseline", "cloud %", "nodata %", title="items")
+    items.add_column("item", no_wrap=True)
     for row in summary.items:
-        items.add_row(row.id, row.datetime, row.baseline, f"{row.cloud_cover:.2f}", f"{row.nodata:.2f}")
+        items.add_row(row.datetime[:10], row.baseline, f"{row.cloud_cover:.2f}", f"{row.nodata:.2f}", row.id)
     console.print(items)
     points = Table("value", "class", "train", "validation", "truth share %", title="classes and points")
     for cls in summary.classes:

@@ -85,9 +85,9 @@ def random_sample(
     min_distance: int,
 ) -> npt.NDArray[np.int64]:
     """Simple random pixels inside the AOI, at least ``min_distance`` pixels from ``exclude``."""
-    near = np.zeros(inside.shape, dtype=bool)
-    near.flat[exclude] = True
-    near = ndimage.binary_dilation(near, iterations=min_distance)
+    taken = np.ones(inside.shape, dtype=bool)
+    taken.flat[exclude] = False
+    near = ndimage.distance_transform_edt(taken) <= min_distance
     candidates = np.flatnonzero(inside & ~near)
     return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
 

@@ -38,7 +38,8 @@ VALIDATION_MIN_DISTANCE = 5
 """Pixels between any validation point and the nearest training point."""
 
 REFLECTANCE_COG = CogOptions(overview_resampling="average", predictor=2)
-CLASS_COG = CogOptions(overview_resampling="nearest")
+CLASS_COG = CogOptions(overview_resampling="mode", extra={"PREDICTOR": "NO"})
+"""Class rasters (truth, SCL): mode overviews; ``PREDICTOR=NO`` spelled as the COG driver wants it."""
 
 
 @dataclass(frozen=True)
