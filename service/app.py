@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException
 
 from service.http_errors import error_body, status_for
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
-from service.publish import join_url
+from service.publish import destination_folder, join_url
 from service.settings import ServiceSettings
 from service.workflow import Order, Outcome, aoi_km2, run_order, stac_location
 
@@ -184,29 +184,19 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
 
 
-def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None) -> FastAPI:
-    """The service app for ``settings``.
+BEARER = HTTPBearer(auto_error=False, description="The token of `LULC_SERVICE_AUTH_TOKEN`, when it is set.")
 
-    Args:
-        settings: the service's settings (read once, here; nothing is read at import).
-        models: where models come from; default the ``settings.models_dir`` directory.
-    """
-    provider: ModelProvider = models or ModelDirectory(settings.models_dir, threads=settings.threads)
-    registry = JobRegistry(
-        settings.max_concurrent_jobs,
-        keep=settings.max_finished_jobs,
-        retry_after=settings.retry_after_seconds,
-    )
-    bearer = HTTPBearer(
-        auto_error=False, description="The token of `LULC_SERVICE_AUTH_TOKEN`, when it is set."
-    )
 
-    def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if settings.auth_token is None:
+class BearerAuth:
+    """A dependency refusing requests without the configured bearer token (401); a no-op without token."""
+
+    def __init__(self, token: SecretStr | None) -> None:
+        self.token = token
+
+    def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
+        if self.token is None:
             return
-        expected = settings.auth_token.get_secret_value().encode()
+        expected = self.token.get_secret_value().encode()
         given = credentials.credentials.encode() if credentials is not None else b""
         if not secrets.compare_digest(given, expected):
             raise HTTPException(
@@ -214,6 +204,24 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
                 "missing bearer token" if credentials is None else "wrong bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+
+
+def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None) -> FastAPI:
+    """The service app for ``settings``.
+
+    Args:
+        settings: the service's settings (read once, here; nothing is read at import).
+        models: where models come from; default the ``settings.models_dir`` directory.
+    """
+    if settings.output_url:
+        destination_folder(settings.output_url)  # refuse an unsupported output URL at start-up
+    provider: ModelProvider = models or ModelDirectory(settings.models_dir, threads=settings.threads)
+    registry = JobRegistry(
+        settings.max_concurrent_jobs,
+        keep=settings.max_finished_jobs,
+        retry_after=settings.retry_after_seconds,
+    )
+    require_token = BearerAuth(settings.auth_token)
 
     app = FastAPI(
         title="lulc-stac classifier",

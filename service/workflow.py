@@ -12,7 +12,15 @@ from urllib.parse import quote, urlparse
 
 from service.allowlist import AllowList
 from service.errors import LimitError
-from service.publish import S3Options, is_local, join_url, local_path, output_files, publish
+from service.publish import (
+    S3Options,
+    destination_folder,
+    is_local,
+    join_url,
+    local_path,
+    output_files,
+    publish,
+)
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
 
@@ -148,6 +156,8 @@ def run_order(
         block_size=settings.block_size,
         confidence=settings.confidence if order.confidence is None else order.confidence,
     )
+    if destination is not None:
+        destination_folder(destination)  # an unsupported destination fails now, not after the work
     try:
         result = classify(
             request,

@@ -1,0 +1,211 @@
+"""The serverless handler: the real engine on a loopback demo world; outputs to a folder or real S3."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rasterio
+
+from service.handler import handle, handler
+from tests.service.app_support import World, models_dir, service_settings, shared_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return shared_world(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def models(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models_dir(tmp_path_factory.mktemp("handler-models"), world)
+
+
+def event_for(world: World, dest: str, /, **change: Any) -> dict[str, Any]:
+    event = {
+        "aoi": world.aoi(size_deg=0.004),
+        "datetime": world.datetime,
+        "model": "demo",
+        "output_url": dest,
+    }
+    event.update(change)
+    return event
+
+
+def body_of(response: dict[str, Any], status: int) -> dict[str, Any]:
+    assert set(response) == {"statusCode", "headers", "body"}
+    assert response["statusCode"] == status, response["body"]
+    assert response["headers"]["Content-Type"] == "application/json"
+    body: dict[str, Any] = json.loads(response["body"])
+    return body
+
+
+@pytest.mark.parametrize("as_uri", [False, True])
+def test_event_writes_outputs_to_the_output_url(
+    world: World, models: Path, tmp_path: Path, as_uri: bool
+) -> None:
+    dest = tmp_path / "results" / "run-1"
+    settings = service_settings(tmp_path, world, models)
+    response = handle(event_for(world, dest.as_uri() if as_uri else str(dest)), settings)
+    body = body_of(response, 200)
+    assert body["output_url"] == str(dest.resolve())
+    assert {"classes.tif", "confidence.tif", "item.json", "stats.json"} <= set(body["assets"])
+    assert body["assets"]["classes.tif"] == str(dest.resolve() / "classes.tif")
+    assert body["item"]["assets"]["classes"]["href"] == body["assets"]["classes.tif"]
+    assert "classification:classes" in body["item"]["assets"]["classes"]
+    assert body["tiles"]["classes"].startswith("http://tiler.test:8001/cog/tiles/WebMercatorQuad/")
+    with rasterio.open(dest / "classes.tif") as src:
+        values = set(src.read(1).ravel().tolist())
+    assert values <= {*world.class_values, 255}
+    on_disk = json.loads((dest / "item.json").read_text())
+    assert on_disk["id"] == body["item"]["id"]
+    assert not any((tmp_path / "work").iterdir())  # the scratch copy is gone once published
+
+
+def test_proxy_event_with_json_body(world: World, models: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    event = {"body": json.dumps(event_for(world, str(dest))), "isBase64Encoded": False}
+    body = body_of(handle(event, service_settings(tmp_path, world, models)), 200)
+    assert (dest / "classes.tif").is_file()
+    assert body["area_km2"] > 0
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "words"),
+    [
+        ("{not json", 400, ("not valid JSON",)),
+        ([1, 2], 400, ("JSON object",)),
+        ({"aoi": {}, "datetime": "2024"}, 400, ("model", "output_url", "Field required")),
+        ({"extra": 1}, 400, ("extra",)),
+    ],
+)
+def test_malformed_events_are_400(
+    world: World, models: Path, tmp_path: Path, event: Any, status: int, words: tuple[str, ...]
+) -> None:
+    body = body_of(handle(event, service_settings(tmp_path, world, models)), status)
+    assert body["type"] == "InputError"
+    for word in words:
+        assert word in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error_type", "word"),
+    [
+        ({"model": "unknown-model"}, 404, "ModelNotFoundError", "unknown-model"),
+        ({"model": "broken"}, 422, "ContractError", "not a readable ONNX model"),
+        ({"stac": "https://elsewhere.example/catalog.json"}, 403, "HostNotAllowedError", "elsewhere.example"),
+        (
+            {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
+            400,
+            "InputError",
+            "Self-intersection",
+        ),
+        ({"datetime": "2001-01-01/2001-02-01"}, 404, "NoItemsError", "2001"),
+        ({"output_url": "ftp://host/x"}, 400, "InputError", "ftp://host/x"),
+    ],
+)
+def test_bad_events_get_clear_4xx(
+    world: World,
+    models: Path,
+    tmp_path: Path,
+    change: dict[str, Any],
+    status: int,
+    error_type: str,
+    word: str,
+) -> None:
+    dest = tmp_path / "dest"
+    body = body_of(
+        handle(event_for(world, str(dest), **change), service_settings(tmp_path, world, models)), status
+    )
+    assert body["type"] == error_type
+    assert word in body["detail"]
+    assert not (dest / "item.json").exists()
+
+
+def test_aoi_over_the_limit(world: World, models: Path, tmp_path: Path) -> None:
+    settings = service_settings(tmp_path, world, models, max_aoi_km2=0.01)
+    body = body_of(handle(event_for(world, str(tmp_path / "d")), settings), 413)
+    assert body["type"] == "AoiTooLargeError"
+
+
+def test_model_given_as_a_path(world: World, models: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "by-path"
+    event = event_for(world, str(dest), model=str(models / "demo" / "model.onnx"))
+    body_of(handle(event, service_settings(tmp_path, world, models)), 200)
+    assert (dest / "item.json").is_file()
+
+
+def test_handler_reads_settings_from_the_environment(
+    world: World, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("LULC_SERVICE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LULC_SERVICE_MODELS_DIR", str(models))
+    monkeypatch.setenv("LULC_SERVICE_STAC_URL", world.catalog_url)
+    monkeypatch.setenv("LULC_SERVICE_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("LULC_SERVICE_OUTPUT_DIR", str(tmp_path / "scratch"))
+    dest = tmp_path / "env-out"
+    body = body_of(handler(event_for(world, str(dest)), None), 200)
+    assert body["tiles"] == {}  # no LULC_SERVICE_TILER_URL
+    assert (dest / "classes.tif").is_file()
+    monkeypatch.setenv("LULC_SERVICE_ALLOWED_HOSTS", "example.org")
+    refused = body_of(handler(event_for(world, str(tmp_path / "refused"))), 403)
+    assert "127.0.0.1" in refused["detail"]
+    monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "-1")
+    broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
+    assert "max_concurrent_jobs" in broken["detail"]
+
+
+# --- s3:// outputs on a real S3 HTTP server (moto) on loopback ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    boto3 = pytest.importorskip("boto3")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    client.create_bucket(Bucket="maps")
+    yield {"endpoint": endpoint, "client": client}
+    server.stop()
+
+
+def test_event_publishes_to_s3(world: World, models: Path, tmp_path: Path, s3: dict[str, Any]) -> None:
+    settings = service_settings(
+        tmp_path,
+        world,
+        models,
+        s3_endpoint=s3["endpoint"],
+        s3_access_key_id="k",
+        s3_secret_access_key="s",
+        s3_allow_http=True,
+    )
+    body = body_of(handle(event_for(world, "s3://maps/runs/42"), settings), 200)
+    assert body["output_url"] == "s3://maps/runs/42"
+    assert body["assets"]["classes.tif"] == "s3://maps/runs/42/classes.tif"
+    listing = s3["client"].list_objects_v2(Bucket="maps", Prefix="runs/42/")
+    keys = {o["Key"] for o in listing["Contents"]}
+    assert {
+        "runs/42/classes.tif",
+        "runs/42/confidence.tif",
+        "runs/42/stats.json",
+        "runs/42/item.json",
+    } <= keys
+    item = json.loads(s3["client"].get_object(Bucket="maps", Key="runs/42/item.json")["Body"].read())
+    assert item["assets"]["classes"]["href"] == "./classes.tif"
+    cog = s3["client"].get_object(Bucket="maps", Key="runs/42/classes.tif")["Body"].read()
+    assert cog[:4] in (b"II*\x00", b"II+\x00")
+    # a bucket that does not exist: a 502 naming the destination, nothing left behind
+    failed = body_of(handle(event_for(world, "s3://no-such-bucket/x"), settings), 502)
+    assert failed["type"] == "PublishError"
+    assert "no-such-bucket" in failed["detail"]
