@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
+import morecantile
 import numpy as np
 import pystac
 import pytest
 import rasterio
 from PIL import Image
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform, transform_bounds
 
 from service.classes import NODATA, ClassTable, load_class_table
 from service.cog import CogOptions, write_cog
@@ -188,3 +191,25 @@ def decode_png(content: bytes) -> np.ndarray:
 
 def class_colours(table: ClassTable) -> set[tuple[int, int, int]]:
     return {c.rgba[:3] for c in table.classes}
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    """``httpx.get`` with a timeout generous enough for a busy 2-core machine."""
+    kwargs.setdefault("timeout", 60)
+    return httpx.get(url, **kwargs)
+
+
+def post(url: str, **kwargs: Any) -> httpx.Response:
+    """``httpx.post`` with a generous timeout."""
+    kwargs.setdefault("timeout", 60)
+    return httpx.post(url, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def inside_tile(tiler_runs: Runs) -> str:
+    """Path of a z14 tile over the middle of the demo map (``/cog/tiles/WebMercatorQuad/14/x/y.png``)."""
+    with rasterio.open(tiler_runs.main / "classes.tif") as src:
+        x, y = src.xy(src.height / 2, src.width / 2)
+        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon[0], lat[0], 14)
+    return f"/cog/tiles/WebMercatorQuad/14/{tile.x}/{tile.y}.png"

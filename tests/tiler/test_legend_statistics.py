@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform, transform_geom
 
 from service.classes import NODATA
-from tests.tiler.conftest import Runs, class_colours, decode_png
+from tests.tiler.conftest import Runs, class_colours, decode_png, get, post
 
 
 def test_legend_json_matches_the_class_table(tiler_url: str, tiler_runs: Runs) -> None:
-    response = httpx.get(
-        f"{tiler_url}/legend", params={"url": str(tiler_runs.main / "classes.tif")}, timeout=10
-    )
+    response = get(f"{tiler_url}/legend", params={"url": str(tiler_runs.main / "classes.tif")}, timeout=10)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["source"] == "stac"
@@ -32,7 +29,7 @@ def test_legend_from_the_colour_table_when_there_is_no_item(
     target = tiler_runs.root / "2024" / "alone"
     target.mkdir(exist_ok=True)
     (target / "map.tif").write_bytes((tiler_runs.main / "classes.tif").read_bytes())
-    body = httpx.get(f"{tiler_url}/legend", params={"url": str(target / "map.tif")}, timeout=10).json()
+    body = get(f"{tiler_url}/legend", params={"url": str(target / "map.tif")}).json()
     assert body["source"] == "colortable"
     assert [(c["value"], c["color"]) for c in body["classes"]] == [
         (c.value, c.color) for c in tiler_runs.table.classes
@@ -40,10 +37,9 @@ def test_legend_from_the_colour_table_when_there_is_no_item(
 
 
 def test_legend_png_shows_every_class_colour(tiler_url: str, tiler_runs: Runs) -> None:
-    response = httpx.get(
+    response = get(
         f"{tiler_url}/legend",
         params={"url": str(tiler_runs.main / "classes.tif"), "format": "png"},
-        timeout=10,
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
@@ -70,11 +66,10 @@ def _polygon_around_centre(path: str) -> dict:
 def test_statistics_counts_and_hectares_match_own_pixel_count(tiler_url: str, tiler_runs: Runs) -> None:
     path = str(tiler_runs.main / "classes.tif")
     polygon = _polygon_around_centre(path)
-    response = httpx.post(
+    response = post(
         f"{tiler_url}/statistics",
         params={"url": path},
         json={"type": "Feature", "properties": {}, "geometry": polygon},
-        timeout=30,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -113,7 +108,7 @@ def test_statistics_counts_nodata_apart(tiler_url: str, tiler_runs: Runs) -> Non
             ]
         ],
     }
-    body = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=box, timeout=30).json()
+    body = post(f"{tiler_url}/statistics", params={"url": path}, json=box).json()
     assert body["nodata_pixels"] > 0
     assert body["pixels"] == body["nodata_pixels"] + sum(c["pixels"] for c in body["classes"])
 
@@ -121,10 +116,10 @@ def test_statistics_counts_nodata_apart(tiler_url: str, tiler_runs: Runs) -> Non
 def test_feature_collection_is_the_union_of_its_polygons(tiler_url: str, tiler_runs: Runs) -> None:
     path = str(tiler_runs.main / "classes.tif")
     polygon = _polygon_around_centre(path)
-    single = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=polygon, timeout=30).json()
+    single = post(f"{tiler_url}/statistics", params={"url": path}, json=polygon).json()
     twice = {
         "type": "FeatureCollection",
         "features": [{"type": "Feature", "properties": {}, "geometry": polygon}] * 2,
     }
-    union = httpx.post(f"{tiler_url}/statistics", params={"url": path}, json=twice, timeout=30).json()
+    union = post(f"{tiler_url}/statistics", params={"url": path}, json=twice).json()
     assert union["classes"] == single["classes"]

@@ -1,0 +1,157 @@
+"""Bad input gets JSON errors with the right status: 403 outside the allow-list, 404, 400; never a 500."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+
+from tests.support.http_server import ServerHandle
+from tests.tiler.conftest import Runs, World, get, post
+
+
+def _json_error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["detail"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/etc/passwd",
+        "file:///etc/passwd",
+        "/vsicurl/http://127.0.0.1:1/x.tif",
+        "ftp://example.com/x.tif",
+        "http://example.com/classes.tif",
+    ],
+)
+def test_urls_outside_the_allow_list_get_403(tiler_url: str, inside_tile: str, url: str) -> None:
+    for path in (inside_tile, "/cog/info", "/legend", "/stac/info"):
+        body = _json_error(get(f"{tiler_url}{path}", params={"url": url}), 403)
+        assert "allow" in body["detail"] or "not allowed" in body["detail"]
+
+
+def test_traversal_symlinks_and_prefix_lookalikes_get_403(
+    tiler_url: str, tiler_runs: Runs, runs_http: ServerHandle, tmp_path
+) -> None:
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes((tiler_runs.main / "classes.tif").read_bytes())
+    link = tiler_runs.root / "2024" / "link.tif"
+    if not link.exists():
+        os.symlink(secret, link)
+    dotdot = f"{tiler_runs.root}/2024/../../{tmp_path.name}/secret.tif"
+    for url in (str(secret), str(link), dotdot):
+        _json_error(get(f"{tiler_url}/cog/info", params={"url": url}), 403)
+    # http prefix: only /2024/ of the runs server is allowed, by whole path segments
+    for url in (
+        f"{runs_http.base_url}/2023/second/classes.tif",
+        f"{runs_http.base_url}/2024/../2023/second/classes.tif",
+        f"{runs_http.base_url}/2024%2F..%2F2023/second/classes.tif",
+        f"{runs_http.base_url}/2024x/classes.tif",
+        f"http://user@{runs_http.base_url[7:]}/2024/main/classes.tif",
+    ):
+        _json_error(get(f"{tiler_url}/cog/info", params={"url": url}), 403)
+    ok = get(f"{tiler_url}/cog/info", params={"url": runs_http.url(tiler_runs.main / "classes.tif")})
+    assert ok.status_code == 200
+
+
+def test_stac_assets_outside_the_allow_list_get_403(
+    tiler_url: str, tiler_runs: Runs, inside_tile: str
+) -> None:
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    item["assets"]["classes"]["href"] = "/etc/passwd.tif"
+    path = tiler_runs.root / "2024" / "evil-item.json"
+    path.write_text(json.dumps(item))
+    body = _json_error(
+        get(
+            f"{tiler_url}/stac{inside_tile[4:]}",
+            params={"url": str(path), "assets": "classes"},
+            timeout=10,
+        ),
+        403,
+    )
+    assert "passwd" in body["detail"]
+
+
+def test_tile_outside_bounds_is_404(tiler_url: str, tiler_runs: Runs) -> None:
+    path = str(tiler_runs.main / "classes.tif")
+    _json_error(get(f"{tiler_url}/cog/tiles/WebMercatorQuad/14/0/0.png", params={"url": path}), 404)
+    _json_error(get(f"{tiler_url}/cog/point/0,0", params={"url": path}), 404)
+
+
+def test_missing_and_non_raster_files(
+    tiler_url: str, tiler_runs: Runs, tiler_world: World, inside_tile: str
+) -> None:
+    missing = str(tiler_runs.root / "2024" / "nope.tif")
+    _json_error(get(f"{tiler_url}{inside_tile}", params={"url": missing}), 404)
+    for not_raster in (tiler_runs.root / "not-a-run" / "classes.tif", tiler_world.root / "classes.yaml"):
+        body = _json_error(get(f"{tiler_url}{inside_tile}", params={"url": str(not_raster)}), 400)
+        assert "raster" in body["detail"]
+    # a raster given to the STAC endpoint, and a JSON file that is not a STAC item
+    _json_error(get(f"{tiler_url}/stac/info", params={"url": str(tiler_runs.main / "classes.tif")}), 400)
+    _json_error(get(f"{tiler_url}/stac/info", params={"url": str(tiler_world.root / "catalog.json")}), 400)
+    _json_error(get(f"{tiler_url}/legend", params={"url": missing}), 404)
+
+
+def test_remote_missing_and_non_raster(
+    tiler_url: str, runs_http: ServerHandle, tiler_runs: Runs, inside_tile: str
+) -> None:
+    _json_error(
+        get(f"{tiler_url}{inside_tile}", params={"url": f"{runs_http.base_url}/2024/main/none.tif"}), 404
+    )
+    item_url = runs_http.url(tiler_runs.main / "item.json")
+    response = get(f"{tiler_url}{inside_tile}", params={"url": item_url})
+    assert response.status_code in (400, 404), response.text
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/cog/tiles/WebMercatorQuad/abc/1/2.png", {}),
+        ("/cog/tiles/NoSuchTMS/14/1/2.png", {}),
+        ("TILE", {"colormap_name": "no_such_map"}),
+        ("TILE", {"colormap": "{not json"}),
+        ("TILE", {"bidx": "x"}),
+        ("TILE", {"expression": "b1 +* (("}),
+        ("/legend", {"format": "gif"}),
+    ],
+)
+def test_bad_parameters_are_400(
+    tiler_url: str, tiler_runs: Runs, inside_tile: str, path: str, params: dict
+) -> None:
+    path = inside_tile if path == "TILE" else path
+    query = {"url": str(tiler_runs.main / "classes.tif"), **params}
+    _json_error(get(f"{tiler_url}{path}", params=query), 400)
+    _json_error(get(f"{tiler_url}/cog/info"), 400)  # url missing
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'"a string"',
+        b'{"type": "Point", "coordinates": [140, 36]}',
+        # a self-intersecting bow tie
+        b'{"type": "Polygon", "coordinates": [[[140.0, 36.0], [140.01, 36.01], [140.0, 36.01], '
+        b"[140.01, 36.0], [140.0, 36.0]]]}",
+        b'{"type": "Polygon", "coordinates": [[[140.0, 36.0]]]}',
+        b'{"type": "Polygon", "coordinates": "nope"}',
+        b'{"type": "Feature", "geometry": null, "properties": {}}',
+        b'{"type": "FeatureCollection", "features": []}',
+        b'{"type": "Polygon", "coordinates": [[[400, 36], [401, 36], [401, 37], [400, 36]]]}',
+    ],
+)
+def test_malformed_polygons_are_400(tiler_url: str, tiler_runs: Runs, body: bytes) -> None:
+    response = post(
+        f"{tiler_url}/statistics",
+        params={"url": str(tiler_runs.main / "classes.tif")},
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    _json_error(response, 400)
