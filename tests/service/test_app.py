@@ -293,6 +293,19 @@ def test_bearer_token(world: World, models: Path, tmp_path: Path) -> None:
     assert client.get("/healthz").status_code == 200  # probes need no token
 
 
+def test_cors_only_for_configured_origins(world: World, models: Path, tmp_path: Path) -> None:
+    client = client_for(service_settings(tmp_path, world, models, cors_origins=["https://map.example"]))
+    preflight = {"Access-Control-Request-Method": "POST"}
+    ok = client.options("/classify", headers={"Origin": "https://map.example", **preflight})
+    assert ok.headers["access-control-allow-origin"] == "https://map.example"
+    other = client.options("/classify", headers={"Origin": "https://other.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    plain = client_for(service_settings(tmp_path, world, models)).get(
+        "/healthz", headers={"Origin": "https://x.example"}
+    )
+    assert "access-control-allow-origin" not in plain.headers
+
+
 # --- over real HTTP -----------------------------------------------------------------------------
 
 
@@ -338,6 +351,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_lulc_serve_command(world: World, models: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {
