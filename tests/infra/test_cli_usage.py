@@ -12,6 +12,7 @@ import yaml
 from service.cli import app
 from service.settings_doc import render
 from tests.infra.conftest import INFRA, ROOT
+from tests.infra.kustomize import _containers
 from tests.infra.kustomize import render as kustomize
 
 
@@ -41,7 +42,9 @@ def _all_invocations() -> list[tuple[str, list[str]]]:
     for path in shell_sources:
         calls.extend((path.name, tokens) for tokens in _invocations(path.read_text()))
     for doc in kustomize(INFRA / "k8s" / "base"):
-        calls.extend((doc["metadata"]["name"], t) for t in _invocations(yaml.safe_dump(doc, width=10_000)))
+        for container in _containers(doc):
+            script = "\n".join(str(a) for a in [*container.get("command", []), *container.get("args", [])])
+            calls.extend((doc["metadata"]["name"], t) for t in _invocations(script))
     for dockerfile in (INFRA / "docker").glob("*.Dockerfile"):
         cmd = re.search(r"^CMD (\[.*\])$", dockerfile.read_text(), re.MULTILINE)
         if cmd and "lulc" in dockerfile.read_text():
