@@ -8,7 +8,7 @@
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
 # The web map's JavaScript library from npm (package-lock.json), as `make web` does; no CDN at run time.
-FROM node:22.21.1-bookworm-slim AS web
+FROM node:22.12.0-bookworm-slim AS web
 WORKDIR /web
 COPY tiler/web/package.json tiler/web/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
