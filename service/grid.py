@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import shapely.geometry
 import shapely.ops
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS
-from rasterio.errors import CRSError
+from rasterio.errors import CRSError, NotGeoreferencedWarning
 from rasterio.features import geometry_mask
 from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window
@@ -95,7 +96,7 @@ class OutputGrid:
 
     def block_transform(self, block: Block) -> Affine:
         """The affine transform of a block's top-left pixel."""
-        return self.transform * Affine.translation(block.col, block.row)
+        return self.transform @ Affine.translation(block.col, block.row)
 
     def block_bounds(self, block: Block) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` of a block in the grid's CRS."""
@@ -107,12 +108,15 @@ class OutputGrid:
         shape = (block.height, block.width)
         if self.aoi is None:
             return np.ones(shape, dtype=bool)
-        return geometry_mask(
-            [shapely.geometry.mapping(self.aoi)],
-            out_shape=shape,
-            transform=self.block_transform(block),
-            invert=True,
-        )
+        with warnings.catch_warnings():
+            # GDAL's in-memory rasterisation target may call itself not georeferenced; it is.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return geometry_mask(
+                [shapely.geometry.mapping(self.aoi)],
+                out_shape=shape,
+                transform=self.block_transform(block),
+                invert=True,
+            )
 
     def footprint_wgs84(self) -> BaseGeometry:
         """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified."""
@@ -214,7 +218,7 @@ def reproject_geometry(geometry: BaseGeometry, src: str, dst: str) -> BaseGeomet
     transformer = Transformer.from_crs(src, dst, always_xy=True)
     step = _densify_step(geometry)
     dense = shapely.segmentize(geometry, step) if step > 0 else geometry
-    return shapely.ops.transform(transformer.transform, dense)
+    return shapely.transform(dense, transformer.transform, interleaved=False)
 
 
 def _densify_step(geometry: BaseGeometry) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -238,9 +237,10 @@ class StacBlockReader:
         for k, (item, mask) in enumerate(zip(items, masks, strict=True)):
             if mask.any():
                 stack[k] = self._band(item, b, block, mask)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN: that is the point
-            return np.asarray(np.nanmedian(stack, axis=0), dtype=np.float32)
+        result = np.full((block.height, block.width), np.nan, dtype=np.float32)
+        seen = ~np.isnan(stack).all(axis=0)  # pixels never observed stay NaN (and nanmedian stays quiet)
+        result[seen] = np.nanmedian(stack[:, seen], axis=0)
+        return result
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,7 @@ class ImageReaderFactory:
             )
             col, row = int(window.col_off), int(window.row_off)
             width, height = int(window.width), int(window.height)
-            transform = src.transform * rasterio.Affine.translation(col, row)
+            transform = src.transform @ rasterio.Affine.translation(col, row)
             return OutputGrid(crs, transform, width, height, request.block_size, shape)
 
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:

@@ -25,6 +25,7 @@ def make_contract(
     model_type: str = "svm",
     composite: str = "median",
     name: str = "test-model",
+    mask_scl: Sequence[int] | None = None,
 ) -> ModelContract:
     return ModelContract(
         name=name,
@@ -34,6 +35,7 @@ def make_contract(
             resolution=resolution,
             radiometry=Radiometry(scale=scale, offset=offset),
             composite=composite,
+            **({"mask_scl": list(mask_scl)} if mask_scl is not None else {}),
         ),
         features=Features(indices=list(indices)),
         classes=classes,

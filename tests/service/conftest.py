@@ -1,0 +1,104 @@
+"""Engine test fixtures: a small demo world, a model trained on it in-test, the tutorial data folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+LULC_PY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lulc_py"
+
+WORLD_BANDS = ("blue", "green", "red", "nir", "swir16")
+WORLD_INDICES = ("ndvi", "ndwi", "ndbi")
+
+
+@dataclass(frozen=True)
+class EngineWorld:
+    """A generated demo world and a model trained on its training points."""
+
+    root: Path
+    catalog: Path
+    aoi: dict[str, Any]
+    datetime: str
+    truth: Path
+    validation: Path
+    model: Path
+
+
+@pytest.fixture(scope="session")
+def lulc_py() -> Path:
+    """The tutorial data folder, or skip where it is absent."""
+    if not (LULC_PY / "s2image.tif").is_file():
+        pytest.skip(f"tutorial data not found at {LULC_PY.resolve()}")
+    return LULC_PY.resolve()
+
+
+@pytest.fixture(scope="session")
+def engine_world(tmp_path_factory: pytest.TempPathFactory) -> EngineWorld:
+    """A 1024 x 1024 px demo world and a random forest trained on it through the engine's own reader.
+
+    Training samples the same composite inference reads; the map is larger than a COG tile, so it has
+    overviews.
+    """
+    from training.demo_world import generate
+
+    root = tmp_path_factory.mktemp("engine-world")
+    world = generate(root / "world", size=1024, seed=3)
+    aoi = json.loads(world.aoi.read_text())
+    model = train_world_model(
+        world.catalog, aoi, world.datetime_window, world.train_points, world.classes, root
+    )
+    return EngineWorld(
+        root=world.root,
+        catalog=world.catalog,
+        aoi=aoi,
+        datetime=world.datetime_window,
+        truth=world.truth,
+        validation=world.validation_points,
+        model=model,
+    )
+
+
+def train_world_model(
+    catalog: Path, aoi: dict[str, Any], datetime: str, points: Path, classes_yaml: Path, out: Path
+) -> Path:
+    """Fit a small random forest on composite reflectance sampled at the training points; export it."""
+    import geopandas as gpd
+
+    from service.classes import load_class_table
+    from service.engine import ClassifyRequest
+    from service.features import compute_features
+    from service.readers import StacReaderFactory
+    from tests.service.engine_support import export_onnx, fit_forest, make_contract
+
+    classes = load_class_table(classes_yaml)
+    order = sorted(classes.values)
+    contract = make_contract(classes, order, bands=WORLD_BANDS, indices=WORLD_INDICES, model_type="rf")
+    factory = StacReaderFactory(str(catalog))
+    request = ClassifyRequest(aoi=aoi, datetime=datetime)
+    grid = factory.prepare_grid(request, contract)
+    reader = factory.open(request, grid, contract)
+    frame = gpd.read_file(points).to_crs(grid.crs)
+    inv = ~grid.transform
+    cols, rows = zip(*(inv @ (p.x, p.y) for p in frame.geometry), strict=True)
+    rows_i, cols_i = np.floor(rows).astype(int), np.floor(cols).astype(int)
+    samples = np.full((len(frame), len(WORLD_BANDS)), np.nan, dtype=np.float32)
+    for block in grid.blocks():
+        inside = (
+            (rows_i >= block.row)
+            & (rows_i < block.row + block.height)
+            & (cols_i >= block.col)
+            & (cols_i < block.col + block.width)
+        )
+        if inside.any():
+            reflectance = reader.read(block)
+            samples[inside] = reflectance[:, rows_i[inside] - block.row, cols_i[inside] - block.col].T
+    keep = np.isfinite(samples).all(axis=1)
+    x = compute_features(samples[keep].T, WORLD_BANDS, WORLD_INDICES)
+    y = frame["label"].to_numpy()[keep].astype(np.int64)
+    forest = fit_forest(x, y)
+    return export_onnx(forest, x.shape[1], contract, out / "model.onnx")
