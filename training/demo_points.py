@@ -78,18 +78,18 @@ def stratified_sample(
 
 
 def random_sample(
-    rng: np.random.Generator,
-    inside: npt.NDArray[np.bool_],
-    exclude: npt.NDArray[np.int64],
-    count: int,
-    min_distance: int,
+    rng: np.random.Generator, inside: npt.NDArray[np.bool_], count: int
 ) -> npt.NDArray[np.int64]:
-    """Simple random pixels inside the AOI, at least ``min_distance`` pixels from ``exclude``."""
-    taken = np.ones(inside.shape, dtype=bool)
-    taken.flat[exclude] = False
-    near = ndimage.distance_transform_edt(taken) <= min_distance
-    candidates = np.flatnonzero(inside & ~near)
+    """Flat pixel indices of a simple random sample (without replacement) of the AOI's pixels."""
+    candidates = np.flatnonzero(inside)
     return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
+
+
+def near(pixels: npt.NDArray[np.int64], shape: tuple[int, ...], distance: float) -> npt.NDArray[np.bool_]:
+    """Pixels within ``distance`` (Euclidean, in pixels) of any of the given flat pixel indices."""
+    free = np.ones(shape, dtype=bool)
+    free.flat[pixels] = False
+    return np.asarray(ndimage.distance_transform_edt(free) <= distance)
 
 
 def write_points(

@@ -240,7 +240,7 @@ def _sky(rng: np.random.Generator, acq: Acquisition, size20: int) -> _Sky:
         )
         streaks /= max(float(streaks.std()), 1e-12)
         cirrus = np.where((streaks > 1.6) & (alpha == 0), 0.12, 0.0)
-    shift = (max(size20 // 40, 3), -max(size20 // 50, 2))
+    shift = (-max(size20 // 40, 3), -max(size20 // 50, 2))  # sun in the south-east: shadows fall north-west
     cloud = np.asarray(alpha > 0)
     shadow = (
         ndimage.shift(cloud.astype(np.uint8), shift, order=0, mode="constant", cval=0).astype(bool) & ~cloud

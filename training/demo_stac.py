@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ EXTENSIONS = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
     "https://stac-extensions.github.io/mgrs/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/view/v1.0.0/schema.json",
     "https://stac-extensions.github.io/grid/v1.0.0/schema.json",
     "https://stac-extensions.github.io/processing/v1.1.0/schema.json",
 ]
@@ -50,6 +52,9 @@ BAND_INFO: dict[str, tuple[str, str, float, float]] = {
     "swir16": ("B11", "SWIR 1.6μm (band 11) - 20m", 1.61, 0.143),
     "swir22": ("B12", "SWIR 2.2μm (band 12) - 20m", 2.19, 0.242),
 }
+
+SUN_AZIMUTH = 150.0
+"""Solar azimuth at the 10:30 local overpass, degrees (the simulated shadows fall towards the north-west)."""
 
 FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 """``created``/``updated`` of every generated object: fixed, so reruns give identical bytes."""
@@ -93,6 +98,18 @@ def item_id(scene: Scene) -> str:
     acq = scene.acquisition
     letter = acq.platform[-1].upper()
     return f"S2{letter}_{''.join(MGRS_TILE)}_{acq.when:%Y%m%d}_0_L2A"
+
+
+def datatake_id(scene: Scene) -> str:
+    """The ``s2:datatake_id`` of a scene, as ESA names datatakes."""
+    acq = scene.acquisition
+    return f"GS2{acq.platform[-1].upper()}_{acq.when:%Y%m%dT%H%M%S}_000000_N{acq.baseline}"
+
+
+def sun_elevation(scene: Scene) -> float:
+    """Noon-ish solar elevation at 36 N for the day of year (a smooth seasonal curve), degrees."""
+    declination = 23.44 * math.sin(2 * math.pi * (284 + scene.acquisition.doy) / 365.0)
+    return round(90.0 - 36.0 + declination - 8.0, 2)
 
 
 def _asset_href(item: str, key: str, base_url: str | None) -> str:
@@ -149,7 +166,7 @@ def _scl_asset(href: str, grid: Grid) -> pystac.Asset:
             "proj:shape": grid.shape(20),
             "proj:transform": grid.transform(20),
             "proj:bbox": grid.proj_bbox,
-            "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20, "unit": "none"}],
+            "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}],
         },
     )
 
@@ -178,6 +195,9 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         f"_R031_T{zone}{band}{square}_{stamp}.SAFE",
         "s2:generation_time": _iso(acq.when.replace(hour=4, minute=0, second=0)),
         "s2:datatake_type": "INS-NOBS",
+        "s2:datatake_id": datatake_id(scene),
+        "s2:granule_id": f"S2{acq.platform[-1].upper()}_OPER_MSI_L2A_TL_2BPS_{stamp}_T{zone}{band}{square}"
+        f"_N{acq.baseline}",
         "s2:nodata_pixel_percentage": scene.nodata_percentage(),
         "s2:saturated_defective_pixel_percentage": 0,
         "s2:dark_features_percentage": 0,
@@ -192,8 +212,12 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "s2:snow_ice_percentage": 0,
         "s2:sequence": "0",
         "earthsearch:payload_id": f"roda-sentinel2/workflow-sentinel2-to-stac/{ident.lower()}",
+        "earthsearch:s3_path": f"s3://sentinel-cogs/sentinel-s2-l2a-cogs/{zone}/{band}/{square}/"
+        f"{acq.when.year}/{acq.when.month}/{ident}",
         "earthsearch:boa_offset_applied": False,
         "processing:software": {"lulc-stac demo world": "1"},
+        "view:sun_azimuth": SUN_AZIMUTH,
+        "view:sun_elevation": sun_elevation(scene),
         "updated": _iso(FIXED_TIME),
     }
     geometry = grid.data_geometry(acq.data_footprint())
@@ -216,18 +240,21 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def collection_extent(scenes: list[Scene], grid: Grid) -> pystac.Extent:
+    """The grid's bbox and the first to last acquisition time."""
+    times = [scene.acquisition.when for scene in scenes]
+    return pystac.Extent(pystac.SpatialExtent([grid.bbox]), pystac.TemporalExtent([[min(times), max(times)]]))
+
+
 def make_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> pystac.Catalog:
     """A root catalog holding one ``sentinel-2-l2a`` collection with every scene's item."""
     items = [make_item(scene, grid, base_url) for scene in scenes]
-    times = [scene.acquisition.when for scene in scenes]
     collection = pystac.Collection(
         id=COLLECTION_ID,
         title="Sentinel-2 Level-2A (lulc-stac demo world)",
         description="Synthetic Sentinel-2 L2A surface reflectance COGs in the shape Earth Search v1 "
         "publishes them: one COG per band, SCL at 20 m, processing baselines before and after 04.00.",
-        extent=pystac.Extent(
-            pystac.SpatialExtent([grid.bbox]), pystac.TemporalExtent([[min(times), max(times)]])
-        ),
+        extent=collection_extent(scenes, grid),
         license="proprietary",
         providers=[
             pystac.Provider(

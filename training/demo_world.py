@@ -17,6 +17,7 @@ from training.demo_landscape import CLASS_TABLE, make_landscape
 from training.demo_points import (
     footprint,
     geometry_bbox,
+    near,
     random_sample,
     stratified_sample,
     write_aoi,
@@ -24,6 +25,7 @@ from training.demo_points import (
 )
 from training.demo_sensor import BANDS, BANDS_10M, Scene, render_scenes
 from training.demo_stac import CATALOG_ID, COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
+from training.demo_stac_pc import make_pc_catalog
 
 DEFAULT_SIZE = 1024
 """Default grid width in 10 m pixels (10.24 km): generated in seconds, classified in a minute."""
@@ -36,6 +38,8 @@ TRAIN_PER_CLASS = 100
 VALIDATION_COUNT = 1500
 VALIDATION_MIN_DISTANCE = 5
 """Pixels between any validation point and the nearest training point."""
+# Validation points: VALIDATION_COUNT, or one per 200 AOI pixels in small worlds (so training points
+# still find room away from them).
 
 REFLECTANCE_COG = CogOptions(overview_resampling="average", predictor=2)
 CLASS_COG = CogOptions(overview_resampling="mode", extra={"PREDICTOR": "NO"})
@@ -48,6 +52,9 @@ class DemoWorld:
 
     root: Path
     catalog: Path
+    """Earth Search v1 flavour (the default)."""
+    pc_catalog: Path
+    """The same items with Planetary Computer asset keys and metadata."""
     aoi: Path
     classes: Path
     train_points: Path
@@ -112,6 +119,7 @@ def generate(
     for scene in scenes:
         _write_scene(cogs_dir / item_id(scene), scene, grid)
     catalog_path = save_catalog(make_catalog(scenes, grid, asset_base_url), out_dir)
+    pc_catalog = save_catalog(make_pc_catalog(scenes, grid, asset_base_url), out_dir / "pc")
 
     truth = out_dir / "truth.tif"
     write_cog(
@@ -140,10 +148,12 @@ def generate(
     aoi = write_aoi(out_dir / "aoi.geojson", footprint(EPSG, aoi_bounds))
     inside_points = np.zeros_like(inside)
     inside_points[margin + 1 : -margin - 1, margin + 1 : -margin - 1] = True
-    train_pixels = stratified_sample(rng, landscape.classes, inside_points, TRAIN_PER_CLASS)
-    validation_pixels = random_sample(
-        rng, inside_points, train_pixels, VALIDATION_COUNT, VALIDATION_MIN_DISTANCE
-    )
+    # Validation first, as a simple random sample of the AOI (so its accuracy estimates the map's);
+    # training points then come from what lies at least VALIDATION_MIN_DISTANCE pixels away.
+    count = min(VALIDATION_COUNT, int(inside_points.sum()) // 200)
+    validation_pixels = random_sample(rng, inside_points, count)
+    away = inside_points & ~near(validation_pixels, inside_points.shape, VALIDATION_MIN_DISTANCE)
+    train_pixels = stratified_sample(rng, landscape.classes, away, TRAIN_PER_CLASS)
     train = write_points(out_dir / "train.gpkg", rng, train_pixels, landscape.classes, EPSG, ORIGIN, "train")
     validation = write_points(
         out_dir / "validation.gpkg", rng, validation_pixels, landscape.classes, EPSG, ORIGIN, "validation"
@@ -156,6 +166,7 @@ def generate(
     return DemoWorld(
         root=out_dir,
         catalog=catalog_path,
+        pc_catalog=pc_catalog,
         aoi=aoi,
         classes=classes_path,
         train_points=train,

@@ -77,8 +77,9 @@ def test_same_seed_gives_identical_bytes_through_the_cli_and_another_seed_differ
         assert item_id in result.output
     assert "validation" in result.output
     reference = _digests(world.root)
-    # 28 COGs + catalog, collection, 4 items, aoi, classes, 2 GeoPackages, truth and recipe
-    assert len(reference) == 4 * 7 + 12
+    # 28 COGs + catalog, collection, 4 items (twice: both flavours), aoi, classes, 2 GeoPackages,
+    # truth and recipe
+    assert len(reference) == 4 * 7 + 2 * 6 + 6
     assert _digests(again) == reference
     # Rerunning into the same folder replaces every file by the same bytes and leaves nothing else.
     generate(again, size=SIZE, seed=SEED)
@@ -126,7 +127,9 @@ def test_catalog_reads_back_and_validates_against_the_bundled_core_schemas(
     assert [c.id for c in collections] == ["sentinel-2-l2a"]
     assert sorted(world.item_ids) == [item.id for item in items]
     validator = JsonSchemaSTACValidator()  # pystac ships the core schemas: no network needed
-    for path in [world.catalog, *sorted(world.root.glob("sentinel-2-l2a/**/*.json"))]:
+    stac_files = [world.catalog, world.pc_catalog, *sorted(world.root.glob("**/sentinel-2-l2a/**/*.json"))]
+    assert len(stac_files) == 2 * 6
+    for path in stac_files:
         data = json.loads(path.read_text())
         kind = {"Catalog": "Catalog", "Collection": "Collection", "Feature": "Feature"}[data["type"]]
         schema = validator.validate_core(data, pystac.STACObjectType(kind), data["stac_version"], str(path))
@@ -161,12 +164,46 @@ def test_catalog_reads_back_and_validates_against_the_bundled_core_schemas(
     assert end >= max(item.properties["datetime"] for item in items)
 
 
+def test_planetary_computer_flavour_describes_the_same_cogs(
+    world: DemoWorld, items: list[pystac.Item]
+) -> None:
+    catalog = pystac.Catalog.from_file(str(world.pc_catalog))
+    pc_items = sorted(catalog.get_items(recursive=True), key=lambda item: item.datetime or 0)
+    es_items = sorted(items, key=lambda item: item.datetime or 0)
+    assert len(pc_items) == len(es_items) == 4
+    keys = {
+        "blue": "B02",
+        "green": "B03",
+        "red": "B04",
+        "nir": "B08",
+        "swir16": "B11",
+        "swir22": "B12",
+        "scl": "SCL",
+    }
+    for pc, es in zip(pc_items, es_items, strict=True):
+        assert pc.id.startswith(es.id[:3] + "_MSIL2A_")
+        assert set(pc.assets) == set(keys.values())
+        for es_key, pc_key in keys.items():
+            assert _asset_path(pc, pc_key).resolve() == _asset_path(es, es_key).resolve()
+            assert "raster:bands" not in pc.assets[pc_key].extra_fields
+        raw = json.loads(Path(pc.get_self_href() or "").read_text())
+        assert raw["properties"]["proj:epsg"] == world.epsg
+        assert raw["properties"]["s2:mgrs_tile"] == "54SVE"
+        for name in ("eo:cloud_cover", "s2:processing_baseline", "s2:nodata_pixel_percentage"):
+            assert raw["properties"][name] == es.properties[name]
+        assert pc.geometry == es.geometry
+
+
 def test_asset_base_url_makes_hrefs_absolute(tmp_path: Path) -> None:
     world = generate(tmp_path / "w", size=256, seed=1, asset_base_url="http://127.0.0.1:8123/demo/")
-    for path in world.root.glob("sentinel-2-l2a/*/*.json"):
+    hrefs = []
+    for path in world.root.glob("**/sentinel-2-l2a/*/*.json"):
         item = json.loads(path.read_text())
-        for key, asset in item["assets"].items():
-            assert asset["href"] == f"http://127.0.0.1:8123/demo/cogs/{item['id']}/{key}.tif"
+        for asset in item["assets"].values():
+            hrefs.append(asset["href"])
+            assert asset["href"].startswith("http://127.0.0.1:8123/demo/cogs/")
+            assert (world.root / asset["href"].removeprefix("http://127.0.0.1:8123/demo/")).is_file()
+    assert len(hrefs) == 2 * 4 * 7
 
 
 def test_truth_map_has_landscape_structure(world: DemoWorld) -> None:
