@@ -1,0 +1,1 @@
+"""lulc-stac tests (a package, so helpers import as ``tests.<area>.<module>``)."""
