@@ -52,7 +52,12 @@ class RichProgress:
 
 
 def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    """Comma-separated names; an empty string or "none" is an explicitly empty list."""
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none"):
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _aoi(value: str | None) -> str | list[float] | None:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.errors import ContractError
+from service.features import check_features
 from training.errors import ConfigError
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
@@ -87,6 +89,10 @@ class TrainingConfig(BaseModel):
             raise ValueError(f"unknown model(s) {unknown}; known: {list(MODEL_NAMES)}")
         if self.select != "best" and self.select not in self.models:
             raise ValueError(f"select {self.select!r} is not one of the models {self.models}")
+        try:
+            check_features(self.bands, self.indices)
+        except ContractError as exc:
+            raise ValueError(str(exc)) from exc
         if isinstance(self.aoi, list) and len(self.aoi) != 4:
             raise ValueError(f"aoi bbox must have 4 numbers [w, s, e, n], got {self.aoi}")
         return self

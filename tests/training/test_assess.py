@@ -1,0 +1,76 @@
+"""`lulc assess`: a map with known errors against the demo world's validation sample and its true areas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from typer.testing import CliRunner
+
+from service.cli import app
+from training.assess import assess_map
+
+
+def _map_with_errors(world: Path, path: Path) -> tuple[np.ndarray, float]:
+    """Truth with a systematic error: Forest (2) mapped as Cropland (3) in the northern half."""
+    with rasterio.open(world / "truth.tif") as src:
+        truth = src.read(1)
+        profile = src.profile
+        pixel_ha = abs(src.transform.a * src.transform.e) / 10_000
+    mapped = truth.copy()
+    north = mapped[: mapped.shape[0] // 2]
+    north[north == 2] = 3
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mapped, 1)
+    return truth, pixel_ha
+
+
+def test_area_estimates_cover_the_true_areas(world: Path, tmp_path: Path) -> None:
+    truth, pixel_ha = _map_with_errors(world, tmp_path / "map.tif")
+    out = tmp_path / "assessment.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "assess",
+            str(tmp_path / "map.tif"),
+            "--points",
+            str(world / "validation.gpkg"),
+            "--label-field",
+            "label",
+            "--classes",
+            str(world / "classes.yaml"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "overall accuracy" in result.output
+    data = json.loads(out.read_text())
+    by_value = {c["value"]: c for c in data["classes"]}
+    for value, row in by_value.items():
+        true_ha = float(np.count_nonzero(truth == value)) * pixel_ha
+        # the stratified estimate corrects the map's bias: the truth lies within the 95 % interval
+        assert abs(row["area_ha"] - true_ha) <= row["area_ci95_ha"] + 1e-6, (value, row, true_ha)
+    forest, crop = by_value[2], by_value[3]
+    assert forest["map_area_ha"] < forest["area_ha"]  # the map under-states forest ...
+    assert crop["map_area_ha"] > crop["area_ha"]  # ... and over-states cropland
+    assert crop["users_accuracy"] < 0.9
+    assert forest["producers_accuracy"] < 0.9
+    assert forest["users_accuracy"] == 1.0
+    assert data["overall_accuracy"] < 1.0
+    assert data["overall_accuracy_se"] > 0
+    assert (
+        sum(sum(r) for r in data["error_matrix"]["area_proportions"]) == np.float64(1.0)
+        or abs(sum(sum(r) for r in data["error_matrix"]["area_proportions"]) - 1.0) < 1e-4
+    )
+
+
+def test_perfect_map_has_no_error(world: Path) -> None:
+    data = assess_map(world / "truth.tif", world / "validation.gpkg", "label", world / "classes.yaml")
+    assert data["overall_accuracy"] == 1.0
+    assert data["dropped"] == []
+    for row in data["classes"]:
+        assert row["area_ha"] == row["map_area_ha"]
+        assert row["area_ci95_ha"] == 0.0

@@ -1,0 +1,155 @@
+"""Bad input to `lulc train`: a clear message naming the problem, non-zero exit, nothing written in --out.
+
+One case runs the real ``lulc`` program (exit code 2, one ``error:`` line on stderr); the others drive
+the same typer app in-process (the same code path up to ``main()``'s error printing), which is faster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.errors import LulcError
+
+LULC = Path(sys.executable).with_name("lulc")
+
+
+def run_train(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out_parent = tmp_path / "models"
+    out_parent.mkdir()
+    out = out_parent / "model"
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(LULC), "train", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    return done, out_parent
+
+
+def invoke_train(args: list[str], tmp_path: Path) -> tuple[str, Path]:
+    """Run ``lulc train`` in-process; return the error message (it must be a LulcError)."""
+    out_parent = tmp_path / "models"
+    out_parent.mkdir()
+    result = CliRunner().invoke(app, ["train", *args, "--out", str(out_parent / "model")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, LulcError), result.output
+    return " ".join(str(result.exception).split()), out_parent
+
+
+def assert_message(message: str, out_parent: Path, *needles: str) -> None:
+    for needle in needles:
+        assert needle in message, (needle, message)
+    assert list(out_parent.iterdir()) == []  # not even a partial directory
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], out_parent: Path, *needles: str) -> None:
+    assert done.returncode == 2, done.stderr + done.stdout
+    message = " ".join(done.stderr.split())
+    assert message.startswith("error:"), done.stderr
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in message, (needle, message)
+    assert list(out_parent.iterdir()) == []  # not even a partial directory
+
+
+def test_label_field_that_does_not_exist_lists_the_fields(world: Path, tmp_path: Path) -> None:
+    done, out_parent = run_train(
+        ["--config", str(world / "training.yaml"), "--label-field", "klass"], tmp_path
+    )
+    assert_refused(done, out_parent, "train.gpkg", "no field 'klass'", "label")
+
+
+def test_class_with_a_single_point(world: Path, tmp_path: Path) -> None:
+    frame = gpd.read_file(world / "train.gpkg")
+    last = frame[frame["label"] == 6].index[1:]
+    thin = tmp_path / "thin.gpkg"
+    frame.drop(index=last).to_file(thin)
+    message, out_parent = invoke_train(
+        ["--config", str(world / "training.yaml"), "--points", str(thin)], tmp_path
+    )
+    assert_message(message, out_parent, "thin.gpkg", "Bare soil", "fewer than 2")
+
+
+def test_points_without_a_crs(world: Path, tmp_path: Path) -> None:
+    frame = gpd.read_file(world / "train.gpkg").to_crs("EPSG:32654")
+    frame = frame.set_crs(None, allow_override=True)
+    bare = tmp_path / "bare.shp"
+    frame.to_file(bare)
+    assert not bare.with_suffix(".prj").exists()
+    message, out_parent = invoke_train(
+        ["--config", str(world / "training.yaml"), "--points", str(bare)], tmp_path
+    )
+    assert_message(message, out_parent, "bare.shp", "declares no CRS")
+
+
+def test_aoi_that_intersects_no_item(world: Path, tmp_path: Path) -> None:
+    message, out_parent = invoke_train(
+        ["--config", str(world / "training.yaml"), "--aoi", "10.0,10.0,10.1,10.1"], tmp_path
+    )
+    assert_message(
+        message, out_parent, "no sentinel-2-l2a items", "intersect the AOI", "[10.0, 10.0, 10.1, 10.1]"
+    )
+
+
+def test_stac_band_the_items_do_not_have(world: Path, tmp_path: Path) -> None:
+    message, out_parent = invoke_train(
+        [
+            "--config",
+            str(world / "training.yaml"),
+            "--bands",
+            "blue,green,red,nir,rededge1",
+            "--indices",
+            "ndvi",
+        ],
+        tmp_path,
+    )
+    assert_message(message, out_parent, "has no band(s) ['rededge1']", "its bands are")
+
+
+@pytest.fixture(scope="module")
+def local_dn_image(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-band uint16 DN GeoTIFF (blue, green, red, nir) cut from the clearest demo acquisition."""
+    cogs = world / "cogs"
+    item = sorted(cogs.iterdir())[1]
+    arrays = []
+    for band in ("blue", "green", "red", "nir"):
+        with rasterio.open(item / f"{band}.tif") as src:
+            arrays.append(src.read(1))
+            profile = src.profile
+    path = tmp_path_factory.mktemp("local") / "scene.tif"
+    profile.update(count=4, driver="GTiff", tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack(arrays))
+    return path
+
+
+def test_image_band_that_does_not_exist(world: Path, local_dn_image: Path, tmp_path: Path) -> None:
+    message, out_parent = invoke_train(
+        [
+            "--image",
+            str(local_dn_image),
+            "--image-bands",
+            "blue,green,red,nir",
+            "--bands",
+            "blue,green,red,swir16",
+            "--points",
+            str(world / "train.gpkg"),
+        ],
+        tmp_path,
+    )
+    assert_message(
+        message, out_parent, "scene.tif", "has no band(s) ['swir16']", "['blue', 'green', 'red', 'nir']"
+    )
