@@ -19,7 +19,7 @@ from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
 from service.publish import destination_folder, join_url
 from service.settings import ServiceSettings
-from service.workflow import Order, Outcome, aoi_km2, run_order, stac_location
+from service.workflow import Order, Outcome, run_order, validate_order
 
 log = logging.getLogger("service.app")
 
@@ -303,8 +303,6 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         URLs and tile URLs. Larger ones (up to `max_aoi_km2`) get 202 and a job to poll at
         `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
         """
-        area = aoi_km2(body.aoi, settings)
-        model = provider.get(body.model)
         order = Order(
             aoi=body.aoi,
             datetime=body.datetime,
@@ -313,7 +311,8 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             confidence=body.confidence,
             max_cloud_cover=body.max_cloud_cover,
         )
-        stac_location(order, settings)  # refuse hosts off the allow-list before starting anything
+        area = validate_order(order, settings)  # input errors answer now, not as failed jobs
+        model = provider.get(body.model)
 
         def work(job: Job) -> Outcome:
             destination = join_url(settings.output_url, job.id) if settings.output_url else None

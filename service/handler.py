@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.errors import InputError
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
+from service.publish import destination_folder
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, aoi_km2, run_order
+from service.workflow import Order, run_order, validate_order
 
 log = logging.getLogger("service.handler")
 
@@ -66,8 +67,6 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
     """Run one classification event with explicit settings; never raises."""
     try:
         parsed = parse_event(event)
-        area = aoi_km2(parsed.aoi, settings)
-        model = resolve_model(parsed.model, settings)
         order = Order(
             aoi=parsed.aoi,
             datetime=parsed.datetime,
@@ -76,6 +75,9 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
             confidence=parsed.confidence,
             max_cloud_cover=parsed.max_cloud_cover,
         )
+        area = validate_order(order, settings)
+        destination_folder(parsed.output_url)
+        model = resolve_model(parsed.model, settings)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))

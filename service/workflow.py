@@ -96,6 +96,25 @@ def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
     return area
 
 
+def validate_order(order: Order, settings: ServiceSettings) -> float:
+    """Check everything about an order that needs no network, before any work starts; the AOI's km².
+
+    Raises:
+        InputError: invalid AOI, datetime or CRS.
+        AoiTooLargeError: AOI over ``max_aoi_km2``.
+        HostNotAllowedError: the item source is not on the allow-list.
+    """
+    from service.grid import normalize_crs
+    from service.sources import parse_datetime_interval
+
+    area = aoi_km2(order.aoi, settings)
+    parse_datetime_interval(order.datetime)
+    if order.crs is not None:
+        normalize_crs(order.crs)
+    stac_location(order, settings)
+    return area
+
+
 def stac_location(order: Order, settings: ServiceSettings) -> str:
     """The item source of an order (its own, or the service's default), checked against the allow-list."""
     location = order.stac or settings.stac_url

@@ -14,10 +14,10 @@ import numpy.typing as npt
 import pytest
 
 from service.classes import load_class_table
+from service.contract import Features, Inputs, ModelContract, Outputs, Provenance
 from service.model_registry import ModelInfo, describe
 from service.runner import ModelRunner, Prediction, load_model
 from service.settings import ServiceSettings
-from tests.service.engine_support import export_onnx, make_contract
 from tests.support.http_server import ServerHandle, start_http_server
 
 BANDS = ("blue", "green", "red", "nir", "swir16")
@@ -85,16 +85,22 @@ def build_model(model_dir: Path, classes_yaml: Path, seed: int = 0) -> Path:
     edges = np.quantile(ndvi, np.linspace(0, 1, len(classes.values) + 1)[1:-1])
     y = np.array(classes.values)[np.searchsorted(edges, ndvi)]
     forest = RandomForestClassifier(n_estimators=5, max_depth=6, random_state=seed, n_jobs=1).fit(features, y)
-    contract = make_contract(
-        classes,
-        [int(c) for c in forest.classes_],
-        bands=BANDS,
-        indices=INDICES,
-        model_type="rf",
+    contract = ModelContract(
         name="demo-rf",
+        version="1",
+        inputs=Inputs(bands=list(BANDS), resolution=10.0),
+        features=Features(indices=list(INDICES)),
+        classes=classes,
+        outputs=Outputs(class_order=[int(c) for c in forest.classes_]),
+        provenance=Provenance(model_type="rf", seed=seed),
     )
+    # the training package's own export path: ONNX without ZipMap, contract embedded in the metadata
+    from training.export import embed_contract, to_onnx
+
     model_dir.mkdir(parents=True, exist_ok=True)
-    return export_onnx(forest, features.shape[1], contract, model_dir / "model.onnx")
+    path = model_dir / "model.onnx"
+    path.write_bytes(embed_contract(to_onnx(forest, features.shape[1], "rf"), contract))
+    return path
 
 
 def models_dir(base: Path, world: World) -> Path:

@@ -219,6 +219,9 @@ BOWTIE = {
         ({"stac": "https://evil.example/stac/v1"}, 403, "HostNotAllowedError", ("evil.example",)),
         ({"stac": "/etc/catalog.json"}, 403, "HostNotAllowedError", ("local file",)),
         ({"datetime": "1999-01-01/1999-12-31"}, 404, "NoItemsError", ("1999",)),
+        ({"datetime": "last summer"}, 400, "InputError", ("last summer",)),
+        ({"datetime": "2024-09-01/2024-06-01"}, 400, "InputError", ("ends before it starts",)),
+        ({"crs": "EPSG:999999"}, 400, "InputError", ("EPSG:999999",)),
     ],
 )
 def test_bad_requests_get_json_errors(
@@ -261,6 +264,14 @@ def test_asset_host_off_the_allow_list_is_403(world: World, models: Path, tmp_pa
     )
     assert_json_error(response, 403, "HostNotAllowedError", "127.0.0.1")
     assert len(world.server.requests.for_path(".tif")) == before
+
+
+def test_input_errors_of_large_aois_answer_at_once(world: World, models: Path, tmp_path: Path) -> None:
+    """An AOI that would become a job is still refused synchronously when its input is invalid."""
+    client = client_for(service_settings(tmp_path, world, models, sync_max_km2=0.01))
+    request = {"aoi": world.aoi(), "datetime": "not-a-date", "model": "demo"}
+    assert_json_error(client.post("/classify", json=request), 400, "InputError", "not-a-date")
+    assert client.get("/healthz").json()["running_jobs"] == 0
 
 
 def test_failed_job_reports_its_error(world: World, models: Path, tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ def test_malformed_events_are_400(
         ),
         ({"datetime": "2001-01-01/2001-02-01"}, 404, "NoItemsError", "2001"),
         ({"output_url": "ftp://host/x"}, 400, "InputError", "ftp://host/x"),
+        ({"datetime": "someday"}, 400, "InputError", "someday"),
+        ({"crs": "EPSG:0"}, 400, "InputError", "EPSG:0"),
     ],
 )
 def test_bad_events_get_clear_4xx(
