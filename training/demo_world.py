@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from training.demo_points import (
     write_points,
 )
 from training.demo_sensor import BANDS, BANDS_10M, Scene, render_scenes
-from training.demo_stac import CATALOG_ID, COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
+from training.demo_stac import COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
 from training.demo_stac_pc import make_pc_catalog
 
 DEFAULT_SIZE = 1024
@@ -70,20 +69,41 @@ class DemoWorld:
     seed: int
 
 
-def _check_target(out_dir: Path, size: int) -> None:
+LAYOUT = frozenset(
+    {
+        "catalog.json",
+        "sentinel-2-l2a",
+        "pc",
+        "cogs",
+        "aoi.geojson",
+        "classes.yaml",
+        "train.gpkg",
+        "validation.gpkg",
+        "truth.tif",
+        "training.yaml",
+    }
+)
+"""Every name the demo world writes at the top of its folder."""
+
+
+def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
     if size < MIN_SIZE or size % 2:
         raise InputError(f"demo world size must be an even number of pixels >= {MIN_SIZE}, got {size}")
+    if asset_base_url is not None and "://" not in asset_base_url:
+        raise InputError(
+            f"--asset-base-url must be an absolute URL such as http://host/path, got {asset_base_url!r}"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        catalog = out_dir / "catalog.json"
-        try:
-            ident = json.loads(catalog.read_text()).get("id")
-        except (OSError, ValueError):
-            ident = None
-        if ident != CATALOG_ID:
+    if out_dir.is_dir():
+        # Only an earlier (possibly interrupted) demo world may be overwritten, never anything else.
+        foreign = sorted(
+            p.name for p in out_dir.iterdir() if p.name not in LAYOUT and not p.name.startswith(".")
+        )
+        if foreign:
             raise InputError(
-                f"{out_dir} is not empty and holds no previous demo world; refusing to write there"
+                f"{out_dir} holds files that are not part of a demo world ({', '.join(foreign[:5])}); "
+                "refusing to write there: choose an empty or new folder"
             )
 
 
@@ -102,7 +122,7 @@ def generate(
         The paths and facts of the generated world.
     """
     out_dir = Path(out_dir)
-    _check_target(out_dir, size)
+    _check_target(out_dir, size, asset_base_url)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 

@@ -327,15 +327,38 @@ def test_points_are_labelled_with_the_truth_inside_the_aoi_and_apart(world: Demo
     assert distance > 40
 
 
-def test_bad_targets_are_refused(tmp_path: Path) -> None:
+def test_bad_targets_and_options_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="foreign"):
+    with pytest.raises(InputError, match=r"foreign.*notes\.txt"):
         generate(foreign, size=256)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     with pytest.raises(InputError, match="even"):
         generate(tmp_path / "odd", size=255)
+    with pytest.raises(InputError, match="absolute URL"):
+        generate(tmp_path / "url", size=256, asset_base_url="cogs-server")
+    assert not (tmp_path / "odd").exists()
+    assert not (tmp_path / "url").exists()
+    result = CliRunner().invoke(app, ["demo-data", str(foreign), "--size", "256"])
+    assert isinstance(result.exception, InputError)
+
+
+def test_an_interrupted_world_can_be_regenerated_in_place(tmp_path: Path) -> None:
+    partial = tmp_path / "w" / "cogs" / "S2B_54SVE_20210718_0_L2A"
+    partial.mkdir(parents=True)
+    (partial / "blue.tif").write_bytes(b"half a file")
+    world = generate(tmp_path / "w", size=256)
+    with rasterio.open(world.cogs_dir / "S2B_54SVE_20210718_0_L2A" / "blue.tif") as src:
+        assert src.shape == (256, 256)
+
+
+def test_cli_default_size_is_the_library_default() -> None:
+    import inspect
+
+    from training import demo_commands, demo_world
+
+    assert inspect.signature(demo_commands.demo_data).parameters["size"].default == demo_world.DEFAULT_SIZE
 
 
 @pytest.mark.slow
