@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -223,7 +225,13 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
     )
     require_token = BearerAuth(settings.auth_token)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        registry.shutdown(wait=False)  # running jobs finish in their threads; no new ones start
+
     app = FastAPI(
+        lifespan=lifespan,
         title="lulc-stac classifier",
         version=_version(),
         description=(
@@ -250,7 +258,6 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         )
     app.state.settings = settings
     app.state.jobs = registry
-    app.router.add_event_handler("shutdown", lambda: registry.shutdown(wait=False))
 
     def public_folder(job_id: str) -> str:
         base = settings.output_public_url or settings.output_url or str(settings.output_dir.resolve())
