@@ -1,0 +1,182 @@
+"""Image environments rebuilt from the lock as the builder stages do: they start and pass HEALTHCHECK.
+
+Each Dockerfile's builder instructions (COPY of the sources, `uv sync --frozen --no-dev --extra <name>`)
+are replayed into a temporary venv; no Docker is needed. Every process runs outside the repository so
+that nothing is imported from the working tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import INFRA, ROOT
+from tests.infra.dockerfiles import Stage, read_stages
+
+pytestmark = pytest.mark.slow
+
+FORBIDDEN = {
+    "service": ["sklearn", "skl2onnx"],
+    "tiler": ["sklearn", "onnxruntime", "skl2onnx"],
+    "training": [],
+}
+REQUIRED = {
+    "service": ["onnxruntime", "fastapi", "distributed", "service.app", "service.handler"],
+    "tiler": ["titiler.core", "tiler.app"],
+    "training": ["sklearn", "skl2onnx", "onnxruntime", "training.pipeline", "training.demo_world"],
+}
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    if not Path(found).exists():
+        pytest.skip("uv is not installed (`make install` puts it in .tools/bin)")
+    return found
+
+
+def _builder(name: str) -> Stage:
+    return next(s for s in read_stages(INFRA / "docker" / f"{name}.Dockerfile") if s.alias == "builder")
+
+
+@pytest.fixture(scope="module", params=["service", "tiler", "training"])
+def image_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(deployable, venv) built by replaying the builder stage's COPY and `uv sync` instructions."""
+    name: str = request.param
+    uv = _uv()
+    work = tmp_path_factory.mktemp(f"image-{name}")
+    src, venv = work / "src", work / "venv"
+    src.mkdir()
+    builder = _builder(name)
+    for copy in builder.args("COPY"):
+        if copy.startswith("--from"):
+            continue  # the uv binary and the npm-installed map library
+        *sources, dest = shlex.split(copy)
+        for source in sources:
+            origin = ROOT / source
+            target = (
+                src / (dest if dest not in {"./", "."} else "") / (origin.name if dest in {"./", "."} else "")
+            )
+            if origin.is_dir():
+                shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(origin, target)
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON": getattr(sys, "_base_executable", sys.executable),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+        "VIRTUAL_ENV": "",
+    }
+    for run in builder.args("RUN"):
+        command = shlex.split(run)
+        assert command[:2] == ["uv", "sync"], run
+        result = subprocess.run(
+            [uv, *command[1:]], cwd=src, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    return name, venv
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LULC_", "PYTHON", "VIRTUAL_ENV"))}
+
+
+def _python(venv: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [venv / "bin" / "python", "-c", code],
+        cwd=venv.parent,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _spec_exists(venv: Path, module: str) -> bool:
+    code = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 1)"
+    return _python(venv, code).returncode == 0
+
+
+def test_image_env_carries_exactly_what_it_should(image_env: tuple[str, Path]) -> None:
+    name, venv = image_env
+    for module in REQUIRED[name]:
+        assert _spec_exists(venv, module), f"{name} image lacks {module}"
+    for module in FORBIDDEN[name]:
+        assert not _spec_exists(venv, module), f"{name} image carries {module}"
+    # The project is installed, not linked to the sources.
+    where = _python(venv, "import service, tiler, training; print(service.__file__, tiler.__file__)")
+    assert where.returncode == 0, where.stderr
+    assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _dockerfile_env(stage: Stage) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in stage.args("ENV"):
+        for token in shlex.split(line):
+            key, _, value = token.partition("=")
+            env[key] = value
+    return env
+
+
+def test_image_command_starts_and_passes_its_healthcheck(image_env: tuple[str, Path], tmp_path: Path) -> None:
+    name, venv = image_env
+    runtime = read_stages(INFRA / "docker" / f"{name}.Dockerfile")[-1]
+    entrypoint = json.loads(runtime.args("ENTRYPOINT")[0])
+    cmd = json.loads(runtime.args("CMD")[0])
+    assert entrypoint == ["lulc"]
+    program = [str(venv / "bin" / entrypoint[0]), *cmd]
+    healthcheck = runtime.args("HEALTHCHECK")[0]
+    if healthcheck == "NONE":
+        result = subprocess.run(
+            program, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, check=False, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert "train" in result.stdout
+        return
+    image_env_vars = {k: v for k, v in _dockerfile_env(runtime).items() if k.startswith("LULC_")}
+    port_key = next(k for k in image_env_vars if k.endswith("_PORT"))
+    port = _free_port()
+    env = _clean_env()
+    env.update(image_env_vars)
+    env.update({port_key: str(port), "PATH": f"{venv / 'bin'}:{env['PATH']}"})
+    process = subprocess.Popen(
+        program, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    check = json.loads(healthcheck.split("CMD", 1)[1].strip())
+    check = [part.replace(f":{image_env_vars[port_key]}/", f":{port}/") for part in check]
+    assert check[0] == "python"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            result = subprocess.run(
+                [venv / "bin" / "python", *check[1:]],
+                cwd=tmp_path,
+                env=_clean_env(),
+                capture_output=True,
+                check=False,
+            )
+            if result.returncode == 0:
+                break
+            assert process.poll() is None, process.communicate()[0].decode()[-3000:]
+            assert time.monotonic() < deadline, "the health check never passed"
+            time.sleep(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
