@@ -19,6 +19,7 @@ Fixtures (session-scoped unless noted):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.http_server import Failure, ServerHandle, start_http_server
+from tests.support.pgstac import PgstacUnavailableError, pgstac_api_over
 from training.demo_world import DemoWorld, generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,3 +103,24 @@ def http_world(tmp_path_factory: pytest.TempPathFactory, cog_server: ServerHandl
 def http_catalog(http_world: DemoWorld) -> Path:
     """Path of a demo ``catalog.json`` whose item asset hrefs are http URLs on ``cog_server``."""
     return http_world.catalog
+
+
+@pytest.fixture(scope="session")
+def pgstac_api(http_catalog: Path) -> Iterator[str]:
+    """URL of a real stac-fastapi-pgstac holding the demo collection and items (hrefs on ``cog_server``).
+
+    Skips, saying why, where PostgreSQL + PostGIS cannot be run (binaries missing, no unprivileged user).
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(pgstac_api_over(http_catalog))
+        except PgstacUnavailableError as exc:
+            pytest.skip(f"no throw-away PostgreSQL + PostGIS for the pgstac API: {exc}")
+        yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests using ``pgstac_api`` carry the ``pgstac`` marker, so ``-m "not pgstac"`` leaves them out."""
+    for item in items:
+        if "pgstac_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pgstac)
