@@ -1,0 +1,130 @@
+"""The engine on the tutorial's real Sentinel-2 image (``--image``) with an SVM trained like the tutorial."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely.geometry
+
+from service.classes import NODATA, ClassTable
+from service.engine import ClassifyRequest, ClassifyResult, classify
+from service.readers import ImageReaderFactory
+from service.runner import load_model
+from tests.service.engine_support import export_onnx, make_contract
+
+BANDS = ("blue", "green", "red", "nir")
+TUTORIAL_CLASSES = ClassTable.model_validate(
+    {
+        "classes": [
+            {"value": 1, "name": "Water", "color": "#1f78b4"},
+            {"value": 2, "name": "Dense Veg", "color": "#33a02c"},
+            {"value": 3, "name": "Veg", "color": "#b2df8a"},
+            {"value": 4, "name": "Impervious", "color": "#e31a1c"},
+        ]
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def tutorial_model(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An RBF SVM with default hyper-parameters on a stratified 70 % of the 121 points, as the tutorial."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import SVC
+
+    points = gpd.read_file(lulc_py / "samples.shp")
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        values = np.array(list(src.sample([(p.x, p.y) for p in points.geometry])), dtype=np.float32)
+    labels = points["labels"].to_numpy().astype(np.int64)
+    x_train, _, y_train, _ = train_test_split(values, labels, test_size=0.3, stratify=labels, random_state=42)
+    with warnings.catch_warnings():  # scikit-learn 1.9 deprecates probability=True; ONNX export needs it
+        warnings.simplefilter("ignore", FutureWarning)
+        svm = SVC(probability=True, random_state=0).fit(x_train, y_train)
+        contract = make_contract(
+            TUTORIAL_CLASSES, svm.classes_, bands=BANDS, resolution=10.0, model_type="svm"
+        )
+        return export_onnx(svm, len(BANDS), contract, tmp_path_factory.mktemp("svm") / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def whole_image(
+    lulc_py: Path, tutorial_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ClassifyResult:
+    request = ClassifyRequest(aoi=None, datetime=None)
+    factory = ImageReaderFactory(lulc_py / "s2image.tif")
+    return classify(request, load_model(tutorial_model), factory, tmp_path_factory.mktemp("tutorial"))
+
+
+def test_nodata_is_255_and_the_map_agrees_with_the_published_svm_map(
+    lulc_py: Path, whole_image: ClassifyResult
+) -> None:
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        image = src.read()
+        transform, shape = src.transform, src.shape
+    nodata = ~(np.isfinite(image) & (image < 1e30)).all(axis=0)
+    assert 4000 < nodata.sum() < 5000  # the slivers outside the AOI quadrilateral
+    with rasterio.open(whole_image.classes) as out:
+        assert out.transform == transform
+        assert out.shape == shape
+        mapped = out.read(1)
+    with rasterio.open(lulc_py / "published" / "lulc_SVM.tif") as pub:
+        published = pub.read(1)
+    assert (mapped[nodata] == NODATA).all()
+    assert (published[nodata] == 4).all(), "the tutorial's map calls nodata class 4"
+    assert (mapped[~nodata] != NODATA).all()
+    agreement = float((mapped[~nodata] == published[~nodata]).mean())
+    assert agreement >= 0.90, agreement
+    stats = whole_image.stats_dict
+    assert stats["nodata_pixels"] == int(nodata.sum())
+    # EPSG:3395 map units are not metres on the ground: hectares use the true pixel area (~8.07 m side).
+    assert stats["pixel_area_m2"] == pytest.approx(8.07**2, rel=0.02)
+
+
+def test_an_aoi_cuts_the_image_grid_and_masks_outside_the_polygon(
+    lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path
+) -> None:
+    boundary = gpd.read_file(lulc_py / "aoi_boundary.shp").to_crs("EPSG:4326")
+    polygon = boundary.geometry.iloc[0].buffer(0)
+    # A disc in the west half of the tutorial AOI: its bounding box's corners are valid image pixels.
+    west, south, east, north = polygon.bounds
+    radius = (north - south) / 3
+    disc = shapely.geometry.Point(west + (east - west) / 3, (south + north) / 2).buffer(radius)
+    request = ClassifyRequest(aoi=shapely.geometry.mapping(disc), datetime=None)
+    result = classify(
+        request, load_model(tutorial_model), ImageReaderFactory(lulc_py / "s2image.tif"), tmp_path
+    )
+    with rasterio.open(result.classes) as part, rasterio.open(whole_image.classes) as whole:
+        assert part.crs == whole.crs
+        assert part.width < whole.width * 0.6
+        col_off = round((part.transform.c - whole.transform.c) / whole.transform.a)
+        row_off = round((part.transform.f - whole.transform.f) / whole.transform.e)
+        window = rasterio.windows.Window(col_off, row_off, part.width, part.height)
+        expected = whole.read(1, window=window)
+        got = part.read(1)
+    inside = got != NODATA
+    assert inside.mean() > 0.5
+    assert (got[inside] == expected[inside]).all(), "the same pixels get the same classes"
+    assert (expected[~inside] != NODATA).any(), "pixels outside the AOI polygon are nodata"
+
+
+def test_a_target_crs_warps_the_image_to_the_model_resolution(
+    lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path
+) -> None:
+    request = ClassifyRequest(aoi=None, datetime=None, crs="EPSG:32654", confidence=False)
+    result = classify(
+        request, load_model(tutorial_model), ImageReaderFactory(lulc_py / "s2image.tif"), tmp_path
+    )
+    assert result.confidence is None
+    assert not (tmp_path / "confidence.tif").exists()
+    with rasterio.open(result.classes) as out:
+        assert out.crs.to_epsg() == 32654
+        assert out.res == (10.0, 10.0)
+    fractions = {r["value"]: r["fraction"] for r in result.stats_dict["classes"]}
+    reference = {r["value"]: r["fraction"] for r in whole_image.stats_dict["classes"]}
+    for value, fraction in reference.items():
+        assert fractions[value] == pytest.approx(fraction, abs=0.03)
+    assert result.item_dict["properties"]["proj:epsg"] == 32654
