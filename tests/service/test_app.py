@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.service.app_support import World, blocking_provider, models_dir, service_settings, shared_world
+from tests.support.http_server import start_http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -393,3 +394,39 @@ def test_lulc_serve_command(world: World, models: Path, tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "LULC_SERVICE_* settings" in bad.stderr
+
+
+# --- upstream failures: 502 JSON naming what failed -------------------------------------------------
+
+
+def copy_catalog(world: World, dest: Path, new_base: str) -> Path:
+    """The world's STAC JSON files (no COGs) with every asset href moved to ``new_base``."""
+    for path in world.root.rglob("*.json"):
+        target = dest / path.relative_to(world.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text().replace(world.server.base_url, new_base))
+    return dest
+
+
+@pytest.mark.slow
+def test_unreachable_cog_server_is_502(world: World, models: Path, tmp_path: Path) -> None:
+    dead_port = free_port()  # nothing listens there: every COG read is refused
+    catalog_dir = copy_catalog(world, tmp_path / "catalog", f"http://127.0.0.1:{dead_port}")
+    with start_http_server(catalog_dir) as catalog_server:
+        settings = service_settings(tmp_path, world, models, stac_url=catalog_server.url("catalog.json"))
+        client = client_for(settings)
+        response = client.post(
+            "/classify", json={"aoi": world.aoi(size_deg=0.003), "datetime": world.datetime, "model": "demo"}
+        )
+    body = assert_json_error(response, 502, "ReadError", str(dead_port))
+    assert "Traceback" not in body["detail"]
+    assert not any((tmp_path / "work").rglob("*.tif"))  # nothing left at a final path
+
+
+def test_failing_stac_source_is_502(world: World, models: Path, tmp_path: Path) -> None:
+    with start_http_server(world.root, fail_every=1) as broken:  # every request: 503
+        settings = service_settings(tmp_path, world, models, stac_url=broken.url("catalog.json"))
+        response = client_for(settings).post(
+            "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+        )
+    assert_json_error(response, 502, "SourceError", "catalog.json")

@@ -211,3 +211,22 @@ def test_event_publishes_to_s3(world: World, models: Path, tmp_path: Path, s3: d
     failed = body_of(handle(event_for(world, "s3://no-such-bucket/x"), settings), 502)
     assert failed["type"] == "PublishError"
     assert "no-such-bucket" in failed["detail"]
+
+
+def test_handler_and_app_run_the_same_engine(world: World, models: Path, tmp_path: Path) -> None:
+    """The same AOI through the serverless handler and through POST /classify: byte-identical maps."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    settings = service_settings(tmp_path, world, models, sync_max_km2=100.0)
+    dest = tmp_path / "from-handler"
+    event = event_for(world, str(dest))
+    body_of(handle(event, settings), 200)
+    response = TestClient(create_app(settings)).post(
+        "/classify", json={k: event[k] for k in ("aoi", "datetime", "model")}
+    )
+    assert response.status_code == 200, response.text
+    from_app = Path(response.json()["assets"]["classes.tif"])
+    assert from_app.read_bytes() == (dest / "classes.tif").read_bytes()
+    assert Path(response.json()["assets"]["stats.json"]).read_text() == (dest / "stats.json").read_text()
