@@ -10,8 +10,6 @@ import yaml
 
 from training.config import TrainingConfig, load_config
 
-TUTORIAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lulc_py"
-
 TUTORIAL_CLASSES = """classes:
   - {value: 1, name: Water, color: "#1f78b4"}
   - {value: 2, name: Dense Veg, color: "#33a02c"}
@@ -21,11 +19,9 @@ TUTORIAL_CLASSES = """classes:
 
 
 @pytest.fixture(scope="session")
-def tutorial() -> Path:
-    """The tutorial's real data (../shared/data/lulc_py), or skip where it is absent."""
-    if not (TUTORIAL / "s2image.tif").exists():
-        pytest.skip(f"tutorial data not found at {TUTORIAL.resolve()} (../shared/data/lulc_py)")
-    return TUTORIAL.resolve()
+def tutorial(lulc_py: Path) -> Path:
+    """The tutorial's real data (root fixture ``lulc_py``; skips where it is absent)."""
+    return lulc_py
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +33,9 @@ def tutorial_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo world: the shared session fixture when the root conftest provides it, else our own."""
-    try:
-        found: Any = request.getfixturevalue("demo_world")
-    except pytest.FixtureLookupError:
-        from training.demo_world import generate
-
-        found = generate(tmp_path_factory.mktemp("world"))
-    return Path(getattr(found, "root", found))
+def world(demo_world: Any) -> Path:
+    """The root of the session's demo world (root fixture ``demo_world``)."""
+    return Path(demo_world)
 
 
 def lean_recipe(world: Path, **changes: Any) -> TrainingConfig:
