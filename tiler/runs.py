@@ -65,6 +65,8 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], ob
         if not isinstance(link, dict) or link.get("rel") != "derived_from" or not link.get("href"):
             continue
         href = str(link["href"])
+        if not (href.endswith(".json") or "json" in str(link.get("type", ""))):
+            continue  # the model (.onnx) and other non-item inputs
         location = href if "://" in href else str((item_path.parent / href).resolve())
         if location.startswith("file://"):
             location = location[7:]

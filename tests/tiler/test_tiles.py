@@ -13,6 +13,7 @@ from service.classes import NODATA
 from tests.support.http_server import ServerHandle
 from tests.tiler.conftest import CACHE_CONTROL, CORS_ORIGIN, Runs, class_colours, decode_png, get
 from tiler.colormaps import colormap_name
+from tiler.serve import BackgroundServer
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 
@@ -133,3 +134,26 @@ def test_tiles_carry_cache_control_and_cors(tiler_url: str, tiler_runs: Runs) ->
     error = get(f"{tiler_url}/cog/tiles/WebMercatorQuad/13/0/0.png", params={"url": path})
     assert error.status_code == 404
     assert "cache-control" not in error.headers, "errors are not cached"
+
+
+def test_bare_titiler_renders_the_same_map_without_class_colours(tiler_url: str, tiler_runs: Runs) -> None:
+    """Why the colormap override exists: plain TiTiler applies only a COG's own colour table."""
+    from fastapi import FastAPI
+    from titiler.core.factory import TilerFactory
+
+    bare = FastAPI()
+    bare.include_router(TilerFactory(router_prefix="/cog").router, prefix="/cog")
+    path = str(tiler_runs.plain / "classes.tif")
+    height, width = tiler_runs.classes.shape
+    lonlat = _lonlat(path, height / 2, width / 2)
+    with BackgroundServer(bare) as server:
+        plain = decode_png(_tile(server.url, path, 14, lonlat).content)
+        with_table = decode_png(_tile(server.url, str(tiler_runs.main / "classes.tif"), 14, lonlat).content)
+    ours = decode_png(_tile(tiler_url, path, 14, lonlat).content)
+    opaque = plain[plain[..., 3] == 255][:, :3]
+    assert not (
+        {tuple(int(v) for v in c) for c in np.unique(opaque, axis=0)} & class_colours(tiler_runs.table)
+    )
+    assert np.array_equal(ours, with_table), (
+        "our tiler colours the table-less COG exactly like the paletted one"
+    )
