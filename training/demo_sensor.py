@@ -123,62 +123,77 @@ class Scene:
         return round(100.0 * float((self.scl == SCL_NODATA).mean()), 4)
 
 
-def _greenness(rng: np.random.Generator, landscape: Landscape) -> tuple[npt.NDArray[np.float64], ...]:
-    """Per-patch crop calendar: peak day of year, season length, peak greenness."""
+@dataclass(frozen=True)
+class _Traits:
+    """Per-patch properties, drawn once and kept through every acquisition."""
+
+    cls: npt.NDArray[np.uint8]
+    """Class value of each patch."""
+    brightness: npt.NDArray[np.float64]
+    """Multiplicative offset per patch and band: within-class variation between stands and fields."""
+    green: npt.NDArray[np.float64]
+    """Vegetation fraction of grassland, built-up (gardens) and bare (weeds) patches."""
+    turbidity: npt.NDArray[np.float64]
+    peak: npt.NDArray[np.float64]
+    """Crop calendar of cropland patches: day of peak greenness, season half-width, peak height."""
+    length: npt.NDArray[np.float64]
+    height: npt.NDArray[np.float64]
+
+
+def _traits(rng: np.random.Generator, landscape: Landscape) -> _Traits:
     n = landscape.n_patches
-    peak = rng.choice([165.0, 200.0, 225.0], size=n, p=[0.3, 0.45, 0.25]) + rng.normal(0, 10, n)
-    length = rng.uniform(60, 95, n)
-    height = rng.uniform(0.75, 1.0, n)
-    return peak, length, height
+    cls = np.zeros(n, dtype=np.uint8)
+    cls[landscape.patches.ravel()] = landscape.classes.ravel()
+    brightness = rng.normal(1.0, 0.07, (n, len(BANDS))) * rng.normal(1.0, 0.06, (n, 1))
+    green = np.select(
+        [cls == GRASSLAND, cls == BUILT_UP, cls == BARE],
+        [rng.uniform(0.55, 0.95, n), rng.uniform(0.0, 0.35, n), rng.uniform(0.0, 0.12, n)],
+        0.0,
+    )
+    return _Traits(
+        cls=cls,
+        brightness=brightness,
+        green=green,
+        turbidity=rng.uniform(0.0, 1.0, n),
+        peak=rng.choice([165.0, 200.0, 225.0], size=n, p=[0.3, 0.45, 0.25]) + rng.normal(0, 10, n),
+        length=rng.uniform(60, 95, n),
+        height=rng.uniform(0.75, 1.0, n),
+    )
+
+
+def _patch_spectra(traits: _Traits, doy: float) -> npt.NDArray[np.float64]:
+    """Reflectance ``(patch, band)`` of every patch on this day of year (phenology included)."""
+    season = float(np.exp(-(((doy - 200.0) / 90.0) ** 2)))
+    crop_green = 0.3 + 0.7 * traits.height * np.exp(-(((doy - traits.peak) / traits.length) ** 2))
+    forest_green = np.full(traits.cls.shape, 0.85 + 0.15 * season)
+    murky = _spectrum("water")[None] + traits.turbidity[:, None] * np.array([[0.01, 0.02, 0.025, 0.01, 0, 0]])
+    by_class = {
+        WATER: murky,
+        FOREST: _mix(forest_green, "forest", "soil"),
+        CROPLAND: _mix(crop_green, "crop", "soil"),
+        GRASSLAND: _mix(traits.green * (0.85 + 0.15 * season), "grass", "soil"),
+        BUILT_UP: _mix(traits.green, "grass", "urban"),
+        BARE: _mix(traits.green, "grass", "soil"),
+    }
+    spectra = np.zeros(traits.brightness.shape)
+    for value, rows in by_class.items():
+        mask = traits.cls == value
+        spectra[mask] = rows[mask]
+    return spectra * traits.brightness
 
 
 def surface_reflectance(
     rng: np.random.Generator, landscape: Landscape, acquisitions: tuple[Acquisition, ...]
 ) -> list[npt.NDArray[np.float32]]:
     """Cloud-free surface reflectance ``(band, row, col)`` at 10 m for every acquisition."""
-    classes = landscape.classes
     patches = landscape.patches
-    n = landscape.n_patches
-    size = classes.shape[0]
-    # Per-patch properties, drawn once: brightness per band, vegetation fraction, crop calendar.
-    brightness = rng.normal(1.0, 0.07, (n, len(BANDS)))
-    brightness *= rng.normal(1.0, 0.06, (n, 1))
-    urban_green = rng.uniform(0.0, 0.35, n)
-    grass_green = rng.uniform(0.55, 0.95, n)
-    bare_green = rng.uniform(0.0, 0.12, n)
-    turbidity = rng.uniform(0.0, 1.0, n)
-    peak, length, height = _greenness(rng, landscape)
-    texture = [smooth_field(rng, (size, size), sigma=2.0) for _ in BANDS]
+    road = landscape.road
+    traits = _traits(rng, landscape)
+    texture = [smooth_field(rng, patches.shape, sigma=2.0) for _ in BANDS]
     out = []
     for acq in acquisitions:
-        doy = float(acq.doy)
-        crop_g = 0.3 + 0.7 * height * np.exp(-(((doy - peak) / length) ** 2))
-        season = float(np.exp(-(((doy - 200.0) / 90.0) ** 2)))
-        forest_g = 0.85 + 0.15 * season
-        per_patch = np.zeros((n, len(BANDS)))
-        cls_of_patch = np.zeros(n, dtype=np.uint8)
-        cls_of_patch[patches.ravel()] = classes.ravel()
-        for value, rows in (
-            (
-                WATER,
-                _spectrum("water")[None]
-                + turbidity[:, None] * np.array([[0.01, 0.02, 0.025, 0.01, 0.0, 0.0]]),
-            ),
-            (FOREST, forest_g * _spectrum("forest")[None] + (1 - forest_g) * _spectrum("soil")[None]),
-            (
-                CROPLAND,
-                crop_g[:, None] * _spectrum("crop")[None] + (1 - crop_g[:, None]) * _spectrum("soil")[None],
-            ),
-            (GRASSLAND, _mix(grass_green * (0.85 + 0.15 * season), "grass", "soil")),
-            (BUILT_UP, _mix(urban_green, "grass", "urban")),
-            (BARE, _mix(bare_green, "grass", "soil")),
-        ):
-            mask = cls_of_patch == value
-            per_patch[mask] = np.broadcast_to(rows, per_patch.shape)[mask]
-        per_patch *= brightness
-        refl = per_patch[patches].transpose(2, 0, 1).copy()
-        road = landscape.road
-        refl[:, road] = _spectrum("asphalt")[:, None] * brightness[patches[road]].T
+        refl = _patch_spectra(traits, float(acq.doy))[patches].transpose(2, 0, 1).copy()
+        refl[:, road] = _spectrum("asphalt")[:, None] * traits.brightness[patches[road]].T
         for b in range(len(BANDS)):
             refl[b] *= 1.0 + 0.04 * texture[b]
             refl[b] += rng.normal(0.0, 0.004 + 0.03 * refl[b].mean(), refl[b].shape)
@@ -189,6 +204,7 @@ def surface_reflectance(
 
 
 def _mix(green: npt.NDArray[np.float64], veg: str, other: str) -> npt.NDArray[np.float64]:
+    """Linear mixture per patch: ``green`` of the ``veg`` spectrum, the rest of ``other``."""
     return green[:, None] * _spectrum(veg)[None] + (1 - green[:, None]) * _spectrum(other)[None]
 
 
