@@ -430,3 +430,39 @@ def test_failing_stac_source_is_502(world: World, models: Path, tmp_path: Path) 
             "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
         )
     assert_json_error(response, 502, "SourceError", "catalog.json")
+
+
+# --- a real STAC API (stac-fastapi-pgstac) as the item source --------------------------------------
+
+
+@pytest.mark.slow
+def test_classify_from_a_real_stac_api(pgstac_api: str, http_world: Any, tmp_path: Path) -> None:
+    from tests.service.app_support import build_model
+
+    aoi = json.loads(Path(http_world.aoi).read_text())["features"][0]["geometry"]
+    xs = [p[0] for p in aoi["coordinates"][0]]
+    ys = [p[1] for p in aoi["coordinates"][0]]
+    cx, cy, h = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, 0.002
+    small = {
+        "type": "Polygon",
+        "coordinates": [
+            [[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h], [cx - h, cy - h]]
+        ],
+    }
+    build_model(tmp_path / "models" / "demo", Path(http_world.classes))
+    settings = ServiceSettings(
+        models_dir=tmp_path / "models",
+        stac_url=pgstac_api,
+        allowed_hosts=["127.0.0.1"],
+        output_dir=tmp_path / "work",
+        sync_max_km2=100.0,
+    )
+    response = client_for(settings).post(
+        "/classify", json={"aoi": small, "datetime": http_world.datetime_window, "model": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    item = response.json()["item"]
+    sources = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
+    assert any(href.startswith(pgstac_api.rstrip("/")) for href in sources), sources
+    with rasterio.open(response.json()["assets"]["classes.tif"]) as src:
+        assert set(src.read(1).ravel().tolist()) & set(range(1, 255))
