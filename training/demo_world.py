@@ -1,4 +1,14 @@
-"""The offline Sentinel-2 world: a synthetic landscape, its L2A COGs, a STAC catalog, points and truth."""
+"""The offline Sentinel-2 world: a synthetic landscape, its L2A COGs, a STAC catalog, points and truth.
+
+Layout of the output folder (a public interface):
+
+- ``catalog.json``: static STAC root, Earth Search v1 flavour: collection ``sentinel-2-l2a``, asset keys
+  ``blue, green, red, nir, swir16, swir22, scl``; ``pc/catalog.json``: the same COGs with Planetary
+  Computer keys ``B02, B03, B04, B08, B11, B12, SCL``.
+- ``cogs/<item id>/<key>.tif``: one COG per band and date (uint16, nodata 0; SCL uint8), 512 tiles, deflate.
+- ``aoi.geojson``, ``classes.yaml``, ``train.gpkg`` / ``validation.gpkg`` (EPSG:4326 points, ``label``),
+  ``truth.tif`` (uint8 classes, nodata 255) and ``training.yaml`` (a ``lulc train --config`` recipe).
+"""
 
 from __future__ import annotations
 
