@@ -288,6 +288,30 @@ def test_failed_job_reports_its_error(world: World, models: Path, tmp_path: Path
     assert_json_error(client.get("/jobs/does-not-exist"), 404, "JobNotFoundError", "does-not-exist")
 
 
+class ExplodingRunner:
+    """The demo model's contract, but inference fails with an unexpected (non-lulc) exception."""
+
+    def __init__(self, inner: Any) -> None:
+        self.contract, self.origin, self.item_href = inner.contract, inner.origin, inner.item_href
+
+    def predict(self, features: Any) -> Any:
+        raise ZeroDivisionError("secret internal detail")
+
+
+def test_unexpected_errors_are_json_500_without_internals(world: World, models: Path, tmp_path: Path) -> None:
+    from service.runner import load_model
+    from tests.service.app_support import SingleModel
+
+    provider = SingleModel("demo", ExplodingRunner(load_model(models / "demo")))
+    client = client_for(service_settings(tmp_path, world, models), models=provider)
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    body = assert_json_error(response, 500, "InternalError", "ZeroDivisionError")
+    assert "secret internal detail" not in body["detail"]
+    assert not any((tmp_path / "work").rglob("*.tif"))
+
+
 # --- authentication ------------------------------------------------------------------------------
 
 
