@@ -16,8 +16,10 @@ The parent reads and resets the log, and changes the failure policy, through con
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +178,25 @@ def _serve(fd: int, directory: str, fail_every: int | None, failure: str) -> Non
 # Client side (the test process)
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making a child get ``sig`` when the test process dies (even by SIGKILL).
+
+    Linux sends it when the forking *thread* ends, so only children started from the main thread
+    get it (a server started from a worker thread must outlive that thread).
+    """
+    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(sig))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), int(sig))
+
+    return set_parent_death_signal
+
+
 class RequestLog:
     """The server's request log, read and reset over its control endpoint."""
 
@@ -226,7 +247,12 @@ class ServerHandle:
         args = [sys.executable, str(Path(__file__).resolve()), str(fd), str(self.directory)]
         args += ["--fail-every", str(fail_every)] if fail_every else []
         args += ["--failure", failure]
-        self._process = subprocess.Popen(args, pass_fds=[fd], stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            args,
+            pass_fds=[fd],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
+        )
         self._lock = threading.Lock()
         self._wait_ready()
 

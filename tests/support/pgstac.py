@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.http_server import die_with_parent
 
 DATABASE = "lulc"
 SUPERUSER = "postgres"
@@ -101,7 +104,7 @@ class PostgresCluster:
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = 0
-        self._started = False
+        self._postmaster: subprocess.Popen[bytes] | None = None
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
@@ -151,6 +154,7 @@ class PostgresCluster:
         )
 
     def _start(self) -> None:
+        """Run the postmaster as our child (not daemonised by pg_ctl), so it dies with the test run."""
         options = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.root),
@@ -160,33 +164,49 @@ class PostgresCluster:
             "max_connections": "60",
             "shared_buffers": "64MB",
         }
-        last: PgstacUnavailableError | None = None
-        for _ in range(3):  # the port may be taken between free_port() and the bind
+        flags = [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
+        for _ in range(3):  # the port may be taken between free_port() and the postmaster's bind
             self.port = free_port()
-            flags = " ".join(f"-c {k}={v}" for k, v in options.items()) + f" -p {self.port}"
-            try:
-                pg_ctl = self.install.tool("pg_ctl")
-                self._run(
-                    [
-                        pg_ctl,
-                        "-D",
-                        str(self.data),
-                        "-l",
-                        str(self.log),
-                        "-o",
-                        flags,
-                        "-w",
-                        "-t",
-                        "60",
-                        "start",
-                    ]
+            with open(self.log, "ab") as log:
+                self._postmaster = subprocess.Popen(
+                    [self.install.tool("postgres"), "-D", str(self.data), "-p", str(self.port), *flags],
+                    user=self.user,
+                    cwd=self.root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+                    preexec_fn=die_with_parent(signal.SIGQUIT),
                 )
-            except PgstacUnavailableError as exc:
-                last = exc
-                continue
-            self._started = True
-            return
-        raise last or PgstacUnavailableError("PostgreSQL did not start")
+            if self._wait_ready(timeout=60):
+                return
+        log_tail = self.log.read_text(errors="replace")[-2000:]
+        raise PgstacUnavailableError(f"PostgreSQL did not start:\n{log_tail}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while self._postmaster.poll() is None and time.monotonic() < deadline:
+            try:
+                with psycopg.connect(
+                    f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres", connect_timeout=5
+                ):
+                    return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        self._stop()
+        return False
+
+    def _stop(self) -> None:
+        process = self._postmaster
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGQUIT)  # immediate shutdown: the cluster is thrown away
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def _create_database(self) -> None:
         import psycopg
@@ -200,12 +220,7 @@ class PostgresCluster:
 
     def close(self) -> None:
         """Stop the cluster immediately (it is throw-away) and remove its folder (idempotent)."""
-        if self._started:
-            with contextlib.suppress(PgstacUnavailableError, subprocess.TimeoutExpired):
-                self._run(
-                    [self.install.tool("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
-                )
-            self._started = False
+        self._stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
@@ -291,6 +306,7 @@ class PgstacApi:
                 stderr=subprocess.STDOUT,
                 cwd=cluster.root,
                 env=env,
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         try:
             self._wait_ready(timeout)
