@@ -1,4 +1,4 @@
-"""Fixtures of the infra tests: the repository root and the tools installed in the venv."""
+"""Paths of the infra tests and the command-line tools installed in the venv."""
 
 from __future__ import annotations
 
@@ -21,13 +21,3 @@ def venv_tool(name: str) -> Path:
     if found is None:
         pytest.skip(f"{name} is not installed (expected {path}; `make install` installs it)")
     return Path(found)
-
-
-@pytest.fixture(scope="session")
-def root() -> Path:
-    return ROOT
-
-
-@pytest.fixture(scope="session")
-def infra() -> Path:
-    return INFRA
