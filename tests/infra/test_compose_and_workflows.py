@@ -142,6 +142,9 @@ def test_loader_walks_the_demo_catalog(tmp_path: Path) -> None:
 def test_workflows_pass_the_github_workflow_schema(workflow: Path) -> None:
     result = _check_jsonschema("--builtin-schema", "vendor.github-workflows", workflow)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Every job has a timeout: a hung install or training run must not hold a runner for 6 hours.
+    result = _check_jsonschema("--builtin-schema", "custom.github-workflows-require-timeout", workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_workflow_schema_rejects_a_broken_workflow(tmp_path: Path) -> None:
