@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,3 +187,33 @@ def test_a_server_that_drops_every_connection_fails_the_read_not_hangs(
     assert records, "GDAL did contact the server"
     assert all(r.failed for r in records)
     assert len(records) <= 1 + int(GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"])
+
+
+def test_the_server_answers_ranges_logs_requests_and_switches_failure_policy(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    server = http_server_factory(served_band)
+    size = (served_band / "red.tif").stat().st_size
+
+    def get(path: str, **headers: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(server.url(path), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, b""
+
+    assert get("red.tif", Range="bytes=10-19") == (206, (served_band / "red.tif").read_bytes()[10:20])
+    assert get("missing.tif")[0] == 404
+    records = server.requests.records()
+    assert [(r.method, r.path, r.range, r.status, r.failed) for r in records] == [
+        ("GET", "/red.tif", "bytes=10-19", 206, False),
+        ("GET", "/missing.tif", None, 404, False),
+    ]
+    server.set_failure(2, "503")
+    assert [get("red.tif")[0] for _ in range(4)] == [200, 503, 200, 503]
+    server.set_failure(None)
+    server.requests.clear()
+    status, body = get("red.tif")
+    assert (status, len(body)) == (200, size)
+    assert len(server.requests) == 1
