@@ -23,24 +23,35 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.http_server import Failure, ServerHandle, start_http_server
 from tests.support.pgstac import PgstacUnavailableError, pgstac_api_over
-from training.demo_world import DemoWorld, generate
+
+if TYPE_CHECKING:
+    from training.demo_world import DemoWorld
 
 REPO = Path(__file__).resolve().parents[1]
 LULC_PY = REPO / ".." / "shared" / "data" / "lulc_py"
 DEMO_SEED = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class SessionDemoWorld(DemoWorld):
-    """A ``DemoWorld`` that is also path-like (its root), so ``Path(demo_world)`` works too."""
+def path_like(world: DemoWorld) -> Any:
+    """``world`` as an instance of a ``DemoWorld`` subclass that is also path-like (its root folder).
 
-    def __fspath__(self) -> str:
-        return str(self.root)
+    The brief first described ``demo_world`` as a Path; with ``__fspath__`` both uses work:
+    ``demo_world.catalog`` and ``Path(demo_world) / "catalog.json"``.
+    """
+    base = type(world)
+
+    @dataclasses.dataclass(frozen=True)
+    class SessionDemoWorld(base):  # type: ignore[valid-type, misc]
+        def __fspath__(self) -> str:
+            return str(self.root)
+
+    return SessionDemoWorld(**{f.name: getattr(world, f.name) for f in dataclasses.fields(world)})
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +64,11 @@ def lulc_py() -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_world(tmp_path_factory: pytest.TempPathFactory) -> SessionDemoWorld:
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
     """The demo world (default size, seed 0) with relative asset hrefs, generated once per session."""
-    world = generate(tmp_path_factory.mktemp("demo-world") / "world", seed=DEMO_SEED)
-    return SessionDemoWorld(**{f.name: getattr(world, f.name) for f in dataclasses.fields(world)})
+    from training.demo_world import generate  # imported here: geopandas & co. cost seconds
+
+    return path_like(generate(tmp_path_factory.mktemp("demo-world") / "world", seed=DEMO_SEED))
 
 
 class ServerFactory:
@@ -86,7 +98,7 @@ def http_server_factory() -> Iterator[ServerFactory]:
 
 
 @pytest.fixture(scope="session")
-def cog_server(demo_world: SessionDemoWorld, http_server_factory: ServerFactory) -> ServerHandle:
+def cog_server(demo_world: DemoWorld, http_server_factory: ServerFactory) -> ServerHandle:
     """The loopback HTTP server (Range support, request log) over the demo world's folder."""
     return http_server_factory(demo_world.root)
 
@@ -94,6 +106,8 @@ def cog_server(demo_world: SessionDemoWorld, http_server_factory: ServerFactory)
 @pytest.fixture(scope="session")
 def http_world(tmp_path_factory: pytest.TempPathFactory, cog_server: ServerHandle) -> DemoWorld:
     """The demo world again, its asset hrefs absolute URLs on ``cog_server`` (which serves the same bytes)."""
+    from training.demo_world import generate
+
     return generate(
         tmp_path_factory.mktemp("http-world") / "world", seed=DEMO_SEED, asset_base_url=cog_server.base_url
     )
