@@ -31,8 +31,7 @@ from service.sources import (
     open_source,
     require_items,
 )
-
-pytestmark = pytest.mark.pgstac
+from tests.support.pgstac import PgstacUnavailableError, find_postgres
 
 COLLECTION = "sentinel-2-l2a"
 
@@ -227,3 +226,30 @@ def test_band_hrefs_from_the_api_read_over_loopback_http(
         expected = ds.read(1, window=window)
     with gdal_env(), rasterio.open(red.href) as ds:
         np.testing.assert_array_equal(ds.read(1, window=window), expected)
+
+
+def fake_postgres(root: Path, major: int, postgis: bool) -> None:
+    bindir = root / f"usr/lib/postgresql/{major}/bin"
+    bindir.mkdir(parents=True)
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        (bindir / tool).touch()
+    if postgis:
+        extension = root / f"usr/share/postgresql/{major}/extension"
+        extension.mkdir(parents=True)
+        (extension / "postgis.control").touch()
+
+
+def test_postgres_is_found_where_debian_puts_it_and_a_missing_part_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PgstacUnavailableError, match=r"PostgreSQL server binaries not found.*'postgresql'"):
+        find_postgres(tmp_path)
+    fake_postgres(tmp_path, 13, postgis=True)
+    fake_postgres(tmp_path, 16, postgis=False)
+    assert find_postgres(tmp_path).major == 13, "the newest version WITH PostGIS"
+    fake_postgres(tmp_path, 17, postgis=True)
+    assert find_postgres(tmp_path).bindir == tmp_path / "usr/lib/postgresql/17/bin"
+
+
+def test_postgres_without_postgis_is_named_as_the_reason(tmp_path: Path) -> None:
+    fake_postgres(tmp_path, 15, postgis=False)
+    with pytest.raises(PgstacUnavailableError, match=r"PostGIS is not installed for PostgreSQL 15.*postgis"):
+        find_postgres(tmp_path)

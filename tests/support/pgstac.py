@@ -51,10 +51,14 @@ class PostgresInstall:
         return str(self.bindir / name)
 
 
-def find_postgres() -> PostgresInstall:
-    """The newest PostgreSQL with PostGIS installed, or ``PgstacUnavailableError`` saying what is missing."""
+def find_postgres(root: Path = Path("/")) -> PostgresInstall:
+    """The newest PostgreSQL with PostGIS installed, or ``PgstacUnavailableError`` saying what is missing.
+
+    Args:
+        root: where Debian's ``usr/lib/postgresql`` and ``usr/share/postgresql`` are (tests use a fake).
+    """
     found = []
-    for initdb in glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+    for initdb in glob.glob(str(root / "usr/lib/postgresql/*/bin/initdb")):
         bindir = Path(initdb).parent
         match = re.fullmatch(r"\d+", bindir.parent.name)
         if match and (bindir / "pg_ctl").exists() and (bindir / "postgres").exists():
@@ -65,7 +69,7 @@ def find_postgres() -> PostgresInstall:
             "(Debian package 'postgresql'; `make sysdeps` installs it when run as root)"
         )
     for install in sorted(found, key=lambda i: i.major, reverse=True):
-        if Path(f"/usr/share/postgresql/{install.major}/extension/postgis.control").exists():
+        if (root / f"usr/share/postgresql/{install.major}/extension/postgis.control").exists():
             return install
     majors = ", ".join(str(i.major) for i in found)
     raise PgstacUnavailableError(
