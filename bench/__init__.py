@@ -1,0 +1,1 @@
+"""Benchmarks of lulc-stac against the tutorial workflow and bare TiTiler (``make bench``)."""

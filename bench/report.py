@@ -1,0 +1,260 @@
+"""``bench/RESULTS.md`` from ``results.json``: one table of every figure with its target and pass/fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Row = tuple[str, str, str, str, str]
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+        return f"{text}{unit}"
+    return f"{value}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def classify_rows(entry: dict[str, Any]) -> list[Row]:
+    """Rows of one model's classification benchmark."""
+    m = entry["model"]
+    size = round(entry["megapixels"] ** 0.5 * 1000)
+    part = f"1. classify {m} ({size:,} px², {entry['megapixels']:.1f} Mpx)"
+    svc, floor, ratios, targets = entry["service"], entry["floor"], entry["ratios"], entry["targets"]
+    rows: list[Row] = [
+        (
+            part,
+            "(A) `lulc classify` end to end: wall / throughput",
+            f"{svc['wall_s']} s / {svc['mpx_s']} Mpx/s",
+            "",
+            "",
+        ),
+        (
+            part,
+            "(A) peak RSS",
+            _fmt(svc["peak_rss_mib"], " MiB"),
+            "< 1024 MiB",
+            _verdict(targets["service_peak_rss_lt_1GiB"]),
+        ),
+        (
+            part,
+            "(C) ONNX inference alone (in memory, 2 blocks at a time)",
+            f"{floor['mpx_s']} Mpx/s ({floor['pixels'] / 1e6:.1f} Mpx in {floor['seconds']} s)",
+            "",
+            "",
+        ),
+        (
+            part,
+            "A / C throughput",
+            _fmt(ratios["service_over_floor"]),
+            ">= 0.8",
+            _verdict(targets["service_over_floor_ge_0.8"]),
+        ),
+    ]
+    for tut in entry.get("tutorial", []):
+        rows.append(
+            (
+                part,
+                f"(B) tutorial approach at {tut['size']:,} px²: wall / throughput / peak RSS",
+                f"{tut['wall_s']} s / {tut['mpx_s']} Mpx/s / {_fmt(tut['peak_rss_mib'], ' MiB')}",
+                "RSS grows with the scene",
+                "",
+            )
+        )
+    if "tutorial_skipped" in entry:
+        rows.append(
+            (part, "(B) tutorial approach at full size", f"not run: {entry['tutorial_skipped']}", "", "n/a")
+        )
+    rows.append(
+        (
+            part,
+            "B wall / A wall (speed-up of the service)",
+            _fmt(ratios["speedup_over_tutorial"], "x"),
+            ">= 1.5x (A wall <= 2/3 B wall)",
+            _verdict(targets["speedup_over_tutorial_ge_1.5"]),
+        )
+    )
+    growth = entry.get("tutorial_rss_growth")
+    if growth is not None:
+        rows.append(
+            (
+                part,
+                "(B) peak RSS full size / small size",
+                _fmt(growth, "x"),
+                "grows with the scene",
+                _verdict(growth > 1.5),
+            )
+        )
+    agreement = entry.get("agreement")
+    if agreement:
+        rows.append(
+            (
+                part,
+                "label agreement A vs B (and each vs truth)",
+                f"{100 * agreement['agreement']:.2f} % ({100 * agreement['truth_agreement_service']:.1f} % / "
+                f"{100 * agreement['truth_agreement_tutorial']:.1f} %)",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def sampling_rows(s: dict[str, Any]) -> list[Row]:
+    """Rows of the sampling benchmark."""
+    part = f"2. sampling {s['points']:,} points x {s['bands']} bands ({s['scene_size']:,} px² item)"
+    g, n = s["grouped"], s["naive"]
+    naive_note = f" (measured on {n['points']:,} points, scaled)" if n["extrapolated"] else ""
+    return [
+        (
+            part,
+            "block-grouped sampler: time / HTTP requests / blocks read",
+            f"{g['seconds']} s / {g['requests']:,} / {g['blocks_read']:,}",
+            "",
+            "",
+        ),
+        (
+            part,
+            "naive loop (open per point and band): time / HTTP requests",
+            f"{n['seconds_for_all_points']} s / {n['requests_for_all_points']:,}{naive_note}",
+            "",
+            "",
+        ),
+        (
+            part,
+            "requests bounded by blocks touched",
+            f"{g['requests']:,} <= {s['bound']}",
+            "bounded",
+            _verdict(s["targets"]["requests_bounded_by_blocks"]),
+        ),
+        (
+            part,
+            "naive requests / grouped requests",
+            _fmt(s["ratios"]["fewer_requests"], "x"),
+            ">= 10x",
+            _verdict(s["targets"]["fewer_requests_ge_10x"]),
+        ),
+        (part, "naive time / grouped time", _fmt(s["ratios"]["faster"], "x"), "", ""),
+    ]
+
+
+def tiles_rows(t: dict[str, Any]) -> list[Row]:
+    """Rows of the tile benchmark (whatever ``bench/tiles.py`` returned)."""
+    part = "3. tiles"
+    if "skipped" in t:
+        return [(part, "tile latency / throughput", f"not run: {t['skipped']}", "within 1.1x", "n/a")]
+    rows: list[Row] = []
+    for key, value in t.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, dict | list))
+            rows.append((part, key, text, "", ""))
+        elif not isinstance(value, list):
+            ok = value if isinstance(value, bool) else None
+            rows.append((part, key, _fmt(value), "", _verdict(ok) if ok is not None else ""))
+    return rows
+
+
+def scaleout_rows(s: dict[str, Any]) -> list[Row]:
+    """Rows of the scale-out benchmark."""
+    part = f"4. scale-out {s['model']} ({s['scene_size']:,} px²)"
+    rows: list[Row] = [
+        (part, f"{label}: wall / throughput", f"{r['wall_s']} s / {r['mpx_s']} Mpx/s", "", "")
+        for label, r in s["runs"].items()
+    ]
+    rows.append(
+        (
+            part,
+            "2 Dask workers / 1 Dask worker throughput",
+            _fmt(s["speedup_2_over_1_workers"], "x"),
+            "(2 cores)",
+            "",
+        )
+    )
+    rows.append(
+        (
+            part,
+            "classes.tif byte-identical across the three runs",
+            _fmt(s["outputs_byte_identical"]),
+            "yes",
+            _verdict(s["outputs_byte_identical"]),
+        )
+    )
+    return rows
+
+
+def runtime_rows(r: dict[str, Any]) -> list[Row]:
+    """Rows of the model runtime benchmark."""
+    part = f"5. model runtimes ({r['pixels']:,} px)"
+    rows: list[Row] = []
+    for m in r["models"]:
+        sk2 = _fmt(m["sklearn_2t_mpx_s"]) if m["sklearn_2t_mpx_s"] is not None else "no thread option"
+        rows.append(
+            (
+                part,
+                f"{m['model']}: ONNX 1t / 2t vs sklearn 1t / 2t (Mpx/s)",
+                f"{_fmt(m['onnx_1t_mpx_s'])} / {_fmt(m['onnx_2t_mpx_s'])} vs "
+                f"{_fmt(m['sklearn_1t_mpx_s'])} / {sk2}",
+                "",
+                "",
+            )
+        )
+        agree = m.get("label_agreement")
+        rows.append(
+            (
+                part,
+                f"{m['model']}: ONNX / sklearn label agreement (decide_labels both sides)",
+                f"{100 * agree:.4f} %" if agree is not None else "n/a",
+                ">= 99.99 % (training's parity gate)",
+                _verdict(agree >= 0.9999 if agree is not None else None),
+            )
+        )
+    return rows
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown report."""
+    machine = results["machine"]
+    lib = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
+    lines = [
+        "# lulc-stac benchmark results",
+        "",
+        f"- Date (UTC): {results['started']} to {results.get('finished', 'unfinished')}",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, "
+        f"{machine['os']}",
+        f"- Python {machine['python']}; {lib}",
+        f"- Load average at start / end: {machine['load_average_at_start']} / "
+        f"{results.get('load_average_at_end', 'n/a')} (the machine is shared: every figure is compared with "
+        "a baseline run in the same script)",
+        f"- Command: `{results['command']}`",
+        f"- Scene: {results['size']:,} x {results['size']:,} px, 4 bands (blue, green, red, nir), uint16 "
+        "COGs (512 tiles, deflate) served over loopback HTTP (uvicorn + Starlette StaticFiles, Range -> 206)",
+    ]
+    for note in results.get("notes", []):
+        lines.append(f"- Note: {note}")
+    lines += ["", "| Part | Figure | Value | Target | Result |", "|---|---|---|---|---|"]
+    rows: list[Row] = []
+    for entry in results.get("classify", []):
+        rows += classify_rows(entry)
+    if "sampling" in results:
+        rows += sampling_rows(results["sampling"])
+    if "tiles" in results:
+        rows += tiles_rows(results["tiles"])
+    if "scaleout" in results:
+        rows += scaleout_rows(results["scaleout"])
+    if "runtimes" in results:
+        rows += runtime_rows(results["runtimes"])
+    for part, error in results.get("errors", {}).items():
+        rows.append((part, "error", error.replace("\n", " ")[:300], "", "FAIL"))
+    for part, reason in results.get("skipped", {}).items():
+        rows.append((part, "not run", reason, "", "n/a"))
+    for row in rows:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines += ["", "What each figure means: see `bench/README.md`. Raw numbers: `bench/results.json`.", ""]
+    return "\n".join(lines)
