@@ -39,7 +39,7 @@ class CogOptions:
             "BLOCKSIZE": str(self.blocksize),
             "COMPRESS": self.compress.upper(),
             "LEVEL": str(self.level),
-            "PREDICTOR": str(self.predictor),
+            "PREDICTOR": "YES" if self.predictor == 2 else "NO",  # the COG driver's spelling
             "OVERVIEWS": "IGNORE_EXISTING",
             "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
             "NUM_THREADS": "1",  # single-threaded compression keeps output bytes reproducible

@@ -39,7 +39,7 @@ EXTENSIONS = [
     "https://stac-extensions.github.io/grid/v1.0.0/schema.json",
     "https://stac-extensions.github.io/processing/v1.1.0/schema.json",
 ]
-"""Extensions the items declare, as Earth Search v1 does (``proj:code`` is added for newer readers)."""
+"""Extensions the items declare, as Earth Search v1 does (projection v1.1: `proj:epsg`, no `proj:code`)."""
 
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
@@ -184,7 +184,6 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "instruments": ["msi"],
         "eo:cloud_cover": scene.cloud_cover(),
         "proj:epsg": grid.epsg,
-        "proj:code": f"EPSG:{grid.epsg}",
         "mgrs:utm_zone": int(zone),
         "mgrs:latitude_band": band,
         "mgrs:grid_square": square,

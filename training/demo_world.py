@@ -51,8 +51,8 @@ VALIDATION_MIN_DISTANCE = 5
 # still find room away from them).
 
 REFLECTANCE_COG = CogOptions(overview_resampling="average", predictor=2)
-CLASS_COG = CogOptions(overview_resampling="mode", extra={"PREDICTOR": "NO"})
-"""Class rasters (truth, SCL): mode overviews; ``PREDICTOR=NO`` spelled as the COG driver wants it."""
+CLASS_COG = CogOptions(overview_resampling="mode")
+"""Class rasters (truth, SCL): mode overviews, so no overview pixel holds a class that is not there."""
 
 
 @dataclass(frozen=True)
