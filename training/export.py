@@ -51,11 +51,62 @@ def to_onnx(model: BaseEstimator, n_features: int, model_type: str) -> Any:
         )
     except Exception as exc:  # skl2onnx raises bare RuntimeError/NotImplementedError
         raise TrainingError(f"cannot export the {model_type} model to ONNX: {exc}") from exc
+    if model_type in ("lgbm", "hgb"):
+        _float32_safe_thresholds(onx, _model_thresholds(model, model_type))
     outputs = [o.name for o in onx.graph.output]
     if outputs != ["label", "probabilities"]:
         raise TrainingError(f"ONNX export of {model_type} gave outputs {outputs}, not [label, probabilities]")
     onx.doc_string = ""
     return onx
+
+
+def _model_thresholds(model: BaseEstimator, model_type: str) -> list[float]:
+    """The float64 split thresholds of a LightGBM or HistGradientBoosting model."""
+    found: list[float] = []
+    if model_type == "hgb":
+        for iteration in model._predictors:
+            for predictor in iteration:
+                nodes = predictor.nodes
+                split = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+                found += [float(t) for t in nodes["num_threshold"][split]]
+        return found
+    dump = model.booster_.dump_model()
+    stack = [tree["tree_structure"] for tree in dump["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node and not isinstance(node["threshold"], str):
+            found.append(float(node["threshold"]))
+            stack += [node["left_child"], node["right_child"]]
+    return found
+
+
+def _float32_safe_thresholds(onx: Any, thresholds: list[float]) -> None:
+    """Make float32 ONNX thresholds decide as the model's float64 ones do for float32 inputs.
+
+    The LightGBM (onnxmltools) and HistGradientBoosting converters round each float64 threshold ``t``
+    to the nearest float32 ``v``; when ``v > t`` a float32 feature equal to ``v`` goes left in ONNX
+    (``x <= v``) but right in the model (``x <= t``).
+    For float32 ``x``, ``x <= t`` holds exactly when ``x <=`` the largest float32 not above ``t``
+    (skl2onnx does the same for scikit-learn trees). Thresholds whose float32 rounds from both sides
+    are left as they are; the parity check has the last word.
+    """
+    above: dict[float, set[bool]] = {}
+    for t in thresholds:
+        v = float(np.float32(t))
+        above.setdefault(v, set()).add(v > t)
+    for node in onx.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs or "nodes_modes" not in attrs:
+            continue
+        modes = [m.decode() for m in attrs["nodes_modes"].strings]
+        values = list(attrs["nodes_values"].floats)
+        for i, (mode, v) in enumerate(zip(modes, values, strict=True)):
+            if mode == "BRANCH_LEQ" and above.get(float(np.float32(v))) == {True}:
+                values[i] = float(np.nextafter(np.float32(v), np.float32(-np.inf)))
+        del attrs["nodes_values"].floats[:]
+        attrs["nodes_values"].floats.extend(values)
 
 
 def content_version(onx: Any, contract: ModelContract) -> str:

@@ -183,6 +183,9 @@ def train(
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     check_class_counts(points.labels, points.classes, points.source)
     imagery = open_imagery(config, settings, points)
+    notes = list(getattr(imagery, "notes", []))
+    for note in notes:
+        progress.note(note)
     samples = sample_points(imagery, points, progress)
     for d in samples.dropped:
         progress.note(f"dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
@@ -217,6 +220,7 @@ def train(
         progress.advance()
     metrics = _metrics(config, contract, chosen, board, samples, points, imagery, importance, parity, names)
     metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
+    metrics["imagery_notes"] = notes
     if config.baseline:
         metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance)
         progress.note(f"promotion gate passed against {config.baseline}")

@@ -34,6 +34,8 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         f"Features: {', '.join(metrics['features'])}  ",
         f"Seed: {metrics['seed']}",
         "",
+        *[f"Note: {note}" for note in metrics.get("imagery_notes", [])],
+        "",
         "## Samples",
         "",
         f"{data['points']} points read, {data['used']} used ({data['train']} training, {data['test']} "

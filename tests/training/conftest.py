@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import rasterio
 import yaml
 
 from training.config import TrainingConfig, load_config
@@ -62,4 +64,21 @@ def static_model(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as YAML and return the path."""
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def local_dn_image(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-band uint16 DN GeoTIFF (blue, green, red, nir) cut from the clearest demo acquisition."""
+    cogs = world / "cogs"
+    item = sorted(cogs.iterdir())[1]
+    arrays = []
+    for band in ("blue", "green", "red", "nir"):
+        with rasterio.open(item / f"{band}.tif") as src:
+            arrays.append(src.read(1))
+            profile = src.profile
+    path = tmp_path_factory.mktemp("local") / "scene.tif"
+    profile.update(count=4, driver="GTiff", tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack(arrays))
     return path

@@ -12,9 +12,6 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
-import pytest
-import rasterio
 from typer.testing import CliRunner
 
 from service.cli import app
@@ -117,23 +114,6 @@ def test_stac_band_the_items_do_not_have(world: Path, tmp_path: Path) -> None:
         tmp_path,
     )
     assert_message(message, out_parent, "has no band(s) ['rededge1']", "its bands are")
-
-
-@pytest.fixture(scope="module")
-def local_dn_image(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4-band uint16 DN GeoTIFF (blue, green, red, nir) cut from the clearest demo acquisition."""
-    cogs = world / "cogs"
-    item = sorted(cogs.iterdir())[1]
-    arrays = []
-    for band in ("blue", "green", "red", "nir"):
-        with rasterio.open(item / f"{band}.tif") as src:
-            arrays.append(src.read(1))
-            profile = src.profile
-    path = tmp_path_factory.mktemp("local") / "scene.tif"
-    profile.update(count=4, driver="GTiff", tiled=True, blockxsize=256, blockysize=256)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.stack(arrays))
-    return path
 
 
 def test_image_band_that_does_not_exist(world: Path, local_dn_image: Path, tmp_path: Path) -> None:

@@ -1,0 +1,189 @@
+"""Small pieces: the recipe, points and labels, spatial block CV, every estimator's ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Point
+
+from service.classes import load_class_table
+from training.config import CvOptions, load_config, make_config
+from training.errors import ConfigError, ParityError, PointsError
+from training.evaluate import repeated_splits, spatial_splits
+from training.export import check_parity, to_onnx
+from training.models import classes_of, make_estimator, quiet_estimators
+from training.points import read_points
+
+from .conftest import write_yaml
+
+
+def test_recipe_paths_are_relative_to_the_yaml_and_flags_win(world: Path) -> None:
+    config = load_config(world / "training.yaml", {"seed": 7, "cv": {"folds": 3}, "models": None})
+    assert config.points == str((world / "train.gpkg").resolve())
+    assert config.stac == str((world / "catalog.json").resolve())
+    assert config.seed == 7
+    assert config.cv.folds == 3
+    assert config.cv.repeats == CvOptions().repeats  # cv keys merge
+    assert config.models == ["rf", "svm", "dt"]  # None means "not given"
+
+
+def test_recipe_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown model"):
+        make_config({"models": ["xgb"]})
+    with pytest.raises(ConfigError, match="index 'ndbi' needs band"):
+        make_config({"bands": ["red", "nir"], "indices": ["ndbi"]})
+    with pytest.raises(ConfigError, match="Extra inputs are not permitted"):
+        load_config(write_yaml(tmp_path / "t.yaml", {"pionts": "x.gpkg"}))
+    with pytest.raises(ConfigError, match="exactly one imagery source"):
+        make_config({"points": "p.gpkg", "out": "m"}).require_complete()
+
+
+def _points(path: Path, labels: list[object], crs: str | None = "EPSG:4326") -> Path:
+    geoms = [Point(140.0 + i * 0.001, 36.0) for i in range(len(labels))]
+    gpd.GeoDataFrame({"klass": labels}, geometry=geoms, crs=crs).to_file(path)
+    return path
+
+
+def test_text_labels_match_class_names(world: Path, tmp_path: Path) -> None:
+    path = _points(tmp_path / "t.gpkg", ["Water", "forest", "Built-up", "Water"])
+    points = read_points(path, "klass", load_class_table(world / "classes.yaml"))
+    assert points.labels.tolist() == [1, 2, 5, 1]  # names match, case-insensitively
+
+
+def test_labels_without_a_class_table(tmp_path: Path) -> None:
+    text = read_points(_points(tmp_path / "t.gpkg", ["veg", "water", "urban", "veg"]), "klass")
+    assert text.classes.names == ["urban", "veg", "water"]
+    assert text.labels.tolist() == [2, 3, 1, 2]
+    numbers = read_points(_points(tmp_path / "n.gpkg", [4.0, 2.0, 4.0]), "klass")
+    assert numbers.classes.values == [2, 4]
+    assert numbers.labels.tolist() == [4, 2, 4]
+
+
+def test_unknown_labels_are_named(world: Path, tmp_path: Path) -> None:
+    path = _points(tmp_path / "t.gpkg", ["Water", "Swamp"])
+    with pytest.raises(PointsError, match=r"\['Swamp'\].*not class names"):
+        read_points(path, "klass", load_class_table(world / "classes.yaml"))
+
+
+def test_points_are_reprojected(world: Path) -> None:
+    points = read_points(world / "train.gpkg", "label")
+    x, y = points.xy_in("EPSG:32654")
+    assert 400_000 < float(x.min()) < float(x.max()) < 600_000
+    assert 3_900_000 < float(y.min()) < 4_100_000
+
+
+def test_spatial_blocks_never_share_a_block_between_train_and_test() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 5000, 300), rng.uniform(0, 5000, 300)
+    labels = rng.integers(1, 4, 300)
+    splits, name, n_blocks = spatial_splits(x, y, labels, 1000.0, 5, seed=0)
+    assert n_blocks == 25
+    assert "1000 m blocks" in name
+    block = np.floor(x / 1000) * 100 + np.floor(y / 1000)
+    for train, test in splits:
+        assert set(block[train]).isdisjoint(block[test])
+    assert sorted(np.concatenate([t for _, t in splits]).tolist()) == list(range(300))
+
+
+def test_repeated_kfold_and_shuffle_splits() -> None:
+    labels = np.repeat([1, 2, 3], 20)
+    kfold, name = repeated_splits(labels, CvOptions(folds=4, repeats=3), seed=0)
+    assert len(kfold) == 12
+    assert name == "4-fold stratified CV repeated 3x"
+    shuffle, name = repeated_splits(labels, CvOptions(scheme="shuffle", repeats=5, test_size=0.3), 0)
+    assert len(shuffle) == 5
+    assert all(len(test) == 18 for _, test in shuffle)
+
+
+@pytest.mark.parametrize("name", ["rf", "svm", "dt", "hgb", "lgbm"])
+def test_every_estimator_exports_with_parity(name: str) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.random((400, 5), dtype=np.float32)
+    y = np.digitize(x[:, 0] + 0.3 * x[:, 1], [0.4, 0.8, 1.1]) + 1
+    with quiet_estimators():
+        model = make_estimator(name, seed=0, params={"n_estimators": 20} if name in ("rf", "lgbm") else None)
+        model.fit(x, y)
+        onx = to_onnx(model, 5, name)
+        data = onx.SerializeToString()
+        pixels = rng.random((3000, 5), dtype=np.float32)
+        parity = check_parity(data, model, x, pixels, classes_of(model), threads=2, threshold=0.9999)
+    assert parity.test_agreement >= 0.9999
+    assert parity.pixel_agreement >= 0.9999
+    assert [o.name for o in onx.graph.output] == ["label", "probabilities"]
+
+
+def test_parity_failure_is_reported() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.random((200, 3), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(int) + 1
+    model = make_estimator("dt", 0).fit(x, y)
+    other = make_estimator("dt", 0).fit(x, 3 - y)  # the opposite labels
+    data = to_onnx(other, 3, "dt").SerializeToString()
+    with pytest.raises(ParityError, match="disagrees with scikit-learn"):
+        check_parity(data, model, x, x, classes_of(model), threads=1, threshold=0.9999)
+
+
+@pytest.mark.slow
+def test_local_dn_image_with_spatial_blocks_and_lightgbm(
+    world: Path, local_dn_image: Path, tmp_path: Path
+) -> None:
+    """An integer DN raster (no scale given: DN / 10000), spatial block CV, LightGBM kept by name."""
+    import json
+
+    from training.pipeline import train
+
+    out = tmp_path / "m-{version}"
+    result = train(
+        make_config(
+            {
+                "image": str(local_dn_image),
+                "bands": ["blue", "green", "red", "nir"],
+                "indices": ["ndvi", "ndwi"],
+                "points": str(world / "train.gpkg"),
+                "classes": str(world / "classes.yaml"),
+                "models": ["dt", "lgbm"],
+                "model_params": {"lgbm": {"n_estimators": 30}},
+                "select": "lgbm",
+                "cv": {"folds": 3, "repeats": 1, "spatial_block": 1000},
+                "out": str(out),
+            }
+        )
+    )
+    assert result.out.name == f"m-{result.contract.version}"
+    assert result.contract.inputs.radiometry.scale == pytest.approx(1e-4)
+    assert result.contract.provenance.model_type == "lgbm"
+    metrics = json.loads((result.out / "metrics.json").read_text())
+    assert "DN / 10000" in metrics["imagery_notes"][0]
+    assert metrics["spatial_cv"]["splits"] == 3
+    assert "1000 m blocks" in metrics["spatial_cv"]["scheme"]
+    assert metrics["holdout"]["overall_accuracy"] > 0.8
+    assert "lightgbm" in result.contract.provenance.software
+    assert metrics["parity"]["pixel_agreement"] >= 0.9999
+
+
+@pytest.mark.parametrize("name", ["hgb", "lgbm"])
+def test_boosted_trees_branch_exactly_as_the_model_on_quantised_reflectance(name: str) -> None:
+    """float32 ONNX thresholds must not send a pixel equal to a rounded threshold down the other branch."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(3)
+    x = (rng.integers(1000, 1800, size=(3000, 3)) / 10000).astype(np.float32)  # DN / 10000
+    # Neighbouring float32 values (DN * 1e-4 and DN / 10000 differ by one ulp): the split between them
+    # is their float64 midpoint, which rounds to one of them in float32.
+    upper = np.float32(0.1375)
+    lower = np.nextafter(upper, np.float32(0))
+    pair = rng.random(3000) < 0.4
+    x[pair, 1] = np.where(rng.random(int(pair.sum())) < 0.5, lower, upper)
+    y = np.where(x[:, 1] >= upper, 2, 1) + (x[:, 0] > np.float32(0.14))
+    with quiet_estimators():
+        model = make_estimator(
+            name, seed=0, params={"n_estimators": 30} if name == "lgbm" else {"max_iter": 30}
+        )
+        model.fit(x, y)
+        session = ort.InferenceSession(to_onnx(model, 3, name).SerializeToString())
+        onnx_proba = session.run(["probabilities"], {"features": x})[0]
+        sk_proba = model.predict_proba(x)
+    assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
