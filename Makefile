@@ -5,9 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DEMO_DIR ?= demo-output
-# Debian packages the tests use: PostgreSQL + PostGIS for the real pgstac API, Chromium for the
-# web-map test, Node.js/npm for the map library. Installed only when running as root with apt.
-DEBIAN_PACKAGES := postgresql postgresql-postgis chromium nodejs npm
+# Debian packages the tests use, each installed only when what it provides is missing (a check per package):
+# PostgreSQL + PostGIS for the real pgstac API, Chromium for the web-map test, npm for the map library.
+define NEEDED_PACKAGES
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
+ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || echo postgresql-postgis; \
+command -v chromium >/dev/null || echo chromium; \
+command -v npm >/dev/null || echo nodejs npm
+endef
 
 .PHONY: install sysdeps web lint typecheck test demo bench docs clean
 
@@ -22,13 +27,12 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.installed web
 
 sysdeps:
-	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	  if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages: $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  fi; \
-	else echo "not root or no apt-get: tests needing PostgreSQL/PostGIS or Chromium will skip"; fi
+	@missing="$$($(NEEDED_PACKAGES))"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "not root or no apt-get; missing" $$missing": tests that need them will skip"; fi
 
 web:
 	@if [ -f tiler/web/Makefile ]; then $(MAKE) -s -C tiler/web; fi
@@ -43,7 +47,7 @@ typecheck: install
 test: sysdeps install lint typecheck
 	$(BIN)/pytest
 
-demo: install
+demo: sysdeps install
 	$(BIN)/lulc demo --out $(DEMO_DIR)
 
 bench: install
