@@ -187,3 +187,22 @@ def test_boosted_trees_branch_exactly_as_the_model_on_quantised_reflectance(name
         onnx_proba = session.run(["probabilities"], {"features": x})[0]
         sk_proba = model.predict_proba(x)
     assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from training.commands import RichProgress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    with RichProgress(console) as progress:
+        progress.start("sampling", 4)
+        progress.advance(4)
+        progress.note("dropped point 3: cloud")
+    text = buffer.getvalue()
+    assert "sampling" in text
+    assert "4/4" in text
+    assert "dropped point 3: cloud" in text
