@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.classes import ClassTable, load_class_table
-from service.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
+from service.contract import Features, Inputs, ModelContract, Outputs, Provenance
 from service.features import compute_features
 from training import export, gate
 from training.config import TrainingConfig
@@ -30,13 +26,11 @@ from training.evaluate import (
 )
 from training.imagery import Imagery, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
+from training.outputs import write_model_dir
 from training.points import LabelledPoints, read_points
 from training.progress import NullProgress, Progress
-from training.report import plot_confusion, render_report, write_metrics
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
-
-OUTPUT_FILES = ("model.onnx", "model.json", "metrics.json", "report.md", "confusion_matrix.png")
 
 
 @dataclass(frozen=True)
@@ -153,25 +147,6 @@ def _select(config: TrainingConfig, board: list[dict[str, Any]]) -> dict[str, An
     return next(e for e in board if key(e) == best)
 
 
-def _mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
-    window = imagery.time_window
-    if window:
-        return window.split("/")[-1]
-    stamp = datetime.fromtimestamp(Path(str(config.image)).stat().st_mtime, tz=UTC).replace(microsecond=0)
-    return stamp.isoformat().replace("+00:00", "Z")
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished temporary directory onto ``out`` (replacing an earlier model directory)."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def train(
     config: TrainingConfig, settings: TrainingSettings | None = None, progress: Progress | None = None
 ) -> TrainResult:
@@ -225,7 +200,7 @@ def train(
         metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance)
         progress.note(f"promotion gate passed against {config.baseline}")
     out = Path(str(config.out).replace("{version}", contract.version))
-    _write(out, onnx_bytes, contract, metrics, imagery, config)
+    write_model_dir(out, onnx_bytes, contract, metrics, imagery, config)
     return TrainResult(out, contract, metrics)
 
 
@@ -317,48 +292,3 @@ def _metrics(
         "feature_importance": importance,
         "parity": parity.as_dict(),
     }
-
-
-def _write(
-    out: Path,
-    onnx_bytes: bytes,
-    contract: ModelContract,
-    metrics: dict[str, Any],
-    imagery: Imagery,
-    config: TrainingConfig,
-) -> None:
-    import json
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        (tmp / "model.onnx").write_bytes(onnx_bytes)
-        write_metrics(tmp / "metrics.json", metrics)
-        (tmp / "report.md").write_text(render_report(metrics, imagery.description))
-        plot_confusion(
-            tmp / "confusion_matrix.png", metrics["holdout"], f"{contract.name} ({metrics['model']['type']})"
-        )
-        extra = {
-            "metrics": {
-                "href": "metrics.json",
-                "type": "application/json",
-                "roles": ["metadata"],
-                "title": "Accuracy metrics",
-            },
-            "report": {
-                "href": "report.md",
-                "type": "text/markdown",
-                "roles": ["metadata"],
-                "title": "Accuracy report",
-            },
-            "confusion_matrix": {"href": "confusion_matrix.png", "type": "image/png", "roles": ["overview"]},
-        }
-        item = to_mlm_item(
-            contract, "model.onnx", export.multihash_sha256(onnx_bytes), _mlm_datetime(imagery, config), extra
-        )
-        (tmp / "model.json").write_text(json.dumps(item, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)
-        _install(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

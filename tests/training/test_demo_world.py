@@ -79,3 +79,28 @@ def test_contract_describes_the_stac_inputs(static_model: Path) -> None:
     w, s, e, n = item["bbox"]
     assert w < e
     assert s < n
+
+
+def test_every_dropped_point_is_reported_with_its_reason(world: Path, tmp_path: Path) -> None:
+    """One cloudy acquisition only: points under cloud and a point off the grid are dropped, and said so."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    frame = gpd.read_file(world / "train.gpkg")
+    far = gpd.GeoDataFrame({"label": [1]}, geometry=[Point(139.0, 35.0)], crs="EPSG:4326")
+    path = tmp_path / "points.gpkg"
+    gpd.GeoDataFrame(
+        {"label": [*frame["label"], 1]}, geometry=[*frame.geometry, *far.geometry], crs=frame.crs
+    ).to_file(path)
+    config = lean_recipe(world, datetime="2023-06-12")  # the acquisition with about half the AOI clouded
+    imagery = open_stac_imagery(config, TrainingSettings())
+    assert len(imagery.items) == 1
+    points = read_points(path, "label", load_class_table(world / "classes.yaml"))
+    samples = sample_points(imagery, points)
+    reasons = [d.reason for d in samples.dropped]
+    assert samples.labels.size + len(samples.dropped) == len(points)
+    assert reasons.count("outside imagery") == 1
+    assert samples.dropped[-1].index == len(points) - 1
+    assert reasons.count("cloud") > 0
+    assert set(reasons) <= {"outside imagery", "cloud", "nodata"}
+    assert samples.blocks_read <= imagery.grid.block_rows * imagery.grid.block_cols

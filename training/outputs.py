@@ -1,0 +1,84 @@
+"""The model directory: model.onnx, model.json (MLM item), metrics.json, report.md, confusion_matrix.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service.contract import ModelContract, to_mlm_item
+from training import export
+from training.config import TrainingConfig
+from training.imagery import Imagery
+from training.report import plot_confusion, render_report, write_metrics
+
+OUTPUT_FILES = ("model.onnx", "model.json", "metrics.json", "report.md", "confusion_matrix.png")
+"""Files of a model directory."""
+
+
+def mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
+    """The MLM item's datetime, stable across runs: the last acquisition, else the image file's mtime."""
+    window = imagery.time_window
+    if window:
+        return window.split("/")[-1]
+    stamp = datetime.fromtimestamp(Path(str(config.image)).stat().st_mtime, tz=UTC).replace(microsecond=0)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def install(tmp: Path, out: Path) -> None:
+    """Move the finished temporary directory onto ``out`` (replacing an earlier model directory)."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def write_model_dir(
+    out: Path,
+    onnx_bytes: bytes,
+    contract: ModelContract,
+    metrics: dict[str, Any],
+    imagery: Imagery,
+    config: TrainingConfig,
+) -> None:
+    """Write every output into a temporary directory beside ``out``, then rename it onto ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (tmp / "model.onnx").write_bytes(onnx_bytes)
+        write_metrics(tmp / "metrics.json", metrics)
+        (tmp / "report.md").write_text(render_report(metrics, imagery.description))
+        plot_confusion(
+            tmp / "confusion_matrix.png", metrics["holdout"], f"{contract.name} ({metrics['model']['type']})"
+        )
+        extra = {
+            "metrics": {
+                "href": "metrics.json",
+                "type": "application/json",
+                "roles": ["metadata"],
+                "title": "Accuracy metrics",
+            },
+            "report": {
+                "href": "report.md",
+                "type": "text/markdown",
+                "roles": ["metadata"],
+                "title": "Accuracy report",
+            },
+            "confusion_matrix": {"href": "confusion_matrix.png", "type": "image/png", "roles": ["overview"]},
+        }
+        item = to_mlm_item(
+            contract, "model.onnx", export.multihash_sha256(onnx_bytes), mlm_datetime(imagery, config), extra
+        )
+        (tmp / "model.json").write_text(json.dumps(item, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o755)
+        install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
