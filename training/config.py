@@ -35,7 +35,40 @@ class CvOptions(BaseModel):
 
 
 class TrainingConfig(BaseModel):
-    """Everything ``lulc train`` needs: imagery, points, classes, models, accuracy, output."""
+    """Everything ``lulc train`` needs: imagery, points, classes, models, accuracy, output.
+
+    ``training.yaml`` (relative paths are relative to the file; every key is optional except as
+    ``require_complete`` says; command-line flags override keys)::
+
+        name: lulc-model
+        stac: catalog.json            # STAC API URL, or static catalog / ItemCollection path or URL
+        collection: sentinel-2-l2a
+        aoi: aoi.geojson              # or [w, s, e, n] in EPSG:4326
+        datetime: 2024-05-01/2024-09-30
+        max_cloud_cover: 60
+        max_items: 8                  # keep the least cloudy N
+        composite: median             # or first-valid
+        resolution: 10
+        # or, instead of stac/aoi/datetime: a local raster
+        # image: s2image.tif
+        # image_bands: [blue, green, red, nir]   # names of all its bands, in order (default: bands)
+        # scale: 0.0001                          # optional; floats are taken as reflectance
+        # offset: 0
+        bands: [blue, green, red, nir, swir16, swir22]
+        indices: [ndvi, ndwi, ndbi]
+        points: train.gpkg
+        points_crs: null              # only for points files that declare no CRS
+        label_field: label
+        classes: classes.yaml
+        models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
+        model_params: {rf: {n_estimators: 200}}
+        select: best                  # or one of models
+        seed: 0
+        cv: {scheme: kfold, folds: 5, repeats: 2, test_size: 0.3, spatial_block: 1000}
+        baseline: ../deployed/metrics.json   # promotion gate (dir, metrics.json, model.json or URL)
+        tolerance: 0.02
+        out: models/{version}         # {version} becomes the content-hash version
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -206,3 +206,15 @@ def test_progress_bar_on_a_terminal() -> None:
     assert "sampling" in text
     assert "4/4" in text
     assert "dropped point 3: cloud" in text
+
+
+def test_documented_recipe_example_is_valid() -> None:
+    import yaml
+
+    from training.config import TrainingConfig
+
+    example = (TrainingConfig.__doc__ or "").split("::", 1)[1]
+    data = yaml.safe_load("\n".join(line[8:] for line in example.splitlines()))
+    config = TrainingConfig.model_validate(data)
+    assert config.cv.spatial_block == 1000
+    assert config.models == ["rf", "svm", "dt"]
