@@ -72,6 +72,21 @@ def _software(model_type: str) -> dict[str, str]:
     return out
 
 
+def _note_dropped(samples: Samples, total: int, progress: Progress, shown: int = 20) -> None:
+    """Say which points were dropped and why (all of them are listed in metrics.json and report.md)."""
+    if not samples.dropped:
+        return
+    reasons: dict[str, int] = {}
+    for d in samples.dropped:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    progress.note(f"{len(samples.dropped)} of {total} points dropped: {summary}")
+    for d in samples.dropped[:shown]:
+        progress.note(f"  dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
+    if len(samples.dropped) > shown:
+        progress.note(f"  ... and {len(samples.dropped) - shown} more (listed in metrics.json and report.md)")
+
+
 def _used_classes(table: ClassTable, labels: npt.NDArray[np.int64], progress: Progress) -> ClassTable:
     present = set(int(v) for v in np.unique(labels))
     unused = [c.name for c in table.classes if c.value not in present]
@@ -162,8 +177,7 @@ def train(
     for note in notes:
         progress.note(note)
     samples = sample_points(imagery, points, progress)
-    for d in samples.dropped:
-        progress.note(f"dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
+    _note_dropped(samples, len(points), progress)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     classes = _used_classes(points.classes, samples.labels, progress)
     features = _features(imagery, config, samples.reflectance)
