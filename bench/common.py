@@ -189,17 +189,22 @@ def own_peak_rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-@contextmanager
-def file_server(directory: Path) -> Iterator[Any]:
+def start_http_server(directory: Path) -> Any:
     """A loopback HTTP server over ``directory`` (own process, Range -> 206, request log at the server).
 
     This is the test suite's server (``tests.support.http_server``): Starlette ``StaticFiles`` under
-    uvicorn, with a request log the benchmark reads to count HTTP requests.
+    uvicorn, with a request log the benchmark reads to count HTTP requests. Close it with ``.close()``.
     """
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from tests.support.http_server import start_http_server
+    from tests.support.http_server import start_http_server as start
 
+    return start(directory)
+
+
+@contextmanager
+def file_server(directory: Path) -> Iterator[Any]:
+    """``start_http_server`` as a context manager."""
     server = start_http_server(directory)
     try:
         yield server

@@ -142,6 +142,13 @@ def sampling_rows(s: dict[str, Any]) -> list[Row]:
             _verdict(s["targets"]["fewer_requests_ge_10x"]),
         ),
         (part, "naive time / grouped time", _fmt(s["ratios"]["faster"], "x"), "", ""),
+        (
+            part,
+            "grouped: requests per block and band / repeated byte ranges",
+            f"{_fmt(s['ratios']['requests_per_block_and_band'])} / {s['grouped_repeated_range_requests']:,}",
+            "",
+            "",
+        ),
     ]
 
 

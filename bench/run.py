@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import classify, report, runtimes, sampling, scaleout
-from bench.common import available_memory, file_server, machine_info
+from bench.common import available_memory, machine_info, start_http_server
 from bench.models import BenchModel, train_models
 from bench.scene import Scene, generate
 
@@ -92,19 +92,46 @@ class Run:
             have.update(train_models(scene, missing, self.work / f"models-{size}", self.ns.seed))
         return {n: have[n] for n in names}
 
+    def server_alive(self) -> bool:
+        try:
+            self.server.requests.records()
+        except OSError:
+            return False
+        return True
+
+    def ensure_server(self) -> None:
+        """Restart the file server if its process is gone (the machine is shared), re-pointing the items."""
+        if self.server_alive():
+            return
+        self.log("the file server is gone: restarting it")
+        self.server.close()
+        self.server = start_http_server(self.work)
+        self.results["notes"].append(
+            f"the loopback file server died and was restarted before a part ({_now()})"
+        )
+        for scene in self.scenes.values():
+            scene.write_items(self.base_url(scene), scene.root / "items.json")
+
     def step(self, key: str, action: Callable[[], Any]) -> None:
         """Run one part; record an error or a skip instead of failing the whole run."""
+        self.ensure_server()
         if self.late():
             self.results["skipped"][key] = f"deadline {self.ns.deadline} UTC reached before it started"
             self.log(f"{key}: skipped (deadline)")
             self.save()
             return
         self.log(f"== {key}")
-        try:
-            action()
-        except Exception as exc:  # one failing part must not lose the others' figures
-            self.results["errors"][key] = f"{type(exc).__name__}: {exc}"
-            self.log(f"{key} failed:\n{traceback.format_exc()}")
+        for attempt in (1, 2):
+            try:
+                action()
+                break
+            except Exception as exc:  # one failing part must not lose the others' figures
+                self.log(f"{key} failed:\n{traceback.format_exc()}")
+                if attempt == 1 and not self.server_alive():
+                    self.ensure_server()  # the server died under it: once more, from the start
+                    continue
+                self.results["errors"][key] = f"{type(exc).__name__}: {exc}"
+                break
         self.save()
 
     # -- parts ---------------------------------------------------------------------------------
@@ -169,9 +196,9 @@ class Run:
             f"benchmark: size {self.ns.size}, parts {', '.join(parts)}; "
             f"{available_memory() / 1024**3:.1f} GiB available"
         )
-        with file_server(self.work) as server:
-            self.server = server
-            self.work.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.server = start_http_server(self.work)
+        try:
             self.scene(self.ns.size)
             first, *others = self.ns.models
             if "classify" in parts:
@@ -188,6 +215,8 @@ class Run:
                 other_size = min(self.ns.size, self.ns.other_size)
                 for name in others:
                     self.step(f"classify {name}", functools.partial(self.classify_model, name, other_size))
+        finally:
+            self.server.close()
         self.results["finished"] = _now()
         self.save()
         self.log(f"wrote {self.results_dir / 'RESULTS.md'} and results.json")
