@@ -1,0 +1,108 @@
+"""AOI validation, areas, UTM zones and the output grid's blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service.errors import InputError
+from service.grid import aoi_area_m2, grid_for_aoi, normalize_crs, parse_aoi, utm_crs
+
+
+def square(west: float, south: float, size: float) -> dict[str, Any]:
+    ring = [
+        [west, south],
+        [west + size, south],
+        [west + size, south + size],
+        [west, south + size],
+        [west, south],
+    ]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def test_geometry_feature_and_collection_are_accepted() -> None:
+    polygon = square(140.0, 36.0, 0.01)
+    feature = {"type": "Feature", "properties": {}, "geometry": polygon}
+    collection = {"type": "FeatureCollection", "features": [feature]}
+    assert parse_aoi(polygon).equals(parse_aoi(feature))
+    assert parse_aoi(collection).equals(parse_aoi(polygon))
+
+
+@pytest.mark.parametrize(
+    ("aoi", "message"),
+    [
+        ("not a dict", "GeoJSON object"),
+        ({"type": "Polygon"}, "not valid GeoJSON"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "not valid GeoJSON"),
+        ({"type": "Point", "coordinates": [0, 0]}, "Polygon or MultiPolygon"),
+        ({"type": "FeatureCollection", "features": []}, "no features"),
+        ({"coordinates": []}, "not a GeoJSON geometry"),
+        (square(500000.0, 4000000.0, 10.0), "longitude/latitude"),
+    ],
+)
+def test_malformed_aois_are_input_errors(aoi: Any, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_aoi(aoi)
+
+
+def test_a_self_intersecting_polygon_says_where() -> None:
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    with pytest.raises(InputError, match=r"Self-intersection\[0\.5 0\.5\]"):
+        parse_aoi(bowtie)
+
+
+def test_geodesic_area_of_a_small_square() -> None:
+    # 0.01 degree at 36 N: 1109.3 m north-south (meridian degree 110.93 km) by 1113.2 m * cos(36) = 900.6 m
+    # east-west: about 100 ha.
+    expected = 1109.3 * 1113.2 * np.cos(np.radians(36.005))
+    assert aoi_area_m2(square(140.0, 36.0, 0.01)) == pytest.approx(expected, rel=0.01)
+    assert aoi_area_m2(square(140.0, 36.0, 0.02)) == pytest.approx(4 * expected, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "code"),
+    [
+        (140.2, 36.0, "EPSG:32654"),
+        (-3.7, 40.4, "EPSG:32630"),
+        (151.2, -33.9, "EPSG:32756"),
+        (179.99, 0.1, "EPSG:32660"),
+    ],
+)
+def test_utm_zone_of_the_centroid(lon: float, lat: float, code: str) -> None:
+    assert utm_crs(parse_aoi(square(lon - 0.005, lat - 0.005, 0.01))) == code
+
+
+def test_unknown_crs_is_an_input_error() -> None:
+    assert normalize_crs("epsg:32654") == "EPSG:32654"
+    with pytest.raises(InputError, match="unknown CRS"):
+        normalize_crs("EPSG:999999")
+
+
+def test_grid_is_snapped_covers_the_aoi_and_cuts_into_blocks() -> None:
+    aoi = parse_aoi(square(140.0, 36.0, 0.05))
+    grid = grid_for_aoi(aoi, 10.0, "EPSG:32654", block_size=256)
+    left, bottom, right, top = grid.bounds
+    assert left % 10 == 0
+    assert top % 10 == 0
+    assert grid.aoi is not None
+    gl, gb, gr, gt = grid.aoi.bounds
+    assert left <= gl
+    assert right >= gr
+    assert bottom <= gb
+    assert top >= gt
+    assert right - gr < 10
+    blocks = list(grid.blocks())
+    assert len(blocks) == grid.n_blocks
+    assert [b.index for b in blocks] == list(range(len(blocks)))
+    assert sum(b.width * b.height for b in blocks) == grid.width * grid.height
+    assert max(b.width for b in blocks) == 256
+    # the AOI mask of a block: inside pixels counted over all blocks ~ AOI area / pixel area
+    inside = sum(int(grid.aoi_mask(b).sum()) for b in blocks)
+    assert inside * 100.0 == pytest.approx(grid.aoi.area, rel=0.01)
+
+
+def test_block_size_must_suit_tiles() -> None:
+    with pytest.raises(InputError, match="block size"):
+        grid_for_aoi(parse_aoi(square(140.0, 36.0, 0.01)), 10.0, "EPSG:32654", block_size=100)

@@ -1,0 +1,131 @@
+"""The ONNX runner: loading from a directory, file or item; corrupt files; contracts; threads; decisions."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.classes import ClassTable
+from service.contract import to_mlm_item
+from service.errors import ContractError
+from service.runner import OnnxRunner, load_model, multihash_sha256
+from tests.service.engine_support import export_onnx, fit_forest, make_contract
+
+CLASSES = ClassTable.from_labels([1, 2, 3])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.random((90, 3), dtype=np.float32)
+    y = np.repeat(np.array([1, 2, 3]), 30)
+    x[y == 2, 0] += 1.0
+    x[y == 3, 1] += 1.0
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"), model_type="rf")
+    folder = tmp_path_factory.mktemp("model")
+    path = export_onnx(fit_forest(x, y), 3, contract, folder / "model.onnx")
+    item = to_mlm_item(contract, "model.onnx", multihash_sha256(path), "2024-01-01T00:00:00Z")
+    (folder / "model.json").write_text(json.dumps(item))
+    return path
+
+
+def test_load_from_directory_onnx_or_item(model: Path) -> None:
+    from_dir = load_model(model.parent)
+    from_item = load_model(model.parent / "model.json")
+    from_file = load_model(model)
+    for runner in (from_dir, from_item, from_file):
+        assert runner.contract.inputs.bands == ["red", "nir", "swir16"]
+        assert runner.origin == str(model.resolve()) or Path(runner.origin).resolve() == model.resolve()
+        assert runner.item_href == str((model.parent / "model.json").resolve())
+
+
+def test_predictions_follow_the_contract_and_are_thread_safe(model: Path) -> None:
+    runner = load_model(model, threads=1)
+    rng = np.random.default_rng(1)
+    x = rng.random((5000, 3), dtype=np.float32)
+    x[:2000, 0] += 1.0
+    serial = runner.predict(x)
+    assert set(np.unique(serial.labels).tolist()) <= {1, 2, 3}
+    assert serial.probabilities is not None
+    assert serial.probabilities.shape == (5000, 3)
+    np.testing.assert_allclose(serial.probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert (serial.labels[:2000] == 2).mean() > 0.8
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(runner.predict, [x] * 8))
+    for p in parallel:
+        np.testing.assert_array_equal(p.labels, serial.labels)
+    empty = runner.predict(np.empty((0, 3), np.float32))
+    assert empty.labels.shape == (0,)
+
+
+def test_the_runner_pickles_as_its_path_and_reopens(model: Path) -> None:
+    import pickle
+
+    runner = load_model(model)
+    clone = pickle.loads(pickle.dumps(runner))
+    assert isinstance(clone, OnnxRunner)
+    x = np.random.default_rng(2).random((100, 3), dtype=np.float32)
+    np.testing.assert_array_equal(clone.predict(x).labels, runner.predict(x).labels)
+
+
+def test_a_corrupt_onnx_file_is_a_contract_error(model: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(model.read_bytes()[: len(model.read_bytes()) // 3])
+    with pytest.raises(ContractError, match=r"model\.onnx is not a readable ONNX model"):
+        load_model(broken)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not protobuf at all" * 10)
+    with pytest.raises(ContractError, match="not a readable ONNX model"):
+        load_model(garbage)
+
+
+def test_an_onnx_file_without_a_contract_is_refused(tmp_path: Path) -> None:
+    import onnx
+
+    from service.contract import METADATA_KEY
+
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"))
+    x = np.random.default_rng(0).random((30, 3), dtype=np.float32)
+    path = export_onnx(fit_forest(x, np.repeat(np.array([1, 2, 3]), 10)), 3, contract, tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, str(path))
+    with pytest.raises(ContractError, match="carries no lulc-stac model contract"):
+        load_model(path)
+
+
+def test_a_graph_whose_width_differs_from_the_contract_is_refused(tmp_path: Path) -> None:
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"), indices=("ndvi",))
+    x = np.random.default_rng(0).random((30, 3), dtype=np.float32)
+    path = export_onnx(fit_forest(x, np.repeat(np.array([1, 2, 3]), 10)), 3, contract, tmp_path / "m.onnx")
+    with pytest.raises(ContractError, match="4 features"):
+        load_model(path)
+
+
+def test_missing_models_are_contract_errors(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="does not exist"):
+        load_model(tmp_path / "nope.onnx")
+    with pytest.raises(ContractError, match=r"model\.json or exactly one"):
+        load_model(tmp_path)
+
+
+def test_label_decision_uses_the_graph_label(tmp_path: Path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"), model_type="dt")
+    contract = contract.model_copy(
+        update={"outputs": contract.outputs.model_copy(update={"decision": "label"})}
+    )
+    rng = np.random.default_rng(0)
+    x = rng.random((90, 3), dtype=np.float32)
+    y = np.repeat(np.array([1, 2, 3]), 30)
+    tree = DecisionTreeClassifier(random_state=0).fit(x, y)
+    runner = load_model(export_onnx(tree, 3, contract, tmp_path / "tree.onnx"))
+    probe = rng.random((500, 3), dtype=np.float32)
+    np.testing.assert_array_equal(runner.predict(probe).labels, tree.predict(probe))
