@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 Row = tuple[str, str, str, str, str]
+TILE_TARGET = 1.1
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -158,6 +159,26 @@ def tiles_rows(t: dict[str, Any]) -> list[Row]:
     if "skipped" in t:
         return [(part, "tile latency / throughput", f"not run: {t['skipped']}", "within 1.1x", "n/a")]
     rows: list[Row] = []
+    ratio = t.get("ratio")
+    servers = [t.get(name) for name in ("lulc", "titiler")]
+    if isinstance(ratio, dict) and all(isinstance(v, dict) for v in servers):
+        errors = sum(int(v.get("errors", 0)) for v in servers if isinstance(v, dict))
+        ok = (
+            errors == 0
+            and ratio.get("p50", 9.0) <= TILE_TARGET
+            and ratio.get("p95", 9.0) <= TILE_TARGET
+            and ratio.get("throughput", 0.0) >= 1 / TILE_TARGET
+        )
+        rows.append(
+            (
+                part,
+                "our tiler / bare TiTiler: p50, p95 latency, throughput; errors",
+                f"{_fmt(ratio.get('p50'))}, {_fmt(ratio.get('p95'))}, "
+                f"{_fmt(ratio.get('throughput'))}; {errors}",
+                "latency <= 1.1x, throughput >= 1/1.1x, 0 errors",
+                _verdict(ok),
+            )
+        )
     for key, value in t.items():
         if isinstance(value, dict):
             text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, dict | list))

@@ -67,7 +67,10 @@ class Run:
         self.results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "results.json").write_text(json.dumps(self.results, indent=1) + "\n")
-        (self.results_dir / "RESULTS.md").write_text(report.render(self.results))
+        text = report.render(self.results)
+        (self.results_dir / "RESULTS.md").write_text(text)
+        if self.results_dir == BENCH:
+            quote_in_readme(BENCH / "README.md", text)
 
     def late(self) -> bool:
         return self.deadline is not None and datetime.now(UTC) >= self.deadline
@@ -220,6 +223,18 @@ class Run:
         self.results["finished"] = _now()
         self.save()
         self.log(f"wrote {self.results_dir / 'RESULTS.md'} and results.json")
+
+
+def quote_in_readme(readme: Path, results: str) -> None:
+    """Put the results (without their title) between the README's ``results`` markers."""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return
+    body = "\n".join(line for line in results.splitlines() if not line.startswith("# ")).strip()
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}")
 
 
 def _deadline(text: str | None) -> datetime | None:
