@@ -1,0 +1,122 @@
+"""``lulc classify`` as a user runs it: outputs, progress, exit code 2 and one clear line for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from service.classes import ClassTable
+from service.cog import write_cog
+from tests.service.engine_support import export_onnx, fit_forest, make_contract
+
+LULC = Path(sys.executable).parent / "lulc"
+BANDS = ("red", "nir", "swir16")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 3-band uint16 image (DN = reflectance * 10000, nodata 0 in one corner) and a model for it."""
+    folder = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.repeat(rng.integers(1, 4, (6, 6)), 50, axis=0), 50, axis=1)
+    means = np.array([[0.03, 0.02, 0.01], [0.05, 0.40, 0.20], [0.20, 0.25, 0.30]], dtype=np.float32)
+    reflectance = means[truth - 1].transpose(2, 0, 1) + rng.normal(0, 0.01, (3, 300, 300)).astype(np.float32)
+    dn = np.clip(reflectance * 10000, 1, 65535).astype(np.uint16)
+    dn[:, :40, :40] = 0
+    image = write_cog(
+        folder / "image.tif",
+        dn,
+        crs="EPSG:32633",
+        transform=from_origin(500000, 5000000, 10, 10),
+        nodata=0,
+        band_descriptions=list(BANDS),
+    )
+    classes = ClassTable.from_labels([1, 2, 3])
+    contract = make_contract(classes, [1, 2, 3], bands=BANDS, indices=("ndvi",), scale=1e-4)
+    x = np.concatenate([means[k] + rng.normal(0, 0.01, (40, 3)) for k in range(3)]).astype(np.float32)
+    ndvi = (x[:, 1] - x[:, 0]) / (x[:, 1] + x[:, 0])
+    features = np.column_stack([x, ndvi]).astype(np.float32)
+    model = export_onnx(
+        fit_forest(features, np.repeat(np.arange(1, 4), 40)), 4, contract, folder / "model.onnx"
+    )
+    aoi = folder / "aoi.geojson"
+    with rasterio.open(image) as src:
+        from rasterio.warp import transform_bounds
+
+        w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
+    aoi.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    return {"image": image, "model": model, "aoi": aoi, "folder": folder, "truth": _save(folder, truth)}
+
+
+def _save(folder: Path, truth: np.ndarray) -> Path:
+    path = folder / "truth.npy"
+    np.save(path, truth)
+    return path
+
+
+def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = lulc(
+        "classify", "--model", inputs["model"], "--image", inputs["image"], "--out", out, "--block-size", 128
+    )
+    assert done.returncode == 0, done.stderr
+    assert "9/9 blocks" in done.stdout + done.stderr
+    assert {"classes.tif", "confidence.tif", "item.json", "stats.json"} <= {p.name for p in out.iterdir()}
+    with rasterio.open(out / "classes.tif") as src:
+        mapped = src.read(1)
+    truth = np.load(inputs["truth"])
+    assert (mapped[:40, :40] == 255).all()
+    valid = mapped != 255
+    assert (mapped[valid] == truth[valid]).mean() > 0.95
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["nodata_pixels"] == 1600
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("invalid-geojson", "not valid GeoJSON"),
+        ("self-intersecting", "Self-intersection"),
+        ("corrupt-onnx", "not a readable ONNX model"),
+        ("no-source", "exactly one of --stac"),
+        ("missing-catalog", "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(
+    inputs: dict[str, Path], tmp_path: Path, case: str, message: str
+) -> None:
+    model, aoi, source = inputs["model"], inputs["aoi"], ["--image", inputs["image"]]
+    if case == "invalid-geojson":
+        aoi = tmp_path / "bad.geojson"
+        aoi.write_text('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1]')
+    elif case == "self-intersecting":
+        aoi = tmp_path / "bowtie.geojson"
+        ring = [[15, 45], [15.01, 45.01], [15.01, 45], [15, 45.01], [15, 45]]
+        aoi.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    elif case == "corrupt-onnx":
+        model = tmp_path / "model.onnx"
+        model.write_bytes(inputs["model"].read_bytes()[:500])
+    elif case == "no-source":
+        source = []
+    elif case == "missing-catalog":
+        source = ["--stac", str(tmp_path / "nowhere" / "catalog.json"), "--datetime", "2024-06"]
+    out = tmp_path / "out"
+    done = lulc("classify", "--model", model, "--aoi", aoi, *source, "--out", out)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists() or not any(out.iterdir())
