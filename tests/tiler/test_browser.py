@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import rasterio
 from rasterio.warp import transform
 
 from service.classes import NODATA
-from tests.tiler.conftest import Runs, decode_png
+from tests.tiler.conftest import Runs, World, decode_png
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -52,7 +53,9 @@ def _class_pixel_counts(png: bytes, runs: Runs) -> dict[str, int]:
     return {c.name: int((rgb == c.rgba[:3]).all(axis=-1).sum()) for c in runs.table.classes}
 
 
-def test_web_map_in_headless_chromium(tiler_url: str, tiler_runs: Runs, tmp_path: Path) -> None:
+def test_web_map_in_headless_chromium(
+    tiler_url: str, tiler_runs: Runs, tiler_world: World, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -112,6 +115,20 @@ def test_web_map_in_headless_chromium(tiler_url: str, tiler_runs: Runs, tmp_path
             page.wait_for_function(LOADED, timeout=90_000)
             assert "second" in page.evaluate("lulcState.run.classes")
             assert page.evaluate("lulcState.tileErrors") == 0
+
+            # any allowed map by URL, with a Sentinel-2 item as backdrop
+            query = urlencode(
+                {"url": str(tiler_runs.plain / "classes.tif"), "item": str(tiler_world.items[0])}
+            )
+            page.goto(f"{tiler_url}/map?{query}")
+            page.wait_for_function(LOADED, timeout=90_000)
+            assert page.locator("#legend li").count() == len(tiler_runs.table.classes)
+            assert not page.locator("#run-row").is_visible()
+            # a map outside the allow-list: a clear message, no crash
+            page.goto(f"{tiler_url}/?{urlencode({'url': '/etc/passwd'})}")
+            page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+            assert "403" in page.locator("#status").inner_text()
+            errors[:] = [e for e in errors if "403" not in e]  # the browser logs the refused request itself
         finally:
             browser.close()
     assert errors == [], f"console errors: {errors}"

@@ -173,10 +173,8 @@
       if (url) {
         const run = { id: "url", title: url.split("/").pop(), classes: url, confidence: params.get("confidence"),
           item: null, bbox: null, datetime: null, model: null, backdrop: null };
-        const info = await getJSON(`cog/info?url=${encodeURIComponent(url)}`).catch(() => null);
-        const bounds = await getJSON(`cog/info.geojson?url=${encodeURIComponent(url)}`).catch(() => null);
-        if (bounds && bounds.bbox) run.bbox = bounds.bbox;
-        if (info === null) throw new Error(`cannot read ${url}`);
+        const feature = await getJSON(`cog/info.geojson?url=${encodeURIComponent(url)}`);
+        run.bbox = feature.bbox;
         if (params.get("item")) run.backdrop = await getJSON(`backdrop?url=${encodeURIComponent(params.get("item"))}`);
         runs = [run];
       } else {
