@@ -14,7 +14,8 @@ DEMO_OUTPUT = Path("demo-output")
 
 
 def _default_allow() -> list[str]:
-    return [str(Path.cwd()), str(DEMO_OUTPUT.resolve())]
+    """The current directory and the demo output folder (relative folders resolve against the cwd)."""
+    return [".", str(DEMO_OUTPUT)]
 
 
 def _split(value: object) -> object:
@@ -51,8 +52,9 @@ class TilerSettings(BaseSettings):
     models_dir: Path | None = Field(
         default=None,
         description=(
-            "Folder of model contracts (*.onnx with an embedded contract, *.contract.json, class-table "
-            "*.yaml); each registers a named colormap `lulc_<name>` at start-up."
+            "Folder of trained models, searched recursively: every model contract JSON (an MLM item such as "
+            "model.json, or a bare contract) and class-table YAML registers a named colormap "
+            "`lulc_<model name>` at start-up."
         ),
     )
     colormaps: Annotated[list[Path], NoDecode] = Field(
@@ -63,7 +65,7 @@ class TilerSettings(BaseSettings):
         default=None,
         description=(
             "Folder searched (recursively) for classification runs: folders holding classes.tif and "
-            "item.json. The web map offers a selector when there are several."
+            "item.json. The web map offers a selector when there are several. It is added to the allow-list."
         ),
     )
     statistics_max_pixels: int = Field(
