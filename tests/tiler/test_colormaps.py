@@ -1,0 +1,46 @@
+"""Named class colormaps registered per model at start-up, served by name and listed by /colorMaps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from service.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
+from tests.tiler.conftest import World, get
+from tiler.app import create_app
+from tiler.colormaps import colormap_name, named_class_tables
+from tiler.serve import BackgroundServer
+from tiler.settings import TilerSettings
+
+
+def _contract(world: World, name: str) -> ModelContract:
+    return ModelContract(
+        name=name,
+        version="1",
+        inputs=Inputs(bands=["blue", "green", "red", "nir"], resolution=10),
+        features=Features(indices=["ndvi"]),
+        classes=world.table,
+        outputs=Outputs(class_order=world.table.values),
+        provenance=Provenance(model_type="RandomForestClassifier", bbox=[140.0, 36.0, 140.1, 36.1]),
+    )
+
+
+def test_models_dir_registers_one_colormap_per_model(tiler_world: World, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "a").mkdir(parents=True)
+    (models / "b").mkdir()
+    contract = _contract(tiler_world, "Kanto RF")
+    item = to_mlm_item(contract, "model.onnx", "1220", "2024-01-01T00:00:00Z")
+    (models / "a" / "model.json").write_text(json.dumps(item))
+    (models / "b" / "contract.json").write_text(_contract(tiler_world, "svm").to_json())
+    (models / "a" / "metrics.json").write_text('{"accuracy": 0.9}')  # not a contract: skipped
+    tables = named_class_tables(models, [])
+    assert set(tables) == {"lulc_kanto_rf", "lulc_svm"}
+    assert tables[colormap_name("Kanto RF")] == tiler_world.table
+
+    with BackgroundServer(create_app(TilerSettings(allow=[str(tmp_path)], models_dir=models))) as server:
+        assert get(f"{server.url}/healthz").json()["class_colormaps"] == ["lulc_kanto_rf", "lulc_svm"]
+        served = get(f"{server.url}/colorMaps/lulc_kanto_rf").json()
+    for entry in tiler_world.table.classes:
+        assert tuple(served[str(entry.value)]) == entry.rgba
+    assert tuple(served["255"]) == (0, 0, 0, 0), "nodata is transparent"
