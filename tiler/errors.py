@@ -142,6 +142,11 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error_body(500, f"internal error ({type(exc).__name__}); see the tiler's log")
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Install the JSON error handlers: every known error gets its status, bad parameters get 400."""
     for exc_class, status in STATUS_CODES.items():
@@ -149,3 +154,4 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RasterioError, _raster_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
