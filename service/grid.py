@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +15,7 @@ import shapely.geometry
 import shapely.ops
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS
-from rasterio.errors import CRSError, NotGeoreferencedWarning
-from rasterio.features import geometry_mask
+from rasterio.errors import CRSError
 from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
@@ -108,15 +106,16 @@ class OutputGrid:
         shape = (block.height, block.width)
         if self.aoi is None:
             return np.ones(shape, dtype=bool)
-        with warnings.catch_warnings():
-            # GDAL's in-memory rasterisation target may call itself not georeferenced; it is.
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return geometry_mask(
-                [shapely.geometry.mapping(self.aoi)],
-                out_shape=shape,
-                transform=self.block_transform(block),
-                invert=True,
-            )
+        box = shapely.geometry.box(*self.block_bounds(block))
+        if self.aoi.contains(box):
+            return np.ones(shape, dtype=bool)
+        if not self.aoi.intersects(box):
+            return np.zeros(shape, dtype=bool)
+        cols, rows = np.meshgrid(np.arange(block.width) + 0.5, np.arange(block.height) + 0.5)
+        t = self.block_transform(block)
+        xs = t.c + cols * t.a + rows * t.b
+        ys = t.f + cols * t.d + rows * t.e
+        return np.asarray(shapely.contains_xy(self.aoi, xs, ys), dtype=bool)
 
     def footprint_wgs84(self) -> BaseGeometry:
         """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified."""

@@ -1,16 +1,17 @@
-"""Engine test fixtures: a small demo world, a model trained on it in-test, the tutorial data folder."""
+"""Engine test fixtures: a model trained in-test on the session's demo world."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-LULC_PY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "lulc_py"
+if TYPE_CHECKING:
+    from training.demo_world import DemoWorld
 
 WORLD_BANDS = ("blue", "green", "red", "nir", "swir16")
 WORLD_INDICES = ("ndvi", "ndwi", "ndbi")
@@ -30,24 +31,14 @@ class EngineWorld:
 
 
 @pytest.fixture(scope="session")
-def lulc_py() -> Path:
-    """The tutorial data folder, or skip where it is absent."""
-    if not (LULC_PY / "s2image.tif").is_file():
-        pytest.skip(f"tutorial data not found at {LULC_PY.resolve()}")
-    return LULC_PY.resolve()
-
-
-@pytest.fixture(scope="session")
-def engine_world(tmp_path_factory: pytest.TempPathFactory) -> EngineWorld:
-    """A 1024 x 1024 px demo world and a random forest trained on it through the engine's own reader.
+def engine_world(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> EngineWorld:
+    """The session's demo world and a random forest trained on it through the engine's own reader.
 
     Training samples the same composite inference reads; the map is larger than a COG tile, so it has
     overviews.
     """
-    from training.demo_world import generate
-
-    root = tmp_path_factory.mktemp("engine-world")
-    world = generate(root / "world", size=1024, seed=3)
+    world = demo_world
+    root = tmp_path_factory.mktemp("engine-model")
     aoi = json.loads(world.aoi.read_text())
     model = train_world_model(
         world.catalog, aoi, world.datetime_window, world.train_points, world.classes, root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from service.readers import BlockReader, SourceRef, StacReaderFactory
 from service.runner import load_model
 from tests.service.conftest import WORLD_BANDS, WORLD_INDICES, EngineWorld
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
-from tests.support.http_server import start_http_server
+from tests.support.http_server import Failure, ServerHandle
 
 OUTPUT_FILES = ("classes.tif", "classes.tif.aux.xml", "confidence.tif", "item.json", "stats.json")
 
@@ -190,13 +191,17 @@ def test_dask_local_cluster_gives_identical_bytes(
 
 @pytest.mark.parametrize("failure", ["503", "drop"])
 def test_a_server_failing_one_request_in_five_gives_the_identical_map(
-    engine_world: EngineWorld, baseline: ClassifyResult, tmp_path: Path, failure: str
+    engine_world: EngineWorld,
+    baseline: ClassifyResult,
+    tmp_path: Path,
+    failure: Failure,
+    http_server_factory: Callable[..., ServerHandle],
 ) -> None:
-    with start_http_server(engine_world.root, fail_every=5, failure=failure) as server:
-        catalog = catalog_with_cogs_at(engine_world.root, server.base_url, tmp_path / "catalog")
-        result = run(engine_world, tmp_path / "out", source=str(catalog))
-        failed = [r for r in server.requests if r.failed]
-        ranged = [r for r in server.requests if r.range]
+    server = http_server_factory(engine_world.root, fail_every=5, failure=failure)
+    catalog = catalog_with_cogs_at(engine_world.root, server.base_url, tmp_path / "catalog")
+    result = run(engine_world, tmp_path / "out", source=str(catalog))
+    failed = [r for r in server.requests if r.failed]
+    ranged = [r for r in server.requests if r.range]
     assert failed, "the server did inject failures"
     assert ranged, "COG windows were read with Range requests"
     assert same_bytes(baseline.classes, result.classes)
@@ -206,16 +211,16 @@ def test_a_server_failing_one_request_in_five_gives_the_identical_map(
 
 
 def test_a_server_that_always_drops_gives_read_error_and_no_output(
-    engine_world: EngineWorld, tmp_path: Path
+    engine_world: EngineWorld, tmp_path: Path, http_server_factory: Callable[..., ServerHandle]
 ) -> None:
     # Catalog JSON from disk, every COG byte from a server that drops every connection.
-    with start_http_server(engine_world.root, fail_every=1, failure="drop") as server:
-        catalog = catalog_with_cogs_at(engine_world.root, server.base_url, tmp_path / "catalog")
-        out = tmp_path / "out"
-        factory = StacReaderFactory(str(catalog))
-        request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime)
-        with pytest.raises(ReadError, match=r"http://127\.0\.0\.1:\d+/cogs/.+\.tif"):
-            classify(request, load_model(engine_world.model), factory, out)
+    server = http_server_factory(engine_world.root, fail_every=1, failure="drop")
+    catalog = catalog_with_cogs_at(engine_world.root, server.base_url, tmp_path / "catalog")
+    out = tmp_path / "out"
+    factory = StacReaderFactory(str(catalog))
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime)
+    with pytest.raises(ReadError, match=r"http://127\.0\.0\.1:\d+/cogs/.+\.tif"):
+        classify(request, load_model(engine_world.model), factory, out)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -331,16 +336,16 @@ def test_a_model_needing_bands_the_items_lack_is_a_contract_error(
         classify(request, load_model(path), StacReaderFactory(str(engine_world.catalog)), tmp_path / "out")
 
 
-def test_hosts_off_the_allow_list_are_refused(engine_world: EngineWorld, tmp_path: Path) -> None:
-    with start_http_server(engine_world.root) as server:
-        request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime)
-        refused = StacReaderFactory(server.url("catalog.json"), allow=AllowList.of(["example.com"]))
-        with pytest.raises(LimitError, match=r"127\.0\.0\.1"):
-            classify(request, load_model(engine_world.model), refused, tmp_path / "a")
-        assert len(server.requests) == 0, "nothing is fetched from a refused host"
-        # the catalog's host allowed, its asset hosts too: runs (blocks of 256 keep it short)
-        allowed = StacReaderFactory(
-            server.url("catalog.json"), allow=AllowList.of([f"127.0.0.1:{server.port}"])
-        )
-        result = classify(request, load_model(engine_world.model), allowed, tmp_path / "b")
-        assert result.classes.is_file()
+def test_hosts_off_the_allow_list_are_refused(
+    engine_world: EngineWorld, tmp_path: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    server = http_server_factory(engine_world.root)
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime)
+    refused = StacReaderFactory(server.url("catalog.json"), allow=AllowList.of(["example.com"]))
+    with pytest.raises(LimitError, match=r"127\.0\.0\.1"):
+        classify(request, load_model(engine_world.model), refused, tmp_path / "a")
+    assert len(server.requests) == 0, "nothing is fetched from a refused host"
+    # the catalog's host allowed (it also serves the COGs): the run goes through
+    allowed = StacReaderFactory(server.url("catalog.json"), allow=AllowList.of([f"127.0.0.1:{server.port}"]))
+    result = classify(request, load_model(engine_world.model), allowed, tmp_path / "b")
+    assert result.classes.is_file()
