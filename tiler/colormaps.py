@@ -85,20 +85,22 @@ def _classes_entries(holder: Mapping[str, Any]) -> Sequence[dict[str, Any]] | No
 def classes_from_item(item: Mapping[str, Any], raster_name: str | None = None) -> ClassTable | None:
     """The class table of a STAC item.
 
-    Looked up in the asset pointing at ``raster_name`` first, then any asset, then the item properties.
+    When an asset points at ``raster_name``, only that asset counts (a confidence COG next to the class
+    map has no classes); otherwise the first asset with classes, then the item properties.
     """
     assets = item.get("assets") if isinstance(item.get("assets"), dict) else {}
-    ordered: list[Mapping[str, Any]] = []
-    for asset in (assets or {}).values():
-        if not isinstance(asset, dict):
-            continue
-        href = str(asset.get("href", ""))
-        named = raster_name is not None and urlsplit(href).path.rsplit("/", 1)[-1] == raster_name
-        ordered.insert(0, asset) if named else ordered.append(asset)
+    holders: list[Mapping[str, Any]] = [a for a in (assets or {}).values() if isinstance(a, dict)]
+    if raster_name is not None:
+        named = [
+            a for a in holders if urlsplit(str(a.get("href", ""))).path.rsplit("/", 1)[-1] == raster_name
+        ]
+        if named:
+            entries = _classes_entries(named[0])
+            return ClassTable.from_stac(entries) if entries else None
     properties = item.get("properties")
     if isinstance(properties, dict):
-        ordered.append(properties)
-    for holder in ordered:
+        holders.append(properties)
+    for holder in holders:
         entries = _classes_entries(holder)
         if entries:
             return ClassTable.from_stac(entries)
@@ -195,7 +197,7 @@ class ClassResolver:
                 return None
             return MapClasses(table, "stac", item_location) if table else None
 
-        return self._cached("item", item_location, compute)
+        return self._cached(f"item:{raster_name or ''}", item_location, compute)
 
     def from_colortable(self, location: str) -> MapClasses | None:
         """Classes from the raster's own colour table (None if it has none)."""

@@ -123,3 +123,9 @@ def test_feature_collection_is_the_union_of_its_polygons(tiler_url: str, tiler_r
     }
     union = post(f"{tiler_url}/statistics", params={"url": path}, json=twice).json()
     assert union["classes"] == single["classes"]
+
+
+def test_confidence_cog_beside_the_map_gets_no_class_legend(tiler_url: str, tiler_runs: Runs) -> None:
+    response = get(f"{tiler_url}/legend", params={"url": str(tiler_runs.main / "confidence.tif")})
+    assert response.status_code == 404, "its item asset has no classes and the COG has no colour table"
+    assert "no class table" in response.json()["detail"]
