@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TilerFactory, TMSFactory
 from titiler.core.middleware import CacheControlMiddleware
+from titiler.core.routing import EndpointScope
 
 from service.classes import NODATA
 from service.errors import LulcError
@@ -29,6 +30,7 @@ from tiler.colormaps import (
 )
 from tiler.errors import NotARasterError, NotFoundError, add_error_handlers
 from tiler.legend import Legend, legend_of, legend_png
+from tiler.limits import BoundedPartParams, tile_limits
 from tiler.readers import allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.settings import TilerSettings
@@ -63,8 +65,15 @@ def create_app(settings: TilerSettings) -> FastAPI:
         version=version("lulc-stac"),
     )
 
+    tiles = [
+        ([EndpointScope(path=path, method="GET")], [Depends(tile_limits)])
+        for path in ("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}")
+    ]
     cog = TilerFactory(
         router_prefix="/cog",
+        add_part=False,
+        img_part_dependency=BoundedPartParams,
+        route_dependencies=tiles,
         path_dependency=dataset_path,
         colormap_dependency=class_colormap_dependency(cmaps, resolver, dataset_path),
         environment_dependency=gdal_environment,
@@ -75,6 +84,9 @@ def create_app(settings: TilerSettings) -> FastAPI:
     stac = MultiBaseTilerFactory(
         reader=allowed_stac_reader(allow),
         router_prefix="/stac",
+        add_part=False,
+        img_part_dependency=BoundedPartParams,
+        route_dependencies=tiles,
         path_dependency=dataset_path,
         colormap_dependency=named_colormap_dependency(cmaps),
         environment_dependency=gdal_environment,

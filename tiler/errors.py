@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from rasterio._err import CPLE_BaseError  # GDAL/PROJ errors raised outside dataset I/O
 from rasterio.errors import RasterioError, RasterioIOError
 from rio_tiler import errors as rt
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,6 +73,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     rt.AssetAsBandError: 400,
     rt.InvalidPointDataError: 400,
     rt.RioTilerError: 400,
+    CPLE_BaseError: 400,
 }
 """Status code per exception class; the most specific class in an exception's MRO wins."""
 

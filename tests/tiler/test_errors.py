@@ -120,6 +120,11 @@ def test_remote_missing_and_non_raster(
         ("TILE", {"bidx": "x"}),
         ("TILE", {"expression": "b1 +* (("}),
         ("/legend", {"format": "gif"}),
+        ("/cog/tiles/WebMercatorQuad/-1/0/0.png", {}),
+        ("/cog/tiles/WebMercatorQuad/99/0/0.png", {}),
+        ("/cog/tiles/WebMercatorQuad/2/4/1.png", {}),
+        ("TILE", {"tilesize": "100000"}),
+        ("TILE", {"buffer": "5000"}),
     ],
 )
 def test_bad_parameters_are_400(
@@ -154,4 +159,14 @@ def test_malformed_polygons_are_400(tiler_url: str, tiler_runs: Runs, body: byte
         content=body,
         headers={"content-type": "application/json"},
     )
+    _json_error(response, 400)
+
+
+def test_unbounded_reads_are_not_offered(tiler_url: str, tiler_runs: Runs) -> None:
+    """No /bbox or /feature image endpoints, and TiTiler's polygon statistics read a bounded image."""
+    path = str(tiler_runs.main / "classes.tif")
+    assert get(f"{tiler_url}/cog/bbox/1,2,3,4.png", params={"url": path}).status_code == 404
+    far = {"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 2]]]}
+    feature = {"type": "Feature", "properties": {}, "geometry": far}
+    response = post(f"{tiler_url}/cog/statistics", params={"url": path, "max_size": "99999"}, json=feature)
     _json_error(response, 400)
