@@ -253,6 +253,10 @@ def classify(
             ITEM_NAME,
         ]
         final = move_into_place(staging, out, order)
+        if confidence_cog is None:
+            (out / CONFIDENCE_NAME).unlink(
+                missing_ok=True
+            )  # a previous run's, which item.json no longer lists
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),

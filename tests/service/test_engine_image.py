@@ -115,6 +115,7 @@ def test_a_target_crs_warps_the_image_to_the_model_resolution(
     lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path
 ) -> None:
     request = ClassifyRequest(aoi=None, datetime=None, crs="EPSG:32654", confidence=False)
+    (tmp_path / "confidence.tif").write_bytes(b"a previous run's confidence map")
     result = classify(
         request, load_model(tutorial_model), ImageReaderFactory(lulc_py / "s2image.tif"), tmp_path
     )
