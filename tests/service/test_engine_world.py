@@ -349,3 +349,14 @@ def test_hosts_off_the_allow_list_are_refused(
     allowed = StacReaderFactory(server.url("catalog.json"), allow=AllowList.of([f"127.0.0.1:{server.port}"]))
     result = classify(request, load_model(engine_world.model), allowed, tmp_path / "b")
     assert result.classes.is_file()
+
+
+@pytest.mark.parametrize("scheduler", ["local:0", "local:two"])
+def test_a_bad_local_cluster_spec_is_an_input_error(
+    engine_world: EngineWorld, tmp_path: Path, scheduler: str
+) -> None:
+    from service.errors import InputError
+
+    with pytest.raises(InputError, match="local:N"):
+        run(engine_world, tmp_path / "out", dask_scheduler=scheduler)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
