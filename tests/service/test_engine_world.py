@@ -360,3 +360,14 @@ def test_a_bad_local_cluster_spec_is_an_input_error(
     with pytest.raises(InputError, match="local:N"):
         run(engine_world, tmp_path / "out", dask_scheduler=scheduler)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.pgstac
+def test_a_stac_api_source_gives_the_same_map_as_the_static_catalog(
+    engine_world: EngineWorld, baseline: ClassifyResult, pgstac_api: str, tmp_path: Path
+) -> None:
+    # pgstac's items point at cog_server, which serves the session demo world's COGs: the same bytes.
+    result = run(engine_world, tmp_path / "api", source=pgstac_api)
+    assert same_bytes(baseline.classes, result.classes)
+    links = [link["href"] for link in result.item_dict["links"] if link["rel"] == "derived_from"]
+    assert any(href.startswith(pgstac_api.rstrip("/")) for href in links), links
