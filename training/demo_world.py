@@ -237,6 +237,7 @@ def _write_scene(folder: Path, scene: Scene, grid: Grid) -> None:
 
 def _training_yaml(window: str) -> str:
     recipe = {
+        "name": "demo",
         "stac": "catalog.json",
         "collection": COLLECTION_ID,
         "aoi": "aoi.geojson",
