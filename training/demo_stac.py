@@ -112,11 +112,12 @@ def sun_elevation(scene: Scene) -> float:
     return round(90.0 - 36.0 + declination - 8.0, 2)
 
 
-def _asset_href(item: str, key: str, base_url: str | None) -> str:
+def asset_href(item: str, key: str, base_url: str | None, depth: int = 2) -> str:
+    """The href of a COG: ``base_url/cogs/...``, else relative from an item JSON ``depth`` folders down."""
     relative = f"cogs/{item}/{key}.tif"
     if base_url:
         return f"{base_url.rstrip('/')}/{relative}"
-    return f"../../{relative}"
+    return "../" * depth + relative
 
 
 def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
@@ -230,8 +231,8 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         collection=COLLECTION_ID,
     )
     for key in BAND_INFO:
-        item.add_asset(key, _band_asset(scene, key, _asset_href(ident, key, base_url), grid))
-    item.add_asset("scl", _scl_asset(_asset_href(ident, "scl", base_url), grid))
+        item.add_asset(key, _band_asset(scene, key, asset_href(ident, key, base_url), grid))
+    item.add_asset("scl", _scl_asset(asset_href(ident, "scl", base_url), grid))
     return item
 
 

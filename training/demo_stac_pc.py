@@ -6,6 +6,7 @@ from typing import Any
 
 import pystac
 
+from training.demo_points import geometry_bbox
 from training.demo_sensor import (
     BANDS_10M,
     SCL_CIRRUS,
@@ -24,6 +25,7 @@ from training.demo_stac import (
     MGRS_TILE,
     SUN_AZIMUTH,
     Grid,
+    asset_href,
     collection_extent,
     datatake_id,
     item_id,
@@ -48,11 +50,6 @@ def pc_item_id(scene: Scene) -> str:
         f"S2{acq.platform[-1].upper()}_MSIL2A_{acq.when:%Y%m%dT%H%M%S}_R{RELATIVE_ORBIT:03d}_T{tile}"
         f"_{acq.when:%Y%m%d}T040000"
     )
-
-
-def _href(scene: Scene, key: str, base_url: str | None) -> str:
-    relative = f"cogs/{item_id(scene)}/{key}.tif"
-    return f"{base_url.rstrip('/')}/{relative}" if base_url else f"../../../{relative}"
 
 
 def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[str, Any]) -> pystac.Item:
@@ -90,20 +87,19 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
     item = pystac.Item(
         id=pc_item_id(scene),
         geometry=geometry,
-        bbox=None,
+        bbox=geometry_bbox(geometry),
         datetime=acq.when,
         properties=properties,
         stac_extensions=list(PC_EXTENSIONS),
         collection=COLLECTION_ID,
     )
-    item.bbox = _bbox(geometry)
     for key, (band_id, title, wavelength, fwhm) in BAND_INFO.items():
         resolution = 10 if key in BANDS_10M else 20
         description = title.split(" (")[0]
         item.add_asset(
             band_id,
             pystac.Asset(
-                href=_href(scene, key, base_url),
+                href=asset_href(item_id(scene), key, base_url, depth=3),
                 media_type=COG_MEDIA_TYPE,
                 title=f"Band {int(band_id[1:])} - {description} - {resolution}m",
                 roles=["data"],
@@ -127,7 +123,7 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
     item.add_asset(
         "SCL",
         pystac.Asset(
-            href=_href(scene, "scl", base_url),
+            href=asset_href(item_id(scene), "scl", base_url, depth=3),
             media_type=COG_MEDIA_TYPE,
             title="Scene classfication map (SCL)",  # sic: Planetary Computer's spelling
             roles=["data"],
@@ -140,12 +136,6 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
         ),
     )
     return item
-
-
-def _bbox(geometry: dict[str, Any]) -> list[float]:
-    xs = [float(p[0]) for p in geometry["coordinates"][0]]
-    ys = [float(p[1]) for p in geometry["coordinates"][0]]
-    return [min(xs), min(ys), max(xs), max(ys)]
 
 
 def make_pc_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> pystac.Catalog:
