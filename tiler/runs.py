@@ -11,14 +11,13 @@ from pydantic import BaseModel, Field
 
 from service.errors import LulcError
 from tiler.backdrop import Backdrop, backdrop_of
-from tiler.colormaps import classes_from_item, read_json
+from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError
 
 logger = logging.getLogger(__name__)
 
 MAP_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"
-ITEM_NAME = "item.json"
 
 
 class Run(BaseModel):
@@ -67,7 +66,7 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], ob
         href = str(link["href"])
         if not (href.endswith(".json") or "json" in str(link.get("type", ""))):
             continue  # the model (.onnx) and other non-item inputs
-        location = href if "://" in href else str((item_path.parent / href).resolve())
+        location = href if is_remote(href) else str((item_path.parent / href).resolve())
         if location.startswith("file://"):
             location = location[7:]
         try:
