@@ -8,7 +8,8 @@ from urllib.parse import urlparse
 
 from service.errors import LimitError
 
-_REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az")
+REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az")
+"""URL schemes read over the network; the tiler's prefix allow-list uses the same set."""
 
 
 class HostNotAllowedError(LimitError):
@@ -45,7 +46,7 @@ class AllowList:
         target = _strip_vsi(url)
         parsed = urlparse(target)
         scheme = parsed.scheme.lower()
-        if scheme not in _REMOTE_SCHEMES:
+        if scheme not in REMOTE_SCHEMES:
             return self.allow_local and (scheme in ("", "file") or len(scheme) == 1)
         host = (parsed.hostname or "").lower()
         host_port = f"{host}:{parsed.port}" if parsed.port else host

@@ -11,10 +11,10 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fastapi import Query
 
+from service.allowlist import REMOTE_SCHEMES
 from tiler.errors import NotAllowedError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az")
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,14 @@ def _normalise_url(url: str) -> tuple[UrlPrefix, str]:
     return UrlPrefix(scheme, host, port, path), clean
 
 
+def _file_path(text: str) -> str:
+    """The percent-decoded path of a ``file://`` URL; any other text unchanged."""
+    return unquote(text[7:]) if text.lower().startswith("file://") else text
+
+
 def _is_remote(url: str) -> bool:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    return scheme in _REMOTE_SCHEMES
+    return scheme in REMOTE_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class AllowList:
             if _is_remote(text):
                 remote.append(_normalise_url(text)[0])
             else:
-                folder = Path(unquote(text[7:]) if text.lower().startswith("file://") else text)
+                folder = Path(_file_path(text))
                 folders.append((root / folder).resolve())
         return cls(tuple(folders), tuple(remote))
 
@@ -118,7 +123,7 @@ class AllowList:
             raise NotAllowedError(f"{url!r} is outside the tiler's allow-list")
         if "://" in text and not text.lower().startswith("file://"):
             raise NotAllowedError(f"{url!r}: scheme not allowed")
-        raw = unquote(text[7:]) if text.lower().startswith("file://") else text
+        raw = _file_path(text)
         if raw.startswith("/vsi") or "\x00" in raw:
             raise NotAllowedError(f"{url!r}: GDAL virtual file systems are not allowed")
         path = Path(raw)
