@@ -298,6 +298,13 @@ def _round_coords(value: Any) -> Any:
     return value
 
 
+def _file_fields(path: Path) -> dict[str, Any]:
+    """The ``file:checksum`` and ``file:size`` of an asset's file."""
+    from service.runner import multihash_sha256
+
+    return {"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
+
+
 def build_item(
     inputs: ItemInputs,
     grid: OutputGrid,
@@ -316,8 +323,6 @@ def build_item(
         footprint: the lon/lat GeoJSON geometry of the mapped area.
         bbox: its lon/lat bounds.
     """
-    from service.runner import multihash_sha256
-
     epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
     properties: dict[str, Any] = {
         "datetime": None,
@@ -354,8 +359,7 @@ def build_item(
             "roles": ["data"],
             "classification:classes": classes.to_stac(),
             "raster:bands": [raster_band(grid)],
-            "file:checksum": multihash_sha256(files[CLASSES_NAME]),
-            "file:size": files[CLASSES_NAME].stat().st_size,
+            **_file_fields(files[CLASSES_NAME]),
         }
     }
     if CONFIDENCE_NAME in files:
@@ -365,8 +369,7 @@ def build_item(
             "title": "Top-class probability (percent)",
             "roles": ["data", "quality"],
             "raster:bands": [raster_band(grid, unit="percent")],
-            "file:checksum": multihash_sha256(files[CONFIDENCE_NAME]),
-            "file:size": files[CONFIDENCE_NAME].stat().st_size,
+            **_file_fields(files[CONFIDENCE_NAME]),
         }
     if AUX_NAME in files:
         assets["classes_aux"] = {
@@ -374,16 +377,14 @@ def build_item(
             "type": "application/xml",
             "title": "GDAL PAM sidecar of classes.tif (category names, attribute table) for QGIS",
             "roles": ["metadata"],
-            "file:checksum": multihash_sha256(files[AUX_NAME]),
-            "file:size": files[AUX_NAME].stat().st_size,
+            **_file_fields(files[AUX_NAME]),
         }
     assets["stats"] = {
         "href": f"./{STATS_NAME}",
         "type": "application/json",
         "title": "Pixels and hectares per class",
         "roles": ["metadata"],
-        "file:checksum": multihash_sha256(files[STATS_NAME]),
-        "file:size": files[STATS_NAME].stat().st_size,
+        **_file_fields(files[STATS_NAME]),
     }
     links: list[dict[str, Any]] = []
     for source_id, href in inputs.sources:
