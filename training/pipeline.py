@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def open_imagery(config: TrainingConfig, settings: TrainingSettings, points: LabelledPoints) -> Imagery:
+def open_imagery(config: TrainingConfig, settings: TrainingSettings) -> Imagery:
     """The imagery the recipe names: a local raster, or a STAC composite on the model's grid."""
     if config.image is not None:
         return open_local_imagery(config.image, config.bands, config.image_bands, config.scale, config.offset)
@@ -76,9 +77,7 @@ def _note_dropped(samples: Samples, total: int, progress: Progress, shown: int =
     """Say which points were dropped and why (all of them are listed in metrics.json and report.md)."""
     if not samples.dropped:
         return
-    reasons: dict[str, int] = {}
-    for d in samples.dropped:
-        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    reasons = Counter(d.reason for d in samples.dropped)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     progress.note(f"{len(samples.dropped)} of {total} points dropped: {summary}")
     for d in samples.dropped[:shown]:
@@ -172,7 +171,7 @@ def train(
     table = load_class_table(config.classes) if config.classes else None
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     check_class_counts(points.labels, points.classes, points.source)
-    imagery = open_imagery(config, settings, points)
+    imagery = open_imagery(config, settings)
     notes = list(getattr(imagery, "notes", []))
     for note in notes:
         progress.note(note)
