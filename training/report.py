@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,7 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         "",
     ]
     if data["dropped"]:
-        reasons: dict[str, int] = {}
-        for d in data["dropped"]:
-            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        reasons = Counter(d["reason"] for d in data["dropped"])
         lines += [
             "Dropped points by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())),
             "",
