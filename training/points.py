@@ -36,10 +36,6 @@ class LabelledPoints:
         x, y = transformer.transform(self.x, self.y)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
-    def class_counts(self) -> dict[int, int]:
-        """Number of points per class value, in class-table order."""
-        return {v: int(np.count_nonzero(self.labels == v)) for v in self.classes.values}
-
 
 def read_points(
     path: str | Path,
