@@ -50,6 +50,10 @@ def read_aoi(aoi: str | list[float]) -> BaseGeometry:
     return geom
 
 
+def _iso(item: NormalizedItem) -> str:
+    return item.datetime.isoformat().replace("+00:00", "Z")
+
+
 def _stackstac_item(item: NormalizedItem, assets: Sequence[str]) -> dict[str, Any]:
     """A minimal STAC item for stackstac: canonical asset keys, ``proj:epsg`` (all stackstac 0.5 reads)."""
     out_assets = {}
@@ -69,14 +73,10 @@ def _stackstac_item(item: NormalizedItem, assets: Sequence[str]) -> dict[str, An
         "id": item.id,
         "bbox": list(item.bbox) if item.bbox else None,
         "geometry": item.geometry,
-        "properties": {"datetime": item.datetime.isoformat().replace("+00:00", "Z"), "proj:epsg": item.epsg},
+        "properties": {"datetime": _iso(item), "proj:epsg": item.epsg},
         "assets": out_assets,
         "links": [],
     }
-
-
-def _iso(item: NormalizedItem) -> str:
-    return item.datetime.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
