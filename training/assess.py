@@ -10,6 +10,7 @@ import numpy as np
 import rasterio
 
 from service.classes import NODATA, ClassTable, LandCoverClass, load_class_table
+from service.cog import atomic_path
 from service.gdal_env import gdal_env
 from training.errors import AssessError
 from training.imagery import open_local_imagery
@@ -149,6 +150,6 @@ def render_assessment(result: dict[str, Any]) -> str:
 
 
 def write_assessment(path: Path, result: dict[str, Any]) -> None:
-    """The assessment as canonical JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    """The assessment as canonical JSON, written atomically."""
+    with atomic_path(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
