@@ -125,16 +125,13 @@ def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
 
 def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
     """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
-    if MODEL_ID.match(model) and (settings.models_dir / model).is_dir():
-        return ModelDirectory(settings.models_dir, threads=settings.threads).get(model)
+    directory = ModelDirectory(settings.models_dir, threads=settings.threads)
     path = Path(model)
-    if path.exists():
-        from service.runner import load_model
+    if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not path.exists():
+        return directory.get(model)  # raises ModelNotFoundError for an unknown id
+    from service.runner import load_model
 
-        return load_model(path, threads=settings.threads)
-    return ModelDirectory(settings.models_dir, threads=settings.threads).get(
-        model
-    )  # raises ModelNotFoundError
+    return load_model(path, threads=settings.threads)
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
