@@ -13,7 +13,7 @@ import pystac
 from pystac.stac_io import DefaultStacIO
 
 from service.cog import atomic_path
-from training.demo_points import geometry_bbox, polygon_4326
+from training.demo_points import footprint, geometry_bbox, polygon_4326
 from training.demo_sensor import (
     BANDS_10M,
     SCL_CIRRUS,
@@ -68,9 +68,6 @@ class Grid:
     x0: float
     y0: float
     size: int
-    geometry: dict[str, Any]
-    """Footprint polygon (GeoJSON, EPSG:4326)."""
-    bbox: list[float]
 
     def data_geometry(self, corners: tuple[tuple[float, float], ...]) -> dict[str, Any]:
         """GeoJSON (EPSG:4326) of a polygon given by corners as fractions (column, row) of the grid."""
@@ -91,6 +88,12 @@ class Grid:
     def proj_bbox(self) -> list[float]:
         """Bounds in the grid's CRS."""
         return [self.x0, self.y0 - self.size * 10.0, self.x0 + self.size * 10.0, self.y0]
+
+    @property
+    def bbox(self) -> list[float]:
+        """Bounds of the grid's footprint in EPSG:4326."""
+        west, south, east, north = self.proj_bbox
+        return geometry_bbox(footprint(self.epsg, (west, south, east, north)))
 
 
 def item_id(scene: Scene) -> str:

@@ -25,7 +25,6 @@ from service.errors import InputError
 from training.demo_landscape import CLASS_TABLE, make_landscape
 from training.demo_points import (
     footprint,
-    geometry_bbox,
     near,
     random_sample,
     stratified_sample,
@@ -140,10 +139,7 @@ def generate(
     scenes = render_scenes(rng, landscape)
 
     bounds = (ORIGIN[0], ORIGIN[1] - size * 10.0, ORIGIN[0] + size * 10.0, ORIGIN[1])
-    geometry = footprint(EPSG, bounds)
-    grid = Grid(
-        epsg=EPSG, x0=ORIGIN[0], y0=ORIGIN[1], size=size, geometry=geometry, bbox=geometry_bbox(geometry)
-    )
+    grid = Grid(epsg=EPSG, x0=ORIGIN[0], y0=ORIGIN[1], size=size)
 
     cogs_dir = out_dir / "cogs"
     for scene in scenes:
