@@ -109,14 +109,15 @@ class Scene:
 
     def cloud_cover(self) -> float:
         """``eo:cloud_cover``: percentage of valid pixels that are cloud (medium, high) or cirrus."""
-        valid = self.scl != SCL_NODATA
-        cloudy = np.isin(self.scl, (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)) & valid
-        return round(100.0 * float(cloudy.sum()) / max(int(valid.sum()), 1), 4)
+        return self._share_of_valid(np.isin(self.scl, (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)))
 
     def percentage(self, value: int) -> float:
         """Percentage of valid SCL pixels with this class."""
+        return self._share_of_valid(self.scl == value)
+
+    def _share_of_valid(self, selected: npt.NDArray[np.bool_]) -> float:
         valid = self.scl != SCL_NODATA
-        return round(100.0 * float(((self.scl == value) & valid).sum()) / max(int(valid.sum()), 1), 4)
+        return round(100.0 * float((selected & valid).sum()) / max(int(valid.sum()), 1), 4)
 
     def nodata_percentage(self) -> float:
         """Percentage of the grid with no data."""
