@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.errors import InputError
+from service.errors import InputError, LulcError
 
 NODATA = 255
 """The class value written where no valid input exists; never a real class."""
@@ -189,13 +189,17 @@ def parse_class_table(data: object, origin: str) -> ClassTable:
         raise InputError(f"invalid class table in {origin}: {exc}") from exc
 
 
+def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
+    """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it is missing or not YAML."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise error(f"{what} {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
 def load_class_table(path: str | Path) -> ClassTable:
     """Read a class-table YAML file: ``classes: [{value, name, color, description}, ...]``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"class table {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"class table {path} is not valid YAML: {exc}") from exc
-    return parse_class_table(data, str(path))
+    return parse_class_table(read_yaml(path, "class table"), str(path))

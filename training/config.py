@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.classes import read_yaml
 from service.errors import ContractError
 from service.features import check_features
 from training.errors import ConfigError
@@ -164,12 +164,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
     """Read ``training.yaml`` (paths relative to its folder), then apply non-None ``overrides`` (flags)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"training config {path} does not exist") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "training config", ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"training config {path} must be a mapping of keys to values")
     return make_config(_resolve_paths(data, path.resolve().parent), overrides, origin=str(path))
