@@ -344,6 +344,8 @@ class ImageBlockReader:
     indexes: tuple[int, ...]
     scale: float
     offset: float
+    aligned: tuple[int, int] | None
+    """Pixel offset of the grid in the image when they share CRS and lattice (plain windows), else None."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def sources(self) -> list[SourceRef]:
@@ -354,9 +356,9 @@ class ImageBlockReader:
         """Reflectance of ``block`` (warped with nearest if the grid is not the image's own)."""
         with gdal_env(), rasterio.open(self.path) as src:
             nodata = src.nodata
-            offset = _aligned_offset(src, self.grid)
-            if offset is not None:
-                window = Window(block.col + offset[0], block.row + offset[1], block.width, block.height)
+            if self.aligned is not None:
+                col, row = self.aligned
+                window = Window(block.col + col, block.row + row, block.width, block.height)
                 fill = nodata if nodata is not None else 0
                 raw = src.read(
                     list(self.indexes), window=window, boundless=True, fill_value=fill, masked=True
@@ -454,5 +456,8 @@ class ImageReaderFactory:
                     f"model {contract.name!r} needs {len(bands)} bands {bands} but image {self.path} "
                     f"has {src.count}"
                 )
+            aligned = _aligned_offset(src, grid)
         radiometry = contract.inputs.radiometry
-        return ImageBlockReader(self.path, grid, indexes, radiometry.scale, radiometry.offset, self.retry)
+        return ImageBlockReader(
+            self.path, grid, indexes, radiometry.scale, radiometry.offset, aligned, self.retry
+        )
