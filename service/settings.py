@@ -13,6 +13,16 @@ StrList = Annotated[list[str], NoDecode]
 """A list read from the environment as JSON (``["a","b"]``) or comma-separated text (``a,b``)."""
 
 
+def split_list(value: object) -> object:
+    """A ``StrList`` validator: JSON list text is parsed, other text split on commas; lists pass through."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
 class ServiceSettings(BaseSettings):
     """Configuration of ``lulc serve`` and the serverless handler; every field is one environment variable."""
 
@@ -156,12 +166,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return split_list(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

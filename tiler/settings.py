@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.settings import split_list
 
 DEMO_OUTPUT = Path("demo-output")
 """Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""
@@ -16,16 +17,6 @@ DEMO_OUTPUT = Path("demo-output")
 def _default_allow() -> list[str]:
     """The current directory and the demo output folder (relative folders resolve against the cwd)."""
     return [".", str(DEMO_OUTPUT)]
-
-
-def _split(value: object) -> object:
-    """Comma-separated strings from the environment become lists; JSON lists pass through."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class TilerSettings(BaseSettings):
@@ -79,4 +70,4 @@ class TilerSettings(BaseSettings):
     @field_validator("allow", "cors_origins", "colormaps", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
-        return _split(value)
+        return split_list(value)
