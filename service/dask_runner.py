@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from service.engine import BlockResult, classify_block, ordered
-from service.errors import InputError, LulcError
+from service.errors import InputError
 from service.grid import OutputGrid
 from service.readers import BlockReader
 from service.runner import ModelRunner
@@ -46,20 +46,6 @@ def connect(scheduler: str) -> Iterator[Any]:
         yield client
 
 
-def _task(
-    model: ModelRunner, reader: BlockReader, grid: OutputGrid, block: Any, confidence: bool
-) -> BlockResult:
-    return classify_block(model, reader, grid, block, confidence)
-
-
-def _result(future: Any) -> BlockResult:
-    try:
-        result: BlockResult = future.result()
-    except LulcError:
-        raise
-    return result
-
-
 def run_blocks_dask(
     scheduler: str, model: ModelRunner, reader: BlockReader, grid: OutputGrid, confidence: bool
 ) -> Generator[BlockResult, None, None]:
@@ -72,7 +58,14 @@ def run_blocks_dask(
 
         def submit(block: Any) -> Any:
             return client.submit(
-                _task, shared_model, shared_reader, shared_grid, block, confidence, pure=False, retries=0
+                classify_block,
+                shared_model,
+                shared_reader,
+                shared_grid,
+                block,
+                confidence,
+                pure=False,
+                retries=0,
             )
 
-        yield from ordered(grid.blocks(), submit, 4 * n_workers, on_close=lambda: None, result=_result)
+        yield from ordered(grid.blocks(), submit, 4 * n_workers, on_close=lambda: None)

@@ -154,10 +154,8 @@ def ordered(
     submit: Callable[[Block], Any],
     ahead: int,
     on_close: Callable[[], None],
-    result: Callable[[Any], BlockResult] | None = None,
 ) -> Generator[BlockResult, None, None]:
-    """Submit blocks keeping at most ``ahead`` in flight; yield their results in submission order."""
-    get = result or (lambda future: future.result())
+    """Submit blocks keeping at most ``ahead`` futures in flight; yield their results in submission order."""
     queue: deque[Any] = deque()
     pending = iter(blocks)
     try:
@@ -166,7 +164,7 @@ def ordered(
             if len(queue) >= ahead:
                 break
         while queue:
-            done = get(queue.popleft())
+            done: BlockResult = queue.popleft().result()
             next_block = next(pending, None)
             if next_block is not None:
                 queue.append(submit(next_block))
