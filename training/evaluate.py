@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from service.classes import ClassTable
 from service.decision import decide_labels
@@ -176,8 +176,6 @@ def cross_validate(
     on_split: Callable[[], None] | None = None,
 ) -> CvResult:
     """Fit a fresh model per split and score its decided labels on the split's test part."""
-    from sklearn.metrics import f1_score
-
     acc, kappa, f1 = [], [], []
     for train, test in splits:
         model = factory().fit(features[train], labels[train])
