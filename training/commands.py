@@ -8,8 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from training.progress import Progress
-
 
 class RichProgress:
     """The training pipeline's progress as a rich progress bar (plain notes when not on a terminal)."""
@@ -202,6 +200,3 @@ def register(app: typer.Typer) -> None:
     """Add ``train`` and ``assess`` to the root ``lulc`` app."""
     app.command("train")(train_command)
     app.command("assess")(assess_command)
-
-
-__all__ = ["Progress", "RichProgress", "register"]
