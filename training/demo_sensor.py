@@ -28,6 +28,12 @@ BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
 BANDS_10M: tuple[str, ...] = ("blue", "green", "red", "nir")
 BANDS_20M: tuple[str, ...] = ("swir16", "swir22")
 
+
+def band_resolution(band: str) -> int:
+    """Pixel size in metres of a band's COG: 10 for blue, green, red, nir; 20 otherwise."""
+    return 10 if band in BANDS_10M else 20
+
+
 # Sentinel-2 scene classification (SCL) values written by the simulation.
 SCL_NODATA, SCL_SHADOW, SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_WATER = 0, 3, 4, 5, 6
 SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10

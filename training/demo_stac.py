@@ -15,7 +15,6 @@ from pystac.stac_io import DefaultStacIO
 from service.cog import atomic_path
 from training.demo_points import footprint, geometry_bbox, polygon_4326
 from training.demo_sensor import (
-    BANDS_10M,
     SCL_CIRRUS,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
@@ -24,6 +23,7 @@ from training.demo_sensor import (
     SCL_VEGETATION,
     SCL_WATER,
     Scene,
+    band_resolution,
 )
 
 COLLECTION_ID = "sentinel-2-l2a"
@@ -125,7 +125,7 @@ def asset_href(item: str, key: str, base_url: str | None, depth: int = 2) -> str
 
 def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
     _, title, wavelength, fwhm = BAND_INFO[key]
-    resolution = 10 if key in BANDS_10M else 20
+    resolution = band_resolution(key)
     offset = -0.1 if scene.acquisition.offset_dn else 0.0
     return pystac.Asset(
         href=href,

@@ -8,7 +8,6 @@ import pystac
 
 from training.demo_points import geometry_bbox
 from training.demo_sensor import (
-    BANDS_10M,
     SCL_CIRRUS,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
@@ -17,6 +16,7 @@ from training.demo_sensor import (
     SCL_VEGETATION,
     SCL_WATER,
     Scene,
+    band_resolution,
 )
 from training.demo_stac import (
     BAND_INFO,
@@ -94,7 +94,7 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
         collection=COLLECTION_ID,
     )
     for key, (band_id, title, wavelength, fwhm) in BAND_INFO.items():
-        resolution = 10 if key in BANDS_10M else 20
+        resolution = band_resolution(key)
         description = title.split(" (")[0]
         item.add_asset(
             band_id,

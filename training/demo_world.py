@@ -31,7 +31,7 @@ from training.demo_points import (
     write_aoi,
     write_points,
 )
-from training.demo_sensor import BANDS, BANDS_10M, Scene, render_scenes
+from training.demo_sensor import BANDS, Scene, band_resolution, render_scenes
 from training.demo_stac import COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
 from training.demo_stac_pc import make_pc_catalog
 
@@ -210,7 +210,7 @@ def generate(
 
 def _write_scene(folder: Path, scene: Scene, grid: Grid) -> None:
     for band in BANDS:
-        resolution = 10 if band in BANDS_10M else 20
+        resolution = band_resolution(band)
         write_cog(
             folder / f"{band}.tif",
             scene.dn[band],
