@@ -37,8 +37,6 @@ def band_resolution(band: str) -> int:
 # Sentinel-2 scene classification (SCL) values written by the simulation.
 SCL_NODATA, SCL_SHADOW, SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_WATER = 0, 3, 4, 5, 6
 SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10
-SCL_INVALID: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
-"""SCL classes a compositor masks (no data, saturated, shadow, clouds, cirrus)."""
 
 WEDGE_EDGE = 1.2
 """Where the swath edge of a ``nodata_wedge`` acquisition cuts the grid: ``col + row / 2 = 1.2`` widths."""
