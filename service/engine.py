@@ -35,7 +35,6 @@ from service.output import (
     AUX_NAME,
     CLASSES_NAME,
     CONFIDENCE_NAME,
-    ITEM_NAME,
     STATS_NAME,
     BlockSink,
     ClassCounts,
@@ -47,6 +46,7 @@ from service.output import (
     move_into_place,
     staging_dir,
 )
+from service.publish import ITEM_NAME
 from service.readers import BlockReader, ReaderFactory, SourceRef
 from service.runner import ModelRunner
 

@@ -35,7 +35,6 @@ from service.grid import Block, OutputGrid
 
 CLASSES_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"
-ITEM_NAME = "item.json"
 STATS_NAME = "stats.json"
 AUX_NAME = f"{CLASSES_NAME}.aux.xml"
 
