@@ -88,8 +88,10 @@ def classes_from_item(item: Mapping[str, Any], raster_name: str | None = None) -
     When an asset points at ``raster_name``, only that asset counts (a confidence COG next to the class
     map has no classes); otherwise the first asset with classes, then the item properties.
     """
-    assets = item.get("assets") if isinstance(item.get("assets"), dict) else {}
-    holders: list[Mapping[str, Any]] = [a for a in (assets or {}).values() if isinstance(a, dict)]
+    assets = item.get("assets")
+    holders: list[Mapping[str, Any]] = (
+        [a for a in assets.values() if isinstance(a, dict)] if isinstance(assets, dict) else []
+    )
     if raster_name is not None:
         named = [
             a for a in holders if urlsplit(str(a.get("href", ""))).path.rsplit("/", 1)[-1] == raster_name
