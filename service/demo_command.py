@@ -73,7 +73,7 @@ def demo(
     port: Annotated[int, typer.Option(help="Port the web map listens on.")] = 8080,
 ) -> None:
     """Run the whole job on the offline demo world: generate, train, classify, assess, then serve the map."""
-    result = run_demo(out, size, seed, echo=typer.echo)
+    run_demo(out, size, seed, echo=typer.echo)
     if not serve:
         return
     import uvicorn
@@ -90,7 +90,6 @@ def demo(
     )
     typer.echo(f"web map: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-    del result
 
 
 def register(app: typer.Typer) -> None:
