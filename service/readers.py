@@ -31,6 +31,7 @@ from service.grid import (
     check_block_size,
     grid_for_aoi,
     normalize_crs,
+    parse_aoi,
     reproject_geometry,
     utm_crs,
 )
@@ -243,6 +244,13 @@ class StacBlockReader:
         return result
 
 
+def _stac_aoi(request: ClassifyRequest) -> BaseGeometry:
+    """The request's AOI, required for a STAC source, validated (lon/lat)."""
+    if request.aoi is None:
+        raise InputError("a STAC source needs an AOI (GeoJSON polygon)")
+    return parse_aoi(request.aoi)
+
+
 @dataclass(frozen=True)
 class StacReaderFactory:
     """A STAC source (API URL, static catalog path/URL, or any ``ItemSource``) as a reader factory.
@@ -263,11 +271,7 @@ class StacReaderFactory:
 
     def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
         """The model's resolution in the AOI's UTM zone (or ``request.crs``), covering the AOI."""
-        from service.grid import parse_aoi
-
-        if request.aoi is None:
-            raise InputError("a STAC source needs an AOI (GeoJSON polygon)")
-        aoi = parse_aoi(request.aoi)
+        aoi = _stac_aoi(request)
         crs = normalize_crs(request.crs) if request.crs else utm_crs(aoi)
         return grid_for_aoi(aoi, contract.inputs.resolution, crs, request.block_size)
 
@@ -283,11 +287,7 @@ class StacReaderFactory:
 
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> StacBlockReader:
         """Search the items over the AOI and time window; check their bands and hosts."""
-        from service.grid import parse_aoi
-
-        if request.aoi is None:
-            raise InputError("a STAC source needs an AOI (GeoJSON polygon)")
-        aoi = parse_aoi(request.aoi)
+        aoi = _stac_aoi(request)
         source = self.item_source()
         found = source.search(
             intersects=shapely.geometry.mapping(aoi),
@@ -413,8 +413,6 @@ class ImageReaderFactory:
 
     def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
         """The image's own grid (cut to the AOI), or the model's resolution in ``request.crs``."""
-        from service.grid import parse_aoi
-
         check_block_size(request.block_size)
         with gdal_env(), self._open() as src:
             if src.crs is None:
