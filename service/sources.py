@@ -166,6 +166,11 @@ def _sorted(items: Iterable[NormalizedItem], limit: int | None) -> list[Normaliz
     return ordered if limit is None else ordered[:limit]
 
 
+def _collections_suffix(collections: Sequence[str] | None) -> str:
+    """`` (a, b)`` for the collections a source is restricted to, empty when it is not."""
+    return f" ({', '.join(collections)})" if collections else ""
+
+
 def _check_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
         raise InputError(f"limit must be a positive number of items, got {limit}")
@@ -204,8 +209,7 @@ class StacApiSource:
 
     def describe(self) -> str:
         """``STAC API <url> (<collections>)``."""
-        suffix = f" ({', '.join(self.collections)})" if self.collections else ""
-        return f"STAC API {self.url}{suffix}"
+        return f"STAC API {self.url}{_collections_suffix(self.collections)}"
 
     def __str__(self) -> str:
         return self.describe()
@@ -350,8 +354,7 @@ class StaticCatalogSource:
 
     def describe(self) -> str:
         """``static catalog <path> (<collections>)``."""
-        suffix = f" ({', '.join(self.collections)})" if self.collections else ""
-        return f"static catalog {self.location}{suffix}"
+        return f"static catalog {self.location}{_collections_suffix(self.collections)}"
 
     def __str__(self) -> str:
         return self.describe()
