@@ -252,9 +252,8 @@ def classify(
         ]
         final = move_into_place(staging, out, order)
         if confidence_cog is None:
-            (out / CONFIDENCE_NAME).unlink(
-                missing_ok=True
-            )  # a previous run's, which item.json no longer lists
+            # A previous run's confidence.tif, which item.json no longer lists.
+            (out / CONFIDENCE_NAME).unlink(missing_ok=True)
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),
