@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class StacImagery:
     has_scl: bool
     composite: str
     source: str
+    notes: list[str] = field(default_factory=list)
 
     @property
     def description(self) -> str:

@@ -112,6 +112,16 @@ class Imagery(Protocol):
         """The acquisition window ``start/end`` if known."""
         ...
 
+    @property
+    def mask_scl(self) -> list[int] | None:
+        """SCL classes masked before compositing (None: the imagery has no SCL)."""
+        ...
+
+    @property
+    def notes(self) -> list[str]:
+        """Assumptions made while opening the imagery, worth telling the user."""
+        ...
+
     def read_blocks(
         self, blocks: Sequence[Block]
     ) -> Iterator[tuple[Block, npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
@@ -129,6 +139,7 @@ class LocalImagery:
     band_indexes: list[int]
     radiometry: Radiometry
     notes: list[str] = field(default_factory=list)
+    mask_scl: None = None
 
     @property
     def description(self) -> str:

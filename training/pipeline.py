@@ -172,7 +172,7 @@ def train(
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     check_class_counts(points.labels, points.classes, points.source)
     imagery = open_imagery(config, settings)
-    notes = list(getattr(imagery, "notes", []))
+    notes = list(imagery.notes)
     for note in notes:
         progress.note(note)
     samples = sample_points(imagery, points, progress)
@@ -238,7 +238,7 @@ def _export(
         summary["cv_overall_accuracy_mean"] = chosen["cv"]["overall_accuracy"]["mean"]
         summary["cv_overall_accuracy_sd"] = chosen["cv"]["overall_accuracy"]["sd"]
         summary["cv_splits"] = chosen["cv"]["splits"]
-    mask_scl = getattr(imagery, "mask_scl", None)
+    mask_scl = imagery.mask_scl
     inputs = Inputs(
         bands=imagery.bands,
         resolution=round(imagery.grid.resolution, 6),
