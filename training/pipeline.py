@@ -157,8 +157,7 @@ def _select(config: TrainingConfig, board: list[dict[str, Any]]) -> dict[str, An
             entry["cv"]["overall_accuracy"]["mean"] if "cv" in entry else entry["holdout_overall_accuracy"]
         )
 
-    best = max(key(e) for e in board)
-    return next(e for e in board if key(e) == best)
+    return max(board, key=key)  # the first of equals, in the recipe's model order
 
 
 def train(
