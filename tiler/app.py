@@ -69,28 +69,27 @@ def create_app(settings: TilerSettings) -> FastAPI:
         ([EndpointScope(path=path, method="GET")], [Depends(tile_limits)])
         for path in ("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}")
     ]
+    # Both factories: bounded tiles and parts, allow-listed paths, our GDAL options, no viewer.
+    bounded: dict[str, Any] = {
+        "add_part": False,
+        "img_part_dependency": BoundedPartParams,
+        "route_dependencies": tiles,
+        "path_dependency": dataset_path,
+        "environment_dependency": gdal_environment,
+        "add_viewer": False,
+    }
     cog = TilerFactory(
         router_prefix="/cog",
-        add_part=False,
-        img_part_dependency=BoundedPartParams,
-        route_dependencies=tiles,
-        path_dependency=dataset_path,
         colormap_dependency=class_colormap_dependency(cmaps, resolver, dataset_path),
-        environment_dependency=gdal_environment,
-        add_viewer=False,
+        **bounded,
     )
     app.include_router(cog.router, prefix="/cog", tags=["Class maps (COG)"])
 
     stac = MultiBaseTilerFactory(
         reader=allowed_stac_reader(allow),
         router_prefix="/stac",
-        add_part=False,
-        img_part_dependency=BoundedPartParams,
-        route_dependencies=tiles,
-        path_dependency=dataset_path,
         colormap_dependency=named_colormap_dependency(cmaps),
-        environment_dependency=gdal_environment,
-        add_viewer=False,
+        **bounded,
     )
     app.include_router(stac.router, prefix="/stac", tags=["Sentinel-2 items (STAC)"])
     app.include_router(TMSFactory().router, tags=["Tiling schemes"])
