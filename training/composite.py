@@ -24,6 +24,7 @@ from service.sentinel2 import NormalizedItem
 from training.config import TrainingConfig
 from training.errors import ImageryError
 from training.imagery import Block, Grid, Status
+from training.points import read_vector
 from training.settings import TrainingSettings
 
 
@@ -31,15 +32,8 @@ def read_aoi(aoi: str | list[float]) -> BaseGeometry:
     """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox or the union of a vector file's features."""
     if isinstance(aoi, list):
         return box(*aoi)
-    import geopandas as gpd
-
     path = Path(aoi)
-    if not path.exists():
-        raise ImageryError(f"AOI file {path} does not exist")
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises several types
-        raise ImageryError(f"cannot read AOI file {path}: {exc}") from exc
+    frame = read_vector(path, "AOI file", ImageryError)
     if len(frame) == 0:
         raise ImageryError(f"AOI file {path} holds no features")
     if frame.crs is None:

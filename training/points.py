@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pyproj import CRS, Transformer
 
 from service.classes import ClassTable
-from training.errors import PointsError
+from training.errors import PointsError, TrainingError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,18 @@ class LabelledPoints:
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
+def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:
+    """A vector file (any OGR format) as a GeoDataFrame; ``error`` naming ``what`` and the file otherwise."""
+    import geopandas as gpd  # heavy; only training needs it
+
+    if not path.exists():
+        raise error(f"{what} {path} does not exist")
+    try:
+        return gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable data
+        raise error(f"cannot read {what} {path}: {exc}") from exc
+
+
 def read_points(
     path: str | Path,
     label_field: str,
@@ -48,15 +61,8 @@ def read_points(
     Numeric labels match class ``value``s, text labels class ``name``s. Without a class table the
     table is made from the labels (``ClassTable.from_labels``).
     """
-    import geopandas as gpd  # heavy; only training needs it
-
     path = Path(path)
-    if not path.exists():
-        raise PointsError(f"points file {path} does not exist")
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises several types for unreadable data
-        raise PointsError(f"cannot read points file {path}: {exc}") from exc
+    frame = read_vector(path, "points file", PointsError)
     fields = [c for c in frame.columns if c != frame.geometry.name]
     if label_field not in frame.columns:
         raise PointsError(
