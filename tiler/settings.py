@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.settings import split_list
+from service.settings import StrList, split_list
 
 DEMO_OUTPUT = Path("demo-output")
 """Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""
@@ -24,7 +24,7 @@ class TilerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LULC_TILER_", extra="ignore")
 
-    allow: Annotated[list[str], NoDecode] = Field(
+    allow: StrList = Field(
         default_factory=_default_allow,
         description=(
             "Prefixes the tiler may read from: local folders and http(s) URL prefixes "
@@ -32,7 +32,7 @@ class TilerSettings(BaseSettings):
             "folder."
         ),
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
+    cors_origins: StrList = Field(
         default_factory=list,
         description='Origins allowed by CORS (comma-separated; "*" for any). Empty: no CORS headers.',
     )
