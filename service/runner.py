@@ -73,9 +73,8 @@ class OnnxRunner:
         self.threads = threads
         self._item_href = item_href
         self._lock = threading.Lock()
-        self._session: Any = None
-        self._contract: ModelContract | None = None
-        self._session_or_fail()
+        self._loaded: tuple[Any, ModelContract] | None = None
+        self._load()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "threads": self.threads, "item_href": self._item_href}
@@ -85,8 +84,7 @@ class OnnxRunner:
         self.threads = state["threads"]
         self._item_href = state["item_href"]
         self._lock = threading.Lock()
-        self._session = None
-        self._contract = None
+        self._loaded = None
 
     @property
     def origin(self) -> str:
@@ -101,25 +99,22 @@ class OnnxRunner:
     @property
     def contract(self) -> ModelContract:
         """The contract embedded in the ONNX metadata."""
-        self._session_or_fail()
-        if self._contract is None:  # pragma: no cover - set together with the session
-            raise ContractError(f"{self.path} has no contract")
-        return self._contract
+        return self._load()[1]
 
     def checksum(self) -> str:
         """Multihash of the ONNX file's bytes."""
         return multihash_sha256(self.path)
 
-    def _session_or_fail(self) -> Any:
+    def _load(self) -> tuple[Any, ModelContract]:
+        """The session and its contract, opened on first use (ContractError if the file is no model)."""
         with self._lock:
-            if self._session is None:
-                self._session, self._contract = _open_session(self.path, self.threads)
-            return self._session
+            if self._loaded is None:
+                self._loaded = _open_session(self.path, self.threads)
+            return self._loaded
 
     def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
         """Run the graph on ``features`` and decide labels per the contract."""
-        session = self._session_or_fail()
-        contract = self.contract
+        session, contract = self._load()
         if features.shape[0] == 0:
             n_classes = len(contract.outputs.class_order)
             return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
