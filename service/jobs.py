@@ -148,7 +148,7 @@ class JobRegistry:
         job.done.set()
 
     def _forget_old(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.done.is_set() or j.finished is not None]
+        finished = [j.id for j in self._jobs.values() if j.finished is not None]
         excess = len(finished) - self.keep
         for job_id in finished[: max(excess, 0)]:
             del self._jobs[job_id]
