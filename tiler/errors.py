@@ -75,7 +75,7 @@ STATUS_CODES: dict[type[Exception], int] = {
     rt.RioTilerError: 400,
     CPLE_BaseError: 400,
 }
-"""Status code per exception class; the most specific class in an exception's MRO wins."""
+"""Status code per exception class; Starlette picks the handler of the most specific class in the MRO."""
 
 _NOT_FOUND = re.compile(r"No such file|does not exist|HTTP response code: 404|\b404\b", re.IGNORECASE)
 _NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a (valid )?TIFF", re.I)
@@ -91,14 +91,6 @@ def raster_error_status(exc: RasterioError) -> tuple[int, str]:
     if isinstance(exc, RasterioIOError) and re.search(r"HTTP|curl", text, re.IGNORECASE):
         return 502, f"reading the dataset failed upstream: {text}"
     return 400, f"cannot read the dataset: {text}"
-
-
-def status_for(exc: Exception) -> int:
-    """The status code of ``exc`` according to ``STATUS_CODES`` (500 when nothing matches)."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_CODES:
-            return STATUS_CODES[cls]
-    return 500
 
 
 def _error_body(status: int, detail: object) -> JSONResponse:
