@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from service.contract import ModelContract, contract_from_metadata
 from service.decision import decide_labels
-from service.errors import ContractError
+from service.errors import ContractError, InputError
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class OnnxRunner:
 
     def __init__(self, path: str | Path, *, threads: int = 1, item_href: str | None = None) -> None:
         if threads < 1:
-            raise ContractError(f"threads must be at least 1, got {threads}")
+            raise InputError(f"threads must be at least 1, got {threads}")
         self.path = Path(path)
         self.threads = threads
         self._item_href = item_href

@@ -139,6 +139,7 @@
       const value = body.values[0];
       const entry = state.legend.classes.find((c) => c.value === value);
       info.replaceChildren();
+      info.classList.remove("error");
       const name = document.createElement("span");
       name.className = "class-name";
       name.textContent = value === null || value === undefined ? "No data" : entry ? entry.name : `value ${value}`;
