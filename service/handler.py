@@ -14,6 +14,7 @@ URLs, or a 4xx/5xx status with ``{"detail": ..., "type": ...}`` as body.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
@@ -123,9 +124,18 @@ def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
         raise InputError(f"invalid event: {problems}") from exc
 
 
+@functools.lru_cache(maxsize=8)
+def model_directory(root: Path, threads: int) -> ModelDirectory:
+    """One ``ModelDirectory`` per folder and thread count per process.
+
+    A warm serverless container thus reuses its loaded models (and their ONNX Runtime sessions).
+    """
+    return ModelDirectory(root, threads=threads)
+
+
 def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
     """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
-    directory = ModelDirectory(settings.models_dir, threads=settings.threads)
+    directory = model_directory(settings.models_dir, settings.threads)
     path = Path(model)
     if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not path.exists():
         return directory.get(model)  # raises ModelNotFoundError for an unknown id

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import rasterio
 
-from service.handler import handle, handler
+from service.handler import handle, handler, resolve_model
 from tests.service.app_support import World, models_dir, service_settings, shared_world
 
 
@@ -132,6 +132,12 @@ def test_aoi_over_the_limit(world: World, models: Path, tmp_path: Path) -> None:
     settings = service_settings(tmp_path, world, models, max_aoi_km2=0.01)
     body = body_of(handle(event_for(world, str(tmp_path / "d")), settings), 413)
     assert body["type"] == "AoiTooLargeError"
+
+
+def test_warm_invocations_reuse_the_loaded_model(world: World, models: Path, tmp_path: Path) -> None:
+    first = resolve_model("demo", service_settings(tmp_path, world, models))
+    assert resolve_model("demo", service_settings(tmp_path, world, models)) is first
+    assert resolve_model("demo", service_settings(tmp_path, world, models, threads=2)) is not first
 
 
 def test_model_given_as_a_path(world: World, models: Path, tmp_path: Path) -> None:
