@@ -219,7 +219,15 @@ def open_local_imagery(
         radiometry = Radiometry()
         notes.append(f"{path.name}: float raster taken as surface reflectance (scale 1, offset 0)")
     elif any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
-        radiometry = Radiometry(scale=float(scales[indexes[0] - 1]), offset=float(offsets[indexes[0] - 1]))
+        used = {(float(scales[i - 1]), float(offsets[i - 1])) for i in indexes}
+        if len(used) > 1:
+            # the contract carries one scale and offset for plain rasters: never apply band 1's to all
+            raise ImageryError(
+                f"image {path}'s bands {bands} have different scale/offset metadata {sorted(used)}; "
+                "give --scale/--offset explicitly or rescale the bands to one scale first"
+            )
+        (only,) = used
+        radiometry = Radiometry(scale=only[0], offset=only[1])
         notes.append(f"{path.name}: scale/offset from the raster's metadata")
     else:
         radiometry = Radiometry(scale=1e-4, offset=0.0)
