@@ -120,6 +120,17 @@ class Measured:
         return parsed
 
 
+def _vm_hwm(pid: int) -> int:
+    """``VmHWM`` (peak resident set since its last exec) of a live process, bytes; 0 once it has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def run_measured(
     command: Sequence[str],
     *,
@@ -128,10 +139,11 @@ def run_measured(
     timeout: float | None = None,
     logs: Path | None = None,
 ) -> Measured:
-    """Run ``command`` and measure it: wall time and the peak RSS of that process tree alone.
+    """Run ``command`` and measure it: wall time and the peak RSS of that process alone.
 
-    ``os.wait4`` gives the rusage of exactly this child (and the descendants it waited for), so the
-    figure is not polluted by this process or by other benchmarks run before it.
+    The peak is the child's own ``VmHWM`` (the kernel's high-water mark of its address space since
+    ``exec``), polled every 10 ms while it runs. Not ``ru_maxrss``: through ``vfork`` + ``exec`` a child's
+    ``ru_maxrss`` starts at the *parent's* high-water mark, so it would report this runner's peak.
     """
     logs = logs or Path(os.environ.get("TMPDIR", "/tmp"))
     logs.mkdir(parents=True, exist_ok=True)
@@ -140,6 +152,7 @@ def run_measured(
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    peak = 0
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -147,14 +160,15 @@ def run_measured(
         )
         deadline = None if timeout is None else start + timeout
         while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            peak = max(peak, _vm_hwm(process.pid))  # read before reaping: a reaped pid has no /proc entry
+            pid, status, _ = os.wait4(process.pid, os.WNOHANG)
             if pid == process.pid:
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
+                pid, status, _ = os.wait4(process.pid, 0)
                 break
-            time.sleep(0.02)
+            time.sleep(0.01)
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text(errors="replace")
@@ -164,7 +178,7 @@ def run_measured(
     return Measured(
         command=list(command),
         wall_s=wall,
-        max_rss_bytes=int(usage.ru_maxrss) * 1024,  # Linux reports KiB
+        max_rss_bytes=peak,
         returncode=process.returncode,
         stdout=stdout,
         stderr=stderr,
