@@ -172,6 +172,25 @@ def _search(config: TrainingConfig, geom: BaseGeometry) -> tuple[list[Normalized
     return items, source.describe()
 
 
+def _block_anchor(
+    items: Sequence[NormalizedItem], bands: Sequence[str], epsg: int, res: float, chunk: int
+) -> tuple[float, float, float]:
+    """Origin and step the composite's north-west corner snaps to.
+
+    Where the items' native grid has the model's resolution, blocks are aligned with the COGs' internal
+    tiles (origin of that grid, 512 px steps at that resolution), so sampling a block reads whole tiles
+    once instead of the corners of four. Otherwise the corner snaps to multiples of the resolution.
+    """
+    for item in items:
+        if item.epsg != epsg:
+            continue
+        for band in bands:
+            asset = item.bands[band]
+            if asset.transform is not None and abs(asset.transform[0] - res) < 1e-9:
+                return asset.transform[2], asset.transform[5], chunk * res
+    return 0.0, 0.0, res
+
+
 def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> StacImagery:
     """Find the recipe's items and prepare the (lazy) stack on the model's grid."""
     import stackstac
@@ -189,8 +208,9 @@ def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> Sta
     epsg = sorted(Counter(i.epsg for i in items).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     res = float(config.resolution or 10.0)
     w, s, e, n = transform_bounds("EPSG:4326", f"EPSG:{epsg}", *geom.bounds, densify_pts=21)
-    w, s = np.floor(w / res) * res, np.floor(s / res) * res
-    e, n = np.ceil(e / res) * res, np.ceil(n / res) * res
+    x0, y0, step = _block_anchor(items, config.bands, epsg, res, settings.chunk_size)
+    w, n = x0 + np.floor((w - x0) / step) * step, y0 - np.floor((y0 - n) / step) * step
+    e, s = np.ceil(e / res) * res, np.floor(s / res) * res
     has_scl = all(i.scl is not None for i in items)
     assets = [*config.bands, *(["scl"] if has_scl else [])]
     stack = stackstac.stack(
