@@ -49,6 +49,11 @@ class ModelRunner(Protocol):
         ...
 
 
+CHUNK_ROWS = 16_384
+"""Rows per ONNX Runtime call: its SVM operator builds the whole kernel matrix of a call, so a 512 x 512
+block in one call holds about 300 MiB per thread; chunks keep that bounded (and run faster)."""
+
+
 def multihash_sha256(path: str | Path) -> str:
     """The ``file:checksum`` multihash (sha2-256, hex) of a file."""
     digest = hashlib.sha256()
@@ -122,9 +127,14 @@ class OnnxRunner:
         outputs = contract.outputs
         available = [o.name for o in session.get_outputs()]
         wanted = [name for name in (outputs.label, outputs.probabilities) if name in available]
-        result = dict(
-            zip(wanted, session.run(wanted, {inputs[0].name: np.ascontiguousarray(features)}), strict=True)
-        )
+        name = inputs[0].name
+        parts = [
+            session.run(wanted, {name: np.ascontiguousarray(features[start : start + CHUNK_ROWS])})
+            for start in range(0, features.shape[0], CHUNK_ROWS)
+        ]
+        result = {
+            key: np.concatenate([np.asarray(part[k]) for part in parts]) for k, key in enumerate(wanted)
+        }
         probabilities = result.get(outputs.probabilities)
         if probabilities is not None:
             probabilities = _probability_matrix(probabilities, len(outputs.class_order), self.path)

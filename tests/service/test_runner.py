@@ -129,3 +129,18 @@ def test_label_decision_uses_the_graph_label(tmp_path: Path) -> None:
     runner = load_model(export_onnx(tree, 3, contract, tmp_path / "tree.onnx"))
     probe = rng.random((500, 3), dtype=np.float32)
     np.testing.assert_array_equal(runner.predict(probe).labels, tree.predict(probe))
+
+
+def test_large_inputs_run_in_chunks_with_the_same_results(model: Path) -> None:
+    import onnxruntime as ort
+
+    from service.decision import decide_labels
+    from service.runner import CHUNK_ROWS
+
+    x = np.random.default_rng(2).random((2 * CHUNK_ROWS + 123, 3), dtype=np.float32)
+    chunked = load_model(model).predict(x)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (whole,) = session.run(["probabilities"], {session.get_inputs()[0].name: x})
+    assert chunked.probabilities is not None
+    np.testing.assert_allclose(chunked.probabilities, whole, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(chunked.labels, decide_labels(whole, [1, 2, 3]))
