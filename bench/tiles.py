@@ -62,14 +62,22 @@ def serve(kind: str, port: int, cog_dir: Path) -> None:
 
 
 def tiles_of(cog_path: Path, zooms: int = 3) -> list[tuple[int, int, int]]:
-    """The WebMercatorQuad tiles covering the COG at its native zoom and the ``zooms - 1`` below it."""
+    """The WebMercatorQuad tiles of the COG at its native zoom and the ``zooms - 1`` below it.
+
+    Candidates come from its geographic bounds; rio-tiler's own ``tile_exists`` keeps only those both
+    servers can render (a tile that merely touches a reprojected edge would be a 404, not load).
+    """
+    from rio_tiler.io import Reader
+
     with rasterio.open(cog_path) as src:
-        bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
         native = TMS.zoom_for_res(max(src.res) if src.crs.is_projected else max(src.res) * 111_000)
     tiles = []
-    for z in range(max(0, native - zooms + 1), native + 1):
-        west, south, east, north = bounds
-        tiles += [(t.z, t.x, t.y) for t in TMS.tiles(west, south, east, north, zooms=[z])]
+    with Reader(str(cog_path)) as cog:
+        for z in range(max(0, native - zooms + 1), native + 1):
+            for t in TMS.tiles(west, south, east, north, zooms=[z]):
+                if cog.tile_exists(t.x, t.y, t.z):
+                    tiles.append((t.z, t.x, t.y))
     return tiles
 
 
