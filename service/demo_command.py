@@ -35,10 +35,7 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
 
     out = out.resolve()
     world_dir = out / "world"
-    if world_dir.exists():
-        import shutil
-
-        shutil.rmtree(world_dir)  # deterministic: regenerating gives the same bytes
+    # generate() overwrites an earlier demo world in place (same bytes) and refuses foreign files
     world = generate(world_dir, size=size or DEFAULT_SIZE, seed=seed)
     echo(f"1/4 demo world: {len(world.item_ids)} Sentinel-2 items, {world.datetime_window} -> {world_dir}")
 
