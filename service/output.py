@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +224,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None]:
-    """Translate the temporary GeoTIFFs into COGs inside ``staging``; returns their paths."""
-    classes_cog = translate_to_cog(sink.classes_path, staging / CLASSES_NAME, CLASSES_COG)
+    """Translate the temporary GeoTIFFs into COGs inside ``staging``; returns their paths.
+
+    The two translations run side by side (GDAL releases the GIL; each is single-threaded, so the bytes
+    do not depend on it): they are the only part of a run that cannot overlap with inference.
+    """
     (staging / AUX_NAME).write_text(aux_xml(classes), encoding="utf-8")
-    confidence_cog = None
-    if sink.confidence_path is not None:
-        confidence_cog = translate_to_cog(sink.confidence_path, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
+    with ThreadPoolExecutor(2, thread_name_prefix="lulc-cog") as pool:
+        classes_job = pool.submit(translate_to_cog, sink.classes_path, staging / CLASSES_NAME, CLASSES_COG)
+        confidence_job = (
+            pool.submit(translate_to_cog, sink.confidence_path, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
+            if sink.confidence_path is not None
+            else None
+        )
+        classes_cog = classes_job.result()
+        confidence_cog = confidence_job.result() if confidence_job is not None else None
     sink.classes_path.unlink(missing_ok=True)
     if sink.confidence_path is not None:
         sink.confidence_path.unlink(missing_ok=True)

@@ -7,9 +7,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 
 from service.engine import ClassifyRequest
-from service.readers import StacBlockReader, StacReaderFactory
+from service.grid import Block, OutputGrid
+from service.readers import (
+    StacBlockReader,
+    StacReaderFactory,
+    aligned_offset,
+    read_aligned,
+    read_warped,
+)
 from service.runner import load_model
 from tests.service.conftest import EngineWorld
 
@@ -62,6 +70,10 @@ def test_median_and_first_valid_composites(opened: tuple[StacBlockReader, object
             warnings.simplefilter("ignore", RuntimeWarning)
             expected_median = np.nanmedian(per_item, axis=0)
     np.testing.assert_allclose(median, expected_median, rtol=1e-6, equal_nan=True)
+    # Both branches of the median: pixels seen on one date only, and pixels seen on several.
+    seen = (~np.isnan(per_item).any(axis=1)).sum(axis=0)
+    assert (seen == 1).any()
+    assert (seen > 1).any()
     # first-valid: the earliest date whose pixel is valid (items are in date order)
     valid = ~np.isnan(per_item).any(axis=1)  # (dates, rows, cols)
     earliest = np.argmax(valid, axis=0)
@@ -70,3 +82,36 @@ def test_median_and_first_valid_composites(opened: tuple[StacBlockReader, object
     expected_first[:, ~valid.any(axis=0)] = np.nan
     np.testing.assert_allclose(first, expected_first, rtol=1e-6, equal_nan=True)
     assert not np.allclose(np.nan_to_num(first), np.nan_to_num(median)), "the two rules differ somewhere"
+
+
+def test_a_source_on_the_grid_lattice_is_read_as_a_plain_window_with_the_warped_pixels(
+    opened: tuple[StacBlockReader, object],
+) -> None:
+    """A source on the grid's lattice is read as a plain window, giving exactly the warped pixels.
+
+    That holds for a block hanging over the source's edge too; a 20 m band is not on the lattice.
+    """
+    reader, _ = opened
+    item = reader.items[0]
+    red = next(a for a in item.bands if a.band == "red")
+    swir = next(a for a in item.bands if a.band == "swir16")
+    with rasterio.open(red.href) as src, rasterio.open(swir.href) as coarse:
+        # A grid on the band's lattice, starting 100 px up and left of the image.
+        shifted = src.transform @ rasterio.Affine.translation(-100, -100)
+        grid = OutputGrid(reader.grid.crs, shifted, src.width + 200, src.height + 200, 256, None)
+        assert aligned_offset(src, grid) == (-100, -100)
+        assert aligned_offset(coarse, grid) is None
+        corner = Block(0, 0, 0, 256, 256)  # 100 px outside, 156 px inside, each way
+        inside = Block(1, 300, 300, 256, 256)
+        for block in (corner, inside):
+            fast = read_aligned(src, block, (-100, -100), 0.0)
+            warped = read_warped(src, grid, block, 0.0, Resampling.nearest)
+            np.testing.assert_array_equal(fast, warped)
+        fast = read_aligned(src, corner, (-100, -100), 0.0)
+        assert (fast[:100] == 0).all()
+        assert (fast[:, :100] == 0).all()
+        assert (fast[100:, 100:] > 0).any()
+    # Half-pixel shifts are not the lattice.
+    half = OutputGrid(reader.grid.crs, shifted @ rasterio.Affine.translation(0.5, 0), 10, 10, 256, None)
+    with rasterio.open(red.href) as src:
+        assert aligned_offset(src, half) is None
