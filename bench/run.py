@@ -215,7 +215,7 @@ class Run:
             if "scaleout" in parts:
                 self.step("scaleout", self.scaleout)
             if "classify" in parts:
-                other_size = min(self.ns.size, self.ns.other_size)
+                other_size = min(self.ns.size, self.ns.other_size or self.ns.size)
                 for name in others:
                     self.step(f"classify {name}", functools.partial(self.classify_model, name, other_size))
         finally:
@@ -255,10 +255,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=10_000, help="Scene edge in pixels (default 10000).")
     parser.add_argument("--parts", type=_list, default=list(PARTS), help=f"Comma list of {', '.join(PARTS)}.")
     parser.add_argument(
-        "--models", type=_list, default=["svm", "rf"], help="Classification models; the first at --size."
+        "--models", type=_list, default=["svm", "rf"], help="Classification models, in this order."
     )
     parser.add_argument(
-        "--other-size", type=int, default=4000, help="Scene edge for the other classification models."
+        "--other-size",
+        type=int,
+        default=None,
+        help="Scene edge for the other classification models (default: --size).",
     )
     parser.add_argument(
         "--floor-fraction", type=float, default=None, help="Share of the scene's blocks timed for (C)."
