@@ -310,14 +310,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         URLs and tile URLs. Larger ones (up to `max_aoi_km2`) get 202 and a job to poll at
         `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
         """
-        order = Order(
-            aoi=body.aoi,
-            datetime=body.datetime,
-            stac=body.stac,
-            crs=body.crs,
-            confidence=body.confidence,
-            max_cloud_cover=body.max_cloud_cover,
-        )
+        order = Order.of(body)
         area = validate_order(order, settings)  # input errors answer now, not as failed jobs
         model = provider.get(body.model)
 

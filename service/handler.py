@@ -68,14 +68,7 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
     """Run one classification event with explicit settings; never raises."""
     try:
         parsed = parse_event(event)
-        order = Order(
-            aoi=parsed.aoi,
-            datetime=parsed.datetime,
-            stac=parsed.stac,
-            crs=parsed.crs,
-            confidence=parsed.confidence,
-            max_cloud_cover=parsed.max_cloud_cover,
-        )
+        order = Order.of(parsed)
         area = validate_order(order, settings)
         destination_folder(parsed.output_url)
         model = resolve_model(parsed.model, settings)

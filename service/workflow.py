@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -41,6 +41,11 @@ class Order:
     crs: str | None = None
     confidence: bool | None = None
     max_cloud_cover: float | None = None
+
+    @classmethod
+    def of(cls, body: Any) -> Order:
+        """The order carried by a request body or event (any object with the same field names)."""
+        return cls(**{f.name: getattr(body, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
