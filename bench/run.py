@@ -274,7 +274,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaleout-model", default="svm")
     parser.add_argument("--runtime-models", type=_list, default=["rf", "svm", "dt", "hgb"])
     parser.add_argument("--runtime-pixels", type=int, default=250_000)
-    parser.add_argument("--tile-seconds", type=float, default=10.0)
+    parser.add_argument("--tile-seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="Scenes, models and outputs.")
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Tile latency (p50, p95) and throughput under concurrent load: our tiler versus a bare TiTiler app.
 
-Both servers run in their own process (uvicorn, one worker each, one after the other) on the same COG;
-``clients`` threads with keep-alive connections request random tiles of the COG for ``seconds`` each.
+Both servers run in their own process (uvicorn, one worker each) on the same COG; ``clients`` threads with
+keep-alive connections request random tiles of the COG for ``seconds`` per server, split into ``rounds``
+that alternate between the servers (ABBA order), so a shared machine's drifting load hits both alike.
 Usage: ``python bench/tiles.py COG [--seconds 10] [--clients 8]``; ``run(cog_path)`` returns the numbers.
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +125,36 @@ class _Server:
                 self.process.wait()
 
 
-def _load(base: str, cog_path: Path, tiles: list[tuple[int, int, int]], seconds: float, clients: int) -> dict:
-    """``clients`` threads requesting tiles for ``seconds``: latencies, throughput, errors."""
+@dataclass
+class _Tally:
+    """Latencies (s) of the successful requests, error descriptions and load time (s) of one server."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        values = np.array(self.latencies, dtype=float)
+        return {
+            "requests": int(values.size),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:5],
+            "p50_ms": round(float(np.percentile(values, 50)) * 1000, 2) if values.size else None,
+            "p95_ms": round(float(np.percentile(values, 95)) * 1000, 2) if values.size else None,
+            "throughput_rps": round(values.size / self.wall, 2) if self.wall else None,
+        }
+
+
+def _load(
+    base: str,
+    cog_path: Path,
+    tiles: list[tuple[int, int, int]],
+    seconds: float,
+    clients: int,
+    tally: _Tally,
+    seed: int,
+) -> None:
+    """``clients`` threads requesting random tiles for ``seconds``; adds to ``tally``."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
     lock = threading.Lock()
@@ -132,7 +162,7 @@ def _load(base: str, cog_path: Path, tiles: list[tuple[int, int, int]], seconds:
     stop_at = [0.0]
 
     def worker(index: int) -> None:
-        rng = random.Random(index)
+        rng = random.Random(seed * 1000 + index)
         with httpx.Client(base_url=base, timeout=60) as client:
             start.wait()
             while time.perf_counter() < stop_at[0]:
@@ -161,24 +191,18 @@ def _load(base: str, cog_path: Path, tiles: list[tuple[int, int, int]], seconds:
     start.wait()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - began
-    values = np.array([v for per in latencies for v in per], dtype=float)
-    return {
-        "requests": int(values.size),
-        "errors": len(errors),
-        "error_samples": errors[:5],
-        "p50_ms": round(float(np.percentile(values, 50)) * 1000, 2) if values.size else None,
-        "p95_ms": round(float(np.percentile(values, 95)) * 1000, 2) if values.size else None,
-        "throughput_rps": round(values.size / wall, 2),
-    }
+    tally.wall += time.perf_counter() - began
+    tally.latencies.extend(v for per in latencies for v in per)
+    tally.errors.extend(errors)
 
 
-def run(cog_path: Path, seconds: float = 10, clients: int = 8) -> dict:
-    """Benchmark tiles of ``cog_path`` on our tiler and on a bare TiTiler app, one after the other.
+def run(cog_path: Path, seconds: float = 10, clients: int = 8, rounds: int = 4) -> dict:
+    """Benchmark tiles of ``cog_path`` on our tiler and on a bare TiTiler app, in alternating rounds.
 
-    Returns ``{"cog", "tiles", "clients", "seconds", "lulc": {...}, "titiler": {...}, "ratio": {...}}`` where
-    each server entry has ``requests, errors, p50_ms, p95_ms, throughput_rps`` and ``ratio`` is lulc over
-    titiler (latency ratios > 1 and a throughput ratio < 1 mean our tiler is slower).
+    Returns ``{"cog", "tiles", "clients", "seconds", "rounds", "lulc": {...}, "titiler": {...}, "ratio":
+    {...}}`` where each server entry has ``requests, errors, p50_ms, p95_ms, throughput_rps`` over all its
+    rounds and ``ratio`` is lulc over titiler (latency ratios > 1 and a throughput ratio < 1 mean our tiler
+    is slower).
     """
     cog_path = Path(cog_path).resolve()
     tiles = tiles_of(cog_path)
@@ -187,11 +211,13 @@ def run(cog_path: Path, seconds: float = 10, clients: int = 8) -> dict:
         "tiles": len(tiles),
         "clients": clients,
         "seconds": seconds,
+        "rounds": rounds,
     }
     bodies: dict[str, bytes] = {}
-    for kind in SERVERS:
-        server = _Server(kind, cog_path)
-        try:
+    servers: dict[str, _Server] = {}
+    try:
+        for kind in SERVERS:
+            servers[kind] = server = _Server(kind, cog_path)
             z, x, y = tiles[len(tiles) // 2]
             sample = httpx.get(
                 f"{server.url}/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
@@ -202,16 +228,31 @@ def run(cog_path: Path, seconds: float = 10, clients: int = 8) -> dict:
             with httpx.Client(base_url=server.url, timeout=60) as warm:  # each tile once: both start warm
                 for z, x, y in tiles:
                     warm.get(f"/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png", params={"url": str(cog_path)})
-            results[kind] = _load(server.url, cog_path, tiles, seconds, clients)
-        finally:
+        tallies = {kind: _Tally() for kind in SERVERS}
+        for round_index in range(rounds):
+            order = SERVERS if round_index % 2 == 0 else tuple(reversed(SERVERS))
+            for kind in order:
+                _load(
+                    servers[kind].url,
+                    cog_path,
+                    tiles,
+                    seconds / rounds,
+                    clients,
+                    tallies[kind],
+                    round_index,
+                )
+    finally:
+        for server in servers.values():
             server.close()
+    for kind in SERVERS:
+        results[kind] = tallies[kind].summary()
     results["same_tile_bytes"] = bodies["lulc"] == bodies["titiler"]
     ours, bare = results["lulc"], results["titiler"]
     results["ratio"] = {
         "p50": round(ours["p50_ms"] / bare["p50_ms"], 3) if ours["p50_ms"] and bare["p50_ms"] else None,
         "p95": round(ours["p95_ms"] / bare["p95_ms"], 3) if ours["p95_ms"] and bare["p95_ms"] else None,
         "throughput": round(ours["throughput_rps"] / bare["throughput_rps"], 3)
-        if bare["throughput_rps"]
+        if ours["throughput_rps"] and bare["throughput_rps"]
         else None,
     }
     return results
@@ -219,7 +260,7 @@ def run(cog_path: Path, seconds: float = 10, clients: int = 8) -> dict:
 
 def _print(results: dict) -> None:
     print(f"tiles of {results['cog']}: {results['tiles']} tiles, {results['clients']} clients, ", end="")
-    print(f"{results['seconds']} s per server")
+    print(f"{results['seconds']} s per server in {results['rounds']} alternating rounds")
     print(f"{'server':<10}{'requests':>10}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}{'req/s':>10}")
     for kind in SERVERS:
         r = results[kind]
@@ -237,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cog", nargs="?", type=Path, help="COG to tile")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per server")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve", nargs=3, metavar=("KIND", "PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -246,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cog is None:
         parser.error("a COG path is required")
-    results = run(args.cog, seconds=args.seconds, clients=args.clients)
+    results = run(args.cog, seconds=args.seconds, clients=args.clients, rounds=args.rounds)
     _print(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

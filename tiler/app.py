@@ -56,7 +56,8 @@ def create_app(settings: TilerSettings) -> FastAPI:
     resolver = ClassResolver(allowed=allow.check)
     env = gdal_options()
 
-    def gdal_environment() -> dict[str, Any]:
+    async def gdal_environment() -> dict[str, Any]:
+        # async: a copy of a dict needs no thread-pool hop (FastAPI runs plain functions in threads)
         return dict(env)
 
     app = FastAPI(

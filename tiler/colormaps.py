@@ -17,6 +17,7 @@ from fastapi import Depends, Query
 from rasterio.errors import RasterioError
 from rio_tiler.colormap import ColorMaps, parse_color
 from rio_tiler.types import ColorMapType
+from starlette.concurrency import run_in_threadpool
 
 from service.classes import NODATA, ClassTable, load_class_table
 from service.contract import load_contract
@@ -156,29 +157,33 @@ class ClassResolver:
             return None
         return (stat.st_mtime_ns, stat.st_size)
 
+    def _lookup(self, kind: str, location: str) -> tuple[bool, MapClasses | None]:
+        """``(hit, value)`` from the cache alone (never reads the item or raster)."""
+        key = (kind, location, self._stamp(location))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and (not is_remote(location) or time.monotonic() - hit[0] < self.ttl):
+                self._cache.move_to_end(key)
+                return True, hit[1]
+        return False, None
+
     def _cached(
         self, kind: str, location: str, compute: Callable[[], MapClasses | None]
     ) -> MapClasses | None:
-        key = (kind, location, self._stamp(location))
+        hit, value = self._lookup(kind, location)
+        if hit:
+            return value
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and (not is_remote(location) or now - hit[0] < self.ttl):
-                self._cache.move_to_end(key)
-                return hit[1]
         value = compute()
+        key = (kind, location, self._stamp(location))
         with self._lock:
             self._cache[key] = (now, value)
             while len(self._cache) > self.maxsize:
                 self._cache.popitem(last=False)
         return value
 
-    def from_item(self, location: str) -> MapClasses | None:
-        """Classes from the STAC item of a map.
-
-        The item is ``location`` itself if it is a ``.json`` file, else ``item.json`` beside it. None when
-        there is no item or it carries no (valid) classes.
-        """
+    def _item_of(self, location: str) -> tuple[str, str, str | None] | None:
+        """``(cache kind, item location, raster name)`` of a map, None when its item is off the allow-list."""
         is_item = urlsplit(location).path.endswith(".json")
         item_location = location if is_item else sibling(location, ITEM_NAME)
         raster_name = None if is_item else urlsplit(location).path.rsplit("/", 1)[-1]
@@ -187,6 +192,26 @@ class ClassResolver:
                 self.allowed(item_location)
             except NotAllowedError:
                 return None
+        return f"item:{raster_name or ''}", item_location, raster_name
+
+    def from_item_cached(self, location: str) -> tuple[bool, MapClasses | None]:
+        """``from_item`` answered from the cache alone: ``(hit, value)``; a miss reads nothing."""
+        found = self._item_of(location)
+        if found is None:
+            return True, None
+        kind, item_location, _ = found
+        return self._lookup(kind, item_location)
+
+    def from_item(self, location: str) -> MapClasses | None:
+        """Classes from the STAC item of a map.
+
+        The item is ``location`` itself if it is a ``.json`` file, else ``item.json`` beside it. None when
+        there is no item or it carries no (valid) classes.
+        """
+        found = self._item_of(location)
+        if found is None:
+            return None
+        kind, item_location, raster_name = found
 
         def compute() -> MapClasses | None:
             item = read_json(item_location)
@@ -199,7 +224,7 @@ class ClassResolver:
                 return None
             return MapClasses(table, "stac", item_location) if table else None
 
-        return self._cached(f"item:{raster_name or ''}", item_location, compute)
+        return self._cached(kind, item_location, compute)
 
     def from_colortable(self, location: str) -> MapClasses | None:
         """Classes from the raster's own colour table (None if it has none)."""
@@ -282,11 +307,15 @@ def _explicit(cmaps: ColorMaps, colormap_name: str | None, colormap: str | None)
     return None
 
 
-def named_colormap_dependency(cmaps: ColorMaps) -> Callable[..., ColorMapType | None]:
-    """TiTiler's colormap dependency over our ``ColorMaps`` (a client asks by name or sends JSON)."""
+def named_colormap_dependency(cmaps: ColorMaps) -> Callable[..., Any]:
+    """TiTiler's colormap dependency over our ``ColorMaps`` (a client asks by name or sends JSON).
+
+    The dependencies here are ``async`` (FastAPI awaits them in the event loop, no thread-pool hop per
+    tile); TiTiler's annotation says a plain callable, hence the ``Any`` return types.
+    """
     names = tuple(cmaps.list())
 
-    def colormap_params(
+    async def colormap_params(
         colormap_name: Annotated[
             str | None, Query(description=f"Name of a registered colormap (one of: {', '.join(names)}).")
         ] = None,
@@ -300,8 +329,8 @@ def named_colormap_dependency(cmaps: ColorMaps) -> Callable[..., ColorMapType | 
 
 
 def class_colormap_dependency(
-    cmaps: ColorMaps, resolver: ClassResolver, path_dependency: Callable[..., str]
-) -> Callable[..., ColorMapType | None]:
+    cmaps: ColorMaps, resolver: ClassResolver, path_dependency: Callable[..., Any]
+) -> Callable[..., Any]:
     """The ``ColorMapParams`` override of the COG tiler: the class colours come from the map itself.
 
     Order: an explicit ``colormap_name`` / ``colormap``; else the ``classification:classes`` of the
@@ -310,13 +339,16 @@ def class_colormap_dependency(
     """
     named = named_colormap_dependency(cmaps)
 
-    def class_colormap(
+    async def class_colormap(
         explicit: Annotated[ColorMapType | None, Depends(named)],
         location: Annotated[str, Depends(path_dependency)],
     ) -> ColorMapType | None:
         if explicit is not None:
             return explicit
-        found = resolver.from_item(location)
+        # A cached answer costs no I/O, so it is given in the event loop; a miss reads the item in a thread.
+        hit, found = resolver.from_item_cached(location)
+        if not hit:
+            found = await run_in_threadpool(resolver.from_item, location)
         return found.table.colormap() if found is not None else None
 
     return class_colormap

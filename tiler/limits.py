@@ -15,7 +15,7 @@ MAX_BUFFER = 64.0
 MAX_PART_SIZE = 2048
 
 
-def tile_limits(
+async def tile_limits(
     z: Annotated[int, Path(description="Zoom level.")],
     x: Annotated[int, Path(description="Tile column.")],
     y: Annotated[int, Path(description="Tile row.")],
@@ -26,7 +26,11 @@ def tile_limits(
         float | None, Query(description=f"Tile buffer in pixels (at most {MAX_BUFFER:g}).")
     ] = None,
 ) -> None:
-    """Refuse tile requests that cannot be answered or would allocate without bound (400)."""
+    """Refuse tile requests that cannot be answered or would allocate without bound (400).
+
+    ``async`` because it only compares numbers: FastAPI then calls it in the event loop instead of
+    sending it to the thread pool (a hop per tile request).
+    """
     if not 0 <= z <= MAX_ZOOM:
         raise BadParameterError(f"zoom {z} is outside 0..{MAX_ZOOM}")
     if x < 0 or y < 0 or x >= 2**z or y >= 2**z:

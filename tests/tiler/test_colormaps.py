@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 from service.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
-from tests.tiler.conftest import World, get
+from tests.tiler.conftest import Runs, World, get
+from tiler.allowlist import AllowList
 from tiler.app import create_app
-from tiler.colormaps import colormap_name, named_class_tables
+from tiler.colormaps import ClassResolver, colormap_name, named_class_tables
 from tiler.serve import BackgroundServer
 from tiler.settings import TilerSettings
 
@@ -44,3 +47,31 @@ def test_models_dir_registers_one_colormap_per_model(tiler_world: World, tmp_pat
     for entry in tiler_world.table.classes:
         assert tuple(served[str(entry.value)]) == entry.rgba
     assert tuple(served["255"]) == (0, 0, 0, 0), "nodata is transparent"
+
+
+def test_the_tile_path_answers_class_colours_from_the_cache_and_sees_a_rewritten_item(
+    tiler_runs: Runs, tmp_path: Path
+) -> None:
+    """``from_item_cached`` (the event-loop path of every tile) never reads; a rewritten item is a miss."""
+    run = tmp_path / "run"
+    shutil.copytree(tiler_runs.main, run)
+    resolver = ClassResolver(allowed=AllowList.from_prefixes([str(tmp_path)]).check)
+    location = str(run / "classes.tif")
+    assert resolver.from_item_cached(location) == (False, None)
+    found = resolver.from_item(location)
+    assert found is not None
+    assert resolver.from_item_cached(location) == (True, found)
+    item_path = run / "item.json"
+    item = json.loads(item_path.read_text())
+    classes = item["assets"]["classes"]["classification:classes"]
+    classes[0]["color_hint"] = "123456"
+    item_path.write_text(json.dumps(item))
+    os.utime(item_path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    assert resolver.from_item_cached(location) == (False, None)
+    reread = resolver.from_item(location)
+    assert reread is not None
+    assert reread.table.classes[0].rgba[:3] == (0x12, 0x34, 0x56)
+    # Off the allow-list: answered at once, with no classes.
+    assert ClassResolver(allowed=AllowList.from_prefixes([str(tmp_path / "x")]).check).from_item_cached(
+        location
+    ) == (True, None)
