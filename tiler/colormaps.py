@@ -157,12 +157,11 @@ class ClassResolver:
             return None
         return (stat.st_mtime_ns, stat.st_size)
 
-    def _lookup(self, kind: str, location: str) -> tuple[bool, MapClasses | None]:
-        """``(hit, value)`` from the cache alone (never reads the item or raster)."""
-        key = (kind, location, self._stamp(location))
+    def _lookup(self, key: tuple[str, str, object]) -> tuple[bool, MapClasses | None]:
+        """``(hit, value)`` of a cache key from the cache alone (never reads the item or raster)."""
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and (not is_remote(location) or time.monotonic() - hit[0] < self.ttl):
+            if hit is not None and (not is_remote(key[1]) or time.monotonic() - hit[0] < self.ttl):
                 self._cache.move_to_end(key)
                 return True, hit[1]
         return False, None
@@ -170,12 +169,13 @@ class ClassResolver:
     def _cached(
         self, kind: str, location: str, compute: Callable[[], MapClasses | None]
     ) -> MapClasses | None:
-        hit, value = self._lookup(kind, location)
+        # The stamp is taken before reading: a file rewritten meanwhile is a miss next time, never stale.
+        key = (kind, location, self._stamp(location))
+        hit, value = self._lookup(key)
         if hit:
             return value
         now = time.monotonic()
         value = compute()
-        key = (kind, location, self._stamp(location))
         with self._lock:
             self._cache[key] = (now, value)
             while len(self._cache) > self.maxsize:
@@ -200,7 +200,7 @@ class ClassResolver:
         if found is None:
             return True, None
         kind, item_location, _ = found
-        return self._lookup(kind, item_location)
+        return self._lookup((kind, item_location, self._stamp(item_location)))
 
     def from_item(self, location: str) -> MapClasses | None:
         """Classes from the STAC item of a map.
