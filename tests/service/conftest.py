@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,3 +94,35 @@ def train_world_model(
     y = frame["label"].to_numpy()[keep].astype(np.int64)
     forest = fit_forest(x, y)
     return export_onnx(forest, x.shape[1], contract, out / "model.onnx")
+
+
+S3_KEY = "test"
+"""Access key id and secret of the loopback S3 server (moto accepts any)."""
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, Any]]:
+    """A real S3 HTTP server (moto) on loopback: ``endpoint``, a boto3 ``client``, the service's ``options``.
+
+    Each test module creates the buckets it writes to.
+    """
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    boto3 = pytest.importorskip("boto3")
+    from service.publish import S3Options
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_KEY,
+    )
+    options = S3Options(
+        endpoint=endpoint, access_key_id=S3_KEY, secret_access_key=S3_KEY, allow_http=True, region="us-east-1"
+    )
+    yield {"endpoint": endpoint, "client": client, "options": options}
+    server.stop()

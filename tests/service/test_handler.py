@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import rasterio
 
 from service.handler import handle, handler, resolve_model
 from tests.service.app_support import World, models_dir, service_settings, shared_world
+from tests.service.conftest import S3_KEY
 
 
 @pytest.fixture(scope="module")
@@ -173,19 +173,10 @@ def test_handler_reads_settings_from_the_environment(
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
-    boto3 = pytest.importorskip("boto3")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
-    )
-    client.create_bucket(Bucket="maps")
-    yield {"endpoint": endpoint, "client": client}
-    server.stop()
+def s3(s3_server: dict[str, Any]) -> dict[str, Any]:
+    """The loopback S3 server with this module's bucket."""
+    s3_server["client"].create_bucket(Bucket="maps")
+    return s3_server
 
 
 def test_event_publishes_to_s3(world: World, models: Path, tmp_path: Path, s3: dict[str, Any]) -> None:
@@ -194,8 +185,8 @@ def test_event_publishes_to_s3(world: World, models: Path, tmp_path: Path, s3: d
         world,
         models,
         s3_endpoint=s3["endpoint"],
-        s3_access_key_id="k",
-        s3_secret_access_key="s",
+        s3_access_key_id=S3_KEY,
+        s3_secret_access_key=S3_KEY,
         s3_allow_http=True,
     )
     body = body_of(handle(event_for(world, "s3://maps/runs/42"), settings), 200)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.errors import InputError
-from service.publish import ITEM_NAME, PublishError, S3Options, output_files, publish
+from service.publish import ITEM_NAME, PublishError, output_files, publish
 
 
 def make_outputs(root: Path) -> Path:
@@ -80,26 +79,10 @@ def test_bad_destinations_are_input_errors(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_server() -> Iterator[dict[str, Any]]:
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
-    boto3 = pytest.importorskip("boto3")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    client.create_bucket(Bucket="lulc-outputs")
-    options = S3Options(
-        endpoint=endpoint, access_key_id="test", secret_access_key="test", allow_http=True, region="us-east-1"
-    )
-    yield {"endpoint": endpoint, "client": client, "options": options}
-    server.stop()
+def s3(s3_server: dict[str, Any]) -> dict[str, Any]:
+    """The loopback S3 server with this module's bucket."""
+    s3_server["client"].create_bucket(Bucket="lulc-outputs")
+    return s3_server
 
 
 def keys(client: Any, prefix: str) -> set[str]:
@@ -107,12 +90,12 @@ def keys(client: Any, prefix: str) -> set[str]:
     return {o["Key"] for o in listing.get("Contents", [])}
 
 
-def test_publish_to_s3(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+def test_publish_to_s3(tmp_path: Path, s3: dict[str, Any]) -> None:
     src = make_outputs(tmp_path)
-    result = publish(src, "s3://lulc-outputs/runs/a/", s3=s3_server["options"])
+    result = publish(src, "s3://lulc-outputs/runs/a/", s3=s3["options"])
     assert result.url == "s3://lulc-outputs/runs/a"
     assert result.files["classes.tif"] == "s3://lulc-outputs/runs/a/classes.tif"
-    client = s3_server["client"]
+    client = s3["client"]
     assert keys(client, "runs/a/") == {
         f"runs/a/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
     }
@@ -120,15 +103,15 @@ def test_publish_to_s3(tmp_path: Path, s3_server: dict[str, Any]) -> None:
     assert body == (src / "classes.tif").read_bytes()
 
 
-def test_failed_s3_publish_leaves_no_item(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+def test_failed_s3_publish_leaves_no_item(tmp_path: Path, s3: dict[str, Any]) -> None:
     src = make_outputs(tmp_path)
     (src / "zz_last.tif").symlink_to(tmp_path / "missing.tif")
     with pytest.raises(PublishError, match=r"zz_last\.tif"):
-        publish(src, "s3://lulc-outputs/runs/b", s3=s3_server["options"])
-    assert keys(s3_server["client"], "runs/b/") == set()
+        publish(src, "s3://lulc-outputs/runs/b", s3=s3["options"])
+    assert keys(s3["client"], "runs/b/") == set()
 
 
-def test_unreachable_store_is_a_publish_error(tmp_path: Path, s3_server: dict[str, Any]) -> None:
+def test_unreachable_store_is_a_publish_error(tmp_path: Path, s3: dict[str, Any]) -> None:
     src = make_outputs(tmp_path)
     with pytest.raises(PublishError, match="no-such-bucket"):
-        publish(src, "s3://no-such-bucket/x", s3=s3_server["options"])
+        publish(src, "s3://no-such-bucket/x", s3=s3["options"])
