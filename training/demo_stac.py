@@ -59,6 +59,22 @@ SUN_AZIMUTH = 150.0
 FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 """``created``/``updated`` of every generated object: fixed, so reruns give identical bytes."""
 
+SCL_PERCENTAGES: dict[str, int] = {
+    "s2:cloud_shadow_percentage": SCL_SHADOW,
+    "s2:vegetation_percentage": SCL_VEGETATION,
+    "s2:not_vegetated_percentage": SCL_NOT_VEGETATED,
+    "s2:water_percentage": SCL_WATER,
+    "s2:medium_proba_clouds_percentage": SCL_CLOUD_MEDIUM,
+    "s2:high_proba_clouds_percentage": SCL_CLOUD_HIGH,
+    "s2:thin_cirrus_percentage": SCL_CIRRUS,
+}
+"""The ``s2:*_percentage`` properties derived from the scene classification, and the SCL class of each."""
+
+
+def scl_percentages(scene: Scene) -> dict[str, float]:
+    """Share (%) of the grid in each SCL class of ``SCL_PERCENTAGES``, as both providers publish it."""
+    return {key: scene.percentage(value) for key, value in SCL_PERCENTAGES.items()}
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -204,14 +220,8 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "s2:nodata_pixel_percentage": scene.nodata_percentage(),
         "s2:saturated_defective_pixel_percentage": 0,
         "s2:dark_features_percentage": 0,
-        "s2:cloud_shadow_percentage": scene.percentage(SCL_SHADOW),
-        "s2:vegetation_percentage": scene.percentage(SCL_VEGETATION),
-        "s2:not_vegetated_percentage": scene.percentage(SCL_NOT_VEGETATED),
-        "s2:water_percentage": scene.percentage(SCL_WATER),
+        **scl_percentages(scene),
         "s2:unclassified_percentage": 0,
-        "s2:medium_proba_clouds_percentage": scene.percentage(SCL_CLOUD_MEDIUM),
-        "s2:high_proba_clouds_percentage": scene.percentage(SCL_CLOUD_HIGH),
-        "s2:thin_cirrus_percentage": scene.percentage(SCL_CIRRUS),
         "s2:snow_ice_percentage": 0,
         "s2:sequence": "0",
         "earthsearch:payload_id": f"roda-sentinel2/workflow-sentinel2-to-stac/{ident.lower()}",

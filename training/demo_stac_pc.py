@@ -7,17 +7,7 @@ from typing import Any
 import pystac
 
 from training.demo_points import geometry_bbox
-from training.demo_sensor import (
-    SCL_CIRRUS,
-    SCL_CLOUD_HIGH,
-    SCL_CLOUD_MEDIUM,
-    SCL_NOT_VEGETATED,
-    SCL_SHADOW,
-    SCL_VEGETATION,
-    SCL_WATER,
-    Scene,
-    band_resolution,
-)
+from training.demo_sensor import Scene, band_resolution
 from training.demo_stac import (
     BAND_INFO,
     COG_MEDIA_TYPE,
@@ -29,6 +19,7 @@ from training.demo_stac import (
     collection_extent,
     datatake_id,
     item_id,
+    scl_percentages,
     sun_elevation,
 )
 
@@ -70,19 +61,13 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
         "sat:orbit_state": "descending",
         "s2:datatake_type": "INS-NOBS",
         "sat:relative_orbit": RELATIVE_ORBIT,
-        "s2:water_percentage": scene.percentage(SCL_WATER),
         "s2:mean_solar_zenith": round(90.0 - sun_elevation(scene), 2),
         "s2:mean_solar_azimuth": SUN_AZIMUTH,
         "s2:processing_baseline": acq.baseline,
         "s2:snow_ice_percentage": 0.0,
-        "s2:vegetation_percentage": scene.percentage(SCL_VEGETATION),
-        "s2:thin_cirrus_percentage": scene.percentage(SCL_CIRRUS),
-        "s2:cloud_shadow_percentage": scene.percentage(SCL_SHADOW),
         "s2:nodata_pixel_percentage": scene.nodata_percentage(),
+        **scl_percentages(scene),
         "s2:unclassified_percentage": 0.0,
-        "s2:not_vegetated_percentage": scene.percentage(SCL_NOT_VEGETATED),
-        "s2:high_proba_clouds_percentage": scene.percentage(SCL_CLOUD_HIGH),
-        "s2:medium_proba_clouds_percentage": scene.percentage(SCL_CLOUD_MEDIUM),
     }
     item = pystac.Item(
         id=pc_item_id(scene),
