@@ -40,6 +40,7 @@ web:
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -54,7 +55,7 @@ bench: install
 	$(BIN)/python bench/run.py
 
 docs: install
-	$(BIN)/python -m service.settings_doc README.md infra/README.md
+	$(BIN)/python -m lulc.settings_doc README.md infra/README.md
 
 clean:
 	rm -rf $(VENV) .tools $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from bench.common import (
 )
 from bench.models import SCALE, BenchModel, features_of, load_sklearn
 from bench.scene import SCENE_BANDS, Scene
-from service.gdal_env import gdal_env
+from lulc.gdal_env import gdal_env
 
 LULC = str(Path(sys.executable).parent / "lulc")
 TARGET_FLOOR_RATIO = 0.8
@@ -89,8 +89,8 @@ def floor_worker(
     model_path: Path, scene: Scene, block_size: int, workers: int, threads: int, step: int
 ) -> dict[str, Any]:
     """Time ``infer_block`` over every ``step``-th block of the in-memory scene (2 blocks at a time)."""
-    from service.engine import infer_block
-    from service.grid import OutputGrid
+    from lulc.grid import OutputGrid
+    from service.blocks import infer_block
     from service.runner import OnnxRunner
 
     dn = np.empty((len(SCENE_BANDS), scene.size, scene.size), dtype=np.uint16)

@@ -18,12 +18,12 @@ import numpy.typing as npt
 import rasterio
 
 from bench.scene import SCENE_BANDS, Scene
-from service.classes import ClassTable
-from service.contract import Features, Inputs, ModelContract, Outputs, Provenance
-from service.features import compute_features
-from service.gdal_env import gdal_env
+from demo.landscape import CLASS_TABLE
+from lulc.classes import ClassTable
+from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance
+from lulc.features import compute_features
+from lulc.gdal_env import gdal_env
 from training import export
-from training.demo_landscape import CLASS_TABLE
 from training.models import classes_of, make_estimator, quiet_estimators
 
 INDICES: tuple[str, ...] = ("ndvi", "ndwi")

@@ -1,7 +1,7 @@
 """Model runtimes: inference Mpx/s of rf, svm, dt, hgb in ONNX Runtime vs scikit-learn (1 and 2 threads).
 
 Both sides get the same feature matrix (pixels of the scene) and their labels are decided by the same rule,
-``service.decision.decide_labels`` on the class probabilities; the agreement is the share of equal labels.
+``lulc.decision.decide_labels`` on the class probabilities; the agreement is the share of equal labels.
 scikit-learn's threads are the estimator's own knob (``n_jobs`` for rf, OpenMP through threadpoolctl for
 hgb); svm (libsvm) and dt have none, so their 2-thread figure is not measured. Each model runs in a fresh
 process: ``python -m bench.runtimes --model ... --scene ... --pixels N``.
@@ -21,8 +21,8 @@ from rasterio.windows import Window
 from bench.common import bench_worker, emit, run_measured
 from bench.models import BenchModel, features_of, load_sklearn
 from bench.scene import SCENE_BANDS, Scene
-from service.decision import decide_labels
-from service.gdal_env import gdal_env
+from lulc.decision import decide_labels
+from lulc.gdal_env import gdal_env
 
 THREADED = {"rf", "hgb"}
 

@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 
 from bench.common import bench_worker, emit, run_measured
 from bench.scene import SCENE_BANDS, Scene
-from service.gdal_env import gdal_env
+from lulc.gdal_env import gdal_env
 
 TARGET_FEWER = 10.0
 COG_TILE = 512
@@ -48,9 +48,9 @@ def tiles_touched(scene: Scene, n: int, seed: int) -> int:
 
 def grouped_worker(scene: Scene, stac_url: str, n: int, seed: int) -> dict[str, Any]:
     """Sample through the training package (STAC item over HTTP, blocks read once)."""
+    from demo.landscape import CLASS_TABLE
     from training.composite import open_stac_imagery
     from training.config import TrainingConfig
-    from training.demo_landscape import CLASS_TABLE
     from training.points import LabelledPoints
     from training.sampling import sample_points
     from training.settings import TrainingSettings

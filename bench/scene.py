@@ -1,10 +1,10 @@
 """The benchmark scene: one cloud-free 4-band Sentinel-2 date (blue, green, red, nir) at any size, as COGs.
 
-The demo world's landscape and sensor model (``training.demo_landscape``, ``training.demo_sensor``) render a
+The demo world's landscape and sensor model (``demo.landscape``, ``demo.sensor``) render a
 base tile of at most ``BASE`` pixels; the scene mirrors that tile across the full grid (so there are no seams)
 and adds fresh per-pixel noise strip by strip. Memory while generating stays at one base tile plus one strip
 of every band, whatever the scene size; each band is written as a tiled GeoTIFF in strips and then copied to
-a COG (``service.cog.translate_to_cog``, the demo world's reflectance COG options).
+a COG (``lulc.cog.translate_to_cog``, the demo world's reflectance COG options).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy.typing as npt
 import rasterio
 from rasterio.transform import Affine
 
-from service.classes import NODATA
-from service.cog import atomic_path, translate_to_cog
-from service.gdal_env import gdal_env
-from training.demo_landscape import CLASS_TABLE, make_landscape
-from training.demo_points import footprint, geometry_bbox
-from training.demo_sensor import ACQUISITIONS, BANDS, surface_reflectance
-from training.demo_world import CLASS_COG, EPSG, ORIGIN, REFLECTANCE_COG
+from demo.landscape import CLASS_TABLE, make_landscape
+from demo.points import footprint, geometry_bbox
+from demo.sensor import ACQUISITIONS, BANDS, surface_reflectance
+from demo.world import CLASS_COG, EPSG, ORIGIN, REFLECTANCE_COG
+from lulc.classes import NODATA
+from lulc.cog import atomic_path, translate_to_cog
+from lulc.gdal_env import gdal_env
 
 SCENE_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
 BASE = 2048

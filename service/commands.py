@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.errors import InputError
+from lulc.errors import InputError
 
 
 def _read_aoi(path: Path) -> dict[str, Any]:
@@ -67,8 +67,9 @@ def classify_command(
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from service.engine import ClassifyRequest, classify
+    from service.engine import classify
     from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
+    from service.request import ClassifyRequest
     from service.runner import load_model
 
     if (stac is None) == (image is None):

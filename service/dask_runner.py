@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from service.engine import BlockResult, classify_block, ordered
-from service.errors import InputError
-from service.grid import OutputGrid
+from lulc.errors import InputError
+from lulc.grid import OutputGrid
+from service.blocks import BlockResult, classify_block, ordered
 from service.readers import BlockReader
 from service.runner import ModelRunner
 

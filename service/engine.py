@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-from collections import deque
-from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,16 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import rasterio
 import shapely.geometry
 
-from service.classes import NODATA
-from service.contract import ModelContract
-from service.decision import top_probability
-from service.errors import NoValidPixelsError
-from service.features import compute_features
-from service.grid import Block, OutputGrid
+from lulc.contract import ModelContract
+from lulc.errors import NoValidPixelsError
+from lulc.grid import OutputGrid
+from service.blocks import run_blocks_threaded
 from service.output import (
     AUX_NAME,
     CLASSES_NAME,
@@ -48,29 +43,10 @@ from service.output import (
 )
 from service.publish import ITEM_NAME
 from service.readers import BlockReader, ReaderFactory, SourceRef
+from service.request import ClassifyRequest
 from service.runner import ModelRunner
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class ClassifyRequest:
-    """What to classify.
-
-    Attributes:
-        aoi: GeoJSON geometry / Feature / FeatureCollection in EPSG:4326; None = the whole image
-            (``--image`` sources only).
-        datetime: RFC 3339 instant or interval (STAC sources).
-        crs: output CRS; default the AOI's UTM zone (or the image's CRS for an image source).
-        block_size: block edge in pixels.
-        confidence: also write the top-class probability COG.
-    """
-
-    aoi: dict[str, Any] | None
-    datetime: str | None
-    crs: str | None = None
-    block_size: int = 512
-    confidence: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,94 +61,9 @@ class ClassifyResult:
     stats_dict: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class BlockResult:
-    """The classified pixels of one block (255 where no valid input)."""
-
-    index: int
-    labels: npt.NDArray[np.uint8]
-    confidence: npt.NDArray[np.uint8] | None
-
-
-def classify_block(
-    model: ModelRunner, reader: BlockReader, grid: OutputGrid, block: Block, confidence: bool
-) -> BlockResult:
-    """Read, featurise and classify one block."""
-    return infer_block(model, grid, block, reader.read(block), confidence)
-
-
-def infer_block(
-    model: ModelRunner,
-    grid: OutputGrid,
-    block: Block,
-    reflectance: npt.NDArray[np.float32],
-    confidence: bool,
-) -> BlockResult:
-    """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
-    contract = model.contract
-    shape = (block.height, block.width)
-    valid = np.isfinite(reflectance).all(axis=0) & grid.aoi_mask(block)
-    labels = np.full(shape, NODATA, dtype=np.uint8)
-    top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
-    if valid.any():
-        features = compute_features(reflectance[:, valid], contract.inputs.bands, contract.features.indices)
-        prediction = model.predict(np.ascontiguousarray(features, dtype=np.float32))
-        labels[valid] = prediction.labels
-        if top is not None and prediction.probabilities is not None:
-            top[valid] = top_probability(prediction.probabilities)
-    return BlockResult(block.index, labels, top)
-
-
 def prepare_grid(request: ClassifyRequest, contract: ModelContract, source: ReaderFactory) -> OutputGrid:
     """The output grid of a request (AOI validated), without searching or reading anything."""
     return source.prepare_grid(request, contract)
-
-
-def run_blocks_threaded(
-    model: ModelRunner, reader: BlockReader, grid: OutputGrid, confidence: bool, workers: int
-) -> Generator[BlockResult, None, None]:
-    """Block results in block order: ``workers`` threads read ahead while ``workers`` threads infer."""
-    workers = max(1, workers)
-    ahead = 2 * workers
-    read_pool = ThreadPoolExecutor(workers, thread_name_prefix="lulc-read")
-    infer_pool = ThreadPoolExecutor(workers, thread_name_prefix="lulc-infer")
-
-    def submit(block: Block) -> Future[BlockResult]:
-        read = read_pool.submit(reader.read, block)
-        return infer_pool.submit(lambda: infer_block(model, grid, block, read.result(), confidence))
-
-    yield from ordered(grid.blocks(), submit, ahead, on_close=lambda: _shutdown(read_pool, infer_pool))
-
-
-def _shutdown(*pools: ThreadPoolExecutor) -> None:
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def ordered(
-    blocks: Iterable[Block],
-    submit: Callable[[Block], Any],
-    ahead: int,
-    on_close: Callable[[], None],
-) -> Generator[BlockResult, None, None]:
-    """Submit blocks keeping at most ``ahead`` futures in flight; yield their results in submission order."""
-    queue: deque[Any] = deque()
-    pending = iter(blocks)
-    try:
-        for block in pending:
-            queue.append(submit(block))
-            if len(queue) >= ahead:
-                break
-        while queue:
-            done: BlockResult = queue.popleft().result()
-            next_block = next(pending, None)
-            if next_block is not None:
-                queue.append(submit(next_block))
-            yield done
-    finally:
-        for future in queue:
-            future.cancel()
-        on_close()
 
 
 def classify(
@@ -286,7 +177,7 @@ def _item_inputs(
     start = _iso(times[0]) if times else None
     end = _iso(times[-1]) if times else None
     if start is None and request.datetime:
-        from service.sources import parse_datetime_interval
+        from lulc.sources import parse_datetime_interval
 
         interval = parse_datetime_interval(request.datetime)
         if interval is not None:

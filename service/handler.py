@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import InputError
+from lulc.errors import InputError
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
 from service.publish import destination_folder

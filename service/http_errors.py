@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.allowlist import HostNotAllowedError
-from service.errors import (
+from lulc.allowlist import HostNotAllowedError
+from lulc.errors import (
     ContractError,
     InputError,
     LimitError,

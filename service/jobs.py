@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from service.errors import InputError, LimitError
+from lulc.errors import InputError, LimitError
 
 
 class BusyError(LimitError):

@@ -29,10 +29,10 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
-from service.classes import NODATA, ClassTable
-from service.cog import CogOptions, translate_to_cog
-from service.gdal_env import gdal_env
-from service.grid import Block, OutputGrid
+from lulc.classes import NODATA, ClassTable
+from lulc.cog import CogOptions, translate_to_cog
+from lulc.gdal_env import gdal_env
+from lulc.grid import Block, OutputGrid
 
 CLASSES_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"

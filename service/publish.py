@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from service.errors import InputError, LulcError
+from lulc.errors import InputError, LulcError
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

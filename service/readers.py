@@ -21,11 +21,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from service.allowlist import AllowList
-from service.contract import ModelContract
-from service.errors import ContractError, InputError, NoItemsError, ReadError
-from service.gdal_env import gdal_env
-from service.grid import (
+from lulc.allowlist import AllowList
+from lulc.contract import ModelContract
+from lulc.errors import ContractError, InputError, NoItemsError, ReadError
+from lulc.gdal_env import gdal_env
+from lulc.grid import (
     WGS84,
     Block,
     OutputGrid,
@@ -36,11 +36,11 @@ from service.grid import (
     reproject_geometry,
     utm_crs,
 )
+from service.request import ClassifyRequest
 
 if TYPE_CHECKING:
-    from service.engine import ClassifyRequest
-    from service.sentinel2 import BandAsset, NormalizedItem
-    from service.sources import ItemSource
+    from lulc.sentinel2 import BandAsset, NormalizedItem
+    from lulc.sources import ItemSource
 
 Array = npt.NDArray[np.float32]
 
@@ -309,7 +309,7 @@ class StacReaderFactory:
     """A STAC source (API URL, static catalog path/URL, or any ``ItemSource``) as a reader factory.
 
     Args:
-        source: the item source, or a URL/path given to ``service.sources.open_source``.
+        source: the item source, or a URL/path given to ``lulc.sources.open_source``.
         collections: collections to search (URL/path sources only).
         max_cloud_cover: ``eo:cloud_cover`` upper limit of the search.
         allow: the hosts (and whether local files) the reader may fetch from; None = anything.
@@ -332,7 +332,7 @@ class StacReaderFactory:
         """The ``ItemSource``, opened from the URL/path if need be (checked against the allow-list)."""
         if not isinstance(self.source, str):
             return self.source
-        from service.sources import open_source
+        from lulc.sources import open_source
 
         if self.allow is not None:
             self.allow.check(self.source, "STAC source")

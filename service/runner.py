@@ -12,9 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from service.contract import ModelContract, contract_from_metadata
-from service.decision import decide_labels
-from service.errors import ContractError, InputError
+from lulc.contract import ModelContract, contract_from_metadata
+from lulc.decision import decide_labels
+from lulc.errors import ContractError, InputError
 
 
 @dataclass(frozen=True)

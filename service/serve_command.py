@@ -19,8 +19,8 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
+    from lulc.errors import InputError
     from service.app import create_app
-    from service.errors import InputError
     from service.settings import ServiceSettings
 
     try:

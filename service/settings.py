@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-StrList = Annotated[list[str], NoDecode]
-"""A list read from the environment as JSON (``["a","b"]``) or comma-separated text (``a,b``)."""
-
-
-def split_list(value: object) -> object:
-    """A ``StrList`` validator: JSON list text is parsed, other text split on commas; lists pass through."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
+from lulc.settings_types import StrList, split_list
 
 
 class ServiceSettings(BaseSettings):

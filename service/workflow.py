@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from service.allowlist import AllowList
-from service.errors import LimitError
+from lulc.allowlist import AllowList
+from lulc.errors import LimitError
 from service.publish import (
     S3Options,
     destination_folder,
@@ -90,7 +90,7 @@ def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
         InputError: not a valid (multi)polygon in EPSG:4326.
         AoiTooLargeError: larger than ``max_aoi_km2``.
     """
-    from service.grid import aoi_area_m2, parse_aoi
+    from lulc.grid import aoi_area_m2, parse_aoi
 
     area = aoi_area_m2(parse_aoi(aoi)) / 1e6
     if area > settings.max_aoi_km2:
@@ -109,8 +109,8 @@ def validate_order(order: Order, settings: ServiceSettings) -> float:
         AoiTooLargeError: AOI over ``max_aoi_km2``.
         HostNotAllowedError: the item source is not on the allow-list.
     """
-    from service.grid import normalize_crs
-    from service.sources import parse_datetime_interval
+    from lulc.grid import normalize_crs
+    from lulc.sources import parse_datetime_interval
 
     area = aoi_km2(order.aoi, settings)
     parse_datetime_interval(order.datetime)
@@ -163,8 +163,9 @@ def run_order(
         public_folder: URL of the published folder as clients see it; default the destination itself.
         progress: called with (blocks done, blocks total).
     """
-    from service.engine import ClassifyRequest, classify
+    from service.engine import classify
     from service.readers import StacReaderFactory
+    from service.request import ClassifyRequest
 
     cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
     factory = StacReaderFactory(

@@ -3,7 +3,7 @@
 Fixtures (session-scoped unless noted):
 
 - ``lulc_py``: Path of ``../shared/data/lulc_py`` next to the repository, or skip where it is absent.
-- ``demo_world``: the ``DemoWorld`` of ``training.demo_world.generate(..., seed=0)`` at the default
+- ``demo_world``: the ``DemoWorld`` of ``demo.world.generate(..., seed=0)`` at the default
   size, generated once per session; also path-like (``Path(demo_world) == demo_world.root``).
 - ``http_server_factory``: ``(directory, fail_every=None, failure="503"|"drop") -> ServerHandle``;
   starts a loopback file server with Range support (own process) that is closed at session end.
@@ -31,7 +31,7 @@ from tests.support.http_server import Failure, ServerHandle, start_http_server
 from tests.support.pgstac import PgstacUnavailableError, pgstac_api_over
 
 if TYPE_CHECKING:
-    from training.demo_world import DemoWorld
+    from demo.world import DemoWorld
 
 REPO = Path(__file__).resolve().parents[1]
 LULC_PY = REPO / ".." / "shared" / "data" / "lulc_py"
@@ -66,7 +66,7 @@ def lulc_py() -> Path:
 @pytest.fixture(scope="session")
 def demo_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
     """The demo world (default size, seed 0) with relative asset hrefs, generated once per session."""
-    from training.demo_world import generate  # imported here: geopandas & co. cost seconds
+    from demo.world import generate  # imported here: geopandas & co. cost seconds
 
     return path_like(generate(tmp_path_factory.mktemp("demo-world") / "world", seed=DEMO_SEED))
 
@@ -106,7 +106,7 @@ def cog_server(demo_world: DemoWorld, http_server_factory: ServerFactory) -> Ser
 @pytest.fixture(scope="session")
 def http_world(tmp_path_factory: pytest.TempPathFactory, cog_server: ServerHandle) -> DemoWorld:
     """The demo world again, its asset hrefs absolute URLs on ``cog_server`` (which serves the same bytes)."""
-    from training.demo_world import generate
+    from demo.world import generate
 
     return generate(
         tmp_path_factory.mktemp("http-world") / "world", seed=DEMO_SEED, asset_base_url=cog_server.base_url

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fastapi import Query
 
-from service.allowlist import REMOTE_SCHEMES
+from lulc.allowlist import REMOTE_SCHEMES
 from tiler.errors import NotAllowedError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -14,9 +14,9 @@ from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TilerFa
 from titiler.core.middleware import CacheControlMiddleware
 from titiler.core.routing import EndpointScope
 
-from service.classes import NODATA
-from service.errors import LulcError
-from service.gdal_env import gdal_options
+from lulc.classes import NODATA
+from lulc.errors import LulcError
+from lulc.gdal_env import gdal_options
 from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.areas import AreaStatistics, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of

@@ -20,8 +20,8 @@ from rio_tiler.io import Reader
 from shapely.geometry import mapping, shape
 from shapely.validation import explain_validity
 
-from service.classes import ClassTable
-from service.gdal_env import gdal_env
+from lulc.classes import ClassTable
+from lulc.gdal_env import gdal_env
 from tiler.errors import BadParameterError
 
 

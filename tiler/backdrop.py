@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 
-from service.errors import SourceError
-from service.sentinel2 import NormalizedItem, normalize_item
+from lulc.errors import SourceError
+from lulc.sentinel2 import NormalizedItem, normalize_item
 
 COMPOSITES: dict[str, tuple[str, tuple[tuple[str, float, float], ...]]] = {
     "true_color": (

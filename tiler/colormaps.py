@@ -19,10 +19,10 @@ from rio_tiler.colormap import ColorMaps, parse_color
 from rio_tiler.types import ColorMapType
 from starlette.concurrency import run_in_threadpool
 
-from service.classes import NODATA, ClassTable, load_class_table
-from service.contract import load_contract
-from service.errors import LulcError
-from service.gdal_env import gdal_env
+from lulc.classes import NODATA, ClassTable, load_class_table
+from lulc.contract import load_contract
+from lulc.errors import LulcError
+from lulc.gdal_env import gdal_env
 from tiler.errors import BadParameterError, NotAllowedError, NotFoundError
 
 logger = logging.getLogger(__name__)

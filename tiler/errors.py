@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from titiler.core.errors import BadRequestError, TileNotFoundError
 
-from service.errors import InputError, LimitError, LulcError, SourceError
+from lulc.errors import InputError, LimitError, LulcError, SourceError
 
 logger = logging.getLogger(__name__)
 

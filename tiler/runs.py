@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.errors import LulcError
+from lulc.errors import LulcError
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.settings import StrList, split_list
+from lulc.settings_types import StrList, split_list
 
 DEMO_OUTPUT = Path("demo-output")
 """Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""

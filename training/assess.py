@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from service.classes import NODATA, ClassTable, LandCoverClass, load_class_table
-from service.cog import atomic_path
-from service.gdal_env import gdal_env
+from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table
+from lulc.cog import atomic_path
+from lulc.gdal_env import gdal_env
 from training.errors import AssessError
 from training.imagery import open_local_imagery
 from training.olofsson import Z95, estimate

@@ -1,4 +1,4 @@
-"""STAC imagery: items found through ``service.sources``, stacked with stackstac, masked, composited."""
+"""STAC imagery: items found through ``lulc.sources``, stacked with stackstac, masked, composited."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from service.contract import Radiometry
-from service.errors import SourceError
-from service.gdal_env import gdal_options
-from service.sentinel2 import NormalizedItem
+from lulc.contract import Radiometry
+from lulc.errors import SourceError
+from lulc.gdal_env import gdal_options
+from lulc.sentinel2 import NormalizedItem
 from training.config import TrainingConfig
 from training.errors import ImageryError
 from training.imagery import Block, Grid, Status
@@ -147,7 +147,7 @@ class StacImagery:
 
 
 def _search(config: TrainingConfig, geom: BaseGeometry) -> tuple[list[NormalizedItem], str]:
-    from service.sources import open_source
+    from lulc.sources import open_source
 
     try:
         source = open_source(str(config.stac), [config.collection])

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.classes import read_yaml
-from service.errors import ContractError
-from service.features import check_features
+from lulc.classes import read_yaml
+from lulc.errors import ContractError
+from lulc.features import check_features
 from training.errors import ConfigError
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")

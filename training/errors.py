@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.errors import LulcError
+from lulc.errors import LulcError
 
 
 class TrainingError(LulcError):

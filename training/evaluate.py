@@ -11,8 +11,8 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from service.classes import ClassTable
-from service.decision import decide_labels
+from lulc.classes import ClassTable
+from lulc.decision import decide_labels
 from training.config import CvOptions
 from training.errors import PointsError
 from training.models import classes_of

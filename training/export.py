@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
-from service.contract import METADATA_KEY, ModelContract
-from service.decision import decide_labels
+from lulc.contract import METADATA_KEY, ModelContract
+from lulc.decision import decide_labels
 from training.errors import ParityError, TrainingError
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -156,7 +156,7 @@ class Parity:
             "test_n": self.test_n,
             "pixel_agreement": round(self.pixel_agreement, 6),
             "pixel_n": self.pixel_n,
-            "rule": "service.decision.decide_labels on both sides",
+            "rule": "lulc.decision.decide_labels on both sides",
         }
 
 

@@ -16,8 +16,8 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from service.contract import Radiometry
-from service.gdal_env import gdal_env
+from lulc.contract import Radiometry
+from lulc.gdal_env import gdal_env
 from training.errors import ImageryError
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.contract import ModelContract, to_mlm_item
+from lulc.contract import ModelContract, to_mlm_item
 from training import export
 from training.config import TrainingConfig
 from training.imagery import Imagery

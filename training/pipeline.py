@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.classes import ClassTable, load_class_table
-from service.contract import Features, Inputs, ModelContract, Outputs, Provenance
-from service.features import compute_features
+from lulc.classes import ClassTable, load_class_table
+from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance
+from lulc.features import compute_features
+from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.config import TrainingConfig
 from training.evaluate import (
@@ -29,7 +30,6 @@ from training.imagery import Imagery, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
 from training.outputs import write_model_dir
 from training.points import LabelledPoints, read_points
-from training.progress import NullProgress, Progress
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
 

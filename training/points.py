@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import CRS, Transformer
 
-from service.classes import ClassTable
+from lulc.classes import ClassTable
 from training.errors import PointsError, TrainingError
 
 

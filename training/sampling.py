@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from lulc.progress import NullProgress, Progress
 from training.imagery import REASONS, Block, Imagery, Status
 from training.points import LabelledPoints
-from training.progress import NullProgress, Progress
 
 
 @dataclass(frozen=True)

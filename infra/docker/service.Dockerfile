@@ -20,9 +20,8 @@ WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --extra service --no-install-project
 # Then the project itself, installed (not editable) into the same environment.
+COPY lulc/ lulc/
 COPY service/ service/
-COPY training/ training/
-COPY tiler/ tiler/
 RUN uv sync --frozen --no-dev --extra service --no-editable
 
 FROM python:3.11.14-slim-bookworm AS runtime

@@ -26,8 +26,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --extra tiler --no-install-project
 # Then the project itself with the map library in its static folder, installed (not editable).
-COPY service/ service/
-COPY training/ training/
+COPY lulc/ lulc/
 COPY tiler/ tiler/
 COPY --from=web /web/node_modules/leaflet/dist/ tiler/static/vendor/leaflet/
 COPY --from=web /web/node_modules/leaflet/LICENSE tiler/static/vendor/leaflet/LICENSE

@@ -20,9 +20,10 @@ WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --extra training --no-install-project
 # Then the project itself, installed (not editable) into the same environment.
-COPY service/ service/
+COPY lulc/ lulc/
 COPY training/ training/
-COPY tiler/ tiler/
+# The demo world generator: `lulc demo-data` feeds the compose stack's and the cron job's demo retraining.
+COPY demo/ demo/
 RUN uv sync --frozen --no-dev --extra training --no-editable
 
 FROM python:3.11.14-slim-bookworm AS runtime

@@ -1,7 +1,7 @@
 """Stage a declared model recipe (infra/models/<name>.yaml) in a data root, with the data it names.
 
 Model recipes use paths relative to the recipe file. The demo recipe names ``demo-world/...``: the offline
-demo world, generated here with ``training.demo_world.generate`` (what ``lulc demo-data`` runs). Recipes
+demo world, generated here with ``demo.world.generate`` (what ``lulc demo-data`` runs). Recipes
 of real models name URLs (STAC API, s3://, https://) and are copied as they are. Prints the staged path;
 the retrain workflow then runs ``lulc train --config <staged path>``.
 """
@@ -36,7 +36,7 @@ def stage(config: Path, data_root: Path, *, demo_size: int | None = None, seed: 
         raise SystemExit(f"{config}: a model recipe must be a YAML mapping")
     data_root.mkdir(parents=True, exist_ok=True)
     if needs_demo_world(recipe):
-        from training.demo_world import DEFAULT_SIZE, generate
+        from demo.world import DEFAULT_SIZE, generate
 
         generate(data_root / DEMO_WORLD, size=demo_size or DEFAULT_SIZE, seed=seed)
     staged = data_root / config.name

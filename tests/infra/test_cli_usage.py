@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 import yaml
 
-from service.cli import app
-from service.settings_doc import render
+from lulc.cli import app
+from lulc.settings_doc import render
 from tests.infra.conftest import INFRA, ROOT
 from tests.infra.kustomize import _containers
 from tests.infra.kustomize import render as kustomize

@@ -120,7 +120,7 @@ def test_compose_wiring_is_consistent(compose: dict[str, Any]) -> None:
 
 
 def test_loader_walks_the_demo_catalog(tmp_path: Path) -> None:
-    from training.demo_world import MIN_SIZE, generate
+    from demo.world import MIN_SIZE, generate
 
     world = generate(tmp_path / "demo-world", size=MIN_SIZE, asset_base_url="http://files/demo-world")
     loader = load_script("load_demo")

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from service.settings_doc import SETTINGS_CLASSES, load_settings_class
+from lulc.settings_doc import deployables, load_settings_class
 from tests.infra.conftest import INFRA, ROOT
 from tests.infra.kustomize import render
 
@@ -41,7 +41,7 @@ def accepted_names(cls: type[BaseSettings]) -> set[str]:
 
 
 def settings_for(variable: str) -> tuple[str, type[BaseSettings]]:
-    for deployable in SETTINGS_CLASSES:
+    for deployable in deployables():
         if variable.startswith(f"LULC_{deployable.upper()}_"):
             return deployable, load_settings_class(deployable)
     raise AssertionError(f"{variable}: no deployable has the prefix of this variable")
@@ -65,7 +65,7 @@ def unknown_variables(paths: list[Path]) -> dict[str, list[str]]:
 
 def test_infra_names_many_variables_of_each_deployable() -> None:
     named = {v for p in infra_files() for v in ENV_NAME.findall(p.read_text(errors="replace"))}
-    for deployable in SETTINGS_CLASSES:
+    for deployable in deployables():
         assert any(v.startswith(f"LULC_{deployable.upper()}_") for v in named), deployable
     assert len(named) >= 20
 

@@ -32,7 +32,7 @@ FORBIDDEN = {
 REQUIRED = {
     "service": ["onnxruntime", "fastapi", "distributed", "service.app", "service.handler"],
     "tiler": ["titiler.core", "tiler.app"],
-    "training": ["sklearn", "skl2onnx", "onnxruntime", "training.pipeline", "training.demo_world"],
+    "training": ["sklearn", "skl2onnx", "onnxruntime", "training.pipeline", "demo.world"],
 }
 
 

@@ -35,8 +35,8 @@ def cluster() -> Iterator[object]:
 
 
 def test_loader_loads_the_demo_world_and_the_api_serves_it(cluster: object, tmp_path: Path) -> None:
+    from demo.world import MIN_SIZE, generate
     from tests.support.pgstac import DATABASE, SUPERUSER, PgstacApi
-    from training.demo_world import MIN_SIZE, generate
 
     world = generate(tmp_path / "demo-world", size=MIN_SIZE, asset_base_url="http://files/demo-world")
     compose = yaml.safe_load((INFRA / "compose.yaml").read_text())

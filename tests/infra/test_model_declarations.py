@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from service.cli import app
+from lulc.cli import app
 from tests.infra.conftest import INFRA
 from tests.infra.scripts import load_script
 
@@ -52,7 +52,7 @@ def test_staging_copies_the_recipe_next_to_its_data(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_model_trains_through_the_workflow_path_and_the_gate_guards_it(tmp_path: Path) -> None:
-    from training.demo_world import MIN_SIZE
+    from demo.world import MIN_SIZE
 
     stage = load_script("stage_config")
     pointer = load_script("model_pointer")

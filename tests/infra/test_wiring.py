@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.allowlist import AllowList as ServiceAllowList
+from lulc.allowlist import AllowList as ServiceAllowList
 from service.settings import ServiceSettings
 from tests.infra.conftest import INFRA
 from tests.infra.kustomize import render

@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from service.classes import load_class_table
-from service.contract import Features, Inputs, ModelContract, Outputs, Provenance
+from lulc.classes import load_class_table
+from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance
 from service.model_registry import ModelInfo, describe
 from service.runner import ModelRunner, Prediction, load_model
 from service.settings import ServiceSettings
@@ -52,7 +52,7 @@ def shared_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """One 256-pixel demo world per test session, served by a loopback HTTP server with Range support."""
     with _LOCK:
         if "world" not in _WORLD:
-            from training.demo_world import generate
+            from demo.world import generate
 
             root = tmp_path_factory.mktemp("service-world")
             server = start_http_server(root)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
-    from training.demo_world import DemoWorld
+    from demo.world import DemoWorld
 
 WORLD_BANDS = ("blue", "green", "red", "nir", "swir16")
 WORLD_INDICES = ("ndvi", "ndwi", "ndbi")
@@ -61,10 +61,10 @@ def train_world_model(
     """Fit a small random forest on composite reflectance sampled at the training points; export it."""
     import geopandas as gpd
 
-    from service.classes import load_class_table
-    from service.engine import ClassifyRequest
-    from service.features import compute_features
+    from lulc.classes import load_class_table
+    from lulc.features import compute_features
     from service.readers import StacReaderFactory
+    from service.request import ClassifyRequest
     from tests.service.engine_support import export_onnx, fit_forest, make_contract
 
     classes = load_class_table(classes_yaml)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.classes import ClassTable
-from service.contract import METADATA_KEY, Features, Inputs, ModelContract, Outputs, Provenance, Radiometry
+from lulc.classes import ClassTable
+from lulc.contract import METADATA_KEY, Features, Inputs, ModelContract, Outputs, Provenance, Radiometry
 
 
 def make_contract(

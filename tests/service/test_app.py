@@ -396,7 +396,7 @@ def test_lulc_serve_command(world: World, models: Path, tmp_path: Path) -> None:
         "LULC_SERVICE_OUTPUT_DIR": str(tmp_path / "out"),
         "LULC_SERVICE_LOG_LEVEL": "WARNING",
     }
-    lulc = [sys.executable, "-m", "service.cli"]
+    lulc = [sys.executable, "-m", "lulc.cli"]
     proc = subprocess.Popen([*lulc, "serve", "--port", str(port)], env=env, cwd=ROOT, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

@@ -12,8 +12,8 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from service.classes import ClassTable
-from service.cog import write_cog
+from lulc.classes import ClassTable
+from lulc.cog import write_cog
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 
 LULC = Path(sys.executable).parent / "lulc"

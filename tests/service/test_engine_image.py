@@ -11,9 +11,10 @@ import pytest
 import rasterio
 import shapely.geometry
 
-from service.classes import NODATA, ClassTable
-from service.engine import ClassifyRequest, ClassifyResult, classify
+from lulc.classes import NODATA, ClassTable
+from service.engine import ClassifyResult, classify
 from service.readers import ImageReaderFactory
+from service.request import ClassifyRequest
 from service.runner import load_model
 from tests.service.engine_support import export_onnx, make_contract
 

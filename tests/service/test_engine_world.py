@@ -15,13 +15,14 @@ import pytest
 import rasterio
 from rasterio.warp import reproject
 
-from service.allowlist import AllowList
-from service.classes import NODATA, load_class_table
-from service.contract import ModelContract
-from service.engine import ClassifyRequest, ClassifyResult, classify, prepare_grid
-from service.errors import ContractError, LimitError, NoItemsError, NoValidPixelsError, ReadError
-from service.grid import Block, OutputGrid
+from lulc.allowlist import AllowList
+from lulc.classes import NODATA, load_class_table
+from lulc.contract import ModelContract
+from lulc.errors import ContractError, LimitError, NoItemsError, NoValidPixelsError, ReadError
+from lulc.grid import Block, OutputGrid
+from service.engine import ClassifyResult, classify, prepare_grid
 from service.readers import BlockReader, SourceRef, StacReaderFactory
+from service.request import ClassifyRequest
 from service.runner import load_model
 from tests.service.conftest import WORLD_BANDS, WORLD_INDICES, EngineWorld
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
@@ -355,7 +356,7 @@ def test_hosts_off_the_allow_list_are_refused(
 def test_a_bad_local_cluster_spec_is_an_input_error(
     engine_world: EngineWorld, tmp_path: Path, scheduler: str
 ) -> None:
-    from service.errors import InputError
+    from lulc.errors import InputError
 
     with pytest.raises(InputError, match="local:N"):
         run(engine_world, tmp_path / "out", dask_scheduler=scheduler)

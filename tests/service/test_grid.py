@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.errors import InputError
-from service.grid import aoi_area_m2, grid_for_aoi, normalize_crs, parse_aoi, utm_crs
+from lulc.errors import InputError
+from lulc.grid import aoi_area_m2, grid_for_aoi, normalize_crs, parse_aoi, utm_crs
 
 
 def square(west: float, south: float, size: float) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from service.allowlist import AllowList, HostNotAllowedError
-from service.errors import ReadError
+from lulc.allowlist import AllowList, HostNotAllowedError
+from lulc.errors import ReadError
 from service.jobs import BusyError, Job, JobNotFoundError, JobRegistry, JobState
 
 

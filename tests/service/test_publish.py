@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.errors import InputError
+from lulc.errors import InputError
 from service.publish import ITEM_NAME, PublishError, output_files, publish
 
 

@@ -9,8 +9,7 @@ import pytest
 import rasterio
 from rasterio.enums import Resampling
 
-from service.engine import ClassifyRequest
-from service.grid import Block, OutputGrid
+from lulc.grid import Block, OutputGrid
 from service.readers import (
     StacBlockReader,
     StacReaderFactory,
@@ -18,6 +17,7 @@ from service.readers import (
     read_aligned,
     read_warped,
 )
+from service.request import ClassifyRequest
 from service.runner import load_model
 from tests.service.conftest import EngineWorld
 

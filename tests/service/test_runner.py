@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.classes import ClassTable
-from service.contract import to_mlm_item
-from service.errors import ContractError
+from lulc.classes import ClassTable
+from lulc.contract import to_mlm_item
+from lulc.errors import ContractError
 from service.runner import OnnxRunner, load_model, multihash_sha256
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 
@@ -86,7 +86,7 @@ def test_a_corrupt_onnx_file_is_a_contract_error(model: Path, tmp_path: Path) ->
 def test_an_onnx_file_without_a_contract_is_refused(tmp_path: Path) -> None:
     import onnx
 
-    from service.contract import METADATA_KEY
+    from lulc.contract import METADATA_KEY
 
     contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"))
     x = np.random.default_rng(0).random((30, 3), dtype=np.float32)
@@ -134,7 +134,7 @@ def test_label_decision_uses_the_graph_label(tmp_path: Path) -> None:
 def test_large_inputs_run_in_chunks_with_the_same_results(model: Path) -> None:
     import onnxruntime as ort
 
-    from service.decision import decide_labels
+    from lulc.decision import decide_labels
     from service.runner import CHUNK_ROWS
 
     x = np.random.default_rng(2).random((2 * CHUNK_ROWS + 123, 3), dtype=np.float32)

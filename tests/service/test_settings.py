@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lulc.settings_doc import env_names, settings_table
 from service.settings import ServiceSettings
-from service.settings_doc import env_names, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

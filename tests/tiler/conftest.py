@@ -18,11 +18,11 @@ import rasterio
 from PIL import Image
 from rasterio.warp import transform, transform_bounds
 
-from service.classes import NODATA, ClassTable, load_class_table
-from service.cog import CogOptions, write_cog
+from lulc.classes import NODATA, ClassTable, load_class_table
+from lulc.cog import CogOptions, write_cog
 from tests.support.http_server import ServerHandle, start_http_server
+from tests.support.serve import BackgroundServer
 from tiler.app import create_app
-from tiler.serve import BackgroundServer
 from tiler.settings import TilerSettings
 
 MODE = CogOptions(overview_resampling="mode", blocksize=256)  # overviews even for a 512 px map
@@ -60,7 +60,7 @@ def tiler_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         shared = request.getfixturevalue("demo_world")
         root = Path(shared) if isinstance(shared, str | Path) else Path(shared.root)
     except pytest.FixtureLookupError:
-        from training.demo_world import generate
+        from demo.world import generate
 
         root = generate(tmp_path_factory.mktemp("tiler-world") / "world", size=512, seed=3).root
     catalog = pystac.Catalog.from_file(str(root / "catalog.json"))

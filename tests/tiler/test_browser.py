@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from rasterio.warp import transform
 
-from service.classes import NODATA
+from lulc.classes import NODATA
 from tests.tiler.conftest import Runs, World, decode_png
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,12 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
-from service.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
+from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance, to_mlm_item
+from tests.support.serve import BackgroundServer
 from tests.tiler.conftest import Runs, World, get
 from tiler.allowlist import AllowList
 from tiler.app import create_app
 from tiler.colormaps import ClassResolver, colormap_name, named_class_tables
-from tiler.serve import BackgroundServer
 from tiler.settings import TilerSettings
 
 

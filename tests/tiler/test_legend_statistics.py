@@ -7,7 +7,7 @@ import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform, transform_geom
 
-from service.classes import NODATA
+from lulc.classes import NODATA
 from tests.tiler.conftest import Runs, class_colours, decode_png, get, post
 
 

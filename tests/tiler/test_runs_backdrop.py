@@ -14,7 +14,7 @@ import numpy as np
 import pystac
 import pytest
 
-from service.sentinel2 import normalize_item
+from lulc.sentinel2 import normalize_item
 from tests.tiler.conftest import Runs, World, decode_png, get
 from tiler.settings import TilerSettings
 

@@ -9,11 +9,11 @@ import pytest
 import rasterio
 from rasterio.warp import transform
 
-from service.classes import NODATA
+from lulc.classes import NODATA
 from tests.support.http_server import ServerHandle
+from tests.support.serve import BackgroundServer
 from tests.tiler.conftest import CACHE_CONTROL, CORS_ORIGIN, Runs, class_colours, decode_png, get
 from tiler.colormaps import colormap_name
-from tiler.serve import BackgroundServer
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 

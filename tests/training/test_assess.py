@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from typer.testing import CliRunner
 
-from service.cli import app
+from lulc.cli import app
 from training.assess import assess_map
 
 

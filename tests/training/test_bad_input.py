@@ -14,8 +14,8 @@ from pathlib import Path
 import geopandas as gpd
 from typer.testing import CliRunner
 
-from service.cli import app
-from service.errors import LulcError
+from lulc.cli import app
+from lulc.errors import LulcError
 
 LULC = Path(sys.executable).with_name("lulc")
 

@@ -9,10 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.classes import load_class_table
-from service.contract import contract_from_metadata
-from service.decision import decide_labels
-from service.features import compute_features
+from lulc.classes import load_class_table
+from lulc.contract import contract_from_metadata
+from lulc.decision import decide_labels
+from lulc.features import compute_features
 from training.composite import open_stac_imagery
 from training.pipeline import train
 from training.points import read_points

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from lulc.cli import app
 from training.errors import GateError
 from training.gate import compare, enforce
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from service.contract import METADATA_KEY, contract_from_json, load_contract
+from lulc.contract import METADATA_KEY, contract_from_json, load_contract
 from training.config import make_config
 from training.imagery import open_local_imagery
 from training.pipeline import train

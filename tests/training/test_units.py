@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point
 
-from service.classes import load_class_table
+from lulc.classes import load_class_table
 from training.config import CvOptions, load_config, make_config
 from training.errors import ConfigError, ParityError, PointsError
 from training.evaluate import repeated_splits, spatial_splits
@@ -227,7 +227,7 @@ class RecordingImagery:
         from rasterio.crs import CRS
         from rasterio.transform import Affine
 
-        from service.contract import Radiometry
+        from lulc.contract import Radiometry
         from training.imagery import Grid
 
         self.grid = Grid(CRS.from_epsg(32654), Affine(10, 0, 500000, 0, -10, 4000000), 100, 100, 10, 10)
@@ -250,7 +250,7 @@ class RecordingImagery:
 
 
 def test_sampling_reads_each_block_holding_points_once() -> None:
-    from service.classes import ClassTable
+    from lulc.classes import ClassTable
     from training.points import LabelledPoints
     from training.sampling import sample_points
 

@@ -1,0 +1,80 @@
+"""A summary of a demo world read back from its files: items, cloud cover, points and truth per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyogrio
+import pystac
+import rasterio
+
+from demo.world import DemoWorld
+from lulc.classes import load_class_table
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One item of the catalog."""
+
+    id: str
+    datetime: str
+    baseline: str
+    cloud_cover: float
+    nodata: float
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One class: its points and its share of the truth map."""
+
+    value: int
+    name: str
+    train: int
+    validation: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a demo world holds."""
+
+    items: list[ItemRow]
+    classes: list[ClassRow]
+
+
+def _labels(path: str) -> np.ndarray:
+    _, _, _, fields = pyogrio.raw.read(path, columns=["label"], read_geometry=False)
+    return np.asarray(fields[0])
+
+
+def summarize(world: DemoWorld) -> Summary:
+    """Read the world's catalog, points and truth back and summarise them."""
+    catalog = pystac.Catalog.from_file(str(world.catalog))
+    items = sorted(catalog.get_items(recursive=True), key=lambda item: (item.datetime, item.id))
+    item_rows = [
+        ItemRow(
+            id=item.id,
+            datetime=str(item.properties["datetime"]),
+            baseline=str(item.properties["s2:processing_baseline"]),
+            cloud_cover=float(item.properties["eo:cloud_cover"]),
+            nodata=float(item.properties["s2:nodata_pixel_percentage"]),
+        )
+        for item in items
+    ]
+    table = load_class_table(world.classes)
+    train = _labels(str(world.train_points))
+    validation = _labels(str(world.validation_points))
+    with rasterio.open(world.truth) as src:
+        truth = src.read(1)
+    class_rows = [
+        ClassRow(
+            value=c.value,
+            name=c.name,
+            train=int((train == c.value).sum()),
+            validation=int((validation == c.value).sum()),
+            share=100.0 * float((truth == c.value).mean()),
+        )
+        for c in table.classes
+    ]
+    return Summary(items=item_rows, classes=class_rows)

@@ -1,0 +1,258 @@
+"""The offline Sentinel-2 world: a synthetic landscape, its L2A COGs, a STAC catalog, points and truth.
+
+Layout of the output folder (a public interface):
+
+- ``catalog.json``: static STAC root, Earth Search v1 flavour: collection ``sentinel-2-l2a``, asset keys
+  ``blue, green, red, nir, swir16, swir22, scl``; ``pc/catalog.json``: the same COGs with Planetary
+  Computer keys ``B02, B03, B04, B08, B11, B12, SCL``.
+- ``cogs/<item id>/<key>.tif``: one COG per band and date (uint16, nodata 0; SCL uint8), 512 tiles, deflate.
+- ``aoi.geojson``, ``classes.yaml``, ``train.gpkg`` / ``validation.gpkg`` (EPSG:4326 points, ``label``),
+  ``truth.tif`` (uint8 classes, nodata 255) and ``training.yaml`` (a ``lulc train --config`` recipe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from rasterio.transform import Affine
+
+from demo.landscape import CLASS_TABLE, make_landscape
+from demo.points import (
+    footprint,
+    near,
+    random_sample,
+    stratified_sample,
+    write_aoi,
+    write_points,
+)
+from demo.sensor import BANDS, Scene, band_resolution, render_scenes
+from demo.stac import COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
+from demo.stac_pc import make_pc_catalog
+from lulc.classes import NODATA
+from lulc.cog import CogOptions, atomic_path, write_cog
+from lulc.errors import InputError
+
+DEFAULT_SIZE = 1024
+"""Default grid width in 10 m pixels (10.24 km): generated in seconds, classified in a minute."""
+MIN_SIZE = 128
+EPSG = 32654
+"""UTM zone 54N; the grid lies in MGRS tile 54SVE, around 36.0 N 140.0 E (Kanto plain, Japan)."""
+ORIGIN = (410_000.0, 3_990_000.0)
+"""Upper-left corner of the grid (metres, EPSG:32654)."""
+TRAIN_PER_CLASS = 100
+VALIDATION_COUNT = 1500
+VALIDATION_MIN_DISTANCE = 5
+"""Pixels between any validation point and the nearest training point."""
+# Validation points: VALIDATION_COUNT, or one per 200 AOI pixels in small worlds (so training points
+# still find room away from them).
+
+REFLECTANCE_COG = CogOptions(overview_resampling="average", predictor=2)
+CLASS_COG = CogOptions(overview_resampling="mode")
+"""Class rasters (truth, SCL): mode overviews, so no overview pixel holds a class that is not there."""
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """Where a generated demo world's files are, and what it contains."""
+
+    root: Path
+    catalog: Path
+    """Earth Search v1 flavour (the default)."""
+    pc_catalog: Path
+    """The same items with Planetary Computer asset keys and metadata."""
+    aoi: Path
+    classes: Path
+    train_points: Path
+    validation_points: Path
+    truth: Path
+    training_config: Path
+    cogs_dir: Path
+    datetime_window: str
+    """``start/end`` (RFC 3339) covering every acquisition."""
+    epsg: int
+    item_ids: tuple[str, ...]
+    size: int
+    seed: int
+
+
+LAYOUT = frozenset(
+    {
+        "catalog.json",
+        "sentinel-2-l2a",
+        "pc",
+        "cogs",
+        "aoi.geojson",
+        "classes.yaml",
+        "train.gpkg",
+        "validation.gpkg",
+        "truth.tif",
+        "training.yaml",
+    }
+)
+"""Every name the demo world writes at the top of its folder."""
+
+
+def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
+    if size < MIN_SIZE or size % 2:
+        raise InputError(f"demo world size must be an even number of pixels >= {MIN_SIZE}, got {size}")
+    if asset_base_url is not None and "://" not in asset_base_url:
+        raise InputError(
+            f"--asset-base-url must be an absolute URL such as http://host/path, got {asset_base_url!r}"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir():
+        # Only an earlier (possibly interrupted) demo world may be overwritten, never anything else.
+        foreign = sorted(
+            p.name for p in out_dir.iterdir() if p.name not in LAYOUT and not p.name.startswith(".")
+        )
+        if foreign:
+            raise InputError(
+                f"{out_dir} holds files that are not part of a demo world ({', '.join(foreign[:5])}); "
+                "refusing to write there: choose an empty or new folder"
+            )
+
+
+def generate(
+    out_dir: Path, size: int = DEFAULT_SIZE, seed: int = 0, asset_base_url: str | None = None
+) -> DemoWorld:
+    """Generate the demo world in ``out_dir`` (byte-identical for the same size and seed).
+
+    Args:
+        out_dir: target folder; created if missing. Must be empty or hold a previous demo world.
+        size: grid width and height in 10 m pixels (even, >= 128).
+        seed: seed of every random choice.
+        asset_base_url: if given, asset hrefs are ``URL/cogs/<item>/<band>.tif`` instead of relative paths.
+
+    Returns:
+        The paths and facts of the generated world.
+    """
+    out_dir = Path(out_dir)
+    _check_target(out_dir, size, asset_base_url)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    landscape = make_landscape(rng, size)
+    scenes = render_scenes(rng, landscape)
+
+    bounds = (ORIGIN[0], ORIGIN[1] - size * 10.0, ORIGIN[0] + size * 10.0, ORIGIN[1])
+    grid = Grid(epsg=EPSG, x0=ORIGIN[0], y0=ORIGIN[1], size=size)
+
+    cogs_dir = out_dir / "cogs"
+    for scene in scenes:
+        _write_scene(cogs_dir / item_id(scene), scene, grid)
+    catalog_path = save_catalog(make_catalog(scenes, grid, asset_base_url), out_dir)
+    pc_catalog = save_catalog(make_pc_catalog(scenes, grid, asset_base_url), out_dir / "pc")
+
+    truth = out_dir / "truth.tif"
+    write_cog(
+        truth,
+        landscape.classes,
+        crs=f"EPSG:{EPSG}",
+        transform=Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]),
+        nodata=NODATA,
+        options=CLASS_COG,
+        colormap=CLASS_TABLE.colormap(),
+        band_descriptions=["land cover"],
+    )
+    classes_path = out_dir / "classes.yaml"
+    _write_text(classes_path, CLASS_TABLE.to_yaml())
+
+    # The AOI leaves a margin of 1/16 of the grid on every side; all points lie inside it.
+    margin = size // 16
+    inside = np.zeros((size, size), dtype=bool)
+    inside[margin:-margin, margin:-margin] = True
+    aoi_bounds = (
+        bounds[0] + margin * 10.0,
+        bounds[1] + margin * 10.0,
+        bounds[2] - margin * 10.0,
+        bounds[3] - margin * 10.0,
+    )
+    aoi = write_aoi(out_dir / "aoi.geojson", footprint(EPSG, aoi_bounds))
+    inside_points = np.zeros_like(inside)
+    inside_points[margin + 1 : -margin - 1, margin + 1 : -margin - 1] = True
+    # Validation first, as a simple random sample of the AOI (so its accuracy estimates the map's);
+    # training points then come from what lies at least VALIDATION_MIN_DISTANCE pixels away.
+    count = min(VALIDATION_COUNT, int(inside_points.sum()) // 200)
+    validation_pixels = random_sample(rng, inside_points, count)
+    away = inside_points & ~near(validation_pixels, inside_points.shape, VALIDATION_MIN_DISTANCE)
+    train_pixels = stratified_sample(rng, landscape.classes, away, TRAIN_PER_CLASS)
+    train = write_points(out_dir / "train.gpkg", rng, train_pixels, landscape.classes, EPSG, ORIGIN, "train")
+    validation = write_points(
+        out_dir / "validation.gpkg", rng, validation_pixels, landscape.classes, EPSG, ORIGIN, "validation"
+    )
+
+    times = sorted(scene.acquisition.when for scene in scenes)
+    window = f"{times[0]:%Y-%m-%d}T00:00:00Z/{times[-1]:%Y-%m-%d}T23:59:59Z"
+    config = out_dir / "training.yaml"
+    _write_text(config, _training_yaml(window))
+    return DemoWorld(
+        root=out_dir,
+        catalog=catalog_path,
+        pc_catalog=pc_catalog,
+        aoi=aoi,
+        classes=classes_path,
+        train_points=train,
+        validation_points=validation,
+        truth=truth,
+        training_config=config,
+        cogs_dir=cogs_dir,
+        datetime_window=window,
+        epsg=EPSG,
+        item_ids=tuple(item_id(scene) for scene in scenes),
+        size=size,
+        seed=seed,
+    )
+
+
+def _write_scene(folder: Path, scene: Scene, grid: Grid) -> None:
+    for band in BANDS:
+        resolution = band_resolution(band)
+        write_cog(
+            folder / f"{band}.tif",
+            scene.dn[band],
+            crs=f"EPSG:{grid.epsg}",
+            transform=Affine(*grid.transform(resolution)),
+            nodata=0,
+            options=REFLECTANCE_COG,
+            band_descriptions=[band],
+        )
+    write_cog(
+        folder / "scl.tif",
+        scene.scl,
+        crs=f"EPSG:{grid.epsg}",
+        transform=Affine(*grid.transform(20)),
+        nodata=0,
+        options=CLASS_COG,
+        band_descriptions=["scl"],
+    )
+
+
+def _training_yaml(window: str) -> str:
+    recipe = {
+        "name": "demo",
+        "stac": "catalog.json",
+        "collection": COLLECTION_ID,
+        "aoi": "aoi.geojson",
+        "datetime": window,
+        "max_cloud_cover": 100,
+        "bands": ["blue", "green", "red", "nir", "swir16", "swir22"],
+        "indices": ["ndvi", "ndwi", "ndbi"],
+        "points": "train.gpkg",
+        "label_field": "label",
+        "classes": "classes.yaml",
+        "models": ["rf", "svm", "dt"],
+        "seed": 0,
+        "resolution": 10,
+        "composite": "median",
+    }
+    header = "# A ready `lulc train --config` recipe for the demo world; paths are relative to this file.\n"
+    return header + yaml.safe_dump(recipe, sort_keys=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,205 @@
+"""The class table (value, name, colour, description) shared by every command, and its YAML form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lulc.errors import InputError, LulcError
+
+NODATA = 255
+"""The class value written where no valid input exists; never a real class."""
+
+# A fixed qualitative palette (ColorBrewer "Paired" reordered, then "Set1"/"Dark2" extras) for
+# class tables made from labels alone, so the same labels always get the same colours.
+PALETTE: tuple[str, ...] = (
+    "#1f78b4",
+    "#33a02c",
+    "#b2df8a",
+    "#e31a1c",
+    "#ff7f00",
+    "#6a3d9a",
+    "#fdbf6f",
+    "#a6cee3",
+    "#fb9a99",
+    "#cab2d6",
+    "#b15928",
+    "#ffff99",
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+)
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class LandCoverClass(BaseModel):
+    """One class of a land-cover map."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: int = Field(ge=0, le=254, description="Pixel value in the map (255 is nodata).")
+    name: str = Field(min_length=1, description="Human-readable name, unique in the table.")
+    color: str = Field(description='Display colour as "#rrggbb".')
+    description: str = ""
+
+    @field_validator("color")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        if not _HEX.match(value):
+            raise ValueError(f'colour {value!r} is not of the form "#rrggbb"')
+        return value.lower()
+
+    @property
+    def rgba(self) -> tuple[int, int, int, int]:
+        """The colour as an (r, g, b, 255) tuple."""
+        return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16), 255)
+
+
+class ClassTable(BaseModel):
+    """An ordered table of classes with unique values and names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    classes: list[LandCoverClass] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ClassTable:
+        values = [c.value for c in self.classes]
+        names = [c.name for c in self.classes]
+        if len(set(values)) != len(values):
+            raise ValueError(f"class values are not unique: {values}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"class names are not unique: {names}")
+        return self
+
+    @property
+    def values(self) -> list[int]:
+        """Class values in table order."""
+        return [c.value for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        """Class names in table order."""
+        return [c.name for c in self.classes]
+
+    def by_value(self, value: int) -> LandCoverClass:
+        """The class with this value."""
+        for c in self.classes:
+            if c.value == value:
+                return c
+        raise KeyError(value)
+
+    def by_name(self, name: str) -> LandCoverClass:
+        """The class with this name."""
+        for c in self.classes:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """A GDAL / rio-tiler colour map: class values to RGBA, nodata fully transparent."""
+        cmap = {c.value: c.rgba for c in self.classes}
+        cmap[NODATA] = (0, 0, 0, 0)
+        return cmap
+
+    def category_names(self) -> list[str]:
+        """GDAL category names indexed by pixel value (0..max value); unused values are empty."""
+        names = [""] * (max(self.values) + 1)
+        for c in self.classes:
+            names[c.value] = c.name
+        return names
+
+    def to_stac(self) -> list[dict[str, Any]]:
+        """The table as STAC ``classification:classes`` objects."""
+        return [
+            {
+                "value": c.value,
+                "name": c.name,
+                "description": c.description or c.name,
+                "color_hint": c.color[1:].upper(),
+            }
+            for c in self.classes
+        ]
+
+    @classmethod
+    def from_stac(cls, classes: Sequence[dict[str, Any]]) -> ClassTable:
+        """Read ``classification:classes`` objects (colours from ``color_hint``, else the palette)."""
+        rows = []
+        for i, c in enumerate(classes):
+            hint = c.get("color_hint")
+            rows.append(
+                {
+                    "value": c["value"],
+                    "name": c.get("name") or c.get("title") or str(c["value"]),
+                    "color": f"#{hint}" if hint else PALETTE[i % len(PALETTE)],
+                    "description": c.get("description", ""),
+                }
+            )
+        return parse_class_table({"classes": rows}, "classification:classes")
+
+    @classmethod
+    def from_labels(cls, labels: Iterable[object]) -> ClassTable:
+        """A table made from labels alone.
+
+        Numeric labels keep their value; text labels are numbered 1..N in sorted order. Names are
+        the labels themselves and colours come from the fixed palette.
+        """
+        unique = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
+        rows = []
+        if all(_is_integral(v) for v in unique):
+            for i, v in enumerate(unique):
+                value = int(float(str(v)))
+                rows.append({"value": value, "name": str(value), "color": PALETTE[i % len(PALETTE)]})
+        else:
+            texts = sorted(str(v) for v in unique)
+            for i, name in enumerate(texts):
+                rows.append({"value": i + 1, "name": name, "color": PALETTE[i % len(PALETTE)]})
+        return parse_class_table({"classes": rows}, "labels")
+
+    def to_yaml(self) -> str:
+        """The YAML text of the class-table file format."""
+        data = {"classes": [c.model_dump() for c in self.classes]}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _is_integral(value: object) -> bool:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return False
+    return number.is_integer()
+
+
+def parse_class_table(data: object, origin: str) -> ClassTable:
+    """Validate a class table from parsed YAML/JSON, naming ``origin`` in any error."""
+    try:
+        return ClassTable.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"invalid class table in {origin}: {exc}") from exc
+
+
+def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
+    """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it is missing or not YAML."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise error(f"{what} {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
+def load_class_table(path: str | Path) -> ClassTable:
+    """Read a class-table YAML file: ``classes: [{value, name, color, description}, ...]``."""
+    path = Path(path)
+    return parse_class_table(read_yaml(path, "class table"), str(path))

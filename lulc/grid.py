@@ -1,0 +1,249 @@
+"""The output grid of a classification: AOI validation, CRS and pixel grid, and its cut into blocks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyproj
+import shapely
+import shapely.geometry
+import shapely.ops
+from pyproj import Geod, Transformer
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.transform import Affine, array_bounds
+from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+from lulc.errors import InputError
+
+WGS84 = "EPSG:4326"
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One rectangle of the output grid, in pixel offsets; ``index`` is its position in row-major order."""
+
+    index: int
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def window(self) -> Window:
+        """The block as a rasterio window of the output grid."""
+        return Window(self.col, self.row, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """The pixel grid of the output map, with the AOI (in the grid's CRS) that masks it.
+
+    Pixels outside ``aoi`` are written as nodata; ``aoi`` None means the whole grid is wanted.
+    """
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+    block_size: int = 512
+    aoi: BaseGeometry | None = field(default=None, compare=False)
+
+    @property
+    def rasterio_crs(self) -> CRS:
+        """The CRS as a rasterio object."""
+        return CRS.from_user_input(self.crs)
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        """Pixel size ``(x, y)`` in CRS units (both positive)."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the grid's CRS."""
+        west, south, east, north = array_bounds(self.height, self.width, self.transform)
+        return float(west), float(south), float(east), float(north)
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels of the grid."""
+        return self.width * self.height
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks the grid is cut into."""
+        return math.ceil(self.height / self.block_size) * math.ceil(self.width / self.block_size)
+
+    def blocks(self) -> Iterator[Block]:
+        """The blocks, row by row; edge blocks are cut to the grid."""
+        size = self.block_size
+        index = 0
+        for row in range(0, self.height, size):
+            for col in range(0, self.width, size):
+                yield Block(index, row, col, min(size, self.height - row), min(size, self.width - col))
+                index += 1
+
+    def block_transform(self, block: Block) -> Affine:
+        """The affine transform of a block's top-left pixel."""
+        return self.transform @ Affine.translation(block.col, block.row)
+
+    def block_bounds(self, block: Block) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` of a block in the grid's CRS."""
+        west, south, east, north = array_bounds(block.height, block.width, self.block_transform(block))
+        return float(west), float(south), float(east), float(north)
+
+    def aoi_mask(self, block: Block) -> npt.NDArray[np.bool_]:
+        """True where a block's pixel centre lies inside the AOI (everywhere when there is no AOI)."""
+        shape = (block.height, block.width)
+        if self.aoi is None:
+            return np.ones(shape, dtype=bool)
+        box = shapely.geometry.box(*self.block_bounds(block))
+        if self.aoi.contains(box):
+            return np.ones(shape, dtype=bool)
+        if not self.aoi.intersects(box):
+            return np.zeros(shape, dtype=bool)
+        cols, rows = np.meshgrid(np.arange(block.width) + 0.5, np.arange(block.height) + 0.5)
+        t = self.block_transform(block)
+        xs = t.c + cols * t.a + rows * t.b
+        ys = t.f + cols * t.d + rows * t.e
+        return np.asarray(shapely.contains_xy(self.aoi, xs, ys), dtype=bool)
+
+    def footprint_wgs84(self) -> BaseGeometry:
+        """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified."""
+        box = shapely.geometry.box(*self.bounds)
+        shape = box if self.aoi is None else self.aoi.intersection(box)
+        return reproject_geometry(shape, self.crs, WGS84)
+
+    def pixel_area_m2(self) -> float:
+        """The mean true (geodesic) ground area of one pixel, in square metres, whatever the CRS."""
+        box = reproject_geometry(shapely.geometry.box(*self.bounds), self.crs, WGS84)
+        return aoi_area_m2(box) / self.n_pixels
+
+
+def parse_aoi(aoi: dict[str, Any] | None) -> BaseGeometry:
+    """The AOI polygon(s) of a GeoJSON geometry, Feature or FeatureCollection in EPSG:4326.
+
+    Raises:
+        InputError: Not GeoJSON, no polygon, coordinates outside lon/lat range, or an invalid polygon
+            (self-intersection, ...), with shapely's explanation of where.
+    """
+    if not isinstance(aoi, dict):
+        raise InputError(f"the AOI must be a GeoJSON object, got {type(aoi).__name__}")
+    kind = aoi.get("type")
+    if kind == "FeatureCollection":
+        features = aoi.get("features")
+        if not isinstance(features, list) or not features:
+            raise InputError("the AOI FeatureCollection has no features")
+        geometries = [_feature_geometry(f) for f in features]
+    elif kind == "Feature":
+        geometries = [_feature_geometry(aoi)]
+    else:
+        geometries = [_geometry(aoi)]
+    for geometry in geometries:
+        if not geometry.is_valid:
+            raise InputError(f"the AOI polygon is invalid: {explain_validity(geometry)}")
+    merged = geometries[0] if len(geometries) == 1 else shapely.ops.unary_union(geometries)
+    west, south, east, north = merged.bounds
+    if west < -180 or east > 180 or south < -90 or north > 90:
+        raise InputError(
+            f"the AOI's coordinates {merged.bounds} are not longitude/latitude (EPSG:4326) in range"
+        )
+    if merged.is_empty or merged.area == 0:
+        raise InputError("the AOI has no area")
+    return merged
+
+
+def _feature_geometry(feature: object) -> BaseGeometry:
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise InputError("the AOI FeatureCollection contains something that is not a GeoJSON Feature")
+    return _geometry(feature.get("geometry"))
+
+
+def _geometry(data: object) -> BaseGeometry:
+    if not isinstance(data, dict) or "type" not in data:
+        raise InputError("the AOI is not a GeoJSON geometry, Feature or FeatureCollection")
+    if data["type"] not in ("Polygon", "MultiPolygon"):
+        raise InputError(f"the AOI must be a Polygon or MultiPolygon, got {data['type']!r}")
+    try:
+        geometry = shapely.geometry.shape(data)
+    except Exception as exc:  # shapely raises several types (ValueError, TypeError, GEOSException)
+        raise InputError(f"the AOI is not valid GeoJSON: {exc}") from exc
+    if geometry.is_empty:
+        raise InputError("the AOI polygon is empty")
+    return geometry
+
+
+def aoi_area_m2(geometry: BaseGeometry | dict[str, Any]) -> float:
+    """Geodesic area (WGS84 ellipsoid) of a lon/lat polygon or GeoJSON AOI, in square metres."""
+    shape = geometry if isinstance(geometry, BaseGeometry) else parse_aoi(geometry)
+    area, _ = _GEOD.geometry_area_perimeter(shapely.segmentize(shape, 0.01))
+    return abs(float(area))
+
+
+def utm_crs(geometry: BaseGeometry) -> str:
+    """The WGS84 / UTM zone CRS (``EPSG:326xx`` or ``EPSG:327xx``) of a lon/lat geometry's centroid."""
+    centroid = geometry.centroid
+    zone = min(60, int((centroid.x + 180.0) // 6.0) + 1)
+    return f"EPSG:{(32600 if centroid.y >= 0 else 32700) + zone}"
+
+
+def normalize_crs(crs: str) -> str:
+    """A CRS given by the user as ``EPSG:nnnn`` (or anything pyproj reads), checked and canonical.
+
+    Raises:
+        InputError: The CRS cannot be understood.
+    """
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"unknown CRS {crs!r}: {exc}") from exc
+    epsg = parsed.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
+
+
+def reproject_geometry(geometry: BaseGeometry, src: str, dst: str) -> BaseGeometry:
+    """``geometry`` transformed from ``src`` to ``dst`` (edges densified first, so curves follow)."""
+    if pyproj.CRS.from_user_input(src) == pyproj.CRS.from_user_input(dst):
+        return geometry
+    transformer = Transformer.from_crs(src, dst, always_xy=True)
+    step = _densify_step(geometry)
+    dense = shapely.segmentize(geometry, step) if step > 0 else geometry
+    return shapely.transform(dense, transformer.transform, interleaved=False)
+
+
+def _densify_step(geometry: BaseGeometry) -> float:
+    west, south, east, north = geometry.bounds
+    extent = max(east - west, north - south)
+    return extent / 32.0
+
+
+def grid_for_aoi(aoi: BaseGeometry, resolution: float, crs: str, block_size: int = 512) -> OutputGrid:
+    """A north-up grid of ``resolution`` in ``crs`` covering a lon/lat AOI, snapped to resolution multiples.
+
+    Snapping the origin to multiples of the resolution aligns the grid with Sentinel-2's own tiles
+    (whose origins are multiples of 60 m), so a 10 m band is read without resampling.
+    """
+    check_block_size(block_size)
+    shape = reproject_geometry(aoi, WGS84, crs)
+    west, south, east, north = shape.bounds
+    left = math.floor(west / resolution) * resolution
+    top = math.ceil(north / resolution) * resolution
+    width = max(1, math.ceil((east - left) / resolution))
+    height = max(1, math.ceil((top - south) / resolution))
+    transform = Affine(resolution, 0.0, left, 0.0, -resolution, top)
+    return OutputGrid(crs, transform, width, height, block_size, shape)
+
+
+def check_block_size(block_size: int) -> None:
+    """Raise InputError unless the block size is a positive multiple of 16 (a GeoTIFF tile size)."""
+    if block_size < 16 or block_size % 16:
+        raise InputError(f"block size must be a multiple of 16 and at least 16, got {block_size}")

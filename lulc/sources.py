@@ -1,0 +1,491 @@
+"""Where Sentinel-2 items come from: a STAC API or a static catalog, searched with the same semantics.
+
+Both sources implement ``ItemSource.search`` and return ``NormalizedItem`` lists sorted by
+``(datetime, id)``. Semantics shared by both:
+
+- ``bbox`` / ``intersects`` (EPSG:4326): items whose geometry intersects it.
+- ``datetime``: an RFC 3339 instant or interval, open ends as ``..`` (``2024-01-01/..``); a date or
+  month alone means the whole day or month (pystac-client's expansion, used by both paths). An item
+  matches when its ``datetime`` (or ``start_datetime``..``end_datetime``) overlaps the interval.
+- ``max_cloud_cover``: ``eo:cloud_cover < max_cloud_cover`` (strict, the API's ``lt``); items without
+  ``eo:cloud_cover`` do not match when a limit is given.
+- ``limit``: at most this many items, the first ones in ``(datetime, id)`` order.
+
+An empty result is returned as an empty list: callers that need items call ``require_items`` which
+raises ``NoItemsError`` naming the source and the search parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
+
+import pystac
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+
+from lulc.errors import InputError, NoItemsError, SourceError
+from lulc.sentinel2 import NormalizedItem, normalize_item
+
+BBox = tuple[float, float, float, float]
+
+RETRY_STATUSES = (502, 503, 504)
+"""HTTP statuses a STAC API request is retried on."""
+
+PAGE_SIZE = 100
+"""Items per page asked of a STAC API (the ``limit`` of each request; all pages are read)."""
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """One search, as given to ``ItemSource.search``; printable for error messages."""
+
+    bbox: BBox | None = None
+    intersects: dict[str, Any] | None = None
+    datetime: str | None = None
+    max_cloud_cover: float | None = None
+    limit: int | None = None
+
+    def describe(self) -> str:
+        """The parameters that were set, e.g. ``bbox=(...), datetime=2024-06``."""
+        parts = []
+        if self.bbox is not None:
+            parts.append(f"bbox={tuple(self.bbox)}")
+        if self.intersects is not None:
+            parts.append(f"intersects={shapely.geometry.shape(self.intersects).wkt[:120]}")
+        if self.datetime is not None:
+            parts.append(f"datetime={self.datetime}")
+        if self.max_cloud_cover is not None:
+            parts.append(f"eo:cloud_cover<{self.max_cloud_cover:g}")
+        if self.limit is not None:
+            parts.append(f"limit={self.limit}")
+        return ", ".join(parts) or "no filters"
+
+
+@runtime_checkable
+class ItemSource(Protocol):
+    """Anything that finds Sentinel-2 items: a STAC API, a static catalog, a test double."""
+
+    def search(
+        self,
+        *,
+        bbox: BBox | None = None,
+        intersects: dict[str, Any] | None = None,
+        datetime: str | None = None,
+        max_cloud_cover: float | None = None,
+        limit: int | None = None,
+    ) -> list[NormalizedItem]:
+        """Normalised items matching the search, sorted by ``(datetime, id)``."""
+        ...
+
+    def describe(self) -> str:
+        """A short human name for messages, e.g. ``STAC API https://... (sentinel-2-l2a)``."""
+        ...
+
+
+def require_items(
+    items: list[NormalizedItem], source: ItemSource, params: SearchParams
+) -> list[NormalizedItem]:
+    """``items`` unchanged, or ``NoItemsError`` naming the source and the search if it is empty."""
+    if not items:
+        raise NoItemsError(f"no items in {source.describe()} match {params.describe()}")
+    return items
+
+
+def format_datetime(value: str | None) -> str | None:
+    """An RFC 3339 instant or interval normalised as pystac-client sends it (UTC, dates expanded).
+
+    ``2024-06`` becomes ``2024-06-01T00:00:00Z/2024-06-30T23:59:59Z``; open ends stay ``..``.
+
+    Raises:
+        InputError: The value is not a datetime or interval.
+    """
+    if value is None or not value.strip():
+        return None
+    from pystac_client.item_search import ItemSearch
+
+    try:
+        # ItemSearch only formats its parameters here; nothing is requested until results are read.
+        formatted = ItemSearch("http://127.0.0.1/search", datetime=value.strip()).get_parameters()
+    except Exception as exc:  # pystac-client raises bare Exception/ValueError for bad datetimes
+        raise InputError(f"invalid datetime {value!r}: {exc}") from exc
+    result = formatted.get("datetime")
+    return str(result) if result is not None else None
+
+
+def parse_datetime_interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+    """``(start, end)`` aware UTC datetimes (``None`` for an open end), or ``None`` for no filter.
+
+    Raises:
+        InputError: The value is not a datetime or interval.
+    """
+    formatted = format_datetime(value)
+    if formatted is None:
+        return None
+    parts = formatted.split("/")
+    try:
+        bounds = [None if p in ("..", "") else pystac.utils.str_to_datetime(p) for p in parts]
+    except ValueError as exc:
+        raise InputError(f"invalid datetime {value!r}: {exc}") from exc
+    if len(bounds) == 1:
+        return bounds[0], bounds[0]
+    start, end = bounds[0], bounds[1]
+    if start is not None and end is not None and start > end:
+        raise InputError(f"invalid datetime {value!r}: the interval ends before it starts")
+    return start, end
+
+
+def _search_geometry(bbox: BBox | None, intersects: dict[str, Any] | None) -> BaseGeometry | None:
+    if bbox is not None and intersects is not None:
+        raise InputError("give either bbox or intersects, not both")
+    if bbox is not None:
+        if len(bbox) != 4:
+            raise InputError(f"bbox must be (west, south, east, north), got {bbox!r}")
+        west, south, east, north = (float(v) for v in bbox)
+        if west > east or south > north:
+            raise InputError(f"bbox must be (west, south, east, north), got {bbox!r}")
+        return shapely.geometry.box(west, south, east, north)
+    if intersects is not None:
+        try:
+            return shapely.geometry.shape(intersects)
+        except Exception as exc:  # shapely raises several types for malformed GeoJSON
+            raise InputError(f"intersects is not a GeoJSON geometry: {exc}") from exc
+    return None
+
+
+def _sorted(items: Iterable[NormalizedItem], limit: int | None) -> list[NormalizedItem]:
+    ordered = sorted(items, key=lambda it: (it.datetime, it.id))
+    return ordered if limit is None else ordered[:limit]
+
+
+def _collections_suffix(collections: Sequence[str] | None) -> str:
+    """`` (a, b)`` for the collections a source is restricted to, empty when it is not."""
+    return f" ({', '.join(collections)})" if collections else ""
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be a positive number of items, got {limit}")
+
+
+# ---------------------------------------------------------------------------------------------
+# STAC API
+
+
+class StacApiSource:
+    """A STAC API searched with pystac-client: POST /search, retries on 502/503/504, all pages.
+
+    ``modifier`` is pystac-client's hook applied to every item dict before normalisation (e.g.
+    ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        collections: Sequence[str] | None = None,
+        *,
+        max_retries: int = 3,
+        backoff_factor: float = 0.5,
+        timeout: float = 30.0,
+        mask_classes: Sequence[int] | None = None,
+        modifier: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.modifier = modifier
+        self.collections = list(collections) if collections else None
+        self.max_retries = max_retries
+        self.backoff_factor = backoff_factor
+        self.timeout = timeout
+        self.mask_classes = mask_classes
+        self._client: Any = None
+
+    def describe(self) -> str:
+        """``STAC API <url> (<collections>)``."""
+        return f"STAC API {self.url}{_collections_suffix(self.collections)}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def _stac_io(self) -> Any:
+        from pystac_client.stac_api_io import StacApiIO
+        from urllib3 import Retry
+
+        retry = Retry(
+            total=self.max_retries,
+            connect=self.max_retries,
+            read=self.max_retries,
+            status=self.max_retries,
+            backoff_factor=self.backoff_factor,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        return StacApiIO(max_retries=retry, timeout=self.timeout)
+
+    def _open(self) -> Any:
+        if self._client is None:
+            from pystac_client import Client
+
+            with _api_errors(self.url):
+                self._client = Client.open(self.url, stac_io=self._stac_io(), modifier=self.modifier)
+        return self._client
+
+    def search_parameters(self, params: SearchParams) -> dict[str, Any]:
+        """Keyword arguments for ``pystac_client.Client.search`` (the cloud limit as a numeric query)."""
+        kwargs: dict[str, Any] = {"method": "POST", "limit": PAGE_SIZE}
+        if self.collections:
+            kwargs["collections"] = self.collections
+        if params.bbox is not None:
+            kwargs["bbox"] = [float(v) for v in params.bbox]
+        if params.intersects is not None:
+            kwargs["intersects"] = params.intersects
+        if params.datetime is not None:
+            kwargs["datetime"] = format_datetime(params.datetime)
+        if params.max_cloud_cover is not None:
+            # A dict with a number: the list-of-strings form would send {"lt": "20"}, a string.
+            kwargs["query"] = {"eo:cloud_cover": {"lt": float(params.max_cloud_cover)}}
+        return kwargs
+
+    def search(
+        self,
+        *,
+        bbox: BBox | None = None,
+        intersects: dict[str, Any] | None = None,
+        datetime: str | None = None,
+        max_cloud_cover: float | None = None,
+        limit: int | None = None,
+    ) -> list[NormalizedItem]:
+        """Search the API, page through every result, normalise and sort them."""
+        params = SearchParams(bbox, intersects, datetime, max_cloud_cover, limit)
+        _check_limit(limit)
+        _search_geometry(bbox, intersects)  # validates before any request
+        kwargs = self.search_parameters(params)
+        client = self._open()
+        with _api_errors(self.url), warnings.catch_warnings():
+            # pystac-client warns when the API lacks a conformance class; the search still runs.
+            warnings.simplefilter("ignore")
+            if limit is not None and _conforms_to_sort(client):
+                # The server sorts like we do, so only the first `limit` items need fetching.
+                kwargs["sortby"] = [
+                    {"field": "properties.datetime", "direction": "asc"},
+                    {"field": "id", "direction": "asc"},
+                ]
+                kwargs["max_items"] = limit
+            search = client.search(**kwargs)
+            raw = list(search.items_as_dicts())
+        items = (normalize_item(feature, self.mask_classes) for feature in raw)
+        return _sorted(items, limit)
+
+
+@contextmanager
+def _api_errors(url: str) -> Iterator[None]:
+    """Turns pystac-client / requests failures into one ``SourceError`` naming the URL and status."""
+    import requests
+    from pystac_client.exceptions import APIError
+
+    try:
+        yield
+    except (SourceError, InputError):
+        raise
+    except APIError as exc:
+        status = getattr(exc, "status_code", None)
+        detail = " ".join(str(exc).split())
+        if status is not None:
+            detail = detail[:200]
+            message = f"STAC API {url} answered HTTP {status}" + (f": {detail}" if detail else "")
+        else:
+            message = f"STAC API {url} could not be reached: {_short_reason(detail)}"
+        raise SourceError(message) from exc
+    except requests.RequestException as exc:
+        raise SourceError(f"STAC API {url} could not be reached: {_short_reason(str(exc))}") from exc
+    except Exception as exc:  # anything else from deep inside pystac-client: still one clear error
+        raise SourceError(f"STAC API {url} failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+_SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.\d+\.\d+[^#]*/item-search#sort$")
+
+
+def _conforms_to_sort(client: Any) -> bool:
+    """Whether the API announces item-search sort, any 1.x version (pystac-client knows only 1.0.x)."""
+    return any(_SORT_CONFORMANCE.match(uri) for uri in client.get_conforms_to())
+
+
+def _short_reason(text: str) -> str:
+    """The useful part of a requests/urllib3 failure, e.g. ``[Errno 111] Connection refused``."""
+    text = " ".join(text.split())
+    match = re.search(r"(\[Errno [^\]]+\][^\"')]*)", text)
+    if match:
+        return match.group(1).strip()
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# Static catalog / ItemCollection
+
+
+class StaticCatalogSource:
+    """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side."""
+
+    def __init__(
+        self,
+        path_or_url: str | Path,
+        collections: Sequence[str] | None = None,
+        *,
+        mask_classes: Sequence[int] | None = None,
+    ) -> None:
+        self.location = str(path_or_url)
+        self.collections = list(collections) if collections else None
+        self.mask_classes = mask_classes
+        self._items: list[pystac.Item] | None = None
+        if not _is_url(self.location) and not Path(self.location).exists():
+            raise SourceError(f"catalog {self.location} does not exist")
+
+    def describe(self) -> str:
+        """``static catalog <path> (<collections>)``."""
+        return f"static catalog {self.location}{_collections_suffix(self.collections)}"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def items(self) -> list[pystac.Item]:
+        """Every item of the catalog or file (read once, then cached)."""
+        if self._items is None:
+            self._items = self._load()
+        return self._items
+
+    def _load(self) -> list[pystac.Item]:
+        href = self.location
+        try:
+            data = pystac.StacIO.default().read_json(href)
+        except FileNotFoundError as exc:
+            raise SourceError(f"catalog {href} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"catalog {href} is not JSON: {exc}") from exc
+        except Exception as exc:  # pystac raises a bare Exception for HTTP errors, URLError/OSError else
+            reason = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SourceError(f"catalog {href} could not be read: {reason}") from exc
+        if not isinstance(data, dict):
+            raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
+        try:
+            if data.get("type") == "FeatureCollection":
+                collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
+                items = list(collection.items)
+                for item in items:
+                    self_link = item.get_single_link("self")
+                    if self_link is None:
+                        # Relative asset hrefs in an ItemCollection file are relative to that file.
+                        item.set_self_href(_join(href, f"{item.id}.json"))
+                return items
+            if data.get("type") == "Feature":
+                return [pystac.Item.from_file(href)]
+            obj = pystac.read_file(href)
+        except SourceError:
+            raise
+        except Exception as exc:  # pystac raises STACError, KeyError, ValueError on malformed catalogs
+            raise SourceError(f"catalog {href} could not be read as STAC: {exc}") from exc
+        if not isinstance(obj, pystac.Catalog):
+            raise SourceError(f"catalog {href} is a {type(obj).__name__}, not a catalog or collection")
+        try:
+            return list(obj.get_items(recursive=True))
+        except Exception as exc:  # a broken child link
+            raise SourceError(f"catalog {href} has an unreadable child or item: {exc}") from exc
+
+    def search(
+        self,
+        *,
+        bbox: BBox | None = None,
+        intersects: dict[str, Any] | None = None,
+        datetime: str | None = None,
+        max_cloud_cover: float | None = None,
+        limit: int | None = None,
+    ) -> list[NormalizedItem]:
+        """Filter the catalog's items client-side with the STAC API's semantics; sorted by (datetime, id)."""
+        _check_limit(limit)
+        geometry = _search_geometry(bbox, intersects)
+        interval = parse_datetime_interval(datetime)
+        matches = [
+            item
+            for item in self.items()
+            if _matches(item, self.collections, geometry, interval, max_cloud_cover)
+        ]
+        return _sorted((normalize_item(item, self.mask_classes) for item in matches), limit)
+
+
+def _matches(
+    item: pystac.Item,
+    collections: Sequence[str] | None,
+    geometry: BaseGeometry | None,
+    interval: tuple[dt.datetime | None, dt.datetime | None] | None,
+    max_cloud_cover: float | None,
+) -> bool:
+    if collections and item.collection_id not in collections:
+        return False
+    if max_cloud_cover is not None:
+        cloud = item.properties.get("eo:cloud_cover")
+        if not isinstance(cloud, int | float) or not cloud < max_cloud_cover:
+            return False
+    if interval is not None and not _overlaps(item, interval):
+        return False
+    if geometry is not None:
+        if item.geometry is None:
+            return False
+        if not shapely.geometry.shape(item.geometry).intersects(geometry):
+            return False
+    return True
+
+
+def _overlaps(item: pystac.Item, interval: tuple[dt.datetime | None, dt.datetime | None]) -> bool:
+    start_text = item.properties.get("start_datetime")
+    end_text = item.properties.get("end_datetime")
+    item_start = pystac.utils.str_to_datetime(start_text) if isinstance(start_text, str) else item.datetime
+    item_end = pystac.utils.str_to_datetime(end_text) if isinstance(end_text, str) else item.datetime
+    if item_start is None or item_end is None:
+        return False
+    start, end = interval
+    if end is not None and item_start > end:
+        return False
+    return not (start is not None and item_end < start)
+
+
+def _is_url(location: str) -> bool:
+    return urlparse(location).scheme in ("http", "https")
+
+
+def _join(base: str, name: str) -> str:
+    if _is_url(base):
+        return base.rsplit("/", 1)[0] + "/" + name
+    return str(Path(base).resolve().parent / name)
+
+
+def open_source(
+    url_or_path: str | Path,
+    collections: Sequence[str] | None = None,
+    *,
+    mask_classes: Sequence[int] | None = None,
+) -> ItemSource:
+    """A ``StaticCatalogSource`` for a path or a URL ending ``.json``, else a ``StacApiSource``.
+
+    Raises:
+        SourceError: A local catalog path does not exist.
+    """
+    location = str(url_or_path)
+    parsed = urlparse(location)
+    if parsed.scheme in ("http", "https"):
+        if parsed.path.lower().endswith((".json", ".geojson")):
+            return StaticCatalogSource(location, collections, mask_classes=mask_classes)
+        return StacApiSource(location, collections, mask_classes=mask_classes)
+    if parsed.scheme == "file":
+        location = parsed.path
+    return StaticCatalogSource(location, collections, mask_classes=mask_classes)

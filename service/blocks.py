@@ -1,0 +1,104 @@
+"""The block loop: read, featurise and classify one block; blocks in order over threads (or Dask tasks)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lulc.classes import NODATA
+from lulc.decision import top_probability
+from lulc.features import compute_features
+from lulc.grid import Block, OutputGrid
+from service.readers import BlockReader
+from service.runner import ModelRunner
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """The classified pixels of one block (255 where no valid input)."""
+
+    index: int
+    labels: npt.NDArray[np.uint8]
+    confidence: npt.NDArray[np.uint8] | None
+
+
+def classify_block(
+    model: ModelRunner, reader: BlockReader, grid: OutputGrid, block: Block, confidence: bool
+) -> BlockResult:
+    """Read, featurise and classify one block."""
+    return infer_block(model, grid, block, reader.read(block), confidence)
+
+
+def infer_block(
+    model: ModelRunner,
+    grid: OutputGrid,
+    block: Block,
+    reflectance: npt.NDArray[np.float32],
+    confidence: bool,
+) -> BlockResult:
+    """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
+    contract = model.contract
+    shape = (block.height, block.width)
+    valid = np.isfinite(reflectance).all(axis=0) & grid.aoi_mask(block)
+    labels = np.full(shape, NODATA, dtype=np.uint8)
+    top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
+    if valid.any():
+        features = compute_features(reflectance[:, valid], contract.inputs.bands, contract.features.indices)
+        prediction = model.predict(np.ascontiguousarray(features, dtype=np.float32))
+        labels[valid] = prediction.labels
+        if top is not None and prediction.probabilities is not None:
+            top[valid] = top_probability(prediction.probabilities)
+    return BlockResult(block.index, labels, top)
+
+
+def run_blocks_threaded(
+    model: ModelRunner, reader: BlockReader, grid: OutputGrid, confidence: bool, workers: int
+) -> Generator[BlockResult, None, None]:
+    """Block results in block order: ``workers`` threads read ahead while ``workers`` threads infer."""
+    workers = max(1, workers)
+    ahead = 2 * workers
+    read_pool = ThreadPoolExecutor(workers, thread_name_prefix="lulc-read")
+    infer_pool = ThreadPoolExecutor(workers, thread_name_prefix="lulc-infer")
+
+    def submit(block: Block) -> Future[BlockResult]:
+        read = read_pool.submit(reader.read, block)
+        return infer_pool.submit(lambda: infer_block(model, grid, block, read.result(), confidence))
+
+    yield from ordered(grid.blocks(), submit, ahead, on_close=lambda: _shutdown(read_pool, infer_pool))
+
+
+def _shutdown(*pools: ThreadPoolExecutor) -> None:
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ordered(
+    blocks: Iterable[Block],
+    submit: Callable[[Block], Any],
+    ahead: int,
+    on_close: Callable[[], None],
+) -> Generator[BlockResult, None, None]:
+    """Submit blocks keeping at most ``ahead`` futures in flight; yield their results in submission order."""
+    queue: deque[Any] = deque()
+    pending = iter(blocks)
+    try:
+        for block in pending:
+            queue.append(submit(block))
+            if len(queue) >= ahead:
+                break
+        while queue:
+            done: BlockResult = queue.popleft().result()
+            next_block = next(pending, None)
+            if next_block is not None:
+                queue.append(submit(next_block))
+            yield done
+    finally:
+        for future in queue:
+            future.cancel()
+        on_close()

@@ -1,0 +1,26 @@
+"""What a classification is asked to do: the AOI, time window, CRS, block size and optional outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """What to classify.
+
+    Attributes:
+        aoi: GeoJSON geometry / Feature / FeatureCollection in EPSG:4326; None = the whole image
+            (``--image`` sources only).
+        datetime: RFC 3339 instant or interval (STAC sources).
+        crs: output CRS; default the AOI's UTM zone (or the image's CRS for an image source).
+        block_size: block edge in pixels.
+        confidence: also write the top-class probability COG.
+    """
+
+    aoi: dict[str, Any] | None
+    datetime: str | None
+    crs: str | None = None
+    block_size: int = 512
+    confidence: bool = True

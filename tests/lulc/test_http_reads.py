@@ -1,0 +1,219 @@
+"""GDAL reads demo-world COGs over loopback HTTP (``/vsicurl/``): how many requests, and under failures.
+
+The request counts come from the server's own log, so they are what GDAL really sent. Every
+measurement uses a URL GDAL has not seen in this process (a unique query string or a fresh folder):
+``/vsicurl/`` caches file sizes, directory listings and downloaded chunks per URL for the whole
+process, and rasterio exposes no ``VSICurlClearCache``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from lulc.gdal_env import GDAL_OPTIONS, gdal_env
+from tests.support.http_server import RequestRecord, ServerHandle
+
+TILE = 512
+_fresh = itertools.count()
+
+
+def fresh(url: str) -> str:
+    """``url`` with a query string never used before in this process (a cold GDAL cache)."""
+    return f"{url}?measure={next(_fresh)}"
+
+
+def requested_bytes(records: list[RequestRecord]) -> list[tuple[int, int]]:
+    """The ``(first, last)`` byte ranges asked for, from the Range headers."""
+    spans = []
+    for record in records:
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", record.range or "")
+        assert match, f"GDAL sent a request without a single byte range: {record}"
+        spans.append((int(match[1]), int(match[2])))
+    return spans
+
+
+@pytest.fixture(scope="module")
+def band(demo_world) -> Path:
+    """The red band COG of the demo world's first item (1024 x 1024, 512 x 512 tiles)."""
+    path = demo_world.cogs_dir / demo_world.item_ids[0] / "red.tif"
+    with rasterio.open(path) as ds:
+        assert ds.block_shapes == [(TILE, TILE)]
+        assert ds.width >= 2 * TILE
+        assert ds.height >= 2 * TILE
+    return path
+
+
+def test_one_tile_aligned_window_takes_at_most_three_requests(
+    band: Path, cog_server: ServerHandle, record_property: Callable[[str, object], None]
+) -> None:
+    window = Window(TILE, TILE, TILE, TILE)  # exactly internal tile (1, 1)
+    with rasterio.open(band) as local:
+        expected = local.read(1, window=window)
+        tile_offset = int(local.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+        tile_size = int(local.get_tag_item("BLOCK_SIZE_1_1", "TIFF", bidx=1))
+
+    url = fresh(cog_server.vsicurl(band))
+    with gdal_env(), rasterio.open(url) as remote:
+        cog_server.requests.clear()
+        data = remote.read(1, window=window)
+        records = cog_server.requests.records()
+
+    record_property("requests_for_one_512_window", len(records))
+    np.testing.assert_array_equal(data, expected)
+    assert 1 <= len(records) <= 3, records
+    assert all(r.method == "GET" and r.status == 206 for r in records), records
+    spans = requested_bytes(records)
+    # The tile's bytes were fetched, and little else: not the whole file, not the neighbouring tiles.
+    assert any(first <= tile_offset and tile_offset + tile_size - 1 <= last for first, last in spans)
+    chunk = 16384  # /vsicurl/ fetches whole 16 KiB chunks
+    assert sum(last - first + 1 for first, last in spans) <= tile_size + 2 * chunk
+
+
+def test_our_gdal_options_open_a_cog_with_fewer_requests_than_gdal_defaults(
+    band: Path,
+    tmp_path: Path,
+    http_server_factory: Callable[..., ServerHandle],
+    record_property: Callable[[str, object], None],
+) -> None:
+    # One folder per measurement, so neither open sees the other's cached directory listing.
+    for name in ("ours", "defaults"):
+        (tmp_path / name).mkdir()
+        shutil.copy(band, tmp_path / name / "red.tif")
+    server = http_server_factory(tmp_path)
+    counts: dict[str, list[RequestRecord]] = {}
+    for name, env in (("ours", gdal_env), ("defaults", rasterio.Env)):
+        server.requests.clear()
+        with env(), rasterio.open(server.vsicurl(f"{name}/red.tif")) as ds:
+            assert ds.width >= 2 * TILE
+        counts[name] = server.requests.records()
+
+    ours, defaults = counts["ours"], counts["defaults"]
+    record_property("requests_to_open_with_our_options", len(ours))
+    record_property("requests_to_open_with_gdal_defaults", len(defaults))
+    assert len(ours) < len(defaults), (ours, defaults)
+    assert len(ours) <= 3, ours
+    assert all(r.path == "/ours/red.tif" for r in ours), "no sidecar or directory probes with our options"
+    # What the defaults waste requests on: listing the folder and probing sidecars (.aux.xml, .ovr, ...).
+    probes = [r for r in defaults if r.path != "/defaults/red.tif"]
+    assert probes, defaults
+    assert all(r.status == 404 for r in probes), probes
+
+
+def read_four_tiles(url: str) -> list[np.ndarray]:
+    with gdal_env(), rasterio.open(url) as ds:
+        return [ds.read(1, window=Window(c, r, TILE, TILE)) for r in (0, TILE) for c in (0, TILE)]
+
+
+@pytest.fixture
+def served_band(band: Path, tmp_path: Path) -> Path:
+    """A folder holding only a copy of the band (served by a failure-injecting server)."""
+    shutil.copy(band, tmp_path / "red.tif")
+    return tmp_path
+
+
+def test_reads_survive_503s_because_gdal_retries_them(
+    band: Path, served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    server = http_server_factory(served_band, fail_every=2, failure="503")
+    expected = read_four_tiles(str(band))
+
+    data = read_four_tiles(server.vsicurl("red.tif"))
+
+    for got, want in zip(data, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    records = server.requests.records()
+    failed = [i for i, r in enumerate(records) if r.failed]
+    assert len(failed) >= 3, records
+    for i in failed:
+        assert records[i].status == 503
+        retry = records[i + 1]  # the very next request asks for the same bytes again, and gets them
+        assert (retry.method, retry.range, retry.status) == (records[i].method, records[i].range, 206)
+
+
+@pytest.mark.slow
+def test_a_server_that_keeps_answering_503_fails_the_open_after_our_retries(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    server = http_server_factory(served_band, fail_every=1, failure="503")
+    with pytest.raises(RasterioIOError, match="503"):
+        read_four_tiles(server.vsicurl("red.tif"))
+    records = server.requests.records()
+    assert len(records) == 1 + int(GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"]), records
+    assert {(r.path, r.range) for r in records} == {("/red.tif", records[0].range)}, "the same request"
+
+
+def test_dropped_connections_now_and_then_still_give_the_right_data(
+    band: Path, served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """Connections cut off after the headers now and then: the pixels still arrive intact.
+
+    A cut-off body is not retried as such (GDAL's retries are for HTTP statuses and timeouts):
+    /vsicurl/ notices the short body and asks again for the bytes it lacks.
+    """
+    server = http_server_factory(served_band, fail_every=2, failure="drop")
+    expected = read_four_tiles(str(band))
+
+    data = read_four_tiles(server.vsicurl("red.tif"))
+
+    for got, want in zip(data, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sum(r.failed for r in server.requests.records()) >= 3
+
+
+def test_a_server_that_drops_every_connection_fails_the_read_not_hangs(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """Every body lost: a quick RasterioIOError, no hang and no endless retries.
+
+    GDAL gives up during the open with a misleading "not recognized as being in a supported file
+    format" after a few requests and no back-off, so callers must wrap it in their own error.
+    """
+    server = http_server_factory(served_band, fail_every=1, failure="drop")
+    with pytest.raises(RasterioIOError):
+        read_four_tiles(server.vsicurl("red.tif"))
+    records = server.requests.records()
+    assert records, "GDAL did contact the server"
+    assert all(r.failed for r in records)
+    assert len(records) <= 1 + int(GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"])
+
+
+def test_the_server_answers_ranges_logs_requests_and_switches_failure_policy(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    server = http_server_factory(served_band)
+    size = (served_band / "red.tif").stat().st_size
+
+    def get(path: str, **headers: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(server.url(path), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, b""
+
+    assert get("red.tif", Range="bytes=10-19") == (206, (served_band / "red.tif").read_bytes()[10:20])
+    assert get("missing.tif")[0] == 404
+    records = server.requests.records()
+    assert [(r.method, r.path, r.range, r.status, r.failed) for r in records] == [
+        ("GET", "/red.tif", "bytes=10-19", 206, False),
+        ("GET", "/missing.tif", None, 404, False),
+    ]
+    server.set_failure(2, "503")
+    assert [get("red.tif")[0] for _ in range(4)] == [200, 503, 200, 503]
+    server.set_failure(None)
+    server.requests.clear()
+    status, body = get("red.tif")
+    assert (status, len(body)) == (200, size)
+    assert len(server.requests) == 1
