@@ -1,12 +1,14 @@
-"""The progress seam: the pipeline reports stages; the command line shows them as a rich progress bar."""
+"""The one progress seam: training and classification report stages and steps; a CLI shows a rich bar."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
+
+from rich.console import Console
 
 
 class Progress(Protocol):
-    """Receives stage starts, steps and notes from the training pipeline."""
+    """Receives stage starts, steps and notes (training stages, classification blocks, a job's progress)."""
 
     def start(self, description: str, total: int) -> None:
         """A new stage of ``total`` steps begins."""
@@ -32,3 +34,55 @@ class NullProgress:
 
     def note(self, message: str) -> None:
         """Ignore."""
+
+
+class RichProgress:
+    """Progress as a rich progress bar on a terminal; elsewhere only the notes, each one unwrapped line."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        self.console = console
+        self.bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=False,
+        )
+        self.task: Any = None
+        self.stage: tuple[str, int] | None = None
+        self.done = 0
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+        self._summarise()
+
+    def _summarise(self) -> None:
+        """Off a terminal (no bar), one line per finished stage: ``description: done/total``."""
+        if self.stage is not None and not self.console.is_terminal:
+            self.note(f"{self.stage[0]}: {self.done}/{self.stage[1]}")
+        self.stage = None
+
+    def start(self, description: str, total: int) -> None:
+        """A new bar for the stage."""
+        self._summarise()
+        self.stage, self.done = (description, total), 0
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        """Advance the current bar."""
+        self.done += steps
+        if self.task is not None:
+            self.bar.advance(self.task, steps)
+
+    def note(self, message: str) -> None:
+        """Print a line above the bars."""
+        self.console.print(message, highlight=False, markup=False, soft_wrap=True)

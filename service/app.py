@@ -323,7 +323,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
                 work_dir=settings.output_dir / job.id,
                 destination=destination,
                 public_folder=public_folder(job.id),
-                progress=job.report,
+                progress=job,
             )
 
         job = registry.submit(work, info={"area_km2": area, "model": body.model})

@@ -65,8 +65,9 @@ def classify_command(
     ] = False,
 ) -> None:
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
 
+    from lulc.progress import RichProgress
     from service.engine import classify
     from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
     from service.request import ClassifyRequest
@@ -95,18 +96,7 @@ def classify_command(
         factory = StacReaderFactory(
             str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
         )
-    with Progress(
-        TextColumn("classifying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("blocks"),
-        TimeElapsedColumn(),
-    ) as bar:
-        task = bar.add_task("blocks", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with RichProgress(Console(stderr=True)) as progress:
         result = classify(
             request, runner, factory, out, workers=workers, progress=progress, dask_scheduler=dask_scheduler
         )

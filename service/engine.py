@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import shapely.geometry
 from lulc.contract import ModelContract
 from lulc.errors import NoValidPixelsError
 from lulc.grid import OutputGrid
+from lulc.progress import NullProgress, Progress
 from service.blocks import run_blocks_threaded
 from service.output import (
     AUX_NAME,
@@ -45,8 +45,6 @@ from service.publish import ITEM_NAME
 from service.readers import BlockReader, ReaderFactory, SourceRef
 from service.request import ClassifyRequest
 from service.runner import ModelRunner
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def classify(
         reader_factory: the source (``StacReaderFactory``, ``ImageReaderFactory``).
         out_dir: output folder; files appear in it only once complete.
         workers: threads reading and threads classifying blocks (single-process mode).
-        progress: called with ``(blocks_done, blocks_total)`` after each block is written.
+        progress: told the number of blocks, then advanced after each block is written.
         dask_scheduler: a dask.distributed scheduler address or ``local:N``; blocks become tasks.
 
     Raises:
@@ -95,7 +93,8 @@ def classify(
     grid = reader_factory.prepare_grid(request, contract)
     reader = reader_factory.open(request, grid, contract)
     out = Path(out_dir)
-    total = grid.n_blocks
+    progress = progress or NullProgress()
+    progress.start("classifying blocks", grid.n_blocks)
     blocks = list(grid.blocks())
     with staging_dir(out) as staging:
         sink = BlockSink(staging, grid, contract.classes, request.confidence)
@@ -108,11 +107,10 @@ def classify(
             else:
                 results = run_blocks_threaded(model, reader, grid, request.confidence, workers)
             with closing(results):
-                for done, block_result in enumerate(results, start=1):
+                for block_result in results:
                     sink.write(blocks[block_result.index], block_result.labels, block_result.confidence)
                     counts = counts.add(block_result.labels)
-                    if progress is not None:
-                        progress(done, total)
+                    progress.advance()
         finally:
             sink.close()
         if counts.valid == 0:

@@ -55,9 +55,17 @@ class Job:
     """What the submitter wants to remember about the job (e.g. its AOI's area)."""
     done: threading.Event = field(default_factory=threading.Event)
 
-    def report(self, done: int, total: int) -> None:
-        """Record progress (called by the work function from its own thread)."""
-        self.progress = (done, total)
+    def start(self, description: str, total: int) -> None:
+        """A stage of ``total`` steps begins (``lulc.progress.Progress``, called from the work's thread)."""
+        self.progress = (0, total)
+
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` more steps are done."""
+        done, total = self.progress or (0, 0)
+        self.progress = (done + steps, total)
+
+    def note(self, message: str) -> None:
+        """Notes are not kept for jobs."""
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job finished; False on timeout."""

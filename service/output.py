@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
+from lulc.checksum import multihash_sha256
 from lulc.classes import NODATA, ClassTable
 from lulc.cog import CogOptions, translate_to_cog
 from lulc.gdal_env import gdal_env
@@ -309,8 +310,6 @@ def _round_coords(value: Any) -> Any:
 
 def _file_fields(path: Path) -> dict[str, Any]:
     """The ``file:checksum`` and ``file:size`` of an asset's file."""
-    from service.runner import multihash_sha256
-
     return {"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
 
 

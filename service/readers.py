@@ -22,6 +22,7 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from lulc.allowlist import AllowList
+from lulc.aoi import parse_aoi
 from lulc.contract import ModelContract
 from lulc.errors import ContractError, InputError, NoItemsError, ReadError
 from lulc.gdal_env import gdal_env
@@ -32,7 +33,6 @@ from lulc.grid import (
     check_block_size,
     grid_for_aoi,
     normalize_crs,
-    parse_aoi,
     reproject_geometry,
     utm_crs,
 )

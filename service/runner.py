@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
@@ -52,15 +52,6 @@ class ModelRunner(Protocol):
 CHUNK_ROWS = 16_384
 """Rows per ONNX Runtime call: its SVM operator builds the whole kernel matrix of a call, so a 512 x 512
 block in one call holds about 300 MiB per thread; chunks keep that bounded (and run faster)."""
-
-
-def multihash_sha256(path: str | Path) -> str:
-    """The ``file:checksum`` multihash (sha2-256, hex) of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return "1220" + digest.hexdigest()
 
 
 class OnnxRunner:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from urllib.parse import quote, urlparse
 
 from lulc.allowlist import AllowList
 from lulc.errors import LimitError
+from lulc.progress import Progress
 from service.publish import (
     S3Options,
     destination_folder,
@@ -23,8 +23,6 @@ from service.publish import (
 )
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-
-Progress = Callable[[int, int], None]
 
 
 class AoiTooLargeError(LimitError):
@@ -90,7 +88,7 @@ def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
         InputError: not a valid (multi)polygon in EPSG:4326.
         AoiTooLargeError: larger than ``max_aoi_km2``.
     """
-    from lulc.grid import aoi_area_m2, parse_aoi
+    from lulc.aoi import aoi_area_m2, parse_aoi
 
     area = aoi_area_m2(parse_aoi(aoi)) / 1e6
     if area > settings.max_aoi_km2:
@@ -161,7 +159,7 @@ def run_order(
         work_dir: a fresh local directory the engine writes into.
         destination: where to publish (local path, ``file://`` or ``s3://``); None keeps ``work_dir``.
         public_folder: URL of the published folder as clients see it; default the destination itself.
-        progress: called with (blocks done, blocks total).
+        progress: told the number of blocks, then advanced as each is written.
     """
     from service.engine import classify
     from service.readers import StacReaderFactory

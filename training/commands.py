@@ -8,45 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-
-class RichProgress:
-    """The training pipeline's progress as a rich progress bar (plain notes when not on a terminal)."""
-
-    def __init__(self, console: Console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as Bar
-
-        self.console = console
-        self.bar = Bar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-            transient=False,
-        )
-        self.task: Any = None
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def start(self, description: str, total: int) -> None:
-        """A new bar for the stage."""
-        self.task = self.bar.add_task(description, total=total)
-
-    def advance(self, steps: int = 1) -> None:
-        """Advance the current bar."""
-        if self.task is not None:
-            self.bar.advance(self.task, steps)
-
-    def note(self, message: str) -> None:
-        """Print a line above the bars."""
-        self.console.print(message, highlight=False, markup=False)
+from lulc.progress import RichProgress
 
 
 def _split(value: str | None) -> list[str] | None:

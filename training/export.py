@@ -135,11 +135,6 @@ def embed_contract(onx: Any, contract: ModelContract) -> bytes:
     return bytes(final.SerializeToString(deterministic=True))
 
 
-def multihash_sha256(data: bytes) -> str:
-    """The STAC ``file:checksum`` multihash (sha2-256, hex): ``1220`` + the sha256 hex digest."""
-    return "1220" + hashlib.sha256(data).hexdigest()
-
-
 @dataclass(frozen=True)
 class Parity:
     """Label agreement between ONNX and scikit-learn under the same decision rule."""

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, to_mlm_item
-from training import export
 from training.config import TrainingConfig
 from training.imagery import Imagery
 from training.report import plot_confusion, render_report, write_metrics
@@ -74,7 +74,7 @@ def write_model_dir(
             "confusion_matrix": {"href": "confusion_matrix.png", "type": "image/png", "roles": ["overview"]},
         }
         item = to_mlm_item(
-            contract, "model.onnx", export.multihash_sha256(onnx_bytes), mlm_datetime(imagery, config), extra
+            contract, "model.onnx", multihash_sha256(onnx_bytes), mlm_datetime(imagery, config), extra
         )
         (tmp / "model.json").write_text(json.dumps(item, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)

@@ -74,7 +74,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         "classify", "--model", inputs["model"], "--image", inputs["image"], "--out", out, "--block-size", 128
     )
     assert done.returncode == 0, done.stderr
-    assert "9/9 blocks" in done.stdout + done.stderr
+    assert "classifying blocks: 9/9" in done.stdout + done.stderr
     assert {"classes.tif", "confidence.tif", "item.json", "stats.json"} <= {p.name for p in out.iterdir()}
     with rasterio.open(out / "classes.tif") as src:
         mapped = src.read(1)

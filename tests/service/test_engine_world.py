@@ -137,7 +137,7 @@ def test_output_is_a_valid_categorical_cog_with_colours_and_names(
 def test_item_and_stats_describe_the_outputs(engine_world: EngineWorld, baseline: ClassifyResult) -> None:
     import pystac
 
-    from service.runner import multihash_sha256
+    from lulc.checksum import multihash_sha256
 
     item = json.loads(baseline.item.read_text())
     assert item == baseline.item_dict

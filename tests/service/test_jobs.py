@@ -16,9 +16,9 @@ def test_registry_refuses_beyond_its_limit_and_frees_slots() -> None:
     gate = threading.Event()
 
     def blocked(job: Job) -> str:
-        job.report(0, 1)
+        job.start("blocks", 1)
         gate.wait(30)
-        job.report(1, 1)
+        job.advance()
         return f"done {job.id}"
 
     first, second = registry.submit(blocked), registry.submit(blocked)

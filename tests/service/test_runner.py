@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lulc.checksum import multihash_sha256
 from lulc.classes import ClassTable
 from lulc.contract import to_mlm_item
 from lulc.errors import ContractError
-from service.runner import OnnxRunner, load_model, multihash_sha256
+from service.runner import OnnxRunner, load_model
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 
 CLASSES = ClassTable.from_labels([1, 2, 3])

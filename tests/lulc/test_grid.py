@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lulc.aoi import aoi_area_m2, parse_aoi
 from lulc.errors import InputError
-from lulc.grid import aoi_area_m2, grid_for_aoi, normalize_crs, parse_aoi, utm_crs
+from lulc.grid import grid_for_aoi, normalize_crs, utm_crs
 
 
 def square(west: float, south: float, size: float) -> dict[str, Any]:
