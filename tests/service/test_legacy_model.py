@@ -1,0 +1,54 @@
+"""A model written before the core moved to ``lulc/`` still loads and classifies to the same pixels.
+
+The fixture model (tests/data/models/pre-move-demo) was written by ``lulc demo`` at commit d9c1cd9; the
+digests below are of the class and confidence arrays it produced then on the demo world's AOI (seed 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import rasterio
+
+from demo.world import DemoWorld
+from lulc.contract import load_contract
+from service.engine import classify
+from service.readers import StacReaderFactory
+from service.request import ClassifyRequest
+from service.runner import load_model
+
+MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "pre-move-demo"
+PIXELS_BEFORE_THE_MOVE = {
+    "classes": "95aa8c863ce0032631b6226bc9d8e13b56108041c507be248042c5a107bee5da",
+    "confidence": "38a92120529a85fb2dc85eed16636f123711fd6f77ccc97ede0b162394796368",
+}
+
+
+def _pixel_digest(path: Path) -> str:
+    with rasterio.open(path) as src:
+        return hashlib.sha256(src.read().tobytes()).hexdigest()
+
+
+def test_the_fixture_names_the_old_modules() -> None:
+    """Control: the MLM item really is from before the move."""
+    item = json.loads((MODEL / "model.json").read_text())
+    expression = item["properties"]["mlm:input"][0]["pre_processing_function"]["expression"]
+    assert expression == "service.features:compute_features"
+
+
+def test_an_old_mlm_item_still_gives_its_contract() -> None:
+    contract = load_contract(MODEL / "model.json")
+    assert contract.name == "demo"
+    assert load_model(MODEL).contract == contract
+
+
+def test_a_model_from_before_the_move_classifies_to_the_same_pixels(
+    demo_world: DemoWorld, tmp_path: Path
+) -> None:
+    request = ClassifyRequest(aoi=json.loads(demo_world.aoi.read_text()), datetime=demo_world.datetime_window)
+    result = classify(request, load_model(MODEL), StacReaderFactory(str(demo_world.catalog)), tmp_path / "run")
+    assert result.confidence is not None
+    digests = {"classes": _pixel_digest(result.classes), "confidence": _pixel_digest(result.confidence)}
+    assert digests == PIXELS_BEFORE_THE_MOVE
