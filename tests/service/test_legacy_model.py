@@ -48,7 +48,8 @@ def test_a_model_from_before_the_move_classifies_to_the_same_pixels(
     demo_world: DemoWorld, tmp_path: Path
 ) -> None:
     request = ClassifyRequest(aoi=json.loads(demo_world.aoi.read_text()), datetime=demo_world.datetime_window)
-    result = classify(request, load_model(MODEL), StacReaderFactory(str(demo_world.catalog)), tmp_path / "run")
+    source = StacReaderFactory(str(demo_world.catalog))
+    result = classify(request, load_model(MODEL), source, tmp_path / "run")
     assert result.confidence is not None
     digests = {"classes": _pixel_digest(result.classes), "confidence": _pixel_digest(result.confidence)}
     assert digests == PIXELS_BEFORE_THE_MOVE
