@@ -1,7 +1,16 @@
-"""The one AOI parser: a GeoJSON geometry, Feature or FeatureCollection in lon/lat, checked; its true area."""
+"""The one AOI parser: a GeoJSON geometry, Feature or FeatureCollection in lon/lat, checked; its true area.
+
+Strict about what RFC 7946 requires and what would otherwise be measured wrongly: rings must be
+closed, positions are ``[lon, lat]`` pairs of finite numbers (no altitude), and no edge may cross the
+antimeridian (an AOI crossing it must be split at ±180°, RFC 7946 §3.1.9): shapely would take such a
+ring the long way round the globe.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import shapely
@@ -11,16 +20,40 @@ from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from lulc.errors import InputError
+from lulc.errors import InputError, LimitError
 
 _GEOD = Geod(ellps="WGS84")
+
+
+class AoiTooComplexError(LimitError):
+    """The AOI has more vertices than the configured limit."""
+
+
+def check_vertex_limit(aoi: object, limit: int) -> int:
+    """The number of positions in a GeoJSON AOI's polygons, refused when over ``limit``.
+
+    Cheap (no geometry is built), so a huge AOI is refused before any costly parsing; anything
+    malformed is left to ``parse_aoi``.
+
+    Raises:
+        AoiTooComplexError: more than ``limit`` vertices.
+    """
+    count = 0
+    for ring in _rings_of(aoi):
+        count += len(ring)
+        if count > limit:
+            raise AoiTooComplexError(
+                f"the AOI has more than {limit:,} vertices, this server's limit; simplify it"
+            )
+    return count
 
 
 def parse_aoi(aoi: dict[str, Any] | None) -> BaseGeometry:
     """The AOI polygon(s) of a GeoJSON geometry, Feature or FeatureCollection in EPSG:4326.
 
     Raises:
-        InputError: Not GeoJSON, no polygon, coordinates outside lon/lat range, or an invalid polygon
+        InputError: Not GeoJSON, no polygon, an unclosed ring, 3D or non-numeric positions, an edge
+            crossing the antimeridian, coordinates outside lon/lat range, or an invalid polygon
             (self-intersection, ...), with shapely's explanation of where.
     """
     if not isinstance(aoi, dict):
@@ -59,7 +92,9 @@ def _geometry(data: object) -> BaseGeometry:
     if not isinstance(data, dict) or "type" not in data:
         raise InputError("the AOI is not a GeoJSON geometry, Feature or FeatureCollection")
     if data["type"] not in ("Polygon", "MultiPolygon"):
-        raise InputError(f"the AOI must be a Polygon or MultiPolygon, got {data['type']!r}")
+        raise InputError(f"the AOI must be a Polygon or MultiPolygon, got {str(data['type'])[:40]!r}")
+    for ring in _rings_of(data):
+        _check_ring(ring)
     try:
         geometry = shapely.geometry.shape(data)
     except Exception as exc:  # shapely raises several types (ValueError, TypeError, GEOSException)
@@ -67,6 +102,54 @@ def _geometry(data: object) -> BaseGeometry:
     if geometry.is_empty:
         raise InputError("the AOI polygon is empty")
     return geometry
+
+
+def _rings_of(data: object) -> Iterator[list[Any]]:
+    """The rings (lists) of a GeoJSON geometry, Feature or FeatureCollection; malformed parts skipped."""
+    if not isinstance(data, dict):
+        return
+    kind = data.get("type")
+    if kind == "FeatureCollection" and isinstance(data.get("features"), list):
+        for feature in data["features"]:
+            yield from _rings_of(feature)
+    elif kind == "Feature":
+        yield from _rings_of(data.get("geometry"))
+    elif kind in ("Polygon", "MultiPolygon"):
+        coordinates = data.get("coordinates")
+        polygons = [coordinates] if kind == "Polygon" else coordinates
+        if isinstance(polygons, list):
+            for polygon in polygons:
+                if isinstance(polygon, list):
+                    yield from (ring for ring in polygon if isinstance(ring, list))
+
+
+def _check_ring(ring: list[Any]) -> None:
+    """Refuse a ring that is not closed, has positions that are not ``[lon, lat]``, or crosses ±180°."""
+    for position in ring:
+        if not isinstance(position, list | tuple) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in position
+        ):
+            raise InputError(
+                f"the AOI has a position that is not a pair of finite numbers: {str(position)[:80]}"
+            )
+        if len(position) != 2:
+            raise InputError(
+                f"the AOI's positions must be [longitude, latitude] pairs; got {len(position)} values "
+                f"({str(position)[:80]}); altitudes are not supported"
+            )
+    if len(ring) < 4:
+        raise InputError(f"the AOI has a ring of {len(ring)} positions; a closed ring needs at least 4")
+    if list(ring[0]) != list(ring[-1]):
+        raise InputError(
+            f"the AOI has a ring that is not closed: it starts at {list(ring[0])} and ends at "
+            f"{list(ring[-1])} (GeoJSON rings repeat their first position last)"
+        )
+    for (lon0, _), (lon1, _) in itertools.pairwise(ring):
+        if abs(lon1 - lon0) > 180:
+            raise InputError(
+                f"the AOI crosses the antimeridian (an edge from longitude {lon0:g} to {lon1:g}); "
+                "split it at ±180° into a MultiPolygon (RFC 7946 §3.1.9)"
+            )
 
 
 def aoi_area_m2(geometry: BaseGeometry | dict[str, Any]) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,12 +12,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
+from lulc.aoi import check_vertex_limit
+from lulc.errors import LulcError
+from lulc.http_guard import RequestGuard
 from service.http_errors import error_body, status_for
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
+from service.output_crs import check_output_crs
 from service.publish import destination_folder, join_url
 from service.settings import ServiceSettings
 from service.workflow import Order, Outcome, run_order, validate_order
@@ -45,17 +48,23 @@ class ClassifyBody(BaseModel):
     )
     datetime: str = Field(
         min_length=1,
+        max_length=100,
         description="Time window of the input imagery, RFC 3339 interval (open ends as `..`).",
         examples=["2024-06-01/2024-08-31"],
     )
-    model: str = Field(min_length=1, description="Model id, as listed by `GET /models`.", examples=["demo"])
+    model: str = Field(
+        min_length=1, max_length=200, description="Model id, as listed by `GET /models`.", examples=["demo"]
+    )
     stac: str | None = Field(
         default=None,
+        max_length=2048,
         description="Item source (STAC API or static catalog URL) instead of the service's default; "
         "its host must be on the allow-list.",
     )
     crs: str | None = Field(
-        default=None, description="Output CRS (`EPSG:nnnn`); default: the AOI's UTM zone."
+        default=None,
+        max_length=200,
+        description="Output CRS: projected, in metres (`EPSG:nnnn`); default: the AOI's UTM zone.",
     )
     confidence: bool | None = Field(
         default=None, description="Also write the confidence COG; default: the service's setting."
@@ -63,6 +72,15 @@ class ClassifyBody(BaseModel):
     max_cloud_cover: float | None = Field(
         default=None, ge=0, le=100, description="Skip items with more cloud cover (%) than this."
     )
+
+    @field_validator("datetime")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "the time window is blank; give an RFC 3339 interval such as 2024-06-01/2024-08-31"
+            )
+        return value.strip()
 
 
 class ErrorBody(BaseModel):
@@ -145,13 +163,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "Invalid input (AOI geometry, datetime, CRS).",
-        401: "Missing or wrong bearer token.",
+        401: "Missing or wrong bearer token (when the service has one).",
         403: "A URL is not on the allow-list.",
         404: "Unknown model or job, or no imagery for the AOI and time window.",
-        413: "AOI over the size limit.",
+        413: "Request body, AOI area or AOI vertex count over this service's limit.",
         422: "Malformed body, a model that cannot run on these inputs, or no valid pixels.",
         429: "Every job slot is busy; retry after `Retry-After` seconds.",
-        500: "Internal error.",
+        500: "Internal error (a bug): the body names only the exception type; the log has the rest.",
         502: "An upstream STAC API, COG server or output store failed.",
     }.items()
 }
@@ -165,7 +183,12 @@ def _only(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The one exception handler: our errors, HTTP errors and validation errors as ``{detail, type}``."""
+    """The exception handler of our errors, HTTP errors and validation errors: ``{detail, type}``.
+
+    Registered for these classes only, never for ``Exception``: Starlette re-raises after an
+    ``Exception`` handler's answer and uvicorn then drops the kept-alive connection. Anything else is
+    answered by ``RequestGuard`` (a JSON 500, logged once).
+    """
     headers: dict[str, str] = {}
     if isinstance(exc, RequestValidationError):
         status, body = 422, {"detail": jsonable_errors(exc), "type": "RequestValidationError"}
@@ -177,8 +200,18 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, BusyError):
             headers["Retry-After"] = str(exc.retry_after)
         if status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+            log.error(
+                "%s %s failed: %s",
+                request.method,
+                request.url.path,
+                body["detail"],
+                exc_info=exc if status == 500 else None,
+            )
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _guard_body(status: int, detail: str, kind: str) -> dict[str, Any]:
+    return {"detail": detail, "type": kind}
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -187,25 +220,11 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 BEARER = HTTPBearer(auto_error=False, description="The token of `LULC_SERVICE_AUTH_TOKEN`, when it is set.")
+"""Declares the bearer scheme in OpenAPI; ``RequestGuard`` checks the token, before the body is read."""
 
 
-class BearerAuth:
-    """A dependency refusing requests without the configured bearer token (401); a no-op without token."""
-
-    def __init__(self, token: SecretStr | None) -> None:
-        self.token = token
-
-    def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
-        if self.token is None:
-            return
-        expected = self.token.get_secret_value().encode()
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not secrets.compare_digest(given, expected):
-            raise HTTPException(
-                401,
-                "missing bearer token" if credentials is None else "wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+def _bearer_declared(_: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
+    """Nothing to do: the token was checked by ``RequestGuard`` (on every route but ``/healthz``)."""
 
 
 def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None) -> FastAPI:
@@ -223,7 +242,6 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         keep=settings.max_finished_jobs,
         retry_after=settings.retry_after_seconds,
     )
-    require_token = BearerAuth(settings.auth_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -245,9 +263,17 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             {"name": "health", "description": "Liveness for probes."},
         ],
     )
-    for exc_type in (Exception, HTTPException, RequestValidationError):
+    for exc_type in (LulcError, HTTPException, RequestValidationError):
         app.add_exception_handler(exc_type, _error_response)
-    if settings.cors_origins:
+    app.add_middleware(
+        RequestGuard,
+        error_body=_guard_body,
+        max_body_bytes=settings.max_body_bytes,
+        token=settings.auth_token.get_secret_value() if settings.auth_token else None,
+        public_paths=("/healthz",),
+        logger="service.app",
+    )
+    if settings.cors_origins:  # outside the guard: preflights need no token
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
@@ -291,7 +317,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             status.error_status = status_for(job.error)
         return status
 
-    protected = APIRouter(dependencies=[Depends(require_token)])
+    protected = APIRouter(dependencies=[Depends(_bearer_declared)])
 
     @protected.post(
         "/classify",
@@ -311,8 +337,10 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
         """
         order = Order.of(body)
+        check_vertex_limit(order.aoi, settings.max_aoi_vertices)  # before any geometry is built
         area = validate_order(order, settings)  # input errors answer now, not as failed jobs
         model = provider.get(body.model)
+        check_output_crs(order.crs, order.aoi, model.contract.inputs.resolution)
 
         def work(job: Job) -> Outcome:
             destination = join_url(settings.output_url, job.id) if settings.output_url else None
@@ -344,7 +372,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         tags=["classify"],
         summary="A classification job's status and, once done, its result",
         response_model=JobStatus,
-        responses=_only(401, 404),
+        responses=_only(401, 404, 500),
     )
     def get_job(job_id: str, request: Request) -> JobStatus:
         """The job's state (`running`, `succeeded`, `failed`), progress in blocks, and result or error."""
@@ -355,7 +383,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         tags=["models"],
         summary="The models this service runs",
         response_model=ModelList,
-        responses=_only(401),
+        responses=_only(401, 500),
     )
     def list_models() -> ModelList:
         """Every model in the models directory, with its bands, resolution, classes and metrics."""
@@ -363,7 +391,9 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
 
     app.include_router(protected)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness probe", response_model=Health)
+    @app.get(
+        "/healthz", tags=["health"], summary="Liveness probe", response_model=Health, responses=_only(500)
+    )
     def healthz() -> Health:
         """200 while the process serves requests (no authentication)."""
         return Health(

@@ -22,11 +22,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lulc.aoi import check_vertex_limit
 from lulc.errors import InputError
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
+from service.output_crs import check_output_crs
 from service.publish import destination_folder
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
@@ -43,13 +45,20 @@ class ClassifyEvent(BaseModel):
     aoi: dict[str, Any] = Field(
         description="GeoJSON (Multi)Polygon, Feature or FeatureCollection, EPSG:4326."
     )
-    datetime: str = Field(min_length=1, description="RFC 3339 time window of the imagery.")
+    datetime: str = Field(min_length=1, max_length=100, description="RFC 3339 time window of the imagery.")
     model: str = Field(min_length=1, description="Model id (in the models directory) or model path.")
     output_url: str = Field(min_length=1, description="Destination folder: local path, file:// or s3://.")
     stac: str | None = Field(default=None, description="Item source; default the service's `stac_url`.")
-    crs: str | None = None
+    crs: str | None = Field(default=None, max_length=200)
     confidence: bool | None = None
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("datetime")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the time window is blank")
+        return value.strip()
 
 
 def handler(event: dict[str, Any] | str, context: Any = None) -> dict[str, Any]:
@@ -69,9 +78,11 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
     try:
         parsed = parse_event(event)
         order = Order.of(parsed)
+        check_vertex_limit(order.aoi, settings.max_aoi_vertices)
         area = validate_order(order, settings)
         destination_folder(parsed.output_url)
         model = resolve_model(parsed.model, settings)
+        check_output_crs(order.crs, order.aoi, model.contract.inputs.resolution)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))

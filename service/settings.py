@@ -115,6 +115,16 @@ class ServiceSettings(BaseSettings):
         ge=1,
         description="Finished jobs remembered for `GET /jobs/{id}`; the oldest are forgotten.",
     )
+    max_body_bytes: int = Field(
+        default=4_000_000,
+        ge=1024,
+        description="Largest request body (bytes) the HTTP API reads; larger: 413 before reading it.",
+    )
+    max_aoi_vertices: int = Field(
+        default=100_000,
+        ge=4,
+        description="Most AOI vertices (all rings of all polygons) a request may have; more: 413.",
+    )
 
     # Engine
     threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference session.")

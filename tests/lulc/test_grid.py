@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lulc.aoi import aoi_area_m2, parse_aoi
-from lulc.errors import InputError
+from lulc.aoi import AoiTooComplexError, aoi_area_m2, check_vertex_limit, parse_aoi
+from lulc.errors import InputError, LimitError
 from lulc.grid import grid_for_aoi, normalize_crs, utm_crs
 
 
@@ -36,7 +36,12 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
     [
         ("not a dict", "GeoJSON object"),
         ({"type": "Polygon"}, "not valid GeoJSON"),
-        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "not valid GeoJSON"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "ring of 2 positions"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}, "not closed"),
+        ({"type": "Polygon", "coordinates": [[[0, 0, 5], [1, 0, 5], [1, 1, 5], [0, 0, 5]]]}, "altitudes"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, "0"], [1, 1], [0, 0]]]}, "finite numbers"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, float("nan")], [1, 1], [0, 0]]]}, "finite numbers"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [True, 0], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Point", "coordinates": [0, 0]}, "Polygon or MultiPolygon"),
         ({"type": "FeatureCollection", "features": []}, "no features"),
         ({"coordinates": []}, "not a GeoJSON geometry"),
@@ -46,6 +51,34 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
 def test_malformed_aois_are_input_errors(aoi: Any, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_aoi(aoi)
+
+
+def test_an_aoi_crossing_the_antimeridian_is_refused_not_measured_the_long_way() -> None:
+    across = {
+        "type": "Polygon",
+        "coordinates": [[[179.5, 0], [-179.5, 0], [-179.5, 1], [179.5, 1], [179.5, 0]]],
+    }
+    with pytest.raises(InputError, match="antimeridian"):
+        parse_aoi(across)
+    # control: the same area split at 180° (RFC 7946) is accepted and measured as about 1° x 1°
+    split = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[179.5, 0], [180, 0], [180, 1], [179.5, 1], [179.5, 0]]],
+            [[[-180, 0], [-179.5, 0], [-179.5, 1], [-180, 1], [-180, 0]]],
+        ],
+    }
+    assert aoi_area_m2(parse_aoi(split)) / 1e6 == pytest.approx(111.3 * 110.6, rel=0.01)
+
+
+def test_the_vertex_limit_counts_every_ring_before_any_parsing() -> None:
+    aoi = square(140.0, 36.0, 0.01)  # 5 positions
+    collection = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": aoi}] * 3}
+    assert check_vertex_limit(collection, 15) == 15
+    with pytest.raises(AoiTooComplexError, match="more than 14 vertices"):
+        check_vertex_limit(collection, 14)
+    assert isinstance(AoiTooComplexError("x"), LimitError)
+    assert check_vertex_limit("not even GeoJSON", 1) == 0  # malformed input is parse_aoi's to refuse
 
 
 def test_a_self_intersecting_polygon_says_where() -> None:

@@ -318,13 +318,13 @@ def test_unexpected_errors_are_json_500_without_internals(world: World, models: 
 def test_bearer_token(world: World, models: Path, tmp_path: Path) -> None:
     client = client_for(service_settings(tmp_path, world, models, auth_token="letmein"))
     missing = client.get("/models")
-    assert_json_error(missing, 401, "HTTPException", "missing")
+    assert_json_error(missing, 401, "AuthenticationError", "missing")
     assert missing.headers["www-authenticate"] == "Bearer"
     assert_json_error(
-        client.get("/models", headers={"Authorization": "Bearer wrong"}), 401, "HTTPException", "wrong"
+        client.get("/models", headers={"Authorization": "Bearer wrong"}), 401, "AuthenticationError", "wrong"
     )
-    assert_json_error(client.post("/classify", json={}), 401, "HTTPException")
-    assert_json_error(client.get("/jobs/x"), 401, "HTTPException")
+    assert_json_error(client.post("/classify", json={}), 401, "AuthenticationError")
+    assert_json_error(client.get("/jobs/x"), 401, "AuthenticationError")
     assert client.get("/models", headers={"Authorization": "Bearer letmein"}).status_code == 200
     assert client.get("/healthz").status_code == 200  # probes need no token
 

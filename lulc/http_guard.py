@@ -1,0 +1,153 @@
+"""The one request-limits layer of both web apps: bearer token, body size, unexpected errors (plain ASGI).
+
+``RequestGuard`` wraps an ASGI app (inside Starlette's error middleware, outside its exception
+handlers) and, per HTTP request:
+
+1. refuses a missing or wrong bearer token with 401 before anything else, body unread;
+2. refuses a body over ``max_body_bytes`` with 413: at once from ``Content-Length``, else as soon as
+   the streamed body passes the limit (what the app answered then is dropped);
+3. answers an exception no handler took with a JSON 500 that names only the exception's type, and
+   logs its traceback once. Starlette would answer too, but then re-raise, and uvicorn closes the
+   kept-alive connection: a pooled client loses its next request.
+
+No web framework is imported here: the apps pass how their error bodies look.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from lulc.http_status import clip, public_detail
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ErrorBody = Callable[[int, str, str], dict[str, Any]]
+"""How an app's error bodies look: ``(status, detail, type) -> JSON object``."""
+
+
+class _BodyTooLargeError(Exception):
+    """Raised into the app when the streamed body passes the limit."""
+
+
+class RequestGuard:
+    """ASGI middleware: token check, body-size limit, and JSON 500s that keep the connection alive.
+
+    Args:
+        app: the wrapped ASGI app.
+        error_body: builds the app's JSON error body.
+        max_body_bytes: largest request body accepted.
+        token: the bearer token every request needs (but those to ``public_paths``); None: no check.
+        public_paths: paths (exact, or prefixes ending in ``/``) served without the token.
+        logger: where unexpected errors are logged (once, with traceback).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        error_body: ErrorBody,
+        max_body_bytes: int,
+        token: str | None = None,
+        public_paths: tuple[str, ...] = ("/healthz",),
+        logger: str = "lulc.http",
+    ) -> None:
+        self.app = app
+        self.error_body = error_body
+        self.max_body_bytes = max_body_bytes
+        self.token = token.encode() if token else None
+        self.public_paths = public_paths
+        self.log = logging.getLogger(logger)
+
+    def is_public(self, path: str) -> bool:
+        """Whether ``path`` is served without the token."""
+        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Guard one HTTP request (other scopes pass through)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            status, detail, kind, extra = refusal
+            await self._answer(send, status, detail, kind, extra)
+            return
+        state = {"started": False, "over": False, "received": 0}
+
+        async def counted_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_body_bytes:
+                    state["over"] = True
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            if state["over"]:
+                return  # the app's answer to a cut-off body is replaced by the 413 below
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except Exception as exc:
+            if state["over"] or isinstance(exc, _BodyTooLargeError):
+                state["over"] = True
+            elif state["started"]:
+                raise  # half a response is out: only closing the connection tells the client
+            else:
+                self.log.error(
+                    "%s %s failed: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
+                await self._answer(send, 500, public_detail(exc), "InternalError")
+                return
+        if state["over"] and not state["started"]:
+            await self._answer(send, 413, self._too_large(None), "RequestTooLarge")
+
+    def _refusal(
+        self, scope: Scope, headers: dict[str, bytes]
+    ) -> tuple[int, str, str, dict[str, str]] | None:
+        """A 401, 400 or 413 decided from the request line and headers alone, or None."""
+        if self.token is not None and not self.is_public(scope.get("path", "")):
+            scheme, _, given = headers.get("authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not given.strip():
+                return 401, "missing bearer token", "AuthenticationError", {"WWW-Authenticate": "Bearer"}
+            if not secrets.compare_digest(given.strip(), self.token):
+                return 401, "wrong bearer token", "AuthenticationError", {"WWW-Authenticate": "Bearer"}
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return 400, f"invalid Content-Length {clip(length.decode('latin-1'), 40)!r}", "BadRequest", {}
+            if size > self.max_body_bytes:
+                return 413, self._too_large(size), "RequestTooLarge", {}
+        return None
+
+    def _too_large(self, size: int | None) -> str:
+        given = f"of {size:,} bytes " if size is not None else ""
+        return f"the request body {given}is over this server's limit of {self.max_body_bytes:,} bytes"
+
+    async def _answer(
+        self, send: Send, status: int, detail: str, kind: str, extra: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps(self.error_body(status, detail, kind)).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,45 @@
+"""The output CRS a request may ask for: projected, in metres, reachable from the AOI's longitude/latitude.
+
+Models have a resolution in metres, so a geographic CRS (``EPSG:4326``: degrees) or one of another
+body (``IAU_2015:30100``, the Moon) is refused up front, not after the imagery has been read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
+
+from lulc.aoi import parse_aoi
+from lulc.errors import InputError
+
+
+def check_output_crs(crs: str | None, aoi: dict[str, Any], resolution: float) -> None:
+    """Refuse an output CRS the model's ``resolution`` (metres) cannot be laid out in over ``aoi``.
+
+    Raises:
+        InputError: unknown, not projected, not in metres, or no transformation from the AOI's lon/lat.
+    """
+    if crs is None:
+        return
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"unknown CRS {crs[:100]!r}: {exc}") from exc
+    units = {axis.unit_name for axis in parsed.axis_info}
+    if not parsed.is_projected or units != {"metre"}:
+        raise InputError(
+            f"the output CRS {crs[:100]!r} is not a projected CRS in metres (units: "
+            f"{', '.join(sorted(units))}); the model's resolution is {resolution:g} m: choose one such as "
+            "a UTM zone (EPSG:326nn), or omit `crs` for the AOI's UTM zone"
+        )
+    west, south, east, north = parse_aoi(aoi).bounds
+    try:
+        to_crs = Transformer.from_crs("EPSG:4326", parsed, always_xy=True)
+        xs, ys = to_crs.transform([west, east, west, east], [south, south, north, north], errcheck=True)
+    except ProjError as exc:
+        raise InputError(f"the AOI cannot be transformed to the output CRS {crs[:100]!r}: {exc}") from exc
+    if not all(math.isfinite(v) for v in (*xs, *ys)):
+        raise InputError(f"the AOI lies outside where the output CRS {crs[:100]!r} is defined")
