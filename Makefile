@@ -6,12 +6,14 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DEMO_DIR ?= demo-output
 # Debian packages the tests use, each installed only when what it provides is missing (a check per package):
-# PostgreSQL + PostGIS for the real pgstac API, Chromium for the web-map test, npm for the map library.
+# PostgreSQL + PostGIS for the real pgstac API, Chromium for the web-map test, npm for the map library,
+# QGIS's Python API for the test that opens our map in QGIS (run by the system Python, /usr/bin/python3).
 define NEEDED_PACKAGES
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
 ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || echo postgresql-postgis; \
 command -v chromium >/dev/null || echo chromium; \
-command -v npm >/dev/null || echo nodejs npm
+command -v npm >/dev/null || echo nodejs npm; \
+/usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || echo python3-qgis
 endef
 
 .PHONY: install sysdeps web lint typecheck test demo bench docs clean

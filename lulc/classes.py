@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,28 +121,46 @@ class ClassTable(BaseModel):
             names[c.value] = c.name
         return names
 
+    def machine_names(self) -> list[str]:
+        """Machine names of the classes in table order: ``slug(name)``, made unique with ``-<value>``.
+
+        These are classification v2's ``name`` (``^[0-9A-Za-z-_]+$``); the human name is its ``title``.
+        """
+        slugs = [slug(c.name) or f"class-{c.value}" for c in self.classes]
+        repeated = {s for s in slugs if slugs.count(s) > 1}
+        return [f"{s}-{c.value}" if s in repeated else s for s, c in zip(slugs, self.classes, strict=True)]
+
     def to_stac(self) -> list[dict[str, Any]]:
-        """The table as STAC ``classification:classes`` objects."""
+        """The table as STAC classification v2 ``classification:classes`` objects.
+
+        ``name`` is the machine name (``machine_names``), ``title`` the human name, ``description`` the
+        description (else the human name), ``color_hint`` the colour as ``RRGGBB``.
+        """
         return [
             {
                 "value": c.value,
-                "name": c.name,
+                "name": machine,
+                "title": c.name,
                 "description": c.description or c.name,
                 "color_hint": c.color[1:].upper(),
             }
-            for c in self.classes
+            for c, machine in zip(self.classes, self.machine_names(), strict=True)
         ]
 
     @classmethod
     def from_stac(cls, classes: Sequence[dict[str, Any]]) -> ClassTable:
-        """Read ``classification:classes`` objects (colours from ``color_hint``, else the palette)."""
+        """Read ``classification:classes`` objects (colours from ``color_hint``, else the palette).
+
+        The human name is the v2 ``title`` when there is one, else ``name`` (classification v1 items, which
+        put the human name there), else the value.
+        """
         rows = []
         for i, c in enumerate(classes):
             hint = c.get("color_hint")
             rows.append(
                 {
                     "value": c["value"],
-                    "name": c.get("name") or c.get("title") or str(c["value"]),
+                    "name": c.get("title") or c.get("name") or str(c["value"]),
                     "color": f"#{hint}" if hint else PALETTE[i % len(PALETTE)],
                     "description": c.get("description", ""),
                 }
@@ -171,6 +190,16 @@ class ClassTable(BaseModel):
         """The YAML text of the class-table file format."""
         data = {"classes": [c.model_dump() for c in self.classes]}
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def slug(text: str) -> str:
+    """``text`` as a lower-case ASCII slug: letters and digits kept, every other run becomes one ``-``.
+
+    ``"Bare soil"`` -> ``"bare-soil"``; ``"Wasser/Flüsse"`` -> ``"wasser-flusse"``; empty when nothing
+    ASCII remains.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^0-9a-z]+", "-", ascii_text.lower()).strip("-")
 
 
 def _is_integral(value: object) -> bool:

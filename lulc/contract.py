@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,11 @@ MLM_EXTENSIONS = [
     "https://stac-extensions.github.io/mlm/v1.4.0/schema.json",
     "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
     "https://stac-extensions.github.io/file/v2.1.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
 ]
+
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+"""``mlm:framework_version`` must be semantic (``1.5.2``); a version that is not is left out."""
 
 
 class _Strict(BaseModel):
@@ -199,7 +204,6 @@ def to_mlm_item(
         "mlm:architecture": contract.provenance.model_type,
         "mlm:tasks": ["classification", "semantic-segmentation"],
         "mlm:framework": "scikit-learn",
-        "mlm:framework_version": contract.provenance.software.get("scikit-learn", ""),
         "mlm:accelerator": "amd64",
         "mlm:accelerator_constrained": False,
         "mlm:input": [
@@ -228,6 +232,9 @@ def to_mlm_item(
         "version": contract.version,
         METADATA_KEY: contract.model_dump(mode="json"),
     }
+    framework_version = contract.provenance.software.get("scikit-learn", "")
+    if _SEMVER.match(framework_version):
+        properties["mlm:framework_version"] = framework_version
     if contract.provenance.time_window:
         properties["lulc:time_window"] = contract.provenance.time_window
     assets: dict[str, dict[str, Any]] = {
@@ -238,6 +245,8 @@ def to_mlm_item(
             "roles": ["mlm:model"],
             "mlm:artifact_type": "onnx",
             "file:checksum": checksum,
+            # MLM requires the bands its input names to be described: one float32 feature each.
+            "raster:bands": [{"name": name, "data_type": "float32"} for name in contract.feature_names],
         }
     }
     assets.update(extra_assets or {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import rasterio
 import shapely.geometry
 
 from lulc.contract import ModelContract
-from lulc.errors import NoValidPixelsError
+from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
 from lulc.progress import NullProgress, Progress
 from service.blocks import run_blocks_threaded
@@ -30,6 +31,7 @@ from service.output import (
     AUX_NAME,
     CLASSES_NAME,
     CONFIDENCE_NAME,
+    QML_NAME,
     STATS_NAME,
     BlockSink,
     ClassCounts,
@@ -93,6 +95,7 @@ def classify(
     grid = reader_factory.prepare_grid(request, contract)
     reader = reader_factory.open(request, grid, contract)
     out = Path(out_dir)
+    item_inputs = _item_inputs(request, model, grid, reader.sources(), out)  # a missing date fails now
     progress = progress or NullProgress()
     progress.start("classifying blocks", grid.n_blocks)
     blocks = list(grid.blocks())
@@ -119,12 +122,17 @@ def classify(
         stats = build_stats(counts, contract.classes, grid)
         stats["model"] = f"{contract.name}-{contract.version}"
         (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
-        files = {CLASSES_NAME: classes_cog, AUX_NAME: staging / AUX_NAME, STATS_NAME: staging / STATS_NAME}
+        files = {
+            CLASSES_NAME: classes_cog,
+            AUX_NAME: staging / AUX_NAME,
+            QML_NAME: staging / QML_NAME,
+            STATS_NAME: staging / STATS_NAME,
+        }
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
         footprint = grid.footprint_wgs84()
         item = build_item(
-            _item_inputs(request, model, grid, reader.sources()),
+            item_inputs,
             grid,
             contract.classes,
             files,
@@ -135,6 +143,7 @@ def classify(
         order = [
             CLASSES_NAME,
             AUX_NAME,
+            QML_NAME,
             *([CONFIDENCE_NAME] if confidence_cog else []),
             STATS_NAME,
             ITEM_NAME,
@@ -167,20 +176,69 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _item_inputs(
-    request: ClassifyRequest, model: ModelRunner, grid: OutputGrid, sources: list[SourceRef]
-) -> ItemInputs:
-    contract = model.contract
-    times = sorted(s.datetime for s in sources if s.datetime is not None)
-    start = _iso(times[0]) if times else None
-    end = _iso(times[-1]) if times else None
-    if start is None and request.datetime:
+def image_datetime(href: str | None) -> datetime | None:
+    """The acquisition time a local GeoTIFF records, if any.
+
+    GDAL's ``IMAGERY`` ``ACQUISITIONDATETIME``, else the TIFF ``DateTime`` tag (``YYYY:MM:DD HH:MM:SS``,
+    taken as UTC); None for anything else.
+    """
+    if href is None or "://" in href or Path(href).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with rasterio.open(href) as src:
+            imagery = src.tags(ns="IMAGERY").get("ACQUISITIONDATETIME")
+            stamp = imagery or src.tags().get("TIFFTAG_DATETIME")
+    except rasterio.errors.RasterioError:
+        return None
+    if not stamp:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(stamp.strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tuple[str, str]:
+    """First and last acquisition of the inputs (ISO 8601, ``Z``), for the item's time fields.
+
+    From the sources' own times (STAC items; a GeoTIFF's acquisition or ``DateTime`` tag), else the
+    request's ``datetime``. An input with neither cannot be dated, and STAC requires a time (a null
+    ``datetime`` needs a start and an end): that is an ``InputError`` asking for ``--datetime``, never a
+    made-up date.
+    """
+    times = sorted(t for s in sources if (t := s.datetime or image_datetime(s.href)) is not None)
+    if times:
+        return _iso(times[0]), _iso(times[-1])
+    if request.datetime:
         from lulc.sources import parse_datetime_interval
 
-        interval = parse_datetime_interval(request.datetime)
-        if interval is not None:
-            start = _iso(interval[0]) if interval[0] else None
-            end = _iso(interval[1]) if interval[1] else None
+        bounds = [b for b in parse_datetime_interval(request.datetime) or () if b is not None]
+        if bounds:  # an open end is the other end
+            return _iso(bounds[0]), _iso(bounds[-1])
+    names = ", ".join(s.id for s in sources[:3]) or "the input"
+    raise InputError(
+        f"{names} records no acquisition date (no TIFF DateTime or ACQUISITIONDATETIME tag) and no "
+        "datetime was given: pass --datetime with the acquisition date, e.g. --datetime 2024-06-01"
+    )
+
+
+def portable_href(href: str, out_dir: Path) -> str:
+    """``href`` as the output item should carry it: URLs as they are, local paths relative to ``out_dir``."""
+    if "://" in href and not href.startswith("file://"):
+        return href
+    path = Path(href.removeprefix("file://"))
+    if not path.is_absolute():
+        return path.as_posix()
+    return Path(os.path.relpath(path, out_dir.resolve())).as_posix()
+
+
+def _item_inputs(
+    request: ClassifyRequest, model: ModelRunner, grid: OutputGrid, sources: list[SourceRef], out_dir: Path
+) -> ItemInputs:
+    contract = model.contract
+    start, end = acquisition_range(request, sources)
     identity = json.dumps(
         {
             "contract": contract.to_json(),
@@ -198,9 +256,8 @@ def _item_inputs(
         item_id=f"lulc-{contract.name}-{digest}",
         model_name=contract.name,
         model_version=contract.version,
-        model_href=model.item_href,
-        model_origin=model.origin,
-        sources=[(s.id, s.href) for s in sources],
+        model_href=portable_href(model.item_href or model.origin, out_dir),
+        sources=[(s.id, portable_href(s.href, out_dir) if s.href else None) for s in sources],
         start=start,
         end=end,
         datetime_window=request.datetime,

@@ -8,7 +8,10 @@ Category names: GDAL's GTiff driver keeps category names and raster attribute ta
 ``.aux.xml`` sidecar (checked with GDAL 3.10: neither reaches the TIFF's ``GDAL_METADATA`` tag). So
 the class COG carries (1) the colour table in the TIFF itself, (2) the class names as band metadata
 (``CLASS_<value>=<name>``, stored in ``GDAL_METADATA``, survives any copy of the COG alone), and (3) a
-``classes.tif.aux.xml`` sidecar with ``CategoryNames`` and a thematic RAT, which QGIS shows as labels.
+``classes.tif.aux.xml`` sidecar with ``CategoryNames`` and a thematic RAT. QGIS 3.22 reads neither into a
+legend (it lists all 256 palette entries), so (4) ``classes.qml`` beside the map is a QGIS layer style that
+QGIS applies by default when it opens ``classes.tif``: a paletted renderer listing just the classes, with
+their names and colours.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +42,8 @@ CLASSES_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"
 STATS_NAME = "stats.json"
 AUX_NAME = f"{CLASSES_NAME}.aux.xml"
+QML_NAME = "classes.qml"
+"""QGIS reads ``<map name>.qml`` beside a raster as the layer's default style."""
 
 CLASSES_COG = CogOptions(overview_resampling="mode")
 """Class COG: MODE overviews (the most frequent class, never a blend of values), deflate, 512 tiles."""
@@ -162,6 +167,33 @@ def aux_xml(classes: ClassTable) -> str:
     )
 
 
+def qml_style(classes: ClassTable) -> str:
+    """A QGIS layer style (``.qml``): a paletted renderer with one named, coloured entry per class.
+
+    QGIS applies it when it opens ``classes.tif`` (the style beside a file is its default), so the legend
+    shows exactly the classes; nodata (255) is transparent and not listed.
+    """
+    entries = "\n".join(
+        f'        <paletteEntry value={quoteattr(str(c.value))} color={quoteattr(c.color)} alpha="255"'
+        f" label={quoteattr(c.name)}/>"
+        for c in classes.classes
+    )
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        '<qgis version="3.22.0" styleCategories="Symbology">\n'
+        "  <pipe>\n"
+        '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">\n'
+        "      <rasterTransparency/>\n"
+        "      <colorPalette>\n"
+        f"{entries}\n"
+        "      </colorPalette>\n"
+        "    </rasterrenderer>\n"
+        "  </pipe>\n"
+        "  <blendMode>0</blendMode>\n"
+        "</qgis>\n"
+    )
+
+
 @dataclass(frozen=True)
 class ClassCounts:
     """Pixel counts per value 0-255 over the whole map."""
@@ -225,12 +257,16 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None]:
-    """Translate the temporary GeoTIFFs into COGs inside ``staging``; returns their paths.
+    """Translate the temporary GeoTIFFs into COGs inside ``staging``, beside the sidecars; returns the COGs.
+
+    The sidecars (``AUX_NAME``, ``QML_NAME``) are written into ``staging`` too, so they reach the output
+    folder by the same renames as the maps.
 
     The two translations run side by side (GDAL releases the GIL; each is single-threaded, so the bytes
     do not depend on it): they are the only part of a run that cannot overlap with inference.
     """
     (staging / AUX_NAME).write_text(aux_xml(classes), encoding="utf-8")
+    (staging / QML_NAME).write_text(qml_style(classes), encoding="utf-8")
     with ThreadPoolExecutor(2, thread_name_prefix="lulc-cog") as pool:
         classes_job = pool.submit(translate_to_cog, sink.classes_path, staging / CLASSES_NAME, CLASSES_COG)
         confidence_job = (
@@ -282,20 +318,48 @@ STAC_EXTENSIONS = [
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
+QML_TYPE = "text/xml"
+"""Media type of the QGIS style (QGIS has registered none; a ``.qml`` is plain XML)."""
+
+
 @dataclass(frozen=True)
 class ItemInputs:
-    """What the output item says about its inputs."""
+    """What the output item says about its inputs.
+
+    Hrefs are as the item should show them: URLs, or paths relative to the output folder (never a local
+    absolute path, meaningless once the folder is published).
+    """
 
     item_id: str
     model_name: str
     model_version: str
-    model_href: str | None
-    model_origin: str
+    model_href: str
     sources: list[tuple[str, str | None]]
-    start: str | None
-    end: str | None
+    start: str
+    end: str
     datetime_window: str | None
     software: dict[str, str]
+
+
+def item_datetimes(start: str, end: str) -> dict[str, Any]:
+    """STAC's time fields for inputs acquired from ``start`` to ``end`` (ISO 8601, ``Z``).
+
+    One instant is ``datetime``; a range is ``datetime: null`` with ``start_datetime`` and ``end_datetime``
+    (STAC allows a null ``datetime`` only with both).
+    """
+    if start == end:
+        return {"datetime": start}
+    return {"datetime": None, "start_datetime": start, "end_datetime": end}
+
+
+def link_type(href: str) -> str:
+    """Media type of a ``derived_from`` target from its name: a GeoTIFF, an ONNX file, else a STAC item."""
+    name = href.split("?", 1)[0].lower()
+    if name.endswith((".tif", ".tiff")):
+        return "image/tiff; application=geotiff"
+    if name.endswith(".onnx"):
+        return "application/octet-stream; framework=onnx; profile=onnx"
+    return "application/geo+json"
 
 
 def _round_coords(value: Any) -> Any:
@@ -333,9 +397,7 @@ def build_item(
     """
     epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
     properties: dict[str, Any] = {
-        "datetime": None,
-        "start_datetime": inputs.start,
-        "end_datetime": inputs.end,
+        **item_datetimes(inputs.start, inputs.end),
         "title": f"Land cover from {inputs.model_name} {inputs.model_version}",
         "classification:classes": classes.to_stac(),
         "processing:software": dict(sorted(inputs.software.items())),
@@ -344,7 +406,6 @@ def build_item(
             f"to {len(inputs.sources)} input(s)"
         ),
         "proj:code": f"EPSG:{epsg}" if epsg is not None else None,
-        "proj:epsg": epsg,
         "proj:shape": [grid.height, grid.width],
         "proj:transform": [float(v) for v in list(grid.transform)[:6]],
         "proj:bbox": [float(v) for v in grid.bounds],
@@ -354,11 +415,6 @@ def build_item(
         properties["proj:wkt2"] = rasterio.crs.CRS.from_user_input(grid.crs).to_wkt()
     if inputs.datetime_window:
         properties["lulc:datetime_window"] = inputs.datetime_window
-    if inputs.start is None or inputs.end is None:
-        properties.pop("start_datetime")
-        properties.pop("end_datetime")
-        properties["datetime"] = inputs.start or inputs.end or "1970-01-01T00:00:00Z"
-        properties["lulc:datetime_unknown"] = inputs.start is None and inputs.end is None
     assets: dict[str, Any] = {
         "classes": {
             "href": f"./{CLASSES_NAME}",
@@ -379,6 +435,14 @@ def build_item(
             "raster:bands": [raster_band(grid, unit="percent")],
             **_file_fields(files[CONFIDENCE_NAME]),
         }
+    if QML_NAME in files:
+        assets["classes_style"] = {
+            "href": f"./{QML_NAME}",
+            "type": QML_TYPE,
+            "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
+            "roles": ["metadata", "style"],
+            **_file_fields(files[QML_NAME]),
+        }
     if AUX_NAME in files:
         assets["classes_aux"] = {
             "href": f"./{AUX_NAME}",
@@ -397,15 +461,12 @@ def build_item(
     links: list[dict[str, Any]] = []
     for source_id, href in inputs.sources:
         if href:
-            links.append(
-                {"rel": "derived_from", "href": href, "type": "application/geo+json", "title": source_id}
-            )
-    model_href = inputs.model_href or inputs.model_origin
+            links.append({"rel": "derived_from", "href": href, "type": link_type(href), "title": source_id})
     links.append(
         {
             "rel": "derived_from",
-            "href": model_href,
-            "type": "application/geo+json" if model_href.endswith(".json") else "application/octet-stream",
+            "href": inputs.model_href,
+            "type": link_type(inputs.model_href),
             "title": f"model {inputs.model_name} {inputs.model_version}",
         }
     )
