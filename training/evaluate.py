@@ -85,8 +85,80 @@ def check_class_counts(labels: npt.NDArray[np.int64], classes: ClassTable, origi
         raise PointsError(f"{origin} has usable points of fewer than 2 classes: {counts}")
 
 
-def holdout_split(labels: npt.NDArray[np.int64], test_size: float, seed: int) -> Split:
-    """A seeded stratified hold-out split (indices of training and test samples)."""
+@dataclass(frozen=True)
+class Grouping:
+    """Which samples must stay on one side of every split (the pixels of one polygon), and why not if not.
+
+    ``groups`` is None when every sample is its own group (points only): splits are then exactly the
+    ungrouped ones. ``note`` says where a grouped split was impossible and what was done instead.
+    """
+
+    groups: npt.NDArray[np.int64] | None
+    n_groups: int
+    note: str | None = None
+
+
+def grouping(
+    labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64] | None, classes: ClassTable | None = None
+) -> Grouping:
+    """The grouping of samples for splits: a class with fewer than 2 groups has its samples split singly.
+
+    A stratified split grouped by polygon needs at least two polygons of each class (one to train on, one
+    to hold out); a class drawn as one polygon cannot be held out whole, so its pixels become groups of
+    their own, and the note says which classes that was done for.
+    """
+    if groups is None:
+        return Grouping(None, int(labels.size))
+    groups = np.asarray(groups, dtype=np.int64)
+    if np.unique(groups).size == labels.size:
+        return Grouping(None, int(labels.size))
+    few: list[str] = []
+    adjusted = groups.copy()
+    next_group = int(groups.max()) + 1
+    for value in np.unique(labels):
+        members = labels == value
+        if np.unique(groups[members]).size < 2:
+            few.append(classes.by_value(int(value)).name if classes is not None else str(int(value)))
+            adjusted[members] = np.arange(next_group, next_group + int(members.sum()))
+            next_group += int(members.sum())
+    _, dense = np.unique(adjusted, return_inverse=True)
+    note = None
+    if few:
+        note = (
+            f"class(es) {', '.join(few)} have fewer than 2 polygons: a split grouped by polygon cannot hold "
+            "one out, so their pixels are split one by one (their accuracy is optimistic)"
+        )
+    return Grouping(dense.astype(np.int64).ravel(), int(dense.max()) + 1, note)
+
+
+def _grouped_folds(
+    labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], folds: int, seed: int
+) -> list[Split]:
+    """Stratified group k-fold: each group in one fold, class shares kept as well as the groups allow."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        (np.sort(np.asarray(a, np.int64)), np.sort(np.asarray(b, np.int64)))
+        for a, b in splitter.split(np.zeros(labels.size), labels, groups)
+    ]
+
+
+def _folds_for(test_size: float) -> int:
+    """The number of folds whose one fold is closest to a ``test_size`` share (at least 2)."""
+    return max(2, round(1.0 / test_size))
+
+
+def holdout_split(
+    labels: npt.NDArray[np.int64], test_size: float, seed: int, grouped: Grouping | None = None
+) -> Split:
+    """A seeded stratified hold-out split (indices of training and test samples), grouped when asked.
+
+    Grouped: the first fold of a seeded stratified group k-fold whose fold size is closest to
+    ``test_size``; no group has samples on both sides.
+    """
+    if grouped is not None and grouped.groups is not None:
+        return _grouped_folds(labels, grouped.groups, _folds_for(test_size), seed)[0]
     from sklearn.model_selection import train_test_split
 
     n_classes = np.unique(labels).size
@@ -96,12 +168,26 @@ def holdout_split(labels: npt.NDArray[np.int64], test_size: float, seed: int) ->
     return np.sort(train).astype(np.int64), np.sort(test).astype(np.int64)
 
 
-def repeated_splits(labels: npt.NDArray[np.int64], cv: CvOptions, seed: int) -> tuple[list[Split], str]:
-    """Repeated stratified k-fold or repeated stratified random splits, and a readable name."""
+def repeated_splits(
+    labels: npt.NDArray[np.int64], cv: CvOptions, seed: int, grouped: Grouping | None = None
+) -> tuple[list[Split], str]:
+    """Repeated stratified k-fold or repeated stratified random splits (grouped when asked), and a name."""
     from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedShuffleSplit
 
     if cv.repeats == 0:
         return [], "none"
+    if grouped is not None and grouped.groups is not None:
+        groups = grouped.groups
+        if cv.scheme == "shuffle":
+            folds = _folds_for(cv.test_size)
+            splits = [_grouped_folds(labels, groups, folds, seed + r)[0] for r in range(cv.repeats)]
+            name = f"{cv.repeats} random stratified splits of 1/{folds} grouped by polygon"
+            return splits, f"{name} ({grouped.n_groups} groups)"
+        smallest = int(min(np.unique(groups[labels == v]).size for v in np.unique(labels)))
+        folds = max(2, min(cv.folds, smallest))
+        splits = [s for r in range(cv.repeats) for s in _grouped_folds(labels, groups, folds, seed + r)]
+        name = f"{folds}-fold stratified CV grouped by polygon repeated {cv.repeats}x"
+        return splits, f"{name} ({grouped.n_groups} groups)"
     index = np.zeros(labels.size)
     if cv.scheme == "shuffle":
         splitter: Any = StratifiedShuffleSplit(n_splits=cv.repeats, test_size=cv.test_size, random_state=seed)
@@ -122,13 +208,23 @@ def spatial_splits(
     block: float,
     folds: int,
     seed: int,
+    grouped: Grouping | None = None,
 ) -> tuple[list[Split], str, int]:
-    """Stratified group k-fold where the groups are ``block``-sized squares: neighbours stay together."""
+    """Stratified group k-fold where the groups are ``block``-sized squares: neighbours stay together.
+
+    Grouped by polygon too: a polygon's pixels all go to the block of its first pixel, so a polygon that
+    straddles a block edge is never split.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     bx = np.floor(x / block).astype(np.int64)
     by = np.floor(y / block).astype(np.int64)
-    _, groups = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
+    _, blocks = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
+    blocks = blocks.ravel().astype(np.int64)
+    if grouped is not None and grouped.groups is not None:
+        _, first = np.unique(grouped.groups, return_index=True)
+        blocks = blocks[first][grouped.groups]
+    _, groups = np.unique(blocks, return_inverse=True)
     n_groups = int(groups.max()) + 1
     folds = min(folds, n_groups)
     if folds < 2:
