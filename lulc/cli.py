@@ -7,8 +7,10 @@ core imports nothing above it, and a container that installed only some packages
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
+from typing import NoReturn
 
 import typer
 
@@ -46,18 +48,48 @@ def _register_commands(target: typer.Typer) -> None:
 _register_commands(app)
 
 
-def error_line(error: LulcError) -> str:
+def error_line(error: BaseException) -> str:
     """The one line a user sees for an error: no wrapping, newlines folded, whatever the terminal."""
     return "error: " + " ".join(str(error).split())
 
 
-def main() -> None:
-    """Entry point: run the app, turning lulc-stac errors into one clear line on stderr and exit code 2."""
+def usage_line(error: typer.TyperException) -> str:
+    """One line for a command-line usage error (bad option value, missing option, unknown command)."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else "lulc"
+    format_message = getattr(error, "format_message", None)
+    message = " ".join((format_message() if format_message else str(error)).split())
+    return f"error: {where}: {message} (see '{where} --help')"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; every error ends as one unwrapped line on stderr.
+
+    lulc-stac errors (``LulcError``) and usage errors (bad or missing options: typer would draw a rich box
+    wrapped to the terminal's width) exit with code 2; an unexpected error exits with 1 and names its type
+    (``LULC_TRACEBACK=1`` shows the traceback instead).
+    """
     try:
-        app()
+        code = app(args=argv, standalone_mode=False)
     except LulcError as exc:
-        print(error_line(exc), file=sys.stderr, flush=True)
-        sys.exit(2)
+        _fail(error_line(exc), 2)
+    except typer.Abort:
+        _fail("error: aborted", 1)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `lulc` alone: its help, as before
+            getattr(exc, "show")()  # noqa: B009
+            sys.exit(2)
+        _fail(usage_line(exc), int(getattr(exc, "exit_code", 2)))
+    except Exception as exc:
+        if os.environ.get("LULC_TRACEBACK"):
+            raise
+        _fail(f"error: unexpected {type(exc).__name__}: " + " ".join(str(exc).split()), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(line: str, code: int) -> NoReturn:
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

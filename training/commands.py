@@ -131,11 +131,12 @@ def _summary(console: Console, metrics: dict[str, Any], out: Path) -> None:
             f"{100 * cv['overall_accuracy']['sd']:.1f} %"
             f" over {cv['splits']} splits"
         )
-    console.print(text, highlight=False, markup=False)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"wrote {out}/ (model.onnx, model.json, metrics.json, report.md, confusion_matrix.png)",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
 
 

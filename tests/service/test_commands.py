@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,17 @@ def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = lulc(
-        "classify", "--model", inputs["model"], "--image", inputs["image"], "--out", out, "--block-size", 128
+        "classify",
+        "--model",
+        inputs["model"],
+        "--image",
+        inputs["image"],
+        "--datetime",
+        "2024-06-01",
+        "--out",
+        out,
+        "--block-size",
+        128,
     )
     assert done.returncode == 0, done.stderr
     assert "classifying blocks: 9/9" in done.stdout + done.stderr
@@ -120,3 +131,59 @@ def test_bad_input_exits_2_with_one_clear_line(
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+LONG = "a-folder-name-longer-than-a-narrow-terminal-" * 2
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("bad-option-value", "Invalid value for '--block-size'"),
+        ("missing-option", "Missing option '--model'"),
+        ("unknown-option", "No such option: --colour"),
+        ("unknown-command", "No such command 'clasify'"),
+        ("missing-image", "nowhere.tif does not exist"),
+        ("undated-image", "no acquisition date"),
+    ],
+)
+def test_every_error_is_one_line_through_a_pipe_on_a_narrow_terminal(
+    inputs: dict[str, Path], tmp_path: Path, case: str, message: str
+) -> None:
+    deep = tmp_path / LONG / LONG
+    deep.mkdir(parents=True)
+    model, image, out = str(inputs["model"]), str(inputs["image"]), str(deep / "out")
+    args = {
+        "bad-option-value": [
+            "classify",
+            "--model",
+            model,
+            "--image",
+            image,
+            "--out",
+            out,
+            "--block-size",
+            "x",
+        ],
+        "missing-option": ["classify", "--image", image, "--out", out],
+        "unknown-option": ["classify", "--model", model, "--image", image, "--out", out, "--colour", "red"],
+        "unknown-command": ["clasify", "--model", model],
+        "missing-image": ["classify", "--model", model, "--image", str(deep / "nowhere.tif"), "--out", out],
+        "undated-image": ["classify", "--model", model, "--image", image, "--out", out],
+    }[case]
+    done = subprocess.run(
+        [str(LULC), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "40"},  # stdout and stderr are pipes: rich would wrap at 40 (or 80)
+        check=False,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: "), done.stderr
+    assert message in lines[0]
+    if case == "missing-image":
+        assert str(deep / "nowhere.tif") in lines[0]  # the whole path, unbroken
+    assert not (deep / "out").exists() or not any((deep / "out").iterdir())

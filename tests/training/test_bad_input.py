@@ -1,6 +1,7 @@
 """Bad input to `lulc train`: a clear message naming the problem, non-zero exit, nothing written in --out.
 
-One case runs the real ``lulc`` program (exit code 2, one ``error:`` line on stderr); the others drive
+One case runs the real ``lulc`` program (exit code 2, one ``error:`` line on stderr, even through a pipe with
+``COLUMNS=40`` and a long path); the others drive
 the same typer app in-process (the same code path up to ``main()``'s error printing), which is faster.
 """
 
@@ -21,10 +22,10 @@ LULC = Path(sys.executable).with_name("lulc")
 
 
 def run_train(args: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out_parent = tmp_path / "models"
-    out_parent.mkdir()
+    out_parent = tmp_path / ("a-long-folder-name-" * 6) / "models"  # longer than any terminal line
+    out_parent.mkdir(parents=True)
     out = out_parent / "model"
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "40"}  # narrow, and stdout/stderr are pipes, not a terminal
     done = subprocess.run(
         [str(LULC), "train", *args, "--out", str(out)],
         capture_output=True,
@@ -56,6 +57,7 @@ def assert_refused(done: subprocess.CompletedProcess[str], out_parent: Path, *ne
     assert done.returncode == 2, done.stderr + done.stdout
     message = " ".join(done.stderr.split())
     assert message.startswith("error:"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # one line a user can grep
     assert "Traceback" not in done.stderr
     for needle in needles:
         assert needle in message, (needle, message)
