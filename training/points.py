@@ -1,10 +1,16 @@
-"""Labelled points from any OGR file: the label field, class-table matching, reprojection to the imagery."""
+"""Labelled samples from any OGR file or a CSV: points and polygons, class-table matching, reprojection.
+
+Points (and the parts of MultiPoints) are samples as they are. Polygons (and MultiPolygons) become the
+pixel centres inside them once the imagery grid is known (``LabelledPoints.with_polygon_pixels``), as sits
+samples polygons: every pixel, or a seeded random subset per polygon. Every sample remembers the feature
+it came from (``groups``), so accuracy can be estimated with no polygon on both sides of a split.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +18,26 @@ from pyproj import CRS, Transformer
 
 from lulc.classes import ClassTable
 from training.errors import PointsError, TrainingError
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+    from lulc.grid import OutputGrid
+
+POINT_KINDS = {"Point", "MultiPoint"}
+POLYGON_KINDS = {"Polygon", "MultiPolygon"}
+COORDINATE_COLUMNS = (("x", "y"), ("lon", "lat"), ("longitude", "latitude"), ("easting", "northing"))
+"""Column pairs read as coordinates from a CSV file (case-insensitive), in this order of preference."""
+LONLAT_COLUMNS = {("lon", "lat"), ("longitude", "latitude")}
+
+
+@dataclass(frozen=True)
+class TrainingPolygon:
+    """A labelled polygon feature, in the samples' CRS, waiting for the imagery grid."""
+
+    feature: int
+    label: int
+    geometry: BaseGeometry
 
 
 @dataclass(frozen=True)
@@ -25,6 +51,10 @@ class LabelledPoints:
     labels: npt.NDArray[np.int64]
     classes: ClassTable
     fields: list[str]
+    groups: npt.NDArray[np.int64] | None = None
+    """The feature (row) each sample comes from; None when every sample is a feature of its own."""
+    polygons: tuple[TrainingPolygon, ...] = ()
+    """Polygon features not yet turned into pixel samples (see ``with_polygon_pixels``)."""
 
     def __len__(self) -> int:
         return int(self.labels.size)
@@ -36,6 +66,71 @@ class LabelledPoints:
         transformer = Transformer.from_crs(self.crs, crs, always_xy=True)
         x, y = transformer.transform(self.x, self.y)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+    def with_polygon_pixels(
+        self, grid: OutputGrid, max_pixels: int | None, seed: int
+    ) -> tuple[LabelledPoints, list[str]]:
+        """The samples with every polygon replaced by the grid's pixel centres inside it, and notes.
+
+        A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
+        at most ``max_pixels`` of them (a seeded random subset, kept in row-major order); a polygon with no
+        pixel centre inside the grid gives none and a note says so. Coordinates come back in the grid's CRS.
+        """
+        if not self.polygons:
+            return self, []
+        from lulc.grid import reproject_geometry
+
+        x, y = self.xy_in(grid.rasterio_crs)
+        groups = self.groups if self.groups is not None else np.arange(len(self), dtype=np.int64)
+        rng = np.random.default_rng(seed)
+        parts_x, parts_y, parts_label, parts_group = [x], [y], [self.labels], [groups]
+        notes: list[str] = []
+        for polygon in self.polygons:
+            shape = reproject_geometry(polygon.geometry, self.crs.to_wkt(), grid.crs)
+            px, py = _pixel_centres_inside(shape, grid)
+            if px.size == 0:
+                name = self.classes.by_value(polygon.label).name
+                notes.append(f"polygon {polygon.feature} ({name}) has no pixel centre inside the imagery")
+                continue
+            if max_pixels is not None and px.size > max_pixels:
+                keep = np.sort(rng.choice(px.size, size=max_pixels, replace=False))
+                px, py = px[keep], py[keep]
+            parts_x.append(px)
+            parts_y.append(py)
+            parts_label.append(np.full(px.size, polygon.label, dtype=np.int64))
+            parts_group.append(np.full(px.size, polygon.feature, dtype=np.int64))
+        expanded = replace(
+            self,
+            crs=CRS.from_user_input(grid.crs),
+            x=np.concatenate(parts_x),
+            y=np.concatenate(parts_y),
+            labels=np.concatenate(parts_label),
+            groups=np.concatenate(parts_group),
+            polygons=(),
+        )
+        return expanded, notes
+
+
+def _pixel_centres_inside(
+    shape: BaseGeometry, grid: OutputGrid
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Coordinates of the centres of the grid's pixels that lie inside ``shape`` (grid CRS), row-major."""
+    import shapely
+
+    west, south, east, north = shape.bounds
+    t = grid.transform
+    col0 = max(0, int(np.floor((west - t.c) / t.a)))
+    col1 = min(grid.width, int(np.ceil((east - t.c) / t.a)))
+    row0 = max(0, int(np.floor((north - t.f) / t.e)))
+    row1 = min(grid.height, int(np.ceil((south - t.f) / t.e)))
+    if col0 >= col1 or row0 >= row1:
+        empty = np.empty(0, dtype=np.float64)
+        return empty, empty
+    cols, rows = np.meshgrid(np.arange(col0, col1) + 0.5, np.arange(row0, row1) + 0.5)
+    xs = t.c + cols * t.a
+    ys = t.f + rows * t.e
+    inside = np.asarray(shapely.contains_xy(shape, xs, ys), dtype=bool)
+    return xs[inside].astype(np.float64), ys[inside].astype(np.float64)
 
 
 def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:
@@ -56,13 +151,18 @@ def read_points(
     classes: ClassTable | None = None,
     points_crs: str | None = None,
 ) -> LabelledPoints:
-    """Read labelled points (any OGR format, any CRS) and match labels to ``classes``.
+    """Read labelled samples (any OGR format or a CSV with coordinate columns, any CRS); match the labels.
 
-    Numeric labels match class ``value``s, text labels class ``name``s. Without a class table the
-    table is made from the labels (``ClassTable.from_labels``).
+    Point, MultiPoint, Polygon and MultiPolygon features may be mixed; polygons are kept whole until
+    ``with_polygon_pixels`` puts them on the imagery grid. A file of Points only gives exactly one sample per
+    feature and no groups. Numeric labels match class ``value``s, text labels class ``name``s. Without a class
+    table the table is made from the labels (``ClassTable.from_labels``).
     """
     path = Path(path)
-    frame = read_vector(path, "points file", PointsError)
+    if path.suffix.lower() == ".csv":
+        frame = _read_csv_points(path, points_crs)
+    else:
+        frame = read_vector(path, "points file", PointsError)
     fields = [c for c in frame.columns if c != frame.geometry.name]
     if label_field not in frame.columns:
         raise PointsError(
@@ -75,24 +175,96 @@ def read_points(
     if geoms.isna().any() or geoms.is_empty.any():
         bad = [int(i) for i in np.flatnonzero(np.asarray(geoms.isna() | geoms.is_empty))][:10]
         raise PointsError(f"points file {path} has features without geometry (rows {bad})")
-    kinds = sorted(set(geoms.geom_type))
-    if kinds != ["Point"]:
-        raise PointsError(f"points file {path} must hold Point geometries only, found {kinds}")
+    kinds = set(geoms.geom_type)
+    if not kinds <= POINT_KINDS | POLYGON_KINDS:
+        raise PointsError(
+            f"points file {path} must hold Point, MultiPoint, Polygon or MultiPolygon geometries, "
+            f"found {sorted(kinds)}"
+        )
     raw = frame[label_field]
     if raw.isna().any():
         rows = [int(i) for i in np.flatnonzero(np.asarray(raw.isna()))][:10]
         raise PointsError(f"points file {path} has empty {label_field!r} labels (rows {rows})")
     table = classes if classes is not None else ClassTable.from_labels(raw.tolist())
     labels = match_labels(raw.tolist(), table, f"{path} field {label_field!r}")
+    if kinds == {"Point"}:
+        return LabelledPoints(
+            source=str(path),
+            crs=crs,
+            x=np.asarray(geoms.x, dtype=np.float64),
+            y=np.asarray(geoms.y, dtype=np.float64),
+            labels=labels,
+            classes=table,
+            fields=fields,
+        )
+    return _mixed_samples(str(path), crs, list(geoms), labels, table, fields)
+
+
+def _mixed_samples(
+    source: str,
+    crs: CRS,
+    geoms: list[Any],
+    labels: npt.NDArray[np.int64],
+    table: ClassTable,
+    fields: list[str],
+) -> LabelledPoints:
+    """Points and MultiPoint parts as samples grouped by feature; polygons kept for the imagery grid."""
+    xs: list[float] = []
+    ys: list[float] = []
+    point_labels: list[int] = []
+    groups: list[int] = []
+    polygons: list[TrainingPolygon] = []
+    for feature, (geometry, label) in enumerate(zip(geoms, labels.tolist(), strict=True)):
+        if geometry.geom_type in POLYGON_KINDS:
+            if not geometry.is_valid:
+                from shapely.validation import explain_validity
+
+                raise PointsError(f"polygon {feature} of {source} is invalid: {explain_validity(geometry)}")
+            polygons.append(TrainingPolygon(feature, int(label), geometry))
+            continue
+        parts = geometry.geoms if geometry.geom_type == "MultiPoint" else [geometry]
+        for part in parts:
+            xs.append(float(part.x))
+            ys.append(float(part.y))
+            point_labels.append(int(label))
+            groups.append(feature)
     return LabelledPoints(
-        source=str(path),
+        source=source,
         crs=crs,
-        x=np.asarray(geoms.x, dtype=np.float64),
-        y=np.asarray(geoms.y, dtype=np.float64),
-        labels=labels,
+        x=np.asarray(xs, dtype=np.float64),
+        y=np.asarray(ys, dtype=np.float64),
+        labels=np.asarray(point_labels, dtype=np.int64),
         classes=table,
         fields=fields,
+        groups=np.asarray(groups, dtype=np.int64),
+        polygons=tuple(polygons),
     )
+
+
+def _read_csv_points(path: Path, points_crs: str | None) -> Any:
+    """A CSV with coordinate columns as a GeoDataFrame (lon/lat columns default to EPSG:4326)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    if not path.exists():
+        raise PointsError(f"points file {path} does not exist")
+    try:
+        table = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types for unreadable text
+        raise PointsError(f"cannot read points file {path}: {exc}") from exc
+    lower = {str(c).lower(): c for c in table.columns}
+    pair = next(((a, b) for a, b in COORDINATE_COLUMNS if a in lower and b in lower), None)
+    if pair is None:
+        names = ", ".join(f"{a}/{b}" for a, b in COORDINATE_COLUMNS)
+        raise PointsError(f"points file {path} has no coordinate columns (one of {names})")
+    x_col, y_col = lower[pair[0]], lower[pair[1]]
+    coords = table[[x_col, y_col]].apply(pd.to_numeric, errors="coerce")
+    if coords.isna().any().any():
+        rows = [int(i) for i in np.flatnonzero(np.asarray(coords.isna().any(axis=1)))][:10]
+        raise PointsError(f"points file {path} has rows without numeric coordinates (rows {rows})")
+    crs = "EPSG:4326" if points_crs is None and pair in LONLAT_COLUMNS else None
+    geometry = gpd.points_from_xy(coords[x_col], coords[y_col])
+    return gpd.GeoDataFrame(table.drop(columns=[x_col, y_col]), geometry=geometry, crs=crs)
 
 
 def _points_crs(declared: object, override: str | None, path: Path) -> CRS:

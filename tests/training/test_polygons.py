@@ -1,0 +1,133 @@
+"""Training samples from polygons: pixel centres on the imagery grid, seeded subsets, groups, CSV points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from rasterio.transform import Affine
+from shapely.geometry import MultiPoint, Point, box
+
+from lulc.grid import OutputGrid
+from training.errors import PointsError
+from training.points import read_points
+
+UTM = "EPSG:32654"
+GRID = OutputGrid(UTM, Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 4_000_000.0), 200, 100, 64)
+"""A 2 km x 1 km grid of 10 m pixels."""
+TO_LONLAT = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+
+
+def lonlat(geometry: shapely.Geometry) -> shapely.Geometry:
+    return shapely.transform(geometry, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1])))
+
+
+def write_layer(path: Path, rows: list[tuple[shapely.Geometry, str]]) -> Path:
+    frame = gpd.GeoDataFrame(
+        {"label": [label for _, label in rows]},
+        geometry=[lonlat(g) for g, _ in rows],
+        crs="EPSG:4326",
+    )
+    frame.to_file(path)
+    return path
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    return write_layer(
+        tmp_path / "mixed.gpkg",
+        [
+            (Point(400_105.0, 3_999_505.0), "Water"),
+            (MultiPoint([(400_305.0, 3_999_505.0), (400_315.0, 3_999_495.0)]), "Forest"),
+            # 100 m x 50 m inside: 10 x 5 pixel centres
+            (box(400_500.0, 3_999_600.0, 400_600.0, 3_999_650.0), "Forest"),
+            # crosses the grid's east edge (x = 402,000): only 3 of its 6 columns are on the grid
+            (box(401_970.0, 3_999_900.0, 402_030.0, 3_999_940.0), "Water"),
+            # entirely east of the grid
+            (box(403_000.0, 3_999_500.0, 403_100.0, 3_999_600.0), "Water"),
+        ],
+    )
+
+
+def test_polygons_become_the_pixel_centres_inside_them_on_the_grid(mixed: Path) -> None:
+    points = read_points(mixed, "label")
+    assert len(points.polygons) == 3
+    assert len(points) == 3  # the point and the two parts of the MultiPoint
+    expanded, notes = points.with_polygon_pixels(GRID, None, seed=0)
+    assert expanded.crs.to_epsg() == 32654
+    groups = expanded.groups
+    assert groups is not None
+    counts = {int(g): int(np.count_nonzero(groups == g)) for g in np.unique(groups)}
+    assert counts == {0: 1, 1: 2, 2: 50, 3: 12}
+    inner = groups == 2
+    assert np.all((expanded.x[inner] - 400_505.0) % 10.0 == 0)
+    assert expanded.x[inner].min() == 400_505.0
+    assert expanded.x[inner].max() == 400_595.0
+    assert expanded.y[inner].max() == 3_999_645.0
+    edge = groups == 3
+    assert expanded.x[edge].max() == 401_995.0  # the last column centre on the grid
+    assert notes == ["polygon 4 (Water) has no pixel centre inside the imagery"]
+    forest = points.classes.by_value(int(expanded.labels[inner][0])).name
+    assert forest == "Forest"
+
+
+def test_max_pixels_per_polygon_is_a_seeded_subset(mixed: Path) -> None:
+    points = read_points(mixed, "label")
+    first, _ = points.with_polygon_pixels(GRID, 7, seed=3)
+    again, _ = points.with_polygon_pixels(GRID, 7, seed=3)
+    other, _ = points.with_polygon_pixels(GRID, 7, seed=4)
+    assert first.groups is not None
+    assert int(np.count_nonzero(first.groups == 2)) == 7
+    assert np.array_equal(first.x, again.x)
+    assert not np.array_equal(first.x, other.x)
+    full, _ = points.with_polygon_pixels(GRID, None, seed=3)
+    assert set(zip(first.x.tolist(), first.y.tolist(), strict=True)) <= set(
+        zip(full.x.tolist(), full.y.tolist(), strict=True)
+    )
+
+
+def test_a_points_only_file_has_no_groups_and_nothing_to_expand(tmp_path: Path) -> None:
+    path = write_layer(
+        tmp_path / "p.gpkg", [(Point(400_105.0, 3_999_505.0), "A"), (Point(400_205.0, 3_999_505.0), "B")]
+    )
+    points = read_points(path, "label")
+    assert points.groups is None
+    assert points.with_polygon_pixels(GRID, None, 0) == (points, [])
+
+
+def test_lines_are_refused_with_the_kinds_found(tmp_path: Path) -> None:
+    path = write_layer(
+        tmp_path / "l.gpkg",
+        [
+            (Point(400_105.0, 3_999_505.0), "A"),
+            (shapely.LineString([(400_000, 3_999_000), (400_100, 3_999_100)]), "B"),
+        ],
+    )
+    with pytest.raises(PointsError, match=r"found \['LineString', 'Point'\]"):
+        read_points(path, "label")
+
+
+def test_csv_points_with_lon_lat_columns(tmp_path: Path) -> None:
+    lon, lat = TO_LONLAT.transform([400_105.0, 400_205.0], [3_999_505.0, 3_999_505.0])
+    path = tmp_path / "p.csv"
+    path.write_text(f"Longitude,Latitude,label\n{lon[0]},{lat[0]},A\n{lon[1]},{lat[1]},B\n")
+    points = read_points(path, "label")
+    assert points.crs.to_epsg() == 4326
+    x, y = points.xy_in(GRID.rasterio_crs)
+    assert np.allclose(x, [400_105.0, 400_205.0])
+    assert np.allclose(y, [3_999_505.0, 3_999_505.0])
+
+
+def test_csv_without_coordinates_or_crs_says_what_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("a,b,label\n1,2,A\n")
+    with pytest.raises(PointsError, match="no coordinate columns"):
+        read_points(path, "label")
+    path.write_text("x,y,label\n400105,3999505,A\n")
+    with pytest.raises(PointsError, match="declares no CRS"):
+        read_points(path, "label")
+    assert read_points(path, "label", points_crs=UTM).crs.to_epsg() == 32654
