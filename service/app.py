@@ -19,6 +19,7 @@ from lulc.aoi import check_vertex_limit
 from lulc.errors import LulcError
 from lulc.http_guard import RequestGuard
 from service.http_errors import error_body, status_for
+from service.job_store import JobStore
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
 from service.output_crs import check_output_crs
@@ -241,6 +242,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         settings.max_concurrent_jobs,
         keep=settings.max_finished_jobs,
         retry_after=settings.retry_after_seconds,
+        store=JobStore(settings.output_dir),  # finished jobs outlive a restart; sweeps killed runs' staging
     )
 
     @contextlib.asynccontextmanager

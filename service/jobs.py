@@ -1,7 +1,11 @@
-"""A small in-process job registry: a bounded pool of workers, no queue, finished jobs kept for polling."""
+"""A small in-process job registry: a bounded pool of workers, no queue, finished jobs kept for polling.
+
+With a ``JobStore`` every finished job is also written to disk, so polling it works after a restart.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -13,6 +17,9 @@ from enum import StrEnum
 from typing import Any
 
 from lulc.errors import InputError, LimitError
+from service.job_store import JobStore, decode_error, decode_result, encode_error, encode_result
+
+log = logging.getLogger("service.jobs")
 
 
 class BusyError(LimitError):
@@ -71,19 +78,60 @@ class Job:
         """Block until the job finished; False on timeout."""
         return self.done.wait(timeout)
 
+    def record(self) -> dict[str, Any]:
+        """The finished job as JSON for a ``JobStore``."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "created": self.created.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "progress": list(self.progress) if self.progress else None,
+            "info": self.info,
+            "result": encode_result(self.result),
+            "error": encode_error(self.error) if self.error is not None else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        """A finished job back from its ``record()``."""
+        progress = record.get("progress")
+        job = cls(
+            id=str(record["id"]),
+            created=datetime.fromisoformat(record["created"]),
+            state=JobState(record["state"]),
+            finished=datetime.fromisoformat(record["finished"]) if record.get("finished") else None,
+            result=decode_result(record.get("result")),
+            error=decode_error(record["error"]) if record.get("error") else None,
+            progress=(int(progress[0]), int(progress[1])) if progress else None,
+            info=dict(record.get("info") or {}),
+        )
+        if job.state is JobState.SUCCEEDED and job.result is None:  # its result class changed since
+            job.state = JobState.FAILED
+            job.error = RuntimeError("the job's stored result can no longer be read")
+        job.done.set()
+        return job
+
 
 class JobRegistry:
     """Runs at most ``max_concurrent`` jobs at once; refuses more with ``BusyError`` instead of queueing.
 
-    Finished jobs are remembered (the oldest forgotten beyond ``keep``) so clients can poll them.
+    Finished jobs are remembered (the oldest forgotten beyond ``keep``) so clients can poll them; with a
+    ``store``, each is also written to disk when it finishes and read back when a poll asks for a job this
+    process does not hold (after a restart). Starting with a store also removes killed runs' staging
+    folders from its output folder.
     """
 
-    def __init__(self, max_concurrent: int, *, keep: int = 1000, retry_after: int = 30) -> None:
+    def __init__(
+        self, max_concurrent: int, *, keep: int = 1000, retry_after: int = 30, store: JobStore | None = None
+    ) -> None:
         if max_concurrent < 1:
             raise InputError(f"max_concurrent must be at least 1, not {max_concurrent}")
         self.max_concurrent = max_concurrent
         self.keep = keep
         self.retry_after = retry_after
+        self.store = store
+        if store is not None:
+            store.remove_stale_staging()
         self._lock = threading.Lock()
         self._running = 0
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -129,6 +177,9 @@ class JobRegistry:
         """
         with self._lock:
             job = self._jobs.get(job_id)
+        if job is None and self.store is not None:
+            record = self.store.load(job_id)
+            job = Job.from_record(record) if record is not None else None
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
         return job
@@ -153,6 +204,11 @@ class JobRegistry:
             job.finished = _now()
             self._running -= 1
             self._forget_old()
+        if self.store is not None:
+            try:
+                self.store.save(job.record())
+            except (OSError, TypeError, ValueError) as exc:  # polling still works until a restart
+                log.warning("could not store job %s: %s", job.id, exc)
         job.done.set()
 
     def _forget_old(self) -> None:

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -57,11 +58,48 @@ def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+STAGING_PREFIX = ".lulc-staging-"
+"""Prefix of the hidden work folders of runs in progress."""
+
+STALE_STAGING_SECONDS = 24 * 3600
+"""A staging folder untouched this long is a killed run's: a live run writes its blocks far more often."""
+
+
+def remove_stale_staging(out_dir: Path, older_than: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Delete the staging folders in ``out_dir`` that nothing has touched for ``older_than`` seconds.
+
+    A killed run (SIGKILL, power loss) cannot remove its own. A folder any file of which changed recently
+    is kept: it may be a live run's, in this process or another writing to the same folder.
+    """
+    now = time.time()
+    removed = []
+    for folder in sorted(out_dir.glob(f"{STAGING_PREFIX}*")):
+        if folder.is_dir() and now - _last_change(folder) >= older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of ``folder`` and everything in it."""
+    newest = folder.stat().st_mtime
+    for path in folder.rglob("*"):
+        try:
+            newest = max(newest, path.lstat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
 @contextmanager
 def staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A hidden folder inside ``out_dir`` for work files, removed whatever happens."""
+    """A hidden folder inside ``out_dir`` for work files, removed whatever happens.
+
+    Stale staging folders of killed runs in ``out_dir`` are removed first.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=".lulc-staging-", dir=out_dir))
+    remove_stale_staging(out_dir)
+    path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
     try:
         yield path
     finally:

@@ -1,0 +1,128 @@
+"""State that survives: finished jobs answer after a service restart; killed runs' staging folders go away."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lulc.errors import InputError
+from service.app import create_app
+from service.job_store import JobStore
+from service.jobs import JobNotFoundError, JobRegistry, JobState
+from service.output import STAGING_PREFIX, staging_dir
+from service.workflow import Outcome
+from tests.service.app_support import World, models_dir, service_settings, shared_world
+
+OUTCOME = Outcome(
+    output_url="/out/x", assets={"classes.tif": "/out/x/classes.tif"}, item={"id": "x"}, stats={"valid": 1}
+)
+
+
+def test_a_finished_job_is_found_by_a_new_registry_over_the_same_folder(tmp_path: Path) -> None:
+    first = JobRegistry(1, store=JobStore(tmp_path))
+    done = first.submit(lambda job: OUTCOME, info={"area_km2": 1.5})
+    done.wait(10)  # one slot: the first finishes before the second starts
+
+    def refuse(job: object) -> None:
+        raise InputError("bad AOI")
+
+    bad = first.submit(refuse)
+    bad.wait(10)
+    first.shutdown()
+    again = JobRegistry(1, store=JobStore(tmp_path))  # the restarted service
+    job = again.get(done.id)
+    assert job.state is JobState.SUCCEEDED
+    assert job.result == OUTCOME
+    assert job.info == {"area_km2": 1.5}
+    assert job.created == done.created
+    lost = again.get(bad.id)
+    assert lost.state is JobState.FAILED
+    assert type(lost.error) is InputError  # the same class, so the same HTTP status
+    assert str(lost.error) == "bad AOI"
+    # Control: a registry without a store forgets everything on restart.
+    with pytest.raises(JobNotFoundError):
+        JobRegistry(1).get(done.id)
+    # Ids that are not job ids never become paths.
+    with pytest.raises(JobNotFoundError):
+        again.get("../" + done.id)
+
+
+def test_records_are_written_atomically_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    registry = JobRegistry(1, store=JobStore(tmp_path))
+    job = registry.submit(lambda job: OUTCOME)
+    job.wait(10)
+    registry.shutdown()
+    files = sorted(p.name for p in (tmp_path / ".jobs").iterdir())
+    assert files == [f"{job.id}.json"]
+    assert json.loads((tmp_path / ".jobs" / files[0]).read_text())["state"] == "succeeded"
+
+
+def age(folder: Path, seconds: float) -> None:
+    stamp = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (stamp, stamp))
+
+
+def test_stale_staging_folders_are_removed_at_start_up_and_live_ones_kept(tmp_path: Path) -> None:
+    job_dir = tmp_path / ("a" * 32)
+    stale_in_job = job_dir / f"{STAGING_PREFIX}killed"
+    stale_top = tmp_path / f"{STAGING_PREFIX}old"
+    live = tmp_path / ("b" * 32) / f"{STAGING_PREFIX}running"
+    for folder in (stale_in_job, stale_top, live):
+        folder.mkdir(parents=True)
+        (folder / "classes.tmp.tif").write_bytes(b"x")
+    age(stale_in_job, 2 * 86400)
+    age(stale_top, 2 * 86400)
+    age(live, 2 * 86400)
+    (live / "classes.tmp.tif").write_bytes(b"xy")  # a block written just now: a live run
+    JobRegistry(1, store=JobStore(tmp_path))
+    assert not stale_in_job.exists()
+    assert not job_dir.exists()  # the killed job's folder held nothing else
+    assert not stale_top.exists()
+    assert live.is_dir()
+
+
+def test_a_cli_run_clears_stale_staging_in_its_out_folder(tmp_path: Path) -> None:
+    stale = tmp_path / f"{STAGING_PREFIX}killed"
+    stale.mkdir()
+    age(stale, 2 * 86400)
+    recent = tmp_path / f"{STAGING_PREFIX}other"
+    recent.mkdir()
+    with staging_dir(tmp_path) as mine:
+        assert not stale.exists()
+        assert recent.is_dir()  # maybe another run's, still writing
+        assert mine.is_dir()
+    assert not mine.exists()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return shared_world(tmp_path_factory)
+
+
+def test_the_service_answers_a_finished_job_after_a_restart(
+    world: World, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    models = models_dir(tmp_path_factory.mktemp("store-models"), world)
+    settings = service_settings(tmp_path, world, models, sync_max_km2=100.0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+    job_id = body["job_id"]
+    with TestClient(create_app(settings), raise_server_exceptions=False) as restarted:
+        polled = restarted.get(f"/jobs/{job_id}")
+        unknown = restarted.get(f"/jobs/{'0' * 32}")
+    assert polled.status_code == 200, polled.text
+    status = polled.json()
+    assert status["status"] == "succeeded"
+    assert status["result"]["item"] == body["item"]
+    assert status["result"]["assets"] == body["assets"]
+    assert unknown.status_code == 404
