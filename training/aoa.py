@@ -1,0 +1,177 @@
+"""The area of applicability (Meyer & Pebesma 2021): where a model's features look like its training data.
+
+At training time: features are standardised, weighted by the model's permutation importance, and each
+training sample's distance to its nearest training neighbour *in another CV fold* is divided by the mean
+distance between training samples: that is its dissimilarity index (DI). The threshold is the upper whisker
+of the training DIs (R's ``boxplot.stats``, as the CAST package does). At classification a pixel's DI is its
+weighted distance to the nearest training sample over the same mean distance; DI above the threshold is
+outside the area of applicability.
+
+The DI is added to the model's ONNX graph as a second output (``di``), computed as a dense kernel,
+``|x|² + |s|² - 2 x·sᵀ`` then a minimum over samples, so every runtime that runs the model computes it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+
+DI_OUTPUT = "di"
+"""Name of the ONNX output carrying each pixel's dissimilarity index (float32)."""
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """What the DI needs at classification: the feature transform, the reference samples, two numbers."""
+
+    scale: npt.NDArray[np.float64]
+    """Per feature: importance weight / standard deviation (0 where a feature is constant or unimportant)."""
+    offset: npt.NDArray[np.float64]
+    """Per feature: -mean x scale, so that ``x * scale + offset`` is the weighted standardised feature."""
+    reference: npt.NDArray[np.float64]
+    """The training samples, transformed (n_samples x n_features)."""
+    mean_distance: float
+    """Mean distance between training samples (transformed); DI = nearest distance / this."""
+    threshold: float
+    """Upper whisker of the training DIs: a DI above it is outside the area of applicability."""
+    training_di: npt.NDArray[np.float64]
+    """Each training sample's DI (nearest sample in another fold)."""
+
+    def transform(self, features: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Weighted standardised features."""
+        return np.asarray(features, dtype=np.float64) * self.scale + self.offset
+
+    def dissimilarity(self, features: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The DI of each row (numpy reference of the ONNX output)."""
+        x = self.transform(features)
+        nearest = np.sqrt(_min_squared_distance(x, self.reference))
+        return nearest / self.mean_distance
+
+
+def _squared_distances(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    sq = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(sq, 0.0)
+
+
+def _min_squared_distance(
+    x: npt.NDArray[np.float64], reference: npt.NDArray[np.float64], chunk: int = 4096
+) -> npt.NDArray[np.float64]:
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for start in range(0, x.shape[0], chunk):
+        out[start : start + chunk] = _squared_distances(x[start : start + chunk], reference).min(axis=1)
+    return out
+
+
+def upper_whisker(values: npt.ArrayLike) -> float:
+    """R's ``boxplot.stats(x)$stats[5]``: the largest value within 1.5 hinge spreads above the upper hinge.
+
+    The hinges are Tukey's (R's ``fivenum``), not percentiles: CAST sets the AOA threshold this way.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    if n == 0:
+        raise ValueError("no values")
+    n4 = np.floor((n + 3) / 2) / 2
+    positions = np.array([1.0, n4, (n + 1) / 2, n + 1 - n4, float(n)]) - 1.0
+    hinges = 0.5 * (x[np.floor(positions).astype(int)] + x[np.ceil(positions).astype(int)])
+    fence = hinges[3] + 1.5 * (hinges[3] - hinges[1])
+    return float(x[x <= fence].max())
+
+
+def fit_applicability(
+    features: npt.ArrayLike, folds: npt.ArrayLike, importance: Sequence[float]
+) -> Applicability:
+    """The area of applicability of a model trained on ``features``.
+
+    Args:
+        features: training features (n_samples x n_features).
+        folds: each sample's CV fold (grouped folds: a polygon's pixels share one); a sample's DI is its
+            distance to the nearest sample of another fold.
+        importance: per feature, the model's permutation importance; negative values count as 0.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    fold = np.asarray(folds)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError("the area of applicability needs at least two training samples")
+    if np.unique(fold).size < 2:
+        raise ValueError("the area of applicability needs samples in at least two folds")
+    weights = np.clip(np.asarray(importance, dtype=np.float64), 0.0, None)
+    if not np.any(weights > 0):
+        weights = np.ones(x.shape[1])
+    sd = x.std(axis=0, ddof=1)
+    scale = np.divide(weights, sd, out=np.zeros_like(sd), where=sd > 0)
+    offset = -x.mean(axis=0) * scale
+    reference = x * scale + offset
+    squared = _squared_distances(reference, reference)
+    distances = np.sqrt(squared)
+    n = x.shape[0]
+    mean_distance = float(distances.sum() / (n * (n - 1)))
+    if mean_distance <= 0:
+        raise ValueError("every training sample has the same (weighted) features")
+    other_fold = fold[:, None] != fold[None, :]
+    nearest = np.where(other_fold, distances, np.inf).min(axis=1)
+    training_di = nearest / mean_distance
+    return Applicability(
+        scale=scale,
+        offset=offset,
+        reference=reference,
+        mean_distance=mean_distance,
+        threshold=upper_whisker(training_di),
+        training_di=training_di,
+    )
+
+
+def add_dissimilarity_output(model: onnx.ModelProto, applicability: Applicability) -> onnx.ModelProto:
+    """A copy of ``model`` with a second output ``di``: each row's DI, computed from the model's input.
+
+    The graph is dense algebra in float32: the transformed input ``x``, then
+    ``min_j(|x|² + |s_j|² - 2 x·s_j)`` clipped at 0, its square root, over the mean training distance.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    if any(o.name == DI_OUTPUT for o in graph.output):
+        raise ValueError(f"the model already has an output named {DI_OUTPUT!r}")
+    source = graph.input[0].name
+    opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), 13)
+    reference = applicability.reference
+    p = "lulc_aoa_"
+
+    def const(name: str, value: npt.ArrayLike, dtype: type = np.float32) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), p + name))
+        return p + name
+
+    def reduce(op: str, data: str, output: str, keepdims: int) -> onnx.NodeProto:
+        if opset >= 18 or op == "ReduceSum":
+            return helper.make_node(
+                op, [data, const(f"{output}_axes", [1], np.int64)], [p + output], keepdims=keepdims
+            )
+        return helper.make_node(op, [data], [p + output], axes=[1], keepdims=keepdims)
+
+    nodes = [
+        helper.make_node("Mul", [source, const("scale", applicability.scale[None, :])], [p + "scaled"]),
+        helper.make_node("Add", [p + "scaled", const("offset", applicability.offset[None, :])], [p + "x"]),
+        helper.make_node("Mul", [p + "x", p + "x"], [p + "x2"]),
+        reduce("ReduceSum", p + "x2", "xx", keepdims=1),
+        helper.make_node("MatMul", [p + "x", const("minus_2_ref_t", -2.0 * reference.T)], [p + "cross"]),
+        helper.make_node("Add", [p + "cross", p + "xx"], [p + "partial"]),
+        helper.make_node(
+            "Add", [p + "partial", const("ref_sq", (reference**2).sum(axis=1)[None, :])], [p + "d2"]
+        ),
+        reduce("ReduceMin", p + "d2", "nearest2", keepdims=0),
+        helper.make_node("Relu", [p + "nearest2"], [p + "nearest2_pos"]),
+        helper.make_node("Sqrt", [p + "nearest2_pos"], [p + "nearest"]),
+        helper.make_node(
+            "Mul", [p + "nearest", const("inv_mean", 1.0 / applicability.mean_distance)], [DI_OUTPUT]
+        ),
+    ]
+    graph.node.extend(nodes)
+    graph.output.append(helper.make_tensor_value_info(DI_OUTPUT, TensorProto.FLOAT, [None]))
+    onnx.checker.check_model(out)
+    return out
