@@ -27,6 +27,7 @@ from lulc.contract import (
 from lulc.decision import decide_labels, top_probability
 from lulc.errors import ContractError, InputError
 from lulc.features import compute_features, feature_names
+from tests.support.stac_validation import assert_valid_stac, stac_errors
 
 CLASSES_YAML = """
 classes:
@@ -180,3 +181,15 @@ def test_decision_rounds_then_takes_the_first_maximum() -> None:
     )
     np.testing.assert_array_equal(decide_labels(probs, [1, 2, 4]), [2, 1, 4])
     np.testing.assert_array_equal(top_probability(probs), [50, 50, 70])
+
+
+def test_the_mlm_item_validates_against_core_and_its_extensions(contract: ModelContract) -> None:
+    item = to_mlm_item(contract, "model.onnx", "1220" + "0" * 64, "2024-01-01T00:00:00Z")
+    assert_valid_stac(item, "MLM item")
+    bands = item["assets"]["model"]["raster:bands"]
+    assert [b["name"] for b in bands] == contract.feature_names  # MLM 1.4: the input's bands are described
+    classes = item["properties"]["mlm:output"][0]["classification:classes"]
+    assert all(c["title"] for c in classes)
+    # Control: without the band descriptions MLM 1.4 refuses the item.
+    del item["assets"]["model"]["raster:bands"]
+    assert any("mlm" in p for p in stac_errors(item))

@@ -27,6 +27,7 @@ from service.runner import load_model
 from tests.service.conftest import WORLD_BANDS, WORLD_INDICES, EngineWorld
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 from tests.support.http_server import Failure, ServerHandle
+from tests.support.stac_validation import assert_valid_stac
 
 OUTPUT_FILES = (
     "classes.qml",
@@ -164,6 +165,7 @@ def test_item_and_stats_describe_the_outputs(engine_world: EngineWorld, baseline
     item = json.loads(baseline.item.read_text())
     assert item == baseline.item_dict
     assert pystac.Item.from_dict(item).id == item["id"]  # pystac reads it
+    assert_valid_stac(item, "item.json")  # core + every extension it declares
     props = item["properties"]
     with rasterio.open(baseline.classes) as src:
         epsg = src.crs.to_epsg()
