@@ -1,10 +1,23 @@
-"""Every GDAL configuration option lulc-stac sets, in one place, each with the reason for it."""
+"""Every GDAL configuration option lulc-stac sets, in one place, each with the reason for it.
+
+Also what GDAL may open (``gdal_href``: allow-listed, redirects checked, since GDAL follows them on its
+own) and how to make a retry really re-send (``forget_cached_reads``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import threading
+import time
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urljoin
 
 import rasterio
+
+from lulc.allowlist import AllowList
+from lulc.urls import HostNotAllowedError, parse_location
 
 GDAL_OPTIONS: dict[str, str | int] = {
     # Do not list the COG's "directory" looking for sidecars: cuts a COG open over HTTP from
@@ -43,3 +56,129 @@ def gdal_options(overrides: Mapping[str, str | int] | None = None) -> dict[str, 
 def gdal_env(overrides: Mapping[str, str | int] | None = None) -> rasterio.Env:
     """A ``rasterio.Env`` carrying lulc-stac's GDAL options (plus ``overrides``)."""
     return rasterio.Env(**gdal_options(overrides))
+
+
+# ---------------------------------------------------------------------------------------------
+# What GDAL may open, and forgetting what it cached
+
+
+_REDIRECT_TTL = 600.0
+"""Seconds a URL's redirect check stays valid."""
+_checked_redirects: dict[tuple[AllowList, str], tuple[float, str]] = {}
+_checked_lock = threading.Lock()
+
+
+def gdal_href(href: str, allow: AllowList, what: str = "raster", *, timeout: float = 10.0) -> str:
+    """The path or URL GDAL may open for ``href``: normalised, allow-listed, its redirects checked.
+
+    GDAL follows HTTP redirects by itself and cannot be told not to: GDAL 3.10's ``cpl_http.cpp`` sets
+    ``CURLOPT_FOLLOWLOCATION`` unconditionally (up to 10 hops), and neither a ``GDAL_HTTP_*`` nor a
+    ``CPL_VSIL_CURL_*`` option turns it off. So before GDAL sees an http(s) URL we ask the server
+    ourselves (a one-byte ranged GET, redirects not followed): a redirect is followed only if its target
+    passes ``allow`` too, and GDAL gets the final URL. The answer is remembered for 10 minutes per URL.
+    A server that answers us directly but redirects GDAL moments later is not caught: allow-list hosts
+    you trust to that extent (object stores, your own servers).
+
+    Raises:
+        HostNotAllowedError: ``href``, or a redirect it leads to, is not allowed.
+    """
+    location = allow.location(href, what)
+    if location.scheme not in ("http", "https"):
+        return location.href
+    key = (allow, location.href)
+    now = time.monotonic()
+    with _checked_lock:
+        cached = _checked_redirects.get(key)
+    if cached is not None and now - cached[0] < _REDIRECT_TTL:
+        return cached[1]
+    final = _follow_checked(location.href, allow, what, timeout)
+    with _checked_lock:
+        if len(_checked_redirects) > 4096:
+            _checked_redirects.clear()
+        _checked_redirects[key] = (now, final)
+    return final
+
+
+class GdalAllowList(AllowList):
+    """An ``AllowList`` whose ``check`` is ``gdal_href``: for hrefs about to be handed to GDAL.
+
+    A reader that checks each asset href with it before opening refuses assets whose server
+    redirects off the list, although GDAL itself would follow the redirect.
+    """
+
+    @classmethod
+    def like(cls, allow: AllowList) -> GdalAllowList:
+        """The same entries as ``allow``."""
+        return cls(**{f.name: getattr(allow, f.name) for f in dataclasses.fields(allow)})
+
+    def check(self, url: str, what: str = "URL") -> str:
+        """``gdal_href(url, self, what)``: normalised, allowed, redirects resolved and checked."""
+        return gdal_href(url, self, what)
+
+
+def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = 5) -> str:
+    import requests
+
+    current = href
+    for _ in range(hops + 1):
+        try:
+            with requests.get(
+                current, headers={"Range": "bytes=0-0"}, allow_redirects=False, timeout=timeout, stream=True
+            ) as response:
+                location = response.headers.get("location")
+                redirected = response.status_code in (301, 302, 303, 307, 308) and location
+        except requests.RequestException:
+            return current  # unreachable now: GDAL will say so (and retry) itself
+        if not redirected:
+            return current
+        current = allow.check(urljoin(current, str(location)), f"redirect from {current} to")
+    return current
+
+
+def forget_cached_reads(href: str) -> None:
+    """Drop what GDAL's ``/vsicurl/`` cached for ``href`` (sizes, chunks, a failed open).
+
+    After a dropped connection GDAL remembers the file as missing or short, and an immediate retry in
+    the same process then fails without sending a request. Call this before retrying a read. It calls
+    ``VSICurlPartialClearCache`` of the GDAL library rasterio loaded (rasterio does not expose it); a
+    no-op when that library cannot be found.
+    """
+    function = _partial_clear_cache()
+    if function is None:
+        return
+    try:
+        location = parse_location(href)
+    except HostNotAllowedError:
+        return
+    if location.scheme in ("http", "https"):
+        prefix = f"/vsicurl/{location.href}"
+    elif location.scheme == "s3":
+        prefix = f"/vsis3/{location.href[len('s3://') :]}"
+    else:
+        return
+    function(prefix.encode())
+
+
+@functools.cache
+def _partial_clear_cache() -> Any:
+    """``VSICurlPartialClearCache`` from rasterio's GDAL, or None."""
+    import ctypes
+    import ctypes.util
+    from pathlib import Path
+
+    import rasterio._base
+
+    candidates = sorted(Path(rasterio.__file__).resolve().parent.parent.glob("rasterio.libs/libgdal*"))
+    names = [str(p) for p in candidates] + [ctypes.util.find_library("gdal") or ""]
+    for name in names:
+        if not name:
+            continue
+        try:
+            library = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+            function = library.VSICurlPartialClearCache
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = [ctypes.c_char_p]
+        function.restype = None
+        return function
+    return None

@@ -13,10 +13,16 @@ Both sources implement ``ItemSource.search`` and return ``NormalizedItem`` lists
 
 An empty result is returned as an empty list: callers that need items call ``require_items`` which
 raises ``NoItemsError`` naming the source and the search parameters.
+
+Every fetch goes through an ``AllowList`` (``lulc.allowlist``; the CLIs use ``AllowList.anything()``):
+the source itself, every API page and catalog link (``lulc.stac_io``), and the band asset hrefs of the
+items found, which come back normalised, as the readers must open them. Hrefs found in a remote
+document may not point at local files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -26,19 +32,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlparse
 
 import pystac
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
-from lulc.errors import InputError, NoItemsError, SourceError
-from lulc.sentinel2 import NormalizedItem, normalize_item
+from lulc import stac_io
+from lulc.allowlist import AllowList
+from lulc.errors import InputError, LulcError, NoItemsError, SourceError
+from lulc.sentinel2 import BandAsset, NormalizedItem, normalize_item
+from lulc.stac_io import CheckedHttp, CheckedStacApiIO, CheckedStacIO, short_reason
 
 BBox = tuple[float, float, float, float]
 
-RETRY_STATUSES = (502, 503, 504)
-"""HTTP statuses a STAC API request is retried on."""
+RETRY_STATUSES = tuple(sorted(stac_io.RETRY_STATUSES))
+"""HTTP statuses a STAC API or catalog request is retried on (``lulc.stac_io``)."""
 
 PAGE_SIZE = 100
 """Items per page asked of a STAC API (the ``limit`` of each request; all pages are read)."""
@@ -171,6 +179,32 @@ def _collections_suffix(collections: Sequence[str] | None) -> str:
     return f" ({', '.join(collections)})" if collections else ""
 
 
+def checked_item(item: NormalizedItem, allow: AllowList) -> NormalizedItem:
+    """``item`` with every band and SCL href checked against ``allow`` and replaced by its normalised form.
+
+    Raises:
+        HostNotAllowedError: an asset href is malformed or not allowed.
+    """
+
+    def check(asset: BandAsset) -> BandAsset:
+        href = allow.check(asset.href, f"asset {asset.key!r} of item {item.id!r} at")
+        return asset if href == asset.href else dataclasses.replace(asset, href=href)
+
+    bands = {name: check(asset) for name, asset in item.bands.items()}
+    scl = check(item.scl) if item.scl is not None else None
+    return dataclasses.replace(item, bands=bands, scl=scl)
+
+
+def _lulc_cause(exc: BaseException) -> LulcError | None:
+    """The first of our own errors in ``exc``'s chain (pystac wraps failures of link reads in STACError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LulcError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _check_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
         raise InputError(f"limit must be a positive number of items, got {limit}")
@@ -184,7 +218,8 @@ class StacApiSource:
     """A STAC API searched with pystac-client: POST /search, retries on 502/503/504, all pages.
 
     ``modifier`` is pystac-client's hook applied to every item dict before normalisation (e.g.
-    ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs).
+    ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs). ``allow`` checks the
+    API URL, every request and redirect, and the asset hrefs of the items (default: anything).
     """
 
     def __init__(
@@ -197,8 +232,10 @@ class StacApiSource:
         timeout: float = 30.0,
         mask_classes: Sequence[int] | None = None,
         modifier: Callable[[Any], None] | None = None,
+        allow: AllowList | None = None,
     ) -> None:
-        self.url = url
+        self.allow = (allow or AllowList.anything()).without_local()
+        self.url = self.allow.check(url, "STAC API")
         self.modifier = modifier
         self.collections = list(collections) if collections else None
         self.max_retries = max_retries
@@ -214,22 +251,11 @@ class StacApiSource:
     def __str__(self) -> str:
         return self.describe()
 
-    def _stac_io(self) -> Any:
-        from pystac_client.stac_api_io import StacApiIO
-        from urllib3 import Retry
-
-        retry = Retry(
-            total=self.max_retries,
-            connect=self.max_retries,
-            read=self.max_retries,
-            status=self.max_retries,
-            backoff_factor=self.backoff_factor,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "POST"}),
-            raise_on_status=False,
-            respect_retry_after_header=True,
+    def _stac_io(self) -> CheckedStacApiIO:
+        http = CheckedHttp(
+            self.allow, max_retries=self.max_retries, backoff=self.backoff_factor, timeout=self.timeout
         )
-        return StacApiIO(max_retries=retry, timeout=self.timeout)
+        return CheckedStacApiIO(http)
 
     def _open(self) -> Any:
         if self._client is None:
@@ -282,33 +308,35 @@ class StacApiSource:
                 kwargs["max_items"] = limit
             search = client.search(**kwargs)
             raw = list(search.items_as_dicts())
-        items = (normalize_item(feature, self.mask_classes) for feature in raw)
+        items = (checked_item(normalize_item(feature, self.mask_classes), self.allow) for feature in raw)
         return _sorted(items, limit)
 
 
 @contextmanager
 def _api_errors(url: str) -> Iterator[None]:
-    """Turns pystac-client / requests failures into one ``SourceError`` naming the URL and status."""
+    """Turns pystac-client / requests failures into one ``SourceError`` naming the URL and status.
+
+    The server's answer itself is never quoted: it may be an internal page the caller must not see.
+    """
     import requests
     from pystac_client.exceptions import APIError
 
     try:
         yield
-    except (SourceError, InputError):
+    except LulcError:
         raise
     except APIError as exc:
         status = getattr(exc, "status_code", None)
-        detail = " ".join(str(exc).split())
         if status is not None:
-            detail = detail[:200]
-            message = f"STAC API {url} answered HTTP {status}" + (f": {detail}" if detail else "")
-        else:
-            message = f"STAC API {url} could not be reached: {_short_reason(detail)}"
-        raise SourceError(message) from exc
+            raise SourceError(f"STAC API {url} answered HTTP {status}") from exc
+        raise SourceError(f"STAC API {url} could not be read: {short_reason(exc)}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"STAC API {url} could not be reached: {_short_reason(str(exc))}") from exc
+        raise SourceError(f"STAC API {url} could not be reached: {short_reason(exc)}") from exc
     except Exception as exc:  # anything else from deep inside pystac-client: still one clear error
-        raise SourceError(f"STAC API {url} failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        cause = _lulc_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise SourceError(f"STAC API {url} failed: {type(exc).__name__}") from exc
 
 
 _SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.\d+\.\d+[^#]*/item-search#sort$")
@@ -319,24 +347,16 @@ def _conforms_to_sort(client: Any) -> bool:
     return any(_SORT_CONFORMANCE.match(uri) for uri in client.get_conforms_to())
 
 
-def _short_reason(text: str) -> str:
-    """The useful part of a requests/urllib3 failure, e.g. ``[Errno 111] Connection refused``."""
-    text = " ".join(text.split())
-    match = re.search(r"(\[Errno [^\]]+\][^\"')]*)", text)
-    if match:
-        return match.group(1).strip()
-    for marker in ("Caused by ", "Failed to establish a new connection: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    return text[:200]
-
-
 # ---------------------------------------------------------------------------------------------
 # Static catalog / ItemCollection
 
 
 class StaticCatalogSource:
-    """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side."""
+    """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side.
+
+    Every document (the file, child and item links) is read through ``lulc.stac_io.CheckedStacIO``
+    with ``allow`` (default: anything); reads over HTTP are retried on 429/5xx and dropped connections.
+    """
 
     def __init__(
         self,
@@ -344,12 +364,21 @@ class StaticCatalogSource:
         collections: Sequence[str] | None = None,
         *,
         mask_classes: Sequence[int] | None = None,
+        allow: AllowList | None = None,
+        http: CheckedHttp | None = None,
     ) -> None:
-        self.location = str(path_or_url)
+        allow = allow or AllowList.anything()
+        location = allow.location(str(path_or_url), "catalog")
+        if location.scheme == "s3":
+            raise SourceError(f"catalog {location.href}: s3:// catalogs are not supported, use an https URL")
+        self.location = location.href
+        self.remote = not location.is_local
+        self.allow = allow.without_local() if self.remote else allow
+        self.http = http or CheckedHttp(allow)
         self.collections = list(collections) if collections else None
         self.mask_classes = mask_classes
         self._items: list[pystac.Item] | None = None
-        if not _is_url(self.location) and not Path(self.location).exists():
+        if location.is_local and not Path(self.location).exists():
             raise SourceError(f"catalog {self.location} does not exist")
 
     def describe(self) -> str:
@@ -367,15 +396,17 @@ class StaticCatalogSource:
 
     def _load(self) -> list[pystac.Item]:
         href = self.location
+        io = CheckedStacIO(self.http, href, remote_root=self.remote)
         try:
-            data = pystac.StacIO.default().read_json(href)
+            data = io.read_json(href)
+        except LulcError:
+            raise
         except FileNotFoundError as exc:
             raise SourceError(f"catalog {href} does not exist") from exc
         except json.JSONDecodeError as exc:
             raise SourceError(f"catalog {href} is not JSON: {exc}") from exc
-        except Exception as exc:  # pystac raises a bare Exception for HTTP errors, URLError/OSError else
-            reason = exc.__cause__ if exc.__cause__ is not None else exc
-            raise SourceError(f"catalog {href} could not be read: {reason}") from exc
+        except Exception as exc:  # OSError and the like: the reason, never the content
+            raise SourceError(f"catalog {href} could not be read: {type(exc).__name__}") from exc
         if not isinstance(data, dict):
             raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
         try:
@@ -389,18 +420,21 @@ class StaticCatalogSource:
                         item.set_self_href(_join(href, f"{item.id}.json"))
                 return items
             if data.get("type") == "Feature":
-                return [pystac.Item.from_file(href)]
-            obj = pystac.read_file(href)
-        except SourceError:
-            raise
+                return [pystac.Item.from_dict(data, href=href, preserve_dict=False)]
+            obj = pystac.read_dict(data, href=href, stac_io=io)
         except Exception as exc:  # pystac raises STACError, KeyError, ValueError on malformed catalogs
-            raise SourceError(f"catalog {href} could not be read as STAC: {exc}") from exc
+            raise _lulc_cause(exc) or SourceError(
+                f"catalog {href} could not be read as STAC: {type(exc).__name__}"
+            ) from None
         if not isinstance(obj, pystac.Catalog):
             raise SourceError(f"catalog {href} is a {type(obj).__name__}, not a catalog or collection")
+        obj._stac_io = io  # child and item links are read through the checked I/O, not StacIO.default()
         try:
             return list(obj.get_items(recursive=True))
-        except Exception as exc:  # a broken child link
-            raise SourceError(f"catalog {href} has an unreadable child or item: {exc}") from exc
+        except Exception as exc:  # a broken or refused child link
+            raise _lulc_cause(exc) or SourceError(
+                f"catalog {href} has an unreadable child or item: {type(exc).__name__}"
+            ) from None
 
     def search(
         self,
@@ -420,7 +454,8 @@ class StaticCatalogSource:
             for item in self.items()
             if _matches(item, self.collections, geometry, interval, max_cloud_cover)
         ]
-        return _sorted((normalize_item(item, self.mask_classes) for item in matches), limit)
+        normalized = (checked_item(normalize_item(item, self.mask_classes), self.allow) for item in matches)
+        return _sorted(normalized, limit)
 
 
 def _matches(
@@ -459,12 +494,8 @@ def _overlaps(item: pystac.Item, interval: tuple[dt.datetime | None, dt.datetime
     return not (start is not None and item_end < start)
 
 
-def _is_url(location: str) -> bool:
-    return urlparse(location).scheme in ("http", "https")
-
-
 def _join(base: str, name: str) -> str:
-    if _is_url(base):
+    if "://" in base:
         return base.rsplit("/", 1)[0] + "/" + name
     return str(Path(base).resolve().parent / name)
 
@@ -474,18 +505,17 @@ def open_source(
     collections: Sequence[str] | None = None,
     *,
     mask_classes: Sequence[int] | None = None,
+    allow: AllowList | None = None,
 ) -> ItemSource:
     """A ``StaticCatalogSource`` for a path or a URL ending ``.json``, else a ``StacApiSource``.
 
+    ``allow`` checks the location and everything read from it (default: anything, still normalised).
+
     Raises:
+        HostNotAllowedError: The location is malformed or not on ``allow``.
         SourceError: A local catalog path does not exist.
     """
-    location = str(url_or_path)
-    parsed = urlparse(location)
-    if parsed.scheme in ("http", "https"):
-        if parsed.path.lower().endswith((".json", ".geojson")):
-            return StaticCatalogSource(location, collections, mask_classes=mask_classes)
-        return StacApiSource(location, collections, mask_classes=mask_classes)
-    if parsed.scheme == "file":
-        location = parsed.path
-    return StaticCatalogSource(location, collections, mask_classes=mask_classes)
+    location = (allow or AllowList.anything()).location(str(url_or_path), "STAC source")
+    if location.scheme in ("http", "https") and not location.path.lower().endswith((".json", ".geojson")):
+        return StacApiSource(location.href, collections, mask_classes=mask_classes, allow=allow)
+    return StaticCatalogSource(location.href, collections, mask_classes=mask_classes, allow=allow)

@@ -43,11 +43,13 @@ class ServiceSettings(BaseSettings):
             "or comma-separated."
         ),
     )
-    allow_local_files: bool = Field(
-        default=False,
+    local_folders: StrList = Field(
+        default_factory=list,
         description=(
-            "Let the item source and asset hrefs be local files (a static catalog on a mounted volume). "
-            "Off by default: a request must not make the service read its own filesystem."
+            "Local folders the item source and asset hrefs may be read from (a static catalog on a mounted "
+            "volume); symlinks are resolved and must stay inside. Empty by default: a request must not make "
+            "the service read its own filesystem. A path outside these folders and a missing one get the "
+            "same 403. JSON list or comma-separated."
         ),
     )
 
@@ -161,7 +163,7 @@ class ServiceSettings(BaseSettings):
         default="info", description="Log level of the service and of uvicorn."
     )
 
-    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @field_validator("allowed_hosts", "local_folders", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         return split_list(value)

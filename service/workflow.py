@@ -77,8 +77,8 @@ def s3_options(settings: ServiceSettings) -> S3Options:
 
 
 def allow_list(settings: ServiceSettings) -> AllowList:
-    """The hosts this service may read from."""
-    return AllowList.of(settings.allowed_hosts, settings.allow_local_files)
+    """The hosts, URL prefixes and local folders this service may read from."""
+    return AllowList.of(settings.allowed_hosts, settings.local_folders)
 
 
 def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
@@ -119,10 +119,8 @@ def validate_order(order: Order, settings: ServiceSettings) -> float:
 
 
 def stac_location(order: Order, settings: ServiceSettings) -> str:
-    """The item source of an order (its own, or the service's default), checked against the allow-list."""
-    location = order.stac or settings.stac_url
-    allow_list(settings).check(location, "STAC source")
-    return location
+    """The item source of an order (its own, or the service's default), checked and normalised."""
+    return allow_list(settings).check(order.stac or settings.stac_url, "STAC source")
 
 
 def tile_url(tiler_url: str, href: str) -> str:
@@ -161,16 +159,20 @@ def run_order(
         public_folder: URL of the published folder as clients see it; default the destination itself.
         progress: told the number of blocks, then advanced as each is written.
     """
+    from lulc.gdal_env import GdalAllowList
+    from lulc.sources import open_source
     from service.engine import classify
     from service.readers import StacReaderFactory
     from service.request import ClassifyRequest
 
     cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
+    allow = allow_list(settings)
     factory = StacReaderFactory(
-        stac_location(order, settings),
-        collections=(settings.collection,),
+        # The source checks every request, link and redirect, and normalises the asset hrefs it returns.
+        open_source(stac_location(order, settings), [settings.collection], allow=allow),
         max_cloud_cover=cloud,
-        allow=allow_list(settings),  # checks the source and every asset href it reads
+        # the readers check each asset href again before opening it, here with its redirects too
+        allow=GdalAllowList.like(allow),
     )
     request = ClassifyRequest(
         aoi=order.aoi,

@@ -43,7 +43,8 @@ class AllowedSTACReader(STACReader):
             # rio-tiler warns for every raster:bands entry without statistics, i.e. on every tile
             warnings.filterwarnings("ignore", message="Some statistics data in STAC are invalid")
             info = super()._get_asset_info(asset)
-        info["url"] = self.allow.check(info["url"])
+        # Checked, normalised and with its redirects resolved: GDAL opens exactly this.
+        info["url"] = self.allow.gdal_path(info["url"], f"asset {asset!r}")
         return info
 
 

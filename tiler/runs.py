@@ -57,7 +57,7 @@ def _datetime(item: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], object]) -> Backdrop | None:
+def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], str]) -> Backdrop | None:
     """The least cloudy ``derived_from`` item that is a Sentinel-2 item (None when there is none)."""
     candidates: list[Backdrop] = []
     for link in item.get("links", []):
@@ -66,13 +66,12 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], ob
         href = str(link["href"])
         if not (href.endswith(".json") or "json" in str(link.get("type", ""))):
             continue  # the model (.onnx) and other non-item inputs
-        location = href if is_remote(href) else str((item_path.parent / href).resolve())
-        if location.startswith("file://"):
-            location = location[7:]
+        relative = not is_remote(href) and not href.startswith(("/", "file://"))
         try:
-            allowed(location)
+            # the checked, normalised location is what gets read
+            location = allowed(str(item_path.parent / href) if relative else href)
         except NotAllowedError:
-            logger.info("backdrop item %s is outside the allow-list", location)
+            logger.info("backdrop item %s is outside the allow-list", href)
             continue
         source = read_json(location)
         if source is None:
@@ -86,7 +85,7 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], ob
     return min(candidates, key=lambda b: (b.cloud_cover if b.cloud_cover is not None else 100.0, b.datetime))
 
 
-def find_runs(runs_dir: Path, allowed: Callable[[str], object]) -> list[Run]:
+def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
     """Every run under ``runs_dir`` (recursively), sorted by folder."""
     runs: list[Run] = []
     if not runs_dir.is_dir():

@@ -33,7 +33,7 @@ def test_compose_service_and_tiler_reach_what_the_stack_serves(monkeypatch: pyte
     services = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
     env = {**services["service"]["environment"], **services["tiler"]["environment"]}
     service, tiler = _settings(env, monkeypatch)
-    reads = ServiceAllowList.of(service.allowed_hosts, service.allow_local_files)
+    reads = ServiceAllowList.of(service.allowed_hosts, service.local_folders)
     assert reads.allows(f"{service.stac_url}/search")
     assert reads.allows("http://files/demo-world/cogs/S2B_54SVE_20210718_0_L2A/blue.tif")
     assert not reads.allows("http://minio:9000/lulc-outputs/runs/x/classes.tif")
@@ -61,7 +61,7 @@ def test_k8s_service_and_tiler_reach_what_the_cluster_serves(
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] in {"lulc-service", "lulc-tiler"}:
             env.update(doc["data"])
     service, tiler = _settings(env, monkeypatch)
-    reads = ServiceAllowList.of(service.allowed_hosts, service.allow_local_files)
+    reads = ServiceAllowList.of(service.allowed_hosts, service.local_folders)
     assert reads.allows(f"{service.stac_url}/search")
     assert reads.allows("https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/x/B04.tif")
     assert service.output_public_url is not None

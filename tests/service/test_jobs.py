@@ -102,9 +102,11 @@ def test_allow_list(url: str, allowed: bool) -> None:
             allow.check(url, "asset")
 
 
-def test_local_files_only_when_enabled() -> None:
-    assert AllowList.of([], allow_local=True).allows("/data/catalog.json")
-    assert AllowList.of([], allow_local=True).allows("file:///data/catalog.json")
-    assert not AllowList.of([], allow_local=True).allows("https://anything.example/")
+def test_local_files_only_under_the_local_folders(tmp_path) -> None:
+    (tmp_path / "catalog.json").write_text("{}")
+    allow = AllowList.of([], [tmp_path])
+    assert allow.allows(str(tmp_path / "catalog.json"))
+    assert allow.allows(f"file://{tmp_path}/catalog.json")
+    assert not allow.allows("https://anything.example/")
     with pytest.raises(HostNotAllowedError, match="local file"):
         AllowList.of(["x.example"]).check("/etc/passwd", "STAC source")

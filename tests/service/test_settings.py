@@ -83,7 +83,7 @@ def test_defaults_without_environment(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.auth_token is None
     assert settings.output_url is None
     assert settings.sync_max_km2 < settings.max_aoi_km2
-    assert not settings.allow_local_files
+    assert settings.local_folders == []
 
 
 def test_importing_the_app_reads_no_settings() -> None:

@@ -1,0 +1,237 @@
+"""Reading STAC JSON through the allow-list: every href, link and redirect checked; failures retried.
+
+``CheckedHttp`` is the one HTTP client for STAC metadata. It sends only normalised, allow-listed URLs
+(``AllowList.check``), never lets ``requests`` follow a redirect (each ``Location`` is checked like
+any other URL, at most ``max_redirects`` hops), retries 429/5xx answers and dropped connections with
+bounded exponential back-off, and reports failures by status or reason only: an upstream body never
+reaches an error message.
+
+``CheckedStacIO`` (pystac: static catalogs, their child and item links) and ``CheckedStacApiIO``
+(pystac-client: API root, search, every page link) route all their reads through it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import pystac
+import requests
+from pystac.stac_io import DefaultStacIO
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+
+from lulc.allowlist import LOCAL_REFUSAL, AllowList
+from lulc.errors import SourceError
+from lulc.urls import refuse
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers worth asking again (a 500 is the server's own bug: asking again gives the same)."""
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class HttpStatusError(SourceError):
+    """A server answered an error status (after retries); ``status`` holds it."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def short_reason(exc: BaseException) -> str:
+    """The useful part of a requests/urllib3 failure, e.g. ``[Errno 111] Connection refused``."""
+    text = " ".join(str(exc).split())
+    match = re.search(r"(\[Errno [^\]]+\][^\"')]*)", text)
+    if match:
+        return match.group(1).strip()
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text[:200] or type(exc).__name__
+
+
+@dataclass
+class CheckedHttp:
+    """GET/POST of allow-listed URLs: redirects checked hop by hop, transient failures retried.
+
+    Args:
+        allow: what may be fetched.
+        max_retries: extra attempts after a 429/5xx answer or a dropped connection.
+        backoff: first delay in seconds, doubled per attempt (with jitter), capped at ``max_backoff``.
+        timeout: seconds to connect and between bytes.
+        max_redirects: redirect hops followed (each target checked); more is an error.
+    """
+
+    allow: AllowList
+    max_retries: int = 4
+    backoff: float = 0.2
+    max_backoff: float = 4.0
+    timeout: float = 30.0
+    max_redirects: int = 5
+    session: requests.Session = field(default_factory=requests.Session, repr=False)
+
+    def send(
+        self,
+        url: str,
+        what: str,
+        *,
+        method: str = "GET",
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """The 2xx response (body read) to ``method url``; ``HostNotAllowedError`` or ``SourceError``."""
+        href = self.allow.check(url, what)
+        for _ in range(self.max_redirects + 1):
+            response = self._send_with_retries(method, href, what, json, params, headers)
+            if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
+                target = urljoin(response.url or href, response.headers["location"])
+                if method != "GET" and response.status_code not in (307, 308):
+                    method, json = "GET", None  # what browsers do for 301/302/303 after a POST
+                href = self.allow.check(target, f"redirect from {href} to")
+                params = None  # already part of the URL that redirected
+                continue
+            if not 200 <= response.status_code < 300:
+                status = response.status_code
+                raise HttpStatusError(f"{what} {href} answered HTTP {status}", status)
+            return response
+        raise SourceError(f"{what} {url} redirects more than {self.max_redirects} times")
+
+    def get_text(self, url: str, what: str) -> str:
+        """The body of ``GET url`` as text (UTF-8 unless the server says otherwise)."""
+        response = self.send(url, what)
+        response.encoding = response.encoding or "utf-8"
+        return response.text
+
+    def _send_with_retries(
+        self,
+        method: str,
+        href: str,
+        what: str,
+        json: Any,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> requests.Response:
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self.session.request(
+                    method,
+                    href,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+                response.content  # noqa: B018 - read the body now, so a dropped one is retried here
+            except _TRANSIENT as exc:
+                if last:
+                    raise SourceError(f"{what} {href} could not be reached: {short_reason(exc)}") from None
+                self._pause(attempt, None)
+                continue
+            except requests.RequestException as exc:
+                raise SourceError(f"{what} {href} could not be read: {short_reason(exc)}") from None
+            if response.status_code in RETRY_STATUSES and not last:
+                self._pause(attempt, response.headers.get("retry-after"))
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+        if retry_after and retry_after.strip().isdigit():
+            delay = max(delay, min(self.max_backoff, float(retry_after)))
+        time.sleep(delay)
+
+
+def read_local_text(allow: AllowList, href: str, what: str) -> str:
+    """The text of an allow-listed local file (missing and refused files get the same error)."""
+    path = allow.check(href, what)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        raise refuse(what, href, LOCAL_REFUSAL) from None
+
+
+def is_local_href(href: str) -> bool:
+    """Whether ``href`` names a local file (no URL scheme; ``file://`` counts as local)."""
+    head = href.split("://", 1)[0].lower() if "://" in href else ""
+    return head in ("", "file") and not href.startswith("/vsicurl/")
+
+
+class CheckedStacIO(DefaultStacIO):
+    """pystac I/O for static catalogs: every read (root, children, items) through ``CheckedHttp``.
+
+    Documents read from a remote URL may not send the reader to local files: links found in them are
+    checked against the allow-list without its local folders.
+    """
+
+    def __init__(self, http: CheckedHttp, root: str, *, remote_root: bool) -> None:
+        super().__init__()
+        self.http = http
+        self.root = root
+        self.links_allow = http.allow.without_local() if remote_root else http.allow
+
+    def read_text(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> str:
+        """The text at ``source``: an allow-listed URL or local file."""
+        href = str(source)
+        what = "catalog" if href == self.root else "STAC document"
+        if is_local_href(href):
+            return read_local_text(self.links_allow, href, what)
+        self.links_allow.check(href, what)
+        return self.http.get_text(href, what)
+
+    def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
+        """Refused: catalogs are only read here."""
+        raise SourceError(f"writing {dest} is not supported by the catalog reader")
+
+
+class CheckedStacApiIO(StacApiIO):
+    """pystac-client I/O: the API root, searches and every page link through ``CheckedHttp``.
+
+    Errors are ``APIError`` with the status (as pystac-client expects), never the server's body.
+    """
+
+    def __init__(self, http: CheckedHttp) -> None:
+        super().__init__(max_retries=None, timeout=http.timeout)
+        self.http = http
+        http.session = self.session
+
+    def read_text(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> str:
+        """Local paths are not API documents: only allow-listed URLs are read."""
+        if isinstance(source, str) and is_local_href(source):
+            raise refuse("STAC API document", source, "a STAC API is read over http(s) only")
+        return super().read_text(source, *args, **kwargs)
+
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
+        """``method href`` (GET parameters as query, POST as JSON body) through the checked client."""
+        verb = (method or "GET").upper()
+        body = parameters if verb in ("POST", "PUT", "PATCH") else None
+        query = None if body is not None else (dict(parameters) if parameters else None)
+        try:
+            response = self.http.send(href, "STAC API", method=verb, json=body, params=query, headers=headers)
+        except HttpStatusError as exc:
+            error = APIError(f"HTTP {exc.status}")
+            error.status_code = exc.status
+            raise error from None
+        return response.content.decode("utf-8")
