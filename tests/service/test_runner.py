@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from lulc.checksum import multihash_sha256
 from lulc.classes import ClassTable
 from lulc.contract import to_mlm_item
 from lulc.errors import ContractError
-from service.runner import OnnxRunner, load_model
+from service.runner import CHUNK_ROWS, OnnxRunner, load_model
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 
 CLASSES = ClassTable.from_labels([1, 2, 3])
@@ -136,7 +137,6 @@ def test_large_inputs_run_in_chunks_with_the_same_results(model: Path) -> None:
     import onnxruntime as ort
 
     from lulc.decision import decide_labels
-    from service.runner import CHUNK_ROWS
 
     x = np.random.default_rng(2).random((2 * CHUNK_ROWS + 123, 3), dtype=np.float32)
     chunked = load_model(model).predict(x)
@@ -145,3 +145,56 @@ def test_large_inputs_run_in_chunks_with_the_same_results(model: Path) -> None:
     assert chunked.probabilities is not None
     np.testing.assert_allclose(chunked.probabilities, whole, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(chunked.labels, decide_labels(whole, [1, 2, 3]))
+
+
+def _svm_models(tmp_path: Path) -> tuple[Any, Path, Path, np.ndarray]:
+    """One fitted SVM exported twice: the stock graph (``SVMClassifier``) and the dense graph.
+
+    Models made before the dense graph hold the stock one; ``lulc train`` writes the dense one now.
+    """
+    from training.export import embed_contract, to_onnx
+    from training.models import make_estimator, quiet_estimators
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.array([1, 2, 3]), 60)
+    x = (rng.normal(0, 0.3, (180, 3)) + y[:, None] * np.array([0.4, 0.2, 0.1])).astype(np.float32)
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"), model_type="svm")
+    with quiet_estimators():
+        svm = make_estimator("svm", seed=0).fit(x, y)
+        stock = tmp_path / "stock.onnx"
+        stock.write_bytes(embed_contract(to_onnx(svm, 3, "svm", graph="stock"), contract))
+        dense = tmp_path / "dense.onnx"
+        dense.write_bytes(embed_contract(to_onnx(svm, 3, "svm"), contract))
+    probe = (rng.normal(0, 0.5, (3 * CHUNK_ROWS + 77, 3)) + 0.4).astype(np.float32)
+    return svm, stock, dense, probe
+
+
+def test_old_svm_graphs_still_run_and_agree_with_the_dense_graph(tmp_path: Path) -> None:
+    import onnx
+
+    from lulc.decision import decide_labels
+
+    svm, stock, dense, probe = _svm_models(tmp_path)
+    assert "SVMClassifier" in {n.op_type for n in onnx.load(str(stock)).graph.node}
+    assert "SVMClassifier" not in {n.op_type for n in onnx.load(str(dense)).graph.node}
+    expected = decide_labels(svm.predict_proba(probe), [1, 2, 3])
+    old = load_model(stock).predict(probe)
+    new = load_model(dense).predict(probe)
+    np.testing.assert_array_equal(old.labels, expected)
+    np.testing.assert_array_equal(new.labels, expected)
+
+
+def test_dense_svm_results_are_byte_identical_across_threads_and_calls(tmp_path: Path) -> None:
+    _, _, dense, probe = _svm_models(tmp_path)
+    one = load_model(dense, threads=1).predict(probe)
+    two = load_model(dense, threads=2).predict(probe)
+    assert one.probabilities is not None
+    assert two.probabilities is not None
+    assert one.probabilities.tobytes() == two.probabilities.tobytes()
+    runner = load_model(dense, threads=1)
+    pieces = [runner.predict(probe[a : a + 1000]) for a in range(0, len(probe), 1000)]
+    joined = np.concatenate([p.probabilities for p in pieces if p.probabilities is not None])
+    assert joined.tobytes() == one.probabilities.tobytes()
+    with ThreadPoolExecutor(2) as pool:
+        for again in pool.map(runner.predict, [probe] * 4):
+            assert again.labels.tobytes() == one.labels.tobytes()
