@@ -75,3 +75,33 @@ def test_the_tile_path_answers_class_colours_from_the_cache_and_sees_a_rewritten
     assert ClassResolver(allowed=AllowList.from_prefixes([str(tmp_path / "x")]).check).from_item_cached(
         location
     ) == (True, None)
+
+
+def test_class_names_read_from_classification_v2_and_older_items() -> None:
+    """v2 items (ours since the move to v2) carry the human name as ``title``; older ones in ``name``."""
+    from lulc.classes import ClassTable
+    from tiler.colormaps import classes_from_item
+
+    table = ClassTable.model_validate(
+        {
+            "classes": [
+                {"value": 1, "name": "Open water", "color": "#1f78b4"},
+                {"value": 4, "name": "Bare soil", "color": "#e31a1c"},
+            ]
+        }
+    )
+    v2 = {
+        "properties": {},
+        "assets": {"classes": {"href": "./classes.tif", "classification:classes": table.to_stac()}},
+    }
+    assert [c["name"] for c in table.to_stac()] == ["open-water", "bare-soil"]
+    v1_rows = [
+        {"value": 1, "name": "Open water", "color_hint": "1F78B4"},
+        {"value": 4, "name": "Bare soil", "color_hint": "E31A1C"},
+    ]
+    v1 = {"properties": {"classification:classes": v1_rows}, "assets": {}}
+    for item in (v2, v1):
+        found = classes_from_item(item, "classes.tif")
+        assert found is not None
+        assert found.names == ["Open water", "Bare soil"]
+        assert found.colormap() == table.colormap()
