@@ -1,0 +1,145 @@
+"""SSRF battery against the tiler with an http prefix allowed: real loopback servers and a canary.
+
+Allowed: the ``/runs/`` prefix of a file server, a whole server that redirects every request to the
+canary, and a local folder. The canary is off the list and must see zero requests whatever the
+``url`` parameter, STAC asset href or run link says; every trick gets a 403.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.http_server import ServerHandle, start_http_server
+from tests.support.scripted_server import ScriptedServer, redirect_everything_to
+from tests.tiler.conftest import Runs
+from tiler.app import create_app
+from tiler.settings import TilerSettings
+
+CANARY_BODY = "CANARY-SECRET-PAGE"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The servers, the local folder and the tiler of the battery."""
+
+    canary: ScriptedServer
+    redirector: ScriptedServer
+    files: ServerHandle
+    local: Path
+    client: TestClient
+
+    def refused(self, path: str, url: str, **params: str) -> None:
+        """``GET path?url=...`` is a 403, and the canary was not contacted."""
+        self.canary.clear()
+        response = self.client.get(path, params={"url": url, **params})
+        assert response.status_code == 403, (path, url, response.status_code, response.text)
+        assert CANARY_BODY not in response.text
+        assert self.canary.requests() == [], (path, url)
+
+
+def _evil_item(item: dict, href: str) -> dict:
+    evil = json.loads(json.dumps(item))
+    for asset in evil["assets"].values():
+        asset["href"] = href
+    return evil
+
+
+@pytest.fixture(scope="module")
+def setup(tiler_runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    canary = ScriptedServer({"*": {"status": 200, "body": CANARY_BODY}})
+    redirector = ScriptedServer(redirect_everything_to(canary.base_url))
+    root = tmp_path_factory.mktemp("tiler-ssrf")
+    runs = root / "served" / "runs"
+    shutil.copytree(tiler_runs.main, runs / "main")
+    (root / "served" / "secret.tif").write_bytes((tiler_runs.main / "classes.tif").read_bytes())
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    item["assets"]["classes"]["href"] = "./classes.tif"
+    evil = {
+        "canary": canary.url("runs/main/classes.tif"),
+        "redirect": redirector.url("runs/main/classes.tif"),
+        "vsizip": f"/vsizip//{root}/x.zip/classes.tif",
+        "local": "file:///etc/passwd",
+        "backslash": f"http://127.0.0.1:{canary.port}\\@127.0.0.1:1/runs/main/classes.tif",
+    }
+    for name, href in evil.items():
+        (runs / "main" / f"evil-{name}.json").write_text(json.dumps(_evil_item(item, href)))
+    local = root / "local"
+    (local / "run").mkdir(parents=True)
+    shutil.copy(tiler_runs.main / "classes.tif", local / "run" / "classes.tif")
+    run_item = json.loads((tiler_runs.main / "item.json").read_text())
+    run_item["links"] = [
+        {"rel": "derived_from", "href": canary.url("item.json"), "type": "application/json"},
+        {"rel": "derived_from", "href": redirector.url("item.json"), "type": "application/json"},
+    ]
+    (local / "run" / "item.json").write_text(json.dumps(run_item))
+    files = start_http_server(root / "served")
+    settings = TilerSettings(
+        allow=[f"{files.base_url}/runs/", f"{redirector.base_url}/", str(local)], runs_dir=local
+    )
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    yield Setup(canary, redirector, files, local, client)
+    for server in (canary, redirector):
+        server.close()
+    files.close()
+
+
+def test_the_allowed_prefix_serves_when_nothing_is_off_the_list(setup: Setup) -> None:
+    """Control: the same map and item through the allowed prefix and folder work."""
+    ok = setup.client.get("/cog/info", params={"url": setup.files.url("runs/main/classes.tif")})
+    assert ok.status_code == 200, ok.text
+    item = setup.client.get(
+        "/stac/info", params={"url": setup.files.url("runs/main/item.json"), "assets": "classes"}
+    )
+    assert item.status_code == 200, item.text
+    assert (
+        setup.client.get("/cog/info", params={"url": str(setup.local / "run" / "classes.tif")}).status_code
+        == 200
+    )
+    assert setup.canary.requests() == []
+
+
+def test_tricks_in_the_url_parameter_are_403(setup: Setup) -> None:
+    canary, files = setup.canary, setup.files
+    tricks = [
+        f"http://127.0.0.1:{canary.port}\\@127.0.0.1:{files.port}/runs/main/classes.tif",
+        f"http://127.0.0.1:{files.port}@127.0.0.1:{canary.port}/runs/main/classes.tif",
+        f"HtTp://127.0.0.1:{canary.port}/runs/main/classes.tif",
+        f"http%3A//127.0.0.1:{canary.port}/runs/main/classes.tif",
+        f"/vsicurl/http://127.0.0.1:{canary.port}/runs/main/classes.tif",
+        f"/vsicurl?url=http://127.0.0.1:{canary.port}/runs/main/classes.tif",
+        f"/vsizip//{setup.local}/x.zip/classes.tif",
+        f"{files.base_url}/runs/../secret.tif",
+        f"{files.base_url}/runs/%2e%2e/secret.tif",
+        f"{files.base_url}/runs%2F..%2Fsecret.tif",
+    ]
+    files.requests.clear()
+    for url in tricks:
+        for path in ("/cog/info", "/legend", "/backdrop"):
+            setup.refused(path, url)
+    assert not [r for r in files.requests.records() if "secret" in r.path]
+
+
+def test_redirects_from_an_allowed_prefix_are_not_followed_by_gdal(setup: Setup) -> None:
+    url = setup.redirector.url("runs/main/classes.tif")
+    for path in ("/cog/info", "/cog/tiles/WebMercatorQuad/14/14556/6451.png"):
+        setup.refused(path, url)
+
+
+@pytest.mark.parametrize("name", ["canary", "redirect", "vsizip", "local", "backslash"])
+def test_stac_asset_hrefs_off_the_list_are_403(setup: Setup, name: str) -> None:
+    setup.refused("/stac/info", setup.files.url(f"runs/main/evil-{name}.json"), assets="classes")
+
+
+def test_run_links_off_the_list_are_not_read(setup: Setup) -> None:
+    setup.canary.clear()
+    runs = setup.client.get("/runs")
+    assert runs.status_code == 200, runs.text
+    assert [run["backdrop"] for run in runs.json()] == [None]
+    assert setup.canary.requests() == []
