@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from typing import Any
 import pystac
 import pytest
 
+from lulc.allowlist import AllowList
 from lulc.errors import InputError, NoItemsError, SourceError
 from lulc.sources import (
     ItemSource,
@@ -25,6 +26,9 @@ from lulc.sources import (
     parse_datetime_interval,
     require_items,
 )
+from lulc.stac_io import CheckedHttp
+from lulc.urls import HostNotAllowedError
+from tests.support.http_server import Failure, ServerHandle
 
 ITEMS_DIR = Path(__file__).resolve().parents[1] / "data" / "items"
 
@@ -500,6 +504,85 @@ def test_static_catalog_over_http(static_catalog: Path) -> None:
             missing.search()
     assert ids(found) == ["b-june", "c-june-same-time"]
     assert found[0].band("red").href == f"{base}/sentinel-2-l2a/b-june/cogs/b-june/B04.tif"
+
+
+@pytest.mark.parametrize("failure", ["503", "drop"])
+def test_static_catalog_over_http_survives_one_request_in_five_failing(
+    static_catalog: Path, http_server_factory: Callable[..., ServerHandle], failure: Failure
+) -> None:
+    """Every 5th request answered 503 (or its body dropped): the whole catalog still loads, every time."""
+    server = http_server_factory(static_catalog.parent, fail_every=5, failure=failure)
+    for _ in range(3):
+        source = StaticCatalogSource(server.url("catalog.json"), ["sentinel-2-l2a"], http=fast_http())
+        assert ids(source.search(datetime="2024-06-10")) == ["b-june", "c-june-same-time"]
+    records = server.requests.records()
+    assert sum(r.failed for r in records) >= 3, records
+    control = http_server_factory(static_catalog.parent, fail_every=1, failure=failure)
+    with pytest.raises(SourceError, match=r"catalog http://127.0.0.1:\d+/catalog.json"):
+        StaticCatalogSource(control.url("catalog.json"), http=fast_http()).items()
+    assert len(control.requests.records()) == 1 + fast_http().max_retries  # bounded, then one clear error
+
+
+def fast_http(**kwargs: Any) -> CheckedHttp:
+    """A checked client with short back-off (allows anything, like the CLIs)."""
+    return CheckedHttp(AllowList.anything(), backoff=0.01, max_backoff=0.05, timeout=10, **kwargs)
+
+
+def test_static_catalog_links_and_assets_off_the_allow_list_are_refused(static_catalog: Path) -> None:
+    with serve_directory(static_catalog.parent) as base, serve_directory(static_catalog.parent) as other:
+        port = base.rsplit(":", 1)[1]
+        allow = AllowList.of([f"127.0.0.1:{port}"])
+        assert ids(open_source(f"{base}/catalog.json", allow=allow).search(datetime="2024-06-10")) == [
+            "b-june",
+            "c-june-same-time",
+        ]
+        catalog = json.loads((static_catalog).read_text())
+        catalog["links"].append({"rel": "child", "href": f"{other}/sentinel-2-l2a/collection.json"})
+        (static_catalog.parent / "linked.json").write_text(json.dumps(catalog))
+        with pytest.raises(HostNotAllowedError, match=rf"{other}/sentinel-2-l2a/collection.json"):
+            open_source(f"{base}/linked.json", allow=allow).search()
+        with pytest.raises(HostNotAllowedError, match="STAC source"):
+            open_source(f"{other}/catalog.json", allow=allow)
+
+
+@pytest.mark.parametrize(
+    ("href", "words"),
+    [
+        ("file:///etc/passwd", "local files"),
+        ("/vsizip//local/file.zip/B04.tif", "virtual file systems"),
+        ("gopher://127.0.0.1:6379/_INFO", "scheme"),
+    ],
+)
+def test_asset_hrefs_of_a_remote_catalog_are_checked_where_items_are_normalised(
+    static_catalog: Path, tmp_path: Path, href: str, words: str
+) -> None:
+    """Both the service and training get these checks: they are made by the sources, not the readers."""
+    item_path = static_catalog.parent / "sentinel-2-l2a" / "b-june" / "b-june.json"
+    original = item_path.read_text()
+    item = json.loads(original)
+    item["assets"]["red"]["href"] = href
+    item_path.write_text(json.dumps(item))
+    try:
+        with serve_directory(static_catalog.parent) as base, pytest.raises(HostNotAllowedError, match=words):
+            open_source(f"{base}/catalog.json").search(datetime="2024-06-10")
+    finally:
+        item_path.write_text(original)
+    # the same href in a local catalog: a local path is fine when the list allows local files
+    if href.startswith("file://"):
+        item["assets"]["red"]["href"] = str(tmp_path / "B04.tif")
+        item_path.write_text(json.dumps(item))
+        try:
+            found = open_source(static_catalog).search(datetime="2024-06-10")
+        finally:
+            item_path.write_text(original)
+        assert found[0].band("red").href == str(tmp_path / "B04.tif")
+
+
+def test_api_error_pages_are_not_echoed() -> None:
+    with serve_api(FakeStacApi(fixture_features(), always=502)) as api, pytest.raises(SourceError) as info:
+        api_source(api, max_retries=0).search()
+    assert str(info.value) == f"STAC API {api.base_url} answered HTTP 502"
+    assert "test failure" not in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------
