@@ -1,7 +1,8 @@
 """Sampling 10,000 points over a multi-band item via HTTP: our block-grouped sampler vs one open per point.
 
 (grouped) ``training.sampling.sample_points`` over ``training.composite.open_stac_imagery``: the STAC item
-    read through ``/vsicurl/`` by stackstac, each block holding points read once (what ``lulc train`` does).
+    read through ``/vsicurl/`` by ``lulc.pixels`` (the classifier's reader), each block holding points read
+    once (what ``lulc train`` does).
 (naive) the tutorial's loop: for every point, ``rasterio.open`` each band and ``sample`` one pixel.
 
 Each runs in its own fresh process (a fresh GDAL cache); the server counts the HTTP requests.
@@ -23,6 +24,7 @@ from rasterio.crs import CRS
 from bench.common import bench_worker, emit, run_measured
 from bench.scene import SCENE_BANDS, Scene
 from lulc.gdal_env import gdal_env
+from lulc.grid import Block, OutputGrid
 
 TARGET_FEWER = 10.0
 COG_TILE = 512
@@ -81,16 +83,15 @@ def grouped_worker(scene: Scene, stac_url: str, n: int, seed: int) -> dict[str, 
     # COG tiles under the blocks the sampler read: its block grid need not align with the COGs' tiles.
     left, _, _, top = scene.bounds
     cog_tiles: set[tuple[int, int]] = set()
-    for br, bc in _blocks_with_points(grid, x, y):
-        window = grid.window(br, bc)
-        c0 = (grid.transform.c - left) / 10.0 + window.col_off
-        r0 = (top - grid.transform.f) / 10.0 + window.row_off
+    for block in _blocks_with_points(grid, x, y):
+        c0 = (grid.transform.c - left) / 10.0 + block.col
+        r0 = (top - grid.transform.f) / 10.0 + block.row
         for tr in range(
-            max(0, int(r0 // COG_TILE)), min(_ntiles(scene), math.ceil((r0 + window.height) / COG_TILE))
+            max(0, int(r0 // COG_TILE)), min(_ntiles(scene), math.ceil((r0 + block.height) / COG_TILE))
         ):
             for tc in range(
                 max(0, int(c0 // COG_TILE)),
-                min(_ntiles(scene), math.ceil((c0 + window.width) / COG_TILE)),
+                min(_ntiles(scene), math.ceil((c0 + block.width) / COG_TILE)),
             ):
                 cog_tiles.add((tr, tc))
     return {
@@ -107,9 +108,12 @@ def _ntiles(scene: Scene) -> int:
     return -(-scene.size // COG_TILE)
 
 
-def _blocks_with_points(grid: Any, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> set[tuple[int, int]]:
-    rows, cols = grid.rowcol(x, y)
-    return set(zip((rows // grid.block_height).tolist(), (cols // grid.block_width).tolist(), strict=True))
+def _blocks_with_points(grid: OutputGrid, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> set[Block]:
+    rows, cols = grid.pixel_index(x, y)
+    inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+    size = grid.block_size
+    pairs = zip(rows[inside].tolist(), cols[inside].tolist(), strict=True)
+    return {grid.block_at(r // size, c // size) for r, c in pairs}
 
 
 def naive_worker(scene: Scene, base_url: str, n: int, seed: int) -> dict[str, Any]:

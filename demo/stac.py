@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pystac
 from pystac.stac_io import DefaultStacIO
+from rasterio.transform import Affine
 
 from demo.points import footprint, geometry_bbox, polygon_4326
 from demo.sensor import (
@@ -25,6 +25,7 @@ from demo.sensor import (
     band_resolution,
 )
 from lulc.cog import atomic_path
+from lulc.grid import OutputGrid
 
 COLLECTION_ID = "sentinel-2-l2a"
 CATALOG_ID = "lulc-demo-world"
@@ -76,40 +77,46 @@ def scl_percentages(scene: Scene) -> dict[str, float]:
     return {key: scene.percentage(value) for key, value in SCL_PERCENTAGES.items()}
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The demo's 10 m UTM grid and its footprint in WGS84."""
+def world_grid(epsg: int, origin: tuple[float, float], size: int) -> OutputGrid:
+    """The demo world's 10 m UTM grid: ``size`` x ``size`` pixels from the upper-left corner ``origin``."""
+    transform = Affine(10.0, 0.0, origin[0], 0.0, -10.0, origin[1])
+    return OutputGrid(f"EPSG:{epsg}", transform, size, size)
 
-    epsg: int
-    x0: float
-    y0: float
-    size: int
 
-    def data_geometry(self, corners: tuple[tuple[float, float], ...]) -> dict[str, Any]:
-        """GeoJSON (EPSG:4326) of a polygon given by corners as fractions (column, row) of the grid."""
-        extent = self.size * 10.0
-        points = [(self.x0 + c * extent, self.y0 - r * extent) for c, r in corners]
-        return polygon_4326(self.epsg, points)
+def grid_epsg(grid: OutputGrid) -> int:
+    """The EPSG code of the world's grid (``proj:epsg``)."""
+    if grid.epsg is None:
+        raise ValueError(f"the demo grid's CRS {grid.crs} has no EPSG code")
+    return grid.epsg
 
-    def transform(self, resolution: int) -> list[float]:
-        """``proj:transform`` of a grid with this resolution (first six affine coefficients)."""
-        return [float(resolution), 0.0, self.x0, 0.0, -float(resolution), self.y0]
 
-    def shape(self, resolution: int) -> list[int]:
-        """``proj:shape`` (rows, cols) at this resolution."""
-        n = self.size * 10 // resolution
-        return [n, n]
+def data_geometry(grid: OutputGrid, corners: tuple[tuple[float, float], ...]) -> dict[str, Any]:
+    """GeoJSON (EPSG:4326) of a polygon given by corners as fractions (column, row) of the grid."""
+    extent = grid.width * grid.transform.a
+    x0, y0 = grid.transform.c, grid.transform.f
+    points = [(x0 + c * extent, y0 - r * extent) for c, r in corners]
+    return polygon_4326(grid_epsg(grid), points)
 
-    @property
-    def proj_bbox(self) -> list[float]:
-        """Bounds in the grid's CRS."""
-        return [self.x0, self.y0 - self.size * 10.0, self.x0 + self.size * 10.0, self.y0]
 
-    @property
-    def bbox(self) -> list[float]:
-        """Bounds of the grid's footprint in EPSG:4326."""
-        west, south, east, north = self.proj_bbox
-        return geometry_bbox(footprint(self.epsg, (west, south, east, north)))
+def proj_transform(grid: OutputGrid, resolution: int) -> list[float]:
+    """``proj:transform`` of the grid at this resolution (first six affine coefficients)."""
+    return [float(v) for v in grid.at_resolution(float(resolution)).transform][:6]
+
+
+def proj_shape(grid: OutputGrid, resolution: int) -> list[int]:
+    """``proj:shape`` (rows, cols) of the grid at this resolution."""
+    coarse = grid.at_resolution(float(resolution))
+    return [coarse.height, coarse.width]
+
+
+def proj_bbox(grid: OutputGrid) -> list[float]:
+    """Bounds ``[west, south, east, north]`` in the grid's CRS."""
+    return list(grid.bounds)
+
+
+def wgs84_bbox(grid: OutputGrid) -> list[float]:
+    """Bounds of the grid's footprint (densified rectangle) in EPSG:4326."""
+    return geometry_bbox(footprint(grid_epsg(grid), grid.bounds))
 
 
 def item_id(scene: Scene) -> str:
@@ -139,7 +146,7 @@ def asset_href(item: str, key: str, base_url: str | None, depth: int = 2) -> str
     return "../" * depth + relative
 
 
-def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
+def _band_asset(scene: Scene, key: str, href: str, grid: OutputGrid) -> pystac.Asset:
     _, title, wavelength, fwhm = BAND_INFO[key]
     resolution = band_resolution(key)
     offset = -0.1 if scene.acquisition.offset_dn else 0.0
@@ -159,9 +166,9 @@ def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
                 }
             ],
             "gsd": resolution,
-            "proj:shape": grid.shape(resolution),
-            "proj:transform": grid.transform(resolution),
-            "proj:bbox": grid.proj_bbox,
+            "proj:shape": proj_shape(grid, resolution),
+            "proj:transform": proj_transform(grid, resolution),
+            "proj:bbox": proj_bbox(grid),
             "raster:bands": [
                 {
                     "nodata": 0,
@@ -176,22 +183,22 @@ def _band_asset(scene: Scene, key: str, href: str, grid: Grid) -> pystac.Asset:
     )
 
 
-def _scl_asset(href: str, grid: Grid) -> pystac.Asset:
+def _scl_asset(href: str, grid: OutputGrid) -> pystac.Asset:
     return pystac.Asset(
         href=href,
         media_type=COG_MEDIA_TYPE,
         title="Scene classification map (SCL)",
         roles=["data", "reflectance"],
         extra_fields={
-            "proj:shape": grid.shape(20),
-            "proj:transform": grid.transform(20),
-            "proj:bbox": grid.proj_bbox,
+            "proj:shape": proj_shape(grid, 20),
+            "proj:transform": proj_transform(grid, 20),
+            "proj:bbox": proj_bbox(grid),
             "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}],
         },
     )
 
 
-def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
+def make_item(scene: Scene, grid: OutputGrid, base_url: str | None) -> pystac.Item:
     """The STAC item of one scene, with Earth Search v1 properties and asset keys."""
     acq = scene.acquisition
     ident = item_id(scene)
@@ -203,7 +210,7 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "constellation": "sentinel-2",
         "instruments": ["msi"],
         "eo:cloud_cover": scene.cloud_cover(),
-        "proj:epsg": grid.epsg,
+        "proj:epsg": grid_epsg(grid),
         "mgrs:utm_zone": int(zone),
         "mgrs:latitude_band": band,
         "mgrs:grid_square": square,
@@ -233,7 +240,7 @@ def make_item(scene: Scene, grid: Grid, base_url: str | None) -> pystac.Item:
         "view:sun_elevation": sun_elevation(scene),
         "updated": _iso(FIXED_TIME),
     }
-    geometry = grid.data_geometry(acq.data_footprint())
+    geometry = data_geometry(grid, acq.data_footprint())
     item = pystac.Item(
         id=ident,
         geometry=geometry,
@@ -253,13 +260,15 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def collection_extent(scenes: list[Scene], grid: Grid) -> pystac.Extent:
+def collection_extent(scenes: list[Scene], grid: OutputGrid) -> pystac.Extent:
     """The grid's bbox and the first to last acquisition time."""
     times = [scene.acquisition.when for scene in scenes]
-    return pystac.Extent(pystac.SpatialExtent([grid.bbox]), pystac.TemporalExtent([[min(times), max(times)]]))
+    return pystac.Extent(
+        pystac.SpatialExtent([wgs84_bbox(grid)]), pystac.TemporalExtent([[min(times), max(times)]])
+    )
 
 
-def make_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> pystac.Catalog:
+def make_catalog(scenes: list[Scene], grid: OutputGrid, base_url: str | None) -> pystac.Catalog:
     """A root catalog holding one ``sentinel-2-l2a`` collection with every scene's item."""
     items = [make_item(scene, grid, base_url) for scene in scenes]
     collection = pystac.Collection(

@@ -14,14 +14,19 @@ from demo.stac import (
     COLLECTION_ID,
     MGRS_TILE,
     SUN_AZIMUTH,
-    Grid,
     asset_href,
     collection_extent,
+    data_geometry,
     datatake_id,
+    grid_epsg,
     item_id,
+    proj_bbox,
+    proj_shape,
+    proj_transform,
     scl_percentages,
     sun_elevation,
 )
+from lulc.grid import OutputGrid
 
 PC_CATALOG_ID = "lulc-demo-world-pc"
 PC_EXTENSIONS = [
@@ -43,14 +48,16 @@ def pc_item_id(scene: Scene) -> str:
     )
 
 
-def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[str, Any]) -> pystac.Item:
+def make_pc_item(
+    scene: Scene, grid: OutputGrid, base_url: str | None, geometry: dict[str, Any]
+) -> pystac.Item:
     """The Planetary Computer shaped item of one scene: ``B02 .. B12``, ``SCL``; no ``raster:bands``."""
     acq = scene.acquisition
     tile = "".join(MGRS_TILE)
     baseline = acq.baseline.replace(".", "")
     properties: dict[str, Any] = {
         "platform": f"Sentinel-{acq.platform[-2:].upper()}",
-        "proj:epsg": grid.epsg,
+        "proj:epsg": grid_epsg(grid),
         "instruments": ["msi"],
         "s2:mgrs_tile": tile,
         "constellation": "Sentinel 2",
@@ -99,9 +106,9 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
                             "common_name": key,
                         }
                     ],
-                    "proj:bbox": grid.proj_bbox,
-                    "proj:shape": grid.shape(resolution),
-                    "proj:transform": grid.transform(resolution),
+                    "proj:bbox": proj_bbox(grid),
+                    "proj:shape": proj_shape(grid, resolution),
+                    "proj:transform": proj_transform(grid, resolution),
                 },
             ),
         )
@@ -114,16 +121,16 @@ def make_pc_item(scene: Scene, grid: Grid, base_url: str | None, geometry: dict[
             roles=["data"],
             extra_fields={
                 "gsd": 20.0,
-                "proj:bbox": grid.proj_bbox,
-                "proj:shape": grid.shape(20),
-                "proj:transform": grid.transform(20),
+                "proj:bbox": proj_bbox(grid),
+                "proj:shape": proj_shape(grid, 20),
+                "proj:transform": proj_transform(grid, 20),
             },
         ),
     )
     return item
 
 
-def make_pc_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> pystac.Catalog:
+def make_pc_catalog(scenes: list[Scene], grid: OutputGrid, base_url: str | None) -> pystac.Catalog:
     """A root catalog with the ``sentinel-2-l2a`` collection of Planetary Computer shaped items."""
     collection = pystac.Collection(
         id=COLLECTION_ID,
@@ -133,7 +140,7 @@ def make_pc_catalog(scenes: list[Scene], grid: Grid, base_url: str | None) -> py
         license="proprietary",
     )
     for scene in scenes:
-        geometry = grid.data_geometry(scene.acquisition.data_footprint())
+        geometry = data_geometry(grid, scene.acquisition.data_footprint())
         collection.add_item(make_pc_item(scene, grid, base_url, geometry))
     catalog = pystac.Catalog(
         id=PC_CATALOG_ID,

@@ -29,11 +29,12 @@ from demo.points import (
     write_points,
 )
 from demo.sensor import BANDS, Scene, band_resolution, render_scenes
-from demo.stac import COLLECTION_ID, Grid, item_id, make_catalog, save_catalog
+from demo.stac import COLLECTION_ID, item_id, make_catalog, save_catalog, world_grid
 from demo.stac_pc import make_pc_catalog
 from lulc.classes import NODATA
 from lulc.cog import CogOptions, atomic_path, write_cog
 from lulc.errors import InputError
+from lulc.grid import OutputGrid
 
 DEFAULT_SIZE = 1024
 """Default grid width in 10 m pixels (10.24 km): generated in seconds, classified in a minute."""
@@ -139,7 +140,7 @@ def generate(
     scenes = render_scenes(rng, landscape)
 
     bounds = (ORIGIN[0], ORIGIN[1] - size * 10.0, ORIGIN[0] + size * 10.0, ORIGIN[1])
-    grid = Grid(epsg=EPSG, x0=ORIGIN[0], y0=ORIGIN[1], size=size)
+    grid = world_grid(EPSG, ORIGIN, size)
 
     cogs_dir = out_dir / "cogs"
     for scene in scenes:
@@ -208,14 +209,14 @@ def generate(
     )
 
 
-def _write_scene(folder: Path, scene: Scene, grid: Grid) -> None:
+def _write_scene(folder: Path, scene: Scene, grid: OutputGrid) -> None:
     for band in BANDS:
         resolution = band_resolution(band)
         write_cog(
             folder / f"{band}.tif",
             scene.dn[band],
-            crs=f"EPSG:{grid.epsg}",
-            transform=Affine(*grid.transform(resolution)),
+            crs=grid.crs,
+            transform=grid.at_resolution(resolution).transform,
             nodata=0,
             options=REFLECTANCE_COG,
             band_descriptions=[band],
@@ -223,8 +224,8 @@ def _write_scene(folder: Path, scene: Scene, grid: Grid) -> None:
     write_cog(
         folder / "scl.tif",
         scene.scl,
-        crs=f"EPSG:{grid.epsg}",
-        transform=Affine(*grid.transform(20)),
+        crs=grid.crs,
+        transform=grid.at_resolution(20).transform,
         nodata=0,
         options=CLASS_COG,
         band_descriptions=["scl"],

@@ -1,4 +1,8 @@
-"""The output grid of a classification: CRS and pixel grid, and its cut into blocks (AOIs: ``lulc.aoi``)."""
+"""The one grid type: CRS and pixel grid of a map or of training imagery, and its cut into blocks.
+
+Classification maps and training samples both live on an ``OutputGrid`` built by ``grid_for_aoi`` (or on a
+local image's own grid), and are read block by block through ``lulc.pixels``. AOIs: ``lulc.aoi``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.transform import Affine, array_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
@@ -61,6 +66,12 @@ class OutputGrid:
         return CRS.from_user_input(self.crs)
 
     @property
+    def epsg(self) -> int | None:
+        """The CRS's EPSG code, if it has one."""
+        code = self.rasterio_crs.to_epsg()
+        return int(code) if code is not None else None
+
+    @property
     def resolution(self) -> tuple[float, float]:
         """Pixel size ``(x, y)`` in CRS units (both positive)."""
         return abs(self.transform.a), abs(self.transform.e)
@@ -81,6 +92,36 @@ class OutputGrid:
         """Number of blocks the grid is cut into."""
         return math.ceil(self.height / self.block_size) * math.ceil(self.width / self.block_size)
 
+    @property
+    def block_rows(self) -> int:
+        """Number of rows of blocks."""
+        return math.ceil(self.height / self.block_size)
+
+    @property
+    def block_cols(self) -> int:
+        """Number of columns of blocks."""
+        return math.ceil(self.width / self.block_size)
+
+    def block_at(self, block_row: int, block_col: int) -> Block:
+        """The block at (``block_row``, ``block_col``) of the grid of blocks (edge blocks cut to the grid)."""
+        size = self.block_size
+        row, col = block_row * size, block_col * size
+        if not (0 <= row < self.height and 0 <= col < self.width):
+            raise IndexError(
+                f"no block ({block_row}, {block_col}) in a {self.block_rows} x {self.block_cols} grid"
+            )
+        index = block_row * self.block_cols + block_col
+        return Block(index, row, col, min(size, self.height - row), min(size, self.width - col))
+
+    def pixel_index(
+        self, x: npt.ArrayLike, y: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Row and column of the pixel holding each coordinate in the grid's CRS (may be outside the grid)."""
+        t = self.transform  # north-up: no rotation terms
+        cols = (np.asarray(x, dtype=np.float64) - t.c) / t.a
+        rows = (np.asarray(y, dtype=np.float64) - t.f) / t.e
+        return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+
     def blocks(self) -> Iterator[Block]:
         """The blocks, row by row; edge blocks are cut to the grid."""
         size = self.block_size
@@ -89,6 +130,14 @@ class OutputGrid:
             for col in range(0, self.width, size):
                 yield Block(index, row, col, min(size, self.height - row), min(size, self.width - col))
                 index += 1
+
+    def at_resolution(self, resolution: float) -> OutputGrid:
+        """The same extent in pixels of ``resolution`` (which should divide it), e.g. a band's 20 m grid."""
+        t = self.transform
+        width = int(self.width * abs(t.a) // resolution)
+        height = int(self.height * abs(t.e) // resolution)
+        transform = Affine(resolution, 0.0, t.c, 0.0, -resolution, t.f)
+        return OutputGrid(self.crs, transform, width, height, self.block_size, self.aoi)
 
     def block_transform(self, block: Block) -> Affine:
         """The affine transform of a block's top-left pixel."""
@@ -120,6 +169,11 @@ class OutputGrid:
         box = shapely.geometry.box(*self.bounds)
         shape = box if self.aoi is None else self.aoi.intersection(box)
         return reproject_geometry(shape, self.crs, WGS84)
+
+    def bounds_wgs84(self) -> tuple[float, float, float, float]:
+        """The grid's bounds in lon/lat (``rasterio.warp.transform_bounds``, 21 points an edge)."""
+        west, south, east, north = transform_bounds(self.rasterio_crs, WGS84, *self.bounds)
+        return float(west), float(south), float(east), float(north)
 
     def pixel_area_m2(self) -> float:
         """The mean true (geodesic) ground area of one pixel, in square metres, whatever the CRS."""
@@ -164,17 +218,29 @@ def _densify_step(geometry: BaseGeometry) -> float:
     return extent / 32.0
 
 
-def grid_for_aoi(aoi: BaseGeometry, resolution: float, crs: str, block_size: int = 512) -> OutputGrid:
-    """A north-up grid of ``resolution`` in ``crs`` covering a lon/lat AOI, snapped to resolution multiples.
+def grid_for_aoi(
+    aoi: BaseGeometry,
+    resolution: float,
+    crs: str,
+    block_size: int = 512,
+    anchor: tuple[float, float] = (0.0, 0.0),
+    step: float | None = None,
+) -> OutputGrid:
+    """A north-up grid of ``resolution`` in ``crs`` covering a lon/lat AOI, snapped to the pixel lattice.
 
-    Snapping the origin to multiples of the resolution aligns the grid with Sentinel-2's own tiles
-    (whose origins are multiples of 60 m), so a 10 m band is read without resampling.
+    The north-west corner snaps outwards to ``anchor + k * step`` (default: multiples of the resolution),
+    the south-east corner to whole pixels from there. Snapping to resolution multiples aligns the grid with
+    Sentinel-2's own tiles (whose origins are multiples of 60 m), so a 10 m band is read without
+    resampling; ``anchor`` at a tile's origin with ``step`` a multiple of the tile's internal block size
+    makes every block of the grid read whole COG tiles (training does that).
     """
     check_block_size(block_size)
+    stride = resolution if step is None else step
     shape = reproject_geometry(aoi, WGS84, crs)
     west, south, east, north = shape.bounds
-    left = math.floor(west / resolution) * resolution
-    top = math.ceil(north / resolution) * resolution
+    x0, y0 = anchor
+    left = x0 + math.floor((west - x0) / stride) * stride
+    top = y0 - math.floor((y0 - north) / stride) * stride
     width = max(1, math.ceil((east - left) / resolution))
     height = max(1, math.ceil((top - south) / resolution))
     transform = Affine(resolution, 0.0, left, 0.0, -resolution, top)

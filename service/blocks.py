@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc.classes import NODATA
+from lulc.contract import ModelContract
 from lulc.decision import top_probability
 from lulc.features import compute_features
 from lulc.grid import Block, OutputGrid
-from service.readers import BlockReader
+from lulc.pixels import BlockReader
 from service.runner import ModelRunner
 
 
@@ -43,18 +44,31 @@ def infer_block(
     confidence: bool,
 ) -> BlockResult:
     """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
-    contract = model.contract
     shape = (block.height, block.width)
-    valid = np.isfinite(reflectance).all(axis=0) & grid.aoi_mask(block)
+    valid = valid_pixels(grid, block, reflectance)
     labels = np.full(shape, NODATA, dtype=np.uint8)
     top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
     if valid.any():
-        features = compute_features(reflectance[:, valid], contract.inputs.bands, contract.features.indices)
-        prediction = model.predict(np.ascontiguousarray(features, dtype=np.float32))
+        prediction = model.predict(block_features(model.contract, reflectance, valid))
         labels[valid] = prediction.labels
         if top is not None and prediction.probabilities is not None:
             top[valid] = top_probability(prediction.probabilities)
     return BlockResult(block.index, labels, top)
+
+
+def valid_pixels(
+    grid: OutputGrid, block: Block, reflectance: npt.NDArray[np.float32]
+) -> npt.NDArray[np.bool_]:
+    """The pixels of a block that are classified: finite in every band and inside the AOI."""
+    return np.isfinite(reflectance).all(axis=0) & grid.aoi_mask(block)
+
+
+def block_features(
+    contract: ModelContract, reflectance: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """The model's input features ``(n_valid, n_features)`` of a block's ``valid`` pixels, float32."""
+    features = compute_features(reflectance[:, valid], contract.inputs.bands, contract.features.indices)
+    return np.ascontiguousarray(features, dtype=np.float32)
 
 
 def run_blocks_threaded(

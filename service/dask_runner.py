@@ -13,8 +13,8 @@ from typing import Any
 
 from lulc.errors import InputError
 from lulc.grid import OutputGrid
+from lulc.pixels import BlockReader
 from service.blocks import BlockResult, classify_block, ordered
-from service.readers import BlockReader
 from service.runner import ModelRunner
 
 

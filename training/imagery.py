@@ -1,99 +1,46 @@
-"""Imagery a model is trained on: a grid, band names, and block reads of surface reflectance with a status."""
+"""Imagery a model is trained on: a grid (``lulc.grid``), band names, and a block reader (``lulc.pixels``).
+
+Training reads its samples through the very readers the classifier reads its blocks with, so the pixels
+under a training point are the pixels the classifier sees there.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 import rasterio
-from rasterio.crs import CRS
-from rasterio.transform import Affine
-from rasterio.warp import transform_bounds
-from rasterio.windows import Window
 
 from lulc.contract import Radiometry
 from lulc.gdal_env import gdal_env
+from lulc.grid import Block, OutputGrid, normalize_crs
+from lulc.pixels import REASONS, BlockPixels, ImageBlockReader, PixelReader, Status, open_image_reader
 from training.errors import ImageryError
 
+__all__ = [
+    "REASONS",
+    "Imagery",
+    "LocalImagery",
+    "Status",
+    "open_local_imagery",
+    "read_blocks",
+]
 
-class Status(IntEnum):
-    """Why a pixel can or cannot give a training sample."""
+READ_THREADS = 4
+"""Blocks read at once while sampling (each read is a handful of window reads, mostly waiting on I/O)."""
 
-    OK = 0
-    OUTSIDE = 1
-    NODATA = 2
-    CLOUD = 3
-
-
-REASONS = {Status.OUTSIDE: "outside imagery", Status.NODATA: "nodata", Status.CLOUD: "cloud"}
-"""Readable reason of each non-OK status, as reported for dropped points."""
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A north-up pixel grid cut into blocks that are read whole."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-    block_height: int
-    block_width: int
-
-    @property
-    def resolution(self) -> float:
-        """Pixel size in CRS units (x)."""
-        return float(abs(self.transform.a))
-
-    @property
-    def block_rows(self) -> int:
-        """Number of block rows."""
-        return -(-self.height // self.block_height)
-
-    @property
-    def block_cols(self) -> int:
-        """Number of block columns."""
-        return -(-self.width // self.block_width)
-
-    def rowcol(
-        self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Pixel row and column holding each coordinate (may be outside the grid)."""
-        t = self.transform  # north-up: no rotation terms
-        cols = (np.asarray(x, dtype=np.float64) - t.c) / t.a
-        rows = (np.asarray(y, dtype=np.float64) - t.f) / t.e
-        return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
-
-    def window(self, block_row: int, block_col: int) -> Window:
-        """The pixel window of one block, clipped to the grid."""
-        r0, c0 = block_row * self.block_height, block_col * self.block_width
-        return Window(
-            c0, r0, min(self.block_width, self.width - c0), min(self.block_height, self.height - r0)
-        )
-
-    def bbox_4326(self) -> list[float]:
-        """The grid's bounds in EPSG:4326, rounded to 6 decimals."""
-        t = self.transform
-        left, top = t.c, t.f
-        right, bottom = t.c + t.a * self.width, t.f + t.e * self.height
-        bounds = transform_bounds(
-            self.crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right), max(top, bottom)
-        )
-        return [round(float(v), 6) for v in bounds]
-
-
-Block = tuple[int, int]
+DEFAULT_BLOCK = 512
+"""Block size of a local image whose internal tiles are not square multiples of 16 (strips, odd tiles)."""
 
 
 class Imagery(Protocol):
     """Reflectance on a grid, read block by block."""
 
-    grid: Grid
+    grid: OutputGrid
     bands: list[str]
     radiometry: Radiometry
 
@@ -122,11 +69,21 @@ class Imagery(Protocol):
         """Assumptions made while opening the imagery, worth telling the user."""
         ...
 
-    def read_blocks(
-        self, blocks: Sequence[Block]
-    ) -> Iterator[tuple[Block, npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
-        """Yield each block's reflectance ``(bands, h, w)`` and ``Status`` codes ``(h, w)``."""
+    def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
+        """Yield each block with its reflectance ``(bands, h, w)`` and ``Status`` codes ``(h, w)``."""
         ...
+
+
+def read_blocks(
+    reader: PixelReader, blocks: Sequence[Block], threads: int = READ_THREADS
+) -> Iterator[tuple[Block, BlockPixels]]:
+    """Each block and its pixels, in the order given, ``threads`` blocks read at a time."""
+    if threads <= 1 or len(blocks) <= 1:
+        for block in blocks:
+            yield block, reader.read_pixels(block)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="lulc-sample") as pool:
+        yield from zip(blocks, pool.map(reader.read_pixels, blocks), strict=True)
 
 
 @dataclass
@@ -134,9 +91,9 @@ class LocalImagery:
     """A local multi-band raster (the tutorial's workflow) with named bands."""
 
     path: Path
-    grid: Grid
+    grid: OutputGrid
     bands: list[str]
-    band_indexes: list[int]
+    reader: ImageBlockReader
     radiometry: Radiometry
     notes: list[str] = field(default_factory=list)
     mask_scl: None = None
@@ -156,22 +113,9 @@ class LocalImagery:
         """Unknown for a plain raster."""
         return None
 
-    def read_blocks(
-        self, blocks: Sequence[Block]
-    ) -> Iterator[tuple[Block, npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
-        """Read each block once from one open dataset."""
-        scale, offset = self.radiometry.scale, self.radiometry.offset
-        with gdal_env(), rasterio.open(self.path) as src:
-            for block in blocks:
-                window = self.grid.window(*block)
-                raw = src.read(self.band_indexes, window=window)
-                masks = src.read_masks(self.band_indexes, window=window)
-                valid = np.all(masks > 0, axis=0) & np.all(np.isfinite(raw), axis=0)
-                refl = raw.astype(np.float32)
-                if scale != 1.0 or offset != 0.0:
-                    refl = (refl * np.float32(scale) + np.float32(offset)).astype(np.float32)
-                status = np.where(valid, Status.OK, Status.NODATA).astype(np.uint8)
-                yield block, refl, status
+    def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
+        """Each block's pixels, through the classifier's image reader."""
+        return read_blocks(self.reader, blocks)
 
 
 def open_local_imagery(
@@ -232,5 +176,13 @@ def open_local_imagery(
     else:
         radiometry = Radiometry(scale=1e-4, offset=0.0)
         notes.append(f"{path.name}: integer raster without scale metadata taken as DN / 10000")
-    grid = Grid(CRS.from_user_input(crs), transform, width, height, block_h, block_w)
-    return LocalImagery(path, grid, list(bands), indexes, radiometry, notes)
+    grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
+    reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
+    return LocalImagery(path, grid, list(bands), reader, radiometry, notes)
+
+
+def _block_size(block_h: int, block_w: int) -> int:
+    """The image's own tile size when square and a multiple of 16, else ``DEFAULT_BLOCK``."""
+    if block_h == block_w and block_w >= 16 and block_w % 16 == 0:
+        return block_w
+    return DEFAULT_BLOCK

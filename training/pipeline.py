@@ -52,10 +52,23 @@ def open_imagery(config: TrainingConfig, settings: TrainingSettings) -> Imagery:
     return open_stac_imagery(config, settings)
 
 
-def _features(
+def sample_features(
     imagery: Imagery, config: TrainingConfig, reflectance: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
+    """The model's input features ``(n, n_features)`` of sampled reflectance ``(n, n_bands)``."""
     return compute_features(reflectance.T, imagery.bands, config.indices).reshape(len(reflectance), -1)
+
+
+def contract_inputs(imagery: Imagery, config: TrainingConfig) -> Inputs:
+    """What the model's contract tells the classifier to read: bands, grid resolution, scaling, composite."""
+    mask_scl = imagery.mask_scl
+    return Inputs(
+        bands=imagery.bands,
+        resolution=round(imagery.grid.resolution[0], 6),
+        radiometry=imagery.radiometry,
+        composite=config.composite,
+        **({"mask_scl": mask_scl} if mask_scl is not None else {}),
+    )
 
 
 def _software(model_type: str) -> dict[str, str]:
@@ -178,7 +191,7 @@ def train(
     _note_dropped(samples, len(points), progress)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     classes = _used_classes(points.classes, samples.labels, progress)
-    features = _features(imagery, config, samples.reflectance)
+    features = sample_features(imagery, config, samples.reflectance)
     names = [*imagery.bands, *config.indices]
     with quiet_estimators():
         board, fitted, train_idx, test = _evaluate_models(
@@ -194,7 +207,7 @@ def train(
         progress.start("ONNX export and parity", 2)
         contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names))
         progress.advance()
-        pixels = _features(imagery, config, sample_pixels(imagery, settings.parity_pixels, config.seed))
+        pixels = sample_features(imagery, config, sample_pixels(imagery, settings.parity_pixels, config.seed))
         parity = export.check_parity(
             onnx_bytes,
             model,
@@ -237,18 +250,10 @@ def _export(
         summary["cv_overall_accuracy_mean"] = chosen["cv"]["overall_accuracy"]["mean"]
         summary["cv_overall_accuracy_sd"] = chosen["cv"]["overall_accuracy"]["sd"]
         summary["cv_splits"] = chosen["cv"]["splits"]
-    mask_scl = imagery.mask_scl
-    inputs = Inputs(
-        bands=imagery.bands,
-        resolution=round(imagery.grid.resolution, 6),
-        radiometry=imagery.radiometry,
-        composite=config.composite,
-        **({"mask_scl": mask_scl} if mask_scl is not None else {}),
-    )
     draft = ModelContract(
         name=config.name,
         version="draft",
-        inputs=inputs,
+        inputs=contract_inputs(imagery, config),
         features=Features(indices=config.indices),
         classes=classes,
         outputs=Outputs(class_order=classes_of(model)),
@@ -258,7 +263,7 @@ def _export(
                 f"{Path(points.source).name} (field {config.label_field}); imagery {imagery.identity}"
             ),
             time_window=imagery.time_window,
-            bbox=imagery.grid.bbox_4326(),
+            bbox=[round(v, 6) for v in imagery.grid.bounds_wgs84()],
             metrics=summary,
             software=_software(chosen["model"]),
             seed=config.seed,

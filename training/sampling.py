@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from lulc.grid import Block
+from lulc.pixels import REASONS, Status
 from lulc.progress import NullProgress, Progress
-from training.imagery import REASONS, Block, Imagery, Status
+from training.imagery import Imagery
 from training.points import LabelledPoints
 
 
@@ -41,23 +43,24 @@ def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress |
     """Sample every point's pixel; points outside the grid, on nodata or under cloud are dropped."""
     progress = progress or NullProgress()
     grid = imagery.grid
-    x, y = points.xy_in(grid.crs)
-    rows, cols = grid.rowcol(x, y)
+    x, y = points.xy_in(grid.rasterio_crs)
+    rows, cols = grid.pixel_index(x, y)
     n = len(points)
     status = np.full(n, Status.OUTSIDE, dtype=np.uint8)
     values = np.full((n, len(imagery.bands)), np.nan, dtype=np.float32)
     inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
     by_block: dict[Block, list[int]] = defaultdict(list)
     for i in np.flatnonzero(inside):
-        by_block[(int(rows[i] // grid.block_height), int(cols[i] // grid.block_width))].append(int(i))
-    blocks = sorted(by_block)
+        block = grid.block_at(int(rows[i] // grid.block_size), int(cols[i] // grid.block_size))
+        by_block[block].append(int(i))
+    blocks = sorted(by_block, key=lambda b: b.index)
     progress.start("sampling", len(blocks))
-    for block, refl, codes in imagery.read_blocks(blocks):
+    for block, pixels in imagery.read_blocks(blocks):
         members = np.asarray(by_block[block])
-        r = rows[members] - block[0] * grid.block_height
-        c = cols[members] - block[1] * grid.block_width
-        status[members] = codes[r, c]
-        values[members] = refl[:, r, c].T
+        r = rows[members] - block.row
+        c = cols[members] - block.col
+        status[members] = pixels.status[r, c]
+        values[members] = pixels.reflectance[:, r, c].T
         progress.advance()
     keep = status == Status.OK
     dropped = [
@@ -84,13 +87,13 @@ def sample_pixels(imagery: Imagery, n: int, seed: int, max_blocks: int = 8) -> n
     if n <= 0:
         return np.empty((0, len(imagery.bands)), dtype=np.float32)
     rng = np.random.default_rng(seed)
-    all_blocks = [(r, c) for r in range(grid.block_rows) for c in range(grid.block_cols)]
+    all_blocks = list(grid.blocks())
     chosen = rng.choice(len(all_blocks), size=min(max_blocks, len(all_blocks)), replace=False)
-    blocks = sorted(all_blocks[int(i)] for i in chosen)
+    blocks = sorted((all_blocks[int(i)] for i in chosen), key=lambda b: b.index)
     pools = []
-    for _, refl, codes in imagery.read_blocks(blocks):
-        valid = codes == Status.OK
-        pools.append(refl[:, valid].T)
+    for _, pixels in imagery.read_blocks(blocks):
+        valid = pixels.status == Status.OK
+        pools.append(pixels.reflectance[:, valid].T)
     pool = np.concatenate(pools) if pools else np.empty((0, len(imagery.bands)), dtype=np.float32)
     if len(pool) > n:
         pool = pool[np.sort(rng.choice(len(pool), size=n, replace=False))]

@@ -221,16 +221,15 @@ def test_documented_recipe_example_is_valid() -> None:
 
 
 class RecordingImagery:
-    """A small real Imagery: a 100 x 100 grid of 10 x 10 blocks whose reflectance is the pixel index."""
+    """A small real Imagery: a 100 x 100 grid of 16 x 16 blocks whose reflectance is the pixel index."""
 
     def __init__(self) -> None:
-        from rasterio.crs import CRS
         from rasterio.transform import Affine
 
         from lulc.contract import Radiometry
-        from training.imagery import Grid
+        from lulc.grid import OutputGrid
 
-        self.grid = Grid(CRS.from_epsg(32654), Affine(10, 0, 500000, 0, -10, 4000000), 100, 100, 10, 10)
+        self.grid = OutputGrid("EPSG:32654", Affine(10, 0, 500000, 0, -10, 4000000), 100, 100, 16)
         self.bands = ["red", "nir"]
         self.radiometry = Radiometry()
         self.calls: list[list[tuple[int, int]]] = []
@@ -239,14 +238,14 @@ class RecordingImagery:
     time_window = None
 
     def read_blocks(self, blocks):  # type: ignore[no-untyped-def]
-        from training.imagery import Status
+        from lulc.pixels import BlockPixels, Status
 
-        self.calls.append(list(blocks))
-        for br, bc in blocks:
-            rows, cols = np.mgrid[br * 10 : br * 10 + 10, bc * 10 : bc * 10 + 10]
+        self.calls.append([(b.row // 16, b.col // 16) for b in blocks])
+        for block in blocks:
+            rows, cols = np.mgrid[block.row : block.row + block.height, block.col : block.col + block.width]
             refl = np.stack([rows * 100 + cols, -(rows * 100 + cols)]).astype(np.float32)
             status = np.where(rows == 5, Status.CLOUD, Status.OK).astype(np.uint8)  # row 5 is clouded
-            yield (br, bc), refl, status
+            yield block, BlockPixels(refl, status)
 
 
 def test_sampling_reads_each_block_holding_points_once() -> None:
@@ -256,13 +255,14 @@ def test_sampling_reads_each_block_holding_points_once() -> None:
 
     imagery = RecordingImagery()
     # pixel (row, col) centres; three points share block (1, 2), one is clouded, one is off the grid
-    pixels = [(12, 25), (13, 27), (18, 21), (55, 55), (5, 3), (150, 3)]
+    pixels = [(17, 35), (18, 40), (30, 45), (55, 55), (5, 3), (150, 3)]
     x = np.asarray([500000 + 10 * c + 5 for _, c in pixels], dtype=np.float64)
     y = np.asarray([4000000 - 10 * r - 5 for r, _ in pixels], dtype=np.float64)
     labels = np.asarray([1, 2, 1, 2, 1, 2], dtype=np.int64)
-    points = LabelledPoints("p", imagery.grid.crs, x, y, labels, ClassTable.from_labels([1, 2]), ["label"])
+    crs = imagery.grid.rasterio_crs
+    points = LabelledPoints("p", crs, x, y, labels, ClassTable.from_labels([1, 2]), ["label"])
     samples = sample_points(imagery, points)
-    assert imagery.calls == [[(0, 0), (1, 2), (5, 5)]]  # one pass, each block once, only blocks with points
+    assert imagery.calls == [[(0, 0), (1, 2), (3, 3)]]  # one pass, each block once, only blocks with points
     assert samples.blocks_read == 3
     assert samples.index.tolist() == [0, 1, 2, 3]
     assert samples.reflectance[:, 0].tolist() == [r * 100 + c for r, c in pixels[:4]]

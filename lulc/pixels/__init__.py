@@ -1,0 +1,54 @@
+"""The one pixel reader: reflectance of a grid's blocks, for training samples and classification alike.
+
+Training samples its points and the classifier reads its blocks through these readers, on grids from
+``lulc.grid`` (``grid_for_aoi`` or an image's own grid), with one scaling (``to_reflectance``), so a
+model sees at inference exactly the pixels it was trained on (``tests/lulc/test_pixel_skew.py``).
+"""
+
+from lulc.pixels.image import ImageBlockReader, open_image_reader
+from lulc.pixels.stac import COMPOSITES, ItemAssets, StacBlockReader, item_assets
+from lulc.pixels.types import (
+    REASONS,
+    REFLECTANCE_RESAMPLING,
+    SCL_RESAMPLING,
+    Array,
+    BlockPixels,
+    BlockReader,
+    PixelReader,
+    SourceRef,
+    Status,
+    to_reflectance,
+)
+from lulc.pixels.windows import (
+    RetryPolicy,
+    aligned_offset,
+    gdal_path,
+    read_aligned,
+    read_warped,
+    read_window,
+)
+
+__all__ = [
+    "COMPOSITES",
+    "REASONS",
+    "REFLECTANCE_RESAMPLING",
+    "SCL_RESAMPLING",
+    "Array",
+    "BlockPixels",
+    "BlockReader",
+    "ImageBlockReader",
+    "ItemAssets",
+    "PixelReader",
+    "RetryPolicy",
+    "SourceRef",
+    "StacBlockReader",
+    "Status",
+    "aligned_offset",
+    "gdal_path",
+    "item_assets",
+    "open_image_reader",
+    "read_aligned",
+    "read_warped",
+    "read_window",
+    "to_reflectance",
+]

@@ -1,0 +1,84 @@
+"""Blocks of a local multi-band GeoTIFF: windows on its own lattice (else warped), scaled, nodata as NaN."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from lulc.gdal_env import gdal_env
+from lulc.grid import Block, OutputGrid
+from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
+from lulc.pixels.windows import RetryPolicy, aligned_offset
+
+
+@dataclass(frozen=True)
+class ImageBlockReader:
+    """Reads blocks of bands ``indexes`` of a local image, scaled with ``scale``/``offset``, nodata as NaN."""
+
+    path: Path
+    grid: OutputGrid
+    indexes: tuple[int, ...]
+    scale: float
+    offset: float
+    aligned: tuple[int, int] | None
+    """Pixel offset of the grid in the image when they share CRS and lattice (plain windows), else None."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def sources(self) -> list[SourceRef]:
+        """The image."""
+        return [SourceRef(self.path.stem, str(self.path.resolve()), None)]
+
+    def read(self, block: Block) -> Array:
+        """Reflectance of ``block``."""
+        return self.read_pixels(block).reflectance
+
+    def read_pixels(self, block: Block) -> BlockPixels:
+        """Reflectance of ``block`` (warped with nearest if the grid is not the image's own) and status."""
+        with gdal_env(), rasterio.open(self.path) as src:
+            nodata = src.nodata
+            if self.aligned is not None:
+                col, row = self.aligned
+                window = Window(block.col + col, block.row + row, block.width, block.height)
+                fill = nodata if nodata is not None else 0
+                raw = src.read(
+                    list(self.indexes), window=window, boundless=True, fill_value=fill, masked=True
+                )
+            else:
+                with WarpedVRT(
+                    src,
+                    crs=self.grid.rasterio_crs,
+                    transform=self.grid.block_transform(block),
+                    width=block.width,
+                    height=block.height,
+                    resampling=REFLECTANCE_RESAMPLING,
+                ) as vrt:
+                    raw = vrt.read(list(self.indexes), masked=True)
+        data = np.ma.getdata(raw).astype(np.float32)
+        invalid = np.ma.getmaskarray(raw) | ~np.isfinite(data)
+        if nodata is not None and np.isfinite(nodata):
+            invalid |= data == np.float32(nodata)
+        bad = invalid.any(axis=0)
+        reflectance = to_reflectance(data, self.scale, self.offset)
+        reflectance[:, bad] = np.nan
+        status = np.where(bad, Status.NODATA, Status.OK).astype(np.uint8)
+        return BlockPixels(reflectance, status)
+
+
+def open_image_reader(
+    path: Path,
+    grid: OutputGrid,
+    indexes: Sequence[int],
+    scale: float,
+    offset: float,
+    retry: RetryPolicy | None = None,
+) -> ImageBlockReader:
+    """A reader of ``grid``'s blocks from bands ``indexes`` (1-based) of the image at ``path``."""
+    with gdal_env(), rasterio.open(path) as src:
+        aligned = aligned_offset(src, grid)
+    return ImageBlockReader(path, grid, tuple(indexes), scale, offset, aligned, retry or RetryPolicy())
