@@ -133,19 +133,21 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
 
 
 def plot_confusion(path: Path, holdout: dict[str, Any], title: str) -> None:
-    """A heatmap of the hold-out confusion matrix with class names and counts, as PNG."""
-    import matplotlib
+    """A heatmap of the hold-out confusion matrix with class names and counts, as PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (Agg canvas), never through pyplot: the process's plotting backend, such as a
+    notebook's inline one, is left as it is.
+    """
     import numpy as np
+    from matplotlib.figure import Figure
 
     cm = holdout["confusion_matrix"]
     counts = np.asarray(cm["counts"], dtype=float)
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     n = len(cm["names"])
-    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * n, 1.6 + 0.8 * n), dpi=100)
+    fig = Figure(figsize=(2.0 + 0.9 * n, 1.6 + 0.8 * n), dpi=100)
+    ax = fig.subplots()
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), cm["names"], rotation=30, ha="right")
     ax.set_yticks(range(n), cm["names"])
@@ -164,4 +166,3 @@ def plot_confusion(path: Path, holdout: dict[str, Any], title: str) -> None:
             )
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
