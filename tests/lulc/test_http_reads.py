@@ -3,7 +3,8 @@
 The request counts come from the server's own log, so they are what GDAL really sent. Every
 measurement uses a URL GDAL has not seen in this process (a unique query string or a fresh folder):
 ``/vsicurl/`` caches file sizes, directory listings and downloaded chunks per URL for the whole
-process, and rasterio exposes no ``VSICurlClearCache``.
+process (``lulc.gdal_env.forget_cached_reads`` clears it for one URL: rasterio exposes no
+``VSICurlClearCache``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from lulc.gdal_env import GDAL_OPTIONS, gdal_env
+from lulc.allowlist import AllowList
+from lulc.gdal_env import GDAL_OPTIONS, forget_cached_reads, gdal_env, gdal_href
+from lulc.urls import HostNotAllowedError
 from tests.support.http_server import RequestRecord, ServerHandle
+from tests.support.scripted_server import ScriptedServer, redirect_everything_to
 
 TILE = 512
 _fresh = itertools.count()
@@ -217,3 +221,54 @@ def test_the_server_answers_ranges_logs_requests_and_switches_failure_policy(
     status, body = get("red.tif")
     assert (status, len(body)) == (200, size)
     assert len(server.requests) == 1
+
+
+def test_a_failed_open_is_cached_by_gdal_until_forget_cached_reads(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """After an open fails (503s beyond GDAL's retries), GDAL answers a retry from its cache.
+
+    The app's own retry would send nothing and fail again; ``forget_cached_reads`` makes it re-send.
+    """
+    server = http_server_factory(served_band, fail_every=1, failure="503")
+    url = fresh(server.url("red.tif"))
+    with pytest.raises(RasterioIOError):
+        read_four_tiles(f"/vsicurl/{url}")
+    assert len(server.requests.records()) == 1 + int(GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"])
+    server.set_failure(None)
+    server.requests.clear()
+    with pytest.raises(RasterioIOError):
+        read_four_tiles(f"/vsicurl/{url}")
+    assert server.requests.records() == [], "GDAL answered from its cache of the failure"
+
+    forget_cached_reads(url)
+    data = read_four_tiles(f"/vsicurl/{url}")
+
+    assert server.requests.records(), "the retry was really sent"
+    with rasterio.open(served_band / "red.tif") as local:
+        np.testing.assert_array_equal(data[0], local.read(1, window=Window(0, 0, TILE, TILE)))
+
+
+def test_gdal_follows_redirects_so_gdal_href_checks_them_first(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """GDAL 3.10 follows a redirect to any host; ``gdal_href`` refuses one off the list, before GDAL."""
+    files = http_server_factory(served_band)
+    with (
+        ScriptedServer({"*": {"status": 200, "body": "canary"}}) as canary,
+        ScriptedServer(redirect_everything_to(canary.base_url)) as off_list,
+        ScriptedServer(redirect_everything_to(files.base_url)) as on_list,
+    ):
+        with pytest.raises(RasterioIOError), gdal_env(), rasterio.open(off_list.url(fresh("red.tif"))):
+            pass
+        assert canary.requests(), "control: GDAL itself followed the redirect to the canary"
+        canary.clear()
+        allow = AllowList.of([f"127.0.0.1:{port}" for port in (files.port, off_list.port, on_list.port)])
+        with pytest.raises(HostNotAllowedError, match="redirect"):
+            gdal_href(off_list.url(fresh("red.tif")), allow)
+        assert canary.requests() == []
+        # a redirect within the list: GDAL is handed the final URL and reads it
+        target = gdal_href(on_list.url("red.tif?v=1"), allow)
+        assert target == files.url("red.tif?v=1")
+        with gdal_env(), rasterio.open(target) as ds:
+            assert ds.width >= 2 * TILE
