@@ -1,0 +1,335 @@
+"""``lulc change``: from-to change between two maps of one model on one grid.
+
+Writes, in an output folder (files appear only once complete, ``item.json`` last):
+
+* ``change.tif``: a categorical COG whose value codes the pair (from class, to class) as
+  ``from_index * n + to_index`` over the class table's order, with a colour table (unchanged pixels in a pale
+  tint of their class, changed pixels in the colour of the class they became), the pair names as
+  ``CLASS_<code>`` band tags and a ``change.tif.aux.xml`` with GDAL category names;
+* ``transitions.json``: the transition matrix in pixels and hectares (rows: from, columns: to);
+* ``transitions.svg``: the matrix as a figure (no plotting library needed);
+* ``item.json``: the STAC item, ``derived_from`` both runs.
+
+Both maps are read block by block; where either is nodata the change is nodata.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+from rasterio.windows import Window
+
+from lulc.classes import NODATA, ClassTable, LandCoverClass
+from lulc.cog import CogOptions, translate_to_cog
+from lulc.errors import InputError
+from lulc.gdal_env import gdal_env
+from lulc.progress import NullProgress, Progress
+from service.output import aux_xml, class_tags, dump_json, move_into_place, staging_dir
+from service.product_item import (
+    CLASSIFICATION,
+    COG_TYPE,
+    RASTER,
+    derived_link,
+    file_fields,
+    product_item,
+    stac_classes,
+)
+from service.publish import ITEM_NAME
+from service.run_folder import RunFolder, open_run
+from service.sieve import grid_blocks
+
+CHANGE_NAME = "change.tif"
+CHANGE_AUX = f"{CHANGE_NAME}.aux.xml"
+MATRIX_NAME = "transitions.json"
+FIGURE_NAME = "transitions.svg"
+CHANGE_COG = CogOptions(overview_resampling="mode")
+MAX_CLASSES = 15
+"""A from-to code must fit in a byte beside nodata 255: at most 15 x 15 = 225 pairs."""
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """The change product's folder, its transition matrix (pixels, from x to) and item."""
+
+    out_dir: Path
+    pixels: npt.NDArray[np.int64]
+    item: dict[str, Any]
+    matrix: dict[str, Any]
+
+
+def check_comparable(a: RunFolder, b: RunFolder) -> None:
+    """Raise InputError naming what differs unless both maps share a class table and a grid."""
+    if a.classes.values != b.classes.values or a.classes.names != b.classes.names:
+        raise InputError(
+            f"the maps have different class tables: {a.path} has {_table_text(a.classes)}, "
+            f"{b.path} has {_table_text(b.classes)}; compare maps of one model"
+        )
+    ga, gb = a.grid, b.grid
+    if ga.crs != gb.crs:
+        raise InputError(f"the maps have different CRSs: {ga.crs.to_string()} and {gb.crs.to_string()}")
+    if (ga.height, ga.width) != (gb.height, gb.width) or not ga.transform.almost_equals(gb.transform, 1e-9):
+        raise InputError(f"the maps have different grids: {ga.describe()} and {gb.describe()}")
+    if abs(a.pixel_area_m2 - b.pixel_area_m2) > 1e-6 * a.pixel_area_m2:
+        raise InputError(
+            f"the maps' stats.json give different pixel areas: {a.pixel_area_m2} and {b.pixel_area_m2} m2"
+        )
+
+
+def _table_text(classes: ClassTable) -> str:
+    return ", ".join(f"{c.value}={c.name}" for c in classes.classes)
+
+
+def _tint(rgb: tuple[int, int, int], keep: float = 0.35) -> str:
+    return "#" + "".join(f"{round(255 - (255 - v) * keep):02x}" for v in rgb)
+
+
+def change_classes(classes: ClassTable) -> ClassTable:
+    """The from-to classes: code ``i * n + j`` for table positions i (from) and j (to)."""
+    n = len(classes.classes)
+    rows = []
+    for i, a in enumerate(classes.classes):
+        for j, b in enumerate(classes.classes):
+            same = i == j
+            rows.append(
+                LandCoverClass(
+                    value=i * n + j,
+                    name=f"{a.name} unchanged" if same else f"{a.name} to {b.name}",
+                    color=_tint(b.rgba[:3]) if same else b.color,
+                    description=f"{a.name} in both maps" if same else f"{a.name}, then {b.name}",
+                )
+            )
+    return ClassTable(classes=rows)
+
+
+def _codes(classes: ClassTable) -> npt.NDArray[np.int64]:
+    """Class value -> table position (-1 for values that are not classes)."""
+    lookup = np.full(256, -1, dtype=np.int64)
+    for i, c in enumerate(classes.classes):
+        lookup[c.value] = i
+    return lookup
+
+
+def change_block(
+    a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], lookup: npt.NDArray[np.int64], n: int
+) -> npt.NDArray[np.uint8]:
+    """From-to codes of a block; nodata where either map has no class."""
+    ia, ib = lookup[a], lookup[b]
+    valid = (ia >= 0) & (ib >= 0)
+    return np.where(valid, ia * n + ib, NODATA).astype(np.uint8)
+
+
+def change_runs(
+    run_a: str | Path,
+    run_b: str | Path,
+    out_dir: str | Path,
+    *,
+    block_size: int = 512,
+    progress: Progress | None = None,
+) -> ChangeResult:
+    """Compare two runs of one model on one grid; write the change COG, transition matrix, figure and item.
+
+    Raises:
+        InputError: a run is unreadable, the maps differ in class table or grid, or too many classes.
+    """
+    a, b = open_run(run_a), open_run(run_b)
+    check_comparable(a, b)
+    out = Path(out_dir)
+    if out.resolve() in (a.path.resolve(), b.path.resolve()):
+        raise InputError(f"--out {out} is an input run folder; write the change to another folder")
+    n = len(a.classes.classes)
+    if n > MAX_CLASSES:
+        raise InputError(f"{n} classes: from-to codes fit in one byte for at most {MAX_CLASSES} classes")
+    if block_size < 16:
+        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
+    pairs = change_classes(a.classes)
+    lookup = _codes(a.classes)
+    grid = a.grid
+    progress = progress or NullProgress()
+    counts = np.zeros(256, dtype=np.int64)
+    blocks = list(grid_blocks(grid.height, grid.width, block_size))
+    with staging_dir(out) as staging, gdal_env():
+        tmp = staging / "change.tmp.tif"
+        profile = {
+            "driver": "GTiff",
+            "width": grid.width,
+            "height": grid.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": grid.crs,
+            "transform": grid.transform,
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "zstd",
+            "zstd_level": 1,
+        }
+        progress.start("comparing blocks", len(blocks))
+        with (
+            rasterio.open(a.classes_path) as src_a,
+            rasterio.open(b.classes_path) as src_b,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
+            dst.write_colormap(1, pairs.colormap())
+            dst.set_band_description(1, "from-to land cover change")
+            dst.update_tags(1, **class_tags(pairs))
+            for block in blocks:
+                window = Window(block.col, block.row, block.width, block.height)
+                codes = change_block(src_a.read(1, window=window), src_b.read(1, window=window), lookup, n)
+                dst.write(codes, 1, window=window)
+                counts += np.bincount(codes.ravel(), minlength=256)
+                progress.advance()
+        translate_to_cog(tmp, staging / CHANGE_NAME, CHANGE_COG)
+        tmp.unlink()
+        (staging / CHANGE_AUX).write_text(aux_xml(pairs), encoding="utf-8")
+        pixels = counts[: n * n].reshape(n, n)
+        matrix = transition_matrix(a, b, pixels, int(counts[NODATA]))
+        (staging / MATRIX_NAME).write_text(dump_json(matrix), encoding="utf-8")
+        (staging / FIGURE_NAME).write_text(
+            transition_svg(a.classes, pixels, a.pixel_area_m2), encoding="utf-8"
+        )
+        files = [CHANGE_NAME, CHANGE_AUX, MATRIX_NAME, FIGURE_NAME]
+        item = _change_item(a, b, out, staging, pairs)
+        (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
+        move_into_place(staging, out, [*files, ITEM_NAME])
+    return ChangeResult(out, pixels, item, matrix)
+
+
+def transition_matrix(
+    a: RunFolder, b: RunFolder, pixels: npt.NDArray[np.int64], nodata_pixels: int
+) -> dict[str, Any]:
+    """The transition matrix as JSON: rows are classes in the first map, columns in the second."""
+    ha = a.pixel_area_m2 / 10_000.0
+    names = a.classes.names
+    return {
+        "from": str(a.item.get("id", a.path.name)),
+        "to": str(b.item.get("id", b.path.name)),
+        "classes": [{"value": c.value, "name": c.name} for c in a.classes.classes],
+        "pixels": pixels.tolist(),
+        "hectares": [[round(int(v) * ha, 4) for v in row] for row in pixels],
+        "pixel_area_m2": round(a.pixel_area_m2, 6),
+        "compared_pixels": int(pixels.sum()),
+        "changed_pixels": int(pixels.sum() - np.trace(pixels)),
+        "nodata_pixels": nodata_pixels,
+        "by_class": [
+            {
+                "name": name,
+                "from_hectares": round(int(pixels[i].sum()) * ha, 4),
+                "to_hectares": round(int(pixels[:, i].sum()) * ha, 4),
+                "net_hectares": round(int(pixels[:, i].sum() - pixels[i].sum()) * ha, 4),
+            }
+            for i, name in enumerate(names)
+        ],
+    }
+
+
+def transition_svg(classes: ClassTable, pixels: npt.NDArray[np.int64], pixel_area_m2: float) -> str:
+    """The transition matrix (hectares) as an SVG figure: cells shaded by their share of the compared area."""
+    n = len(classes.classes)
+    cell, left, top = 110, 170, 90
+    width, height = left + n * cell + 20, top + n * cell + 40
+    total = max(int(pixels.sum()), 1)
+    ha = pixel_area_m2 / 10_000.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="12">',
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">Transitions (hectares): rows from, '
+        "columns to</text>",
+    ]
+    for i, c in enumerate(classes.classes):
+        x = left + i * cell + cell / 2
+        parts.append(f'<text x="{x}" y="{top - 10}" text-anchor="middle">{escape(c.name)}</text>')
+        y = top + i * cell + cell / 2
+        parts.append(f'<text x="{left - 8}" y="{y}" text-anchor="end">{escape(c.name)}</text>')
+    for i in range(n):
+        for j in range(n):
+            share = int(pixels[i, j]) / total
+            shade = round(255 - 200 * math.sqrt(share))
+            fill = f"#{shade:02x}{shade:02x}ff" if i != j else f"#{shade:02x}{shade:02x}{shade:02x}"
+            x, y = left + j * cell, top + i * cell
+            ink = "#ffffff" if shade < 120 else "#000000"
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="#888"/>'
+            )
+            parts.append(
+                f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" text-anchor="middle" fill="{ink}">'
+                f"{int(pixels[i, j]) * ha:,.2f}</text>"
+            )
+    parts.append(
+        f'<text x="{left}" y="{height - 12}">Compared: {total * ha:,.2f} ha; changed: '
+        f"{(total - int(np.trace(pixels))) * ha:,.2f} ha</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: ClassTable) -> dict[str, Any]:
+    id_a, id_b = str(a.item.get("id", a.path.name)), str(b.item.get("id", b.path.name))
+    classes = stac_classes(pairs)
+    props_a, props_b = a.item.get("properties", {}), b.item.get("properties", {})
+    start = props_a.get("start_datetime") or props_a.get("datetime")
+    end = props_b.get("end_datetime") or props_b.get("datetime")
+    times: dict[str, Any] = (
+        {"datetime": None, "start_datetime": start, "end_datetime": end} if start and end else {}
+    )
+    return product_item(
+        item_id=f"change-{id_a}-{id_b}",
+        source=a,
+        title=f"Land cover change from {id_a} to {id_b}",
+        lineage=(
+            f"Items {id_a} and {id_b} (one model, one grid) compared pixel by pixel by lulc-stac: "
+            "code = from position x number of classes + to position"
+        ),
+        properties={"classification:classes": classes, **times},
+        assets={
+            "change": {
+                "href": f"./{CHANGE_NAME}",
+                "type": COG_TYPE,
+                "title": "From-to land cover change",
+                "roles": ["data"],
+                "classification:classes": classes,
+                "raster:bands": [
+                    {
+                        "data_type": "uint8",
+                        "nodata": NODATA,
+                        "spatial_resolution": abs(a.grid.transform.a),
+                        "sampling": "area",
+                    }
+                ],
+                **file_fields(staging / CHANGE_NAME),
+            },
+            "change_aux": {
+                "href": f"./{CHANGE_AUX}",
+                "type": "application/xml",
+                "title": "GDAL PAM sidecar of change.tif (category names, attribute table)",
+                "roles": ["metadata"],
+                **file_fields(staging / CHANGE_AUX),
+            },
+            "transitions": {
+                "href": f"./{MATRIX_NAME}",
+                "type": "application/json",
+                "title": "Transition matrix in pixels and hectares (rows from, columns to)",
+                "roles": ["metadata"],
+                **file_fields(staging / MATRIX_NAME),
+            },
+            "transitions_figure": {
+                "href": f"./{FIGURE_NAME}",
+                "type": "image/svg+xml",
+                "title": "Transition matrix figure (hectares)",
+                "roles": ["overview"],
+                **file_fields(staging / FIGURE_NAME),
+            },
+        },
+        links=[
+            derived_link(a, out, f"first map {id_a}"),
+            derived_link(b, out, f"second map {id_b}"),
+        ],
+        extensions=[CLASSIFICATION, RASTER],
+    )

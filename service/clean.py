@@ -1,0 +1,303 @@
+"""``lulc clean``: a minimum mapping unit on a finished map, written as a new run folder.
+
+Patches smaller than the unit are merged into their largest neighbour exactly as GDAL's sieve filter
+(``rasterio.features.sieve`` with nodata masked) would do on the whole raster, but block by block in
+bounded memory (``service.sieve``). The output folder is a run like ``lulc classify`` writes (class COG,
+confidence COG, ``stats.json``, ``item.json``), so every product command works on it too. The confidence of a
+pixel whose class changed is unknown, so it becomes nodata there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rasterio
+
+from lulc.classes import NODATA
+from lulc.cog import translate_to_cog
+from lulc.errors import InputError
+from lulc.gdal_env import gdal_env
+from lulc.progress import NullProgress, Progress
+from service.output import (
+    AUX_NAME,
+    CLASSES_COG,
+    CLASSES_NAME,
+    CONFIDENCE_COG,
+    CONFIDENCE_NAME,
+    STATS_NAME,
+    ClassCounts,
+    aux_xml,
+    class_tags,
+    dump_json,
+    move_into_place,
+    staging_dir,
+)
+from service.product_item import (
+    CLASSIFICATION,
+    COG_TYPE,
+    RASTER,
+    derived_link,
+    file_fields,
+    product_item,
+    stac_classes,
+)
+from service.publish import ITEM_NAME
+from service.run_folder import RunFolder, RunGrid, open_run
+from service.sieve import BlockSieve, Connectivity
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """The cleaned run's files, what was removed, and its item and stats."""
+
+    out_dir: Path
+    threshold_pixels: int
+    changed_pixels: int
+    item: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
+    """The sieve threshold: the fewest whole pixels whose area reaches ``mmu_ha`` hectares.
+
+    A patch is removed when its area is below the unit, i.e. when it has fewer pixels than this.
+    """
+    if not math.isfinite(mmu_ha) or mmu_ha < 0:
+        raise InputError(f"--mmu-ha must be a non-negative number of hectares, got {mmu_ha}")
+    return max(1, math.ceil(mmu_ha * 10_000.0 / pixel_area_m2 - 1e-9))
+
+
+def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
+    """``stats.json`` of a map derived from ``run`` (same layout as ``lulc classify`` writes)."""
+    pixel_m2 = run.pixel_area_m2
+    valid = counts.valid
+    rows = [
+        {
+            "value": c.value,
+            "name": c.name,
+            "pixels": int(counts.counts[c.value]),
+            "hectares": round(int(counts.counts[c.value]) * pixel_m2 / 10_000.0, 4),
+            "fraction": round(int(counts.counts[c.value]) / valid, 6) if valid else 0.0,
+        }
+        for c in run.classes.classes
+    ]
+    stats: dict[str, Any] = {
+        "classes": rows,
+        "valid_pixels": valid,
+        "nodata_pixels": int(counts.counts[NODATA]),
+        "total_pixels": run.grid.height * run.grid.width,
+        "pixel_area_m2": round(pixel_m2, 6),
+        "valid_hectares": round(valid * pixel_m2 / 10_000.0, 4),
+        "crs": run.stats.get("crs", run.grid.crs.to_string()),
+        "shape": [run.grid.height, run.grid.width],
+    }
+    if run.model:
+        stats["model"] = run.model
+    return stats
+
+
+def _profile(grid: RunGrid) -> dict[str, Any]:
+    return {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "zstd",
+        "zstd_level": 1,
+        "bigtiff": "if_safer",
+    }
+
+
+def _check_out(run: RunFolder, out_dir: Path) -> None:
+    if out_dir.resolve() == run.path.resolve():
+        raise InputError(f"--out {out_dir} is the input run folder; write the cleaned map to another folder")
+
+
+def clean_run(
+    run_path: str | Path,
+    out_dir: str | Path,
+    *,
+    mmu_ha: float,
+    connectivity: Connectivity = 4,
+    block_size: int = 512,
+    progress: Progress | None = None,
+) -> CleanResult:
+    """Remove patches smaller than ``mmu_ha`` hectares from a run's map; write the cleaned run to ``out_dir``.
+
+    Args:
+        run_path: a ``lulc classify`` output folder.
+        out_dir: the new run folder; its files appear only once complete (``item.json`` last).
+        mmu_ha: the minimum mapping unit in hectares (true ground area, as ``stats.json`` measures it).
+        connectivity: 4 (edges only) or 8 (corners too) for both patches and neighbours.
+        block_size: block edge in pixels; memory is bounded by a few blocks.
+        progress: told the number of blocks, advanced as each cleaned block is written.
+
+    Raises:
+        InputError: the run folder is not readable, or an option is out of range.
+    """
+    if connectivity not in (4, 8):
+        raise InputError(f"--connectivity must be 4 or 8, got {connectivity}")
+    if block_size < 16:
+        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
+    run = open_run(run_path)
+    out = Path(out_dir)
+    _check_out(run, out)
+    threshold = mmu_pixels(mmu_ha, run.pixel_area_m2)
+    progress = progress or NullProgress()
+    grid = run.grid
+    n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
+    counts = ClassCounts.empty()
+    changed = 0
+    with staging_dir(out) as staging, gdal_env():
+        tmp_classes = staging / "classes.tmp.tif"
+        tmp_confidence = staging / "confidence.tmp.tif"
+        with rasterio.open(run.classes_path) as src, rasterio.open(tmp_classes, "w", **_profile(grid)) as dst:
+            dst.write_colormap(1, run.classes.colormap())
+            dst.set_band_description(1, "land cover class")
+            dst.update_tags(1, **class_tags(run.classes))
+            conf_src = rasterio.open(run.confidence_path) if run.confidence_path else None
+            conf_dst = rasterio.open(tmp_confidence, "w", **_profile(grid)) if conf_src else None
+            try:
+                if conf_dst is not None:
+                    conf_dst.set_band_description(1, "top-class probability (percent); nodata where cleaned")
+                    conf_dst.update_tags(1, UNITS="percent")
+                sieve = BlockSieve(
+                    lambda window: src.read(1, window=window),
+                    grid.height,
+                    grid.width,
+                    threshold=threshold,
+                    connectivity=connectivity,
+                    nodata=run.nodata,
+                    block_size=block_size,
+                )
+                progress.start("cleaning blocks", n_blocks)
+                for window, before, after in sieve.blocks():
+                    dst.write(after, 1, window=window)
+                    moved = before != after
+                    changed += int(moved.sum())
+                    counts = counts.add(after)
+                    if conf_src is not None and conf_dst is not None:
+                        confidence = conf_src.read(1, window=window)
+                        confidence[moved] = NODATA
+                        conf_dst.write(confidence, 1, window=window)
+                    progress.advance()
+            finally:
+                if conf_src is not None:
+                    conf_src.close()
+                if conf_dst is not None:
+                    conf_dst.close()
+        translate_to_cog(tmp_classes, staging / CLASSES_NAME, CLASSES_COG)
+        tmp_classes.unlink()
+        files = [CLASSES_NAME, AUX_NAME]
+        if run.confidence_path is not None:
+            translate_to_cog(tmp_confidence, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
+            tmp_confidence.unlink()
+            files.append(CONFIDENCE_NAME)
+        (staging / AUX_NAME).write_text(aux_xml(run.classes), encoding="utf-8")
+        stats = map_stats(counts, run)
+        stats["mmu"] = {
+            "hectares": mmu_ha,
+            "threshold_pixels": threshold,
+            "connectivity": connectivity,
+            "changed_pixels": changed,
+            "source": str(run.item.get("id", run.path.name)),
+        }
+        (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
+        files.append(STATS_NAME)
+        item = _clean_item(
+            run, out, staging, files, mmu_ha=mmu_ha, threshold=threshold, connectivity=connectivity
+        )
+        (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
+        move_into_place(staging, out, [*files, ITEM_NAME])
+        if run.confidence_path is None:
+            (out / CONFIDENCE_NAME).unlink(missing_ok=True)
+    return CleanResult(out, threshold, changed, item, stats)
+
+
+def _band(run: RunFolder, unit: str | None = None) -> dict[str, Any]:
+    band: dict[str, Any] = {
+        "data_type": "uint8",
+        "nodata": NODATA,
+        "spatial_resolution": abs(run.grid.transform.a),
+        "sampling": "area",
+    }
+    if unit:
+        band["unit"] = unit
+    return band
+
+
+def _clean_item(
+    run: RunFolder,
+    out: Path,
+    staging: Path,
+    files: list[str],
+    *,
+    mmu_ha: float,
+    threshold: int,
+    connectivity: int,
+) -> dict[str, Any]:
+    source_id = str(run.item.get("id", run.path.name))
+    classes = stac_classes(run.classes)
+    assets: dict[str, dict[str, Any]] = {
+        "classes": {
+            "href": f"./{CLASSES_NAME}",
+            "type": COG_TYPE,
+            "title": f"Land cover classes, minimum mapping unit {mmu_ha:g} ha",
+            "roles": ["data"],
+            "classification:classes": classes,
+            "raster:bands": [_band(run)],
+            **file_fields(staging / CLASSES_NAME),
+        },
+        "classes_aux": {
+            "href": f"./{AUX_NAME}",
+            "type": "application/xml",
+            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
+            "roles": ["metadata"],
+            **file_fields(staging / AUX_NAME),
+        },
+        "stats": {
+            "href": f"./{STATS_NAME}",
+            "type": "application/json",
+            "title": "Pixels and hectares per class after cleaning",
+            "roles": ["metadata"],
+            **file_fields(staging / STATS_NAME),
+        },
+    }
+    if CONFIDENCE_NAME in files:
+        assets["confidence"] = {
+            "href": f"./{CONFIDENCE_NAME}",
+            "type": COG_TYPE,
+            "title": "Top-class probability (percent) of the source map; nodata where the class was changed",
+            "roles": ["data", "quality"],
+            "raster:bands": [_band(run, "percent")],
+            **file_fields(staging / CONFIDENCE_NAME),
+        }
+    return product_item(
+        item_id=f"{source_id}-mmu{threshold}px{connectivity}",
+        source=run,
+        title=f"Land cover, minimum mapping unit {mmu_ha:g} ha ({threshold} pixels)",
+        lineage=(
+            f"Item {source_id} cleaned by lulc-stac: patches ({connectivity}-connected) under {mmu_ha:g} ha "
+            f"({threshold} pixels) merged into their largest neighbour, the rule of GDAL's sieve filter, "
+            "computed block by block"
+        ),
+        properties={
+            "classification:classes": classes,
+            "lulc:mmu_ha": mmu_ha,
+            "lulc:mmu_pixels": threshold,
+            "lulc:connectivity": connectivity,
+        },
+        assets=assets,
+        links=[derived_link(run, out, f"source map {source_id}")],
+        extensions=[CLASSIFICATION, RASTER],
+    )

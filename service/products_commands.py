@@ -1,0 +1,112 @@
+"""``lulc clean``, ``lulc vectorize`` and ``lulc change``: the first products made from a finished map.
+
+Each reads run folders as ``lulc classify`` writes them and writes its files atomically with a STAC item.
+Heavy imports stay inside the commands so ``lulc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from lulc.errors import InputError
+
+RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A `lulc classify` output folder.")]
+
+
+def _connectivity(value: int) -> Literal[4, 8]:
+    if value not in (4, 8):
+        raise InputError(f"--connectivity must be 4 or 8, got {value}")
+    return 4 if value == 4 else 8
+
+
+def clean_command(
+    run: RunArg,
+    mmu_ha: Annotated[float, typer.Option("--mmu-ha", help="Minimum mapping unit in hectares.")],
+    out: Annotated[Path, typer.Option("--out", help="Output run folder for the cleaned map.")],
+    connectivity: Annotated[
+        int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
+    ] = 4,
+    block_size: Annotated[
+        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
+    ] = 512,
+) -> None:
+    """Merge patches under the minimum mapping unit into their largest neighbour (GDAL's sieve rule)."""
+    from rich.console import Console
+
+    from lulc.progress import RichProgress
+    from service.clean import clean_run
+
+    conn = _connectivity(connectivity)
+    with RichProgress(Console(stderr=True)) as progress:
+        result = clean_run(
+            run,
+            out,
+            mmu_ha=mmu_ha,
+            connectivity=conn,
+            block_size=block_size,
+            progress=progress,
+        )
+    typer.echo(
+        f"wrote {result.out_dir}: patches under {mmu_ha:g} ha ({result.threshold_pixels} pixels) removed, "
+        f"{result.changed_pixels} pixels changed"
+    )
+    for row in result.stats["classes"]:
+        typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
+
+
+def vectorize_command(
+    run: RunArg,
+    out: Annotated[Path, typer.Option("--out", help="Output vector file: .gpkg or .fgb.")],
+    connectivity: Annotated[
+        int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
+    ] = 4,
+    block_size: Annotated[
+        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
+    ] = 512,
+) -> None:
+    """Write one polygon per patch: class value and name, pixels, area in hectares, mean confidence."""
+    from rich.console import Console
+
+    from lulc.progress import RichProgress
+    from service.vectorize import vectorize_run
+
+    conn = _connectivity(connectivity)
+    with RichProgress(Console(stderr=True)) as progress:
+        result = vectorize_run(run, out, connectivity=conn, block_size=block_size, progress=progress)
+    typer.echo(f"wrote {result.path} ({result.features} patches), {result.item_path}")
+
+
+def change_command(
+    run_a: Annotated[
+        Path, typer.Argument(metavar="RUN_A", help="The earlier `lulc classify` output folder.")
+    ],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="The later one (same model, same grid).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (change.tif, transitions.json, ...).")],
+    block_size: Annotated[
+        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
+    ] = 512,
+) -> None:
+    """From-to change between two maps: a coded change COG and the transition matrix (pixels, hectares)."""
+    from rich.console import Console
+
+    from lulc.progress import RichProgress
+    from service.change import change_runs
+
+    with RichProgress(Console(stderr=True)) as progress:
+        result = change_runs(run_a, run_b, out, block_size=block_size, progress=progress)
+    matrix = result.matrix
+    typer.echo(
+        f"wrote {result.out_dir}: {matrix['changed_pixels']} of {matrix['compared_pixels']} pixels changed"
+    )
+    for row in matrix["by_class"]:
+        typer.echo(f"  {row['name']:<24} {row['from_hectares']:>12.2f} ha -> {row['to_hectares']:>12.2f} ha")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``clean``, ``vectorize`` and ``change`` to the ``lulc`` program."""
+    app.command("clean")(clean_command)
+    app.command("vectorize")(vectorize_command)
+    app.command("change")(change_command)

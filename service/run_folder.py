@@ -1,0 +1,150 @@
+"""A finished classification run as ``lulc classify`` writes it: the folder the map products start from.
+
+A run folder holds ``classes.tif`` (the categorical COG), ``item.json`` (its STAC item), ``stats.json``
+(pixels and hectares per class, the true ground area of a pixel) and usually ``confidence.tif``. The class
+table is read from the COG itself (``CLASS_<value>`` band tags and the colour table), so it survives a copy
+of the COG alone; the item's ``classification:classes`` is the fallback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from lulc.classes import NODATA, PALETTE, ClassTable, parse_class_table
+from lulc.errors import InputError
+from lulc.gdal_env import gdal_env
+from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
+from service.publish import ITEM_NAME
+
+
+@dataclass(frozen=True)
+class RunGrid:
+    """The pixel grid of a map: CRS, transform and shape."""
+
+    crs: CRS
+    transform: Affine
+    height: int
+    width: int
+
+    def describe(self) -> str:
+        """A short text naming the grid, for error messages."""
+        t = self.transform
+        return f"{self.crs.to_string()} {self.width}x{self.height} px of {t.a:g} m at ({t.c:g}, {t.f:g})"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The parts of a finished run that the map products use."""
+
+    path: Path
+    classes_path: Path
+    confidence_path: Path | None
+    item: dict[str, Any]
+    stats: dict[str, Any]
+    classes: ClassTable
+    grid: RunGrid
+    nodata: int
+
+    @property
+    def item_path(self) -> Path:
+        """The run's ``item.json``."""
+        return self.path / ITEM_NAME
+
+    @property
+    def pixel_area_m2(self) -> float:
+        """The true ground area of one pixel (``stats.json``), in square metres."""
+        return float(self.stats["pixel_area_m2"])
+
+    @property
+    def model(self) -> str | None:
+        """The model that made the map (``lulc:model``), if the item names one."""
+        value = self.item.get("properties", {}).get("lulc:model")
+        return str(value) if value else None
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(
+            f"run folder {path.parent} has no {path.name} ({what}); is it a `lulc classify` output?"
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{what} {path} is not a JSON object")
+    return data
+
+
+def _class_table(src: rasterio.io.DatasetReader, item: dict[str, Any], path: Path) -> ClassTable:
+    tags = src.tags(1)
+    named = sorted((int(k[6:]), v) for k, v in tags.items() if k.startswith("CLASS_") and k[6:].isdigit())
+    if named:
+        try:
+            colours = src.colormap(1)
+        except ValueError:
+            colours = {}
+        rows = []
+        for i, (value, name) in enumerate(named):
+            rgba = colours.get(value)
+            colour = "#{:02x}{:02x}{:02x}".format(*rgba[:3]) if rgba else PALETTE[i % len(PALETTE)]
+            rows.append({"value": value, "name": name, "color": colour})
+        return parse_class_table({"classes": rows}, f"{path} band tags")
+    asset = item.get("assets", {}).get("classes", {})
+    stac_classes = asset.get("classification:classes") or item.get("properties", {}).get(
+        "classification:classes"
+    )
+    if not stac_classes:
+        raise InputError(
+            f"{path} names no classes (no CLASS_<value> band tags, no classification:classes in its item)"
+        )
+    return ClassTable.from_stac(stac_classes)
+
+
+def open_run(path: str | Path) -> RunFolder:
+    """Read and check a run folder.
+
+    Raises:
+        InputError: the folder, or one of its files, is missing or not what ``lulc classify`` writes.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"run folder {folder} does not exist (give the output folder of `lulc classify`)")
+    classes_path = folder / CLASSES_NAME
+    if not classes_path.is_file():
+        raise InputError(f"run folder {folder} has no {CLASSES_NAME}; is it a `lulc classify` output?")
+    item = _read_json(folder / ITEM_NAME, "STAC item")
+    stats = _read_json(folder / STATS_NAME, "class statistics")
+    if not isinstance(stats.get("pixel_area_m2"), int | float) or stats["pixel_area_m2"] <= 0:
+        raise InputError(f"{folder / STATS_NAME} has no positive pixel_area_m2")
+    try:
+        with gdal_env(), rasterio.open(classes_path) as src:
+            if src.count != 1 or src.dtypes[0] != "uint8":
+                raise InputError(
+                    f"{classes_path} is not a one-band uint8 class map ({src.count} x {src.dtypes[0]})"
+                )
+            if src.crs is None:
+                raise InputError(f"{classes_path} has no CRS")
+            grid = RunGrid(src.crs, src.transform, src.height, src.width)
+            nodata = int(src.nodata) if src.nodata is not None else NODATA
+            classes = _class_table(src, item, classes_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"{classes_path} cannot be read as a raster: {exc}") from exc
+    confidence = folder / CONFIDENCE_NAME
+    return RunFolder(
+        path=folder,
+        classes_path=classes_path,
+        confidence_path=confidence if confidence.is_file() else None,
+        item=item,
+        stats=stats,
+        classes=classes,
+        grid=grid,
+        nodata=nodata,
+    )

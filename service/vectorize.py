@@ -1,0 +1,309 @@
+"""``lulc vectorize``: one polygon per patch of a map (class, area, mean confidence) in bounded memory.
+
+The map is read block by block. Patches are labelled as ``lulc clean`` labels them (``service.sieve``): a
+first pass joins the patches that cross block edges, so each patch's last block is known. A patch inside one
+block is polygonised (GDAL's polygoniser on the block's labels) and written at once; the pieces of a patch
+that crosses blocks are held only until its last block, then dissolved into one geometry. Areas are true
+ground areas: pixels times ``stats.json``'s pixel area, so the polygons' areas add up to the map's class
+areas. Output: GeoPackage (``.gpkg``) or FlatGeobuf (``.fgb``), written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.features
+import shapely
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+
+from lulc.classes import NODATA
+from lulc.cog import atomic_path
+from lulc.errors import InputError
+from lulc.gdal_env import gdal_env
+from lulc.progress import NullProgress, Progress
+from service.output import dump_json, write_text_atomic
+from service.product_item import CLASSIFICATION, derived_link, file_fields, product_item, stac_classes
+from service.run_folder import RunFolder, open_run
+from service.sieve import BlockSieve, Connectivity, GridBlock, grid_blocks
+
+FORMATS: dict[str, tuple[str, str]] = {
+    ".gpkg": ("GPKG", "application/geopackage+sqlite3"),
+    ".fgb": ("FlatGeobuf", "application/vnd.flatgeobuf"),
+}
+"""Output suffix -> (OGR driver, media type)."""
+
+CHUNK = 5000
+"""Features written per call: memory holds at most this many finished polygons."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One finished patch: its class, size, confidence sum and geometry."""
+
+    value: int
+    pixels: int
+    confidence_sum: int
+    confidence_pixels: int
+    geometry: BaseGeometry
+
+
+@dataclass
+class _Pieces:
+    """The pieces of a patch that crosses blocks, gathered until its last block."""
+
+    value: int
+    parts: list[BaseGeometry] = field(default_factory=list)
+    pixels: int = 0
+    confidence_sum: int = 0
+    confidence_pixels: int = 0
+
+
+@dataclass(frozen=True)
+class VectorizeResult:
+    """The vector file, its item, and totals by class."""
+
+    path: Path
+    item_path: Path
+    features: int
+    pixels_by_value: dict[int, int]
+    item: dict[str, Any]
+
+
+def _dissolve(parts: list[BaseGeometry]) -> BaseGeometry:
+    geometry = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+    return geometry if geometry.is_valid else shapely.make_valid(geometry)
+
+
+def _block_shapes(
+    labels: npt.NDArray[np.int32], transform: rasterio.Affine, connectivity: Connectivity
+) -> dict[int, list[BaseGeometry]]:
+    """The polygons of each label of a block (GDAL's polygoniser), parsed in one vectorised call."""
+    texts: list[str] = []
+    owners: list[int] = []
+    for geojson, label in rasterio.features.shapes(
+        labels, mask=labels > 0, connectivity=connectivity, transform=transform
+    ):
+        texts.append(json.dumps(geojson))
+        owners.append(int(label))
+    shapes: dict[int, list[BaseGeometry]] = {}
+    for label, geometry in zip(owners, shapely.from_geojson(texts).tolist(), strict=True):
+        shapes.setdefault(label, []).append(geometry)
+    return shapes
+
+
+def iter_patches(
+    run: RunFolder, *, connectivity: Connectivity = 4, block_size: int = 512, progress: Progress | None = None
+) -> Iterator[Patch]:
+    """Every patch of the run's map once, in a fixed order (block order, then label order)."""
+    progress = progress or NullProgress()
+    grid = run.grid
+    with gdal_env(), rasterio.open(run.classes_path) as src:
+        conf = rasterio.open(run.confidence_path) if run.confidence_path is not None else None
+        try:
+            sieve = BlockSieve(
+                lambda window: src.read(1, window=window),
+                grid.height,
+                grid.width,
+                threshold=1,
+                connectivity=connectivity,
+                nodata=run.nodata,
+                block_size=block_size,
+            )
+            sieve.join()
+            blocks = list(grid_blocks(grid.height, grid.width, block_size))
+            progress.start("vectorizing blocks", len(blocks))
+            open_patches: dict[int, _Pieces] = {}
+            for block in blocks:
+                yield from _block_patches(sieve, block, grid.transform, conf, open_patches)
+                progress.advance()
+        finally:
+            if conf is not None:
+                conf.close()
+
+
+def _block_patches(
+    sieve: BlockSieve,
+    block: GridBlock,
+    transform: rasterio.Affine,
+    conf: rasterio.io.DatasetReader | None,
+    open_patches: dict[int, _Pieces],
+) -> Iterator[Patch]:
+    patches = sieve.patches(block, joined=True)
+    window = rasterio.windows.Window(block.col, block.row, block.width, block.height)
+    n = patches.node.size
+    local_pixels = np.bincount(patches.labels.ravel(), minlength=n)
+    conf_sum = np.zeros(n, dtype=np.int64)
+    conf_pixels = np.zeros(n, dtype=np.int64)
+    if conf is not None:
+        confidence = conf.read(1, window=window)
+        known = confidence != NODATA
+        conf_sum = np.bincount(patches.labels[known], weights=confidence[known], minlength=n).astype(np.int64)
+        conf_pixels = np.bincount(patches.labels[known], minlength=n)
+    shapes = _block_shapes(patches.labels, rasterio.windows.transform(window, transform), sieve.connectivity)
+    for label in range(1, n):
+        parts = shapes[label]
+        if not patches.edge[label]:
+            geometry = _dissolve(parts)
+            yield Patch(
+                int(patches.value[label]),
+                int(local_pixels[label]),
+                int(conf_sum[label]),
+                int(conf_pixels[label]),
+                geometry,
+            )
+            continue
+        root = int(patches.node[label])
+        pieces = open_patches.setdefault(root, _Pieces(int(patches.value[label])))
+        pieces.parts.extend(parts)
+        pieces.pixels += int(local_pixels[label])
+        pieces.confidence_sum += int(conf_sum[label])
+        pieces.confidence_pixels += int(conf_pixels[label])
+    done = sorted(root for root in open_patches if sieve.edges.last_block[root] == block.index)
+    for root in done:
+        pieces = open_patches.pop(root)
+        yield Patch(
+            pieces.value,
+            pieces.pixels,
+            pieces.confidence_sum,
+            pieces.confidence_pixels,
+            _dissolve(pieces.parts),
+        )
+
+
+class _FeatureWriter:
+    """Writes patches in chunks to one OGR layer."""
+
+    def __init__(self, path: Path, driver: str, run: RunFolder, with_confidence: bool) -> None:
+        self.path, self.driver, self.run = path, driver, run
+        self.with_confidence = with_confidence
+        self.names = {c.value: c.name for c in run.classes.classes}
+        self.buffer: list[Patch] = []
+        self.written = 0
+        self.pixels_by_value: dict[int, int] = {}
+
+    def add(self, patch: Patch) -> None:
+        self.buffer.append(patch)
+        self.pixels_by_value[patch.value] = self.pixels_by_value.get(patch.value, 0) + patch.pixels
+        if len(self.buffer) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyogrio.raw
+
+        if not self.buffer and self.written:
+            return
+        patches, self.buffer = self.buffer, []
+        ha = self.run.pixel_area_m2 / 10_000.0
+        ids = np.arange(self.written + 1, self.written + len(patches) + 1, dtype=np.int64)
+        fields = ["patch_id", "value", "class", "pixels", "area_ha"]
+        data: list[npt.NDArray[Any]] = [
+            ids,
+            np.array([p.value for p in patches], dtype=np.int32),
+            np.array([self.names.get(p.value, str(p.value)) for p in patches], dtype=object),
+            np.array([p.pixels for p in patches], dtype=np.int64),
+            np.array([round(p.pixels * ha, 6) for p in patches], dtype=np.float64),
+        ]
+        if self.with_confidence:
+            fields.append("confidence")
+            data.append(
+                np.array(
+                    [
+                        round(p.confidence_sum / p.confidence_pixels, 3) if p.confidence_pixels else np.nan
+                        for p in patches
+                    ],
+                    dtype=np.float64,
+                )
+            )
+        geometry = shapely.to_wkb(np.array([p.geometry for p in patches], dtype=object))
+        pyogrio.raw.write(
+            str(self.path),
+            geometry,
+            data,
+            fields,
+            layer="patches",
+            driver=self.driver,
+            geometry_type="MultiPolygon",
+            promote_to_multi=True,
+            crs=self.run.grid.crs.to_wkt(),
+            append=self.written > 0,
+        )
+        self.written += len(patches)
+
+
+def item_path_for(out: Path) -> Path:
+    """Where the item of a vector file goes: beside it, ``<stem>.json``."""
+    return out.with_suffix(".json")
+
+
+def vectorize_run(
+    run_path: str | Path,
+    out_path: str | Path,
+    *,
+    connectivity: Connectivity = 4,
+    block_size: int = 512,
+    progress: Progress | None = None,
+) -> VectorizeResult:
+    """Write one polygon per patch of a run's map to ``out_path`` (.gpkg or .fgb) and its STAC item beside it.
+
+    Fields: ``patch_id``, ``value``, ``class`` (name), ``pixels``, ``area_ha`` (true ground area) and,
+    when the run has ``confidence.tif``, ``confidence`` (mean top-class probability in percent, null if
+    unknown).
+
+    Raises:
+        InputError: unreadable run, unknown output format, or an option out of range.
+    """
+    out = Path(out_path)
+    if out.suffix.lower() not in FORMATS:
+        raise InputError(f"--out {out}: the format comes from the suffix, one of {', '.join(FORMATS)}")
+    if connectivity not in (4, 8):
+        raise InputError(f"--connectivity must be 4 or 8, got {connectivity}")
+    if block_size < 16:
+        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
+    driver, media_type = FORMATS[out.suffix.lower()]
+    run = open_run(run_path)
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        tmp.unlink()
+        writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
+        for patch in iter_patches(run, connectivity=connectivity, block_size=block_size, progress=progress):
+            writer.add(patch)
+        writer.flush()
+    item = _vector_item(run, out, media_type, writer, connectivity)
+    item_path = write_text_atomic(item_path_for(out), dump_json(item))
+    return VectorizeResult(out, item_path, writer.written, dict(sorted(writer.pixels_by_value.items())), item)
+
+
+def _vector_item(
+    run: RunFolder, out: Path, media_type: str, writer: _FeatureWriter, connectivity: int
+) -> dict[str, Any]:
+    source_id = str(run.item.get("id", run.path.name))
+    classes = stac_classes(run.classes)
+    return product_item(
+        item_id=f"{source_id}-patches{connectivity}",
+        source=run,
+        title=f"Land cover patches ({connectivity}-connected) of {source_id}",
+        lineage=(
+            f"Item {source_id} polygonised by lulc-stac: one feature per {connectivity}-connected patch, "
+            "with its class, pixels, true area in hectares and mean confidence"
+        ),
+        properties={"classification:classes": classes, "lulc:patches": writer.written},
+        assets={
+            "patches": {
+                "href": f"./{out.name}",
+                "type": media_type,
+                "title": "One polygon per patch: class, area (ha), mean confidence",
+                "roles": ["data"],
+                "classification:classes": classes,
+                **file_fields(out),
+            }
+        },
+        links=[derived_link(run, out.parent, f"source map {source_id}")],
+        extensions=[CLASSIFICATION],
+    )

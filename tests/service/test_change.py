@@ -1,0 +1,117 @@
+"""``lulc change``: from-to COG and transition matrix equal a numpy cross-tabulation; mismatches refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from lulc.errors import InputError
+from service.change import change_runs
+from tests.service.products_support import Runs, read_band, two_runs
+from tests.support.stac_validation import assert_valid_stac_file
+
+LULC = Path(sys.executable).parent / "lulc"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return two_runs(tmp_path_factory)
+
+
+def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
+    out = tmp_path / "change"
+    result = change_runs(runs.first, runs.second, out, block_size=128)
+    a, b = read_band(runs.first / "classes.tif"), read_band(runs.second / "classes.tif")
+    valid = (a != 255) & (b != 255)
+    crosstab = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(crosstab, (a[valid].astype(int) - 1, b[valid].astype(int) - 1), 1)
+    assert np.array_equal(result.pixels, crosstab)
+    matrix = json.loads((out / "transitions.json").read_text())
+    assert matrix["pixels"] == crosstab.tolist()
+    pixel_ha = json.loads((runs.first / "stats.json").read_text())["pixel_area_m2"] / 10_000  # true area
+    assert 0.0099 < pixel_ha < 0.0101
+    assert matrix["hectares"] == [[round(v * pixel_ha, 4) for v in row] for row in crosstab.tolist()]
+    assert matrix["changed_pixels"] == int(((a != b) & valid).sum()) > 0
+    assert matrix["nodata_pixels"] == int((~valid).sum()) == 6400  # the larger nodata corner
+    codes = read_band(out / "change.tif")
+    expected = np.where(valid, (a.astype(int) - 1) * 3 + (b.astype(int) - 1), 255)
+    assert np.array_equal(codes, expected)
+    with rasterio.open(out / "change.tif") as src:
+        assert src.tags(1)["CLASS_1"] == "Open water to Tree cover"
+        assert src.tags(1)["CLASS_4"] == "Tree cover unchanged"
+        assert src.colormap(1)[1][:3] == (0x33, 0xA0, 0x2C)  # changed: the colour of the class it became
+        assert src.overviews(1)
+    ET.parse(out / "transitions.svg")  # a well-formed figure
+    item = assert_valid_stac_file(out / "item.json")
+    assert item["properties"]["start_datetime"].startswith("2024-06-01")
+    assert item["properties"]["end_datetime"].startswith("2025-06-01")
+    names = [c["name"] for c in item["assets"]["change"]["classification:classes"]]
+    assert names[:2] == ["open-water-unchanged", "open-water-to-tree-cover"]
+    sources = {json.loads((out / link["href"]).read_text())["id"] for link in item["links"]}
+    assert len(sources) == 2
+
+
+def _rewrite_classes(
+    run: Path, folder: Path, *, transform: object = None, tags: dict[str, str] | None = None
+) -> Path:
+    """A copy of ``run`` whose classes.tif has another transform or other class names."""
+    shutil.copytree(run, folder)
+    with rasterio.open(run / "classes.tif") as src:
+        profile = src.profile | {"driver": "GTiff"}
+        data, old_tags, colours = src.read(1), src.tags(1), src.colormap(1)
+    if transform is not None:
+        profile["transform"] = transform
+    with rasterio.open(folder / "classes.tif", "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.update_tags(1, **(old_tags | (tags or {})))
+        dst.write_colormap(1, colours)
+    return folder
+
+
+def test_different_grids_are_refused_naming_both(runs: Runs, tmp_path: Path) -> None:
+    shifted = _rewrite_classes(
+        runs.second, tmp_path / "shifted", transform=from_origin(500020, 5000000, 10, 10)
+    )
+    with pytest.raises(
+        InputError, match=r"different grids: .*at \(500000, 5e\+06\) and .*at \(500020, 5e\+06\)"
+    ):
+        change_runs(runs.first, shifted, tmp_path / "out")
+    assert not (tmp_path / "out" / "item.json").exists()
+
+
+def test_different_class_tables_are_refused_naming_both(runs: Runs, tmp_path: Path) -> None:
+    renamed = _rewrite_classes(runs.second, tmp_path / "renamed", tags={"CLASS_3": "Urban"})
+    with pytest.raises(InputError, match=r"different class tables: .*3=Built-up area.*3=Urban"):
+        change_runs(runs.first, renamed, tmp_path / "out")
+
+
+def test_cli_change(runs: Runs, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(LULC), "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pixels changed" in done.stdout
+    assert (tmp_path / "c" / "item.json").is_file()
+    bad = subprocess.run(
+        [str(LULC), "change", str(runs.first), str(tmp_path / "nowhere"), "--out", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "does not exist" in bad.stderr

@@ -1,0 +1,118 @@
+"""``lulc vectorize``: one valid polygon per patch, block-split patches merged, areas sum to stats.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyogrio
+import pytest
+import shapely
+from scipy import ndimage
+
+from lulc.checksum import multihash_sha256
+from lulc.errors import InputError
+from service.vectorize import vectorize_run
+from tests.service.products_support import read_band, two_runs
+from tests.support.stac_validation import assert_valid_stac_file
+
+LULC = Path(sys.executable).parent / "lulc"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_runs(tmp_path_factory).first
+
+
+def whole_raster_patches(
+    classes: npt.NDArray[np.uint8], connectivity: int
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Independent labelling of the whole map: one id per patch (0 on nodata)."""
+    structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+    labels = np.zeros(classes.shape, dtype=np.int64)
+    total = 0
+    for value in (1, 2, 3):
+        lab, n = ndimage.label(classes == value, structure=structure)
+        labels[lab > 0] = lab[lab > 0] + total
+        total += n
+    return labels, total
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_one_valid_polygon_per_patch_with_true_areas(run: Path, tmp_path: Path, connectivity: int) -> None:
+    out = tmp_path / "patches.gpkg"
+    result = vectorize_run(run, out, connectivity=connectivity, block_size=128)  # type: ignore[arg-type]
+    frame = pyogrio.read_dataframe(out)
+    classes = read_band(run / "classes.tif")
+    labels, n_patches = whole_raster_patches(classes, connectivity)
+    assert len(frame) == result.features == n_patches  # patches cut by the 5 x 5 blocks were merged
+    assert frame.geometry.is_valid.all()
+    assert (np.abs(frame.geometry.area / 100.0 - frame["pixels"]) < 1e-6).all()  # 10 m pixels
+    stats = json.loads((run / "stats.json").read_text())
+    for row in stats["classes"]:
+        mapped = frame.loc[frame["value"] == row["value"]]
+        assert (mapped["class"] == row["name"]).all()
+        assert abs(mapped["area_ha"].sum() - row["hectares"]) <= 1e-4 * row["hectares"]
+        assert int(mapped["pixels"].sum()) == row["pixels"]
+    # Mean confidence of each patch against the whole raster, found through a point inside the polygon.
+    confidence = read_band(run / "confidence.tif").astype(np.float64)
+    sums = np.bincount(labels.ravel(), weights=confidence.ravel(), minlength=n_patches + 1)
+    counts = np.bincount(labels.ravel(), minlength=n_patches + 1)
+    points = shapely.point_on_surface(frame.geometry.values)
+    cols = np.floor((shapely.get_x(points) - 500000.0) / 10.0).astype(int)
+    rows = np.floor((5000000.0 - shapely.get_y(points)) / 10.0).astype(int)
+    ids = labels[rows, cols]
+    assert np.allclose(frame["confidence"], np.round(sums[ids] / counts[ids], 3))
+    assert (classes[rows, cols] == frame["value"]).all()
+
+
+def test_flatgeobuf_and_its_item(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "patches.fgb"
+    result = vectorize_run(run, out, block_size=256)
+    item = assert_valid_stac_file(tmp_path / "patches.json")
+    asset = item["assets"]["patches"]
+    assert asset["type"] == "application/vnd.flatgeobuf"
+    assert asset["file:checksum"] == multihash_sha256(out)
+    assert item["properties"]["lulc:patches"] == result.features == len(pyogrio.read_dataframe(out))
+    assert pyogrio.read_info(out)["crs"] == "EPSG:32633"
+    assert [c["name"] for c in asset["classification:classes"]] == [
+        "open-water",
+        "tree-cover",
+        "built-up-area",
+    ]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_same_patches_whatever_the_block_size(run: Path, tmp_path: Path) -> None:
+    small = vectorize_run(run, tmp_path / "a.gpkg", block_size=64)
+    large = vectorize_run(run, tmp_path / "b.gpkg", block_size=1024)  # one block: nothing to merge
+    a, b = pyogrio.read_dataframe(tmp_path / "a.gpkg"), pyogrio.read_dataframe(tmp_path / "b.gpkg")
+    assert small.features == large.features
+    key = ["value", "pixels", "area_ha", "confidence"]
+    assert (
+        a[key].sort_values(key).reset_index(drop=True).equals(b[key].sort_values(key).reset_index(drop=True))
+    )
+
+
+def test_unknown_format_is_an_input_error(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"one of \.gpkg, \.fgb"):
+        vectorize_run(run, tmp_path / "patches.shp")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_vectorize(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "classes.gpkg"
+    done = subprocess.run(
+        [str(LULC), "vectorize", str(run), "--out", str(out), "--block-size", "256"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in done.stdout
+    assert len(pyogrio.read_dataframe(out)) > 1000
