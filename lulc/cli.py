@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from lulc.errors import LulcError
 
@@ -62,12 +63,20 @@ def usage_line(error: typer.TyperException) -> str:
     return f"error: {where}: {message} (see '{where} --help')"
 
 
+def settings_line(error: ValidationError) -> str:
+    """One line for invalid settings: each problem as ``field: message``."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
+    )
+    return "error: invalid " + error.title + ": " + " ".join(problems.split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; every error ends as one unwrapped line on stderr.
 
-    lulc-stac errors (``LulcError``) and usage errors (bad or missing options: typer would draw a rich box
-    wrapped to the terminal's width) exit with code 2; an unexpected error exits with 1 and names its type
-    (``LULC_TRACEBACK=1`` shows the traceback instead).
+    lulc-stac errors (``LulcError``), usage errors (bad or missing options: typer would draw a rich box
+    wrapped to the terminal's width) and invalid settings exit with code 2; an unexpected error exits with 1
+    and names its type (``LULC_TRACEBACK=1`` shows the traceback instead).
     """
     try:
         code = app(args=argv, standalone_mode=False)
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             getattr(exc, "show")()  # noqa: B009
             sys.exit(2)
         _fail(usage_line(exc), int(getattr(exc, "exit_code", 2)))
+    except ValidationError as exc:  # settings from options or LULC_* variables
+        _fail(settings_line(exc), 2)
     except Exception as exc:
         if os.environ.get("LULC_TRACEBACK"):
             raise

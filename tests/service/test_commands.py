@@ -187,3 +187,20 @@ def test_every_error_is_one_line_through_a_pipe_on_a_narrow_terminal(
     if case == "missing-image":
         assert str(deep / "nowhere.tif") in lines[0]  # the whole path, unbroken
     assert not (deep / "out").exists() or not any((deep / "out").iterdir())
+
+
+def test_invalid_settings_are_one_line_naming_the_field(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(LULC), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "40", "LULC_SERVICE_PORT": "70000", "LULC_SERVICE_MAX_AOI_KM2": "-1"},
+        check=False,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: "), done.stderr
+    assert "port" in lines[0]
+    assert "max_aoi_km2" in lines[0]  # every problem, on the same line
