@@ -76,8 +76,11 @@ class UrlPrefix:
 
     @classmethod
     def parse(cls, entry: str) -> UrlPrefix:
-        """A prefix from a URL (normalised like every fetched URL); ``HostNotAllowedError`` if invalid."""
-        location = parse_location(entry.strip(), "allow-list entry")
+        """A prefix from a URL (normalised like every fetched URL); ``ValueError`` if it is invalid."""
+        try:
+            location = parse_location(entry.strip(), "allow-list entry")
+        except HostNotAllowedError as exc:
+            raise ValueError(str(exc)) from None
         if location.is_local:
             raise ValueError(f"{entry!r} is not an http(s) or s3 URL prefix")
         return cls(location.scheme, location.host, _port(location), location.path)
@@ -134,13 +137,19 @@ class AllowList:
         """The tiler's list: http(s)/s3 URL prefixes, ``file://`` URLs or local folders.
 
         Relative folders are taken relative to ``base`` (default: the current directory).
+
+        Raises:
+            ValueError: An entry is not a URL prefix or a path.
         """
         remote: list[UrlPrefix] = []
         local: list[str] = []
         for entry in (p.strip() for p in prefixes):
             if not entry:
                 continue
-            location = parse_location(entry, "allow-list entry")
+            try:
+                location = parse_location(entry, "allow-list entry")
+            except HostNotAllowedError as exc:
+                raise ValueError(str(exc)) from None
             if location.is_local:
                 local.append(location.path)
             else:

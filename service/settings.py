@@ -168,6 +168,14 @@ class ServiceSettings(BaseSettings):
     def _split_list(cls, value: Any) -> Any:
         return split_list(value)
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_parse(cls, value: list[str]) -> list[str]:
+        from lulc.allowlist import AllowList
+
+        AllowList.of(value)  # a bad entry fails at start-up, not on the first request
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

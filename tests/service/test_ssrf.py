@@ -259,3 +259,13 @@ def test_local_paths_outside_the_folders_and_missing_ones_get_one_answer(
         assert "outside-secret-id" not in json.dumps(body)
         answers.add(json.dumps(body).replace(json.dumps(repr(stac))[1:-1], "PATH"))
     assert len(answers) == 1, answers
+
+
+@pytest.mark.parametrize("entry", ["exa mple.com", "http://127.0.0.1:1\\@example.com/", "ftp://example.com/"])
+def test_a_bad_allow_list_entry_fails_at_start_up(entry: str) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    with pytest.raises(ValidationError, match="allowed_hosts"):
+        ServiceSettings(allowed_hosts=[entry])
