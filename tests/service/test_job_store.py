@@ -17,6 +17,7 @@ from service.jobs import JobNotFoundError, JobRegistry, JobState
 from service.output import STAGING_PREFIX, staging_dir
 from service.workflow import Outcome
 from tests.service.app_support import World, models_dir, service_settings, shared_world
+from tests.support.stac_validation import assert_valid_stac
 
 OUTCOME = Outcome(
     output_url="/out/x", assets={"classes.tif": "/out/x/classes.tif"}, item={"id": "x"}, stats={"valid": 1}
@@ -124,5 +125,6 @@ def test_the_service_answers_a_finished_job_after_a_restart(
     status = polled.json()
     assert status["status"] == "succeeded"
     assert status["result"]["item"] == body["item"]
+    assert_valid_stac(body["item"], "the service's item")  # as served: public asset hrefs
     assert status["result"]["assets"] == body["assets"]
     assert unknown.status_code == 404
