@@ -429,7 +429,7 @@ def build_item(
         inputs: identifiers, provenance and time range of the run.
         grid: the output grid.
         classes: the class table.
-        files: finished files by name (``classes.tif``, ``confidence.tif``, ``stats.json``) for checksums.
+        files: finished files by name (``classes.tif``, ``classes.qml``, ...), for checksums.
         footprint: the lon/lat GeoJSON geometry of the mapped area.
         bbox: its lon/lat bounds.
     """
