@@ -48,7 +48,7 @@ def check_vertex_limit(aoi: object, limit: int) -> int:
     return count
 
 
-def parse_aoi(aoi: dict[str, Any] | None) -> BaseGeometry:
+def parse_aoi(aoi: object) -> BaseGeometry:
     """The AOI polygon(s) of a GeoJSON geometry, Feature or FeatureCollection in EPSG:4326.
 
     Raises:

@@ -17,6 +17,7 @@ from titiler.core.routing import EndpointScope
 from lulc.classes import NODATA
 from lulc.errors import LulcError
 from lulc.gdal_env import gdal_options
+from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.areas import AreaStatistics, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
@@ -28,9 +29,10 @@ from tiler.colormaps import (
     read_json,
     register_class_colormaps,
 )
-from tiler.errors import NotARasterError, NotFoundError, add_error_handlers
+from tiler.errors import NotARasterError, NotFoundError, add_error_handlers, error_body
 from tiler.legend import Legend, legend_of, legend_png
-from tiler.limits import BoundedPartParams, tile_limits
+from tiler.limits import ImageSizeLimit, bounded_part_params, tile_limits
+from tiler.openapi import document_errors
 from tiler.readers import allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.settings import TilerSettings
@@ -40,6 +42,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 CACHED_PATHS = r"^/(cog|stac)/tiles/|^/legend"
 """Responses that get the configured Cache-Control header (tiles and legends; not errors)."""
+
+PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
+"""Served without the bearer token (when one is set): the probe and the web map's own files."""
 
 
 def create_app(settings: TilerSettings) -> FastAPI:
@@ -64,6 +69,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         title="lulc-stac tiler",
         description="Land-cover maps as coloured XYZ tiles, with legend, class areas, imagery and a web map.",
         version=version("lulc-stac"),
+        dependencies=[Depends(ImageSizeLimit(settings.max_image_size))],  # every route, included ones too
     )
 
     tiles = [
@@ -73,7 +79,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     # Both factories: bounded tiles and parts, allow-listed paths, our GDAL options, no viewer.
     bounded: dict[str, Any] = {
         "add_part": False,
-        "img_part_dependency": BoundedPartParams,
+        "img_part_dependency": bounded_part_params(settings.max_image_size),
         "route_dependencies": tiles,
         "path_dependency": dataset_path,
         "environment_dependency": gdal_environment,
@@ -132,7 +138,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         ],
     ) -> AreaStatistics:
         """Per-class pixel counts and hectares inside the polygon (pixel centres inside count)."""
-        geometry = polygon_from_geojson(geojson)
+        geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         table = resolver.resolve(location).table
         return class_areas(location, geometry, table, settings.statistics_max_pixels)
 
@@ -162,6 +168,15 @@ def create_app(settings: TilerSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     add_error_handlers(app)
+    document_errors(app, protected=settings.auth_token is not None, public=PUBLIC_PATHS)
+    app.add_middleware(
+        RequestGuard,
+        error_body=error_body,
+        max_body_bytes=settings.max_body_bytes,
+        token=settings.auth_token.get_secret_value() if settings.auth_token else None,
+        public_paths=PUBLIC_PATHS,
+        logger="tiler.app",
+    )
     app.add_middleware(
         CacheControlMiddleware,
         cachecontrol=settings.cache_control,

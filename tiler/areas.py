@@ -18,9 +18,10 @@ from rio_tiler import reader
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import Reader
 from shapely.geometry import mapping, shape
-from shapely.validation import explain_validity
 
+from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
+from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from tiler.errors import BadParameterError
 
@@ -48,47 +49,21 @@ class AreaStatistics(BaseModel):
     classes: list[ClassArea]
 
 
-def polygon_from_geojson(body: Mapping[str, Any]) -> dict[str, Any]:
+def polygon_from_geojson(body: object, max_vertices: int) -> dict[str, Any]:
     """A valid (Multi)Polygon geometry (EPSG:4326) from a GeoJSON Feature, FeatureCollection or geometry.
 
+    Parsed by the one AOI parser, ``lulc.aoi``, as the classifier service parses its AOIs.
+
     Raises:
-        BadParameterError: Not GeoJSON, no polygon, an invalid (e.g. self-intersecting) or empty polygon,
-            or coordinates outside longitude/latitude ranges.
+        BadParameterError: Not GeoJSON, no polygon, an invalid (e.g. self-intersecting), unclosed, 3D
+            or empty polygon, one crossing the antimeridian, or coordinates outside lon/lat ranges.
+        AoiTooComplexError: more than ``max_vertices`` vertices (413).
     """
-    kind = body.get("type")
-    if kind == "FeatureCollection":
-        features = body.get("features")
-        if not isinstance(features, list) or not features:
-            raise BadParameterError("the FeatureCollection has no features")
-        geometries = [_feature_geometry(f) for f in features]
-    elif kind == "Feature":
-        geometries = [_feature_geometry(body)]
-    else:
-        geometries = [dict(body)]
-    shapes = []
-    for geometry in geometries:
-        try:
-            geom = shape(geometry)
-        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError) as exc:
-            raise BadParameterError(f"not a GeoJSON geometry: {exc}") from None
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
-            raise BadParameterError(f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
-        if geom.is_empty or geom.area == 0:
-            raise BadParameterError("the polygon is empty")
-        if not geom.is_valid:
-            raise BadParameterError(f"invalid polygon: {explain_validity(geom)}")
-        minx, miny, maxx, maxy = geom.bounds
-        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-            raise BadParameterError("polygon coordinates must be longitude/latitude (EPSG:4326)")
-        shapes.append(geom)
-    merged = shapely.union_all(shapes) if len(shapes) > 1 else shapes[0]
-    return dict(mapping(merged))
-
-
-def _feature_geometry(feature: object) -> dict[str, Any]:
-    if not isinstance(feature, Mapping) or not isinstance(feature.get("geometry"), Mapping):
-        raise BadParameterError("a GeoJSON Feature needs a geometry object")
-    return dict(feature["geometry"])
+    check_vertex_limit(body, max_vertices)
+    try:
+        return dict(mapping(parse_aoi(body)))
+    except InputError as exc:
+        raise BadParameterError(str(exc)) from None
 
 
 def _pixel_area_m2(crs: CRS, transform: Any, lonlat: tuple[float, float]) -> float:

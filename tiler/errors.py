@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from titiler.core.errors import BadRequestError, TileNotFoundError
 
-from lulc.errors import InputError, LimitError, LulcError, SourceError
+from lulc import http_status
+from lulc.errors import LulcError, SourceError
+from lulc.http_status import clip, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -45,37 +46,27 @@ class UpstreamError(TilerError):
     """A remote server failed while the tiler read from it."""
 
 
-STATUS_CODES: dict[type[Exception], int] = {
+STATUS_BY_ERROR: dict[type[BaseException], int] = {
+    **http_status.STATUS_BY_ERROR,
+    SourceError: 400,  # here the caller named the item: one that cannot be used is their mistake
     NotAllowedError: 403,
     BadParameterError: 400,
     NotFoundError: 404,
     NotARasterError: 400,
     UpstreamError: 502,
-    InputError: 400,
-    LimitError: 400,
-    SourceError: 400,
-    LulcError: 400,
     BadRequestError: 400,
     TileNotFoundError: 404,
     rt.TileOutsideBounds: 404,
     rt.PointOutsideBounds: 404,
     rt.InvalidAssetName: 404,
     rt.InvalidBandName: 404,
-    rt.MissingAssets: 400,
-    rt.MissingBands: 400,
-    rt.InvalidColorFormat: 400,
-    rt.InvalidColorMapName: 400,
-    rt.InvalidExpression: 400,
-    rt.InvalidFormat: 400,
-    rt.InvalidBufferSize: 400,
-    rt.InvalidBounds: 400,
-    rt.MaxArraySizeError: 400,
-    rt.AssetAsBandError: 400,
-    rt.InvalidPointDataError: 400,
-    rt.RioTilerError: 400,
+    rt.RioTilerError: 400,  # every other rio-tiler error: a parameter that cannot be honoured
     CPLE_BaseError: 400,
 }
-"""Status code per exception class; Starlette picks the handler of the most specific class in the MRO."""
+"""The core's statuses (``lulc.http_status``) extended with the tiler's, TiTiler's and rio-tiler's errors.
+
+The status of an error is that of the most specific class of its MRO listed here.
+"""
 
 _NOT_FOUND = re.compile(r"No such file|does not exist|HTTP response code: 404|\b404\b", re.IGNORECASE)
 _NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a (valid )?TIFF", re.I)
@@ -93,59 +84,59 @@ def raster_error_status(exc: RasterioError) -> tuple[int, str]:
     return 400, f"cannot read the dataset: {text}"
 
 
-def _error_body(status: int, detail: object) -> JSONResponse:
-    return JSONResponse({"detail": detail, "status": status}, status_code=status)
+def error_body(status: int, detail: object, kind: str = "") -> dict[str, object]:
+    """The tiler's JSON error body: ``{"detail": ..., "status": ...}``."""
+    return {"detail": detail, "status": status}
 
 
-def _handler(status: int) -> Callable[[Request, Exception], JSONResponse]:
-    def handle(request: Request, exc: Exception) -> JSONResponse:
-        return _error_body(status, str(exc))
-
-    return handle
+def _error_response(status: int, detail: object) -> JSONResponse:
+    return JSONResponse(error_body(status, detail), status_code=status)
 
 
-def _raster_handler(request: Request, exc: Exception) -> JSONResponse:
-    status, message = raster_error_status(exc) if isinstance(exc, RasterioError) else (400, str(exc))
+def _known_error(request: Request, exc: Exception) -> JSONResponse:
+    """Our, TiTiler's and rio-tiler's errors and GDAL failures, each with its status."""
+    if isinstance(exc, RasterioError):
+        status, message = raster_error_status(exc)
+    else:
+        status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
+    message = clip(message)
     if status >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, message)
-    return _error_body(status, message)
+    return _error_response(status, message)
 
 
 def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else str(exc)
-    return _error_body(400, _jsonable(errors))
+    return _error_response(400, _jsonable(errors))
 
 
 def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
     detail = exc.detail if isinstance(exc, StarletteHTTPException) else str(exc)
-    response = _error_body(status, detail)
+    response = _error_response(status, detail)
     if isinstance(exc, StarletteHTTPException) and exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
 def _jsonable(value: object) -> object:
-    """Validation errors carry exception objects in ``ctx``; keep only JSON-friendly values."""
+    """Validation errors carry exception objects in ``ctx``, and the input: keep short JSON values."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v) for k, v in value.items() if k != "input"}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)
-
-
-def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return _error_body(500, f"internal error ({type(exc).__name__}); see the tiler's log")
+    return clip(str(value), 200)
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Install the JSON error handlers: every known error gets its status, bad parameters get 400."""
-    for exc_class, status in STATUS_CODES.items():
-        app.add_exception_handler(exc_class, _handler(status))
-    app.add_exception_handler(RasterioError, _raster_handler)
+    """Install the JSON error handlers: every known error gets its status, bad parameters get 400.
+
+    None for ``Exception``: Starlette re-raises after such a handler's answer and uvicorn then drops the
+    kept-alive connection. ``lulc.http_guard.RequestGuard`` answers unexpected errors (a JSON 500).
+    """
+    for exc_class in (*STATUS_BY_ERROR, RasterioError):
+        app.add_exception_handler(exc_class, _known_error)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(Exception, _unexpected_handler)

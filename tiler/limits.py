@@ -1,27 +1,66 @@
-"""Request limits: tile indexes, tile sizes and part sizes that keep every request small and bounded."""
+"""Request limits: image sizes, tile indexes, tile buffers and part sizes that keep every request bounded.
+
+``ImageSizeLimit`` is one app-wide dependency: whichever route declares a ``width``, ``height``,
+``max_size`` or ``tilesize`` (in its query or path: tiles, previews, statistics, colormap pictures),
+its value must be 1..``max_image_size``. It reads the request itself, so it adds no parameter to the
+OpenAPI schema.
+"""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from pydantic import Field
 from titiler.core.dependencies import PartFeatureParams
 
 from tiler.errors import BadParameterError
 
 MAX_ZOOM = 30
-MAX_TILESIZE = 1024
 MAX_BUFFER = 64.0
-MAX_PART_SIZE = 2048
+SIZE_PARAMETERS = ("width", "height", "max_size", "tilesize")
+"""Query parameters that set an image's size in pixels, in any route."""
+
+
+class ImageSizeLimit:
+    """An app-wide dependency refusing image sizes outside 1..``limit`` pixels (400)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._declared: dict[int, set[str]] = {}
+
+    async def __call__(self, request: Request) -> None:
+        """Check the route's size parameters (``async``: no thread-pool hop for a few comparisons)."""
+        route = request.scope.get("route")
+        key = id(route)
+        if key not in self._declared:
+            dependant = getattr(route, "dependant", None)
+            self._declared[key] = size_parameters(dependant) if dependant is not None else set()
+        for name in self._declared[key]:
+            values = request.query_params.getlist(name)
+            if name in request.path_params:
+                values.append(str(request.path_params[name]))
+            for text in values:
+                try:
+                    value = int(text)
+                except ValueError:
+                    continue  # not a number: the route's own validation answers 400
+                if not 1 <= value <= self.limit:
+                    raise BadParameterError(f"{name} {value} is outside 1..{self.limit} pixels")
+
+
+def size_parameters(dependant: Any) -> set[str]:
+    """The size parameters a FastAPI route (its dependant and sub-dependencies) declares."""
+    fields = [*dependant.query_params, *dependant.path_params]
+    names = {field.alias for field in fields} & set(SIZE_PARAMETERS)
+    for sub in dependant.dependencies:
+        names |= size_parameters(sub)
+    return names
 
 
 async def tile_limits(
     z: Annotated[int, Path(description="Zoom level.")],
     x: Annotated[int, Path(description="Tile column.")],
     y: Annotated[int, Path(description="Tile row.")],
-    tilesize: Annotated[
-        int | None, Query(description=f"Tile size in pixels (at most {MAX_TILESIZE}).")
-    ] = None,
     buffer: Annotated[
         float | None, Query(description=f"Tile buffer in pixels (at most {MAX_BUFFER:g}).")
     ] = None,
@@ -35,25 +74,24 @@ async def tile_limits(
         raise BadParameterError(f"zoom {z} is outside 0..{MAX_ZOOM}")
     if x < 0 or y < 0 or x >= 2**z or y >= 2**z:
         raise BadParameterError(f"tile {z}/{x}/{y} does not exist at zoom {z}")
-    if tilesize is not None and tilesize > MAX_TILESIZE:
-        raise BadParameterError(f"tilesize {tilesize} is larger than {MAX_TILESIZE}")
-    if buffer is not None and buffer > MAX_BUFFER:
-        raise BadParameterError(f"buffer {buffer:g} is larger than {MAX_BUFFER:g}")
+    if buffer is not None and not 0 <= buffer <= MAX_BUFFER:
+        raise BadParameterError(f"buffer {buffer:g} is outside 0..{MAX_BUFFER:g}")
 
 
-@dataclass
-class BoundedPartParams(PartFeatureParams):
-    """TiTiler's part/feature sizes, read at most ``MAX_PART_SIZE`` pixels wide (POST /cog/statistics)."""
+def bounded_part_params(limit: int) -> type[PartFeatureParams]:
+    """TiTiler's part/feature sizes, read at most ``limit`` pixels wide by default (POST /cog/statistics)."""
 
-    max_size: Annotated[
-        int | None, Field(description="Maximum image size to read onto.", le=MAX_PART_SIZE)
-    ] = MAX_PART_SIZE
-    height: Annotated[int | None, Field(description="Force output image height.", le=MAX_PART_SIZE)] = None
-    width: Annotated[int | None, Field(description="Force output image width.", le=MAX_PART_SIZE)] = None
+    @dataclass
+    class BoundedPartParams(PartFeatureParams):
+        max_size: Annotated[int | None, Field(description="Maximum image size to read onto.")] = limit
+        height: Annotated[int | None, Field(description="Force output image height.")] = None
+        width: Annotated[int | None, Field(description="Force output image width.")] = None
 
-    def __post_init__(self) -> None:
-        """Forced sizes replace ``max_size``; without any, ``max_size`` bounds the read."""
-        if self.width or self.height:
-            self.max_size = None
-        elif self.max_size is None:
-            self.max_size = MAX_PART_SIZE
+        def __post_init__(self) -> None:
+            """Forced sizes replace ``max_size``; without any, ``max_size`` bounds the read."""
+            if self.width or self.height:
+                self.max_size = None
+            elif self.max_size is None:
+                self.max_size = limit
+
+    return BoundedPartParams

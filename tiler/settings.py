@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lulc.settings_types import StrList, split_list
@@ -63,6 +63,32 @@ class TilerSettings(BaseSettings):
         default=50_000_000,
         gt=0,
         description="Largest polygon window (in map pixels) POST /statistics reads; beyond it: 400.",
+    )
+    max_image_size: int = Field(
+        default=2048,
+        ge=256,
+        le=8192,
+        description=(
+            "Largest width or height in pixels of any image the tiler reads or renders (`width`, `height`, "
+            "`max_size`, `tilesize` of tiles, previews, statistics and colormap pictures); beyond it: 400."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=4_000_000,
+        ge=1024,
+        description="Largest request body (bytes) read, e.g. a POST /statistics polygon; larger: 413 unread.",
+    )
+    max_aoi_vertices: int = Field(
+        default=100_000,
+        ge=4,
+        description="Most vertices of a POST /statistics polygon (all rings); more: 413.",
+    )
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token required on every route but `/healthz` and the web map's own page and files; "
+            "unset: no authentication. The web map cannot send it: set it for API-only deployments."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Interface `lulc tiler` listens on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port `lulc tiler` listens on.")
