@@ -51,8 +51,13 @@ def train_command(
     scale: Annotated[float | None, typer.Option(help="Image reflectance = DN * scale + offset.")] = None,
     offset: Annotated[float | None, typer.Option(help="See --scale.")] = None,
     indices: Annotated[str | None, typer.Option(help="Spectral indices, e.g. ndvi,ndwi.")] = None,
-    points: Annotated[Path | None, typer.Option(help="Labelled points (any OGR format and CRS).")] = None,
+    points: Annotated[
+        Path | None, typer.Option(help="Labelled points or polygons (any OGR format and CRS, or CSV).")
+    ] = None,
     points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
+    max_pixels_per_polygon: Annotated[
+        int | None, typer.Option(help="Pixel samples per training polygon at most (seeded subset).")
+    ] = None,
     label_field: Annotated[str | None, typer.Option(help="Field holding the class label.")] = None,
     classes: Annotated[Path | None, typer.Option(help="Class table YAML.")] = None,
     models: Annotated[str | None, typer.Option(help="Models to compare: rf,svm,dt,hgb,lgbm.")] = None,
@@ -95,6 +100,7 @@ def train_command(
         "indices": _split(indices),
         "points": str(points) if points else None,
         "points_crs": points_crs,
+        "max_pixels_per_polygon": max_pixels_per_polygon,
         "label_field": label_field,
         "classes": str(classes) if classes else None,
         "models": _split(models),

@@ -58,6 +58,7 @@ class TrainingConfig(BaseModel):
         indices: [ndvi, ndwi, ndbi]
         points: train.gpkg
         points_crs: null              # only for points files that declare no CRS
+        max_pixels_per_polygon: 200   # polygon layers: pixel samples per polygon (seeded subset)
         label_field: label
         classes: classes.yaml
         models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
@@ -95,6 +96,12 @@ class TrainingConfig(BaseModel):
     # points and classes
     points: str | None = None
     points_crs: str | None = Field(default=None, description="CRS of points files that declare none.")
+    max_pixels_per_polygon: int | None = Field(
+        default=None,
+        ge=1,
+        description="Polygons give the pixel centres inside them; at most this many each (a seeded "
+        "random subset). None: every pixel.",
+    )
     label_field: str = "label"
     classes: str | None = None
     # models and accuracy

@@ -17,9 +17,11 @@ from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.config import TrainingConfig
 from training.evaluate import (
+    Grouping,
     check_class_counts,
     cross_validate,
     decided_labels,
+    grouping,
     holdout_split,
     permutation_importance,
     repeated_splits,
@@ -114,15 +116,16 @@ def _evaluate_models(
     samples: Samples,
     classes: ClassTable,
     progress: Progress,
+    grouped: Grouping,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     labels = samples.labels
-    train, test = holdout_split(labels, config.cv.test_size, config.seed)
-    cv_splits, cv_name = repeated_splits(labels, config.cv, config.seed)
+    train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
+    cv_splits, cv_name = repeated_splits(labels, config.cv, config.seed, grouped)
     sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     sp_name = ""
     if config.cv.spatial_block is not None:
         sp_splits, sp_name, _ = spatial_splits(
-            samples.x, samples.y, labels, config.cv.spatial_block, config.cv.folds, config.seed
+            samples.x, samples.y, labels, config.cv.spatial_block, config.cv.folds, config.seed, grouped
         )
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
@@ -161,6 +164,71 @@ def _evaluate_models(
     return board, fitted, train, test
 
 
+def _polygon_summary(
+    config: TrainingConfig,
+    settings: TrainingSettings,
+    features: npt.NDArray[np.float32],
+    samples: Samples,
+    points: LabelledPoints,
+    grouped: Grouping,
+    chosen: dict[str, Any],
+    progress: Progress,
+) -> dict[str, Any] | None:
+    """Polygons and pixels per class, and the optimism of splitting pixels at random (None: points only).
+
+    The optimism is the kept model's repeated-CV accuracy with pixels split at random minus the same
+    estimate grouped by polygon: how much a pixel-wise split (as OTB and SCP make) flatters the model.
+    """
+    if points.groups is None:
+        return None
+    labels = samples.labels
+    groups = points.groups[samples.index]
+    by_class = {
+        str(int(v)): {
+            "features": int(np.unique(groups[labels == v]).size),
+            "pixels": int(np.count_nonzero(labels == v)),
+        }
+        for v in np.unique(labels)
+    }
+    empty = sorted(set(points.groups.tolist()) - set(groups.tolist()))
+    for feature in empty:
+        progress.note(
+            f"feature {feature} of {points.source} gave no valid pixel (nodata or cloud everywhere)"
+        )
+    summary: dict[str, Any] = {
+        "by_class": by_class,
+        "groups": grouped.n_groups,
+        "note": grouped.note,
+        "features_without_valid_pixels": empty,
+    }
+    if grouped.groups is None or "cv" not in chosen or config.cv.repeats == 0:
+        return summary
+    random_splits, random_name = repeated_splits(labels, config.cv, config.seed)
+
+    def factory() -> Any:
+        return make_estimator(
+            chosen["model"], config.seed, settings.n_jobs, config.model_params.get(chosen["model"])
+        )
+
+    progress.start("pixel-split CV (optimism)", len(random_splits))
+    pixelwise = cross_validate(
+        factory, features, labels, random_splits, random_name, progress.advance
+    ).summary()
+    grouped_mean = float(chosen["cv"]["overall_accuracy"]["mean"])
+    random_mean = float(pixelwise["overall_accuracy"]["mean"])
+    summary["optimism"] = {
+        "pixel_split_cv": pixelwise,
+        "grouped_cv_accuracy": grouped_mean,
+        "pixel_split_cv_accuracy": random_mean,
+        "accuracy_difference": round(random_mean - grouped_mean, 6),
+    }
+    progress.note(
+        f"optimism of a pixel-wise split: {100 * random_mean:.1f} % (pixels at random) - "
+        f"{100 * grouped_mean:.1f} % (grouped by polygon) = {100 * (random_mean - grouped_mean):+.1f} pp"
+    )
+    return summary
+
+
 def _select(config: TrainingConfig, board: list[dict[str, Any]]) -> dict[str, Any]:
     if config.select != "best":
         return next(e for e in board if e["model"] == config.select)
@@ -182,9 +250,13 @@ def train(
     config.require_complete()
     table = load_class_table(config.classes) if config.classes else None
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
-    check_class_counts(points.labels, points.classes, points.source)
+    if not points.polygons:  # polygons are counted once they are pixels on the imagery grid
+        check_class_counts(points.labels, points.classes, points.source)
     imagery = open_imagery(config, settings)
-    notes = list(imagery.notes)
+    points, polygon_notes = points.with_polygon_pixels(
+        imagery.grid, config.max_pixels_per_polygon, config.seed
+    )
+    notes = [*imagery.notes, *polygon_notes]
     for note in notes:
         progress.note(note)
     samples = sample_points(imagery, points, progress)
@@ -193,12 +265,17 @@ def train(
     classes = _used_classes(points.classes, samples.labels, progress)
     features = sample_features(imagery, config, samples.reflectance)
     names = [*imagery.bands, *config.indices]
+    groups = points.groups[samples.index] if points.groups is not None else None
+    grouped = grouping(samples.labels, groups, classes)
+    if grouped.note:
+        progress.note(grouped.note)
     with quiet_estimators():
         board, fitted, train_idx, test = _evaluate_models(
-            config, settings, features, samples, classes, progress
+            config, settings, features, samples, classes, progress, grouped
         )
         chosen = _select(config, board)
         model = fitted[chosen["model"]]
+        polygons = _polygon_summary(config, settings, features, samples, points, grouped, chosen, progress)
         progress.start("feature importance", 1)
         importance = permutation_importance(
             model, features[test], samples.labels[test], names, config.seed, settings.importance_repeats
@@ -221,6 +298,8 @@ def train(
     metrics = _metrics(config, contract, chosen, board, samples, points, imagery, importance, parity, names)
     metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
     metrics["imagery_notes"] = notes
+    if polygons is not None:
+        metrics["polygons"] = polygons
     if config.baseline:
         metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance)
         progress.note(f"promotion gate passed against {config.baseline}")

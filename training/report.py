@@ -23,6 +23,36 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _polygon_lines(metrics: dict[str, Any]) -> list[str]:
+    """Features (polygons, points) and pixels per class, and the optimism of pixel-wise splits."""
+    polygons = metrics.get("polygons")
+    if not polygons:
+        return []
+    names = {str(c["value"]): c["name"] for c in metrics["classes"]}
+    lines = ["## Polygons", ""]
+    lines += _table(
+        ["class", "features", "pixels"],
+        [
+            [names.get(v, v), str(row["features"]), str(row["pixels"])]
+            for v, row in polygons["by_class"].items()
+        ],
+    )
+    lines.append("")
+    if polygons.get("note"):
+        lines += [f"Note: {polygons['note']}", ""]
+    if polygons.get("features_without_valid_pixels"):
+        lines += [f"Features without a valid pixel: {polygons['features_without_valid_pixels']}", ""]
+    optimism = polygons.get("optimism")
+    if optimism:
+        lines += [
+            f"Optimism of splitting pixels at random: {_pct(optimism['pixel_split_cv_accuracy'])} % (pixels "
+            f"at random) - {_pct(optimism['grouped_cv_accuracy'])} % (grouped by polygon) = "
+            f"{100 * optimism['accuracy_difference']:+.1f} percentage points.",
+            "",
+        ]
+    return lines
+
+
 def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
     """Markdown report of a training run."""
     model = metrics["model"]
@@ -57,6 +87,7 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
             ],
         )
         lines.append("")
+    lines += _polygon_lines(metrics)
     lines += ["## Leaderboard", ""]
     board = metrics["leaderboard"]
     cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"

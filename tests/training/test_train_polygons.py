@@ -1,0 +1,88 @@
+"""`lulc train` from polygons end to end on the tutorial scene: CRS, edges, empty polygons, grouping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import box
+
+from training.api import train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def polygons(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """3 x 3 pixel squares around the 121 points, one polygon half off the bottom edge, one on nodata only.
+
+    Written in EPSG:4326 while the image is in EPSG:3395. Returns the file, the row of the edge polygon and
+    the row of the nodata polygon.
+    """
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        t, height = src.transform, src.height
+        nodata = src.read(1) > 1e30
+    points = gpd.read_file(lulc_py / "samples.shp")
+    rows: list[tuple[object, int]] = []
+    for geometry, label in zip(points.geometry, points["labels"], strict=True):
+        col, row = ~t @ (geometry.x, geometry.y)
+        c0, r0 = np.floor(col) - 1, np.floor(row) - 1
+        rows.append((box(*(t @ (c0 + 0.1, r0 + 2.9)), *(t @ (c0 + 2.9, r0 + 0.1))), int(label)))
+    # half off the bottom edge: rows height-3 .. height+2, 4 columns of valid pixels
+    col = next(c for c in range(100, 700) if not nodata[height - 3 :, c : c + 4].any())
+    rows.append((box(*(t @ (col + 0.1, height + 2.9)), *(t @ (col + 3.9, height - 2.9))), 2))
+    # the top-left corner's nodata sliver: columns 0-1, rows 0-3
+    assert nodata[:4, :2].all()
+    rows.append((box(*(t @ (0.1, 3.9)), *(t @ (1.9, 0.1))), 4))
+    frame = gpd.GeoDataFrame(
+        {"labels": [label for _, label in rows]}, geometry=[g for g, _ in rows], crs=points.crs
+    ).to_crs("EPSG:4326")
+    path = tmp_path_factory.mktemp("polygons") / "polygons.gpkg"
+    frame.to_file(path)
+    return path, len(rows) - 2, len(rows) - 1
+
+
+@pytest.fixture(scope="module")
+def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = train(
+        image=lulc_py / "s2image.tif",
+        bands=["blue", "green", "red", "nir"],
+        points=polygons[0],
+        label_field="labels",
+        models=["rf"],
+        max_pixels_per_polygon=20,
+        cv={"folds": 3, "repeats": 2},
+        seed=0,
+        out=tmp_path_factory.mktemp("model") / "m",
+    )
+    return run.out
+
+
+def test_polygons_give_their_pixels_and_empty_ones_are_reported(
+    trained: Path, polygons: tuple[Path, int, int]
+) -> None:
+    metrics = json.loads((trained / "metrics.json").read_text())
+    by_class = metrics["polygons"]["by_class"]
+    assert sum(v["features"] for v in by_class.values()) == 121 + 1  # the nodata polygon gave nothing
+    # 121 squares of 3 x 3 pixels, the edge polygon's 3 rows x 4 columns inside the image
+    assert sum(v["pixels"] for v in by_class.values()) == 121 * 9 + 12
+    assert metrics["polygons"]["features_without_valid_pixels"] == [polygons[2]]
+    assert {d["reason"] for d in metrics["samples"]["dropped"]} == {"nodata"}
+    assert len(metrics["samples"]["dropped"]) == 8
+
+
+def test_accuracy_is_grouped_by_polygon_and_the_optimism_reported(trained: Path) -> None:
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert "grouped by polygon" in metrics["cv"]["scheme"]
+    optimism = metrics["polygons"]["optimism"]
+    assert optimism["grouped_cv_accuracy"] == metrics["cv"]["overall_accuracy"]["mean"]
+    assert optimism["accuracy_difference"] == pytest.approx(
+        optimism["pixel_split_cv_accuracy"] - optimism["grouped_cv_accuracy"], abs=1e-6
+    )
+    report = (trained / "report.md").read_text()
+    assert "## Polygons" in report
+    assert "Optimism of splitting pixels at random" in report
