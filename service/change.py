@@ -8,6 +8,9 @@ Writes, in an output folder (files appear only once complete, ``item.json`` last
   ``CLASS_<code>`` band tags and a ``change.tif.aux.xml`` with GDAL category names;
 * ``transitions.json``: the transition matrix in pixels and hectares (rows: from, columns: to);
 * ``transitions.svg``: the matrix as a figure (no plotting library needed);
+* given validation points labelled at both dates, ``change_areas.json``: every from-to class's area and the
+  total changed area with 95 % confidence intervals (Olofsson et al. 2014 on the change strata,
+  ``service.change_areas``);
 * ``item.json``: the STAC item, ``derived_from`` both runs.
 
 Both maps are read block by block; where either is nodata the change is nodata.
@@ -31,6 +34,7 @@ from lulc.cog import CogOptions, translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
+from service.change_areas import change_area_estimate, read_change_points
 from service.output import aux_xml, class_tags, dump_json, move_into_place, staging_dir
 from service.product_item import (
     CLASSIFICATION,
@@ -48,6 +52,7 @@ from service.sieve import grid_blocks
 CHANGE_NAME = "change.tif"
 CHANGE_AUX = f"{CHANGE_NAME}.aux.xml"
 MATRIX_NAME = "transitions.json"
+AREAS_NAME = "change_areas.json"
 FIGURE_NAME = "transitions.svg"
 CHANGE_COG = CogOptions(overview_resampling="mode")
 MAX_CLASSES = 15
@@ -62,6 +67,7 @@ class ChangeResult:
     pixels: npt.NDArray[np.int64]
     item: dict[str, Any]
     matrix: dict[str, Any]
+    areas: dict[str, Any] | None = None
 
 
 def check_comparable(a: RunFolder, b: RunFolder) -> None:
@@ -131,12 +137,27 @@ def change_runs(
     out_dir: str | Path,
     *,
     block_size: int = 512,
+    points: str | Path | None = None,
+    label_a: str = "label_a",
+    label_b: str = "label_b",
     progress: Progress | None = None,
 ) -> ChangeResult:
     """Compare two runs of one model on one grid; write the change COG, transition matrix, figure and item.
 
+    Args:
+        run_a: the earlier run folder.
+        run_b: the later run folder (same class table, same grid).
+        out_dir: the output folder; files appear only once complete (``item.json`` last).
+        block_size: block edge in pixels; memory is bounded by a few blocks.
+        points: validation points (any OGR format with a CRS) labelled at both dates: then
+            ``change_areas.json`` gives change areas with 95 % intervals.
+        label_a: the points' field with the reference class at the first date (class value or name).
+        label_b: the same at the second date.
+        progress: told the number of blocks, advanced as each is compared.
+
     Raises:
-        InputError: a run is unreadable, the maps differ in class table or grid, or too many classes.
+        InputError: a run or the points are unreadable, the maps differ in class table or grid, or too many
+            classes.
     """
     a, b = open_run(run_a), open_run(run_b)
     check_comparable(a, b)
@@ -151,6 +172,8 @@ def change_runs(
     pairs = change_classes(a.classes)
     lookup = _codes(a.classes)
     grid = a.grid
+    sample = read_change_points(points, label_a, label_b, a.classes, grid) if points is not None else None
+    sampled = np.full(len(sample.rows) if sample else 0, -1, dtype=np.int64)
     progress = progress or NullProgress()
     counts = np.zeros(256, dtype=np.int64)
     blocks = list(grid_blocks(grid.height, grid.width, block_size))
@@ -184,6 +207,14 @@ def change_runs(
                 window = Window(block.col, block.row, block.width, block.height)
                 codes = change_block(src_a.read(1, window=window), src_b.read(1, window=window), lookup, n)
                 dst.write(codes, 1, window=window)
+                if sample is not None:
+                    here = (
+                        (sample.rows >= block.row)
+                        & (sample.rows < block.row + block.height)
+                        & (sample.cols >= block.col)
+                        & (sample.cols < block.col + block.width)
+                    )
+                    sampled[here] = codes[sample.rows[here] - block.row, sample.cols[here] - block.col]
                 counts += np.bincount(codes.ravel(), minlength=256)
                 progress.advance()
         translate_to_cog(tmp, staging / CHANGE_NAME, CHANGE_COG)
@@ -196,10 +227,26 @@ def change_runs(
             transition_svg(a.classes, pixels, a.pixel_area_m2), encoding="utf-8"
         )
         files = [CHANGE_NAME, CHANGE_AUX, MATRIX_NAME, FIGURE_NAME]
+        areas = None
+        if sample is not None:
+            mapped = sampled != NODATA
+            areas = change_area_estimate(
+                sampled[mapped],
+                sample.first[mapped] * n + sample.second[mapped],
+                pixels.ravel(),
+                a.pixel_area_m2 / 10_000.0,
+                a.classes,
+            )
+            areas["points_outside_map"] = sample.outside
+            areas["points_on_nodata"] = int((~mapped).sum())
+            (staging / AREAS_NAME).write_text(dump_json(areas), encoding="utf-8")
+            files.append(AREAS_NAME)
         item = _change_item(a, b, out, staging, pairs)
         (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
         move_into_place(staging, out, [*files, ITEM_NAME])
-    return ChangeResult(out, pixels, item, matrix)
+        if areas is None:
+            (out / AREAS_NAME).unlink(missing_ok=True)  # a previous run's, which item.json no longer lists
+    return ChangeResult(out, pixels, item, matrix, areas)
 
 
 def transition_matrix(
@@ -319,6 +366,19 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
                 "roles": ["metadata"],
                 **file_fields(staging / MATRIX_NAME),
             },
+            **(
+                {
+                    "change_areas": {
+                        "href": f"./{AREAS_NAME}",
+                        "type": "application/json",
+                        "title": "Change areas with 95 % confidence intervals (Olofsson et al. 2014)",
+                        "roles": ["metadata"],
+                        **file_fields(staging / AREAS_NAME),
+                    }
+                }
+                if (staging / AREAS_NAME).is_file()
+                else {}
+            ),
             "transitions_figure": {
                 "href": f"./{FIGURE_NAME}",
                 "type": "image/svg+xml",

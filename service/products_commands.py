@@ -88,6 +88,18 @@ def change_command(
     block_size: Annotated[
         int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
     ] = 512,
+    points: Annotated[
+        Path | None,
+        typer.Option(
+            "--points", help="Validation points labelled at both dates: change areas with 95 % CIs."
+        ),
+    ] = None,
+    label_a: Annotated[
+        str, typer.Option("--label-a", help="Points field: reference class at RUN_A's date.")
+    ] = ("label_a"),
+    label_b: Annotated[
+        str, typer.Option("--label-b", help="Points field: reference class at RUN_B's date.")
+    ] = ("label_b"),
 ) -> None:
     """From-to change between two maps: a coded change COG and the transition matrix (pixels, hectares)."""
     from rich.console import Console
@@ -96,13 +108,29 @@ def change_command(
     from service.change import change_runs
 
     with RichProgress(Console(stderr=True)) as progress:
-        result = change_runs(run_a, run_b, out, block_size=block_size, progress=progress)
+        result = change_runs(
+            run_a,
+            run_b,
+            out,
+            block_size=block_size,
+            points=points,
+            label_a=label_a,
+            label_b=label_b,
+            progress=progress,
+        )
     matrix = result.matrix
     typer.echo(
         f"wrote {result.out_dir}: {matrix['changed_pixels']} of {matrix['compared_pixels']} pixels changed"
     )
     for row in matrix["by_class"]:
         typer.echo(f"  {row['name']:<24} {row['from_hectares']:>12.2f} ha -> {row['to_hectares']:>12.2f} ha")
+    if result.areas is not None:
+        changed = result.areas["changed"]
+        typer.echo(
+            f"changed area (Olofsson et al. 2014, {result.areas['points']} points): "
+            f"{changed['estimated_hectares']:.2f} +/- {changed['ci95_hectares']:.2f} ha (95 %), "
+            f"mapped {changed['mapped_hectares']:.2f} ha"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,13 +10,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
 from lulc.errors import InputError
 from service.change import change_runs
-from tests.service.products_support import Runs, read_band, two_runs
+from tests.service.products_support import Runs, read_band, truth_map, two_runs
 from tests.support.stac_validation import assert_valid_stac_file
 
 LULC = Path(sys.executable).parent / "lulc"
@@ -95,8 +96,18 @@ def test_different_class_tables_are_refused_naming_both(runs: Runs, tmp_path: Pa
 
 
 def test_cli_change(runs: Runs, tmp_path: Path) -> None:
+    points = _validation_points(runs, tmp_path / "points.gpkg", per_stratum=5)
     done = subprocess.run(
-        [str(LULC), "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c")],
+        [
+            str(LULC),
+            "change",
+            str(runs.first),
+            str(runs.second),
+            "--out",
+            str(tmp_path / "c"),
+            "--points",
+            str(points),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -104,6 +115,7 @@ def test_cli_change(runs: Runs, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pixels changed" in done.stdout
+    assert "changed area (Olofsson et al. 2014, 45 points)" in done.stdout
     assert (tmp_path / "c" / "item.json").is_file()
     bad = subprocess.run(
         [str(LULC), "change", str(runs.first), str(tmp_path / "nowhere"), "--out", str(tmp_path / "d")],
@@ -115,3 +127,94 @@ def test_cli_change(runs: Runs, tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "does not exist" in bad.stderr
+
+
+def _validation_points(runs: Runs, path: Path, per_stratum: int = 25) -> Path:
+    """Points stratified by the change map's from-to classes, labelled from the two truth maps."""
+    import pyogrio.raw
+    import shapely
+
+    a, b = read_band(runs.first / "classes.tif"), read_band(runs.second / "classes.tif")
+    truth_a, truth_b = truth_map((600, 640), 40, seed=1), truth_map((600, 640), 40, seed=2)
+    valid = (a != 255) & (b != 255)
+    codes = np.where(valid, (a.astype(int) - 1) * 3 + (b.astype(int) - 1), -1)
+    rng = np.random.default_rng(7)
+    picked = []
+    for code in range(9):
+        flat = np.flatnonzero(codes.ravel() == code)
+        picked.append(rng.choice(flat, size=min(per_stratum, flat.size), replace=False))
+    index = np.concatenate(picked)
+    rows, cols = np.unravel_index(index, codes.shape)
+    points = shapely.points(500000.0 + (cols + 0.5) * 10, 5000000.0 - (rows + 0.5) * 10)
+    names = {1: "Open water", 2: "Tree cover", 3: "Built-up area"}
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(points),
+        [
+            truth_a[rows, cols].astype(np.int32),
+            np.array([names[v] for v in truth_b[rows, cols]], dtype=object),
+        ],
+        ["label_a", "label_b"],
+        driver="GPKG",
+        geometry_type="Point",
+        crs="EPSG:32633",
+    )
+    return path
+
+
+def test_change_areas_with_confidence_intervals(runs: Runs, tmp_path: Path) -> None:
+    """Olofsson et al. 2014 on the change strata: as training's estimator computes it; covers the truth."""
+    from training.olofsson import Z95, estimate
+
+    points = _validation_points(runs, tmp_path / "points.gpkg")
+    result = change_runs(runs.first, runs.second, tmp_path / "c", points=points, block_size=256)
+    areas = json.loads((tmp_path / "c" / "change_areas.json").read_text())
+    assert result.areas == areas
+    assert areas["points"] == 225
+    pixel_ha = json.loads((runs.first / "stats.json").read_text())["pixel_area_m2"] / 10_000
+    # The same estimate from the training package's implementation of the paper.
+    a, b = read_band(runs.first / "classes.tif"), read_band(runs.second / "classes.tif")
+    truth_a, truth_b = truth_map((600, 640), 40, seed=1), truth_map((600, 640), 40, seed=2)
+    frame = pyogrio.read_dataframe(points)
+    rows = ((5000000.0 - frame.geometry.y) / 10).astype(int).to_numpy()
+    cols = ((frame.geometry.x - 500000.0) / 10).astype(int).to_numpy()
+    mapped = (a[rows, cols].astype(int) - 1) * 3 + b[rows, cols] - 1
+    reference = (truth_a[rows, cols].astype(int) - 1) * 3 + truth_b[rows, cols] - 1
+    counts = np.zeros((9, 9))
+    np.add.at(counts, (mapped, reference), 1)
+    expected = estimate(counts, result.pixels.ravel())
+    got = np.array([c["estimated_hectares"] for c in areas["classes"]])
+    assert np.allclose(got, expected.area * pixel_ha, atol=1e-3)
+    ci = np.array([c["ci95_hectares"] for c in areas["classes"]])
+    assert np.allclose(ci, Z95 * expected.area_se * pixel_ha, atol=1e-3)
+    assert abs(areas["overall_accuracy"] - expected.overall_accuracy) < 1e-6
+    # The interval covers the true changed area (known here), and the estimated areas cover the map.
+    valid = (a != 255) & (b != 255)
+    true_changed = float(((truth_a != truth_b) & valid).sum()) * pixel_ha
+    changed = areas["changed"]
+    assert abs(changed["estimated_hectares"] - true_changed) <= changed["ci95_hectares"]
+    assert 0 < changed["ci95_hectares"] < 0.1 * changed["estimated_hectares"]
+    assert abs(got.sum() - float(result.pixels.sum()) * pixel_ha) < 0.01
+    item = assert_valid_stac_file(tmp_path / "c" / "item.json")
+    assert item["assets"]["change_areas"]["href"] == "./change_areas.json"
+
+
+def test_points_with_unknown_labels_are_refused(runs: Runs, tmp_path: Path) -> None:
+    import pyogrio.raw
+    import shapely
+
+    points = tmp_path / "points.gpkg"
+    pyogrio.raw.write(
+        str(points),
+        shapely.to_wkb(shapely.points([[500005.0, 4999995.0]])),
+        [np.array([9], dtype=np.int32), np.array(["Tree cover"], dtype=object)],
+        ["label_a", "label_b"],
+        driver="GPKG",
+        geometry_type="Point",
+        crs="EPSG:32633",
+    )
+    with pytest.raises(InputError, match="have no field 'reference'"):
+        change_runs(runs.first, runs.second, tmp_path / "c", points=points, label_a="reference")
+    with pytest.raises(InputError, match=r"label_a 9 is not a class of the maps \(1=Open water"):
+        change_runs(runs.first, runs.second, tmp_path / "c", points=points)
+    assert not (tmp_path / "c" / "item.json").exists()
