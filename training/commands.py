@@ -62,6 +62,13 @@ def train_command(
     classes: Annotated[Path | None, typer.Option(help="Class table YAML.")] = None,
     models: Annotated[str | None, typer.Option(help="Models to compare: rf,svm,dt,hgb,lgbm.")] = None,
     select: Annotated[str | None, typer.Option(help="'best' or the model to keep.")] = None,
+    class_weight: Annotated[
+        str | None, typer.Option(help="'balanced': weight classes by inverse sample count.")
+    ] = None,
+    tune: Annotated[
+        bool | None, typer.Option("--tune/--no-tune", help="Search hyper-parameters on the grouped CV.")
+    ] = None,
+    tune_budget: Annotated[int | None, typer.Option(help="Candidates per model when tuning.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     folds: Annotated[int | None, typer.Option(help="k of the repeated k-fold.")] = None,
     repeats: Annotated[
@@ -105,6 +112,9 @@ def train_command(
         "classes": str(classes) if classes else None,
         "models": _split(models),
         "select": select,
+        "class_weight": class_weight,
+        "tune": tune,
+        "tune_budget": tune_budget,
         "seed": seed,
         "cv": {
             "folds": folds,

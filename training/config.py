@@ -63,6 +63,8 @@ class TrainingConfig(BaseModel):
         classes: classes.yaml
         models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
         model_params: {rf: {n_estimators: 200}}
+        class_weight: balanced        # or null
+        tune: false                   # seeded search of each model's grid on the CV (tune_budget candidates)
         select: best                  # or one of models
         seed: 0
         cv: {scheme: kfold, folds: 5, repeats: 2, test_size: 0.3, spatial_block: 1000}
@@ -107,6 +109,15 @@ class TrainingConfig(BaseModel):
     # models and accuracy
     models: list[str] = Field(default_factory=lambda: ["rf"], min_length=1)
     model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    class_weight: Literal["balanced"] | None = Field(
+        default=None,
+        description="'balanced': weight each class by the inverse of its sample count (imbalanced samples).",
+    )
+    tune: bool = Field(
+        default=False,
+        description="Search each model's hyper-parameters on the (grouped) repeated CV before comparing.",
+    )
+    tune_budget: int = Field(default=8, ge=1, le=50, description="Candidates scored per model when tuning.")
     select: str = Field(default="best", description="'best' (highest repeated accuracy) or a model name.")
     seed: int = 0
     cv: CvOptions = CvOptions()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from lulc.features import compute_features
 from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.config import TrainingConfig
+from training.errors import ConfigError
 from training.evaluate import (
     Grouping,
     check_class_counts,
@@ -34,6 +36,7 @@ from training.outputs import write_model_dir
 from training.points import LabelledPoints, read_points
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
+from training.tuning import tune
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,31 @@ def _evaluate_models(
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
     for name in config.models:
+        params = _model_params(config, name)
+        tuning: dict[str, Any] | None = None
+        if config.tune:
+            if not cv_splits:
+                raise ConfigError("--tune needs the repeated CV (cv.repeats >= 1) to score its candidates")
+            progress.start(f"tuning {name}", config.tune_budget)
+            tuning = tune(
+                name,
+                functools.partial(make_estimator, name, config.seed, settings.n_jobs),
+                params,
+                features,
+                labels,
+                cv_splits,
+                cv_name,
+                config.tune_budget,
+                config.seed,
+                progress.advance,
+            )
+            params = tuning["chosen"]
+            progress.note(
+                f"{name}: tuned {params} (CV {100 * tuning['chosen_cv']['overall_accuracy']['mean']:.1f} %)"
+            )
 
-        def factory(name: str = name) -> Any:
-            return make_estimator(name, config.seed, settings.n_jobs, config.model_params.get(name))
+        def factory(name: str = name, params: dict[str, Any] = params) -> Any:
+            return make_estimator(name, config.seed, settings.n_jobs, params)
 
         progress.start(f"fitting {name}", 1 + len(cv_splits) + len(sp_splits))
         model = factory().fit(features[train], labels[train])
@@ -141,8 +166,11 @@ def _evaluate_models(
         entry: dict[str, Any] = {
             "model": name,
             "description": DESCRIPTIONS[name],
+            "params": params,
             "holdout": score(labels[test], pred, classes),
         }
+        if tuning is not None:
+            entry["tuning"] = tuning
         entry["holdout_overall_accuracy"] = entry["holdout"]["overall_accuracy"]
         if cv_splits:
             entry["cv"] = cross_validate(
@@ -162,6 +190,14 @@ def _evaluate_models(
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
     return board, fitted, train, test
+
+
+def _model_params(config: TrainingConfig, name: str) -> dict[str, Any]:
+    """The recipe's parameters of one model, with the recipe's class weighting."""
+    params = dict(config.model_params.get(name) or {})
+    if config.class_weight is not None:
+        params.setdefault("class_weight", config.class_weight)
+    return params
 
 
 def _polygon_summary(

@@ -23,6 +23,32 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
+    """Per tuned model: the grid searched, each candidate's CV accuracy, the values chosen."""
+    lines: list[str] = []
+    for entry in metrics["leaderboard"]:
+        tuning = entry.get("tuning")
+        if not tuning:
+            continue
+        if not lines:
+            lines = ["## Tuning", ""]
+        grid = "; ".join(f"{k}: {v}" for k, v in tuning["grid"].items()) or "none"
+        lines += [
+            f"{entry['model']}: {len(tuning['candidates'])} of the grid ({grid}) on {tuning['scheme']}; "
+            f"chosen {tuning['chosen']}.",
+            "",
+        ]
+        lines += _table(
+            ["parameters", "CV overall accuracy %"],
+            [
+                [str(c["params"]), f"{_pct(c['overall_accuracy_mean'])} ± {_pct(c['overall_accuracy_sd'])}"]
+                for c in tuning["candidates"]
+            ],
+        )
+        lines.append("")
+    return lines
+
+
 def _polygon_lines(metrics: dict[str, Any]) -> list[str]:
     """Features (polygons, points) and pixels per class, and the optimism of pixel-wise splits."""
     polygons = metrics.get("polygons")
@@ -88,6 +114,7 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         )
         lines.append("")
     lines += _polygon_lines(metrics)
+    lines += _tuning_lines(metrics)
     lines += ["## Leaderboard", ""]
     board = metrics["leaderboard"]
     cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"
