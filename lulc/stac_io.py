@@ -193,7 +193,10 @@ class CheckedStacIO(DefaultStacIO):
         if is_local_href(href):
             return read_local_text(self.links_allow, href, what)
         self.links_allow.check(href, what)
-        return self.http.get_text(href, what)
+        try:
+            return self.http.get_text(href, what)
+        except HttpStatusError as exc:
+            raise SourceError(str(exc)) from None  # the API's error type stays SourceError
 
     def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
         """Refused: catalogs are only read here."""
