@@ -20,6 +20,9 @@ def demo_data(
     asset_base_url: Annotated[
         str | None, typer.Option(help="Make asset hrefs absolute: URL/cogs/<item>/<band>.tif.")
     ] = None,
+    seasons: Annotated[
+        bool, typer.Option(help="Add spring, summer and autumn items of one year and a seasonal recipe.")
+    ] = False,
 ) -> None:
     """Generate a deterministic synthetic Sentinel-2 L2A world: COGs, STAC catalog, points, truth."""
     from rich.console import Console
@@ -29,7 +32,7 @@ def demo_data(
     from demo.world import generate
 
     console = Console()
-    world = generate(out_dir, size=size, seed=seed, asset_base_url=asset_base_url)
+    world = generate(out_dir, size=size, seed=seed, asset_base_url=asset_base_url, seasons=seasons)
     summary = summarize(world)
     console.print(
         f"[bold green]demo world[/] {world.root} (size {world.size}, seed {world.seed}, EPSG:{world.epsg})"
@@ -43,6 +46,7 @@ def demo_data(
         ("validation points", world.validation_points),
         ("truth raster", world.truth),
         ("training recipe", world.training_config),
+        *([("seasonal recipe", world.seasonal_config)] if world.seasonal_config else []),
         ("COGs", world.cogs_dir),
     ):
         files.add_row(name, str(path))

@@ -84,6 +84,28 @@ ACQUISITIONS: tuple[Acquisition, ...] = (
 )
 """The demo's overpasses: two before and two after the 04.00 processing baseline."""
 
+SEASONAL_YEAR = 2025
+SEASONAL_ACQUISITIONS: tuple[Acquisition, ...] = (
+    Acquisition("sentinel-2a", datetime(2025, 4, 12, 1, 37, 40, tzinfo=UTC), "05.11", 0.0, False, False),
+    Acquisition("sentinel-2b", datetime(2025, 7, 16, 1, 37, 33, tzinfo=UTC), "05.11", 0.0, False, False),
+    Acquisition("sentinel-2a", datetime(2025, 10, 20, 1, 37, 45, tzinfo=UTC), "05.11", 0.0, False, False),
+)
+"""Spring, summer and autumn of one year (``generate(..., seasons=True)``), for seasonal models. Each is
+cloud-free: with one overpass per season, a cloud would leave its pixels without that season."""
+SEASONS: tuple[tuple[str, str, str], ...] = (
+    ("spring", "03-20", "05-10"),
+    ("summer", "06-20", "08-20"),
+    ("autumn", "09-25", "11-15"),
+)
+"""The seasonal recipe's windows (name, first and last month-day): one seasonal overpass in each."""
+
+SPRING_SOWN_UNTIL = 130
+"""Day of year until which fields are bare soil (ploughed and sown, nothing grown yet)."""
+HARVESTED_FROM = 265
+"""Day of year from which fields are harvested (stubble on soil)."""
+LEAF_OFF = (100, 305)
+"""Deciduous forest is leafless before the first and after the second day of year."""
+
 # Surface reflectance spectra (blue, green, red, nir, swir16, swir22).
 _SPECTRA: dict[str, tuple[float, ...]] = {
     "water": (0.055, 0.065, 0.045, 0.025, 0.012, 0.008),
@@ -170,7 +192,14 @@ def _patch_spectra(traits: _Traits, doy: float) -> npt.NDArray[np.float64]:
     """Reflectance ``(patch, band)`` of every patch on this day of year (phenology included)."""
     season = float(np.exp(-(((doy - 200.0) / 90.0) ** 2)))
     crop_green = 0.3 + 0.7 * traits.height * np.exp(-(((doy - traits.peak) / traits.length) ** 2))
-    forest_green = np.full(traits.cls.shape, 0.85 + 0.15 * season)
+    # Outside the growing season (never on the summer dates of ACQUISITIONS): fields bare in spring and
+    # harvested in autumn, deciduous forest leafless in winter. Grassland stays green from spring to autumn.
+    if doy < SPRING_SOWN_UNTIL:
+        crop_green = np.full(traits.cls.shape, 0.08)
+    elif doy >= HARVESTED_FROM:
+        crop_green = np.full(traits.cls.shape, 0.12)
+    leafy = LEAF_OFF[0] <= doy <= LEAF_OFF[1]
+    forest_green = np.full(traits.cls.shape, (0.85 + 0.15 * season) if leafy else 0.45)
     murky = _spectrum("water")[None] + traits.turbidity[:, None] * np.array([[0.01, 0.02, 0.025, 0.01, 0, 0]])
     by_class = {
         WATER: murky,
@@ -187,14 +216,32 @@ def _patch_spectra(traits: _Traits, doy: float) -> npt.NDArray[np.float64]:
     return spectra * traits.brightness
 
 
+@dataclass(frozen=True)
+class Surface:
+    """What every acquisition of one landscape shares: each patch's traits and the fine texture."""
+
+    traits: _Traits
+    texture: list[npt.NDArray[np.float64]]
+
+
+def draw_surface(rng: np.random.Generator, landscape: Landscape) -> Surface:
+    """Draw the patches' traits and the texture (the first draws of the sensor from ``rng``)."""
+    traits = _traits(rng, landscape)
+    texture = [smooth_field(rng, landscape.patches.shape, sigma=2.0) for _ in BANDS]
+    return Surface(traits, texture)
+
+
 def surface_reflectance(
-    rng: np.random.Generator, landscape: Landscape, acquisitions: tuple[Acquisition, ...]
+    rng: np.random.Generator,
+    landscape: Landscape,
+    acquisitions: tuple[Acquisition, ...],
+    surface: Surface | None = None,
 ) -> list[npt.NDArray[np.float32]]:
     """Cloud-free surface reflectance ``(band, row, col)`` at 10 m for every acquisition."""
     patches = landscape.patches
     road = landscape.road
-    traits = _traits(rng, landscape)
-    texture = [smooth_field(rng, patches.shape, sigma=2.0) for _ in BANDS]
+    surface = surface or draw_surface(rng, landscape)
+    traits, texture = surface.traits, surface.texture
     out = []
     for acq in acquisitions:
         refl = _patch_spectra(traits, float(acq.doy))[patches].transpose(2, 0, 1).copy()
@@ -315,15 +362,21 @@ def to_dn(
 
 
 def render_scenes(
-    rng: np.random.Generator, landscape: Landscape, acquisitions: tuple[Acquisition, ...] = ACQUISITIONS
+    rng: np.random.Generator,
+    landscape: Landscape,
+    acquisitions: tuple[Acquisition, ...] = ACQUISITIONS,
+    surface: Surface | None = None,
 ) -> list[Scene]:
-    """Render every acquisition of the landscape as DN rasters plus SCL."""
+    """Render every acquisition of the landscape as DN rasters plus SCL.
+
+    ``surface`` (from ``draw_surface``) lets a second set of acquisitions show the same patches.
+    """
     size = landscape.classes.shape[0]
-    surfaces = surface_reflectance(rng, landscape, acquisitions)
+    surfaces = surface_reflectance(rng, landscape, acquisitions, surface)
     skies = _skies(rng, acquisitions, size // 2)
     scenes = []
-    for acq, surface, sky in zip(acquisitions, surfaces, skies, strict=True):
-        refl20 = _block_mean(surface)
+    for acq, reflectance, sky in zip(acquisitions, surfaces, skies, strict=True):
+        refl20 = _block_mean(reflectance)
         sky10 = _Sky(
             alpha=_upsample(sky.alpha),
             cirrus=_upsample(sky.cirrus),
@@ -334,8 +387,8 @@ def render_scenes(
         truth_refl: dict[str, npt.NDArray[np.float32]] = {}
         for band in BANDS_10M:
             b = BANDS.index(band)
-            dn[band] = to_dn(_observe(surface[b], b, sky10), acq.offset_dn, sky10.nodata)
-            truth_refl[band] = surface[b]
+            dn[band] = to_dn(_observe(reflectance[b], b, sky10), acq.offset_dn, sky10.nodata)
+            truth_refl[band] = reflectance[b]
         for band in BANDS_20M:
             b = BANDS.index(band)
             dn[band] = to_dn(_observe(refl20[b], b, sky), acq.offset_dn, sky.nodata)

@@ -8,6 +8,8 @@ Layout of the output folder (a public interface):
 - ``cogs/<item id>/<key>.tif``: one COG per band and date (uint16, nodata 0; SCL uint8), 512 tiles, deflate.
 - ``aoi.geojson``, ``classes.yaml``, ``train.gpkg`` / ``validation.gpkg`` (EPSG:4326 points, ``label``),
   ``truth.tif`` (uint8 classes, nodata 255) and ``training.yaml`` (a ``lulc train --config`` recipe).
+- with ``seasons=True``: three more items, spring, summer and autumn of ``SEASONAL_YEAR`` (the same patches,
+  their phenology), and ``training-seasons.yaml``, the same recipe with one composite per season.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ from demo.points import (
     write_aoi,
     write_points,
 )
-from demo.sensor import BANDS, Scene, band_resolution, render_scenes
+from demo.sensor import (
+    ACQUISITIONS,
+    BANDS,
+    SEASONAL_ACQUISITIONS,
+    SEASONAL_YEAR,
+    SEASONS,
+    Scene,
+    band_resolution,
+    draw_surface,
+    render_scenes,
+)
 from demo.stac import COLLECTION_ID, item_id, make_catalog, save_catalog, world_grid
 from demo.stac_pc import make_pc_catalog
 from lulc.classes import NODATA
@@ -72,11 +84,13 @@ class DemoWorld:
     training_config: Path
     cogs_dir: Path
     datetime_window: str
-    """``start/end`` (RFC 3339) covering every acquisition."""
+    """``start/end`` (RFC 3339) covering every acquisition but the seasonal year's."""
     epsg: int
     item_ids: tuple[str, ...]
     size: int
     seed: int
+    seasonal_config: Path | None = None
+    """``training-seasons.yaml``: spring, summer and autumn composites of ``SEASONAL_YEAR`` (seasons=True)."""
 
 
 LAYOUT = frozenset(
@@ -91,6 +105,7 @@ LAYOUT = frozenset(
         "validation.gpkg",
         "truth.tif",
         "training.yaml",
+        "training-seasons.yaml",
     }
 )
 """Every name the demo world writes at the top of its folder."""
@@ -118,7 +133,11 @@ def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
 
 
 def generate(
-    out_dir: Path, size: int = DEFAULT_SIZE, seed: int = 0, asset_base_url: str | None = None
+    out_dir: Path,
+    size: int = DEFAULT_SIZE,
+    seed: int = 0,
+    asset_base_url: str | None = None,
+    seasons: bool = False,
 ) -> DemoWorld:
     """Generate the demo world in ``out_dir`` (byte-identical for the same size and seed).
 
@@ -127,6 +146,8 @@ def generate(
         size: grid width and height in 10 m pixels (even, >= 128).
         seed: seed of every random choice.
         asset_base_url: if given, asset hrefs are ``URL/cogs/<item>/<band>.tif`` instead of relative paths.
+        seasons: also the seasonal year's three items and ``training-seasons.yaml`` (everything else stays
+            byte-identical: the seasonal scenes draw from their own random stream).
 
     Returns:
         The paths and facts of the generated world.
@@ -137,7 +158,12 @@ def generate(
     rng = np.random.default_rng(seed)
 
     landscape = make_landscape(rng, size)
-    scenes = render_scenes(rng, landscape)
+    surface = draw_surface(rng, landscape)
+    scenes = render_scenes(rng, landscape, ACQUISITIONS, surface)
+    base_scenes = list(scenes)
+    if seasons:
+        seasonal_rng = np.random.default_rng([seed, SEASONAL_YEAR])
+        scenes += render_scenes(seasonal_rng, landscape, SEASONAL_ACQUISITIONS, surface)
 
     bounds = (ORIGIN[0], ORIGIN[1] - size * 10.0, ORIGIN[0] + size * 10.0, ORIGIN[1])
     grid = world_grid(EPSG, ORIGIN, size)
@@ -186,10 +212,14 @@ def generate(
         out_dir / "validation.gpkg", rng, validation_pixels, landscape.classes, EPSG, ORIGIN, "validation"
     )
 
-    times = sorted(scene.acquisition.when for scene in scenes)
+    times = sorted(scene.acquisition.when for scene in base_scenes)
     window = f"{times[0]:%Y-%m-%d}T00:00:00Z/{times[-1]:%Y-%m-%d}T23:59:59Z"
     config = out_dir / "training.yaml"
     _write_text(config, _training_yaml(window))
+    seasonal_config: Path | None = None
+    if seasons:
+        seasonal_config = out_dir / "training-seasons.yaml"
+        _write_text(seasonal_config, _seasonal_yaml())
     return DemoWorld(
         root=out_dir,
         catalog=catalog_path,
@@ -206,6 +236,7 @@ def generate(
         item_ids=tuple(item_id(scene) for scene in scenes),
         size=size,
         seed=seed,
+        seasonal_config=seasonal_config,
     )
 
 
@@ -251,6 +282,19 @@ def _training_yaml(window: str) -> str:
         "composite": "median",
     }
     header = "# A ready `lulc train --config` recipe for the demo world; paths are relative to this file.\n"
+    return header + yaml.safe_dump(recipe, sort_keys=False)
+
+
+def _seasonal_yaml() -> str:
+    """The demo recipe with one composite per season of the seasonal year instead of one over all dates."""
+    recipe = yaml.safe_load(_training_yaml("x"))
+    recipe["name"] = "demo-seasons"
+    recipe["datetime"] = str(SEASONAL_YEAR)
+    recipe["seasons"] = [{"name": name, "start": start, "end": end} for name, start, end in SEASONS]
+    header = (
+        "# The demo recipe with one composite per season of the seasonal year; paths relative to this\n"
+        "# file. `lulc classify --datetime YEAR` then reads the same seasons of YEAR.\n"
+    )
     return header + yaml.safe_dump(recipe, sort_keys=False)
 
 
