@@ -59,7 +59,9 @@ def clean_command(
 
 def vectorize_command(
     run: RunArg,
-    out: Annotated[Path, typer.Option("--out", help="Output vector file: .gpkg or .fgb.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output vector file: .gpkg, .fgb or .parquet (GeoParquet).")
+    ],
     connectivity: Annotated[
         int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
     ] = 4,

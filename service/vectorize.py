@@ -5,7 +5,8 @@ first pass joins the patches that cross block edges, so each patch's last block 
 block is polygonised (GDAL's polygoniser on the block's labels) and written at once; the pieces of a patch
 that crosses blocks are held only until its last block, then dissolved into one geometry. Areas are true
 ground areas: pixels times ``stats.json``'s pixel area, so the polygons' areas add up to the map's class
-areas. Output: GeoPackage (``.gpkg``) or FlatGeobuf (``.fgb``), written under a temporary name and renamed.
+areas. Output: GeoPackage (``.gpkg``), FlatGeobuf (``.fgb``) or GeoParquet 1.1 (``.parquet``, row group by row
+group), written under a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyproj
 import rasterio
 import rasterio.features
 import shapely
@@ -34,9 +36,11 @@ from service.product_item import CLASSIFICATION, derived_link, file_fields, prod
 from service.run_folder import RunFolder, open_run
 from service.sieve import BlockSieve, Connectivity, GridBlock, grid_blocks
 
+PARQUET = "GeoParquet"
 FORMATS: dict[str, tuple[str, str]] = {
     ".gpkg": ("GPKG", "application/geopackage+sqlite3"),
     ".fgb": ("FlatGeobuf", "application/vnd.flatgeobuf"),
+    ".parquet": (PARQUET, "application/vnd.apache.parquet"),
 }
 """Output suffix -> (OGR driver, media type)."""
 
@@ -188,6 +192,7 @@ class _FeatureWriter:
         self.buffer: list[Patch] = []
         self.written = 0
         self.pixels_by_value: dict[int, int] = {}
+        self._parquet: Any = None
 
     def add(self, patch: Patch) -> None:
         self.buffer.append(patch)
@@ -222,20 +227,58 @@ class _FeatureWriter:
                     dtype=np.float64,
                 )
             )
-        geometry = shapely.to_wkb(np.array([p.geometry for p in patches], dtype=object))
-        pyogrio.raw.write(
-            str(self.path),
-            geometry,
-            data,
-            fields,
-            layer="patches",
-            driver=self.driver,
-            geometry_type="MultiPolygon",
-            promote_to_multi=True,
-            crs=self.run.grid.crs.to_wkt(),
-            append=self.written > 0,
-        )
+        geometry = shapely.to_wkb(np.array([_multi(p.geometry) for p in patches], dtype=object))
+        if self.driver == PARQUET:
+            self._write_parquet(geometry, data, fields)
+        else:
+            pyogrio.raw.write(
+                str(self.path),
+                geometry,
+                data,
+                fields,
+                layer="patches",
+                driver=self.driver,
+                geometry_type="MultiPolygon",
+                crs=self.run.grid.crs.to_wkt(),
+                append=self.written > 0,
+            )
         self.written += len(patches)
+
+    def _write_parquet(
+        self, geometry: npt.NDArray[Any], data: list[npt.NDArray[Any]], fields: list[str]
+    ) -> None:
+        """One row group of a GeoParquet 1.1 file (WKB geometry, PROJJSON CRS in the ``geo`` metadata)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = [pa.array(d, from_pandas=True) for d in data] + [pa.array(geometry.tolist(), pa.binary())]
+        table = pa.Table.from_arrays(columns, names=[*fields, "geometry"])
+        if self._parquet is None:
+            geo = {
+                "version": "1.1.0",
+                "primary_column": "geometry",
+                "columns": {
+                    "geometry": {
+                        "encoding": "WKB",
+                        "geometry_types": ["MultiPolygon"],
+                        "crs": pyproj.CRS.from_wkt(self.run.grid.crs.to_wkt()).to_json_dict(),
+                    }
+                },
+            }
+            schema = table.schema.with_metadata({b"geo": json.dumps(geo).encode()})
+            self._parquet = pq.ParquetWriter(str(self.path), schema, compression="zstd")
+        self._parquet.write_table(table.replace_schema_metadata(self._parquet.schema.metadata))
+
+    def close(self) -> None:
+        """Write what is buffered and finish the file."""
+        self.flush()
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+
+
+def _multi(geometry: BaseGeometry) -> BaseGeometry:
+    return shapely.MultiPolygon([geometry]) if isinstance(geometry, shapely.Polygon) else geometry
 
 
 def item_path_for(out: Path) -> Path:
@@ -251,7 +294,7 @@ def vectorize_run(
     block_size: int = 512,
     progress: Progress | None = None,
 ) -> VectorizeResult:
-    """Write one polygon per patch of a run's map to ``out_path`` (.gpkg or .fgb) and its STAC item beside it.
+    """One polygon per patch of a run's map to ``out_path`` (.gpkg, .fgb, .parquet), its STAC item beside it.
 
     Fields: ``patch_id``, ``value``, ``class`` (name), ``pixels``, ``area_ha`` (true ground area) and,
     when the run has ``confidence.tif``, ``confidence`` (mean top-class probability in percent, null if
@@ -272,9 +315,13 @@ def vectorize_run(
     with atomic_path(out, suffix=out.suffix) as tmp:
         tmp.unlink()
         writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
-        for patch in iter_patches(run, connectivity=connectivity, block_size=block_size, progress=progress):
-            writer.add(patch)
-        writer.flush()
+        try:
+            for patch in iter_patches(
+                run, connectivity=connectivity, block_size=block_size, progress=progress
+            ):
+                writer.add(patch)
+        finally:
+            writer.close()
     item = _vector_item(run, out, media_type, writer, connectivity)
     item_path = write_text_atomic(item_path_for(out), dump_json(item))
     return VectorizeResult(out, item_path, writer.written, dict(sorted(writer.pixels_by_value.items())), item)

@@ -99,7 +99,7 @@ def test_same_patches_whatever_the_block_size(run: Path, tmp_path: Path) -> None
 
 
 def test_unknown_format_is_an_input_error(run: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"one of \.gpkg, \.fgb"):
+    with pytest.raises(InputError, match=r"one of \.gpkg, \.fgb, \.parquet"):
         vectorize_run(run, tmp_path / "patches.shp")
     assert not list(tmp_path.iterdir())
 
@@ -116,3 +116,22 @@ def test_cli_vectorize(run: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout
     assert len(pyogrio.read_dataframe(out)) > 1000
+
+
+def test_geoparquet_in_row_groups(run: Path, tmp_path: Path) -> None:
+    """GeoParquet 1.1 (WKB, PROJJSON CRS) that geopandas reads back; written 5000 features per row group."""
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "patches.parquet"
+    result = vectorize_run(run, out, block_size=256)
+    frame = gpd.read_parquet(out)
+    assert len(frame) == result.features > 5000
+    assert frame.crs.to_epsg() == 32633
+    assert frame.geometry.is_valid.all()
+    assert set(frame.geometry.geom_type) == {"MultiPolygon"}
+    assert pq.ParquetFile(out).metadata.num_row_groups == -(-result.features // 5000)
+    stats = json.loads((run / "stats.json").read_text())
+    assert int(frame["pixels"].sum()) == stats["valid_pixels"]
+    item = assert_valid_stac_file(tmp_path / "patches.json")
+    assert item["assets"]["patches"]["type"] == "application/vnd.apache.parquet"
