@@ -2,7 +2,9 @@
 
 The estimators are ``training.models.make_estimator`` (the same defaults ``lulc train`` uses), the export is
 ``training.export`` (the same graph, opsets and embedded contract), so the service runs exactly what a
-trained model would be. The fitted scikit-learn model is pickled next to the ONNX file for the baselines.
+trained model would be. The fitted scikit-learn model is pickled next to the ONNX file for the baselines, and
+skl2onnx's own graph (``to_onnx(..., graph="stock")``: ONNX Runtime's ``ai.onnx.ml`` operators, what models
+made before issue 14 hold) is written as ``NAME-stock.onnx`` for the runtime comparison.
 """
 
 from __future__ import annotations
@@ -28,17 +30,20 @@ from training.models import classes_of, make_estimator, quiet_estimators
 
 INDICES: tuple[str, ...] = ("ndvi", "ndwi")
 POINTS_PER_CLASS = 100
+EXPORT = 2
+"""Version of the export: models cached by an older bench run are trained and exported again."""
 SCALE = 1e-4
 """DN to reflectance (the item's ``raster:bands`` scale; baseline 03.01, no offset)."""
 
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A trained benchmark model: ONNX with contract (for the service) and pickled scikit-learn twin."""
+    """A trained benchmark model: our ONNX with contract, the stock graph, the pickled scikit-learn twin."""
 
     name: str
     onnx: Path
     sklearn: Path
+    stock: Path
 
 
 def features_of(dn: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -88,15 +93,21 @@ def train_models(scene: Scene, names: list[str], out: Path, seed: int = 0) -> di
     """Train and export every model in ``names`` (reused when already there for this scene and seed)."""
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "models.json"
-    identity = {"scene": str(scene.root), "size": scene.size, "seed": seed, "points": POINTS_PER_CLASS}
+    identity = {
+        "scene": str(scene.root),
+        "size": scene.size,
+        "seed": seed,
+        "points": POINTS_PER_CLASS,
+        "export": EXPORT,
+    }
     known: dict[str, Any] = json.loads(marker.read_text()) if marker.is_file() else {}
     models: dict[str, BenchModel] = {}
     todo = [n for n in names if known.get(n) != identity]
     samples = training_samples(scene, seed) if todo else None
     for name in names:
-        model = BenchModel(name, out / f"{name}.onnx", out / f"{name}.pkl")
+        model = BenchModel(name, out / f"{name}.onnx", out / f"{name}.pkl", out / f"{name}-stock.onnx")
         models[name] = model
-        if name not in todo and model.onnx.is_file() and model.sklearn.is_file():
+        if name not in todo and all(p.is_file() for p in (model.onnx, model.sklearn, model.stock)):
             continue
         if samples is None:
             samples = training_samples(scene, seed)
@@ -104,8 +115,10 @@ def train_models(scene: Scene, names: list[str], out: Path, seed: int = 0) -> di
         with quiet_estimators():
             estimator = make_estimator(name, seed, 1).fit(x, y)
             onx = export.to_onnx(estimator, x.shape[1], name)
+            stock = export.to_onnx(estimator, x.shape[1], name, graph="stock")
         contract = _contract(f"bench-{name}", name, classes_of(estimator), seed)
         model.onnx.write_bytes(export.embed_contract(onx, contract))
+        model.stock.write_bytes(export.embed_contract(stock, contract))
         model.sklearn.write_bytes(pickle.dumps(estimator))
         known[name] = identity
         marker.write_text(json.dumps(known, indent=1) + "\n")
