@@ -45,7 +45,8 @@ class RequestGuard:
         error_body: builds the app's JSON error body.
         max_body_bytes: largest request body accepted.
         token: the bearer token every request needs (but those to ``public_paths``); None: no check.
-        public_paths: paths (exact, or prefixes ending in ``/``) served without the token.
+        public_paths: paths served without the token: exact, or prefixes ending in ``/`` (``/`` itself
+            is exact).
         logger: where unexpected errors are logged (once, with traceback).
     """
 
@@ -68,7 +69,9 @@ class RequestGuard:
 
     def is_public(self, path: str) -> bool:
         """Whether ``path`` is served without the token."""
-        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public_paths)
+        return any(
+            path == p or (len(p) > 1 and p.endswith("/") and path.startswith(p)) for p in self.public_paths
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Guard one HTTP request (other scopes pass through)."""

@@ -5,11 +5,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from rio_tiler.colormap import cmap as default_cmap
+from rio_tiler.io import Reader
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from titiler.core.algorithm import algorithms as default_algorithms
 from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TilerFactory, TMSFactory
 from titiler.core.middleware import CacheControlMiddleware
 from titiler.core.routing import EndpointScope
@@ -31,8 +33,9 @@ from tiler.colormaps import (
 )
 from tiler.errors import NotARasterError, NotFoundError, add_error_handlers, error_body
 from tiler.legend import Legend, legend_of, legend_png
-from tiler.limits import ImageSizeLimit, bounded_part_params, tile_limits
+from tiler.limits import ParameterLimits, bounded_part_params, tile_limits
 from tiler.openapi import document_errors
+from tiler.parameters import checked_dependency, checked_reader
 from tiler.readers import allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.settings import TilerSettings
@@ -69,7 +72,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         title="lulc-stac tiler",
         description="Land-cover maps as coloured XYZ tiles, with legend, class areas, imagery and a web map.",
         version=version("lulc-stac"),
-        dependencies=[Depends(ImageSizeLimit(settings.max_image_size))],  # every route, included ones too
+        dependencies=[Depends(ParameterLimits(settings.max_image_size))],  # every route, included ones too
     )
 
     tiles = [
@@ -83,9 +86,11 @@ def create_app(settings: TilerSettings) -> FastAPI:
         "route_dependencies": tiles,
         "path_dependency": dataset_path,
         "environment_dependency": gdal_environment,
+        "process_dependency": checked_dependency(default_algorithms.dependency),
         "add_viewer": False,
     }
     cog = TilerFactory(
+        reader=checked_reader(Reader),
         router_prefix="/cog",
         colormap_dependency=class_colormap_dependency(cmaps, resolver, dataset_path),
         **bounded,
@@ -93,7 +98,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     app.include_router(cog.router, prefix="/cog", tags=["Class maps (COG)"])
 
     stac = MultiBaseTilerFactory(
-        reader=allowed_stac_reader(allow),
+        reader=checked_reader(allowed_stac_reader(allow)),
         router_prefix="/stac",
         colormap_dependency=named_colormap_dependency(cmaps),
         **bounded,
@@ -115,7 +120,12 @@ def create_app(settings: TilerSettings) -> FastAPI:
             "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
         }
 
-    @app.get("/legend", response_model=Legend, tags=["Class maps (COG)"])
+    @app.get(
+        "/legend",
+        response_model=Legend,
+        tags=["Class maps (COG)"],
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+    )
     def legend(
         location: Annotated[str, Depends(dataset_path)],
         format: Annotated[
@@ -164,7 +174,14 @@ def create_app(settings: TilerSettings) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     app.add_api_route("/", web_map, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/map", web_map, methods=["GET"], tags=["Web map"], summary="The web map.")
+    app.add_api_route(
+        "/map",
+        web_map,
+        methods=["GET"],
+        tags=["Web map"],
+        summary="The web map.",
+        response_class=HTMLResponse,
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     add_error_handlers(app)

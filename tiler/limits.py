@@ -1,9 +1,9 @@
 """Request limits: image sizes, tile indexes, tile buffers and part sizes that keep every request bounded.
 
-``ImageSizeLimit`` is one app-wide dependency: whichever route declares a ``width``, ``height``,
+``ParameterLimits`` is one app-wide dependency: whichever route declares a ``width``, ``height``,
 ``max_size`` or ``tilesize`` (in its query or path: tiles, previews, statistics, colormap pictures),
-its value must be 1..``max_image_size``. It reads the request itself, so it adds no parameter to the
-OpenAPI schema.
+its value must be 1..``max_image_size``; a ``minzoom`` or ``maxzoom`` (TileJSON) must be 0..30. It
+reads the request itself, so it adds no parameter to the OpenAPI schema.
 """
 
 from dataclasses import dataclass
@@ -18,14 +18,19 @@ from tiler.errors import BadParameterError
 MAX_ZOOM = 30
 MAX_BUFFER = 64.0
 SIZE_PARAMETERS = ("width", "height", "max_size", "tilesize")
-"""Query parameters that set an image's size in pixels, in any route."""
+"""Parameters that set an image's size in pixels, in any route."""
+ZOOM_PARAMETERS = ("minzoom", "maxzoom")
+"""Parameters that name a zoom level, in any route."""
 
 
-class ImageSizeLimit:
-    """An app-wide dependency refusing image sizes outside 1..``limit`` pixels (400)."""
+class ParameterLimits:
+    """An app-wide dependency refusing image sizes outside 1..``max_image_size`` and bad zooms (400)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, max_image_size: int) -> None:
+        self.ranges = {
+            **dict.fromkeys(SIZE_PARAMETERS, (1, max_image_size)),
+            **dict.fromkeys(ZOOM_PARAMETERS, (0, MAX_ZOOM)),
+        }
         self._declared: dict[int, set[str]] = {}
 
     async def __call__(self, request: Request) -> None:
@@ -34,8 +39,8 @@ class ImageSizeLimit:
         key = id(route)
         if key not in self._declared:
             dependant = getattr(route, "dependant", None)
-            self._declared[key] = size_parameters(dependant) if dependant is not None else set()
-        for name in self._declared[key]:
+            self._declared[key] = limited_parameters(dependant, set(self.ranges)) if dependant else set()
+        for name in (n for n in self.ranges if n in self._declared[key]):  # in a fixed order
             values = request.query_params.getlist(name)
             if name in request.path_params:
                 values.append(str(request.path_params[name]))
@@ -44,16 +49,17 @@ class ImageSizeLimit:
                     value = int(text)
                 except ValueError:
                     continue  # not a number: the route's own validation answers 400
-                if not 1 <= value <= self.limit:
-                    raise BadParameterError(f"{name} {value} is outside 1..{self.limit} pixels")
+                low, high = self.ranges[name]
+                if not low <= value <= high:
+                    raise BadParameterError(f"{name} {value} is outside {low}..{high}")
 
 
-def size_parameters(dependant: Any) -> set[str]:
-    """The size parameters a FastAPI route (its dependant and sub-dependencies) declares."""
+def limited_parameters(dependant: Any, limited: set[str]) -> set[str]:
+    """Which of ``limited`` a FastAPI route (its dependant and sub-dependencies) declares."""
     fields = [*dependant.query_params, *dependant.path_params]
-    names = {field.alias for field in fields} & set(SIZE_PARAMETERS)
+    names = {field.alias for field in fields} & limited
     for sub in dependant.dependencies:
-        names |= size_parameters(sub)
+        names |= limited_parameters(sub, limited)
     return names
 
 

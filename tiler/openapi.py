@@ -62,7 +62,7 @@ def document_errors(app: FastAPI, *, protected: bool, public: tuple[str, ...]) -
     """
 
     def is_public(path: str) -> bool:
-        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in public)
+        return any(path == p or (len(p) > 1 and p.endswith("/") and path.startswith(p)) for p in public)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -1,0 +1,159 @@
+"""The tiler's limits and errors over a real uvicorn: sizes, zooms, bodies, token, kept-alive connections."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tests.support.serve import BackgroundServer
+from tests.tiler.conftest import Runs, get, post
+from tiler.app import create_app
+from tiler.settings import TilerSettings
+
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture(scope="module")
+def guarded_url(tiler_settings: TilerSettings) -> Iterator[str]:
+    """The tiler with a token, a 4 kB body limit and a 20-vertex polygon limit."""
+    settings = tiler_settings.model_copy(
+        update={"auth_token": SecretStr("s3cret"), "max_body_bytes": 4096, "max_aoi_vertices": 20}
+    )
+    with BackgroundServer(create_app(settings)) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "words"),
+    [
+        ("/colorMaps/viridis", {"width": 20000, "height": 5000}, "width 20000"),
+        ("/colorMaps/viridis", {"width": 401261, "height": 2336, "f": "jp2"}, "width 401261"),
+        ("/colorMaps/viridis", {"width": -5, "height": 5}, "width -5"),
+        ("/cog/preview.png", {"MAP": 1, "max_size": 100000}, "max_size 100000"),
+        ("/cog/preview/5000x10.png", {"MAP": 1}, "width 5000"),
+        ("/cog/preview.png", {"MAP": 1, "nodata": 50000000}, "fill_value"),
+        ("/cog/preview.png", {"MAP": 1, "expression": "b1/b2"}, "band index 2"),
+        ("/cog/statistics", {"MAP": 1, "algorithm": "max", "algorithm_params": "null"}, "mapping"),
+        ("/cog/WebMercatorQuad/tilejson.json", {"MAP": 1, "maxzoom": 194364790}, "maxzoom"),
+        ("/stac/info", {"ITEM": 1, "assets": ""}, "name"),
+    ],
+)
+def test_parameters_that_do_not_fit_are_400(
+    tiler_url: str, tiler_runs: Runs, path: str, params: dict[str, Any], words: str
+) -> None:
+    if params.pop("MAP", None):
+        params["url"] = str(tiler_runs.main / "classes.tif")
+    if params.pop("ITEM", None):
+        params["url"] = str(tiler_runs.main / "item.json")
+    response = get(f"{tiler_url}{path}", params=params)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["detail"]
+
+
+def test_within_the_limits_is_answered(tiler_url: str, tiler_runs: Runs) -> None:
+    """Controls for the refusals above."""
+    assert get(f"{tiler_url}/colorMaps/viridis", params={"width": 256, "height": 20}).status_code == 200
+    url = str(tiler_runs.main / "classes.tif")
+    preview = get(f"{tiler_url}/cog/preview/64x64.png", params={"url": url})
+    assert preview.status_code == 200
+    assert preview.headers["content-type"] == "image/png"
+    tilejson = get(f"{tiler_url}/cog/WebMercatorQuad/tilejson.json", params={"url": url, "maxzoom": 18})
+    assert tilejson.json()["maxzoom"] == 18
+
+
+def test_the_token_guards_everything_but_health_and_the_web_map(guarded_url: str, tiler_runs: Runs) -> None:
+    url = str(tiler_runs.main / "classes.tif")
+    for path in ("/cog/info", "/legend", "/docs", "/openapi.json", "/runs"):
+        response = get(f"{guarded_url}{path}", params={"url": url})
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json() == {"detail": "missing bearer token", "status": 401}
+    wrong = get(f"{guarded_url}/cog/info", params={"url": url}, headers={"Authorization": "Bearer nope"})
+    assert wrong.json()["detail"] == "wrong bearer token"
+    assert get(f"{guarded_url}/cog/info", params={"url": url}, headers=TOKEN).status_code == 200
+    for path in ("/healthz", "/map", "/static/map.js"):
+        assert get(f"{guarded_url}{path}").status_code == 200, path
+    schema = get(f"{guarded_url}/openapi.json", headers=TOKEN).json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert "401" in schema["paths"]["/cog/info"]["get"]["responses"]
+    assert "401" not in schema["paths"]["/healthz"]["get"]["responses"]
+
+
+def _square(n: int) -> dict[str, Any]:
+    """A polygon of ``n`` + 1 positions near the demo map."""
+    ring = [
+        [140.0 + 0.01 * math.cos(2 * math.pi * i / n), 36.0 + 0.01 * math.sin(2 * math.pi * i / n)]
+        for i in range(n)
+    ]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def test_bodies_and_polygons_over_the_limits_are_413(guarded_url: str, tiler_runs: Runs) -> None:
+    params = {"url": str(tiler_runs.main / "classes.tif")}
+    huge = post(f"{guarded_url}/statistics", params=params, headers=TOKEN, json={"pad": "x" * 5000})
+    assert huge.status_code == 413
+    assert "4,096 bytes" in huge.json()["detail"]
+    many = post(f"{guarded_url}/statistics", params=params, headers=TOKEN, json=_square(30))
+    assert many.status_code == 413
+    assert "20 vertices" in many.json()["detail"]
+    few = post(f"{guarded_url}/statistics", params=params, headers=TOKEN, json=_square(12))
+    assert few.status_code == 200, few.text
+
+
+@pytest.mark.parametrize(
+    ("polygon", "words"),
+    [
+        ([[[179.5, 0], [-179.5, 0], [-179.5, 1], [179.5, 1], [179.5, 0]]], "antimeridian"),
+        ([[[140, 36], [140.01, 36], [140.01, 36.01], [140, 36.01]]], "not closed"),
+        ([[[140, 36, 1], [140.01, 36, 1], [140.01, 36.01, 1], [140, 36, 1]]], "altitudes"),
+    ],
+)
+def test_polygons_are_parsed_by_the_one_aoi_parser(
+    tiler_url: str, tiler_runs: Runs, polygon: list[Any], words: str
+) -> None:
+    response = post(
+        f"{tiler_url}/statistics",
+        params={"url": str(tiler_runs.main / "classes.tif")},
+        json={"type": "Polygon", "coordinates": polygon},
+    )
+    assert response.status_code == 400, response.text
+    assert words in response.json()["detail"]
+
+
+def test_a_pooled_client_gets_every_error_answered_on_one_connection(
+    guarded_url: str, tiler_runs: Runs, inside_tile: str
+) -> None:
+    url = str(tiler_runs.main / "classes.tif")
+    cases = [
+        ("/cog/tiles/WebMercatorQuad/14/0/0.png", {"url": url}, TOKEN, 404),
+        (inside_tile, {"url": url, "expression": "b1/b2"}, TOKEN, 400),
+        ("/cog/info", {"url": "/etc/passwd"}, TOKEN, 403),
+        ("/cog/info", {"url": url}, {}, 401),
+    ]
+    for path, params, headers, status in cases:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        with httpx.Client(base_url=guarded_url, limits=limits, timeout=60) as client:
+            answers, ports = [], set()
+            for _ in range(20):
+                response = client.get(path, params=params, headers=headers)
+                answers.append(response.status_code)
+                ports.add(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+                assert json.loads(response.content)["status"] == status
+            assert answers == [status] * 20, path
+            assert len(ports) == 1, f"{path}: the connection was dropped and re-opened"
+
+
+def test_openapi_states_400_not_422(tiler_url: str) -> None:
+    schema = get(f"{tiler_url}/openapi.json").json()
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    assert not [op for op in operations if "422" in op["responses"]]
+    info = schema["paths"]["/cog/info"]["get"]["responses"]
+    assert {"200", "400", "403", "404", "500", "502"} <= set(info)
+    assert info["400"]["content"]["application/json"]["schema"]["$ref"].endswith("TilerError")
+    assert "image/png" in schema["paths"]["/legend"]["get"]["responses"]["200"]["content"]
