@@ -124,3 +124,36 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             classify_image(model, second, folder / "run-2025", datetime="2025-06-01"),
         )
     return _RUNS[base]
+
+
+def speckled(
+    rng: np.random.Generator, shape: tuple[int, int], cell: int, noise: float, k: int
+) -> npt.NDArray[np.uint8]:
+    """Classes 0..k-1 in square cells, a share ``noise`` of pixels flipped at random, some nodata."""
+    coarse = rng.integers(0, k, (-(-shape[0] // cell), -(-shape[1] // cell)))
+    array = np.kron(coarse, np.ones((cell, cell), dtype=np.int64))[: shape[0], : shape[1]].astype(np.uint8)
+    flip = rng.random(shape) < noise
+    array[flip] = rng.integers(0, k, int(flip.sum()))
+    array[rng.random(shape) < noise / 4] = 255
+    return array
+
+
+def file_map(path: Path, array: npt.NDArray[np.uint8]) -> Path:
+    """A tiled GeoTIFF of ``array`` (EPSG:32633, 10 m pixels, nodata 255)."""
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=array.shape[1],
+        height=array.shape[0],
+        count=1,
+        dtype="uint8",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        crs="EPSG:32633",
+        transform=from_origin(0, 0, 10, 10),
+        nodata=255,
+    ) as dst:
+        dst.write(array, 1)
+    return path

@@ -13,12 +13,11 @@ import numpy.typing as npt
 import pytest
 import rasterio
 import rasterio.features
-from rasterio.transform import from_origin
 
 from lulc.errors import InputError
 from service.clean import clean_run, mmu_pixels
 from service.sieve import BlockSieve, Connectivity
-from tests.service.products_support import read_band, two_runs
+from tests.service.products_support import file_map, read_band, speckled, two_runs
 from tests.support.stac_validation import assert_valid_stac_file
 
 LULC = Path(sys.executable).parent / "lulc"
@@ -52,17 +51,6 @@ def gdal_sieve(
         array, threshold, mask=mask, connectivity=connectivity
     )
     return result
-
-
-def speckled(
-    rng: np.random.Generator, shape: tuple[int, int], cell: int, noise: float, k: int
-) -> npt.NDArray[np.uint8]:
-    coarse = rng.integers(0, k, (-(-shape[0] // cell), -(-shape[1] // cell)))
-    array = np.kron(coarse, np.ones((cell, cell), dtype=np.int64))[: shape[0], : shape[1]].astype(np.uint8)
-    flip = rng.random(shape) < noise
-    array[flip] = rng.integers(0, k, int(flip.sum()))
-    array[rng.random(shape) < noise / 4] = 255
-    return array
 
 
 @pytest.mark.parametrize("connectivity", [4, 8])
@@ -160,26 +148,6 @@ def test_clean_run_item_confidence_and_lineage(run: Path, tmp_path: Path) -> Non
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
-def _file_map(path: Path, array: npt.NDArray[np.uint8]) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=array.shape[1],
-        height=array.shape[0],
-        count=1,
-        dtype="uint8",
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        crs="EPSG:32633",
-        transform=from_origin(0, 0, 10, 10),
-        nodata=255,
-    ) as dst:
-        dst.write(array, 1)
-    return path
-
-
 def _peak_bytes(path: Path, block: int) -> int:
     with rasterio.open(path) as src:
         tracemalloc.start()
@@ -197,8 +165,8 @@ def _peak_bytes(path: Path, block: int) -> int:
 def test_peak_memory_follows_the_block_not_the_map(tmp_path: Path) -> None:
     """Quadrupling the map barely moves the peak; doubling the block edge raises it (the control)."""
     rng = np.random.default_rng(3)
-    small = _file_map(tmp_path / "small.tif", speckled(rng, (512, 512), 16, 0.05, 4))
-    large = _file_map(tmp_path / "large.tif", speckled(rng, (1024, 1024), 16, 0.05, 4))
+    small = file_map(tmp_path / "small.tif", speckled(rng, (512, 512), 16, 0.05, 4))
+    large = file_map(tmp_path / "large.tif", speckled(rng, (1024, 1024), 16, 0.05, 4))
     peak_small = _peak_bytes(small, 128)
     peak_large = _peak_bytes(large, 128)
     assert peak_large < 1.5 * peak_small

@@ -17,7 +17,7 @@ from scipy import ndimage
 from lulc.checksum import multihash_sha256
 from lulc.errors import InputError
 from service.vectorize import vectorize_run
-from tests.service.products_support import read_band, two_runs
+from tests.service.products_support import file_map, read_band, speckled, two_runs
 from tests.support.stac_validation import assert_valid_stac_file
 
 LULC = Path(sys.executable).parent / "lulc"
@@ -135,3 +135,42 @@ def test_geoparquet_in_row_groups(run: Path, tmp_path: Path) -> None:
     assert int(frame["pixels"].sum()) == stats["valid_pixels"]
     item = assert_valid_stac_file(tmp_path / "patches.json")
     assert item["assets"]["patches"]["type"] == "application/vnd.apache.parquet"
+
+
+def test_peak_memory_does_not_follow_the_map(tmp_path: Path) -> None:
+    """Four times the pixels: the peak grows far less, and stays under an int32 label raster of the map."""
+    import tracemalloc
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from lulc.classes import ClassTable
+    from service.run_folder import RunFolder, RunGrid
+    from service.vectorize import iter_patches
+
+    rng = np.random.default_rng(3)
+    peaks, patches = [], []
+    for side in (512, 1024):
+        array = speckled(rng, (side, side), 16, 0.05, 4)
+        array[array == 255] = 0
+        path = file_map(tmp_path / f"map{side}.tif", array)
+        grid = RunGrid(rasterio.crs.CRS.from_epsg(32633), from_origin(0, 0, 10, 10), side, side)
+        run = RunFolder(
+            tmp_path,
+            path,
+            None,
+            {},
+            {"pixel_area_m2": 100.0},
+            ClassTable.from_labels([0, 1, 2, 3]),
+            grid,
+            255,
+        )
+        tracemalloc.start()
+        try:
+            patches.append(sum(1 for _ in iter_patches(run, block_size=128)))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert patches[1] > 3.5 * patches[0]  # control: four times the work
+    assert peaks[1] < 1.5 * peaks[0]
+    assert peaks[1] < 1024 * 1024 * 4
