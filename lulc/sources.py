@@ -374,7 +374,8 @@ class StaticCatalogSource:
         self.location = location.href
         self.remote = not location.is_local
         self.allow = allow.without_local() if self.remote else allow
-        self.http = http or CheckedHttp(allow)
+        # one list for the file, its links, their redirects and the asset hrefs
+        self.http = dataclasses.replace(http, allow=self.allow) if http else CheckedHttp(self.allow)
         self.collections = list(collections) if collections else None
         self.mask_classes = mask_classes
         self._items: list[pystac.Item] | None = None
@@ -396,7 +397,7 @@ class StaticCatalogSource:
 
     def _load(self) -> list[pystac.Item]:
         href = self.location
-        io = CheckedStacIO(self.http, href, remote_root=self.remote)
+        io = CheckedStacIO(self.http, href)
         try:
             data = io.read_json(href)
         except LulcError:

@@ -180,11 +180,11 @@ class CheckedStacIO(DefaultStacIO):
     checked against the allow-list without its local folders.
     """
 
-    def __init__(self, http: CheckedHttp, root: str, *, remote_root: bool) -> None:
+    def __init__(self, http: CheckedHttp, root: str) -> None:
         super().__init__()
         self.http = http
         self.root = root
-        self.links_allow = http.allow.without_local() if remote_root else http.allow
+        self.links_allow = http.allow.without_local() if not is_local_href(root) else http.allow
 
     def read_text(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> str:
         """The text at ``source``: an allow-listed URL or local file."""

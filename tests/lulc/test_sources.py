@@ -543,6 +543,12 @@ def test_static_catalog_links_and_assets_off_the_allow_list_are_refused(static_c
             open_source(f"{base}/linked.json", allow=allow).search()
         with pytest.raises(HostNotAllowedError, match="STAC source"):
             open_source(f"{other}/catalog.json", allow=allow)
+        # a remote catalog may not send the reader to local files, even where local files are allowed
+        catalog["links"][-1]["href"] = f"file://{static_catalog.parent}/sentinel-2-l2a/collection.json"
+        (static_catalog.parent / "linked.json").write_text(json.dumps(catalog))
+        with pytest.raises(HostNotAllowedError, match="local files are not on the allow-list"):
+            open_source(f"{base}/linked.json").search()
+        assert open_source(static_catalog.parent / "linked.json").search(datetime="2024-06-10")
 
 
 @pytest.mark.parametrize(
