@@ -108,6 +108,25 @@ def test_malformed_events_are_400(
         ({"output_url": "ftp://host/x"}, 400, "InputError", "ftp://host/x"),
         ({"datetime": "someday"}, 400, "InputError", "someday"),
         ({"crs": "EPSG:0"}, 400, "InputError", "EPSG:0"),
+        ({"crs": "EPSG:4326"}, 400, "InputError", "not a projected CRS in metres"),
+        ({"datetime": "  "}, 400, "InputError", "blank"),
+        (
+            {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}},
+            400,
+            "InputError",
+            "not closed",
+        ),
+        (
+            {
+                "aoi": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], *([1e-6 * i, 1] for i in range(120)), [0, 0]]],
+                }
+            },
+            413,
+            "AoiTooComplexError",
+            "100 vertices",
+        ),
     ],
 )
 def test_bad_events_get_clear_4xx(
@@ -120,9 +139,8 @@ def test_bad_events_get_clear_4xx(
     word: str,
 ) -> None:
     dest = tmp_path / "dest"
-    body = body_of(
-        handle(event_for(world, str(dest), **change), service_settings(tmp_path, world, models)), status
-    )
+    settings = service_settings(tmp_path, world, models, max_aoi_vertices=100)
+    body = body_of(handle(event_for(world, str(dest), **change), settings), status)
     assert body["type"] == error_type
     assert word in body["detail"]
     assert not (dest / "item.json").exists()
