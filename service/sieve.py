@@ -308,14 +308,18 @@ class BlockSieve:
             halo.advance(block, core, self._last_in_row(block))
 
     def _neighbours(self, block: GridBlock, halo: _Halo, patches: BlockPatches) -> _Best:
-        """Passes 2 and 3: every patch's biggest neighbour among the pairs of the block and its halo."""
+        """Passes 2 and 3: every small patch's biggest neighbour among the pairs of the block and its halo.
+
+        Large patches never merge, so pairs are kept only from the side of a small patch.
+        """
         core = patches.channels()
         pairs = _pairs(block, halo.extended(block, core), self.connectivity, self.width, same=False)
         halo.advance(block, core, self._last_in_row(block))
         cur, nb, key = pairs.cur, pairs.nb, pairs.key
         x = np.concatenate([cur[0], nb[0]])
-        y = np.concatenate([nb, cur], axis=1)
-        key = np.concatenate([key, key])
+        small = np.concatenate([cur[2], nb[2]]) < self.threshold
+        y = np.concatenate([nb, cur], axis=1)[:, small]
+        x, key = x[small], np.concatenate([key, key])[small]
         order = np.lexsort((key, -y[2], x))
         x, y, key = x[order], y[:, order], key[order]
         first = np.ones(x.size, dtype=bool)
