@@ -27,7 +27,7 @@ from pystac_client.stac_api_io import StacApiIO
 
 from lulc.allowlist import LOCAL_REFUSAL, AllowList
 from lulc.errors import SourceError
-from lulc.urls import refuse
+from lulc.urls import HostNotAllowedError, parse_location, refuse
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers worth asking again (a 500 is the server's own bug: asking again gives the same)."""
@@ -94,6 +94,8 @@ class CheckedHttp:
     ) -> requests.Response:
         """The 2xx response (body read) to ``method url``; ``HostNotAllowedError`` or ``SourceError``."""
         href = self.allow.check(url, what)
+        if not href.startswith(("http://", "https://")):
+            raise SourceError(f"{what} {href}: only http(s) URLs can be fetched here")
         for _ in range(self.max_redirects + 1):
             response = self._send_with_retries(method, href, what, json, params, headers)
             if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
@@ -168,9 +170,11 @@ def read_local_text(allow: AllowList, href: str, what: str) -> str:
 
 
 def is_local_href(href: str) -> bool:
-    """Whether ``href`` names a local file (no URL scheme; ``file://`` counts as local)."""
-    head = href.split("://", 1)[0].lower() if "://" in href else ""
-    return head in ("", "file") and not href.startswith("/vsicurl/")
+    """Whether ``href`` names a local file (a path or ``file://`` URL); False for anything refused."""
+    try:
+        return parse_location(href).is_local
+    except HostNotAllowedError:
+        return False
 
 
 class CheckedStacIO(DefaultStacIO):
