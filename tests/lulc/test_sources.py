@@ -29,6 +29,7 @@ from lulc.sources import (
 from lulc.stac_io import CheckedHttp
 from lulc.urls import HostNotAllowedError
 from tests.support.http_server import Failure, ServerHandle
+from tests.support.scripted_server import ScriptedServer
 
 ITEMS_DIR = Path(__file__).resolve().parents[1] / "data" / "items"
 
@@ -679,3 +680,21 @@ def test_api_limit_with_sort_extension_fetches_only_what_it_needs() -> None:
         {"field": "properties.datetime", "direction": "asc"},
         {"field": "id", "direction": "asc"},
     ]
+
+
+def test_checked_http_follows_redirects_within_the_list_and_stops_loops() -> None:
+    script = {
+        "/a.json": {"status": 302, "headers": {"location": "/b.json"}},
+        "/b.json": {"status": 200, "body": '{"ok": true}'},
+        "/loop.json": {"status": 301, "headers": {"location": "/loop.json"}},
+        "/flaky.json": {"status": 503, "body": "busy"},
+    }
+    with ScriptedServer(script) as server:
+        http = CheckedHttp(AllowList.of([f"127.0.0.1:{server.port}"]), backoff=0.01, max_backoff=0.02)
+        assert json.loads(http.get_text(server.url("a.json"), "catalog")) == {"ok": True}
+        with pytest.raises(SourceError, match="redirects more than 5 times"):
+            http.get_text(server.url("loop.json"), "catalog")
+        server.clear()
+        with pytest.raises(SourceError, match=r"answered HTTP 503$"):
+            http.get_text(server.url("flaky.json"), "catalog")
+        assert len(server.requests()) == 1 + http.max_retries
