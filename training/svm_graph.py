@@ -296,10 +296,12 @@ def _stopping_rule(g: _Graph, k: int, q: str, p: str) -> tuple[str, str, str]:
     """The ``Qp``, ``pQp`` of libsvm and whether a pixel goes on (``max_t |Qp_t - pQp| >= 0.005 / k``)."""
     p3 = g.op("Unsqueeze", [p, g.const([0], "ax0", np.int64)], "p3")
     qp = g.op("ReduceSum", [g.op("Mul", [q, p3], "qp3"), g.const([1], "ax1", np.int64)], "qp", keepdims=0)
+    # sums and maxima over the k rows as a 1 x k product and an element-wise Max: both run several times
+    # faster in ONNX Runtime than ReduceSum / ReduceMax over the first axis
     terms = g.op("Mul", [p, qp], "pqp_terms")
-    pqp = g.op("ReduceSum", [terms, g.const([0], "ax0", np.int64)], "pqp", keepdims=1)
+    pqp = g.op("MatMul", [g.const(np.ones((1, k)), "ones_k"), terms], "pqp")
     gap = g.op("Abs", [g.op("Sub", [qp, pqp], "gap")], "abs_gap")
-    error = g.op("ReduceMax", [gap], "error", axes=[0], keepdims=1)
+    error = g.op("Max", g.op("Split", [gap], "gap_row", n_out=k, axis=0), "error")
     return qp, pqp, g.op("GreaterOrEqual", [error, g.const(0.005 / k, "eps")], "goes_on")
 
 
