@@ -138,10 +138,12 @@ def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops
 def forget_cached_reads(href: str) -> None:
     """Drop what GDAL's ``/vsicurl/`` cached for ``href`` (sizes, chunks, a failed open).
 
-    After a dropped connection GDAL remembers the file as missing or short, and an immediate retry in
-    the same process then fails without sending a request. Call this before retrying a read. It calls
-    ``VSICurlPartialClearCache`` of the GDAL library rasterio loaded (rasterio does not expose it); a
-    no-op when that library cannot be found.
+    After an open fails (a 404, or 503s beyond ``GDAL_HTTP_MAX_RETRY``) GDAL remembers the failure, and
+    a retry in the same process fails again without sending a request. Call this before retrying a
+    read. It calls ``VSICurlPartialClearCache`` of the GDAL library rasterio loaded (rasterio does not
+    expose it); a no-op when that library cannot be found. ``CPL_VSIL_CURL_NON_CACHED`` would avoid
+    the stale failure too, but for every open of the listed prefixes, losing the cached header and
+    tile index that keep a COG open at three requests.
     """
     function = _partial_clear_cache()
     if function is None:
