@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".parquet": (PARQUET, "application/vnd.apache.parquet"),
 }
 """Output suffix -> (OGR driver, media type)."""
+
+FIXED_DATE = "2000-01-01T00:00:00.000Z"
+"""The ``last_change`` written into GeoPackages (GDAL's ``OGR_CURRENT_DATE``), for byte-identical reruns."""
 
 CHUNK = 5000
 """Features written per call: memory holds at most this many finished polygons."""
@@ -281,6 +285,22 @@ def _multi(geometry: BaseGeometry) -> BaseGeometry:
     return shapely.MultiPolygon([geometry]) if isinstance(geometry, shapely.Polygon) else geometry
 
 
+@contextmanager
+def _fixed_ogr_date() -> Iterator[None]:
+    """GeoPackages stamp ``last_change`` from the clock unless given a date: fix it for identical reruns.
+
+    pyogrio has its own GDAL, whose config options are process-wide: the previous value is put back.
+    """
+    import pyogrio
+
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+
+
 def item_path_for(out: Path) -> Path:
     """Where the item of a vector file goes: beside it, ``<stem>.json``."""
     return out.with_suffix(".json")
@@ -312,7 +332,7 @@ def vectorize_run(
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     driver, media_type = FORMATS[out.suffix.lower()]
     run = open_run(run_path)
-    with atomic_path(out, suffix=out.suffix) as tmp:
+    with atomic_path(out, suffix=out.suffix) as tmp, _fixed_ogr_date():
         tmp.unlink()
         writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
         try:

@@ -148,6 +148,15 @@ def test_clean_run_item_confidence_and_lineage(run: Path, tmp_path: Path) -> Non
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_output_bytes_do_not_depend_on_the_block_size(run: Path, tmp_path: Path) -> None:
+    clean_run(run, tmp_path / "a", mmu_ha=0.3, connectivity=8, block_size=64)
+    clean_run(run, tmp_path / "b", mmu_ha=0.3, connectivity=8, block_size=512)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 def _peak_bytes(path: Path, block: int) -> int:
     with rasterio.open(path) as src:
         tracemalloc.start()

@@ -174,3 +174,14 @@ def test_peak_memory_does_not_follow_the_map(tmp_path: Path) -> None:
     assert patches[1] > 3.5 * patches[0]  # control: four times the work
     assert peaks[1] < 1.5 * peaks[0]
     assert peaks[1] < 1024 * 1024 * 4
+
+
+def test_reruns_are_byte_identical(run: Path, tmp_path: Path) -> None:
+    """GeoPackage's last_change is pinned: a rerun a second later writes the same bytes (FlatGeobuf too)."""
+    import time
+
+    for suffix in (".gpkg", ".fgb"):
+        first = vectorize_run(run, tmp_path / f"a{suffix}", block_size=256).path.read_bytes()
+        time.sleep(1.1)
+        second = vectorize_run(run, tmp_path / f"b{suffix}", block_size=256).path.read_bytes()
+        assert first == second, suffix
