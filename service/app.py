@@ -319,7 +319,9 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             status.error_status = status_for(job.error)
         return status
 
-    protected = APIRouter(dependencies=[Depends(_bearer_declared)])
+    # The schema states the statuses this app really sends: 401 only when it has a token.
+    protected = APIRouter(dependencies=[Depends(_bearer_declared)] if settings.auth_token else [])
+    auth = (401,) if settings.auth_token else ()
 
     @protected.post(
         "/classify",
@@ -328,7 +330,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         response_model=ClassifyResult,
         responses={
             202: {"model": JobStatus, "description": "Accepted: a job to poll at `Location`."},
-            **_only(400, 401, 403, 404, 413, 422, 429, 500, 502),
+            **_only(400, *auth, 403, 404, 413, 422, 429, 500, 502),
         },
     )
     def classify(body: ClassifyBody, request: Request) -> ClassifyResult | JSONResponse:
@@ -374,7 +376,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         tags=["classify"],
         summary="A classification job's status and, once done, its result",
         response_model=JobStatus,
-        responses=_only(401, 404, 500),
+        responses=_only(*auth, 404, 500),
     )
     def get_job(job_id: str, request: Request) -> JobStatus:
         """The job's state (`running`, `succeeded`, `failed`), progress in blocks, and result or error."""
@@ -385,7 +387,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         tags=["models"],
         summary="The models this service runs",
         response_model=ModelList,
-        responses=_only(401, 500),
+        responses=_only(*auth, 500),
     )
     def list_models() -> ModelList:
         """Every model in the models directory, with its bands, resolution, classes and metrics."""
@@ -402,7 +404,23 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             version=app.version, running_jobs=registry.running, max_concurrent_jobs=registry.max_concurrent
         )
 
+    _drop_unsent_422(app)
     return app
+
+
+def _drop_unsent_422(app: FastAPI) -> None:
+    """Drop the 422 FastAPI documents for every route with parameters where none can fail (no body)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for item in generate()["paths"].values():
+                for operation in item.values():
+                    if "requestBody" not in operation:
+                        operation["responses"].pop("422", None)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _version() -> str:

@@ -85,7 +85,14 @@ def test_healthz_and_openapi(world: World, models: Path, tmp_path: Path) -> None
     for path, method in (("/jobs/{job_id}", "get"), ("/models", "get"), ("/healthz", "get")):
         assert paths[path][method]["summary"], path
         assert paths[path][method]["tags"], path
+    assert "securitySchemes" not in spec.get("components", {})  # no token: no 401 anywhere
+    assert not [op for item in paths.values() for op in item.values() if "401" in op["responses"]]
+    assert "422" not in paths["/jobs/{job_id}"]["get"]["responses"]  # a str path parameter cannot fail
+    guarded = client_for(service_settings(tmp_path, world, models, auth_token="t"))
+    spec = guarded.get("/openapi.json", headers={"Authorization": "Bearer t"}).json()
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert "401" in spec["paths"]["/models"]["get"]["responses"]
+    assert "401" not in spec["paths"]["/healthz"]["get"]["responses"]
 
 
 def test_models_lists_good_and_broken_models(world: World, models: Path, tmp_path: Path) -> None:
