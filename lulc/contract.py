@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lulc.classes import ClassTable
 from lulc.errors import ContractError
-from lulc.features import check_features, feature_names
+from lulc.features import check_features, composite_feature_names
+from lulc.seasons import Season, check_seasons
 
 SCHEMA_VERSION = "1.0"
 """Contract schema this software writes; it reads any ``1.x``."""
@@ -58,6 +59,16 @@ class Inputs(_Strict):
     radiometry: Radiometry = Radiometry()
     mask_scl: list[int] = Field(default_factory=lambda: list(DEFAULT_MASK_SCL))
     composite: Literal["median", "first-valid"] = "median"
+    seasons: list[Season] | None = Field(
+        default=None,
+        description="One composite per season (month-day windows of the classified year), features side "
+        "by side in this order; None: one composite over the request's time window.",
+    )
+
+    @property
+    def n_composites(self) -> int:
+        """How many composites the model reads: one per season, or one."""
+        return len(self.seasons) if self.seasons else 1
 
 
 class Features(_Strict):
@@ -110,6 +121,8 @@ class ModelContract(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> ModelContract:
         check_features(self.inputs.bands, self.features.indices)
+        if self.inputs.seasons:
+            check_seasons(self.inputs.seasons)
         if sorted(self.outputs.class_order) != sorted(self.classes.values):
             raise ValueError(
                 f"outputs.class_order {self.outputs.class_order} does not list the class values "
@@ -119,12 +132,20 @@ class ModelContract(_Strict):
 
     @property
     def feature_names(self) -> list[str]:
-        """Feature columns of the model input: bands, then indices."""
-        return feature_names(self.inputs.bands, self.features.indices)
+        """Feature columns of the model input: bands, then indices (per season, ``spring_red``, ...)."""
+        seasons = [s.name for s in self.inputs.seasons] if self.inputs.seasons else None
+        return composite_feature_names(self.inputs.bands, self.features.indices, seasons)
 
     def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no whitespace variation) for embedding and hashing."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON (sorted keys, no whitespace variation) for embedding and hashing.
+
+        ``inputs.seasons`` appears only when set, so contracts of single-composite models keep the bytes
+        they had before seasons existed.
+        """
+        data = self.model_dump(mode="json")
+        if data["inputs"].get("seasons") is None:
+            del data["inputs"]["seasons"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def require_bands(self, available: list[str] | set[str], origin: str) -> None:
         """Raise ContractError naming what is missing unless ``available`` has every input band."""
@@ -230,7 +251,7 @@ def to_mlm_item(
             }
         ],
         "version": contract.version,
-        METADATA_KEY: contract.model_dump(mode="json"),
+        METADATA_KEY: json.loads(contract.to_json()),
     }
     framework_version = contract.provenance.software.get("scikit-learn", "")
     if _SEMVER.match(framework_version):

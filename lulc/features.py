@@ -68,6 +68,19 @@ def feature_names(bands: Sequence[str], indices: Sequence[str]) -> list[str]:
     return [*bands, *indices]
 
 
+def composite_feature_names(
+    bands: Sequence[str], indices: Sequence[str], composites: Sequence[str] | None = None
+) -> list[str]:
+    """Feature names of ``compute_composite_features``: ``feature_names`` of each named composite, prefixed.
+
+    ``composites`` None (one composite): plain ``feature_names``; else ``spring_red, ..., summer_red, ...``.
+    """
+    names = feature_names(bands, indices)
+    if not composites:
+        return names
+    return [f"{composite}_{name}" for composite in composites for name in names]
+
+
 def compute_features(
     reflectance: npt.NDArray[np.floating], bands: Sequence[str], indices: Sequence[str]
 ) -> npt.NDArray[np.float32]:
@@ -101,3 +114,24 @@ def compute_features(
         target[...] = 0.0
         np.divide(num, den, out=target, where=den != 0)
     return np.moveaxis(out, 0, -1)
+
+
+def compute_composite_features(
+    reflectance: npt.NDArray[np.floating], bands: Sequence[str], indices: Sequence[str], n_composites: int = 1
+) -> npt.NDArray[np.float32]:
+    """Features of ``n_composites`` composites stacked band-wise (a seasonal model's seasons, in order).
+
+    ``reflectance`` has ``n_composites * len(bands)`` rows: the bands of the first composite, then of the
+    second, ...; the features are each composite's ``compute_features`` side by side. With one composite
+    this is ``compute_features`` itself.
+    """
+    if n_composites == 1:
+        return compute_features(reflectance, bands, indices)
+    n = len(bands)
+    if reflectance.shape[0] != n_composites * n:
+        raise ContractError(
+            f"reflectance has {reflectance.shape[0]} bands but {n_composites} composites of {n} bands need "
+            f"{n_composites * n}"
+        )
+    parts = [compute_features(reflectance[k * n : (k + 1) * n], bands, indices) for k in range(n_composites)]
+    return np.concatenate(parts, axis=-1)

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
 from lulc.decision import top_probability
-from lulc.features import compute_features
+from lulc.features import compute_composite_features
 from lulc.grid import Block, OutputGrid
 from lulc.pixels import BlockReader
 from service.runner import ModelRunner
@@ -67,7 +67,9 @@ def block_features(
     contract: ModelContract, reflectance: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.float32]:
     """The model's input features ``(n_valid, n_features)`` of a block's ``valid`` pixels, float32."""
-    features = compute_features(reflectance[:, valid], contract.inputs.bands, contract.features.indices)
+    features = compute_composite_features(
+        reflectance[:, valid], contract.inputs.bands, contract.features.indices, contract.inputs.n_composites
+    )
     return np.ascontiguousarray(features, dtype=np.float32)
 
 

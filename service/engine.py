@@ -212,7 +212,7 @@ def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tup
     if times:
         return _iso(times[0]), _iso(times[-1])
     if request.datetime:
-        from lulc.sources import parse_datetime_interval
+        from lulc.datetimes import parse_datetime_interval
 
         bounds = [b for b in parse_datetime_interval(request.datetime) or () if b is not None]
         if bounds:  # an open end is the other end

@@ -37,12 +37,14 @@ from lulc.pixels import (
     RetryPolicy,
     SourceRef,
     StacBlockReader,
+    StackedBlockReader,
     aligned_offset,
     item_assets,
     open_image_reader,
     read_aligned,
     read_warped,
 )
+from lulc.seasons import season_year
 from service.request import ClassifyRequest
 
 if TYPE_CHECKING:
@@ -118,17 +120,41 @@ class StacReaderFactory:
             self.allow.check(self.source, "STAC source")
         return open_source(self.source, list(self.collections) if self.collections else None)
 
-    def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> StacBlockReader:
-        """Search the items over the AOI and time window; check their bands and hosts."""
-        aoi = _stac_aoi(request)
+    def open(
+        self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract
+    ) -> StacBlockReader | StackedBlockReader:
+        """Search the items over the AOI and time window; check their bands and hosts.
+
+        A seasonal model gets one composite per season of the request's year, stacked in season order.
+        """
         source = self.item_source()
+        if not contract.inputs.seasons:
+            return self._composite(source, request, request.datetime, grid, contract)
+        year = season_year(request.datetime)
+        return StackedBlockReader(
+            tuple(
+                self._composite(source, request, season.window(year), grid, contract)
+                for season in contract.inputs.seasons
+            )
+        )
+
+    def _composite(
+        self,
+        source: ItemSource,
+        request: ClassifyRequest,
+        datetime: str | None,
+        grid: OutputGrid,
+        contract: ModelContract,
+    ) -> StacBlockReader:
+        """The reader of one composite: the items over the AOI in ``datetime``."""
+        aoi = _stac_aoi(request)
         found = source.search(
             intersects=shapely.geometry.mapping(aoi),
-            datetime=request.datetime,
+            datetime=datetime,
             max_cloud_cover=self.max_cloud_cover,
         )
         if not found:
-            window = f" in {request.datetime}" if request.datetime else ""
+            window = f" in {datetime}" if datetime else ""
             cloud = (
                 f" with eo:cloud_cover < {self.max_cloud_cover:g}" if self.max_cloud_cover is not None else ""
             )

@@ -107,8 +107,8 @@ def validate_order(order: Order, settings: ServiceSettings) -> float:
         AoiTooLargeError: AOI over ``max_aoi_km2``.
         HostNotAllowedError: the item source is not on the allow-list.
     """
+    from lulc.datetimes import parse_datetime_interval
     from lulc.grid import normalize_crs
-    from lulc.sources import parse_datetime_interval
 
     area = aoi_km2(order.aoi, settings)
     parse_datetime_interval(order.datetime)

@@ -18,7 +18,8 @@ from shapely.geometry.base import BaseGeometry
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi
-from lulc.pixels import BlockPixels, StacBlockReader, item_assets
+from lulc.pixels import BlockPixels, StacBlockReader, StackedBlockReader, item_assets
+from lulc.seasons import season_year
 from lulc.sentinel2 import NormalizedItem
 from training.config import TrainingConfig
 from training.errors import ImageryError
@@ -55,10 +56,12 @@ class StacImagery:
     bands: list[str]
     radiometry: Radiometry
     items: list[NormalizedItem]
-    reader: StacBlockReader
+    reader: StacBlockReader | StackedBlockReader
     mask_scl: list[int]
     source: str
     notes: list[str] = field(default_factory=list)
+    composites: int = 1
+    """Composites stacked band-wise (one per season of a seasonal recipe)."""
 
     @property
     def description(self) -> str:
@@ -84,13 +87,15 @@ class StacImagery:
             raise ImageryError(f"cannot read imagery from {self.source}: {exc}") from exc
 
 
-def _search(config: TrainingConfig, geom: BaseGeometry) -> tuple[list[NormalizedItem], str]:
+def _search(
+    config: TrainingConfig, geom: BaseGeometry, datetime: str | None
+) -> tuple[list[NormalizedItem], str]:
     from lulc.sources import open_source
 
     try:
         source = open_source(str(config.stac), [config.collection])
         items = source.search(
-            intersects=mapping(geom), datetime=config.datetime, max_cloud_cover=config.max_cloud_cover
+            intersects=mapping(geom), datetime=datetime, max_cloud_cover=config.max_cloud_cover
         )
     except SourceError as exc:
         raise ImageryError(f"cannot search {config.stac}: {exc}") from exc
@@ -98,7 +103,7 @@ def _search(config: TrainingConfig, geom: BaseGeometry) -> tuple[list[Normalized
         w, s, e, n = (round(v, 5) for v in geom.bounds)
         raise ImageryError(
             f"no {config.collection} items in {source.describe()} intersect the AOI "
-            f"[{w}, {s}, {e}, {n}] (datetime {config.datetime or 'any'}, "
+            f"[{w}, {s}, {e}, {n}] (datetime {datetime or 'any'}, "
             f"max cloud cover {config.max_cloud_cover if config.max_cloud_cover is not None else 'any'})"
         )
     if config.max_items is not None and len(items) > config.max_items:
@@ -134,7 +139,16 @@ def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> Sta
     if config.aoi is None:
         raise ImageryError("STAC imagery needs an AOI")
     geom = read_aoi(config.aoi)
-    items, source = _search(config, geom)
+    if config.seasons:
+        year = season_year(config.datetime)
+        windows: list[str | None] = [season.window(year) for season in config.seasons]
+    else:
+        windows = [config.datetime]
+    found = [_search(config, geom, window) for window in windows]
+    items, source = found[0]
+    if config.seasons:  # every season's items once, in date order
+        by_id = {item.id: item for items_of_window, _ in found for item in items_of_window}
+        items = sorted(by_id.values(), key=lambda i: (i.datetime, i.id))
     for item in items:
         missing = item.missing_bands(config.bands)
         if missing:
@@ -147,6 +161,19 @@ def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> Sta
     # The AOI's lon/lat bounding box: training points anywhere in it are sampled, as they always were.
     grid = grid_for_aoi(box(*geom.bounds), res, f"EPSG:{epsg}", settings.chunk_size, anchor, step)
     mask = sorted({c for i in items for c in i.mask_classes})
-    assets = tuple(item_assets(i, config.bands, grid, mask) for i in items)
-    reader = StacBlockReader(grid, assets, config.composite)
-    return StacImagery(grid, list(config.bands), Radiometry(), items, reader, mask, source)
+    readers = [
+        StacBlockReader(
+            grid, tuple(item_assets(i, config.bands, grid, mask) for i in window_items), config.composite
+        )
+        for window_items, _ in found
+    ]
+    if not config.seasons:
+        return StacImagery(grid, list(config.bands), Radiometry(), items, readers[0], mask, source)
+    reader = StackedBlockReader(tuple(readers))
+    notes = [
+        f"season {season.name}: {len(window_items)} item(s) {', '.join(i.id for i in window_items)}"
+        for season, (window_items, _) in zip(config.seasons, found, strict=True)
+    ]
+    return StacImagery(
+        grid, list(config.bands), Radiometry(), items, reader, mask, source, notes, len(readers)
+    )

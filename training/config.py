@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lulc.classes import read_yaml
 from lulc.errors import ContractError
 from lulc.features import check_features
+from lulc.seasons import Season, check_seasons
 from training.errors import ConfigError
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
@@ -45,6 +46,9 @@ class TrainingConfig(BaseModel):
         collection: sentinel-2-l2a
         aoi: aoi.geojson              # or [w, s, e, n] in EPSG:4326
         datetime: 2024-05-01/2024-09-30
+        # seasons:                    # one composite each, in the year `datetime` names (datetime: 2024)
+        #   - {name: spring, start: "03-20", end: "05-10"}
+        #   - {name: summer, start: "06-20", end: "08-20"}
         max_cloud_cover: 60
         max_items: 8                  # keep the least cloudy N
         composite: median             # or first-valid
@@ -82,7 +86,14 @@ class TrainingConfig(BaseModel):
     aoi: str | list[float] | None = Field(
         default=None, description="bbox [w, s, e, n] in EPSG:4326, or a GeoJSON / any OGR file."
     )
-    datetime: str | None = Field(default=None, description="STAC datetime or interval.")
+    datetime: str | None = Field(
+        default=None, description="STAC datetime or interval (with seasons: the year)."
+    )
+    seasons: list[Season] | None = Field(
+        default=None,
+        description="One composite per season (name, start and end as MM-DD) of the year `datetime` names; "
+        "the features are every season's bands and indices side by side.",
+    )
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
     max_items: int | None = Field(default=None, ge=1, description="Keep at most this many items.")
     composite: Literal["median", "first-valid"] = "median"
@@ -146,6 +157,8 @@ class TrainingConfig(BaseModel):
             raise ValueError(str(exc)) from exc
         if isinstance(self.aoi, list) and len(self.aoi) != 4:
             raise ValueError(f"aoi bbox must have 4 numbers [w, s, e, n], got {self.aoi}")
+        if self.seasons:
+            check_seasons(self.seasons)
         return self
 
     def require_complete(self) -> None:
@@ -159,6 +172,8 @@ class TrainingConfig(BaseModel):
             )
         if self.stac is not None and self.aoi is None:
             raise ConfigError("STAC imagery needs an area of interest: --aoi w,s,e,n or --aoi FILE")
+        if self.seasons and self.image is not None:
+            raise ConfigError("seasons need STAC imagery (one composite per season); a local image is one")
         if self.out is None:
             raise ConfigError("no output directory: give --out MODEL_DIR or `out:` in the config")
 

@@ -69,6 +69,11 @@ class Imagery(Protocol):
         """Assumptions made while opening the imagery, worth telling the user."""
         ...
 
+    @property
+    def composites(self) -> int:
+        """How many composites a block's reflectance stacks band-wise (one per season; else 1)."""
+        ...
+
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Yield each block with its reflectance ``(bands, h, w)`` and ``Status`` codes ``(h, w)``."""
         ...
@@ -96,6 +101,8 @@ class LocalImagery:
     reader: ImageBlockReader
     radiometry: Radiometry
     notes: list[str] = field(default_factory=list)
+    composites: int = 1
+    """A local image is one composite."""
     mask_scl: None = None
 
     @property

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from lulc.classes import ClassTable, load_class_table
 from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance
-from lulc.features import compute_features
+from lulc.features import composite_feature_names, compute_composite_features
 from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.config import TrainingConfig
@@ -60,8 +60,9 @@ def open_imagery(config: TrainingConfig, settings: TrainingSettings) -> Imagery:
 def sample_features(
     imagery: Imagery, config: TrainingConfig, reflectance: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
-    """The model's input features ``(n, n_features)`` of sampled reflectance ``(n, n_bands)``."""
-    return compute_features(reflectance.T, imagery.bands, config.indices).reshape(len(reflectance), -1)
+    """The model's input features ``(n, n_features)`` of sampled reflectance ``(n, composites x n_bands)``."""
+    features = compute_composite_features(reflectance.T, imagery.bands, config.indices, imagery.composites)
+    return features.reshape(len(reflectance), -1)
 
 
 def contract_inputs(imagery: Imagery, config: TrainingConfig) -> Inputs:
@@ -72,6 +73,7 @@ def contract_inputs(imagery: Imagery, config: TrainingConfig) -> Inputs:
         resolution=round(imagery.grid.resolution[0], 6),
         radiometry=imagery.radiometry,
         composite=config.composite,
+        seasons=config.seasons,
         **({"mask_scl": mask_scl} if mask_scl is not None else {}),
     )
 
@@ -300,7 +302,8 @@ def train(
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     classes = _used_classes(points.classes, samples.labels, progress)
     features = sample_features(imagery, config, samples.reflectance)
-    names = [*imagery.bands, *config.indices]
+    seasons = [s.name for s in config.seasons] if config.seasons else None
+    names = composite_feature_names(imagery.bands, config.indices, seasons)
     groups = points.groups[samples.index] if points.groups is not None else None
     grouped = grouping(samples.labels, groups, classes)
     if grouped.note:

@@ -47,7 +47,7 @@ def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress |
     rows, cols = grid.pixel_index(x, y)
     n = len(points)
     status = np.full(n, Status.OUTSIDE, dtype=np.uint8)
-    values = np.full((n, len(imagery.bands)), np.nan, dtype=np.float32)
+    values = np.full((n, len(imagery.bands) * imagery.composites), np.nan, dtype=np.float32)
     inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
     by_block: dict[Block, list[int]] = defaultdict(list)
     for i in np.flatnonzero(inside):
@@ -85,7 +85,7 @@ def sample_pixels(imagery: Imagery, n: int, seed: int, max_blocks: int = 8) -> n
     """Reflectance ``(m, bands)`` of up to ``n`` random valid pixels from a few random blocks."""
     grid = imagery.grid
     if n <= 0:
-        return np.empty((0, len(imagery.bands)), dtype=np.float32)
+        return np.empty((0, len(imagery.bands) * imagery.composites), dtype=np.float32)
     rng = np.random.default_rng(seed)
     all_blocks = list(grid.blocks())
     chosen = rng.choice(len(all_blocks), size=min(max_blocks, len(all_blocks)), replace=False)
@@ -94,7 +94,11 @@ def sample_pixels(imagery: Imagery, n: int, seed: int, max_blocks: int = 8) -> n
     for _, pixels in imagery.read_blocks(blocks):
         valid = pixels.status == Status.OK
         pools.append(pixels.reflectance[:, valid].T)
-    pool = np.concatenate(pools) if pools else np.empty((0, len(imagery.bands)), dtype=np.float32)
+    pool = (
+        np.concatenate(pools)
+        if pools
+        else np.empty((0, len(imagery.bands) * imagery.composites), dtype=np.float32)
+    )
     if len(pool) > n:
         pool = pool[np.sort(rng.choice(len(pool), size=n, replace=False))]
     return np.ascontiguousarray(pool, dtype=np.float32)

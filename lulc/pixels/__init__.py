@@ -7,6 +7,7 @@ model sees at inference exactly the pixels it was trained on (``tests/lulc/test_
 
 from lulc.pixels.image import ImageBlockReader, open_image_reader
 from lulc.pixels.stac import COMPOSITES, ItemAssets, StacBlockReader, item_assets
+from lulc.pixels.stacked import StackedBlockReader
 from lulc.pixels.types import (
     REASONS,
     REFLECTANCE_RESAMPLING,
@@ -42,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "SourceRef",
     "StacBlockReader",
+    "StackedBlockReader",
     "Status",
     "aligned_offset",
     "gdal_path",

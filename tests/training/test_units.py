@@ -236,6 +236,7 @@ class RecordingImagery:
 
     description = identity = "recording"
     time_window = None
+    composites = 1
 
     def read_blocks(self, blocks):  # type: ignore[no-untyped-def]
         from lulc.pixels import BlockPixels, Status

@@ -1,0 +1,75 @@
+"""Seasons of a model: time windows given by month and day, so one model classifies any year.
+
+A seasonal model reads one composite per season (``spring``: ``03-20`` to ``05-10``, ...) and its features
+are each season's bands and indices side by side. The contract keeps the windows relative to the year;
+``lulc classify --datetime 2024`` reads the same windows of 2024.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lulc.datetimes import parse_datetime_interval
+from lulc.errors import InputError
+
+_MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+
+
+def _month_day(text: str, year: int) -> dt.date:
+    """``MM-DD`` in ``year`` (29 February becomes the 28th in a common year)."""
+    month, day = (int(p) for p in text.split("-"))
+    if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
+        day = 28
+    return dt.date(year, month, day)
+
+
+class Season(BaseModel):
+    """One time window of the year: a name and its first and last day (inclusive), as ``MM-DD``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Lower-case name, e.g. spring.")
+    start: str = Field(description="First day, MM-DD.")
+    end: str = Field(description="Last day, MM-DD (not before start: a season lies within one year).")
+
+    @model_validator(mode="after")
+    def _valid(self) -> Season:
+        for text in (self.start, self.end):
+            if not _MONTH_DAY.match(text):
+                raise ValueError(f"season {self.name!r}: {text!r} is not a month-day MM-DD")
+            _month_day(text, 2000)  # a real day of a leap year (raises ValueError for 04-31)
+        if _month_day(self.end, 2000) < _month_day(self.start, 2000):
+            raise ValueError(f"season {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    def window(self, year: int) -> str:
+        """The season of ``year`` as an RFC 3339 interval, whole days in UTC."""
+        start, end = _month_day(self.start, year), _month_day(self.end, year)
+        return f"{start:%Y-%m-%d}T00:00:00Z/{end:%Y-%m-%d}T23:59:59Z"
+
+
+def check_seasons(seasons: Sequence[Season]) -> None:
+    """Raise ``ValueError`` for duplicate season names."""
+    names = [s.name for s in seasons]
+    if len(set(names)) != len(names):
+        raise ValueError(f"season names must differ, got {names}")
+
+
+def season_year(datetime_text: str | None) -> int:
+    """The one calendar year a seasonal model is asked to classify (``2024``, or an interval within it).
+
+    Raises:
+        InputError: No datetime, or one spanning several years.
+    """
+    start, end = parse_datetime_interval(datetime_text) or (None, None)
+    if start is None or end is None:
+        raise InputError("a seasonal model classifies one year: give the year, e.g. --datetime 2024")
+    if start.year != end.year:
+        raise InputError(
+            f"a seasonal model classifies one year at a time; {datetime_text!r} spans {start.year}-{end.year}"
+        )
+    return start.year

@@ -1,0 +1,69 @@
+"""Seasonal models on the demo world: seasons separate Cropland from Grassland (one composite mixes them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from demo.seasons import compare_seasons
+from lulc.contract import load_contract
+from lulc.errors import InputError
+from service.api import classify
+from tests.support.stac_validation import assert_valid_stac_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("seasons")
+    return out, compare_seasons(out, size=512, seed=0)
+
+
+def test_seasons_raise_cropland_and_grassland_f1_on_the_validation_points(
+    compared: tuple[Path, dict[str, Any]],
+) -> None:
+    _, result = compared
+    single, seasons = result["single composite"]["f1"], result["seasons"]["f1"]
+    assert seasons["Cropland"] > single["Cropland"]
+    assert seasons["Grassland"] > single["Grassland"]
+    assert result["seasons"]["map_accuracy"] > result["single composite"]["map_accuracy"]
+
+
+def test_the_contract_keeps_the_seasons_and_the_map_reads_them_in_the_year_asked(
+    compared: tuple[Path, dict[str, Any]],
+) -> None:
+    out, result = compared
+    contract = load_contract(out / "models" / "seasons" / "model.json")
+    assert contract.inputs.seasons is not None
+    assert [s.name for s in contract.inputs.seasons] == ["spring", "summer", "autumn"]
+    assert contract.feature_names[0] == "spring_blue"
+    assert len(contract.feature_names) == 3 * 9
+    assert sorted(i for i in result["seasons"]["items"] if i.startswith("S2")) == [
+        "S2A_54SVE_20250412_0_L2A.json",
+        "S2A_54SVE_20251020_0_L2A.json",
+        "S2B_54SVE_20250716_0_L2A.json",
+    ]
+    assert_valid_stac_file(out / "models" / "seasons" / "model.json")
+    assert_valid_stac_file(out / "runs" / "seasons" / "item.json")
+    single = load_contract(out / "models" / "single-composite" / "model.json")
+    assert single.inputs.seasons is None
+    assert "seasons" not in json.loads(single.to_json())["inputs"]
+
+
+def test_a_seasonal_model_classifies_one_year(compared: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = compared
+    world = out / "world"
+    aoi = json.loads((world / "aoi.geojson").read_text())
+    with pytest.raises(InputError, match="one year at a time"):
+        classify(
+            out / "models" / "seasons",
+            stac=str(world / "catalog.json"),
+            aoi=aoi,
+            datetime="2021/2025",
+            out=out / "never",
+        )
+    assert not (out / "never").exists()
