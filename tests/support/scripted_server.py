@@ -2,7 +2,8 @@
 
 For the SSRF tests: an allowed host that redirects elsewhere, or answers 502 with an internal page,
 next to a canary server that must never be contacted. It runs in its own process (like
-``tests.support.http_server``) and logs every request; ``GET /__log`` returns the log, ``DELETE /__log`` clears it.
+``tests.support.http_server``) and logs every request; ``GET /__log`` returns the log, ``DELETE /__log``
+clears it.
 
 A script maps URL paths to answers ``{"status": 302, "headers": {...}, "body": "..."}``; the path
 ``"*"`` answers every other path, and a ``Location`` ending in ``{path}`` gets the requested path and
