@@ -35,7 +35,7 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
-from service.output import aux_xml, class_tags, dump_json, move_into_place, staging_dir
+from service.output import QML_TYPE, aux_xml, class_tags, dump_json, move_into_place, qml_style, staging_dir
 from service.product_item import (
     CLASSIFICATION,
     COG_TYPE,
@@ -51,6 +51,8 @@ from service.sieve import grid_blocks
 
 CHANGE_NAME = "change.tif"
 CHANGE_AUX = f"{CHANGE_NAME}.aux.xml"
+CHANGE_QML = "change.qml"
+"""QGIS applies ``<raster name>.qml`` beside a raster as its default style: the from-to legend."""
 MATRIX_NAME = "transitions.json"
 AREAS_NAME = "change_areas.json"
 FIGURE_NAME = "transitions.svg"
@@ -220,13 +222,14 @@ def change_runs(
         translate_to_cog(tmp, staging / CHANGE_NAME, CHANGE_COG)
         tmp.unlink()
         (staging / CHANGE_AUX).write_text(aux_xml(pairs), encoding="utf-8")
+        (staging / CHANGE_QML).write_text(qml_style(pairs), encoding="utf-8")
         pixels = counts[: n * n].reshape(n, n)
         matrix = transition_matrix(a, b, pixels, int(counts[NODATA]))
         (staging / MATRIX_NAME).write_text(dump_json(matrix), encoding="utf-8")
         (staging / FIGURE_NAME).write_text(
             transition_svg(a.classes, pixels, a.pixel_area_m2), encoding="utf-8"
         )
-        files = [CHANGE_NAME, CHANGE_AUX, MATRIX_NAME, FIGURE_NAME]
+        files = [CHANGE_NAME, CHANGE_AUX, CHANGE_QML, MATRIX_NAME, FIGURE_NAME]
         areas = None
         if sample is not None:
             mapped = sampled != NODATA
@@ -358,6 +361,13 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
                 "title": "GDAL PAM sidecar of change.tif (category names, attribute table)",
                 "roles": ["metadata"],
                 **file_fields(staging / CHANGE_AUX),
+            },
+            "change_style": {
+                "href": f"./{CHANGE_QML}",
+                "type": QML_TYPE,
+                "title": "QGIS layer style of change.tif: the from-to classes and colours as its legend",
+                "roles": ["metadata", "style"],
+                **file_fields(staging / CHANGE_QML),
             },
             "transitions": {
                 "href": f"./{MATRIX_NAME}",

@@ -27,12 +27,15 @@ from service.output import (
     CLASSES_NAME,
     CONFIDENCE_COG,
     CONFIDENCE_NAME,
+    QML_NAME,
+    QML_TYPE,
     STATS_NAME,
     ClassCounts,
     aux_xml,
     class_tags,
     dump_json,
     move_into_place,
+    qml_style,
     staging_dir,
 )
 from service.product_item import (
@@ -198,12 +201,13 @@ def clean_run(
                     conf_dst.close()
         translate_to_cog(tmp_classes, staging / CLASSES_NAME, CLASSES_COG)
         tmp_classes.unlink()
-        files = [CLASSES_NAME, AUX_NAME]
+        files = [CLASSES_NAME, AUX_NAME, QML_NAME]
         if run.confidence_path is not None:
             translate_to_cog(tmp_confidence, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
             tmp_confidence.unlink()
             files.append(CONFIDENCE_NAME)
         (staging / AUX_NAME).write_text(aux_xml(run.classes), encoding="utf-8")
+        (staging / QML_NAME).write_text(qml_style(run.classes), encoding="utf-8")
         stats = map_stats(counts, run)
         stats["mmu"] = {
             "hectares": mmu_ha,
@@ -264,6 +268,13 @@ def _clean_item(
             "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
             "roles": ["metadata"],
             **file_fields(staging / AUX_NAME),
+        },
+        "classes_style": {
+            "href": f"./{QML_NAME}",
+            "type": QML_TYPE,
+            "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
+            "roles": ["metadata", "style"],
+            **file_fields(staging / QML_NAME),
         },
         "stats": {
             "href": f"./{STATS_NAME}",

@@ -52,6 +52,7 @@ def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
         assert src.colormap(1)[1][:3] == (0x33, 0xA0, 0x2C)  # changed: the colour of the class it became
         assert src.overviews(1)
     ET.parse(out / "transitions.svg")  # a well-formed figure
+    assert 'label="Open water to Tree cover"' in (out / "change.qml").read_text()  # QGIS's legend
     item = assert_valid_stac_file(out / "item.json")
     assert item["properties"]["start_datetime"].startswith("2024-06-01")
     assert item["properties"]["end_datetime"].startswith("2025-06-01")

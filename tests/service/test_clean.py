@@ -145,6 +145,8 @@ def test_clean_run_item_confidence_and_lineage(run: Path, tmp_path: Path) -> Non
         assert src.tags(1)["CLASS_2"] == "Tree cover"
         assert src.colormap(1)[1][:3] == (0x1F, 0x78, 0xB4)
         assert src.overviews(1)  # a COG
+    assert 'label="Tree cover"' in (out / "classes.qml").read_text()  # QGIS's legend
+    assert item["assets"]["classes_style"]["href"] == "./classes.qml"
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
