@@ -100,6 +100,7 @@ def test_probabilities_and_labels_match_scikit_learn(k: int, scaled: bool) -> No
     onx = to_onnx(model, 5, "svm")
     assert {node.op_type for node in onx.graph.node}.isdisjoint({"SVMClassifier", "SVMRegressor"})
     assert [i.domain for i in onx.opset_import] == [""]  # no ai.onnx.ml operator at all
+    onnx.checker.check_model(onx, full_check=True)  # a valid, fully typed ONNX model (opset 17)
     pixels = np.concatenate([x, _pixels(20_000, 3)])
     with quiet_estimators():
         theirs = model.predict_proba(pixels)
