@@ -46,7 +46,9 @@ class ClassifyEvent(BaseModel):
         description="GeoJSON (Multi)Polygon, Feature or FeatureCollection, EPSG:4326."
     )
     datetime: str = Field(min_length=1, max_length=100, description="RFC 3339 time window of the imagery.")
-    model: str = Field(min_length=1, description="Model id (in the models directory) or model path.")
+    model: str = Field(
+        min_length=1, max_length=4096, description="Model id (in the models directory) or model path."
+    )
     output_url: str = Field(min_length=1, description="Destination folder: local path, file:// or s3://.")
     stac: str | None = Field(default=None, description="Item source; default the service's `stac_url`.")
     crs: str | None = Field(default=None, max_length=200)
@@ -141,7 +143,11 @@ def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
     """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
     directory = model_directory(settings.models_dir, settings.threads)
     path = Path(model)
-    if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long for the file system, ...: no such model file either
+        exists = False
+    if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not exists:
         return directory.get(model)  # raises ModelNotFoundError for an unknown id
     from service.runner import load_model
 

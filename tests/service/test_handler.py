@@ -96,6 +96,7 @@ def test_malformed_events_are_400(
     ("change", "status", "error_type", "word"),
     [
         ({"model": "unknown-model"}, 404, "ModelNotFoundError", "unknown-model"),
+        ({"model": "m" * 300}, 404, "ModelNotFoundError", "mmmm"),
         ({"model": "broken"}, 422, "ContractError", "not a readable ONNX model"),
         ({"stac": "https://elsewhere.example/catalog.json"}, 403, "HostNotAllowedError", "elsewhere.example"),
         (
