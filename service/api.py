@@ -30,6 +30,7 @@ class MapRun:
 
     classes: Path
     confidence: Path | None
+    probabilities: Path | None
     item: dict[str, Any]
     stats: dict[str, Any]
     table: ClassTable
@@ -84,6 +85,7 @@ def classify(
     crs: str | None = None,
     block_size: int = 512,
     confidence: bool = True,
+    probabilities: bool = False,
     workers: int = 2,
     threads: int = 1,
     progress: Progress | None = None,
@@ -106,7 +108,12 @@ def classify(
     if geojson is None and stac is not None:
         raise InputError("aoi= is required with stac=")
     request = ClassifyRequest(
-        aoi=geojson, datetime=datetime, crs=crs, block_size=block_size, confidence=confidence
+        aoi=geojson,
+        datetime=datetime,
+        crs=crs,
+        block_size=block_size,
+        confidence=confidence,
+        probabilities=probabilities,
     )
     factory: ReaderFactory
     if image is not None:
@@ -118,7 +125,12 @@ def classify(
     runner = load_model(model, threads=threads)
     result = run_engine(request, runner, factory, out, workers=workers, progress=progress)
     return MapRun(
-        result.classes, result.confidence, result.item_dict, result.stats_dict, runner.contract.classes
+        result.classes,
+        result.confidence,
+        result.probabilities,
+        result.item_dict,
+        result.stats_dict,
+        runner.contract.classes,
     )
 
 

@@ -27,13 +27,20 @@ class BlockResult:
     index: int
     labels: npt.NDArray[np.uint8]
     confidence: npt.NDArray[np.uint8] | None
+    probabilities: npt.NDArray[np.uint8] | None = None
+    """Per class (class-table order), the probability in percent ``(n_classes, h, w)``; 255 where no label."""
 
 
 def classify_block(
-    model: ModelRunner, reader: BlockReader, grid: OutputGrid, block: Block, confidence: bool
+    model: ModelRunner,
+    reader: BlockReader,
+    grid: OutputGrid,
+    block: Block,
+    confidence: bool,
+    probabilities: bool = False,
 ) -> BlockResult:
     """Read, featurise and classify one block."""
-    return infer_block(model, grid, block, reader.read(block), confidence)
+    return infer_block(model, grid, block, reader.read(block), confidence, probabilities=probabilities)
 
 
 def infer_block(
@@ -42,18 +49,39 @@ def infer_block(
     block: Block,
     reflectance: npt.NDArray[np.float32],
     confidence: bool,
+    *,
+    probabilities: bool = False,
 ) -> BlockResult:
     """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
     shape = (block.height, block.width)
     valid = valid_pixels(grid, block, reflectance)
     labels = np.full(shape, NODATA, dtype=np.uint8)
     top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
+    contract = model.contract
+    percent = (
+        np.full((len(contract.classes.classes), *shape), NODATA, dtype=np.uint8) if probabilities else None
+    )
     if valid.any():
-        prediction = model.predict(block_features(model.contract, reflectance, valid))
+        prediction = model.predict(block_features(contract, reflectance, valid))
         labels[valid] = prediction.labels
         if top is not None and prediction.probabilities is not None:
             top[valid] = top_probability(prediction.probabilities)
-    return BlockResult(block.index, labels, top)
+        if percent is not None and prediction.probabilities is not None:
+            percent[:, valid] = probability_percent(prediction.probabilities, contract)
+    return BlockResult(block.index, labels, top, percent)
+
+
+def probability_percent(
+    probabilities: npt.NDArray[np.float32], contract: ModelContract
+) -> npt.NDArray[np.uint8]:
+    """Class probabilities ``(n, columns in class_order)`` as whole percents ``(n_classes, n)``, table order.
+
+    Each value is rounded on its own, so a pixel's percents sum to 100 within half a unit per class.
+    """
+    order = contract.outputs.class_order
+    columns = [order.index(c.value) for c in contract.classes.classes]
+    scaled = np.rint(np.asarray(probabilities, dtype=np.float64)[:, columns] * 100.0)
+    return np.clip(scaled, 0, 100).astype(np.uint8).T
 
 
 def valid_pixels(
@@ -74,7 +102,12 @@ def block_features(
 
 
 def run_blocks_threaded(
-    model: ModelRunner, reader: BlockReader, grid: OutputGrid, confidence: bool, workers: int
+    model: ModelRunner,
+    reader: BlockReader,
+    grid: OutputGrid,
+    confidence: bool,
+    workers: int,
+    probabilities: bool = False,
 ) -> Generator[BlockResult, None, None]:
     """Block results in block order: ``workers`` threads read ahead while ``workers`` threads infer."""
     workers = max(1, workers)
@@ -84,7 +117,9 @@ def run_blocks_threaded(
 
     def submit(block: Block) -> Future[BlockResult]:
         read = read_pool.submit(reader.read, block)
-        return infer_pool.submit(lambda: infer_block(model, grid, block, read.result(), confidence))
+        return infer_pool.submit(
+            lambda: infer_block(model, grid, block, read.result(), confidence, probabilities=probabilities)
+        )
 
     yield from ordered(grid.blocks(), submit, ahead, on_close=lambda: _shutdown(read_pool, infer_pool))
 

@@ -63,6 +63,10 @@ def classify_command(
     no_confidence: Annotated[
         bool, typer.Option("--no-confidence", help="Do not write confidence.tif.")
     ] = False,
+    probabilities: Annotated[
+        bool,
+        typer.Option("--probabilities", help="Also write probabilities.tif: one band per class, percent."),
+    ] = False,
 ) -> None:
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
     from rich.console import Console
@@ -85,6 +89,7 @@ def classify_command(
         crs=crs,
         block_size=block_size,
         confidence=not no_confidence,
+        probabilities=probabilities,
     )
     runner = load_model(model, threads=threads)
     factory: ReaderFactory

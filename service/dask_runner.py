@@ -47,7 +47,12 @@ def connect(scheduler: str) -> Iterator[Any]:
 
 
 def run_blocks_dask(
-    scheduler: str, model: ModelRunner, reader: BlockReader, grid: OutputGrid, confidence: bool
+    scheduler: str,
+    model: ModelRunner,
+    reader: BlockReader,
+    grid: OutputGrid,
+    confidence: bool,
+    probabilities: bool = False,
 ) -> Generator[BlockResult, None, None]:
     """Block results in block order, computed as Dask tasks (a bounded number in flight)."""
     with connect(scheduler) as client:
@@ -64,6 +69,7 @@ def run_blocks_dask(
                 shared_grid,
                 block,
                 confidence,
+                probabilities,
                 pure=False,
                 retries=0,
             )

@@ -31,6 +31,7 @@ from service.output import (
     AUX_NAME,
     CLASSES_NAME,
     CONFIDENCE_NAME,
+    PROBABILITIES_NAME,
     QML_NAME,
     STATS_NAME,
     BlockSink,
@@ -59,6 +60,7 @@ class ClassifyResult:
     stats: Path
     item_dict: dict[str, Any]
     stats_dict: dict[str, Any]
+    probabilities: Path | None = None
 
 
 def prepare_grid(request: ClassifyRequest, contract: ModelContract, source: ReaderFactory) -> OutputGrid:
@@ -100,25 +102,34 @@ def classify(
     progress.start("classifying blocks", grid.n_blocks)
     blocks = list(grid.blocks())
     with staging_dir(out) as staging:
-        sink = BlockSink(staging, grid, contract.classes, request.confidence)
+        sink = BlockSink(staging, grid, contract.classes, request.confidence, request.probabilities)
         counts = ClassCounts.empty()
         try:
             if dask_scheduler:
                 from service.dask_runner import run_blocks_dask
 
-                results = run_blocks_dask(dask_scheduler, model, reader, grid, request.confidence)
+                results = run_blocks_dask(
+                    dask_scheduler, model, reader, grid, request.confidence, request.probabilities
+                )
             else:
-                results = run_blocks_threaded(model, reader, grid, request.confidence, workers)
+                results = run_blocks_threaded(
+                    model, reader, grid, request.confidence, workers, request.probabilities
+                )
             with closing(results):
                 for block_result in results:
-                    sink.write(blocks[block_result.index], block_result.labels, block_result.confidence)
+                    sink.write(
+                        blocks[block_result.index],
+                        block_result.labels,
+                        block_result.confidence,
+                        block_result.probabilities,
+                    )
                     counts = counts.add(block_result.labels)
                     progress.advance()
         finally:
             sink.close()
         if counts.valid == 0:
             raise NoValidPixelsError(_no_pixels_message(request, reader))
-        classes_cog, confidence_cog = finish_cogs(sink, staging, contract.classes)
+        classes_cog, confidence_cog, probabilities_cog = finish_cogs(sink, staging, contract.classes)
         stats = build_stats(counts, contract.classes, grid)
         stats["model"] = f"{contract.name}-{contract.version}"
         (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
@@ -130,6 +141,8 @@ def classify(
         }
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
+        if probabilities_cog is not None:
+            files[PROBABILITIES_NAME] = probabilities_cog
         footprint = grid.footprint_wgs84()
         item = build_item(
             item_inputs,
@@ -145,16 +158,19 @@ def classify(
             AUX_NAME,
             QML_NAME,
             *([CONFIDENCE_NAME] if confidence_cog else []),
+            *([PROBABILITIES_NAME] if probabilities_cog else []),
             STATS_NAME,
             ITEM_NAME,
         ]
         final = move_into_place(staging, out, order)
-        if confidence_cog is None:
-            # A previous run's confidence.tif, which item.json no longer lists.
-            (out / CONFIDENCE_NAME).unlink(missing_ok=True)
+        # A previous run's optional maps that this item no longer lists.
+        for name, made in ((CONFIDENCE_NAME, confidence_cog), (PROBABILITIES_NAME, probabilities_cog)):
+            if made is None:
+                (out / name).unlink(missing_ok=True)
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),
+        probabilities=final.get(PROBABILITIES_NAME),
         item=final[ITEM_NAME],
         stats=final[STATS_NAME],
         item_dict=item,

@@ -44,6 +44,7 @@ CONFIDENCE_NAME = "confidence.tif"
 STATS_NAME = "stats.json"
 AUX_NAME = f"{CLASSES_NAME}.aux.xml"
 QML_NAME = "classes.qml"
+PROBABILITIES_NAME = "probabilities.tif"
 """QGIS reads ``<map name>.qml`` beside a raster as the layer's default style."""
 
 CLASSES_COG = CogOptions(overview_resampling="mode")
@@ -112,10 +113,18 @@ class BlockSink:
     Blocks are written as they come, one window at a time, so memory holds no more than a block.
     """
 
-    def __init__(self, folder: Path, grid: OutputGrid, classes: ClassTable, confidence: bool) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        grid: OutputGrid,
+        classes: ClassTable,
+        confidence: bool,
+        probabilities: bool = False,
+    ) -> None:
         self.grid = grid
         self.classes_path = folder / "classes.tmp.tif"
         self.confidence_path = folder / "confidence.tmp.tif" if confidence else None
+        self.probabilities_path = folder / "probabilities.tmp.tif" if probabilities else None
         profile = {
             "driver": "GTiff",
             "width": grid.width,
@@ -143,15 +152,32 @@ class BlockSink:
             self._confidence = rasterio.open(self.confidence_path, "w", **profile)
             self._confidence.set_band_description(1, "top-class probability (percent)")
             self._confidence.update_tags(1, UNITS="percent")
+        self._probabilities = None
+        if self.probabilities_path is not None:
+            count = len(classes.classes)
+            self._probabilities = rasterio.open(
+                self.probabilities_path, "w", **{**profile, "count": count, "interleave": "band"}
+            )
+            for band, entry in enumerate(classes.classes, start=1):
+                self._probabilities.set_band_description(band, entry.name)
+                self._probabilities.update_tags(band, UNITS="percent", CLASS_VALUE=str(entry.value))
 
     def write(
-        self, block: Block, labels: npt.NDArray[np.uint8], confidence: npt.NDArray[np.uint8] | None
+        self,
+        block: Block,
+        labels: npt.NDArray[np.uint8],
+        confidence: npt.NDArray[np.uint8] | None,
+        probabilities: npt.NDArray[np.uint8] | None = None,
     ) -> None:
-        """Write one block's labels (and confidence)."""
+        """Write one block's labels (and confidence, and per-class probabilities)."""
         self._classes.write(labels, 1, window=block.window)
         if self._confidence is not None:
             data = confidence if confidence is not None else np.full_like(labels, NODATA)
             self._confidence.write(data, 1, window=block.window)
+        if self._probabilities is not None:
+            shape = (self._probabilities.count, *labels.shape)
+            percent = probabilities if probabilities is not None else np.full(shape, NODATA, dtype=np.uint8)
+            self._probabilities.write(percent, window=block.window)
 
     def close(self) -> None:
         """Flush and close the temporary files."""
@@ -159,6 +185,8 @@ class BlockSink:
             self._classes.close()
             if self._confidence is not None:
                 self._confidence.close()
+            if self._probabilities is not None:
+                self._probabilities.close()
         finally:
             self._env.__exit__(None, None, None)
 
@@ -294,7 +322,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None]:
+def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None, Path | None]:
     """Translate the temporary GeoTIFFs into COGs inside ``staging``, beside the sidecars; returns the COGs.
 
     The sidecars (``AUX_NAME``, ``QML_NAME``) are written into ``staging`` too, so they reach the output
@@ -312,12 +340,20 @@ def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Pa
             if sink.confidence_path is not None
             else None
         )
+        probabilities_job = (
+            pool.submit(
+                translate_to_cog, sink.probabilities_path, staging / PROBABILITIES_NAME, CONFIDENCE_COG
+            )
+            if sink.probabilities_path is not None
+            else None
+        )
         classes_cog = classes_job.result()
         confidence_cog = confidence_job.result() if confidence_job is not None else None
-    sink.classes_path.unlink(missing_ok=True)
-    if sink.confidence_path is not None:
-        sink.confidence_path.unlink(missing_ok=True)
-    return classes_cog, confidence_cog
+        probabilities_cog = probabilities_job.result() if probabilities_job is not None else None
+    for temporary in (sink.classes_path, sink.confidence_path, sink.probabilities_path):
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    return classes_cog, confidence_cog, probabilities_cog
 
 
 def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str, Path]:
@@ -472,6 +508,17 @@ def build_item(
             "roles": ["data", "quality"],
             "raster:bands": [raster_band(grid, unit="percent")],
             **_file_fields(files[CONFIDENCE_NAME]),
+        }
+    if PROBABILITIES_NAME in files:
+        assets["probabilities"] = {
+            "href": f"./{PROBABILITIES_NAME}",
+            "type": COG_TYPE,
+            "title": "Class probabilities (percent), one band per class in class-table order",
+            "roles": ["data", "quality"],
+            "raster:bands": [
+                raster_band(grid, unit="percent", extra={"name": entry.name}) for entry in classes.classes
+            ],
+            **_file_fields(files[PROBABILITIES_NAME]),
         }
     if QML_NAME in files:
         assets["classes_style"] = {

@@ -17,6 +17,7 @@ class ClassifyRequest:
         crs: output CRS; default the AOI's UTM zone (or the image's CRS for an image source).
         block_size: block edge in pixels.
         confidence: also write the top-class probability COG.
+        probabilities: also write the per-class probability COG (one band per class, percent).
     """
 
     aoi: dict[str, Any] | None
@@ -24,3 +25,4 @@ class ClassifyRequest:
     crs: str | None = None
     block_size: int = 512
     confidence: bool = True
+    probabilities: bool = False
