@@ -1,0 +1,93 @@
+"""The Python API raises the errors the CLI prints: same class of failure, same one-line message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lulc.cli import error_line
+from lulc.errors import LulcError
+from service.api import classify
+from training.api import train
+
+LULC = str(Path(sys.executable).with_name("lulc"))
+
+
+def _cli(*args: str) -> str:
+    done = subprocess.run([LULC, *args], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def _api(call: Any, **kwargs: Any) -> str:
+    with pytest.raises(LulcError) as raised:
+        call(**kwargs)
+    return error_line(raised.value)
+
+
+def test_train_errors_match(lulc_py: Path, tmp_path: Path) -> None:
+    image = lulc_py / "s2image.tif"
+    missing = tmp_path / "no-such.gpkg"
+    cli = _cli(
+        "train",
+        "--image",
+        str(image),
+        "--bands",
+        "blue,green,red,nir",
+        "--points",
+        str(missing),
+        "--label-field",
+        "labels",
+        "--out",
+        str(tmp_path / "cli"),
+    )
+    api = _api(
+        train,
+        image=image,
+        bands=["blue", "green", "red", "nir"],
+        points=missing,
+        label_field="labels",
+        out=tmp_path / "api",
+    )
+    assert cli == api
+    assert "no-such.gpkg does not exist" in api
+    cli = _cli(
+        "train",
+        "--image",
+        str(image),
+        "--bands",
+        "blue,green,red,nir",
+        "--points",
+        str(lulc_py / "samples.shp"),
+        "--label-field",
+        "nope",
+        "--out",
+        str(tmp_path / "cli"),
+    )
+    api = _api(
+        train,
+        image=image,
+        bands=["blue", "green", "red", "nir"],
+        points=lulc_py / "samples.shp",
+        label_field="nope",
+        out=tmp_path / "api",
+    )
+    assert cli == api
+    assert "has no field 'nope'" in api
+    assert not (tmp_path / "cli").exists()
+    assert not (tmp_path / "api").exists()
+
+
+def test_classify_errors_match(tmp_path: Path) -> None:
+    model = Path(__file__).resolve().parents[1] / "data" / "models" / "pre-move-demo"
+    missing = tmp_path / "no-such.tif"
+    cli = _cli("classify", "--model", str(model), "--image", str(missing), "--out", str(tmp_path / "cli"))
+    api = _api(classify, model=model, image=missing, out=tmp_path / "api")
+    assert cli == api
+    assert "does not exist" in api
