@@ -213,9 +213,17 @@ class AllowList:
         except (OSError, RuntimeError, ValueError):
             raise refused from None
         inside = self.any_local or any(resolved == f or resolved.is_relative_to(f) for f in self.folders)
-        if not inside or (self.hide_missing and not resolved.exists()):
+        if not inside or (self.hide_missing and not _exists(resolved)):
             raise refused
         return str(resolved)
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the file system cannot hold (too long, ...) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _folders(entries: Iterable[str | Path], base: Path | None) -> tuple[Path, ...]:

@@ -7,6 +7,7 @@ against the apps with real loopback servers.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -197,13 +198,14 @@ def test_local_paths_are_confined_to_the_folders(folders: tuple[Path, Path]) -> 
         "/etc/passwd",
         "/nonexistent/x.json",
         str(allowed / "missing.json"),  # inside, but missing: the same answer as outside
+        str(allowed / ("x" * 300 + ".json")),  # a name the file system cannot hold (was an OSError, a 500)
         "catalog.json",  # relative to the working directory, which is not an allowed folder
     ]
     messages = set()
     for path in refused:
         with pytest.raises(HostNotAllowedError) as info:
             allow.check(path, "STAC source")
-        messages.add(str(info.value).replace(repr(path), "PATH"))
+        messages.add(re.sub(r"^STAC source '.*' is not", "STAC source PATH is not", str(info.value)))
     assert messages == {
         "STAC source PATH is not allowed: not an existing file under the allow-list's local folders"
     }
