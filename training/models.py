@@ -69,8 +69,9 @@ def classes_of(model: BaseEstimator) -> list[int]:
 def quiet_estimators() -> Iterator[None]:
     """Silence known warnings inside training only.
 
-    scikit-learn 1.9 deprecates ``SVC(probability=True)``, whose Platt scaling is exactly what the
-    ONNX converter reproduces; LightGBM chatters about feature names.
+    scikit-learn 1.9 deprecates ``SVC(probability=True)``, whose Platt scaling and pairwise coupling are
+    exactly what the exported graph reproduces (``training.svm_graph``); LightGBM chatters about feature
+    names.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(probability|probA_|probB_).*")
