@@ -53,24 +53,43 @@ def pixels_of(scene: Scene, n: int) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(features_of(dn))
 
 
-def _timed(call: Any, mpx: float) -> tuple[dict[str, float], Any]:
-    """Best wall Mpx/s and best Mpx per CPU second over ``REPEATS`` calls, and the last result."""
-    walls, cpus = [], []
-    value = None
+def _timed(calls: dict[str, Any], mpx: float) -> dict[str, tuple[dict[str, float], Any]]:
+    """Best wall Mpx/s and best Mpx per CPU second of each call over ``REPEATS`` rounds, and its result.
+
+    The calls take turns within each round (A B A B ...), so that a drifting load on the shared machine
+    falls on all of them alike.
+    """
+    walls: dict[str, list[float]] = {key: [] for key in calls}
+    cpus: dict[str, list[float]] = {key: [] for key in calls}
+    values: dict[str, Any] = {}
     for _ in range(REPEATS):
-        wall, cpu = time.perf_counter(), time.process_time()
-        value = call()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"mpx_s": round(mpx / min(walls), 3), "mpx_cpu_s": round(mpx / max(min(cpus), 1e-9), 3)}, value
+        for key, call in calls.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            values[key] = call()
+            walls[key].append(time.perf_counter() - wall)
+            cpus[key].append(time.process_time() - cpu)
+    return {
+        key: (
+            {
+                "mpx_s": round(mpx / min(walls[key]), 3),
+                "mpx_cpu_s": round(mpx / max(min(cpus[key]), 1e-9), 3),
+            },
+            values[key],
+        )
+        for key in calls
+    }
 
 
-def _onnx(path: Path, features: np.ndarray[Any, Any], threads: int) -> tuple[dict[str, float], Any]:
+def _onnx_calls(model: BenchModel, features: np.ndarray[Any, Any], threads: int) -> dict[str, Any]:
+    """Our graph and the stock graph through the service's runner (warmed up), as timed calls."""
     from service.runner import OnnxRunner
 
-    runner = OnnxRunner(path, threads=threads)
-    runner.predict(features[:1024])  # warm-up
-    return _timed(lambda: runner.predict(features).labels, features.shape[0] / 1e6)
+    calls = {}
+    for kind, path in (("ours", model.onnx), ("stock", model.stock)):
+        runner = OnnxRunner(path, threads=threads)
+        runner.predict(features)  # warm-up: the session's memory arena grows to its working size
+        calls[kind] = lambda runner=runner: runner.predict(features).labels
+    return calls
 
 
 def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]:
@@ -87,9 +106,8 @@ def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
     labels: dict[str, Any] = {}
-    for kind, path in (("ours", model.onnx), ("stock", model.stock)):
-        for threads in (1, 2):
-            figures, labels[kind] = _onnx(path, features, threads)
+    for threads in (1, 2):
+        for kind, (figures, labels[kind]) in _timed(_onnx_calls(model, features, threads), mpx).items():
             out[f"{kind}_{threads}t"] = figures
     for threads in (1, 2):
         if threads == 2 and name not in THREADED:
@@ -98,7 +116,7 @@ def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]
         if name == "rf":
             estimator.set_params(n_jobs=threads)
         with threadpool_limits(limits=threads):
-            figures, proba = _timed(lambda: estimator.predict_proba(features), mpx)
+            figures, proba = _timed({"sklearn": lambda: estimator.predict_proba(features)}, mpx)["sklearn"]
         out[f"sklearn_{threads}t"] = figures
         labels["sklearn"] = decide_labels(np.asarray(proba), order)
     for kind in ("ours", "stock"):
