@@ -29,6 +29,15 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Keep ``lulc`` a group of subcommands even where one package alone is installed.
+
+    Typer runs a lone command as the program itself (``lulc tiler`` would then be ``lulc`` with an extra
+    argument): an image that carries only the tiler still answers ``lulc tiler``.
+    """
+
+
 def _register_commands(target: typer.Typer) -> None:
     """Call every installed package's ``register``; a package whose code is absent is skipped.
 

@@ -29,6 +29,12 @@ FORBIDDEN = {
     "tiler": ["sklearn", "onnxruntime", "skl2onnx"],
     "training": [],
 }
+PACKAGES = {
+    "service": ["lulc", "service"],
+    "tiler": ["lulc", "tiler"],
+    "training": ["lulc", "training", "demo"],
+}
+"""The project's packages each image copies (and no other)."""
 REQUIRED = {
     "service": ["onnxruntime", "fastapi", "distributed", "service.app", "service.handler"],
     "tiler": ["titiler.core", "tiler.app"],
@@ -116,10 +122,15 @@ def test_image_env_carries_exactly_what_it_should(image_env: tuple[str, Path]) -
         assert _spec_exists(venv, module), f"{name} image lacks {module}"
     for module in FORBIDDEN[name]:
         assert not _spec_exists(venv, module), f"{name} image carries {module}"
-    # The project is installed, not linked to the sources.
-    where = _python(venv, "import service, tiler, training; print(service.__file__, tiler.__file__)")
+    # The project is installed, not linked to the sources, and only the packages the image runs.
+    carried = PACKAGES[name]
+    where = _python(
+        venv, f"import {', '.join(carried)}; print({', '.join(p + '.__file__' for p in carried)})"
+    )
     assert where.returncode == 0, where.stderr
     assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
+    for package in {"lulc", "service", "training", "tiler", "demo"} - set(carried):
+        assert not _spec_exists(venv, package), f"{name} image carries the {package} package"
 
 
 def _free_port() -> int:
