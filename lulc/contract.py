@@ -93,6 +93,20 @@ class Outputs(_Strict):
     class_order: list[int] = Field(min_length=1, description="Class value of each probability column.")
 
 
+class Applicability(_Strict):
+    """The model's area of applicability (Meyer & Pebesma 2021): its ONNX graph outputs each pixel's DI."""
+
+    output: str = Field(default="di", description="Name of the ONNX output giving each pixel's DI (float32).")
+    threshold: float = Field(gt=0, description="DI above this is outside the area of applicability.")
+
+
+class ClassSets(_Strict):
+    """Calibrated class sets (split conformal prediction): class k is in a set when p_k >= the minimum."""
+
+    coverage: float = Field(gt=0, lt=1, description="Nominal probability that a set holds the true class.")
+    min_probability: float = Field(ge=0, le=1, description="1 - the calibrated nonconformity threshold.")
+
+
 class Provenance(_Strict):
     """Where a model came from."""
 
@@ -117,6 +131,8 @@ class ModelContract(_Strict):
     nodata: Literal[255] = 255
     outputs: Outputs
     provenance: Provenance
+    applicability: Applicability | None = None
+    class_sets: ClassSets | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelContract:
@@ -139,12 +155,15 @@ class ModelContract(_Strict):
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no whitespace variation) for embedding and hashing.
 
-        ``inputs.seasons`` appears only when set, so contracts of single-composite models keep the bytes
-        they had before seasons existed.
+        ``inputs.seasons``, ``applicability`` and ``class_sets`` appear only when set, so contracts without
+        them keep the bytes they had before these existed.
         """
         data = self.model_dump(mode="json")
         if data["inputs"].get("seasons") is None:
             del data["inputs"]["seasons"]
+        for key in ("applicability", "class_sets"):
+            if data.get(key) is None:
+                del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def require_bands(self, available: list[str] | set[str], origin: str) -> None:

@@ -86,6 +86,8 @@ def classify(
     block_size: int = 512,
     confidence: bool = True,
     probabilities: bool = False,
+    aoa: bool = True,
+    sets: bool = True,
     workers: int = 2,
     threads: int = 1,
     progress: Progress | None = None,
@@ -114,6 +116,8 @@ def classify(
         block_size=block_size,
         confidence=confidence,
         probabilities=probabilities,
+        aoa=aoa,
+        sets=sets,
     )
     factory: ReaderFactory
     if image is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy.typing as npt
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
 from lulc.decision import top_probability
+from lulc.errors import ContractError
 from lulc.features import compute_composite_features
 from lulc.grid import Block, OutputGrid
 from lulc.pixels import BlockReader
@@ -22,13 +23,19 @@ from service.runner import ModelRunner
 
 @dataclass(frozen=True)
 class BlockResult:
-    """The classified pixels of one block (255 where no valid input)."""
+    """The classified pixels of one block (255 where no valid input), and the optional layers asked for."""
 
     index: int
     labels: npt.NDArray[np.uint8]
     confidence: npt.NDArray[np.uint8] | None
-    probabilities: npt.NDArray[np.uint8] | None = None
-    """Per class (class-table order), the probability in percent ``(n_classes, h, w)``; 255 where no label."""
+    layers: dict[str, npt.NDArray[np.uint8]] = field(default_factory=dict)
+    """Per layer key (``probabilities``, ``aoa``, ``sets``): bands ``(n_bands, h, w)``, 255 where no label."""
+    aoa_inside: int = 0
+    """Valid pixels inside the area of applicability (DI <= the threshold), when ``aoa`` was asked."""
+
+
+LAYERS = ("probabilities", "aoa", "sets")
+"""Optional per-pixel layers: class probabilities, the dissimilarity index, the conformal class sets."""
 
 
 def classify_block(
@@ -37,10 +44,10 @@ def classify_block(
     grid: OutputGrid,
     block: Block,
     confidence: bool,
-    probabilities: bool = False,
+    layers: frozenset[str] = frozenset(),
 ) -> BlockResult:
     """Read, featurise and classify one block."""
-    return infer_block(model, grid, block, reader.read(block), confidence, probabilities=probabilities)
+    return infer_block(model, grid, block, reader.read(block), confidence, layers=layers)
 
 
 def infer_block(
@@ -50,7 +57,7 @@ def infer_block(
     reflectance: npt.NDArray[np.float32],
     confidence: bool,
     *,
-    probabilities: bool = False,
+    layers: frozenset[str] = frozenset(),
 ) -> BlockResult:
     """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
     shape = (block.height, block.width)
@@ -58,17 +65,38 @@ def infer_block(
     labels = np.full(shape, NODATA, dtype=np.uint8)
     top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
     contract = model.contract
-    percent = (
-        np.full((len(contract.classes.classes), *shape), NODATA, dtype=np.uint8) if probabilities else None
-    )
+    out = {
+        key: np.full((layer_bands(key, contract), *shape), NODATA, dtype=np.uint8) for key in sorted(layers)
+    }
+    inside = 0
     if valid.any():
-        prediction = model.predict(block_features(contract, reflectance, valid))
+        prediction = model.predict(
+            block_features(contract, reflectance, valid), dissimilarity="aoa" in layers
+        )
         labels[valid] = prediction.labels
-        if top is not None and prediction.probabilities is not None:
-            top[valid] = top_probability(prediction.probabilities)
-        if percent is not None and prediction.probabilities is not None:
-            percent[:, valid] = probability_percent(prediction.probabilities, contract)
-    return BlockResult(block.index, labels, top, percent)
+        probabilities = prediction.probabilities
+        if top is not None and probabilities is not None:
+            top[valid] = top_probability(probabilities)
+        if "probabilities" in out and probabilities is not None:
+            out["probabilities"][:, valid] = probability_percent(probabilities, contract)
+        if "sets" in out and probabilities is not None:
+            out["sets"][:, valid] = class_set_bands(probabilities, contract)
+        if "aoa" in out and prediction.dissimilarity is not None and contract.applicability is not None:
+            di = prediction.dissimilarity
+            out["aoa"][0, valid] = np.clip(np.rint(di * 100.0), 0, 254).astype(np.uint8)
+            inside = int(np.count_nonzero(di <= contract.applicability.threshold))
+    return BlockResult(block.index, labels, top, out, inside)
+
+
+def layer_bands(key: str, contract: ModelContract) -> int:
+    """Bands of an optional layer: one per class, one DI band, or the set's size and bitmask."""
+    return {"probabilities": len(contract.classes.classes), "aoa": 1, "sets": 2}[key]
+
+
+def _table_columns(contract: ModelContract) -> list[int]:
+    """The probability column of each class of the class table, in table order."""
+    order = contract.outputs.class_order
+    return [order.index(c.value) for c in contract.classes.classes]
 
 
 def probability_percent(
@@ -78,10 +106,24 @@ def probability_percent(
 
     Each value is rounded on its own, so a pixel's percents sum to 100 within half a unit per class.
     """
-    order = contract.outputs.class_order
-    columns = [order.index(c.value) for c in contract.classes.classes]
-    scaled = np.rint(np.asarray(probabilities, dtype=np.float64)[:, columns] * 100.0)
+    scaled = np.rint(np.asarray(probabilities, dtype=np.float64)[:, _table_columns(contract)] * 100.0)
     return np.clip(scaled, 0, 100).astype(np.uint8).T
+
+
+def class_set_bands(probabilities: npt.NDArray[np.float32], contract: ModelContract) -> npt.NDArray[np.uint8]:
+    """The conformal set of each pixel ``(2, n)``: how many classes, and the bitmask (bit i = table class i).
+
+    A class is in the set when its probability reaches the contract's calibrated minimum.
+    """
+    if contract.class_sets is None:
+        raise ContractError(f"model {contract.name!r} has no calibrated class sets")
+    members = probabilities[:, _table_columns(contract)] >= np.float32(contract.class_sets.min_probability)
+    if members.shape[1] > 8:
+        raise ContractError(
+            f"a uint8 set bitmask holds 8 classes; model {contract.name!r} has {members.shape[1]}"
+        )
+    bits = (members.astype(np.uint16) << np.arange(members.shape[1], dtype=np.uint16)).sum(axis=1)
+    return np.stack([members.sum(axis=1), bits]).astype(np.uint8)
 
 
 def valid_pixels(
@@ -107,7 +149,7 @@ def run_blocks_threaded(
     grid: OutputGrid,
     confidence: bool,
     workers: int,
-    probabilities: bool = False,
+    layers: frozenset[str] = frozenset(),
 ) -> Generator[BlockResult, None, None]:
     """Block results in block order: ``workers`` threads read ahead while ``workers`` threads infer."""
     workers = max(1, workers)
@@ -118,7 +160,7 @@ def run_blocks_threaded(
     def submit(block: Block) -> Future[BlockResult]:
         read = read_pool.submit(reader.read, block)
         return infer_pool.submit(
-            lambda: infer_block(model, grid, block, read.result(), confidence, probabilities=probabilities)
+            lambda: infer_block(model, grid, block, read.result(), confidence, layers=layers)
         )
 
     yield from ordered(grid.blocks(), submit, ahead, on_close=lambda: _shutdown(read_pool, infer_pool))

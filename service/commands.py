@@ -67,6 +67,12 @@ def classify_command(
         bool,
         typer.Option("--probabilities", help="Also write probabilities.tif: one band per class, percent."),
     ] = False,
+    no_aoa: Annotated[
+        bool, typer.Option("--no-aoa", help="Do not write aoa.tif (the model's area of applicability).")
+    ] = False,
+    no_sets: Annotated[
+        bool, typer.Option("--no-sets", help="Do not write sets.tif (the calibrated class sets).")
+    ] = False,
 ) -> None:
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
     from rich.console import Console
@@ -90,6 +96,8 @@ def classify_command(
         block_size=block_size,
         confidence=not no_confidence,
         probabilities=probabilities,
+        aoa=not no_aoa,
+        sets=not no_sets,
     )
     runner = load_model(model, threads=threads)
     factory: ReaderFactory

@@ -52,7 +52,7 @@ def run_blocks_dask(
     reader: BlockReader,
     grid: OutputGrid,
     confidence: bool,
-    probabilities: bool = False,
+    layers: frozenset[str] = frozenset(),
 ) -> Generator[BlockResult, None, None]:
     """Block results in block order, computed as Dask tasks (a bounded number in flight)."""
     with connect(scheduler) as client:
@@ -69,7 +69,7 @@ def run_blocks_dask(
                 shared_grid,
                 block,
                 confidence,
-                probabilities,
+                layers,
                 pure=False,
                 retries=0,
             )

@@ -28,11 +28,13 @@ from lulc.grid import OutputGrid
 from lulc.progress import NullProgress, Progress
 from service.blocks import run_blocks_threaded
 from service.output import (
+    AOA_NAME,
     AUX_NAME,
     CLASSES_NAME,
     CONFIDENCE_NAME,
     PROBABILITIES_NAME,
     QML_NAME,
+    SETS_NAME,
     STATS_NAME,
     BlockSink,
     ClassCounts,
@@ -41,6 +43,7 @@ from service.output import (
     build_stats,
     dump_json,
     finish_cogs,
+    layer_specs,
     move_into_place,
     staging_dir,
 )
@@ -61,6 +64,8 @@ class ClassifyResult:
     item_dict: dict[str, Any]
     stats_dict: dict[str, Any]
     probabilities: Path | None = None
+    aoa: Path | None = None
+    sets: Path | None = None
 
 
 def prepare_grid(request: ClassifyRequest, contract: ModelContract, source: ReaderFactory) -> OutputGrid:
@@ -101,35 +106,35 @@ def classify(
     progress = progress or NullProgress()
     progress.start("classifying blocks", grid.n_blocks)
     blocks = list(grid.blocks())
+    wanted = request_layers(request, contract)
+    layers = layer_specs(wanted, contract.classes)
     with staging_dir(out) as staging:
-        sink = BlockSink(staging, grid, contract.classes, request.confidence, request.probabilities)
+        sink = BlockSink(staging, grid, contract.classes, request.confidence, layers)
         counts = ClassCounts.empty()
+        aoa_inside = 0
         try:
             if dask_scheduler:
                 from service.dask_runner import run_blocks_dask
 
-                results = run_blocks_dask(
-                    dask_scheduler, model, reader, grid, request.confidence, request.probabilities
-                )
+                results = run_blocks_dask(dask_scheduler, model, reader, grid, request.confidence, wanted)
             else:
-                results = run_blocks_threaded(
-                    model, reader, grid, request.confidence, workers, request.probabilities
-                )
+                results = run_blocks_threaded(model, reader, grid, request.confidence, workers, wanted)
             with closing(results):
                 for block_result in results:
                     sink.write(
                         blocks[block_result.index],
                         block_result.labels,
                         block_result.confidence,
-                        block_result.probabilities,
+                        block_result.layers,
                     )
                     counts = counts.add(block_result.labels)
+                    aoa_inside += block_result.aoa_inside
                     progress.advance()
         finally:
             sink.close()
         if counts.valid == 0:
             raise NoValidPixelsError(_no_pixels_message(request, reader))
-        classes_cog, confidence_cog, probabilities_cog = finish_cogs(sink, staging, contract.classes)
+        classes_cog, confidence_cog, layer_cogs = finish_cogs(sink, staging, contract.classes)
         stats = build_stats(counts, contract.classes, grid)
         stats["model"] = f"{contract.name}-{contract.version}"
         (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
@@ -138,11 +143,10 @@ def classify(
             AUX_NAME: staging / AUX_NAME,
             QML_NAME: staging / QML_NAME,
             STATS_NAME: staging / STATS_NAME,
+            **layer_cogs,
         }
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
-        if probabilities_cog is not None:
-            files[PROBABILITIES_NAME] = probabilities_cog
         footprint = grid.footprint_wgs84()
         item = build_item(
             item_inputs,
@@ -151,6 +155,8 @@ def classify(
             files,
             shapely.geometry.mapping(footprint),
             footprint.bounds,
+            layers,
+            _trust_properties(contract, wanted, aoa_inside, counts.valid),
         )
         (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
         order = [
@@ -158,24 +164,51 @@ def classify(
             AUX_NAME,
             QML_NAME,
             *([CONFIDENCE_NAME] if confidence_cog else []),
-            *([PROBABILITIES_NAME] if probabilities_cog else []),
+            *layer_cogs,
             STATS_NAME,
             ITEM_NAME,
         ]
         final = move_into_place(staging, out, order)
         # A previous run's optional maps that this item no longer lists.
-        for name, made in ((CONFIDENCE_NAME, confidence_cog), (PROBABILITIES_NAME, probabilities_cog)):
-            if made is None:
+        for name in (CONFIDENCE_NAME, PROBABILITIES_NAME, AOA_NAME, SETS_NAME):
+            if name not in final:
                 (out / name).unlink(missing_ok=True)
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),
         probabilities=final.get(PROBABILITIES_NAME),
+        aoa=final.get(AOA_NAME),
+        sets=final.get(SETS_NAME),
         item=final[ITEM_NAME],
         stats=final[STATS_NAME],
         item_dict=item,
         stats_dict=stats,
     )
+
+
+def request_layers(request: ClassifyRequest, contract: ModelContract) -> frozenset[str]:
+    """The optional maps a run writes: probabilities if asked; AOA and class sets when the model has them."""
+    wanted = set()
+    if request.probabilities:
+        wanted.add("probabilities")
+    if request.aoa and contract.applicability is not None:
+        wanted.add("aoa")
+    if request.sets and contract.class_sets is not None:
+        wanted.add("sets")
+    return frozenset(wanted)
+
+
+def _trust_properties(
+    contract: ModelContract, wanted: frozenset[str], aoa_inside: int, valid: int
+) -> dict[str, Any]:
+    """Item properties saying where the map holds: the AOA threshold and share inside, the sets' coverage."""
+    properties: dict[str, Any] = {}
+    if "aoa" in wanted and contract.applicability is not None:
+        properties["lulc:aoa_threshold"] = round(contract.applicability.threshold, 6)
+        properties["lulc:aoa_fraction"] = round(aoa_inside / valid, 6) if valid else None
+    if "sets" in wanted and contract.class_sets is not None:
+        properties["lulc:sets_coverage"] = contract.class_sets.coverage
+    return properties
 
 
 def _no_pixels_message(request: ClassifyRequest, reader: BlockReader) -> str:

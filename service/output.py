@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +45,8 @@ STATS_NAME = "stats.json"
 AUX_NAME = f"{CLASSES_NAME}.aux.xml"
 QML_NAME = "classes.qml"
 PROBABILITIES_NAME = "probabilities.tif"
+AOA_NAME = "aoa.tif"
+SETS_NAME = "sets.tif"
 """QGIS reads ``<map name>.qml`` beside a raster as the layer's default style."""
 
 CLASSES_COG = CogOptions(overview_resampling="mode")
@@ -107,6 +109,50 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Layer:
+    """An optional output map: its file, asset key, bands and how its overviews are made."""
+
+    key: str
+    file: str
+    title: str
+    descriptions: tuple[str, ...]
+    unit: str | None
+    cog: CogOptions
+
+
+def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
+    """The optional maps asked for, in a fixed order (probabilities, aoa, sets)."""
+    specs = {
+        "probabilities": Layer(
+            "probabilities",
+            PROBABILITIES_NAME,
+            "Class probabilities (percent), one band per class in class-table order",
+            tuple(c.name for c in classes.classes),
+            "percent",
+            CONFIDENCE_COG,
+        ),
+        "aoa": Layer(
+            "aoa",
+            AOA_NAME,
+            "Dissimilarity index x 100: inside the area of applicability where DI <= lulc:aoa_threshold",
+            ("dissimilarity index x 100",),
+            None,
+            CONFIDENCE_COG,
+        ),
+        "sets": Layer(
+            "sets",
+            SETS_NAME,
+            "Conformal class sets: band 1 how many classes each pixel's set holds, band 2 the set as a "
+            "bitmask (bit i = the i-th class of the class table)",
+            ("classes in set", "set bitmask"),
+            None,
+            CLASSES_COG,
+        ),
+    }
+    return [specs[key] for key in ("probabilities", "aoa", "sets") if key in keys]
+
+
 class BlockSink:
     """Temporary tiled GeoTIFFs (classes and, optionally, confidence) the blocks are written into.
 
@@ -119,12 +165,13 @@ class BlockSink:
         grid: OutputGrid,
         classes: ClassTable,
         confidence: bool,
-        probabilities: bool = False,
+        layers: Sequence[Layer] = (),
     ) -> None:
         self.grid = grid
         self.classes_path = folder / "classes.tmp.tif"
         self.confidence_path = folder / "confidence.tmp.tif" if confidence else None
-        self.probabilities_path = folder / "probabilities.tmp.tif" if probabilities else None
+        self.layers = list(layers)
+        self.layer_paths = {layer.key: folder / f"{layer.key}.tmp.tif" for layer in self.layers}
         profile = {
             "driver": "GTiff",
             "width": grid.width,
@@ -152,32 +199,35 @@ class BlockSink:
             self._confidence = rasterio.open(self.confidence_path, "w", **profile)
             self._confidence.set_band_description(1, "top-class probability (percent)")
             self._confidence.update_tags(1, UNITS="percent")
-        self._probabilities = None
-        if self.probabilities_path is not None:
-            count = len(classes.classes)
-            self._probabilities = rasterio.open(
-                self.probabilities_path, "w", **{**profile, "count": count, "interleave": "band"}
+        self._layers: dict[str, Any] = {}
+        for layer in self.layers:
+            count = len(layer.descriptions)
+            dataset = rasterio.open(
+                self.layer_paths[layer.key], "w", **{**profile, "count": count, "interleave": "band"}
             )
-            for band, entry in enumerate(classes.classes, start=1):
-                self._probabilities.set_band_description(band, entry.name)
-                self._probabilities.update_tags(band, UNITS="percent", CLASS_VALUE=str(entry.value))
+            self._layers[layer.key] = dataset
+            for band, description in enumerate(layer.descriptions, start=1):
+                dataset.set_band_description(band, description)
+                if layer.unit:
+                    dataset.update_tags(band, UNITS=layer.unit)
 
     def write(
         self,
         block: Block,
         labels: npt.NDArray[np.uint8],
         confidence: npt.NDArray[np.uint8] | None,
-        probabilities: npt.NDArray[np.uint8] | None = None,
+        layers: Mapping[str, npt.NDArray[np.uint8]] | None = None,
     ) -> None:
-        """Write one block's labels (and confidence, and per-class probabilities)."""
+        """Write one block's labels (and confidence, and the optional layers)."""
         self._classes.write(labels, 1, window=block.window)
         if self._confidence is not None:
             data = confidence if confidence is not None else np.full_like(labels, NODATA)
             self._confidence.write(data, 1, window=block.window)
-        if self._probabilities is not None:
-            shape = (self._probabilities.count, *labels.shape)
-            percent = probabilities if probabilities is not None else np.full(shape, NODATA, dtype=np.uint8)
-            self._probabilities.write(percent, window=block.window)
+        for key, dataset in self._layers.items():
+            bands = (layers or {}).get(key)
+            if bands is None:
+                bands = np.full((dataset.count, *labels.shape), NODATA, dtype=np.uint8)
+            dataset.write(bands, window=block.window)
 
     def close(self) -> None:
         """Flush and close the temporary files."""
@@ -185,8 +235,8 @@ class BlockSink:
             self._classes.close()
             if self._confidence is not None:
                 self._confidence.close()
-            if self._probabilities is not None:
-                self._probabilities.close()
+            for dataset in self._layers.values():
+                dataset.close()
         finally:
             self._env.__exit__(None, None, None)
 
@@ -322,7 +372,9 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Path, Path | None, Path | None]:
+def finish_cogs(
+    sink: BlockSink, staging: Path, classes: ClassTable
+) -> tuple[Path, Path | None, dict[str, Path]]:
     """Translate the temporary GeoTIFFs into COGs inside ``staging``, beside the sidecars; returns the COGs.
 
     The sidecars (``AUX_NAME``, ``QML_NAME``) are written into ``staging`` too, so they reach the output
@@ -340,20 +392,19 @@ def finish_cogs(sink: BlockSink, staging: Path, classes: ClassTable) -> tuple[Pa
             if sink.confidence_path is not None
             else None
         )
-        probabilities_job = (
-            pool.submit(
-                translate_to_cog, sink.probabilities_path, staging / PROBABILITIES_NAME, CONFIDENCE_COG
+        layer_jobs = {
+            layer.file: pool.submit(
+                translate_to_cog, sink.layer_paths[layer.key], staging / layer.file, layer.cog
             )
-            if sink.probabilities_path is not None
-            else None
-        )
+            for layer in sink.layers
+        }
         classes_cog = classes_job.result()
         confidence_cog = confidence_job.result() if confidence_job is not None else None
-        probabilities_cog = probabilities_job.result() if probabilities_job is not None else None
-    for temporary in (sink.classes_path, sink.confidence_path, sink.probabilities_path):
+        layer_cogs = {name: job.result() for name, job in layer_jobs.items()}
+    for temporary in (sink.classes_path, sink.confidence_path, *sink.layer_paths.values()):
         if temporary is not None:
             temporary.unlink(missing_ok=True)
-    return classes_cog, confidence_cog, probabilities_cog
+    return classes_cog, confidence_cog, layer_cogs
 
 
 def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str, Path]:
@@ -458,6 +509,8 @@ def build_item(
     files: Mapping[str, Path],
     footprint: Mapping[str, Any],
     bbox: tuple[float, float, float, float],
+    layers: Sequence[Layer] = (),
+    extra_properties: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The STAC item of a classification: assets with checksums, classes, projection, provenance links.
 
@@ -468,6 +521,8 @@ def build_item(
         files: finished files by name (``classes.tif``, ``classes.qml``, ...), for checksums.
         footprint: the lon/lat GeoJSON geometry of the mapped area.
         bbox: its lon/lat bounds.
+        layers: the optional maps made (probabilities, aoa, sets), listed as assets when in ``files``.
+        extra_properties: more item properties (``lulc:aoa_threshold``, ``lulc:aoa_fraction``, ...).
     """
     epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
     properties: dict[str, Any] = {
@@ -489,6 +544,7 @@ def build_item(
         properties["proj:wkt2"] = rasterio.crs.CRS.from_user_input(grid.crs).to_wkt()
     if inputs.datetime_window:
         properties["lulc:datetime_window"] = inputs.datetime_window
+    properties.update(extra_properties or {})
     assets: dict[str, Any] = {
         "classes": {
             "href": f"./{CLASSES_NAME}",
@@ -509,17 +565,18 @@ def build_item(
             "raster:bands": [raster_band(grid, unit="percent")],
             **_file_fields(files[CONFIDENCE_NAME]),
         }
-    if PROBABILITIES_NAME in files:
-        assets["probabilities"] = {
-            "href": f"./{PROBABILITIES_NAME}",
-            "type": COG_TYPE,
-            "title": "Class probabilities (percent), one band per class in class-table order",
-            "roles": ["data", "quality"],
-            "raster:bands": [
-                raster_band(grid, unit="percent", extra={"name": entry.name}) for entry in classes.classes
-            ],
-            **_file_fields(files[PROBABILITIES_NAME]),
-        }
+    for layer in layers:
+        if layer.file in files:
+            assets[layer.key] = {
+                "href": f"./{layer.file}",
+                "type": COG_TYPE,
+                "title": layer.title,
+                "roles": ["data", "quality"],
+                "raster:bands": [
+                    raster_band(grid, unit=layer.unit, extra={"name": d}) for d in layer.descriptions
+                ],
+                **_file_fields(files[layer.file]),
+            }
     if QML_NAME in files:
         assets["classes_style"] = {
             "href": f"./{QML_NAME}",

@@ -18,6 +18,8 @@ class ClassifyRequest:
         block_size: block edge in pixels.
         confidence: also write the top-class probability COG.
         probabilities: also write the per-class probability COG (one band per class, percent).
+        aoa: write the area-of-applicability COG when the model carries one (on by default).
+        sets: write the conformal class-set COG when the model is calibrated (on by default).
     """
 
     aoi: dict[str, Any] | None
@@ -26,3 +28,5 @@ class ClassifyRequest:
     block_size: int = 512
     confidence: bool = True
     probabilities: bool = False
+    aoa: bool = True
+    sets: bool = True

@@ -23,6 +23,8 @@ class Prediction:
 
     labels: npt.NDArray[np.uint8]
     probabilities: npt.NDArray[np.float32] | None
+    dissimilarity: npt.NDArray[np.float32] | None = None
+    """Each pixel's dissimilarity index (the contract's ``applicability.output``), when the graph has it."""
 
 
 @runtime_checkable
@@ -44,8 +46,8 @@ class ModelRunner(Protocol):
         """Href of the model's STAC (MLM) item, if known, for the ``derived_from`` link."""
         ...
 
-    def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
-        """Labels (and probabilities) of ``features``; must be safe to call from several threads."""
+    def predict(self, features: npt.NDArray[np.float32], *, dissimilarity: bool = False) -> Prediction:
+        """Labels, probabilities (the DI when asked) of ``features``; safe to call from several threads."""
         ...
 
 
@@ -110,8 +112,8 @@ class OnnxRunner:
                 self._loaded = _open_session(self.path, self.threads)
             return self._loaded
 
-    def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
-        """Run the graph on ``features`` and decide labels per the contract."""
+    def predict(self, features: npt.NDArray[np.float32], *, dissimilarity: bool = False) -> Prediction:
+        """Run the graph on ``features`` and decide labels per the contract (and fetch the DI if asked)."""
         session, contract = self._load()
         if features.shape[0] == 0:
             n_classes = len(contract.outputs.class_order)
@@ -122,6 +124,9 @@ class OnnxRunner:
         wanted = [name for name in (outputs.label, outputs.probabilities) if name in available]
         if outputs.decision == "probabilities" and outputs.probabilities in wanted:
             wanted = [outputs.probabilities]  # the label comes from the probabilities: skip the graph's own
+        di_name = contract.applicability.output if contract.applicability is not None else None
+        if dissimilarity and di_name is not None and di_name in available:
+            wanted = [*wanted, di_name]
         name = inputs[0].name
         parts = [
             session.run(wanted, {name: np.ascontiguousarray(features[start : start + CHUNK_ROWS])})
@@ -141,7 +146,9 @@ class OnnxRunner:
             raise ContractError(
                 f"{self.path} has neither output {outputs.label!r} nor {outputs.probabilities!r}"
             )
-        return Prediction(labels, probabilities)
+        raw_di = result.get(di_name) if di_name is not None else None
+        di = np.asarray(raw_di, dtype=np.float32).reshape(-1) if raw_di is not None else None
+        return Prediction(labels, probabilities, di)
 
 
 def _probability_matrix(value: Any, n_classes: int, path: Path) -> npt.NDArray[np.float32]:

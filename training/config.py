@@ -129,6 +129,13 @@ class TrainingConfig(BaseModel):
         description="Search each model's hyper-parameters on the (grouped) repeated CV before comparing.",
     )
     tune_budget: int = Field(default=8, ge=1, le=50, description="Candidates scored per model when tuning.")
+    trust: bool = Field(
+        default=True,
+        description="Fit the area of applicability (DI in the ONNX graph) and calibrate conformal sets.",
+    )
+    conformal_coverage: float = Field(
+        default=0.9, gt=0, lt=1, description="Nominal coverage of the calibrated class sets."
+    )
     select: str = Field(default="best", description="'best' (highest repeated accuracy) or a model name.")
     seed: int = 0
     cv: CvOptions = CvOptions()

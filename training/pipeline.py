@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc.classes import ClassTable, load_class_table
-from lulc.contract import Features, Inputs, ModelContract, Outputs, Provenance
+from lulc.contract import Applicability, ClassSets, Features, Inputs, ModelContract, Outputs, Provenance
 from lulc.features import composite_feature_names, compute_composite_features
 from lulc.progress import NullProgress, Progress
 from training import export, gate
+from training.aoa import DI_OUTPUT, add_dissimilarity_output
 from training.config import TrainingConfig
 from training.errors import ConfigError
 from training.evaluate import (
@@ -36,6 +37,7 @@ from training.outputs import write_model_dir
 from training.points import LabelledPoints, read_points
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
+from training.trust import Trust, fit_trust
 from training.tuning import tune
 
 
@@ -320,8 +322,27 @@ def train(
             model, features[test], samples.labels[test], names, config.seed, settings.importance_repeats
         )
         progress.advance()
+        trust = None
+        if config.trust:
+            progress.start("area of applicability and class sets", 1)
+            trust = fit_trust(
+                model,
+                features[train_idx],
+                samples.labels[train_idx],
+                groups[train_idx] if groups is not None else None,
+                features[test],
+                samples.labels[test],
+                {row["feature"]: float(row["mean"]) for row in importance},
+                names,
+                classes,
+                folds=config.cv.folds,
+                coverage=config.conformal_coverage,
+                seed=config.seed,
+                max_reference=settings.aoa_max_samples,
+            )
+            progress.advance()
         progress.start("ONNX export and parity", 2)
-        contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names))
+        contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names), trust)
         progress.advance()
         pixels = sample_features(imagery, config, sample_pixels(imagery, settings.parity_pixels, config.seed))
         parity = export.check_parity(
@@ -337,6 +358,8 @@ def train(
     metrics = _metrics(config, contract, chosen, board, samples, points, imagery, importance, parity, names)
     metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
     metrics["imagery_notes"] = notes
+    if trust is not None:
+        metrics["trust"] = trust.report
     if polygons is not None:
         metrics["polygons"] = polygons
     if config.baseline:
@@ -355,8 +378,14 @@ def _export(
     chosen: dict[str, Any],
     classes: ClassTable,
     n_features: int,
+    trust: Trust | None = None,
 ) -> tuple[ModelContract, bytes]:
     onx = export.to_onnx(model, n_features, chosen["model"])
+    applicability, class_sets = None, None
+    if trust is not None:
+        onx = add_dissimilarity_output(onx, trust.applicability)
+        applicability = Applicability(output=DI_OUTPUT, threshold=trust.applicability.threshold)
+        class_sets = ClassSets(coverage=trust.sets.coverage, min_probability=trust.sets.min_probability)
     hold = chosen["holdout"]
     summary: dict[str, Any] = {
         "holdout_overall_accuracy": hold["overall_accuracy"],
@@ -386,6 +415,8 @@ def _export(
             software=_software(chosen["model"]),
             seed=config.seed,
         ),
+        applicability=applicability,
+        class_sets=class_sets,
     )
     contract = draft.model_copy(update={"version": export.content_version(onx, draft)})
     return contract, export.embed_contract(onx, contract)

@@ -23,6 +23,40 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _trust_lines(metrics: dict[str, Any]) -> list[str]:
+    """The area of applicability's threshold and the class sets' coverage per class on the hold-out."""
+    trust = metrics.get("trust")
+    if not trust:
+        return []
+    aoa, sets = trust["area_of_applicability"], trust["conformal_sets"]
+    calibration = sets["calibration"]
+    lines = [
+        "## Where the model can be trusted",
+        "",
+        f"Area of applicability ({aoa['method']}): DI threshold {aoa['threshold']:.4f} (upper whisker of the "
+        f"training DIs), {aoa['reference_samples']} reference samples in the ONNX graph; "
+        f"{_pct(aoa['training_di_inside'])} % of the training samples inside.",
+        "",
+        f"Class sets ({sets['method']}): nominal coverage {_pct(sets['coverage_nominal'])} %, threshold "
+        f"{sets['threshold']:.4f}; on the {calibration['n']} hold-out samples "
+        f"{_pct(calibration['coverage'])} % covered, mean set size {calibration['mean_set_size']:.2f}.",
+        "",
+    ]
+    lines += _table(
+        ["class", "hold-out samples", "coverage %", "mean set size"],
+        [
+            [
+                row["name"],
+                str(row["n"]),
+                _pct(row["coverage"]) if row["coverage"] is not None else "-",
+                f"{row['mean_set_size']:.2f}" if row["mean_set_size"] is not None else "-",
+            ]
+            for row in calibration["per_class"]
+        ],
+    )
+    return [*lines, ""]
+
+
 def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
     """Per tuned model: the grid searched, each candidate's CV accuracy, the values chosen."""
     lines: list[str] = []
@@ -115,6 +149,7 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         lines.append("")
     lines += _polygon_lines(metrics)
     lines += _tuning_lines(metrics)
+    lines += _trust_lines(metrics)
     lines += ["## Leaderboard", ""]
     board = metrics["leaderboard"]
     cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"

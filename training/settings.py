@@ -23,3 +23,9 @@ class TrainingSettings(BaseSettings):
     )
     chunk_size: int = Field(default=512, ge=64, description="Chunk (block) size of STAC composites, pixels.")
     importance_repeats: int = Field(default=5, ge=1, description="Repeats of permutation feature importance.")
+    aoa_max_samples: int = Field(
+        default=2000,
+        ge=10,
+        description="Training samples kept as the area of applicability's reference (a seeded subset beyond):"
+        " each classified pixel's DI costs one distance per sample.",
+    )

@@ -151,11 +151,11 @@ class BlockingRunner:
     def item_href(self) -> str | None:
         return self.inner.item_href
 
-    def predict(self, features: npt.NDArray[np.float32]) -> Prediction:
+    def predict(self, features: npt.NDArray[np.float32], *, dissimilarity: bool = False) -> Prediction:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise TimeoutError("the test never opened the gate")
-        return self.inner.predict(features)
+        return self.inner.predict(features, dissimilarity=dissimilarity)
 
 
 class SingleModel:

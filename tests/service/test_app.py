@@ -301,7 +301,7 @@ class ExplodingRunner:
     def __init__(self, inner: Any) -> None:
         self.contract, self.origin, self.item_href = inner.contract, inner.origin, inner.item_href
 
-    def predict(self, features: Any) -> Any:
+    def predict(self, features: Any, *, dissimilarity: bool = False) -> Any:
         raise ZeroDivisionError("secret internal detail")
 
 

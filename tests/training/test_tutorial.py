@@ -70,7 +70,7 @@ def test_model_directory_is_complete_and_consistent(tutorial_run: Path) -> None:
     assert contract.outputs.decision == "probabilities"
     assert item["id"].endswith(contract.version)
     assert [i.name for i in model.graph.input] == ["features"]
-    assert [o.name for o in model.graph.output] == ["label", "probabilities"]
+    assert [o.name for o in model.graph.output] == ["label", "probabilities", "di"]  # DI: the AOA
     metrics = json.loads((tutorial_run / "metrics.json").read_text())
     assert metrics["parity"]["test_agreement"] >= 0.9999
     assert metrics["parity"]["pixel_n"] > 1000

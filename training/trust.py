@@ -1,0 +1,112 @@
+"""Where a trained model can be trusted: its area of applicability and its calibrated class sets.
+
+Both are fitted from what the training run already has: the model's training samples and their grouped CV
+folds (a polygon's pixels share a fold), its permutation importance, and the grouped hold-out it was not
+trained on. The numbers go into the contract; the reference samples of the AOA go into the ONNX graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator
+
+from lulc.classes import ClassTable
+from training.aoa import Applicability, fit_applicability
+from training.conformal import ConformalSets, calibrate, coverage_by_class
+from training.evaluate import Grouping, grouping
+from training.models import classes_of
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The fitted area of applicability and conformal sets, and what the report says of them."""
+
+    applicability: Applicability
+    sets: ConformalSets
+    report: dict[str, Any]
+
+
+def fold_ids(
+    labels: npt.NDArray[np.int64], grouped: Grouping, folds: int, seed: int
+) -> npt.NDArray[np.int64]:
+    """Each sample's fold in a seeded stratified (group) k-fold: the folds the AOA's training DI excludes."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
+    out = np.zeros(labels.size, dtype=np.int64)
+    index = np.zeros(labels.size)
+    if grouped.groups is not None:
+        n = max(
+            2, min(folds, int(min(np.unique(grouped.groups[labels == v]).size for v in np.unique(labels))))
+        )
+        splits = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed).split(
+            index, labels, grouped.groups
+        )
+    else:
+        n = max(2, min(folds, smallest))
+        splits = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(index, labels)
+    for fold, (_, test) in enumerate(splits):
+        out[test] = fold
+    return out
+
+
+def fit_trust(
+    model: BaseEstimator,
+    train_features: npt.NDArray[np.float32],
+    train_labels: npt.NDArray[np.int64],
+    train_groups: npt.NDArray[np.int64] | None,
+    test_features: npt.NDArray[np.float32],
+    test_labels: npt.NDArray[np.int64],
+    importance: dict[str, float],
+    names: list[str],
+    classes: ClassTable,
+    *,
+    folds: int,
+    coverage: float,
+    seed: int,
+    max_reference: int,
+) -> Trust:
+    """Fit the AOA on the model's training samples and calibrate class sets on the hold-out.
+
+    ``max_reference`` bounds the reference samples kept in the graph (a seeded subset of the training
+    samples beyond it): each pixel's DI costs one distance per reference sample.
+    """
+    grouped = grouping(train_labels, train_groups, classes)
+    fold = fold_ids(train_labels, grouped, folds, seed)
+    reference, ref_fold = train_features, fold
+    if len(train_features) > max_reference:
+        keep = np.sort(
+            np.random.default_rng(seed).choice(len(train_features), size=max_reference, replace=False)
+        )
+        reference, ref_fold = train_features[keep], fold[keep]
+    weights = [max(0.0, importance.get(name, 0.0)) for name in names]
+    applicability = fit_applicability(reference, ref_fold, weights)
+    order = classes_of(model)
+    probabilities = model.predict_proba(test_features)
+    truth = np.array([order.index(int(v)) for v in test_labels], dtype=np.int64)
+    sets = calibrate(probabilities, truth, coverage)
+    members = sets.members(probabilities)
+    names_in_order = [classes.by_value(v).name for v in order]
+    report = {
+        "area_of_applicability": {
+            "method": "Meyer & Pebesma 2021: weighted standardised features, nearest sample of another fold",
+            "threshold": round(applicability.threshold, 6),
+            "mean_distance": round(applicability.mean_distance, 6),
+            "reference_samples": len(reference),
+            "weights": dict(zip(names, [round(w, 6) for w in weights], strict=True)),
+            "training_di_inside": round(
+                float(np.mean(applicability.training_di <= applicability.threshold)), 6
+            ),
+        },
+        "conformal_sets": {
+            "method": "split conformal prediction on the grouped hold-out, score 1 - p(true class)",
+            "coverage_nominal": coverage,
+            "threshold": round(sets.threshold, 6),
+            "calibration": coverage_by_class(members, truth, names_in_order),
+        },
+    }
+    return Trust(applicability, sets, report)
