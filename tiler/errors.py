@@ -17,6 +17,7 @@ from titiler.core.errors import BadRequestError, TileNotFoundError
 
 from lulc import http_status
 from lulc.errors import LulcError, SourceError
+from lulc.gdal_env import forget_cached_reads
 from lulc.http_status import clip, status_for
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def _known_error(request: Request, exc: Exception) -> JSONResponse:
     """Our, TiTiler's and rio-tiler's errors and GDAL failures, each with its status."""
     if isinstance(exc, RasterioError):
         status, message = raster_error_status(exc)
+        url = request.query_params.get("url")
+        if isinstance(exc, RasterioIOError) and url:
+            forget_cached_reads(url)  # else GDAL answers the next request for it from a cached failure
     else:
         status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
     message = clip(message)

@@ -16,7 +16,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from lulc.errors import InputError, ReadError
-from lulc.gdal_env import gdal_env
+from lulc.gdal_env import forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 
 
@@ -49,6 +49,7 @@ class RetryPolicy:
                 return read_window(href, grid, block, nodata, resampling)
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
                 last = exc
+                forget_cached_reads(href)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))
             except RasterioError as exc:  # not a raster, corrupt file: retrying cannot help
                 raise ReadError(f"cannot read {href}: {exc}") from exc

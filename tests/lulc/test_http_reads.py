@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -272,3 +274,41 @@ def test_gdal_follows_redirects_so_gdal_href_checks_them_first(
         assert target == files.url("red.tif?v=1")
         with gdal_env(), rasterio.open(target) as ds:
             assert ds.width >= 2 * TILE
+
+
+def test_the_readers_retry_really_resends_after_a_failed_open(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """The pixel reader's own retry clears GDAL's cached failure, so the server sees it and it succeeds."""
+    from rasterio.enums import Resampling
+
+    from lulc.grid import OutputGrid
+    from lulc.pixels import RetryPolicy
+
+    server = http_server_factory(served_band, fail_every=1, failure="503")
+    url = fresh(server.url("red.tif"))
+    with rasterio.open(served_band / "red.tif") as local:
+        grid = OutputGrid(local.crs.to_string(), local.transform, local.width, local.height, 256)
+        block = next(grid.blocks())
+        expected = local.read(1, window=block.window)
+    outcome: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            outcome["data"] = RetryPolicy(attempts=3, delay=1.5).run_read(
+                url, grid, block, 0, Resampling.nearest
+            )
+        except Exception as exc:  # the assertion below names it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=read)
+    worker.start()
+    first_open = 1 + int(GDAL_OPTIONS["GDAL_HTTP_MAX_RETRY"])
+    deadline = time.monotonic() + 30
+    while len(server.requests.records()) < first_open and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.set_failure(None)  # the server recovers while the reader waits to retry
+    worker.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    np.testing.assert_array_equal(np.asarray(outcome["data"]), expected)
+    assert len(server.requests.records()) > first_open, "the retry was really sent"

@@ -170,3 +170,19 @@ def test_unbounded_reads_are_not_offered(tiler_url: str, tiler_runs: Runs) -> No
     feature = {"type": "Feature", "properties": {}, "geometry": far}
     response = post(f"{tiler_url}/cog/statistics", params={"url": path, "max_size": "99999"}, json=feature)
     _json_error(response, 400)
+
+
+def test_an_upstream_failure_is_not_remembered(
+    tiler_url: str, runs_http: ServerHandle, tiler_runs: Runs, inside_tile: str
+) -> None:
+    """A 502 while the server fails; once it recovers the next request reads again: no cached failure."""
+    url = runs_http.url(tiler_runs.main / "classes.tif") + "?upstream-failure-test"
+    runs_http.set_failure(1, "503")
+    try:
+        failed = get(f"{tiler_url}{inside_tile}", params={"url": url})
+    finally:
+        runs_http.set_failure(None)
+    _json_error(failed, 502)
+    recovered = get(f"{tiler_url}{inside_tile}", params={"url": url})
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.headers["content-type"] == "image/png"
