@@ -21,7 +21,7 @@ from lulc.errors import LulcError
 from lulc.gdal_env import gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
-from tiler.areas import AreaStatistics, class_areas, polygon_from_geojson
+from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.colormaps import (
     ClassResolver,
@@ -147,10 +147,15 @@ def create_app(settings: TilerSettings) -> FastAPI:
             Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
         ],
     ) -> AreaStatistics:
-        """Per-class pixel counts and hectares inside the polygon (pixel centres inside count)."""
+        """Per-class pixel counts and hectares inside the polygon (pixel centres inside count).
+
+        For a run whose item lists an ``aoa`` asset, also the share of those pixels inside the model's area of
+        applicability.
+        """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
-        table = resolver.resolve(location).table
-        return class_areas(location, geometry, table, settings.statistics_max_pixels)
+        found = resolver.resolve(location)
+        aoa = aoa_layer(found, allow.gdal_path)
+        return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
 
     @app.get("/runs", response_model=list[Run], tags=["Web map"])
     def runs() -> list[Run]:

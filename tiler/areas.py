@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import rasterio
 import shapely
 from pydantic import BaseModel, Field
 from pyproj import Geod
@@ -23,6 +26,7 @@ from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from tiler.colormaps import MapClasses, read_json
 from tiler.errors import BadParameterError
 
 
@@ -47,6 +51,22 @@ class AreaStatistics(BaseModel):
     nodata_pixels: int = Field(description="Of those, pixels without a class (nodata).")
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
     classes: list[ClassArea]
+    aoa_threshold: float | None = Field(
+        default=None,
+        description="The model's area-of-applicability threshold (DI units), if the run has one.",
+    )
+    aoa_fraction: float | None = Field(
+        default=None,
+        description="Share of the classified pixels in the polygon that lie in the area of applicability.",
+    )
+
+
+@dataclass(frozen=True)
+class AoaLayer:
+    """A run's ``aoa.tif`` (DI x 100, on the map's grid) and the model's threshold in DI units."""
+
+    location: str
+    threshold: float
 
 
 def polygon_from_geojson(body: object, max_vertices: int) -> dict[str, Any]:
@@ -79,7 +99,11 @@ def _pixel_area_m2(crs: CRS, transform: Any, lonlat: tuple[float, float]) -> flo
 
 
 def class_areas(
-    location: str, geometry: Mapping[str, Any], table: ClassTable, max_pixels: int
+    location: str,
+    geometry: Mapping[str, Any],
+    table: ClassTable,
+    max_pixels: int,
+    aoa: AoaLayer | None = None,
 ) -> AreaStatistics:
     """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
 
@@ -105,7 +129,7 @@ def class_areas(
         pixel_area = _pixel_area_m2(dataset.crs, dataset.transform, (centroid.x, centroid.y))
         crs_text = dataset.crs.to_string()
         counts = np.zeros(len(values), dtype=np.int64)
-        inside = masked_nodata = 0
+        inside = masked_nodata = aoa_inside = 0
         if window is not None and window.width >= 1 and window.height >= 1:
             if window.width * window.height > max_pixels:
                 raise BadParameterError(
@@ -125,6 +149,9 @@ def class_areas(
             histogram = next(iter(stats.values())).histogram
             by_value = {int(k): int(c) for c, k in zip(histogram[0], histogram[1], strict=True)}
             counts = np.array([by_value.get(v, 0) for v in values], dtype=np.int64)
+            if aoa is not None:
+                classified = ~np.ma.getmaskarray(image.array)[0]
+                aoa_inside = _aoa_inside(aoa, window, classified)
     valid = int(counts.sum())
     rows = [
         ClassArea(
@@ -145,4 +172,33 @@ def class_areas(
         nodata_pixels=masked_nodata,
         hectares=round(valid * pixel_area / 10_000, 6),
         classes=rows,
+        aoa_threshold=aoa.threshold if aoa is not None else None,
+        aoa_fraction=round(aoa_inside / valid, 6) if aoa is not None and valid else None,
     )
+
+
+def _aoa_inside(aoa: AoaLayer, window: windows.Window, classified: npt.NDArray[np.bool_]) -> int:
+    """Classified pixels of ``window`` whose DI (``aoa.tif``, DI x 100 rounded) is within the threshold."""
+    with rasterio.open(aoa.location) as src:
+        di = src.read(1, window=window)
+    limit = int(np.rint(aoa.threshold * 100))
+    return int(np.count_nonzero(classified & (di != 255) & (di <= limit)))
+
+
+def aoa_layer(found: MapClasses, checked: Callable[[str, str], str]) -> AoaLayer | None:
+    """The run's ``aoa`` asset and threshold, from the STAC item its classes came from (None without one).
+
+    ``checked`` is the allow-list check GDAL paths pass (``aoa.tif`` is read like any dataset).
+    """
+    if found.source != "stac":
+        return None
+    item = read_json(found.origin)
+    if item is None:
+        return None
+    threshold = item.get("properties", {}).get("lulc:aoa_threshold")
+    href = item.get("assets", {}).get("aoa", {}).get("href")
+    if not isinstance(threshold, int | float) or not isinstance(href, str):
+        return None
+    base = found.origin.rsplit("/", 1)[0] if "/" in found.origin else "."
+    location = href if "://" in href or href.startswith("/") else f"{base}/{href.removeprefix('./')}"
+    return AoaLayer(checked(location, "area of applicability"), float(threshold))

@@ -108,3 +108,29 @@ def test_the_class_sets_cover_the_true_class_as_calibrated(
     assert trained.contract.class_sets is not None
     assert abs(covered.mean() - trained.contract.class_sets.coverage) <= 0.02
     assert np.array_equal(at["sets"][:, 0], [bin(int(b)).count("1") for b in at["sets"][:, 1]])
+
+
+def test_the_tilers_statistics_report_the_share_inside(
+    demo_world: DemoWorld, western: tuple[TrainingRun, MapRun]
+) -> None:
+    import httpx
+
+    from tests.support.serve import BackgroundServer
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    _, mapped = western
+    folder = mapped.classes.parent
+    with BackgroundServer(create_app(TilerSettings(allow=[str(folder)]))) as server:
+        answer = httpx.post(
+            f"{server.url}/statistics",
+            params={"url": str(mapped.classes)},
+            json=json.loads(demo_world.aoi.read_text()),
+            timeout=120,
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["aoa_threshold"] == pytest.approx(mapped.item["properties"]["lulc:aoa_threshold"])
+    # the AOI is the whole map: the same share as the item's (DI rounded to 0.01 in aoa.tif)
+    assert body["aoa_fraction"] == pytest.approx(mapped.item["properties"]["lulc:aoa_fraction"], abs=0.01)
+    assert body["aoa_fraction"] < 0.99
