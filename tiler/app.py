@@ -4,6 +4,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import Body, Depends, FastAPI, Query
 from fastapi.responses import FileResponse, HTMLResponse
 from rio_tiler.colormap import cmap as default_cmap
@@ -18,9 +19,10 @@ from titiler.core.routing import EndpointScope
 
 from lulc.classes import NODATA
 from lulc.errors import LulcError
-from lulc.gdal_env import gdal_options
+from lulc.gdal_env import gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
+from tiler.aoa_overlay import hatch_png, outside_mask
 from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.colormaps import (
@@ -119,6 +121,27 @@ def create_app(settings: TilerSettings) -> FastAPI:
             "web_map_library": (STATIC_DIR / "vendor" / "leaflet" / "leaflet.js").is_file(),
             "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
         }
+
+    @app.get(
+        "/aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
+        response_class=Response,
+        tags=["Class maps (COG)"],
+        responses={200: {"content": {"image/png": {}}, "description": "Hatching where DI > threshold."}},
+        dependencies=[Depends(tile_limits)],
+    )
+    def aoa_tile(
+        z: int,
+        x: int,
+        y: int,
+        location: Annotated[str, Depends(dataset_path)],
+        threshold: Annotated[float, Query(gt=0, le=2.54, description="The model's AOA threshold (DI).")],
+    ) -> Response:
+        """A run's ``aoa.tif`` as an overlay: diagonal hatching where the model extrapolates."""
+        with gdal_env(), Reader(allow.gdal_path(location)) as src:
+            image = src.tile(x, y, z, indexes=1)
+        valid = ~np.ma.getmaskarray(image.array)[0]
+        outside = outside_mask(np.asarray(image.array.data[0], dtype=np.uint8), valid, threshold)
+        return Response(hatch_png(outside), media_type="image/png")
 
     @app.get(
         "/legend",

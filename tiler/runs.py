@@ -32,6 +32,10 @@ class Run(BaseModel):
     datetime: str | None
     model: str | None
     backdrop: Backdrop | None = Field(description="Least cloudy input Sentinel-2 item with its composites.")
+    aoa: str | None = Field(default=None, description="Path of the run's aoa.tif (DI x 100), if it has one.")
+    aoa_threshold: float | None = Field(
+        default=None, description="The model's area-of-applicability threshold (DI units), with `aoa`."
+    )
 
 
 def _model_name(item: dict[str, Any]) -> str | None:
@@ -109,6 +113,9 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
             continue
         rel = folder.relative_to(root).as_posix()
         confidence = folder / CONFIDENCE_NAME
+        aoa = folder / "aoa.tif"
+        threshold = item.get("properties", {}).get("lulc:aoa_threshold")
+        has_aoa = aoa.is_file() and isinstance(threshold, int | float)
         bbox = item.get("bbox")
         runs.append(
             Run(
@@ -121,6 +128,8 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
                 datetime=_datetime(item),
                 model=_model_name(item),
                 backdrop=_backdrop(item_path, item, allowed),
+                aoa=str(aoa) if has_aoa else None,
+                aoa_threshold=float(threshold) if has_aoa else None,
             )
         )
     return runs

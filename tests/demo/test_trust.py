@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rio_cogeo.cogeo import cog_validate
 
 from demo.world import DemoWorld
@@ -134,3 +135,78 @@ def test_the_tilers_statistics_report_the_share_inside(
     # the AOI is the whole map: the same share as the item's (DI rounded to 0.01 in aoa.tif)
     assert body["aoa_fraction"] == pytest.approx(mapped.item["properties"]["lulc:aoa_fraction"], abs=0.01)
     assert body["aoa_fraction"] < 0.99
+
+
+def _hatched(png: bytes) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    return np.asarray(Image.open(BytesIO(png)).convert("RGBA"))[..., 3] > 0
+
+
+def test_the_web_map_hatches_where_the_model_extrapolates(
+    western: tuple[TrainingRun, MapRun], tmp_path: Path
+) -> None:
+    import httpx
+    import morecantile
+
+    from tests.support.serve import BackgroundServer
+    from tiler.aoa_overlay import outside_mask
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    _, mapped = western
+    folder = mapped.classes.parent
+    runs_dir = folder.parent
+    threshold = mapped.item["properties"]["lulc:aoa_threshold"]
+    # the z14 tile over the most extrapolated part of the map (the east, away from the western training data)
+    with rasterio.open(folder / "aoa.tif") as src:
+        di = src.read(1)
+        rows, cols = np.nonzero(outside_mask(di, di != 255, threshold))
+        x, y = src.xy(int(np.median(rows)), int(np.median(cols)))
+        lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", [x], [y])
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon[0], lat[0], 14)
+    settings = TilerSettings(allow=[str(runs_dir)], runs_dir=runs_dir)
+    with BackgroundServer(create_app(settings)) as server:
+        runs = httpx.get(f"{server.url}/runs", timeout=60).json()
+        listed = next(r for r in runs if r["classes"] == str(mapped.classes))
+        assert listed["aoa"] == str(folder / "aoa.tif")
+        assert listed["aoa_threshold"] == pytest.approx(threshold)
+        tile_url = f"{server.url}/aoa/tiles/WebMercatorQuad/14/{tile.x}/{tile.y}.png"
+        answer = httpx.get(tile_url, params={"url": listed["aoa"], "threshold": threshold}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        hatched = _hatched(answer.content)
+        assert 0.02 < hatched.mean() < 0.6  # stripes over the extrapolated pixels, clear elsewhere
+        assert (
+            httpx.get(tile_url, params={"url": "/etc/passwd", "threshold": 1}, timeout=60).status_code == 403
+        )
+        assert (
+            httpx.get(tile_url, params={"url": listed["aoa"], "threshold": 9}, timeout=60).status_code == 400
+        )
+
+        chromium = Path("/usr/bin/chromium")
+        if not chromium.exists():
+            pytest.skip("Debian's chromium is not installed (make sysdeps installs it)")
+        from playwright.sync_api import sync_playwright
+
+        errors: list[str] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium),
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            try:
+                page = browser.new_page(viewport={"width": 900, "height": 700})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{server.url}/?run={listed['id']}")
+                page.wait_for_function("() => window.lulcState && lulcState.aoaTilesLoaded", timeout=90_000)
+                assert page.locator("#aoa-row").is_visible()
+                assert page.evaluate("() => lulcState.tileErrors") == 0
+                page.locator("#aoa-toggle").uncheck()
+                assert page.evaluate("() => lulcState.aoaLayer === null")
+                page.locator("#aoa-toggle").check()
+                page.wait_for_function("() => lulcState.aoaLayer !== null && lulcState.aoaTilesLoaded")
+            finally:
+                browser.close()
+        assert errors == []

@@ -1,5 +1,6 @@
-// lulc-stac web map: imagery backdrop, the class map with an opacity slider, its legend, click-to-identify
-// and a run selector. Talks only to this tiler (/runs, /legend, /cog, /stac, /backdrop); no other library.
+// lulc-stac web map: imagery backdrop, the class map with an opacity slider, its legend, click-to-identify,
+// a run selector and the area-of-applicability hatching. Talks only to this tiler (/runs, /legend, /cog,
+// /stac, /backdrop, /aoa); no other library.
 "use strict";
 
 (function () {
@@ -11,8 +12,10 @@
     legend: null,
     classLayer: null,
     backdropLayer: null,
+    aoaLayer: null,
     classTilesLoaded: false,
     backdropTilesLoaded: false,
+    aoaTilesLoaded: false,
     tileErrors: 0,
   };
   window.lulcState = state;
@@ -113,11 +116,32 @@
     state.classLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.classLayer.addTo(map);
 
+    $("aoa-row").hidden = !run.aoa;
+    showAoa();
     $("backdrop-row").hidden = !run.backdrop;
     $("backdrop-info").textContent = run.backdrop
       ? `${run.backdrop.id} (${run.backdrop.datetime.slice(0, 10)})` : "";
     showBackdrop();
     setStatus(run.title + (run.model ? ` · model ${run.model}` : ""));
+  }
+
+  // The area of applicability: hatching over the pixels whose DI exceeds the model's threshold.
+  function showAoa() {
+    if (state.aoaLayer) {
+      map.removeLayer(state.aoaLayer);
+      state.aoaLayer = null;
+    }
+    state.aoaTilesLoaded = false;
+    const run = state.run;
+    if (!run || !run.aoa || !$("aoa-toggle").checked) return;
+    const query = `url=${encodeURIComponent(run.aoa)}&threshold=${run.aoa_threshold}`;
+    const options = { zIndex: 3, maxZoom: 22 };
+    const bounds = runBounds(run);
+    if (bounds) options.bounds = bounds;
+    state.aoaLayer = L.tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
+    state.aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
+    state.aoaLayer.on("tileerror", () => { state.tileErrors += 1; });
+    state.aoaLayer.addTo(map);
   }
 
   async function identify(latlng) {
@@ -212,6 +236,7 @@
   for (const radio of document.querySelectorAll("input[name=backdrop]")) {
     radio.addEventListener("change", showBackdrop);
   }
+  $("aoa-toggle").addEventListener("change", showAoa);
   map.on("click", (event) => identify(event.latlng));
   start();
 })();

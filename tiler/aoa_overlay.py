@@ -1,0 +1,37 @@
+"""The area of applicability as a map overlay: diagonal hatching where the model extrapolates.
+
+A tile of a run's ``aoa.tif`` (DI x 100) becomes a transparent PNG with dark diagonal stripes on every pixel
+whose DI exceeds the model's threshold, so the class colours stay readable underneath.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+HATCH_RGBA = (30, 30, 30, 170)
+"""Colour of the stripes."""
+STRIPE = 6
+"""Stripe period in screen pixels (half dark, half clear)."""
+
+
+def outside_mask(
+    di_x100: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_], threshold: float
+) -> npt.NDArray[np.bool_]:
+    """Pixels with a DI above ``threshold`` (``aoa.tif`` stores DI x 100, rounded; 255 is nodata)."""
+    limit = int(np.rint(threshold * 100))
+    return valid & (di_x100 != 255) & (di_x100 > limit)
+
+
+def hatch_png(outside: npt.NDArray[np.bool_]) -> bytes:
+    """A PNG the size of ``outside`` with stripes where it is True, transparent elsewhere."""
+    rows, cols = np.indices(outside.shape)
+    stripes = ((rows + cols) // (STRIPE // 2)) % 2 == 0
+    rgba = np.zeros((*outside.shape, 4), dtype=np.uint8)
+    rgba[outside & stripes] = HATCH_RGBA
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
