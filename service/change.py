@@ -35,7 +35,16 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
-from service.output import QML_TYPE, aux_xml, class_tags, dump_json, move_into_place, qml_style, staging_dir
+from service.output import (
+    QML_TYPE,
+    aux_xml,
+    class_tags,
+    dump_json,
+    move_into_place,
+    qml_style,
+    staging_dir,
+    staging_profile,
+)
 from service.product_item import (
     CLASSIFICATION,
     COG_TYPE,
@@ -181,21 +190,7 @@ def change_runs(
     blocks = list(grid_blocks(grid.height, grid.width, block_size))
     with staging_dir(out) as staging, gdal_env():
         tmp = staging / "change.tmp.tif"
-        profile = {
-            "driver": "GTiff",
-            "width": grid.width,
-            "height": grid.height,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": grid.crs,
-            "transform": grid.transform,
-            "nodata": NODATA,
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-            "compress": "zstd",
-            "zstd_level": 1,
-        }
+        profile = staging_profile(grid.crs, grid.transform, grid.width, grid.height)
         progress.start("comparing blocks", len(blocks))
         with (
             rasterio.open(a.classes_path) as src_a,

@@ -37,6 +37,7 @@ from service.output import (
     move_into_place,
     qml_style,
     staging_dir,
+    staging_profile,
 )
 from service.product_item import (
     CLASSIFICATION,
@@ -48,7 +49,7 @@ from service.product_item import (
     stac_classes,
 )
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, RunGrid, open_run
+from service.run_folder import RunFolder, open_run
 from service.sieve import BlockSieve, Connectivity
 
 
@@ -102,25 +103,6 @@ def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
     return stats
 
 
-def _profile(grid: RunGrid) -> dict[str, Any]:
-    return {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": NODATA,
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "zstd",
-        "zstd_level": 1,
-        "bigtiff": "if_safer",
-    }
-
-
 def _check_out(run: RunFolder, out_dir: Path) -> None:
     if out_dir.resolve() == run.path.resolve():
         raise InputError(f"--out {out_dir} is the input run folder; write the cleaned map to another folder")
@@ -164,12 +146,23 @@ def clean_run(
     with staging_dir(out) as staging, gdal_env():
         tmp_classes = staging / "classes.tmp.tif"
         tmp_confidence = staging / "confidence.tmp.tif"
-        with rasterio.open(run.classes_path) as src, rasterio.open(tmp_classes, "w", **_profile(grid)) as dst:
+        with (
+            rasterio.open(run.classes_path) as src,
+            rasterio.open(
+                tmp_classes, "w", **staging_profile(grid.crs, grid.transform, grid.width, grid.height)
+            ) as dst,
+        ):
             dst.write_colormap(1, run.classes.colormap())
             dst.set_band_description(1, "land cover class")
             dst.update_tags(1, **class_tags(run.classes))
             conf_src = rasterio.open(run.confidence_path) if run.confidence_path else None
-            conf_dst = rasterio.open(tmp_confidence, "w", **_profile(grid)) if conf_src else None
+            conf_dst = (
+                rasterio.open(
+                    tmp_confidence, "w", **staging_profile(grid.crs, grid.transform, grid.width, grid.height)
+                )
+                if conf_src
+                else None
+            )
             try:
                 if conf_dst is not None:
                     conf_dst.set_band_description(1, "top-class probability (percent); nodata where cleaned")

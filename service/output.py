@@ -109,6 +109,29 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def staging_profile(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any]:
+    """The rasterio profile of a temporary uint8 map written block by block before its COG translation.
+
+    Tiled 512, fast zstd (the file lives for one run), nodata 255, BigTIFF only when needed.
+    """
+    return {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": crs,
+        "transform": transform,
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "zstd",
+        "zstd_level": 1,
+        "bigtiff": "if_safer",
+    }
+
+
 @dataclass(frozen=True)
 class Layer:
     """An optional output map: its file, asset key, bands and how its overviews are made."""
@@ -172,22 +195,7 @@ class BlockSink:
         self.confidence_path = folder / "confidence.tmp.tif" if confidence else None
         self.layers = list(layers)
         self.layer_paths = {layer.key: folder / f"{layer.key}.tmp.tif" for layer in self.layers}
-        profile = {
-            "driver": "GTiff",
-            "width": grid.width,
-            "height": grid.height,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": grid.rasterio_crs,
-            "transform": grid.transform,
-            "nodata": NODATA,
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-            "compress": "zstd",
-            "zstd_level": 1,
-            "bigtiff": "if_safer",
-        }
+        profile = staging_profile(grid.rasterio_crs, grid.transform, grid.width, grid.height)
         self._env = gdal_env()
         self._env.__enter__()
         self._classes = rasterio.open(self.classes_path, "w", **profile)
