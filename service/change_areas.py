@@ -20,10 +20,8 @@ import shapely
 
 from lulc.classes import ClassTable
 from lulc.errors import InputError
+from lulc.olofsson import Z95, estimate
 from service.run_folder import RunGrid
-
-Z95 = 1.96
-"""Normal quantile of a two-sided 95 % interval."""
 
 
 @dataclass(frozen=True)
@@ -111,20 +109,19 @@ def change_area_estimate(
     counts = np.zeros((k, k), dtype=np.float64)
     np.add.at(counts, (map_codes, reference_codes), 1)
     area = stratum_pixels.astype(np.float64)
+    est = estimate(counts, area)  # per from-to class: areas and their standard errors, overall accuracy
     total = area.sum()
-    w = area / total
+    w = est.weights
     n_i = counts.sum(axis=1)
     q = np.divide(counts, n_i[:, None], out=np.zeros_like(counts), where=n_i[:, None] > 0)
     dof = np.where(n_i > 1, n_i - 1, np.inf)
-    p_col = (w[:, None] * q).sum(axis=0)
-    se_col = np.sqrt(np.sum(w[:, None] ** 2 * q * (1 - q) / dof[:, None], axis=0))
+    # All change together: the share of each stratum's points whose reference is a change, area-weighted.
     changed = np.array([i != j for i in range(n) for j in range(n)])
     q_changed = q[:, changed].sum(axis=1)
     p_changed = float((w * q_changed).sum())
     se_changed = float(np.sqrt(np.sum(w**2 * q_changed * (1 - q_changed) / dof)))
-    correct = np.diag(q)
-    overall = float((w * correct).sum())
-    overall_se = float(np.sqrt(np.sum(w**2 * correct * (1 - correct) / dof)))
+    overall, overall_se = est.overall_accuracy, est.overall_accuracy_se
+    p_col, se_col = est.area / total, est.area_se / total
     total_ha = total * pixel_ha
     names = [
         f"{a.name} unchanged" if i == j else f"{a.name} to {b.name}"

@@ -12,9 +12,9 @@ import rasterio
 from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
+from lulc.olofsson import Z95, estimate
 from training.errors import AssessError
 from training.imagery import open_local_imagery
-from training.olofsson import Z95, estimate
 from training.points import read_points
 from training.sampling import sample_points
 

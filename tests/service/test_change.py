@@ -165,7 +165,7 @@ def _validation_points(runs: Runs, path: Path, per_stratum: int = 25) -> Path:
 
 def test_change_areas_with_confidence_intervals(runs: Runs, tmp_path: Path) -> None:
     """Olofsson et al. 2014 on the change strata: as training's estimator computes it; covers the truth."""
-    from training.olofsson import Z95, estimate
+    from lulc.olofsson import Z95, estimate
 
     points = _validation_points(runs, tmp_path / "points.gpkg")
     result = change_runs(runs.first, runs.second, tmp_path / "c", points=points, block_size=256)

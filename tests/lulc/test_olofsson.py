@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.olofsson import Estimate, estimate
+from lulc.olofsson import Estimate, estimate
 
 # Table 8: rows = map class, columns = reference class; strata sizes in 30 m pixels (0.09 ha).
 CLASSES = ["deforestation", "forest gain", "stable forest", "stable non-forest"]
