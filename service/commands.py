@@ -116,6 +116,11 @@ def classify_command(
     stats = result.stats_dict
     typer.echo(f"wrote {result.classes}" + (f", {result.confidence}" if result.confidence else ""))
     typer.echo(f"wrote {result.stats}, {result.item}")
+    echo_class_areas(stats)
+
+
+def echo_class_areas(stats: dict[str, Any]) -> None:
+    """One line per class of a ``stats.json``: value, name, hectares."""
     for row in stats["classes"]:
         typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
 

@@ -12,8 +12,13 @@ from typing import Annotated, Literal
 import typer
 
 from lulc.errors import InputError
+from service.commands import echo_class_areas
 
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A `lulc classify` output folder.")]
+ConnectivityOpt = Annotated[
+    int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
+]
+BlockSizeOpt = Annotated[int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")]
 
 
 def _connectivity(value: int) -> Literal[4, 8]:
@@ -26,12 +31,8 @@ def clean_command(
     run: RunArg,
     mmu_ha: Annotated[float, typer.Option("--mmu-ha", help="Minimum mapping unit in hectares.")],
     out: Annotated[Path, typer.Option("--out", help="Output run folder for the cleaned map.")],
-    connectivity: Annotated[
-        int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
-    ] = 4,
-    block_size: Annotated[
-        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
-    ] = 512,
+    connectivity: ConnectivityOpt = 4,
+    block_size: BlockSizeOpt = 512,
 ) -> None:
     """Merge patches under the minimum mapping unit into their largest neighbour (GDAL's sieve rule)."""
     from rich.console import Console
@@ -53,8 +54,7 @@ def clean_command(
         f"wrote {result.out_dir}: patches under {mmu_ha:g} ha ({result.threshold_pixels} pixels) removed, "
         f"{result.changed_pixels} pixels changed"
     )
-    for row in result.stats["classes"]:
-        typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
+    echo_class_areas(result.stats)
 
 
 def vectorize_command(
@@ -62,12 +62,8 @@ def vectorize_command(
     out: Annotated[
         Path, typer.Option("--out", help="Output vector file: .gpkg, .fgb or .parquet (GeoParquet).")
     ],
-    connectivity: Annotated[
-        int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
-    ] = 4,
-    block_size: Annotated[
-        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
-    ] = 512,
+    connectivity: ConnectivityOpt = 4,
+    block_size: BlockSizeOpt = 512,
 ) -> None:
     """Write one polygon per patch: class value and name, pixels, area in hectares, mean confidence."""
     from rich.console import Console
@@ -87,9 +83,7 @@ def change_command(
     ],
     run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="The later one (same model, same grid).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (change.tif, transitions.json, ...).")],
-    block_size: Annotated[
-        int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")
-    ] = 512,
+    block_size: BlockSizeOpt = 512,
     points: Annotated[
         Path | None,
         typer.Option(
