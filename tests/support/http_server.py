@@ -178,6 +178,17 @@ def _serve(fd: int, directory: str, fail_every: int | None, failure: str) -> Non
 # Client side (the test process)
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """Terminate a server process, kill it if it has not exited 10 s later (a no-op once it has exited)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     """A ``preexec_fn`` making a child get ``sig`` when the test process dies (even by SIGKILL).
 
@@ -294,13 +305,7 @@ class ServerHandle:
     def close(self) -> None:
         """Stop the server process (idempotent)."""
         with self._lock:
-            if self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
+            stop_process(self._process)
             self._socket.close()
 
     def __enter__(self) -> ServerHandle:

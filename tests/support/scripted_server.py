@@ -122,13 +122,9 @@ class ScriptedServer:
 
     def close(self) -> None:
         """Stop the server (idempotent)."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        from tests.support.http_server import stop_process  # here, as above: the child runs this file
+
+        stop_process(self._process)
         self._socket.close()
 
     def __enter__(self) -> ScriptedServer:
