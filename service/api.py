@@ -142,13 +142,21 @@ def _read_aoi(aoi: dict[str, Any] | str | Path | None) -> dict[str, Any] | None:
     """A GeoJSON mapping as given, or read from a file (checked by the engine's one AOI parser)."""
     if aoi is None or isinstance(aoi, dict):
         return aoi
-    path = Path(aoi)
-    if not path.is_file():
-        raise InputError(f"AOI file {path} does not exist")
+    return read_aoi_file(Path(aoi))
+
+
+def read_aoi_file(path: Path) -> dict[str, Any]:
+    """The GeoJSON object in an AOI file (``lulc classify --aoi`` and ``classify(aoi=path)`` alike).
+
+    Raises:
+        InputError: the file is missing, not JSON text, or not a JSON object.
+    """
     try:
         data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"AOI file {path} is not GeoJSON: {exc}") from None
+    except FileNotFoundError as exc:
+        raise InputError(f"AOI file {path} does not exist") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InputError(f"AOI file {path} is not a GeoJSON object")
     return data

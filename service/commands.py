@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from lulc.errors import InputError
-
-
-def _read_aoi(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"AOI file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"AOI file {path} is not a GeoJSON object")
-    return data
+from service.api import read_aoi_file
 
 
 def classify_command(
@@ -90,7 +78,7 @@ def classify_command(
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     request = ClassifyRequest(
-        aoi=_read_aoi(aoi) if aoi is not None else None,
+        aoi=read_aoi_file(aoi) if aoi is not None else None,
         datetime=datetime,
         crs=crs,
         block_size=block_size,
