@@ -131,7 +131,7 @@ def grouping(
     return Grouping(dense.astype(np.int64).ravel(), int(dense.max()) + 1, note)
 
 
-def _grouped_folds(
+def grouped_folds(
     labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], folds: int, seed: int
 ) -> list[Split]:
     """Stratified group k-fold: each group in one fold, class shares kept as well as the groups allow."""
@@ -142,6 +142,12 @@ def _grouped_folds(
         (np.sort(np.asarray(a, np.int64)), np.sort(np.asarray(b, np.int64)))
         for a, b in splitter.split(np.zeros(labels.size), labels, groups)
     ]
+
+
+def grouped_fold_count(labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], folds: int) -> int:
+    """``folds``, lowered to the fewest groups any class has (at least 2): every fold can hold each class."""
+    smallest = int(min(np.unique(groups[labels == v]).size for v in np.unique(labels)))
+    return max(2, min(folds, smallest))
 
 
 def _folds_for(test_size: float) -> int:
@@ -158,7 +164,7 @@ def holdout_split(
     ``test_size``; no group has samples on both sides.
     """
     if grouped is not None and grouped.groups is not None:
-        return _grouped_folds(labels, grouped.groups, _folds_for(test_size), seed)[0]
+        return grouped_folds(labels, grouped.groups, _folds_for(test_size), seed)[0]
     from sklearn.model_selection import train_test_split
 
     n_classes = np.unique(labels).size
@@ -180,12 +186,11 @@ def repeated_splits(
         groups = grouped.groups
         if cv.scheme == "shuffle":
             folds = _folds_for(cv.test_size)
-            splits = [_grouped_folds(labels, groups, folds, seed + r)[0] for r in range(cv.repeats)]
+            splits = [grouped_folds(labels, groups, folds, seed + r)[0] for r in range(cv.repeats)]
             name = f"{cv.repeats} random stratified splits of 1/{folds} grouped by polygon"
             return splits, f"{name} ({grouped.n_groups} groups)"
-        smallest = int(min(np.unique(groups[labels == v]).size for v in np.unique(labels)))
-        folds = max(2, min(cv.folds, smallest))
-        splits = [s for r in range(cv.repeats) for s in _grouped_folds(labels, groups, folds, seed + r)]
+        folds = grouped_fold_count(labels, groups, cv.folds)
+        splits = [s for r in range(cv.repeats) for s in grouped_folds(labels, groups, folds, seed + r)]
         name = f"{folds}-fold stratified CV grouped by polygon repeated {cv.repeats}x"
         return splits, f"{name} ({grouped.n_groups} groups)"
     index = np.zeros(labels.size)

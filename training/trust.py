@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from lulc.classes import ClassTable
 from training.aoa import Applicability, fit_applicability
 from training.conformal import ConformalSets, calibrate, coverage_by_class
-from training.evaluate import Grouping, grouping
+from training.evaluate import Grouping, grouped_fold_count, grouped_folds, grouping
 from training.models import classes_of
 
 
@@ -33,22 +33,21 @@ class Trust:
 def fold_ids(
     labels: npt.NDArray[np.int64], grouped: Grouping, folds: int, seed: int
 ) -> npt.NDArray[np.int64]:
-    """Each sample's fold in a seeded stratified (group) k-fold: the folds the AOA's training DI excludes."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    """Each sample's fold in a seeded stratified (group) k-fold: the folds the AOA's training DI excludes.
 
-    smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
+    Grouped: the same folds as the grouped repeated CV's first repeat (``grouped_folds``).
+    """
     out = np.zeros(labels.size, dtype=np.int64)
-    index = np.zeros(labels.size)
     if grouped.groups is not None:
-        n = max(
-            2, min(folds, int(min(np.unique(grouped.groups[labels == v]).size for v in np.unique(labels))))
-        )
-        splits = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed).split(
-            index, labels, grouped.groups
+        splits = grouped_folds(
+            labels, grouped.groups, grouped_fold_count(labels, grouped.groups, folds), seed
         )
     else:
-        n = max(2, min(folds, smallest))
-        splits = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(index, labels)
+        from sklearn.model_selection import StratifiedKFold
+
+        smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
+        splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
+        splits = list(splitter.split(np.zeros(labels.size), labels))
     for fold, (_, test) in enumerate(splits):
         out[test] = fold
     return out
