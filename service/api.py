@@ -5,6 +5,12 @@
     result.labels()          # the class map as a numpy array (255 = nodata)
     result.areas             # hectares per class (a pandas DataFrame)
     result.figure()          # the map in its class colours (matplotlib)
+    result = classify("models/demo", stac="world/catalog.json", aoi="world/aoi.geojson",
+                      datetime="2021/2024", out="runs/demo", mmu_ha=0.5)
+    result.clean.areas       # the map cleaned to a 0.5 ha minimum mapping unit (runs/demo/clean)
+    series = classify_series("models/demo", stac="world/catalog.json", aoi="world/aoi.geojson",
+                             datetime="2021/2024", every="year", out="runs/yearly")
+    series.areas             # hectares per class (columns) and year (rows)
 
 Bad input raises the same ``LulcError`` subclasses, with the same messages, as ``lulc classify``.
 """
@@ -35,6 +41,8 @@ class MapRun:
     stats: dict[str, Any]
     table: ClassTable
     """The model's classes: values, names and colours."""
+    clean: MapRun | None = None
+    """The map cleaned to the minimum mapping unit asked for (``mmu_ha=``), a run of its own."""
 
     def labels(self) -> npt.NDArray[np.uint8]:
         """The class map (uint8; 255 outside the AOI or where no valid pixel was seen)."""
@@ -88,6 +96,8 @@ def classify(
     probabilities: bool = False,
     aoa: bool = True,
     sets: bool = True,
+    mmu_ha: float | None = None,
+    mmu_connectivity: int = 4,
     workers: int = 2,
     threads: int = 1,
     progress: Progress | None = None,
@@ -95,20 +105,17 @@ def classify(
     """Classify as ``lulc classify`` does: a model directory or file, a local image or a STAC source.
 
     ``aoi`` is a GeoJSON mapping or the path of a GeoJSON file (lon/lat); it is required with ``stac``.
+    ``mmu_ha`` also cleans the map to that minimum mapping unit into ``out/clean`` (``MapRun.clean``).
 
     Raises:
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.
     """
     from service.engine import classify as run_engine
-    from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
     from service.request import ClassifyRequest
     from service.runner import load_model
 
-    if (stac is None) == (image is None):
-        raise InputError("give exactly one of stac= and image=")
     geojson = _read_aoi(aoi)
-    if geojson is None and stac is not None:
-        raise InputError("aoi= is required with stac=")
+    _check_source(image, stac, geojson)
     request = ClassifyRequest(
         aoi=geojson,
         datetime=datetime,
@@ -118,23 +125,132 @@ def classify(
         probabilities=probabilities,
         aoa=aoa,
         sets=sets,
+        mmu_ha=mmu_ha,
+        mmu_connectivity=mmu_connectivity,
     )
-    factory: ReaderFactory
+    factory = _source(image, stac)
+    runner = load_model(model, threads=threads)
+    result = run_engine(request, runner, factory, out, workers=workers, progress=progress)
+    return _map_run(result, runner.contract.classes)
+
+
+@dataclass(frozen=True)
+class MapSeries:
+    """One map per period (``runs`` by label, e.g. ``"2021"``), the periods skipped and the collection."""
+
+    runs: dict[str, MapRun]
+    skipped: dict[str, str]
+    """Periods without imagery to classify, and why."""
+    collection: Path
+    """The series' STAC collection (``collection.json``), linking every period's item."""
+
+    @property
+    def areas(self) -> Any:
+        """Hectares per class (columns) and period (rows)."""
+        import pandas as pd
+
+        rows = {
+            label: {row["name"]: row["hectares"] for row in run.stats["classes"]}
+            for label, run in self.runs.items()
+        }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def classify_series(
+    model: str | Path,
+    *,
+    out: str | Path,
+    stac: str,
+    aoi: dict[str, Any] | str | Path,
+    datetime: str,
+    every: str = "year",
+    crs: str | None = None,
+    block_size: int = 512,
+    confidence: bool = True,
+    probabilities: bool = False,
+    aoa: bool = True,
+    sets: bool = True,
+    mmu_ha: float | None = None,
+    mmu_connectivity: int = 4,
+    workers: int = 2,
+    threads: int = 1,
+    progress: Progress | None = None,
+) -> MapSeries:
+    """``lulc classify --every``: a map per year (or month) of ``datetime`` from one model, and a collection.
+
+    Raises:
+        LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
+    """
+    from service.request import ClassifyRequest
+    from service.runner import load_model
+    from service.series import classify_series as run_series
+    from service.series import split_periods
+
+    geojson = _read_aoi(aoi)
+    _check_source(None, stac, geojson)
+    request = ClassifyRequest(
+        aoi=geojson,
+        datetime=datetime,
+        crs=crs,
+        block_size=block_size,
+        confidence=confidence,
+        probabilities=probabilities,
+        aoa=aoa,
+        sets=sets,
+        mmu_ha=mmu_ha,
+        mmu_connectivity=mmu_connectivity,
+    )
+    factory = _source(None, stac)
+    split_periods(datetime, every)
+    runner = load_model(model, threads=threads)
+    result = run_series(request, runner, factory, out, every, workers=workers, progress=progress)
+    table = runner.contract.classes
+    runs = {label: _map_run(run, table) for label, run in result.runs.items()}
+    return MapSeries(runs, result.skipped, result.collection)
+
+
+def _check_source(image: str | Path | None, stac: str | None, aoi: dict[str, Any] | None) -> None:
+    if (stac is None) == (image is None):
+        raise InputError("give exactly one of stac= and image=")
+    if aoi is None and stac is not None:
+        raise InputError("aoi= is required with stac=")
+
+
+def _source(image: str | Path | None, stac: str | None) -> Any:
+    """The reader factory of a local image or a STAC source."""
+    from service.readers import ImageReaderFactory, StacReaderFactory
+
     if image is not None:
         if not Path(image).is_file():
             raise InputError(f"image {image} does not exist")
-        factory = ImageReaderFactory(Path(image))
-    else:
-        factory = StacReaderFactory(str(stac))
-    runner = load_model(model, threads=threads)
-    result = run_engine(request, runner, factory, out, workers=workers, progress=progress)
+        return ImageReaderFactory(Path(image))
+    return StacReaderFactory(str(stac))
+
+
+def _map_run(result: Any, table: ClassTable) -> MapRun:
+    """A ``MapRun`` of an engine result, with its cleaned map when it has one."""
+    clean = None
+    if result.clean is not None and result.clean_stats is not None:
+        from service.output import CLASSES_NAME, CONFIDENCE_NAME
+        from service.publish import ITEM_NAME
+
+        confidence = result.clean / CONFIDENCE_NAME
+        clean = MapRun(
+            result.clean / CLASSES_NAME,
+            confidence if confidence.is_file() else None,
+            None,
+            json.loads((result.clean / ITEM_NAME).read_text(encoding="utf-8")),
+            result.clean_stats,
+            table,
+        )
     return MapRun(
         result.classes,
         result.confidence,
         result.probabilities,
         result.item_dict,
         result.stats_dict,
-        runner.contract.classes,
+        table,
+        clean,
     )
 
 

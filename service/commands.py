@@ -61,6 +61,20 @@ def classify_command(
     no_sets: Annotated[
         bool, typer.Option("--no-sets", help="Do not write sets.tif (the calibrated class sets).")
     ] = False,
+    mmu_ha: Annotated[
+        float | None,
+        typer.Option("--mmu-ha", help="Also clean the map to this minimum mapping unit (ha) into OUT/clean."),
+    ] = None,
+    mmu_connectivity: Annotated[
+        int, typer.Option("--mmu-connectivity", help="4 or 8: patch connectivity of --mmu-ha.")
+    ] = 4,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            help="year or month: one map per period of --datetime in OUT/<period>, and OUT/collection.json.",
+        ),
+    ] = None,
 ) -> None:
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
     from rich.console import Console
@@ -77,6 +91,8 @@ def classify_command(
         raise InputError("--aoi is required with --stac")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if every is not None and image is not None:
+        raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
     request = ClassifyRequest(
         aoi=read_aoi_file(aoi) if aoi is not None else None,
         datetime=datetime,
@@ -86,7 +102,13 @@ def classify_command(
         probabilities=probabilities,
         aoa=not no_aoa,
         sets=not no_sets,
+        mmu_ha=mmu_ha,
+        mmu_connectivity=mmu_connectivity,
     )
+    if every is not None:
+        from service.series import split_periods
+
+        split_periods(datetime, every)  # a bad step or window fails before the model is loaded
     runner = load_model(model, threads=threads)
     factory: ReaderFactory
     if image is not None:
@@ -98,13 +120,47 @@ def classify_command(
             str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
         )
     with RichProgress(Console(stderr=True)) as progress:
-        result = classify(
-            request, runner, factory, out, workers=workers, progress=progress, dask_scheduler=dask_scheduler
-        )
-    stats = result.stats_dict
+        if every is not None:
+            from service.series import classify_series
+
+            series = classify_series(
+                request,
+                runner,
+                factory,
+                out,
+                every,
+                workers=workers,
+                progress=progress,
+                dask_scheduler=dask_scheduler,
+            )
+        else:
+            result = classify(
+                request,
+                runner,
+                factory,
+                out,
+                workers=workers,
+                progress=progress,
+                dask_scheduler=dask_scheduler,
+            )
+    if every is not None:
+        for label, run in series.runs.items():
+            typer.echo(f"{label}: wrote {run.classes.parent}")
+            echo_class_areas(run.stats_dict)
+        for label, reason in series.skipped.items():
+            typer.echo(f"{label}: skipped, {reason}")
+        typer.echo(f"wrote {series.collection}")
+        return
     typer.echo(f"wrote {result.classes}" + (f", {result.confidence}" if result.confidence else ""))
     typer.echo(f"wrote {result.stats}, {result.item}")
-    echo_class_areas(stats)
+    echo_class_areas(result.stats_dict)
+    if result.clean is not None and result.clean_stats is not None:
+        mmu = result.clean_stats["mmu"]
+        typer.echo(
+            f"wrote {result.clean}: patches under {mmu['hectares']:g} ha ({mmu['threshold_pixels']} pixels) "
+            f"removed, {mmu['changed_pixels']} pixels changed"
+        )
+        echo_class_areas(result.clean_stats)
 
 
 def echo_class_areas(stats: dict[str, Any]) -> None:

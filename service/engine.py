@@ -12,6 +12,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,13 @@ class ClassifyResult:
     probabilities: Path | None = None
     aoa: Path | None = None
     sets: Path | None = None
+    clean: Path | None = None
+    """The cleaned run folder (``<out>/clean``) when the request named a minimum mapping unit."""
+    clean_stats: dict[str, Any] | None = None
+
+
+CLEAN_DIR = "clean"
+"""Sub-folder of a run holding its map cleaned to the request's minimum mapping unit (a run of its own)."""
 
 
 def prepare_grid(request: ClassifyRequest, contract: ModelContract, source: ReaderFactory) -> OutputGrid:
@@ -100,8 +108,10 @@ def classify(
     """
     contract = model.contract
     grid = reader_factory.prepare_grid(request, contract)
-    reader = reader_factory.open(request, grid, contract)
     out = Path(out_dir)
+    if request.mmu_ha is not None:
+        check_mmu(request, grid, out)  # a bad unit fails before any block is read
+    reader = reader_factory.open(request, grid, contract)
     item_inputs = _item_inputs(request, model, grid, reader.sources(), out)  # a missing date fails now
     progress = progress or NullProgress()
     progress.start("classifying blocks", grid.n_blocks)
@@ -156,9 +166,17 @@ def classify(
             shapely.geometry.mapping(footprint),
             footprint.bounds,
             layers,
-            _trust_properties(contract, wanted, aoa_inside, counts.valid),
+            {
+                **_trust_properties(contract, wanted, aoa_inside, counts.valid),
+                **_mmu_properties(request),
+            },
         )
+        if request.mmu_ha is not None:
+            item["links"].append(_clean_link(request))
         (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
+        clean_stats = (
+            _clean_in_staging(request.mmu_ha, request, staging) if request.mmu_ha is not None else None
+        )
         order = [
             CLASSES_NAME,
             AUX_NAME,
@@ -166,13 +184,14 @@ def classify(
             *([CONFIDENCE_NAME] if confidence_cog else []),
             *layer_cogs,
             STATS_NAME,
-            ITEM_NAME,
         ]
         final = move_into_place(staging, out, order)
-        # A previous run's optional maps that this item no longer lists.
+        # A previous run's optional maps and cleaned map that this item no longer lists.
         for name in (CONFIDENCE_NAME, PROBABILITIES_NAME, AOA_NAME, SETS_NAME):
             if name not in final:
                 (out / name).unlink(missing_ok=True)
+        _replace_clean(staging, out, request.mmu_ha is not None)
+        final.update(move_into_place(staging, out, [ITEM_NAME]))
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),
@@ -183,6 +202,78 @@ def classify(
         stats=final[STATS_NAME],
         item_dict=item,
         stats_dict=stats,
+        clean=out / CLEAN_DIR if clean_stats is not None else None,
+        clean_stats=clean_stats,
+    )
+
+
+def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path) -> None:
+    """Refuse at once what ``lulc clean`` would refuse, and a ``clean`` folder in ``out`` not ours."""
+    from service.clean import mmu_pixels
+
+    if request.mmu_connectivity not in (4, 8):
+        raise InputError(f"--mmu-connectivity must be 4 or 8, got {request.mmu_connectivity}")
+    if request.mmu_ha is not None:
+        mmu_pixels(request.mmu_ha, grid.pixel_area_m2())
+    target = out / CLEAN_DIR
+    if target.exists() and not (_is_clean_product(target / ITEM_NAME) or _is_empty_dir(target)):
+        raise InputError(
+            f"{target} exists and is not a cleaned map of a run; the cleaned map goes there: "
+            "choose another --out"
+        )
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _mmu_properties(request: ClassifyRequest) -> dict[str, Any]:
+    """The run item's record of the cleaning asked for (the cleaned run's own item has the details)."""
+    if request.mmu_ha is None:
+        return {}
+    return {"lulc:mmu_ha": request.mmu_ha, "lulc:mmu_connectivity": request.mmu_connectivity}
+
+
+def _clean_link(request: ClassifyRequest) -> dict[str, Any]:
+    return {
+        "rel": "related",
+        "href": f"./{CLEAN_DIR}/{ITEM_NAME}",
+        "type": "application/geo+json",
+        "title": f"the map cleaned to a minimum mapping unit of {request.mmu_ha:g} ha",
+    }
+
+
+def _clean_in_staging(mmu_ha: float, request: ClassifyRequest, staging: Path) -> dict[str, Any]:
+    """Clean the finished map in ``staging`` (a complete run folder by now) into ``staging/clean``."""
+    from service.clean import clean_run
+
+    result = clean_run(
+        staging,
+        staging / CLEAN_DIR,
+        mmu_ha=mmu_ha,
+        connectivity=8 if request.mmu_connectivity == 8 else 4,
+        block_size=request.block_size,
+    )
+    return result.stats
+
+
+def _replace_clean(staging: Path, out: Path, made: bool) -> None:
+    """Put the new cleaned run in place of the old one; without one, remove a previous run's."""
+    target = out / CLEAN_DIR
+    old_item = target / ITEM_NAME
+    if target.is_dir() and (_is_clean_product(old_item) or _is_empty_dir(target)):
+        shutil.rmtree(target)
+    if made:
+        os.replace(staging / CLEAN_DIR, target)
+
+
+def _is_clean_product(item_path: Path) -> bool:
+    try:
+        properties = json.loads(item_path.read_text(encoding="utf-8")).get("properties", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(properties, dict) and (
+        properties.get("lulc:product") == "clean" or "lulc:mmu_pixels" in properties
     )
 
 

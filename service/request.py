@@ -20,6 +20,8 @@ class ClassifyRequest:
         probabilities: also write the per-class probability COG (one band per class, percent).
         aoa: write the area-of-applicability COG when the model carries one (on by default).
         sets: write the conformal class-set COG when the model is calibrated (on by default).
+        mmu_ha: also clean the map to this minimum mapping unit (hectares) into ``<out>/clean``; None: no.
+        mmu_connectivity: 4 or 8, the patch connectivity of that cleaning.
     """
 
     aoi: dict[str, Any] | None
@@ -30,3 +32,5 @@ class ClassifyRequest:
     probabilities: bool = False
     aoa: bool = True
     sets: bool = True
+    mmu_ha: float | None = None
+    mmu_connectivity: int = 4

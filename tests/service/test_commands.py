@@ -105,6 +105,11 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("corrupt-onnx", "not a readable ONNX model"),
         ("no-source", "exactly one of --stac"),
         ("missing-catalog", "does not exist"),
+        ("every-with-image", "--every needs a STAC source"),
+        ("every-open-window", "needs a --datetime interval with both ends"),
+        ("every-week", "--every must be one of year, month"),
+        ("negative-mmu", "--mmu-ha must be a non-negative number"),
+        ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(
@@ -125,6 +130,16 @@ def test_bad_input_exits_2_with_one_clear_line(
         source = []
     elif case == "missing-catalog":
         source = ["--stac", str(tmp_path / "nowhere" / "catalog.json"), "--datetime", "2024-06"]
+    elif case == "every-with-image":
+        source += ["--every", "year", "--datetime", "2021/2024"]
+    elif case.startswith("every-"):
+        window = "2021/.." if case == "every-open-window" else "2021/2024"
+        every = "week" if case == "every-week" else "year"
+        source = ["--stac", str(tmp_path / "catalog.json"), "--every", every, "--datetime", window]
+    elif case == "negative-mmu":
+        source += ["--mmu-ha", "-1", "--datetime", "2024-06-01"]
+    elif case == "mmu-connectivity":
+        source += ["--mmu-ha", "1", "--mmu-connectivity", "6", "--datetime", "2024-06-01"]
     out = tmp_path / "out"
     done = lulc("classify", "--model", model, "--aoi", aoi, *source, "--out", out)
     assert done.returncode == 2, (done.stdout, done.stderr)

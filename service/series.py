@@ -1,0 +1,242 @@
+"""Time series of maps: one classification per year (or month) of a time window, and their STAC collection.
+
+``lulc classify --every year --datetime 2021/2024 --out OUT`` classifies each calendar year of the window
+with the same model into ``OUT/2021``, ``OUT/2022``, ... (each a normal run folder, byte-identical to
+``lulc classify --datetime 2021 --out ...``), then writes ``OUT/series.json`` (class areas per period) and
+``OUT/collection.json``, a STAC collection linking every period's item. A period without imagery (no items,
+or every pixel masked) is skipped and named in both files; a window with no imagery at all is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lulc.classes import ClassTable
+from lulc.datetimes import parse_datetime_interval
+from lulc.errors import InputError, NoItemsError, NoValidPixelsError
+from lulc.progress import NullProgress, Progress
+from service.engine import ClassifyResult, classify
+from service.output import dump_json, write_text_atomic
+from service.publish import ITEM_NAME
+from service.readers import ReaderFactory
+from service.request import ClassifyRequest
+from service.runner import ModelRunner
+
+Every = Literal["year", "month"]
+EVERY: tuple[Every, ...] = ("year", "month")
+COLLECTION_NAME = "collection.json"
+SERIES_NAME = "series.json"
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
+MAX_PERIODS = 240
+"""Most periods one series may have (20 years of months)."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """One step of a series: its label (``2021``, ``2021-07``) and the time window classified."""
+
+    label: str
+    datetime: str
+    """A whole year or month as itself (``2021``: what ``--datetime 2021`` would read), else an interval."""
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _next(start: dt.datetime, every: Every) -> dt.datetime:
+    if every == "year":
+        return start.replace(year=start.year + 1)
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def split_periods(window: str | None, every: str) -> list[Period]:
+    """The calendar years or months of ``window`` (an RFC 3339 interval with both ends), clipped to it.
+
+    Raises:
+        InputError: an unknown step, a window that is missing, open-ended or invalid, or too many periods.
+    """
+    if every not in EVERY:
+        raise InputError(f"--every must be one of {', '.join(EVERY)}, got {every!r}")
+    first, last = parse_datetime_interval(window) or (None, None)
+    if first is None or last is None:
+        raise InputError(f"--every {every} needs a --datetime interval with both ends, e.g. 2021/2024")
+    step: Every = "year" if every == "year" else "month"
+    start = first.replace(month=1 if step == "year" else first.month, day=1, hour=0, minute=0, second=0)
+    start = start.replace(microsecond=0)
+    periods: list[Period] = []
+    while start <= last:
+        end = _next(start, step) - dt.timedelta(seconds=1)
+        label = f"{start:%Y}" if step == "year" else f"{start:%Y-%m}"
+        whole = first <= start and end <= last
+        text = label if whole else f"{_iso(max(start, first))}/{_iso(min(end, last))}"
+        periods.append(Period(label, text))
+        if len(periods) > MAX_PERIODS:
+            raise InputError(f"--every {every} over {window} makes more than {MAX_PERIODS} maps")
+        start = _next(start, step)
+    return periods
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """The maps of a series by period label, the periods skipped (with why) and the collection."""
+
+    runs: dict[str, ClassifyResult]
+    skipped: dict[str, str]
+    collection: Path
+    collection_dict: dict[str, Any]
+    series: dict[str, Any]
+
+
+def classify_series(
+    request: ClassifyRequest,
+    model: ModelRunner,
+    reader_factory: ReaderFactory,
+    out_dir: str | Path,
+    every: str,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+    dask_scheduler: str | None = None,
+) -> SeriesResult:
+    """Classify every period of ``request.datetime`` into ``out_dir/<period>``; write the collection.
+
+    Raises:
+        InputError: as ``split_periods``; NoItemsError: no period has imagery; the engine's errors otherwise.
+    """
+    periods = split_periods(request.datetime, every)
+    out = Path(out_dir)
+    progress = progress or NullProgress()
+    runs: dict[str, ClassifyResult] = {}
+    skipped: dict[str, str] = {}
+    for period in periods:
+        progress.note(f"{period.label}: classifying {period.datetime}")
+        try:
+            runs[period.label] = classify(
+                dataclasses.replace(request, datetime=period.datetime),
+                model,
+                reader_factory,
+                out / period.label,
+                workers=workers,
+                progress=progress,
+                dask_scheduler=dask_scheduler,
+            )
+        except (NoItemsError, NoValidPixelsError) as exc:
+            skipped[period.label] = str(exc)
+    if not runs:
+        raise NoItemsError(
+            f"no {every} of {request.datetime} has imagery to classify: "
+            + "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
+        )
+    series = series_document(every, request.datetime or "", runs, skipped, model.contract.classes)
+    write_text_atomic(out / SERIES_NAME, dump_json(series))
+    collection = collection_document(every, request.datetime or "", runs, skipped, model.contract.classes)
+    path = write_text_atomic(out / COLLECTION_NAME, dump_json(collection))
+    return SeriesResult(runs, skipped, path, collection, series)
+
+
+def _times(item: dict[str, Any]) -> tuple[str, str]:
+    props = item["properties"]
+    start = props.get("start_datetime") or props["datetime"]
+    end = props.get("end_datetime") or props["datetime"]
+    return str(start), str(end)
+
+
+def series_document(
+    every: str, window: str, runs: dict[str, ClassifyResult], skipped: dict[str, str], table: ClassTable
+) -> dict[str, Any]:
+    """``series.json``: per period, the item, its acquisition times and pixels and hectares per class."""
+    periods = []
+    for label, result in runs.items():
+        start, end = _times(result.item_dict)
+        periods.append(
+            {
+                "period": label,
+                "item": f"./{label}/{ITEM_NAME}",
+                "start_datetime": start,
+                "end_datetime": end,
+                "valid_hectares": result.stats_dict["valid_hectares"],
+                "classes": [
+                    {k: row[k] for k in ("value", "name", "pixels", "hectares")}
+                    for row in result.stats_dict["classes"]
+                ],
+            }
+        )
+    return {
+        "every": every,
+        "datetime": window,
+        "classes": [{"value": c.value, "name": c.name, "color": c.color} for c in table.classes],
+        "periods": periods,
+        "skipped": [{"period": label, "reason": reason} for label, reason in skipped.items()],
+    }
+
+
+def collection_document(
+    every: str, window: str, runs: dict[str, ClassifyResult], skipped: dict[str, str], table: ClassTable
+) -> dict[str, Any]:
+    """The series' STAC collection: one ``item`` link per period, the extents, the summaries."""
+    items = [result.item_dict for result in runs.values()]
+    first = items[0]
+    model = str(first["properties"].get("lulc:model", ""))
+    digest = hashlib.sha256("\n".join(item["id"] for item in items).encode()).hexdigest()[:12]
+    boxes = [item["bbox"] for item in items]
+    bbox = [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]
+    times = [_times(item) for item in items]
+    labels = list(runs)
+    span = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
+    classes = items[0]["properties"].get("classification:classes") or table.to_stac()
+    return {
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "stac_extensions": [CLASSIFICATION],
+        "id": f"lulc-series-{digest}",
+        "title": f"Land cover from {model}, every {every}, {span}",
+        "description": (
+            f"One land-cover map per {every} of {window}, each classified by lulc-stac with model {model} "
+            "from that period's imagery alone"
+            + (f"; no imagery to classify in {', '.join(skipped)}" if skipped else "")
+        ),
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [bbox]},
+            "temporal": {"interval": [[min(t[0] for t in times), max(t[1] for t in times)]]},
+        },
+        "summaries": {
+            "lulc:model": [model],
+            "lulc:every": [every],
+            "lulc:period": labels,
+            "lulc:skipped_period": list(skipped),
+            "classification:classes": classes,
+        },
+        "links": [
+            {"rel": "root", "href": f"./{COLLECTION_NAME}", "type": "application/json"},
+            *(
+                {
+                    "rel": "item",
+                    "href": f"./{label}/{ITEM_NAME}",
+                    "type": "application/geo+json",
+                    "title": label,
+                    "lulc:period": label,
+                }
+                for label in labels
+            ),
+        ],
+        "assets": {
+            "series": {
+                "href": f"./{SERIES_NAME}",
+                "type": "application/json",
+                "title": f"Pixels and hectares per class and {every}",
+                "roles": ["metadata"],
+            }
+        },
+    }

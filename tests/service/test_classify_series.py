@@ -1,0 +1,180 @@
+"""``lulc classify --mmu-ha`` and ``--every`` on the demo world: a cleaned map, a yearly series, in one go."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.features
+
+from lulc.classes import NODATA
+from lulc.errors import InputError, NoItemsError
+from service.engine import CLEAN_DIR, classify
+from service.readers import StacReaderFactory
+from service.request import ClassifyRequest
+from service.runner import load_model
+from service.series import classify_series, split_periods
+from tests.service.conftest import EngineWorld
+from tests.support.stac_validation import assert_valid_stac, assert_valid_stac_file
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def test_mmu_cleans_the_map_as_gdal_sieve_does_and_the_item_records_it(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime="2024", block_size=256, mmu_ha=0.5)
+    result = classify(
+        request, load_model(engine_world.model), StacReaderFactory(str(engine_world.catalog)), out
+    )
+
+    assert result.clean == out / CLEAN_DIR
+    raw = _read(out / "classes.tif")
+    cleaned = _read(out / CLEAN_DIR / "classes.tif")
+    pixel_m2 = json.loads((out / "stats.json").read_text())["pixel_area_m2"]
+    threshold = math.ceil(0.5 * 10_000 / pixel_m2)
+    # independent computation: GDAL's sieve on the whole raster, nodata masked
+    expected = rasterio.features.sieve(raw, threshold, mask=raw != NODATA, connectivity=4)
+    assert np.array_equal(cleaned, expected), f"{int((cleaned != expected).sum())} pixels differ"
+    assert int((cleaned != raw).sum()) > 100  # control: the unit removed patches
+
+    item = assert_valid_stac_file(out / "item.json")
+    assert item["properties"]["lulc:mmu_ha"] == 0.5
+    related = [link for link in item["links"] if link["rel"] == "related"]
+    assert [(out / link["href"]).resolve() for link in related] == [(out / CLEAN_DIR / "item.json").resolve()]
+    clean_item = assert_valid_stac_file(out / CLEAN_DIR / "item.json")
+    assert clean_item["properties"]["lulc:mmu_pixels"] == threshold
+    derived = [link["href"] for link in clean_item["links"] if link["rel"] == "derived_from"]
+    assert [(out / CLEAN_DIR / href).resolve() for href in derived] == [(out / "item.json").resolve()]
+    assert result.clean_stats is not None
+    for row in result.clean_stats["classes"]:
+        assert row["pixels"] == int((cleaned == row["value"]).sum())
+
+    # a rerun without the unit leaves no stale cleaned map behind
+    again = classify(
+        ClassifyRequest(aoi=engine_world.aoi, datetime="2024", block_size=256),
+        load_model(engine_world.model),
+        StacReaderFactory(str(engine_world.catalog)),
+        out,
+    )
+    assert again.clean is None
+    assert not (out / CLEAN_DIR).exists()
+    assert np.array_equal(_read(out / "classes.tif"), raw)
+    assert "lulc:mmu_ha" not in json.loads((out / "item.json").read_text())["properties"]
+
+
+def test_a_bad_unit_fails_before_any_work(engine_world: EngineWorld, tmp_path: Path) -> None:
+    for mmu, message in ((-1.0, "non-negative"), (math.nan, "non-negative")):
+        request = ClassifyRequest(aoi=engine_world.aoi, datetime="2024", mmu_ha=mmu)
+        with pytest.raises(InputError, match=message):
+            classify(
+                request,
+                load_model(engine_world.model),
+                StacReaderFactory(str(engine_world.catalog)),
+                tmp_path,
+            )
+    foreign = tmp_path / "taken" / CLEAN_DIR
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime="2024", mmu_ha=0.5)
+    with pytest.raises(InputError, match="not a cleaned map"):
+        classify(
+            request,
+            load_model(engine_world.model),
+            StacReaderFactory(str(engine_world.catalog)),
+            foreign.parent,
+        )
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert not (foreign.parent / "classes.tif").exists()
+
+
+def test_periods_are_whole_calendar_steps_clipped_to_the_window() -> None:
+    assert [(p.label, p.datetime) for p in split_periods("2021/2023", "year")] == [
+        ("2021", "2021"),
+        ("2022", "2022"),
+        ("2023", "2023"),
+    ]
+    months = split_periods("2021-11-15/2022-02-03", "month")
+    assert [p.label for p in months] == ["2021-11", "2021-12", "2022-01", "2022-02"]
+    assert months[0].datetime == "2021-11-15T00:00:00Z/2021-11-30T23:59:59Z"
+    assert months[1].datetime == "2021-12"
+    assert months[-1].datetime == "2022-02-01T00:00:00Z/2022-02-03T23:59:59Z"
+    for window, every, message in (
+        ("2021/..", "year", "both ends"),
+        (None, "year", "both ends"),
+        ("2021/2024", "week", "year, month"),
+        ("1990/2024", "month", "more than"),
+    ):
+        with pytest.raises(InputError, match=message):
+            split_periods(window, every)
+
+
+def test_every_year_makes_one_map_per_year_with_imagery_and_a_valid_collection(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """The demo world has imagery in 2021 (two dates), 2023 and 2024, none in 2022."""
+    out = tmp_path / "yearly"
+    model = load_model(engine_world.model)
+    factory = StacReaderFactory(str(engine_world.catalog))
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime="2021/2024", block_size=256)
+    result = classify_series(request, model, factory, out, "year")
+
+    assert list(result.runs) == ["2021", "2023", "2024"]
+    assert list(result.skipped) == ["2022"]
+    assert "no items" in result.skipped["2022"]
+    for label, run in result.runs.items():
+        sources = [link["title"] for link in run.item_dict["links"] if link["title"].startswith("S2")]
+        assert sources
+        assert all(f"_{label}" in source for source in sources), sources
+    assert len([s for s in result.runs["2021"].item_dict["links"] if s["title"].startswith("S2")]) == 2
+
+    # each year's map is the map of `lulc classify --datetime <year>` (independent run, same bytes)
+    alone = classify(
+        ClassifyRequest(aoi=engine_world.aoi, datetime="2023", block_size=256),
+        model,
+        factory,
+        tmp_path / "alone",
+    )
+    for name in ("classes.tif", "confidence.tif", "stats.json"):
+        assert (out / "2023" / name).read_bytes() == (alone.classes.parent / name).read_bytes(), name
+    assert not np.array_equal(_read(out / "2021" / "classes.tif"), _read(out / "2024" / "classes.tif"))
+
+    collection = assert_valid_stac_file(out / "collection.json")
+    assert collection == result.collection_dict
+    items = [link for link in collection["links"] if link["rel"] == "item"]
+    assert [link["lulc:period"] for link in items] == ["2021", "2023", "2024"]
+    for link in items:
+        assert_valid_stac(json.loads((out / link["href"]).read_text()), link["href"])
+    props = [run.item_dict["properties"] for run in result.runs.values()]
+    starts = [p.get("start_datetime") or p["datetime"] for p in props]
+    ends = [p.get("end_datetime") or p["datetime"] for p in props]
+    assert collection["extent"]["temporal"]["interval"] == [[min(starts), max(ends)]]
+    assert collection["summaries"]["lulc:skipped_period"] == ["2022"]
+
+    series = json.loads((out / "series.json").read_text())
+    assert series == result.series
+    for period in series["periods"]:
+        labels = _read(out / period["period"] / "classes.tif")
+        for row in period["classes"]:
+            assert row["pixels"] == int((labels == row["value"]).sum())
+
+
+def test_a_window_without_any_imagery_is_an_error(engine_world: EngineWorld, tmp_path: Path) -> None:
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime="2018/2019")
+    with pytest.raises(NoItemsError, match="2018: no items"):
+        classify_series(
+            request,
+            load_model(engine_world.model),
+            StacReaderFactory(str(engine_world.catalog)),
+            tmp_path,
+            "year",
+        )
+    assert not (tmp_path / "collection.json").exists()
