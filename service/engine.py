@@ -171,6 +171,7 @@ def classify(
                 **_mmu_properties(request),
             },
         )
+        _describe_image_input(item, reader, contract)
         if request.mmu_ha is not None:
             item["links"].append(_clean_link(request))
         (staging / ITEM_NAME).write_text(dump_json(item), encoding="utf-8")
@@ -205,6 +206,25 @@ def classify(
         clean=out / CLEAN_DIR if clean_stats is not None else None,
         clean_stats=clean_stats,
     )
+
+
+def _describe_image_input(item: dict[str, Any], reader: BlockReader, contract: ModelContract) -> None:
+    """Give the ``derived_from`` link of a local input image its band roles and reflectance scaling.
+
+    ``lulc:bands`` maps each band the model reads (``red``, ``nir``, ...) to its 1-based index in the image,
+    ``lulc:scale``/``lulc:offset`` turn its values into reflectance: what a viewer needs to draw the image in
+    true or false colour under the map.
+    """
+    from lulc.pixels.image import ImageBlockReader
+
+    if not isinstance(reader, ImageBlockReader):
+        return
+    source = reader.sources()[0]
+    for link in item["links"]:
+        if link.get("rel") == "derived_from" and link.get("title") == source.id:
+            link["lulc:bands"] = dict(zip(contract.inputs.bands, reader.indexes, strict=True))
+            link["lulc:scale"] = reader.scale
+            link["lulc:offset"] = reader.offset
 
 
 def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path) -> None:

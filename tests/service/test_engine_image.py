@@ -36,6 +36,11 @@ TUTORIAL_CLASSES = ClassTable.model_validate(
 @pytest.fixture(scope="module")
 def tutorial_model(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An RBF SVM with default hyper-parameters on a stratified 70 % of the 121 points, as the tutorial."""
+    return train_tutorial_svm(lulc_py, tmp_path_factory.mktemp("svm"))
+
+
+def train_tutorial_svm(lulc_py: Path, out: Path) -> Path:
+    """The tutorial's SVM (default hyper-parameters, stratified 70 % of the points) as ``out/model.onnx``."""
     from sklearn.model_selection import train_test_split
     from sklearn.svm import SVC
 
@@ -50,7 +55,7 @@ def tutorial_model(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         contract = make_contract(
             TUTORIAL_CLASSES, svm.classes_, bands=BANDS, resolution=10.0, model_type="svm"
         )
-        return export_onnx(svm, len(BANDS), contract, tmp_path_factory.mktemp("svm") / "model.onnx")
+        return export_onnx(svm, len(BANDS), contract, out / "model.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +90,25 @@ def test_nodata_is_255_and_the_map_agrees_with_the_published_svm_map(
     assert stats["nodata_pixels"] == int(nodata.sum())
     # EPSG:3395 map units are not metres on the ground: hectares use the true pixel area (~8.07 m side).
     assert stats["pixel_area_m2"] == pytest.approx(8.07**2, rel=0.02)
+
+
+def test_the_item_links_the_input_image_with_its_band_roles_and_scaling(
+    lulc_py: Path, whole_image: ClassifyResult
+) -> None:
+    """What a viewer needs to draw the input under the map: which band is red, green, blue, nir; scaling."""
+    from tests.support.stac_validation import assert_valid_stac
+
+    item = whole_image.item_dict
+    assert_valid_stac(item, "item.json")
+    (link,) = [link for link in item["links"] if link.get("title") == "s2image"]
+    assert link["rel"] == "derived_from"
+    assert (whole_image.item.parent / link["href"]).resolve() == (lulc_py / "s2image.tif").resolve()
+    assert link["lulc:bands"] == {"blue": 1, "green": 2, "red": 3, "nir": 4}  # the tutorial's band order
+    assert (link["lulc:scale"], link["lulc:offset"]) == (1.0, 0.0)  # the image holds reflectance
+    model_links = [link for link in item["links"] if str(link["href"]).endswith(".onnx")]
+    assert all("lulc:bands" not in link for link in model_links)
+    assert item["properties"]["start_datetime"] == f"{DATE}T00:00:00Z"
+    assert item["properties"]["title"].startswith("Land cover from test-model ")
 
 
 def test_an_aoi_cuts_the_image_grid_and_masks_outside_the_polygon(
