@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,4 +85,157 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
         producers_accuracy_se=np.sqrt(var_pa),
         area=total * p_col,
         area_se=total * np.sqrt(var_p_col),
+    )
+
+
+def cochran_sample_size(weights: npt.ArrayLike, users_accuracy: npt.ArrayLike, target_se: float) -> int:
+    """Overall sample size for a target standard error of overall accuracy (Olofsson et al. 2014, eq. 13).
+
+    ``n = (sum_i W_i S_i / S(O))^2`` with ``S_i = sqrt(U_i (1 - U_i))`` the anticipated standard deviation of
+    stratum ``i`` (``U_i`` its anticipated user's accuracy). Cochran's formula assumes Neyman allocation.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    u = np.asarray(users_accuracy, dtype=np.float64)
+    return max(1, math.ceil(float(np.sum(w * np.sqrt(u * (1 - u))) / target_se) ** 2 - 1e-9))
+
+
+def allocate(total: int, stratum_sizes: npt.ArrayLike, minimum: int) -> npt.NDArray[np.int64]:
+    """Points per stratum: at least ``minimum`` each, the rest proportional to stratum size (Olofsson 2014).
+
+    Strata whose proportional share falls below ``minimum`` get ``minimum``; the remaining points go to the
+    others in proportion to their size (largest remainders, so the counts sum to ``total`` whenever the
+    minimums fit). No stratum gets more points than it has units; empty strata get none.
+    """
+    sizes = np.asarray(stratum_sizes, dtype=np.int64)
+    present = sizes > 0
+    fixed = np.zeros(sizes.shape, dtype=bool)
+    while True:
+        floor = np.where(fixed, np.minimum(minimum, sizes), 0)
+        free = present & ~fixed
+        rest = max(total - int(floor.sum()), 0)
+        share = np.zeros(sizes.shape, dtype=np.float64)
+        if free.any():
+            share[free] = rest * sizes[free] / sizes[free].sum()
+        under = free & (share < np.minimum(minimum, sizes))
+        if not under.any():
+            break
+        fixed |= under
+    counts = floor + np.floor(share).astype(np.int64)
+    remainder = share - np.floor(share)
+    missing = max(total - int(counts.sum()), 0)
+    if missing and free.any():
+        order = np.argsort(-remainder, kind="stable")
+        counts[order[:missing]] += 1
+    return np.asarray(np.minimum(counts, sizes), dtype=np.int64)
+
+
+def anticipated_overall_se(
+    weights: npt.ArrayLike, users_accuracy: npt.ArrayLike, counts: npt.ArrayLike
+) -> float:
+    """The standard error of overall accuracy a stratified sample of ``counts`` points per stratum would give.
+
+    Olofsson et al. 2014 eq. 5 with anticipated user's accuracies: ``sum W_i^2 U_i (1 - U_i) / (n_i - 1)``.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    u = np.asarray(users_accuracy, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.float64)
+    used = w > 0
+    if np.any(n[used] < 2):
+        return math.inf
+    return float(np.sqrt(np.sum(w[used] ** 2 * u[used] * (1 - u[used]) / (n[used] - 1))))
+
+
+def _stratified_mean(
+    y: Array, strata: npt.NDArray[np.int64], n_h: Array, w: Array
+) -> tuple[float, Array, Array]:
+    """Stratified estimate of the mean of ``y``, and each stratum's sample mean and variance."""
+    k = len(w)
+    sums = np.bincount(strata, weights=y, minlength=k)
+    means = np.divide(sums, n_h, out=np.zeros(k), where=n_h > 0)
+    squares = np.bincount(strata, weights=(y - means[strata]) ** 2, minlength=k)
+    variances = np.divide(squares, n_h - 1, out=np.zeros(k), where=n_h > 1)
+    return float(np.sum(w * means)), means, variances
+
+
+def stratified_mean(
+    y: npt.ArrayLike, strata: npt.ArrayLike, stratum_sizes: npt.ArrayLike
+) -> tuple[float, float]:
+    """The stratified estimate of the population mean of ``y`` and its standard error (no finite correction).
+
+    ``strata`` is each sampled unit's stratum position, ``stratum_sizes`` every stratum's size.
+    """
+    values = np.asarray(y, dtype=np.float64)
+    h = np.asarray(strata, dtype=np.int64)
+    sizes = np.asarray(stratum_sizes, dtype=np.float64)
+    k = len(sizes)
+    w = sizes / sizes.sum()
+    n_h = np.bincount(h, minlength=k).astype(np.float64)
+    mean, _, variances = _stratified_mean(values, h, n_h, w)
+    return mean, float(np.sqrt(np.sum(np.divide(w**2 * variances, n_h, out=np.zeros(k), where=n_h > 0))))
+
+
+def _ratio(
+    y: Array, x: Array, strata: npt.NDArray[np.int64], n_h: Array, sizes: Array
+) -> tuple[float, float]:
+    """Stehman (2014) eq. 27-28: the ratio ``sum N_h ybar_h / sum N_h xbar_h`` and its standard error."""
+    k = len(sizes)
+    y_mean = np.divide(np.bincount(strata, weights=y, minlength=k), n_h, out=np.zeros(k), where=n_h > 0)
+    x_mean = np.divide(np.bincount(strata, weights=x, minlength=k), n_h, out=np.zeros(k), where=n_h > 0)
+    x_total = float(np.sum(sizes * x_mean))
+    if x_total == 0:
+        return 0.0, 0.0
+    ratio = float(np.sum(sizes * y_mean)) / x_total
+    dy, dx = y - y_mean[strata], x - x_mean[strata]
+    s_yy = np.bincount(strata, weights=dy * dy, minlength=k)
+    s_xx = np.bincount(strata, weights=dx * dx, minlength=k)
+    s_xy = np.bincount(strata, weights=dx * dy, minlength=k)
+    dof = np.where(n_h > 1, n_h - 1, np.inf)
+    per = (s_yy + ratio**2 * s_xx - 2 * ratio * s_xy) / dof
+    variance = float(np.sum(np.divide(sizes**2 * per, n_h, out=np.zeros(k), where=n_h > 0))) / x_total**2
+    return ratio, float(np.sqrt(max(variance, 0.0)))
+
+
+def stratified_estimate(
+    strata: npt.ArrayLike, mapped: npt.ArrayLike, reference: npt.ArrayLike, stratum_sizes: npt.ArrayLike
+) -> Estimate:
+    """Accuracy and areas of a map from a sample stratified by other strata (Stehman 2014, IJRS 35(13)).
+
+    For a sample designed on one map and used to assess another (a cleaned version of it, say): each point
+    has its design stratum, the assessed map's class and the reference class, all as positions ``0..k-1``
+    of one class table; ``stratum_sizes`` are the design's strata sizes (areas in the output's units).
+    Where every point's stratum is its map class this equals ``estimate``.
+    """
+    h = np.asarray(strata, dtype=np.int64)
+    m = np.asarray(mapped, dtype=np.int64)
+    r = np.asarray(reference, dtype=np.int64)
+    sizes = np.asarray(stratum_sizes, dtype=np.float64)
+    k = len(sizes)
+    total = float(sizes.sum())
+    w = sizes / total
+    n_h = np.bincount(h, minlength=k).astype(np.float64)
+
+    oa, oa_se = stratified_mean((m == r).astype(np.float64), h, sizes)
+    proportions = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            proportions[i, j] = _stratified_mean(((m == i) & (r == j)).astype(np.float64), h, n_h, w)[0]
+    area, area_se = np.zeros(k), np.zeros(k)
+    ua, ua_se, pa, pa_se = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
+    for c in range(k):
+        p_c, se_c = stratified_mean((r == c).astype(np.float64), h, sizes)
+        area[c], area_se[c] = total * p_c, total * se_c
+        hit = ((m == c) & (r == c)).astype(np.float64)
+        ua[c], ua_se[c] = _ratio(hit, (m == c).astype(np.float64), h, n_h, sizes)
+        pa[c], pa_se[c] = _ratio(hit, (r == c).astype(np.float64), h, n_h, sizes)
+    return Estimate(
+        weights=w,
+        proportions=proportions,
+        overall_accuracy=oa,
+        overall_accuracy_se=oa_se,
+        users_accuracy=ua,
+        users_accuracy_se=ua_se,
+        producers_accuracy=pa,
+        producers_accuracy_se=pa_se,
+        area=area,
+        area_se=area_se,
     )

@@ -325,6 +325,7 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
         {"datetime": None, "start_datetime": start, "end_datetime": end} if start and end else {}
     )
     return product_item(
+        product="change",
         item_id=f"change-{id_a}-{id_b}",
         source=a,
         title=f"Land cover change from {id_a} to {id_b}",

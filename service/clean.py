@@ -287,6 +287,7 @@ def _clean_item(
             **file_fields(staging / CONFIDENCE_NAME),
         }
     return product_item(
+        product="clean",
         item_id=f"{source_id}-mmu{threshold}px{connectivity}",
         source=run,
         title=f"Land cover, minimum mapping unit {mmu_ha:g} ha ({threshold} pixels)",

@@ -1,9 +1,10 @@
 """STAC items of map products (cleaned map, polygons, change): derived from the run items they came from.
 
 A product item keeps its source's footprint, time and projection, declares its own assets with checksums,
-names the processing in ``processing:lineage`` and links ``derived_from`` each source item (relative
-hrefs, so product and run folders can move together). Classes follow classification v2.0.0: a machine
-``name`` matching ``^[0-9A-Za-z-_]+$`` and the human ``title``.
+names the processing in ``processing:lineage``, says which product it is in ``lulc:product`` (``clean``,
+``patches``, ``change`` or ``design``) with its first source's id in ``lulc:source``, and links
+``derived_from`` each source item (relative hrefs, so product and run folders can move together). Classes
+follow classification v2.0.0: a machine ``name`` matching ``^[0-9A-Za-z-_]+$`` and the human ``title``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+PRODUCTS = ("clean", "patches", "change", "design")
+"""``lulc:product`` of each map product: cleaned map, polygons, from-to change, validation sample design."""
 _MACHINE_NAME = re.compile(r"^[0-9A-Za-z-_]+$")
 # Properties of the source item a derived product keeps: where, when, on which grid.
 _KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window")
@@ -81,6 +84,7 @@ def derived_link(run: RunFolder, out_dir: Path, title: str) -> dict[str, Any]:
 def product_item(
     *,
     item_id: str,
+    product: str,
     source: RunFolder,
     title: str,
     lineage: str,
@@ -89,10 +93,18 @@ def product_item(
     links: list[dict[str, Any]],
     extensions: list[str],
 ) -> dict[str, Any]:
-    """A product item on ``source``'s footprint and grid, with the given assets and links."""
+    """A product item on ``source``'s footprint and grid, with the given assets and links.
+
+    ``product`` names what the item is (``PRODUCTS``) as ``lulc:product``; ``lulc:source`` is the id of the
+    first source item, whose ``item.json`` the first ``derived_from`` link points at.
+    """
+    if product not in PRODUCTS:
+        raise ValueError(f"unknown product {product!r}")
     props: dict[str, Any] = {
         **kept_properties(source),
         "title": title,
+        "lulc:product": product,
+        "lulc:source": str(source.item.get("id", source.path.name)),
         "processing:lineage": lineage,
         "processing:software": source.item.get("properties", {}).get("processing:software", {}),
         **properties,

@@ -1,4 +1,4 @@
-"""``lulc clean``, ``lulc vectorize`` and ``lulc change``: the first products made from a finished map.
+"""``lulc clean``, ``vectorize``, ``change`` and ``design``: the products made from a finished map.
 
 Each reads run folders as ``lulc classify`` writes them and writes its files atomically with a STAC item.
 Heavy imports stay inside the commands so ``lulc --help`` stays fast.
@@ -129,8 +129,65 @@ def change_command(
         )
 
 
+def parse_users_accuracy(text: str | None) -> float | dict[str, float] | None:
+    """``--users-accuracy``: one number for every class, or ``class=number`` pairs (names or values)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return {key.strip(): float(value) for key, value in pairs}
+    except ValueError as exc:
+        raise InputError(
+            f"--users-accuracy takes a number or class=number pairs (Forest=0.9,Water=0.95), got {text!r}"
+        ) from exc
+
+
+def design_command(
+    run: RunArg,
+    out: Annotated[Path, typer.Option("--out", help="The sample file (.gpkg or .fgb); its item beside it.")],
+    target_se: Annotated[
+        float, typer.Option("--target-se", help="Target standard error of overall accuracy.")
+    ] = 0.01,
+    min_per_class: Annotated[
+        int, typer.Option("--min-per-class", help="Points of every mapped class at least.")
+    ] = 50,
+    users_accuracy: Annotated[
+        str | None,
+        typer.Option(
+            "--users-accuracy",
+            help="Anticipated user's accuracy: one number, or class=number pairs (default 0.75 each).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed, the same file.")] = 0,
+    block_size: BlockSizeOpt = 512,
+) -> None:
+    """A stratified random validation sample of a map (Olofsson et al. 2014), with an empty label column."""
+    from rich.console import Console
+
+    from lulc.progress import RichProgress
+    from service.design import describe, design_run
+
+    accuracy = parse_users_accuracy(users_accuracy)
+    with RichProgress(Console(stderr=True)) as progress:
+        result = design_run(
+            run,
+            out,
+            target_se=target_se,
+            min_per_class=min_per_class,
+            users_accuracy=accuracy,
+            seed=seed,
+            block_size=block_size,
+            progress=progress,
+        )
+    typer.echo(f"wrote {result.path} and {result.item_path}: {describe(result.design)}")
+    typer.echo(f"label the points' `label` column, then: lulc assess MAP --points {result.path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``clean``, ``vectorize`` and ``change`` to the ``lulc`` program."""
+    """Add ``clean``, ``vectorize``, ``change`` and ``design`` to the ``lulc`` program."""
     app.command("clean")(clean_command)
     app.command("vectorize")(vectorize_command)
     app.command("change")(change_command)
+    app.command("design")(design_command)

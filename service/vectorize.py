@@ -286,7 +286,7 @@ def _multi(geometry: BaseGeometry) -> BaseGeometry:
 
 
 @contextmanager
-def _fixed_ogr_date() -> Iterator[None]:
+def fixed_ogr_date() -> Iterator[None]:
     """GeoPackages stamp ``last_change`` from the clock unless given a date: fix it for identical reruns.
 
     pyogrio has its own GDAL, whose config options are process-wide: the previous value is put back.
@@ -332,7 +332,7 @@ def vectorize_run(
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     driver, media_type = FORMATS[out.suffix.lower()]
     run = open_run(run_path)
-    with atomic_path(out, suffix=out.suffix) as tmp, _fixed_ogr_date():
+    with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
         tmp.unlink()
         writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
         try:
@@ -353,6 +353,7 @@ def _vector_item(
     source_id = str(run.item.get("id", run.path.name))
     classes = stac_classes(run.classes)
     return product_item(
+        product="patches",
         item_id=f"{source_id}-patches{connectivity}",
         source=run,
         title=f"Land cover patches ({connectivity}-connected) of {source_id}",

@@ -1,18 +1,30 @@
-"""``lulc assess``: a finished map against an independent validation sample, as remote sensing expects."""
+"""``lulc assess``: a finished map against an independent validation sample, as remote sensing expects.
+
+Without more, the points are taken as stratified by the map's classes (Olofsson et al. 2014; a simple random
+sample is then post-stratified). A sample written by ``lulc design`` carries its design in the item beside it
+(``<stem>.json``, ``lulc:design``): then the design's strata (each point's ``stratum``) and their sizes are
+the weights, and where the assessed map is not the one the sample was designed on (a cleaned version of it)
+the strata differ from its classes at some points and Stehman's (2014) estimators apply, which equal
+Olofsson's where they do not. A map made by ``lulc clean`` names its source run in its item
+(``lulc:product`` ``clean``, a ``derived_from`` link): the source map is assessed on the same points too and
+the change in accuracy is reported.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 
 from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
-from lulc.olofsson import Z95, estimate
+from lulc.olofsson import Z95, Estimate, estimate, stratified_estimate, stratified_mean
 from training.errors import AssessError
 from training.imagery import open_local_imagery
 from training.points import read_points
@@ -45,23 +57,194 @@ def _table(classes: ClassTable | None, values: list[int]) -> ClassTable:
     return ClassTable(classes=sorted(rows, key=lambda c: c.value))
 
 
+def read_design(points_path: str | Path) -> dict[str, Any] | None:
+    """The ``lulc:design`` of a ``lulc design`` sample (its item ``<stem>.json`` beside it), else None."""
+    path = Path(points_path).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AssessError(f"the sample's item {path} is not valid JSON: {exc}") from exc
+    design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
+    if design is None:
+        return None
+    if not isinstance(design, dict) or not isinstance(design.get("strata"), list):
+        raise AssessError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
+    return design
+
+
+def _point_strata(points_path: Path, design: dict[str, Any], index: npt.NDArray[np.int64]) -> list[int]:
+    import pyogrio.raw
+
+    field = str(design.get("stratum_field", "stratum"))
+    try:
+        meta, _, _, data = pyogrio.raw.read(points_path, columns=[field], read_geometry=False)
+    except Exception as exc:  # pyogrio raises several error types
+        raise AssessError(f"cannot read the {field!r} column of {points_path}: {exc}") from exc
+    if field not in list(meta["fields"]):
+        raise AssessError(f"{points_path} has a design but no {field!r} column (the stratum of each point)")
+    column = np.asarray(data[0])
+    return [int(column[i]) for i in index]
+
+
+def _design_estimate(
+    points_path: Path,
+    design: dict[str, Any],
+    index: npt.NDArray[np.int64],
+    mapped: npt.NDArray[np.int64],
+    reference: npt.NDArray[np.int64],
+    values: list[int],
+    pixel_ha: float,
+) -> tuple[Estimate, dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    position = {v: i for i, v in enumerate(values)}
+    sizes = np.zeros(len(values))
+    for stratum in design["strata"]:
+        value = int(stratum["value"])
+        if value not in position:
+            raise AssessError(f"the design's stratum {value} is not a class of the map or the labels")
+        sizes[position[value]] = float(stratum["pixels"]) * pixel_ha
+    strata = _point_strata(points_path, design, index)
+    unknown = sorted({s for s in strata if s not in position or sizes[position[s]] == 0})
+    if unknown:
+        raise AssessError(f"points of {points_path} lie in strata {unknown} that the design does not list")
+    h = np.array([position[s] for s in strata], dtype=np.int64)
+    n_h = np.bincount(h, minlength=len(values))
+    thin = [f"{values[i]} ({int(n_h[i])})" for i in range(len(values)) if sizes[i] > 0 and n_h[i] < 2]
+    if thin:
+        raise AssessError(
+            f"the design's strata {', '.join(thin)} have fewer than 2 labelled points in {points_path}"
+        )
+    m = np.array([position[int(v)] for v in mapped], dtype=np.int64)
+    r = np.array([position[int(v)] for v in reference], dtype=np.int64)
+    differ = int((h != m).sum())
+    summary = {
+        "strata": [
+            {"value": values[i], "pixels": round(sizes[i] / pixel_ha), "points": int(n_h[i])}
+            for i in range(len(values))
+            if sizes[i] > 0
+        ],
+        "target_overall_accuracy_se": design.get("target_overall_accuracy_se"),
+        "points_where_map_class_is_not_stratum": differ,
+    }
+    return stratified_estimate(h, m, r, sizes), summary, h, sizes
+
+
+@dataclass(frozen=True)
+class _PointOutcome:
+    """Per used point: its index in the file, whether the map is right, its stratum; the strata sizes."""
+
+    index: npt.NDArray[np.int64]
+    correct: npt.NDArray[np.float64]
+    strata: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.float64]
+
+
 def assess_map(
     map_path: str | Path,
     points_path: str | Path,
     label_field: str,
     classes_path: str | Path | None = None,
     points_crs: str | None = None,
+    compare_source: bool = True,
 ) -> dict[str, Any]:
-    """Area-weighted error matrix, accuracies with standard errors and class areas with 95 % CIs."""
-    map_path = Path(map_path)
+    """Area-weighted error matrix, accuracies with standard errors and class areas with 95 % CIs.
+
+    With a ``lulc design`` sample the design's strata weight the estimates; for a map made by ``lulc clean``
+    (and ``compare_source``) the source map is assessed on the same points and ``source`` and
+    ``accuracy_change`` are added.
+    """
+    result, outcome = _assess(Path(map_path), Path(points_path), label_field, classes_path, points_crs)
+    source = source_map(Path(map_path)) if compare_source else None
+    if source is not None:
+        before, before_outcome = _assess(source, Path(points_path), label_field, classes_path, points_crs)
+        result["source"] = {
+            "map": str(source),
+            "overall_accuracy": before["overall_accuracy"],
+            "overall_accuracy_se": before["overall_accuracy_se"],
+            "method": before["method"],
+        }
+        result["accuracy_change"] = accuracy_change(result, before, outcome, before_outcome)
+    return result
+
+
+def source_map(map_path: Path) -> Path | None:
+    """The class map a ``lulc clean`` map was made from (its item's ``derived_from`` link), else None."""
+    item_path = map_path.parent / "item.json"
+    try:
+        item = json.loads(item_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(item, dict) or item.get("properties", {}).get("lulc:product") != "clean":
+        return None
+    link = next((k for k in item.get("links", []) if k.get("rel") == "derived_from"), None)
+    if link is None:
+        raise AssessError(f"{item_path} is a cleaned map's item without a derived_from link to its source")
+    source_item = (item_path.parent / str(link["href"])).resolve()
+    try:
+        source = json.loads(source_item.read_text(encoding="utf-8"))
+        href = str(source["assets"]["classes"]["href"])
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise AssessError(
+            f"{map_path} was cleaned from the run of {source_item}, which cannot be read ({exc}); "
+            "keep the source run beside the cleaned one to compare their accuracy"
+        ) from exc
+    return (source_item.parent / href).resolve()
+
+
+def accuracy_change(
+    after: dict[str, Any], before: dict[str, Any], after_points: _PointOutcome, before_points: _PointOutcome
+) -> dict[str, Any]:
+    """The cleaned map's accuracy minus its source's, overall (with a paired standard error) and by class.
+
+    The standard error is that of the stratified mean of each point's difference in correctness (1, 0 or
+    -1), stratified as the source's assessment is (the design's strata, or the source map's classes).
+    """
+    common, a_at, b_at = np.intersect1d(after_points.index, before_points.index, return_indices=True)
+    difference = after_points.correct[a_at] - before_points.correct[b_at]
+    _, se = stratified_mean(difference, before_points.strata[b_at], before_points.sizes)
+    by_value = {c["value"]: c for c in before["classes"]}
+    return {
+        "overall_accuracy": round(after["overall_accuracy"] - before["overall_accuracy"], 6),
+        "overall_accuracy_se": round(se, 6),
+        "points_compared": int(common.size),
+        "points_changed_to_right": int((difference > 0).sum()),
+        "points_changed_to_wrong": int((difference < 0).sum()),
+        "classes": [
+            {
+                "value": c["value"],
+                "name": c["name"],
+                "users_accuracy": round(c["users_accuracy"] - by_value[c["value"]]["users_accuracy"], 6),
+                "producers_accuracy": round(
+                    c["producers_accuracy"] - by_value[c["value"]]["producers_accuracy"], 6
+                ),
+                "map_area_ha": round(c["map_area_ha"] - by_value[c["value"]]["map_area_ha"], 4),
+            }
+            for c in after["classes"]
+            if c["value"] in by_value
+        ],
+    }
+
+
+def _assess(
+    map_path: Path,
+    points_path: Path,
+    label_field: str,
+    classes_path: str | Path | None,
+    points_crs: str | None,
+) -> tuple[dict[str, Any], _PointOutcome]:
     if not map_path.exists():
         raise AssessError(f"map {map_path} does not exist")
     pixels, pixel_ha = map_pixel_counts(map_path)
     if not pixels:
         raise AssessError(f"map {map_path} has no classified pixels")
+    design = read_design(points_path)
     given = load_class_table(classes_path) if classes_path else None
     points = read_points(points_path, label_field, given, points_crs)
-    table = _table(given or points.classes, sorted(set(pixels) | set(points.classes.values)))
+    design_values = [int(s["value"]) for s in design["strata"]] if design else []
+    table = _table(
+        given or points.classes, sorted(set(pixels) | set(points.classes.values) | set(design_values))
+    )
     imagery = open_local_imagery(map_path, ["class"], None, 1.0, 0.0)
     samples = sample_points(imagery, points)
     mapped = samples.reflectance[:, 0].astype(np.int64)
@@ -72,17 +255,29 @@ def assess_map(
         counts[position[int(m)], position[int(r)]] += 1
     area_px = np.asarray([pixels.get(v, 0) for v in values], dtype=np.float64)
     n_i = counts.sum(axis=1)
-    thin = [
-        f"{table.by_value(v).name} ({int(n_i[i])})"
-        for i, v in enumerate(values)
-        if area_px[i] > 0 and n_i[i] < 2
-    ]
-    if thin:
-        raise AssessError(
-            f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}; "
-            "the stratified estimator needs at least 2 per mapped class"
+    design_summary: dict[str, Any] | None = None
+    if design is not None:
+        est, design_summary, strata, sizes = _design_estimate(
+            points_path, design, samples.index, mapped, samples.labels, values, pixel_ha
         )
-    est = estimate(counts, area_px * pixel_ha)
+        method = "Olofsson et al. 2014, stratified by the sample design's strata"
+        if design_summary["points_where_map_class_is_not_stratum"]:
+            method += " (the map differs from the design's map: Stehman 2014 estimators)"
+    else:
+        thin = [
+            f"{table.by_value(v).name} ({int(n_i[i])})"
+            for i, v in enumerate(values)
+            if area_px[i] > 0 and n_i[i] < 2
+        ]
+        if thin:
+            raise AssessError(
+                f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}; "
+                "the stratified estimator needs at least 2 per mapped class"
+            )
+        est = estimate(counts, area_px * pixel_ha)
+        method = "Olofsson et al. 2014, stratified by map class"
+        strata, sizes = np.array([position[int(m)] for m in mapped], dtype=np.int64), area_px * pixel_ha
+    correct = (mapped == samples.labels).astype(np.float64)
     per_class = []
     for i, c in enumerate(table.classes):
         per_class.append(
@@ -100,10 +295,10 @@ def assess_map(
                 "area_ci95_ha": round(float(est.area_ci95[i]), 4),
             }
         )
-    return {
-        "method": "Olofsson et al. 2014, stratified by map class",
+    result: dict[str, Any] = {
+        "method": method,
         "map": map_path.name,
-        "points": Path(points_path).name,
+        "points": points_path.name,
         "pixel_area_ha": round(pixel_ha, 8),
         "total_area_ha": round(float(area_px.sum() * pixel_ha), 4),
         "used_points": int(samples.labels.size),
@@ -119,6 +314,9 @@ def assess_map(
             "area_proportions": np.round(est.proportions, 6).tolist(),
         },
     }
+    if design_summary is not None:
+        result["design"] = design_summary
+    return result, _PointOutcome(samples.index, correct, strata, sizes)
 
 
 def render_assessment(result: dict[str, Any]) -> str:
@@ -146,6 +344,28 @@ def render_assessment(result: dict[str, Any]) -> str:
         lines.append(f"{v:>5} " + " ".join(f"{p:>8.4f}" for p in row))
     for d in result["dropped"]:
         lines.append(f"dropped point {d['index']} (label {d['label']}): {d['reason']}")
+    if "design" in result:
+        design = result["design"]
+        lines.append(
+            f"sample design: {len(design['strata'])} strata, "
+            f"target SE {design['target_overall_accuracy_se']}; "
+            f"map class differs from the stratum at {design['points_where_map_class_is_not_stratum']} points"
+        )
+    if "accuracy_change" in result:
+        change, source = result["accuracy_change"], result["source"]
+        lines += [
+            "",
+            f"cleaned from {source['map']}: overall accuracy {100 * source['overall_accuracy']:.1f} % there, "
+            f"{100 * result['overall_accuracy']:.1f} % here: {100 * change['overall_accuracy']:+.2f} points "
+            f"± {100 * Z95 * change['overall_accuracy_se']:.2f} (95 % CI, paired; "
+            f"{change['points_changed_to_right']} points became right, "
+            f"{change['points_changed_to_wrong']} wrong)",
+        ]
+        for c in change["classes"]:
+            lines.append(
+                f"{c['value']:>3} {c['name']:<16} user {100 * c['users_accuracy']:+6.2f} "
+                f"producer {100 * c['producers_accuracy']:+6.2f} points, map {c['map_area_ha']:+10.2f} ha"
+            )
     return "\n".join(lines)
 
 

@@ -1,0 +1,205 @@
+"""``lulc design``: Olofsson's sample size and allocation, seeded points per class, read back by assess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+
+from lulc.errors import InputError
+from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
+from service.clean import clean_run
+from service.design import design_run, plan_design
+from tests.service.products_support import Runs, read_band, truth_map, two_runs
+from tests.support.stac_validation import assert_valid_stac_file
+from training.assess import assess_map
+
+LULC = Path(sys.executable).parent / "lulc"
+# Olofsson et al. 2014, section 5.1: strata weights and anticipated user's accuracies of the example.
+PAPER_PIXELS = np.array([200_000, 150_000, 3_200_000, 6_450_000])
+PAPER_UA = np.array([0.7, 0.6, 0.9, 0.95])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return two_runs(tmp_path_factory)
+
+
+def test_sample_size_is_the_papers_641_and_grows_until_the_allocation_reaches_the_target() -> None:
+    weights = PAPER_PIXELS / PAPER_PIXELS.sum()
+    assert cochran_sample_size(weights, PAPER_UA, 0.01) == 641  # the paper's n
+    # control: allocating 641 as 75, 75, then by area misses 0.01 (eq. 13 assumes Neyman allocation)
+    at_641 = allocate(641, PAPER_PIXELS, 75)
+    assert at_641.tolist()[:2] == [75, 75]
+    assert at_641.sum() == 641
+    assert anticipated_overall_se(weights, PAPER_UA, at_641) > 0.0105
+    design = plan_design(PAPER_PIXELS, PAPER_UA, 0.01, 75)
+    assert design.cochran_size == 641
+    assert design.size > 641
+    assert 0.0098 < design.anticipated_se <= 0.01
+    smaller = allocate(design.size - 1, PAPER_PIXELS, 75)
+    assert anticipated_overall_se(weights, PAPER_UA, smaller) > 0.01  # the smallest size that reaches it
+
+
+def test_allocation_gives_the_minimum_then_shares_the_rest_by_area() -> None:
+    sizes = np.array([10, 400, 0, 20_000, 79_600])
+    counts = allocate(1000, sizes, 50)
+    assert counts[0] == 10  # no more points than pixels
+    assert counts[1] == 50  # its proportional share (4) is under the minimum
+    assert counts[2] == 0
+    assert counts.sum() == 1000
+    rest = 1000 - 60
+    assert counts[3] == pytest.approx(rest * 20_000 / 99_600, abs=1)
+    assert counts[4] == pytest.approx(rest * 79_600 / 99_600, abs=1)
+
+
+def _points(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+    meta, _, geometry, data = pyogrio.raw.read(path)
+    import shapely
+
+    geoms = shapely.from_wkb(geometry)
+    fields = list(meta["fields"])
+    return shapely.get_x(geoms), shapely.get_y(geoms), np.asarray(data[fields.index("stratum")]), (meta, data)
+
+
+def test_points_lie_on_distinct_pixel_centres_of_their_stratum(runs: Runs, tmp_path: Path) -> None:
+    result = design_run(runs.first, tmp_path / "sample.gpkg", target_se=0.015, min_per_class=60, seed=5)
+    x, y, strata, (meta, data) = _points(result.path)
+    assert list(meta["fields"]) == ["point_id", "stratum", "stratum_name", "label"]
+    assert all(v is None for v in data[3])  # the label column is empty, for the analyst
+    with rasterio.open(runs.first / "classes.tif") as src:
+        inverse = ~src.transform
+    cols, rows = inverse @ (x, y)
+    assert np.allclose(cols % 1, 0.5)
+    assert np.allclose(rows % 1, 0.5)  # pixel centres
+    rows_i, cols_i = rows.astype(int), cols.astype(int)
+    assert len(set(zip(rows_i.tolist(), cols_i.tolist(), strict=True))) == len(x)  # without replacement
+    mapped = read_band(runs.first / "classes.tif")
+    assert np.array_equal(mapped[rows_i, cols_i], strata)
+    by_stratum = {s.value: s.points for s in result.design.strata}
+    assert {int(v): int((strata == v).sum()) for v in np.unique(strata)} == by_stratum
+    # the strata are the map's class pixel counts, read independently
+    counts = np.bincount(mapped.ravel(), minlength=256)
+    assert {s.value: s.pixels for s in result.design.strata} == {v: int(counts[v]) for v in (1, 2, 3)}
+    assert min(by_stratum.values()) >= 60
+    assert result.design.anticipated_se <= 0.015
+    item = assert_valid_stac_file(result.item_path)
+    props = item["properties"]
+    assert props["lulc:product"] == "design"
+    assert props["lulc:design"]["size"] == len(x)
+    assert [s["points"] for s in props["lulc:design"]["strata"]] == [by_stratum[v] for v in (1, 2, 3)]
+    link = next(k for k in item["links"] if k["rel"] == "derived_from")
+    assert (result.item_path.parent / link["href"]).resolve() == (runs.first / "item.json").resolve()
+
+
+def test_same_seed_same_bytes_whatever_the_strip_height(runs: Runs, tmp_path: Path) -> None:
+    a = design_run(runs.first, tmp_path / "a" / "sample.gpkg", seed=7, block_size=512)
+    b = design_run(runs.first, tmp_path / "b" / "sample.gpkg", seed=7, block_size=37)
+    c = design_run(runs.first, tmp_path / "c" / "sample.gpkg", seed=8)
+    assert a.path.read_bytes() == b.path.read_bytes()
+    assert a.item_path.read_bytes() == b.item_path.read_bytes()
+    assert a.path.read_bytes() != c.path.read_bytes()  # control: another seed, other points
+    assert _points(a.path)[0].tolist() != _points(c.path)[0].tolist()
+
+
+def _label_from_truth(sample: Path, truth: np.ndarray, runs: Runs) -> None:
+    """Fill the label column as an analyst would, from the truth, in place."""
+    meta, _, geometry, data = pyogrio.raw.read(sample)
+    import shapely
+
+    with rasterio.open(runs.first / "classes.tif") as src:
+        inverse = ~src.transform
+    points = shapely.from_wkb(geometry)
+    cols, rows = inverse @ (shapely.get_x(points), shapely.get_y(points))
+    data = list(data)
+    data[3] = np.array([str(int(v)) for v in truth[rows.astype(int), cols.astype(int)]], dtype=object)
+    pyogrio.raw.write(
+        sample,
+        geometry,
+        data,
+        list(meta["fields"]),
+        layer="sample",
+        driver="GPKG",
+        crs=meta["crs"],
+        geometry_type="Point",
+    )
+
+
+def test_assess_uses_the_designs_strata_and_reports_the_cleaning(runs: Runs, tmp_path: Path) -> None:
+    result = design_run(runs.first, tmp_path / "sample.gpkg", target_se=0.01, seed=2)
+    truth = truth_map((600, 640), 40, seed=1)
+    _label_from_truth(result.path, truth, runs)
+    assessed = assess_map(runs.first / "classes.tif", result.path, "label")
+    assert "design" in assessed["method"]
+    assert assessed["design"]["points_where_map_class_is_not_stratum"] == 0
+    # independent: each stratum's share of right points, weighted by the design's pixels
+    mapped = read_band(runs.first / "classes.tif")
+    x, y, strata, _ = _points(result.path)
+    with rasterio.open(runs.first / "classes.tif") as src:
+        cols, rows = ~src.transform @ (x, y)
+    right = mapped[rows.astype(int), cols.astype(int)] == truth[rows.astype(int), cols.astype(int)]
+    sizes = {s.value: s.pixels for s in result.design.strata}
+    total = sum(sizes.values())
+    expected = sum(sizes[v] / total * right[strata == v].mean() for v in sizes)
+    assert assessed["overall_accuracy"] == pytest.approx(expected, abs=1e-6)
+    valid = mapped != 255
+    true_oa = float((mapped[valid] == truth[valid]).mean())
+    assert abs(assessed["overall_accuracy"] - true_oa) < 3 * assessed["overall_accuracy_se"]
+
+    clean = clean_run(runs.first, tmp_path / "clean", mmu_ha=0.3)
+    after = assess_map(clean.out_dir / "classes.tif", result.path, "label")
+    assert after["design"]["points_where_map_class_is_not_stratum"] > 0
+    assert "Stehman" in after["method"]
+    cleaned = read_band(clean.out_dir / "classes.tif")
+    right_after = cleaned[rows.astype(int), cols.astype(int)] == truth[rows.astype(int), cols.astype(int)]
+    expected_after = sum(sizes[v] / total * right_after[strata == v].mean() for v in sizes)
+    assert after["overall_accuracy"] == pytest.approx(expected_after, abs=1e-6)
+    change = after["accuracy_change"]
+    assert after["source"]["overall_accuracy"] == assessed["overall_accuracy"]
+    assert change["overall_accuracy"] == pytest.approx(expected_after - expected, abs=2e-6)
+    assert change["overall_accuracy"] > 0  # the speckle removed was mostly wrong
+    assert change["points_changed_to_right"] > change["points_changed_to_wrong"]
+    d = right_after.astype(float) - right.astype(float)
+    paired = np.sqrt(
+        sum((sizes[v] / total) ** 2 * d[strata == v].var(ddof=1) / (strata == v).sum() for v in sizes)
+    )
+    assert change["overall_accuracy_se"] == pytest.approx(paired, abs=2e-6)
+    unpaired = np.hypot(after["overall_accuracy_se"], assessed["overall_accuracy_se"])
+    assert 0 < change["overall_accuracy_se"] < unpaired  # the same points: tighter than two samples
+    # control: the source map itself is no cleaned map, so nothing is compared
+    assert "accuracy_change" not in assessed
+
+
+def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
+    out = tmp_path / "s.fgb"
+    done = subprocess.run(
+        [str(LULC), "design", str(runs.first), "--target-se", "0.02", "--min-per-class", "30",
+         "--users-accuracy", "Open water=0.95,2=0.8", "--seed", "1", "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "points (eq. 13:" in done.stdout
+    item = json.loads(out.with_suffix(".json").read_text())
+    accuracies = [s["users_accuracy"] for s in item["properties"]["lulc:design"]["strata"]]
+    assert accuracies == [0.95, 0.8, 0.75]
+    for args, message in (
+        (["--target-se", "0"], "--target-se must lie between 0 and 0.5"),
+        (["--users-accuracy", "Mud=0.9"], "not a class of the map"),
+        (["--users-accuracy", "high"], "--users-accuracy takes a number"),
+        (["--min-per-class", "1"], "--min-per-class must be at least 2"),
+    ):
+        bad = subprocess.run(
+            [str(LULC), "design", str(runs.first), "--out", str(tmp_path / "x.gpkg"), *args],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert bad.returncode == 2
+        assert bad.stderr.count("\n") == 1
+        assert message in bad.stderr
+    with pytest.raises(InputError, match=r"\.gpkg or \.fgb"):
+        design_run(runs.first, tmp_path / "x.csv")
