@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -101,10 +101,24 @@ class Applicability(_Strict):
 
 
 class ClassSets(_Strict):
-    """Calibrated class sets (split conformal prediction): class k is in a set when p_k >= the minimum."""
+    """Calibrated class sets (split conformal prediction): class k is in a set when p_k >= its minimum.
+
+    With ``class_min_probability`` (class-conditional, Mondrian calibration) each class has its own minimum;
+    without it (contracts written before it existed) every class uses ``min_probability``.
+    """
 
     coverage: float = Field(gt=0, lt=1, description="Nominal probability that a set holds the true class.")
-    min_probability: float = Field(ge=0, le=1, description="1 - the calibrated nonconformity threshold.")
+    min_probability: float = Field(
+        ge=0, le=1, description="1 - the calibrated nonconformity threshold (one for all classes)."
+    )
+    class_min_probability: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None,
+        description="Per class of the class table, in table order: 1 - that class's calibrated threshold.",
+    )
+
+    def minimum_per_class(self, n_classes: int) -> list[float]:
+        """The minimum probability of each class of the table (the one value repeated when not per class)."""
+        return list(self.class_min_probability or [self.min_probability] * n_classes)
 
 
 class Provenance(_Strict):
@@ -144,6 +158,12 @@ class ModelContract(_Strict):
                 f"outputs.class_order {self.outputs.class_order} does not list the class values "
                 f"{self.classes.values}"
             )
+        per_class = self.class_sets.class_min_probability if self.class_sets is not None else None
+        if per_class is not None and len(per_class) != len(self.classes.classes):
+            raise ValueError(
+                f"class_sets.class_min_probability has {len(per_class)} values for "
+                f"{len(self.classes.classes)} classes"
+            )
         return self
 
     @property
@@ -155,8 +175,8 @@ class ModelContract(_Strict):
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no whitespace variation) for embedding and hashing.
 
-        ``inputs.seasons``, ``applicability`` and ``class_sets`` appear only when set, so contracts without
-        them keep the bytes they had before these existed.
+        ``inputs.seasons``, ``applicability``, ``class_sets`` and ``class_sets.class_min_probability`` appear
+        only when set, so contracts without them keep the bytes they had before these existed.
         """
         data = self.model_dump(mode="json")
         if data["inputs"].get("seasons") is None:
@@ -164,6 +184,8 @@ class ModelContract(_Strict):
         for key in ("applicability", "class_sets"):
             if data.get(key) is None:
                 del data[key]
+        if "class_sets" in data and data["class_sets"].get("class_min_probability") is None:
+            del data["class_sets"]["class_min_probability"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def require_bands(self, available: list[str] | set[str], origin: str) -> None:

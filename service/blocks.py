@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lulc.class_sets import set_bands, set_members
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
 from lulc.decision import top_probability
@@ -113,17 +114,13 @@ def probability_percent(
 def class_set_bands(probabilities: npt.NDArray[np.float32], contract: ModelContract) -> npt.NDArray[np.uint8]:
     """The conformal set of each pixel ``(2, n)``: how many classes, and the bitmask (bit i = table class i).
 
-    A class is in the set when its probability reaches the contract's calibrated minimum.
+    A class is in the set when its probability reaches the contract's calibrated minimum for that class
+    (one minimum for all classes in contracts calibrated before class-conditional sets). A set may be empty.
     """
     if contract.class_sets is None:
         raise ContractError(f"model {contract.name!r} has no calibrated class sets")
-    members = probabilities[:, _table_columns(contract)] >= np.float32(contract.class_sets.min_probability)
-    if members.shape[1] > 8:
-        raise ContractError(
-            f"a uint8 set bitmask holds 8 classes; model {contract.name!r} has {members.shape[1]}"
-        )
-    bits = (members.astype(np.uint16) << np.arange(members.shape[1], dtype=np.uint16)).sum(axis=1)
-    return np.stack([members.sum(axis=1), bits]).astype(np.uint8)
+    table = probabilities[:, _table_columns(contract)]
+    return set_bands(set_members(table, contract.class_sets.minimum_per_class(table.shape[1])))
 
 
 def valid_pixels(

@@ -3,7 +3,9 @@
 At training time: features are standardised, weighted by the model's permutation importance, and each
 training sample's distance to its nearest training neighbour *in another CV fold* is divided by the mean
 distance between training samples: that is its dissimilarity index (DI). The threshold is the upper whisker
-of the training DIs (R's ``boxplot.stats``, as the CAST package does). At classification a pixel's DI is its
+of the training DIs as the paper defines it, the 75th percentile plus 1.5 interquartile ranges, capped at
+the largest training DI (CAST >= 0.7 computes it so; earlier CAST took R's ``boxplot.stats`` whisker, the
+largest training DI below that fence, which is a little lower). At classification a pixel's DI is its
 weighted distance to the nearest training sample over the same mean distance; DI above the threshold is
 outside the area of applicability.
 
@@ -67,19 +69,16 @@ def _min_squared_distance(
 
 
 def upper_whisker(values: npt.ArrayLike) -> float:
-    """R's ``boxplot.stats(x)$stats[5]``: the largest value within 1.5 hinge spreads above the upper hinge.
+    """The AOA threshold of Meyer & Pebesma (2021): 75th percentile + 1.5 x IQR, at most the largest value.
 
-    The hinges are Tukey's (R's ``fivenum``), not percentiles: CAST sets the AOA threshold this way.
+    Percentiles interpolate linearly between order statistics (R's default ``quantile`` type 7, numpy's
+    default), as CAST's ``trainDI`` computes them.
     """
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = x.size
-    if n == 0:
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
         raise ValueError("no values")
-    n4 = np.floor((n + 3) / 2) / 2
-    positions = np.array([1.0, n4, (n + 1) / 2, n + 1 - n4, float(n)]) - 1.0
-    hinges = 0.5 * (x[np.floor(positions).astype(int)] + x[np.ceil(positions).astype(int)])
-    fence = hinges[3] + 1.5 * (hinges[3] - hinges[1])
-    return float(x[x <= fence].max())
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    return float(min(q3 + 1.5 * (q3 - q1), x.max()))
 
 
 def fit_applicability(

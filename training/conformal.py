@@ -1,10 +1,15 @@
-"""Calibrated class sets by split conformal prediction: for each pixel, the classes that cannot be ruled out.
+"""Calibrated class sets by class-conditional (Mondrian) conformal prediction: the classes not ruled out.
 
-Calibration (at training time, on the grouped hold-out): each sample's nonconformity score is
-``1 - p(true class)``; the threshold ``q`` is the ``ceil((n + 1) * coverage) / n`` empirical quantile of the
-scores. At classification a pixel's set holds every class with ``1 - p >= ...``, i.e. ``p >= 1 - q``: it
-contains the true class with probability at least ``coverage`` (exchangeability assumed). One class in the
-set means a confident pixel; more mean ambiguity; none can happen for pixels unlike any calibration sample.
+Calibration: each calibration sample's nonconformity score is ``1 - p(true class)``, from a model that did
+not see the sample. For class k the threshold ``q_k`` is the ``ceil((n_k + 1) * coverage)``-th smallest score
+of the ``n_k`` samples of class k; at classification class k is in a pixel's set when ``p_k >= 1 - q_k``.
+A pixel of class k then gets a set holding k with probability at least ``coverage``, for every class on its
+own (Vovk et al. 2005; exchangeability within each class assumed), not only on average over the classes as
+one threshold for all (marginal split conformal, also computed here) gives. A class with fewer than
+``ceil(coverage / (1 - coverage))`` samples cannot be calibrated: it is in every set.
+
+A set may be empty (see ``lulc.class_sets``): counted as not covering the true class, as the guarantee
+counts it.
 """
 
 from __future__ import annotations
@@ -16,84 +21,128 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lulc.class_sets import set_members
+
 DEFAULT_COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
 class ConformalSets:
-    """The score threshold for a nominal coverage, calibrated on ``n`` samples."""
+    """Score thresholds for a nominal coverage: one per class (Mondrian), and one for all (marginal)."""
 
     coverage: float
     threshold: float
-    """Nonconformity threshold ``q``: class k is in a pixel's set when ``1 - p_k <= q``."""
+    """Marginal threshold ``q`` over all ``n`` calibration samples."""
     n: int
+    class_thresholds: tuple[float, ...]
+    """Per column (class): ``q_k``; 1.0 (class always in the set) where the class has too few samples."""
+    class_n: tuple[int, ...]
+    """Calibration samples per column."""
 
     @property
     def min_probability(self) -> float:
-        """The smallest class probability that keeps a class in the set (``1 - q``)."""
+        """Marginal: the smallest class probability that keeps a class in the set (``1 - q``)."""
         return 1.0 - self.threshold
 
+    @property
+    def class_min_probability(self) -> tuple[float, ...]:
+        """Per column: the smallest probability that keeps the class in the set (``1 - q_k``)."""
+        return tuple(1.0 - q for q in self.class_thresholds)
+
     def members(self, probabilities: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        """Per pixel and class (columns in class order): whether the class is in the pixel's set."""
-        proba = np.asarray(probabilities, dtype=np.float64)
-        return (1.0 - proba) <= self.threshold
+        """Per sample and column: whether the class is in the sample's (class-conditional) set."""
+        return set_members(np.asarray(probabilities, dtype=np.float64), self.class_min_probability)
+
+
+def minimum_samples(coverage: float) -> int:
+    """The fewest calibration samples for which a finite threshold exists: ``ceil(coverage / (1 - c))``."""
+    return int(np.ceil(coverage / (1.0 - coverage) - 1e-9))
+
+
+def _quantile(scores: npt.NDArray[np.float64], coverage: float) -> float | None:
+    """The ``ceil((n + 1) * coverage)``-th smallest score, or None when that rank exceeds ``n``."""
+    rank = int(np.ceil((scores.size + 1) * coverage - 1e-9))
+    return float(np.sort(scores)[rank - 1]) if rank <= scores.size else None
 
 
 def calibrate(
-    probabilities: npt.ArrayLike, truth_columns: npt.ArrayLike, coverage: float = DEFAULT_COVERAGE
+    probabilities: npt.ArrayLike,
+    truth_columns: npt.ArrayLike,
+    n_classes: int,
+    coverage: float = DEFAULT_COVERAGE,
 ) -> ConformalSets:
-    """The split-conformal threshold from calibration probabilities and the column of each true class.
+    """Class-conditional and marginal thresholds from calibration probabilities and true columns.
 
     Raises:
-        ValueError: coverage outside (0, 1), or too few samples for it (``ceil((n + 1) c) > n``).
+        ValueError: coverage outside (0, 1), or too few samples in all for it.
     """
     if not 0.0 < coverage < 1.0:
         raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage}")
     proba = np.asarray(probabilities, dtype=np.float64)
     truth = np.asarray(truth_columns, dtype=np.int64)
-    n = int(truth.size)
-    rank = int(np.ceil((n + 1) * coverage))
-    if rank > n:
+    scores = 1.0 - proba[np.arange(truth.size), truth]
+    marginal = _quantile(scores, coverage)
+    if marginal is None:
         raise ValueError(
-            f"{n} calibration samples cannot give {coverage:.0%} coverage (needs at least "
-            f"{int(np.ceil(coverage / (1 - coverage)))})"
+            f"{truth.size} calibration samples cannot give {coverage:.0%} coverage (needs at least "
+            f"{minimum_samples(coverage)})"
         )
-    scores = np.sort(1.0 - proba[np.arange(n), truth])
-    return ConformalSets(coverage=coverage, threshold=float(scores[rank - 1]), n=n)
+    per_class = [_quantile(scores[truth == k], coverage) for k in range(n_classes)]
+    return ConformalSets(
+        coverage=coverage,
+        threshold=marginal,
+        n=int(truth.size),
+        class_thresholds=tuple(1.0 if q is None else q for q in per_class),
+        class_n=tuple(int(np.count_nonzero(truth == k)) for k in range(n_classes)),
+    )
 
 
-def set_bands(members: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """Band 1: how many classes each pixel's set holds; band 2: the set as a bitmask (bit i = column i).
+def cross_calibrated_members(
+    probabilities: npt.ArrayLike,
+    truth_columns: npt.ArrayLike,
+    folds: npt.ArrayLike,
+    n_classes: int,
+    coverage: float,
+) -> npt.NDArray[np.bool_]:
+    """Each sample's set with thresholds calibrated on the other folds: an honest estimate of coverage.
 
-    At most 8 classes fit the uint8 bitmask; more raise ``ValueError``.
+    The sets of the calibration samples themselves would cover at least the nominal share by construction;
+    calibrating without a sample's fold shows how far one calibration's coverage strays from it.
     """
-    n_classes = members.shape[-1]
-    if n_classes > 8:
-        raise ValueError(f"a uint8 bitmask holds at most 8 classes, the model has {n_classes}")
-    count = members.sum(axis=-1).astype(np.uint8)
-    bits = (members.astype(np.uint16) << np.arange(n_classes, dtype=np.uint16)).sum(axis=-1)
-    return count, bits.astype(np.uint8)
+    proba = np.asarray(probabilities, dtype=np.float64)
+    truth = np.asarray(truth_columns, dtype=np.int64)
+    fold = np.asarray(folds)
+    members = np.zeros(proba.shape, dtype=bool)
+    for f in np.unique(fold):
+        held = fold == f
+        sets = calibrate(proba[~held], truth[~held], n_classes, coverage)
+        members[held] = sets.members(proba[held])
+    return members
 
 
 def coverage_by_class(
     members: npt.NDArray[np.bool_], truth_columns: npt.ArrayLike, names: Sequence[str]
 ) -> dict[str, Any]:
-    """Share of samples whose set holds their true class, overall and per class, with mean set sizes."""
+    """Share of samples whose set holds their true class, overall and per class, with set sizes.
+
+    ``empty`` is the share of empty sets.
+    """
     truth = np.asarray(truth_columns, dtype=np.int64)
     covered = members[np.arange(truth.size), truth]
     sizes = members.sum(axis=1)
-    per_class = [
-        {
-            "name": name,
-            "n": int(np.count_nonzero(truth == i)),
-            "coverage": round(float(covered[truth == i].mean()), 6) if np.any(truth == i) else None,
-            "mean_set_size": round(float(sizes[truth == i].mean()), 6) if np.any(truth == i) else None,
+
+    def summary(mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
+        n = int(np.count_nonzero(mask))
+        if n == 0:
+            return {"n": 0, "coverage": None, "mean_set_size": None, "empty": None}
+        return {
+            "n": n,
+            "coverage": round(float(covered[mask].mean()), 6),
+            "mean_set_size": round(float(sizes[mask].mean()), 6),
+            "empty": round(float(np.mean(sizes[mask] == 0)), 6),
         }
-        for i, name in enumerate(names)
-    ]
+
     return {
-        "n": int(truth.size),
-        "coverage": round(float(covered.mean()), 6) if truth.size else None,
-        "mean_set_size": round(float(sizes.mean()), 6) if truth.size else None,
-        "per_class": per_class,
+        **summary(np.ones(truth.size, dtype=bool)),
+        "per_class": [{"name": name, **summary(truth == i)} for i, name in enumerate(names)],
     }

@@ -24,34 +24,44 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _trust_lines(metrics: dict[str, Any]) -> list[str]:
-    """The area of applicability's threshold and the class sets' coverage per class on the hold-out."""
+    """The area of applicability's threshold, and the class sets' minimum and estimated coverage per class."""
     trust = metrics.get("trust")
     if not trust:
         return []
     aoa, sets = trust["area_of_applicability"], trust["conformal_sets"]
-    calibration = sets["calibration"]
+    calibration, estimated = sets["calibration"], sets["cross_calibrated"]
     lines = [
         "## Where the model can be trusted",
         "",
-        f"Area of applicability ({aoa['method']}): DI threshold {aoa['threshold']:.4f} (upper whisker of the "
-        f"training DIs), {aoa['reference_samples']} reference samples in the ONNX graph; "
+        f"Area of applicability ({aoa['method']}): DI threshold {aoa['threshold']:.4f} (75th percentile + "
+        f"1.5 IQR of the training DIs), {aoa['reference_samples']} reference samples in the ONNX graph; "
         f"{_pct(aoa['training_di_inside'])} % of the training samples inside.",
         "",
-        f"Class sets ({sets['method']}): nominal coverage {_pct(sets['coverage_nominal'])} %, threshold "
-        f"{sets['threshold']:.4f}; on the {calibration['n']} hold-out samples "
-        f"{_pct(calibration['coverage'])} % covered, mean set size {calibration['mean_set_size']:.2f}.",
+        f"Class sets ({sets['method']}): nominal coverage {_pct(sets['coverage_nominal'])} % for every "
+        f"class, calibrated on {calibration['n']} samples. Calibrated without each sample's fold (an honest "
+        f"estimate of how far one calibration strays), the sets cover {_pct(estimated['coverage'])} % "
+        f"overall, mean set size {estimated['mean_set_size']:.2f}, {_pct(estimated['empty'])} % empty (no "
+        "class probable enough: counted as not covered).",
         "",
     ]
+
+    def cell(value: float | None, fmt: str = "pct") -> str:
+        if value is None:
+            return "-"
+        return _pct(value) if fmt == "pct" else f"{value:.{fmt}f}"
+
     lines += _table(
-        ["class", "hold-out samples", "coverage %", "mean set size"],
+        ["class", "calibration samples", "min. probability", "coverage %", "mean set size", "empty %"],
         [
             [
                 row["name"],
                 str(row["n"]),
-                _pct(row["coverage"]) if row["coverage"] is not None else "-",
-                f"{row['mean_set_size']:.2f}" if row["mean_set_size"] is not None else "-",
+                cell(sets["class_min_probability"][row["name"]], "3"),
+                cell(row["coverage"]),
+                cell(row["mean_set_size"], "2"),
+                cell(row["empty"]),
             ]
-            for row in calibration["per_class"]
+            for row in estimated["per_class"]
         ],
     )
     return [*lines, ""]

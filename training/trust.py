@@ -2,7 +2,9 @@
 
 Both are fitted from what the training run already has: the model's training samples and their grouped CV
 folds (a polygon's pixels share a fold), its permutation importance, and the grouped hold-out it was not
-trained on. The numbers go into the contract; the reference samples of the AOA go into the ONNX graph.
+trained on. The class sets are calibrated on every labelled sample, each scored by a model that did not see
+it: a training sample by the model refitted without its fold (out-of-fold), a hold-out sample by the model
+itself. The numbers go into the contract; the reference samples of the AOA go into the ONNX graph.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from lulc.classes import ClassTable
+from lulc.contract import ClassSets
 from training.aoa import Applicability, fit_applicability
-from training.conformal import ConformalSets, calibrate, coverage_by_class
+from training.conformal import ConformalSets, calibrate, coverage_by_class, cross_calibrated_members
 from training.evaluate import Grouping, grouped_fold_count, grouped_folds, grouping
 from training.models import classes_of
 
@@ -27,6 +30,9 @@ class Trust:
 
     applicability: Applicability
     sets: ConformalSets
+    """Thresholds per column of the model's probabilities (its class order)."""
+    class_sets: ClassSets
+    """The same for the contract: per class of the class table, in table order."""
     report: dict[str, Any]
 
 
@@ -53,6 +59,27 @@ def fold_ids(
     return out
 
 
+def out_of_fold_probabilities(
+    model: BaseEstimator,
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Each sample's class probabilities (columns in ``model``'s class order) from a refitted copy.
+
+    The copy of ``model`` that gives a sample's probabilities was fitted on the other folds only; a class
+    that copy never saw gets probability 0.
+    """
+    order = classes_of(model)
+    out = np.zeros((labels.size, len(order)), dtype=np.float64)
+    for f in np.unique(fold):
+        held = fold == f
+        copy = clone(model).fit(features[~held], labels[~held])
+        columns = [order.index(v) for v in classes_of(copy)]
+        out[np.ix_(held, columns)] = copy.predict_proba(features[held])
+    return out
+
+
 def fit_trust(
     model: BaseEstimator,
     train_features: npt.NDArray[np.float32],
@@ -69,10 +96,11 @@ def fit_trust(
     seed: int,
     max_reference: int,
 ) -> Trust:
-    """Fit the AOA on the model's training samples and calibrate class sets on the hold-out.
+    """Fit the AOA on the model's training samples; calibrate class sets on every labelled sample.
 
     ``max_reference`` bounds the reference samples kept in the graph (a seeded subset of the training
-    samples beyond it): each pixel's DI costs one distance per reference sample.
+    samples beyond it): each pixel's DI costs one distance per reference sample. The class sets cost one
+    refit of the model per fold.
     """
     grouped = grouping(train_labels, train_groups, classes)
     fold = fold_ids(train_labels, grouped, folds, seed)
@@ -85,11 +113,25 @@ def fit_trust(
     weights = [max(0.0, importance.get(name, 0.0)) for name in names]
     applicability = fit_applicability(reference, ref_fold, weights)
     order = classes_of(model)
-    probabilities = model.predict_proba(test_features)
-    truth = np.array([order.index(int(v)) for v in test_labels], dtype=np.int64)
-    sets = calibrate(probabilities, truth, coverage)
-    members = sets.members(probabilities)
+    probabilities = np.concatenate(
+        [
+            out_of_fold_probabilities(model, train_features, train_labels, fold),
+            model.predict_proba(test_features),
+        ]
+    )
+    labels = np.concatenate([train_labels, test_labels])
+    truth = np.array([order.index(int(v)) for v in labels], dtype=np.int64)
+    sets = calibrate(probabilities, truth, len(order), coverage)
+    # the hold-out is one more fold: an honest estimate of each class's coverage calibrates without it
+    cal_folds = np.concatenate([fold, np.full(test_labels.size, fold.max() + 1)])
+    estimated = cross_calibrated_members(probabilities, truth, cal_folds, len(order), coverage)
     names_in_order = [classes.by_value(v).name for v in order]
+    table_columns = [order.index(c.value) for c in classes.classes]
+    class_sets = ClassSets(
+        coverage=coverage,
+        min_probability=sets.min_probability,
+        class_min_probability=[sets.class_min_probability[i] for i in table_columns],
+    )
     report = {
         "area_of_applicability": {
             "method": "Meyer & Pebesma 2021: weighted standardised features, nearest sample of another fold",
@@ -102,10 +144,18 @@ def fit_trust(
             ),
         },
         "conformal_sets": {
-            "method": "split conformal prediction on the grouped hold-out, score 1 - p(true class)",
+            "method": (
+                "class-conditional (Mondrian) split conformal prediction, score 1 - p(true class), "
+                "calibrated on every labelled sample: training samples out-of-fold (grouped CV folds), "
+                "the hold-out by the model"
+            ),
             "coverage_nominal": coverage,
             "threshold": round(sets.threshold, 6),
-            "calibration": coverage_by_class(members, truth, names_in_order),
+            "class_min_probability": dict(
+                zip(names_in_order, [round(p, 6) for p in sets.class_min_probability], strict=True)
+            ),
+            "calibration": coverage_by_class(sets.members(probabilities), truth, names_in_order),
+            "cross_calibrated": coverage_by_class(estimated, truth, names_in_order),
         },
     }
-    return Trust(applicability, sets, report)
+    return Trust(applicability, sets, class_sets, report)

@@ -8,21 +8,33 @@ import pytest
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier
 
+from lulc.class_sets import set_bands, set_members
+from lulc.classes import ClassTable, LandCoverClass
+from lulc.contract import ClassSets, Inputs, ModelContract, Outputs, Provenance, contract_from_json
+from lulc.errors import ContractError
+from service.blocks import class_set_bands
 from training.aoa import DI_OUTPUT, add_dissimilarity_output, fit_applicability, upper_whisker
-from training.conformal import calibrate, coverage_by_class, set_bands
+from training.conformal import (
+    calibrate,
+    coverage_by_class,
+    cross_calibrated_members,
+    minimum_samples,
+)
+from training.trust import out_of_fold_probabilities
 
 
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        # R: boxplot.stats(c(1:9, 100))$stats[5] == 9 ; boxplot.stats(1:10)$stats[5] == 10
-        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 9.0),
+        # R: quantile(x, .75) + 1.5 * IQR(x), at most max(x) (CAST's trainDI):
+        # c(1:9, 100): Q1 3.25, Q3 7.75 -> 14.5 ; 1:10: 14.5 > 10 -> 10
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 14.5),
         (list(range(1, 11)), 10.0),
-        # R: boxplot.stats(c(0.1, 0.2, 0.2, 0.3, 0.9, 2.5))$stats[5] == 0.9 (fivenum 0.1 0.2 0.25 0.9 2.5)
-        ([0.1, 0.2, 0.2, 0.3, 0.9, 2.5], 0.9),
+        # c(0.1, 0.2, 0.2, 0.3, 0.9, 2.5): Q1 0.2, Q3 0.75 -> 0.75 + 1.5 * 0.55 = 1.575
+        ([0.1, 0.2, 0.2, 0.3, 0.9, 2.5], 1.575),
     ],
 )
-def test_upper_whisker_is_r_boxplot_stats(values: list[float], expected: float) -> None:
+def test_the_threshold_is_the_papers_upper_whisker(values: list[float], expected: float) -> None:
     assert upper_whisker(values) == pytest.approx(expected)
 
 
@@ -97,23 +109,129 @@ def test_the_onnx_di_output_matches_numpy_and_leaves_the_labels_alone() -> None:
 def test_conformal_threshold_is_the_finite_sample_quantile() -> None:
     proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.45, 0.55]])
     truth = np.array([0, 0, 1, 1, 0])
-    sets = calibrate(proba, truth, coverage=0.5)
+    sets = calibrate(proba, truth, 2, coverage=0.5)
     # scores 0.1 0.4 0.2 0.7 0.55 -> sorted 0.1 0.2 0.4 0.55 0.7; rank ceil(6 * 0.5) = 3
     assert sets.threshold == pytest.approx(0.4)
-    with pytest.raises(ValueError, match="cannot give 90% coverage"):
-        calibrate(proba, truth, coverage=0.9)
+    # class 0: scores 0.1 0.4 0.55, rank ceil(4 * 0.5) = 2 -> 0.4; class 1: 0.2 0.7, rank ceil(1.5) = 2 -> 0.7
+    assert sets.class_thresholds == pytest.approx((0.4, 0.7))
+    assert sets.class_n == (3, 2)
+    with pytest.raises(ValueError, match=r"cannot give 90% coverage \(needs at least 9\)"):
+        calibrate(proba, truth, 2, coverage=0.9)
+    assert minimum_samples(0.9) == 9
+    assert minimum_samples(0.95) == 19
 
 
-def test_conformal_sets_reach_their_coverage_on_exchangeable_data() -> None:
-    rng = np.random.default_rng(7)
-    n, k = 6000, 4
-    proba = rng.dirichlet(np.full(k, 0.7), size=n)
-    truth = np.array([rng.choice(k, p=p) for p in proba])
-    sets = calibrate(proba[:3000], truth[:3000], coverage=0.9)
-    members = sets.members(proba[3000:])
-    report = coverage_by_class(members, truth[3000:], ["a", "b", "c", "d"])
-    assert report["coverage"] == pytest.approx(0.9, abs=0.02)
+def test_a_class_with_too_few_samples_is_in_every_set() -> None:
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet([1, 1, 1], size=60)
+    truth = np.r_[np.zeros(30, int), np.ones(25, int), np.full(5, 2)]
+    sets = calibrate(proba, truth, 3, coverage=0.9)
+    assert sets.class_thresholds[2] == 1.0
+    assert sets.class_min_probability[2] == 0.0
+    assert sets.members(proba)[:, 2].all()
+    assert sets.class_thresholds[0] < 1.0
+    assert not sets.members(proba)[:, 0].all()
+
+
+def _unequal_classes(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of four classes, class 0 much harder than the others (its true p is low)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, size=n)
+    alpha = np.ones((n, 4))
+    alpha[np.arange(n), truth] = np.where(truth == 0, 1.5, 12.0)
+    draws = rng.gamma(alpha)
+    return draws / draws.sum(axis=1, keepdims=True), truth
+
+
+def test_class_conditional_sets_cover_every_class_where_one_threshold_does_not() -> None:
+    proba, truth = _unequal_classes(11, 40000)
+    sets = calibrate(proba[:20000], truth[:20000], 4, coverage=0.9)
+    names = ["hard", "b", "c", "d"]
+    mondrian = coverage_by_class(sets.members(proba[20000:]), truth[20000:], names)
+    one = set_members(proba[20000:], sets.min_probability)
+    marginal = coverage_by_class(one, truth[20000:], names)
+    # 5000 calibration and 5000 test samples per class: the coverage's standard error is 0.6 points
+    assert mondrian["coverage"] == pytest.approx(0.9, abs=0.015)
+    assert all(row["coverage"] == pytest.approx(0.9, abs=0.02) for row in mondrian["per_class"])
+    # control: one threshold for all reaches 90 % on average only, far from it for the hard class
+    assert marginal["coverage"] == pytest.approx(0.9, abs=0.015)
+    assert marginal["per_class"][0]["coverage"] < 0.8
+
+
+def test_cross_calibration_estimates_the_coverage_of_unseen_samples() -> None:
+    proba, truth = _unequal_classes(5, 4000)
+    folds = np.arange(truth.size) % 5
+    estimated = cross_calibrated_members(proba, truth, folds, 4, 0.9)
+    in_sample = calibrate(proba, truth, 4, 0.9).members(proba)
+    covered = estimated[np.arange(truth.size), truth]
+    assert covered.mean() == pytest.approx(0.9, abs=0.02)
+    # calibrated on themselves, the samples are covered at least as often as nominal in every class
+    in_covered = in_sample[np.arange(truth.size), truth]
+    assert all(in_covered[truth == k].mean() >= 0.9 for k in range(4))
+    # each fold's sets come from the other folds' thresholds alone
+    other = calibrate(proba[folds != 0], truth[folds != 0], 4, 0.9)
+    assert np.array_equal(estimated[folds == 0], other.members(proba[folds == 0]))
+
+
+def test_set_bands_count_and_encode_the_members_and_empty_sets_are_zero() -> None:
+    members = np.array([[True, False, True], [False, False, False], [False, True, False]])
     count, bits = set_bands(members)
-    assert np.array_equal(count, members.sum(axis=1))
-    decoded = (bits[:, None] >> np.arange(k)) & 1
-    assert np.array_equal(decoded.astype(bool), members)
+    assert count.tolist() == [2, 0, 1]
+    assert bits.tolist() == [0b101, 0, 0b010]
+    report = coverage_by_class(members, np.array([0, 1, 1]), ["a", "b", "c"])
+    assert report["coverage"] == pytest.approx(2 / 3, abs=1e-6)  # the empty set does not cover its true class
+    assert report["empty"] == pytest.approx(1 / 3, abs=1e-6)
+    with pytest.raises(ContractError, match="holds 8 classes"):
+        set_bands(np.ones((2, 9), dtype=bool))
+
+
+def test_out_of_fold_probabilities_come_from_a_model_that_did_not_see_the_fold() -> None:
+    features, labels, folds = clusters()
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
+    oof = out_of_fold_probabilities(model, features, labels, folds)
+    without = RandomForestClassifier(n_estimators=10, random_state=0).fit(
+        features[folds != 2], labels[folds != 2]
+    )
+    assert np.array_equal(oof[folds == 2], without.predict_proba(features[folds == 2]))
+    assert not np.array_equal(oof, model.predict_proba(features))
+
+
+def test_a_fold_model_missing_a_class_gives_it_probability_zero() -> None:
+    features, labels, _ = clusters()
+    folds = np.where(labels == 2, 0, 1 + np.arange(labels.size) % 2)  # every class-2 sample in fold 0
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
+    oof = out_of_fold_probabilities(model, features, labels, folds)
+    assert np.all(oof[folds == 0][:, 2] == 0.0)
+    assert np.allclose(oof.sum(axis=1), 1.0)
+
+
+def _contract(sets: ClassSets | None) -> ModelContract:
+    return ModelContract(
+        name="demo",
+        version="1",
+        inputs=Inputs(bands=["red", "nir"], resolution=10),
+        classes=ClassTable(
+            classes=[
+                LandCoverClass(value=v, name=n, color="#000000") for v, n in [(3, "c"), (1, "a"), (2, "b")]
+            ]
+        ),
+        outputs=Outputs(class_order=[1, 2, 3]),
+        provenance=Provenance(model_type="rf"),
+        class_sets=sets,
+    )
+
+
+def test_contracts_without_class_minimums_keep_their_bytes_and_sets() -> None:
+    old = _contract(ClassSets(coverage=0.9, min_probability=0.25))
+    text = old.to_json()
+    assert '"class_sets":{"coverage":0.9,"min_probability":0.25}' in text
+    assert contract_from_json(text, "old").to_json() == text
+    new = _contract(ClassSets(coverage=0.9, min_probability=0.25, class_min_probability=[0.5, 0.1, 0.3]))
+    assert contract_from_json(new.to_json(), "new") == new
+    with pytest.raises(ValueError, match="3 classes"):
+        _contract(ClassSets(coverage=0.9, min_probability=0.25, class_min_probability=[0.5, 0.1]))
+    # probabilities in class order 1, 2, 3; the table (and the bitmask) is in order 3, 1, 2
+    proba = np.array([[0.2, 0.35, 0.45], [0.6, 0.1, 0.3]], dtype=np.float32)
+    assert class_set_bands(proba, old).tolist() == [[2, 2], [0b101, 0b011]]
+    # per class (table order c, a, b): c needs 0.5, a 0.1, b 0.3
+    assert class_set_bands(proba, new).tolist() == [[2, 1], [0b110, 0b010]]
