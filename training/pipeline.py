@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc.classes import ClassTable, load_class_table
-from lulc.contract import Applicability, ClassSets, Features, Inputs, ModelContract, Outputs, Provenance
+from lulc.contract import Applicability, Features, Inputs, ModelContract, Outputs, Provenance
 from lulc.features import composite_feature_names, compute_composite_features
 from lulc.progress import NullProgress, Progress
 from training import export, gate
@@ -385,7 +385,7 @@ def _export(
     if trust is not None:
         onx = add_dissimilarity_output(onx, trust.applicability)
         applicability = Applicability(output=DI_OUTPUT, threshold=trust.applicability.threshold)
-        class_sets = ClassSets(coverage=trust.sets.coverage, min_probability=trust.sets.min_probability)
+        class_sets = trust.class_sets
     hold = chosen["holdout"]
     summary: dict[str, Any] = {
         "holdout_overall_accuracy": hold["overall_accuracy"],
