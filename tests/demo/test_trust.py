@@ -21,11 +21,18 @@ from training.api import TrainingRun, train
 pytestmark = pytest.mark.slow
 
 
-def _run(world: DemoWorld, points: Path, out: Path) -> tuple[TrainingRun, MapRun]:
+def _run(
+    world: DemoWorld, points: Path, out: Path, probabilities: bool = False
+) -> tuple[TrainingRun, MapRun]:
     trained = train(world.training_config, points=points, models=["svm"], out=out / "model")
     aoi = json.loads(world.aoi.read_text())
     mapped = classify(
-        trained.model_dir, stac=str(world.catalog), aoi=aoi, datetime=world.datetime_window, out=out / "run"
+        trained.model_dir,
+        stac=str(world.catalog),
+        aoi=aoi,
+        datetime=world.datetime_window,
+        out=out / "run",
+        probabilities=probabilities,
     )
     return trained, mapped
 
@@ -42,12 +49,16 @@ def _at_validation(world: DemoWorld, run: MapRun) -> dict[str, Any]:
         labels = np.array([v[0] for v in c.sample(xy)])
         di = np.array([v[0] for v in a.sample(xy)])
         sets = np.array([v for v in s.sample(xy)])
-    return {"truth": points["label"].to_numpy(), "labels": labels, "di": di, "sets": sets}
+    at = {"truth": points["label"].to_numpy(), "labels": labels, "di": di, "sets": sets}
+    if (folder / "probabilities.tif").exists():
+        with rasterio.open(folder / "probabilities.tif") as p:
+            at["percent"] = np.array([v for v in p.sample(xy)])
+    return at
 
 
 @pytest.fixture(scope="module")
 def whole(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingRun, MapRun]:
-    return _run(demo_world, demo_world.train_points, tmp_path_factory.mktemp("whole"))
+    return _run(demo_world, demo_world.train_points, tmp_path_factory.mktemp("whole"), probabilities=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +80,10 @@ def test_the_maps_are_valid_cogs_listed_in_an_item_that_validates(whole: tuple[T
         assert src.count == 2
         assert src.nodata == 255
     properties = mapped.item["properties"]
+    assert trained.contract.applicability is not None
     assert properties["lulc:aoa_threshold"] == pytest.approx(
         trained.contract.applicability.threshold, abs=1e-6
-    )  # type: ignore[union-attr]
+    )
     assert {"aoa", "sets"} <= set(mapped.item["assets"])
     assert_valid_stac_file(folder / "item.json")
     assert_valid_stac_file(trained.model_dir / "model.json")
@@ -87,28 +99,64 @@ def test_trained_on_the_whole_world_nearly_all_of_the_aoi_is_inside(
 def test_trained_on_the_west_the_map_is_better_inside_its_aoa(
     demo_world: DemoWorld, western: tuple[TrainingRun, MapRun]
 ) -> None:
+    from scipy.stats import mannwhitneyu
+
     trained, mapped = western
     at = _at_validation(demo_world, mapped)
     threshold = trained.contract.applicability.threshold  # type: ignore[union-attr]
-    inside = at["di"] <= np.rint(threshold * 100)
+    inside = at["di"] <= np.rint(threshold * 100)  # as the web map hatches aoa.tif (DI x 100, rounded)
     correct = at["labels"] == at["truth"]
     assert 0.5 < inside.mean() < mapped.item["properties"]["lulc:aoa_fraction"] + 0.05
     assert (~inside).sum() >= 50
-    # Measured here: 95.5 % inside against 86.4 % outside (issue 13 asks for a 10-point gap: not reached yet).
+    # Measured (seed 0): 95.1 % right inside (1,419 points) against 87.7 % outside (81): 7.4 points, short of
+    # the 10 issue 13 asks for; across demo worlds and seeds the gap ranges 5 to 21 points (README).
     assert correct[inside].mean() - correct[~inside].mean() > 0.05
+    # the DI ranks the errors whatever the threshold: wrong pixels lie further from the training data
+    # (measured: AUC 0.76, p 5e-15)
+    assert mannwhitneyu(at["di"][~correct], at["di"][correct], alternative="greater").pvalue < 1e-6
+
+
+def _covered(contract_order: list[int], truth: np.ndarray, bitmask: np.ndarray) -> np.ndarray:
+    bits = np.array([1 << contract_order.index(int(v)) for v in truth])
+    return np.asarray((bitmask & bits) > 0)
 
 
 def test_the_class_sets_cover_the_true_class_as_calibrated(
     demo_world: DemoWorld, whole: tuple[TrainingRun, MapRun]
 ) -> None:
+    """Overall within 2 points of nominal; per class (>= 50 validation points) within two standard errors.
+
+    A threshold calibrated on n samples gives a coverage with standard deviation sqrt(c (1 - c) / n), and the
+    validation points measure it with sqrt(c (1 - c) / m): with ~100 calibration samples per class that is
+    3 points at least, so a fixed 2 points per class is below the noise of any calibration on this world.
+    """
     trained, mapped = whole
     at = _at_validation(demo_world, mapped)
+    sets = trained.contract.class_sets
+    assert sets is not None
+    assert sets.class_min_probability is not None
     order = [c.value for c in trained.contract.classes.classes]
-    bits = np.array([1 << order.index(int(v)) for v in at["truth"]])
-    covered = (at["sets"][:, 1] & bits) > 0
-    assert trained.contract.class_sets is not None
-    assert abs(covered.mean() - trained.contract.class_sets.coverage) <= 0.02
+    covered = _covered(order, at["truth"], at["sets"][:, 1])
+    nominal = sets.coverage
+    assert abs(covered.mean() - nominal) <= 0.02  # measured 91.3 %
     assert np.array_equal(at["sets"][:, 0], [bin(int(b)).count("1") for b in at["sets"][:, 1]])
+    calibration = {
+        row["name"]: row["n"]
+        for row in trained.metrics["trust"]["conformal_sets"]["calibration"]["per_class"]
+    }
+    # control: one threshold for all classes (the contract's min_probability, on probabilities.tif)
+    truth_column = np.array([order.index(int(v)) for v in at["truth"]])
+    percent = at["percent"][np.arange(truth_column.size), truth_column]
+    one_threshold = percent >= 100 * sets.min_probability
+    off: dict[str, tuple[float, float]] = {}
+    for value, entry in zip(order, trained.contract.classes.classes, strict=True):
+        mask = at["truth"] == value
+        if mask.sum() < 50:
+            continue
+        sd = np.sqrt(nominal * (1 - nominal) * (1 / calibration[entry.name] + 1 / mask.sum()))
+        assert abs(covered[mask].mean() - nominal) <= 2 * sd, (entry.name, covered[mask].mean(), sd)
+        off[entry.name] = (one_threshold[mask].mean() - nominal, 2 * sd)
+    assert any(abs(gap) > limit for gap, limit in off.values()), off  # marginal sets miss some class
 
 
 def test_the_tilers_statistics_report_the_share_inside(
