@@ -40,6 +40,7 @@ from tiler.openapi import document_errors
 from tiler.parameters import checked_dependency, checked_reader
 from tiler.readers import allowed_stac_reader
 from tiler.runs import Run, find_runs
+from tiler.series import SeriesStatistics, series_areas
 from tiler.settings import TilerSettings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -179,6 +180,22 @@ def create_app(settings: TilerSettings) -> FastAPI:
         found = resolver.resolve(location)
         aoa = aoa_layer(found, allow.gdal_path)
         return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
+
+    @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
+    def statistics_series(
+        location: Annotated[str, Depends(dataset_path)],
+        geojson: Annotated[
+            dict[str, Any],
+            Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
+        ],
+    ) -> SeriesStatistics:
+        """Per-class pixel counts and hectares inside the polygon in every map of a series, period by period.
+
+        `url` is the STAC collection `lulc classify --every` writes (`collection.json`), linking one item per
+        period.
+        """
+        geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
+        return series_areas(location, geometry, allow, settings.statistics_max_pixels)
 
     @app.get("/runs", response_model=list[Run], tags=["Web map"])
     def runs() -> list[Run]:

@@ -1,16 +1,24 @@
-"""Classification runs on disk: folders holding ``classes.tif`` and ``item.json`` (the service's output)."""
+"""Classification runs on disk: folders holding ``classes.tif`` and ``item.json`` (the service's output).
+
+A run is listed with the layers the web map can show over it: its per-pixel classes, the products made from
+it (a cleaned map, ``lulc:product: clean``; a change map, ``lulc:product: change``, listed under both runs it
+compares; found through their items' ``derived_from`` links) and its class probabilities. A product whose
+source run is not under the runs folder is listed as a run of its own. Runs a series collection
+(``lulc classify --every``) links carry the series, so the web map can step through its periods.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from lulc.errors import LulcError
-from tiler.backdrop import Backdrop, backdrop_of
+from tiler.backdrop import Backdrop, backdrop_of, image_backdrop
 from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError
 
@@ -18,30 +26,71 @@ logger = logging.getLogger(__name__)
 
 MAP_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"
+CHANGE_NAME = "change.tif"
+PROBABILITIES_NAME = "probabilities.tif"
+COLLECTION_NAME = "collection.json"
+
+LayerKind = Literal["classes", "clean", "change", "probability"]
+
+
+class MapLayer(BaseModel):
+    """One map the web map can show over a run: the classes, a product of the run, or a probability band."""
+
+    id: str
+    kind: LayerKind
+    title: str
+    url: str = Field(description="Path of the COG (the `url` for /cog and /legend).")
+    item: str | None = Field(default=None, description="Path of the layer's STAC item.")
+    band: int | None = Field(default=None, description="Band of the COG (probabilities: one per class).")
+
+
+class SeriesPeriod(BaseModel):
+    """One period of a series and the run that maps it."""
+
+    period: str
+    run: str = Field(description="The `id` of the period's run.")
+
+
+class Series(BaseModel):
+    """A series collection (``lulc classify --every``) a run belongs to."""
+
+    url: str = Field(description="Path of the collection (the `url` for POST /statistics/series).")
+    id: str
+    title: str
+    every: str
+    periods: list[SeriesPeriod]
 
 
 class Run(BaseModel):
     """One classification run the web map can show."""
 
     id: str = Field(description="Folder of the run relative to the runs folder.")
-    title: str
+    title: str = Field(description="What made the map (its item's title: the model) and when.")
     classes: str = Field(description="Path of the class map (the `url` for /cog and /legend).")
     confidence: str | None = Field(description="Path of the confidence COG, if the run has one.")
     item: str = Field(description="Path of the run's STAC item.")
     bbox: list[float] | None
     datetime: str | None
+    date: str | None = Field(default=None, description="The acquisition date(s) as a short label.")
     model: str | None
-    backdrop: Backdrop | None = Field(description="Least cloudy input Sentinel-2 item with its composites.")
+    backdrop: Backdrop | None = Field(description="The least cloudy input imagery, as true/false colour.")
     aoa: str | None = Field(default=None, description="Path of the run's aoa.tif (DI x 100), if it has one.")
     aoa_threshold: float | None = Field(
         default=None, description="The model's area-of-applicability threshold (DI units), with `aoa`."
     )
+    layers: list[MapLayer] = Field(
+        default_factory=list, description="Maps to show: classes first, then products and probabilities."
+    )
+    series: Series | None = Field(default=None, description="The series the run is a period of, if any.")
+
+
+def _properties(item: dict[str, Any]) -> dict[str, Any]:
+    props = item.get("properties", {})
+    return props if isinstance(props, dict) else {}
 
 
 def _model_name(item: dict[str, Any]) -> str | None:
-    props = item.get("properties", {})
-    if not isinstance(props, dict):
-        return None
+    props = _properties(item)
     for key in ("lulc:model", "mlm:name", "lulc:model_name"):
         value = props.get(key)
         if isinstance(value, str):
@@ -52,84 +101,249 @@ def _model_name(item: dict[str, Any]) -> str | None:
 
 
 def _datetime(item: dict[str, Any]) -> str | None:
-    props = item.get("properties", {})
-    if not isinstance(props, dict):
-        return None
+    props = _properties(item)
     value = props.get("datetime") or props.get("start_datetime")
     if props.get("start_datetime") and props.get("end_datetime"):
         value = f"{props['start_datetime']}/{props['end_datetime']}"
     return str(value) if value else None
 
 
-def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], str]) -> Backdrop | None:
-    """The least cloudy ``derived_from`` item that is a Sentinel-2 item (None when there is none)."""
-    candidates: list[Backdrop] = []
+def date_label(item: dict[str, Any]) -> str | None:
+    """``2024-08-10``, or ``2021-07-18 to 2021-09-06`` for inputs acquired over a range of days."""
+    value = _datetime(item)
+    if value is None:
+        return None
+    days = sorted({part[:10] for part in value.split("/")})
+    return " to ".join(days)
+
+
+def _title(item: dict[str, Any], fallback: str) -> str:
+    """The item's title (``Land cover from <model> <version>``) and its date, else the id."""
+    title = _properties(item).get("title")
+    base = str(title) if isinstance(title, str) and title else str(item.get("id") or fallback)
+    date = date_label(item)
+    return f"{base}, {date}" if date else base
+
+
+def _bbox(item: dict[str, Any]) -> list[float] | None:
+    bbox = item.get("bbox")
+    return [float(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
+
+
+def _links(item: dict[str, Any], rel: str) -> Iterator[dict[str, Any]]:
     for link in item.get("links", []):
-        if not isinstance(link, dict) or link.get("rel") != "derived_from" or not link.get("href"):
-            continue
+        if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
+            yield link
+
+
+def _local_target(folder: Path, href: str) -> Path | None:
+    """The local file a link points at (relative to ``folder``), resolved; None for URLs."""
+    if is_remote(href) and not href.startswith("file://"):
+        return None
+    path = Path(href.removeprefix("file://"))
+    return (path if path.is_absolute() else folder / path).resolve()
+
+
+def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], str]) -> Backdrop | None:
+    """The least cloudy input the item is ``derived_from``: a Sentinel-2 item or a local image.
+
+    None when there is none (or none on the allow-list).
+    """
+    candidates: list[Backdrop] = []
+    for link in _links(item, "derived_from"):
         href = str(link["href"])
-        if not (href.endswith(".json") or "json" in str(link.get("type", ""))):
+        image = "lulc:bands" in link
+        if not image and not (href.endswith(".json") or "json" in str(link.get("type", ""))):
             continue  # the model (.onnx) and other non-item inputs
         relative = not is_remote(href) and not href.startswith(("/", "file://"))
         try:
             # the checked, normalised location is what gets read
             location = allowed(str(item_path.parent / href) if relative else href)
         except NotAllowedError:
-            logger.info("backdrop item %s is outside the allow-list", href)
-            continue
-        source = read_json(location)
-        if source is None:
+            logger.info("backdrop input %s is outside the allow-list", href)
             continue
         try:
-            candidates.append(backdrop_of(location, source))
+            if image:
+                candidates.append(image_backdrop(location, link, _datetime(item) or "", _bbox(item)))
+                continue
+            source = read_json(location)
+            if source is not None:
+                candidates.append(backdrop_of(location, source))
         except (LulcError, KeyError, ValueError, TypeError) as exc:
-            logger.debug("%s is not a Sentinel-2 item: %s", location, exc)
+            logger.debug("%s is not a backdrop input: %s", location, exc)
     if not candidates:
         return None
     return min(candidates, key=lambda b: (b.cloud_cover if b.cloud_cover is not None else 100.0, b.datetime))
 
 
-def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
-    """Every run under ``runs_dir`` (recursively), sorted by folder."""
-    runs: list[Run] = []
-    if not runs_dir.is_dir():
-        return runs
-    root = runs_dir.resolve()
-    for map_path in sorted(root.rglob(MAP_NAME)):
-        folder = map_path.parent
-        item_path = folder / ITEM_NAME
-        if not item_path.is_file():
+@dataclass(frozen=True)
+class _Found:
+    """An item under the runs folder: a run, or a product of one."""
+
+    folder: Path
+    item: dict[str, Any]
+    product: str | None
+
+
+def _product(item: dict[str, Any]) -> str | None:
+    """``clean`` or ``change`` for those products (also from items written before ``lulc:product``)."""
+    props = _properties(item)
+    kind = props.get("lulc:product")
+    if isinstance(kind, str):
+        return kind
+    if "lulc:mmu_pixels" in props:
+        return "clean"
+    assets = item.get("assets")
+    return "change" if isinstance(assets, dict) and "change" in assets else None
+
+
+def _scan(root: Path) -> Iterator[_Found]:
+    """Every STAC item under ``root`` (hidden folders, such as runs in progress, skipped)."""
+    for item_path in sorted(root.rglob(ITEM_NAME)):
+        if any(part.startswith(".") for part in item_path.relative_to(root).parts):
             continue
         item = read_json(str(item_path))
         if item is None:
-            logger.warning("skipping run %s: item.json is not a JSON object", folder)
+            logger.warning("skipping %s: not a JSON object", item_path)
             continue
-        try:
-            if classes_from_item(item, MAP_NAME) is None:
-                logger.info("skipping run %s: its item has no classification:classes", folder)
-                continue
-        except LulcError as exc:
-            logger.warning("skipping run %s: %s", folder, exc)
-            continue
-        rel = folder.relative_to(root).as_posix()
-        confidence = folder / CONFIDENCE_NAME
-        aoa = folder / "aoa.tif"
-        threshold = item.get("properties", {}).get("lulc:aoa_threshold")
-        has_aoa = aoa.is_file() and isinstance(threshold, int | float)
-        bbox = item.get("bbox")
-        runs.append(
-            Run(
-                id=rel,
-                title=str(item.get("id") or rel),
-                classes=str(map_path),
-                confidence=str(confidence) if confidence.is_file() else None,
-                item=str(item_path),
-                bbox=[float(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None,
-                datetime=_datetime(item),
-                model=_model_name(item),
-                backdrop=_backdrop(item_path, item, allowed),
-                aoa=str(aoa) if has_aoa else None,
-                aoa_threshold=float(threshold) if has_aoa else None,
-            )
+        yield _Found(item_path.parent, item, _product(item))
+
+
+def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str]) -> Run | None:
+    folder, item = found.folder, found.item
+    map_path = folder / raster
+    if not map_path.is_file():
+        return None
+    try:
+        if classes_from_item(item, raster) is None:
+            logger.info("skipping run %s: its item has no classification:classes", folder)
+            return None
+    except LulcError as exc:
+        logger.warning("skipping run %s: %s", folder, exc)
+        return None
+    rel = folder.relative_to(root).as_posix()
+    confidence = folder / CONFIDENCE_NAME
+    aoa = folder / "aoa.tif"
+    value = _properties(item).get("lulc:aoa_threshold")
+    threshold = float(value) if aoa.is_file() and isinstance(value, int | float) else None
+    item_path = str(folder / ITEM_NAME)
+    kind: LayerKind = (
+        "change" if raster == CHANGE_NAME else "clean" if found.product == "clean" else "classes"
+    )
+    layers = [MapLayer(id=kind, kind=kind, title=_layer_title(kind, item), url=str(map_path), item=item_path)]
+    layers += _probability_layers(folder, item)
+    return Run(
+        id=rel,
+        title=_title(item, rel),
+        classes=str(map_path),
+        confidence=str(confidence) if confidence.is_file() else None,
+        item=item_path,
+        bbox=_bbox(item),
+        datetime=_datetime(item),
+        date=date_label(item),
+        model=_model_name(item),
+        backdrop=_backdrop(folder / ITEM_NAME, item, allowed),
+        aoa=str(aoa) if threshold is not None else None,
+        aoa_threshold=threshold,
+        layers=layers,
+    )
+
+
+def _layer_title(kind: LayerKind, item: dict[str, Any], sources: list[Run] | None = None) -> str:
+    props = _properties(item)
+    if kind == "clean":
+        mmu = props.get("lulc:mmu_ha")
+        return f"Cleaned: minimum mapping unit {mmu:g} ha" if isinstance(mmu, int | float) else "Cleaned"
+    if kind == "change":
+        dates = [run.date for run in sources or [] if run.date]
+        return f"Change from {dates[0]} to {dates[-1]}" if len(dates) == 2 else "Change"
+    return "Classes (per pixel)"
+
+
+def _probability_layers(folder: Path, item: dict[str, Any]) -> list[MapLayer]:
+    """One layer per band of the run's ``probabilities.tif`` (band names from its item)."""
+    path = folder / PROBABILITIES_NAME
+    asset = (item.get("assets") or {}).get("probabilities")
+    if not path.is_file() or not isinstance(asset, dict):
+        return []
+    bands = asset.get("raster:bands") or asset.get("bands") or []
+    return [
+        MapLayer(
+            id=f"probability:{index}",
+            kind="probability",
+            title=f"Probability: {band.get('name', f'band {index}')}",
+            url=str(path),
+            item=str(folder / ITEM_NAME),
+            band=index,
         )
-    return runs
+        for index, band in enumerate(bands, start=1)
+        if isinstance(band, dict)
+    ]
+
+
+def _series(root: Path, runs: dict[Path, Run]) -> None:
+    """Attach each series collection under ``root`` to the runs its item links point at."""
+    for path in sorted(root.rglob(COLLECTION_NAME)):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        collection = read_json(str(path))
+        if collection is None or collection.get("type") != "Collection":
+            continue
+        periods: list[tuple[str, Run]] = []
+        for link in _links(collection, "item"):
+            target = _local_target(path.parent, str(link["href"]))
+            run = runs.get(target) if target is not None else None
+            if run is not None:
+                periods.append((str(link.get("lulc:period") or link.get("title") or run.id), run))
+        if not periods:
+            continue
+        every = (collection.get("summaries") or {}).get("lulc:every") or [""]
+        series = Series(
+            url=str(path),
+            id=str(collection.get("id", path.parent.name)),
+            title=str(collection.get("title", path.parent.name)),
+            every=str(every[0]),
+            periods=[SeriesPeriod(period=label, run=run.id) for label, run in periods],
+        )
+        for _, run in periods:
+            run.series = series
+
+
+def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
+    """Every run under ``runs_dir`` (recursively) with its layers and series, sorted by folder."""
+    if not runs_dir.is_dir():
+        return []
+    root = runs_dir.resolve()
+    found = list(_scan(root))
+    runs: dict[Path, Run] = {}
+    for entry in found:
+        if entry.product is None and (run := _run(root, entry, MAP_NAME, allowed)) is not None:
+            runs[(entry.folder / ITEM_NAME).resolve()] = run
+    own: list[Run] = []
+    for entry in found:
+        if entry.product not in ("clean", "change"):
+            continue
+        sources = [
+            runs[target]
+            for link in _links(entry.item, "derived_from")
+            if (target := _local_target(entry.folder, str(link["href"]))) in runs
+        ]
+        raster = CHANGE_NAME if entry.product == "change" else MAP_NAME
+        if not sources:  # its source run is elsewhere: a run of its own
+            if (run := _run(root, entry, raster, allowed)) is not None:
+                own.append(run)
+            continue
+        if not (entry.folder / raster).is_file():
+            continue
+        kind: LayerKind = "change" if entry.product == "change" else "clean"
+        layer = MapLayer(
+            id=f"{kind}:{entry.folder.relative_to(root).as_posix()}",
+            kind=kind,
+            title=_layer_title(kind, entry.item, sources),
+            url=str(entry.folder / raster),
+            item=str(entry.folder / ITEM_NAME),
+        )
+        for run in sources:
+            run.layers.insert(1 + sum(1 for x in run.layers if x.kind in ("clean", "change")), layer)
+    _series(root, runs)
+    return sorted([*runs.values(), *own], key=lambda run: run.id)

@@ -213,3 +213,73 @@ def inside_tile(tiler_runs: Runs) -> str:
         lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
     tile = morecantile.tms.get("WebMercatorQuad").tile(lon[0], lat[0], 14)
     return f"/cog/tiles/WebMercatorQuad/14/{tile.x}/{tile.y}.png"
+
+
+@dataclass(frozen=True)
+class ProductRuns:
+    """Real runs made by the engine: a yearly series of the demo world, and the tutorial's ``--image`` run.
+
+    The series has cleaned maps, probabilities and a change map; the tutorial run is made where its data is.
+    """
+
+    root: Path
+    series: Path  # root/yearly: 2021, 2023, 2024 (no imagery in 2022), collection.json
+    change: Path  # root/yearly/change: from 2021 to 2024
+    image: Path | None  # root/inputs/s2image.tif, a copy of the tutorial scene
+    tutorial: Path | None  # root/tutorial: the --image run
+    table: ClassTable
+
+
+@pytest.fixture(scope="session")
+def product_runs(tiler_world: World, tmp_path_factory: pytest.TempPathFactory) -> ProductRuns:
+    """Runs as ``lulc classify --every year --mmu-ha 0.5 --probabilities`` and ``lulc change`` make them."""
+    import shutil
+
+    from service.change import change_runs
+    from service.engine import classify
+    from service.readers import ImageReaderFactory, StacReaderFactory
+    from service.request import ClassifyRequest
+    from service.runner import load_model
+    from service.series import classify_series
+    from tests.conftest import LULC_PY
+    from tests.service.conftest import train_world_model
+
+    root = tmp_path_factory.mktemp("product-runs")
+    aoi = json.loads((tiler_world.root / "aoi.geojson").read_text())
+    catalog = tiler_world.root / "catalog.json"
+    model = train_world_model(
+        catalog,
+        aoi,
+        "2021/2024",
+        tiler_world.root / "train.gpkg",
+        tiler_world.root / "classes.yaml",
+        tmp_path_factory.mktemp("product-model"),
+    )
+    request = ClassifyRequest(aoi=aoi, datetime="2021/2024", block_size=256, probabilities=True, mmu_ha=0.5)
+    series = root / "yearly"
+    classify_series(request, load_model(model), StacReaderFactory(str(catalog)), series, "year")
+    change_runs(series / "2021", series / "2024", series / "change")
+    image = tutorial = None
+    if LULC_PY.is_dir():
+        from tests.service.test_engine_image import train_tutorial_svm
+
+        image = root / "inputs" / "s2image.tif"
+        image.parent.mkdir()
+        shutil.copyfile(LULC_PY / "s2image.tif", image)
+        svm = train_tutorial_svm(LULC_PY, tmp_path_factory.mktemp("tutorial-svm"))
+        tutorial = root / "tutorial"
+        classify(
+            ClassifyRequest(aoi=None, datetime="2023-05-01"),
+            load_model(svm),
+            ImageReaderFactory(image),
+            tutorial,
+        )
+    return ProductRuns(root, series, series / "change", image, tutorial, tiler_world.table)
+
+
+@pytest.fixture(scope="session")
+def product_tiler(product_runs: ProductRuns, tiler_world: World) -> Iterator[str]:
+    """The tiler over the product runs (the demo world's catalog allowed for the backdrop)."""
+    settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=product_runs.root)
+    with BackgroundServer(create_app(settings)) as server:
+        yield server.url

@@ -1,6 +1,7 @@
 // lulc-stac web map: imagery backdrop, the class map with an opacity slider, its legend, click-to-identify,
-// a run selector and the area-of-applicability hatching. Talks only to this tiler (/runs, /legend, /cog,
-// /stac, /backdrop, /aoa); no other library.
+// a run selector, a layer selector (classes, cleaned map, change, probabilities), a period slider with the
+// class-area series when the run belongs to a series, and the area-of-applicability hatching. Talks only to
+// this tiler (/runs, /legend, /cog, /stac, /backdrop, /aoa, /statistics/series); no other library.
 "use strict";
 
 (function () {
@@ -9,7 +10,10 @@
   const state = {
     runs: [],
     run: null,
+    layer: null,
     legend: null,
+    series: null,
+    seriesUrl: null,
     classLayer: null,
     backdropLayer: null,
     aoaLayer: null,
@@ -55,6 +59,18 @@
     return parseFloat($("opacity").value);
   }
 
+  function renderRamp() {
+    const list = $("legend");
+    list.replaceChildren();
+    const li = document.createElement("li");
+    const ramp = document.createElement("span");
+    ramp.className = "ramp";
+    const text = document.createElement("span");
+    text.textContent = "0 – 100 %";
+    li.append(ramp, text);
+    list.append(li);
+  }
+
   function renderLegend(legend) {
     const list = $("legend");
     list.replaceChildren();
@@ -83,38 +99,81 @@
     const layer = run.backdrop.layers.find((l) => l.name === choice);
     if (!layer) return;
     const query = `url=${encodeURIComponent(run.backdrop.url)}&${layer.query}`;
-    const options = { zIndex: 1, maxZoom: 22, attribution: `Sentinel-2 ${run.backdrop.id}` };
+    const image = run.backdrop.endpoint === "cog";
+    const source = image ? `input image ${run.backdrop.id}` : `Sentinel-2 ${run.backdrop.id}`;
+    const options = { zIndex: 1, maxZoom: 22, attribution: source };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.backdropLayer = L.tileLayer(tileUrl("stac", query), options);
+    state.backdropLayer = L.tileLayer(tileUrl(image ? "cog" : "stac", query), options);
     state.backdropLayer.on("load", () => { state.backdropTilesLoaded = true; });
     state.backdropLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.backdropLayer.addTo(map);
   }
 
-  async function selectRun(run) {
-    state.run = run;
+  function layersOf(run) {
+    if (run.layers && run.layers.length) return run.layers;
+    return [{ id: "classes", kind: "classes", title: "Classes", url: run.classes, item: run.item, band: null }];
+  }
+
+  function layerQuery(layer) {
+    const url = `url=${encodeURIComponent(layer.url)}`;
+    if (layer.kind === "probability") return `${url}&bidx=${layer.band}&rescale=0,100&colormap_name=viridis`;
+    return url;
+  }
+
+  // The map shown over the imagery: the run's classes, a product of it, or one class's probability.
+  async function showLayer(layer) {
+    const run = state.run;
+    state.layer = layer;
     state.classTilesLoaded = false;
+    if (state.classLayer) map.removeLayer(state.classLayer);
+    state.classLayer = null;
+    $("layer-select").value = layer.id;
     $("info").textContent = "Click the map to see the class.";
     $("info").dataset.state = "idle";
-    if (state.classLayer) map.removeLayer(state.classLayer);
-    const bounds = runBounds(run);
-    if (bounds) map.fitBounds(bounds);
-
-    try {
-      state.legend = await getJSON(`legend?url=${encodeURIComponent(run.classes)}`);
-      renderLegend(state.legend);
-    } catch (err) {
-      setStatus(`Legend: ${err.message}`, true);
-      return;
+    if (layer.kind === "probability") {
+      state.legend = null;
+      renderRamp();
+    } else {
+      try {
+        state.legend = await getJSON(`legend?url=${encodeURIComponent(layer.url)}`);
+        renderLegend(state.legend);
+      } catch (err) {
+        setStatus(`Legend: ${err.message}`, true);
+        return false;
+      }
     }
-
+    if (state.layer !== layer) return false;  // another layer was chosen meanwhile
     const options = { zIndex: 2, opacity: opacity(), maxZoom: 22 };
+    const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.classLayer = L.tileLayer(tileUrl("cog", `url=${encodeURIComponent(run.classes)}`), options);
+    state.classLayer = L.tileLayer(tileUrl("cog", layerQuery(layer)), options);
     state.classLayer.on("load", () => { state.classTilesLoaded = true; });
     state.classLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.classLayer.addTo(map);
+    return true;
+  }
+
+  async function selectRun(run, keepView) {
+    const previous = state.layer;
+    state.run = run;
+    const bounds = runBounds(run);
+    if (bounds && !keepView) map.fitBounds(bounds);
+    $("run-select").value = run.id;
+
+    const layers = layersOf(run);
+    const select = $("layer-select");
+    select.replaceChildren();
+    for (const layer of layers) {
+      const option = document.createElement("option");
+      option.value = layer.id;
+      option.textContent = layer.title;
+      select.append(option);
+    }
+    $("layer-row").hidden = layers.length < 2;
+    // the same kind of layer as before (stepping through a series keeps the cleaned map or the change)
+    const same = previous && (layers.find((l) => l.id === previous.id) || layers.find((l) => l.kind === previous.kind));
+    if (!(await showLayer(same || layers[0]))) return;
 
     $("aoa-row").hidden = !run.aoa;
     showAoa();
@@ -122,7 +181,80 @@
     $("backdrop-info").textContent = run.backdrop
       ? `${run.backdrop.id} (${run.backdrop.datetime.slice(0, 10)})` : "";
     showBackdrop();
+    showSeries(run);
     setStatus(run.title + (run.model ? ` · model ${run.model}` : ""));
+  }
+
+  // A run that is one period of a series: a slider over the periods and the class areas of each period.
+  function showSeries(run) {
+    const series = run.series;
+    $("series-row").hidden = !series;
+    if (!series) return;
+    const slider = $("period-slider");
+    const index = series.periods.findIndex((p) => p.run === run.id);
+    slider.max = String(series.periods.length - 1);
+    slider.value = String(index);
+    $("period-value").textContent = series.periods[index].period;
+    if (state.seriesUrl !== series.url) {
+      state.seriesUrl = series.url;
+      state.series = null;
+      loadSeries(run, series);
+    } else {
+      renderSeries();
+    }
+  }
+
+  async function loadSeries(run, series) {
+    $("series-table").replaceChildren();
+    const [w, s, e, n] = run.bbox || [-180, -85, 180, 85];
+    const polygon = { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] };
+    try {
+      const response = await fetch(`statistics/series?url=${encodeURIComponent(series.url)}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(polygon),
+      });
+      const body = await response.json();
+      if (!response.ok) throw new Error(`${response.status}: ${body.detail}`);
+      if (state.seriesUrl !== series.url) return;
+      state.series = body;
+      renderSeries();
+    } catch (err) {
+      setStatus(`Class areas: ${err.message}`, true);
+    }
+  }
+
+  function renderSeries() {
+    const table = $("series-table");
+    table.replaceChildren();
+    const body = state.series;
+    if (!body || !body.periods.length) return;
+    const current = $("period-value").textContent;
+    const head = document.createElement("tr");
+    const corner = document.createElement("th");
+    corner.textContent = "ha";
+    head.append(corner);
+    for (const period of body.periods) {
+      const th = document.createElement("th");
+      th.textContent = period.period;
+      if (period.period === current) th.className = "current";
+      head.append(th);
+    }
+    table.append(head);
+    body.periods[0].statistics.classes.forEach((entry, row) => {
+      const tr = document.createElement("tr");
+      tr.dataset.value = String(entry.value);
+      const name = document.createElement("td");
+      name.textContent = entry.name;
+      tr.append(name);
+      for (const period of body.periods) {
+        const td = document.createElement("td");
+        td.textContent = period.statistics.classes[row].hectares.toFixed(1);
+        if (period.period === current) td.className = "current";
+        tr.append(td);
+      }
+      table.append(tr);
+    });
   }
 
   // The area of applicability: hatching over the pixels whose DI exceeds the model's threshold.
@@ -146,13 +278,14 @@
 
   async function identify(latlng) {
     const run = state.run;
+    const layer = state.layer;
     const info = $("info");
-    if (!run || !state.legend) return;
+    if (!run || !layer || (!state.legend && layer.kind !== "probability")) return;
     info.dataset.state = "loading";
     info.textContent = "…";
     const point = `${latlng.lng},${latlng.lat}`;
     try {
-      const response = await fetch(`cog/point/${point}?url=${encodeURIComponent(run.classes)}`);
+      const response = await fetch(`cog/point/${point}?${layerQuery(layer)}`);
       if (response.status === 404) {
         info.textContent = "Outside the map.";
         info.dataset.state = "outside";
@@ -161,15 +294,20 @@
       const body = await response.json();
       if (!response.ok) throw new Error(body.detail || response.statusText);
       const value = body.values[0];
-      const entry = state.legend.classes.find((c) => c.value === value);
+      const entry = state.legend ? state.legend.classes.find((c) => c.value === value) : null;
       info.replaceChildren();
       info.classList.remove("error");
       const name = document.createElement("span");
       name.className = "class-name";
-      name.textContent = value === null || value === undefined ? "No data" : entry ? entry.name : `value ${value}`;
+      const missing = value === null || value === undefined;
+      if (layer.kind === "probability") {
+        name.textContent = missing ? "No data" : `${layer.title.replace("Probability: ", "")}: ${value} %`;
+      } else {
+        name.textContent = missing ? "No data" : entry ? entry.name : `value ${value}`;
+      }
       info.append(name);
-      info.dataset.value = value === null || value === undefined ? "" : String(value);
-      if (run.confidence && entry) {
+      info.dataset.value = missing ? "" : String(value);
+      if (run.confidence && entry && layer.kind === "classes") {
         const conf = await fetch(`cog/point/${point}?url=${encodeURIComponent(run.confidence)}`);
         if (conf.ok) {
           const confBody = await conf.json();
@@ -218,7 +356,7 @@
     for (const run of runs) {
       const option = document.createElement("option");
       option.value = run.id;
-      option.textContent = run.datetime ? `${run.title} (${run.datetime.slice(0, 10)})` : run.title;
+      option.textContent = `${run.id} · ${run.title}`;
       select.append(option);
     }
     $("run-row").hidden = runs.length < 2;
@@ -237,6 +375,17 @@
     radio.addEventListener("change", showBackdrop);
   }
   $("aoa-toggle").addEventListener("change", showAoa);
+  $("layer-select").addEventListener("change", () => {
+    const layer = layersOf(state.run).find((l) => l.id === $("layer-select").value);
+    if (layer) showLayer(layer);
+  });
+  $("period-slider").addEventListener("input", () => {
+    const series = state.run && state.run.series;
+    if (!series) return;
+    const period = series.periods[parseInt($("period-slider").value, 10)];
+    const run = state.runs.find((r) => r.id === period.run);
+    if (run && run !== state.run) selectRun(run, true);
+  });
   map.on("click", (event) => identify(event.latlng));
   start();
 })();

@@ -1,0 +1,111 @@
+"""Class areas over time: ``POST /statistics/series`` counts a polygon's classes in every map of a series.
+
+A series is the STAC collection ``lulc classify --every`` writes: one ``item`` link per period (with its
+``lulc:period`` label), each item a run whose ``classes`` asset is the period's map. Every location met (the
+items, the maps) passes the allow-list as a ``url`` parameter would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from pydantic import BaseModel, Field
+
+from lulc.errors import LulcError
+from tiler.allowlist import AllowList
+from tiler.areas import AreaStatistics, class_areas
+from tiler.colormaps import classes_from_item, is_remote, read_json
+from tiler.errors import BadParameterError, NotFoundError
+
+
+class PeriodAreas(BaseModel):
+    """The class areas inside the polygon in one period's map."""
+
+    period: str = Field(description="The period's label, e.g. `2021` or `2021-07`.")
+    item: str = Field(description="The period's STAC item.")
+    datetime: str | None = Field(description="The acquisition time(s) of the period's imagery.")
+    statistics: AreaStatistics
+
+
+class SeriesStatistics(BaseModel):
+    """The answer of ``POST /statistics/series``: the class-area series of a polygon."""
+
+    url: str
+    every: str | None = Field(description="The series' step (`year`, `month`).")
+    periods: list[PeriodAreas]
+
+
+def _join(base: str, href: str) -> str:
+    if is_remote(href) or href.startswith("/"):
+        return href
+    if is_remote(base):
+        return urljoin(base, href)
+    return str(Path(base).parent / href)
+
+
+def _when(item: Mapping[str, Any]) -> str | None:
+    props = item.get("properties") or {}
+    start, end = props.get("start_datetime"), props.get("end_datetime")
+    value = f"{start}/{end}" if start and end else props.get("datetime")
+    return str(value) if value else None
+
+
+def series_areas(
+    location: str,
+    geometry: Mapping[str, Any],
+    allow: AllowList,
+    max_pixels: int,
+) -> SeriesStatistics:
+    """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
+
+    Raises:
+        NotFoundError: no collection there, or an item or map it links is missing.
+        BadParameterError: a collection without item links, an item without a class map.
+        NotAllowedError: an item or map outside the allow-list.
+    """
+    collection = read_json(location)
+    if collection is None or collection.get("type") != "Collection":
+        raise NotFoundError(f"no STAC collection (JSON object of type Collection) at {location}")
+    links = [
+        link
+        for link in collection.get("links", [])
+        if isinstance(link, dict) and link.get("rel") == "item" and isinstance(link.get("href"), str)
+    ]
+    if not links:
+        raise BadParameterError(f"collection {location} links no items: it is not a series of maps")
+    periods = []
+    for link in links:
+        item_location = allow.check(_join(location, str(link["href"])), "series item")
+        item = read_json(item_location)
+        if item is None:
+            raise NotFoundError(f"series item {item_location} is missing or not JSON")
+        asset = (item.get("assets") or {}).get("classes")
+        if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
+            raise BadParameterError(f"series item {item_location} has no classes asset")
+        try:
+            table = classes_from_item(item, str(asset["href"]).rsplit("/", 1)[-1])
+        except LulcError as exc:
+            raise BadParameterError(f"series item {item_location}: {exc}") from None
+        if table is None:
+            raise BadParameterError(f"series item {item_location} has no classification:classes")
+        map_location = allow.gdal_path(
+            _join(item_location, str(asset["href"]).removeprefix("./")), "series map"
+        )
+        label = str(link.get("lulc:period") or link.get("title") or item.get("id"))
+        periods.append(
+            PeriodAreas(
+                period=label,
+                item=item_location,
+                datetime=_when(item),
+                statistics=class_areas(map_location, geometry, table, max_pixels),
+            )
+        )
+    every = (collection.get("summaries") or {}).get("lulc:every")
+    return SeriesStatistics(
+        url=location,
+        every=str(every[0]) if isinstance(every, list) and every else None,
+        periods=periods,
+    )
