@@ -39,11 +39,14 @@ class Order:
     crs: str | None = None
     confidence: bool | None = None
     max_cloud_cover: float | None = None
+    mmu_ha: float | None = None
+    """Also clean the map to this minimum mapping unit (hectares) into ``clean/``."""
+    mmu_connectivity: int = 4
 
     @classmethod
     def of(cls, body: Any) -> Order:
         """The order carried by a request body or event (any object with the same field names)."""
-        return cls(**{f.name: getattr(body, f.name) for f in fields(cls)})
+        return cls(**{f.name: getattr(body, f.name) for f in fields(cls) if hasattr(body, f.name)})
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def run_order(
         crs=order.crs,
         block_size=settings.block_size,
         confidence=settings.confidence if order.confidence is None else order.confidence,
+        mmu_ha=order.mmu_ha,
+        mmu_connectivity=order.mmu_connectivity,
     )
     if destination is not None:
         destination_folder(destination)  # an unsupported destination fails now, not after the work
