@@ -24,6 +24,7 @@ from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
 from service.output_crs import check_output_crs
 from service.publish import destination_folder, join_url
+from service.request import MAX_MMU_HA
 from service.settings import ServiceSettings
 from service.workflow import Order, Outcome, run_order, validate_order
 
@@ -72,6 +73,17 @@ class ClassifyBody(BaseModel):
     )
     max_cloud_cover: float | None = Field(
         default=None, ge=0, le=100, description="Skip items with more cloud cover (%) than this."
+    )
+    mmu_ha: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_MMU_HA,
+        description="Also clean the map to this minimum mapping unit (hectares): patches smaller than it are "
+        "merged into their largest neighbour (GDAL's sieve rule); the cleaned run is published in `clean/` "
+        "and its files are listed in `assets`.",
+    )
+    mmu_connectivity: Literal[4, 8] = Field(
+        default=4, description="Patch connectivity of `mmu_ha`: 4 (edges) or 8 (edges and corners)."
     )
 
     @field_validator("datetime")

@@ -4,7 +4,8 @@ Event (a dict, or an API Gateway / function-URL event whose ``body`` is that dic
 
     {"aoi": {GeoJSON}, "datetime": "2024-06-01/2024-08-31", "model": "demo",
      "output_url": "s3://bucket/prefix/run-1", "stac": "https://...",   # stac optional
-     "crs": "EPSG:32633", "confidence": true, "max_cloud_cover": 20}     # optional
+     "crs": "EPSG:32633", "confidence": true, "max_cloud_cover": 20,    # optional
+     "mmu_ha": 0.5, "mmu_connectivity": 4}                              # optional: also clean/
 
 ``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file
 baked into the image. Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``).
@@ -20,7 +21,7 @@ import logging
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,6 +31,7 @@ from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
 from service.output_crs import check_output_crs
 from service.publish import destination_folder
+from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
 from service.workflow import Order, run_order, validate_order
@@ -54,6 +56,8 @@ class ClassifyEvent(BaseModel):
     crs: str | None = Field(default=None, max_length=200)
     confidence: bool | None = None
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
+    mmu_ha: float | None = Field(default=None, ge=0, le=MAX_MMU_HA)
+    mmu_connectivity: Literal[4, 8] = 4
 
     @field_validator("datetime")
     @classmethod

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+MAX_MMU_HA = 1_000_000.0
+"""Largest minimum mapping unit the HTTP API and the handler accept (10,000 km²; their AOIs are smaller)."""
+
 
 @dataclass(frozen=True)
 class ClassifyRequest:

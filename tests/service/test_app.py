@@ -148,6 +148,34 @@ def test_small_aoi_is_answered_synchronously(world: World, models: Path, tmp_pat
     assert body["stats"]
 
 
+def test_a_minimum_mapping_unit_publishes_the_cleaned_map_beside_the_map(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import rasterio.features
+
+    from tests.support.stac_validation import assert_valid_stac_file
+
+    settings = service_settings(tmp_path, world, models, sync_max_km2=100.0)
+    body = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo", "mmu_ha": 0.05}
+    response = client_for(settings).post("/classify", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["item"]["properties"]["lulc:mmu_ha"] == 0.05
+    assets = result["assets"]
+    assert {"clean/classes.tif", "clean/item.json", "clean/stats.json"} <= set(assets)
+    with rasterio.open(assets["classes.tif"]) as src:
+        raw = src.read(1)
+    with rasterio.open(assets["clean/classes.tif"]) as src:
+        cleaned = src.read(1)
+    clean_item = assert_valid_stac_file(Path(assets["clean/item.json"]))
+    threshold = clean_item["properties"]["lulc:mmu_pixels"]
+    assert threshold == 5  # 0.05 ha of 10 m pixels
+    expected = rasterio.features.sieve(raw, threshold, mask=raw != 255, connectivity=4)
+    assert np.array_equal(cleaned, expected)
+    assert (cleaned != raw).any()  # control: the unit removed patches
+
+
 def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path) -> None:
     publish_to = tmp_path / "published"
     settings = service_settings(
@@ -230,6 +258,9 @@ BOWTIE = {
         ({"datetime": "last summer"}, 400, "InputError", ("last summer",)),
         ({"datetime": "2024-09-01/2024-06-01"}, 400, "InputError", ("ends before it starts",)),
         ({"crs": "EPSG:999999"}, 400, "InputError", ("EPSG:999999",)),
+        ({"mmu_ha": -0.5}, 422, "RequestValidationError", ("mmu_ha",)),
+        ({"mmu_ha": 1e300}, 422, "RequestValidationError", ("mmu_ha",)),
+        ({"mmu_ha": 1, "mmu_connectivity": 6}, 422, "RequestValidationError", ("mmu_connectivity",)),
     ],
 )
 def test_bad_requests_get_json_errors(

@@ -66,6 +66,18 @@ def test_event_writes_outputs_to_the_output_url(
     assert not any((tmp_path / "work").iterdir())  # the scratch copy is gone once published
 
 
+def test_an_event_with_a_minimum_mapping_unit_publishes_the_cleaned_map(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "results" / "clean-1"
+    event = {**event_for(world, str(dest)), "mmu_ha": 0.05, "mmu_connectivity": 8}
+    body = body_of(handle(event, service_settings(tmp_path, world, models)), 200)
+    assert body["item"]["properties"]["lulc:mmu_connectivity"] == 8
+    clean = json.loads((dest / "clean" / "item.json").read_text())
+    assert clean["properties"]["lulc:connectivity"] == 8
+    assert (dest / "clean" / "classes.tif").is_file()
+
+
 def test_proxy_event_with_json_body(world: World, models: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     event = {"body": json.dumps(event_for(world, str(dest))), "isBase64Encoded": False}
@@ -111,6 +123,7 @@ def test_malformed_events_are_400(
         ({"crs": "EPSG:0"}, 400, "InputError", "EPSG:0"),
         ({"crs": "EPSG:4326"}, 400, "InputError", "not a projected CRS in metres"),
         ({"datetime": "  "}, 400, "InputError", "blank"),
+        ({"mmu_ha": -1}, 400, "InputError", "mmu_ha"),
         (
             {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}},
             400,
