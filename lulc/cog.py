@@ -1,12 +1,19 @@
-"""Cloud-Optimised GeoTIFFs through GDAL's COG driver, written atomically: never half a file in place."""
+"""Cloud-Optimised GeoTIFFs through GDAL's COG driver, written atomically: never half a file in place.
+
+A map written block by block can have its overviews built as the blocks arrive (``OverviewLevels``: each
+block halved level by level with ``halve``, written into one staging GeoTIFF per level); the COG driver then
+only copies them (``translate_to_cog(..., overviews=...)``) instead of computing them after the last block.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +23,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from lulc.gdal_env import gdal_env
 
@@ -69,13 +77,141 @@ def atomic_path(final: str | Path, suffix: str = ".tif") -> Iterator[Path]:
             leftover.unlink(missing_ok=True)
 
 
-def translate_to_cog(src: str | Path, dst: str | Path, options: CogOptions | None = None) -> Path:
-    """Copy any GDAL-readable raster to a COG at ``dst`` (atomically)."""
+def translate_to_cog(
+    src: str | Path,
+    dst: str | Path,
+    options: CogOptions | None = None,
+    overviews: Sequence[str | Path] = (),
+) -> Path:
+    """Copy any GDAL-readable raster to a COG at ``dst`` (atomically).
+
+    ``overviews``: rasters holding ``src``'s overview levels (factor 2, 4, ... as ``overview_factors``
+    gives them, e.g. from ``OverviewLevels``); they are copied as they are instead of being computed.
+    """
     opts = options or CogOptions()
     dst = Path(dst)
     with gdal_env(), atomic_path(dst) as tmp:
-        rasterio.shutil.copy(str(src), str(tmp), driver="COG", **opts.creation_options())
+        if overviews:
+            vrt = tmp.with_name(f"{tmp.name}.vrt")
+            try:
+                with_overviews(src, overviews, vrt)
+                forced = replace(opts, extra={**opts.extra, "OVERVIEWS": "FORCE_USE_EXISTING"})
+                rasterio.shutil.copy(str(vrt), str(tmp), driver="COG", **forced.creation_options())
+            finally:
+                vrt.unlink(missing_ok=True)
+        else:
+            rasterio.shutil.copy(str(src), str(tmp), driver="COG", **opts.creation_options())
     return dst
+
+
+def with_overviews(src: str | Path, overviews: Sequence[str | Path], vrt: Path) -> Path:
+    """A VRT at ``vrt`` of ``src`` (every band, its metadata and colours) with ``overviews`` as its levels."""
+    rasterio.shutil.copy(str(src), str(vrt), driver="VRT")
+    tree = ET.parse(vrt)
+    for band in tree.getroot().iter("VRTRasterBand"):
+        for level in overviews:
+            element = ET.SubElement(band, "Overview")
+            ET.SubElement(element, "SourceFilename", relativeToVRT="0").text = str(Path(level).resolve())
+            ET.SubElement(element, "SourceBand").text = band.get("band", "1")
+    tree.write(vrt, encoding="UTF-8")
+    return vrt
+
+
+def overview_factors(width: int, height: int, blocksize: int = 512) -> list[int]:
+    """The overview factors GDAL's COG driver makes for a ``width`` x ``height`` raster.
+
+    It halves the raster (rounding up) until both sides fit in one tile.
+    """
+    factors: list[int] = []
+    while width > blocksize or height > blocksize:
+        width, height = math.ceil(width / 2), math.ceil(height / 2)
+        factors.append(2 ** (len(factors) + 1))
+    return factors
+
+
+HALVING: tuple[Resampling, ...] = ("nearest", "mode", "average")
+"""The resamplings ``halve`` does."""
+
+
+def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> npt.NDArray[np.uint8]:
+    """Bands ``(n, h, w)`` at half resolution ``(n, ceil(h/2), ceil(w/2))``, each pixel from the 2 x 2 below.
+
+    ``mode``: the most frequent value of the four that are not nodata (a tie goes to the first in the
+    order top left, top right, bottom left, bottom right); ``average``: their mean rounded half up;
+    ``nearest``: the top-left one. Nodata only where all four are nodata (or outside the raster).
+    Integer arithmetic only, so the result never depends on the platform.
+    """
+    n, h, w = data.shape
+    if h % 2 or w % 2:
+        padded = np.full((n, h + h % 2, w + w % 2), nodata, dtype=data.dtype)
+        padded[:, :h, :w] = data
+        data = padded
+    quads = np.stack([data[:, 0::2, 0::2], data[:, 0::2, 1::2], data[:, 1::2, 0::2], data[:, 1::2, 1::2]])
+    valid = quads != nodata
+    if resampling == "nearest":
+        first = np.argmax(valid, axis=0)
+        return np.take_along_axis(quads, first[np.newaxis], axis=0)[0]
+    if resampling == "average":
+        count = valid.sum(axis=0, dtype=np.uint16)
+        total = np.where(valid, quads, 0).sum(axis=0, dtype=np.uint16)
+        mean = (2 * total + count) // np.maximum(2 * count, 1)
+        return np.where(count > 0, mean, nodata).astype(data.dtype)
+    if resampling == "mode":
+        votes = np.stack([((quads == quads[i]) & valid).sum(axis=0, dtype=np.int8) for i in range(4)])
+        votes[~valid] = -1
+        winner = np.argmax(votes, axis=0)
+        return np.take_along_axis(quads, winner[np.newaxis], axis=0)[0]
+    raise ValueError(f"halve does no {resampling!r} resampling (only {', '.join(HALVING)})")
+
+
+class OverviewLevels:
+    """The overview levels of a uint8 map written block by block, as staging GeoTIFFs filled as blocks arrive.
+
+    Every block is halved level by level (``halve``) and written at its place in each level, so the levels
+    are done when the last block is, and the COG driver only copies them. The result depends only on the
+    pixels, never on the block size, provided every block starts at a multiple of the largest factor
+    (``aligned``); other blocks must be given as strips that do.
+    """
+
+    def __init__(
+        self, base: Path, profile: Mapping[str, Any], factors: Sequence[int], resampling: Resampling
+    ) -> None:
+        self.factors = list(factors)
+        self.resampling = resampling
+        self.nodata = int(profile["nodata"])
+        self.paths = [base.with_name(f"{base.stem}.ovr{f}{base.suffix}") for f in self.factors]
+        self._datasets: list[Any] = []
+        try:
+            for factor, path in zip(self.factors, self.paths, strict=True):
+                level = {
+                    **profile,
+                    "width": math.ceil(int(profile["width"]) / factor),
+                    "height": math.ceil(int(profile["height"]) / factor),
+                    "transform": profile["transform"] @ Affine.scale(factor),
+                }
+                self._datasets.append(rasterio.open(path, "w", **level))
+        except BaseException:
+            self.close()
+            raise
+
+    def aligned(self, row: int, col: int) -> bool:
+        """Whether a block at ``(row, col)`` can be halved on its own (both multiples of the top factor)."""
+        step = self.factors[-1] if self.factors else 1
+        return row % step == 0 and col % step == 0
+
+    def add(self, row: int, col: int, data: npt.NDArray[np.uint8]) -> None:
+        """Halve a block ``(n, h, w)`` whose top-left pixel is ``(row, col)`` into every level."""
+        if not self.aligned(row, col):
+            raise ValueError(f"a block at ({row}, {col}) is not aligned on the factor {self.factors[-1]}")
+        for factor, dataset in zip(self.factors, self._datasets, strict=True):
+            data = halve(data, self.resampling, self.nodata)
+            window = Window(col // factor, row // factor, data.shape[2], data.shape[1])
+            dataset.write(data, window=window)
+
+    def close(self) -> None:
+        """Flush and close the level files."""
+        for dataset in self._datasets:
+            dataset.close()
 
 
 def write_cog(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -46,9 +47,12 @@ class ImageBlockReader:
                 col, row = self.aligned
                 window = Window(block.col + col, block.row + row, block.width, block.height)
                 fill = nodata if nodata is not None else 0
-                raw = src.read(
-                    list(self.indexes), window=window, boundless=True, fill_value=fill, masked=True
-                )
+                if _plain(src, window, self.indexes):  # inside, masked by nodata only: no mask to read
+                    raw = src.read(list(self.indexes), window=window)
+                else:
+                    raw = src.read(
+                        list(self.indexes), window=window, boundless=True, fill_value=fill, masked=True
+                    )
             else:
                 with WarpedVRT(
                     src,
@@ -65,9 +69,26 @@ class ImageBlockReader:
             invalid |= data == np.float32(nodata)
         bad = invalid.any(axis=0)
         reflectance = to_reflectance(data, self.scale, self.offset)
-        reflectance[:, bad] = np.nan
+        if bad.any():
+            np.copyto(reflectance, np.float32(np.nan), where=bad)
         status = np.where(bad, Status.NODATA, Status.OK).astype(np.uint8)
         return BlockPixels(reflectance, status)
+
+
+def _plain(src: rasterio.io.DatasetReader, window: Window, indexes: Sequence[int]) -> bool:
+    """Whether ``window`` lies inside the image and its bands are masked by their nodata value alone.
+
+    Then a plain read gives the pixels and the nodata comparison the mask: what a boundless masked read
+    gives, without its warped-VRT fallback and mask-band reads.
+    """
+    inside = (
+        window.col_off >= 0
+        and window.row_off >= 0
+        and window.col_off + window.width <= src.width
+        and window.row_off + window.height <= src.height
+    )
+    plain_masks = {MaskFlags.nodata}, {MaskFlags.all_valid}
+    return inside and all(set(src.mask_flag_enums[i - 1]) in plain_masks for i in indexes)
 
 
 def open_image_reader(

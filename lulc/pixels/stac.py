@@ -147,6 +147,8 @@ class StacBlockReader:
 
     def _composite(self, dates: Sequence[_Date], n_bands: int, shape: tuple[int, int]) -> Array:
         """Median (or first) of the clear dates, per band; NaN where no date is clear."""
+        if len(dates) == 1 and dates[0].clear.all():  # one date clear everywhere: it is the composite
+            return dates[0].reflectance
         out = np.full((n_bands, *shape), np.nan, dtype=np.float32)
         if not dates:
             return out
@@ -154,11 +156,11 @@ class StacBlockReader:
             todo = np.ones(shape, dtype=bool)
             for date in dates:
                 take = todo & date.clear
-                out[:, take] = date.reflectance[:, take]
+                np.copyto(out, date.reflectance, where=take)
                 todo &= ~take
             return out
         if len(dates) == 1:  # one date: the median is that date's value, no stack needed
-            out[:, dates[0].clear] = dates[0].reflectance[:, dates[0].clear]
+            np.copyto(out, dates[0].reflectance, where=dates[0].clear)
             return out
         stack = np.stack([np.where(d.clear, d.reflectance, np.float32(np.nan)) for d in dates])
         count = np.count_nonzero(np.stack([d.clear for d in dates]), axis=0)

@@ -9,9 +9,19 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from lulc.cog import CogOptions, atomic_path, write_cog
+from lulc.cog import (
+    CogOptions,
+    OverviewLevels,
+    Resampling,
+    atomic_path,
+    halve,
+    overview_factors,
+    translate_to_cog,
+    write_cog,
+)
 
 
 def _classes(size: int = 1200) -> np.ndarray:
@@ -58,3 +68,114 @@ def test_atomic_path_leaves_the_final_path_untouched_on_failure(tmp_path: Path) 
         interrupted_write()
     assert final.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
+
+
+def test_halve_takes_the_mode_the_rounded_mean_or_the_first_of_each_2x2_skipping_nodata() -> None:
+    nd = 255
+    data = np.array(
+        [
+            [[1, 1, 2, 3, 7], [2, 4, 3, 2, 7], [nd, nd, 5, nd, nd], [nd, nd, 6, 6, nd]],
+        ],
+        dtype=np.uint8,
+    )
+    # 2x2 groups: [1 1 / 2 4], [2 3 / 3 2], [7 / 7] (right edge), [nd nd / nd nd], [5 nd / 6 6], [nd / nd]
+    mode = halve(data, "mode", nd)
+    assert mode.shape == (1, 2, 3)
+    # a tie between 2 and 3 goes to the first in reading order (2, top left)
+    assert mode.tolist() == [[[1, 2, 7], [nd, 6, nd]]]
+    mean = halve(data, "average", nd)
+    # (1+1+2+4)/4 = 2; (2+3+3+2)/4 = 2.5 -> 3 (half up); (5+6+6)/3 = 5.67 -> 6
+    assert mean.tolist() == [[[2, 3, 7], [nd, 6, nd]]]
+    assert halve(data, "nearest", nd).tolist() == [[[1, 2, 7], [nd, 5, nd]]]
+    with pytest.raises(ValueError, match="bilinear"):
+        halve(data, "bilinear", nd)
+
+
+@pytest.mark.parametrize(("width", "height"), [(300, 200), (513, 100), (1200, 1200), (3000, 700)])
+def test_overview_factors_are_the_ones_gdals_cog_driver_makes(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    data = np.ones((height, width), dtype=np.uint8)
+    cog = write_cog(
+        tmp_path / "a.tif", data, crs="EPSG:32654", transform=from_origin(0, 0, 10, 10), nodata=255
+    )
+    with rasterio.open(cog) as src:
+        assert src.overviews(1) == overview_factors(width, height)
+
+
+def _staging_profile(size: int) -> dict[str, object]:
+    return {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32654",
+        "transform": from_origin(400000, 4000000, 10, 10),
+        "nodata": 255,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+    }
+
+
+def _levels_of(
+    folder: Path, data: np.ndarray, block: int, resampling: Resampling = "mode"
+) -> tuple[Path, OverviewLevels]:
+    folder.mkdir()
+    base = folder / "map.tif"
+    profile = _staging_profile(data.shape[0])
+    factors = overview_factors(data.shape[1], data.shape[0])
+    levels = OverviewLevels(base, profile, factors, resampling)
+    with rasterio.open(base, "w", **profile) as dst:
+        dst.write_colormap(1, {1: (255, 0, 0, 255), 2: (0, 255, 0, 255)})
+        dst.update_tags(1, CLASS_1="water")
+        for row in range(0, data.shape[0], block):
+            for col in range(0, data.shape[1], block):
+                tile = data[np.newaxis, row : row + block, col : col + block]
+                dst.write(tile, window=Window(col, row, tile.shape[2], tile.shape[1]))
+                levels.add(row, col, tile)
+    levels.close()
+    return base, levels
+
+
+@pytest.mark.parametrize("resampling", ["mode", "nearest"])
+def test_overviews_built_block_by_block_are_copied_into_a_valid_cog(
+    tmp_path: Path, resampling: Resampling
+) -> None:
+    data = _classes(1500)
+    data[:100, :130] = 255  # nodata in a corner
+    data[1000:1003, ::3] = 4  # thin lines: the mode and the top-left pixel differ there
+    base, levels = _levels_of(tmp_path / "blocks", data, 256, resampling)
+    # The COG's own setting says mode: with levels given, they are copied whatever it says.
+    options = CogOptions(overview_resampling="mode")
+    a = translate_to_cog(base, tmp_path / "a.tif", options, levels.paths)
+    b = translate_to_cog(base, tmp_path / "b.tif", options, levels.paths)
+    assert a.read_bytes() == b.read_bytes()
+    valid, errors, warnings = cog_validate(str(a))
+    assert valid, errors
+    assert not warnings
+    expected = data[np.newaxis]
+    with rasterio.open(a) as src:
+        assert src.overviews(1) == [2, 4]
+        assert src.colormap(1)[2] == (0, 255, 0, 255)
+        assert src.tags(1)["CLASS_1"] == "water"
+        np.testing.assert_array_equal(src.read(1), data)
+        for factor in src.overviews(1):
+            expected = halve(expected, resampling, 255)
+            shape = (-(-data.shape[0] // factor), -(-data.shape[1] // factor))
+            np.testing.assert_array_equal(src.read(1, out_shape=shape), expected[0])
+    # the control: the two resamplings do give different overviews of these pixels
+    assert (halve(data[np.newaxis], "mode", 255) != halve(data[np.newaxis], "nearest", 255)).any()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".vrt"] == []
+
+
+def test_levels_do_not_depend_on_the_block_size(tmp_path: Path) -> None:
+    data = _classes(1500)
+    _, levels_a = _levels_of(tmp_path / "512", data, 512)
+    _, levels_b = _levels_of(tmp_path / "4", data, 1500 // 3)  # 500: a multiple of the top factor 4
+    for a, b in zip(levels_a.paths, levels_b.paths, strict=True):
+        with rasterio.open(a) as ra, rasterio.open(b) as rb:
+            np.testing.assert_array_equal(ra.read(), rb.read())
+    with pytest.raises(ValueError, match="not aligned"):
+        OverviewLevels(tmp_path / "x.tif", _staging_profile(1500), [2, 4], "mode").add(0, 2, data[None])

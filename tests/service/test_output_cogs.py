@@ -1,0 +1,87 @@
+"""The class and confidence COGs of a run: overviews built as blocks arrive, the same for any block size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
+
+from lulc.classes import ClassTable
+from lulc.cog import Resampling, halve
+from lulc.grid import OutputGrid
+from service.output import BlockSink, finish_cogs
+
+CLASSES = ClassTable.from_labels([1, 2, 3])
+SIZE = 1300
+
+
+def _maps() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(1, 4, (SIZE, SIZE)).astype(np.uint8)
+    labels[:, :200] = 255
+    confidence = np.where(labels == 255, 255, rng.integers(34, 101, (SIZE, SIZE))).astype(np.uint8)
+    return labels, confidence
+
+
+def _run(folder: Path, block_size: int) -> tuple[Path, Path]:
+    folder.mkdir()
+    grid = OutputGrid("EPSG:32654", from_origin(400000, 4000000, 10, 10), SIZE, SIZE, block_size)
+    labels, confidence = _maps()
+    sink = BlockSink(folder, grid, CLASSES, True)
+    try:
+        for block in grid.blocks():
+            rows, cols = slice(block.row, block.row + block.height), slice(block.col, block.col + block.width)
+            sink.write(block, labels[rows, cols], confidence[rows, cols])
+    finally:
+        sink.close()
+    classes_cog, confidence_cog, _ = finish_cogs(sink, folder, CLASSES)
+    assert confidence_cog is not None
+    return classes_cog, confidence_cog
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, Path]]:
+    root = tmp_path_factory.mktemp("sink")
+    # 256: every block starts on a multiple of the top overview factor (4), the levels grow block by block;
+    # 250: they do not, the levels are built from the finished map in aligned strips.
+    return {size: _run(root / str(size), size) for size in (256, 250)}
+
+
+def test_the_cogs_are_valid_and_hold_the_halved_overviews(runs: dict[int, tuple[Path, Path]]) -> None:
+    labels, confidence = _maps()
+    resamplings: tuple[Resampling, Resampling] = ("mode", "average")
+    for cog, data, resampling in zip(runs[256], (labels, confidence), resamplings, strict=True):
+        valid, errors, warnings = cog_validate(str(cog))
+        assert valid, errors
+        assert not warnings
+        expected = data[np.newaxis]
+        with rasterio.open(cog) as src:
+            assert src.overviews(1) == [2, 4]
+            np.testing.assert_array_equal(src.read(1), data)
+            for factor in src.overviews(1):
+                expected = halve(expected, resampling, 255)
+                side = -(-SIZE // factor)
+                np.testing.assert_array_equal(src.read(1, out_shape=(side, side)), expected[0])
+    with rasterio.open(runs[256][0]) as src:
+        assert src.colormap(1)[1][:3] == CLASSES.classes[0].rgba[:3]
+        assert src.tags(1)["CLASS_1"] == CLASSES.classes[0].name
+        assert src.descriptions == ("land cover class",)
+
+
+def test_the_bytes_do_not_depend_on_the_block_size(runs: dict[int, tuple[Path, Path]]) -> None:
+    for a, b in zip(runs[256], runs[250], strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_no_staging_file_is_left(runs: dict[int, tuple[Path, Path]]) -> None:
+    for cog, _ in runs.values():
+        assert sorted(p.name for p in cog.parent.iterdir()) == [
+            "classes.qml",
+            "classes.tif",
+            "classes.tif.aux.xml",
+            "confidence.tif",
+        ]
