@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from lulc.decision import decide_labels
+from training import svm_graph
 from training.config import make_config
 from training.export import to_onnx
 from training.models import classes_of, make_estimator, quiet_estimators
@@ -126,9 +127,11 @@ def test_stock_graph_stays_available_and_agrees() -> None:
     np.testing.assert_array_equal(decide_labels(p_fast, order), decide_labels(p_stock, order))
 
 
-def test_results_do_not_depend_on_chunks_or_threads() -> None:
+@pytest.mark.parametrize("unrolled", [1, svm_graph.UNROLLED])
+def test_results_do_not_depend_on_chunks_or_threads(unrolled: int, monkeypatch: pytest.MonkeyPatch) -> None:
     model, _ = _fit(6)
     pixels = _pixels(9000, 5)
+    monkeypatch.setattr(svm_graph, "UNROLLED", unrolled)  # 1: most pixels go through the Loop
     onx = to_onnx(model, 5, "svm")
     (whole,) = _session(onx, 1).run(["probabilities"], {"features": pixels})
     for threads, rows in ((1, 777), (2, 4096), (2, 9000)):
@@ -138,6 +141,24 @@ def test_results_do_not_depend_on_chunks_or_threads() -> None:
             for a in range(0, len(pixels), rows)
         ]
         assert np.concatenate(parts).tobytes() == whole.tobytes(), (threads, rows)
+
+
+@pytest.mark.parametrize("unrolled", [0, 1, 2])
+def test_rounds_in_the_loop_on_the_running_pixels_equal_the_unrolled_rounds(
+    unrolled: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rounds after ``UNROLLED`` run on the gathered running pixels alone: the same bytes as unrolled."""
+    model, _ = _fit(6)
+    pixels = _pixels(6000, 7)
+    (unrolled_all,) = _session(to_onnx(model, 5, "svm")).run(["probabilities"], {"features": pixels})
+    monkeypatch.setattr(svm_graph, "UNROLLED", unrolled)
+    looped = to_onnx(model, 5, "svm")
+    assert "If" in {node.op_type for node in looped.graph.node}
+    session = _session(looped)
+    (ours,) = session.run(["probabilities"], {"features": pixels})
+    assert ours.tobytes() == unrolled_all.tobytes()
+    if unrolled == 0:  # every round ran in the Loop: without it p would stay at its start, 1/k
+        assert (np.abs(ours - 1 / 6).max(axis=1) > 0.01).mean() > 0.9
 
 
 def test_export_is_deterministic() -> None:
