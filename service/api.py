@@ -17,6 +17,7 @@ Bad input raises the same ``LulcError`` subclasses, with the same messages, as `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,23 +112,9 @@ def classify(
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.
     """
     from service.engine import classify as run_engine
-    from service.request import ClassifyRequest
     from service.runner import load_model
 
-    geojson = _read_aoi(aoi)
-    _check_source(image, stac, geojson)
-    request = ClassifyRequest(
-        aoi=geojson,
-        datetime=datetime,
-        crs=crs,
-        block_size=block_size,
-        confidence=confidence,
-        probabilities=probabilities,
-        aoa=aoa,
-        sets=sets,
-        mmu_ha=mmu_ha,
-        mmu_connectivity=mmu_connectivity,
-    )
+    request = _engine_request(locals())
     factory = _source(image, stac)
     runner = load_model(model, threads=threads)
     result = run_engine(request, runner, factory, out, workers=workers, progress=progress)
@@ -181,25 +168,11 @@ def classify_series(
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
     """
-    from service.request import ClassifyRequest
     from service.runner import load_model
     from service.series import classify_series as run_series
     from service.series import split_periods
 
-    geojson = _read_aoi(aoi)
-    _check_source(None, stac, geojson)
-    request = ClassifyRequest(
-        aoi=geojson,
-        datetime=datetime,
-        crs=crs,
-        block_size=block_size,
-        confidence=confidence,
-        probabilities=probabilities,
-        aoa=aoa,
-        sets=sets,
-        mmu_ha=mmu_ha,
-        mmu_connectivity=mmu_connectivity,
-    )
+    request = _engine_request({**locals(), "image": None})
     factory = _source(None, stac)
     split_periods(datetime, every)
     runner = load_model(model, threads=threads)
@@ -209,11 +182,17 @@ def classify_series(
     return MapSeries(runs, result.skipped, result.collection)
 
 
-def _check_source(image: str | Path | None, stac: str | None, aoi: dict[str, Any] | None) -> None:
+def _engine_request(arguments: dict[str, Any]) -> Any:
+    """The engine request of ``classify``'s (or ``classify_series``'s) arguments, named as its fields."""
+    from service.request import ClassifyRequest
+
+    image, stac, geojson = arguments["image"], arguments["stac"], _read_aoi(arguments["aoi"])
     if (stac is None) == (image is None):
         raise InputError("give exactly one of stac= and image=")
-    if aoi is None and stac is not None:
+    if geojson is None and stac is not None:
         raise InputError("aoi= is required with stac=")
+    options = {f.name: arguments[f.name] for f in dataclasses.fields(ClassifyRequest) if f.name != "aoi"}
+    return ClassifyRequest(aoi=geojson, **options)
 
 
 def _source(image: str | Path | None, stac: str | None) -> Any:

@@ -50,6 +50,12 @@ CACHED_PATHS = r"^/(cog|stac)/tiles/|^/legend"
 """Responses that get the configured Cache-Control header (tiles and legends; not errors)."""
 
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
+
+PolygonBody = Annotated[
+    dict[str, Any],
+    Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
+]
+"""The polygon the statistics routes count pixels in."""
 """Served without the bearer token (when one is set): the probe and the web map's own files."""
 
 
@@ -166,10 +172,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     @app.post("/statistics", response_model=AreaStatistics, tags=["Class maps (COG)"])
     def statistics(
         location: Annotated[str, Depends(dataset_path)],
-        geojson: Annotated[
-            dict[str, Any],
-            Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
-        ],
+        geojson: PolygonBody,
     ) -> AreaStatistics:
         """Per-class pixel counts and hectares inside the polygon (pixel centres inside count).
 
@@ -184,10 +187,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
     def statistics_series(
         location: Annotated[str, Depends(dataset_path)],
-        geojson: Annotated[
-            dict[str, Any],
-            Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
-        ],
+        geojson: PolygonBody,
     ) -> SeriesStatistics:
         """Per-class pixel counts and hectares inside the polygon in every map of a series, period by period.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -178,3 +179,33 @@ def test_a_window_without_any_imagery_is_an_error(engine_world: EngineWorld, tmp
             "year",
         )
     assert not (tmp_path / "collection.json").exists()
+
+
+def test_the_python_api_cleans_and_makes_series_as_the_command_does(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    from service import api
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps(engine_world.aoi))
+    common: dict[str, Any] = {"stac": str(engine_world.catalog), "aoi": aoi, "block_size": 256}
+    run = api.classify(engine_world.model, out=tmp_path / "one", datetime="2024", mmu_ha=0.5, **common)
+    assert run.clean is not None
+    assert run.clean.classes == tmp_path / "one" / CLEAN_DIR / "classes.tif"
+    assert run.clean.item["properties"]["lulc:product"] == "clean"
+    cleaned = _read(run.clean.classes)
+    areas = run.clean.areas
+    assert [int(areas.loc[c.name, "pixels"]) for c in run.table.classes] == [
+        int((cleaned == c.value).sum()) for c in run.table.classes
+    ]
+
+    series = api.classify_series(engine_world.model, out=tmp_path / "two", datetime="2022/2024", **common)
+    assert list(series.runs) == ["2023", "2024"]
+    assert list(series.skipped) == ["2022"]
+    assert series.collection == tmp_path / "two" / "collection.json"
+    assert series.runs["2024"].labels().tobytes() == _read(run.classes).tobytes()  # same year, same map
+    table = series.areas
+    assert list(table.index) == ["2023", "2024"]
+    assert table.loc["2024"].to_dict() == {row["name"]: row["hectares"] for row in run.stats["classes"]}
+    with pytest.raises(InputError, match="aoi= is required"):
+        api.classify_series(engine_world.model, out=tmp_path / "x", stac="c.json", aoi=None, datetime="2024")  # type: ignore[arg-type]

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import rasterio
 
+from tests.tiler import test_browser
 from tests.tiler.conftest import ProductRuns, decode_png, get
 from tests.tiler.test_browser import ARGS, CHROMIUM, LOADED
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make sysdeps installs it)"
-    ),
-]
+pytestmark = test_browser.pytestmark
 
 TILES = "() => window.lulcState && lulcState.classTilesLoaded"
 
