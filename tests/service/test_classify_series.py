@@ -209,3 +209,27 @@ def test_the_python_api_cleans_and_makes_series_as_the_command_does(
     assert table.loc["2024"].to_dict() == {row["name"]: row["hectares"] for row in run.stats["classes"]}
     with pytest.raises(InputError, match="aoi= is required"):
         api.classify_series(engine_world.model, out=tmp_path / "x", stac="c.json", aoi=None, datetime="2024")  # type: ignore[arg-type]
+
+
+def test_lulc_classify_every_year_with_a_unit_on_the_command_line(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    from tests.service.test_commands import lulc
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps(engine_world.aoi))
+    out = tmp_path / "yearly"
+    done = lulc(
+        "classify", "--model", engine_world.model, "--aoi", aoi, "--stac", engine_world.catalog,
+        "--datetime", "2022/2024", "--every", "year", "--mmu-ha", "0.5", "--block-size", "256", "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"2023: wrote {out / '2023'}" in lines
+    assert f"2024: wrote {out / '2024'}" in lines
+    assert any(line.startswith("2022: skipped, no items") for line in lines)
+    assert lines[-1] == f"wrote {out / 'collection.json'}"
+    for year in ("2023", "2024"):
+        item = assert_valid_stac_file(out / year / "clean" / "item.json")
+        assert item["properties"]["lulc:mmu_ha"] == 0.5
+    assert_valid_stac_file(out / "collection.json")
