@@ -196,37 +196,47 @@ def _ratio(
 
 
 def stratified_estimate(
-    strata: npt.ArrayLike, mapped: npt.ArrayLike, reference: npt.ArrayLike, stratum_sizes: npt.ArrayLike
+    strata: npt.ArrayLike,
+    mapped: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    stratum_sizes: npt.ArrayLike,
+    classes: int | None = None,
 ) -> Estimate:
     """Accuracy and areas of a map from a sample stratified by other strata (Stehman 2014, IJRS 35(13)).
 
-    For a sample designed on one map and used to assess another (a cleaned version of it, say): each point
-    has its design stratum, the assessed map's class and the reference class, all as positions ``0..k-1``
-    of one class table; ``stratum_sizes`` are the design's strata sizes (areas in the output's units).
-    Where every point's stratum is its map class this equals ``estimate``.
+    For a sample designed on one map and used to assess another (a cleaned version of it, say), or designed
+    on strata that group map classes: each point has its stratum (a position into ``stratum_sizes``, the
+    strata sizes in the output's area units), and the assessed map's class and the reference class as
+    positions ``0..classes-1`` of one class table (``classes`` defaults to the number of strata). Where every
+    point's stratum is its map class this equals ``estimate``. ``weights`` are the strata's.
     """
     h = np.asarray(strata, dtype=np.int64)
     m = np.asarray(mapped, dtype=np.int64)
     r = np.asarray(reference, dtype=np.int64)
     sizes = np.asarray(stratum_sizes, dtype=np.float64)
     k = len(sizes)
+    n_classes = k if classes is None else classes
     total = float(sizes.sum())
     w = sizes / total
     n_h = np.bincount(h, minlength=k).astype(np.float64)
-
     oa, oa_se = stratified_mean((m == r).astype(np.float64), h, sizes)
-    proportions = np.zeros((k, k))
-    for i in range(k):
-        for j in range(k):
-            proportions[i, j] = _stratified_mean(((m == i) & (r == j)).astype(np.float64), h, n_h, w)[0]
-    area, area_se = np.zeros(k), np.zeros(k)
-    ua, ua_se, pa, pa_se = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
-    for c in range(k):
-        p_c, se_c = stratified_mean((r == c).astype(np.float64), h, sizes)
+    proportions = np.zeros((n_classes, n_classes))
+    pair = m * n_classes + r
+    for code in np.unique(pair):
+        i, j = divmod(int(code), n_classes)
+        proportions[i, j] = _stratified_mean((pair == code).astype(np.float64), h, n_h, w)[0]
+    area, area_se = np.zeros(n_classes), np.zeros(n_classes)
+    ua, ua_se = np.zeros(n_classes), np.zeros(n_classes)
+    pa, pa_se = np.zeros(n_classes), np.zeros(n_classes)
+    for c in range(n_classes):
+        is_ref, is_map = (r == c).astype(np.float64), (m == c).astype(np.float64)
+        if not is_ref.any() and not is_map.any():
+            continue
+        p_c, se_c = stratified_mean(is_ref, h, sizes)
         area[c], area_se[c] = total * p_c, total * se_c
-        hit = ((m == c) & (r == c)).astype(np.float64)
-        ua[c], ua_se[c] = _ratio(hit, (m == c).astype(np.float64), h, n_h, sizes)
-        pa[c], pa_se[c] = _ratio(hit, (r == c).astype(np.float64), h, n_h, sizes)
+        hit = is_ref * is_map
+        ua[c], ua_se[c] = _ratio(hit, is_map, h, n_h, sizes)
+        pa[c], pa_se[c] = _ratio(hit, is_ref, h, n_h, sizes)
     return Estimate(
         weights=w,
         proportions=proportions,

@@ -10,7 +10,7 @@ Writes, in an output folder (files appear only once complete, ``item.json`` last
 * ``transitions.svg``: the matrix as a figure (no plotting library needed);
 * given validation points labelled at both dates, ``change_areas.json``: every from-to class's area and the
   total changed area with 95 % confidence intervals (Olofsson et al. 2014 on the change strata,
-  ``service.change_areas``);
+  ``service.change_areas``; a sample made by ``lulc design`` on a change folder brings its own strata);
 * ``item.json``: the STAC item, ``derived_from`` both runs.
 
 Both maps are read block by block; where either is nodata the change is nodata.
@@ -35,6 +35,7 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
+from service.design import read_design
 from service.output import (
     QML_TYPE,
     aux_xml,
@@ -183,7 +184,14 @@ def change_runs(
     pairs = change_classes(a.classes)
     lookup = _codes(a.classes)
     grid = a.grid
-    sample = read_change_points(points, label_a, label_b, a.classes, grid) if points is not None else None
+    design = change_design(points, n) if points is not None else None
+    sample = (
+        read_change_points(
+            points, label_a, label_b, a.classes, grid, design.stratum_field if design else None
+        )
+        if points is not None
+        else None
+    )
     sampled = np.full(len(sample.rows) if sample else 0, -1, dtype=np.int64)
     progress = progress or NullProgress()
     counts = np.zeros(256, dtype=np.int64)
@@ -231,9 +239,12 @@ def change_runs(
             areas = change_area_estimate(
                 sampled[mapped],
                 sample.first[mapped] * n + sample.second[mapped],
-                pixels.ravel(),
+                design.pixels if design else pixels.ravel(),
                 a.pixel_area_m2 / 10_000.0,
                 a.classes,
+                strata=sample.strata[mapped] if design and sample.strata is not None else None,
+                stratum_names=design.names if design else None,
+                code_pixels=pixels.ravel(),
             )
             areas["points_outside_map"] = sample.outside
             areas["points_on_nodata"] = int((~mapped).sum())
@@ -245,6 +256,41 @@ def change_runs(
         if areas is None:
             (out / AREAS_NAME).unlink(missing_ok=True)  # a previous run's, which item.json no longer lists
     return ChangeResult(out, pixels, item, matrix, areas)
+
+
+@dataclass(frozen=True)
+class ChangeDesign:
+    """The strata of a ``lulc design`` sample of a change product: sizes, names, the points' column."""
+
+    pixels: npt.NDArray[np.int64]
+    names: list[str]
+    stratum_field: str
+
+
+def change_design(points: str | Path, n: int) -> ChangeDesign | None:
+    """The change strata of a sample made by ``lulc design`` on a change product; None without a design.
+
+    Raises:
+        InputError: the sample was designed on a map (not on change), or on another class table.
+    """
+    design = read_design(points)
+    if design is None:
+        return None
+    if design.get("kind") != "change":
+        raise InputError(
+            f"{points} was designed on a map's classes, not on change; design the change sample with "
+            "`lulc design CHANGE_FOLDER` (the output of `lulc change`)"
+        )
+    strata = sorted(design["strata"], key=lambda s: int(s["value"]))
+    if [int(s["value"]) for s in strata] != list(range(2 * n)):
+        raise InputError(
+            f"{points} was designed on change strata of another class table ({len(strata)} strata)"
+        )
+    return ChangeDesign(
+        np.array([int(s["pixels"]) for s in strata], dtype=np.int64),
+        [str(s["name"]) for s in strata],
+        str(design.get("stratum_field", "stratum")),
+    )
 
 
 def transition_matrix(

@@ -1,10 +1,13 @@
 """Change areas with 95 % confidence intervals from validation points labelled at both dates.
 
-Olofsson et al. (2014, Remote Sensing of Environment 148) on the change strata: the from-to classes of the
-change map are the strata (their mapped pixels the stratum sizes), each point's reference class is the pair
-of its labels at the two dates, and the stratified estimator gives every from-to class's area, the total
-changed area and the change map's overall accuracy, each with a standard error and a 95 % interval.
-Strata with fewer than two points add no variance (it cannot be estimated) and are listed.
+Olofsson et al. (2014, Remote Sensing of Environment 148) on the change strata: by default the from-to
+classes of the change map are the strata (their mapped pixels the stratum sizes); a sample made by
+``lulc design`` on a change product brings its own strata instead (``change_strata``: each class unchanged,
+and change grouped by the class it became, as the paper's example groups deforestation and gain), and
+Stehman's (2014) estimators use them. Each point's reference class is the pair of its labels at the two
+dates; the estimators give every from-to class's area, the total changed area and the change map's overall
+accuracy, each with a standard error and a 95 % interval. Strata with fewer than two points add no variance
+(it cannot be estimated) and are listed.
 """
 
 from __future__ import annotations
@@ -20,8 +23,23 @@ import shapely
 
 from lulc.classes import ClassTable
 from lulc.errors import InputError
-from lulc.olofsson import Z95, estimate
+from lulc.olofsson import Z95, stratified_estimate, stratified_mean
 from service.run_folder import RunGrid
+
+
+def change_strata(codes: npt.NDArray[np.uint8], n: int, nodata: int = 255) -> npt.NDArray[np.uint8]:
+    """The design stratum of each change-map pixel (``nodata`` where the change map has none).
+
+    Stratum ``i`` is class i unchanged, ``n + j`` changed to class j.
+    """
+    c = codes.astype(np.int64)
+    strata = np.where(c // n == c % n, c % n, n + c % n)
+    return np.where(codes == nodata, nodata, strata).astype(np.uint8)
+
+
+def change_stratum_names(names: list[str]) -> list[str]:
+    """Names of the ``change_strata`` of classes named ``names`` (in table order), in stratum order."""
+    return [f"{name} unchanged" for name in names] + [f"changed to {name}" for name in names]
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,8 @@ class ChangePoints:
     first: npt.NDArray[np.int64]
     second: npt.NDArray[np.int64]
     outside: int
+    strata: npt.NDArray[np.int64] | None = None
+    """Each point's design stratum (``stratum_field``), when asked for."""
 
 
 def _positions(
@@ -52,20 +72,29 @@ def _positions(
 
 
 def read_change_points(
-    path: str | Path, field_a: str, field_b: str, classes: ClassTable, grid: RunGrid
+    path: str | Path,
+    field_a: str,
+    field_b: str,
+    classes: ClassTable,
+    grid: RunGrid,
+    stratum_field: str | None = None,
 ) -> ChangePoints:
-    """Read points (any OGR format with a CRS) with reference labels (class values or names) at both dates."""
+    """Read points (any OGR format with a CRS) with reference labels (class values or names) at both dates.
+
+    With ``stratum_field``, also each point's design stratum (an integer column).
+    """
     import pyogrio.raw
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"validation points {path} do not exist")
     try:
-        meta, _, geometry, data = pyogrio.raw.read(path, columns=[field_a, field_b])
+        wanted = [field_a, field_b, *([stratum_field] if stratum_field else [])]
+        meta, _, geometry, data = pyogrio.raw.read(path, columns=wanted)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         raise InputError(f"validation points {path} cannot be read: {exc}") from exc
     fields = list(meta["fields"])
-    for field in (field_a, field_b):
+    for field in wanted:
         if field not in fields:
             raise InputError(
                 f"validation points {path} have no field {field!r} (fields: {', '.join(fields)})"
@@ -85,7 +114,15 @@ def read_change_points(
     inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
     first = _positions(np.asarray(data[fields.index(field_a)]), classes, field_a, path)
     second = _positions(np.asarray(data[fields.index(field_b)]), classes, field_b, path)
-    return ChangePoints(rows[inside], cols[inside], first[inside], second[inside], int((~inside).sum()))
+    strata = None
+    if stratum_field:
+        column = np.asarray(data[fields.index(stratum_field)])
+        if column.dtype.kind not in "iu":
+            raise InputError(f"{path}: the design's {stratum_field!r} column must hold integers")
+        strata = column.astype(np.int64)[inside]
+    return ChangePoints(
+        rows[inside], cols[inside], first[inside], second[inside], int((~inside).sum()), strata
+    )
 
 
 def change_area_estimate(
@@ -94,33 +131,32 @@ def change_area_estimate(
     stratum_pixels: npt.NDArray[np.int64],
     pixel_ha: float,
     classes: ClassTable,
+    strata: npt.NDArray[np.int64] | None = None,
+    stratum_names: list[str] | None = None,
+    code_pixels: npt.NDArray[np.int64] | None = None,
 ) -> dict[str, Any]:
     """Stratified area estimates of every from-to class and of all change, with 95 % intervals.
 
     Args:
-        map_codes: the change map's code at each point (its stratum).
+        map_codes: the change map's code at each point.
         reference_codes: the reference from-to code of each point (same coding).
-        stratum_pixels: mapped pixels of each code (the stratum sizes), length n x n.
+        stratum_pixels: mapped pixels of each stratum: of each code (length n x n) unless ``strata`` given.
         pixel_ha: the area of one pixel in hectares.
         classes: the maps' class table (code ``i * n + j``: from position i to position j).
+        strata: each point's stratum (a position into ``stratum_pixels``); default its map code.
+        stratum_names: names of the strata, for the list of thin ones (default: the from-to names).
+        code_pixels: mapped pixels of each code (length n x n), for the mapped areas; default
+            ``stratum_pixels`` (which are that unless ``strata`` is given).
     """
     n = len(classes.classes)
     k = n * n
-    counts = np.zeros((k, k), dtype=np.float64)
-    np.add.at(counts, (map_codes, reference_codes), 1)
+    h = map_codes if strata is None else strata
     area = stratum_pixels.astype(np.float64)
-    est = estimate(counts, area)  # per from-to class: areas and their standard errors, overall accuracy
-    total = area.sum()
-    w = est.weights
-    n_i = counts.sum(axis=1)
-    q = np.divide(counts, n_i[:, None], out=np.zeros_like(counts), where=n_i[:, None] > 0)
-    dof = np.where(n_i > 1, n_i - 1, np.inf)
-    # All change together: the share of each stratum's points whose reference is a change, area-weighted.
+    est = stratified_estimate(h, map_codes, reference_codes, area, classes=k)
+    total = float(area.sum())
+    n_h = np.bincount(h, minlength=len(area))
     changed = np.array([i != j for i in range(n) for j in range(n)])
-    q_changed = q[:, changed].sum(axis=1)
-    p_changed = float((w * q_changed).sum())
-    se_changed = float(np.sqrt(np.sum(w**2 * q_changed * (1 - q_changed) / dof)))
-    overall, overall_se = est.overall_accuracy, est.overall_accuracy_se
+    p_changed, se_changed = stratified_mean(changed[reference_codes].astype(np.float64), h, area)
     p_col, se_col = est.area / total, est.area_se / total
     total_ha = total * pixel_ha
     names = [
@@ -128,23 +164,29 @@ def change_area_estimate(
         for i, a in enumerate(classes.classes)
         for j, b in enumerate(classes.classes)
     ]
-    thin = [names[s] for s in range(k) if area[s] > 0 and n_i[s] < 2]
+    strata_names = names if strata is None else (stratum_names or [str(s) for s in range(len(area))])
+    thin = [strata_names[s] for s in range(len(area)) if area[s] > 0 and n_h[s] < 2]
+    if strata is not None and code_pixels is None:
+        raise ValueError("code_pixels (each from-to code's mapped pixels) are needed with design strata")
+    mapped = (stratum_pixels if code_pixels is None else code_pixels).astype(np.float64)
     return {
-        "method": "Olofsson et al. 2014, stratified by the change map's from-to classes",
-        "points": int(n_i.sum()),
-        "overall_accuracy": round(overall, 6),
-        "overall_accuracy_se": round(overall_se, 6),
+        "method": "Olofsson et al. 2014, stratified by the change map's from-to classes"
+        if strata is None
+        else "Olofsson et al. 2014 / Stehman 2014, stratified by the sample design's change strata",
+        "points": int(n_h.sum()),
+        "overall_accuracy": round(est.overall_accuracy, 6),
+        "overall_accuracy_se": round(est.overall_accuracy_se, 6),
         "changed": {
-            "mapped_hectares": round(float(area[changed].sum()) * pixel_ha, 4),
-            "estimated_hectares": round(p_changed * total_ha, 4),
-            "ci95_hectares": round(Z95 * se_changed * total_ha, 4),
+            "mapped_hectares": round(float(mapped[changed].sum()) * pixel_ha, 4),
+            "estimated_hectares": round(float(p_changed * total_ha), 4),
+            "ci95_hectares": round(float(Z95 * se_changed * total_ha), 4),
         },
         "classes": [
             {
                 "code": s,
                 "name": names[s],
-                "points": int(counts[:, s].sum()),
-                "mapped_hectares": round(float(area[s]) * pixel_ha, 4),
+                "points": int((reference_codes == s).sum()),
+                "mapped_hectares": round(float(mapped[s]) * pixel_ha, 4),
                 "estimated_hectares": round(float(p_col[s]) * total_ha, 4),
                 "ci95_hectares": round(Z95 * float(se_col[s]) * total_ha, 4),
             }

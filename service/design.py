@@ -14,11 +14,17 @@ strip height). The sample is written in a seeded random order (so labelling does
 with ``point_id``, ``stratum`` (the class value), ``stratum_name`` and an empty ``label`` column for the
 analyst; beside it ``<stem>.json``, a STAC item recording the design (every stratum's pixels, weight and
 points). ``lulc assess`` reads that item back to use the design's strata.
+
+Given a ``lulc change`` product folder instead of a map, the strata are the change strata
+(``service.change_areas.change_strata``: each class unchanged, and change grouped by the class it became)
+and the sample has two empty label columns, ``label_a`` and ``label_b`` (the reference class at each date),
+for ``lulc change --points``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +34,17 @@ import numpy.typing as npt
 import rasterio
 from rasterio.windows import Window
 
+from lulc.classes import NODATA, PALETTE, ClassTable, LandCoverClass
 from lulc.cog import atomic_path
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
 from lulc.progress import NullProgress, Progress
+from service.change_areas import change_strata, change_stratum_names
 from service.output import dump_json, write_text_atomic
 from service.product_item import derived_link, file_fields, product_item
-from service.run_folder import RunFolder, open_run
+from service.publish import ITEM_NAME
+from service.run_folder import RunFolder, RunGrid, open_run
 from service.vectorize import FORMATS, PARQUET, fixed_ogr_date, item_path_for
 
 DEFAULT_USERS_ACCURACY = 0.75
@@ -44,6 +53,8 @@ DEFAULT_MIN_PER_CLASS = 50
 """Points of every mapped class at least (Olofsson et al. 2014 suggest 50-100 for rare classes)."""
 LABEL_FIELD = "label"
 """The column the analyst fills with the reference class (value or name); ``lulc assess``'s default."""
+CHANGE_LABEL_FIELDS = ("label_a", "label_b")
+"""The columns of a change sample: the reference class at each date (``lulc change``'s defaults)."""
 STRATUM_FIELD = "stratum"
 LAYER = "sample"
 
@@ -70,6 +81,66 @@ class SampleDesign:
     size: int
     anticipated_se: float
     strata: tuple[Stratum, ...]
+
+
+@dataclass(frozen=True)
+class SamplingFrame:
+    """What a design samples: a raster, the stratum of each of its pixels, and the label columns.
+
+    ``run.classes`` is the table of strata (a map's classes, or the change strata) and ``run.classes_path``
+    the raster read.
+    """
+
+    run: RunFolder
+    to_strata: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
+    label_fields: tuple[str, ...]
+    kind: str
+    """``classes`` (a map) or ``change`` (a ``lulc change`` product)."""
+
+
+def _identity(block: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    return block
+
+
+def sampling_frame(path: str | Path) -> SamplingFrame:
+    """A run folder's map, or a ``lulc change`` folder's change map with its change strata."""
+    folder = Path(path)
+    item_path = folder / ITEM_NAME
+    item: dict[str, Any] = {}
+    if item_path.is_file() and not (folder / "classes.tif").is_file():
+        try:
+            item = json.loads(item_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{item_path} is not valid JSON: {exc}") from exc
+    if item.get("properties", {}).get("lulc:product") != "change":
+        return SamplingFrame(open_run(folder), _identity, (LABEL_FIELD,), "classes")
+    try:
+        raster = folder / str(item["assets"]["change"]["href"])
+        transitions = json.loads((folder / str(item["assets"]["transitions"]["href"])).read_text())
+        names = [str(c["name"]) for c in transitions["classes"]]
+        pixel_area = float(transitions["pixel_area_m2"])
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise InputError(f"change product {folder} is incomplete ({exc}); rerun `lulc change`") from exc
+    n = len(names)
+    strata = ClassTable(
+        classes=[
+            LandCoverClass(value=i, name=name, color=PALETTE[i % len(PALETTE)])
+            for i, name in enumerate(change_stratum_names(names))
+        ]
+    )
+    with gdal_env(), rasterio.open(raster) as src:
+        grid = RunGrid(src.crs, src.transform, src.height, src.width)
+    run = RunFolder(
+        path=folder,
+        classes_path=raster,
+        confidence_path=None,
+        item=item,
+        stats={"pixel_area_m2": pixel_area},
+        classes=strata,
+        grid=grid,
+        nodata=NODATA,
+    )
+    return SamplingFrame(run, lambda block: change_strata(block, n), CHANGE_LABEL_FIELDS, "change")
 
 
 @dataclass(frozen=True)
@@ -170,20 +241,20 @@ def _strips(run: RunFolder, rows: int) -> list[Window]:
     return [Window(0, top, width, min(rows, height - top)) for top in range(0, height, rows)]
 
 
-def count_pixels(run: RunFolder, rows: int, progress: Progress) -> npt.NDArray[np.int64]:
-    """Pixels of each class value (index 0-255) in every strip: shape ``(strips, 256)``."""
-    strips = _strips(run, rows)
+def count_pixels(frame: SamplingFrame, rows: int, progress: Progress) -> npt.NDArray[np.int64]:
+    """Pixels of each stratum value (index 0-255) in every strip: shape ``(strips, 256)``."""
+    strips = _strips(frame.run, rows)
     counts = np.zeros((len(strips), 256), dtype=np.int64)
-    progress.start("counting class pixels", len(strips))
-    with gdal_env(), rasterio.open(run.classes_path) as src:
+    progress.start("counting pixels per stratum", len(strips))
+    with gdal_env(), rasterio.open(frame.run.classes_path) as src:
         for k, window in enumerate(strips):
-            counts[k] = np.bincount(src.read(1, window=window).ravel(), minlength=256)
+            counts[k] = np.bincount(frame.to_strata(src.read(1, window=window)).ravel(), minlength=256)
             progress.advance()
     return counts
 
 
 def draw_points(
-    run: RunFolder,
+    frame: SamplingFrame,
     design: SampleDesign,
     strip_counts: npt.NDArray[np.int64],
     rows: int,
@@ -195,6 +266,7 @@ def draw_points(
     Each stratum's points are ``n_h`` ranks drawn without replacement among its ``N_h`` pixels counted in
     row-major order; a second pass over the strips turns ranks into pixels (each stratum's in raster order).
     """
+    run = frame.run
     strips = _strips(run, rows)
     ranks = {
         s.value: np.sort(rng.choice(s.pixels, size=s.points, replace=False))
@@ -216,7 +288,7 @@ def draw_points(
                 if picked.size:
                     wanted[value] = picked
             if wanted:
-                strip = src.read(1, window=window).ravel()
+                strip = frame.to_strata(src.read(1, window=window)).ravel()
                 for value, picked in wanted.items():
                     flat = np.flatnonzero(strip == value)[picked]
                     out_rows.append(flat // width + int(window.row_off))
@@ -226,9 +298,10 @@ def draw_points(
     if not out_rows:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    rows, cols, strata = np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_strata)
-    order = np.lexsort((rows * width + cols, strata))  # by stratum, then raster order: not by strip
-    return rows[order], cols[order], strata[order]
+    at_row, at_col = np.concatenate(out_rows), np.concatenate(out_cols)
+    strata = np.concatenate(out_strata)
+    order = np.lexsort((at_row * width + at_col, strata))  # by stratum, then raster order: not by strip
+    return at_row[order], at_col[order], strata[order]
 
 
 def design_run(
@@ -266,9 +339,10 @@ def design_run(
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     check_options(target_se, min_per_class)
     progress = progress or NullProgress()
-    run = open_run(run_path)
+    frame = sampling_frame(run_path)
+    run = frame.run
     accuracies = users_accuracies(run, users_accuracy)
-    strip_counts = count_pixels(run, block_size, progress)
+    strip_counts = count_pixels(frame, block_size, progress)
     totals = strip_counts.sum(axis=0)
     values = list(run.classes.values)
     pixels = np.array([totals[v] for v in values], dtype=np.int64)
@@ -276,18 +350,18 @@ def design_run(
         pixels, accuracies, target_se, min_per_class, names=list(run.classes.names), values=values
     )
     rng = np.random.default_rng(seed)
-    rows, cols, strata = draw_points(run, design, strip_counts, block_size, rng, progress)
+    rows, cols, strata = draw_points(frame, design, strip_counts, block_size, rng, progress)
     order = rng.permutation(rows.size)
     rows, cols, strata = rows[order], cols[order], strata[order]
-    _write_sample(out, run, rows, cols, strata)
-    item = _design_item(run, out, design, seed)
+    _write_sample(out, frame, rows, cols, strata)
+    item = _design_item(frame, out, design, seed)
     item_path = write_text_atomic(item_path_for(out), dump_json(item))
     return DesignResult(out, item_path, design, item)
 
 
 def _write_sample(
     out: Path,
-    run: RunFolder,
+    frame: SamplingFrame,
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
     strata: npt.NDArray[np.int64],
@@ -295,6 +369,7 @@ def _write_sample(
     import pyogrio.raw
     import shapely
 
+    run = frame.run
     x, y = run.grid.transform @ (cols + 0.5, rows + 0.5)
     names = {c.value: c.name for c in run.classes.classes}
     geometry = shapely.to_wkb(shapely.points(np.asarray(x), np.asarray(y)))
@@ -302,9 +377,9 @@ def _write_sample(
         np.arange(1, rows.size + 1, dtype=np.int64),
         strata.astype(np.int32),
         np.array([names[int(v)] for v in strata], dtype=object),
-        np.array([None] * rows.size, dtype=object),
+        *[np.array([None] * rows.size, dtype=object) for _ in frame.label_fields],
     ]
-    fields = ["point_id", STRATUM_FIELD, "stratum_name", LABEL_FIELD]
+    fields = ["point_id", STRATUM_FIELD, "stratum_name", *frame.label_fields]
     driver = FORMATS[out.suffix.lower()][0]
     with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
         tmp.unlink()
@@ -320,10 +395,12 @@ def _write_sample(
         )
 
 
-def design_properties(run: RunFolder, design: SampleDesign, seed: int) -> dict[str, Any]:
+def design_properties(frame: SamplingFrame, design: SampleDesign, seed: int) -> dict[str, Any]:
     """``lulc:design``: how the sample was made and every stratum's size, weight and points."""
+    run = frame.run
     ha = run.pixel_area_m2 / 10_000.0
     return {
+        "kind": frame.kind,
         "method": "stratified random sampling by map class (Olofsson et al. 2014): size from eq. 13, "
         "at least min_per_class per class and the rest proportional to area, grown until the allocation's "
         "anticipated standard error of overall accuracy reaches the target",
@@ -334,7 +411,7 @@ def design_properties(run: RunFolder, design: SampleDesign, seed: int) -> dict[s
         "size": design.size,
         "seed": seed,
         "stratum_field": STRATUM_FIELD,
-        "label_field": LABEL_FIELD,
+        "label_fields": list(frame.label_fields),
         "pixel_area_m2": round(run.pixel_area_m2, 6),
         "strata": [
             {
@@ -351,24 +428,27 @@ def design_properties(run: RunFolder, design: SampleDesign, seed: int) -> dict[s
     }
 
 
-def _design_item(run: RunFolder, out: Path, design: SampleDesign, seed: int) -> dict[str, Any]:
+def _design_item(frame: SamplingFrame, out: Path, design: SampleDesign, seed: int) -> dict[str, Any]:
+    run = frame.run
+    what = "map class" if frame.kind == "classes" else "change stratum"
+    labels = " and ".join(frame.label_fields)
     source_id = str(run.item.get("id", run.path.name))
     media_type = FORMATS[out.suffix.lower()][1]
     return product_item(
         product="design",
         item_id=f"{source_id}-sample-{design.size}-seed{seed}",
         source=run,
-        title=f"Validation sample of {source_id}: {design.size} points stratified by map class",
+        title=f"Validation sample of {source_id}: {design.size} points stratified by {what}",
         lineage=(
             f"Item {source_id} sampled by lulc-stac: {design.size} pixel centres drawn at random inside each "
-            f"map class (seed {seed}), sized for a standard error of overall accuracy of {design.target_se:g}"
+            f"{what} (seed {seed}), sized for a standard error of overall accuracy of {design.target_se:g}"
         ),
-        properties={"lulc:design": design_properties(run, design, seed)},
+        properties={"lulc:design": design_properties(frame, design, seed)},
         assets={
             "sample": {
                 "href": f"./{out.name}",
                 "type": media_type,
-                "title": f"Validation points: {STRATUM_FIELD} (map class), an empty {LABEL_FIELD} to fill",
+                "title": f"Validation points: {STRATUM_FIELD} ({what}), empty {labels} to fill",
                 "roles": ["data"],
                 **file_fields(out),
             }
@@ -376,6 +456,21 @@ def _design_item(run: RunFolder, out: Path, design: SampleDesign, seed: int) -> 
         links=[derived_link(run, out.parent, f"source map {source_id}")],
         extensions=[],
     )
+
+
+def read_design(points_path: str | Path) -> dict[str, Any] | None:
+    """The ``lulc:design`` of a sample's item (``<stem>.json`` beside it), or None when it has none."""
+    path = item_path_for(Path(points_path))
+    if not path.is_file():
+        return None
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"the sample's item {path} is not valid JSON: {exc}") from exc
+    design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
+    if design is not None and not (isinstance(design, dict) and isinstance(design.get("strata"), list)):
+        raise InputError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
+    return design
 
 
 def describe(design: SampleDesign) -> str:

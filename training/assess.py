@@ -71,6 +71,10 @@ def read_design(points_path: str | Path) -> dict[str, Any] | None:
         return None
     if not isinstance(design, dict) or not isinstance(design.get("strata"), list):
         raise AssessError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
+    if design.get("kind", "classes") != "classes":
+        raise AssessError(
+            f"{points_path} was designed on a change map's strata: use it with `lulc change --points`"
+        )
     return design
 
 

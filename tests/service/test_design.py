@@ -19,6 +19,7 @@ from service.design import design_run, plan_design
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
 from tests.support.stac_validation import assert_valid_stac_file
 from training.assess import assess_map
+from training.errors import AssessError
 
 LULC = Path(sys.executable).parent / "lulc"
 # Olofsson et al. 2014, section 5.1: strata weights and anticipated user's accuracies of the example.
@@ -203,3 +204,36 @@ def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
         assert message in bad.stderr
     with pytest.raises(InputError, match=r"\.gpkg or \.fgb"):
         design_run(runs.first, tmp_path / "x.csv")
+
+
+def test_a_change_product_is_sampled_by_its_change_strata(runs: Runs, tmp_path: Path) -> None:
+    from service.change import change_runs
+    from service.change_areas import change_strata
+
+    change = change_runs(runs.first, runs.second, tmp_path / "change", block_size=128)
+    result = design_run(change.out_dir, tmp_path / "change-sample.gpkg", min_per_class=20, seed=4)
+    design = result.item["properties"]["lulc:design"]
+    assert design["kind"] == "change"
+    assert design["label_fields"] == ["label_a", "label_b"]
+    assert [s["name"] for s in design["strata"]][:4] == [
+        "Open water unchanged",
+        "Tree cover unchanged",
+        "Built-up area unchanged",
+        "changed to Open water",
+    ]
+    codes = read_band(change.out_dir / "change.tif")
+    strata = change_strata(codes, 3)
+    counts = np.bincount(strata[codes != 255], minlength=6)
+    assert [s["pixels"] for s in design["strata"]] == counts.tolist()
+    x, y, point_strata, (meta, _) = _points(result.path)
+    assert list(meta["fields"]) == ["point_id", "stratum", "stratum_name", "label_a", "label_b"]
+    with rasterio.open(change.out_dir / "change.tif") as src:
+        cols, rows = ~src.transform @ (x, y)
+    assert np.array_equal(strata[rows.astype(int), cols.astype(int)], point_strata)
+    assert_valid_stac_file(result.item_path)
+    # a map's design is no change design, and a change design no map's
+    classes_sample = design_run(runs.first, tmp_path / "map-sample.gpkg", target_se=0.05, seed=1)
+    with pytest.raises(InputError, match="designed on a map's classes, not on change"):
+        change_runs(runs.first, runs.second, tmp_path / "never", points=classes_sample.path)
+    with pytest.raises(AssessError, match="designed on a change map's strata"):
+        assess_map(runs.first / "classes.tif", result.path, "label_a")
