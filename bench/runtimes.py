@@ -7,7 +7,11 @@ For each model (rf, svm, dt, hgb) one feature matrix (pixels of the scene) goes 
 - **stock**: skl2onnx's own graph (``graph="stock"``: ``SVMClassifier``, ``TreeEnsembleClassifier``), run the
   same way (for the tree models the two graphs are the same today);
 - **scikit-learn** ``predict_proba`` with 1 thread (and 2 where the estimator has a thread knob: rf
-  ``n_jobs``, hgb OpenMP through threadpoolctl; svm and dt have none).
+  ``n_jobs``, hgb OpenMP through threadpoolctl; svm and dt have none);
+- for the tree models, the **other exact forms** of ``bench/tree_forms.py`` (``TreeEnsembleRegressor``,
+  ai.onnx.ml 5's ``TreeEnsemble``, Hummingbird's GEMM strategy) with 1 thread, in the same chunks as the
+  runner, labels by the same rule: what issue 14 asked to compare, side by side with ours and stock (a form
+  whose tensors would exceed ``FORM_MAX_BYTES`` per call is skipped and says so).
 
 Each figure is given twice: wall-clock Mpx/s, and **Mpx per CPU second** (pixels over the process's CPU time
 during the call, all its threads together), which is the throughput per busy core and is what the per-core
@@ -39,6 +43,8 @@ PER_CORE_TARGETS = {"svm": 2.5, "rf": 1.0}
 """Issue 14's targets for our graph, Mpx per CPU second (one core busy)."""
 REPEATS = 3
 """Timed calls per figure; the best is kept (the machine is shared)."""
+FORM_MAX_BYTES = 1 << 28
+"""Largest float32 intermediate per call of an alternative form (the GEMM form grows with trees x leaves)."""
 
 
 def pixels_of(scene: Scene, n: int) -> np.ndarray[Any, Any]:
@@ -92,6 +98,41 @@ def _onnx_calls(model: BenchModel, features: np.ndarray[Any, Any], threads: int)
     return calls
 
 
+def _form_calls(model: BenchModel, features: np.ndarray[Any, Any], order: list[int]) -> dict[str, Any]:
+    """The other exact forms of a tree ensemble (``bench/tree_forms.py``) as timed calls, or why not."""
+    import onnx
+    import onnxruntime as ort
+
+    from bench.tree_forms import FORMS, intermediate_floats
+    from service.runner import CHUNK_ROWS
+
+    stock = onnx.load(str(model.stock))
+    calls: dict[str, Any] = {}
+    for form, build in FORMS.items():
+        graph = build(stock)
+        if graph is None:
+            continue
+        size = 4 * intermediate_floats(graph) * min(CHUNK_ROWS, len(features))
+        if size > FORM_MAX_BYTES:
+            calls[form] = f"skipped: {size / 2**30:.1f} GiB per call of {CHUNK_ROWS} rows"
+            continue
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+        def call(session: Any = session) -> Any:
+            parts = [
+                session.run(["probabilities"], {"features": features[a : a + CHUNK_ROWS]})[0]
+                for a in range(0, len(features), CHUNK_ROWS)
+            ]
+            return decide_labels(np.concatenate(parts), order)
+
+        call()  # warm-up
+        calls[form] = call
+    return calls
+
+
 def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]:
     """Time our graph, the stock graph (1 and 2 threads) and scikit-learn on one model."""
     from threadpoolctl import threadpool_limits
@@ -106,8 +147,13 @@ def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
     labels: dict[str, Any] = {}
+    forms = _form_calls(model, features, order)
+    timed_forms = {form: call for form, call in forms.items() if callable(call)}
     for threads in (1, 2):
-        for kind, (figures, labels[kind]) in _timed(_onnx_calls(model, features, threads), mpx).items():
+        calls = _onnx_calls(model, features, threads)
+        for kind, (figures, labels[kind]) in _timed(
+            {**calls, **(timed_forms if threads == 1 else {})}, mpx
+        ).items():
             out[f"{kind}_{threads}t"] = figures
     for threads in (1, 2):
         if threads == 2 and name not in THREADED:
@@ -121,6 +167,15 @@ def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]
         labels["sklearn"] = decide_labels(np.asarray(proba), order)
     for kind in ("ours", "stock"):
         out[f"{kind}_label_agreement"] = round(float(np.mean(labels[kind] == labels["sklearn"])), 6)
+    out["forms"] = {
+        form: {
+            "1t": out.pop(f"{form}_1t"),
+            "label_agreement": round(float(np.mean(labels[form] == labels["sklearn"])), 6),
+        }
+        if callable(call)
+        else {"skipped": call}
+        for form, call in forms.items()
+    }
     out["ours_over_stock_per_core"] = round(out["ours_1t"]["mpx_cpu_s"] / out["stock_1t"]["mpx_cpu_s"], 3)
     out["ours_over_sklearn_per_core"] = round(out["ours_1t"]["mpx_cpu_s"] / out["sklearn_1t"]["mpx_cpu_s"], 3)
     out["target_per_core"] = PER_CORE_TARGETS.get(name)
