@@ -257,6 +257,22 @@ def runtime_rows(r: dict[str, Any]) -> list[Row]:
                 f"load {m['load_average_at_start'][0]} -> {m['load_average_at_end'][0]}",
             )
         )
+        forms = m.get("forms") or {}
+        if forms:
+            rows.append(
+                (
+                    part,
+                    f"{name}: other exact forms, Mpx per CPU second (1 thread; label agreement)",
+                    "; ".join(
+                        f"{form} {_fmt(f['1t']['mpx_cpu_s'])} ({100 * f['label_agreement']:.4f} %)"
+                        if "1t" in f
+                        else f"{form} {f['skipped']}"
+                        for form, f in forms.items()
+                    ),
+                    "",
+                    "",
+                )
+            )
         agree = min(m["ours_label_agreement"], m["stock_label_agreement"])
         rows.append(
             (
