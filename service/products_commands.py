@@ -129,7 +129,7 @@ def change_command(
         )
 
 
-def parse_users_accuracy(text: str | None) -> float | dict[str, float] | None:
+def parse_users_accuracy(text: str | None) -> float | dict[str | int, float] | None:
     """``--users-accuracy``: one number for every class, or ``class=number`` pairs (names or values)."""
     if text is None or not text.strip():
         return None
@@ -137,7 +137,8 @@ def parse_users_accuracy(text: str | None) -> float | dict[str, float] | None:
         if "=" not in text:
             return float(text)
         pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-        return {key.strip(): float(value) for key, value in pairs}
+        parsed: dict[str | int, float] = {key.strip(): float(value) for key, value in pairs}
+        return parsed
     except ValueError as exc:
         raise InputError(
             f"--users-accuracy takes a number or class=number pairs (Forest=0.9,Water=0.95), got {text!r}"
