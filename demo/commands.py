@@ -23,6 +23,12 @@ def demo_data(
     seasons: Annotated[
         bool, typer.Option(help="Add spring, summer and autumn items of one year and a seasonal recipe.")
     ] = False,
+    change: Annotated[
+        bool,
+        typer.Option(
+            help="Add two items of a later year after real land-cover change, and its truth raster."
+        ),
+    ] = False,
 ) -> None:
     """Generate a deterministic synthetic Sentinel-2 L2A world: COGs, STAC catalog, points, truth."""
     from rich.console import Console
@@ -32,7 +38,9 @@ def demo_data(
     from demo.world import generate
 
     console = Console()
-    world = generate(out_dir, size=size, seed=seed, asset_base_url=asset_base_url, seasons=seasons)
+    world = generate(
+        out_dir, size=size, seed=seed, asset_base_url=asset_base_url, seasons=seasons, change=change
+    )
     summary = summarize(world)
     console.print(
         f"[bold green]demo world[/] {world.root} (size {world.size}, seed {world.seed}, EPSG:{world.epsg})"
@@ -45,6 +53,7 @@ def demo_data(
         ("training points", world.train_points),
         ("validation points", world.validation_points),
         ("truth raster", world.truth),
+        *([("later truth raster", world.later_truth)] if world.later_truth else []),
         ("training recipe", world.training_config),
         *([("seasonal recipe", world.seasonal_config)] if world.seasonal_config else []),
         ("COGs", world.cogs_dir),
@@ -61,3 +70,5 @@ def demo_data(
         points.add_row(str(cls.value), cls.name, str(cls.train), str(cls.validation), f"{cls.share:.1f}")
     console.print(points)
     console.print(f"datetime window: {world.datetime_window}")
+    if world.later_datetime_window:
+        console.print(f"later datetime window (after the change): {world.later_datetime_window}")

@@ -1,4 +1,8 @@
-"""The demo world's ground truth: a land-cover map with lakes, a river, forests, fields, towns and roads."""
+"""The demo world's ground truth: a land-cover map with lakes, a river, forests, fields, towns and roads.
+
+``develop`` gives the same land some years later: towns grown into their surroundings (new built-up) and
+forest stands felled (cleared to bare soil).
+"""
 
 from __future__ import annotations
 
@@ -232,3 +236,35 @@ def _patch_ids(classes: npt.NDArray[np.uint8], parcels: npt.NDArray[np.int32]) -
     key = components * (int(parcels.max()) + 1) + parcels
     _, inverse = np.unique(key.ravel(), return_inverse=True)
     return inverse.reshape(classes.shape).astype(np.int32)
+
+
+def develop(rng: np.random.Generator, landscape: Landscape) -> Landscape:
+    """The landscape some years later: new built-up at the edges of towns and villages, forest clear-cuts.
+
+    Changed pixels form new patches (ids after the old ones); every other pixel keeps its patch, so a
+    sensor can show the unchanged land exactly as before.
+    """
+    size = landscape.classes.shape[0]
+    shape = landscape.classes.shape
+    area_km2 = (size * 0.01) ** 2
+    before = landscape.classes
+    classes = before.copy()
+    built = (before == BUILT_UP) & ~landscape.road
+    edges = np.argwhere(built & ~ndimage.binary_erosion(built))
+    for _ in range(max(2, round(area_km2 / 4))):
+        row, col = edges[rng.integers(len(edges))]
+        grown = _blob(rng, shape, (float(row), float(col)), float(rng.uniform(9, 18)), 0.35)
+        classes[grown & np.isin(before, (CROPLAND, GRASSLAND, FOREST, BARE))] = BUILT_UP
+    forest = np.argwhere(before == FOREST)
+    for _ in range(max(2, round(area_km2 / 5))):
+        row, col = forest[rng.integers(len(forest))]
+        felled = _blob(rng, shape, (float(row), float(col)), float(rng.uniform(9, 20)), 0.35)
+        classes[felled & (before == FOREST) & (classes == FOREST)] = BARE
+    patches = landscape.patches.copy()
+    next_id = landscape.n_patches
+    changed = classes != before
+    for value in (BUILT_UP, BARE):
+        labels, count = ndimage.label(changed & (classes == value))
+        patches[labels > 0] = labels[labels > 0] - 1 + next_id
+        next_id += count
+    return Landscape(classes=classes, patches=patches, n_patches=next_id, road=landscape.road)

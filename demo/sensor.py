@@ -99,6 +99,13 @@ SEASONS: tuple[tuple[str, str, str], ...] = (
 )
 """The seasonal recipe's windows (name, first and last month-day): one seasonal overpass in each."""
 
+CHANGE_YEAR = 2026
+CHANGE_ACQUISITIONS: tuple[Acquisition, ...] = (
+    Acquisition("sentinel-2b", datetime(2026, 7, 14, 1, 37, 38, tzinfo=UTC), "05.12", 0.20, False, False),
+    Acquisition("sentinel-2a", datetime(2026, 8, 23, 1, 37, 44, tzinfo=UTC), "05.12", 0.05, False, False),
+)
+"""Two summer overpasses of the later year (``generate(..., change=True)``), after the land has changed."""
+
 SPRING_SOWN_UNTIL = 130
 """Day of year until which fields are bare soil (ploughed and sown, nothing grown yet)."""
 HARVESTED_FROM = 265
@@ -229,6 +236,27 @@ def draw_surface(rng: np.random.Generator, landscape: Landscape) -> Surface:
     traits = _traits(rng, landscape)
     texture = [smooth_field(rng, landscape.patches.shape, sigma=2.0) for _ in BANDS]
     return Surface(traits, texture)
+
+
+def extend_surface(rng: np.random.Generator, surface: Surface, later: Landscape) -> Surface:
+    """The surface of a developed landscape: old patches keep their traits, new patches draw theirs."""
+    drawn = _traits(rng, later)
+    n = surface.traits.cls.size
+
+    def keep(old: npt.NDArray[_T], new: npt.NDArray[_T]) -> npt.NDArray[_T]:
+        return np.concatenate([old, new[n:]])
+
+    old = surface.traits
+    traits = _Traits(
+        cls=keep(old.cls, drawn.cls),
+        brightness=keep(old.brightness, drawn.brightness),
+        green=keep(old.green, drawn.green),
+        turbidity=keep(old.turbidity, drawn.turbidity),
+        peak=keep(old.peak, drawn.peak),
+        length=keep(old.length, drawn.length),
+        height=keep(old.height, drawn.height),
+    )
+    return Surface(traits, surface.texture)
 
 
 def surface_reflectance(

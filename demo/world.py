@@ -10,6 +10,9 @@ Layout of the output folder (a public interface):
   ``truth.tif`` (uint8 classes, nodata 255) and ``training.yaml`` (a ``lulc train --config`` recipe).
 - with ``seasons=True``: three more items, spring, summer and autumn of ``SEASONAL_YEAR`` (the same patches,
   their phenology), and ``training-seasons.yaml``, the same recipe with one composite per season.
+- with ``change=True``: two more items, summer of ``CHANGE_YEAR``, of the land after real change (towns grown
+  into fields and forest, forest felled; ``landscape.develop``), and ``truth-<CHANGE_YEAR>.tif``, its truth.
+  ``truth.tif`` is the land of every earlier item.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import yaml
 from rasterio.transform import Affine
 
-from demo.landscape import CLASS_TABLE, make_landscape
+from demo.landscape import CLASS_TABLE, develop, make_landscape
 from demo.points import (
     footprint,
     near,
@@ -33,12 +37,15 @@ from demo.points import (
 from demo.sensor import (
     ACQUISITIONS,
     BANDS,
+    CHANGE_ACQUISITIONS,
+    CHANGE_YEAR,
     SEASONAL_ACQUISITIONS,
     SEASONAL_YEAR,
     SEASONS,
     Scene,
     band_resolution,
     draw_surface,
+    extend_surface,
     render_scenes,
 )
 from demo.stac import COLLECTION_ID, item_id, make_catalog, save_catalog, world_grid
@@ -91,6 +98,10 @@ class DemoWorld:
     seed: int
     seasonal_config: Path | None = None
     """``training-seasons.yaml``: spring, summer and autumn composites of ``SEASONAL_YEAR`` (seasons=True)."""
+    later_truth: Path | None = None
+    """``truth-<CHANGE_YEAR>.tif``: the land in ``CHANGE_YEAR``, after the change (change=True)."""
+    later_datetime_window: str | None = None
+    """``start/end`` covering the ``CHANGE_YEAR`` items (change=True)."""
 
 
 LAYOUT = frozenset(
@@ -106,6 +117,7 @@ LAYOUT = frozenset(
         "truth.tif",
         "training.yaml",
         "training-seasons.yaml",
+        f"truth-{CHANGE_YEAR}.tif",
     }
 )
 """Every name the demo world writes at the top of its folder."""
@@ -138,6 +150,7 @@ def generate(
     seed: int = 0,
     asset_base_url: str | None = None,
     seasons: bool = False,
+    change: bool = False,
 ) -> DemoWorld:
     """Generate the demo world in ``out_dir`` (byte-identical for the same size and seed).
 
@@ -148,6 +161,8 @@ def generate(
         asset_base_url: if given, asset hrefs are ``URL/cogs/<item>/<band>.tif`` instead of relative paths.
         seasons: also the seasonal year's three items and ``training-seasons.yaml`` (everything else stays
             byte-identical: the seasonal scenes draw from their own random stream).
+        change: also two items of ``CHANGE_YEAR`` after real land-cover change and their truth raster
+            (everything else byte-identical but the catalogs: their own random stream too).
 
     Returns:
         The paths and facts of the generated world.
@@ -164,6 +179,12 @@ def generate(
     if seasons:
         seasonal_rng = np.random.default_rng([seed, SEASONAL_YEAR])
         scenes += render_scenes(seasonal_rng, landscape, SEASONAL_ACQUISITIONS, surface)
+    later = None
+    if change:
+        change_rng = np.random.default_rng([seed, CHANGE_YEAR])
+        later = develop(change_rng, landscape)
+        later_surface = extend_surface(change_rng, surface, later)
+        scenes += render_scenes(change_rng, later, CHANGE_ACQUISITIONS, later_surface)
 
     bounds = (ORIGIN[0], ORIGIN[1] - size * 10.0, ORIGIN[0] + size * 10.0, ORIGIN[1])
     grid = world_grid(EPSG, ORIGIN, size)
@@ -174,17 +195,8 @@ def generate(
     catalog_path = save_catalog(make_catalog(scenes, grid, asset_base_url), out_dir)
     pc_catalog = save_catalog(make_pc_catalog(scenes, grid, asset_base_url), out_dir / "pc")
 
-    truth = out_dir / "truth.tif"
-    write_cog(
-        truth,
-        landscape.classes,
-        crs=f"EPSG:{EPSG}",
-        transform=Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]),
-        nodata=NODATA,
-        options=CLASS_COG,
-        colormap=CLASS_TABLE.colormap(),
-        band_descriptions=["land cover"],
-    )
+    truth = _write_truth(out_dir / "truth.tif", landscape.classes)
+    later_truth = _write_truth(out_dir / f"truth-{CHANGE_YEAR}.tif", later.classes) if later else None
     classes_path = out_dir / "classes.yaml"
     _write_text(classes_path, CLASS_TABLE.to_yaml())
 
@@ -216,6 +228,10 @@ def generate(
     window = f"{times[0]:%Y-%m-%d}T00:00:00Z/{times[-1]:%Y-%m-%d}T23:59:59Z"
     config = out_dir / "training.yaml"
     _write_text(config, _training_yaml(window))
+    later_window = None
+    if later is not None:
+        later_times = sorted(a.when for a in CHANGE_ACQUISITIONS)
+        later_window = f"{later_times[0]:%Y-%m-%d}T00:00:00Z/{later_times[-1]:%Y-%m-%d}T23:59:59Z"
     seasonal_config: Path | None = None
     if seasons:
         seasonal_config = out_dir / "training-seasons.yaml"
@@ -237,6 +253,22 @@ def generate(
         size=size,
         seed=seed,
         seasonal_config=seasonal_config,
+        later_truth=later_truth,
+        later_datetime_window=later_window,
+    )
+
+
+def _write_truth(path: Path, classes: npt.NDArray[np.uint8]) -> Path:
+    """A truth raster: class COG with the class colours, nodata 255."""
+    return write_cog(
+        path,
+        classes,
+        crs=f"EPSG:{EPSG}",
+        transform=Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]),
+        nodata=NODATA,
+        options=CLASS_COG,
+        colormap=CLASS_TABLE.colormap(),
+        band_descriptions=["land cover"],
     )
 
 

@@ -400,3 +400,46 @@ def test_a_classifier_on_the_training_points_is_good_not_perfect_and_validation_
     print(f"map accuracy {map_accuracy:.4f}, validation estimate {estimate:.4f}")
     assert 0.85 < map_accuracy < 0.995
     assert abs(estimate - map_accuracy) < 0.03
+
+
+def test_change_adds_a_later_year_after_real_change_and_keeps_every_other_byte(
+    world: DemoWorld, tmp_path: Path
+) -> None:
+    from demo.sensor import CHANGE_YEAR
+
+    runner = CliRunner()
+    folder = tmp_path / "change"
+    done = runner.invoke(
+        app, ["demo-data", str(folder), "--size", str(SIZE), "--seed", str(SEED), "--change"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "later truth raster" in done.output
+    changed_world = _digests(folder)
+    reference = _digests(world.root)
+    collections = {n for n in reference if n.endswith("collection.json") or n.endswith("catalog.json")}
+    # everything of the default world is there with the same bytes, but the catalogs listing more items
+    assert {n: d for n, d in reference.items() if changed_world[n] != d}.keys() <= collections
+    added = sorted(set(changed_world) - set(reference))
+    assert f"truth-{CHANGE_YEAR}.tif" in added
+    assert len([n for n in added if n.startswith("cogs/")]) == 2 * 7  # two overpasses of the later year
+    before, after = _read(world.truth), _read(folder / f"truth-{CHANGE_YEAR}.tif")
+    moved = before != after
+    assert 0.005 < moved.mean() < 0.05  # real change, a small share of the land
+    to_built, to_bare = moved & (after == 5), moved & (after == 6)
+    assert to_built.sum() > 0.1 * moved.sum()  # new built-up ...
+    assert to_bare.sum() > 0.3 * moved.sum()  # ... and felled forest
+    assert np.all(before[to_bare] == 2)
+    assert np.all(moved == (to_built | to_bare))
+    # the later year's image shows the change: NIR drops where forest was felled, not where nothing changed
+    later = pystac.Catalog.from_file(str(folder / "catalog.json"))
+    items = [i for i in later.get_items(recursive=True) if i.datetime and i.datetime.year == CHANGE_YEAR]
+    assert len(items) == 2
+    nir_later = _read(_asset_path(items[0], "nir")).astype(float) - _baseline_offset(items[0])
+    first = next(i for i in later.get_items(recursive=True) if i.id == world.item_ids[1])
+    nir_before = _read(_asset_path(first, "nir")).astype(float) - _baseline_offset(first)
+    scl = _read(_asset_path(items[0], "scl"))
+    clear = np.isin(_up(scl), CLEAR_SCL) & np.isin(_up(_read(_asset_path(first, "scl"))), CLEAR_SCL)
+    felled, kept = clear & to_bare, clear & ~moved & (before == 2)
+    drop = nir_before - nir_later
+    assert np.median(drop[felled]) > 400  # forest NIR ~0.31, bare soil ~0.22
+    assert abs(np.median(drop[kept])) < 150
