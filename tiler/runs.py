@@ -256,7 +256,7 @@ def _layer_title(kind: LayerKind, item: dict[str, Any], sources: list[Run] | Non
         return f"Cleaned: minimum mapping unit {mmu:g} ha" if isinstance(mmu, int | float) else "Cleaned"
     if kind == "change":
         dates = [run.date for run in sources or [] if run.date]
-        return f"Change from {dates[0]} to {dates[-1]}" if len(dates) == 2 else "Change"
+        return f"Change: {dates[0]} → {dates[-1]}" if len(dates) == 2 else "Change"
     return "Classes (per pixel)"
 
 

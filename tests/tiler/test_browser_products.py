@@ -49,7 +49,7 @@ def test_layers_series_and_image_backdrop_in_headless_chromium(
             assert page.locator("#layer-row").is_visible()
             options = [o.strip() for o in page.locator("#layer-select option").all_inner_texts()]
             assert options[:2] == ["Classes (per pixel)", "Cleaned: minimum mapping unit 0.5 ha"]
-            assert options[2].startswith("Change from 2021-")
+            assert options[2] == "Change: 2021-07-18 to 2021-09-06 → 2024-08-10"
             assert options[3:] == [f"Probability: {c.name}" for c in table.classes]
 
             change_id = page.evaluate("lulcState.run.layers[2].id")
