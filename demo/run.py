@@ -1,4 +1,9 @@
-"""``lulc demo``: the whole job on the offline demo world (data, model, map), then the web map."""
+"""``lulc demo``: the whole job on the offline demo world, then the web map.
+
+Data (with a later year after land-cover change), model, map and its accuracy, the map cleaned to a minimum
+mapping unit (with the change in accuracy), the later year's map and the from-to change between the two.
+Every map and product is a folder under ``<out>/runs`` with its STAC item.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +17,33 @@ import typer
 DEFAULT_OUT = Path("demo-output")
 
 
+MMU_HA = 0.5
+"""The demo's minimum mapping unit (hectares) for the cleaned map."""
+
+
 @dataclass(frozen=True)
 class DemoResult:
-    """Where the demo put things, and how good the model and the map are."""
+    """Where the demo put things, and how good the model and the maps are."""
 
     world: Path
     model: Path
     run: Path
     holdout_accuracy: float
     map_accuracy: float
+    clean: Path | None = None
+    """The map cleaned to ``MMU_HA`` (a run folder: ``lulc:product`` ``clean``)."""
+    clean_accuracy: float | None = None
+    later_run: Path | None = None
+    """The same model's map of the later year, after the world's land-cover change."""
+    change: Path | None = None
+    """From-to change between the two maps (``change.tif``, transitions, item with ``lulc:product``)."""
 
 
 def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = print) -> DemoResult:
-    """Generate the demo world, train on it, classify its AOI and assess the map; return where it all is."""
+    """The whole demo job (world, model, map, cleaned map, later map, change); where it all is."""
     from demo.world import DEFAULT_SIZE, generate
+    from service.change import change_runs
+    from service.clean import clean_run
     from service.engine import classify
     from service.readers import StacReaderFactory
     from service.request import ClassifyRequest
@@ -37,27 +55,64 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     out = out.resolve()
     world_dir = out / "world"
     # generate() overwrites an earlier demo world in place (same bytes) and refuses foreign files
-    world = generate(world_dir, size=size or DEFAULT_SIZE, seed=seed)
-    echo(f"1/4 demo world: {len(world.item_ids)} Sentinel-2 items, {world.datetime_window} -> {world_dir}")
+    world = generate(world_dir, size=size or DEFAULT_SIZE, seed=seed, change=True)
+    echo(f"1/6 demo world: {len(world.item_ids)} Sentinel-2 items, {world.datetime_window} -> {world_dir}")
 
     model_dir = out / "models" / "demo"
     config = load_config(world.training_config, {"out": str(model_dir)})
     trained = train(config)
     holdout = float(trained.metrics["holdout"]["overall_accuracy"])
     echo(
-        f"2/4 model: {trained.contract.provenance.model_type} "
+        f"2/6 model: {trained.contract.provenance.model_type} "
         f"hold-out accuracy {holdout:.1%} -> {trained.out}"
     )
 
+    model = load_model(trained.out)
+    aoi = json.loads(world.aoi.read_text())
+    items = StacReaderFactory(str(world.catalog))
     run_dir = out / "runs" / "demo"
-    request = ClassifyRequest(aoi=json.loads(world.aoi.read_text()), datetime=world.datetime_window)
-    result = classify(request, load_model(trained.out), StacReaderFactory(str(world.catalog)), run_dir)
-    echo(f"3/4 map: {result.classes}")
-
+    result = classify(ClassifyRequest(aoi=aoi, datetime=world.datetime_window), model, items, run_dir)
     assessment = assess_map(result.classes, world.validation_points, "label")
     map_accuracy = float(assessment["overall_accuracy"])
-    echo(f"4/4 map accuracy on {world.validation_points.name}: {map_accuracy:.1%} (Olofsson et al. 2014)")
-    return DemoResult(world_dir, trained.out, run_dir, holdout, map_accuracy)
+    echo(
+        f"3/6 map: {result.classes}, accuracy on {world.validation_points.name} {map_accuracy:.1%} "
+        "(Olofsson et al. 2014)"
+    )
+
+    cleaned = clean_run(run_dir, out / "runs" / "demo-clean", mmu_ha=MMU_HA)
+    clean_assessment = assess_map(cleaned.out_dir / "classes.tif", world.validation_points, "label")
+    clean_accuracy = float(clean_assessment["overall_accuracy"])
+    gain = clean_assessment["accuracy_change"]
+    echo(
+        f"4/6 cleaned map (minimum mapping unit {MMU_HA:g} ha, {cleaned.changed_pixels} pixels changed): "
+        f"accuracy {clean_accuracy:.1%} ({100 * gain['overall_accuracy']:+.2f} points) -> {cleaned.out_dir}"
+    )
+
+    later_window = world.later_datetime_window
+    if later_window is None:
+        raise RuntimeError("generate(change=True) gave no later datetime window")
+    later_dir = out / "runs" / "demo-later"
+    later = classify(ClassifyRequest(aoi=aoi, datetime=later_window), model, items, later_dir)
+    echo(f"5/6 map of {later_window}: {later.classes}")
+
+    change = change_runs(run_dir, later_dir, out / "runs" / "demo-change")
+    matrix = change.matrix
+    ha = matrix["pixel_area_m2"] / 10_000.0
+    echo(
+        f"6/6 change: {matrix['changed_pixels'] * ha:,.1f} ha of {matrix['compared_pixels'] * ha:,.1f} ha "
+        f"mapped as changed -> {change.out_dir}"
+    )
+    return DemoResult(
+        world_dir,
+        trained.out,
+        run_dir,
+        holdout,
+        map_accuracy,
+        clean=cleaned.out_dir,
+        clean_accuracy=clean_accuracy,
+        later_run=later_dir,
+        change=change.out_dir,
+    )
 
 
 def demo(
@@ -70,7 +125,7 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface the web map listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the web map listens on.")] = 8080,
 ) -> None:
-    """Run the whole job on the offline demo world: generate, train, classify, assess, then serve the map."""
+    """Run the whole job on the offline demo world (map, cleaned map, change), then serve the web map."""
     run_demo(out, size, seed, echo=typer.echo)
     if not serve:
         return
