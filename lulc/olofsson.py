@@ -1,12 +1,21 @@
-"""Area-weighted accuracy and area estimates from a stratified sample (Olofsson et al. 2014, RSE 148)."""
+"""Area-weighted accuracy and area estimates from a stratified sample (Olofsson et al. 2014, RSE 148).
+
+Also the sample size and allocation of a stratified design, and the reader of the design a ``lulc design``
+sample carries in the STAC item beside it (``lulc:design``), which ``lulc assess`` and ``lulc change`` use.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from lulc.errors import InputError
 
 Z95 = 1.96
 """Normal quantile of a two-sided 95 % confidence interval."""
@@ -249,3 +258,22 @@ def stratified_estimate(
         area=area,
         area_se=area_se,
     )
+
+
+def read_sample_design(points_path: str | Path) -> dict[str, Any] | None:
+    """The ``lulc:design`` of a sample's STAC item (``<stem>.json`` beside it), or None when it has none.
+
+    Raises:
+        InputError: the item is not JSON, or its design has no list of strata.
+    """
+    path = Path(points_path).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"the sample's item {path} is not valid JSON: {exc}") from exc
+    design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
+    if design is not None and not (isinstance(design, dict) and isinstance(design.get("strata"), list)):
+        raise InputError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
+    return design

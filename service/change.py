@@ -33,9 +33,9 @@ from lulc.classes import NODATA, ClassTable, LandCoverClass
 from lulc.cog import CogOptions, translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.olofsson import read_sample_design
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
-from service.design import read_design
 from service.output import (
     QML_TYPE,
     aux_xml,
@@ -273,7 +273,7 @@ def change_design(points: str | Path, n: int) -> ChangeDesign | None:
     Raises:
         InputError: the sample was designed on a map (not on change), or on another class table.
     """
-    design = read_design(points)
+    design = read_sample_design(points)
     if design is None:
         return None
     if design.get("kind") != "change":

@@ -13,7 +13,7 @@ bounded by one strip whatever the map's size, and the points depend only on the 
 strip height). The sample is written in a seeded random order (so labelling does not go stratum by stratum)
 with ``point_id``, ``stratum`` (the class value), ``stratum_name`` and an empty ``label`` column for the
 analyst; beside it ``<stem>.json``, a STAC item recording the design (every stratum's pixels, weight and
-points). ``lulc assess`` reads that item back to use the design's strata.
+points; ``lulc.olofsson.read_sample_design`` reads it back for ``lulc assess`` and ``lulc change``).
 
 Given a ``lulc change`` product folder instead of a map, the strata are the change strata
 (``service.change_areas.change_strata``: each class unchanged, and change grouped by the class it became)
@@ -456,21 +456,6 @@ def _design_item(frame: SamplingFrame, out: Path, design: SampleDesign, seed: in
         links=[derived_link(run, out.parent, f"source map {source_id}")],
         extensions=[],
     )
-
-
-def read_design(points_path: str | Path) -> dict[str, Any] | None:
-    """The ``lulc:design`` of a sample's item (``<stem>.json`` beside it), or None when it has none."""
-    path = item_path_for(Path(points_path))
-    if not path.is_file():
-        return None
-    try:
-        item = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"the sample's item {path} is not valid JSON: {exc}") from exc
-    design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
-    if design is not None and not (isinstance(design, dict) and isinstance(design.get("strata"), list)):
-        raise InputError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
-    return design
 
 
 def describe(design: SampleDesign) -> str:

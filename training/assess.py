@@ -24,7 +24,14 @@ import rasterio
 from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
-from lulc.olofsson import Z95, Estimate, estimate, stratified_estimate, stratified_mean
+from lulc.olofsson import (
+    Z95,
+    Estimate,
+    estimate,
+    read_sample_design,
+    stratified_estimate,
+    stratified_mean,
+)
 from training.errors import AssessError
 from training.imagery import open_local_imagery
 from training.points import read_points
@@ -58,20 +65,9 @@ def _table(classes: ClassTable | None, values: list[int]) -> ClassTable:
 
 
 def read_design(points_path: str | Path) -> dict[str, Any] | None:
-    """The ``lulc:design`` of a ``lulc design`` sample (its item ``<stem>.json`` beside it), else None."""
-    path = Path(points_path).with_suffix(".json")
-    if not path.is_file():
-        return None
-    try:
-        item = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AssessError(f"the sample's item {path} is not valid JSON: {exc}") from exc
-    design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
-    if design is None:
-        return None
-    if not isinstance(design, dict) or not isinstance(design.get("strata"), list):
-        raise AssessError(f"the sample's item {path} has a malformed lulc:design (no strata list)")
-    if design.get("kind", "classes") != "classes":
+    """The map design of a ``lulc design`` sample (``lulc.olofsson.read_sample_design``), else None."""
+    design = read_sample_design(points_path)
+    if design is not None and design.get("kind", "classes") != "classes":
         raise AssessError(
             f"{points_path} was designed on a change map's strata: use it with `lulc change --points`"
         )
