@@ -54,6 +54,7 @@ def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
     ET.parse(out / "transitions.svg")  # a well-formed figure
     assert 'label="Open water to Tree cover"' in (out / "change.qml").read_text()  # QGIS's legend
     item = assert_valid_stac_file(out / "item.json")
+    assert item["properties"]["lulc:product"] == "change"
     assert item["properties"]["start_datetime"].startswith("2024-06-01")
     assert item["properties"]["end_datetime"].startswith("2025-06-01")
     names = [c["name"] for c in item["assets"]["change"]["classification:classes"]]

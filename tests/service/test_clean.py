@@ -128,6 +128,8 @@ def test_clean_run_item_confidence_and_lineage(run: Path, tmp_path: Path) -> Non
     item = assert_valid_stac_file(out / "item.json")
     source = json.loads((run / "item.json").read_text())
     assert item["properties"]["lulc:mmu_pixels"] == 50
+    assert item["properties"]["lulc:product"] == "clean"
+    assert item["properties"]["lulc:source"] == json.loads((run / "item.json").read_text())["id"]
     assert "0.5 ha" in item["properties"]["processing:lineage"]
     assert source["id"] in item["properties"]["processing:lineage"]
     link = next(link for link in item["links"] if link["rel"] == "derived_from")
@@ -259,7 +261,7 @@ def test_assess_reads_the_cleaned_map_and_sees_the_gain(run: Path, tmp_path: Pat
     import shapely
 
     from tests.service.products_support import truth_map
-    from training.assess import assess_map
+    from training.assess import assess_map, render_assessment
 
     truth = truth_map((600, 640), 40, seed=1)
     rng = np.random.default_rng(0)
@@ -277,6 +279,17 @@ def test_assess_reads_the_cleaned_map_and_sees_the_gain(run: Path, tmp_path: Pat
         crs="EPSG:32633",
     )
     clean_run(run, tmp_path / "clean", mmu_ha=0.5, block_size=128)
-    before = assess_map(run / "classes.tif", points, "label")["overall_accuracy"]
-    after = assess_map(tmp_path / "clean" / "classes.tif", points, "label")["overall_accuracy"]
+    source = assess_map(run / "classes.tif", points, "label")
+    cleaned = assess_map(tmp_path / "clean" / "classes.tif", points, "label")
+    before, after = source["overall_accuracy"], cleaned["overall_accuracy"]
     assert before < 0.95 < 0.98 < after
+    # the cleaned map's item names its source run: assess finds it and reports both and the difference
+    assert "accuracy_change" not in source
+    assert cleaned["source"]["map"] == str((run / "classes.tif").resolve())
+    assert cleaned["source"]["overall_accuracy"] == before
+    change = cleaned["accuracy_change"]
+    assert change["overall_accuracy"] == pytest.approx(after - before, abs=1e-6)
+    assert 0 < change["overall_accuracy_se"] < change["overall_accuracy"] / 2  # the gain is no chance
+    assert change["points_changed_to_right"] > change["points_changed_to_wrong"]
+    text = render_assessment(cleaned)
+    assert f"cleaned from {run / 'classes.tif'}" in text.replace(str(run.resolve()), str(run))

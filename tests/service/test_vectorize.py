@@ -78,6 +78,7 @@ def test_flatgeobuf_and_its_item(run: Path, tmp_path: Path) -> None:
     assert asset["type"] == "application/vnd.flatgeobuf"
     assert asset["file:checksum"] == multihash_sha256(out)
     assert item["properties"]["lulc:patches"] == result.features == len(pyogrio.read_dataframe(out))
+    assert item["properties"]["lulc:product"] == "patches"
     assert pyogrio.read_info(out)["crs"] == "EPSG:32633"
     assert [c["name"] for c in asset["classification:classes"]] == [
         "open-water",
