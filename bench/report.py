@@ -286,6 +286,88 @@ def runtime_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def peers_rows(p: dict[str, Any]) -> list[Row]:
+    """Rows of issue 14's side-by-side part: lulc classify vs the tutorial's workflow vs pyspatialml."""
+    rows: list[Row] = []
+    targets = p.get("targets", {})
+    for note in ("pyspatialml_error", "pyspatialml_skipped"):
+        if note in p:
+            rows.append(("6. peers", "pyspatialml", f"not run: {p[note]}", "", "n/a"))
+    for index, s in enumerate(p.get("scenes", [])):
+        tiled = index == 0
+        part = f"6. peers, {s['scene']} ({s['width']:,} x {s['height']:,} px, {s['megapixels']:.1f} Mpx)"
+        svc, floor, ratios = s["service"], s["floor"], s["ratios"]
+        rows.append(
+            (
+                part,
+                "(A) `lulc classify --image`: wall / CPU / peak RSS",
+                f"{svc['wall_s']} s / {svc['cpu_s']} s / {_fmt(svc['peak_rss_mib'], ' MiB')}",
+                "" if tiled else "< 60 s, < 1024 MiB",
+                ""
+                if tiled
+                else _verdict(targets.get("full_tile_lt_60s") and targets.get("full_tile_rss_lt_1GiB")),
+            )
+        )
+        rows.append(
+            (
+                part,
+                "(C) inference alone (blocks in memory, 2 at a time): Mpx/s (Mpx per CPU second)",
+                f"{floor['mpx_s']} ({floor['mpx_cpu_s']}) on {floor['pixels'] / 1e6:.1f} Mpx",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                part,
+                "A / C throughput: wall (per CPU second)",
+                f"{_fmt(ratios['service_over_floor'])} ({_fmt(ratios['service_over_floor_cpu'])})",
+                ">= 0.85",
+                _verdict(
+                    None if ratios["service_over_floor"] is None else ratios["service_over_floor"] >= 0.85
+                ),
+            )
+        )
+        for key, name, ratio_key, target_key in (
+            ("tutorial", "(B) tutorial workflow", "tutorial_over_service", "tiled_over_tutorial_ge_4"),
+            (
+                "pyspatialml",
+                "(P) pyspatialml Raster.predict",
+                "pyspatialml_over_service",
+                "tiled_over_pyspatialml_ge_4",
+            ),
+        ):
+            run = s.get(key)
+            if run is None:
+                reason = s.get(f"{key}_skipped", "not run")
+                rows.append((part, name, f"not run: {reason}", "", "n/a"))
+                continue
+            rows.append(
+                (
+                    part,
+                    f"{name}: wall / CPU / peak RSS",
+                    f"{run['wall_s']} s / {run['cpu_s']} s / {_fmt(run['peak_rss_mib'], ' MiB')}",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    part,
+                    f"{name.split(' ')[0]} wall / A wall (CPU seconds / A's)",
+                    f"{_fmt(ratios[ratio_key], 'x')} ({_fmt(ratios.get(ratio_key + '_cpu'), 'x')})",
+                    ">= 4x" if tiled else "",
+                    _verdict(targets.get(target_key)) if tiled else "",
+                )
+            )
+        agreement = ", ".join(
+            f"{k.split('_vs_')[1]} {100 * v:.2f} %" for k, v in s.get("agreement", {}).items()
+        )
+        if agreement:
+            rows.append((part, "label agreement of A with", agreement, "", ""))
+    return rows
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown report."""
     machine = results["machine"]
@@ -318,6 +400,8 @@ def render(results: dict[str, Any]) -> str:
         rows += scaleout_rows(results["scaleout"])
     if "runtimes" in results:
         rows += runtime_rows(results["runtimes"])
+    if "peers" in results:
+        rows += peers_rows(results["peers"])
     for part, error in results.get("errors", {}).items():
         rows.append((part, "error", error.replace("\n", " ")[:300], "", "FAIL"))
     for part, reason in results.get("skipped", {}).items():
