@@ -146,7 +146,13 @@ def parse_users_accuracy(text: str | None) -> float | dict[str | int, float] | N
 
 
 def design_command(
-    run: RunArg,
+    run: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN",
+            help="A `lulc classify` output folder, or a `lulc change` folder (then: change strata).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="The sample file (.gpkg or .fgb); its item beside it.")],
     target_se: Annotated[
         float, typer.Option("--target-se", help="Target standard error of overall accuracy.")
