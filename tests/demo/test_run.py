@@ -152,19 +152,24 @@ def test_change_area_intervals_cover_the_true_change_area(
     code_pixels = np.bincount(codes[valid], minlength=n * n)
     covered, mapped_inside, widths = 0, 0, []
     mapped_changed = int(sum(code_pixels[i * n + j] for i in range(n) for j in range(n) if i != j))
-    for draw in range(DRAWS):
-        rng = np.random.default_rng(draw)
-        picked = np.concatenate([rng.choice(members[h], points[h], replace=False) for h in members])
-        areas = change_area_estimate(
-            codes[picked].astype(np.int64),
-            reference[picked],
+
+    def changed_area(at: npt.NDArray[np.int64]) -> dict[str, float]:
+        """The change area estimate (in pixels: one pixel given as one "hectare") from the pixels ``at``."""
+        return change_area_estimate(
+            codes[at].astype(np.int64),
+            reference[at],
             sizes,
             1.0,
             classes,
-            strata=strata[picked],
+            strata[at],
             code_pixels=code_pixels,
         )["changed"]
-        half = areas["ci95_hectares"]  # in pixels: one pixel given as one "hectare"
+
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(draw)
+        picked = np.concatenate([rng.choice(members[h], points[h], replace=False) for h in members])
+        areas = changed_area(picked)
+        half = areas["ci95_hectares"]
         covered += abs(areas["estimated_hectares"] - true_changed) <= half
         mapped_inside += abs(mapped_changed - areas["estimated_hectares"]) <= half
         widths.append(half)
@@ -180,15 +185,7 @@ def test_change_area_intervals_cover_the_true_change_area(
     assert "design" in product.areas["method"]
     x_rows, x_cols = _sample_pixels(sample, change_map)
     flat = x_rows * before.shape[1] + x_cols
-    expected = change_area_estimate(
-        codes[flat].astype(np.int64),
-        reference[flat],
-        sizes,
-        1.0,
-        classes,
-        strata=strata[flat],
-        code_pixels=code_pixels,
-    )["changed"]
+    expected = changed_area(flat)
     pixel_ha = json.loads((result.run / "stats.json").read_text())["pixel_area_m2"] / 10_000.0
     assert product.areas["changed"]["estimated_hectares"] == pytest.approx(
         expected["estimated_hectares"] * pixel_ha, abs=1e-4
