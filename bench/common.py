@@ -97,6 +97,9 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    cpu_s: float = 0.0
+    """User + system CPU time of the process (all its threads), from ``wait4``: on a shared machine it is
+    stretched much less than the wall time by other processes."""
 
     @property
     def max_rss_mib(self) -> float:
@@ -153,6 +156,7 @@ def run_measured(
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     peak = 0
+    cpu = 0.0
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -161,15 +165,16 @@ def run_measured(
         deadline = None if timeout is None else start + timeout
         while True:
             peak = max(peak, _vm_hwm(process.pid))  # read before reaping: a reaped pid has no /proc entry
-            pid, status, _ = os.wait4(process.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid == process.pid:
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 process.kill()
-                pid, status, _ = os.wait4(process.pid, 0)
+                pid, status, usage = os.wait4(process.pid, 0)
                 break
             time.sleep(0.01)
         wall = time.perf_counter() - start
+        cpu = usage.ru_utime + usage.ru_stime
     process.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
@@ -182,6 +187,7 @@ def run_measured(
         returncode=process.returncode,
         stdout=stdout,
         stderr=stderr,
+        cpu_s=cpu,
     )
 
 

@@ -21,12 +21,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import classify, report, runtimes, sampling, scaleout
+from bench import classify, peers, report, runtimes, sampling, scaleout
 from bench.common import available_memory, machine_info, start_http_server
 from bench.models import BenchModel, train_models
 from bench.scene import Scene, generate
 
-PARTS = ("classify", "sampling", "tiles", "scaleout", "runtimes")
+PARTS = ("classify", "sampling", "tiles", "scaleout", "runtimes", "peers")
 BENCH = Path(__file__).resolve().parent
 
 
@@ -193,6 +193,16 @@ class Run:
         models = self.trained(self.ns.size, self.ns.runtime_models)
         self.results["runtimes"] = runtimes.run(scene, models, self.ns.runtime_pixels, self.log)
 
+    def peers(self) -> None:
+        self.results["peers"] = peers.run(
+            self.work / "peers",
+            self.log,
+            tiles=self.ns.peer_tiles,
+            full_size=self.ns.peer_size,
+            pyspatialml=not self.ns.no_pyspatialml,
+            full_peers=not self.ns.no_full_peers,
+        )
+
     def main(self) -> None:
         parts = self.ns.parts
         self.log(
@@ -202,7 +212,8 @@ class Run:
         self.work.mkdir(parents=True, exist_ok=True)
         self.server = start_http_server(self.work)
         try:
-            self.scene(self.ns.size)
+            if set(parts) - {"peers"}:
+                self.scene(self.ns.size)
             first, *others = self.ns.models
             if "classify" in parts:
                 self.step(f"classify {first}", functools.partial(self.classify_model, first, self.ns.size))
@@ -214,6 +225,8 @@ class Run:
                 self.step("runtimes", self.runtimes)
             if "scaleout" in parts:
                 self.step("scaleout", self.scaleout)
+            if "peers" in parts:
+                self.step("peers", self.peers)
             if "classify" in parts:
                 other_size = min(self.ns.size, self.ns.other_size or self.ns.size)
                 for name in others:
@@ -275,6 +288,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runtime-models", type=_list, default=["rf", "svm", "dt", "hgb"])
     parser.add_argument("--runtime-pixels", type=int, default=250_000)
     parser.add_argument("--tile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--peer-size", type=int, default=peers.FULL_TILE, help="peers: full-tile scene edge (10980)."
+    )
+    parser.add_argument(
+        "--peer-tiles", type=peers.parse_tiles, default=peers.TILES, help="peers: tutorial image RxC (7x12)."
+    )
+    parser.add_argument("--no-pyspatialml", action="store_true", help="peers: skip pyspatialml and its venv.")
+    parser.add_argument(
+        "--no-full-peers",
+        action="store_true",
+        help="peers: tutorial and pyspatialml on the tiled scene only.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="Scenes, models and outputs.")
     parser.add_argument(
