@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
-from rio_cogeo.cogeo import cog_validate
 
 from lulc.classes import ClassTable
-from lulc.cog import Resampling, halve
+from lulc.cog import Resampling
 from lulc.grid import OutputGrid
 from service.output import BlockSink, finish_cogs
+from tests.support.cogs import assert_cog_with_halved_overviews
 
 CLASSES = ClassTable.from_labels([1, 2, 3])
 SIZE = 1300
@@ -55,17 +55,7 @@ def test_the_cogs_are_valid_and_hold_the_halved_overviews(runs: dict[int, tuple[
     labels, confidence = _maps()
     resamplings: tuple[Resampling, Resampling] = ("mode", "average")
     for cog, data, resampling in zip(runs[256], (labels, confidence), resamplings, strict=True):
-        valid, errors, warnings = cog_validate(str(cog))
-        assert valid, errors
-        assert not warnings
-        expected = data[np.newaxis]
-        with rasterio.open(cog) as src:
-            assert src.overviews(1) == [2, 4]
-            np.testing.assert_array_equal(src.read(1), data)
-            for factor in src.overviews(1):
-                expected = halve(expected, resampling, 255)
-                side = -(-SIZE // factor)
-                np.testing.assert_array_equal(src.read(1, out_shape=(side, side)), expected[0])
+        assert_cog_with_halved_overviews(cog, data, resampling, [2, 4])
     with rasterio.open(runs[256][0]) as src:
         assert src.colormap(1)[1][:3] == CLASSES.classes[0].rgba[:3]
         assert src.tags(1)["CLASS_1"] == CLASSES.classes[0].name
