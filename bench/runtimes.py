@@ -114,7 +114,7 @@ def _form_calls(model: BenchModel, features: np.ndarray[Any, Any], order: list[i
             continue
         size = 4 * intermediate_floats(graph) * min(CHUNK_ROWS, len(features))
         if size > FORM_MAX_BYTES:
-            calls[form] = f"skipped: {size / 2**30:.1f} GiB per call of {CHUNK_ROWS} rows"
+            calls[form] = f"skipped ({size / 2**30:.1f} GiB per call of {CHUNK_ROWS} rows)"
             continue
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
