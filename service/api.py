@@ -163,7 +163,7 @@ def classify_series(
     threads: int = 1,
     progress: Progress | None = None,
 ) -> MapSeries:
-    """``lulc classify --every``: a map per year (or month) of ``datetime`` from one model, and a collection.
+    """``lulc classify --every``: a map per year, season or month of ``datetime`` (one model); a collection.
 
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.

@@ -72,7 +72,7 @@ def classify_command(
         str | None,
         typer.Option(
             "--every",
-            help="year or month: one map per period of --datetime in OUT/<period>, and OUT/collection.json.",
+            help="year, season or month: a map per period of --datetime (OUT/<period>), OUT/collection.json.",
         ),
     ] = None,
 ) -> None:

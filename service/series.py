@@ -1,10 +1,12 @@
-"""Time series of maps: one classification per year (or month) of a time window, and their STAC collection.
+"""Time series of maps: one classification per year, season or month of a time window, and their collection.
 
 ``lulc classify --every year --datetime 2021/2024 --out OUT`` classifies each calendar year of the window
 with the same model into ``OUT/2021``, ``OUT/2022``, ... (each a normal run folder, byte-identical to
-``lulc classify --datetime 2021 --out ...``), then writes ``OUT/series.json`` (class areas per period) and
-``OUT/collection.json``, a STAC collection linking every period's item. A period without imagery (no items,
-or every pixel masked) is skipped and named in both files; a window with no imagery at all is an error.
+``lulc classify --datetime 2021 --out ...``); ``--every season`` makes ``OUT/2021-DJF`` (December 2020 to
+February 2021), ``OUT/2021-MAM``, ...; ``--every month`` ``OUT/2021-07``, .... Then it writes
+``OUT/series.json`` (class areas per period) and ``OUT/collection.json``, a STAC collection linking every
+period's item. A period without imagery (no items, or every pixel masked) is skipped and named in both files;
+a window with no imagery at all is an error.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from service.readers import ReaderFactory
 from service.request import ClassifyRequest
 from service.runner import ModelRunner
 
-Every = Literal["year", "month"]
-EVERY: tuple[Every, ...] = ("year", "month")
+Every = Literal["year", "season", "month"]
+EVERY: tuple[Every, ...] = ("year", "season", "month")
+SEASONS = {12: "DJF", 3: "MAM", 6: "JJA", 9: "SON"}
+"""Meteorological seasons by first month; a season is labelled with the year it ends in (``2021-DJF``)."""
 COLLECTION_NAME = "collection.json"
 SERIES_NAME = "series.json"
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
@@ -52,11 +56,31 @@ def _iso(value: dt.datetime) -> str:
 def _next(start: dt.datetime, every: Every) -> dt.datetime:
     if every == "year":
         return start.replace(year=start.year + 1)
-    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    months = start.month - 1 + (3 if every == "season" else 1)
+    return start.replace(year=start.year + months // 12, month=months % 12 + 1)
+
+
+def _first(value: dt.datetime, every: Every) -> dt.datetime:
+    """The start of the year, season or month holding ``value``."""
+    start = value.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if every == "year":
+        return start.replace(month=1)
+    if every == "season":
+        month = value.month - value.month % 3
+        return start.replace(year=value.year - 1, month=12) if month == 0 else start.replace(month=month)
+    return start
+
+
+def _label(start: dt.datetime, every: Every) -> str:
+    if every == "year":
+        return f"{start:%Y}"
+    if every == "season":
+        return f"{start.year + (start.month == 12)}-{SEASONS[start.month]}"
+    return f"{start:%Y-%m}"
 
 
 def split_periods(window: str | None, every: str) -> list[Period]:
-    """The calendar years or months of ``window`` (an RFC 3339 interval with both ends), clipped to it.
+    """The calendar years, seasons or months of ``window`` (an RFC 3339 interval, both ends), clipped to it.
 
     Raises:
         InputError: an unknown step, a window that is missing, open-ended or invalid, or too many periods.
@@ -66,14 +90,13 @@ def split_periods(window: str | None, every: str) -> list[Period]:
     first, last = parse_datetime_interval(window) or (None, None)
     if first is None or last is None:
         raise InputError(f"--every {every} needs a --datetime interval with both ends, e.g. 2021/2024")
-    step: Every = "year" if every == "year" else "month"
-    start = first.replace(month=1 if step == "year" else first.month, day=1, hour=0, minute=0, second=0)
-    start = start.replace(microsecond=0)
+    step: Every = "year" if every == "year" else "season" if every == "season" else "month"
+    start = _first(first, step)
     periods: list[Period] = []
     while start <= last:
         end = _next(start, step) - dt.timedelta(seconds=1)
-        label = f"{start:%Y}" if step == "year" else f"{start:%Y-%m}"
-        whole = first <= start and end <= last
+        label = _label(start, step)
+        whole = first <= start and end <= last and step != "season"  # a season has no short RFC 3339 form
         text = label if whole else f"{_iso(max(start, first))}/{_iso(min(end, last))}"
         periods.append(Period(label, text))
         if len(periods) > MAX_PERIODS:
@@ -215,7 +238,7 @@ def collection_document(
             "lulc:model": [model],
             "lulc:every": [every],
             "lulc:period": labels,
-            "lulc:skipped_period": list(skipped),
+            **({"lulc:skipped_period": list(skipped)} if skipped else {}),  # summaries are never empty
             "classification:classes": classes,
         },
         "links": [

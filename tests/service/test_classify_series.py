@@ -108,10 +108,18 @@ def test_periods_are_whole_calendar_steps_clipped_to_the_window() -> None:
     assert months[0].datetime == "2021-11-15T00:00:00Z/2021-11-30T23:59:59Z"
     assert months[1].datetime == "2021-12"
     assert months[-1].datetime == "2022-02-01T00:00:00Z/2022-02-03T23:59:59Z"
+    seasons = split_periods("2021-01-15/2021-12-31", "season")
+    assert [(p.label, p.datetime) for p in seasons] == [
+        ("2021-DJF", "2021-01-15T00:00:00Z/2021-02-28T23:59:59Z"),
+        ("2021-MAM", "2021-03-01T00:00:00Z/2021-05-31T23:59:59Z"),
+        ("2021-JJA", "2021-06-01T00:00:00Z/2021-08-31T23:59:59Z"),
+        ("2021-SON", "2021-09-01T00:00:00Z/2021-11-30T23:59:59Z"),
+        ("2022-DJF", "2021-12-01T00:00:00Z/2021-12-31T23:59:59Z"),  # a winter is labelled by its end
+    ]
     for window, every, message in (
         ("2021/..", "year", "both ends"),
         (None, "year", "both ends"),
-        ("2021/2024", "week", "year, month"),
+        ("2021/2024", "week", "year, season, month"),
         ("1990/2024", "month", "more than"),
     ):
         with pytest.raises(InputError, match=message):
@@ -233,3 +241,17 @@ def test_lulc_classify_every_year_with_a_unit_on_the_command_line(
         item = assert_valid_stac_file(out / year / "clean" / "item.json")
         assert item["properties"]["lulc:mmu_ha"] == 0.5
     assert_valid_stac_file(out / "collection.json")
+
+
+def test_every_season_maps_each_season_from_its_own_acquisition(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """2021 has one summer (18 July) and one autumn (6 September) acquisition in the demo world."""
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime="2021-06-01/2021-11-30", block_size=256)
+    factory = StacReaderFactory(str(engine_world.catalog))
+    result = classify_series(request, load_model(engine_world.model), factory, tmp_path, "season")
+    assert list(result.runs) == ["2021-JJA", "2021-SON"]
+    assert result.skipped == {}
+    times = {label: run.item_dict["properties"]["datetime"][:10] for label, run in result.runs.items()}
+    assert times == {"2021-JJA": "2021-07-18", "2021-SON": "2021-09-06"}
+    assert_valid_stac_file(tmp_path / "collection.json")

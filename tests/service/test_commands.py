@@ -107,7 +107,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("missing-catalog", "does not exist"),
         ("every-with-image", "--every needs a STAC source"),
         ("every-open-window", "needs a --datetime interval with both ends"),
-        ("every-week", "--every must be one of year, month"),
+        ("every-week", "--every must be one of year, season, month"),
         ("negative-mmu", "--mmu-ha must be a non-negative number"),
         ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
     ],
