@@ -31,6 +31,8 @@ PROBABILITIES_NAME = "probabilities.tif"
 COLLECTION_NAME = "collection.json"
 
 LayerKind = Literal["classes", "clean", "change", "probability"]
+LAYER_ORDER: tuple[LayerKind, ...] = ("classes", "clean", "change", "probability")
+"""The order of a run's layers in the web map's selector."""
 
 
 class MapLayer(BaseModel):
@@ -344,6 +346,8 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
             item=str(entry.folder / ITEM_NAME),
         )
         for run in sources:
-            run.layers.insert(1 + sum(1 for x in run.layers if x.kind in ("clean", "change")), layer)
+            run.layers.append(layer)
+    for run in runs.values():  # classes, cleaned maps, change maps, probabilities
+        run.layers.sort(key=lambda layer: LAYER_ORDER.index(layer.kind))
     _series(root, runs)
     return sorted([*runs.values(), *own], key=lambda run: run.id)

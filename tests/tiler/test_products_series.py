@@ -165,3 +165,19 @@ def test_a_product_whose_run_is_elsewhere_is_a_run_of_its_own(
     assert run.title.startswith("Land cover, minimum mapping unit 0.5 ha")
     item = json.loads((copy / "item.json").read_text())
     assert item["properties"]["lulc:product"] == "clean"
+
+
+def test_layers_keep_their_order_whatever_the_folder_names(product_runs: ProductRuns, tmp_path: Path) -> None:
+    import shutil
+
+    from tiler.allowlist import AllowList
+    from tiler.runs import find_runs
+
+    copy = tmp_path / "yearly"
+    shutil.copytree(product_runs.series, copy)
+    (copy / "change").rename(copy / "0-change")  # now found before the runs and their cleaned maps
+    runs = {run.id: run for run in find_runs(tmp_path, AllowList.from_prefixes([str(tmp_path)]).check)}
+    kinds = [layer.kind for layer in runs["yearly/2024"].layers]
+    assert kinds[:3] == ["classes", "clean", "change"]
+    assert set(kinds[3:]) == {"probability"}
+    assert "yearly/0-change" not in runs
