@@ -64,6 +64,10 @@ class CleanResult:
     stats: dict[str, Any]
 
 
+MAX_MMU_PIXELS = 2**31 - 1
+"""GDAL's sieve counts patch sizes in a 32-bit int: a larger unit cannot be a threshold."""
+
+
 def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     """The sieve threshold: the fewest whole pixels whose area reaches ``mmu_ha`` hectares.
 
@@ -71,7 +75,13 @@ def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
     """
     if not math.isfinite(mmu_ha) or mmu_ha < 0:
         raise InputError(f"--mmu-ha must be a non-negative number of hectares, got {mmu_ha}")
-    return max(1, math.ceil(mmu_ha * 10_000.0 / pixel_area_m2 - 1e-9))
+    pixels = mmu_ha * 10_000.0 / pixel_area_m2
+    if pixels > MAX_MMU_PIXELS:
+        raise InputError(
+            f"--mmu-ha {mmu_ha:g} is {pixels:.3g} pixels of {pixel_area_m2:g} m², more than any map holds "
+            f"(at most {MAX_MMU_PIXELS:,} pixels)"
+        )
+    return max(1, math.ceil(pixels - 1e-9))
 
 
 def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:

@@ -293,3 +293,9 @@ def test_assess_reads_the_cleaned_map_and_sees_the_gain(run: Path, tmp_path: Pat
     assert change["points_changed_to_right"] > change["points_changed_to_wrong"]
     text = render_assessment(cleaned)
     assert f"cleaned from {run / 'classes.tif'}" in text.replace(str(run.resolve()), str(run))
+
+
+@pytest.mark.parametrize("mmu_ha", [1e305, float("inf"), float("nan"), -1.0])
+def test_an_impossible_unit_is_one_input_error(mmu_ha: float) -> None:
+    with pytest.raises(InputError, match="--mmu-ha"):
+        mmu_pixels(mmu_ha, 100.0)
