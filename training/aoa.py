@@ -10,7 +10,8 @@ weighted distance to the nearest training sample over the same mean distance; DI
 outside the area of applicability.
 
 The DI is added to the model's ONNX graph as a second output (``di``), computed as a dense kernel,
-``|x|² + |s|² - 2 x·sᵀ`` then a minimum over samples, so every runtime that runs the model computes it too.
+``|x|² + |s|² - 2 x·sᵀ`` then a minimum over samples, so every runtime that runs the model computes it too
+(ONNX Runtime runs every node whichever outputs are fetched: a model with the DI pays for it on every run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import onnx
 
 DI_OUTPUT = "di"
 """Name of the ONNX output carrying each pixel's dissimilarity index (float32)."""
+REFERENCE_BLOCK = 64
+"""Reference samples per MatMul of the DI graph: 8,192 rows x 64 samples is 2 MiB, cache-sized (measured on
+2 cores: 3 to 4 times faster than one MatMul over 420 or 2,000 samples)."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,12 @@ def fit_applicability(
 def add_dissimilarity_output(model: onnx.ModelProto, applicability: Applicability) -> onnx.ModelProto:
     """A copy of ``model`` with a second output ``di``: each row's DI, computed from the model's input.
 
-    The graph is dense algebra in float32: the transformed input ``x``, then
-    ``min_j(|x|² + |s_j|² - 2 x·s_j)`` clipped at 0, its square root, over the mean training distance.
+    The graph is dense algebra in float32: the transformed input ``x`` padded with a column of ones, a
+    MatMul with ``[-2 sᵀ; |s|²]`` giving ``|s_j|² - 2 x·s_j`` for every reference sample, its minimum over
+    the samples plus ``|x|²`` (constant along a row, so it is added after the minimum), clipped at 0, its
+    square root, over the mean training distance. The samples go ``REFERENCE_BLOCK`` at a time (a MatMul
+    and a row minimum each, then the minimum of those): a (rows x block) matrix stays in the CPU caches,
+    where one (rows x samples) matrix would not.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -146,24 +154,38 @@ def add_dissimilarity_output(model: onnx.ModelProto, applicability: Applicabilit
         graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), p + name))
         return p + name
 
-    def reduce(op: str, data: str, output: str, keepdims: int) -> onnx.NodeProto:
+    def reduce(op: str, data: str, output: str) -> onnx.NodeProto:
         if opset >= 18 or op == "ReduceSum":
             return helper.make_node(
-                op, [data, const(f"{output}_axes", [1], np.int64)], [p + output], keepdims=keepdims
+                op, [data, const(f"{output}_axes", [1], np.int64)], [p + output], keepdims=0
             )
-        return helper.make_node(op, [data], [p + output], axes=[1], keepdims=keepdims)
+        return helper.make_node(op, [data], [p + output], axes=[1], keepdims=0)
 
+    weights = np.vstack([-2.0 * reference.T, (reference**2).sum(axis=1)[None, :]])
+    blocks = []
+    for b, start in enumerate(range(0, weights.shape[1], REFERENCE_BLOCK)):
+        block = weights[:, start : start + REFERENCE_BLOCK]
+        blocks += [
+            helper.make_node("MatMul", [p + "x1", const(f"weights_{b}", block)], [p + f"partial_{b}"]),
+            reduce("ReduceMin", p + f"partial_{b}", f"partial_min_{b}"),
+        ]
+    minima = [node.output[0] for node in blocks[1::2]]
     nodes = [
         helper.make_node("Mul", [source, const("scale", applicability.scale[None, :])], [p + "scaled"]),
         helper.make_node("Add", [p + "scaled", const("offset", applicability.offset[None, :])], [p + "x"]),
         helper.make_node("Mul", [p + "x", p + "x"], [p + "x2"]),
-        reduce("ReduceSum", p + "x2", "xx", keepdims=1),
-        helper.make_node("MatMul", [p + "x", const("minus_2_ref_t", -2.0 * reference.T)], [p + "cross"]),
-        helper.make_node("Add", [p + "cross", p + "xx"], [p + "partial"]),
+        reduce("ReduceSum", p + "x2", "xx"),
         helper.make_node(
-            "Add", [p + "partial", const("ref_sq", (reference**2).sum(axis=1)[None, :])], [p + "d2"]
-        ),
-        reduce("ReduceMin", p + "d2", "nearest2", keepdims=0),
+            "Pad",
+            [p + "x", const("pads", [0, 0, 0, 1], np.int64), const("one", 1.0)],
+            [p + "x1"],
+            mode="constant",
+        )
+        if opset >= 11
+        else helper.make_node("Pad", [p + "x"], [p + "x1"], mode="constant", pads=[0, 0, 0, 1], value=1.0),
+        *blocks,
+        helper.make_node("Min", minima, [p + "partial_min"]),
+        helper.make_node("Add", [p + "partial_min", p + "xx"], [p + "nearest2"]),
         helper.make_node("Relu", [p + "nearest2"], [p + "nearest2_pos"]),
         helper.make_node("Sqrt", [p + "nearest2_pos"], [p + "nearest"]),
         helper.make_node(
