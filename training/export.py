@@ -1,7 +1,7 @@
 """ONNX export with the contract embedded, the ONNX-vs-scikit-learn parity check, and the content hash.
 
 The export writes each model family as the fastest exact graph we know for ONNX Runtime: an RBF SVM as dense
-kernel algebra with libsvm's Platt scaling and pairwise coupling (``training.svm_graph``, about 4x the
+kernel algebra with libsvm's Platt scaling and pairwise coupling (``training.svm_graph``, about 6-7x the
 ``SVMClassifier`` operator), everything else through skl2onnx. ``graph="stock"`` keeps skl2onnx's own graph
 (the ``ai.onnx.ml`` operators) for comparison; the service runs either.
 """

@@ -21,7 +21,8 @@ What the graph computes, for float32 features ``x`` (``n`` rows), all in float32
    after every step is carried as one scale factor per pixel and applied once per round (the same
    arithmetic up to rounding, fewer passes).
 
-About 10x the throughput of ONNX Runtime's ``SVMClassifier`` on one core (``bench/runtimes.py``).
+About 6-7x the throughput of ONNX Runtime's ``SVMClassifier`` per core on the bench model
+(``bench/runtimes.py``).
 
 scikit-learn computes in float64; the graph's float32 differs from it by about 1e-5 in the decision values,
 which is far below what moves a label under ``lulc.decision.decide_labels`` (probabilities rounded to 5
