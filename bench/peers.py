@@ -408,6 +408,7 @@ def run(
     small = measure_scene(tiled_label, tiled, model, work, log, peer_python, True)
     large = measure_scene(full_label, full, model, work, log, peer_python if full_peers else None, full_peers)
     result["scenes"] = [small, large]
+    result["marginal"] = marginal(small, large)
     result["targets"] = {
         "tiled_over_tutorial_ge_4": _at_least(small["ratios"]["tutorial_over_service"], TARGET_SPEEDUP),
         "tiled_over_pyspatialml_ge_4": _at_least(small["ratios"]["pyspatialml_over_service"], TARGET_SPEEDUP),
@@ -418,6 +419,26 @@ def run(
         ),
     }
     return result
+
+
+def marginal(small: dict[str, Any], large: dict[str, Any]) -> dict[str, float | None]:
+    """A's CPU seconds per extra megapixel from the smaller scene to the larger, and inference alone's.
+
+    The fixed cost of a run (interpreter, imports, model, search, item) cancels out: what is left is what
+    every further megapixel costs end to end, against what it costs to infer alone.
+    """
+    extra = large["megapixels"] - small["megapixels"]
+    if extra <= 0:
+        return {"service_cpu_s_per_mpx": None, "floor_cpu_s_per_mpx": None, "floor_over_service": None}
+    service = (large["service"]["cpu_s"] - small["service"]["cpu_s"]) / extra
+    floor = (small["floor"]["cpu_s"] + large["floor"]["cpu_s"]) / (
+        (small["floor"]["pixels"] + large["floor"]["pixels"]) / 1e6
+    )
+    return {
+        "service_cpu_s_per_mpx": round(service, 4),
+        "floor_cpu_s_per_mpx": round(floor, 4),
+        "floor_over_service": ratio(floor, service) if service > 0 else None,
+    }
 
 
 def _versions(python: Path) -> dict[str, str]:

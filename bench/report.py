@@ -360,6 +360,18 @@ def peers_rows(p: dict[str, Any]) -> list[Row]:
                     _verdict(targets.get(target_key)) if tiled else "",
                 )
             )
+        if not tiled and p.get("marginal", {}).get("floor_over_service") is not None:
+            m = p["marginal"]
+            rows.append(
+                (
+                    "6. peers, from the tiled scene to the full tile",
+                    "CPU seconds per extra Mpx: A / C (startup cancels out); C / A",
+                    f"{m['service_cpu_s_per_mpx']} / {m['floor_cpu_s_per_mpx']}; "
+                    f"{_fmt(m['floor_over_service'])}",
+                    "",
+                    "",
+                )
+            )
         agreement = ", ".join(
             f"{k.split('_vs_')[1]} {100 * v:.2f} %" for k, v in s.get("agreement", {}).items()
         )

@@ -25,7 +25,7 @@ def peers_run(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         sys.executable,
         "-m",
         "bench.peers",
-        "--size=512",
+        "--size=1024",
         "--tiles=1x2",
         "--no-pyspatialml",
         f"--work={out / 'work'}",
@@ -42,7 +42,7 @@ def test_both_scenes_are_measured_against_inference_alone(peers_run: tuple[dict[
     peers = results["peers"]
     tiled, full = peers["scenes"]
     assert (tiled["height"], tiled["width"]) == (406, 2 * 763)  # the tutorial image, 1 row x 2 columns
-    assert (full["height"], full["width"]) == (512, 512)
+    assert (full["height"], full["width"]) == (1024, 1024)
     for scene in (tiled, full):
         assert scene["service"]["wall_s"] > 0
         assert scene["service"]["cpu_s"] > 0
@@ -61,6 +61,9 @@ def test_both_scenes_are_measured_against_inference_alone(peers_run: tuple[dict[
         "end_to_end_ge_0.85",
     }
     assert peers["targets"]["tiled_over_pyspatialml_ge_4"] is None  # not measured: not judged
+    marginal = peers["marginal"]  # the larger scene has more pixels: its extra CPU per Mpx is a figure
+    assert marginal["floor_cpu_s_per_mpx"] > 0
+    assert marginal["floor_over_service"] is None or marginal["floor_over_service"] > 0
 
 
 def test_the_report_says_pyspatialml_was_left_out(peers_run: tuple[dict[str, Any], str]) -> None:
