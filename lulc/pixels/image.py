@@ -63,7 +63,7 @@ class ImageBlockReader:
                     resampling=REFLECTANCE_RESAMPLING,
                 ) as vrt:
                     raw = vrt.read(list(self.indexes), masked=True)
-        data = np.ma.getdata(raw).astype(np.float32)
+        data = np.ma.getdata(raw).astype(np.float32, copy=False)
         invalid = np.ma.getmaskarray(raw) | ~np.isfinite(data)
         if nodata is not None and np.isfinite(nodata):
             invalid |= data == np.float32(nodata)
