@@ -395,9 +395,13 @@ def render(results: dict[str, Any]) -> str:
         f"{results.get('load_average_at_end', 'n/a')} (the machine is shared: every figure is compared with "
         "a baseline run in the same script)",
         f"- Command: `{results['command']}`",
-        f"- Scene: {results['size']:,} x {results['size']:,} px, 4 bands (blue, green, red, nir), uint16 "
-        "COGs (512 tiles, deflate) served over loopback HTTP (uvicorn + Starlette StaticFiles, Range -> 206)",
     ]
+    if set(results) & {"classify", "sampling", "tiles", "scaleout", "runtimes"}:  # part 6 has its own scenes
+        lines.append(
+            f"- Scene: {results['size']:,} x {results['size']:,} px, 4 bands (blue, green, red, nir), uint16 "
+            "COGs (512 tiles, deflate) served over loopback HTTP (uvicorn + Starlette StaticFiles, "
+            "Range -> 206)"
+        )
     for note in results.get("notes", []):
         lines.append(f"- Note: {note}")
     lines += ["", "| Part | Figure | Value | Target | Result |", "|---|---|---|---|---|"]
