@@ -153,16 +153,7 @@ class OutputGrid:
         shape = (block.height, block.width)
         if self.aoi is None:
             return np.ones(shape, dtype=bool)
-        box = shapely.geometry.box(*self.block_bounds(block))
-        if self.aoi.contains(box):
-            return np.ones(shape, dtype=bool)
-        if not self.aoi.intersects(box):
-            return np.zeros(shape, dtype=bool)
-        cols, rows = np.meshgrid(np.arange(block.width) + 0.5, np.arange(block.height) + 0.5)
-        t = self.block_transform(block)
-        xs = t.c + cols * t.a + rows * t.b
-        ys = t.f + cols * t.d + rows * t.e
-        return np.asarray(shapely.contains_xy(self.aoi, xs, ys), dtype=bool)
+        return _inside(self.aoi, self.block_transform(block), 0, 0, block.height, block.width)
 
     def footprint_wgs84(self) -> BaseGeometry:
         """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified."""
@@ -251,3 +242,36 @@ def check_block_size(block_size: int) -> None:
     """Raise InputError unless the block size is a positive multiple of 16 (a GeoTIFF tile size)."""
     if block_size < 16 or block_size % 16:
         raise InputError(f"block size must be a multiple of 16 and at least 16, got {block_size}")
+
+
+MASK_CELL = 64
+"""Pixels a side of the cells ``_inside`` settles whole (inside or outside) before testing pixel by pixel."""
+
+
+def _inside(
+    aoi: BaseGeometry, transform: Affine, row: int, col: int, height: int, width: int
+) -> npt.NDArray[np.bool_]:
+    """Whether each pixel centre of the window ``(row, col, height, width)`` of ``transform`` is in ``aoi``.
+
+    A window wholly inside (or outside) the AOI is settled by one test; one the boundary crosses is split
+    into cells of ``MASK_CELL`` pixels, and only the cells the boundary crosses are tested pixel by pixel:
+    the same answer as testing every pixel centre, at a fraction of the cost along an AOI's edge.
+    """
+    x0, y0 = transform @ (col, row)
+    x1, y1 = transform @ (col + width, row + height)
+    box = shapely.geometry.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    if aoi.contains(box):
+        return np.ones((height, width), dtype=bool)
+    if not aoi.intersects(box):
+        return np.zeros((height, width), dtype=bool)
+    if height > MASK_CELL or width > MASK_CELL:
+        out = np.empty((height, width), dtype=bool)
+        for r in range(0, height, MASK_CELL):
+            for c in range(0, width, MASK_CELL):
+                h, w = min(MASK_CELL, height - r), min(MASK_CELL, width - c)
+                out[r : r + h, c : c + w] = _inside(aoi, transform, row + r, col + c, h, w)
+        return out
+    cols, rows = np.meshgrid(np.arange(col, col + width) + 0.5, np.arange(row, row + height) + 0.5)
+    xs = transform.c + cols * transform.a + rows * transform.b
+    ys = transform.f + cols * transform.d + rows * transform.e
+    return np.asarray(shapely.contains_xy(aoi, xs, ys), dtype=bool)
