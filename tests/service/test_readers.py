@@ -115,3 +115,24 @@ def test_a_source_on_the_grid_lattice_is_read_as_a_plain_window_with_the_warped_
     half = OutputGrid(reader.grid.crs, shifted @ rasterio.Affine.translation(0.5, 0), 10, 10, 256, None)
     with rasterio.open(red.href) as src:
         assert aligned_offset(src, half) is None
+
+
+@pytest.mark.parametrize("block_size", [512, 200, 37])
+def test_the_aoi_mask_of_every_block_is_the_pixel_centres_inside_the_aoi(block_size: int) -> None:
+    import shapely
+    from rasterio.transform import from_origin
+
+    # A star whose edges cross blocks and cells at every angle, with a hole: the mask is tested cell by
+    # cell along the boundary, and must be what testing every pixel centre gives.
+    angles = np.linspace(0, 2 * np.pi, 23, endpoint=False)
+    radii = np.where(np.arange(23) % 2 == 0, 4000.0, 1700.0)
+    star = shapely.Polygon(np.c_[5000 + radii * np.cos(angles), 5000 + radii * np.sin(angles)])
+    aoi = star.difference(shapely.Point(5000, 5000).buffer(900))
+    grid = OutputGrid("EPSG:32654", from_origin(0, 10000, 10, 10), 1000, 1000, block_size, aoi)
+    cols, rows = np.meshgrid(np.arange(1000) + 0.5, np.arange(1000) + 0.5)
+    truth = shapely.contains_xy(aoi, cols * 10.0, 10000 - rows * 10.0)
+    mask = np.zeros((1000, 1000), dtype=bool)
+    for block in grid.blocks():
+        mask[block.row : block.row + block.height, block.col : block.col + block.width] = grid.aoi_mask(block)
+    assert 0.1 < truth.mean() < 0.9  # the control: a mask with both sides
+    np.testing.assert_array_equal(mask, truth)
