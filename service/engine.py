@@ -298,13 +298,19 @@ def _is_clean_product(item_path: Path) -> bool:
 
 
 def request_layers(request: ClassifyRequest, contract: ModelContract) -> frozenset[str]:
-    """The optional maps a run writes: probabilities if asked; AOA and class sets when the model has them."""
+    """The optional maps a run writes: probabilities if asked; AOA and class sets when the model has them.
+
+    ``sets.tif`` stores each set as a uint8 bitmask: a model of more than ``MAX_CLASSES`` classes gets no sets
+    map (its contract may still hold the calibration, which the training report shows).
+    """
+    from lulc.class_sets import MAX_CLASSES
+
     wanted = set()
     if request.probabilities:
         wanted.add("probabilities")
     if request.aoa and contract.applicability is not None:
         wanted.add("aoa")
-    if request.sets and contract.class_sets is not None:
+    if request.sets and contract.class_sets is not None and len(contract.classes.classes) <= MAX_CLASSES:
         wanted.add("sets")
     return frozenset(wanted)
 
