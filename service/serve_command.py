@@ -17,24 +17,21 @@ def serve(
     import logging
 
     import uvicorn
-    from pydantic import ValidationError
 
-    from lulc.errors import InputError
     from service.app import create_app
     from service.settings import ServiceSettings
 
-    try:
-        settings = ServiceSettings()
-    except ValidationError as exc:
-        raise InputError(f"invalid LULC_SERVICE_* settings: {exc}") from exc
+    # the options override LULC_SERVICE_HOST / _PORT and are checked as they are (one line from `lulc`'s root)
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
     )

@@ -219,3 +219,12 @@ def test_invalid_settings_are_one_line_naming_the_field(tmp_path: Path) -> None:
     assert lines[0].startswith("error: "), done.stderr
     assert "port" in lines[0]
     assert "max_aoi_km2" in lines[0]  # every problem, on the same line
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_a_port_option_out_of_range_is_one_line_before_anything_starts(port: str) -> None:
+    done = lulc("serve", "--port", port)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: invalid ServiceSettings: port: "), done.stderr
