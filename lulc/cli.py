@@ -72,12 +72,17 @@ def usage_line(error: typer.TyperException) -> str:
     return f"error: {where}: {message} (see '{where} --help')"
 
 
-def settings_line(error: ValidationError) -> str:
-    """One line for invalid settings: each problem as ``field: message``."""
+def settings_problems(error: ValidationError) -> str:
+    """Every problem of invalid settings on one line, each as ``field: message``."""
     problems = "; ".join(
         f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
     )
-    return "error: invalid " + error.title + ": " + " ".join(problems.split())
+    return " ".join(problems.split())
+
+
+def settings_line(error: ValidationError) -> str:
+    """One line for invalid settings: each problem as ``field: message``."""
+    return "error: invalid " + error.title + ": " + settings_problems(error)
 
 
 def main(argv: list[str] | None = None) -> None:

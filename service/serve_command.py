@@ -17,13 +17,19 @@ def serve(
     import logging
 
     import uvicorn
+    from pydantic import ValidationError
 
+    from lulc.cli import settings_problems
+    from lulc.errors import InputError
     from service.app import create_app
     from service.settings import ServiceSettings
 
-    # the options override LULC_SERVICE_HOST / _PORT and are checked as they are (one line from `lulc`'s root)
+    # the options override LULC_SERVICE_HOST / _PORT and are checked as they are
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InputError(f"invalid LULC_SERVICE_* settings or options: {settings_problems(exc)}") from exc
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -227,4 +227,4 @@ def test_a_port_option_out_of_range_is_one_line_before_anything_starts(port: str
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: invalid ServiceSettings: port: "), done.stderr
+    assert lines[0].startswith("error: invalid LULC_SERVICE_* settings or options: port: "), done.stderr
