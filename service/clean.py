@@ -50,7 +50,7 @@ from service.product_item import (
 )
 from service.publish import ITEM_NAME
 from service.run_folder import RunFolder, open_run
-from service.sieve import BlockSieve, Connectivity
+from service.sieve import BlockSieve, Connectivity, checked_connectivity
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,7 @@ def clean_run(
     Raises:
         InputError: the run folder is not readable, or an option is out of range.
     """
-    if connectivity not in (4, 8):
-        raise InputError(f"--connectivity must be 4 or 8, got {connectivity}")
+    connectivity = checked_connectivity(connectivity)
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     run = open_run(run_path)

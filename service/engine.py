@@ -230,9 +230,9 @@ def _describe_image_input(item: dict[str, Any], reader: BlockReader, contract: M
 def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path) -> None:
     """Refuse at once what ``lulc clean`` would refuse, and a ``clean`` folder in ``out`` not ours."""
     from service.clean import mmu_pixels
+    from service.sieve import checked_connectivity
 
-    if request.mmu_connectivity not in (4, 8):
-        raise InputError(f"--mmu-connectivity must be 4 or 8, got {request.mmu_connectivity}")
+    checked_connectivity(request.mmu_connectivity, "--mmu-connectivity")
     if request.mmu_ha is not None:
         mmu_pixels(request.mmu_ha, grid.pixel_area_m2())
     target = out / CLEAN_DIR
@@ -266,12 +266,13 @@ def _clean_link(request: ClassifyRequest) -> dict[str, Any]:
 def _clean_in_staging(mmu_ha: float, request: ClassifyRequest, staging: Path) -> dict[str, Any]:
     """Clean the finished map in ``staging`` (a complete run folder by now) into ``staging/clean``."""
     from service.clean import clean_run
+    from service.sieve import checked_connectivity
 
     result = clean_run(
         staging,
         staging / CLEAN_DIR,
         mmu_ha=mmu_ha,
-        connectivity=8 if request.mmu_connectivity == 8 else 4,
+        connectivity=checked_connectivity(request.mmu_connectivity, "--mmu-connectivity"),
         block_size=request.block_size,
     )
     return result.stats

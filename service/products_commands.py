@@ -7,7 +7,7 @@ Heavy imports stay inside the commands so ``lulc --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -19,12 +19,6 @@ ConnectivityOpt = Annotated[
     int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
 ]
 BlockSizeOpt = Annotated[int, typer.Option("--block-size", help="Block edge in pixels (bounds memory).")]
-
-
-def _connectivity(value: int) -> Literal[4, 8]:
-    if value not in (4, 8):
-        raise InputError(f"--connectivity must be 4 or 8, got {value}")
-    return 4 if value == 4 else 8
 
 
 def clean_command(
@@ -39,8 +33,9 @@ def clean_command(
 
     from lulc.progress import RichProgress
     from service.clean import clean_run
+    from service.sieve import checked_connectivity
 
-    conn = _connectivity(connectivity)
+    conn = checked_connectivity(connectivity)
     with RichProgress(Console(stderr=True)) as progress:
         result = clean_run(
             run,
@@ -69,9 +64,10 @@ def vectorize_command(
     from rich.console import Console
 
     from lulc.progress import RichProgress
+    from service.sieve import checked_connectivity
     from service.vectorize import vectorize_run
 
-    conn = _connectivity(connectivity)
+    conn = checked_connectivity(connectivity)
     with RichProgress(Console(stderr=True)) as progress:
         result = vectorize_run(run, out, connectivity=conn, block_size=block_size, progress=progress)
     typer.echo(f"wrote {result.path} ({result.features} patches), {result.item_path}")

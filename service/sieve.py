@@ -32,14 +32,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 from rasterio.windows import Window
 from scipy import ndimage
 
+from lulc.errors import InputError
+
 Connectivity = Literal[4, 8]
+
+
+def checked_connectivity(value: int, option: str = "--connectivity") -> Connectivity:
+    """``value`` as a patch connectivity (4 or 8), or an ``InputError`` naming ``option``."""
+    if value not in (4, 8):
+        raise InputError(f"{option} must be 4 or 8, got {value}")
+    return cast(Connectivity, value)
+
 
 # GDAL's order of neighbour checks at each pixel: above, above-left, above-right, left.
 _DIRECTIONS = ((-1, 0), (-1, -1), (-1, 1), (0, -1))

@@ -35,7 +35,7 @@ from lulc.progress import NullProgress, Progress
 from service.output import dump_json, write_text_atomic
 from service.product_item import CLASSIFICATION, derived_link, file_fields, product_item, stac_classes
 from service.run_folder import RunFolder, open_run
-from service.sieve import BlockSieve, Connectivity, GridBlock, grid_blocks
+from service.sieve import BlockSieve, Connectivity, GridBlock, checked_connectivity, grid_blocks
 
 PARQUET = "GeoParquet"
 FORMATS: dict[str, tuple[str, str]] = {
@@ -326,8 +326,7 @@ def vectorize_run(
     out = Path(out_path)
     if out.suffix.lower() not in FORMATS:
         raise InputError(f"--out {out}: the format comes from the suffix, one of {', '.join(FORMATS)}")
-    if connectivity not in (4, 8):
-        raise InputError(f"--connectivity must be 4 or 8, got {connectivity}")
+    checked_connectivity(connectivity)
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     driver, media_type = FORMATS[out.suffix.lower()]
