@@ -138,30 +138,68 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
 
     ``mode``: the most frequent value of the four that are not nodata (a tie goes to the first in the
     order top left, top right, bottom left, bottom right); ``average``: their mean rounded half up;
-    ``nearest``: the top-left one. Nodata only where all four are nodata (or outside the raster).
-    Integer arithmetic only, so the result never depends on the platform.
+    ``nearest``: the first of them in that order. Nodata only where all four are nodata (or outside the
+    raster). Integer arithmetic only, so the result never depends on the platform.
+
+    It runs once per overview level of every map a run writes, while the blocks arrive, so it works on the
+    four quarter views without stacking them, and ``mode`` decides from the six pairwise equalities.
     """
     n, h, w = data.shape
     if h % 2 or w % 2:
         padded = np.full((n, h + h % 2, w + w % 2), nodata, dtype=data.dtype)
         padded[:, :h, :w] = data
         data = padded
-    quads = np.stack([data[:, 0::2, 0::2], data[:, 0::2, 1::2], data[:, 1::2, 0::2], data[:, 1::2, 1::2]])
-    valid = quads != nodata
+    quads = (data[:, 0::2, 0::2], data[:, 0::2, 1::2], data[:, 1::2, 0::2], data[:, 1::2, 1::2])
     if resampling == "nearest":
-        first = np.argmax(valid, axis=0)
-        return np.take_along_axis(quads, first[np.newaxis], axis=0)[0]
+        return _first_valid(quads, nodata)
     if resampling == "average":
-        count = valid.sum(axis=0, dtype=np.uint16)
-        total = np.where(valid, quads, 0).sum(axis=0, dtype=np.uint16)
-        mean = (2 * total + count) // np.maximum(2 * count, 1)
-        return np.where(count > 0, mean, nodata).astype(data.dtype)
+        return _mean(quads, nodata)
     if resampling == "mode":
-        votes = np.stack([((quads == quads[i]) & valid).sum(axis=0, dtype=np.int8) for i in range(4)])
-        votes[~valid] = -1
-        winner = np.argmax(votes, axis=0)
-        return np.take_along_axis(quads, winner[np.newaxis], axis=0)[0]
+        return _mode(quads, nodata)
     raise ValueError(f"halve does no {resampling!r} resampling (only {', '.join(HALVING)})")
+
+
+Quads = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
+
+
+def _first_valid(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+    """Per 2 x 2: the first of the four (reading order) that is not nodata; nodata if none is."""
+    out = quads[3].copy()
+    for q in quads[2::-1]:
+        np.copyto(out, q, where=q != nodata)
+    return out
+
+
+def _mean(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+    """Per 2 x 2: the mean of the values that are not nodata, rounded half up; nodata if none is."""
+    total = quads[0].astype(np.uint16)
+    for q in quads[1:]:
+        total += q
+    if not any((q == nodata).any() for q in quads):
+        return ((total + 2) // 4).astype(np.uint8)  # (2 total + 4) // 8: the general formula, count 4
+    count = np.zeros(total.shape, dtype=np.uint16)
+    for q in quads:
+        invalid = q == nodata
+        total -= np.where(invalid, np.uint16(nodata), np.uint16(0))
+        count += ~invalid
+    mean = (2 * total + count) // np.maximum(2 * count, 1)
+    return np.where(count > 0, mean, nodata).astype(np.uint8)
+
+
+def _mode(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+    """Per 2 x 2: the most frequent value that is not nodata, a tie to the first in reading order.
+
+    With four values: the first (q0) wins when it is valid and another equals it (two votes at least,
+    and no other value can have more); else q1 when it is valid and q2 or q3 equals it; else q2 when q3
+    equals it; else all valid values are single votes and the first valid one wins.
+    """
+    q0, q1, q2, q3 = quads
+    out = _first_valid(quads, nodata)
+    valid1 = q1 != nodata
+    np.copyto(out, q2, where=(q2 == q3) & (q2 != nodata))
+    np.copyto(out, q1, where=((q1 == q2) | (q1 == q3)) & valid1)
+    np.copyto(out, q0, where=((q0 == q1) | (q0 == q2) | (q0 == q3)) & (q0 != nodata))
+    return out
 
 
 class OverviewLevels:

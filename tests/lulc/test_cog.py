@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,38 @@ def test_halve_takes_the_mode_the_rounded_mean_or_the_first_of_each_2x2_skipping
     assert halve(data, "nearest", nd).tolist() == [[[1, 2, 7], [nd, 5, nd]]]
     with pytest.raises(ValueError, match="bilinear"):
         halve(data, "bilinear", nd)
+
+
+def _by_the_rule(four: tuple[int, ...], resampling: str, nd: int) -> int:
+    """One 2 x 2 (reading order) halved as ``halve``'s docstring says, one pixel at a time."""
+    valid = [v for v in four if v != nd]
+    if not valid:
+        return nd
+    if resampling == "nearest":
+        return valid[0]
+    if resampling == "average":
+        return (2 * sum(valid) + len(valid)) // (2 * len(valid))
+    votes = [valid.count(v) for v in valid]
+    return valid[votes.index(max(votes))]  # the first value (reading order) of the most votes
+
+
+@pytest.mark.parametrize("resampling", ["mode", "average", "nearest"])
+def test_halve_follows_its_rule_for_every_2x2_of_four_values_and_nodata(resampling: Resampling) -> None:
+    nd = 255
+    fours = list(itertools.product([0, 1, 2, nd], repeat=4)) + list(
+        itertools.product([3, 200, 254], repeat=4)
+    )
+    data = np.zeros((2, 2, 2 * len(fours)), dtype=np.uint8)
+    for i, (a, b, c, d) in enumerate(fours):
+        data[:, :, 2 * i : 2 * i + 2] = [[a, b], [c, d]]
+    data[1] = data[0][:, ::-1]  # a second band: the same 2 x 2s mirrored left to right
+    halved = halve(data, resampling, nd)
+    expected = [_by_the_rule(four, resampling, nd) for four in fours]
+    mirrored = [_by_the_rule((b, a, d, c), resampling, nd) for a, b, c, d in fours[::-1]]
+    assert halved[0, 0].tolist() == expected
+    assert halved[1, 0].tolist() == mirrored
+    if resampling != "average":  # the control: mirrored 2 x 2s do change the first and the tie-breaks
+        assert mirrored[::-1] != expected
 
 
 @pytest.mark.parametrize(("width", "height"), [(300, 200), (513, 100), (1200, 1200), (3000, 700)])
