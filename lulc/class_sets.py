@@ -38,5 +38,12 @@ def set_bands(members: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
     n_classes = members.shape[-1]
     if n_classes > MAX_CLASSES:
         raise ContractError(f"a uint8 set bitmask holds {MAX_CLASSES} classes, the model has {n_classes}")
-    bits = (members.astype(np.uint16) << np.arange(n_classes, dtype=np.uint16)).sum(axis=-1)
-    return np.stack([members.sum(axis=-1), bits]).astype(np.uint8)
+    columns = np.asarray(members, dtype=np.bool_).view(np.uint8)
+    bits = np.zeros(members.shape[:-1], dtype=np.uint8)
+    for i in range(n_classes):  # column by column: several times faster than any reduction over 8 columns
+        bits |= columns[..., i] << np.uint8(i)
+    return np.stack([_POPCOUNT[bits], bits])
+
+
+_POPCOUNT = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint8)
+"""How many bits each byte has set: a set's size from its bitmask."""

@@ -74,19 +74,40 @@ def infer_block(
         prediction = model.predict(
             block_features(contract, reflectance, valid), dissimilarity="aoa" in layers
         )
-        labels[valid] = prediction.labels
+        place = _placer(valid)
+        place(labels, prediction.labels)
         probabilities = prediction.probabilities
         if top is not None and probabilities is not None:
-            top[valid] = top_probability(probabilities)
+            place(top, top_probability(probabilities))
         if "probabilities" in out and probabilities is not None:
-            out["probabilities"][:, valid] = probability_percent(probabilities, contract)
+            place(out["probabilities"], probability_percent(probabilities, contract))
         if "sets" in out and probabilities is not None:
-            out["sets"][:, valid] = class_set_bands(probabilities, contract)
+            place(out["sets"], class_set_bands(probabilities, contract))
         if "aoa" in out and prediction.dissimilarity is not None and contract.applicability is not None:
             di = prediction.dissimilarity
-            out["aoa"][0, valid] = np.clip(np.rint(di * 100.0), 0, 254).astype(np.uint8)
+            place(out["aoa"], np.clip(np.rint(di * 100.0), 0, 254).astype(np.uint8))
             inside = int(np.count_nonzero(di <= contract.applicability.threshold))
     return BlockResult(block.index, labels, top, out, inside)
+
+
+def _placer(
+    valid: npt.NDArray[np.bool_],
+) -> Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8]], None]:
+    """A function putting per-valid-pixel values (last axis) at the ``valid`` pixels of a block's bands.
+
+    Where every pixel is valid (most blocks) it is a reshape and a copy, not a boolean scatter.
+    """
+    if valid.all():
+
+        def fill(target: npt.NDArray[np.uint8], values: npt.NDArray[np.uint8]) -> None:
+            target[...] = values.reshape(target.shape)
+
+        return fill
+
+    def scatter(target: npt.NDArray[np.uint8], values: npt.NDArray[np.uint8]) -> None:
+        target[..., valid] = values
+
+    return scatter
 
 
 def layer_bands(key: str, contract: ModelContract) -> int:
