@@ -58,6 +58,11 @@ CONFIDENCE_COG = CogOptions(overview_resampling="average", level=1)
 on such noisy values level 6 costs three times the CPU for files about 5 % smaller (measured on the bench
 scene), and the COG translation is the one step of a run that cannot overlap with inference."""
 
+SETS_COG = CogOptions(overview_resampling="mode", level=1)
+"""Class-set COG: categorical (a count and a bitmask), so MODE overviews like the classes; deflate level 1:
+half the CPU of level 6 for files about 25 % larger (3.6 -> 4.7 MB at 25 Mpx on the bench scene), paid only
+by runs that ask for the sets."""
+
 
 def dump_json(data: Any) -> str:
     """Stable JSON text: sorted keys, 2-space indent, trailing newline."""
@@ -173,7 +178,7 @@ def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
             "bitmask (bit i = the i-th class of the class table)",
             ("classes in set", "set bitmask"),
             None,
-            CLASSES_COG,
+            SETS_COG,
         ),
     }
     return [specs[key] for key in ("probabilities", "aoa", "sets") if key in keys]
