@@ -6,8 +6,8 @@ the class sets in its contract (``trust``), and without either (``plain``, as ``
 Three ``lulc classify`` configurations on the same scene:
 
 - ``with``: the trust model, defaults (``aoa.tif`` and ``sets.tif`` written);
-- ``without``: the trust model with ``--no-aoa --no-sets`` (no layers written; ONNX Runtime still runs the
-  whole graph, DI included, whichever outputs are fetched);
+- ``without``: the trust model with ``--no-aoa --no-sets`` (no layers written; the runner cuts the DI out of
+  the graph, ``service.graph_outputs``, since ONNX Runtime would run it whichever outputs are fetched);
 - ``plain``: the plain model (nothing to skip).
 
 Each run is a fresh process; the configurations take turns (with, without, plain, with, ...) ``--repeats``

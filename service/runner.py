@@ -15,6 +15,7 @@ from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
+from service.graph_outputs import without_outputs
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class OnnxRunner:
         self._item_href = item_href
         self._lock = threading.Lock()
         self._loaded: tuple[Any, ModelContract] | None = None
+        self._without_di: Any | None = None
         self._load()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -85,6 +87,7 @@ class OnnxRunner:
         self._item_href = state["item_href"]
         self._lock = threading.Lock()
         self._loaded = None
+        self._without_di = None
 
     @property
     def origin(self) -> str:
@@ -112,12 +115,30 @@ class OnnxRunner:
                 self._loaded = _open_session(self.path, self.threads)
             return self._loaded
 
+    def _session(self, dissimilarity: bool) -> Any:
+        """The session to run: the whole graph, or, when the DI is not wanted, the graph without it.
+
+        ONNX Runtime runs every node whichever outputs are fetched, so a run without ``aoa.tif`` gets a
+        second session on the graph cut down to the other outputs (``service.graph_outputs``), made on
+        first use: it does not pay for the DI.
+        """
+        session, contract = self._load()
+        di_name = contract.applicability.output if contract.applicability is not None else None
+        if dissimilarity or di_name is None or di_name not in {o.name for o in session.get_outputs()}:
+            return session
+        with self._lock:
+            if self._without_di is None:
+                pruned = without_outputs(self.path.read_bytes(), [di_name])
+                self._without_di = _inference_session(pruned, self.threads)
+            return self._without_di
+
     def predict(self, features: npt.NDArray[np.float32], *, dissimilarity: bool = False) -> Prediction:
         """Run the graph on ``features`` and decide labels per the contract (and fetch the DI if asked)."""
-        session, contract = self._load()
+        contract = self.contract
         if features.shape[0] == 0:
             n_classes = len(contract.outputs.class_order)
             return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
+        session = self._session(dissimilarity)
         inputs = session.get_inputs()
         outputs = contract.outputs
         available = [o.name for o in session.get_outputs()]
@@ -161,17 +182,22 @@ def _probability_matrix(value: Any, n_classes: int, path: Path) -> npt.NDArray[n
     return array
 
 
-def _open_session(path: Path, threads: int) -> tuple[Any, ModelContract]:
+def _inference_session(model: str | bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session on a model file (path) or serialised model, ``threads`` per call."""
     import onnxruntime as ort
 
-    if not path.is_file():
-        raise ContractError(f"model file {path} does not exist")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _open_session(path: Path, threads: int) -> tuple[Any, ModelContract]:
+    if not path.is_file():
+        raise ContractError(f"model file {path} does not exist")
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = _inference_session(str(path), threads)
     except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail)
         raise ContractError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from exc
     contract = contract_from_metadata(dict(session.get_modelmeta().custom_metadata_map), str(path))
