@@ -226,6 +226,10 @@ class OverviewLevels:
                     "width": math.ceil(int(profile["width"]) / factor),
                     "height": math.ceil(int(profile["height"]) / factor),
                     "transform": profile["transform"] @ Affine.scale(factor),
+                    # uncompressed: a block fills only part of a level's tiles (a 512 block is a quarter of
+                    # a level-1 tile), and GDAL recompresses a compressed tile at every partial write (4x
+                    # the CPU of writing the full-resolution map); the levels are a third of the map's size
+                    "compress": "none",
                 }
                 self._datasets.append(rasterio.open(path, "w", **level))
         except BaseException:
