@@ -149,7 +149,7 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
         padded = np.full((n, h + h % 2, w + w % 2), nodata, dtype=data.dtype)
         padded[:, :h, :w] = data
         data = padded
-    quads = (data[:, 0::2, 0::2], data[:, 0::2, 1::2], data[:, 1::2, 0::2], data[:, 1::2, 1::2])
+    quads = _quarters(data)
     if resampling == "nearest":
         return _first_valid(quads, nodata)
     if resampling == "average":
@@ -162,11 +162,25 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
 Quads = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 
 
+def _quarters(data: npt.NDArray[np.uint8]) -> Quads:
+    """The top-left, top-right, bottom-left and bottom-right pixel of every 2 x 2, as contiguous arrays.
+
+    Each row's pixel pairs are read as little-endian 16-bit words (low byte the left pixel), so splitting
+    them is two contiguous casts per row of 2 x 2s: numpy would copy byte-strided views into buffers again
+    for every operation on them.
+    """
+    out: list[npt.NDArray[np.uint8]] = []
+    for rows in (data[:, 0::2, :], data[:, 1::2, :]):
+        pairs = np.ascontiguousarray(rows).view("<u2")
+        out += [pairs.astype(np.uint8), (pairs >> 8).astype(np.uint8)]
+    return out[0], out[1], out[2], out[3]
+
+
 def _first_valid(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
     """Per 2 x 2: the first of the four (reading order) that is not nodata; nodata if none is."""
-    out = quads[3].copy()
+    out = quads[3]
     for q in quads[2::-1]:
-        np.copyto(out, q, where=q != nodata)
+        out = np.where(q != nodata, q, out)  # a select, not a masked copy: no branch per pixel
     return out
 
 
@@ -196,10 +210,9 @@ def _mode(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
     q0, q1, q2, q3 = quads
     out = _first_valid(quads, nodata)
     valid1 = q1 != nodata
-    np.copyto(out, q2, where=(q2 == q3) & (q2 != nodata))
-    np.copyto(out, q1, where=((q1 == q2) | (q1 == q3)) & valid1)
-    np.copyto(out, q0, where=((q0 == q1) | (q0 == q2) | (q0 == q3)) & (q0 != nodata))
-    return out
+    out = np.where((q2 == q3) & (q2 != nodata), q2, out)
+    out = np.where(((q1 == q2) | (q1 == q3)) & valid1, q1, out)
+    return np.where(((q0 == q1) | (q0 == q2) | (q0 == q3)) & (q0 != nodata), q0, out)
 
 
 class OverviewLevels:
