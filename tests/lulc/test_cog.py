@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,24 @@ def test_write_cog_is_a_valid_deterministic_cog(tmp_path: Path) -> None:
         assert set(np.unique(overview)) <= {1, 2, 3, 4}  # MODE never invents a class
         np.testing.assert_array_equal(src.read(1), data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_compressing_on_every_core_gives_the_bytes_of_one_thread(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 101, (1800, 2100)).astype(np.uint8)  # noisy: tiles compress to different sizes
+    data[:300, :400] = 255
+    src = write_cog(
+        tmp_path / "src.tif", data, crs="EPSG:32654", transform=from_origin(0, 0, 10, 10), nodata=255
+    )
+    options = CogOptions(overview_resampling="average", level=1)
+    assert options.creation_options()["NUM_THREADS"] == "ALL_CPUS"
+    one = replace(options, extra={"NUM_THREADS": "1"})
+    four = replace(options, extra={"NUM_THREADS": "4"})
+    reference = translate_to_cog(src, tmp_path / "one.tif", one).read_bytes()
+    for name, opts in (("all.tif", options), ("four.tif", four)):
+        assert translate_to_cog(src, tmp_path / name, opts).read_bytes() == reference
+    # the control: the options do reach the driver (another level gives other bytes)
+    assert translate_to_cog(src, tmp_path / "l6.tif", replace(one, level=6)).read_bytes() != reference
 
 
 def test_atomic_path_leaves_the_final_path_untouched_on_failure(tmp_path: Path) -> None:
