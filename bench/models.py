@@ -76,7 +76,7 @@ def training_samples(scene: Scene, seed: int) -> tuple[npt.NDArray[np.float32], 
     return features_of(dn), labels
 
 
-def _contract(name: str, model_type: str, class_order: list[int], seed: int) -> ModelContract:
+def bench_contract(name: str, model_type: str, class_order: list[int], seed: int) -> ModelContract:
     table = ClassTable(classes=[c for c in CLASS_TABLE.classes if c.value in class_order])
     return ModelContract(
         name=name,
@@ -116,7 +116,7 @@ def train_models(scene: Scene, names: list[str], out: Path, seed: int = 0) -> di
             estimator = make_estimator(name, seed, 1).fit(x, y)
             onx = export.to_onnx(estimator, x.shape[1], name)
             stock = export.to_onnx(estimator, x.shape[1], name, graph="stock")
-        contract = _contract(f"bench-{name}", name, classes_of(estimator), seed)
+        contract = bench_contract(f"bench-{name}", name, classes_of(estimator), seed)
         model.onnx.write_bytes(export.embed_contract(onx, contract))
         model.stock.write_bytes(export.embed_contract(stock, contract))
         model.sklearn.write_bytes(pickle.dumps(estimator))
