@@ -59,4 +59,16 @@ def test_every_setting_is_timed_and_scored(run: tuple[dict[str, Any], str]) -> N
 def test_the_table_lists_every_setting_with_the_machine(run: tuple[dict[str, Any], str]) -> None:
     result, markdown = run
     assert result["machine"]["cpu"] in markdown
-    assert markdown.count("\n| ") == 1 + len(result["settings"])  # the header and a row per setting
+    cv = result["tutorial_cv"]
+    rows = 1 + len(result["settings"]) + (0 if isinstance(cv, str) else 1 + len(cv))
+    assert markdown.count("\n| ") == rows  # the headers and a row per setting (and per tree count)
+
+
+def test_the_tutorial_points_score_every_tree_count(run: tuple[dict[str, Any], str]) -> None:
+    cv = run[0]["tutorial_cv"]
+    if not (REPO.parent / "shared" / "data" / "lulc_py" / "samples.shp").is_file():
+        pytest.skip("../shared/data/lulc_py is absent")
+    assert [row["n_estimators"] for row in cv] == sorted({row["n_estimators"] for row in cv}, reverse=True)
+    for row in cv:
+        assert row["folds"] == 100
+        assert 0.8 < row["accuracy"] <= 1.0  # Water is never confused, the rest rarely
