@@ -104,8 +104,14 @@ def _placer(
 
         return fill
 
+    flat = valid.ravel()
+
     def scatter(target: npt.NDArray[np.uint8], values: npt.NDArray[np.uint8]) -> None:
-        target[..., valid] = values
+        # band by band with a 1-D mask: numpy's N-D boolean scatter is several times slower
+        bands = target.reshape(-1, flat.size)
+        rows = values.reshape(bands.shape[0], -1)
+        for band in range(bands.shape[0]):
+            bands[band][flat] = rows[band]
 
     return scatter
 
@@ -155,8 +161,11 @@ def block_features(
     contract: ModelContract, reflectance: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.float32]:
     """The model's input features ``(n_valid, n_features)`` of a block's ``valid`` pixels, float32."""
+    pixels = reflectance.reshape(reflectance.shape[0], -1)
+    if not valid.all():  # np.compress on the flat pixels: 4x faster than N-D boolean indexing, same order
+        pixels = np.compress(valid.ravel(), pixels, axis=1)
     features = compute_composite_features(
-        reflectance[:, valid], contract.inputs.bands, contract.features.indices, contract.inputs.n_composites
+        pixels, contract.inputs.bands, contract.features.indices, contract.inputs.n_composites
     )
     return np.ascontiguousarray(features, dtype=np.float32)
 
