@@ -6,15 +6,18 @@ the class sets in its contract (``trust``), and without either (``plain``, as ``
 Three ``lulc classify`` configurations on the same scene:
 
 - ``with``: the trust model, defaults (``aoa.tif`` and ``sets.tif`` written);
+- ``aoa``: the trust model with ``--no-sets`` (``aoa.tif`` only): with it, the cost splits into the AOA's
+  (``aoa`` over ``plain``) and the sets' (``with`` over ``aoa``);
 - ``without``: the trust model with ``--no-aoa --no-sets`` (no layers written; the runner cuts the DI out of
   the graph, ``service.graph_outputs``, since ONNX Runtime would run it whichever outputs are fetched);
 - ``plain``: the plain model (nothing to skip).
 
-Each run is a fresh process; the configurations take turns (with, without, plain, with, ...) ``--repeats``
-times so that a drifting load on the shared machine falls on all alike. The figures are ratios of the best
-of each: wall time, CPU time (user + system of the process and its threads: a busy machine stretches it far
-less than the wall time) and peak RSS (each process alone). Issue 13's target: under 20 % extra time together
-at 10,000 x 10,000 px, memory unchanged (``with`` against ``plain``).
+Each run is a fresh process; the configurations take turns (with, aoa, without, plain, with, ...)
+``--repeats`` times so that a drifting load on the shared machine falls on all alike. The figures are ratios
+of the best of each (the medians are given beside them): wall time, CPU time (user + system of the process
+and its threads: a busy machine stretches it far less than the wall time) and peak RSS (each process
+alone). Issue 13's target: under 20 % extra time together at 10,000 x 10,000 px, memory unchanged (``with``
+against ``plain``).
 
 ``python -m bench.trust --size 3000`` (``--size 10000`` for the issue's figure) prints the JSON result and
 writes it to ``WORK/trust-SIZE.json``; ``run`` is the same for a runner that already serves the scene.
@@ -29,6 +32,7 @@ import resource
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from bench.classify import agreement, run_service
@@ -117,6 +121,8 @@ def _best(runs: list[tuple[Measured, float]]) -> dict[str, Any]:
         "wall_s": round(min(m.wall_s for m, _ in runs), 2),
         "cpu_s": round(min(cpu for _, cpu in runs), 2),
         "peak_rss_mib": min(m.max_rss_mib for m, _ in runs),
+        "wall_s_median": round(float(np.median([m.wall_s for m, _ in runs])), 2),
+        "cpu_s_median": round(float(np.median([cpu for _, cpu in runs])), 2),
         "wall_s_all": [round(m.wall_s, 2) for m, _ in runs],
         "cpu_s_all": [round(cpu, 2) for _, cpu in runs],
         "peak_rss_mib_all": [m.max_rss_mib for m, _ in runs],
@@ -126,13 +132,14 @@ def _best(runs: list[tuple[Measured, float]]) -> dict[str, Any]:
 def run(
     scene: Scene, name: str, base_url: str, work: Path, log: Any, repeats: int = 3, seed: int = 0
 ) -> dict[str, Any]:
-    """The three configurations, taking turns, ``repeats`` times each, on a scene served at ``base_url``."""
+    """The four configurations, taking turns, ``repeats`` times each, on a scene served at ``base_url``."""
     trust_path, plain_path, facts = trust_models(scene, name, work, seed)
     stac_url = f"{base_url}/items.json"
     out = work / f"trust-{scene.size}"
     configurations = {
         # run_service reads only the ONNX file of a BenchModel
         "with": (BenchModel(name, trust_path, trust_path, trust_path), []),
+        "aoa": (BenchModel(name, trust_path, trust_path, trust_path), ["--no-sets"]),
         "without": (BenchModel(name, trust_path, trust_path, trust_path), ["--no-aoa", "--no-sets"]),
         "plain": (BenchModel(name, plain_path, plain_path, plain_path), []),
     }
@@ -164,12 +171,26 @@ def run(
         "files": {key: sorted(p.name for p in (out / key).glob("*.tif")) for key in configurations},
         "same_map": {
             key: agreement(out / "with" / "classes.tif", out / key / "classes.tif")["agreement"]
-            for key in ("without", "plain")
+            for key in ("aoa", "without", "plain")
         },
         "ratios": {
             "with_over_plain": cost,
             "without_over_plain": ratios("without", "plain"),
             "with_over_without": ratios("with", "without"),
+            "aoa_over_plain": ratios("aoa", "plain"),
+            "with_over_aoa": ratios("with", "aoa"),
+        },
+        "median_ratios": {
+            key: {
+                figure: ratio(best[a][f"{figure}_median"], best[b][f"{figure}_median"])
+                for figure in ("wall_s", "cpu_s")
+            }
+            for key, (a, b) in {
+                "with_over_plain": ("with", "plain"),
+                "without_over_plain": ("without", "plain"),
+                "aoa_over_plain": ("aoa", "plain"),
+                "with_over_aoa": ("with", "aoa"),
+            }.items()
         },
         "targets": {
             f"cpu_with_over_plain_lt_{TARGET_TIME_RATIO}": _below(cost["cpu_s"], TARGET_TIME_RATIO),
