@@ -34,6 +34,7 @@ from service.output import (
     aux_xml,
     class_tags,
     dump_json,
+    file_fields,
     move_into_place,
     qml_style,
     staging_dir,
@@ -44,7 +45,6 @@ from service.product_item import (
     COG_TYPE,
     RASTER,
     derived_link,
-    file_fields,
     product_item,
     stac_classes,
 )

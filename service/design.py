@@ -41,8 +41,8 @@ from lulc.gdal_env import gdal_env
 from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_strata, change_stratum_names
-from service.output import dump_json, write_text_atomic
-from service.product_item import derived_link, file_fields, product_item
+from service.output import dump_json, file_fields, write_text_atomic
+from service.product_item import derived_link, product_item
 from service.publish import ITEM_NAME
 from service.run_folder import RunFolder, RunGrid, open_run
 from service.vectorize import FORMATS, PARQUET, fixed_ogr_date, item_path_for

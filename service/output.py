@@ -560,7 +560,7 @@ def _round_coords(value: Any) -> Any:
     return value
 
 
-def _file_fields(path: Path) -> dict[str, Any]:
+def file_fields(path: Path) -> dict[str, Any]:
     """The ``file:checksum`` and ``file:size`` of an asset's file."""
     return {"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
 
@@ -616,7 +616,7 @@ def build_item(
             "roles": ["data"],
             "classification:classes": classes.to_stac(),
             "raster:bands": [raster_band(grid)],
-            **_file_fields(files[CLASSES_NAME]),
+            **file_fields(files[CLASSES_NAME]),
         }
     }
     if CONFIDENCE_NAME in files:
@@ -626,7 +626,7 @@ def build_item(
             "title": "Top-class probability (percent)",
             "roles": ["data", "quality"],
             "raster:bands": [raster_band(grid, unit="percent")],
-            **_file_fields(files[CONFIDENCE_NAME]),
+            **file_fields(files[CONFIDENCE_NAME]),
         }
     for layer in layers:
         if layer.file in files:
@@ -638,7 +638,7 @@ def build_item(
                 "raster:bands": [
                     raster_band(grid, unit=layer.unit, extra={"name": d}) for d in layer.descriptions
                 ],
-                **_file_fields(files[layer.file]),
+                **file_fields(files[layer.file]),
             }
     if QML_NAME in files:
         assets["classes_style"] = {
@@ -646,7 +646,7 @@ def build_item(
             "type": QML_TYPE,
             "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
             "roles": ["metadata", "style"],
-            **_file_fields(files[QML_NAME]),
+            **file_fields(files[QML_NAME]),
         }
     if AUX_NAME in files:
         assets["classes_aux"] = {
@@ -654,14 +654,14 @@ def build_item(
             "type": "application/xml",
             "title": "GDAL PAM sidecar of classes.tif (category names, attribute table) for QGIS",
             "roles": ["metadata"],
-            **_file_fields(files[AUX_NAME]),
+            **file_fields(files[AUX_NAME]),
         }
     assets["stats"] = {
         "href": f"./{STATS_NAME}",
         "type": "application/json",
         "title": "Pixels and hectares per class",
         "roles": ["metadata"],
-        **_file_fields(files[STATS_NAME]),
+        **file_fields(files[STATS_NAME]),
     }
     links: list[dict[str, Any]] = []
     for source_id, href in inputs.sources:

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lulc.checksum import multihash_sha256
 from lulc.classes import ClassTable
 from service.run_folder import RunFolder
 
@@ -55,11 +54,6 @@ def stac_classes(classes: ClassTable) -> list[dict[str, Any]]:
         o.setdefault("title", o["name"])
         o["name"] = f"{s}-{o['value']}" if s in repeated else s
     return objects
-
-
-def file_fields(path: Path) -> dict[str, Any]:
-    """``file:checksum`` and ``file:size`` of an asset's file."""
-    return {"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
 
 
 def kept_properties(run: RunFolder) -> dict[str, Any]:

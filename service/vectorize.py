@@ -32,8 +32,8 @@ from lulc.cog import atomic_path
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
-from service.output import dump_json, write_text_atomic
-from service.product_item import CLASSIFICATION, derived_link, file_fields, product_item, stac_classes
+from service.output import dump_json, file_fields, write_text_atomic
+from service.product_item import CLASSIFICATION, derived_link, product_item, stac_classes
 from service.run_folder import RunFolder, open_run
 from service.sieve import BlockSieve, Connectivity, GridBlock, checked_connectivity, grid_blocks
 
