@@ -14,6 +14,9 @@ own process, one after the other:
   a plain GeoTIFF (skipped where its estimated peak does not fit in the memory available);
 - **(P)** pyspatialml's ``Raster(SCENE).predict(model)`` (from PyPI; it pins numpy < 2, so it runs from
   its own virtual environment, made by this script under the work folder with the same scikit-learn);
+- **per core**: ``bench.runtimes.measure`` on this model (the kind issue 14's per-core figures were taken
+  on): our graph vs ONNX Runtime's ``SVMClassifier`` (skl2onnx's stock graph) vs scikit-learn, 1 thread, on
+  ``RUNTIME_PIXELS`` valid pixels of the tiled scene, Mpx per CPU second (target >= 2.5 for ours);
 - **(C)** inference alone: the engine's ``infer_block`` over the scene's blocks already in memory (read
   by the same reader), 2 blocks at a time, the same session settings; on large scenes every k-th block.
 
@@ -69,6 +72,9 @@ TARGET_SPEEDUP = 4.0
 TARGET_FULL_SECONDS = 60.0
 TARGET_END_TO_END = 0.85
 RSS_LIMIT = 1024**3
+RUNTIME_PIXELS = 250_000
+"""Pixels of the per-core comparison on the tutorial's SVM (as ``bench/runtimes.py``'s default; an eighth
+of the tiled scene when that is fewer)."""
 FLOOR_MPX = 25.0
 """Inference alone is timed on about this many megapixels (every k-th block of a larger scene)."""
 TUTORIAL_BYTES_PER_PIXEL = 100
@@ -135,9 +141,12 @@ def make_scene(path: Path, height: int, width: int) -> Path:
 
 
 def train_model(out: Path) -> tuple[Path, Path]:
-    """The tutorial's SVM: ``out/svm.onnx`` (our export, with its contract) and ``out/svm.pkl``."""
+    """The tutorial's SVM: ``out/svm.onnx`` (our export, with its contract) and ``out/svm.pkl``.
+
+    Also ``out/svm-stock.onnx``, skl2onnx's own graph (``SVMClassifier``), for the per-core comparison.
+    """
     onnx_path, pickled = out / "svm.onnx", out / "svm.pkl"
-    if onnx_path.is_file() and pickled.is_file():
+    if onnx_path.is_file() and pickled.is_file() and stock_path(onnx_path).is_file():
         return onnx_path, pickled
     import geopandas as gpd
     from sklearn.model_selection import train_test_split
@@ -176,8 +185,15 @@ def train_model(out: Path) -> tuple[Path, Path]:
         provenance=Provenance(model_type="svm", training_data="lulc_py samples.shp, stratified 70 %", seed=0),
     )
     onnx_path.write_bytes(export.embed_contract(export.to_onnx(svm, len(BANDS), "svm"), contract))
+    stock = export.to_onnx(svm, len(BANDS), "svm", graph="stock")
+    stock_path(onnx_path).write_bytes(export.embed_contract(stock, contract))
     pickled.write_bytes(pickle.dumps(svm))
     return onnx_path, pickled
+
+
+def stock_path(onnx_path: Path) -> Path:
+    """Where ``train_model`` puts the stock graph of the model at ``onnx_path``."""
+    return onnx_path.with_name(f"{onnx_path.stem}-stock.onnx")
 
 
 def sklearn_version() -> str:
@@ -280,6 +296,25 @@ def floor_worker(model_path: Path, scene: Path, step: int, workers: int) -> dict
         "mpx_s": round(done / 1e6 / seconds, 3),
         "mpx_cpu_s": round(done / 1e6 / cpu, 3),
     }
+
+
+def runtimes_worker(model_path: Path, pickled: Path, scene: Path, n: int) -> dict[str, Any]:
+    """``bench.runtimes.measure`` on the tutorial's SVM: ``n`` valid pixels from the scene's centre."""
+    from bench.models import BenchModel
+    from bench.runtimes import measure
+
+    with gdal_env(), rasterio.open(scene) as src:
+        side = min(src.height, src.width, math.ceil(math.sqrt(2 * n)))
+        window = Window((src.width - side) // 2, (src.height - side) // 2, side, side)
+        image = src.read(window=window)
+        nodata = src.nodata
+    pixels = image.reshape(image.shape[0], -1).T
+    valid = np.isfinite(pixels).all(axis=1)
+    if nodata is not None:
+        valid &= (pixels != np.float32(nodata)).all(axis=1)
+    features = np.ascontiguousarray(pixels[valid][:n], dtype=np.float32)
+    model = BenchModel("svm", model_path, pickled, stock_path(model_path))
+    return {"scene": scene.name, **measure("svm", model, features)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +459,10 @@ def run(
     tiled = make_scene(work / f"{tiled_label}.tif", rows * base_height, cols * base_width)
     full_label = f"tile-{full_size}"
     full = make_scene(work / f"{full_label}.tif", full_size, full_size)
+    n = min(RUNTIME_PIXELS, rows * cols * base_height * base_width // 8)
+    log(f"  runtimes: the tutorial's SVM per core, {n:,} px of {tiled_label}")
+    args = ["runtimes", "--model", str(model[0]), "--sklearn", str(model[1]), "--scene", str(tiled)]
+    result["runtimes"] = run_measured(bench_worker("peers", *args, "--pixels", str(n))).check().result()
     small = measure_scene(tiled_label, tiled, model, work, log, peer_python, True)
     large = measure_scene(full_label, full, model, work, log, peer_python if full_peers else None, full_peers)
     result["scenes"] = [small, large]
@@ -484,17 +523,21 @@ def parse_tiles(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> None:
     """Workers (``tutorial``, ``floor``), or this part alone through ``bench/run.py --parts peers``."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("tutorial", "floor"):
+    if args and args[0] in ("tutorial", "floor", "runtimes"):
         parser = argparse.ArgumentParser()
         parser.add_argument("mode")
         parser.add_argument("--model", type=Path, required=True)
         parser.add_argument("--scene", type=Path, required=True)
         parser.add_argument("--out", type=Path)
+        parser.add_argument("--sklearn", type=Path)
         parser.add_argument("--step", type=int, default=1)
+        parser.add_argument("--pixels", type=int, default=RUNTIME_PIXELS)
         parser.add_argument("--workers", type=int, default=2)
         ns = parser.parse_args(args)
         if ns.mode == "tutorial":
             emit(tutorial_worker(ns.model, ns.scene, ns.out))
+        elif ns.mode == "runtimes":
+            emit(runtimes_worker(ns.model, ns.sklearn, ns.scene, ns.pixels))
         else:
             emit(floor_worker(ns.model, ns.scene, ns.step, ns.workers))
         return

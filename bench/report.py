@@ -223,9 +223,12 @@ def _pair(figures: dict[str, Any] | None, key: str) -> str:
 
 def runtime_rows(r: dict[str, Any]) -> list[Row]:
     """Rows of the model runtime benchmark: our graph vs ONNX Runtime's stock operators vs scikit-learn."""
-    part = f"5. model runtimes ({r['pixels']:,} px)"
+    return _model_runtime_rows(f"5. model runtimes ({r['pixels']:,} px)", r["models"])
+
+
+def _model_runtime_rows(part: str, models: list[dict[str, Any]]) -> list[Row]:
     rows: list[Row] = []
-    for m in r["models"]:
+    for m in models:
         name, target = m["model"], m.get("target_per_core")
         ours = m["ours_1t"]["mpx_cpu_s"]
         rows.append(
@@ -293,6 +296,10 @@ def peers_rows(p: dict[str, Any]) -> list[Row]:
     for note in ("pyspatialml_error", "pyspatialml_skipped"):
         if note in p:
             rows.append(("6. peers", "pyspatialml", f"not run: {p[note]}", "", "n/a"))
+    if "runtimes" in p:
+        r = p["runtimes"]
+        part = f"6. peers, the tutorial's SVM per core ({r['pixels']:,} px of {r['scene']})"
+        rows += _model_runtime_rows(part, [r])
     for index, s in enumerate(p.get("scenes", [])):
         tiled = index == 0
         part = f"6. peers, {s['scene']} ({s['width']:,} x {s['height']:,} px, {s['megapixels']:.1f} Mpx)"

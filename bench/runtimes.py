@@ -134,10 +134,17 @@ def _form_calls(model: BenchModel, features: np.ndarray[Any, Any], order: list[i
 
 
 def worker(name: str, model: BenchModel, scene: Scene, n: int) -> dict[str, Any]:
-    """Time our graph, the stock graph (1 and 2 threads) and scikit-learn on one model."""
+    """Time our graph, the stock graph (1 and 2 threads) and scikit-learn on one model, on scene pixels."""
+    return measure(name, model, pixels_of(scene, n))
+
+
+def measure(name: str, model: BenchModel, features: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Time our graph, the stock graph (1 and 2 threads) and scikit-learn on one model and feature matrix.
+
+    ``name`` picks the per-core target (``PER_CORE_TARGETS``) and whether scikit-learn gets 2 threads.
+    """
     from threadpoolctl import threadpool_limits
 
-    features = pixels_of(scene, n)
     mpx = features.shape[0] / 1e6
     estimator = load_sklearn(model.sklearn)
     order = [int(v) for v in estimator.classes_]

@@ -61,6 +61,12 @@ def test_both_scenes_are_measured_against_inference_alone(peers_run: tuple[dict[
         "end_to_end_ge_0.85",
     }
     assert peers["targets"]["tiled_over_pyspatialml_ge_4"] is None  # not measured: not judged
+    runtimes = peers["runtimes"]  # per core on the same SVM: ours, ONNX Runtime's operator, scikit-learn
+    assert runtimes["pixels"] == 406 * 2 * 763 // 8
+    for kind in ("ours_1t", "stock_1t", "sklearn_1t"):
+        assert runtimes[kind]["mpx_cpu_s"] > 0
+    assert runtimes["ours_label_agreement"] > 0.999
+    assert runtimes["target_per_core"] == 2.5
     marginal = peers["marginal"]  # the larger scene has more pixels: its extra CPU per Mpx is a figure
     assert marginal["floor_cpu_s_per_mpx"] > 0
     assert marginal["floor_over_service"] is None or marginal["floor_over_service"] > 0
@@ -71,3 +77,4 @@ def test_the_report_says_pyspatialml_was_left_out(peers_run: tuple[dict[str, Any
     assert "| 6. peers | pyspatialml | not run: --no-pyspatialml |" in text
     assert "A / C throughput: wall (per CPU second)" in text
     assert "tutorial-1x2 (1,526 x 406 px" in text
+    assert "| 6. peers, the tutorial's SVM per core (77,444 px of tutorial-1x2.tif) | svm: per core" in text
