@@ -11,7 +11,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
@@ -74,7 +73,7 @@ class OnnxRunner:
         self.threads = threads
         self._item_href = item_href
         self._lock = threading.Lock()
-        self._loaded: tuple[Any, ModelContract] | None = None
+        self._loaded: _Loaded | None = None
         self._without_di: Any | None = None
         self._load()
 
@@ -102,13 +101,9 @@ class OnnxRunner:
     @property
     def contract(self) -> ModelContract:
         """The contract embedded in the ONNX metadata."""
-        return self._load()[1]
+        return self._load().contract
 
-    def checksum(self) -> str:
-        """Multihash of the ONNX file's bytes."""
-        return multihash_sha256(self.path)
-
-    def _load(self) -> tuple[Any, ModelContract]:
+    def _load(self) -> _Loaded:
         """The session and its contract, opened on first use (ContractError if the file is no model)."""
         with self._lock:
             if self._loaded is None:
@@ -122,13 +117,12 @@ class OnnxRunner:
         second session on the graph cut down to the other outputs (``service.graph_outputs``), made on
         first use: it does not pay for the DI.
         """
-        session, contract = self._load()
-        di_name = contract.applicability.output if contract.applicability is not None else None
-        if dissimilarity or di_name is None or di_name not in {o.name for o in session.get_outputs()}:
-            return session
+        loaded = self._load()
+        if dissimilarity or loaded.model_bytes is None:
+            return loaded.session
         with self._lock:
             if self._without_di is None:
-                pruned = without_outputs(self.path.read_bytes(), [di_name])
+                pruned = without_outputs(loaded.model_bytes, [loaded.di_output])
                 self._without_di = _inference_session(pruned, self.threads)
             return self._without_di
 
@@ -139,16 +133,15 @@ class OnnxRunner:
             n_classes = len(contract.outputs.class_order)
             return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
         session = self._session(dissimilarity)
-        inputs = session.get_inputs()
+        loaded = self._load()
         outputs = contract.outputs
-        available = [o.name for o in session.get_outputs()]
-        wanted = [name for name in (outputs.label, outputs.probabilities) if name in available]
+        wanted = [name for name in (outputs.label, outputs.probabilities) if name in loaded.outputs]
         if outputs.decision == "probabilities" and outputs.probabilities in wanted:
             wanted = [outputs.probabilities]  # the label comes from the probabilities: skip the graph's own
-        di_name = contract.applicability.output if contract.applicability is not None else None
-        if dissimilarity and di_name is not None and di_name in available:
+        di_name = loaded.di_output or None
+        if dissimilarity and di_name is not None:
             wanted = [*wanted, di_name]
-        name = inputs[0].name
+        name = loaded.input_name
         parts = [
             session.run(wanted, {name: np.ascontiguousarray(features[start : start + CHUNK_ROWS])})
             for start in range(0, features.shape[0], CHUNK_ROWS)
@@ -193,11 +186,29 @@ def _inference_session(model: str | bytes, threads: int) -> Any:
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _open_session(path: Path, threads: int) -> tuple[Any, ModelContract]:
+@dataclass(frozen=True)
+class _Loaded:
+    """A model as opened once: its session, its contract, what the graph offers."""
+
+    session: Any
+    contract: ModelContract
+    input_name: str
+    outputs: frozenset[str]
+    di_output: str
+    """The graph's DI output, or "" when it has none."""
+    model_bytes: bytes | None
+    """The bytes the session was made from, kept only when the graph has a DI output (to cut it out)."""
+
+
+def _open_session(path: Path, threads: int) -> _Loaded:
     if not path.is_file():
         raise ContractError(f"model file {path} does not exist")
     try:
-        session = _inference_session(str(path), threads)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContractError(f"model file {path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        session = _inference_session(data, threads)
     except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail)
         raise ContractError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from exc
     contract = contract_from_metadata(dict(session.get_modelmeta().custom_metadata_map), str(path))
@@ -208,7 +219,17 @@ def _open_session(path: Path, threads: int) -> tuple[Any, ModelContract]:
             f"{path}: the graph's input has shape {shape} but the contract lists {n_features} features "
             f"({contract.feature_names})"
         )
-    return session, contract
+    outputs = frozenset(o.name for o in session.get_outputs())
+    di = contract.applicability.output if contract.applicability is not None else ""
+    di = di if di in outputs else ""
+    return _Loaded(
+        session,
+        contract,
+        session.get_inputs()[0].name,
+        outputs,
+        di,
+        data if di else None,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

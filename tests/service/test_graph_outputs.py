@@ -94,3 +94,26 @@ def test_a_run_without_the_di_uses_the_cut_graph_and_gets_the_same_maps(
     # whole graph even when their output is not fetched
     assert DI_OUTPUT not in {o.name for o in runner._session(False).get_outputs()}
     assert DI_OUTPUT in {o.name for o in runner._session(True).get_outputs()}
+
+
+def test_the_cut_graph_is_the_loaded_models_even_if_the_file_is_replaced(
+    trust_model: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    """The runner reads the model file once: the DI-free session, made later, is of the same model."""
+    path, probe = trust_model
+    copy = tmp_path / "model.onnx"
+    copy.write_bytes(path.read_bytes())
+    runner = load_model(copy)
+    with_di = runner.predict(probe, dissimilarity=True)
+    other = onnx.load(str(path))
+    for init in other.graph.initializer:  # another model: every rho (intercept) of the SVM shifted
+        if init.name.startswith("rho"):
+            init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) + 5.0, init.name))
+    copy.write_bytes(other.SerializeToString())
+    replaced = load_model(copy).predict(probe, dissimilarity=True)
+    assert replaced.probabilities is not None
+    assert with_di.probabilities is not None
+    assert replaced.probabilities.tobytes() != with_di.probabilities.tobytes()  # control: it differs
+    without = runner.predict(probe, dissimilarity=False)  # the first runner's cut graph, made only now
+    assert without.probabilities is not None
+    assert without.probabilities.tobytes() == with_di.probabilities.tobytes()
