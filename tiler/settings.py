@@ -87,7 +87,8 @@ class TilerSettings(BaseSettings):
         default=None,
         description=(
             "Bearer token required on every route but `/healthz` and the web map's own page and files; "
-            "unset: no authentication. The web map cannot send it: set it for API-only deployments."
+            "unset: no authentication. The web map asks for it once per browser session (or takes it from "
+            "`#token=...` in its address) and sends it as the header on every request, tiles included."
         ),
     )
     host: str = Field(default="127.0.0.1", description="Interface `lulc tiler` listens on.")

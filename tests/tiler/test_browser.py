@@ -76,9 +76,19 @@ def test_web_map_in_headless_chromium(
     tiler_url: str, tiler_runs: Runs, tiler_world: World, tmp_path: Path
 ) -> None:
     errors: list[str] = []
+    tiles: set[tuple[str, str | None]] = set()  # how the page asked for tiles, and with which Authorization
     with chromium_page(errors) as page:
+        page.on(
+            "request",
+            lambda r: (
+                tiles.add((r.resource_type, r.headers.get("authorization"))) if "/tiles/" in r.url else None
+            ),
+        )
         page.goto(f"{tiler_url}/?run=2024/main")
         page.wait_for_function(LOADED, timeout=90_000)
+        # no token on the server: no token form, tiles are plain images as Leaflet loads them
+        assert page.locator("#token-form").is_hidden()
+        assert tiles == {("image", None)}
 
         # legend from /legend, one entry per class
         names = page.locator("#legend li").all_inner_texts()

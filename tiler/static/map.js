@@ -2,6 +2,9 @@
 // a run selector, a layer selector (classes, cleaned map, change, probabilities), a period slider with the
 // class-area series when the run belongs to a series, and the area-of-applicability hatching. Talks only to
 // this tiler (/runs, /legend, /cog, /stac, /backdrop, /aoa, /statistics/series); no other library.
+// A tiler with a bearer token: the first 401 opens a small form for the token (or it comes from the address's
+// #token=... fragment, removed at once); the page keeps it in sessionStorage and sends it as the Authorization
+// header on every request, tiles included (fetched, then shown as blobs). Never in a URL.
 "use strict";
 
 (function () {
@@ -25,6 +28,119 @@
   window.lulcState = state;
 
   const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = "lulc-tiler-token";
+  let asking = null;  // the token form's pending answer, shared by every request refused meanwhile
+
+  function storedToken() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  // #token=... in the address: keep it for the session and take it out of the address bar (and history).
+  function tokenFromFragment() {
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    const token = fragment.get("token");
+    if (token === null) return;
+    fragment.delete("token");
+    const rest = fragment.toString();
+    const address = window.location.pathname + window.location.search + (rest ? `#${rest}` : "");
+    history.replaceState(history.state, "", address);
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  }
+
+  // The form asks until the user gives a token; `sent` is the refused one (null: none was sent).
+  function askToken(sent) {
+    if (!asking) {
+      if (sent) sessionStorage.removeItem(TOKEN_KEY);
+      const form = $("token-form");
+      const message = $("token-message");
+      message.textContent = sent ? "Wrong token: try again." : "This map needs an access token.";
+      message.classList.toggle("error", Boolean(sent));
+      form.hidden = false;
+      $("token-input").value = "";
+      $("token-input").focus();
+      asking = new Promise((resolve) => {
+        const submit = (event) => {
+          event.preventDefault();
+          const token = $("token-input").value.trim();
+          if (!token) {
+            message.textContent = "Enter the token.";
+            message.classList.add("error");
+            return;
+          }
+          sessionStorage.setItem(TOKEN_KEY, token);
+          $("token-input").value = "";
+          form.hidden = true;
+          form.removeEventListener("submit", submit);
+          asking = null;
+          resolve();
+        };
+        form.addEventListener("submit", submit);
+      });
+    }
+    return asking;
+  }
+
+  // fetch with the Authorization header when the page has a token; a 401 asks for one and tries again.
+  async function authFetch(path, init) {
+    for (;;) {
+      const token = storedToken();
+      let request = init;
+      if (token) {
+        const headers = new Headers(init && init.headers);
+        headers.set("Authorization", `Bearer ${token}`);
+        request = { ...init, headers };
+      }
+      const response = await fetch(path, request);
+      if (response.status !== 401) return response;
+      if (storedToken() !== token) continue;  // a new token came while this request was under way
+      await askToken(token);
+    }
+  }
+
+  // Tiles: plain images while the page has no token (as Leaflet loads them); with one, fetched with the
+  // header and shown from a blob URL, revoked when the tile unloads. Errors give Leaflet's tileerror as before.
+  const AuthTileLayer = L.TileLayer.extend({
+    initialize(url, options) {
+      L.TileLayer.prototype.initialize.call(this, url, options);
+      this.on("tileunload tileabort", (event) => {
+        const tile = event.tile;
+        if (tile.lulcAbort) tile.lulcAbort.abort();
+        if (tile.lulcBlobUrl) URL.revokeObjectURL(tile.lulcBlobUrl);
+        tile.lulcAbort = tile.lulcBlobUrl = null;
+      });
+    },
+
+    createTile(coords, done) {
+      if (!storedToken()) return L.TileLayer.prototype.createTile.call(this, coords, done);
+      const tile = document.createElement("img");
+      tile.alt = "";
+      L.DomEvent.on(tile, "load", L.Util.bind(this._tileOnLoad, this, done, tile));
+      L.DomEvent.on(tile, "error", L.Util.bind(this._tileOnError, this, done, tile));
+      const abort = new AbortController();
+      tile.lulcAbort = abort;
+      authFetch(this.getTileUrl(coords), { signal: abort.signal })
+        .then((response) => {
+          if (!response.ok) throw new Error(`tile ${response.status}`);
+          return response.blob();
+        })
+        .then((blob) => {
+          if (abort.signal.aborted) return;
+          tile.lulcAbort = null;
+          tile.lulcBlobUrl = URL.createObjectURL(blob);
+          tile.src = tile.lulcBlobUrl;
+        })
+        .catch((err) => {
+          if (!abort.signal.aborted) this._tileOnError(done, tile, err);
+        });
+      return tile;
+    },
+  });
+
+  function tileLayer(url, options) {
+    return new AuthTileLayer(url, options);
+  }
+
+  tokenFromFragment();
   const map = L.map("map", { zoomControl: true, attributionControl: true });
   window.lulcMap = map;
   map.setView([0, 0], 2);
@@ -36,7 +152,7 @@
   }
 
   async function getJSON(path) {
-    const response = await fetch(path);
+    const response = await authFetch(path);
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
@@ -104,7 +220,7 @@
     const options = { zIndex: 1, maxZoom: 22, attribution: source };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.backdropLayer = L.tileLayer(tileUrl(image ? "cog" : "stac", query), options);
+    state.backdropLayer = tileLayer(tileUrl(image ? "cog" : "stac", query), options);
     state.backdropLayer.on("load", () => { state.backdropTilesLoaded = true; });
     state.backdropLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.backdropLayer.addTo(map);
@@ -147,7 +263,7 @@
     const options = { zIndex: 2, opacity: opacity(), maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.classLayer = L.tileLayer(tileUrl("cog", layerQuery(layer)), options);
+    state.classLayer = tileLayer(tileUrl("cog", layerQuery(layer)), options);
     state.classLayer.on("load", () => { state.classTilesLoaded = true; });
     state.classLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.classLayer.addTo(map);
@@ -209,7 +325,7 @@
     const [w, s, e, n] = run.bbox || [-180, -85, 180, 85];
     const polygon = { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] };
     try {
-      const response = await fetch(`statistics/series?url=${encodeURIComponent(series.url)}`, {
+      const response = await authFetch(`statistics/series?url=${encodeURIComponent(series.url)}`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(polygon),
@@ -270,7 +386,7 @@
     const options = { zIndex: 3, maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.aoaLayer = L.tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
+    state.aoaLayer = tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
     state.aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
     state.aoaLayer.on("tileerror", () => { state.tileErrors += 1; });
     state.aoaLayer.addTo(map);
@@ -285,7 +401,7 @@
     info.textContent = "…";
     const point = `${latlng.lng},${latlng.lat}`;
     try {
-      const response = await fetch(`cog/point/${point}?${layerQuery(layer)}`);
+      const response = await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
       if (response.status === 404) {
         info.textContent = "Outside the map.";
         info.dataset.state = "outside";
@@ -308,7 +424,7 @@
       info.append(name);
       info.dataset.value = missing ? "" : String(value);
       if (run.confidence && entry && layer.kind === "classes") {
-        const conf = await fetch(`cog/point/${point}?url=${encodeURIComponent(run.confidence)}`);
+        const conf = await authFetch(`cog/point/${point}?url=${encodeURIComponent(run.confidence)}`);
         if (conf.ok) {
           const confBody = await conf.json();
           const c = confBody.values[0];
