@@ -23,6 +23,21 @@ pytestmark = test_browser.pytestmark
 TOKEN = "web-map-s3cret"
 WRONG = "not-the-token"
 REFUSED = "status of 401"  # how Chromium logs a refused request in the console
+GONE = "net::ERR_FILE_NOT_FOUND"  # and a revoked blob URL
+
+
+REVOKED = """async () => {
+  const readable = (url) => fetch(url).then(() => true, () => false);
+  const blobs = (layer) => [...layer.getContainer().querySelectorAll("img")].map((img) => img.src);
+  const classes = blobs(lulcState.classLayer);
+  lulcMap.removeLayer(lulcState.classLayer);
+  return {
+    classes: await Promise.all(classes.map(readable)),
+    backdrop: await Promise.all(blobs(lulcState.backdropLayer).map(readable)),
+  };
+}"""
+"""Whether the class tiles' blob URLs can still be read after their layer left the map (and, as the control,
+the backdrop's, still on the map)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,13 @@ def test_web_map_asks_for_the_token_and_sends_it(
         assert {(s.status, s.authorization) for s in api} == {(200, f"Bearer {TOKEN}")}
         assert not [s for s in seen if TOKEN in s.url or WRONG in s.url], "a token in a URL"
 
+        # a tile's blob URL lives as long as the tile: revoked once its layer leaves the map, not before
+        readable = page.evaluate(REVOKED)
+        assert readable["classes"], "class tiles on the map"
+        assert not any(readable["classes"]), readable
+        assert readable["backdrop"], "backdrop tiles on the map"
+        assert all(readable["backdrop"]), readable
+
         # a new session with the token in the address's fragment: no form, the fragment leaves the address
         page.evaluate("sessionStorage.clear()")
         before = len(seen)
@@ -131,6 +153,7 @@ def test_web_map_asks_for_the_token_and_sends_it(
         assert not [s for s in seen[before:] if s.status == 401]
         assert page.evaluate("lulcState.tileErrors") == 0
 
-    # the browser logs each refused request itself: exactly the two above
+    # the browser logs each refused request and each read of a revoked blob itself: exactly those above
     assert sum(REFUSED in e for e in errors) == 2, errors
-    assert [e for e in errors if REFUSED not in e] == [], f"console errors: {errors}"
+    assert sum(GONE in e for e in errors) == len(readable["classes"]), errors
+    assert [e for e in errors if REFUSED not in e and GONE not in e] == [], f"console errors: {errors}"
