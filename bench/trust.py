@@ -20,7 +20,8 @@ alone). Issue 13's target: under 20 % extra time together at 10,000 x 10,000 px,
 against ``plain``).
 
 ``python -m bench.trust --size 3000`` (``--size 10000`` for the issue's figure) prints the JSON result and
-writes it to ``WORK/trust-SIZE.json``; ``run`` is the same for a runner that already serves the scene.
+writes it to ``WORK/trust-SIZE.json`` (``--model rf``: ``trust-SIZE-rf.json``); ``run`` is the same for a
+runner that already serves the scene.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def run(
     """The four configurations, taking turns, ``repeats`` times each, on a scene served at ``base_url``."""
     trust_path, plain_path, facts = trust_models(scene, name, work, seed)
     stac_url = f"{base_url}/items.json"
-    out = work / f"trust-{scene.size}"
+    out = work / f"trust-{scene.size}{'' if name == 'svm' else '-' + name}"
     configurations = {
         # run_service reads only the ONNX file of a BenchModel
         "with": (BenchModel(name, trust_path, trust_path, trust_path), []),
@@ -217,7 +218,8 @@ def main() -> None:
     ns = parser.parse_args()
     work = ns.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"machine": machine_info(), "command": f"python -m bench.trust --size {ns.size}"}
+    command = f"python -m bench.trust --size {ns.size} --model {ns.model} --repeats {ns.repeats}"
+    result: dict[str, Any] = {"machine": machine_info(), "command": command}
     scene = generate(work / f"scene-{ns.size}", ns.size, ns.seed)
     with file_server(work) as server:
         base_url = f"{server.base_url}/{scene.root.name}"
@@ -226,7 +228,8 @@ def main() -> None:
             run(scene, ns.model, base_url, work, lambda m: print(m, flush=True), ns.repeats, ns.seed)
         )
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    (work / f"trust-{ns.size}.json").write_text(json.dumps(result, indent=1) + "\n")
+    suffix = "" if ns.model == "svm" else f"-{ns.model}"
+    (work / f"trust-{ns.size}{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
     emit(result)
 
 
