@@ -238,6 +238,14 @@ def pyspatialml_python(folder: Path, log: Any) -> Path:
 # Workers (separate processes)
 
 
+def valid_rows(pixels: np.ndarray[Any, Any], nodata: float | None) -> np.ndarray[Any, Any]:
+    """Rows of a (pixels, bands) matrix with every band finite and none equal to ``nodata``."""
+    valid = np.isfinite(pixels).all(axis=1)
+    if nodata is not None:
+        valid &= (pixels != np.float32(nodata)).all(axis=1)
+    return valid
+
+
 def tutorial_worker(model_path: Path, scene: Path, out: Path) -> dict[str, Any]:
     """Read every band whole, reshape to (pixels, bands), ``predict``, write a plain GeoTIFF."""
     timings: dict[str, float] = {}
@@ -250,7 +258,7 @@ def tutorial_worker(model_path: Path, scene: Path, out: Path) -> dict[str, Any]:
     t = time.perf_counter()
     n_bands, height, width = image.shape
     pixels = image.reshape(n_bands, -1).T
-    valid = np.isfinite(pixels).all(axis=1) & (pixels != np.float32(profile["nodata"])).all(axis=1)
+    valid = valid_rows(pixels, profile["nodata"])
     predicted = model.predict(pixels)
     labels = np.where(valid, predicted, 255).astype(np.uint8)
     timings["predict_s"] = time.perf_counter() - t
@@ -309,10 +317,7 @@ def runtimes_worker(model_path: Path, pickled: Path, scene: Path, n: int) -> dic
         image = src.read(window=window)
         nodata = src.nodata
     pixels = image.reshape(image.shape[0], -1).T
-    valid = np.isfinite(pixels).all(axis=1)
-    if nodata is not None:
-        valid &= (pixels != np.float32(nodata)).all(axis=1)
-    features = np.ascontiguousarray(pixels[valid][:n], dtype=np.float32)
+    features = np.ascontiguousarray(pixels[valid_rows(pixels, nodata)][:n], dtype=np.float32)
     model = BenchModel("svm", model_path, pickled, stock_path(model_path))
     return {"scene": scene.name, **measure("svm", model, features)}
 
@@ -521,7 +526,7 @@ def parse_tiles(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Workers (``tutorial``, ``floor``), or this part alone through ``bench/run.py --parts peers``."""
+    """Workers (``tutorial``, ``floor``, ``runtimes``), or this part alone (``bench/run.py`` part)."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("tutorial", "floor", "runtimes"):
         parser = argparse.ArgumentParser()

@@ -130,13 +130,18 @@ def _best(runs: list[tuple[Measured, float]]) -> dict[str, Any]:
     }
 
 
+def model_suffix(name: str) -> str:
+    """What a model's results and maps add to their names: nothing for the SVM, else ``-name``."""
+    return "" if name == "svm" else f"-{name}"
+
+
 def run(
     scene: Scene, name: str, base_url: str, work: Path, log: Any, repeats: int = 3, seed: int = 0
 ) -> dict[str, Any]:
     """The four configurations, taking turns, ``repeats`` times each, on a scene served at ``base_url``."""
     trust_path, plain_path, facts = trust_models(scene, name, work, seed)
     stac_url = f"{base_url}/items.json"
-    out = work / f"trust-{scene.size}{'' if name == 'svm' else '-' + name}"
+    out = work / f"trust-{scene.size}{model_suffix(name)}"
     configurations = {
         # run_service reads only the ONNX file of a BenchModel
         "with": (BenchModel(name, trust_path, trust_path, trust_path), []),
@@ -228,8 +233,7 @@ def main() -> None:
             run(scene, ns.model, base_url, work, lambda m: print(m, flush=True), ns.repeats, ns.seed)
         )
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    suffix = "" if ns.model == "svm" else f"-{ns.model}"
-    (work / f"trust-{ns.size}{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (work / f"trust-{ns.size}{model_suffix(ns.model)}.json").write_text(json.dumps(result, indent=1) + "\n")
     emit(result)
 
 

@@ -110,14 +110,13 @@ class OnnxRunner:
                 self._loaded = _open_session(self.path, self.threads)
             return self._loaded
 
-    def _session(self, dissimilarity: bool) -> Any:
+    def _session(self, loaded: _Loaded, dissimilarity: bool) -> Any:
         """The session to run: the whole graph, or, when the DI is not wanted, the graph without it.
 
         ONNX Runtime runs every node whichever outputs are fetched, so a run without ``aoa.tif`` gets a
         second session on the graph cut down to the other outputs (``service.graph_outputs``), made on
         first use: it does not pay for the DI.
         """
-        loaded = self._load()
         if dissimilarity or loaded.model_bytes is None:
             return loaded.session
         with self._lock:
@@ -128,12 +127,12 @@ class OnnxRunner:
 
     def predict(self, features: npt.NDArray[np.float32], *, dissimilarity: bool = False) -> Prediction:
         """Run the graph on ``features`` and decide labels per the contract (and fetch the DI if asked)."""
-        contract = self.contract
+        loaded = self._load()
+        contract = loaded.contract
         if features.shape[0] == 0:
             n_classes = len(contract.outputs.class_order)
             return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
-        session = self._session(dissimilarity)
-        loaded = self._load()
+        session = self._session(loaded, dissimilarity)
         outputs = contract.outputs
         wanted = [name for name in (outputs.label, outputs.probabilities) if name in loaded.outputs]
         if outputs.decision == "probabilities" and outputs.probabilities in wanted:

@@ -92,8 +92,8 @@ def test_a_run_without_the_di_uses_the_cut_graph_and_gets_the_same_maps(
     assert without.probabilities.tobytes() == with_di.probabilities.tobytes()
     # the session behind the second call is the cut graph's: ONNX Runtime would run the DI nodes of the
     # whole graph even when their output is not fetched
-    assert DI_OUTPUT not in {o.name for o in runner._session(False).get_outputs()}
-    assert DI_OUTPUT in {o.name for o in runner._session(True).get_outputs()}
+    assert DI_OUTPUT not in {o.name for o in runner._session(runner._load(), False).get_outputs()}
+    assert DI_OUTPUT in {o.name for o in runner._session(runner._load(), True).get_outputs()}
 
 
 def test_the_cut_graph_is_the_loaded_models_even_if_the_file_is_replaced(
