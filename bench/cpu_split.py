@@ -100,8 +100,8 @@ def run(arguments: list[str]) -> dict[str, Any]:
         if exit_.code not in (0, None):
             raise
     total = _process_cpu()
-    steps = {label: round(spent[label], 2) for label in depth}
-    steps["rest"] = round(total - sum(spent[label] for label in TOP), 2)
+    steps = {label: round(spent[label], 4) for label in depth}
+    steps["rest"] = round(total - sum(spent[label] for label in TOP), 4)
     return {
         "arguments": arguments,
         "wall_s": round(time.perf_counter() - start_wall, 2),
