@@ -112,6 +112,11 @@ HARVESTED_FROM = 265
 """Day of year from which fields are harvested (stubble on soil)."""
 LEAF_OFF = (100, 305)
 """Deciduous forest is leafless before the first and after the second day of year."""
+SOIL_GRADIENT = 0.3
+"""Soils grow lighter from west to east: the soil spectrum is scaled by ``1 + SOIL_GRADIENT * (east - 0.5)``,
+0.85 at the west edge to 1.15 at the east edge. A regional gradient like those across any Sentinel-2 tile
+(parent material, moisture): a model trained on one half meets soils on the other it never saw, which is what
+the area of applicability must flag (``tests/demo/test_trust.py``)."""
 
 # Surface reflectance spectra (blue, green, red, nir, swir16, swir22).
 _SPECTRA: dict[str, tuple[float, ...]] = {
@@ -172,6 +177,8 @@ class _Traits:
     """Crop calendar of cropland patches: day of peak greenness, season half-width, peak height."""
     length: npt.NDArray[np.float64]
     height: npt.NDArray[np.float64]
+    east: npt.NDArray[np.float64]
+    """Column of each patch's centre, from the grid's west edge (0) to its east edge (1)."""
 
 
 def _traits(rng: np.random.Generator, landscape: Landscape) -> _Traits:
@@ -192,13 +199,25 @@ def _traits(rng: np.random.Generator, landscape: Landscape) -> _Traits:
         peak=rng.choice([165.0, 200.0, 225.0], size=n, p=[0.3, 0.45, 0.25]) + rng.normal(0, 10, n),
         length=rng.uniform(60, 95, n),
         height=rng.uniform(0.75, 1.0, n),
+        east=_east(landscape),
     )
+
+
+def _east(landscape: Landscape) -> npt.NDArray[np.float64]:
+    """Each patch's mean column over the grid's width, 0 (west edge) to 1 (east edge); no random draw."""
+    ids = landscape.patches.ravel()
+    width = landscape.patches.shape[1]
+    cols = np.broadcast_to(np.arange(width, dtype=np.float64), landscape.patches.shape).ravel()
+    sums = np.bincount(ids, weights=cols, minlength=landscape.n_patches)
+    counts = np.bincount(ids, minlength=landscape.n_patches)
+    return np.asarray(sums / np.maximum(counts, 1) / max(width - 1, 1), dtype=np.float64)
 
 
 def _patch_spectra(traits: _Traits, doy: float) -> npt.NDArray[np.float64]:
     """Reflectance ``(patch, band)`` of every patch on this day of year (phenology included)."""
     season = float(np.exp(-(((doy - 200.0) / 90.0) ** 2)))
     crop_green = 0.3 + 0.7 * traits.height * np.exp(-(((doy - traits.peak) / traits.length) ** 2))
+    soil = _spectrum("soil")[None] * (1.0 + SOIL_GRADIENT * (traits.east[:, None] - 0.5))
     # Outside the growing season (never on the summer dates of ACQUISITIONS): fields bare in spring and
     # harvested in autumn, deciduous forest leafless in winter. Grassland stays green from spring to autumn.
     if doy < SPRING_SOWN_UNTIL:
@@ -210,11 +229,11 @@ def _patch_spectra(traits: _Traits, doy: float) -> npt.NDArray[np.float64]:
     murky = _spectrum("water")[None] + traits.turbidity[:, None] * np.array([[0.01, 0.02, 0.025, 0.01, 0, 0]])
     by_class = {
         WATER: murky,
-        FOREST: _mix(forest_green, "forest", "soil"),
-        CROPLAND: _mix(crop_green, "crop", "soil"),
-        GRASSLAND: _mix(traits.green * (0.85 + 0.15 * season), "grass", "soil"),
+        FOREST: _mix(forest_green, "forest", soil),
+        CROPLAND: _mix(crop_green, "crop", soil),
+        GRASSLAND: _mix(traits.green * (0.85 + 0.15 * season), "grass", soil),
         BUILT_UP: _mix(traits.green, "grass", "urban"),
-        BARE: _mix(traits.green, "grass", "soil"),
+        BARE: _mix(traits.green, "grass", soil),
     }
     spectra = np.zeros(traits.brightness.shape)
     for value, rows in by_class.items():
@@ -255,6 +274,7 @@ def extend_surface(rng: np.random.Generator, surface: Surface, later: Landscape)
         peak=keep(old.peak, drawn.peak),
         length=keep(old.length, drawn.length),
         height=keep(old.height, drawn.height),
+        east=keep(old.east, drawn.east),
     )
     return Surface(traits, surface.texture)
 
@@ -283,9 +303,15 @@ def surface_reflectance(
     return out
 
 
-def _mix(green: npt.NDArray[np.float64], veg: str, other: str) -> npt.NDArray[np.float64]:
-    """Linear mixture per patch: ``green`` of the ``veg`` spectrum, the rest of ``other``."""
-    return green[:, None] * _spectrum(veg)[None] + (1 - green[:, None]) * _spectrum(other)[None]
+def _mix(
+    green: npt.NDArray[np.float64], veg: str, other: str | npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Linear mixture per patch: ``green`` of the ``veg`` spectrum, the rest of ``other``.
+
+    ``other`` is a spectrum's name or one spectrum per patch ``(patch, band)``.
+    """
+    rest = _spectrum(other)[None] if isinstance(other, str) else other
+    return green[:, None] * _spectrum(veg)[None] + (1 - green[:, None]) * rest
 
 
 def _block_mean(array: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
