@@ -40,7 +40,11 @@ GDAL_OPTIONS: dict[str, str | int] = {
     # Keep fetched byte ranges per file handle, so overlapping windows are not fetched twice.
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": "67108864",
-    # A bounded raster block cache (MiB; rasterio wants an int here): memory stays flat however large the AOI.
+    # The raster block cache, in BYTES: rasterio takes an int as bytes (this line once said MiB; it was
+    # bytes all along). So small that GDAL keeps only the blocks in use: memory stays flat however large
+    # the AOI. Measured 2026-12-01 against 256 MiB, runs taking turns: the same CPU time on the 25 Mpx
+    # STAC bench scene over HTTP, on the 26 Mpx 512-tiled pixel-interleaved image and on a 1024-tiled
+    # band-interleaved copy of it, and 40-70 MiB less peak RSS.
     "GDAL_CACHEMAX": 256,
 }
 
