@@ -32,9 +32,13 @@ RUN groupadd --system --gid 10001 lulc \
     && useradd --system --uid 10001 --gid lulc --home-dir /work --no-create-home --shell /usr/sbin/nologin lulc \
     && install -d -o lulc -g lulc /work
 COPY --from=builder /app/.venv /app/.venv
+# MALLOC_ARENA_MAX=2: fewer glibc malloc arenas for the worker threads. Measured once each, 2026-12-01, a 25 Mpx
+# run in one process with a 100-tree forest: peak RSS 446 -> 420 MiB with the AOA and sets, 411 -> 393
+# without (the peak while the COGs were written at the end was gone), the same time.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_ARENA_MAX=2 \
     LULC_SERVICE_HOST=0.0.0.0 \
     LULC_SERVICE_PORT=8000
 WORKDIR /work
