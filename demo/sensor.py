@@ -1,4 +1,7 @@
-"""The demo world's Sentinel-2 L2A acquisitions: spectra, phenology, clouds, shadows, SCL and DN encoding."""
+"""The demo world's Sentinel-2 L2A acquisitions: spectra, phenology, clouds, shadows, SCL and DN encoding.
+
+Soils grow lighter from west to east (``SOIL_GRADIENT``), as across a real tile.
+"""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def test_trained_on_the_west_the_map_is_better_inside_its_aoa(
     assert 0.5 < inside.mean() < mapped.item["properties"]["lulc:aoa_fraction"] + 0.05
     assert (~inside).sum() >= 50
     # Measured (seed 0): 95.2 % right inside (1,372 points), 82.8 % outside (128): 12.4 points (standard
-    # error 3.5). The eastern half's lighter soils (sensor.SOIL_GRADIENT) are what the western model never
+    # error 3.4). The eastern half's lighter soils (sensor.SOIL_GRADIENT) are what the western model never
     # saw; before the world had that gradient the gap was 7.4 points here (81 points outside).
     assert correct[inside].mean() - correct[~inside].mean() >= 0.10
     # the DI ranks the errors whatever the threshold: wrong pixels lie further from the training data
