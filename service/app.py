@@ -249,7 +249,9 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
     """
     if settings.output_url:
         destination_folder(settings.output_url)  # refuse an unsupported output URL at start-up
-    provider: ModelProvider = models or ModelDirectory(settings.models_dir, threads=settings.threads)
+    provider: ModelProvider = models or ModelDirectory(
+        settings.models_dir, threads=settings.threads, public_url=settings.models_public_url
+    )
     registry = JobRegistry(
         settings.max_concurrent_jobs,
         keep=settings.max_finished_jobs,

@@ -135,17 +135,17 @@ def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
 
 
 @functools.lru_cache(maxsize=8)
-def model_directory(root: Path, threads: int) -> ModelDirectory:
-    """One ``ModelDirectory`` per folder and thread count per process.
+def model_directory(root: Path, threads: int, public_url: str | None = None) -> ModelDirectory:
+    """One ``ModelDirectory`` per folder, thread count and public URL per process.
 
     A warm serverless container thus reuses its loaded models (and their ONNX Runtime sessions).
     """
-    return ModelDirectory(root, threads=threads)
+    return ModelDirectory(root, threads=threads, public_url=public_url)
 
 
 def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
     """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
-    directory = model_directory(settings.models_dir, settings.threads)
+    directory = model_directory(settings.models_dir, settings.threads, settings.models_public_url)
     path = Path(model)
     try:
         exists = path.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lulc.errors import InputError, LulcError
+from service.publish import join_url
 from service.runner import ModelRunner
 
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -70,9 +71,11 @@ class ModelDirectory:
     each ONNX Runtime session is created once per process.
     """
 
-    def __init__(self, root: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, root: str | Path, *, threads: int = 1, public_url: str | None = None) -> None:
         self.root = Path(root)
         self.threads = threads
+        self.public_url = public_url
+        """URL of ``root`` as clients see it (``models_public_url``): the models' links point under it."""
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[float, ...], ModelRunner]] = {}
 
@@ -112,6 +115,7 @@ class ModelDirectory:
             cached = self._cache.get(model_id)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            runner = load_model(path, threads=self.threads)
+            public = join_url(self.public_url, model_id) if self.public_url else None
+            runner = load_model(path, threads=self.threads, public_url=public)
             self._cache[model_id] = (stamp, runner)
             return runner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,41 @@ def local_path(url: str) -> Path:
 def join_url(base: str, relative: str) -> str:
     """``base`` + ``/`` + ``relative`` with exactly one slash between them."""
     return f"{base.rstrip('/')}/{relative.lstrip('/')}"
+
+
+def leaves_folder(href: str, where: str = ITEM_NAME) -> bool:
+    """Whether ``href``, a link of the document at ``where`` (its path in the run folder), leads out of it.
+
+    URLs stay where they are; a relative href is resolved against the document's folder (``../item.json``
+    of ``clean/item.json`` is the run's own item); a local absolute path is outside by definition.
+    """
+    if urlparse(href).scheme:
+        return False
+    if href.startswith("/"):
+        return True
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(where), href))
+    return resolved == ".." or resolved.startswith("../")
+
+
+def travelling_links(item: dict[str, Any], where: str = ITEM_NAME) -> dict[str, Any]:
+    """A copy of STAC ``item`` without the links that lead out of its run folder.
+
+    The engine writes links to local inputs (the model's item on the service's disk, a local image)
+    relative to the run folder, which is right while the folder stays there. Published elsewhere
+    (another directory, S3), such a link would lead nowhere: it is dropped (the model stays named in
+    ``lulc:model``). A model reached by URL (the service's ``models_public_url``) keeps its link.
+    """
+    links = item.get("links", [])
+    kept = [
+        link
+        for link in links
+        if not (
+            isinstance(link, dict)
+            and isinstance(link.get("href"), str)
+            and leaves_folder(link["href"], where)
+        )
+    ]
+    return {**item, "links": kept}
 
 
 def destination_folder(url: str) -> str:

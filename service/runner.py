@@ -15,6 +15,7 @@ from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
 from service.graph_outputs import without_outputs
+from service.publish import join_url
 
 
 @dataclass(frozen=True)
@@ -236,31 +237,45 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def load_model(path: str | Path, *, threads: int = 1) -> OnnxRunner:
+def load_model(path: str | Path, *, threads: int = 1, public_url: str | None = None) -> OnnxRunner:
     """An ``OnnxRunner`` from a model directory, its ``model.onnx``, or its MLM item ``model.json``.
+
+    ``public_url`` is the URL of the model's folder as clients see it: the runner's ``item_href`` (the
+    output items' ``derived_from`` link to the model) is then the item's (or the ONNX file's) name under
+    it instead of its local path.
 
     Raises:
         ContractError: The path does not hold a model, the ONNX file is corrupt, or its contract is
             missing, invalid or of an unsupported schema version.
     """
+
+    def href(local: Path | None) -> str | None:
+        if local is None:
+            return None
+        return join_url(public_url, local.name) if public_url else str(local.resolve())
+
     path = Path(path)
     if path.is_dir():
         onnx_files = sorted(path.glob("*.onnx"))
         item = path / "model.json"
         if item.is_file():
-            return _from_item(item, threads)
+            return _from_item(item, threads, href(item))
         if len(onnx_files) != 1:
             raise ContractError(f"model directory {path} must hold model.json or exactly one .onnx file")
-        return OnnxRunner(onnx_files[0], threads=threads)
+        return OnnxRunner(
+            onnx_files[0], threads=threads, item_href=href(onnx_files[0]) if public_url else None
+        )
     if not path.exists():
         raise ContractError(f"model {path} does not exist")
     if path.suffix == ".json":
-        return _from_item(path, threads)
+        return _from_item(path, threads, href(path))
     item = path.parent / "model.json"
-    return OnnxRunner(path, threads=threads, item_href=str(item.resolve()) if item.is_file() else None)
+    if item.is_file():
+        return OnnxRunner(path, threads=threads, item_href=href(item))
+    return OnnxRunner(path, threads=threads, item_href=href(path) if public_url else None)
 
 
-def _from_item(item_path: Path, threads: int) -> OnnxRunner:
+def _from_item(item_path: Path, threads: int, item_href: str | None) -> OnnxRunner:
     try:
         item = json.loads(item_path.read_text())
     except json.JSONDecodeError as exc:
@@ -275,4 +290,4 @@ def _from_item(item_path: Path, threads: int) -> OnnxRunner:
         raise ContractError(f"STAC item {item_path} has no asset with role 'mlm:model'")
     href = hrefs[0]
     onnx = Path(href) if Path(href).is_absolute() else (item_path.parent / href)
-    return OnnxRunner(onnx.resolve(), threads=threads, item_href=str(item_path.resolve()))
+    return OnnxRunner(onnx.resolve(), threads=threads, item_href=item_href)

@@ -24,6 +24,14 @@ class ServiceSettings(BaseSettings):
             "the sub-directory name is the model id listed by `GET /models`."
         ),
     )
+    models_public_url: str | None = Field(
+        default=None,
+        description=(
+            "URL under which clients reach `models_dir` (e.g. the bucket the retraining job publishes "
+            "models to): each output item's `derived_from` link to its model points there. Unset: an item "
+            "published to `output_url` carries no link to its model (it names it in `lulc:model`)."
+        ),
+    )
     stac_url: str = Field(
         default="https://earth-search.aws.element84.com/v1",
         description="Default item source: a STAC API root URL, or a static catalog (path or URL).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +14,7 @@ from lulc.allowlist import AllowList
 from lulc.errors import LimitError
 from lulc.progress import Progress
 from service.publish import (
+    ITEM_NAME,
     S3Options,
     destination_folder,
     is_local,
@@ -20,6 +22,7 @@ from service.publish import (
     local_path,
     output_files,
     publish,
+    travelling_links,
 )
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
@@ -199,6 +202,9 @@ def run_order(
             dask_scheduler=settings.dask_scheduler,
         )
         names = output_files(work_dir)
+        moves = destination is not None and not _same_dir(destination, work_dir)
+        if moves:
+            _drop_links_leaving(work_dir, names)
         if destination is None:
             folder = str(work_dir.resolve())
         else:
@@ -210,7 +216,7 @@ def run_order(
         shutil.rmtree(work_dir, ignore_errors=True)
     public = (public_folder or folder).rstrip("/")
     assets = {name: join_url(public, name) for name in names}
-    item = copy.deepcopy(result.item_dict)
+    item = copy.deepcopy(travelling_links(result.item_dict) if moves else result.item_dict)
     for asset in item.get("assets", {}).values():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
             asset["href"] = public_href(public, asset["href"])
@@ -220,6 +226,20 @@ def run_order(
             if name is not None:
                 tiles[key] = tile_url(settings.tiler_url, assets[name])
     return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
+
+
+def _drop_links_leaving(work_dir: Path, names: list[str]) -> None:
+    """Rewrite (atomically) each STAC item of the run folder without its links out of the folder."""
+    from service.output import dump_json, write_text_atomic
+
+    for name in names:
+        if Path(name).name != ITEM_NAME:
+            continue
+        path = work_dir / name
+        item = json.loads(path.read_text())
+        kept = travelling_links(item, name)
+        if kept != item:
+            write_text_atomic(path, dump_json(kept))
 
 
 def _name(path: Path | None) -> str | None:

@@ -24,6 +24,7 @@ from service.app import create_app
 from service.settings import ServiceSettings
 from tests.service.app_support import World, blocking_provider, models_dir, service_settings, shared_world
 from tests.support.http_server import start_http_server
+from tests.support.stac_validation import assert_valid_stac_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,6 +210,33 @@ def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path
     assert result["item"]["assets"]["classes"]["href"] == result["assets"]["classes.tif"]
     published_item = json.loads((publish_to / job_id / "item.json").read_text())
     assert published_item["assets"]["classes"]["href"] == "./classes.tif"  # portable: relative on disk
+    # the link to the model led from the work folder to the models directory; published elsewhere it
+    # would lead nowhere: gone (no models_public_url), the model still named
+    assert [link["href"] for link in published_item["links"] if "://" not in link["href"]] == []
+    assert result["item"]["links"] == published_item["links"]
+    assert published_item["properties"]["lulc:model"] == "demo-rf-1"
+
+
+def test_published_items_link_their_model_under_models_public_url(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    publish_to = tmp_path / "published"
+    settings = service_settings(
+        tmp_path,
+        world,
+        models,
+        output_url=publish_to.as_uri(),
+        models_public_url="https://models.example/lulc/",
+    )
+    response = client_for(settings).post(
+        "/classify", json={"aoi": world.aoi(size_deg=0.004), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    folder = Path(response.json()["output_url"])
+    published = assert_valid_stac_file(folder / "item.json")
+    model_links = [link for link in published["links"] if link["title"].startswith("model ")]
+    assert [link["href"] for link in model_links] == ["https://models.example/lulc/demo/model.onnx"]
+    assert response.json()["item"]["links"] == published["links"]
 
 
 def test_beyond_max_concurrent_jobs_gets_429(world: World, models: Path, tmp_path: Path) -> None:

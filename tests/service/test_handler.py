@@ -234,6 +234,8 @@ def test_event_publishes_to_s3(world: World, models: Path, tmp_path: Path, s3: d
     } <= keys
     item = json.loads(s3["client"].get_object(Bucket="maps", Key="runs/42/item.json")["Body"].read())
     assert item["assets"]["classes"]["href"] == "./classes.tif"
+    # no link back into the container's disk (the model's, relative to the work folder)
+    assert [link["href"] for link in item["links"] if "://" not in link["href"]] == []
     cog = s3["client"].get_object(Bucket="maps", Key="runs/42/classes.tif")["Body"].read()
     assert cog[:4] in (b"II*\x00", b"II+\x00")
     # a bucket that does not exist: a 502 naming the destination, nothing left behind

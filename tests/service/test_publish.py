@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lulc.errors import InputError
-from service.publish import ITEM_NAME, PublishError, output_files, publish
+from service.publish import ITEM_NAME, PublishError, leaves_folder, output_files, publish, travelling_links
 
 
 def make_outputs(root: Path) -> Path:
@@ -115,3 +115,38 @@ def test_unreachable_store_is_a_publish_error(tmp_path: Path, s3: dict[str, Any]
     src = make_outputs(tmp_path)
     with pytest.raises(PublishError, match="no-such-bucket"):
         publish(src, "s3://no-such-bucket/x", s3=s3["options"])
+
+
+@pytest.mark.parametrize(
+    ("href", "where", "leaves"),
+    [
+        ("./classes.tif", "item.json", False),
+        ("../../models/demo/model.json", "item.json", True),
+        ("..", "item.json", True),
+        ("../item.json", "clean/item.json", False),  # the clean map's link to its run: inside
+        ("../../x/item.json", "clean/item.json", True),
+        ("sub/../../x.tif", "item.json", True),
+        ("/srv/models/demo/model.onnx", "item.json", True),  # a local absolute path
+        ("https://models.example/demo/model.json", "item.json", False),
+        ("s3://bucket/models/demo/model.json", "item.json", False),
+    ],
+)
+def test_which_links_leave_the_run_folder(href: str, where: str, leaves: bool) -> None:
+    assert leaves_folder(href, where) is leaves
+
+
+def test_travelling_links_keeps_everything_but_the_links_out() -> None:
+    item = {
+        "type": "Feature",
+        "id": "x",
+        "links": [
+            {"rel": "derived_from", "href": "https://stac.example/items/a", "title": "a"},
+            {"rel": "derived_from", "href": "../../models/demo/model.onnx", "title": "model demo 1"},
+        ],
+        "assets": {"classes": {"href": "./classes.tif"}},
+    }
+    kept = travelling_links(item)
+    assert kept["links"] == item["links"][:1]
+    assert kept["assets"] == item["assets"]
+    assert kept["id"] == "x"
+    assert len(item["links"]) == 2  # the input is not changed
