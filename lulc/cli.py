@@ -15,6 +15,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
+from lulc.allocator import limit_arenas
 from lulc.errors import LulcError
 
 COMMANDS_GROUP = "lulc.commands"
@@ -90,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
 
     lulc-stac errors (``LulcError``), usage errors (bad or missing options: typer would draw a rich box
     wrapped to the terminal's width) and invalid settings exit with code 2; an unexpected error exits with 1
-    and names its type (``LULC_TRACEBACK=1`` shows the traceback instead).
+    and names its type (``LULC_TRACEBACK=1`` shows the traceback instead). Before anything runs, glibc's
+    malloc arenas are capped (``lulc.allocator``).
     """
+    limit_arenas()
     try:
         code = app(args=argv, standalone_mode=False)
     except LulcError as exc:
