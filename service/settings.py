@@ -27,9 +27,9 @@ class ServiceSettings(BaseSettings):
     models_public_url: str | None = Field(
         default=None,
         description=(
-            "URL under which clients reach `models_dir` (e.g. the bucket the retraining job publishes "
-            "models to): each output item's `derived_from` link to its model points there. Unset: an item "
-            "published to `output_url` carries no link to its model (it names it in `lulc:model`)."
+            "URL under which clients reach the folders of `models_dir` (`<url>/<model id>/model.json`): each "
+            "output item's `derived_from` link to its model points there. Unset: an item published to "
+            "`output_url` carries no link to its model (it names it in `lulc:model`)."
         ),
     )
     stac_url: str = Field(
