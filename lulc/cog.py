@@ -25,7 +25,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from lulc.gdal_env import gdal_env
+from lulc.gdal_env import LOCAL_COPY_OPTIONS, gdal_env
 
 Resampling = Literal["nearest", "mode", "average", "bilinear"]
 
@@ -78,13 +78,6 @@ def atomic_path(final: str | Path, suffix: str = ".tif") -> Iterator[Path]:
     finally:
         for leftover in (tmp, Path(f"{tmp}.aux.xml")):
             leftover.unlink(missing_ok=True)
-
-
-LOCAL_COPY_OPTIONS = {"VSI_CACHE": "FALSE"}
-"""GDAL options of a COG translation, over ``lulc.gdal_env``'s: no per-handle cache of the local files it
-reads once (``VSI_CACHE`` keeps up to ``VSI_CACHE_SIZE`` of each open file, for reads over HTTP). With it, a
-10,000 x 10,000 px one-band map and its overview levels added 70 MiB to the peak RSS of the translation (two
-bands: 140), without it 0, in the same time (``translate_to_cog`` in one process, 2026-12-01)."""
 
 
 def translate_to_cog(

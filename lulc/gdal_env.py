@@ -49,6 +49,16 @@ GDAL_OPTIONS: dict[str, str | int] = {
 }
 
 
+LOCAL_COPY_OPTIONS: dict[str, str | int] = {
+    # A COG translation reads its local staging map and overview levels once: the per-file cache above,
+    # kept for reads over HTTP, would only hold them. Measured 2026-12-01 (``translate_to_cog`` in one
+    # process): with it a 10,000 x 10,000 px one-band map added 70 MiB to the translation's peak RSS (two
+    # bands: 140), without it 0, in the same time; whole runs no longer climb 300 -> 488 MiB at their end.
+    "VSI_CACHE": "FALSE",
+}
+"""Overrides of ``GDAL_OPTIONS`` for copying local files (``lulc.cog.translate_to_cog``)."""
+
+
 def gdal_options(overrides: Mapping[str, str | int] | None = None) -> dict[str, str | int]:
     """The options above with ``overrides`` applied on top."""
     options = dict(GDAL_OPTIONS)
