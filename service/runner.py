@@ -249,9 +249,7 @@ def load_model(path: str | Path, *, threads: int = 1, public_url: str | None = N
             missing, invalid or of an unsupported schema version.
     """
 
-    def href(local: Path | None) -> str | None:
-        if local is None:
-            return None
+    def href(local: Path) -> str:
         return join_url(public_url, local.name) if public_url else str(local.resolve())
 
     path = Path(path)
