@@ -140,7 +140,9 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
     """Bands ``(n, h, w)`` at half resolution ``(n, ceil(h/2), ceil(w/2))``, each pixel from the 2 x 2 below.
 
     ``mode``: the most frequent value of the four that are not nodata (a tie goes to the first in the
-    order top left, top right, bottom left, bottom right); ``average``: their mean rounded half up;
+    order top left, top right, bottom left, bottom right); with several bands, the most frequent *pixel*
+    (all its bands equal), so a level never pairs one pixel's band with another's: a class set's count with
+    another set's bitmask, say. ``average``: the mean rounded half up, band by band;
     ``nearest``: the first of them in that order. Nodata only where all four are nodata (or outside the
     raster). Integer arithmetic only, so the result never depends on the platform.
 
@@ -158,11 +160,13 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
     if resampling == "average":
         return _mean(quads, nodata)
     if resampling == "mode":
-        return _mode(quads, nodata)
+        return _mode(quads, nodata) if n == 1 else _mode_of_pixels(quads, nodata)
     raise ValueError(f"halve does no {resampling!r} resampling (only {', '.join(HALVING)})")
 
 
 Quads = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
+Keys = tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]
+"""Four quarters of any unsigned integer type: a band's values, or pixels packed by ``_mode_of_pixels``."""
 
 
 def _quarters(data: npt.NDArray[np.uint8]) -> Quads:
@@ -179,7 +183,7 @@ def _quarters(data: npt.NDArray[np.uint8]) -> Quads:
     return out[0], out[1], out[2], out[3]
 
 
-def _first_valid(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+def _first_valid(quads: Keys, nodata: int | np.unsignedinteger[Any]) -> npt.NDArray[Any]:
     """Per 2 x 2: the first of the four (reading order) that is not nodata; nodata if none is."""
     out = quads[3]
     for q in quads[2::-1]:
@@ -203,7 +207,7 @@ def _mean(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
     return np.where(count > 0, mean, nodata).astype(np.uint8)
 
 
-def _mode(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+def _mode(quads: Keys, nodata: int | np.unsignedinteger[Any]) -> npt.NDArray[Any]:
     """Per 2 x 2: the most frequent value that is not nodata, a tie to the first in reading order.
 
     With four values: the first (q0) wins when it is valid and another equals it (two votes at least,
@@ -216,6 +220,27 @@ def _mode(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
     out = np.where((q2 == q3) & (q2 != nodata), q2, out)
     out = np.where(((q1 == q2) | (q1 == q3)) & valid1, q1, out)
     return np.where(((q0 == q1) | (q0 == q2) | (q0 == q3)) & (q0 != nodata), q0, out)
+
+
+def _mode_of_pixels(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+    """``_mode`` of whole pixels: each pixel's bands packed into one unsigned integer (at most 8 bands)."""
+    n = quads[0].shape[0]
+    width = next((w for w in (2, 4, 8) if w >= n), 0)
+    if not width:
+        raise ValueError(f"a mode of whole pixels packs at most 8 bands, not {n}")
+
+    dtype = np.dtype(f"<u{width}")
+
+    def packed(bands: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+        key = bands[0].astype(dtype)
+        for b in range(1, width):
+            key |= (bands[b] if b < n else np.uint8(nodata)).astype(dtype) << dtype.type(8 * b)
+        return key
+
+    keys = tuple(packed(q) for q in quads)
+    nodata_key = packed(np.full((n, 1), nodata, dtype=np.uint8))[0]
+    chosen = _mode((keys[0], keys[1], keys[2], keys[3]), nodata_key)
+    return np.stack([(chosen >> dtype.type(8 * b)).astype(np.uint8) for b in range(n)])
 
 
 class OverviewLevels:

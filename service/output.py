@@ -62,7 +62,8 @@ on such noisy values level 6 costs three times the CPU for files about 5 % small
 scene), and the COG translation is the one step of a run that cannot overlap with inference."""
 
 SETS_COG = CogOptions(overview_resampling="mode", level=1)
-"""Class-set COG: categorical (a count and a bitmask), so MODE overviews like the classes; deflate level 1:
+"""Class-set COG: categorical (a count and a bitmask), so MODE overviews like the classes, of whole pixels
+(``lulc.cog.halve``: a level never pairs one set's count with another's bitmask); deflate level 1:
 half the CPU of level 6 for files about 25 % larger (3.6 -> 4.7 MB at 25 Mpx on the bench scene), paid only
 by runs that ask for the sets."""
 

@@ -137,13 +137,55 @@ def test_halve_follows_its_rule_for_every_2x2_of_four_values_and_nodata(resampli
     for i, (a, b, c, d) in enumerate(fours):
         data[:, :, 2 * i : 2 * i + 2] = [[a, b], [c, d]]
     data[1] = data[0][:, ::-1]  # a second band: the same 2 x 2s mirrored left to right
-    halved = halve(data, resampling, nd)
+    # band by band: a mode of several bands is one of whole pixels (the next test)
+    halved = np.concatenate([halve(data[b : b + 1], resampling, nd) for b in range(2)])
+    if resampling != "mode":
+        assert np.array_equal(halve(data, resampling, nd), halved)
     expected = [_by_the_rule(four, resampling, nd) for four in fours]
     mirrored = [_by_the_rule((b, a, d, c), resampling, nd) for a, b, c, d in fours[::-1]]
     assert halved[0, 0].tolist() == expected
     assert halved[1, 0].tolist() == mirrored
     if resampling != "average":  # the control: mirrored 2 x 2s do change the first and the tie-breaks
         assert mirrored[::-1] != expected
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    return np.unpackbits(values[..., None], axis=-1).sum(axis=-1)
+
+
+@pytest.mark.parametrize("bands", [2, 3, 5])
+def test_the_mode_of_several_bands_takes_whole_pixels_never_one_band_from_another(bands: int) -> None:
+    """A class-set map (band 1 the set's size, band 2 its bitmask) halved keeps sizes and bitmasks paired.
+
+    Band by band, the 2 x 2 of sets {a}, {b}, {a, b}, {a, b} gives the size 1 (top left, tied with top
+    right and first) but the bitmask of {a, b} (the only value seen twice): a size-1 set of two classes.
+    """
+    nd = 255
+    rng = np.random.default_rng(3)
+    masks = rng.choice(np.array([1, 2, 3, 4, 6, 7], dtype=np.uint8), size=(64, 64))
+    masks[:, :2] = [[1, 2], [3, 3]] * 32  # the docstring's 2 x 2, down the first column of 2 x 2s
+    masks[10:20, 30:40] = nd
+    data = np.stack([np.where(masks == nd, nd, _popcount(masks)).astype(np.uint8), masks])
+    if bands > 2:  # further bands tied to the same pixel (its mask shifted), to cover the wider packings
+        more = [np.where(masks == nd, nd, masks + b) for b in range(1, bands - 1)]
+        data = np.concatenate([data, np.stack(more)]).astype(np.uint8)
+    per_band = np.concatenate([halve(data[b : b + 1], "mode", nd) for b in range(bands)])
+    assert per_band[:2, 0, 0].tolist() == [1, 3]  # the control: a mismatch band by band
+    halved = data
+    for _ in range(3):
+        halved = halve(halved, "mode", nd)
+        sizes, bitmask = halved[0], halved[1]
+        valid = bitmask != nd
+        assert np.array_equal(sizes[valid], _popcount(bitmask[valid]))
+        assert np.all(sizes[~valid] == nd)
+        for b in range(2, bands):
+            assert np.array_equal(halved[b][valid], bitmask[valid] + b - 1)
+    first = halve(data, "mode", nd)
+    assert first[:2, 0, 0].tolist() == [2, 3]  # {a, b}: the pixel seen twice
+    # a single band keeps its own rule: the pixel mode of one band is that band's mode
+    assert np.array_equal(halve(data[1:2], "mode", nd), per_band[1:2])
+    with pytest.raises(ValueError, match="at most 8 bands"):
+        halve(np.zeros((9, 4, 4), dtype=np.uint8), "mode", nd)
 
 
 @pytest.mark.parametrize(("width", "height"), [(300, 200), (513, 100), (1200, 1200), (3000, 700)])

@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 from lulc.classes import ClassTable
 from lulc.cog import Resampling
 from lulc.grid import OutputGrid
-from service.output import BlockSink, finish_cogs
+from service.output import BlockSink, finish_cogs, layer_specs
 from tests.support.cogs import assert_cog_with_halved_overviews
 
 CLASSES = ClassTable.from_labels([1, 2, 3])
@@ -75,3 +75,35 @@ def test_no_staging_file_is_left(runs: dict[int, tuple[Path, Path]]) -> None:
             "classes.tif.aux.xml",
             "confidence.tif",
         ]
+
+
+def test_the_class_sets_overviews_pair_each_sets_size_with_its_own_bitmask(tmp_path: Path) -> None:
+    """sets.tif's band 1 is the number of bits set in band 2 at every overview level, not only at full size.
+
+    Halved band by band, a 2 x 2 of the sets {1}, {2}, {1, 2}, {1, 2} gives size 1 (the tie's first) with
+    the bitmask of {1, 2}; the maps below hold that 2 x 2 everywhere down the first column of 2 x 2s.
+    """
+    grid = OutputGrid("EPSG:32654", from_origin(400000, 4000000, 10, 10), SIZE, SIZE, 256)
+    labels, _ = _maps()
+    rng = np.random.default_rng(5)
+    masks = np.where(labels == 255, 255, rng.choice(np.array([1, 2, 3, 4, 5, 7], np.uint8), labels.shape))
+    masks[:, 200:202] = np.tile([[1, 2], [3, 3]], (SIZE // 2, 1))
+    sizes = np.where(masks == 255, 255, np.unpackbits(masks[..., None], axis=-1).sum(axis=-1))
+    sets = np.stack([sizes, masks]).astype(np.uint8)
+    sink = BlockSink(tmp_path, grid, CLASSES, False, layer_specs(frozenset({"sets"}), CLASSES))
+    try:
+        for block in grid.blocks():
+            rows, cols = slice(block.row, block.row + block.height), slice(block.col, block.col + block.width)
+            sink.write(block, labels[rows, cols], None, {"sets": sets[:, rows, cols]})
+    finally:
+        sink.close()
+    _, _, layer_cogs = finish_cogs(sink, tmp_path, CLASSES)
+    with rasterio.open(layer_cogs["sets.tif"]) as src:
+        assert src.overviews(1) == src.overviews(2) == [2, 4]
+        for factor in (1, 2, 4):
+            shape = (-(-SIZE // factor), -(-SIZE // factor))
+            size, mask = src.read(out_shape=(2, *shape))
+            valid = mask != 255
+            assert np.array_equal(size[valid], np.unpackbits(mask[valid][:, None], axis=1).sum(axis=1))
+            assert np.all(size[~valid] == 255)
+        assert src.read(out_shape=(2, SIZE // 2, SIZE // 2))[:, 0, 100].tolist() == [2, 3]
