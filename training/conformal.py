@@ -38,16 +38,12 @@ class ConformalSets:
     """Per column (class): ``q_k``; 1.0 (class always in the set) where the class has too few samples."""
     class_n: tuple[int, ...]
     """Calibration samples per column."""
-
-    @property
-    def min_probability(self) -> float:
-        """Marginal: the smallest class probability that keeps a class in the set (``1 - q``)."""
-        return 1.0 - self.threshold
-
-    @property
-    def class_min_probability(self) -> tuple[float, ...]:
-        """Per column: the smallest probability that keeps the class in the set (``1 - q_k``)."""
-        return tuple(1.0 - q for q in self.class_thresholds)
+    min_probability: float
+    """Marginal: the smallest class probability that keeps a class in the set (``1 - q``), taken as the
+    calibration probability itself: ``1 - (1 - p)`` can be one float64 step above ``p`` and drop the very
+    sample that set it."""
+    class_min_probability: tuple[float, ...]
+    """Per column: the smallest probability that keeps the class in the set (``1 - q_k``), likewise."""
 
     def members(self, probabilities: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Per sample and column: whether the class is in the sample's (class-conditional) set."""
@@ -59,10 +55,13 @@ def minimum_samples(coverage: float) -> int:
     return int(np.ceil(coverage / (1.0 - coverage) - 1e-9))
 
 
-def _quantile(scores: npt.NDArray[np.float64], coverage: float) -> float | None:
-    """The ``ceil((n + 1) * coverage)``-th smallest score, or None when that rank exceeds ``n``."""
-    rank = int(np.ceil((scores.size + 1) * coverage - 1e-9))
-    return float(np.sort(scores)[rank - 1]) if rank <= scores.size else None
+def _quantile(true_probability: npt.NDArray[np.float64], coverage: float) -> float | None:
+    """The rank-th largest true-class probability, rank ``ceil((n + 1) * coverage)``, or None beyond ``n``.
+
+    Its score ``1 - p`` is the rank-th smallest score: the split conformal threshold.
+    """
+    rank = int(np.ceil((true_probability.size + 1) * coverage - 1e-9))
+    return float(-np.sort(-true_probability)[rank - 1]) if rank <= true_probability.size else None
 
 
 def calibrate(
@@ -80,20 +79,23 @@ def calibrate(
         raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage}")
     proba = np.asarray(probabilities, dtype=np.float64)
     truth = np.asarray(truth_columns, dtype=np.int64)
-    scores = 1.0 - proba[np.arange(truth.size), truth]
-    marginal = _quantile(scores, coverage)
+    true_probability = proba[np.arange(truth.size), truth]
+    marginal = _quantile(true_probability, coverage)
     if marginal is None:
         raise ValueError(
             f"{truth.size} calibration samples cannot give {coverage:.0%} coverage (needs at least "
             f"{minimum_samples(coverage)})"
         )
-    per_class = [_quantile(scores[truth == k], coverage) for k in range(n_classes)]
+    per_class = [_quantile(true_probability[truth == k], coverage) for k in range(n_classes)]
+    floors = tuple(0.0 if p is None else p for p in per_class)
     return ConformalSets(
         coverage=coverage,
-        threshold=marginal,
+        threshold=1.0 - marginal,
         n=int(truth.size),
-        class_thresholds=tuple(1.0 if q is None else q for q in per_class),
+        class_thresholds=tuple(1.0 - p for p in floors),
         class_n=tuple(int(np.count_nonzero(truth == k)) for k in range(n_classes)),
+        min_probability=marginal,
+        class_min_probability=floors,
     )
 
 

@@ -245,10 +245,8 @@ def _polygon_summary(
         return summary
     random_splits, random_name = repeated_splits(labels, config.cv, config.seed)
 
-    def factory() -> Any:
-        return make_estimator(
-            chosen["model"], config.seed, settings.n_jobs, config.model_params.get(chosen["model"])
-        )
+    def factory() -> Any:  # the kept model itself (class weighting, tuned parameters): only the split differs
+        return make_estimator(chosen["model"], config.seed, settings.n_jobs, chosen["params"])
 
     progress.start("pixel-split CV (optimism)", len(random_splits))
     pixelwise = cross_validate(
@@ -258,6 +256,7 @@ def _polygon_summary(
     random_mean = float(pixelwise["overall_accuracy"]["mean"])
     summary["optimism"] = {
         "pixel_split_cv": pixelwise,
+        "params": chosen["params"],
         "grouped_cv_accuracy": grouped_mean,
         "pixel_split_cv_accuracy": random_mean,
         "accuracy_difference": round(random_mean - grouped_mean, 6),
@@ -340,6 +339,8 @@ def train(
                 seed=config.seed,
                 max_reference=settings.aoa_max_samples,
             )
+            if trust.report["note"]:
+                progress.note(trust.report["note"])
             progress.advance()
         progress.start("ONNX export and parity", 2)
         contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names), trust)

@@ -44,6 +44,8 @@ def _trust_lines(metrics: dict[str, Any]) -> list[str]:
         "class probable enough: counted as not covered).",
         "",
     ]
+    if trust.get("note"):
+        lines += [f"Note: {trust['note']}.", ""]
 
     def cell(value: float | None, fmt: str = "pct") -> str:
         if value is None:

@@ -20,7 +20,7 @@ from lulc.classes import ClassTable
 from lulc.contract import ClassSets
 from training.aoa import Applicability, fit_applicability
 from training.conformal import ConformalSets, calibrate, coverage_by_class, cross_calibrated_members
-from training.evaluate import Grouping, grouped_fold_count, grouped_folds, grouping
+from training.evaluate import grouped_folds
 from training.models import classes_of
 
 
@@ -37,17 +37,32 @@ class Trust:
 
 
 def fold_ids(
-    labels: npt.NDArray[np.int64], grouped: Grouping, folds: int, seed: int
-) -> npt.NDArray[np.int64]:
-    """Each sample's fold in a seeded stratified (group) k-fold: the folds the AOA's training DI excludes.
+    labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64] | None, folds: int, seed: int
+) -> tuple[npt.NDArray[np.int64], str | None]:
+    """Each sample's fold in a seeded stratified (group) k-fold of the training part, and a note.
 
-    Grouped: the same folds as the grouped repeated CV's first repeat (``grouped_folds``).
+    A polygon's pixels always share a fold, also when its class has a single polygon in the training
+    part (where the grouped CV splits such a class's pixels one by one, ``training.evaluate.grouping``):
+    here that would score its pixels by models that saw the same polygon, and measure their DI against
+    their own neighbours. Such a class is then never seen out of fold (probability 0: in every set) and its
+    DI is measured against other polygons; the note names it. The fold count is ``folds``, lowered to the
+    fewest polygons of the other classes.
     """
     out = np.zeros(labels.size, dtype=np.int64)
-    if grouped.groups is not None:
-        splits = grouped_folds(
-            labels, grouped.groups, grouped_fold_count(labels, grouped.groups, folds), seed
-        )
+    note = None
+    if groups is not None and np.unique(groups).size < labels.size:
+        _, dense = np.unique(groups, return_inverse=True)
+        dense = dense.astype(np.int64).ravel()
+        per_class = {int(v): np.unique(dense[labels == v]).size for v in np.unique(labels)}
+        single = sorted(v for v, n in per_class.items() if n < 2)
+        several = [n for n in per_class.values() if n >= 2]
+        splits = grouped_folds(labels, dense, max(2, min([folds, *several])), seed)
+        if single:
+            note = (
+                f"class value(s) {', '.join(map(str, single))} have one polygon in the training part: kept "
+                "whole in one fold, so out of fold no model saw the class (it is in every set) and its DI is "
+                "measured against other polygons"
+            )
     else:
         from sklearn.model_selection import StratifiedKFold
 
@@ -56,7 +71,7 @@ def fold_ids(
         splits = list(splitter.split(np.zeros(labels.size), labels))
     for fold, (_, test) in enumerate(splits):
         out[test] = fold
-    return out
+    return out, note
 
 
 def out_of_fold_probabilities(
@@ -102,8 +117,7 @@ def fit_trust(
     samples beyond it): each pixel's DI costs one distance per reference sample. The class sets cost one
     refit of the model per fold.
     """
-    grouped = grouping(train_labels, train_groups, classes)
-    fold = fold_ids(train_labels, grouped, folds, seed)
+    fold, note = fold_ids(train_labels, train_groups, folds, seed)
     reference, ref_fold = train_features, fold
     if len(train_features) > max_reference:
         keep = np.sort(
@@ -157,5 +171,6 @@ def fit_trust(
             "calibration": coverage_by_class(sets.members(probabilities), truth, names_in_order),
             "cross_calibrated": coverage_by_class(estimated, truth, names_in_order),
         },
+        "note": note,
     }
     return Trust(applicability, sets, class_sets, report)

@@ -235,3 +235,63 @@ def test_contracts_without_class_minimums_keep_their_bytes_and_sets() -> None:
     assert class_set_bands(proba, old).tolist() == [[2, 2], [0b101, 0b011]]
     # per class (table order c, a, b): c needs 0.5, a 0.1, b 0.3
     assert class_set_bands(proba, new).tolist() == [[2, 1], [0b110, 0b010]]
+
+
+def _polygon_samples(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3 classes of 20-pixel polygons (pixels of one polygon alike): class 1 one polygon, 2 and 3 six each."""
+    rng = np.random.default_rng(seed)
+    features, labels, groups = [], [], []
+    polygons = [(1, 0)] + [(c, k) for c in (2, 3) for k in range(6)]
+    for group, (value, _) in enumerate(polygons):
+        centre = rng.normal(3.0 * value, 1.0, size=3)
+        features.append(centre + rng.normal(0, 0.05, size=(20, 3)))
+        labels += [value] * 20
+        groups += [group] * 20
+    return np.vstack(features).astype(np.float32), np.array(labels), np.array(groups)
+
+
+def test_a_class_with_one_training_polygon_keeps_it_whole_in_one_fold() -> None:
+    """Split pixel by pixel, its pixels would be scored by models that saw the same polygon (reviewed bug)."""
+    from training.trust import fit_trust, fold_ids
+
+    x, y, groups = _polygon_samples()
+    fold, note = fold_ids(y, groups, 5, seed=0)
+    for g in np.unique(groups):
+        assert np.unique(fold[groups == g]).size == 1, f"polygon {g} split across folds"
+    assert note is not None
+    assert "class value(s) 1 " in note
+    assert np.unique(fold).size == 5  # the other classes' six polygons allow the five folds asked for
+    assert fold_ids(y, np.arange(y.size), 5, seed=0)[1] is None  # points: no note
+
+    classes = ClassTable.from_labels([1, 2, 3])
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
+    trust = fit_trust(
+        model,
+        x,
+        y,
+        groups,
+        x[:3],
+        y[:3],
+        {"a": 1.0, "b": 1.0, "c": 1.0},
+        ["a", "b", "c"],
+        classes,
+        folds=5,
+        coverage=0.9,
+        seed=0,
+        max_reference=1000,
+    )
+    # out of fold no model saw class 1: it cannot be calibrated, so it is in every set
+    assert trust.class_sets.class_min_probability is not None
+    assert trust.class_sets.class_min_probability[0] == 0.0
+    assert trust.report["note"] == note
+
+
+def test_a_threshold_keeps_the_calibration_sample_that_set_it() -> None:
+    """``1 - (1 - p)`` is one float64 step above ``p = 0.01901420025``: the minimum is ``p`` itself."""
+    p = 0.01901420025
+    assert 1.0 - (1.0 - p) > p  # the rounding this guards against
+    proba = np.array([[p, 1 - p]] + [[0.9, 0.1]] * 9)  # 10 samples of class 0: the 10th largest is p
+    sets = calibrate(proba, np.zeros(10, dtype=np.int64), 2, coverage=0.9)
+    assert sets.class_min_probability[0] == p
+    assert sets.min_probability == p
+    assert sets.members(proba)[:, 0].all()

@@ -56,6 +56,7 @@ def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: py
         models=["rf"],
         max_pixels_per_polygon=20,
         cv={"folds": 3, "repeats": 2},
+        class_weight="balanced",
         seed=0,
         out=tmp_path_factory.mktemp("model") / "m",
     )
@@ -83,6 +84,10 @@ def test_accuracy_is_grouped_by_polygon_and_the_optimism_reported(trained: Path)
     assert optimism["accuracy_difference"] == pytest.approx(
         optimism["pixel_split_cv_accuracy"] - optimism["grouped_cv_accuracy"], abs=1e-6
     )
+    # the same model on both sides, the recipe's class weighting included: only the split differs
+    kept = next(e for e in metrics["leaderboard"] if e["model"] == "rf")
+    assert optimism["params"] == kept["params"]
+    assert optimism["params"]["class_weight"] == "balanced"
     report = (trained / "report.md").read_text()
     assert "## Polygons" in report
     assert "Optimism of splitting pixels at random" in report
