@@ -172,6 +172,28 @@ class OutputGrid:
         return aoi_area_m2(box) / self.n_pixels
 
 
+def pixel_areas_m2(
+    crs: str, transform: Affine, rows: npt.ArrayLike, cols: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """The true (geodesic, WGS84) ground area of the pixel at each ``(row, col)``, in square metres.
+
+    Whatever the CRS: its units (metres, feet, degrees) and its scale (Web Mercator's pixels shrink as
+    ``cos² latitude``) are in the pixel's four corners taken to lon/lat.
+    """
+    r = np.asarray(rows, dtype=np.float64).ravel()
+    c = np.asarray(cols, dtype=np.float64).ravel()
+    corner_cols = np.stack([c, c + 1, c + 1, c], axis=1)
+    corner_rows = np.stack([r, r, r + 1, r + 1], axis=1)
+    x, y = transform * (corner_cols, corner_rows)
+    lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(x, y)
+    lon = np.asarray(lon).reshape(-1, 4)
+    lat = np.asarray(lat).reshape(-1, 4)
+    geod = pyproj.Geod(ellps="WGS84")
+    return np.array(
+        [abs(geod.polygon_area_perimeter(lon[i], lat[i])[0]) for i in range(lon.shape[0])], dtype=np.float64
+    )
+
+
 def utm_crs(geometry: BaseGeometry) -> str:
     """The WGS84 / UTM zone CRS (``EPSG:326xx`` or ``EPSG:327xx``) of a lon/lat geometry's centroid."""
     centroid = geometry.centroid

@@ -1,4 +1,4 @@
-"""Class areas inside a polygon: per-class pixel counts and hectares via rio-tiler categorical statistics."""
+"""Class areas inside a polygon: per-class pixel counts and hectares, each pixel with its true ground area."""
 
 from __future__ import annotations
 
@@ -12,20 +12,19 @@ import numpy.typing as npt
 import rasterio
 import shapely
 from pydantic import BaseModel, Field
-from pyproj import Geod
 from rasterio import windows
-from rasterio.crs import CRS
+from rasterio.errors import RasterioIOError
 from rasterio.features import geometry_mask
-from rasterio.warp import transform_geom
-from rio_tiler import reader
+from rasterio.warp import transform_bounds
 from rio_tiler.constants import WGS84_CRS
-from rio_tiler.io import Reader
-from shapely.geometry import mapping, shape
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
 
 from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.grid import pixel_areas_m2, reproject_geometry
 from tiler.colormaps import MapClasses, read_json
 from tiler.errors import BadParameterError
 
@@ -46,7 +45,10 @@ class AreaStatistics(BaseModel):
 
     url: str
     crs: str = Field(description="CRS of the map (the counting grid).")
-    pixel_area_m2: float
+    pixel_area_m2: float = Field(
+        description="Mean true (geodesic) ground area of the classified pixels counted, in square metres (of "
+        "the pixel at the window's centre when none is)."
+    )
     pixels: int = Field(description="Map pixels whose centre lies inside the polygon.")
     nodata_pixels: int = Field(description="Of those, pixels without a class (nodata).")
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
@@ -86,16 +88,43 @@ def polygon_from_geojson(body: object, max_vertices: int) -> dict[str, Any]:
         raise BadParameterError(str(exc)) from None
 
 
-def _pixel_area_m2(crs: CRS, transform: Any, lonlat: tuple[float, float]) -> float:
-    """Area of one pixel: exact for metric projected CRSs, geodesic at ``lonlat`` otherwise."""
-    if crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m"):
-        return abs(transform.a * transform.e - transform.b * transform.d)
-    dx, dy = abs(transform.a), abs(transform.e)
-    lon, lat = lonlat
-    area, _ = Geod(ellps="WGS84").polygon_area_perimeter(
-        [lon, lon + dx, lon + dx, lon], [lat, lat, lat + dy, lat + dy]
-    )
-    return abs(area)
+CELL = 64
+"""Pixels of a cell (``CELL`` x ``CELL``) that count with one pixel area, their centre pixel's: a pixel's
+true area changes smoothly (by parts per million across 64 pixels of 10 m)."""
+STRIP_PIXELS = 4_000_000
+"""Pixels read and counted at a time (rows of whole cells): memory stays a few tens of MiB whatever the
+polygon, instead of about 50 bytes per pixel of its whole window."""
+
+
+def _clip_to_map(geometry: Mapping[str, Any], crs: str, bounds: tuple[float, ...]) -> BaseGeometry:
+    """The lon/lat polygon cut to the map's lon/lat bounding box (a little wider), then in the map's CRS.
+
+    A polygon far larger than the map (a continent, a pole-to-pole strip) cannot be reprojected whole into
+    a UTM zone; the part near the map can, with its edges densified so they follow the projection.
+    """
+    west, south, east, north = transform_bounds(crs, WGS84_CRS, *bounds, densify_pts=21)
+    pad_x = 0.01 * ((east - west) % 360.0 or 360.0) + 1e-6
+    pad_y = 0.01 * (north - south) + 1e-6
+    south, north = max(-90.0, south - pad_y), min(90.0, north + pad_y)
+    if west <= east:
+        frame: BaseGeometry = box(max(-180.0, west - pad_x), south, min(180.0, east + pad_x), north)
+    else:  # the map crosses the antimeridian: its box is two
+        frame = shapely.union(box(west - pad_x, south, 180.0, north), box(-180.0, south, east + pad_x, north))
+    near = shape(geometry).intersection(frame)
+    if near.is_empty:
+        return near
+    return reproject_geometry(near, "EPSG:4326", crs)
+
+
+@dataclass
+class _Tally:
+    """Per class (table order) pixels and square metres, and the polygon's pixels, nodata and inside AOA."""
+
+    pixels: npt.NDArray[np.int64]
+    area_m2: npt.NDArray[np.float64]
+    inside: int = 0
+    nodata: int = 0
+    aoa_inside: int = 0
 
 
 def class_areas(
@@ -107,82 +136,129 @@ def class_areas(
 ) -> AreaStatistics:
     """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
 
-    A pixel counts when its centre lies inside the polygon. The window is read at full resolution
-    (never from overviews) and counted with rio-tiler's categorical statistics.
+    A pixel counts when its centre lies inside the polygon. The window is read at full resolution (never
+    from overviews), in strips. Each pixel counts with its true ground area (``lulc.grid.pixel_areas_m2``,
+    one value per 64 x 64 cell), so hectares are right in any CRS: metres, feet, degrees, Web Mercator.
     """
     values = table.values
-    with gdal_env(), Reader(location) as src:
-        dataset = src.dataset
-        native = transform_geom(WGS84_CRS, dataset.crs, geometry)
-        left, bottom, right, top = shapely.bounds(shape(native)).tolist()
-        window = windows.from_bounds(left, bottom, right, top, transform=dataset.transform)
-        col0, row0 = math.floor(window.col_off), math.floor(window.row_off)
-        col1 = math.ceil(window.col_off + window.width)
-        row1 = math.ceil(window.row_off + window.height)
-        window = windows.Window(col0, row0, col1 - col0, row1 - row0)
-        full = windows.Window(0, 0, dataset.width, dataset.height)
-        try:
-            window = window.intersection(full)
-        except windows.WindowError:
-            window = None
-        centroid = shape(geometry).centroid
-        pixel_area = _pixel_area_m2(dataset.crs, dataset.transform, (centroid.x, centroid.y))
+    lookup = np.full(256, -1, dtype=np.int64)
+    lookup[np.asarray(values, dtype=np.int64)] = np.arange(len(values))
+    tally = _Tally(np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=np.float64))
+    with gdal_env(), rasterio.open(location) as dataset:
         crs_text = dataset.crs.to_string()
-        counts = np.zeros(len(values), dtype=np.int64)
-        inside = masked_nodata = aoa_inside = 0
-        if window is not None and window.width >= 1 and window.height >= 1:
+        native = _clip_to_map(geometry, crs_text, tuple(dataset.bounds))
+        window = None if native.is_empty else _window(native, dataset)
+        if window is not None:
             if window.width * window.height > max_pixels:
                 raise BadParameterError(
                     f"the polygon covers {int(window.width * window.height)} map pixels; the limit is "
                     f"{max_pixels}"
                 )
-            image = reader.read(dataset, indexes=1, window=window)
-            window_transform = windows.transform(window, dataset.transform)
-            outside = geometry_mask(
-                [native], out_shape=(image.height, image.width), transform=window_transform
-            )
-            inside = int((~outside).sum())
-            data_mask = np.ma.getmaskarray(image.array)[0]
-            masked_nodata = int((~outside & data_mask).sum())
-            image.array.mask = np.logical_or(np.ma.getmaskarray(image.array), outside[np.newaxis])
-            stats = image.statistics(categorical=True, categories=[float(v) for v in values])
-            histogram = next(iter(stats.values())).histogram
-            by_value = {int(k): int(c) for c, k in zip(histogram[0], histogram[1], strict=True)}
-            counts = np.array([by_value.get(v, 0) for v in values], dtype=np.int64)
-            if aoa is not None:
-                classified = ~np.ma.getmaskarray(image.array)[0]
-                aoa_inside = _aoa_inside(aoa, window, classified)
-    valid = int(counts.sum())
-    rows = [
+            di_source = _open_aoa(aoa)
+            try:
+                rows = max(CELL, STRIP_PIXELS // max(1, int(window.width)) // CELL * CELL)
+                for top in range(int(window.row_off), int(window.row_off + window.height), rows):
+                    height = min(rows, int(window.row_off + window.height) - top)
+                    strip = windows.Window(int(window.col_off), top, int(window.width), height)
+                    _count_strip(dataset, di_source, aoa, strip, native, lookup, tally)
+            finally:
+                if di_source is not None:
+                    di_source.close()
+            if di_source is None:
+                aoa = None
+        centre_row = int(window.row_off + window.height // 2) if window is not None else dataset.height // 2
+        centre_col = int(window.col_off + window.width // 2) if window is not None else dataset.width // 2
+        centre_area = float(pixel_areas_m2(crs_text, dataset.transform, [centre_row], [centre_col])[0])
+    valid = int(tally.pixels.sum())
+    total_m2 = float(tally.area_m2.sum())
+    rows_out = [
         ClassArea(
             value=c.value,
             name=c.name,
             color=c.color,
             pixels=int(n),
-            hectares=round(float(n) * pixel_area / 10_000, 6),
+            hectares=round(float(m2) / 10_000, 6),
             percent=round(100.0 * float(n) / valid, 4) if valid else 0.0,
         )
-        for c, n in zip(table.classes, counts, strict=True)
+        for c, n, m2 in zip(table.classes, tally.pixels, tally.area_m2, strict=True)
     ]
     return AreaStatistics(
         url=location,
         crs=crs_text,
-        pixel_area_m2=pixel_area,
-        pixels=inside,
-        nodata_pixels=masked_nodata,
-        hectares=round(valid * pixel_area / 10_000, 6),
-        classes=rows,
+        pixel_area_m2=total_m2 / valid if valid else centre_area,
+        pixels=tally.inside,
+        nodata_pixels=tally.nodata,
+        hectares=round(total_m2 / 10_000, 6),
+        classes=rows_out,
         aoa_threshold=aoa.threshold if aoa is not None else None,
-        aoa_fraction=round(aoa_inside / valid, 6) if aoa is not None and valid else None,
+        aoa_fraction=round(tally.aoa_inside / valid, 6) if aoa is not None and valid else None,
     )
 
 
-def _aoa_inside(aoa: AoaLayer, window: windows.Window, classified: npt.NDArray[np.bool_]) -> int:
-    """Classified pixels of ``window`` whose DI (``aoa.tif``, DI x 100 rounded) is within the threshold."""
-    with rasterio.open(aoa.location) as src:
-        di = src.read(1, window=window)
-    limit = int(np.rint(aoa.threshold * 100))
-    return int(np.count_nonzero(classified & (di != 255) & (di <= limit)))
+def _window(native: BaseGeometry, dataset: Any) -> windows.Window | None:
+    """The map's pixels under the polygon's bounds (whole pixels), or None when it misses the map."""
+    left, bottom, right, top = shapely.bounds(native).tolist()
+    window = windows.from_bounds(left, bottom, right, top, transform=dataset.transform)
+    col0, row0 = math.floor(window.col_off), math.floor(window.row_off)
+    col1 = math.ceil(window.col_off + window.width)
+    row1 = math.ceil(window.row_off + window.height)
+    try:
+        found = windows.Window(col0, row0, col1 - col0, row1 - row0).intersection(
+            windows.Window(0, 0, dataset.width, dataset.height)
+        )
+    except windows.WindowError:
+        return None
+    return found if found.width >= 1 and found.height >= 1 else None
+
+
+def _open_aoa(aoa: AoaLayer | None) -> Any:
+    """The run's ``aoa.tif`` opened, or None without one or when it is gone (a copied or partial run)."""
+    if aoa is None:
+        return None
+    try:
+        return rasterio.open(aoa.location)
+    except RasterioIOError:
+        return None
+
+
+def _count_strip(
+    dataset: Any,
+    di_source: Any,
+    aoa: AoaLayer | None,
+    strip: windows.Window,
+    native: BaseGeometry,
+    lookup: npt.NDArray[np.int64],
+    tally: _Tally,
+) -> None:
+    """Add one strip's pixels inside the polygon to ``tally``, each class's by 64 x 64 cell and its area."""
+    data = dataset.read(1, window=strip, masked=True)
+    outside = geometry_mask(
+        [native], out_shape=data.shape, transform=windows.transform(strip, dataset.transform)
+    )
+    inside = ~outside
+    invalid = np.ma.getmaskarray(data)
+    tally.inside += int(inside.sum())
+    tally.nodata += int((inside & invalid).sum())
+    column = lookup[np.asarray(data.data, dtype=np.int64)]
+    counted = inside & ~invalid & (column >= 0)
+    if di_source is not None and aoa is not None:
+        di = di_source.read(1, window=strip)
+        limit = int(np.rint(aoa.threshold * 100))
+        tally.aoa_inside += int(np.count_nonzero(counted & (di != 255) & (di <= limit)))
+    n_classes = tally.pixels.size
+    cell_rows = -(-strip.height // CELL)
+    cell_cols = -(-strip.width // CELL)
+    rr, cc = np.nonzero(counted)
+    key = ((rr // CELL) * cell_cols + cc // CELL) * n_classes + column[rr, cc]
+    per_cell = np.bincount(key, minlength=cell_rows * cell_cols * n_classes).reshape(-1, n_classes)
+    occupied = np.flatnonzero(per_cell.any(axis=1))
+    if occupied.size == 0:
+        return
+    centre_rows = strip.row_off + np.minimum((occupied // cell_cols) * CELL + CELL // 2, strip.height - 1)
+    centre_cols = strip.col_off + np.minimum((occupied % cell_cols) * CELL + CELL // 2, strip.width - 1)
+    areas = pixel_areas_m2(dataset.crs.to_string(), dataset.transform, centre_rows, centre_cols)
+    tally.pixels += per_cell[occupied].sum(axis=0)
+    tally.area_m2 += (per_cell[occupied] * areas[:, None]).sum(axis=0)
 
 
 def aoa_layer(found: MapClasses, checked: Callable[[str, str], str]) -> AoaLayer | None:

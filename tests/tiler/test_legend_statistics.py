@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
+from pyproj import Geod
 from rasterio.features import geometry_mask
-from rasterio.warp import transform, transform_geom
+from rasterio.warp import transform
+from shapely.geometry import shape
 
 from lulc.classes import NODATA
+from lulc.grid import reproject_geometry
 from tests.tiler.conftest import Runs, class_colours, decode_png, get, post
 
 
@@ -75,16 +79,23 @@ def test_statistics_counts_and_hectares_match_own_pixel_count(tiler_url: str, ti
     body = response.json()
     with rasterio.open(path) as src:
         data = src.read(1)
-        native = transform_geom("EPSG:4326", src.crs, polygon)
+        # the polygon's lon/lat edges followed into the map's CRS (densified), as every AOI is reprojected
+        native = reproject_geometry(shape(polygon), "EPSG:4326", src.crs.to_string())
         inside = ~geometry_mask([native], out_shape=data.shape, transform=src.transform)
-        pixel_area = abs(src.res[0] * src.res[1])
+        # a pixel's true ground area, the geodesic area of its corners in lon/lat (the map is small: one
+        # value for all); UTM's scale factor makes it differ from the nominal res² by 0.06 % here
+        row, col = data.shape[0] // 2, data.shape[1] // 2
+        corners = [src.xy(row + dr, col + dc, offset="ul") for dr, dc in ((0, 0), (0, 1), (1, 1), (1, 0))]
+        lons, lats = transform(src.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+        pixel_area = abs(Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)[0])
+        assert abs(pixel_area / abs(src.res[0] * src.res[1]) - 1) > 1e-4
     assert body["pixels"] == int(inside.sum())
     counts = {c["value"]: c["pixels"] for c in body["classes"]}
     for entry in tiler_runs.table.classes:
         own = int((inside & (data == entry.value)).sum())
         assert counts[entry.value] == own, entry.name
         hectares = next(c["hectares"] for c in body["classes"] if c["value"] == entry.value)
-        assert abs(hectares - own * pixel_area / 10_000) < 1e-6
+        assert hectares == pytest.approx(own * pixel_area / 10_000, rel=1e-5, abs=1e-6)
     assert sum(1 for n in counts.values() if n) >= 2
     assert abs(sum(c["percent"] for c in body["classes"]) - 100) < 0.01
 
