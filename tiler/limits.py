@@ -6,9 +6,12 @@ its value must be 1..``max_image_size``; a ``minzoom`` or ``maxzoom`` (TileJSON)
 reads the request itself, so it adds no parameter to the OpenAPI schema.
 """
 
+import functools
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import morecantile
 from fastapi import Path, Query, Request
 from pydantic import Field
 from titiler.core.dependencies import PartFeatureParams
@@ -63,7 +66,22 @@ def limited_parameters(dependant: Any, limited: set[str]) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=1024)
+def matrix_size(tile_matrix_set: str, z: int) -> tuple[int, int] | None:
+    """Columns and rows of a tile matrix set's level ``z`` (None for a set morecantile does not know).
+
+    Not ``2**z`` squares: WorldCRS84Quad has twice as many columns as rows, other sets other shapes.
+    """
+    if tile_matrix_set not in morecantile.tms.list():
+        return None
+    with warnings.catch_warnings():  # levels beyond the set's own are extrapolated from its scale
+        warnings.simplefilter("ignore", UserWarning)
+        matrix = morecantile.tms.get(tile_matrix_set).matrix(z)
+    return int(matrix.matrixWidth), int(matrix.matrixHeight)
+
+
 async def tile_limits(
+    request: Request,
     z: Annotated[int, Path(description="Zoom level.")],
     x: Annotated[int, Path(description="Tile column.")],
     y: Annotated[int, Path(description="Tile row.")],
@@ -73,13 +91,16 @@ async def tile_limits(
 ) -> None:
     """Refuse tile requests that cannot be answered or would allocate without bound (400).
 
+    The tile must exist in the requested tile matrix set (``WebMercatorQuad`` for routes naming none).
     ``async`` because it only compares numbers: FastAPI then calls it in the event loop instead of
     sending it to the thread pool (a hop per tile request).
     """
     if not 0 <= z <= MAX_ZOOM:
         raise BadParameterError(f"zoom {z} is outside 0..{MAX_ZOOM}")
-    if x < 0 or y < 0 or x >= 2**z or y >= 2**z:
-        raise BadParameterError(f"tile {z}/{x}/{y} does not exist at zoom {z}")
+    size = matrix_size(str(request.path_params.get("tileMatrixSetId", "WebMercatorQuad")), z)
+    if x < 0 or y < 0 or (size is not None and (x >= size[0] or y >= size[1])):  # unknown set: the route's
+        shape = f" ({size[0]} x {size[1]} tiles)" if size is not None else ""
+        raise BadParameterError(f"tile {z}/{x}/{y} does not exist at zoom {z}{shape}")
     if buffer is not None and not 0 <= buffer <= MAX_BUFFER:
         raise BadParameterError(f"buffer {buffer:g} is outside 0..{MAX_BUFFER:g}")
 

@@ -157,3 +157,21 @@ def test_openapi_states_400_not_422(tiler_url: str) -> None:
     assert {"200", "400", "403", "404", "500", "502"} <= set(info)
     assert info["400"]["content"]["application/json"]["schema"]["$ref"].endswith("TilerError")
     assert "image/png" in schema["paths"]["/legend"]["get"]["responses"]["200"]["content"]
+
+
+def test_a_tile_is_checked_against_its_own_tile_matrix_set(tiler_url: str, tiler_runs: Runs) -> None:
+    """WorldCRS84Quad has 16 x 8 tiles at zoom 3: 3/8/1 exists there (not outside any map: 404, not 400)."""
+    url = str(tiler_runs.main / "classes.tif")
+
+    def status(tms: str, z: int, x: int, y: int) -> tuple[int, str]:
+        response = get(f"{tiler_url}/cog/tiles/{tms}/{z}/{x}/{y}.png", params={"url": url})
+        return response.status_code, response.json().get("detail", "") if response.status_code != 200 else ""
+
+    assert status("WorldCRS84Quad", 3, 8, 1)[0] in (200, 204, 404)  # the map's own answer, whatever it is
+    code, detail = status("WorldCRS84Quad", 3, 16, 1)
+    assert code == 400
+    assert "16 x 8 tiles" in detail
+    assert status("WorldCRS84Quad", 3, 15, 8)[0] == 400
+    code, detail = status("WebMercatorQuad", 3, 8, 1)  # the control: a square matrix of 8 x 8
+    assert code == 400
+    assert "8 x 8 tiles" in detail
