@@ -35,7 +35,7 @@ from tiler.colormaps import (
 )
 from tiler.errors import NotARasterError, NotFoundError, add_error_handlers, error_body
 from tiler.legend import Legend, legend_of, legend_png
-from tiler.limits import ParameterLimits, bounded_part_params, tile_limits
+from tiler.limits import ParameterLimits, bounded_part_params, feature_limits, tile_limits
 from tiler.openapi import document_errors
 from tiler.parameters import checked_dependency, checked_reader
 from tiler.readers import allowed_stac_reader
@@ -88,6 +88,8 @@ def create_app(settings: TilerSettings) -> FastAPI:
         ([EndpointScope(path=path, method="GET")], [Depends(tile_limits)])
         for path in ("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}")
     ]
+    features = feature_limits(settings.max_features, settings.max_aoi_vertices)
+    tiles.append(([EndpointScope(path="/statistics", method="POST")], [Depends(features)]))
     # Both factories: bounded tiles and parts, allow-listed paths, our GDAL options, no viewer.
     bounded: dict[str, Any] = {
         "add_part": False,

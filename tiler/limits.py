@@ -8,6 +8,7 @@ reads the request itself, so it adds no parameter to the OpenAPI schema.
 
 import functools
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi import Path, Query, Request
 from pydantic import Field
 from titiler.core.dependencies import PartFeatureParams
 
+from lulc.aoi import AoiTooComplexError, check_vertex_limit
 from tiler.errors import BadParameterError
 
 MAX_ZOOM = 30
@@ -122,3 +124,27 @@ def bounded_part_params(limit: int) -> type[PartFeatureParams]:
                 self.max_size = limit
 
     return BoundedPartParams
+
+
+def feature_limits(max_features: int, max_vertices: int) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing (413) a POST body of more than ``max_features`` features or ``max_vertices``.
+
+    For TiTiler's ``POST /cog/statistics`` and ``/stac/statistics``, which read one image per feature: the
+    body size alone bounds neither (a 4 MB body holds about 18,000 small features). The body is the one
+    FastAPI has already read (Starlette keeps it); anything that is not JSON is left to the route.
+    """
+
+    async def check(request: Request) -> None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return
+        features = body.get("features") if isinstance(body, dict) else None
+        if isinstance(features, list) and len(features) > max_features:
+            raise AoiTooComplexError(
+                f"the FeatureCollection has {len(features):,} features, more than this server's limit of "
+                f"{max_features:,}; send fewer at a time"
+            )
+        check_vertex_limit(body, max_vertices)
+
+    return check

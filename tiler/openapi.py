@@ -45,8 +45,7 @@ def error_statuses(path: str, operation: dict[str, Any], protected: bool) -> set
         statuses |= {403, 404, 502}
     if any(p.get("in") == "path" for p in parameters):
         statuses.add(404)
-    if body:
-        statuses.add(413)
+    statuses.add(413)  # the body limit answers any request, a GET sent with a body too
     if protected:
         statuses.add(401)
     return statuses

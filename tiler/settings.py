@@ -81,7 +81,14 @@ class TilerSettings(BaseSettings):
     max_aoi_vertices: int = Field(
         default=100_000,
         ge=4,
-        description="Most vertices of a POST /statistics polygon (all rings); more: 413.",
+        description="Most vertices of a POST /statistics polygon (all rings), and of a POST "
+        "/cog/statistics or /stac/statistics body; more: 413.",
+    )
+    max_features: int = Field(
+        default=50,
+        ge=1,
+        description="Most features of a FeatureCollection POST /cog/statistics or /stac/statistics reads "
+        "(one image read each, up to max_image_size pixels a side); more: 413.",
     )
     auth_token: SecretStr | None = Field(
         default=None,

@@ -21,9 +21,14 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 
 @pytest.fixture(scope="module")
 def guarded_url(tiler_settings: TilerSettings) -> Iterator[str]:
-    """The tiler with a token, a 4 kB body limit and a 20-vertex polygon limit."""
+    """The tiler with a token, a 4 kB body limit, a 20-vertex polygon limit and 3 features at a time."""
     settings = tiler_settings.model_copy(
-        update={"auth_token": SecretStr("s3cret"), "max_body_bytes": 4096, "max_aoi_vertices": 20}
+        update={
+            "auth_token": SecretStr("s3cret"),
+            "max_body_bytes": 4096,
+            "max_aoi_vertices": 20,
+            "max_features": 3,
+        }
     )
     with BackgroundServer(create_app(settings)) as server:
         yield server.url
@@ -106,6 +111,31 @@ def test_bodies_and_polygons_over_the_limits_are_413(guarded_url: str, tiler_run
     assert few.status_code == 200, few.text
 
 
+def _features(n: int, vertices: int = 4) -> dict[str, Any]:
+    square = {"type": "Feature", "properties": {}, "geometry": _square(vertices)}
+    return {"type": "FeatureCollection", "features": [square] * n}
+
+
+@pytest.mark.parametrize("factory", ["cog", "stac"])
+def test_titilers_statistics_read_a_bounded_number_of_features(
+    guarded_url: str, tiler_runs: Runs, factory: str
+) -> None:
+    """Each feature is one image read: a 4 kB body of tiny features would otherwise cost minutes of CPU."""
+    params = {"url": str(tiler_runs.main / ("classes.tif" if factory == "cog" else "item.json"))}
+    if factory == "stac":
+        params["assets"] = "classes"
+    url = f"{guarded_url}/{factory}/statistics"
+    many = post(url, params=params, headers=TOKEN, json=_features(4))
+    assert many.status_code == 413, many.text
+    assert "4 features" in many.json()["detail"]
+    complex_ = post(url, params=params, headers=TOKEN, json=_features(1, vertices=30))
+    assert complex_.status_code == 413
+    assert "20 vertices" in complex_.json()["detail"]
+    few = post(url, params=params, headers=TOKEN, json=_features(3))
+    assert few.status_code == 200, few.text
+    assert len(few.json()["features"]) == 3
+
+
 @pytest.mark.parametrize(
     ("polygon", "words"),
     [
@@ -175,3 +205,19 @@ def test_a_tile_is_checked_against_its_own_tile_matrix_set(tiler_url: str, tiler
     code, detail = status("WebMercatorQuad", 3, 8, 1)  # the control: a square matrix of 8 x 8
     assert code == 400
     assert "8 x 8 tiles" in detail
+
+
+def test_a_get_with_a_body_over_the_limit_is_413_as_its_openapi_says(
+    guarded_url: str, tiler_runs: Runs
+) -> None:
+    with httpx.Client(timeout=30) as client:
+        answer = client.request(
+            "GET",
+            f"{guarded_url}/cog/info",
+            params={"url": str(tiler_runs.main / "classes.tif")},
+            headers=TOKEN,
+            content=b"x" * 5000,
+        )
+        schema = client.get(f"{guarded_url}/openapi.json", headers=TOKEN).json()
+    assert answer.status_code == 413
+    assert "413" in schema["paths"]["/cog/info"]["get"]["responses"]
