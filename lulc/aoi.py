@@ -72,11 +72,6 @@ def parse_aoi(aoi: object) -> BaseGeometry:
         if not geometry.is_valid:
             raise InputError(f"the AOI polygon is invalid: {explain_validity(geometry)}")
     merged = geometries[0] if len(geometries) == 1 else shapely.ops.unary_union(geometries)
-    west, south, east, north = merged.bounds
-    if west < -180 or east > 180 or south < -90 or north > 90:
-        raise InputError(
-            f"the AOI's coordinates {merged.bounds} are not longitude/latitude (EPSG:4326) in range"
-        )
     if merged.is_empty or merged.area == 0:
         raise InputError("the AOI has no area")
     return merged
@@ -124,7 +119,11 @@ def _rings_of(data: object) -> Iterator[list[Any]]:
 
 
 def _check_ring(ring: list[Any]) -> None:
-    """Refuse a ring that is not closed, has positions that are not ``[lon, lat]``, or crosses ±180°."""
+    """Refuse a ring that is not closed, has positions that are not ``[lon, lat]`` in range, or crosses ±180°.
+
+    The range first: a polygon in projected metres would otherwise be told it crosses the antimeridian. An
+    edge from exactly -180 to 180 runs along the world's full width (a world box), not across it.
+    """
     for position in ring:
         if not isinstance(position, list | tuple) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in position
@@ -144,16 +143,43 @@ def _check_ring(ring: list[Any]) -> None:
             f"the AOI has a ring that is not closed: it starts at {list(ring[0])} and ends at "
             f"{list(ring[-1])} (GeoJSON rings repeat their first position last)"
         )
+    for lon, lat in ring:
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InputError(
+                f"the AOI has a position that is not longitude/latitude (EPSG:4326) in range: "
+                f"[{lon:g}, {lat:g}] (GeoJSON positions are [longitude, latitude] in degrees)"
+            )
     for (lon0, _), (lon1, _) in itertools.pairwise(ring):
-        if abs(lon1 - lon0) > 180:
+        if abs(lon1 - lon0) > 180 and {lon0, lon1} != {-180, 180}:  # -180 to 180: the world's full width
             raise InputError(
                 f"the AOI crosses the antimeridian (an edge from longitude {lon0:g} to {lon1:g}); "
                 "split it at ±180° into a MultiPolygon (RFC 7946 §3.1.9)"
             )
 
 
+_AREA_PIECES = [
+    shapely.geometry.box(x, y, x + 90, y + 45) for x in range(-180, 180, 90) for y in range(-90, 90, 45)
+]
+"""Cells of 90° x 45°: a polygon is measured piece by piece, each far smaller than a hemisphere."""
+
+
 def aoi_area_m2(geometry: BaseGeometry | dict[str, Any]) -> float:
-    """Geodesic area (WGS84 ellipsoid) of a lon/lat polygon or GeoJSON AOI, in square metres."""
+    """Geodesic area (WGS84 ellipsoid) of a lon/lat polygon or GeoJSON AOI, in square metres.
+
+    Measured in pieces of at most 90° x 45°: a geodesic ring enclosing more than half the Earth (a band
+    from -85° to 85°, the world box) has an area known only up to the Earth's, and would come out as the
+    complement's (2 million km² for the band instead of 508 million).
+    """
     shape = geometry if isinstance(geometry, BaseGeometry) else parse_aoi(geometry)
-    area, _ = _GEOD.geometry_area_perimeter(shapely.segmentize(shape, 0.01))
-    return abs(float(area))
+    pieces = [shape] if _inside_one_piece(shape) else [shape.intersection(cell) for cell in _AREA_PIECES]
+    total = 0.0
+    for piece in pieces:
+        if not piece.is_empty and piece.area > 0:
+            area, _ = _GEOD.geometry_area_perimeter(shapely.segmentize(piece, 0.01))
+            total += abs(float(area))
+    return total
+
+
+def _inside_one_piece(shape: BaseGeometry) -> bool:
+    west, south, east, north = shape.bounds
+    return east - west <= 90 and north - south <= 45

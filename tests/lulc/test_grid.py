@@ -46,6 +46,8 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
         ({"type": "FeatureCollection", "features": []}, "no features"),
         ({"coordinates": []}, "not a GeoJSON geometry"),
         (square(500000.0, 4000000.0, 10.0), "longitude/latitude"),
+        # metres 2 km apart: told they are not degrees, not that they cross the antimeridian
+        (square(410000.0, 4000000.0, 2000.0), "not longitude/latitude"),
     ],
 )
 def test_malformed_aois_are_input_errors(aoi: Any, message: str) -> None:
@@ -69,6 +71,19 @@ def test_an_aoi_crossing_the_antimeridian_is_refused_not_measured_the_long_way()
         ],
     }
     assert aoi_area_m2(parse_aoi(split)) / 1e6 == pytest.approx(111.3 * 110.6, rel=0.01)
+
+
+def test_the_world_box_runs_along_the_antimeridian_not_across_it() -> None:
+    """Edges from exactly -180 to 180 span the world's width; measured in pieces, not as the complement."""
+    world = {
+        "type": "Polygon",
+        "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]],
+    }
+    assert aoi_area_m2(parse_aoi(world)) / 1e12 == pytest.approx(510.0656, rel=1e-4)  # WGS84's surface
+    band = {"type": "Polygon", "coordinates": [[[-180, -85], [180, -85], [180, 85], [-180, 85], [-180, -85]]]}
+    assert parse_aoi(band).bounds == (-180.0, -85.0, 180.0, 85.0)
+    # sin 85° of the surface on a sphere; one ring measured whole gave the complement, 1.96 million km²
+    assert aoi_area_m2(parse_aoi(band)) / 1e12 == pytest.approx(510.0656 * 0.99619, rel=2e-3)
 
 
 def test_the_vertex_limit_counts_every_ring_before_any_parsing() -> None:

@@ -556,3 +556,16 @@ def test_classify_from_a_real_stac_api(pgstac_api: str, http_world: Any, tmp_pat
     assert any(href.startswith(pgstac_api.rstrip("/")) for href in sources), sources
     with rasterio.open(response.json()["assets"]["classes.tif"]) as src:
         assert set(src.read(1).ravel().tolist()) & set(range(1, 255))
+
+
+def test_the_world_as_an_aoi_is_measured_whole_and_refused_by_the_area_limit(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """A world box parses (its edges run along ±180°); its area is the Earth's, far over any limit."""
+    client = client_for(service_settings(tmp_path, world, models))
+    earth = {
+        "type": "Polygon",
+        "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]],
+    }
+    response = client.post("/classify", json={"aoi": earth, "datetime": world.datetime, "model": "demo"})
+    assert_json_error(response, 413, "AoiTooLargeError", "5.101e+08 km²")
