@@ -118,6 +118,14 @@ def _rings_of(data: object) -> Iterator[list[Any]]:
                     yield from (ring for ring in polygon if isinstance(ring, list))
 
 
+def _finite(value: float) -> bool:
+    """Whether a JSON number is finite; an integer too large for a float (``10**400``) is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_ring(ring: list[Any]) -> None:
     """Refuse a ring that is not closed, has positions that are not ``[lon, lat]`` in range, or crosses ±180°.
 
@@ -126,7 +134,7 @@ def _check_ring(ring: list[Any]) -> None:
     """
     for position in ring:
         if not isinstance(position, list | tuple) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in position
+            isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in position
         ):
             raise InputError(
                 f"the AOI has a position that is not a pair of finite numbers: {str(position)[:80]}"

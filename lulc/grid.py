@@ -7,6 +7,7 @@ local image's own grid), and are read block by block through ``lulc.pixels``. AO
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -202,17 +203,39 @@ def utm_crs(geometry: BaseGeometry) -> str:
 
 
 def normalize_crs(crs: str) -> str:
-    """A CRS given by the user as ``EPSG:nnnn`` (or anything pyproj reads), checked and canonical.
+    """A CRS (``EPSG:nnnn``, or anything pyproj reads, as a dataset's own CRS), checked and canonical.
 
     Raises:
         InputError: The CRS cannot be understood.
     """
     try:
         parsed = CRS.from_user_input(crs)
-    except CRSError as exc:
-        raise InputError(f"unknown CRS {crs!r}: {exc}") from exc
+    except (CRSError, ValueError) as exc:  # rasterio raises ValueError for 'EPSG:x'
+        raise InputError(f"unknown CRS {crs[:100]!r}: {exc}") from exc
     epsg = parsed.to_epsg()
     return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
+
+
+AUTHORITY_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}:[A-Za-z0-9._-]{1,32}")
+"""A CRS as a request may name it: ``AUTHORITY:CODE`` (``EPSG:32654``, ``ESRI:54009``)."""
+
+
+def requested_crs(crs: str) -> str:
+    """A CRS a request or command line asks for, as ``AUTHORITY:CODE``, checked and canonical.
+
+    Never a PROJ string or WKT: their ``+nadgrids``/``+geoidgrids``/``+init`` parameters make PROJ open files
+    by path, outside every allow-list (a FIFO there hangs the process).
+
+    Raises:
+        InputError: Not ``AUTHORITY:CODE``, or a code PROJ does not know.
+    """
+    text = crs.strip()
+    if not AUTHORITY_CODE.fullmatch(text):
+        raise InputError(
+            f"the CRS {crs[:100]!r} is not an authority code: give it as AUTHORITY:CODE, e.g. EPSG:32654 "
+            "(PROJ strings and WKT are not accepted)"
+        )
+    return normalize_crs(text)
 
 
 def reproject_geometry(geometry: BaseGeometry, src: str, dst: str) -> BaseGeometry:

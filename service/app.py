@@ -22,7 +22,7 @@ from service.http_errors import error_body, status_for
 from service.job_store import JobStore
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
-from service.output_crs import check_output_crs
+from service.output_crs import check_output_grid
 from service.publish import destination_folder, join_url
 from service.request import MAX_MMU_HA
 from service.settings import ServiceSettings
@@ -358,7 +358,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         check_vertex_limit(order.aoi, settings.max_aoi_vertices)  # before any geometry is built
         area = validate_order(order, settings)  # input errors answer now, not as failed jobs
         model = provider.get(body.model)
-        check_output_crs(order.crs, order.aoi, model.contract.inputs.resolution)
+        check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
 
         def work(job: Job) -> Outcome:
             destination = join_url(settings.output_url, job.id) if settings.output_url else None

@@ -29,7 +29,7 @@ from lulc.aoi import check_vertex_limit
 from lulc.errors import InputError
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
-from service.output_crs import check_output_crs
+from service.output_crs import check_output_grid
 from service.publish import destination_folder
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
@@ -88,7 +88,7 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
         area = validate_order(order, settings)
         destination_folder(parsed.output_url)
         model = resolve_model(parsed.model, settings)
-        check_output_crs(order.crs, order.aoi, model.contract.inputs.resolution)
+        check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))

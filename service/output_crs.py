@@ -1,4 +1,4 @@
-"""The output CRS a request may ask for: projected, in metres, reachable from the AOI's longitude/latitude.
+"""The output grid a request may ask for: projected, in metres, reachable from the AOI's lon/lat, bounded.
 
 Models have a resolution in metres, so a geographic CRS (``EPSG:4326``: degrees) or one of another
 body (``IAU_2015:30100``, the Moon) is refused up front, not after the imagery has been read.
@@ -14,6 +14,30 @@ from pyproj.exceptions import CRSError, ProjError
 
 from lulc.aoi import parse_aoi
 from lulc.errors import InputError
+from lulc.grid import grid_for_aoi, requested_crs, utm_crs
+from service.workflow import AoiTooLargeError
+
+
+def check_output_grid(crs: str | None, aoi: dict[str, Any], resolution: float, max_pixels: int) -> None:
+    """Refuse an output CRS the model's ``resolution`` cannot be laid out in, or a grid over ``max_pixels``.
+
+    The grid is the AOI's bounding box in the output CRS (the AOI's UTM zone without one), which the area
+    limit does not bound: two small squares far apart make a grid as large as the box around both.
+
+    Raises:
+        InputError: unknown, not projected, not in metres, or no transformation from the AOI's lon/lat.
+        AoiTooLargeError: the grid has more than ``max_pixels`` pixels.
+    """
+    check_output_crs(crs, aoi, resolution)
+    shape = parse_aoi(aoi)
+    grid = grid_for_aoi(shape, resolution, requested_crs(crs) if crs is not None else utm_crs(shape))
+    pixels = grid.width * grid.height
+    if pixels > max_pixels:
+        raise AoiTooLargeError(
+            f"the AOI's bounding box makes a {grid.width:,} x {grid.height:,} px grid at {resolution:g} m "
+            f"({pixels / 1e6:,.1f} Mpx), over this service's limit of {max_pixels / 1e6:,.1f} Mpx; classify "
+            "its parts apart"
+        )
 
 
 def check_output_crs(crs: str | None, aoi: dict[str, Any], resolution: float) -> None:
@@ -24,6 +48,7 @@ def check_output_crs(crs: str | None, aoi: dict[str, Any], resolution: float) ->
     """
     if crs is None:
         return
+    requested_crs(crs)
     try:
         parsed = CRS.from_user_input(crs)
     except CRSError as exc:

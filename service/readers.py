@@ -28,6 +28,7 @@ from lulc.grid import (
     grid_for_aoi,
     normalize_crs,
     reproject_geometry,
+    requested_crs,
     utm_crs,
 )
 from lulc.pixels import (
@@ -107,7 +108,7 @@ class StacReaderFactory:
     def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
         """The model's resolution in the AOI's UTM zone (or ``request.crs``), covering the AOI."""
         aoi = _stac_aoi(request)
-        crs = normalize_crs(request.crs) if request.crs else utm_crs(aoi)
+        crs = requested_crs(request.crs) if request.crs else utm_crs(aoi)
         return grid_for_aoi(aoi, contract.inputs.resolution, crs, request.block_size)
 
     def item_source(self) -> ItemSource:
@@ -199,7 +200,7 @@ class ImageReaderFactory:
             image_crs = normalize_crs(src.crs.to_string())
             aoi = parse_aoi(request.aoi) if request.aoi is not None else None
             image_box = shapely.geometry.box(*src.bounds)
-            crs = normalize_crs(request.crs) if request.crs else image_crs
+            crs = requested_crs(request.crs) if request.crs else image_crs
             if crs != image_crs:
                 target = aoi if aoi is not None else reproject_geometry(image_box, image_crs, WGS84)
                 return grid_for_aoi(target, contract.inputs.resolution, crs, request.block_size)

@@ -135,6 +135,13 @@ class ServiceSettings(BaseSettings):
         ge=4,
         description="Most AOI vertices (all rings of all polygons) a request may have; more: 413.",
     )
+    max_grid_pixels: int = Field(
+        default=100_000_000,
+        ge=1,
+        description="Largest output grid a request may make (width x height of the AOI's bounding box at the "
+        "model's resolution, in the output CRS): an AOI of two small parts far apart, or a CRS whose metres "
+        "are not ground metres, is small in km² only; larger: 413.",
+    )
 
     # Engine
     threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference session.")

@@ -29,7 +29,7 @@ from service.settings import ServiceSettings
 
 
 class AoiTooLargeError(LimitError):
-    """The AOI's area is over the service's limit."""
+    """The AOI (its area, or its output grid) is over the service's limit."""
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,12 @@ def validate_order(order: Order, settings: ServiceSettings) -> float:
         HostNotAllowedError: the item source is not on the allow-list.
     """
     from lulc.datetimes import parse_datetime_interval
-    from lulc.grid import normalize_crs
+    from lulc.grid import requested_crs
 
     area = aoi_km2(order.aoi, settings)
     parse_datetime_interval(order.datetime)
     if order.crs is not None:
-        normalize_crs(order.crs)
+        requested_crs(order.crs)
     stac_location(order, settings)
     return area
 

@@ -42,6 +42,7 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, "0"], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, float("nan")], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [True, 0], [1, 1], [0, 0]]]}, "finite numbers"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [10**400, 0], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Point", "coordinates": [0, 0]}, "Polygon or MultiPolygon"),
         ({"type": "FeatureCollection", "features": []}, "no features"),
         ({"coordinates": []}, "not a GeoJSON geometry"),

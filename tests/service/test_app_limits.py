@@ -209,6 +209,10 @@ def _many_vertices(world: World, n: int) -> dict[str, Any]:
         ({"crs": "IAU_2015:30100"}, 400, "InputError", ("not a projected CRS",)),
         ({"crs": "IAU_2015:30110"}, 400, "InputError", ("cannot be transformed",)),
         ({"crs": "x" * 300}, 422, "RequestValidationError", ("200",)),
+        # PROJ opens a grid file named in a PROJ string by path (a FIFO there hung the service)
+        ({"crs": "+proj=utm +zone=54 +nadgrids=/etc/passwd"}, 400, "InputError", ("AUTHORITY:CODE",)),
+        ({"crs": "EPSG:x"}, 400, "InputError", ("unknown CRS",)),
+        ({"crs": "EPSG:32654abc"}, 400, "InputError", ("unknown CRS",)),
         ({"model": "m" * 300}, 422, "RequestValidationError", ("200",)),
         ({"aoi": "VERTICES"}, 413, "AoiTooComplexError", ("50 vertices",)),
     ],
@@ -232,3 +236,27 @@ def test_within_the_vertex_limit_and_in_a_utm_crs_is_classified(service: str, wo
     response = _classify(service, world, aoi=_many_vertices(world, 40), crs="EPSG:3857")
     assert response.status_code == 200, response.text
     assert response.json()["item"]["properties"]["proj:code"] == "EPSG:3857"
+
+
+def _two_squares(world: World, apart: float) -> dict[str, Any]:
+    """Two 0.005° squares ``apart`` degrees apart east and north, the first at the world's centre."""
+    west, south, east, north = world.bounds
+    cx, cy = (west + east) / 2, (south + north) / 2
+
+    def square(x: float, y: float) -> list[list[list[float]]]:
+        return [[[x, y], [x + 0.005, y], [x + 0.005, y + 0.005], [x, y + 0.005], [x, y]]]
+
+    return {"type": "MultiPolygon", "coordinates": [square(cx, cy), square(cx + apart, cy + apart)]}
+
+
+def test_a_small_aoi_whose_grid_is_huge_is_413(service: str, world: World) -> None:
+    """Two tiny squares 3° apart: half a km², but a bounding box of about 270 x 330 km (1.4 Gpx at 10 m)."""
+    response = _classify(service, world, aoi=_two_squares(world, 3.0), crs="EPSG:3857")
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert body["type"] == "AoiTooLargeError"
+    assert "Mpx" in body["detail"]
+    assert "100.0 Mpx" in body["detail"]
+    # the control: the same two squares 0.01° apart make a small grid, and are classified
+    close = _classify(service, world, aoi=_two_squares(world, 0.01))
+    assert close.status_code == 200, close.text
