@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from lulc.allowlist import AllowList
 from lulc.aoi import parse_aoi
 from lulc.contract import ModelContract
-from lulc.errors import ContractError, InputError, NoItemsError
+from lulc.errors import ContractError, InputError, LimitError, NoItemsError
 from lulc.gdal_env import gdal_env
 from lulc.grid import (
     WGS84,
@@ -87,6 +87,10 @@ def _stac_aoi(request: ClassifyRequest) -> BaseGeometry:
     return parse_aoi(request.aoi)
 
 
+class ItemLimitError(LimitError):
+    """A search found more items than a composite may hold."""
+
+
 @dataclass(frozen=True)
 class StacReaderFactory:
     """A STAC source (API URL, static catalog path/URL, or any ``ItemSource``) as a reader factory.
@@ -97,6 +101,8 @@ class StacReaderFactory:
         max_cloud_cover: ``eo:cloud_cover`` upper limit of the search.
         allow: the hosts (and whether local files) the reader may fetch from; None = anything.
         retry: retries of a window read on I/O errors.
+        max_items: the most items one composite may hold (every block reads every item); more is refused
+            (``ItemLimitError``, 413) before any pixel is read. None: no limit (the command line).
     """
 
     source: ItemSource | str
@@ -104,6 +110,7 @@ class StacReaderFactory:
     max_cloud_cover: float | None = None
     allow: AllowList | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_items: int | None = None
 
     def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
         """The model's resolution in the AOI's UTM zone (or ``request.crs``), covering the AOI."""
@@ -160,6 +167,12 @@ class StacReaderFactory:
                 f" with eo:cloud_cover < {self.max_cloud_cover:g}" if self.max_cloud_cover is not None else ""
             )
             raise NoItemsError(f"no items of {source.describe()} cover the AOI{window}{cloud}")
+        if self.max_items is not None and len(found) > self.max_items:
+            window = f" in {datetime}" if datetime else " (no time window)"
+            raise ItemLimitError(
+                f"{len(found):,} items of {source.describe()} cover the AOI{window}, more than this "
+                f"service's limit of {self.max_items:,} per composite; narrow the datetime window"
+            )
         usable = [it for it in found if it.has_bands(contract.inputs.bands)]
         if not usable:
             contract.require_bands(set(found[0].bands), f"item {found[0].id!r}")

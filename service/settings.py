@@ -135,6 +135,12 @@ class ServiceSettings(BaseSettings):
         ge=4,
         description="Most AOI vertices (all rings of all polygons) a request may have; more: 413.",
     )
+    max_items: int = Field(
+        default=500,
+        ge=1,
+        description="Most STAC items one composite of a request may hold (every block reads every item: an "
+        "open or years-long datetime window over an AOI finds hundreds); more: 413 before any pixel is read.",
+    )
     max_grid_pixels: int = Field(
         default=100_000_000,
         ge=1,

@@ -179,6 +179,7 @@ def run_order(
         max_cloud_cover=cloud,
         # the readers check each asset href again before opening it, here with its redirects too
         allow=GdalAllowList.like(allow),
+        max_items=settings.max_items,
     )
     request = ClassifyRequest(
         aoi=order.aoi,

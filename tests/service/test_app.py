@@ -569,3 +569,21 @@ def test_the_world_as_an_aoi_is_measured_whole_and_refused_by_the_area_limit(
     }
     response = client.post("/classify", json={"aoi": earth, "datetime": world.datetime, "model": "demo"})
     assert_json_error(response, 413, "AoiTooLargeError", "5.101e+08 km²")
+
+
+def test_a_window_with_more_items_than_a_composite_may_hold_is_413(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """The demo window finds the world's 4 items: over a limit of 3, refused before any pixel is read."""
+    client = client_for(service_settings(tmp_path, world, models, max_items=3))
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert_json_error(response, 413, "ItemLimitError", "4 items", "limit of 3", "narrow the datetime")
+    assert not any((tmp_path / "work").glob("*/classes.tif"))
+    at_limit = client_for(service_settings(tmp_path / "four", world, models, max_items=4))
+    response = at_limit.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    assert len([link for link in response.json()["item"]["links"] if link["rel"] == "derived_from"]) == 4 + 1
