@@ -188,8 +188,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+GUARDED = (400, 413)
+"""What ``RequestGuard`` answers on any route from the headers alone: a malformed ``Content-Length`` (400) or
+a body over the limit (413), a GET sent with a body too."""
+
+
 def _only(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: ERRORS[code] for code in codes}
+    return {code: ERRORS[code] for code in sorted({*codes, *GUARDED})}
 
 
 # --- the app -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lulc.errors import InputError, LulcError
+from lulc.errors import ContractError, InputError, LulcError
 from service.publish import join_url
 from service.runner import ModelRunner
 
@@ -109,13 +109,19 @@ class ModelDirectory:
         path = self.root / model_id
         if not path.is_dir():
             known = ", ".join(self.ids()) or "none"
-            raise ModelNotFoundError(f"no model {model_id!r} in {self.root} (models: {known})")
+            raise ModelNotFoundError(f"no model {model_id!r} (models: {known})")  # not the server's folder
         stamp = tuple(sorted(p.stat().st_mtime for p in path.iterdir() if p.is_file()))
         with self._lock:
             cached = self._cache.get(model_id)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
             public = join_url(self.public_url, model_id) if self.public_url else None
-            runner = load_model(path, threads=self.threads, public_url=public)
+            try:
+                runner = load_model(path, threads=self.threads, public_url=public)
+            except ContractError as exc:  # answered to clients: the model's id, not the server's paths
+                message = str(exc)
+                for folder in {str(path.resolve()), str(path)}:
+                    message = message.replace(folder, model_id)
+                raise ContractError(message) from exc
             self._cache[model_id] = (stamp, runner)
             return runner

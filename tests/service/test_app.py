@@ -109,6 +109,11 @@ def test_models_lists_good_and_broken_models(world: World, models: Path, tmp_pat
     assert demo["resolution"] == 10.0
     assert [c["value"] for c in demo["classes"]] == list(world.class_values)
     assert "not a readable ONNX model" in by_id["broken"]["error"]
+    assert str(models) not in by_id["broken"]["error"]  # the model's id, not the server's folders
+    assert by_id["broken"]["error"].startswith("broken")
+    unknown = client.post("/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "nope"})
+    assert unknown.status_code == 404
+    assert str(models) not in unknown.text
 
 
 # --- classification ------------------------------------------------------------------------------

@@ -260,3 +260,13 @@ def test_a_small_aoi_whose_grid_is_huge_is_413(service: str, world: World) -> No
     # the control: the same two squares 0.01° apart make a small grid, and are classified
     close = _classify(service, world, aoi=_two_squares(world, 0.01))
     assert close.status_code == 200, close.text
+
+
+def test_a_get_with_a_body_over_the_limit_is_413_as_its_openapi_says(service: str) -> None:
+    with httpx.Client(timeout=30) as client:
+        answer = client.request("GET", f"{service}/healthz", content=b"x" * 70_000)
+        schema = client.get(f"{service}/openapi.json", headers=AUTH).json()
+    assert answer.status_code == 413
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "413"} <= set(operation["responses"]), (method, path)
