@@ -132,7 +132,7 @@ class JobStatus(BaseModel):
 
     job_id: str
     status: Literal["running", "succeeded", "failed"]
-    href: str = Field(description="Where to poll this job.")
+    href: str = Field(description="Where to poll this job: its path on this service (e.g. `/jobs/{id}`).")
     area_km2: float
     created: datetime
     finished: datetime | None = None
@@ -325,7 +325,10 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         status = JobStatus(
             job_id=job.id,
             status=job.state.value,
-            href=str(request.url_for("get_job", job_id=job.id)),
+            # a path, not a URL: url_for takes its host from the request's Host header, which the client
+            # sets (Host: evil.example gave Location: http://evil.example/jobs/...)
+            href=request.scope.get("root_path", "").rstrip("/")
+            + request.app.url_path_for("get_job", job_id=job.id),
             area_km2=float(job.info.get("area_km2", 0.0)),
             created=job.created,
             finished=job.finished,

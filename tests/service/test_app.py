@@ -194,13 +194,14 @@ def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path
     )
     client = client_for(settings)
     response = client.post(
-        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+        "/classify",
+        json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"},
+        headers={"Host": "evil.example"},  # the client's Host header names no link of ours
     )
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status"] == "running"
-    assert response.headers["location"] == accepted["href"]
-    assert accepted["href"].endswith(f"/jobs/{accepted['job_id']}")
+    assert response.headers["location"] == accepted["href"] == f"/jobs/{accepted['job_id']}"
     done = wait_for_job(client, accepted["href"])
     assert done["status"] == "succeeded", done
     assert done["progress"]["done"] == done["progress"]["total"] >= 1
