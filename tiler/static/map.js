@@ -322,8 +322,12 @@
 
   async function loadSeries(run, series) {
     $("series-table").replaceChildren();
-    const [w, s, e, n] = run.bbox || [-180, -85, 180, 85];
-    const polygon = { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] };
+    const [w, s, e, n] = run.bbox || [-180, -90, 180, 90];
+    const ring = (west, east) => [[[west, s], [east, s], [east, n], [west, n], [west, s]]];
+    // a bbox whose west is east of its east crosses the antimeridian (STAC, RFC 7946): split it at ±180°
+    const polygon = w <= e
+      ? { type: "Polygon", coordinates: ring(w, e) }
+      : { type: "MultiPolygon", coordinates: [ring(w, 180), ring(-180, e)] };
     try {
       const response = await authFetch(`statistics/series?url=${encodeURIComponent(series.url)}`, {
         method: "POST",
