@@ -46,8 +46,8 @@ from tiler.settings import TilerSettings
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The web map's own files; ``vendor/`` inside it is filled by ``make web`` (Leaflet from npm)."""
 
-CACHED_PATHS = r"^/(cog|stac)/tiles/|^/legend"
-"""Responses that get the configured Cache-Control header (tiles and legends; not errors)."""
+CACHED_PATHS = r"^/(cog|stac|aoa)/tiles/|^/legend"
+"""Responses that get the configured Cache-Control header (tiles, AOA hatching, legends; not errors)."""
 
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
 

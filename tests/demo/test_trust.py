@@ -225,6 +225,7 @@ def test_the_web_map_hatches_where_the_model_extrapolates(
         tile_url = f"{server.url}/aoa/tiles/WebMercatorQuad/14/{tile.x}/{tile.y}.png"
         answer = httpx.get(tile_url, params={"url": listed["aoa"], "threshold": threshold}, timeout=60)
         assert answer.status_code == 200, answer.text
+        assert answer.headers["cache-control"] == settings.cache_control  # cached like every other tile
         hatched = _hatched(answer.content)
         assert 0.02 < hatched.mean() < 0.6  # stripes over the extrapolated pixels, clear elsewhere
         assert (
