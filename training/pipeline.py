@@ -143,18 +143,23 @@ def _evaluate_models(
             if not cv_splits:
                 raise ConfigError("--tune needs the repeated CV (cv.repeats >= 1) to score its candidates")
             progress.start(f"tuning {name}", config.tune_budget)
+            # on the training part alone: the hold-out stays unseen by every choice made from scores
+            tune_splits, tune_name = repeated_splits(
+                labels[train], config.cv, config.seed, _part(grouped, train)
+            )
             tuning = tune(
                 name,
                 functools.partial(make_estimator, name, config.seed, settings.n_jobs),
                 params,
-                features,
-                labels,
-                cv_splits,
-                cv_name,
+                features[train],
+                labels[train],
+                tune_splits,
+                f"{tune_name}, of the training part ({train.size} of {labels.size} samples)",
                 config.tune_budget,
                 config.seed,
                 progress.advance,
             )
+            tuning["samples"] = int(train.size)
             params = tuning["chosen"]
             progress.note(
                 f"{name}: tuned {params} (CV {100 * tuning['chosen_cv']['overall_accuracy']['mean']:.1f} %)"
@@ -194,6 +199,14 @@ def _evaluate_models(
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
     return board, fitted, train, test
+
+
+def _part(grouped: Grouping, index: npt.NDArray[np.int64]) -> Grouping:
+    """The grouping of the samples at ``index`` (their polygons, as in the whole set)."""
+    if grouped.groups is None:
+        return Grouping(None, int(index.size))
+    groups = grouped.groups[index]
+    return Grouping(groups, int(np.unique(groups).size), grouped.note)
 
 
 def _model_params(config: TrainingConfig, name: str) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def _tuning_lines(metrics: dict[str, Any]) -> list[str]:
         grid = "; ".join(f"{k}: {v}" for k, v in tuning["grid"].items()) or "none"
         lines += [
             f"{entry['model']}: {len(tuning['candidates'])} of the grid ({grid}) on {tuning['scheme']}; "
-            f"chosen {tuning['chosen']}.",
+            f"chosen {tuning['chosen']}. The chosen score is the best of several on the same splits, so "
+            "optimistic; the hold-out, which tuning never saw, is the estimate to quote.",
             "",
         ]
         lines += _table(
