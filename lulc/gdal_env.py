@@ -49,6 +49,13 @@ GDAL_OPTIONS: dict[str, str | int] = {
 }
 
 
+REMOTE_RASTER_DRIVER = "GTiff"
+"""The one GDAL driver a raster named by a request, a STAC item or a tiler URL is opened with (COGs are
+GTiff). Without it GDAL picks the driver from the file's content, and a VRT served as ``map.tif`` from an
+allowed host reads whatever local file or URL it names (a ``VRTRawRasterBand``, a ``/vsicurl/`` source),
+outside the allow-list. Local images a user names on the command line may be any format GDAL reads."""
+
+
 LOCAL_COPY_OPTIONS: dict[str, str | int] = {
     # A COG translation reads its local staging map and overview levels once: the per-file cache above,
     # kept for reads over HTTP, would only hold them. Measured 2026-12-01 (``translate_to_cog`` in one
@@ -130,7 +137,11 @@ class GdalAllowList(AllowList):
         return gdal_href(url, self, what)
 
 
-def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = 5) -> str:
+MAX_REDIRECTS = 5
+"""Redirects followed from one href; a longer chain (or a loop) is refused, not handed to GDAL unfinished."""
+
+
+def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = MAX_REDIRECTS) -> str:
     import requests
 
     current = href
@@ -145,8 +156,10 @@ def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops
             return current  # unreachable now: GDAL will say so (and retry) itself
         if not redirected:
             return current
-        current = allow.check(urljoin(current, str(location)), f"redirect from {current} to")
-    return current
+        # each hop against the list itself (AllowList.check), not a GdalAllowList's check, which would
+        # follow that hop's redirects again: a loop recursed until the stack ran out
+        current = AllowList.check(allow, urljoin(current, str(location)), f"redirect from {current} to")
+    raise HostNotAllowedError(f"{what} {href} redirects more than {hops} times; not followed")
 
 
 def forget_cached_reads(href: str) -> None:

@@ -8,7 +8,6 @@ import numpy as np
 from fastapi import Body, Depends, FastAPI, Query
 from fastapi.responses import FileResponse, HTMLResponse
 from rio_tiler.colormap import cmap as default_cmap
-from rio_tiler.io import Reader
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -38,7 +37,7 @@ from tiler.legend import Legend, legend_of, legend_png
 from tiler.limits import ParameterLimits, bounded_part_params, feature_limits, tile_limits
 from tiler.openapi import document_errors
 from tiler.parameters import checked_dependency, checked_reader
-from tiler.readers import allowed_stac_reader
+from tiler.readers import GTiffReader, allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.series import SeriesStatistics, series_areas
 from tiler.settings import TilerSettings
@@ -101,7 +100,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         "add_viewer": False,
     }
     cog = TilerFactory(
-        reader=checked_reader(Reader),
+        reader=checked_reader(GTiffReader),
         router_prefix="/cog",
         colormap_dependency=class_colormap_dependency(cmaps, resolver, dataset_path),
         **bounded,
@@ -146,7 +145,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         threshold: Annotated[float, Query(gt=0, le=2.54, description="The model's AOA threshold (DI).")],
     ) -> Response:
         """A run's ``aoa.tif`` as an overlay: diagonal hatching where the model extrapolates."""
-        with gdal_env(), Reader(allow.gdal_path(location)) as src:
+        with gdal_env(), GTiffReader(allow.gdal_path(location)) as src:
             image = src.tile(x, y, z, indexes=1)
         valid = ~np.ma.getmaskarray(image.array)[0]
         outside = outside_mask(np.asarray(image.array.data[0], dtype=np.uint8), valid, threshold)

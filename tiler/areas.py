@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
 from lulc.errors import InputError
-from lulc.gdal_env import gdal_env
+from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
 from lulc.grid import pixel_areas_m2, reproject_geometry
 from tiler.colormaps import MapClasses, read_json
 from tiler.errors import BadParameterError
@@ -144,7 +144,7 @@ def class_areas(
     lookup = np.full(256, -1, dtype=np.int64)
     lookup[np.asarray(values, dtype=np.int64)] = np.arange(len(values))
     tally = _Tally(np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=np.float64))
-    with gdal_env(), rasterio.open(location) as dataset:
+    with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as dataset:
         crs_text = dataset.crs.to_string()
         native = _clip_to_map(geometry, crs_text, tuple(dataset.bounds))
         window = None if native.is_empty else _window(native, dataset)
@@ -216,7 +216,7 @@ def _open_aoa(aoa: AoaLayer | None) -> Any:
     if aoa is None:
         return None
     try:
-        return rasterio.open(aoa.location)
+        return rasterio.open(aoa.location, driver=REMOTE_RASTER_DRIVER)
     except RasterioIOError:
         return None
 

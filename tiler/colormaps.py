@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from lulc.classes import NODATA, ClassTable, load_class_table
 from lulc.contract import load_contract
 from lulc.errors import LulcError
-from lulc.gdal_env import gdal_env
+from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
 from tiler.errors import BadParameterError, NotAllowedError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def classes_from_colortable(location: str) -> ClassTable | None:
     GDAL pads a colour table with opaque black up to its last entry, so those entries (and nodata) are
     skipped; names are the pixel values, since GDAL category names are not exposed by rasterio.
     """
-    with gdal_env(), rasterio.open(location) as src:
+    with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as src:
         if src.count != 1:
             return None
         try:

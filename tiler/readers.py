@@ -6,9 +6,11 @@ import warnings
 from typing import Any, ClassVar
 
 import pystac
-from rio_tiler.io import STACReader
+import rasterio
+from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
+from lulc.gdal_env import REMOTE_RASTER_DRIVER
 from tiler.allowlist import AllowList
 from tiler.errors import NotARasterError, NotFoundError, UpstreamError
 
@@ -18,12 +20,28 @@ except ImportError:  # pragma: no cover - depends on the rio-tiler version
     import httpx as _http  # type: ignore[no-redef]
 
 
+class GTiffReader(Reader):
+    """rio-tiler's ``Reader`` opening its dataset with the GTiff driver only (``REMOTE_RASTER_DRIVER``).
+
+    GDAL would otherwise take a VRT served under a ``.tif`` name for what its content says, and read any
+    local file or URL that VRT names: outside the allow-list the path passed.
+    """
+
+    def __attrs_post_init__(self) -> None:
+        if not self.dataset:
+            self.dataset = self._ctx_stack.enter_context(
+                rasterio.open(self.input, driver=REMOTE_RASTER_DRIVER)
+            )
+        super().__attrs_post_init__()
+
+
 class AllowedSTACReader(STACReader):
     """``STACReader`` that refuses asset hrefs outside the allow-list and reports bad items clearly."""
 
     allow: ClassVar[AllowList]
 
     def __attrs_post_init__(self) -> None:
+        self.reader = GTiffReader  # every asset opened as GTiff, like a /cog/ URL
         try:
             super().__attrs_post_init__()
         except FileNotFoundError as exc:

@@ -16,7 +16,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from lulc.errors import InputError, ReadError
-from lulc.gdal_env import forget_cached_reads, gdal_env
+from lulc.gdal_env import REMOTE_RASTER_DRIVER, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 
 
@@ -66,7 +66,7 @@ def read_window(
     with a plain window, which gives the same pixels as warping with nearest at a fraction of the cost;
     any other source is warped.
     """
-    with gdal_env(), rasterio.open(gdal_path(href)) as src:
+    with gdal_env(), rasterio.open(gdal_path(href), driver=REMOTE_RASTER_DRIVER) as src:
         offset = aligned_offset(src, grid)
         if offset is not None:
             return read_aligned(src, block, offset, nodata)

@@ -312,3 +312,66 @@ def test_the_readers_retry_really_resends_after_a_failed_open(
     assert "error" not in outcome, outcome.get("error")
     np.testing.assert_array_equal(np.asarray(outcome["data"]), expected)
     assert len(server.requests.records()) > first_open, "the retry was really sent"
+
+
+def test_a_redirect_chain_longer_than_the_limit_or_a_loop_is_refused_not_handed_to_gdal() -> None:
+    """Six hops on an allowed host then one off it, and a self-redirect: refused, nothing fetched off-list."""
+    from lulc.gdal_env import MAX_REDIRECTS, GdalAllowList
+
+    with ScriptedServer({"*": {"status": 200, "body": "canary"}}) as canary:
+        hops = {f"/hop/{i}": {"status": 302, "headers": {"location": f"/hop/{i - 1}"}} for i in range(1, 8)}
+        hops["/hop/0"] = {"status": 302, "headers": {"location": canary.url("secret.tif")}}
+        hops["/loop.tif"] = {"status": 302, "headers": {"location": "/loop.tif"}}
+        with ScriptedServer(hops) as chain:
+            allow = AllowList.of([f"127.0.0.1:{chain.port}"])
+            with pytest.raises(HostNotAllowedError, match=f"more than {MAX_REDIRECTS} times"):
+                gdal_href(chain.url(fresh("hop/7")), allow)
+            with pytest.raises(HostNotAllowedError, match=f"more than {MAX_REDIRECTS} times"):
+                GdalAllowList.like(allow).check(chain.url(fresh("loop.tif")), "asset")
+            assert len(chain.requests()) <= 2 * (MAX_REDIRECTS + 1)  # bounded, not a recursion
+            # the control: within the limit, the chain's end is checked and refused as off the list
+            with pytest.raises(HostNotAllowedError, match="redirect"):
+                gdal_href(chain.url(fresh("hop/2")), allow)
+        assert canary.requests() == []
+
+
+def test_a_vrt_named_like_a_tif_is_not_opened_as_one(tmp_path: Path) -> None:
+    """GDAL picks the driver from the content: a VRT served as .tif would read whatever it names."""
+    import rasterio.shutil
+    from rasterio.transform import from_origin
+
+    from lulc.gdal_env import REMOTE_RASTER_DRIVER
+
+    secret = tmp_path / "secret.tif"
+    with rasterio.open(
+        secret,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32654",
+        transform=from_origin(0, 40, 10, 10),
+    ) as dst:
+        dst.write(np.full((1, 4, 4), 42, np.uint8))
+    rasterio.shutil.copy(str(secret), str(tmp_path / "disguised.vrt"), driver="VRT")
+    (tmp_path / "map.tif").write_bytes((tmp_path / "disguised.vrt").read_bytes())
+    with rasterio.open(tmp_path / "map.tif") as src:  # the control: GDAL alone reads the secret through it
+        assert src.driver == "VRT"
+        assert src.read(1)[0, 0] == 42
+    with pytest.raises(RasterioIOError, match="not recognized"):
+        rasterio.open(tmp_path / "map.tif", driver=REMOTE_RASTER_DRIVER)
+    with rasterio.open(secret, driver=REMOTE_RASTER_DRIVER) as src:  # a GeoTIFF opens as ever
+        assert src.read(1)[0, 0] == 42
+    # the pixel reader of training and serving (STAC assets) opens with it
+    from rasterio.enums import Resampling
+
+    from lulc.grid import OutputGrid
+    from lulc.pixels.windows import read_window
+
+    grid = OutputGrid("EPSG:32654", from_origin(0, 40, 10, 10), 4, 4, 16)
+    block = next(iter(grid.blocks()))
+    assert read_window(str(secret), grid, block, 0.0, Resampling.nearest)[0, 0] == 42
+    with pytest.raises(RasterioIOError, match="not recognized"):
+        read_window(str(tmp_path / "map.tif"), grid, block, 0.0, Resampling.nearest)

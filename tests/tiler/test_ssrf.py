@@ -143,3 +143,40 @@ def test_run_links_off_the_list_are_not_read(setup: Setup) -> None:
     assert runs.status_code == 200, runs.text
     assert [run["backdrop"] for run in runs.json()] == [None]
     assert setup.canary.requests() == []
+
+
+def test_a_vrt_served_as_a_tif_is_not_opened(setup: Setup) -> None:
+    """GDAL takes a file for what its content says: a VRT named .tif on the allowed prefix, naming the canary.
+
+    Opened as a VRT (the control, plain rasterio), GDAL fetches the canary; the tiler opens every raster
+    as GTiff only, so it refuses the file and the canary sees nothing.
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from lulc.gdal_env import gdal_env
+
+    served = setup.local.parent / "served" / "runs" / "main"
+    with rasterio.open(served / "classes.tif") as src:
+        width, height = src.width, src.height
+    source = f"/vsicurl/{setup.canary.url('runs/main/classes.tif')}"
+    (served / "disguised.tif").write_text(
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><VRTRasterBand dataType="Byte" band="1">'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>1</SourceBand>'
+        f"</SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    url = setup.files.url("runs/main/disguised.tif")
+    setup.canary.clear()
+    with pytest.raises(RasterioIOError), gdal_env(), rasterio.open(url) as src:
+        src.read(1, window=((0, 1), (0, 1)))
+    assert setup.canary.requests(), "control: GDAL alone follows the VRT to the canary"
+    setup.canary.clear()
+    for path in ("/cog/info", "/cog/tiles/WebMercatorQuad/14/14556/6451.png"):  # /legend reads the item
+        response = setup.client.get(path, params={"url": url})
+        assert response.status_code in (400, 404), (path, response.status_code, response.text)
+    assert setup.client.post("/statistics", params={"url": url}, json=_anywhere()).status_code in (400, 404)
+    assert setup.canary.requests() == []
+
+
+def _anywhere() -> dict:
+    return {"type": "Polygon", "coordinates": [[[-179, -80], [179, -80], [179, 80], [-179, 80], [-179, -80]]]}
