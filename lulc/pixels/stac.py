@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,10 +73,28 @@ def item_assets(
 
 @dataclass(frozen=True)
 class _Date:
-    """One item read on a block: reflectance of every band, where it is clear, where it was observed."""
+    """One acquisition read on a block: reflectance of every band, and where it is clear."""
 
     reflectance: Array
     clear: npt.NDArray[np.bool_]
+
+    def filled_from(self, other: _Date) -> _Date:
+        """This date with ``other``'s clear pixels where this one has none (``self`` first)."""
+        take = other.clear & ~self.clear
+        reflectance = self.reflectance.copy()
+        np.copyto(reflectance, other.reflectance, where=take)
+        return _Date(reflectance, self.clear | take)
+
+
+def _acquisition(item: ItemAssets) -> object:
+    """Which acquisition an item belongs to: its UTC day.
+
+    Adjacent MGRS tiles of one pass are items of their own (seconds apart) that overlap by kilometres;
+    counted apart, the overlap would vote twice in a median (and show a seam). One satellite passes a
+    place at most once a day (twice only near the poles, minutes apart and alike).
+    """
+    when = item.datetime
+    return when.astimezone(UTC).date() if when is not None else item.id  # no datetime: its own
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,7 @@ class StacBlockReader:
         box = shapely.geometry.box(*self.grid.block_bounds(block))
         observed = np.zeros(shape, dtype=bool)
         dates: list[_Date] = []
+        days: list[object] = []
         for item in self.items:
             if not item.footprint.intersects(box):
                 continue
@@ -115,8 +134,14 @@ class StacBlockReader:
             if item.scl is None:
                 observed |= has_data
             clear = has_data & scl_ok
-            if clear.any():
+            if not clear.any():
+                continue
+            day = _acquisition(item)
+            if dates and days[-1] == day:  # the same pass, another tile: one date, first valid
+                dates[-1] = dates[-1].filled_from(_Date(reflectance, clear))
+            else:
                 dates.append(_Date(reflectance, clear))
+                days.append(day)
         out = self._composite(dates, n_bands, shape)
         clear_any = np.zeros(shape, dtype=bool)
         for date in dates:

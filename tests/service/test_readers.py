@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -136,3 +137,24 @@ def test_the_aoi_mask_of_every_block_is_the_pixel_centres_inside_the_aoi(block_s
         mask[block.row : block.row + block.height, block.col : block.col + block.width] = grid.aoi_mask(block)
     assert 0.1 < truth.mean() < 0.9  # the control: a mask with both sides
     np.testing.assert_array_equal(mask, truth)
+
+
+def test_two_tiles_of_one_acquisition_are_one_date_in_the_median(
+    opened: tuple[StacBlockReader, object],
+) -> None:
+    """Adjacent MGRS tiles of one pass overlap: there they must not vote twice (review finding)."""
+    reader, _ = opened
+    block = list(reader.grid.blocks())[5]
+    first, *rest = reader.items
+    twin = replace(first, id=f"{first.id}-next-tile")  # the same acquisition under a second id
+    once = replace(reader, items=(first, *rest)).read(block)
+    twice = replace(reader, items=(first, twin, *rest)).read(block)
+    np.testing.assert_array_equal(twice, once)
+    # the control: a second date with the same pixels (a day later) does vote, and moves the median
+    later = replace(
+        first,
+        id=f"{first.id}-a-day-later",
+        datetime=first.datetime + timedelta(days=1),
+    )
+    moved = replace(reader, items=(first, later, *rest)).read(block)
+    assert not np.array_equal(np.nan_to_num(moved), np.nan_to_num(once))
