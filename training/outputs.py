@@ -13,6 +13,7 @@ from typing import Any
 from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, to_mlm_item
 from training.config import TrainingConfig
+from training.errors import ConfigError
 from training.imagery import Imagery
 from training.report import plot_confusion, render_report, write_metrics
 
@@ -29,8 +30,33 @@ def mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
     return stamp.isoformat().replace("+00:00", "Z")
 
 
+def check_model_out(out: Path) -> None:
+    """Refuse an ``--out`` that training would destroy: only a new path, an empty folder or a model folder.
+
+    The model directory replaces what is at ``out`` whole, so a folder holding anything else (the training
+    data itself, say) or a file is refused before any work, as is the current folder (it cannot be moved).
+
+    Raises:
+        ConfigError: ``out`` is a file, the current folder, or a folder with files a model has not.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a new folder (or an earlier model folder) instead")
+    if out.resolve() == Path.cwd().resolve():
+        raise ConfigError("--out cannot be the current folder: give a new folder, e.g. --out model")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--out {out} holds files that are not a model's ({shown}); training replaces the folder whole: "
+            "give a new or empty folder, or an earlier model folder"
+        )
+
+
 def install(tmp: Path, out: Path) -> None:
     """Move the finished temporary directory onto ``out`` (replacing an earlier model directory)."""
+    check_model_out(out)
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         os.replace(out, old / out.name)

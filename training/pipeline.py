@@ -33,7 +33,7 @@ from training.evaluate import (
 )
 from training.imagery import Imagery, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
-from training.outputs import write_model_dir
+from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
@@ -300,6 +300,8 @@ def train(
     settings = settings or TrainingSettings()
     progress = progress or NullProgress()
     config.require_complete()
+    if "{version}" not in str(config.out):  # before any work (a versioned path is checked at the end)
+        check_model_out(Path(str(config.out)))
     table = load_class_table(config.classes) if config.classes else None
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     if not points.polygons:  # polygons are counted once they are pixels on the imagery grid

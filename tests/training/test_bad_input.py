@@ -8,6 +8,7 @@ the same typer app in-process (the same code path up to ``main()``'s error print
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,4 +135,32 @@ def test_image_band_that_does_not_exist(world: Path, local_dn_image: Path, tmp_p
     )
     assert_message(
         message, out_parent, "scene.tif", "has no band(s) ['swir16']", "['blue', 'green', 'red', 'nir']"
+    )
+
+
+def test_an_out_folder_holding_other_files_is_refused_and_kept(
+    world: Path, local_dn_image: Path, tmp_path: Path
+) -> None:
+    """Training replaces --out whole: a folder with the user's data (or a file) is refused before any work."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(local_dn_image, data / "scene.tif")
+    recipe = ["--image", str(data / "scene.tif"), "--image-bands", "blue,green,red,nir"]
+    recipe += ["--bands", "blue,green,red,nir", "--points", str(world / "train.gpkg"), "--models", "dt"]
+    for out, needle in (
+        (data, "holds files that are not a model's (scene.tif)"),
+        (data / "scene.tif", "is a file"),
+    ):
+        before = {p.name: p.read_bytes() for p in data.iterdir()}
+        result = CliRunner().invoke(app, ["train", *recipe, "--out", str(out)])
+        assert result.exit_code != 0
+        assert isinstance(result.exception, LulcError), result.output
+        assert needle in " ".join(str(result.exception).split())
+        assert {p.name: p.read_bytes() for p in data.iterdir()} == before  # nothing lost
+    # the control: an earlier model folder is replaced, as before
+    model = tmp_path / "model"
+    assert CliRunner().invoke(app, ["train", *recipe, "--out", str(model)]).exit_code == 0
+    assert CliRunner().invoke(app, ["train", *recipe, "--out", str(model)]).exit_code == 0
+    assert sorted(p.name for p in model.iterdir()) == sorted(
+        ["model.onnx", "model.json", "metrics.json", "report.md", "confusion_matrix.png"]
     )
