@@ -31,6 +31,13 @@ def classify_command(
     image: Annotated[
         Path | None, typer.Option("--image", help="A local multi-band GeoTIFF instead of STAC.")
     ] = None,
+    image_bands: Annotated[
+        str | None,
+        typer.Option(
+            "--image-bands",
+            help="Names of all the --image's bands, in order (as for lulc train), if it names none.",
+        ),
+    ] = None,
     collection: Annotated[
         list[str] | None, typer.Option("--collection", help="Collection(s) to search (repeatable).")
     ] = None,
@@ -81,6 +88,7 @@ def classify_command(
 
     from lulc.progress import RichProgress
     from service.engine import classify
+    from service.output_crs import check_output_crs
     from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
     from service.request import ClassifyRequest
     from service.runner import load_model
@@ -93,6 +101,8 @@ def classify_command(
         raise InputError(f"--workers must be at least 1, got {workers}")
     if every is not None and image is not None:
         raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
+    if image_bands is not None and image is None:
+        raise InputError("--image-bands names the bands of an --image")
     request = ClassifyRequest(
         aoi=read_aoi_file(aoi) if aoi is not None else None,
         datetime=datetime,
@@ -110,11 +120,13 @@ def classify_command(
 
         split_periods(datetime, every)  # a bad step or window fails before the model is loaded
     runner = load_model(model, threads=threads)
+    check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
     factory: ReaderFactory
     if image is not None:
         if not image.is_file():
             raise InputError(f"image {image} does not exist")
-        factory = ImageReaderFactory(image)
+        names = tuple(b.strip() for b in image_bands.split(",")) if image_bands else None
+        factory = ImageReaderFactory(image, image_bands=names)
     else:
         factory = StacReaderFactory(
             str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover

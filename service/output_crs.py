@@ -40,8 +40,10 @@ def check_output_grid(crs: str | None, aoi: dict[str, Any], resolution: float, m
         )
 
 
-def check_output_crs(crs: str | None, aoi: dict[str, Any], resolution: float) -> None:
+def check_output_crs(crs: str | None, aoi: dict[str, Any] | None, resolution: float) -> None:
     """Refuse an output CRS the model's ``resolution`` (metres) cannot be laid out in over ``aoi``.
+
+    Without an AOI (an ``--image`` run over the whole image) only the CRS itself is checked.
 
     Raises:
         InputError: unknown, not projected, not in metres, or no transformation from the AOI's lon/lat.
@@ -60,6 +62,8 @@ def check_output_crs(crs: str | None, aoi: dict[str, Any], resolution: float) ->
             f"{', '.join(sorted(units))}); the model's resolution is {resolution:g} m: choose one such as "
             "a UTM zone (EPSG:326nn), or omit `crs` for the AOI's UTM zone"
         )
+    if aoi is None:
+        return
     west, south, east, north = parse_aoi(aoi).bounds
     try:
         to_crs = Transformer.from_crs("EPSG:4326", parsed, always_xy=True)

@@ -197,6 +197,9 @@ class ImageReaderFactory:
 
     path: Path
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    image_bands: tuple[str, ...] | None = None
+    """Names of all the image's bands, in order (``--image-bands``, as training takes them); else the
+    image's band descriptions, else its bands in the model's order when it has exactly as many."""
 
     def _open(self) -> rasterio.io.DatasetReader:
         try:
@@ -236,16 +239,27 @@ class ImageReaderFactory:
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
         """Match the contract's bands to image bands."""
         with gdal_env(), self._open() as src:
-            descriptions = [d or "" for d in src.descriptions]
             bands = contract.inputs.bands
-            if all(b in descriptions for b in bands):
-                indexes = tuple(descriptions.index(b) + 1 for b in bands)
-            elif src.count >= len(bands):
+            if self.image_bands is not None and len(self.image_bands) != src.count:
+                raise InputError(
+                    f"--image-bands names {len(self.image_bands)} bands but image {self.path} has {src.count}"
+                )
+            names = (
+                list(self.image_bands)
+                if self.image_bands is not None
+                else [d or "" for d in src.descriptions]
+            )
+            if all(b in names for b in bands):
+                indexes = tuple(names.index(b) + 1 for b in bands)
+            elif self.image_bands is None and src.count == len(bands):  # unnamed: the model's order
                 indexes = tuple(range(1, len(bands) + 1))
             else:
+                missing = [b for b in bands if b not in names]
+                named = f"its bands are {names}" if any(names) else "its bands have no names"
                 raise ContractError(
-                    f"model {contract.name!r} needs {len(bands)} bands {bands} but image {self.path} "
-                    f"has {src.count}"
+                    f"model {contract.name!r} needs bands {list(bands)}; image {self.path} has {src.count} "
+                    f"and {named}, so {missing} cannot be found: name all its bands in order with "
+                    "--image-bands"
                 )
         radiometry = contract.inputs.radiometry
         return open_image_reader(self.path, grid, indexes, radiometry.scale, radiometry.offset, self.retry)

@@ -110,6 +110,8 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("every-week", "--every must be one of year, season, month"),
         ("negative-mmu", "--mmu-ha must be a non-negative number"),
         ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
+        ("crs-in-degrees", "is not a projected CRS in metres"),  # as the service refuses it
+        ("crs-proj-string", "AUTHORITY:CODE"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(
@@ -140,6 +142,10 @@ def test_bad_input_exits_2_with_one_clear_line(
         source += ["--mmu-ha", "-1", "--datetime", "2024-06-01"]
     elif case == "mmu-connectivity":
         source += ["--mmu-ha", "1", "--mmu-connectivity", "6", "--datetime", "2024-06-01"]
+    elif case == "crs-in-degrees":
+        source += ["--crs", "EPSG:4326", "--datetime", "2024-06-01"]
+    elif case == "crs-proj-string":
+        source += ["--crs", "+proj=utm +zone=33 +nadgrids=/etc/passwd", "--datetime", "2024-06-01"]
     out = tmp_path / "out"
     done = lulc("classify", "--model", model, "--aoi", aoi, *source, "--out", out)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -228,3 +234,35 @@ def test_a_port_option_out_of_range_is_one_line_before_anything_starts(port: str
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: invalid LULC_SERVICE_* settings or options: port: "), done.stderr
+
+
+def test_an_image_whose_bands_are_unnamed_needs_their_names_unless_it_has_exactly_the_models(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Four unnamed bands for a three-band model: not bands 1-3 silently, but --image-bands (review)."""
+    with rasterio.open(inputs["image"]) as src:
+        named = src.read()
+        profile = {"crs": src.crs, "transform": src.transform, "nodata": src.nodata}
+    extra = np.full_like(named[:1], 1234)
+    shuffled = np.concatenate([named[2:3], extra, named[0:2]])  # swir16, coastal, red, nir
+    image = write_cog(tmp_path / "unnamed.tif", shuffled, **profile)
+    common = ["--model", inputs["model"], "--image", image, "--datetime", "2024-06-01", "--block-size", 128]
+    refused = lulc("classify", *common, "--out", tmp_path / "refused")
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "--image-bands" in refused.stderr
+    assert "its bands have no names" in refused.stderr
+    done = lulc("classify", *common, "--image-bands", "swir16,coastal,red,nir", "--out", tmp_path / "named")
+    assert done.returncode == 0, done.stderr
+    baseline = lulc(
+        "classify", *common[:2], "--image", inputs["image"], *common[4:], "--out", tmp_path / "base"
+    )
+    assert baseline.returncode == 0, baseline.stderr
+    with (
+        rasterio.open(tmp_path / "named" / "classes.tif") as a,
+        rasterio.open(tmp_path / "base" / "classes.tif") as b,
+    ):
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+    wrong_count = lulc("classify", *common, "--image-bands", "red,nir", "--out", tmp_path / "wrong")
+    assert wrong_count.returncode == 2
+    assert "names 2 bands but image" in wrong_count.stderr
