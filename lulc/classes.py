@@ -218,6 +218,24 @@ def parse_class_table(data: object, origin: str) -> ClassTable:
         raise InputError(f"invalid class table in {origin}: {exc}") from exc
 
 
+def table_from_band_tags(
+    tags: dict[str, str], colours: dict[int, tuple[int, ...]], origin: str
+) -> ClassTable | None:
+    """The class table of a map's band metadata (``CLASS_<value>=<name>``) and colour table, or None.
+
+    Every map lulc-stac writes names its classes so; a map naming none gives None.
+    """
+    named = sorted((int(k[6:]), v) for k, v in tags.items() if k.startswith("CLASS_") and k[6:].isdigit())
+    if not named:
+        return None
+    rows = []
+    for i, (value, name) in enumerate(named):
+        rgba = colours.get(value)
+        colour = "#{:02x}{:02x}{:02x}".format(*rgba[:3]) if rgba else PALETTE[i % len(PALETTE)]
+        rows.append({"value": value, "name": name, "color": colour})
+    return parse_class_table({"classes": rows}, f"{origin} band tags")
+
+
 def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
     """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it is missing or not YAML."""
     try:

@@ -17,7 +17,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from lulc.classes import NODATA, PALETTE, ClassTable, parse_class_table
+from lulc.classes import NODATA, ClassTable, table_from_band_tags
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
@@ -84,19 +84,13 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _class_table(src: rasterio.io.DatasetReader, item: dict[str, Any], path: Path) -> ClassTable:
-    tags = src.tags(1)
-    named = sorted((int(k[6:]), v) for k, v in tags.items() if k.startswith("CLASS_") and k[6:].isdigit())
-    if named:
-        try:
-            colours = src.colormap(1)
-        except ValueError:
-            colours = {}
-        rows = []
-        for i, (value, name) in enumerate(named):
-            rgba = colours.get(value)
-            colour = "#{:02x}{:02x}{:02x}".format(*rgba[:3]) if rgba else PALETTE[i % len(PALETTE)]
-            rows.append({"value": value, "name": name, "color": colour})
-        return parse_class_table({"classes": rows}, f"{path} band tags")
+    try:
+        colours = src.colormap(1)
+    except ValueError:
+        colours = {}
+    tagged = table_from_band_tags(src.tags(1), colours, str(path))
+    if tagged is not None:
+        return tagged
     asset = item.get("assets", {}).get("classes", {})
     stac_classes = asset.get("classification:classes") or item.get("properties", {}).get(
         "classification:classes"

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
-from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table
+from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table, table_from_band_tags
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
 from lulc.olofsson import (
@@ -55,6 +55,18 @@ def map_pixel_counts(path: Path) -> tuple[dict[int, int], float]:
     counts[nodata] = 0
     counts[NODATA] = 0
     return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}, pixel_ha
+
+
+def _map_table(map_path: Path) -> ClassTable | None:
+    """The class table the map names in its band tags (None for a map that names none)."""
+    import rasterio
+
+    with rasterio.open(map_path) as src:
+        try:
+            colours = src.colormap(1)
+        except ValueError:
+            colours = {}
+        return table_from_band_tags(src.tags(1), colours, str(map_path))
 
 
 def _table(classes: ClassTable | None, values: list[int]) -> ClassTable:
@@ -239,7 +251,8 @@ def _assess(
     if not pixels:
         raise AssessError(f"map {map_path} has no classified pixels")
     design = read_design(points_path)
-    given = load_class_table(classes_path) if classes_path else None
+    # the map's own class table unless --classes gives one: text labels are names of the map's classes
+    given = load_class_table(classes_path) if classes_path else _map_table(map_path)
     points = read_points(points_path, label_field, given, points_crs)
     design_values = [int(s["value"]) for s in design["strata"]] if design else []
     table = _table(

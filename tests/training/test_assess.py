@@ -71,3 +71,27 @@ def test_perfect_map_has_no_error(world: Path) -> None:
     for row in data["classes"]:
         assert row["area_ha"] == row["map_area_ha"]
         assert row["area_ci95_ha"] == 0.0
+
+
+def test_text_labels_are_names_of_the_maps_own_classes(world: Path, tmp_path: Path) -> None:
+    """Without --classes, the map's CLASS_<value> tags say which value each class name is (review finding).
+
+    The labels' alphabetical order is not the map's value order: numbering the names 1, 2, ... in that order
+    scored this perfect map at a fraction of its accuracy.
+    """
+    import geopandas as gpd
+
+    from lulc.classes import load_class_table
+
+    table = load_class_table(world / "classes.yaml")
+    names = {c.value: c.name for c in table.classes}
+    assert sorted(names.values()) != [names[v] for v in sorted(names)]  # the orders differ
+    tagged = tmp_path / "truth.tif"
+    tagged.write_bytes((world / "truth.tif").read_bytes())
+    with rasterio.open(tagged, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        dst.update_tags(1, **{f"CLASS_{v}": n for v, n in names.items()})
+    points = gpd.read_file(world / "validation.gpkg")
+    points["label"] = points["label"].map(names)
+    points.to_file(tmp_path / "named.gpkg")
+    data = assess_map(tagged, tmp_path / "named.gpkg", "label", None)
+    assert data["overall_accuracy"] == 1.0
