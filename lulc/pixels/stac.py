@@ -67,7 +67,7 @@ def item_assets(
         footprint=footprint,
         bands=tuple(item.bands[b] for b in bands),
         scl=item.scl,
-        mask_classes=tuple(mask_scl) if mask_scl else item.mask_classes,
+        mask_classes=tuple(mask_scl) if mask_scl is not None else item.mask_classes,  # [] masks nothing
     )
 
 

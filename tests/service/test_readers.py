@@ -158,3 +158,16 @@ def test_two_tiles_of_one_acquisition_are_one_date_in_the_median(
     )
     moved = replace(reader, items=(first, later, *rest)).read(block)
     assert not np.array_equal(np.nan_to_num(moved), np.nan_to_num(once))
+
+
+def test_a_contract_that_masks_no_scl_class_masks_none(engine_world: EngineWorld) -> None:
+    """``mask_scl: []`` is a choice (mask nothing), not a missing value that falls back to the defaults."""
+    contract = load_model(engine_world.model).contract
+    factory = StacReaderFactory(str(engine_world.catalog))
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime, block_size=256)
+    grid = factory.prepare_grid(request, contract)
+    assert all(item.mask_classes for item in factory.open(request, grid, contract).items)  # the control
+    nothing = contract.model_copy(update={"inputs": contract.inputs.model_copy(update={"mask_scl": []})})
+    assert [item.mask_classes for item in factory.open(request, grid, nothing).items] == [()] * len(
+        factory.open(request, grid, contract).items
+    )
