@@ -88,6 +88,7 @@ def classify_command(
 
     from lulc.progress import RichProgress
     from service.engine import classify
+    from service.output import check_out_folder
     from service.output_crs import check_output_crs
     from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
     from service.request import ClassifyRequest
@@ -95,6 +96,7 @@ def classify_command(
 
     if (stac is None) == (image is None):
         raise InputError("give exactly one of --stac URL_OR_PATH and --image FILE")
+    check_out_folder(out)
     if aoi is None and image is None:
         raise InputError("--aoi is required with --stac")
     if workers < 1:

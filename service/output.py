@@ -37,6 +37,7 @@ from rasterio.windows import Window
 from lulc.checksum import multihash_sha256
 from lulc.classes import NODATA, ClassTable
 from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, translate_to_cog
+from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 
@@ -106,15 +107,29 @@ def _last_change(folder: Path) -> float:
     return newest
 
 
+def check_out_folder(out_dir: Path) -> None:
+    """Refuse an output folder that is a file, before any work (the file is kept).
+
+    Raises:
+        InputError: ``out_dir`` is an existing file.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file: give a folder (the file is left as it is)")
+
+
 @contextmanager
 def staging_dir(out_dir: Path) -> Iterator[Path]:
     """A hidden folder inside ``out_dir`` for work files, removed whatever happens.
 
     Stale staging folders of killed runs in ``out_dir`` are removed first.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(out_dir)
-    path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    check_out_folder(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    except PermissionError as exc:
+        raise InputError(f"cannot write into --out {out_dir}: permission denied") from exc
+    remove_stale_staging(out_dir)  # not the one just made: it is new
     try:
         yield path
     finally:

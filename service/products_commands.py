@@ -33,9 +33,11 @@ def clean_command(
 
     from lulc.progress import RichProgress
     from service.clean import clean_run
+    from service.output import check_out_folder
     from service.sieve import checked_connectivity
 
     conn = checked_connectivity(connectivity)
+    check_out_folder(out)
     with RichProgress(Console(stderr=True)) as progress:
         result = clean_run(
             run,
@@ -98,7 +100,9 @@ def change_command(
 
     from lulc.progress import RichProgress
     from service.change import change_runs
+    from service.output import check_out_folder
 
+    check_out_folder(out)
     with RichProgress(Console(stderr=True)) as progress:
         result = change_runs(
             run_a,

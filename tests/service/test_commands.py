@@ -266,3 +266,26 @@ def test_an_image_whose_bands_are_unnamed_needs_their_names_unless_it_has_exactl
     wrong_count = lulc("classify", *common, "--image-bands", "red,nir", "--out", tmp_path / "wrong")
     assert wrong_count.returncode == 2
     assert "names 2 bands but image" in wrong_count.stderr
+
+
+def test_an_out_that_is_a_file_is_one_clear_line_and_the_file_is_kept(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    done = lulc(
+        "classify",
+        "--model",
+        inputs["model"],
+        "--image",
+        inputs["image"],
+        "--datetime",
+        "2024-06-01",
+        "--out",
+        precious,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "is a file: give a folder" in done.stderr
+    assert "unexpected" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert precious.read_text() == "keep me"
