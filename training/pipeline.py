@@ -209,6 +209,18 @@ def _part(grouped: Grouping, index: npt.NDArray[np.int64]) -> Grouping:
     return Grouping(groups, int(np.unique(groups).size), grouped.note)
 
 
+def _shared_pixels(imagery: Imagery, samples: Samples) -> npt.NDArray[np.int64] | None:
+    """Points on one pixel as one group (so never on both sides of a split); None when each has its own.
+
+    Two points in one pixel have the same features: split apart, one scores a model trained on the other,
+    and a duplicated point file scored 100 % (97.3 % without the copies).
+    """
+    rows, cols = imagery.grid.pixel_index(samples.x, samples.y)
+    keys = np.asarray(rows, dtype=np.int64) * (imagery.grid.width + 1) + np.asarray(cols, dtype=np.int64)
+    _, dense = np.unique(keys, return_inverse=True)
+    return dense.astype(np.int64).ravel() if np.unique(keys).size < keys.size else None
+
+
 def _model_params(config: TrainingConfig, name: str) -> dict[str, Any]:
     """The recipe's parameters of one model, with the recipe's class weighting."""
     params = dict(config.model_params.get(name) or {})
@@ -320,7 +332,13 @@ def train(
     features = sample_features(imagery, config, samples.reflectance)
     seasons = [s.name for s in config.seasons] if config.seasons else None
     names = composite_feature_names(imagery.bands, config.indices, seasons)
-    groups = points.groups[samples.index] if points.groups is not None else None
+    groups = points.groups[samples.index] if points.groups is not None else _shared_pixels(imagery, samples)
+    if groups is not None and points.groups is None:
+        shared = int(samples.labels.size - np.unique(groups).size)
+        progress.note(
+            f"{shared} point(s) fall on a pixel another point already samples: each pixel's points are kept "
+            "on one side of every split (else the same pixel is trained on and scored)"
+        )
     grouped = grouping(samples.labels, groups, classes)
     if grouped.note:
         progress.note(grouped.note)

@@ -164,3 +164,28 @@ def test_an_out_folder_holding_other_files_is_refused_and_kept(
     assert sorted(p.name for p in model.iterdir()) == sorted(
         ["model.onnx", "model.json", "metrics.json", "report.md", "confusion_matrix.png"]
     )
+
+
+def test_points_on_one_pixel_stay_on_one_side_of_every_split(lulc_py: Path, tmp_path: Path) -> None:
+    """The tutorial's points twice: copies are one group, never trained on and scored (review finding)."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from training.api import train
+
+    points = gpd.read_file(lulc_py / "samples.shp")
+    doubled = gpd.GeoDataFrame(pd.concat([points, points], ignore_index=True), crs=points.crs)
+    doubled.to_file(tmp_path / "doubled.gpkg")
+    run = train(
+        image=lulc_py / "s2image.tif",
+        bands=["blue", "green", "red", "nir"],
+        points=tmp_path / "doubled.gpkg",
+        label_field="labels",
+        models=["dt"],
+        cv={"folds": 3, "repeats": 2},
+        seed=0,
+        out=tmp_path / "m",
+    )
+    assert f"({len(points)} groups)" in run.metrics["cv"]["scheme"]
+    assert run.metrics["samples"]["train"] + run.metrics["samples"]["test"] == 2 * len(points)
+    assert run.metrics["samples"]["train"] % 2 == 0  # whole pairs on each side
