@@ -45,7 +45,7 @@ from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import derived_link, product_item
 from service.publish import ITEM_NAME
 from service.run_folder import RunFolder, RunGrid, open_run
-from service.vectorize import FORMATS, PARQUET, fixed_ogr_date, item_path_for
+from service.vectorize import FORMATS, PARQUET, check_item_path, fixed_ogr_date, item_path_for
 
 DEFAULT_USERS_ACCURACY = 0.75
 """Anticipated user's accuracy of each class not given (sits' default; Olofsson's example: 0.6-0.95)."""
@@ -338,6 +338,7 @@ def design_run(
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     check_options(target_se, min_per_class)
+    check_item_path(out)
     progress = progress or NullProgress()
     frame = sampling_frame(run_path)
     run = frame.run

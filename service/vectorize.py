@@ -306,6 +306,30 @@ def item_path_for(out: Path) -> Path:
     return out.with_suffix(".json")
 
 
+def check_item_path(out: Path) -> None:
+    """Refuse to write the item of ``out`` over a ``<stem>.json`` that is not an item of that file.
+
+    ``--out run/item.gpkg`` would otherwise replace the run's own ``item.json``, and ``v.gpkg`` then
+    ``v.parquet`` would share ``v.json``. Checked before any work.
+
+    Raises:
+        InputError: ``<stem>.json`` exists and none of its assets is ``out``.
+    """
+    item = item_path_for(out)
+    if not item.exists():
+        return
+    try:
+        assets = json.loads(item.read_text()).get("assets", {})
+        hrefs = [str(a.get("href", "")) for a in assets.values() if isinstance(a, dict)]
+    except (ValueError, AttributeError, OSError):
+        hrefs = []
+    if not any(Path(h).name == out.name for h in hrefs):
+        raise InputError(
+            f"{item} exists and is not the item of {out.name} (the item is written beside the file as "
+            f"<name>.json): choose another --out name"
+        )
+
+
 def vectorize_run(
     run_path: str | Path,
     out_path: str | Path,
@@ -330,6 +354,7 @@ def vectorize_run(
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     driver, media_type = FORMATS[out.suffix.lower()]
+    check_item_path(out)
     run = open_run(run_path)
     with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
         tmp.unlink()

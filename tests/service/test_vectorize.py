@@ -182,7 +182,25 @@ def test_reruns_are_byte_identical(run: Path, tmp_path: Path) -> None:
     import time
 
     for suffix in (".gpkg", ".fgb"):
-        first = vectorize_run(run, tmp_path / f"a{suffix}", block_size=256).path.read_bytes()
+        first = vectorize_run(run, tmp_path / f"a-{suffix[1:]}{suffix}", block_size=256).path.read_bytes()
         time.sleep(1.1)
-        second = vectorize_run(run, tmp_path / f"b{suffix}", block_size=256).path.read_bytes()
+        second = vectorize_run(run, tmp_path / f"b-{suffix[1:]}{suffix}", block_size=256).path.read_bytes()
         assert first == second, suffix
+
+
+def test_the_item_beside_the_file_never_replaces_another_json(run: Path, tmp_path: Path) -> None:
+    """``--out run/item.gpkg`` would have replaced the run's item.json with the patches' item (review)."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = (copy / "item.json").read_bytes()
+    with pytest.raises(InputError, match=r"is not the item of item\.gpkg"):
+        vectorize_run(copy, copy / "item.gpkg", block_size=256)
+    assert (copy / "item.json").read_bytes() == before
+    assert not (copy / "item.gpkg").exists()
+    first = vectorize_run(copy, tmp_path / "v.gpkg", block_size=256)
+    again = vectorize_run(copy, tmp_path / "v.gpkg", block_size=256)  # its own item: replaced, as ever
+    assert again.item_path == first.item_path
+    with pytest.raises(InputError, match="choose another --out name"):
+        vectorize_run(copy, tmp_path / "v.parquet", block_size=256)  # v.json is the .gpkg's item
