@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lulc.errors import InputError, LulcError
+from lulc.errors import InputError, LulcError, validation_problems
 
 NODATA = 255
 """The class value written where no valid input exists; never a real class."""
@@ -215,7 +215,7 @@ def parse_class_table(data: object, origin: str) -> ClassTable:
     try:
         return ClassTable.model_validate(data)
     except ValidationError as exc:
-        raise InputError(f"invalid class table in {origin}: {exc}") from exc
+        raise InputError(f"invalid class table in {origin}: {validation_problems(exc)}") from exc
 
 
 def table_from_band_tags(

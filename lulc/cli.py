@@ -16,7 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from lulc.allocator import limit_arenas
-from lulc.errors import LulcError
+from lulc.errors import LulcError, validation_problems
 
 COMMANDS_GROUP = "lulc.commands"
 """Entry-point group of ``register(app: typer.Typer) -> None`` functions."""
@@ -75,10 +75,7 @@ def usage_line(error: typer.TyperException) -> str:
 
 def settings_problems(error: ValidationError) -> str:
     """Every problem of invalid settings on one line, each as ``field: message``."""
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
-    )
-    return " ".join(problems.split())
+    return validation_problems(error)
 
 
 def settings_line(error: ValidationError) -> str:

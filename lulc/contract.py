@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lulc.classes import ClassTable
-from lulc.errors import ContractError
+from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features, composite_feature_names
 from lulc.seasons import Season, check_seasons
 
@@ -212,7 +212,7 @@ def parse_contract(data: object, origin: str) -> ModelContract:
     try:
         return ModelContract.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(f"model contract in {origin} is invalid: {exc}") from exc
+        raise ContractError(f"model contract in {origin} is invalid: {validation_problems(exc)}") from exc
 
 
 def contract_from_json(text: str, origin: str) -> ModelContract:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LulcError(Exception):
     """Base of every error lulc-stac raises on purpose; its message is meant for the user."""
@@ -33,3 +35,14 @@ class NoValidPixelsError(LulcError):
 
 class LimitError(LulcError):
     """A request exceeds a configured limit (AOI area, concurrent jobs, allow-list)."""
+
+
+def validation_problems(error: Any, what: str = "value") -> str:
+    """Every problem of a pydantic ``ValidationError`` on one line, each as ``field: message``.
+
+    Not ``str(error)``: that spans lines and ends each problem with a link to pydantic's documentation.
+    """
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or what}: {e['msg']}" for e in error.errors()
+    )
+    return " ".join(problems.split())

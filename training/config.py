@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lulc.classes import read_yaml
-from lulc.errors import ContractError
+from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features
 from lulc.seasons import Season, check_seasons
 from training.errors import ConfigError
@@ -225,4 +225,4 @@ def make_config(
     try:
         return TrainingConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(f"invalid training recipe ({origin}): {exc}") from exc
+        raise ConfigError(f"invalid training recipe ({origin}): {validation_problems(exc)}") from exc

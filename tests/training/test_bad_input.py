@@ -189,3 +189,9 @@ def test_points_on_one_pixel_stay_on_one_side_of_every_split(lulc_py: Path, tmp_
     assert f"({len(points)} groups)" in run.metrics["cv"]["scheme"]
     assert run.metrics["samples"]["train"] + run.metrics["samples"]["test"] == 2 * len(points)
     assert run.metrics["samples"]["train"] % 2 == 0  # whole pairs on each side
+
+
+def test_an_invalid_recipe_value_is_one_line_without_pydantics_link(world: Path, tmp_path: Path) -> None:
+    done, out_parent = run_train(["--points", str(world / "train.gpkg"), "--test-size", "1.5"], tmp_path)
+    assert_refused(done, out_parent, "invalid training recipe", "cv.test_size: Input should be less than 1")
+    assert "errors.pydantic.dev" not in done.stderr
