@@ -73,14 +73,9 @@ def usage_line(error: typer.TyperException) -> str:
     return f"error: {where}: {message} (see '{where} --help')"
 
 
-def settings_problems(error: ValidationError) -> str:
-    """Every problem of invalid settings on one line, each as ``field: message``."""
-    return validation_problems(error)
-
-
 def settings_line(error: ValidationError) -> str:
     """One line for invalid settings: each problem as ``field: message``."""
-    return "error: invalid " + error.title + ": " + settings_problems(error)
+    return "error: invalid " + error.title + ": " + validation_problems(error)
 
 
 def main(argv: list[str] | None = None) -> None:

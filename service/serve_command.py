@@ -19,8 +19,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from lulc.cli import settings_problems
-    from lulc.errors import InputError
+    from lulc.errors import InputError, validation_problems
     from service.app import create_app
     from service.settings import ServiceSettings
 
@@ -29,7 +28,7 @@ def serve(
     try:
         settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise InputError(f"invalid LULC_SERVICE_* settings or options: {settings_problems(exc)}") from exc
+        raise InputError(f"invalid LULC_SERVICE_* settings or options: {validation_problems(exc)}") from exc
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
