@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from lulc.errors import SourceError
 from lulc.grid import WGS84, Block, OutputGrid, reproject_geometry
 from lulc.pixels.types import (
     REFLECTANCE_RESAMPLING,
@@ -55,7 +57,17 @@ def item_assets(
     """The assets of ``bands`` (in that order) and SCL of an item, its footprint in ``grid``'s CRS.
 
     ``mask_scl`` are the SCL classes masked (default: the item's own ``mask_classes``).
+
+    Raises:
+        SourceError: an asset is JPEG 2000 (Copernicus' own archive): rasters are opened as GeoTIFF only
+            (``lulc.gdal_env.REMOTE_RASTER_DRIVER``), so say so now rather than fail at every block.
     """
+    for asset in (*(item.bands[b] for b in bands), *([item.scl] if item.scl is not None else [])):
+        if urlsplit(asset.href).path.lower().endswith((".jp2", ".j2k")):
+            raise SourceError(
+                f"asset {asset.key!r} of item {item.id!r} is JPEG 2000 ({asset.href}): lulc-stac reads "
+                "Cloud-Optimised GeoTIFFs; use a catalog of COGs (Earth Search, Planetary Computer)"
+            )
     if item.geometry is not None:
         footprint = reproject_geometry(shapely.geometry.shape(item.geometry), WGS84, grid.crs)
     else:

@@ -171,3 +171,20 @@ def test_a_contract_that_masks_no_scl_class_masks_none(engine_world: EngineWorld
     assert [item.mask_classes for item in factory.open(request, grid, nothing).items] == [()] * len(
         factory.open(request, grid, contract).items
     )
+
+
+def test_a_jpeg2000_asset_is_refused_with_the_reason_before_any_read(engine_world: EngineWorld) -> None:
+    """Rasters open as GeoTIFF only: a .jp2 band (Copernicus' archive) is named up front (review finding)."""
+    from lulc.errors import SourceError
+    from lulc.pixels.stac import item_assets
+
+    contract = load_model(engine_world.model).contract
+    factory = StacReaderFactory(str(engine_world.catalog))
+    request = ClassifyRequest(aoi=engine_world.aoi, datetime=engine_world.datetime, block_size=256)
+    grid = factory.prepare_grid(request, contract)
+    item = factory.item_source().search(datetime=engine_world.datetime)[0]
+    assert item_assets(item, contract.inputs.bands, grid).bands  # the control: COGs are fine
+    red = item.bands["red"]
+    jp2 = replace(item, bands={**item.bands, "red": replace(red, href=red.href.replace(".tif", ".jp2"))})
+    with pytest.raises(SourceError, match="is JPEG 2000"):
+        item_assets(jp2, contract.inputs.bands, grid)
