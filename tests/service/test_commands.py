@@ -69,21 +69,15 @@ def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def classify_image(inputs: dict[str, Path], out: Path, *extra: str | int) -> subprocess.CompletedProcess[str]:
+    """``lulc classify`` of the test image with its model, dated, into ``out``."""
+    args = ["--model", inputs["model"], "--image", inputs["image"], "--datetime", "2024-06-01"]
+    return lulc("classify", *args, "--out", out, *map(str, extra))
+
+
 def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = lulc(
-        "classify",
-        "--model",
-        inputs["model"],
-        "--image",
-        inputs["image"],
-        "--datetime",
-        "2024-06-01",
-        "--out",
-        out,
-        "--block-size",
-        128,
-    )
+    done = classify_image(inputs, out, "--block-size", 128)
     assert done.returncode == 0, done.stderr
     assert "classifying blocks: 9/9" in done.stdout + done.stderr
     assert {"classes.tif", "confidence.tif", "item.json", "stats.json"} <= {p.name for p in out.iterdir()}
@@ -273,17 +267,7 @@ def test_an_out_that_is_a_file_is_one_clear_line_and_the_file_is_kept(
 ) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
-    done = lulc(
-        "classify",
-        "--model",
-        inputs["model"],
-        "--image",
-        inputs["image"],
-        "--datetime",
-        "2024-06-01",
-        "--out",
-        precious,
-    )
+    done = classify_image(inputs, precious)
     assert done.returncode == 2, done.stderr
     assert "is a file: give a folder" in done.stderr
     assert "unexpected" not in done.stderr
