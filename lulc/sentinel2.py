@@ -390,6 +390,13 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _nodata(value: Any) -> float | None:
+    """A nodata value: a number, or one of the STAC raster extension's strings ``nan``, ``inf``, ``-inf``."""
+    if isinstance(value, str) and value.strip().lower() in ("nan", "inf", "-inf", "+inf"):
+        return float(value.strip())
+    return _number(value)
+
+
 def _scale_offset(asset: pystac.Asset, boa_applied: bool, default_offset: float) -> tuple[float, float]:
     scale = _number(_lookup(asset, "raster:scale", "scale"))
     offset = _number(_lookup(asset, "raster:offset", "offset"))
@@ -429,7 +436,7 @@ def _band_asset(
     scale: float,
     offset: float,
 ) -> BandAsset:
-    nodata = _number(_lookup(asset, "raster:nodata", "nodata"))
+    nodata = _nodata(_lookup(asset, "raster:nodata", "nodata"))
     shape = asset.extra_fields.get("proj:shape")
     transform = asset.extra_fields.get("proj:transform")
     return BandAsset(

@@ -178,7 +178,7 @@ class StacBlockReader:
         for b, asset in enumerate(item.bands):
             nodata = asset.nodata if asset.nodata is not None else 0.0
             dn = self.retry.run_read(asset.href, self.grid, block, nodata, REFLECTANCE_RESAMPLING)
-            has_data &= dn != nodata
+            has_data &= ~np.isnan(dn) if np.isnan(nodata) else dn != nodata  # NaN equals nothing
             out[b] = to_reflectance(dn.astype(np.float32), asset.scale, asset.offset)
         return out, has_data
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,43 @@ def test_a_jpeg2000_asset_is_refused_with_the_reason_before_any_read(engine_worl
     jp2 = replace(item, bands={**item.bands, "red": replace(red, href=red.href.replace(".tif", ".jp2"))})
     with pytest.raises(SourceError, match="is JPEG 2000"):
         item_assets(jp2, contract.inputs.bands, grid)
+
+
+def test_a_float_band_whose_nodata_is_nan_marks_those_pixels_nodata(tmp_path: Path) -> None:
+    """STAC's raster:nodata may be the string "nan": parsed as NaN, and NaN pixels are not OK (review)."""
+    import json as jsonlib
+    from datetime import UTC, datetime
+
+    import shapely.geometry
+    from rasterio.transform import from_origin
+
+    from lulc.cog import write_cog
+    from lulc.pixels.stac import ItemAssets
+    from lulc.pixels.types import Status
+    from lulc.sentinel2 import normalize_item
+
+    raw = jsonlib.loads(
+        (Path(__file__).parents[1] / "data" / "items" / "earth-search-v1-sentinel-2-l2a.json").read_text()
+    )
+    raw["assets"]["red"]["raster:bands"][0]["nodata"] = "nan"
+    band = normalize_item(raw).band("red")
+    assert np.isnan(band.nodata)  # was 0.0: the string was not a number
+    data = np.full((1, 64, 64), 0.2, dtype=np.float32)
+    data[0, :8, :8] = np.nan
+    transform = from_origin(500_000, 4_000_000, 10, 10)
+    href = write_cog(tmp_path / "red.tif", data, crs="EPSG:32633", transform=transform, nodata=None)
+    grid = OutputGrid("EPSG:32633", transform, 64, 64, 64)
+    asset = replace(band, href=str(href), scale=1.0, offset=0.0)
+    item = ItemAssets(
+        "float",
+        str(href),
+        datetime(2024, 6, 1, tzinfo=UTC),
+        shapely.geometry.box(*grid.bounds),
+        (asset,),
+        None,
+        (),
+    )
+    pixels = StacBlockReader(grid, (item,)).read_pixels(next(iter(grid.blocks())))
+    assert (pixels.status[:8, :8] == Status.NODATA).all()
+    assert (pixels.status[8:, 8:] == Status.OK).all()
+    assert np.isnan(pixels.reflectance[:, :8, :8]).all()
