@@ -11,6 +11,7 @@ from typing import Any
 
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
+from shapely.geometry.base import BaseGeometry
 
 from lulc.aoi import parse_aoi
 from lulc.errors import InputError
@@ -28,9 +29,9 @@ def check_output_grid(crs: str | None, aoi: dict[str, Any], resolution: float, m
         InputError: unknown, not projected, not in metres, or no transformation from the AOI's lon/lat.
         AoiTooLargeError: the grid has more than ``max_pixels`` pixels.
     """
-    check_output_crs(crs, aoi, resolution)
     shape = parse_aoi(aoi)
-    grid = grid_for_aoi(shape, resolution, requested_crs(crs) if crs is not None else utm_crs(shape))
+    canonical = _check_crs(crs, shape, resolution)
+    grid = grid_for_aoi(shape, resolution, canonical if canonical is not None else utm_crs(shape))
     pixels = grid.width * grid.height
     if pixels > max_pixels:
         raise AoiTooLargeError(
@@ -48,9 +49,14 @@ def check_output_crs(crs: str | None, aoi: dict[str, Any] | None, resolution: fl
     Raises:
         InputError: unknown, not projected, not in metres, or no transformation from the AOI's lon/lat.
     """
+    _check_crs(crs, parse_aoi(aoi) if aoi is not None else None, resolution)
+
+
+def _check_crs(crs: str | None, shape: BaseGeometry | None, resolution: float) -> str | None:
+    """``check_output_crs`` on a parsed AOI (``shape``); the CRS as ``requested_crs`` words it."""
     if crs is None:
-        return
-    requested_crs(crs)
+        return None
+    canonical = requested_crs(crs)
     try:
         parsed = CRS.from_user_input(crs)
     except CRSError as exc:
@@ -62,9 +68,9 @@ def check_output_crs(crs: str | None, aoi: dict[str, Any] | None, resolution: fl
             f"{', '.join(sorted(units))}); the model's resolution is {resolution:g} m: choose one such as "
             "a UTM zone (EPSG:326nn), or omit `crs` for the AOI's UTM zone"
         )
-    if aoi is None:
-        return
-    west, south, east, north = parse_aoi(aoi).bounds
+    if shape is None:
+        return canonical
+    west, south, east, north = shape.bounds
     try:
         to_crs = Transformer.from_crs("EPSG:4326", parsed, always_xy=True)
         xs, ys = to_crs.transform([west, east, west, east], [south, south, north, north], errcheck=True)
@@ -72,3 +78,4 @@ def check_output_crs(crs: str | None, aoi: dict[str, Any] | None, resolution: fl
         raise InputError(f"the AOI cannot be transformed to the output CRS {crs[:100]!r}: {exc}") from exc
     if not all(math.isfinite(v) for v in (*xs, *ys)):
         raise InputError(f"the AOI lies outside where the output CRS {crs[:100]!r} is defined")
+    return canonical

@@ -160,17 +160,20 @@ def class_areas(
                 for top in range(int(window.row_off), int(window.row_off + window.height), rows):
                     height = min(rows, int(window.row_off + window.height) - top)
                     strip = windows.Window(int(window.col_off), top, int(window.width), height)
-                    _count_strip(dataset, di_source, aoa, strip, native, lookup, tally)
+                    _count_strip(dataset, crs_text, di_source, aoa, strip, native, lookup, tally)
             finally:
                 if di_source is not None:
                     di_source.close()
             if di_source is None:
                 aoa = None
-        centre_row = int(window.row_off + window.height // 2) if window is not None else dataset.height // 2
-        centre_col = int(window.col_off + window.width // 2) if window is not None else dataset.width // 2
-        centre_area = float(pixel_areas_m2(crs_text, dataset.transform, [centre_row], [centre_col])[0])
-    valid = int(tally.pixels.sum())
-    total_m2 = float(tally.area_m2.sum())
+        valid = int(tally.pixels.sum())
+        total_m2 = float(tally.area_m2.sum())
+        if valid:
+            mean_area = total_m2 / valid
+        else:  # nothing counted: the area of the pixel at the window's (or the map's) centre
+            row = int(window.row_off + window.height // 2) if window is not None else dataset.height // 2
+            col = int(window.col_off + window.width // 2) if window is not None else dataset.width // 2
+            mean_area = float(pixel_areas_m2(crs_text, dataset.transform, [row], [col])[0])
     rows_out = [
         ClassArea(
             value=c.value,
@@ -185,7 +188,7 @@ def class_areas(
     return AreaStatistics(
         url=location,
         crs=crs_text,
-        pixel_area_m2=total_m2 / valid if valid else centre_area,
+        pixel_area_m2=mean_area,
         pixels=tally.inside,
         nodata_pixels=tally.nodata,
         hectares=round(total_m2 / 10_000, 6),
@@ -223,6 +226,7 @@ def _open_aoa(aoa: AoaLayer | None) -> Any:
 
 def _count_strip(
     dataset: Any,
+    crs: str,
     di_source: Any,
     aoa: AoaLayer | None,
     strip: windows.Window,
@@ -256,7 +260,7 @@ def _count_strip(
         return
     centre_rows = strip.row_off + np.minimum((occupied // cell_cols) * CELL + CELL // 2, strip.height - 1)
     centre_cols = strip.col_off + np.minimum((occupied % cell_cols) * CELL + CELL // 2, strip.width - 1)
-    areas = pixel_areas_m2(dataset.crs.to_string(), dataset.transform, centre_rows, centre_cols)
+    areas = pixel_areas_m2(crs, dataset.transform, centre_rows, centre_cols)
     tally.pixels += per_cell[occupied].sum(axis=0)
     tally.area_m2 += (per_cell[occupied] * areas[:, None]).sum(axis=0)
 
