@@ -217,8 +217,8 @@ def _shared_pixels(imagery: Imagery, samples: Samples) -> npt.NDArray[np.int64] 
     """
     rows, cols = imagery.grid.pixel_index(samples.x, samples.y)
     keys = np.asarray(rows, dtype=np.int64) * (imagery.grid.width + 1) + np.asarray(cols, dtype=np.int64)
-    _, dense = np.unique(keys, return_inverse=True)
-    return dense.astype(np.int64).ravel() if np.unique(keys).size < keys.size else None
+    unique, dense = np.unique(keys, return_inverse=True)
+    return dense.astype(np.int64).ravel() if unique.size < keys.size else None
 
 
 def _model_params(config: TrainingConfig, name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ come from the same dates.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,15 +99,14 @@ class _Date:
         return _Date(reflectance, self.clear | take)
 
 
-def _acquisition(item: ItemAssets) -> object:
+def _acquisition(item: ItemAssets) -> dt.date:
     """Which acquisition an item belongs to: its UTC day.
 
     Adjacent MGRS tiles of one pass are items of their own (seconds apart) that overlap by kilometres;
     counted apart, the overlap would vote twice in a median (and show a seam). One satellite passes a
     place at most once a day (twice only near the poles, minutes apart and alike).
     """
-    when = item.datetime
-    return when.astimezone(UTC).date() if when is not None else item.id  # no datetime: its own
+    return item.datetime.astimezone(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class StacBlockReader:
         box = shapely.geometry.box(*self.grid.block_bounds(block))
         observed = np.zeros(shape, dtype=bool)
         dates: list[_Date] = []
-        days: list[object] = []
+        days: list[dt.date] = []
         for item in self.items:
             if not item.footprint.intersects(box):
                 continue
