@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from lulc.allowlist import AllowList
 from lulc.aoi import parse_aoi
 from lulc.contract import ModelContract
-from lulc.errors import ContractError, InputError, LimitError, NoItemsError
+from lulc.errors import InputError, LimitError, NoItemsError
 from lulc.gdal_env import gdal_env
 from lulc.grid import (
     WGS84,
@@ -40,6 +40,7 @@ from lulc.pixels import (
     StacBlockReader,
     StackedBlockReader,
     aligned_offset,
+    image_band_indexes,
     item_assets,
     open_image_reader,
     read_aligned,
@@ -239,27 +240,7 @@ class ImageReaderFactory:
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
         """Match the contract's bands to image bands."""
         with gdal_env(), self._open() as src:
-            bands = contract.inputs.bands
-            if self.image_bands is not None and len(self.image_bands) != src.count:
-                raise InputError(
-                    f"--image-bands names {len(self.image_bands)} bands but image {self.path} has {src.count}"
-                )
-            names = (
-                list(self.image_bands)
-                if self.image_bands is not None
-                else [d or "" for d in src.descriptions]
-            )
-            if all(b in names for b in bands):
-                indexes = tuple(names.index(b) + 1 for b in bands)
-            elif self.image_bands is None and src.count == len(bands):  # unnamed: the model's order
-                indexes = tuple(range(1, len(bands) + 1))
-            else:
-                missing = [b for b in bands if b not in names]
-                named = f"its bands are {names}" if any(names) else "its bands have no names"
-                raise ContractError(
-                    f"model {contract.name!r} needs bands {list(bands)}; image {self.path} has {src.count} "
-                    f"and {named}, so {missing} cannot be found: name all its bands in order with "
-                    "--image-bands"
-                )
+            descriptions = src.descriptions
+        indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
         radiometry = contract.inputs.radiometry
         return open_image_reader(self.path, grid, indexes, radiometry.scale, radiometry.offset, self.retry)

@@ -45,9 +45,11 @@ def train_command(
     resolution: Annotated[float | None, typer.Option(help="Grid resolution, metres.")] = None,
     image: Annotated[Path | None, typer.Option(help="Local multi-band GeoTIFF instead of STAC.")] = None,
     bands: Annotated[
-        str | None, typer.Option(help="Model bands, comma-separated (and the image's, in order).")
+        str | None, typer.Option(help="Model bands, comma-separated (an unnamed image's, in order).")
     ] = None,
-    image_bands: Annotated[str | None, typer.Option(help="Names of all the image's bands, in order.")] = None,
+    image_bands: Annotated[
+        str | None, typer.Option(help="Names of all the image's bands, in order, unless its descriptions do.")
+    ] = None,
     scale: Annotated[float | None, typer.Option(help="Image reflectance = DN * scale + offset.")] = None,
     offset: Annotated[float | None, typer.Option(help="See --scale.")] = None,
     indices: Annotated[str | None, typer.Option(help="Spectral indices, e.g. ndvi,ndwi.")] = None,

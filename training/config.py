@@ -55,7 +55,8 @@ class TrainingConfig(BaseModel):
         resolution: 10
         # or, instead of stac/aoi/datetime: a local raster
         # image: s2image.tif
-        # image_bands: [blue, green, red, nir]   # names of all its bands, in order (default: bands)
+        # image_bands: [blue, green, red, nir]   # names of all its bands, in order (default: its band
+        #                                          descriptions, else bands in order when as many)
         # scale: 0.0001                          # optional; floats are taken as reflectance
         # offset: 0
         bands: [blue, green, red, nir, swir16, swir22]

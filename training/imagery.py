@@ -18,7 +18,15 @@ import rasterio
 from lulc.contract import Radiometry
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
-from lulc.pixels import REASONS, BlockPixels, ImageBlockReader, PixelReader, Status, open_image_reader
+from lulc.pixels import (
+    REASONS,
+    BlockPixels,
+    ImageBlockReader,
+    PixelReader,
+    Status,
+    image_band_indexes,
+    open_image_reader,
+)
 from training.errors import ImageryError
 
 __all__ = [
@@ -132,7 +140,7 @@ def open_local_imagery(
     scale: float | None,
     offset: float | None,
 ) -> LocalImagery:
-    """Open a multi-band GeoTIFF whose band names are ``image_bands`` (default: ``bands``, in order).
+    """Open a multi-band GeoTIFF and find ``bands`` in it (``lulc.pixels.image_band_indexes``).
 
     A float raster is taken as surface reflectance (scale 1, offset 0) unless told otherwise; an
     integer raster uses ``scale``/``offset``, else the raster's own scale/offset metadata, else the
@@ -143,26 +151,17 @@ def open_local_imagery(
         raise ImageryError(f"image {path} does not exist")
     try:
         with gdal_env(), rasterio.open(path) as src:
-            count, dtype, crs = src.count, src.dtypes[0], src.crs
+            dtype, crs = src.dtypes[0], src.crs
             transform, width, height = src.transform, src.width, src.height
             block_h, block_w = src.block_shapes[0]
-            scales, offsets = src.scales, src.offsets
+            scales, offsets, descriptions = src.scales, src.offsets, src.descriptions
     except rasterio.errors.RasterioIOError as exc:
         raise ImageryError(f"cannot open image {path}: {exc}") from exc
     if crs is None:
         raise ImageryError(f"image {path} has no CRS")
     if transform.b != 0 or transform.d != 0 or transform.e >= 0:
         raise ImageryError(f"image {path} is not north-up; warp it first (gdalwarp)")
-    names = image_bands or bands
-    if len(names) != count:
-        raise ImageryError(
-            f"image {path} has {count} band(s) but {len(names)} band name(s) were given ({names}); "
-            "name every band in order with --image-bands (or --bands)"
-        )
-    missing = [b for b in bands if b not in names]
-    if missing:
-        raise ImageryError(f"image {path} has no band(s) {missing}; its bands are {names}")
-    indexes = [names.index(b) + 1 for b in bands]
+    indexes = image_band_indexes(path, descriptions, bands, image_bands)
     notes: list[str] = []
     if scale is not None or offset is not None:
         radiometry = Radiometry(scale=1.0 if scale is None else scale, offset=offset or 0.0)

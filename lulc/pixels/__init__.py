@@ -5,7 +5,7 @@ Training samples its points and the classifier reads its blocks through these re
 model sees at inference exactly the pixels it was trained on (``tests/lulc/test_pixel_skew.py``).
 """
 
-from lulc.pixels.image import ImageBlockReader, open_image_reader
+from lulc.pixels.image import ImageBlockReader, image_band_indexes, open_image_reader
 from lulc.pixels.stac import COMPOSITES, ItemAssets, StacBlockReader, item_assets
 from lulc.pixels.stacked import StackedBlockReader
 from lulc.pixels.types import (
@@ -47,6 +47,7 @@ __all__ = [
     "Status",
     "aligned_offset",
     "gdal_path",
+    "image_band_indexes",
     "item_assets",
     "open_image_reader",
     "read_aligned",

@@ -12,6 +12,7 @@ from rasterio.enums import MaskFlags
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
@@ -89,6 +90,37 @@ def _plain(src: rasterio.io.DatasetReader, window: Window, indexes: Sequence[int
     )
     plain_masks = {MaskFlags.nodata}, {MaskFlags.all_valid}
     return inside and all(set(src.mask_flag_enums[i - 1]) in plain_masks for i in indexes)
+
+
+def image_band_indexes(
+    path: Path | str,
+    descriptions: Sequence[str | None],
+    wanted: Sequence[str],
+    image_bands: Sequence[str] | None = None,
+) -> tuple[int, ...]:
+    """The 1-based indexes of bands ``wanted`` in an image whose bands carry ``descriptions``.
+
+    Bands are named by ``image_bands`` (``--image-bands``: every band, in order) when given, else by the
+    image's band descriptions; an image whose names do not hold every wanted band is read in the wanted
+    order only when it has exactly as many bands and the user did not name them.
+    """
+    count = len(descriptions)
+    if image_bands is not None and len(image_bands) != count:
+        raise InputError(
+            f"--image-bands names {len(image_bands)} bands but image {path} has {count}: "
+            "name every band, in order"
+        )
+    names = list(image_bands) if image_bands is not None else [d or "" for d in descriptions]
+    if all(b in names for b in wanted):
+        return tuple(names.index(b) + 1 for b in wanted)
+    if image_bands is None and count == len(wanted):  # unnamed bands: taken in the wanted order
+        return tuple(range(1, count + 1))
+    missing = [b for b in wanted if b not in names]
+    named = f"its bands are {names}" if any(names) else "its bands have no names"
+    raise InputError(
+        f"image {path} has no band(s) {missing} of {list(wanted)}: it has {count} and {named}; "
+        "name all its bands in order with --image-bands"
+    )
 
 
 def open_image_reader(

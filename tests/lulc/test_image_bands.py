@@ -1,0 +1,68 @@
+"""One rule finds a model's bands in a local image, for training (``--image``) and classification alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from lulc.errors import InputError
+from lulc.pixels import image_band_indexes
+from training.imagery import open_local_imagery
+
+WANTED = ["blue", "green", "red", "nir"]
+
+
+def test_names_given_by_the_user_come_first() -> None:
+    names = ["nir", "red", "swir16", "green", "blue"]
+    assert image_band_indexes("x.tif", [None] * 5, WANTED, names) == (5, 4, 2, 1)
+    # descriptions that disagree with the user's names lose
+    assert image_band_indexes("x.tif", ["blue", "green", "red", "nir", "x"], WANTED, names) == (5, 4, 2, 1)
+
+
+def test_band_descriptions_name_the_bands_when_the_user_does_not() -> None:
+    assert image_band_indexes("x.tif", ["nir", "red", "green", "blue"], WANTED) == (4, 3, 2, 1)
+    assert image_band_indexes("x.tif", ["coastal", "blue", "green", "red", "nir"], WANTED) == (2, 3, 4, 5)
+
+
+def test_unnamed_bands_are_taken_in_order_only_when_their_count_matches() -> None:
+    assert image_band_indexes("x.tif", [None] * 4, WANTED) == (1, 2, 3, 4)
+    assert image_band_indexes("x.tif", ["B2", "B3", "B4", "B8"], WANTED) == (1, 2, 3, 4)
+    with pytest.raises(InputError, match=r"its bands have no names; name all its bands in order"):
+        image_band_indexes("x.tif", [None] * 5, WANTED)
+
+
+def test_a_wrong_count_or_a_missing_band_is_one_line_naming_the_image() -> None:
+    with pytest.raises(InputError, match=r"--image-bands names 3 bands but image x.tif has 4"):
+        image_band_indexes("x.tif", [None] * 4, WANTED, ["blue", "green", "red"])
+    with pytest.raises(InputError) as refused:
+        image_band_indexes("x.tif", [None] * 4, WANTED, ["blue", "green", "red", "swir16"])
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "has no band(s) ['nir']" in message
+    assert "its bands are ['blue', 'green', 'red', 'swir16']" in message
+
+
+def test_training_reads_described_bands_by_name_not_position(tmp_path: Path) -> None:
+    """Before one rule served both, training took an image's bands by position and ignored descriptions."""
+    data = np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8) + 1000
+    profile = {
+        "driver": "GTiff",
+        "width": 8,
+        "height": 8,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32631",
+        "transform": Affine(10, 0, 500_000, 0, -10, 5_000_000),
+    }
+    path = tmp_path / "described.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data[::-1])  # data holds blue, green, red, nir; the file nir, red, green, blue
+        dst.descriptions = ("nir", "red", "green", "blue")
+    imagery = open_local_imagery(path, WANTED, None, None, None)
+    assert imagery.reader.indexes == (4, 3, 2, 1)
+    pixels = imagery.reader.read(next(iter(imagery.grid.blocks())))
+    np.testing.assert_allclose(pixels, data / 10000, rtol=1e-6)  # blue, green, red, nir again
