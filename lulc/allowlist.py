@@ -157,6 +157,11 @@ class AllowList:
         return cls((), tuple(remote), _folders(local, base), base=base)
 
     @classmethod
+    def like(cls, allow: AllowList) -> Self:
+        """The same entries as ``allow`` (e.g. a ``GdalAllowList`` from a plain list, or back)."""
+        return cls(**{f.name: getattr(allow, f.name) for f in dataclasses.fields(allow)})
+
+    @classmethod
     def anything(cls) -> Self:
         """Every http(s)/s3 URL and local path (trusted command-line use), still parsed and normalised."""
         return cls(any_remote=True, any_local=True)

@@ -6,7 +6,6 @@ own) and how to make a retry really re-send (``forget_cached_reads``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 import time
@@ -126,11 +125,6 @@ class GdalAllowList(AllowList):
     A reader that checks each asset href with it before opening refuses assets whose server
     redirects off the list, although GDAL itself would follow the redirect.
     """
-
-    @classmethod
-    def like(cls, allow: AllowList) -> GdalAllowList:
-        """The same entries as ``allow``."""
-        return cls(**{f.name: getattr(allow, f.name) for f in dataclasses.fields(allow)})
 
     def check(self, url: str, what: str = "URL") -> str:
         """``gdal_href(url, self, what)``: normalised, allowed, redirects resolved and checked."""

@@ -120,14 +120,16 @@ class StacReaderFactory:
         return grid_for_aoi(aoi, contract.inputs.resolution, crs, request.block_size)
 
     def item_source(self) -> ItemSource:
-        """The ``ItemSource``, opened from the URL/path if need be (checked against the allow-list)."""
+        """The ``ItemSource``, opened from the URL/path if need be.
+
+        The allow-list checks the location and, through the source, every link and item read from it.
+        """
         if not isinstance(self.source, str):
             return self.source
         from lulc.sources import open_source
 
-        if self.allow is not None:
-            self.allow.check(self.source, "STAC source")
-        return open_source(self.source, list(self.collections) if self.collections else None)
+        allow = AllowList.like(self.allow) if self.allow is not None else None
+        return open_source(self.source, list(self.collections) if self.collections else None, allow=allow)
 
     def open(
         self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract

@@ -552,6 +552,26 @@ def test_static_catalog_links_and_assets_off_the_allow_list_are_refused(static_c
         assert open_source(static_catalog.parent / "linked.json").search(datetime="2024-06-10")
 
 
+def test_a_reader_factory_opening_a_source_by_url_checks_its_links_too(static_catalog: Path) -> None:
+    """Before, ``StacReaderFactory.item_source`` checked the URL it was given and then read any link."""
+    from lulc.gdal_env import GdalAllowList
+    from service.readers import StacReaderFactory
+
+    with serve_directory(static_catalog.parent) as base, serve_directory(static_catalog.parent) as other:
+        allow = GdalAllowList.of([f"127.0.0.1:{base.rsplit(':', 1)[1]}"])
+        catalog = json.loads(static_catalog.read_text())
+        catalog["links"].append({"rel": "child", "href": f"{other}/sentinel-2-l2a/collection.json"})
+        (static_catalog.parent / "linked.json").write_text(json.dumps(catalog))
+        with pytest.raises(HostNotAllowedError, match=rf"{other}/sentinel-2-l2a/collection.json"):
+            StacReaderFactory(f"{base}/linked.json", allow=allow).item_source().search()
+        found = (
+            StacReaderFactory(f"{base}/catalog.json", allow=allow).item_source().search(datetime="2024-06-10")
+        )
+        assert ids(found) == ["b-june", "c-june-same-time"]
+        with pytest.raises(HostNotAllowedError, match="STAC source"):
+            StacReaderFactory(f"{other}/catalog.json", allow=allow).item_source()
+
+
 @pytest.mark.parametrize(
     ("href", "words"),
     [
