@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from demo.world import DEFAULT_SIZE, generate
 
 
 def _f1(row: dict[str, Any]) -> float:
+    if row["users_accuracy"] is None or row["producers_accuracy"] is None:  # the class is not on the map
+        return math.nan
     user, producer = float(row["users_accuracy"]), float(row["producers_accuracy"])
     return 0.0 if user + producer == 0 else 2 * user * producer / (user + producer)
 

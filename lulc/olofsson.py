@@ -55,6 +55,8 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
         map_area: mapped area of each class (its stratum size), same order.
 
     Every stratum with mapped area needs at least 2 sample points (the variance divides by ``n_i - 1``).
+    A user's accuracy without sample points in its stratum, or a producer's accuracy of a class with no
+    estimated reference area, is undefined: NaN (with its standard error), not 0.
     """
     n = np.asarray(counts, dtype=np.float64)
     area_map = np.asarray(map_area, dtype=np.float64)
@@ -67,7 +69,7 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
     p_col = p.sum(axis=0)
     diag = np.diag(p)
     dof = np.where(n_i > 1, n_i - 1, np.inf)
-    ua = np.divide(np.diag(n), n_i, out=np.zeros(len(n)), where=n_i > 0)
+    ua = np.divide(np.diag(n), n_i, out=np.zeros(len(n)), where=n_i > 0)  # 0 where undefined, until the end
     pa = np.divide(diag, p_col, out=np.zeros(len(n)), where=p_col > 0)
     oa = float(diag.sum())
     var_oa = float(np.sum(w**2 * ua * (1 - ua) / dof))
@@ -83,15 +85,16 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
         second = pa[j] ** 2 * sum(area_map[i] ** 2 * q[i, j] * (1 - q[i, j]) / dof[i] for i in others)
         var_pa[j] = (first + second) / n_hat_col[j] ** 2
     var_p_col = np.sum((w[:, None] ** 2) * q * (1 - q) / dof[:, None], axis=0)
+    no_users, no_producers = n_i == 0, p_col == 0
     return Estimate(
         weights=w,
         proportions=p,
         overall_accuracy=oa,
         overall_accuracy_se=float(np.sqrt(var_oa)),
-        users_accuracy=ua,
-        users_accuracy_se=np.sqrt(var_ua),
-        producers_accuracy=pa,
-        producers_accuracy_se=np.sqrt(var_pa),
+        users_accuracy=np.where(no_users, np.nan, ua),
+        users_accuracy_se=np.where(no_users, np.nan, np.sqrt(var_ua)),
+        producers_accuracy=np.where(no_producers, np.nan, pa),
+        producers_accuracy_se=np.where(no_producers, np.nan, np.sqrt(var_pa)),
         area=total * p_col,
         area_se=total * np.sqrt(var_p_col),
     )
@@ -139,16 +142,23 @@ def allocate(total: int, stratum_sizes: npt.ArrayLike, minimum: int) -> npt.NDAr
 
 
 def anticipated_overall_se(
-    weights: npt.ArrayLike, users_accuracy: npt.ArrayLike, counts: npt.ArrayLike
+    weights: npt.ArrayLike,
+    users_accuracy: npt.ArrayLike,
+    counts: npt.ArrayLike,
+    sizes: npt.ArrayLike | None = None,
 ) -> float:
     """The standard error of overall accuracy a stratified sample of ``counts`` points per stratum would give.
 
     Olofsson et al. 2014 eq. 5 with anticipated user's accuracies: ``sum W_i^2 U_i (1 - U_i) / (n_i - 1)``.
+    A stratum sampled whole (``counts`` reaching its ``sizes``, e.g. a class of one pixel) is known
+    exactly and adds nothing; any other stratum needs 2 points, else the error is infinite.
     """
     w = np.asarray(weights, dtype=np.float64)
     u = np.asarray(users_accuracy, dtype=np.float64)
     n = np.asarray(counts, dtype=np.float64)
     used = w > 0
+    if sizes is not None:
+        used &= n < np.asarray(sizes, dtype=np.float64)
     if np.any(n[used] < 2):
         return math.inf
     return float(np.sqrt(np.sum(w[used] ** 2 * u[used] * (1 - u[used]) / (n[used] - 1))))
@@ -191,8 +201,8 @@ def _ratio(
     y_mean = np.divide(np.bincount(strata, weights=y, minlength=k), n_h, out=np.zeros(k), where=n_h > 0)
     x_mean = np.divide(np.bincount(strata, weights=x, minlength=k), n_h, out=np.zeros(k), where=n_h > 0)
     x_total = float(np.sum(sizes * x_mean))
-    if x_total == 0:
-        return 0.0, 0.0
+    if x_total == 0:  # undefined: no mapped (user's) or reference (producer's) area of the class
+        return math.nan, math.nan
     ratio = float(np.sum(sizes * y_mean)) / x_total
     dy, dx = y - y_mean[strata], x - x_mean[strata]
     s_yy = np.bincount(strata, weights=dy * dy, minlength=k)
@@ -235,8 +245,8 @@ def stratified_estimate(
         i, j = divmod(int(code), n_classes)
         proportions[i, j] = _stratified_mean((pair == code).astype(np.float64), h, n_h, w)[0]
     area, area_se = np.zeros(n_classes), np.zeros(n_classes)
-    ua, ua_se = np.zeros(n_classes), np.zeros(n_classes)
-    pa, pa_se = np.zeros(n_classes), np.zeros(n_classes)
+    ua, ua_se = np.full(n_classes, np.nan), np.full(n_classes, np.nan)
+    pa, pa_se = np.full(n_classes, np.nan), np.full(n_classes, np.nan)
     for c in range(n_classes):
         is_ref, is_map = (r == c).astype(np.float64), (m == c).astype(np.float64)
         if not is_ref.any() and not is_map.any():

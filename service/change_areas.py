@@ -152,19 +152,31 @@ def change_area_estimate(
     k = n * n
     h = map_codes if strata is None else strata
     area = stratum_pixels.astype(np.float64)
-    est = stratified_estimate(h, map_codes, reference_codes, area, classes=k)
-    total = float(area.sum())
     n_h = np.bincount(h, minlength=len(area))
-    changed = np.array([i != j for i in range(n) for j in range(n)])
-    p_changed, se_changed = stratified_mean(changed[reference_codes].astype(np.float64), h, area)
-    p_col, se_col = est.area / total, est.area_se / total
-    total_ha = total * pixel_ha
     names = [
         f"{a.name} unchanged" if i == j else f"{a.name} to {b.name}"
         for i, a in enumerate(classes.classes)
         for j, b in enumerate(classes.classes)
     ]
     strata_names = names if strata is None else (stratum_names or [str(s) for s in range(len(area))])
+    empty = [
+        f"{strata_names[s]} ({area[s] * pixel_ha:.4g} ha)"
+        for s in range(len(area))
+        if area[s] > 0 and n_h[s] == 0
+    ]
+    if (
+        empty
+    ):  # the estimators would take such a stratum's mean as 0: its area would vanish from every estimate
+        raise InputError(
+            f"no point lies in the mapped strata {', '.join(empty)}: their area cannot be estimated; "
+            "give points in every stratum, e.g. a sample `lulc design` draws on the change folder"
+        )
+    est = stratified_estimate(h, map_codes, reference_codes, area, classes=k)
+    total = float(area.sum())
+    changed = np.array([i != j for i in range(n) for j in range(n)])
+    p_changed, se_changed = stratified_mean(changed[reference_codes].astype(np.float64), h, area)
+    p_col, se_col = est.area / total, est.area_se / total
+    total_ha = total * pixel_ha
     thin = [strata_names[s] for s in range(len(area)) if area[s] > 0 and n_h[s] < 2]
     if strata is not None and code_pixels is None:
         raise ValueError("code_pixels (each from-to code's mapped pixels) are needed with design strata")

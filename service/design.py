@@ -209,7 +209,7 @@ def plan_design(
     start = cochran_sample_size(w, u, target_se)
 
     def se_of(n: int) -> float:
-        return anticipated_overall_se(w, u, allocate(n, sizes, min_per_class))
+        return anticipated_overall_se(w, u, allocate(n, sizes, min_per_class), sizes)
 
     low, high = start, start
     total = int(sizes.sum())
@@ -231,7 +231,7 @@ def plan_design(
         min_per_class=min_per_class,
         cochran_size=start,
         size=int(counts.sum()),
-        anticipated_se=anticipated_overall_se(w, u, counts),
+        anticipated_se=anticipated_overall_se(w, u, counts, sizes),
         strata=strata,
     )
 

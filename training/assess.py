@@ -13,6 +13,7 @@ the change in accuracy is reported.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,18 +112,25 @@ def _design_estimate(
 ) -> tuple[Estimate, dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     position = {v: i for i, v in enumerate(values)}
     sizes = np.zeros(len(values))
+    # the strata are the design's map's: their pixels have its pixel area, whatever the assessed map's grid
+    stratum_ha = float(design.get("pixel_area_m2", pixel_ha * 10_000.0)) / 10_000.0
     for stratum in design["strata"]:
         value = int(stratum["value"])
         if value not in position:
             raise AssessError(f"the design's stratum {value} is not a class of the map or the labels")
-        sizes[position[value]] = float(stratum["pixels"]) * pixel_ha
+        sizes[position[value]] = float(stratum["pixels"]) * stratum_ha
     strata = _point_strata(points_path, design, index)
     unknown = sorted({s for s in strata if s not in position or sizes[position[s]] == 0})
     if unknown:
         raise AssessError(f"points of {points_path} lie in strata {unknown} that the design does not list")
     h = np.array([position[s] for s in strata], dtype=np.int64)
     n_h = np.bincount(h, minlength=len(values))
-    thin = [f"{values[i]} ({int(n_h[i])})" for i in range(len(values)) if sizes[i] > 0 and n_h[i] < 2]
+    pixels = {int(stratum["value"]): int(stratum["pixels"]) for stratum in design["strata"]}
+    thin = [  # a stratum sampled whole is known exactly: one point can be all of it
+        f"{values[i]} ({int(n_h[i])})"
+        for i in range(len(values))
+        if sizes[i] > 0 and n_h[i] < 2 and n_h[i] < pixels.get(values[i], 0)
+    ]
     if thin:
         raise AssessError(
             f"the design's strata {', '.join(thin)} have fewer than 2 labelled points in {points_path}"
@@ -132,7 +140,7 @@ def _design_estimate(
     differ = int((h != m).sum())
     summary = {
         "strata": [
-            {"value": values[i], "pixels": round(sizes[i] / pixel_ha), "points": int(n_h[i])}
+            {"value": values[i], "pixels": pixels.get(values[i], 0), "points": int(n_h[i])}
             for i in range(len(values))
             if sizes[i] > 0
         ],
@@ -226,9 +234,9 @@ def accuracy_change(
             {
                 "value": c["value"],
                 "name": c["name"],
-                "users_accuracy": round(c["users_accuracy"] - by_value[c["value"]]["users_accuracy"], 6),
-                "producers_accuracy": round(
-                    c["producers_accuracy"] - by_value[c["value"]]["producers_accuracy"], 6
+                "users_accuracy": _minus(c["users_accuracy"], by_value[c["value"]]["users_accuracy"]),
+                "producers_accuracy": _minus(
+                    c["producers_accuracy"], by_value[c["value"]]["producers_accuracy"]
                 ),
                 "map_area_ha": round(c["map_area_ha"] - by_value[c["value"]]["map_area_ha"], 4),
             }
@@ -280,7 +288,7 @@ def _assess(
         thin = [
             f"{table.by_value(v).name} ({int(n_i[i])})"
             for i, v in enumerate(values)
-            if area_px[i] > 0 and n_i[i] < 2
+            if area_px[i] > 0 and n_i[i] < 2 and n_i[i] < area_px[i]  # a class sampled whole is known
         ]
         if thin:
             raise AssessError(
@@ -299,10 +307,10 @@ def _assess(
                 "name": c.name,
                 "map_area_ha": round(float(area_px[i] * pixel_ha), 4),
                 "sample_points": int(n_i[i]),
-                "users_accuracy": round(float(est.users_accuracy[i]), 6),
-                "users_accuracy_se": round(float(est.users_accuracy_se[i]), 6),
-                "producers_accuracy": round(float(est.producers_accuracy[i]), 6),
-                "producers_accuracy_se": round(float(est.producers_accuracy_se[i]), 6),
+                "users_accuracy": _defined(est.users_accuracy[i]),
+                "users_accuracy_se": _defined(est.users_accuracy_se[i]),
+                "producers_accuracy": _defined(est.producers_accuracy[i]),
+                "producers_accuracy_se": _defined(est.producers_accuracy_se[i]),
                 "area_ha": round(float(est.area[i]), 4),
                 "area_se_ha": round(float(est.area_se[i]), 4),
                 "area_ci95_ha": round(float(est.area_ci95[i]), 4),
@@ -332,6 +340,27 @@ def _assess(
     return result, _PointOutcome(samples.index, correct, strata, sizes)
 
 
+def _defined(value: float) -> float | None:
+    """``value`` rounded for the JSON, or None (null) where the estimator leaves it undefined (NaN)."""
+    return None if math.isnan(value) else round(float(value), 6)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def _change(value: float | None) -> str:
+    """A change in accuracy in points, ``+1.25``, or ``n/a`` where either side is undefined."""
+    return f"{'n/a':>6}" if value is None else f"{100 * value:+6.2f}"
+
+
+def _accuracy(value: float | None, se: float | None) -> str:
+    """``  93.1 ±   2.0`` (percent, 95 % CI), or ``n/a`` in the same width where undefined."""
+    if value is None or se is None:
+        return f"{'n/a':>14}"
+    return f"{100 * value:>6.1f} ± {100 * Z95 * se:>5.1f}"
+
+
 def render_assessment(result: dict[str, Any]) -> str:
     """A readable text table of an assessment."""
     oa, se = result["overall_accuracy"], result["overall_accuracy_se"]
@@ -346,8 +375,8 @@ def render_assessment(result: dict[str, Any]) -> str:
     for c in result["classes"]:
         lines.append(
             f"{c['value']:>3} {c['name']:<16} {c['sample_points']:>5} "
-            f"{100 * c['users_accuracy']:>6.1f} ± {100 * Z95 * c['users_accuracy_se']:>5.1f} "
-            f"{100 * c['producers_accuracy']:>6.1f} ± {100 * Z95 * c['producers_accuracy_se']:>5.1f} "
+            f"{_accuracy(c['users_accuracy'], c['users_accuracy_se'])} "
+            f"{_accuracy(c['producers_accuracy'], c['producers_accuracy_se'])} "
             f"{c['map_area_ha']:>12.1f} {c['area_ha']:>14.1f} ± {c['area_ci95_ha']:>10.1f}"
         )
     lines += ["", "area-weighted error matrix (rows map, columns reference, proportion of area):"]
@@ -376,8 +405,8 @@ def render_assessment(result: dict[str, Any]) -> str:
         ]
         for c in change["classes"]:
             lines.append(
-                f"{c['value']:>3} {c['name']:<16} user {100 * c['users_accuracy']:+6.2f} "
-                f"producer {100 * c['producers_accuracy']:+6.2f} points, map {c['map_area_ha']:+10.2f} ha"
+                f"{c['value']:>3} {c['name']:<16} user {_change(c['users_accuracy'])} "
+                f"producer {_change(c['producers_accuracy'])} points, map {c['map_area_ha']:+10.2f} ha"
             )
     return "\n".join(lines)
 

@@ -47,3 +47,36 @@ def test_area_weighted_error_matrix(paper: Estimate) -> None:
     ]
     assert np.allclose(paper.proportions, table9, atol=0.00006)
     assert paper.proportions.sum() == pytest.approx(1.0)
+
+
+def test_accuracies_the_sample_cannot_define_are_nan_not_zero() -> None:
+    """A class neither mapped nor sampled, or mapped but never the reference, has no accuracy: not 0 +- 0."""
+    from lulc.olofsson import stratified_estimate
+
+    counts = [[45, 5, 0], [5, 45, 0], [3, 0, 0]]  # class 2 mapped, never right: producer's accuracy 0/0
+    est = estimate(counts, [400.0, 500.0, 100.0])
+    assert np.isnan(est.producers_accuracy[2])
+    assert np.isnan(est.producers_accuracy_se[2])
+    assert est.users_accuracy[2] == 0.0  # defined: 3 points, none right
+    assert np.isfinite(est.producers_accuracy[:2]).all()
+    absent = estimate([[45, 5, 0], [5, 45, 0], [0, 0, 0]], [500.0, 500.0, 0.0])
+    assert np.isnan(absent.users_accuracy[2])
+    assert np.isnan(absent.producers_accuracy[2])
+    assert absent.area[2] == 0.0
+    # the Stehman estimators agree, on the same points stratified by map class
+    mapped = np.repeat([0, 0, 1, 1], [45, 5, 5, 45])
+    reference = np.repeat([0, 1, 0, 1], [45, 5, 5, 45])
+    stehman = stratified_estimate(mapped, mapped, reference, [500.0, 500.0, 0.0])
+    assert np.isnan(stehman.users_accuracy[2])
+    assert np.isnan(stehman.producers_accuracy[2])
+    np.testing.assert_allclose(stehman.users_accuracy[:2], absent.users_accuracy[:2])
+
+
+def test_a_stratum_sampled_whole_adds_no_variance_to_the_anticipated_error() -> None:
+    from lulc.olofsson import anticipated_overall_se
+
+    weights, accuracy = np.array([1e-6, 0.4, 0.6]), np.full(3, 0.75)
+    assert anticipated_overall_se(weights, accuracy, [1, 500, 500]) == np.inf  # one point of many
+    whole = anticipated_overall_se(weights, accuracy, [1, 500, 500], sizes=[1, 400_000, 600_000])
+    rest = anticipated_overall_se(weights[1:], accuracy[1:], [500, 500])
+    assert whole == pytest.approx(rest)

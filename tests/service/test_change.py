@@ -220,3 +220,24 @@ def test_points_with_unknown_labels_are_refused(runs: Runs, tmp_path: Path) -> N
     with pytest.raises(InputError, match=r"label_a 9 is not a class of the maps \(1=Open water"):
         change_runs(runs.first, runs.second, tmp_path / "c", points=points)
     assert not (tmp_path / "c" / "item.json").exists()
+
+
+def test_a_mapped_stratum_without_points_is_refused_not_dropped_from_the_areas() -> None:
+    """An empty stratum's mean was taken as 0: its mapped area vanished from every estimate (review).
+
+    Two classes, codes 0..3 mapped 4000 / 500 / 500 / 5000 px, 30 points in each code but "B to A".
+    """
+    from service.change_areas import change_area_estimate
+    from tests.service.products_support import CLASSES
+
+    two = type(CLASSES)(classes=CLASSES.classes[:2])
+    names = [c.name for c in two.classes]
+    pixels = np.array([4000, 500, 500, 5000])
+    codes = np.repeat([0, 1, 3], 30)  # every point right
+    with pytest.raises(InputError, match=rf"mapped strata {names[1]} to {names[0]} \(5 ha\)"):
+        change_area_estimate(codes, codes, pixels, 0.01, two)
+    # control: with that stratum sampled too, the estimates add up to the mapped total
+    codes = np.repeat([0, 1, 2, 3], 30)
+    areas = change_area_estimate(codes, codes, pixels, 0.01, two)
+    assert sum(c["estimated_hectares"] for c in areas["classes"]) == pytest.approx(100.0)
+    assert areas["changed"]["estimated_hectares"] == pytest.approx(10.0)

@@ -48,6 +48,15 @@ def test_sample_size_is_the_papers_641_and_grows_until_the_allocation_reaches_th
     assert anticipated_overall_se(weights, PAPER_UA, smaller) > 0.01  # the smallest size that reaches it
 
 
+def test_a_class_of_one_pixel_does_not_make_the_design_sample_every_pixel() -> None:
+    """Its one point is the whole stratum (review: the size doubled until it reached all 1,000,001 pixels)."""
+    design = plan_design([1, 400_000, 600_000], [0.75] * 3, 0.01, 50)
+    reference = plan_design([400_000, 600_000], [0.75] * 2, 0.01, 50)
+    assert design.size <= reference.size + 1
+    assert design.anticipated_se <= 0.01
+    assert next(s.points for s in design.strata) == 1
+
+
 def test_allocation_gives_the_minimum_then_shares_the_rest_by_area() -> None:
     sizes = np.array([10, 400, 0, 20_000, 79_600])
     counts = allocate(1000, sizes, 50)

@@ -95,3 +95,49 @@ def test_text_labels_are_names_of_the_maps_own_classes(world: Path, tmp_path: Pa
     points.to_file(tmp_path / "named.gpkg")
     data = assess_map(tagged, tmp_path / "named.gpkg", "label", None)
     assert data["overall_accuracy"] == 1.0
+
+
+def test_a_class_on_one_pixel_is_assessed_and_an_unmapped_class_has_no_users_accuracy(
+    world: Path, tmp_path: Path
+) -> None:
+    """One sampled pixel of a class is its whole stratum; an unmapped class has no user's accuracy.
+
+    Review: the first refused the map ("fewer than 2 points"); the second showed "0.0 +- 0.0", a measured 0 %.
+    """
+    import geopandas as gpd
+
+    from training.assess import render_assessment
+
+    with rasterio.open(world / "truth.tif") as src:
+        truth, profile = src.read(1), src.profile
+        points = gpd.read_file(world / "validation.gpkg").to_crs(src.crs)
+        rows, cols = rasterio.transform.rowcol(src.transform, points.geometry.x, points.geometry.y)
+    at = truth[np.asarray(rows), np.asarray(cols)]
+    values, counts = np.unique(at, return_counts=True)
+    rare, common = int(values[np.argmin(counts)]), int(values[np.argmax(counts)])
+    first = int(np.flatnonzero(at == rare)[0])
+    mapped = truth.copy()
+    mapped[mapped == rare] = common
+    gone = tmp_path / "gone.tif"
+    with rasterio.open(gone, "w", **profile) as dst:
+        dst.write(mapped, 1)
+    mapped[rows[first], cols[first]] = rare
+    one = tmp_path / "one.tif"
+    with rasterio.open(one, "w", **profile) as dst:
+        dst.write(mapped, 1)
+
+    single = assess_map(one, world / "validation.gpkg", "label", world / "classes.yaml")
+    row = next(c for c in single["classes"] if c["value"] == rare)
+    assert row["sample_points"] == 1
+    assert row["users_accuracy"] == 1.0
+    assert row["users_accuracy_se"] == 0.0
+    assert row["area_ha"] > row["map_area_ha"]  # the rest of the class hides in the common class's stratum
+
+    absent = assess_map(gone, world / "validation.gpkg", "label", world / "classes.yaml")
+    row = next(c for c in absent["classes"] if c["value"] == rare)
+    assert row["users_accuracy"] is None
+    assert row["users_accuracy_se"] is None
+    assert row["producers_accuracy"] == 0.0  # defined: the class is there, the map never says so
+    line = next(x for x in render_assessment(absent).splitlines() if x.startswith(f"{rare:>3} "))
+    assert "n/a" in line
+    json.dumps(absent, allow_nan=False)  # valid JSON: no NaN
