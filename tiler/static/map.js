@@ -203,6 +203,12 @@
     }
   }
 
+  function escapeHtml(text) {
+    const holder = document.createElement("span");
+    holder.textContent = text;
+    return holder.innerHTML;
+  }
+
   function showBackdrop() {
     if (state.backdropLayer) {
       map.removeLayer(state.backdropLayer);
@@ -217,7 +223,8 @@
     const query = `url=${encodeURIComponent(run.backdrop.url)}&${layer.query}`;
     const image = run.backdrop.endpoint === "cog";
     const source = image ? `input image ${run.backdrop.id}` : `Sentinel-2 ${run.backdrop.id}`;
-    const options = { zIndex: 1, maxZoom: 22, attribution: source };
+    // Leaflet puts attributions in as HTML: an item id or file name is text, so escape it
+    const options = { zIndex: 1, maxZoom: 22, attribution: escapeHtml(source) };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
     state.backdropLayer = tileLayer(tileUrl(image ? "cog" : "stac", query), options);
@@ -441,7 +448,8 @@
         }
       }
       info.dataset.state = "done";
-      L.popup().setLatLng(latlng).setContent(info.textContent).openOn(map);
+      // a string would be taken as HTML (class titles come from the item): give Leaflet a text node
+      L.popup().setLatLng(latlng).setContent(document.createTextNode(info.textContent)).openOn(map);
     } catch (err) {
       info.textContent = `Error: ${err.message}`;
       info.dataset.state = "error";
