@@ -154,6 +154,12 @@ class ClassTable(BaseModel):
         The human name is the v2 ``title`` when there is one, else ``name`` (classification v1 items, which
         put the human name there), else the value.
         """
+        if not isinstance(classes, list | tuple) or not all(
+            isinstance(c, dict) and "value" in c for c in classes
+        ):
+            raise InputError(
+                "invalid classification:classes: a list of objects, each with a value, is needed"
+            )
         rows = []
         for i, c in enumerate(classes):
             hint = c.get("color_hint")

@@ -49,21 +49,29 @@ ROW = 24
 PAD = 8
 
 
+PNG_NAME_CHARS = 60
+"""Longest class name the PNG legend draws (longer ones end in ...): with at most 255 classes, the picture
+stays under about 600 x 5,600 px whatever an item's titles hold (a 20,000-character title took 5 GiB)."""
+
+
+def _clipped(name: str) -> str:
+    return name if len(name) <= PNG_NAME_CHARS else name[: PNG_NAME_CHARS - 3] + "..."
+
+
 def legend_png(legend: Legend) -> bytes:
     """A PNG picture of the legend: one row per class, a filled swatch of its colour and its name."""
     font = ImageFont.load_default(size=14)
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
-    text_width = max(int(probe.textlength(c.name, font=font)) for c in legend.classes)
+    names = [_clipped(c.name) for c in legend.classes]
+    text_width = max(int(probe.textlength(name, font=font)) for name in names)
     width = PAD + SWATCH + PAD + text_width + PAD
     height = PAD + ROW * len(legend.classes) + PAD - (ROW - SWATCH)
     image = Image.new("RGBA", (width, height), (255, 255, 255, 255))
     draw = ImageDraw.Draw(image)
-    for i, entry in enumerate(legend.classes):
+    for i, (entry, name) in enumerate(zip(legend.classes, names, strict=True)):
         top = PAD + i * ROW
         draw.rectangle([PAD, top, PAD + SWATCH - 1, top + SWATCH - 1], fill=entry.color, outline=None)
-        draw.text(
-            (PAD + SWATCH + PAD, top + SWATCH // 2), entry.name, fill=(0, 0, 0, 255), font=font, anchor="lm"
-        )
+        draw.text((PAD + SWATCH + PAD, top + SWATCH // 2), name, fill=(0, 0, 0, 255), font=font, anchor="lm")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()

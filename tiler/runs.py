@@ -128,8 +128,15 @@ def _title(item: dict[str, Any], fallback: str) -> str:
 
 
 def _bbox(item: dict[str, Any]) -> list[float] | None:
+    """West, south, east, north: of a 2D bbox, or of a 3D one without its heights; None if malformed."""
     bbox = item.get("bbox")
-    return [float(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
+    if not isinstance(bbox, list) or len(bbox) not in (4, 6):
+        return None
+    corners = bbox if len(bbox) == 4 else [bbox[0], bbox[1], bbox[3], bbox[4]]
+    try:
+        return [float(v) for v in corners]
+    except (TypeError, ValueError):
+        return None
 
 
 def _links(item: dict[str, Any], rel: str) -> Iterator[dict[str, Any]]:

@@ -136,3 +136,48 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_one_malformed_item_does_not_take_the_run_list_down(
+    tiler_runs: Runs, tiler_world: World, tmp_path: Path
+) -> None:
+    """Review: a null bbox entry or a class without a value made /runs a 500, so the map showed no run."""
+    import json
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tiler.app import create_app
+    from tiler.legend import legend_png
+
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    variants = {
+        "bbox-null": lambda i: i.update(bbox=[None, 1, 2, 3]),
+        "class-no-value": lambda i: i["assets"]["classes"]["classification:classes"][0].pop("value"),
+        "class-string": lambda i: i["assets"]["classes"].update({"classification:classes": ["Water"]}),
+        "bbox-3d": lambda i: i.update(bbox=[*i["bbox"][:2], 0.0, *i["bbox"][2:], 100.0]),
+    }
+    for name, change in variants.items():
+        shutil.copytree(tiler_runs.main, tmp_path / name)
+        broken = json.loads(json.dumps(item))
+        change(broken)
+        (tmp_path / name / "item.json").write_text(json.dumps(broken))
+    shutil.copytree(tiler_runs.main, tmp_path / "good")
+    settings = TilerSettings(allow=[str(tiler_world.root), str(tmp_path)], runs_dir=tmp_path)
+    with TestClient(create_app(settings)) as client:
+        listed = client.get("/runs")
+        assert listed.status_code == 200, listed.text
+        runs = {r["id"]: r for r in listed.json()}
+        assert {"good", "bbox-null", "bbox-3d"} <= set(runs)
+        assert runs["bbox-null"]["bbox"] is None
+        assert runs["bbox-3d"]["bbox"] == runs["good"]["bbox"]  # its heights dropped
+        for name in ("class-no-value", "class-string"):
+            answer = client.get("/legend", params={"url": str(tmp_path / name / "classes.tif")})
+            assert answer.status_code < 500, answer.text
+    # a class title of 20,000 characters: the PNG legend clips it instead of drawing 170,000 px of text
+    from tiler.legend import Legend, LegendEntry
+
+    entry = LegendEntry(value=1, name="x" * 20_000, color="#102030")
+    huge = Legend(url="m.tif", source="stac", origin="item.json", nodata=255, classes=[entry])
+    png = decode_png(legend_png(huge))
+    assert png.shape[1] < 700
