@@ -131,10 +131,9 @@ def train_command(
         "out": str(out) if out else None,
     }
     recipe = load_config(config, overrides) if config else make_config({}, overrides)
-    console = Console()
-    with RichProgress(console) as progress:
+    with RichProgress(Console(stderr=True)) as progress:  # progress on stderr, as the other commands
         result = train(recipe, TrainingSettings(), progress)
-    _summary(console, result.metrics, result.out)
+    _summary(Console(), result.metrics, result.out)
 
 
 def _summary(console: Console, metrics: dict[str, Any], out: Path) -> None:

@@ -195,3 +195,25 @@ def test_an_invalid_recipe_value_is_one_line_without_pydantics_link(world: Path,
     done, out_parent = run_train(["--points", str(world / "train.gpkg"), "--test-size", "1.5"], tmp_path)
     assert_refused(done, out_parent, "invalid training recipe", "cv.test_size: Input should be less than 1")
     assert "errors.pydantic.dev" not in done.stderr
+
+
+def test_train_prints_its_result_on_stdout_and_its_progress_on_stderr(
+    world: Path, local_dn_image: Path, tmp_path: Path
+) -> None:
+    """As classify does: stdout holds what a script may read (the two summary lines), stderr the stages."""
+    recipe = [
+        "--image",
+        str(local_dn_image),
+        "--image-bands",
+        "blue,green,red,nir",
+        "--bands",
+        "blue,green,red,nir",
+    ]
+    recipe += ["--points", str(world / "train.gpkg"), "--models", "dt", "--repeats", "1"]
+    done, out_parent = run_train(recipe, tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    assert lines[0].startswith("kept dt ")
+    assert lines[1].startswith(f"wrote {out_parent / 'model'}/")
+    assert done.stderr.strip(), "the stages are reported on stderr"
