@@ -13,7 +13,7 @@ import pytest
 import rasterio
 
 from lulc.errors import InputError
-from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
+from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size, read_sample_design
 from service.clean import clean_run
 from service.design import design_run, plan_design
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
@@ -184,6 +184,25 @@ def test_assess_uses_the_designs_strata_and_reports_the_cleaning(runs: Runs, tmp
     assert 0 < change["overall_accuracy_se"] < unpaired  # the same points: tighter than two samples
     # control: the source map itself is no cleaned map, so nothing is compared
     assert "accuracy_change" not in assessed
+
+
+def test_a_map_on_a_coarser_grid_is_assessed_with_the_designs_pixel_area(runs: Runs, tmp_path: Path) -> None:
+    """The strata are the design's map's pixels: at 20 m the assessed map's pixel area made every area 4x."""
+    result = design_run(runs.first, tmp_path / "sample.gpkg", target_se=0.02, seed=3)
+    _label_from_truth(result.path, truth_map((600, 640), 40, seed=1), runs)
+    with rasterio.open(runs.first / "classes.tif") as src:
+        fine, profile, tags = src.read(1), src.profile, src.tags(1)
+    profile.update(
+        width=fine.shape[1] // 2, height=fine.shape[0] // 2, transform=src.transform * src.transform.scale(2)
+    )
+    coarse = tmp_path / "coarse.tif"
+    with rasterio.open(coarse, "w", **profile) as dst:
+        dst.write(fine[::2, ::2], 1)
+        dst.update_tags(1, **tags)
+    assessed = assess_map(coarse, result.path, "label")
+    pixel_m2 = read_sample_design(result.path)["pixel_area_m2"]  # geodesic: 100 m2 within 0.1 %
+    design_ha = sum(s.pixels for s in result.design.strata) * pixel_m2 / 10_000
+    assert sum(c["area_ha"] for c in assessed["classes"]) == pytest.approx(design_ha, rel=1e-6)
 
 
 def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
