@@ -25,7 +25,6 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from lulc.aoi import aoi_area_m2
 from lulc.errors import InputError
 
 WGS84 = "EPSG:4326"
@@ -168,9 +167,22 @@ class OutputGrid:
         return float(west), float(south), float(east), float(north)
 
     def pixel_area_m2(self) -> float:
-        """The mean true (geodesic) ground area of one pixel, in square metres, whatever the CRS."""
-        box = reproject_geometry(shapely.geometry.box(*self.bounds), self.crs, WGS84)
-        return aoi_area_m2(box) / self.n_pixels
+        """The mean true (geodesic) ground area of one pixel, in square metres, whatever the CRS.
+
+        Summed over cells of at least 64 x 64 px (at most 64 cells a side) with ``pixel_areas_m2``, which
+        also measures grids across the antimeridian, whose lon/lat outline is no valid polygon.
+        """
+        cell = max(AREA_CELL, -(-max(self.width, self.height) // 64))
+        rows = np.arange(-(-self.height // cell))
+        cols = np.arange(-(-self.width // cell))
+        r, c = np.meshgrid(rows, cols, indexing="ij")
+        full = pixel_areas_m2(self.crs, self.transform * Affine.scale(cell), r, c)  # one cell as one pixel
+        pixels = np.minimum(cell, self.height - r * cell) * np.minimum(cell, self.width - c * cell)
+        return float(np.sum(full * pixels.ravel() / (cell * cell))) / self.n_pixels
+
+
+AREA_CELL = 64
+"""Pixels a side of the cells a grid's mean pixel area is summed over (pixel areas vary smoothly)."""
 
 
 def pixel_areas_m2(
@@ -196,9 +208,18 @@ def pixel_areas_m2(
 
 
 def utm_crs(geometry: BaseGeometry) -> str:
-    """The WGS84 / UTM zone CRS (``EPSG:326xx`` or ``EPSG:327xx``) of a lon/lat geometry's centroid."""
+    """The WGS84 / UTM zone CRS (``EPSG:326xx`` or ``EPSG:327xx``) of a lon/lat geometry's centroid.
+
+    A geometry split at the antimeridian (parts near +180 and -180) is taken whole: its western
+    longitudes are shifted by 360 degrees first, so Fiji gets zone 60 or 1, not the zone of longitude 0.
+    """
+    west, _, east, _ = geometry.bounds
+    if east - west > 180.0:
+        east_of_180 = np.array([360.0, 0.0])
+        geometry = shapely.transform(geometry, lambda xy: np.where(xy[:, :1] < 0, xy + east_of_180, xy))
     centroid = geometry.centroid
-    zone = min(60, int((centroid.x + 180.0) // 6.0) + 1)
+    lon = (centroid.x + 180.0) % 360.0 - 180.0
+    zone = min(60, int((lon + 180.0) // 6.0) + 1)
     return f"EPSG:{(32600 if centroid.y >= 0 else 32700) + zone}"
 
 

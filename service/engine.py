@@ -108,6 +108,12 @@ def classify(
     """
     contract = model.contract
     grid = reader_factory.prepare_grid(request, contract)
+    if grid.aoi is not None and not any(grid.aoi_mask(block).any() for block in grid.blocks()):
+        # before any search or read: it would end as 'every pixel masked (clouds...)'
+        raise InputError(
+            f"the AOI holds no pixel centre of the {grid.resolution[0]:g} m grid (it is narrower than a "
+            "pixel): give an AOI at least a pixel wide"
+        )
     out = Path(out_dir)
     if request.mmu_ha is not None:
         check_mmu(request, grid, out)  # a bad unit fails before any block is read

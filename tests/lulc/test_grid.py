@@ -156,3 +156,31 @@ def test_grid_is_snapped_covers_the_aoi_and_cuts_into_blocks() -> None:
 def test_block_size_must_suit_tiles() -> None:
     with pytest.raises(InputError, match="block size"):
         grid_for_aoi(parse_aoi(square(140.0, 36.0, 0.01)), 10.0, "EPSG:32654", block_size=100)
+
+
+def test_a_grid_at_the_antimeridian_has_a_pixel_area_and_the_utm_zone_of_its_place() -> None:
+    """Grids touching 180 degrees: a mean pixel area, and the UTM zone of the place.
+
+    Review: a grid snapped a few metres past 180 degrees had an invalid lon/lat outline (GEOSException after
+    the whole classification), and an AOI split at 180 degrees got the UTM zone of longitude 0.
+    """
+    import shapely.geometry
+
+    from lulc.aoi import aoi_area_m2
+    from lulc.grid import WGS84, grid_for_aoi, reproject_geometry, utm_crs
+
+    touching = shapely.geometry.box(179.99, -17.0, 180.0, -16.99)
+    grid = grid_for_aoi(touching, 10.0, utm_crs(touching), 512)
+    assert grid.crs == "EPSG:32760"
+    assert 99.0 < grid.pixel_area_m2() < 100.5  # 10 m UTM pixels near the central meridian's edge
+    split = shapely.geometry.MultiPolygon(
+        [shapely.geometry.box(179.5, -17.2, 180.0, -16.8), shapely.geometry.box(-180.0, -17.2, -179.6, -16.8)]
+    )
+    assert utm_crs(split) in ("EPSG:32760", "EPSG:32701")
+    assert utm_crs(shapely.geometry.box(12.0, 48.0, 13.0, 49.0)) == "EPSG:32633"  # control
+    # away from 180 degrees the mean pixel area is the outline's area over the pixels, as it was
+    for box in [(140.0, 36.0, 140.3, 36.2), (-10.0, 60.0, 10.0, 70.0)]:
+        aoi = shapely.geometry.box(*box)
+        grid = grid_for_aoi(aoi, 10.0, utm_crs(aoi), 512)
+        outline = reproject_geometry(shapely.geometry.box(*grid.bounds), grid.crs, WGS84)
+        assert grid.pixel_area_m2() == pytest.approx(aoi_area_m2(outline) / grid.n_pixels, rel=2e-5)

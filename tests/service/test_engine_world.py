@@ -18,7 +18,7 @@ from rasterio.warp import reproject
 from lulc.allowlist import AllowList
 from lulc.classes import NODATA, load_class_table
 from lulc.contract import ModelContract
-from lulc.errors import ContractError, LimitError, NoItemsError, NoValidPixelsError, ReadError
+from lulc.errors import ContractError, InputError, LimitError, NoItemsError, NoValidPixelsError, ReadError
 from lulc.grid import Block, OutputGrid
 from service.engine import ClassifyResult, classify, prepare_grid
 from service.readers import BlockReader, SourceRef, StacReaderFactory
@@ -316,6 +316,24 @@ def test_aoi_outside_every_footprint_is_no_items(engine_world: EngineWorld, tmp_
     far = {"type": "Polygon", "coordinates": [[[10, 50], [10.01, 50], [10.01, 50.01], [10, 50.01], [10, 50]]]}
     request = ClassifyRequest(aoi=far, datetime=engine_world.datetime)
     with pytest.raises(NoItemsError, match="catalog"):
+        classify(
+            request, load_model(engine_world.model), StacReaderFactory(str(engine_world.catalog)), tmp_path
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_aoi_narrower_than_a_pixel_is_refused_before_any_read(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """Review: it was searched and read, then blamed on clouds ("no valid (cloud-free ...) pixels")."""
+    import shapely.geometry
+
+    from lulc.aoi import parse_aoi
+
+    x, y = parse_aoi(engine_world.aoi).centroid.coords[0]
+    tiny = shapely.geometry.mapping(shapely.geometry.box(x, y, x + 1e-5, y + 1e-5))
+    request = ClassifyRequest(aoi=tiny, datetime=engine_world.datetime)
+    with pytest.raises(InputError, match="no pixel centre of the 10 m grid"):
         classify(
             request, load_model(engine_world.model), StacReaderFactory(str(engine_world.catalog)), tmp_path
         )
