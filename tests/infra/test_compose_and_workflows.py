@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.conftest import INFRA, ROOT, venv_tool
+from tests.infra.conftest import INFRA, ROOT, VENV_BIN, venv_tool
 from tests.infra.scripts import load_script
 
 COMPOSE = INFRA / "compose.yaml"
@@ -192,3 +195,98 @@ def test_changed_models_names_only_model_declarations() -> None:
     paths = ["infra/models/demo.yaml", "infra/models/alps-2024.yaml", "infra/README.md", "models/x.yaml"]
     assert changed.model_names(paths) == ["alps-2024", "demo"]
     assert changed.model_names([]) == []
+
+
+def _retrain() -> dict[str, Any]:
+    return yaml.safe_load((WORKFLOWS / "retrain.yml").read_text())
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(repo.parent),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_retrain_workflow_retrains_a_renamed_model(tmp_path: Path) -> None:
+    """The `changed` job's own script, on a push that renames a recipe: the new name is retrained."""
+    (step,) = [s for s in _retrain()["jobs"]["changed"]["steps"] if s.get("id") == "list"]
+    repo = tmp_path / "repo"
+    models = repo / "infra" / "models"
+    models.mkdir(parents=True)
+    (repo / "infra" / "scripts").mkdir()
+    shutil.copy(INFRA / "scripts" / "changed_models.py", repo / "infra" / "scripts")
+    recipe = (INFRA / "models" / "demo.yaml").read_text()
+    (models / "demo.yaml").write_text(recipe)
+    (models / "alps.yaml").write_text(recipe.replace("name: demo", "name: alps"))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "declare")
+    base = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "mv", "infra/models/alps.yaml", "infra/models/alps-2024.yaml")
+    (models / "alps-2024.yaml").write_text(recipe.replace("name: demo", "name: alps-2024"))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "rename")
+    _git(repo, "rm", "-q", "infra/models/demo.yaml")
+    _git(repo, "commit", "-q", "-m", "delete")
+    statuses = [
+        line.split("\t")[0][0] for line in _git(repo, "diff", "--name-status", base, "HEAD").splitlines()
+    ]
+    assert sorted(statuses) == ["D", "R"], "git sees a rename (and a deletion, not retrained)"
+    output = tmp_path / "github_output"
+    env = {
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "EVENT": "push",
+        "INPUT_MODEL": "",
+        "BASE": base,
+        "GITHUB_SHA": _git(repo, "rev-parse", "HEAD"),
+        "GITHUB_OUTPUT": str(output),
+    }
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert output.read_text().strip() == 'models=["alps-2024"]'
+
+
+def test_retrain_jobs_of_one_merge_are_never_dropped_by_the_next() -> None:
+    """A concurrency group keeps one pending run and cancels the older one: only per model is that safe."""
+    workflow = _retrain()
+    assert "concurrency" not in workflow, "a workflow-wide group drops a pending merge's models"
+    concurrency = workflow["jobs"]["retrain"]["concurrency"]
+    assert "${{ matrix.model }}" in concurrency["group"]
+    assert "${{ github.ref }}" in concurrency["group"]
+    assert concurrency["cancel-in-progress"] is False
+
+
+def test_retrain_workflow_deploys_only_where_it_publishes() -> None:
+    """Overlays bumped by the workflow fetch from the store it publishes to (dev reads its own MinIO)."""
+    from tests.infra.kustomize import render
+
+    steps = _retrain()["jobs"]["retrain"]["steps"]
+    (bump,) = [s for s in steps if "model_pointer.py set" in str(s.get("run", ""))]
+    bumped = set(re.findall(r"infra/k8s/overlays/[\w-]+", bump["run"]))
+    assert "infra/k8s/overlays/prod" in bumped
+    for overlay in sorted(bumped):
+        models = next(
+            d
+            for d in render(ROOT / overlay)
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "lulc-models"
+        )
+        assert "AWS_ENDPOINT_URL" not in models["data"], f"{overlay} fetches from another store"
+        assert models["data"]["MODEL_STORE"] == "s3://lulc-models"
+    (pull_request,) = [
+        s for s in steps if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@")
+    ]
+    assert {pull_request["with"]["add-paths"]} == bumped
+    assert _retrain()["env"]["MODEL_STORE"].endswith("'s3://lulc-models' }}")

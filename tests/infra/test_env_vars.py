@@ -16,6 +16,8 @@ from tests.infra.conftest import INFRA, ROOT
 from tests.infra.kustomize import render
 
 ENV_NAME = re.compile(r"\bLULC_[A-Z0-9_]*[A-Z0-9]\b")
+SERVERLESS_PSEUDO = {"AWS::Region": "eu-central-1"}
+"""CloudFormation pseudo parameters the function's environment may reference, with a sample value."""
 SKIP_SUFFIXES = {".json", ".png"}
 
 
@@ -101,12 +103,10 @@ def _environments() -> list[tuple[str, dict[str, str]]]:
                 envs.append((f"k8s:{build}:{doc['metadata']['name']}", dict(doc["data"])))
     template = yaml.safe_load((INFRA / "serverless" / "template.yaml").read_text())
     variables = template["Resources"]["ClassifyFunction"]["Properties"]["Environment"]["Variables"]
-    parameters = template["Parameters"]
+    # A Ref names a template parameter (its default) or a CloudFormation pseudo parameter (a sample value).
+    values = {name: p["Default"] for name, p in template["Parameters"].items()} | SERVERLESS_PSEUDO
     envs.append(
-        (
-            "serverless",
-            {k: parameters[v["Ref"]]["Default"] if isinstance(v, dict) else v for k, v in variables.items()},
-        )
+        ("serverless", {k: values[v["Ref"]] if isinstance(v, dict) else v for k, v in variables.items()})
     )
     return [(where, env) for where, env in envs if any(k.startswith("LULC_") for k in env)]
 

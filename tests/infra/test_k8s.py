@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -179,3 +181,153 @@ def test_model_version_bump_reaches_configmap_and_pod_template(tmp_path: Path) -
     assert result.returncode == 0, result.stdout
     with pytest.raises(ValueError, match="invalid"):
         pointer.set_version(overlay, "demo", "bad version")
+
+
+def _fetchers() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every init container that copies models from the store, with the documents giving its ConfigMaps."""
+    prod = render(K8S / "overlays/prod")
+    templates = {t.stem: yaml.safe_load(t.read_text()) for t in TEMPLATES}
+    pods = {
+        "service": _by(prod, "Deployment", "lulc-service")["spec"]["template"]["spec"],
+        "dask-cluster": templates["dask-cluster"]["spec"]["worker"]["spec"],
+        "classify-job": templates["classify-job"]["spec"]["template"]["spec"],
+        "classify-job-dask": templates["classify-job-dask"]["spec"]["template"]["spec"],
+    }
+    found = {}
+    for where, pod in pods.items():
+        (fetch,) = [c for c in pod["initContainers"] if c["name"].startswith("fetch-model")]
+        found[where] = (fetch, prod)
+    return found
+
+
+FETCHERS = _fetchers()
+
+
+@pytest.mark.parametrize("where", sorted(FETCHERS))
+def test_model_fetch_fails_when_the_deployed_version_is_not_in_the_store(where: str, tmp_path: Path) -> None:
+    """`aws s3 cp --recursive` of a missing prefix copies nothing and succeeds: the script must notice."""
+    from tests.infra.shell import Sandbox, configmap_env
+
+    fetch, docs = FETCHERS[where]
+    env = configmap_env(docs, fetch)
+    box = Sandbox(tmp_path)
+    box.publish("demo", "v1")
+    found = box.run(fetch, {**env, "MODEL_VERSIONS": "demo=v1"})
+    assert found.returncode == 0, found.stderr
+    assert (tmp_path / "models" / "demo" / "model.json").is_file()
+    assert (tmp_path / "models" / "demo" / "model.onnx").is_file()
+
+    missing = Sandbox(tmp_path / "missing")
+    missing.publish("demo", "v1")
+    result = missing.run(fetch, {**env, "MODEL_VERSIONS": "demo=v2"})
+    assert result.returncode != 0, f"{where}: a missing model version must fail the init container"
+    assert "demo v2 missing" in result.stderr
+    assert [c["argv"][-2] for c in missing.calls("aws")] == [f"{missing.store}/demo/v2/"]
+
+
+@pytest.mark.parametrize("where", sorted(FETCHERS))
+def test_model_fetch_of_an_undeployed_model(where: str, tmp_path: Path) -> None:
+    """`none` (not deployed yet): the long-running pods start without it; a classify Job cannot run."""
+    from tests.infra.shell import Sandbox, configmap_env
+
+    fetch, docs = FETCHERS[where]
+    box = Sandbox(tmp_path)
+    result = box.run(fetch, {**configmap_env(docs, fetch), "MODEL_VERSIONS": "demo=none"})
+    if where.startswith("classify-job"):
+        assert result.returncode != 0
+        assert "not deployed" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+    assert box.calls("aws") == []
+
+
+JOB_TEMPLATES = ["classify-job", "classify-job-dask"]
+
+
+def _job_container(template: str, kind: str, name: str) -> dict[str, Any]:
+    job = yaml.safe_load((K8S / "templates" / f"{template}.yaml").read_text())
+    (container,) = [c for c in job["spec"]["template"]["spec"][kind] if c["name"] == name]
+    return container
+
+
+@pytest.mark.parametrize("build", ["overlays/dev", "overlays/prod"])
+@pytest.mark.parametrize("template", JOB_TEMPLATES)
+def test_classify_job_passes_the_configmap_search_and_sizing_settings(
+    template: str, build: str, tmp_path: Path
+) -> None:
+    """`lulc classify` reads no LULC_SERVICE_* setting: the Job must pass them, or it searches everything."""
+    import typer
+
+    from lulc.cli import app
+    from tests.infra.shell import Sandbox, configmap_env
+
+    classify = typer.main.get_command(app).commands["classify"]  # type: ignore[attr-defined]
+    container = _job_container(template, "initContainers", "classify")
+    env = configmap_env(render(K8S / build), container)
+    for cloud in (None, "20"):
+        box = Sandbox(tmp_path / str(cloud))
+        run_env = env if cloud is None else {**env, "LULC_SERVICE_MAX_CLOUD_COVER": cloud}
+        result = box.run(container, run_env)
+        assert result.returncode == 0, result.stderr
+        (argv,) = box.calls("lulc")
+        assert argv[0] == "classify"
+        params = classify.make_context("classify", argv[1:]).params
+        assert params["stac"] == env["LULC_SERVICE_STAC_URL"]
+        assert params["collection"] == [env["LULC_SERVICE_COLLECTION"]]
+        assert params["threads"] == int(env["LULC_SERVICE_THREADS"])
+        assert params["workers"] == int(env["LULC_SERVICE_WORKERS"])
+        assert params["max_cloud_cover"] == (None if cloud is None else float(cloud))
+        assert params["datetime"] == env["DATETIME"]
+        assert json.loads((tmp_path / str(cloud) / "work" / "aoi.geojson").read_text())["type"] == "Polygon"
+
+
+@pytest.mark.parametrize("build", ["overlays/dev", "overlays/prod"])
+@pytest.mark.parametrize("template", JOB_TEMPLATES)
+def test_classify_job_publishes_to_the_store_the_service_uses(
+    template: str, build: str, tmp_path: Path
+) -> None:
+    """Dev's outputs go to its MinIO (LULC_SERVICE_S3_ENDPOINT), not to AWS; item.json last."""
+    from tests.infra.shell import Sandbox, configmap_env
+
+    container = _job_container(template, "containers", "publish")
+    env = configmap_env(render(K8S / build), container)
+    box = Sandbox(tmp_path)
+    (tmp_path / "work" / "out").mkdir()
+    for name in ("classes.tif", "item.json"):
+        (tmp_path / "work" / "out" / name).write_text("x")
+    result = box.run(container, {**env, "RUN_ID": "lulc-classify-x1y2z"})
+    assert result.returncode == 0, result.stderr
+    calls = box.calls("aws")
+    assert {c["endpoint"] for c in calls} == {env.get("LULC_SERVICE_S3_ENDPOINT")}
+    dest = f"{env['LULC_SERVICE_OUTPUT_URL']}/lulc-classify-x1y2z"
+    assert calls[-1]["argv"][-1] == f"{dest}/item.json"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_service_keeps_a_client_on_the_pod_holding_its_jobs(build: str) -> None:
+    """Async jobs are per pod (memory + emptyDir): polls from the same client must reach the same replica."""
+    docs = render(K8S / build)
+    service = _by(docs, "Service", "lulc-service")["spec"]
+    assert service["sessionAffinity"] == "ClientIP"
+    assert service["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 3600
+    volumes = _by(docs, "Deployment", "lulc-service")["spec"]["template"]["spec"]["volumes"]
+    work = next(v for v in volumes if v["name"] == "work")
+    assert "emptyDir" in work, "a shared volume would change what the affinity is for: update the README"
+    readme = (INFRA / "README.md").read_text()
+    assert "sessionAffinity: ClientIP" in readme
+    assert "per pod" in readme
+
+
+@pytest.mark.parametrize("build", ["overlays/dev", "overlays/prod"])
+def test_each_overlay_sets_the_s3_region_of_its_output_bucket(build: str) -> None:
+    """The service signs S3 requests for LULC_SERVICE_S3_REGION (default us-east-1): state it per overlay."""
+    overlay = K8S / build
+    patched = [
+        d
+        for path in overlay.glob("*.yaml")
+        for d in yaml.safe_load_all(path.read_text())
+        if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "lulc-service"
+    ]
+    assert any("LULC_SERVICE_S3_REGION" in d.get("data", {}) for d in patched), f"{build} sets no region"
+    region = _by(render(overlay), "ConfigMap", "lulc-service")["data"]["LULC_SERVICE_S3_REGION"]
+    assert re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region), region

@@ -82,3 +82,63 @@ def test_demo_model_trains_through_the_workflow_path_and_the_gate_guards_it(tmp_
     assert result.exit_code != 0
     assert "accuracy" in (result.output + str(result.exception)).lower()
     assert not blocked.exists() or not any(blocked.iterdir())
+
+
+def _sibling_recipe(folder: Path, **paths: object) -> Path:
+    recipe = {
+        **yaml.safe_load(DEMO.read_text()),
+        "name": "alps",
+        "stac": "https://earth-search.aws.element84.com/v1",
+        "aoi": "alps/aoi.geojson",
+        "points": "alps/train.gpkg",
+        "classes": "./alps/classes.yaml",
+        **paths,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "alps.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_staging_copies_the_files_a_recipe_names_beside_it(tmp_path: Path) -> None:
+    """Paths are relative to the recipe: the staged recipe must find the same files next to it."""
+    from training.config import load_config
+
+    stage = load_script("stage_config")
+    models = tmp_path / "models"
+    (models / "alps").mkdir(parents=True)
+    for name, text in {
+        "aoi.geojson": '{"type": "Polygon"}',
+        "train.gpkg": "gpkg",
+        "classes.yaml": "x",
+    }.items():
+        (models / "alps" / name).write_text(text)
+    (models / "alps" / "unrelated.txt").write_text("not named by the recipe")
+    staged = stage.stage(_sibling_recipe(models), tmp_path / "root")
+    config = load_config(staged)
+    for key, name in {"aoi": "aoi.geojson", "points": "train.gpkg", "classes": "classes.yaml"}.items():
+        resolved = Path(str(getattr(config, key)))
+        assert resolved == (tmp_path / "root" / "alps" / name).resolve(), key
+        assert resolved.read_text() == (models / "alps" / name).read_text(), key
+    assert not (tmp_path / "root" / "alps" / "unrelated.txt").exists()
+    assert not (tmp_path / "root" / stage.DEMO_WORLD).exists()
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ({"aoi": "../outside.geojson"}, "leaves the recipe's folder"),
+        ({"points": "alps/missing.gpkg"}, "not a file"),
+        ({"stac": "alps/catalog.json"}, "local catalog"),
+    ],
+)
+def test_staging_refuses_files_it_cannot_stage(tmp_path: Path, paths: dict[str, str], message: str) -> None:
+    stage = load_script("stage_config")
+    models = tmp_path / "models"
+    (models / "alps").mkdir(parents=True)
+    for name in ("aoi.geojson", "train.gpkg", "classes.yaml", "catalog.json"):
+        (models / "alps" / name).write_text("{}")
+    (tmp_path / "outside.geojson").write_text("{}")
+    with pytest.raises(SystemExit, match=message):
+        stage.stage(_sibling_recipe(models, **paths), tmp_path / "root")
+    assert not (tmp_path / "root").exists(), "nothing staged from a refused recipe"

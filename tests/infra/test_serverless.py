@@ -81,3 +81,9 @@ def test_handler_answers_a_bad_event_with_a_clear_4xx(
     assert 400 <= answer["statusCode"] < 500
     detail = json.loads(answer["body"])["detail"]
     assert re.search(r"model|output_url", detail), detail
+
+
+def test_function_signs_s3_requests_for_its_own_region(function: dict[str, Any]) -> None:
+    """Without LULC_SERVICE_S3_REGION the service signs for us-east-1, wherever the stack is deployed."""
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["LULC_SERVICE_S3_REGION"] == {"Ref": "AWS::Region"}
