@@ -30,6 +30,10 @@ def format_datetime(value: str | None) -> str | None:
     return str(result) if result is not None else None
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
 def parse_datetime_interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None] | None:
     """``(start, end)`` aware UTC datetimes (``None`` for an open end), or ``None`` for no filter.
 
@@ -41,7 +45,8 @@ def parse_datetime_interval(value: str | None) -> tuple[dt.datetime | None, dt.d
         return None
     parts = formatted.split("/")
     try:
-        bounds = [None if p in ("..", "") else pystac.utils.str_to_datetime(p) for p in parts]
+        # in UTC whatever offset was given: periods are cut and labelled in UTC (service.series)
+        bounds = [None if p in ("..", "") else _utc(pystac.utils.str_to_datetime(p)) for p in parts]
     except ValueError as exc:
         raise InputError(f"invalid datetime {value!r}: {exc}") from exc
     if len(bounds) == 1:

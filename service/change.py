@@ -18,6 +18,7 @@ Both maps are read block by block; where either is nodata the change is nodata.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import numpy.typing as npt
+import pystac
 import rasterio
 from rasterio.windows import Window
 
@@ -98,6 +100,29 @@ def check_comparable(a: RunFolder, b: RunFolder) -> None:
         raise InputError(
             f"the maps' stats.json give different pixel areas: {a.pixel_area_m2} and {b.pixel_area_m2} m2"
         )
+    start, end = _start(a), _end(b)
+    if start is not None and end is not None and start > end:
+        raise InputError(
+            f"{a.path} ({start:%Y-%m-%d}) is later than {b.path} (up to {end:%Y-%m-%d}): give the earlier "
+            "run first, the change is from the first map to the second"
+        )
+
+
+def _when(run: RunFolder, key: str) -> dt.datetime | None:
+    props = run.item.get("properties", {})
+    value = props.get(key) or props.get("datetime")
+    try:
+        return pystac.utils.str_to_datetime(str(value)).astimezone(dt.UTC) if value else None
+    except ValueError:
+        return None
+
+
+def _start(run: RunFolder) -> dt.datetime | None:
+    return _when(run, "start_datetime")
+
+
+def _end(run: RunFolder) -> dt.datetime | None:
+    return _when(run, "end_datetime")
 
 
 def _table_text(classes: ClassTable) -> str:

@@ -36,7 +36,7 @@ class RunGrid:
     def describe(self) -> str:
         """A short text naming the grid, for error messages."""
         t = self.transform
-        return f"{self.crs.to_string()} {self.width}x{self.height} px of {t.a:g} m at ({t.c:g}, {t.f:g})"
+        return f"{self.crs.to_string()} {self.width}x{self.height} px of {t.a:g} m at ({t.c!r}, {t.f!r})"
 
 
 @dataclass(frozen=True)

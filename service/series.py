@@ -139,18 +139,24 @@ def classify_series(
     skipped: dict[str, str] = {}
     for period in periods:
         progress.note(f"{period.label}: classifying {period.datetime}")
+        folder = out / period.label
+        existed = folder.exists()
         try:
             runs[period.label] = classify(
                 dataclasses.replace(request, datetime=period.datetime),
                 model,
                 reader_factory,
-                out / period.label,
+                folder,
                 workers=workers,
                 progress=progress,
                 dask_scheduler=dask_scheduler,
             )
         except (NoItemsError, NoValidPixelsError) as exc:
             skipped[period.label] = str(exc)
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # made for the run's staging: no empty period folder beside the maps
+            elif (folder / "classes.tif").exists():
+                skipped[period.label] += f"; {folder} still holds the map of an earlier run"
     if not runs:
         raise NoItemsError(
             f"no {every} of {request.datetime} has imagery to classify: "

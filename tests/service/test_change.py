@@ -85,10 +85,23 @@ def test_different_grids_are_refused_naming_both(runs: Runs, tmp_path: Path) -> 
         runs.second, tmp_path / "shifted", transform=from_origin(500020, 5000000, 10, 10)
     )
     with pytest.raises(
-        InputError, match=r"different grids: .*at \(500000, 5e\+06\) and .*at \(500020, 5e\+06\)"
+        InputError, match=r"different grids: .*at \(500000.0, 5000000.0\) and .*at \(500020.0, 5000000.0\)"
     ):
         change_runs(runs.first, shifted, tmp_path / "out")
     assert not (tmp_path / "out" / "item.json").exists()
+    # half a metre apart: the message told two identical origins apart no more (review)
+    nudged = _rewrite_classes(
+        runs.second, tmp_path / "nudged", transform=from_origin(500000.5, 5000000, 10, 10)
+    )
+    with pytest.raises(InputError, match=r"at \(500000.0, 5000000.0\) and .*at \(500000.5, 5000000.0\)"):
+        change_runs(runs.first, nudged, tmp_path / "out")
+
+
+def test_the_earlier_run_comes_first(runs: Runs, tmp_path: Path) -> None:
+    """Review: 2025 to 2024 made an item ending before it starts, and a 'from 2025 to 2024' matrix."""
+    with pytest.raises(InputError, match=r"\(2025-06-01\) is later than .* \(up to 2024-"):
+        change_runs(runs.second, runs.first, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_different_class_tables_are_refused_naming_both(runs: Runs, tmp_path: Path) -> None:

@@ -116,6 +116,11 @@ def test_periods_are_whole_calendar_steps_clipped_to_the_window() -> None:
         ("2021-SON", "2021-09-01T00:00:00Z/2021-11-30T23:59:59Z"),
         ("2022-DJF", "2021-12-01T00:00:00Z/2021-12-31T23:59:59Z"),  # a winter is labelled by its end
     ]
+    # a window given in another offset is cut in UTC, as the labels mean (review: it was cut in its offset)
+    shifted = split_periods("2020-12-31T22:00:00-05:00/2021-01-31", "month")
+    assert [(p.label, p.datetime) for p in shifted] == [
+        ("2021-01", "2021-01-01T03:00:00Z/2021-01-31T23:59:59Z")
+    ]
     for window, every, message in (
         ("2021/..", "year", "both ends"),
         (None, "year", "both ends"),
@@ -255,3 +260,16 @@ def test_every_season_maps_each_season_from_its_own_acquisition(
     times = {label: run.item_dict["properties"]["datetime"][:10] for label, run in result.runs.items()}
     assert times == {"2021-JJA": "2021-07-18", "2021-SON": "2021-09-06"}
     assert_valid_stac_file(tmp_path / "collection.json")
+
+
+def test_a_period_without_valid_pixels_leaves_no_empty_folder(tmp_path: Path) -> None:
+    """Review: every skipped period kept the empty folder made for its staging."""
+    from service.readers import ImageReaderFactory
+    from tests.service.products_support import train_model, truth_map, write_image
+
+    model = load_model(train_model(tmp_path))
+    image = write_image(tmp_path / "masked.tif", truth_map((64, 64), 16, 1), 0.02, 1, nodata_corner=64)
+    request = ClassifyRequest(aoi=None, datetime="2024-01-01/2024-03-31", block_size=64)
+    with pytest.raises(NoItemsError, match="no month of 2024-01-01/2024-03-31"):
+        classify_series(request, model, ImageReaderFactory(image), tmp_path / "out", "month", workers=1)
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_dir()] == []
