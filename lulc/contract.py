@@ -36,7 +36,8 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity are no scale, offset, resolution or threshold: refused, not carried to every pixel
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Radiometry(_Strict):
@@ -57,7 +58,10 @@ class Inputs(_Strict):
     bands: list[str] = Field(min_length=1, description="Band names, in feature order.")
     resolution: float = Field(gt=0, description="Ground sampling distance in metres.")
     radiometry: Radiometry = Radiometry()
-    mask_scl: list[int] = Field(default_factory=lambda: list(DEFAULT_MASK_SCL))
+    mask_scl: list[Annotated[int, Field(ge=0, le=11)]] = Field(
+        default_factory=lambda: list(DEFAULT_MASK_SCL),
+        description="Sentinel-2 scene classification (SCL) classes 0-11 masked as invalid.",
+    )
     composite: Literal["median", "first-valid"] = "median"
     seasons: list[Season] | None = Field(
         default=None,

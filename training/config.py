@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,8 @@ from training.errors import ConfigError
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
 """Estimators ``lulc train`` knows, by short name."""
+MODEL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_.\-\s]+[a-zA-Z0-9]$"
+"""STAC MLM's ``mlm:name`` (v1.4): the model item written with every model validates."""
 
 
 class CvOptions(BaseModel):
@@ -78,9 +81,13 @@ class TrainingConfig(BaseModel):
         out: models/{version}         # {version} becomes the content-hash version
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN scale, offset or resolution
 
-    name: str = Field(default="lulc-model", min_length=1)
+    name: str = Field(
+        default="lulc-model",
+        description="Model name (the MLM item's mlm:name): a letter first, a letter or digit last, and "
+        "letters, digits, '_', '.', '-' or spaces between; at least 3 characters.",
+    )
     # (a) STAC imagery
     stac: str | None = Field(default=None, description="STAC API URL or static catalog path/URL.")
     collection: str = "sentinel-2-l2a"
@@ -144,6 +151,16 @@ class TrainingConfig(BaseModel):
     baseline: str | None = None
     tolerance: float = Field(default=0.02, ge=0, le=1, description="Allowed fall of OA and class F1.")
     out: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _mlm_name(cls, value: str) -> str:
+        if not re.fullmatch(MODEL_NAME_PATTERN, value):
+            raise ValueError(
+                f"{value!r} cannot name a model (STAC MLM's mlm:name): a letter first, a letter or digit "
+                "last, at least 3 characters of letters, digits, '_', '.', '-' or spaces"
+            )
+        return value
 
     @field_validator("bands", "indices", "models", "image_bands", mode="before")
     @classmethod

@@ -193,3 +193,26 @@ def test_the_mlm_item_validates_against_core_and_its_extensions(contract: ModelC
     # Control: without the band descriptions MLM 1.4 refuses the item.
     del item["assets"]["model"]["raster:bands"]
     assert any("mlm" in p for p in stac_errors(item))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle"),
+    [
+        (("inputs", "radiometry", "scale"), float("nan"), "scale"),
+        (("inputs", "radiometry", "offset"), float("inf"), "offset"),
+        (("inputs", "resolution"), float("inf"), "resolution"),
+        (("inputs", "mask_scl"), [-3, 1], "mask_scl"),
+        (("inputs", "mask_scl"), [3, 999], "mask_scl"),
+    ],
+)
+def test_values_a_model_cannot_run_with_are_refused(
+    contract: ModelContract, path: tuple[str, ...], value: object, needle: str
+) -> None:
+    """Review: a NaN scale made every --image pixel nodata without an error; SCL classes are 0-11."""
+    data = json.loads(contract.to_json())
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ContractError, match=needle):
+        parse_contract(json.loads(json.dumps(data)), "odd.onnx")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import pytest
 from typer.testing import CliRunner
 
 from lulc.cli import app
@@ -217,3 +218,16 @@ def test_train_prints_its_result_on_stdout_and_its_progress_on_stderr(
     assert lines[0].startswith("kept dt ")
     assert lines[1].startswith(f"wrote {out_parent / 'model'}/")
     assert done.stderr.strip(), "the stages are reported on stderr"
+
+
+def test_a_model_name_the_mlm_item_cannot_carry_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Review: 'rf' or '2024-landcover' trained, and the model item written failed MLM's mlm:name pattern."""
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    for bad in ("rf", "2024-landcover", "forêt", "model_", "kasumigaura/rf"):
+        with pytest.raises(ConfigError, match=rf"name: .*'{bad}' cannot name a model"):
+            make_config({}, {"name": bad})
+    assert make_config({}, {"name": "Kasumigaura RF 2"}).name == "Kasumigaura RF 2"
+    with pytest.raises(ConfigError, match="scale"):  # refused up front, not when the contract is written
+        make_config({}, {"scale": float("nan")})
