@@ -173,12 +173,10 @@ class OutputGrid:
         also measures grids across the antimeridian, whose lon/lat outline is no valid polygon.
         """
         cell = max(AREA_CELL, -(-max(self.width, self.height) // 64))
-        rows = np.arange(-(-self.height // cell))
-        cols = np.arange(-(-self.width // cell))
-        r, c = np.meshgrid(rows, cols, indexing="ij")
-        full = pixel_areas_m2(self.crs, self.transform * Affine.scale(cell), r, c)  # one cell as one pixel
-        pixels = np.minimum(cell, self.height - r * cell) * np.minimum(cell, self.width - c * cell)
-        return float(np.sum(full * pixels.ravel() / (cell * cell))) / self.n_pixels
+        return (
+            float(cell_areas_m2(self.crs, self.transform, self.width, self.height, cell).sum())
+            / self.n_pixels
+        )
 
 
 AREA_CELL = 64
@@ -195,8 +193,25 @@ def pixel_areas_m2(
     """
     r = np.asarray(rows, dtype=np.float64).ravel()
     c = np.asarray(cols, dtype=np.float64).ravel()
-    corner_cols = np.stack([c, c + 1, c + 1, c], axis=1)
-    corner_rows = np.stack([r, r, r + 1, r + 1], axis=1)
+    return rectangle_areas_m2(crs, transform, r, c, r + 1, c + 1)
+
+
+def rectangle_areas_m2(
+    crs: str,
+    transform: Affine,
+    top: npt.ArrayLike,
+    left: npt.ArrayLike,
+    bottom: npt.ArrayLike,
+    right: npt.ArrayLike,
+) -> npt.NDArray[np.float64]:
+    """The true (geodesic, WGS84) area in m² of each rectangle of pixels ``top:bottom``, ``left:right``.
+
+    Its four corners are taken to lon/lat and joined by geodesics.
+    """
+    t, lft = np.asarray(top, dtype=np.float64).ravel(), np.asarray(left, dtype=np.float64).ravel()
+    b, rgt = np.asarray(bottom, dtype=np.float64).ravel(), np.asarray(right, dtype=np.float64).ravel()
+    corner_cols = np.stack([lft, rgt, rgt, lft], axis=1)
+    corner_rows = np.stack([t, t, b, b], axis=1)
     x, y = transform * (corner_cols, corner_rows)
     lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(x, y)
     lon = np.asarray(lon).reshape(-1, 4)
@@ -205,6 +220,19 @@ def pixel_areas_m2(
     return np.array(
         [abs(geod.polygon_area_perimeter(lon[i], lat[i])[0]) for i in range(lon.shape[0])], dtype=np.float64
     )
+
+
+def cell_areas_m2(crs: str, transform: Affine, width: int, height: int, cell: int) -> npt.NDArray[np.float64]:
+    """The true area (m²) of each ``cell`` x ``cell`` pixel cell of a grid: ``(cell rows, cell columns)``.
+
+    The last row and column of cells are cut to the grid.
+    """
+    row_edges = np.minimum(np.arange(0, height + cell, cell), height)
+    col_edges = np.minimum(np.arange(0, width + cell, cell), width)
+    row_edges, col_edges = np.unique(row_edges), np.unique(col_edges)
+    t, lft = np.meshgrid(row_edges[:-1], col_edges[:-1], indexing="ij")
+    b, rgt = np.meshgrid(row_edges[1:], col_edges[1:], indexing="ij")
+    return rectangle_areas_m2(crs, transform, t, lft, b, rgt).reshape(t.shape)
 
 
 def utm_crs(geometry: BaseGeometry) -> str:

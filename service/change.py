@@ -31,6 +31,7 @@ import pystac
 import rasterio
 from rasterio.windows import Window
 
+from lulc.areas import area_cells
 from lulc.classes import NODATA, ClassTable, LandCoverClass
 from lulc.cog import CogOptions, translate_to_cog
 from lulc.errors import InputError
@@ -220,6 +221,8 @@ def change_runs(
     sampled = np.full(len(sample.rows) if sample else 0, -1, dtype=np.int64)
     progress = progress or NullProgress()
     counts = np.zeros(256, dtype=np.int64)
+    cells = area_cells(a.grid.crs.to_string(), a.grid.transform, a.grid.width, a.grid.height)
+    area_m2 = np.zeros(256, dtype=np.float64)
     blocks = list(grid_blocks(grid.height, grid.width, block_size))
     with staging_dir(out) as staging, gdal_env():
         tmp = staging / "change.tmp.tif"
@@ -246,17 +249,20 @@ def change_runs(
                     )
                     sampled[here] = codes[sample.rows[here] - block.row, sample.cols[here] - block.col]
                 counts += np.bincount(codes.ravel(), minlength=256)
+                if cells is not None:
+                    area_m2 += cells.sum_by_value(codes, block.row, block.col)
                 progress.advance()
         translate_to_cog(tmp, staging / CHANGE_NAME, CHANGE_COG)
         tmp.unlink()
         (staging / CHANGE_AUX).write_text(aux_xml(pairs), encoding="utf-8")
         (staging / CHANGE_QML).write_text(qml_style(pairs), encoding="utf-8")
         pixels = counts[: n * n].reshape(n, n)
-        matrix = transition_matrix(a, b, pixels, int(counts[NODATA]))
+        # each pixel's own area where pixel areas vary across the map (lulc.areas), else the mean one
+        area = pixels * a.pixel_area_m2 if cells is None else area_m2[: n * n].reshape(n, n)
+        hectares = np.asarray(area, dtype=np.float64) / 10_000.0
+        matrix = transition_matrix(a, b, pixels, hectares, int(counts[NODATA]))
         (staging / MATRIX_NAME).write_text(dump_json(matrix), encoding="utf-8")
-        (staging / FIGURE_NAME).write_text(
-            transition_svg(a.classes, pixels, a.pixel_area_m2), encoding="utf-8"
-        )
+        (staging / FIGURE_NAME).write_text(transition_svg(a.classes, pixels, hectares), encoding="utf-8")
         files = [CHANGE_NAME, CHANGE_AUX, CHANGE_QML, MATRIX_NAME, FIGURE_NAME]
         areas = None
         if sample is not None:
@@ -319,17 +325,20 @@ def change_design(points: str | Path, n: int) -> ChangeDesign | None:
 
 
 def transition_matrix(
-    a: RunFolder, b: RunFolder, pixels: npt.NDArray[np.int64], nodata_pixels: int
+    a: RunFolder,
+    b: RunFolder,
+    pixels: npt.NDArray[np.int64],
+    hectares: npt.NDArray[np.float64],
+    nodata_pixels: int,
 ) -> dict[str, Any]:
     """The transition matrix as JSON: rows are classes in the first map, columns in the second."""
-    ha = a.pixel_area_m2 / 10_000.0
     names = a.classes.names
     return {
         "from": str(a.item.get("id", a.path.name)),
         "to": str(b.item.get("id", b.path.name)),
         "classes": [{"value": c.value, "name": c.name} for c in a.classes.classes],
         "pixels": pixels.tolist(),
-        "hectares": [[round(int(v) * ha, 4) for v in row] for row in pixels],
+        "hectares": [[round(float(v), 4) for v in row] for row in hectares],
         "pixel_area_m2": round(a.pixel_area_m2, 6),
         "compared_pixels": int(pixels.sum()),
         "changed_pixels": int(pixels.sum() - np.trace(pixels)),
@@ -337,22 +346,23 @@ def transition_matrix(
         "by_class": [
             {
                 "name": name,
-                "from_hectares": round(int(pixels[i].sum()) * ha, 4),
-                "to_hectares": round(int(pixels[:, i].sum()) * ha, 4),
-                "net_hectares": round(int(pixels[:, i].sum() - pixels[i].sum()) * ha, 4),
+                "from_hectares": round(float(hectares[i].sum()), 4),
+                "to_hectares": round(float(hectares[:, i].sum()), 4),
+                "net_hectares": round(float(hectares[:, i].sum() - hectares[i].sum()), 4),
             }
             for i, name in enumerate(names)
         ],
     }
 
 
-def transition_svg(classes: ClassTable, pixels: npt.NDArray[np.int64], pixel_area_m2: float) -> str:
+def transition_svg(
+    classes: ClassTable, pixels: npt.NDArray[np.int64], hectares: npt.NDArray[np.float64]
+) -> str:
     """The transition matrix (hectares) as an SVG figure: cells shaded by their share of the compared area."""
     n = len(classes.classes)
     cell, left, top = 110, 170, 90
     width, height = left + n * cell + 20, top + n * cell + 40
     total = max(int(pixels.sum()), 1)
-    ha = pixel_area_m2 / 10_000.0
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
         'font-size="12">',
@@ -376,11 +386,11 @@ def transition_svg(classes: ClassTable, pixels: npt.NDArray[np.int64], pixel_are
             )
             parts.append(
                 f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" text-anchor="middle" fill="{ink}">'
-                f"{int(pixels[i, j]) * ha:,.2f}</text>"
+                f"{float(hectares[i, j]):,.2f}</text>"
             )
     parts.append(
-        f'<text x="{left}" y="{height - 12}">Compared: {total * ha:,.2f} ha; changed: '
-        f"{(total - int(np.trace(pixels))) * ha:,.2f} ha</text>"
+        f'<text x="{left}" y="{height - 12}">Compared: {float(hectares.sum()):,.2f} ha; changed: '
+        f"{float(hectares.sum() - np.trace(hectares)):,.2f} ha</text>"
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -16,6 +16,7 @@ from typing import Any
 
 import rasterio
 
+from lulc.areas import area_cells
 from lulc.classes import NODATA
 from lulc.cog import translate_to_cog
 from lulc.errors import InputError
@@ -39,6 +40,7 @@ from service.output import (
     qml_style,
     staging_dir,
     staging_profile,
+    stats_document,
 )
 from service.product_item import (
     CLASSIFICATION,
@@ -86,28 +88,8 @@ def mmu_pixels(mmu_ha: float, pixel_area_m2: float) -> int:
 
 def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
     """``stats.json`` of a map derived from ``run`` (same layout as ``lulc classify`` writes)."""
-    pixel_m2 = run.pixel_area_m2
-    valid = counts.valid
-    rows = [
-        {
-            "value": c.value,
-            "name": c.name,
-            "pixels": int(counts.counts[c.value]),
-            "hectares": round(int(counts.counts[c.value]) * pixel_m2 / 10_000.0, 4),
-            "fraction": round(int(counts.counts[c.value]) / valid, 6) if valid else 0.0,
-        }
-        for c in run.classes.classes
-    ]
-    stats: dict[str, Any] = {
-        "classes": rows,
-        "valid_pixels": valid,
-        "nodata_pixels": int(counts.counts[NODATA]),
-        "total_pixels": run.grid.height * run.grid.width,
-        "pixel_area_m2": round(pixel_m2, 6),
-        "valid_hectares": round(valid * pixel_m2 / 10_000.0, 4),
-        "crs": run.stats.get("crs", run.grid.crs.to_string()),
-        "shape": [run.grid.height, run.grid.width],
-    }
+    crs = run.stats.get("crs", run.grid.crs.to_string())
+    stats = stats_document(counts, run.classes, run.pixel_area_m2, crs, run.grid.height, run.grid.width)
     if run.model:
         stats["model"] = run.model
     return stats
@@ -151,6 +133,7 @@ def clean_run(
     grid = run.grid
     n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
     counts = ClassCounts.empty()
+    cells = area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
     changed = 0
     with staging_dir(out) as staging, gdal_env():
         tmp_classes = staging / "classes.tmp.tif"
@@ -190,7 +173,8 @@ def clean_run(
                     dst.write(after, 1, window=window)
                     moved = before != after
                     changed += int(moved.sum())
-                    counts = counts.add(after)
+                    here = cells.sum_by_value(after, window.row_off, window.col_off) if cells else None
+                    counts = counts.add(after, here)
                     if conf_src is not None and conf_dst is not None:
                         confidence = conf_src.read(1, window=window)
                         confidence[moved] = NODATA

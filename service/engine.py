@@ -23,6 +23,7 @@ import numpy as np
 import rasterio
 import shapely.geometry
 
+from lulc.areas import area_cells
 from lulc.contract import ModelContract
 from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
@@ -127,6 +128,7 @@ def classify(
     with staging_dir(out) as staging:
         sink = BlockSink(staging, grid, contract.classes, request.confidence, layers)
         counts = ClassCounts.empty()
+        cells = area_cells(grid.crs, grid.transform, grid.width, grid.height)  # None: one pixel area
         aoa_inside = 0
         try:
             if dask_scheduler:
@@ -143,7 +145,9 @@ def classify(
                         block_result.confidence,
                         block_result.layers,
                     )
-                    counts = counts.add(block_result.labels)
+                    block = blocks[block_result.index]
+                    here = cells.sum_by_value(block_result.labels, block.row, block.col) if cells else None
+                    counts = counts.add(block_result.labels, here)
                     aoa_inside += block_result.aoa_inside
                     progress.advance()
         finally:

@@ -387,18 +387,25 @@ def qml_style(classes: ClassTable) -> str:
 
 @dataclass(frozen=True)
 class ClassCounts:
-    """Pixel counts per value 0-255 over the whole map."""
+    """Pixel counts per value 0-255 over the whole map, and their true ground areas where pixel areas vary."""
 
     counts: npt.NDArray[np.int64]
+    area_m2: npt.NDArray[np.float64] | None = None
+    """Square metres per value, summed pixel by pixel (``lulc.areas``); None: counts x the mean pixel area."""
 
     @classmethod
     def empty(cls) -> ClassCounts:
         """All zero."""
         return cls(np.zeros(256, dtype=np.int64))
 
-    def add(self, labels: npt.NDArray[np.uint8]) -> ClassCounts:
-        """These counts plus a block's."""
-        return ClassCounts(self.counts + np.bincount(labels.ravel(), minlength=256))
+    def add(
+        self, labels: npt.NDArray[np.uint8], area_m2: npt.NDArray[np.float64] | None = None
+    ) -> ClassCounts:
+        """These counts plus a block's (and the block's areas per value, where pixel areas vary)."""
+        counts = self.counts + np.bincount(labels.ravel(), minlength=256)
+        if area_m2 is None:
+            return ClassCounts(counts, self.area_m2)
+        return ClassCounts(counts, area_m2 if self.area_m2 is None else self.area_m2 + area_m2)
 
     @property
     def valid(self) -> int:
@@ -408,8 +415,25 @@ class ClassCounts:
 
 def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> dict[str, Any]:
     """``stats.json``: pixels and hectares per class (true ground area, whatever the CRS)."""
-    pixel_m2 = grid.pixel_area_m2()
+    return stats_document(counts, classes, grid.pixel_area_m2(), grid.crs, grid.height, grid.width)
+
+
+def stats_document(
+    counts: ClassCounts, classes: ClassTable, pixel_m2: float, crs: str, height: int, width: int
+) -> dict[str, Any]:
+    """``stats.json`` of a map: each class's pixels, share and hectares.
+
+    Hectares are the counts' summed pixel areas where the map has them (pixel areas varying by more than
+    0.1 %: ``lulc.areas``), else pixels x ``pixel_m2``, the map's mean true pixel area.
+    """
     valid = counts.valid
+
+    def hectares(pixels: int, value: int | None) -> float:
+        if counts.area_m2 is None:
+            return round(pixels * pixel_m2 / 10_000.0, 4)
+        area = counts.area_m2.sum() - counts.area_m2[NODATA] if value is None else counts.area_m2[value]
+        return round(float(area) / 10_000.0, 4)
+
     rows = []
     for c in classes.classes:
         pixels = int(counts.counts[c.value])
@@ -418,7 +442,7 @@ def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> d
                 "value": c.value,
                 "name": c.name,
                 "pixels": pixels,
-                "hectares": round(pixels * pixel_m2 / 10_000.0, 4),
+                "hectares": hectares(pixels, c.value),
                 "fraction": round(pixels / valid, 6) if valid else 0.0,
             }
         )
@@ -426,11 +450,12 @@ def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> d
         "classes": rows,
         "valid_pixels": valid,
         "nodata_pixels": int(counts.counts[NODATA]),
-        "total_pixels": grid.n_pixels,
+        "total_pixels": height * width,
         "pixel_area_m2": round(pixel_m2, 6),
-        "valid_hectares": round(valid * pixel_m2 / 10_000.0, 4),
-        "crs": grid.crs,
-        "shape": [grid.height, grid.width],
+        "valid_hectares": hectares(valid, None),
+        "hectares_from": "mean pixel area" if counts.area_m2 is None else "each pixel's area",
+        "crs": crs,
+        "shape": [height, width],
     }
 
 

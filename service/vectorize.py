@@ -4,8 +4,8 @@ The map is read block by block. Patches are labelled as ``lulc clean`` labels th
 first pass joins the patches that cross block edges, so each patch's last block is known. A patch inside one
 block is polygonised (GDAL's polygoniser on the block's labels) and written at once; the pieces of a patch
 that crosses blocks are held only until its last block, then dissolved into one geometry. Areas are true
-ground areas: pixels times ``stats.json``'s pixel area, so the polygons' areas add up to the map's class
-areas. Output: GeoPackage (``.gpkg``), FlatGeobuf (``.fgb``) or GeoParquet 1.1 (``.parquet``, row group by row
+ground areas: pixels times ``stats.json``'s pixel area, or, where pixel areas vary across the map, the
+pixels' own areas (``lulc.areas``), so the polygons' areas add up to the map's class areas. Output: GeoPackage (``.gpkg``), FlatGeobuf (``.fgb``) or GeoParquet 1.1 (``.parquet``, row group by row
 group), written under a temporary name and renamed.
 """
 
@@ -27,6 +27,7 @@ import shapely
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from lulc.areas import AreaCells, area_cells
 from lulc.classes import NODATA
 from lulc.cog import atomic_path
 from lulc.errors import InputError
@@ -61,6 +62,8 @@ class Patch:
     confidence_sum: int
     confidence_pixels: int
     geometry: BaseGeometry
+    area_m2: float | None = None
+    """The pixels' summed true areas where pixel areas vary across the map (``lulc.areas``), else None."""
 
 
 @dataclass
@@ -70,6 +73,7 @@ class _Pieces:
     value: int
     parts: list[BaseGeometry] = field(default_factory=list)
     pixels: int = 0
+    area_m2: float = 0.0
     confidence_sum: int = 0
     confidence_pixels: int = 0
 
@@ -126,11 +130,12 @@ def iter_patches(
                 block_size=block_size,
             )
             sieve.join()
+            cells = area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
             blocks = list(grid_blocks(grid.height, grid.width, block_size))
             progress.start("vectorizing blocks", len(blocks))
             open_patches: dict[int, _Pieces] = {}
             for block in blocks:
-                yield from _block_patches(sieve, block, grid.transform, conf, open_patches)
+                yield from _block_patches(sieve, block, grid.transform, conf, open_patches, cells)
                 progress.advance()
         finally:
             if conf is not None:
@@ -143,11 +148,13 @@ def _block_patches(
     transform: rasterio.Affine,
     conf: rasterio.io.DatasetReader | None,
     open_patches: dict[int, _Pieces],
+    cells: AreaCells | None,
 ) -> Iterator[Patch]:
     patches = sieve.patches(block, joined=True)
     window = rasterio.windows.Window(block.col, block.row, block.width, block.height)
     n = patches.node.size
     local_pixels = np.bincount(patches.labels.ravel(), minlength=n)
+    local_area = None if cells is None else cells.sum_by_value(patches.labels, block.row, block.col, n)
     conf_sum = np.zeros(n, dtype=np.int64)
     conf_pixels = np.zeros(n, dtype=np.int64)
     if conf is not None:
@@ -166,12 +173,14 @@ def _block_patches(
                 int(conf_sum[label]),
                 int(conf_pixels[label]),
                 geometry,
+                None if local_area is None else float(local_area[label]),
             )
             continue
         root = int(patches.node[label])
         pieces = open_patches.setdefault(root, _Pieces(int(patches.value[label])))
         pieces.parts.extend(parts)
         pieces.pixels += int(local_pixels[label])
+        pieces.area_m2 += 0.0 if local_area is None else float(local_area[label])
         pieces.confidence_sum += int(conf_sum[label])
         pieces.confidence_pixels += int(conf_pixels[label])
     done = sorted(root for root in open_patches if sieve.edges.last_block[root] == block.index)
@@ -183,6 +192,7 @@ def _block_patches(
             pieces.confidence_sum,
             pieces.confidence_pixels,
             _dissolve(pieces.parts),
+            None if cells is None else pieces.area_m2,
         )
 
 
@@ -210,7 +220,8 @@ class _FeatureWriter:
         if not self.buffer and self.written:
             return
         patches, self.buffer = self.buffer, []
-        ha = self.run.pixel_area_m2 / 10_000.0
+        mean_ha = self.run.pixel_area_m2 / 10_000.0
+        ha = [p.pixels * mean_ha if p.area_m2 is None else p.area_m2 / 10_000.0 for p in patches]
         ids = np.arange(self.written + 1, self.written + len(patches) + 1, dtype=np.int64)
         fields = ["patch_id", "value", "class", "pixels", "area_ha"]
         data: list[npt.NDArray[Any]] = [
@@ -218,7 +229,7 @@ class _FeatureWriter:
             np.array([p.value for p in patches], dtype=np.int32),
             np.array([self.names.get(p.value, str(p.value)) for p in patches], dtype=object),
             np.array([p.pixels for p in patches], dtype=np.int64),
-            np.array([round(p.pixels * ha, 6) for p in patches], dtype=np.float64),
+            np.array([round(a, 6) for a in ha], dtype=np.float64),
         ]
         if self.with_confidence:
             fields.append("confidence")

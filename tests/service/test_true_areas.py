@@ -1,0 +1,98 @@
+"""Class hectares from each pixel's true area where pixel areas vary across the map (review).
+
+In Web Mercator a pixel's ground area shrinks as cos² latitude: 100 m pixels from 57.5 to 62 N cover 13 %
+less ground in the north than in the south. stats.json, the cleaned map's, the change matrix and the
+vectorized patches multiplied pixel counts by the map's mean pixel area, overstating the northern class
+by 7 % and understating the southern one by 6 %; the tiler already weighted each pixel.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pyproj
+import pytest
+from rasterio.transform import from_origin
+
+from lulc.cog import write_cog
+from lulc.grid import pixel_areas_m2
+from service.change import change_runs
+from service.clean import clean_run
+from service.vectorize import vectorize_run
+from tests.service.products_support import BANDS, MEANS, classify_image, train_model
+
+SIZE = 400
+"""Pixels a side, 1 km each: 400 km of Web Mercator, about 1.8 degrees of latitude at 60 N."""
+PIXEL = 1000.0
+
+
+def _image(path: Path, truth: np.ndarray, crs: str, origin: tuple[float, float]) -> Path:
+    dn = (MEANS[truth - 1].transpose(2, 0, 1) * 10000).astype(np.uint16)
+    return write_cog(
+        path,
+        dn,
+        crs=crs,
+        transform=from_origin(*origin, PIXEL, PIXEL),
+        nodata=0,
+        band_descriptions=list(BANDS),
+    )
+
+
+@pytest.fixture(scope="module")
+def mercator(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    root = tmp_path_factory.mktemp("mercator")
+    model = train_model(root)
+    origin = pyproj.Transformer.from_crs(4326, 3857, always_xy=True).transform(10.0, 60.2)
+    truth = np.ones((SIZE, SIZE), dtype=np.uint8)
+    truth[: SIZE // 2] = 2  # the northern half one class, the southern another
+    later = truth.copy()
+    later[: SIZE // 2, : SIZE // 4] = 3
+    first = classify_image(model, _image(root / "a.tif", truth, "EPSG:3857", origin), root / "2024", 128)
+    second = classify_image(
+        model, _image(root / "b.tif", later, "EPSG:3857", origin), root / "2025", 128, "2025-06-01"
+    )
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
+    areas = pixel_areas_m2("EPSG:3857", from_origin(*origin, PIXEL, PIXEL), rows[:, ::40], cols[:, ::40])
+    per_row = areas.reshape(SIZE, -1).mean(axis=1)  # one area per row: it varies with latitude only
+    return first, second, per_row
+
+
+def _hectares(mask: np.ndarray, per_row: np.ndarray) -> float:
+    return float((mask * per_row[:, None]).sum()) / 10_000.0
+
+
+def test_stats_clean_change_and_patches_weigh_each_pixel(
+    mercator: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    first, second, per_row = mercator
+    north, south = np.zeros((SIZE, SIZE), bool), np.zeros((SIZE, SIZE), bool)
+    north[: SIZE // 2], south[SIZE // 2 :] = True, True
+    assert per_row[0] < 0.95 * per_row[-1]  # the premise: northern pixels are much smaller
+
+    stats = json.loads((first / "stats.json").read_text())
+    hectares = {c["value"]: c["hectares"] for c in stats["classes"]}
+    assert hectares[2] == pytest.approx(_hectares(north, per_row), rel=1e-3)
+    assert hectares[1] == pytest.approx(_hectares(south, per_row), rel=1e-3)
+    assert stats["valid_hectares"] == pytest.approx(_hectares(north | south, per_row), rel=1e-4)
+    assert stats["hectares_from"] == "each pixel's area"
+    assert stats["pixel_area_m2"] * SIZE * SIZE / 10_000 == pytest.approx(stats["valid_hectares"], rel=1e-4)
+
+    cleaned = json.loads(
+        (clean_run(first, tmp_path / "clean", mmu_ha=100).out_dir / "stats.json").read_text()
+    )
+    assert [c["hectares"] for c in cleaned["classes"]] == [c["hectares"] for c in stats["classes"]]
+
+    matrix = change_runs(first, second, tmp_path / "change").matrix
+    moved = np.zeros((SIZE, SIZE), bool)
+    moved[: SIZE // 2, : SIZE // 4] = True
+    assert matrix["hectares"][1][2] == pytest.approx(_hectares(moved, per_row), rel=1e-3)  # 2 -> 3
+    assert matrix["by_class"][0]["from_hectares"] == pytest.approx(hectares[1], rel=1e-6)
+
+    patches = vectorize_run(first, tmp_path / "patches.gpkg").path
+    table = pyogrio.read_dataframe(patches)
+    by_value = table.groupby("value")["area_ha"].sum()
+    assert by_value[2] == pytest.approx(hectares[2], rel=2e-3)
+    assert by_value[1] == pytest.approx(hectares[1], rel=2e-3)
