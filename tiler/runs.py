@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lulc.errors import LulcError
+from lulc.gdal_env import gdal_env
 from tiler.backdrop import Backdrop, backdrop_of, image_backdrop
 from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError
@@ -139,6 +140,20 @@ def _bbox(item: dict[str, Any]) -> list[float] | None:
         return None
 
 
+def _raster_bbox(path: Path) -> list[float] | None:
+    """The map's own lon/lat bounds, for an item without a usable bbox (else the web map shows the world)."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    try:
+        with gdal_env(), rasterio.open(path) as src:
+            if src.crs is None:
+                return None
+            return [float(v) for v in transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)]
+    except (rasterio.errors.RasterioError, ValueError):
+        return None
+
+
 def _links(item: dict[str, Any], rel: str) -> Iterator[dict[str, Any]]:
     for link in item.get("links", []):
         if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
@@ -247,7 +262,7 @@ def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str]) 
         classes=str(map_path),
         confidence=str(confidence) if confidence.is_file() else None,
         item=item_path,
-        bbox=_bbox(item),
+        bbox=_bbox(item) or _raster_bbox(map_path),
         datetime=_datetime(item),
         date=date_label(item),
         model=_model_name(item),
