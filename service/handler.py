@@ -5,16 +5,21 @@ Event (a dict, or an API Gateway / function-URL event whose ``body`` is that dic
     {"aoi": {GeoJSON}, "datetime": "2024-06-01/2024-08-31", "model": "demo",
      "output_url": "s3://bucket/prefix/run-1", "stac": "https://...",   # stac optional
      "crs": "EPSG:32633", "confidence": true, "max_cloud_cover": 20,    # optional
-     "mmu_ha": 0.5, "mmu_connectivity": 4}                              # optional: also clean/
+     "mmu_ha": 0.5, "mmu_connectivity": 4,                              # optional: also clean/
+     "overwrite": false}                                                # optional: replace a run there
 
 ``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file
-baked into the image. Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``).
+baked into the image. Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``); a
+folder that already holds a published run is refused before any work unless ``overwrite`` is true. A proxy
+event's ``body`` may be base64 (``isBase64Encoded``).
 The answer is ``{"statusCode": 200, "headers": {...}, "body": JSON}`` with the STAC item and output
 URLs, or a 4xx/5xx status with ``{"detail": ..., "type": ...}`` as body.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import logging
@@ -26,15 +31,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lulc.aoi import check_vertex_limit
-from lulc.errors import InputError
+from lulc.errors import InputError, validation_problems
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
 from service.output_crs import check_output_grid
-from service.publish import destination_folder
+from service.publish import check_destination
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, run_order, validate_order
+from service.workflow import Order, run_order, s3_options, validate_order
 
 log = logging.getLogger("service.handler")
 
@@ -58,6 +63,9 @@ class ClassifyEvent(BaseModel):
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
     mmu_ha: float | None = Field(default=None, ge=0, le=MAX_MMU_HA)
     mmu_connectivity: Literal[4, 8] = 4
+    overwrite: bool = Field(
+        default=False, description="Replace a run already published at `output_url` (else that is a 400)."
+    )
 
     @field_validator("datetime")
     @classmethod
@@ -86,13 +94,15 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
         order = Order.of(parsed)
         check_vertex_limit(order.aoi, settings.max_aoi_vertices)
         area = validate_order(order, settings)
-        destination_folder(parsed.output_url)
+        check_destination(parsed.output_url, s3=s3_options(settings), replace=parsed.overwrite)
         model = resolve_model(parsed.model, settings)
         check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))
-        outcome = run_order(order, model, settings, work_dir=work_dir, destination=parsed.output_url)
+        outcome = run_order(
+            order, model, settings, work_dir=work_dir, destination=parsed.output_url, replace=parsed.overwrite
+        )
     except Exception as exc:  # every failure becomes a response, as the platform expects
         status = status_for(exc)
         if status >= 500:
@@ -120,18 +130,18 @@ def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
         if isinstance(data, str | bytes):
             data = json.loads(data)
         if isinstance(data, dict) and isinstance(data.get("body"), str) and "aoi" not in data:
-            data = json.loads(data["body"])
-    except json.JSONDecodeError as exc:
+            body: str | bytes = data["body"]
+            if data.get("isBase64Encoded") is True:  # API Gateway and function URLs may encode the body
+                body = base64.b64decode(body, validate=True)
+            data = json.loads(body)
+    except (json.JSONDecodeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InputError(f"the event is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InputError(f"the event must be a JSON object, got {type(data).__name__}")
     try:
         return ClassifyEvent.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InputError(f"invalid event: {problems}") from exc
+        raise InputError(f"invalid event: {validation_problems(exc, 'event')}") from exc
 
 
 @functools.lru_cache(maxsize=8)

@@ -96,8 +96,12 @@ class JobStore:
         """Where a job's record lives; None for an id that cannot be a job's (no path tricks)."""
         return self.folder / f"{job_id}.json" if _JOB_ID.match(job_id) else None
 
-    def save(self, record: dict[str, Any]) -> None:
-        """Write one job's record atomically (a reader sees the old record or the new, never half)."""
+    def save(self, record: dict[str, Any], keep: int | None = None) -> None:
+        """Write one job's record atomically (a reader sees the old record or the new, never half).
+
+        With ``keep``, the oldest finished records beyond the newest ``keep`` are deleted: the folder
+        holds what the service remembers, not every job it ever ran.
+        """
         path = self.path(str(record["id"]))
         if path is None:
             return
@@ -110,6 +114,21 @@ class JobStore:
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        if keep is not None:
+            self._prune(keep)
+
+    def _prune(self, keep: int) -> None:
+        records = []
+        for path in self.folder.glob("*.json"):
+            try:
+                records.append((path.stat().st_mtime_ns, path))
+            except FileNotFoundError:
+                continue
+        for _, path in sorted(records, reverse=True)[keep:]:
+            record = self.load(path.stem)
+            if record is not None and record.get("finished") is None:
+                continue  # still running (in this process): its record is rewritten when it ends
+            path.unlink(missing_ok=True)
 
     def load(self, job_id: str) -> dict[str, Any] | None:
         """A job's record, or None if there is none (or it is unreadable)."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from lulc.errors import InputError, LimitError
+from lulc.errors import InputError, LimitError, LulcError
 from service.job_store import JobStore, decode_error, decode_result, encode_error, encode_result
 
 log = logging.getLogger("service.jobs")
@@ -28,6 +28,10 @@ class BusyError(LimitError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class JobInterruptedError(LulcError):
+    """The service stopped (restart, scale-down) while the job ran; its work is lost."""
 
 
 class JobNotFoundError(InputError):
@@ -105,6 +109,9 @@ class Job:
             progress=(int(progress[0]), int(progress[1])) if progress else None,
             info=dict(record.get("info") or {}),
         )
+        if job.state is JobState.RUNNING:  # recorded by an earlier process, which stopped before it ended
+            job.state = JobState.FAILED
+            job.error = JobInterruptedError("the service restarted while this job ran; submit it again")
         if job.state is JobState.SUCCEEDED and job.result is None:  # its result class changed since
             job.state = JobState.FAILED
             job.error = RuntimeError("the job's stored result can no longer be read")
@@ -166,6 +173,7 @@ class JobRegistry:
                 self._running -= 1
                 del self._jobs[job.id]
             raise
+        self._store(job)  # running: a restart then finds it and says so, not "unknown job"
         future.add_done_callback(lambda f: self._finish(job, f))
         return job
 
@@ -204,12 +212,15 @@ class JobRegistry:
             job.finished = _now()
             self._running -= 1
             self._forget_old()
+        self._store(job)
+        job.done.set()
+
+    def _store(self, job: Job) -> None:
         if self.store is not None:
             try:
-                self.store.save(job.record())
+                self.store.save(job.record(), keep=self.keep)
             except (OSError, TypeError, ValueError) as exc:  # polling still works until a restart
                 log.warning("could not store job %s: %s", job.id, exc)
-        job.done.set()
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.finished is not None]

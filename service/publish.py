@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lulc.errors import InputError, LulcError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
@@ -117,18 +121,40 @@ def travelling_links(item: dict[str, Any], where: str = ITEM_NAME) -> dict[str, 
     return {**item, "links": kept}
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+"""S3 bucket names (lower-case letters, digits, dots and hyphens; 3 to 63 characters)."""
+
+
 def destination_folder(url: str) -> str:
-    """Canonical form of a destination: absolute path for local ones, ``s3://bucket/prefix`` otherwise."""
+    """Canonical form of a destination: absolute path for local ones, ``s3://bucket/prefix`` otherwise.
+
+    Checked before any work, so a destination the store would refuse fails now, not after the run.
+
+    Raises:
+        InputError: not a local path, ``file://`` or ``s3://`` URL, or one no store can write to.
+    """
     if is_local(url):
-        return str(local_path(url).expanduser().resolve())
+        try:
+            path = local_path(url).expanduser().resolve()
+        except (ValueError, RuntimeError, OSError) as exc:  # NUL bytes, ~unknown-user, ...
+            raise InputError(f"output URL {url[:200]!r} is no usable path: {exc}") from None
+        if any(parent.exists() and not parent.is_dir() for parent in (path, *path.parents)):
+            raise InputError(f"output URL {url[:200]!r} leads through a file, not a folder")
+        return str(path)
     parsed = urlparse(url)
     if parsed.scheme not in ("s3", "s3a"):
         raise InputError(
-            f"output URL {url!r} is neither a local directory, a file:// URL nor s3://bucket/prefix"
+            f"output URL {url[:200]!r} is neither a local directory, a file:// URL nor s3://bucket/prefix"
         )
     if not parsed.netloc:
-        raise InputError(f"output URL {url!r} names no bucket")
+        raise InputError(f"output URL {url[:200]!r} names no bucket")
+    if not _BUCKET.match(parsed.netloc):
+        raise InputError(f"output URL {url[:200]!r}: {parsed.netloc!r} is not an S3 bucket name")
+    if parsed.query or parsed.fragment or parsed.params:
+        raise InputError(f"output URL {url[:200]!r} has a query or fragment; give s3://bucket/prefix")
     prefix = parsed.path.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise InputError(f"output URL {url[:200]!r} has an empty, '.' or '..' path segment")
     return f"s3://{parsed.netloc}" + (f"/{prefix}" if prefix else "")
 
 
@@ -153,7 +179,11 @@ def open_store(url: str, s3: S3Options | None = None) -> ObjectStore:
 
 
 def output_files(src_dir: Path) -> list[str]:
-    """Relative paths of the files to publish: every regular, non-hidden file, ``item.json`` last."""
+    """Relative paths of the files to publish: every regular, non-hidden file, the items last.
+
+    Every ``item.json`` follows all other files, deeper folders' first and the run's own last: a reader
+    that finds an item finds the files it lists, and one that finds the run's item finds everything.
+    """
     if not src_dir.is_dir():
         raise InputError(f"output directory {src_dir} does not exist")
     names = sorted(
@@ -162,23 +192,26 @@ def output_files(src_dir: Path) -> list[str]:
         if (p.is_file() or p.is_symlink())
         and not any(part.startswith(".") for part in p.relative_to(src_dir).parts)
     )
-    if ITEM_NAME in names:
-        names.remove(ITEM_NAME)
-        names.append(ITEM_NAME)
-    return names
+    items = sorted((n for n in names if posixpath.basename(n) == ITEM_NAME), key=lambda n: (-n.count("/"), n))
+    return [n for n in names if posixpath.basename(n) != ITEM_NAME] + items
 
 
-def publish(src_dir: str | Path, dest: str, *, s3: S3Options | None = None) -> Published:
+def publish(
+    src_dir: str | Path, dest: str, *, s3: S3Options | None = None, replace: bool = False
+) -> Published:
     """Copy the files of ``src_dir`` to ``dest``, assets first and ``item.json`` last.
 
     Each file is written atomically by the store (temporary name + rename locally, one PUT on S3),
-    so a reader never sees half a file. If any copy fails, the assets copied by this call are
-    deleted again (unless an earlier, complete publication's ``item.json`` is already there) and
-    ``item.json`` is not written: the destination never announces an incomplete result.
+    so a reader never sees half a file. If any copy fails, the files copied by this call are deleted
+    again and ``item.json`` is not written: the destination never announces an incomplete result.
+    A destination that already holds a published run is refused unless ``replace``: then its
+    ``item.json`` goes first (no reader pairs it with new files), and its files the new run does not
+    write go after the new ``item.json`` is in place.
 
     Raises:
-        PublishError: a copy failed; the message names the file and the destination.
-        InputError: ``src_dir`` does not exist or ``dest`` is not a supported URL.
+        PublishError: a copy failed; the message names the file and the destination (the store's own
+            error goes to the log: it can name internal hosts and paths).
+        InputError: ``src_dir`` does not exist, ``dest`` is not a supported URL, or it holds a run.
     """
     import obstore
     from obstore.exceptions import BaseError as StoreError
@@ -189,35 +222,79 @@ def publish(src_dir: str | Path, dest: str, *, s3: S3Options | None = None) -> P
     files = {name: join_url(folder, name) for name in names}
     if is_local(dest) and Path(folder) == src:
         return Published(url=folder, files=files)
+    store = _open(dest, s3, folder)
+    earlier = _published(store, folder)
+    if earlier and not replace:
+        raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
     try:
-        store = open_store(dest, s3)
+        if earlier:
+            obstore.delete(store, ITEM_NAME)
     except (OSError, ValueError, StoreError) as exc:
-        raise PublishError(f"cannot open output destination {folder}: {exc}") from exc
+        log.warning("cannot remove %s/%s: %s", folder, ITEM_NAME, exc)
+        raise PublishError(f"cannot replace the run published at {folder}") from None
     done: list[str] = []
-    try:
-        for name in names:
-            try:
-                obstore.put(store, name, src / name, use_multipart=None)
-            except (OSError, ValueError, StoreError) as exc:
-                raise PublishError(f"cannot publish {src / name} to {files[name]}: {exc}") from exc
-            done.append(name)
-    except PublishError:
-        _remove_partial(store, done)
-        raise
+    for name in names:
+        try:
+            obstore.put(store, name, src / name, use_multipart=None)
+        except (OSError, ValueError, StoreError) as exc:
+            log.warning("cannot publish %s to %s: %s", src / name, files[name], exc)
+            _remove(store, done)
+            raise PublishError(f"cannot publish {name} to {files[name]}") from None
+        done.append(name)
+    _remove(store, [name for name in earlier if name not in files])
     return Published(url=folder, files=files)
 
 
-def _remove_partial(store: ObjectStore, done: list[str]) -> None:
-    """Best effort: delete what this failed publication wrote, unless a complete one was already there."""
+_ELSEWHERE = "choose another output folder, or replace that run (overwrite: true)"
+
+
+def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool = False) -> None:
+    """Refuse, before any work, a destination that already holds a published run (unless ``replace``).
+
+    Raises:
+        InputError: not a supported URL, or it holds a run's ``item.json``.
+        PublishError: the store cannot be reached.
+    """
+    folder = destination_folder(dest)
+    if replace or (is_local(dest) and not Path(folder).exists()):
+        return
+    if _published(_open(dest, s3, folder), folder):
+        raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
+
+
+def _open(dest: str, s3: S3Options | None, folder: str) -> ObjectStore:
+    from obstore.exceptions import BaseError as StoreError
+
+    try:
+        return open_store(dest, s3)
+    except (OSError, ValueError, StoreError) as exc:
+        log.warning("cannot open output destination %s: %s", folder, exc)
+        raise PublishError(f"cannot open output destination {folder}") from None
+
+
+def _published(store: ObjectStore, folder: str) -> list[str]:
+    """The files under a destination that holds a run's ``item.json``; [] when it holds none."""
     import obstore
     from obstore.exceptions import BaseError as StoreError
 
     try:
         obstore.head(store, ITEM_NAME)
-        return  # an earlier complete publication: its assets were overwritten atomically, keep them
-    except (OSError, ValueError, StoreError):
-        pass
-    for name in done:
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, StoreError) as exc:
+        if "not found" in str(exc).lower():
+            return []
+        log.warning("cannot read %s: %s", folder, exc)
+        raise PublishError(f"cannot read output destination {folder}") from None
+    return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
+
+
+def _remove(store: ObjectStore, names: list[str]) -> None:
+    """Best effort: delete ``names`` (what a failed publication wrote, or a replaced run's leftovers)."""
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    for name in names:
         try:
             obstore.delete(store, name)
         except (OSError, ValueError, StoreError):

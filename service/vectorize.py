@@ -5,8 +5,9 @@ first pass joins the patches that cross block edges, so each patch's last block 
 block is polygonised (GDAL's polygoniser on the block's labels) and written at once; the pieces of a patch
 that crosses blocks are held only until its last block, then dissolved into one geometry. Areas are true
 ground areas: pixels times ``stats.json``'s pixel area, or, where pixel areas vary across the map, the
-pixels' own areas (``lulc.areas``), so the polygons' areas add up to the map's class areas. Output: GeoPackage (``.gpkg``), FlatGeobuf (``.fgb``) or GeoParquet 1.1 (``.parquet``, row group by row
-group), written under a temporary name and renamed.
+pixels' own areas (``lulc.areas``), so the polygons' areas add up to the map's class areas. Output:
+GeoPackage (``.gpkg``), FlatGeobuf (``.fgb``) or GeoParquet 1.1 (``.parquet``, row group by row group),
+written under a temporary name and renamed.
 """
 
 from __future__ import annotations

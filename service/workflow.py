@@ -16,7 +16,7 @@ from lulc.progress import Progress
 from service.publish import (
     ITEM_NAME,
     S3Options,
-    destination_folder,
+    check_destination,
     is_local,
     join_url,
     local_path,
@@ -153,6 +153,7 @@ def run_order(
     destination: str | None,
     public_folder: str | None = None,
     progress: Progress | None = None,
+    replace: bool = False,
 ) -> Outcome:
     """Classify ``order`` with ``model`` into ``work_dir``, then publish it to ``destination``.
 
@@ -164,6 +165,7 @@ def run_order(
         destination: where to publish (local path, ``file://`` or ``s3://``); None keeps ``work_dir``.
         public_folder: URL of the published folder as clients see it; default the destination itself.
         progress: told the number of blocks, then advanced as each is written.
+        replace: publish over a run already at ``destination`` (else that is refused before any work).
     """
     from lulc.gdal_env import GdalAllowList
     from lulc.sources import open_source
@@ -190,8 +192,8 @@ def run_order(
         mmu_ha=order.mmu_ha,
         mmu_connectivity=order.mmu_connectivity,
     )
-    if destination is not None:
-        destination_folder(destination)  # an unsupported destination fails now, not after the work
+    if destination is not None:  # an unsupported or occupied destination fails now, not after the work
+        check_destination(destination, s3=s3_options(settings), replace=replace)
     try:
         result = classify(
             request,
@@ -209,7 +211,7 @@ def run_order(
         if destination is None:
             folder = str(work_dir.resolve())
         else:
-            folder = publish(work_dir, destination, s3=s3_options(settings)).url
+            folder = publish(work_dir, destination, s3=s3_options(settings), replace=replace).url
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise

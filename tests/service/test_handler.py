@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -78,12 +79,22 @@ def test_an_event_with_a_minimum_mapping_unit_publishes_the_cleaned_map(
     assert (dest / "clean" / "classes.tif").is_file()
 
 
-def test_proxy_event_with_json_body(world: World, models: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoded", [False, True])
+def test_proxy_event_with_json_body(world: World, models: Path, tmp_path: Path, encoded: bool) -> None:
+    """A base64 body (isBase64Encoded, as API Gateway and function URLs may send) was 'not valid JSON'."""
     dest = tmp_path / "out"
-    event = {"body": json.dumps(event_for(world, str(dest))), "isBase64Encoded": False}
-    body = body_of(handle(event, service_settings(tmp_path, world, models)), 200)
+    text = json.dumps(event_for(world, str(dest)))
+    payload = base64.b64encode(text.encode()).decode() if encoded else text
+    event = {"body": payload, "isBase64Encoded": encoded}
+    settings = service_settings(tmp_path, world, models)
+    body = body_of(handle(event, settings), 200)
     assert (dest / "classes.tif").is_file()
     assert body["area_km2"] > 0
+    # the same folder again: refused before any work, unless the event says to replace that run
+    again = body_of(handle(event, settings), 400)
+    assert "already holds a published run" in again["detail"]
+    replaced = {**json.loads(text), "overwrite": True}
+    body_of(handle({"body": json.dumps(replaced)}, settings), 200)
 
 
 @pytest.mark.parametrize(

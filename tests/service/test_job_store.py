@@ -63,6 +63,42 @@ def test_records_are_written_atomically_and_leave_no_temporary_files(tmp_path: P
     assert json.loads((tmp_path / ".jobs" / files[0]).read_text())["state"] == "succeeded"
 
 
+def test_a_job_running_when_the_service_stops_is_reported_interrupted_not_unknown(tmp_path: Path) -> None:
+    """Review: its record was written only when it finished, so after a restart it was a 404."""
+    import threading
+
+    from service.jobs import JobInterruptedError
+
+    release = threading.Event()
+    first = JobRegistry(1, store=JobStore(tmp_path))
+    running = first.submit(lambda job: OUTCOME if release.wait(30) else None)
+    again = JobRegistry(1, store=JobStore(tmp_path))  # a new process over the same folder
+    job = again.get(running.id)
+    assert job.state is JobState.FAILED
+    assert isinstance(job.error, JobInterruptedError)
+    assert "restarted" in str(job.error)
+    release.set()
+    assert running.wait(10)
+    first.shutdown()
+    # when it does end, its record says so (the running record is replaced)
+    assert JobRegistry(1, store=JobStore(tmp_path)).get(running.id).state is JobState.SUCCEEDED
+
+
+def test_records_on_disk_are_pruned_to_what_the_service_keeps(tmp_path: Path) -> None:
+    """Review: memory kept max_finished_jobs, the .jobs folder every job ever run."""
+    registry = JobRegistry(1, keep=2, store=JobStore(tmp_path))
+    jobs = []
+    for _ in range(5):
+        job = registry.submit(lambda job: OUTCOME)
+        assert job.wait(10)
+        jobs.append(job)
+    registry.shutdown()
+    kept = sorted(p.stem for p in (tmp_path / ".jobs").glob("*.json"))
+    assert kept == sorted(j.id for j in jobs[-2:])
+    with pytest.raises(JobNotFoundError):
+        JobRegistry(1, store=JobStore(tmp_path)).get(jobs[0].id)
+
+
 def age(folder: Path, seconds: float) -> None:
     stamp = time.time() - seconds
     for path in [folder, *folder.rglob("*")]:

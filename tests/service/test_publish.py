@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from lulc.errors import InputError
-from service.publish import ITEM_NAME, PublishError, leaves_folder, output_files, publish, travelling_links
+from service.publish import (
+    ITEM_NAME,
+    PublishError,
+    check_destination,
+    leaves_folder,
+    output_files,
+    publish,
+    travelling_links,
+)
 
 
 def make_outputs(root: Path) -> Path:
@@ -150,3 +158,76 @@ def test_travelling_links_keeps_everything_but_the_links_out() -> None:
     assert kept["assets"] == item["assets"]
     assert kept["id"] == "x"
     assert len(item["links"]) == 2  # the input is not changed
+
+
+# --- review of the deployment paths ------------------------------------------------------------------
+
+
+def test_items_follow_their_files_deepest_first_the_runs_own_last(tmp_path: Path) -> None:
+    """clean/item.json went up before clean/stats.json and before the run's own item (review)."""
+    out = make_outputs(tmp_path)
+    (out / "clean").mkdir()
+    for name in ("classes.tif", "stats.json", ITEM_NAME):
+        (out / "clean" / name).write_text(name)
+    names = output_files(out)
+    assert names[-2:] == [f"clean/{ITEM_NAME}", ITEM_NAME]
+    assert all(n.endswith(ITEM_NAME) for n in names[-2:])
+    assert not any(n.endswith(ITEM_NAME) for n in names[:-2])
+
+
+def test_a_destination_holding_a_run_is_refused_unless_replaced(tmp_path: Path, s3: dict[str, Any]) -> None:
+    """A second run published into the same folder was mixed with the first (its clean/ and its files)."""
+    first = make_outputs(tmp_path / "a")
+    (first / "clean").mkdir()
+    (first / "clean" / ITEM_NAME).write_text("{}")
+    second = make_outputs(tmp_path / "b")
+    (second / "classes.tif").write_bytes(b"second run")
+    dest = "s3://lulc-outputs/runs/again"
+    publish(first, dest, s3=s3["options"])
+    before = keys(s3["client"], "runs/again/")
+    with pytest.raises(InputError, match="already holds a published run"):
+        check_destination(dest, s3=s3["options"])
+    with pytest.raises(InputError, match="already holds a published run"):
+        publish(second, dest, s3=s3["options"])
+    assert keys(s3["client"], "runs/again/") == before  # nothing lost
+    publish(second, dest, s3=s3["options"], replace=True)
+    assert keys(s3["client"], "runs/again/") == {
+        f"runs/again/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
+    }  # the first run's clean/ is gone with it
+    body = s3["client"].get_object(Bucket="lulc-outputs", Key="runs/again/classes.tif")["Body"].read()
+    assert body == b"second run"
+    check_destination(str(tmp_path / "fresh"))  # a new folder is fine
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("/tmp/a\x00b", "no usable path"),
+        ("s3://maps/a/../b", "'..' path segment"),
+        ("s3://maps/a//b", "empty"),
+        ("s3://Bad_Bucket!/x", "not an S3 bucket name"),
+        ("s3://maps/x?y=1#z", "query or fragment"),
+    ],
+)
+def test_destinations_no_store_can_write_are_refused_up_front(url: str, needle: str) -> None:
+    """They were 500s, or 502s after the whole classification (review)."""
+    with pytest.raises(InputError, match=re.escape(needle)):
+        check_destination(url)
+
+
+def test_a_destination_through_a_file_is_refused_up_front(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="through a file"):
+        check_destination(str(tmp_path / "file" / "sub"))
+
+
+def test_publish_errors_name_the_destination_not_the_servers_paths(
+    tmp_path: Path, s3: dict[str, Any]
+) -> None:
+    src = make_outputs(tmp_path)
+    with pytest.raises(PublishError) as failed:
+        publish(src, "s3://no-such-bucket/x", s3=s3["options"])
+    message = str(failed.value)
+    assert "s3://no-such-bucket/x" in message
+    assert str(tmp_path) not in message
+    assert "127.0.0.1" not in message
