@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,13 @@ from demo.sensor import SEASONAL_YEAR
 from demo.world import DEFAULT_SIZE, generate
 
 
-def _f1(row: dict[str, Any]) -> float:
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _f1(row: dict[str, Any]) -> float | None:
     if row["users_accuracy"] is None or row["producers_accuracy"] is None:  # the class is not on the map
-        return math.nan
+        return None
     user, producer = float(row["users_accuracy"]), float(row["producers_accuracy"])
     return 0.0 if user + producer == 0 else 2 * user * producer / (user + producer)
 
@@ -51,7 +54,7 @@ def compare_seasons(out: Path, size: int = DEFAULT_SIZE, seed: int = 0, model: s
         result[name] = {
             "holdout_accuracy": trained.metrics["holdout"]["overall_accuracy"],
             "map_accuracy": scored["overall_accuracy"],
-            "f1": {row["name"]: round(_f1(row), 4) for row in scored["classes"]},
+            "f1": {row["name"]: _rounded(_f1(row)) for row in scored["classes"]},
             "items": [
                 source["href"].rsplit("/", 1)[-1]
                 for source in mapped.item.get("links", [])

@@ -39,19 +39,17 @@ class AreaCells:
     ) -> npt.NDArray[np.float64]:
         """The ground area (m²) of the pixels of each value 0..``length``-1 in ``values``.
 
-        ``values`` is a window of the grid starting at pixel (``row``, ``col``).
+        ``values`` is a window of the grid starting at pixel (``row``, ``col``); its pixels take their
+        cell's area (one weighted count: memory and time grow with the pixels, not with ``length``).
         """
         height, width = values.shape
-        cell_rows = (np.arange(row, row + height) // CELL) - row // CELL
-        cell_cols = (np.arange(col, col + width) // CELL) - col // CELL
-        local = self.areas[
-            row // CELL : row // CELL + cell_rows[-1] + 1, col // CELL : col // CELL + cell_cols[-1] + 1
-        ]
-        cells = (cell_rows[:, None] * local.shape[1] + cell_cols[None, :]).astype(np.int64)
-        counts = np.bincount(
-            (cells * length + values.astype(np.int64)).ravel(), minlength=local.size * length
-        )
-        return np.asarray(local.ravel() @ counts.reshape(local.size, length), dtype=np.float64)
+        r0, c0 = row // CELL, col // CELL
+        local = self.areas[r0 : (row + height - 1) // CELL + 1, c0 : (col + width - 1) // CELL + 1]
+        spread = np.repeat(np.repeat(local, CELL, axis=0), CELL, axis=1)
+        top, left = row - r0 * CELL, col - c0 * CELL
+        pixel_areas = spread[top : top + height, left : left + width]
+        summed = np.bincount(values.ravel(), weights=pixel_areas.ravel(), minlength=length)
+        return np.asarray(summed[:length], dtype=np.float64)
 
     def at(self, row: npt.ArrayLike, col: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The area (m²) of the pixel at each (``row``, ``col``)."""

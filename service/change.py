@@ -267,15 +267,19 @@ def change_runs(
         areas = None
         if sample is not None:
             mapped = sampled != NODATA
+            # without a design the strata are the codes: weighed by their true areas (m2) where pixel
+            # areas vary, as the matrix is; a design's strata are its pixel counts
+            by_area = cells is not None and design is None
             areas = change_area_estimate(
                 sampled[mapped],
                 sample.first[mapped] * n + sample.second[mapped],
-                design.pixels if design else pixels.ravel(),
-                a.pixel_area_m2 / 10_000.0,
+                area_m2[: n * n] if by_area else design.pixels if design else pixels.ravel(),
+                1e-4 if by_area else a.pixel_area_m2 / 10_000.0,
                 a.classes,
                 strata=sample.strata[mapped] if design and sample.strata is not None else None,
                 stratum_names=design.names if design else None,
                 code_pixels=pixels.ravel(),
+                code_hectares=hectares.ravel(),
             )
             areas["points_outside_map"] = sample.outside
             areas["points_on_nodata"] = int((~mapped).sum())

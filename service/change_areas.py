@@ -128,12 +128,13 @@ def read_change_points(
 def change_area_estimate(
     map_codes: npt.NDArray[np.int64],
     reference_codes: npt.NDArray[np.int64],
-    stratum_pixels: npt.NDArray[np.int64],
+    stratum_pixels: npt.NDArray[np.int64] | npt.NDArray[np.float64],
     pixel_ha: float,
     classes: ClassTable,
     strata: npt.NDArray[np.int64] | None = None,
     stratum_names: list[str] | None = None,
-    code_pixels: npt.NDArray[np.int64] | None = None,
+    code_pixels: npt.NDArray[np.int64] | npt.NDArray[np.float64] | None = None,
+    code_hectares: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, Any]:
     """Stratified area estimates of every from-to class and of all change, with 95 % intervals.
 
@@ -147,6 +148,13 @@ def change_area_estimate(
         stratum_names: names of the strata, for the list of thin ones (default: the from-to names).
         code_pixels: mapped pixels of each code (length n x n), for the mapped areas; default
             ``stratum_pixels`` (which are that unless ``strata`` is given).
+        code_hectares: the mapped hectares of each code, where they are not pixels x ``pixel_ha``
+            (pixel areas varying over the map: ``lulc.areas``). ``stratum_pixels`` may then be areas too,
+            in units of ``pixel_ha`` hectares.
+
+    Raises:
+        InputError: a stratum with mapped pixels holds no point (its area would drop out of every
+            estimate).
     """
     n = len(classes.classes)
     k = n * n
@@ -180,7 +188,9 @@ def change_area_estimate(
     thin = [strata_names[s] for s in range(len(area)) if area[s] > 0 and n_h[s] < 2]
     if strata is not None and code_pixels is None:
         raise ValueError("code_pixels (each from-to code's mapped pixels) are needed with design strata")
-    mapped = (stratum_pixels if code_pixels is None else code_pixels).astype(np.float64)
+    mapped = (stratum_pixels if code_pixels is None else code_pixels).astype(np.float64) * pixel_ha
+    if code_hectares is not None:
+        mapped = np.asarray(code_hectares, dtype=np.float64)
     return {
         "method": "Olofsson et al. 2014, stratified by the change map's from-to classes"
         if strata is None
@@ -189,7 +199,7 @@ def change_area_estimate(
         "overall_accuracy": round(est.overall_accuracy, 6),
         "overall_accuracy_se": round(est.overall_accuracy_se, 6),
         "changed": {
-            "mapped_hectares": round(float(mapped[changed].sum()) * pixel_ha, 4),
+            "mapped_hectares": round(float(mapped[changed].sum()), 4),
             "estimated_hectares": round(float(p_changed * total_ha), 4),
             "ci95_hectares": round(float(Z95 * se_changed * total_ha), 4),
         },
@@ -198,7 +208,7 @@ def change_area_estimate(
                 "code": s,
                 "name": names[s],
                 "points": int((reference_codes == s).sum()),
-                "mapped_hectares": round(float(mapped[s]) * pixel_ha, 4),
+                "mapped_hectares": round(float(mapped[s]), 4),
                 "estimated_hectares": round(float(p_col[s]) * total_ha, 4),
                 "ci95_hectares": round(Z95 * float(se_col[s]) * total_ha, 4),
             }

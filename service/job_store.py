@@ -1,7 +1,9 @@
 """Job records on disk, so finished jobs outlive the process; and the sweep of killed runs' staging folders.
 
-Each finished job is one small JSON file, ``<output_dir>/.jobs/<job id>.json``, written atomically
-(temporary file + rename): its state, times, what the submitter noted, and its result or error. A result
+Each job is one small JSON file, ``<output_dir>/.jobs/<job id>.json``, written atomically (temporary
+file + rename) when it starts and again when it ends: its state, times, what the submitter noted, and its
+result or error. A record still "running" that this process did not write is a job an earlier process
+never finished (``service.jobs``: reported as interrupted). Records beyond the newest ``keep`` go. A result
 that is a dataclass (the service's ``Outcome``) and an error are stored with their class's import path
 and rebuilt from it, only for classes of this project (or Python's own exceptions); anything else is
 left out rather than guessed.
@@ -15,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +88,12 @@ def decode_result(record: dict[str, Any] | None) -> Any:
 
 
 class JobStore:
-    """Finished jobs' records under ``<output_dir>/.jobs/``."""
+    """Jobs' records under ``<output_dir>/.jobs/``."""
 
     def __init__(self, output_dir: Path) -> None:
         self.output_dir = Path(output_dir)
         self.folder = self.output_dir / ".jobs"
+        self.opened = datetime.now(UTC)
 
     def path(self, job_id: str) -> Path | None:
         """Where a job's record lives; None for an id that cannot be a job's (no path tricks)."""
@@ -126,9 +129,16 @@ class JobStore:
                 continue
         for _, path in sorted(records, reverse=True)[keep:]:
             record = self.load(path.stem)
-            if record is not None and record.get("finished") is None:
-                continue  # still running (in this process): its record is rewritten when it ends
+            if record is not None and record.get("finished") is None and self._ours(record):
+                continue  # running in this process: its record is rewritten when it ends
             path.unlink(missing_ok=True)
+
+    def _ours(self, record: dict[str, Any]) -> bool:
+        """Whether a running record was written since this store opened (not by an earlier process)."""
+        try:
+            return datetime.fromisoformat(str(record["created"])) >= self.opened
+        except (KeyError, ValueError, TypeError):
+            return False
 
     def load(self, job_id: str) -> dict[str, Any] | None:
         """A job's record, or None if there is none (or it is unreadable)."""

@@ -83,7 +83,7 @@ class Job:
         return self.done.wait(timeout)
 
     def record(self) -> dict[str, Any]:
-        """The finished job as JSON for a ``JobStore``."""
+        """The job as JSON for a ``JobStore`` (written when it starts and when it ends)."""
         return {
             "id": self.id,
             "state": self.state.value,

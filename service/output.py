@@ -424,7 +424,7 @@ def stats_document(
     """``stats.json`` of a map: each class's pixels, share and hectares.
 
     Hectares are the counts' summed pixel areas where the map has them (pixel areas varying by more than
-    0.1 %: ``lulc.areas``), else pixels x ``pixel_m2``, the map's mean true pixel area.
+    0.5 %: ``lulc.areas``), else pixels x ``pixel_m2``, the map's mean true pixel area.
     """
     valid = counts.valid
 

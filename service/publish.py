@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -241,7 +242,7 @@ def publish(
             _remove(store, done)
             raise PublishError(f"cannot publish {name} to {files[name]}") from None
         done.append(name)
-    _remove(store, [name for name in earlier if name not in files])
+    _remove(store, [name for name in _runs_own(store, earlier) if name not in files])
     return Published(url=folder, files=files)
 
 
@@ -278,15 +279,37 @@ def _published(store: ObjectStore, folder: str) -> list[str]:
     from obstore.exceptions import BaseError as StoreError
 
     try:
-        obstore.head(store, ITEM_NAME)
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, StoreError) as exc:
-        if "not found" in str(exc).lower():
+        try:
+            obstore.head(store, ITEM_NAME)
+        except FileNotFoundError:
+            next(iter(obstore.list(store, chunk_size=1)), None)  # a missing bucket fails here, not later
             return []
+        return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
+    except (OSError, ValueError, StoreError) as exc:
         log.warning("cannot read %s: %s", folder, exc)
         raise PublishError(f"cannot read output destination {folder}") from None
-    return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
+
+
+def _runs_own(store: ObjectStore, names: list[str]) -> list[str]:
+    """Which of a destination's files belonged to the run published there, so a replacement removes them.
+
+    Its own folder's files and those of its products' subfolders (``clean/``: an ``item.json`` derived
+    from ``../item.json``); not other runs published in subfolders, nor models or hidden files.
+    """
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    visible = [n for n in names if not any(part.startswith(".") for part in n.split("/"))]
+    own = [n for n in visible if "/" not in n]
+    for sub in sorted({n.split("/")[0] for n in visible if n.count("/") == 1}):
+        try:
+            item = json.loads(bytes(obstore.get(store, f"{sub}/{ITEM_NAME}").bytes()))
+        except (OSError, ValueError, StoreError):
+            continue
+        links = item.get("links", []) if isinstance(item, dict) else []
+        if any(isinstance(link, dict) and link.get("href") == f"../{ITEM_NAME}" for link in links):
+            own += [n for n in visible if n.startswith(f"{sub}/") and n.count("/") == 1]
+    return own
 
 
 def _remove(store: ObjectStore, names: list[str]) -> None:

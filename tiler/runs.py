@@ -10,6 +10,7 @@ source run is not under the runs folder is listed as a run of its own. Runs a se
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +136,10 @@ def _bbox(item: dict[str, Any]) -> list[float] | None:
         return None
     corners = bbox if len(bbox) == 4 else [bbox[0], bbox[1], bbox[3], bbox[4]]
     try:
-        return [float(v) for v in corners]
+        values = [float(v) for v in corners]
     except (TypeError, ValueError):
         return None
+    return values if all(math.isfinite(v) for v in values) else None
 
 
 def _raster_bbox(path: Path) -> list[float] | None:

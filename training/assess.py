@@ -22,9 +22,11 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
+from lulc.areas import area_cells
 from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table, table_from_band_tags
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
+from lulc.grid import OutputGrid
 from lulc.olofsson import (
     Z95,
     Estimate,
@@ -39,23 +41,45 @@ from training.points import read_points
 from training.sampling import sample_points
 
 
-def map_pixel_counts(path: Path) -> tuple[dict[int, int], float]:
-    """Pixels per class value (nodata excluded) and the pixel area in hectares, read block by block."""
+@dataclass(frozen=True)
+class MapAreas:
+    """A class map's pixels and true ground areas per class value (nodata excluded)."""
+
+    pixels: dict[int, int]
+    hectares: dict[int, float]
+    pixel_ha: float
+    """The map's mean true pixel area (hectares)."""
+
+
+def map_areas(path: Path) -> MapAreas:
+    """Pixels and true (geodesic) hectares per class value, read block by block.
+
+    Hectares are pixels x the mean true pixel area, or each pixel's own where pixel areas vary over the
+    map (``lulc.areas``), as ``stats.json`` has them; not the CRS's nominal pixel area (in Web Mercator at
+    60 N that is 4x the ground).
+    """
     counts = np.zeros(256, dtype=np.int64)
+    area_m2 = np.zeros(256, dtype=np.float64)
     with gdal_env(), rasterio.open(path) as src:
         if src.crs is None or not src.crs.is_projected:
             raise AssessError(f"map {path} must be in a projected CRS to measure areas (it is {src.crs})")
         if src.dtypes[0] != "uint8":
             raise AssessError(f"map {path} is {src.dtypes[0]}; a class map is uint8")
-        metres = float(src.crs.linear_units_factor[1])
-        a, b, d, e = src.transform.a, src.transform.b, src.transform.d, src.transform.e
-        pixel_ha = abs(a * e - b * d) * metres**2 / 10_000.0
+        crs = src.crs.to_string()
+        grid = OutputGrid(crs, src.transform, src.width, src.height)
+        cells = area_cells(crs, src.transform, src.width, src.height)
         nodata = int(src.nodata) if src.nodata is not None else NODATA
         for _, window in src.block_windows(1):
-            counts += np.bincount(src.read(1, window=window).ravel(), minlength=256)
-    counts[nodata] = 0
-    counts[NODATA] = 0
-    return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}, pixel_ha
+            block = src.read(1, window=window)
+            counts += np.bincount(block.ravel(), minlength=256)
+            if cells is not None:
+                area_m2 += cells.sum_by_value(block, int(window.row_off), int(window.col_off))
+    pixel_m2 = grid.pixel_area_m2()
+    values = [int(v) for v in np.flatnonzero(counts) if v not in (nodata, NODATA)]
+    hectares = {
+        v: float(area_m2[v] if cells is not None else counts[v] * pixel_m2) / 10_000.0 for v in values
+    }
+    return MapAreas({v: int(counts[v]) for v in values}, hectares, pixel_m2 / 10_000.0)
 
 
 def _map_table(map_path: Path) -> ClassTable | None:
@@ -255,7 +279,8 @@ def _assess(
 ) -> tuple[dict[str, Any], _PointOutcome]:
     if not map_path.exists():
         raise AssessError(f"map {map_path} does not exist")
-    pixels, pixel_ha = map_pixel_counts(map_path)
+    areas = map_areas(map_path)
+    pixels, pixel_ha = areas.pixels, areas.pixel_ha
     if not pixels:
         raise AssessError(f"map {map_path} has no classified pixels")
     design = read_design(points_path)
@@ -275,6 +300,7 @@ def _assess(
     for m, r in zip(mapped, samples.labels, strict=True):
         counts[position[int(m)], position[int(r)]] += 1
     area_px = np.asarray([pixels.get(v, 0) for v in values], dtype=np.float64)
+    area_ha = np.asarray([areas.hectares.get(v, 0.0) for v in values], dtype=np.float64)
     n_i = counts.sum(axis=1)
     design_summary: dict[str, Any] | None = None
     if design is not None:
@@ -295,9 +321,9 @@ def _assess(
                 f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}; "
                 "the stratified estimator needs at least 2 per mapped class"
             )
-        est = estimate(counts, area_px * pixel_ha)
+        est = estimate(counts, area_ha)
         method = "Olofsson et al. 2014, stratified by map class"
-        strata, sizes = np.array([position[int(m)] for m in mapped], dtype=np.int64), area_px * pixel_ha
+        strata, sizes = np.array([position[int(m)] for m in mapped], dtype=np.int64), area_ha
     correct = (mapped == samples.labels).astype(np.float64)
     per_class = []
     for i, c in enumerate(table.classes):
@@ -305,7 +331,7 @@ def _assess(
             {
                 "value": c.value,
                 "name": c.name,
-                "map_area_ha": round(float(area_px[i] * pixel_ha), 4),
+                "map_area_ha": round(float(area_ha[i]), 4),
                 "sample_points": int(n_i[i]),
                 "users_accuracy": _defined(est.users_accuracy[i]),
                 "users_accuracy_se": _defined(est.users_accuracy_se[i]),
@@ -321,7 +347,7 @@ def _assess(
         "map": map_path.name,
         "points": points_path.name,
         "pixel_area_ha": round(pixel_ha, 8),
-        "total_area_ha": round(float(area_px.sum() * pixel_ha), 4),
+        "total_area_ha": round(float(area_ha.sum()), 4),
         "used_points": int(samples.labels.size),
         "dropped": [d.__dict__ for d in samples.dropped],
         "overall_accuracy": round(est.overall_accuracy, 6),

@@ -86,6 +86,11 @@ def test_a_job_running_when_the_service_stops_is_reported_interrupted_not_unknow
 
 def test_records_on_disk_are_pruned_to_what_the_service_keeps(tmp_path: Path) -> None:
     """Review: memory kept max_finished_jobs, the .jobs folder every job ever run."""
+    import threading
+
+    release = threading.Event()
+    earlier = JobRegistry(1, store=JobStore(tmp_path))  # a process that stops with a job running
+    stuck = earlier.submit(lambda job: OUTCOME if release.wait(30) else None)
     registry = JobRegistry(1, keep=2, store=JobStore(tmp_path))
     jobs = []
     for _ in range(5):
@@ -94,7 +99,10 @@ def test_records_on_disk_are_pruned_to_what_the_service_keeps(tmp_path: Path) ->
         jobs.append(job)
     registry.shutdown()
     kept = sorted(p.stem for p in (tmp_path / ".jobs").glob("*.json"))
-    assert kept == sorted(j.id for j in jobs[-2:])
+    assert kept == sorted(j.id for j in jobs[-2:])  # the earlier process's interrupted record went too
+    release.set()
+    assert stuck.wait(10)
+    earlier.shutdown()
     with pytest.raises(JobNotFoundError):
         JobRegistry(1, store=JobStore(tmp_path)).get(jobs[0].id)
 

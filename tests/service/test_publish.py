@@ -179,11 +179,17 @@ def test_a_destination_holding_a_run_is_refused_unless_replaced(tmp_path: Path, 
     """A second run published into the same folder was mixed with the first (its clean/ and its files)."""
     first = make_outputs(tmp_path / "a")
     (first / "clean").mkdir()
-    (first / "clean" / ITEM_NAME).write_text("{}")
+    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
+    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
+    (first / "clean" / "classes.tif").write_bytes(b"cleaned")
     second = make_outputs(tmp_path / "b")
     (second / "classes.tif").write_bytes(b"second run")
     dest = "s3://lulc-outputs/runs/again"
     publish(first, dest, s3=s3["options"])
+    # beside it: another run published in a subfolder, and a hidden file (review: replacing deleted them)
+    other = make_outputs(tmp_path / "other")
+    publish(other, f"{dest}/2023", s3=s3["options"])
+    s3["client"].put_object(Bucket="lulc-outputs", Key="runs/again/.keep", Body=b"")
     before = keys(s3["client"], "runs/again/")
     with pytest.raises(InputError, match="already holds a published run"):
         check_destination(dest, s3=s3["options"])
@@ -192,8 +198,8 @@ def test_a_destination_holding_a_run_is_refused_unless_replaced(tmp_path: Path, 
     assert keys(s3["client"], "runs/again/") == before  # nothing lost
     publish(second, dest, s3=s3["options"], replace=True)
     assert keys(s3["client"], "runs/again/") == {
-        f"runs/again/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
-    }  # the first run's clean/ is gone with it
+        f"runs/again/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME, ".keep")
+    } | {k for k in before if k.startswith("runs/again/2023/")}  # the first run's clean/ went with it
     body = s3["client"].get_object(Bucket="lulc-outputs", Key="runs/again/classes.tif")["Body"].read()
     assert body == b"second run"
     check_destination(str(tmp_path / "fresh"))  # a new folder is fine
@@ -231,3 +237,5 @@ def test_publish_errors_name_the_destination_not_the_servers_paths(
     assert "s3://no-such-bucket/x" in message
     assert str(tmp_path) not in message
     assert "127.0.0.1" not in message
+    with pytest.raises(PublishError, match="no-such-bucket"):  # found before any work, not after it
+        check_destination("s3://no-such-bucket/x", s3=s3["options"])

@@ -23,6 +23,7 @@ from service.change import change_runs
 from service.clean import clean_run
 from service.vectorize import vectorize_run
 from tests.service.products_support import BANDS, MEANS, classify_image, train_model
+from training.assess import map_areas
 
 SIZE = 400
 """Pixels a side, 1 km each: 400 km of Web Mercator, about 1.8 degrees of latitude at 60 N."""
@@ -60,6 +61,36 @@ def mercator(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.n
     return first, second, per_row
 
 
+def _points(path: Path, first: Path, second: Path) -> Path:
+    """Ten points on each from-to code of the two maps, labelled with the maps' own classes (no error)."""
+    import geopandas as gpd
+    import rasterio
+    import shapely
+
+    with rasterio.open(first / "classes.tif") as a, rasterio.open(second / "classes.tif") as b:
+        before, after, transform = a.read(1), b.read(1), a.transform
+    codes = before.astype(int) * 10 + after
+    rows, cols = [], []
+    for code in np.unique(codes):
+        r, c = np.nonzero(codes == code)
+        rows += list(r[:: max(1, r.size // 10)][:10])
+        cols += list(c[:: max(1, c.size // 10)][:10])
+    rows_a, cols_a = np.array(rows), np.array(cols)
+    x, y = transform * (cols_a + 0.5, rows_a + 0.5)
+    pyogrio.write_dataframe(
+        gpd.GeoDataFrame(
+            {
+                "label_a": before[rows_a, cols_a].astype(np.int32),
+                "label_b": after[rows_a, cols_a].astype(np.int32),
+            },
+            geometry=shapely.points(x, y),
+            crs="EPSG:3857",
+        ),
+        path,
+    )
+    return path
+
+
 def _hectares(mask: np.ndarray, per_row: np.ndarray) -> float:
     return float((mask * per_row[:, None]).sum()) / 10_000.0
 
@@ -80,6 +111,11 @@ def test_stats_clean_change_and_patches_weigh_each_pixel(
     assert stats["hectares_from"] == "each pixel's area"
     assert stats["pixel_area_m2"] * SIZE * SIZE / 10_000 == pytest.approx(stats["valid_hectares"], rel=1e-4)
 
+    # lulc assess measures the map as stats.json does (it used the CRS's nominal pixel area: 4x at 60 N)
+    measured = map_areas(first / "classes.tif")
+    assert measured.hectares[2] == pytest.approx(hectares[2], rel=1e-6)
+    assert measured.hectares[1] == pytest.approx(hectares[1], rel=1e-6)
+
     cleaned = json.loads(
         (clean_run(first, tmp_path / "clean", mmu_ha=100).out_dir / "stats.json").read_text()
     )
@@ -90,6 +126,15 @@ def test_stats_clean_change_and_patches_weigh_each_pixel(
     moved[: SIZE // 2, : SIZE // 4] = True
     assert matrix["hectares"][1][2] == pytest.approx(_hectares(moved, per_row), rel=1e-3)  # 2 -> 3
     assert matrix["by_class"][0]["from_hectares"] == pytest.approx(hectares[1], rel=1e-6)
+
+    # the change areas' mapped hectares and strata weigh the same true areas (points on every from-to code)
+    points = _points(tmp_path / "points.gpkg", first, second)
+    estimate = change_runs(first, second, tmp_path / "change-points", points=points).areas
+    assert estimate is not None
+    by_name = {c["name"]: c for c in estimate["classes"]}
+    moved_name = next(name for name in by_name if name.endswith(" to Built-up area") and "Tree" in name)
+    assert by_name[moved_name]["mapped_hectares"] == pytest.approx(matrix["hectares"][1][2], rel=1e-6)
+    assert by_name[moved_name]["estimated_hectares"] == pytest.approx(matrix["hectares"][1][2], rel=1e-6)
 
     patches = vectorize_run(first, tmp_path / "patches.gpkg").path
     table = pyogrio.read_dataframe(patches)

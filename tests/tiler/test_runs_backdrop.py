@@ -153,6 +153,7 @@ def test_one_malformed_item_does_not_take_the_run_list_down(
     item = json.loads((tiler_runs.main / "item.json").read_text())
     variants = {
         "bbox-null": lambda i: i.update(bbox=[None, 1, 2, 3]),
+        "bbox-nan": lambda i: i.update(bbox=["nan", 0, 1, 1]),
         "class-no-value": lambda i: i["assets"]["classes"]["classification:classes"][0].pop("value"),
         "class-string": lambda i: i["assets"]["classes"].update({"classification:classes": ["Water"]}),
         "bbox-3d": lambda i: i.update(bbox=[*i["bbox"][:2], 0.0, *i["bbox"][2:], 100.0]),
@@ -171,6 +172,7 @@ def test_one_malformed_item_does_not_take_the_run_list_down(
         assert {"good", "bbox-null", "bbox-3d"} <= set(runs)
         # no usable bbox in the item: the map's own bounds (the web map opened on the whole world)
         assert runs["bbox-null"]["bbox"] == pytest.approx(runs["good"]["bbox"], abs=1e-6)
+        assert runs["bbox-nan"]["bbox"] == pytest.approx(runs["good"]["bbox"], abs=1e-6)
         assert runs["bbox-3d"]["bbox"] == runs["good"]["bbox"]  # its heights dropped
         for name in ("class-no-value", "class-string"):
             answer = client.get("/legend", params={"url": str(tmp_path / name / "classes.tif")})
