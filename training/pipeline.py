@@ -371,6 +371,7 @@ def train(
                 coverage=config.conformal_coverage,
                 seed=config.seed,
                 max_reference=settings.aoa_max_samples,
+                set_folds=settings.class_set_folds,
             )
             if trust.report["note"]:
                 progress.note(trust.report["note"])
