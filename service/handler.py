@@ -138,6 +138,8 @@ def parse_event(event: dict[str, Any] | str) -> ClassifyEvent:
         raise InputError(f"the event is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InputError(f"the event must be a JSON object, got {type(data).__name__}")
+    if "aoi" not in data and ("requestContext" in data or "httpMethod" in data or "body" in data):
+        raise InputError("the request has no body: send the classification order as its JSON body")
     try:
         return ClassifyEvent.model_validate(data)
     except ValidationError as exc:

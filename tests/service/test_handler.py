@@ -104,6 +104,8 @@ def test_proxy_event_with_json_body(world: World, models: Path, tmp_path: Path, 
         ([1, 2], 400, ("JSON object",)),
         ({"aoi": {}, "datetime": "2024"}, 400, ("model", "output_url", "Field required")),
         ({"extra": 1}, 400, ("extra",)),
+        # a proxy event without a body: said so, not every API Gateway key listed as 'extra' (review)
+        ({"httpMethod": "POST", "requestContext": {}, "headers": {}, "body": None}, 400, ("has no body",)),
     ],
 )
 def test_malformed_events_are_400(
