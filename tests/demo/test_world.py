@@ -273,6 +273,7 @@ def test_scl_marks_clouds_and_shadows_and_every_pixel_is_clear_once(
 ) -> None:
     ever_clear = np.zeros((SIZE // 2, SIZE // 2), dtype=bool)
     covers = []
+    seen_clouds = seen_shadows = False
     for item in items:
         scl = _read(_asset_path(item, "scl"))
         offset = _baseline_offset(item)
@@ -288,8 +289,10 @@ def test_scl_marks_clouds_and_shadows_and_every_pixel_is_clear_once(
         assert clear_blue < 0.1
         if (up == 9).any():
             assert float(np.median(blue[up == 9])) > clear_blue + 0.25
+            seen_clouds = True
         if (up == 3).any():
             assert float(np.median(blue[up == 3])) < clear_blue
+            seen_shadows = True
         assert np.all(_read(_asset_path(item, "blue"))[up == 0] == 0)
         assert np.all(_read(_asset_path(item, "blue"))[up != 0] > 0)
         ever_clear |= np.isin(scl, CLEAR_SCL)
@@ -300,6 +303,8 @@ def test_scl_marks_clouds_and_shadows_and_every_pixel_is_clear_once(
             xs, ys = rasterio.transform.xy(src.transform, rows[::97], cols[::97])
         lon, lat = warp_transform(f"EPSG:{world.epsg}", "EPSG:4326", xs, ys)
         assert shapely.contains_xy(footprint.buffer(1e-6), lon, lat).all()
+    assert seen_clouds
+    assert seen_shadows
     assert ever_clear.all()
     assert min(covers) < 5 < max(covers)
     assert len({round(c) for c in covers}) == len(covers)

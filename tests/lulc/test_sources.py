@@ -618,11 +618,8 @@ def test_api_error_pages_are_not_echoed() -> None:
 
 @pytest.mark.pgstac
 def test_api_and_static_catalog_agree(request: pytest.FixtureRequest) -> None:
-    try:
-        api_url = request.getfixturevalue("pgstac_api")
-        catalog = request.getfixturevalue("http_catalog")
-    except pytest.FixtureLookupError as exc:
-        pytest.skip(f"the shared fixture {exc.argname!r} is not defined in tests/conftest.py")
+    api_url = request.getfixturevalue("pgstac_api")
+    catalog = request.getfixturevalue("http_catalog")
     api = open_source(str(api_url), ["sentinel-2-l2a"])
     static = open_source(str(catalog), ["sentinel-2-l2a"])
     assert isinstance(api, StacApiSource)

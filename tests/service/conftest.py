@@ -106,8 +106,9 @@ def s3_server() -> Iterator[dict[str, Any]]:
 
     Each test module creates the buckets it writes to.
     """
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
-    boto3 = pytest.importorskip("boto3")
+    import boto3
+    import moto.server as moto_server
+
     from service.publish import S3Options
 
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import rasterio
 
 from tests.tiler import test_browser
@@ -20,7 +21,7 @@ def _colour_pixels(png: bytes, colours: set[tuple[int, int, int]]) -> int:
     return sum(int((rgb == colour).all(axis=-1).sum()) for colour in colours)
 
 
-def test_layers_series_and_image_backdrop_in_headless_chromium(
+def test_layers_and_series_in_headless_chromium(
     product_tiler: str, product_runs: ProductRuns, tmp_path: Path
 ) -> None:
     table = product_runs.table
@@ -87,15 +88,24 @@ def test_layers_series_and_image_backdrop_in_headless_chromium(
         assert page.locator("#info .class-name").inner_text().endswith(" %")
         assert page.evaluate("lulcState.tileErrors") == 0
 
-        if product_runs.tutorial is not None:
-            # an --image run: its input image in true colour under the map, a title with model and date
-            page.goto(f"{product_tiler}/?run=tutorial")
-            page.wait_for_function(LOADED, timeout=90_000)
-            assert page.locator("#backdrop-row").is_visible()
-            assert page.locator("#backdrop-info").inner_text() == "s2image (2023-05-01)"
-            assert "Land cover from test-model 1, 2023-05-01" in page.locator("#status").inner_text()
-            assert "1970" not in page.locator("#panel").inner_text()
-            assert page.evaluate("lulcState.backdropLayer._url").startswith("cog/tiles/")
-            page.screenshot(path=str(tmp_path / "tutorial.png"))
-            assert page.evaluate("lulcState.tileErrors") == 0
+    assert errors == [], f"console errors: {errors}"
+
+
+def test_an_image_run_shows_its_input_image_under_the_map(
+    product_tiler: str, product_runs: ProductRuns, tmp_path: Path
+) -> None:
+    """An --image run: its input image in true colour under the map, a title with model and date."""
+    if product_runs.tutorial is None:
+        pytest.skip("the tutorial scene (../shared/data/lulc_py) is absent: no --image run was made")
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{product_tiler}/?run=tutorial")
+        page.wait_for_function(LOADED, timeout=90_000)
+        assert page.locator("#backdrop-row").is_visible()
+        assert page.locator("#backdrop-info").inner_text() == "s2image (2023-05-01)"
+        assert "Land cover from test-model 1, 2023-05-01" in page.locator("#status").inner_text()
+        assert "1970" not in page.locator("#panel").inner_text()
+        assert page.evaluate("lulcState.backdropLayer._url").startswith("cog/tiles/")
+        page.screenshot(path=str(tmp_path / "tutorial.png"))
+        assert page.evaluate("lulcState.tileErrors") == 0
     assert errors == [], f"console errors: {errors}"
