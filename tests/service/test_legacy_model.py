@@ -57,3 +57,34 @@ def test_a_model_from_before_the_move_classifies_to_the_same_pixels(
     assert result.confidence is not None
     digests = {"classes": _pixel_digest(result.classes), "confidence": _pixel_digest(result.confidence)}
     assert digests == PIXELS_BEFORE_THE_MOVE
+
+
+def test_the_old_item_and_todays_item_for_the_same_onnx_give_the_same_map(
+    demo_world: DemoWorld, tmp_path: Path
+) -> None:
+    """The same ONNX file under today's MLM item classifies to the same arrays as under its pre-move one.
+
+    Independent of the stored digests above, which hold only since their last renewal.
+    """
+    from lulc.checksum import multihash_sha256
+    from lulc.contract import to_mlm_item
+
+    today = tmp_path / "today"
+    today.mkdir()
+    onnx = (MODEL / "model.onnx").read_bytes()
+    (today / "model.onnx").write_bytes(onnx)
+    item = to_mlm_item(
+        load_contract(MODEL / "model.json"), "model.onnx", multihash_sha256(onnx), "2024-06-01T00:00:00Z"
+    )
+    (today / "model.json").write_text(json.dumps(item))
+    assert "service.features" not in (today / "model.json").read_text()  # today's module names
+    request = ClassifyRequest(aoi=json.loads(demo_world.aoi.read_text()), datetime=demo_world.datetime_window)
+    source = StacReaderFactory(str(demo_world.catalog))
+    old = classify(request, load_model(MODEL), source, tmp_path / "old")
+    new = classify(request, load_model(today), source, tmp_path / "new")
+    for name in ("classes", "confidence"):
+        a, b = getattr(old, name), getattr(new, name)
+        assert a is not None
+        assert b is not None
+        with rasterio.open(a) as x, rasterio.open(b) as y:
+            assert (x.read() == y.read()).all(), name
