@@ -48,6 +48,7 @@ from service.output import (
     layer_specs,
     move_into_place,
     staging_dir,
+    withdraw_item,
 )
 from service.publish import ITEM_NAME
 from service.readers import BlockReader, ReaderFactory, SourceRef
@@ -196,6 +197,7 @@ def classify(
             *layer_cogs,
             STATS_NAME,
         ]
+        withdraw_item(out)  # no old item beside new files if the run dies while they are renamed
         final = move_into_place(staging, out, order)
         # A previous run's optional maps and cleaned map that this item no longer lists.
         for name in (CONFIDENCE_NAME, PROBABILITIES_NAME, AOA_NAME, SETS_NAME):

@@ -512,13 +512,24 @@ def finish_cogs(
 
 
 def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str, Path]:
-    """Rename finished files from ``staging`` to ``out_dir`` in the order given (put item.json last)."""
+    """Rename finished files from ``staging`` to ``out_dir`` in the order given (put item.json last).
+
+    A previous run's ``item.json`` there goes first: a run killed between two renames leaves a folder
+    without an item, never an item that pairs the old run's description with the new run's files.
+    """
+    if "item.json" in names:
+        withdraw_item(out_dir)
     final = {}
     for name in names:
         target = out_dir / name
         os.replace(staging / name, target)
         final[name] = target
     return final
+
+
+def withdraw_item(out_dir: Path) -> None:
+    """Remove ``out_dir/item.json`` before its run's files are replaced (see ``move_into_place``)."""
+    (out_dir / "item.json").unlink(missing_ok=True)
 
 
 def raster_band(
