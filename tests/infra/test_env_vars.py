@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_settings import BaseSettings
 
 from lulc.settings_doc import deployables, load_settings_class
@@ -133,3 +133,7 @@ def test_infra_values_are_accepted_by_the_settings_class(
                     assert read == [part.strip() for part in str(value).split(",")], (where, key, read)
                 elif isinstance(read, str):
                     assert read == str(value), (where, key, read)
+                else:  # numbers, flags, paths: the value read is the one given, as its type parses it
+                    annotation = type(settings).model_fields[field].annotation
+                    expected = TypeAdapter(annotation).validate_strings(str(value))
+                    assert read == expected, (where, key, read, expected)
