@@ -15,26 +15,37 @@ command -v chromium >/dev/null || echo chromium; \
 command -v npm >/dev/null || echo nodejs npm; \
 /usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || echo python3-qgis
 endef
+# The demo needs only npm (the web map's library); the rest is for the tests.
+define DEMO_PACKAGES
+command -v npm >/dev/null || echo nodejs npm
+endef
+# Installs the missing packages of $(1) with apt-get when root, else says what the tests will skip.
+define INSTALL_MISSING
+	@missing="$$($(1))"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "not root or no apt-get; missing" $$missing": $(2)"; fi
+endef
 
-.PHONY: install sysdeps web lint typecheck test demo bench docs clean
+.PHONY: install sysdeps demo-sysdeps web lint typecheck test demo bench docs clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install -q uv
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	$(UV) sync --frozen --extra dev --quiet --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed web
 
 sysdeps:
-	@missing="$$($(NEEDED_PACKAGES))"; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian packages:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	else echo "not root or no apt-get; missing" $$missing": tests that need them will skip"; fi
+	$(call INSTALL_MISSING,$(NEEDED_PACKAGES),tests that need them will skip)
+
+demo-sysdeps:
+	$(call INSTALL_MISSING,$(DEMO_PACKAGES),the web map needs npm for its library)
 
 web:
 	@if [ -f tiler/web/Makefile ]; then $(MAKE) -s -C tiler/web; fi
@@ -50,7 +61,7 @@ typecheck: install
 test: sysdeps install lint typecheck
 	$(BIN)/pytest
 
-demo: sysdeps install
+demo: demo-sysdeps install
 	$(BIN)/lulc demo --out $(DEMO_DIR)
 
 bench: install

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 DEFAULT_OUT = Path("demo-output")
@@ -56,7 +57,10 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     world_dir = out / "world"
     # generate() overwrites an earlier demo world in place (same bytes) and refuses foreign files
     world = generate(world_dir, size=size or DEFAULT_SIZE, seed=seed, change=True)
-    echo(f"1/6 demo world: {len(world.item_ids)} Sentinel-2 items, {world.datetime_window} -> {world_dir}")
+    echo(
+        f"1/6 demo world: {len(world.item_ids)} Sentinel-2 items (the map's window {world.datetime_window}, "
+        f"the later map's {world.later_datetime_window}) -> {world_dir}"
+    )
 
     model_dir = out / "models" / "demo"
     config = load_config(world.training_config, {"out": str(model_dir)})
@@ -84,7 +88,7 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     clean_accuracy = float(clean_assessment["overall_accuracy"])
     gain = clean_assessment["accuracy_change"]
     echo(
-        f"4/6 cleaned map (minimum mapping unit {MMU_HA:g} ha, {cleaned.changed_pixels} pixels changed): "
+        f"4/6 cleaned map (minimum mapping unit {MMU_HA:g} ha, {cleaned.changed_pixels:,} pixels changed): "
         f"accuracy {clean_accuracy:.1%} ({100 * gain['overall_accuracy']:+.2f} points) -> {cleaned.out_dir}"
     )
 
@@ -96,10 +100,10 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     echo(f"5/6 map of {later_window}: {later.classes}")
 
     change = change_runs(run_dir, later_dir, out / "runs" / "demo-change")
-    matrix = change.matrix
-    ha = matrix["pixel_area_m2"] / 10_000.0
+    hectares = np.asarray(change.matrix["hectares"], dtype=np.float64)
+    compared = float(hectares.sum())
     echo(
-        f"6/6 change: {matrix['changed_pixels'] * ha:,.1f} ha of {matrix['compared_pixels'] * ha:,.1f} ha "
+        f"6/6 change: {compared - float(np.trace(hectares)):,.1f} ha of {compared:,.1f} ha "
         f"mapped as changed -> {change.out_dir}"
     )
     return DemoResult(
