@@ -209,16 +209,41 @@ def _part(grouped: Grouping, index: npt.NDArray[np.int64]) -> Grouping:
     return Grouping(groups, int(np.unique(groups).size), grouped.note)
 
 
-def _shared_pixels(imagery: Imagery, samples: Samples) -> npt.NDArray[np.int64] | None:
-    """Points on one pixel as one group (so never on both sides of a split); None when each has its own.
+def _sample_groups(
+    imagery: Imagery, samples: Samples, polygons: npt.NDArray[np.int64] | None
+) -> tuple[npt.NDArray[np.int64] | None, int, int]:
+    """Groups keeping each polygon's pixels and each pixel's samples together; shared and conflicting counts.
 
-    Two points in one pixel have the same features: split apart, one scores a model trained on the other,
-    and a duplicated point file scored 100 % (97.3 % without the copies).
+    The counts: samples that share a pixel with another, and pixels that carry two labels. Two samples of
+    one pixel have the same features: split apart, one scores a model trained on the other (a duplicated
+    point file scored 100 %, 97.3 % without the copies). With polygons too, a point inside a polygon, a
+    point digitised twice or two overlapping polygons joined both sides of a split. None: every sample is
+    its own group (points only, each on its own pixel).
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     rows, cols = imagery.grid.pixel_index(samples.x, samples.y)
     keys = np.asarray(rows, dtype=np.int64) * (imagery.grid.width + 1) + np.asarray(cols, dtype=np.int64)
-    unique, dense = np.unique(keys, return_inverse=True)
-    return dense.astype(np.int64).ravel() if unique.size < keys.size else None
+    unique, pixel = np.unique(keys, return_inverse=True)
+    pixel = pixel.ravel()
+    n = keys.size
+    shared = int(n - unique.size)
+    labelled = np.unique(np.stack([pixel, samples.labels]), axis=1)
+    conflicting = int(labelled.shape[1] - unique.size)
+    if polygons is None:
+        return (pixel.astype(np.int64) if shared else None), shared, conflicting
+    _, polygon = np.unique(polygons, return_inverse=True)
+    polygon = polygon.ravel()
+    n_polygons = int(polygon.max()) + 1 if n else 0
+    # samples, polygons and pixels as nodes; a sample joins its polygon and its pixel
+    edges = np.concatenate([n + polygon, n + n_polygons + pixel])
+    starts = np.concatenate([np.arange(n), np.arange(n)])
+    size = n + n_polygons + unique.size
+    graph = coo_matrix((np.ones(2 * n), (starts, edges)), shape=(size, size))
+    _, component = connected_components(graph, directed=False)
+    _, groups = np.unique(component[:n], return_inverse=True)
+    return groups.astype(np.int64).ravel(), shared, conflicting
 
 
 def _model_params(config: TrainingConfig, name: str) -> dict[str, Any]:
@@ -332,13 +357,16 @@ def train(
     features = sample_features(imagery, config, samples.reflectance)
     seasons = [s.name for s in config.seasons] if config.seasons else None
     names = composite_feature_names(imagery.bands, config.indices, seasons)
-    groups = points.groups[samples.index] if points.groups is not None else _shared_pixels(imagery, samples)
-    if groups is not None and points.groups is None:
-        shared = int(samples.labels.size - np.unique(groups).size)
+    polygon_ids = points.groups[samples.index] if points.groups is not None else None
+    groups, shared, conflicting = _sample_groups(imagery, samples, polygon_ids)
+    if shared:
         progress.note(
-            f"{shared} point(s) fall on a pixel another point already samples: each pixel's points are kept "
-            "on one side of every split (else the same pixel is trained on and scored)"
+            f"{shared} sample(s) fall on a pixel another sample already takes: each pixel's samples (and "
+            "the polygons they belong to) are kept on one side of every split (else the same pixel is "
+            "trained on and scored)"
         )
+    if conflicting:
+        progress.note(f"{conflicting} pixel(s) carry two or more labels (overlapping samples disagree)")
     grouped = grouping(samples.labels, groups, classes)
     if grouped.note:
         progress.note(grouped.note)

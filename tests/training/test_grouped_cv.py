@@ -105,3 +105,66 @@ def test_grouped_splits_are_seeded(seed: int) -> None:
     first = holdout_split(labels, 0.3, seed=seed, grouped=grouped)
     again = holdout_split(labels, 0.3, seed=seed, grouped=grouped)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_the_grouped_hold_out_holds_every_splittable_class_near_its_share() -> None:
+    """Every class of two polygons or more on both sides, at about the share asked for.
+
+    Review: the first fold of 1/test_size folds held 53 % instead of 30 % and, with a class of two polygons
+    among classes of ten, left that class out of the hold-out in 17 of 30 seeds.
+    """
+    labels, groups, _, _ = polygons({1: 2, 2: 10, 3: 10}, pixels=12)
+    grouped = grouping(labels, groups, CLASSES)
+    for seed in range(30):
+        train, test = holdout_split(labels, 0.3, seed, grouped)
+        assert not set(groups[train]) & set(groups[test])
+        for value in (1, 2, 3):
+            assert (labels[test] == value).any(), (seed, value)
+            assert (labels[train] == value).any(), (seed, value)
+        assert abs(test.size / labels.size - 0.3) < 0.1, (seed, test.size / labels.size)
+    # more folds than polygons: no longer scikit-learn's 'n_splits=10 greater than the number of groups'
+    few_labels, few_groups, _, _ = polygons({1: 2, 2: 3, 3: 2}, pixels=12)
+    train, test = holdout_split(few_labels, 0.1, 0, grouping(few_labels, few_groups, CLASSES))
+    assert train.size
+    assert test.size
+
+
+def test_samples_on_one_pixel_stay_together_also_with_polygons() -> None:
+    """Polygons and points that share a pixel form one group.
+
+    Review: with polygons in the file, points inside a polygon, points digitised twice and overlapping
+    polygons each kept their own group, so one pixel was trained on and scored (9 pixels on both sides).
+    """
+    from dataclasses import dataclass
+    from typing import Any, cast
+
+    from affine import Affine
+
+    from lulc.grid import OutputGrid
+    from training.pipeline import _sample_groups
+    from training.sampling import Samples
+
+    @dataclass
+    class Gridded:
+        grid: OutputGrid
+
+    grid = OutputGrid("EPSG:32633", Affine(10, 0, 500_000, 0, -10, 5_000_000), 100, 100)
+    # polygon 0: pixels (0,0),(0,1); polygon 1: pixels (5,5),(5,6); polygon 2 overlaps polygon 1 on (5,6);
+    # a point (group 3) inside polygon 0 at (0,1) with another label; a point (group 4) alone at (9,9)
+    cols = np.array([0, 1, 5, 6, 6, 7, 1, 9])
+    rows = np.array([0, 0, 5, 5, 5, 5, 0, 9])
+    polygon_ids = np.array([0, 0, 1, 1, 2, 2, 3, 4])
+    labels = np.array([1, 1, 2, 2, 2, 2, 3, 1])
+    x, y = 500_000 + 10 * cols + 5.0, 5_000_000 - 10 * rows - 5.0
+    samples = Samples(np.zeros((8, 1), np.float32), labels, np.arange(8), x, y, [], 0)
+    groups, shared, conflicting = _sample_groups(cast(Any, Gridded(grid)), samples, polygon_ids)
+    assert groups is not None
+    assert shared == 2  # (0,1) twice, (5,6) twice
+    assert conflicting == 1  # (0,1): labels 1 and 3
+    assert len(set(groups[[0, 1, 6]])) == 1  # the point joins polygon 0
+    assert len(set(groups[[2, 3, 4, 5]])) == 1  # overlapping polygons are one group
+    assert len({groups[0], groups[2], groups[7]}) == 3  # the rest stay apart
+    # as points only, the samples of one pixel are grouped as before
+    alone, none_shared, _ = _sample_groups(cast(Any, Gridded(grid)), samples, None)
+    assert alone is not None
+    assert none_shared == 2
