@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely.geometry
+from pyproj import CRS, Transformer
 
 from lulc.classes import ClassTable, load_class_table
 from lulc.contract import Applicability, Features, Inputs, ModelContract, Outputs, Provenance
 from lulc.features import composite_feature_names, compute_composite_features
+from lulc.grid import utm_crs
 from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.aoa import DI_OUTPUT, add_dissimilarity_output
@@ -116,6 +119,24 @@ def _used_classes(table: ClassTable, labels: npt.NDArray[np.int64], progress: Pr
     return ClassTable(classes=[c for c in table.classes if c.value in present])
 
 
+def metric_xy(
+    crs: str, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Sample positions in metres: as they are in a metre CRS, else in the UTM zone of their centre.
+
+    Spatial blocks are given in metres: in an EPSG:4326 image's degrees a 200 m block held every point.
+    """
+    parsed = CRS.from_user_input(crs)
+    if parsed.is_projected and parsed.axis_info[0].unit_conversion_factor == 1.0:
+        return x, y
+    to_lonlat = Transformer.from_crs(parsed, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(x, y)
+    centre = shapely.geometry.Point(float(np.mean(lon)), float(np.mean(lat)))
+    to_metres = Transformer.from_crs("EPSG:4326", utm_crs(centre), always_xy=True)
+    mx, my = to_metres.transform(lon, lat)
+    return np.asarray(mx, dtype=np.float64), np.asarray(my, dtype=np.float64)
+
+
 def _evaluate_models(
     config: TrainingConfig,
     settings: TrainingSettings,
@@ -124,6 +145,7 @@ def _evaluate_models(
     classes: ClassTable,
     progress: Progress,
     grouped: Grouping,
+    crs: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     labels = samples.labels
     train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
@@ -131,8 +153,9 @@ def _evaluate_models(
     sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     sp_name = ""
     if config.cv.spatial_block is not None:
+        x, y = metric_xy(crs, samples.x, samples.y)  # blocks are metres, whatever the imagery's CRS
         sp_splits, sp_name, _ = spatial_splits(
-            samples.x, samples.y, labels, config.cv.spatial_block, config.cv.folds, config.seed, grouped
+            x, y, labels, config.cv.spatial_block, config.cv.folds, config.seed, grouped
         )
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
@@ -372,7 +395,7 @@ def train(
         progress.note(grouped.note)
     with quiet_estimators():
         board, fitted, train_idx, test = _evaluate_models(
-            config, settings, features, samples, classes, progress, grouped
+            config, settings, features, samples, classes, progress, grouped, imagery.grid.crs
         )
         chosen = _select(config, board)
         model = fitted[chosen["model"]]

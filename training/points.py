@@ -73,8 +73,10 @@ class LabelledPoints:
         """The samples with every polygon replaced by the grid's pixel centres inside it, and notes.
 
         A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
-        at most ``max_pixels`` of them (a seeded random subset, kept in row-major order); a polygon with no
-        pixel centre inside the grid gives none and a note says so. Coordinates come back in the grid's CRS.
+        at most ``max_pixels`` of them (a seeded random subset, kept in row-major order); a polygon holding
+        no pixel centre (smaller than a pixel, or thin) gives the pixel under a point inside it, as sits
+        samples points in polygons, and a note says so; one outside the grid gives none. Coordinates come
+        back in the grid's CRS.
         """
         if not self.polygons:
             return self, []
@@ -90,8 +92,14 @@ class LabelledPoints:
             px, py = _pixel_centres_inside(shape, grid)
             if px.size == 0:
                 name = self.classes.by_value(polygon.label).name
-                notes.append(f"polygon {polygon.feature} ({name}) has no pixel centre inside the imagery")
-                continue
+                px, py = _pixel_under(shape.representative_point(), grid)
+                if px.size == 0:
+                    notes.append(f"polygon {polygon.feature} ({name}) lies outside the imagery")
+                    continue
+                notes.append(
+                    f"polygon {polygon.feature} ({name}) holds no pixel centre (smaller than a pixel, or "
+                    "thin): the pixel under a point inside it samples it"
+                )
             if max_pixels is not None and px.size > max_pixels:
                 keep = np.sort(rng.choice(px.size, size=max_pixels, replace=False))
                 px, py = px[keep], py[keep]
@@ -109,6 +117,19 @@ class LabelledPoints:
             polygons=(),
         )
         return expanded, notes
+
+
+def _pixel_under(
+    point: BaseGeometry, grid: OutputGrid
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The centre of the grid pixel under ``point`` (grid CRS), or empty arrays outside the grid."""
+    t = grid.transform
+    col = int(np.floor((point.x - t.c) / t.a))
+    row = int(np.floor((point.y - t.f) / t.e))
+    if not (0 <= col < grid.width and 0 <= row < grid.height):
+        empty = np.empty(0, dtype=np.float64)
+        return empty, empty
+    return np.array([t.c + (col + 0.5) * t.a]), np.array([t.f + (row + 0.5) * t.e])
 
 
 def _pixel_centres_inside(

@@ -70,9 +70,25 @@ def test_polygons_become_the_pixel_centres_inside_them_on_the_grid(mixed: Path) 
     assert expanded.y[inner].max() == 3_999_645.0
     edge = groups == 3
     assert expanded.x[edge].max() == 401_995.0  # the last column centre on the grid
-    assert notes == ["polygon 4 (Water) has no pixel centre inside the imagery"]
+    assert notes == ["polygon 4 (Water) lies outside the imagery"]
     forest = points.classes.by_value(int(expanded.labels[inner][0])).name
     assert forest == "Forest"
+
+
+def test_a_polygon_smaller_than_a_pixel_is_sampled_by_the_pixel_under_it(tmp_path: Path) -> None:
+    """Review: a 6 x 6 m plot (no pixel centre inside) was dropped, and its class with it, as if outside."""
+    import geopandas as gpd
+
+    plot = box(400_516.0, 3_999_606.0, 400_519.0, 3_999_609.0)  # in the pixel centred at 400515, 3999605
+    path = tmp_path / "plot.gpkg"
+    gpd.GeoDataFrame({"label": ["Water"]}, geometry=[plot], crs="EPSG:32654").to_file(path)
+    expanded, notes = read_points(path, "label").with_polygon_pixels(GRID, None, seed=0)
+    assert len(expanded) == 1
+    assert (float(expanded.x[0]), float(expanded.y[0])) == (400_515.0, 3_999_605.0)
+    assert notes == [
+        "polygon 0 (Water) holds no pixel centre (smaller than a pixel, or thin): the pixel under a point "
+        "inside it samples it"
+    ]
 
 
 def test_max_pixels_per_polygon_is_a_seeded_subset(mixed: Path) -> None:

@@ -268,3 +268,24 @@ def test_sampling_reads_each_block_holding_points_once() -> None:
     assert samples.index.tolist() == [0, 1, 2, 3]
     assert samples.reflectance[:, 0].tolist() == [r * 100 + c for r, c in pixels[:4]]
     assert [(d.index, d.reason) for d in samples.dropped] == [(4, "cloud"), (5, "outside imagery")]
+
+
+def test_spatial_blocks_are_metres_also_for_a_lon_lat_image() -> None:
+    """Review: spatial_block (metres) was applied to an EPSG:4326 image's degrees: 200 'm' held all points."""
+    from training.evaluate import spatial_splits
+    from training.pipeline import metric_xy
+
+    rng = np.random.default_rng(0)
+    lon = 140.0 + rng.uniform(0, 0.0066, 80)  # about 600 m east-west at 36 N
+    lat = 36.0 + rng.uniform(0, 0.0054, 80)  # and 600 m north-south
+    labels = np.repeat([1, 2], 40)
+    x, y = metric_xy("EPSG:4326", lon, lat)
+    assert 500 < x.max() - x.min() < 700
+    assert 500 < y.max() - y.min() < 700
+    splits, name, _ = spatial_splits(x, y, labels, 200.0, 3, 0)
+    assert splits
+    assert "200 m blocks" in name
+    # metres in a metre CRS are kept as they are
+    same_x, same_y = metric_xy("EPSG:32654", x, y)
+    assert same_x is x
+    assert same_y is y
