@@ -177,18 +177,31 @@ class ClassTable(BaseModel):
     def from_labels(cls, labels: Iterable[object]) -> ClassTable:
         """A table made from labels alone.
 
-        Numeric labels keep their value; text labels are numbered 1..N in sorted order. Names are
-        the labels themselves and colours come from the fixed palette.
+        Numeric labels keep their value; text labels are numbered 1..N in sorted order, one class per name
+        whatever its case and surrounding spaces (as labels are matched to names). Names are the labels
+        themselves and colours come from the fixed palette.
+
+        Raises:
+            InputError: the labels mix class codes and names (numbering them all would renumber the codes).
         """
-        unique = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
+        unique = sorted(set(labels), key=lambda v: (isinstance(v, str), str(v)))
         rows = []
-        if all(_is_integral(v) for v in unique):
-            for i, v in enumerate(unique):
-                value = int(float(str(v)))
-                rows.append({"value": value, "name": str(value), "color": PALETTE[i % len(PALETTE)]})
+        integral = [v for v in unique if _is_integral(v)]
+        if len(integral) == len(unique):
+            for i, v in enumerate(sorted({int(float(str(v))) for v in unique})):
+                rows.append({"value": v, "name": str(v), "color": PALETTE[i % len(PALETTE)]})
+        elif integral:
+            names = sorted({str(v).strip() for v in unique if not _is_integral(v)})
+            codes = sorted({int(float(str(v))) for v in integral})
+            raise InputError(
+                f"the labels mix class codes ({codes[:10]}) and names ({names[:10]}): give a class table "
+                "that names every code, or label with one kind"
+            )
         else:
-            texts = sorted(str(v) for v in unique)
-            for i, name in enumerate(texts):
+            folded: dict[str, str] = {}
+            for text in sorted(str(v).strip() for v in unique):
+                folded.setdefault(text.casefold(), text)
+            for i, name in enumerate(sorted(folded.values())):
                 rows.append({"value": i + 1, "name": name, "color": PALETTE[i % len(PALETTE)]})
         return parse_class_table({"classes": rows}, "labels")
 

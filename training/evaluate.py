@@ -221,7 +221,9 @@ def repeated_splits(
         return splits, f"{name} ({grouped.n_groups} groups)"
     index = np.zeros(labels.size)
     if cv.scheme == "shuffle":
-        splitter: Any = StratifiedShuffleSplit(n_splits=cv.repeats, test_size=cv.test_size, random_state=seed)
+        # at least one sample of each class on the test side, as the hold-out takes it (scikit-learn refused)
+        n_test = max(int(np.ceil(cv.test_size * labels.size)), np.unique(labels).size)
+        splitter: Any = StratifiedShuffleSplit(n_splits=cv.repeats, test_size=n_test, random_state=seed)
         name = f"{cv.repeats} random stratified {100 - 100 * cv.test_size:g}/{100 * cv.test_size:g} splits"
     else:
         smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))

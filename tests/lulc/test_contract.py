@@ -92,6 +92,14 @@ def test_class_table_from_labels_numbers_text_labels_in_sorted_order() -> None:
     assert len({c.color for c in table.classes}) == 3
 
 
+def test_class_table_from_labels_refuses_codes_mixed_with_names_and_folds_spellings() -> None:
+    """Review: [3, 10, "other"] numbered the labels as text: code 3 became pixel value 2, 10 became 1."""
+    with pytest.raises(InputError, match=r"mix class codes \(\[3, 10\]\) and names \(\['other'\]\)"):
+        ClassTable.from_labels([3, 10, 10, 3, "other"])
+    folded = ClassTable.from_labels(["Water", "water ", "Forest"])
+    assert folded.names == ["Forest", "Water"]  # one class per name, as labels are matched to names
+
+
 def test_features_are_bands_then_indices_in_float32() -> None:
     bands = ["green", "red", "nir", "swir16"]
     refl = np.array([[0.1, 0.0], [0.05, 0.0], [0.4, 0.0], [0.2, 0.0]], dtype=np.float64)

@@ -168,3 +168,16 @@ def test_samples_on_one_pixel_stay_together_also_with_polygons() -> None:
     alone, none_shared, _ = _sample_groups(cast(Any, Gridded(grid)), samples, None)
     assert alone is not None
     assert none_shared == 2
+
+
+def test_shuffle_cv_with_classes_smaller_than_its_test_share_runs() -> None:
+    """Small classes and a 10 % test share: splits, not scikit-learn's error.
+
+    Review: it raised 'test_size = 3 should be greater or equal to the number of classes = 5'.
+    """
+    labels = np.repeat([1, 2, 3, 4, 5], [2, 2, 2, 2, 20])
+    splits, _ = repeated_splits(labels, CvOptions(scheme="shuffle", test_size=0.1, repeats=3), 0)
+    assert len(splits) == 3
+    for train, test in splits:
+        assert test.size == 5  # the classes' count, above 10 % of 28
+        assert not set(train) & set(test)
