@@ -60,25 +60,6 @@ def _log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def _at_validation(world: Any, run: Any) -> dict[str, np.ndarray[Any, Any]]:
-    """Truth, map label, class set (size, bitmask) and class probabilities (%) at the validation points."""
-    import geopandas as gpd
-    import rasterio
-
-    points = gpd.read_file(world.validation_points).to_crs(world.epsg)
-    xy = list(zip(points.geometry.x, points.geometry.y, strict=True))
-    folder = run.classes.parent
-    with (
-        rasterio.open(run.classes) as c,
-        rasterio.open(folder / "sets.tif") as s,
-        rasterio.open(folder / "probabilities.tif") as p,
-    ):
-        labels = np.array([v[0] for v in c.sample(xy)])
-        sets = np.array([v for v in s.sample(xy)])
-        percent = np.array([v for v in p.sample(xy)])
-    return {"truth": points["label"].to_numpy(), "labels": labels, "sets": sets, "percent": percent}
-
-
 def _covered(
     order: list[int], truth: np.ndarray[Any, Any], bitmask: np.ndarray[Any, Any]
 ) -> np.ndarray[Any, Any]:
@@ -89,6 +70,7 @@ def _covered(
 
 def draw(world: Any, seed: int, out: Path) -> dict[str, Any]:
     """One draw: train the SVM (recipe seed ``seed``) on ``world``, map it, score its sets at validation."""
+    from demo.report import at_validation_points
     from service.api import classify
     from training.api import train
 
@@ -104,7 +86,7 @@ def draw(world: Any, seed: int, out: Path) -> dict[str, Any]:
         out=out / "run",
         probabilities=True,
     )
-    at = _at_validation(world, mapped)
+    at = at_validation_points(world, mapped.classes.parent)
     sets = trained.contract.class_sets
     if sets is None or sets.class_min_probability is None:
         raise RuntimeError("the model has no class-conditional sets (trust: false?)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyogrio
 import pystac
 import rasterio
@@ -78,3 +81,27 @@ def summarize(world: DemoWorld) -> Summary:
         for c in table.classes
     ]
     return Summary(items=item_rows, classes=class_rows)
+
+
+def at_validation_points(world: DemoWorld, folder: Path) -> dict[str, npt.NDArray[Any]]:
+    """A run's layers at the world's validation points, with their true labels.
+
+    ``truth`` (labels), ``labels`` (classes.tif), and where the run has them ``di`` (aoa.tif: DI x 100),
+    ``sets`` (sets.tif: size, bitmask) and ``percent`` (probabilities.tif: one band per class).
+    """
+    import geopandas as gpd
+
+    points = gpd.read_file(world.validation_points).to_crs(world.epsg)
+    xy = list(zip(points.geometry.x, points.geometry.y, strict=True))
+    found: dict[str, npt.NDArray[Any]] = {"truth": points["label"].to_numpy()}
+    for key, name, first_band in (
+        ("labels", "classes.tif", True),
+        ("di", "aoa.tif", True),
+        ("sets", "sets.tif", False),
+        ("percent", "probabilities.tif", False),
+    ):
+        if (folder / name).exists():
+            with rasterio.open(folder / name) as src:
+                values = np.array(list(src.sample(xy)))
+            found[key] = values[:, 0] if first_band else values
+    return found

@@ -13,6 +13,7 @@ import rasterio
 import rasterio.warp
 from rio_cogeo.cogeo import cog_validate
 
+from demo.report import at_validation_points
 from demo.world import DemoWorld
 from service.api import MapRun, classify
 from tests.support.stac_validation import assert_valid_stac_file
@@ -38,22 +39,7 @@ def _run(
 
 
 def _at_validation(world: DemoWorld, run: MapRun) -> dict[str, Any]:
-    points = gpd.read_file(world.validation_points).to_crs(world.epsg)
-    xy = list(zip(points.geometry.x, points.geometry.y, strict=True))
-    folder = run.classes.parent
-    with (
-        rasterio.open(run.classes) as c,
-        rasterio.open(folder / "aoa.tif") as a,
-        rasterio.open(folder / "sets.tif") as s,
-    ):
-        labels = np.array([v[0] for v in c.sample(xy)])
-        di = np.array([v[0] for v in a.sample(xy)])
-        sets = np.array([v for v in s.sample(xy)])
-    at = {"truth": points["label"].to_numpy(), "labels": labels, "di": di, "sets": sets}
-    if (folder / "probabilities.tif").exists():
-        with rasterio.open(folder / "probabilities.tif") as p:
-            at["percent"] = np.array([v for v in p.sample(xy)])
-    return at
+    return at_validation_points(world, run.classes.parent)
 
 
 @pytest.fixture(scope="module")
