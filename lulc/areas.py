@@ -15,10 +15,9 @@ import numpy as np
 import numpy.typing as npt
 from rasterio.transform import Affine
 
-from lulc.grid import cell_areas_m2, pixel_areas_m2
+from lulc.grid import AREA_CELL as CELL
+from lulc.grid import cell_areas_m2, cell_edges, pixel_areas_m2
 
-CELL = 64
-"""Pixels a side of the cells whose pixels share one area."""
 UNIFORM = 5e-3
 """Relative spread of pixel areas under which a map's mean pixel area serves every class: a class's area is
 then off by at most half of it (0.25 %). UTM grids stay under it (a 110 km tile at the edge of its zone
@@ -51,12 +50,6 @@ class AreaCells:
         summed = np.bincount(values.ravel(), weights=pixel_areas.ravel(), minlength=length)
         return np.asarray(summed[:length], dtype=np.float64)
 
-    def at(self, row: npt.ArrayLike, col: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """The area (m²) of the pixel at each (``row``, ``col``)."""
-        r = np.clip(np.asarray(row, dtype=np.int64) // CELL, 0, self.areas.shape[0] - 1)
-        c = np.clip(np.asarray(col, dtype=np.int64) // CELL, 0, self.areas.shape[1] - 1)
-        return np.asarray(self.areas[r, c], dtype=np.float64)
-
 
 def area_cells(crs: str, transform: Affine, width: int, height: int) -> AreaCells | None:
     """The grid's ``AreaCells``, or None where its pixel areas vary by less than ``UNIFORM``."""
@@ -67,6 +60,5 @@ def area_cells(crs: str, transform: Affine, width: int, height: int) -> AreaCell
     if float(sample.max() - sample.min()) <= UNIFORM * float(sample.mean()):
         return None
     areas = cell_areas_m2(crs, transform, width, height, CELL)  # each cell's area, shared by its pixels
-    rows = np.diff(np.minimum(np.arange(0, height + CELL, CELL), height))
-    cols = np.diff(np.minimum(np.arange(0, width + CELL, CELL), width))
-    return AreaCells(areas / (rows[rows > 0][:, None] * cols[cols > 0][None, :]))
+    rows, cols = np.diff(cell_edges(height, CELL)), np.diff(cell_edges(width, CELL))
+    return AreaCells(areas / (rows[:, None] * cols[None, :]))

@@ -222,14 +222,17 @@ def rectangle_areas_m2(
     )
 
 
+def cell_edges(size: int, cell: int) -> npt.NDArray[np.int64]:
+    """Pixel edges of ``cell``-pixel cells along a side of ``size`` pixels: 0, cell, ..., size."""
+    return np.append(np.arange(0, size, cell, dtype=np.int64), np.int64(size))
+
+
 def cell_areas_m2(crs: str, transform: Affine, width: int, height: int, cell: int) -> npt.NDArray[np.float64]:
     """The true area (m²) of each ``cell`` x ``cell`` pixel cell of a grid: ``(cell rows, cell columns)``.
 
     The last row and column of cells are cut to the grid.
     """
-    row_edges = np.minimum(np.arange(0, height + cell, cell), height)
-    col_edges = np.minimum(np.arange(0, width + cell, cell), width)
-    row_edges, col_edges = np.unique(row_edges), np.unique(col_edges)
+    row_edges, col_edges = cell_edges(height, cell), cell_edges(width, cell)
     t, lft = np.meshgrid(row_edges[:-1], col_edges[:-1], indexing="ij")
     b, rgt = np.meshgrid(row_edges[1:], col_edges[1:], indexing="ij")
     return rectangle_areas_m2(crs, transform, t, lft, b, rgt).reshape(t.shape)

@@ -188,9 +188,10 @@ def change_area_estimate(
     thin = [strata_names[s] for s in range(len(area)) if area[s] > 0 and n_h[s] < 2]
     if strata is not None and code_pixels is None:
         raise ValueError("code_pixels (each from-to code's mapped pixels) are needed with design strata")
-    mapped = (stratum_pixels if code_pixels is None else code_pixels).astype(np.float64) * pixel_ha
     if code_hectares is not None:
         mapped = np.asarray(code_hectares, dtype=np.float64)
+    else:
+        mapped = (stratum_pixels if code_pixels is None else code_pixels).astype(np.float64) * pixel_ha
     return {
         "method": "Olofsson et al. 2014, stratified by the change map's from-to classes"
         if strata is None

@@ -40,6 +40,7 @@ from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, tran
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
+from service.publish import ITEM_NAME
 
 CLASSES_NAME = "classes.tif"
 CONFIDENCE_NAME = "confidence.tif"
@@ -517,7 +518,7 @@ def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str,
     A previous run's ``item.json`` there goes first: a run killed between two renames leaves a folder
     without an item, never an item that pairs the old run's description with the new run's files.
     """
-    if "item.json" in names:
+    if ITEM_NAME in names:
         withdraw_item(out_dir)
     final = {}
     for name in names:
@@ -529,7 +530,7 @@ def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str,
 
 def withdraw_item(out_dir: Path) -> None:
     """Remove ``out_dir/item.json`` before its run's files are replaced (see ``move_into_place``)."""
-    (out_dir / "item.json").unlink(missing_ok=True)
+    (out_dir / ITEM_NAME).unlink(missing_ok=True)
 
 
 def raster_band(

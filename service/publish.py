@@ -224,15 +224,16 @@ def publish(
     if is_local(dest) and Path(folder) == src:
         return Published(url=folder, files=files)
     store = _open(dest, s3, folder)
-    earlier = _published(store, folder)
-    if earlier and not replace:
+    held = _holds_run(store, folder)
+    if held and not replace:
         raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
-    try:
-        if earlier:
+    earlier = _listing(store, folder) if held else []  # the replaced run's files, before any change
+    if held:
+        try:
             obstore.delete(store, ITEM_NAME)
-    except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot remove %s/%s: %s", folder, ITEM_NAME, exc)
-        raise PublishError(f"cannot replace the run published at {folder}") from None
+        except (OSError, ValueError, StoreError) as exc:
+            log.warning("cannot remove %s/%s: %s", folder, ITEM_NAME, exc)
+            raise PublishError(f"cannot replace the run published at {folder}") from None
     done: list[str] = []
     for name in names:
         try:
@@ -259,7 +260,7 @@ def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool =
     folder = destination_folder(dest)
     if replace or (is_local(dest) and not Path(folder).exists()):
         return
-    if _published(_open(dest, s3, folder), folder):
+    if _holds_run(_open(dest, s3, folder), folder):
         raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
 
 
@@ -273,8 +274,8 @@ def _open(dest: str, s3: S3Options | None, folder: str) -> ObjectStore:
         raise PublishError(f"cannot open output destination {folder}") from None
 
 
-def _published(store: ObjectStore, folder: str) -> list[str]:
-    """The files under a destination that holds a run's ``item.json``; [] when it holds none."""
+def _holds_run(store: ObjectStore, folder: str) -> bool:
+    """Whether a destination holds a published run's ``item.json`` (a missing bucket raises, not False)."""
     import obstore
     from obstore.exceptions import BaseError as StoreError
 
@@ -283,10 +284,22 @@ def _published(store: ObjectStore, folder: str) -> list[str]:
             obstore.head(store, ITEM_NAME)
         except FileNotFoundError:
             next(iter(obstore.list(store, chunk_size=1)), None)  # a missing bucket fails here, not later
-            return []
-        return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
+            return False
+        return True
     except (OSError, ValueError, StoreError) as exc:
         log.warning("cannot read %s: %s", folder, exc)
+        raise PublishError(f"cannot read output destination {folder}") from None
+
+
+def _listing(store: ObjectStore, folder: str) -> list[str]:
+    """Every file under a destination, relative to it."""
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    try:
+        return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
+    except (OSError, ValueError, StoreError) as exc:
+        log.warning("cannot list %s: %s", folder, exc)
         raise PublishError(f"cannot read output destination {folder}") from None
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from lulc.errors import LulcError
 from lulc.gdal_env import gdal_env
+from lulc.grid import OutputGrid
 from tiler.backdrop import Backdrop, backdrop_of, image_backdrop
 from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError
@@ -145,13 +146,13 @@ def _bbox(item: dict[str, Any]) -> list[float] | None:
 def _raster_bbox(path: Path) -> list[float] | None:
     """The map's own lon/lat bounds, for an item without a usable bbox (else the web map shows the world)."""
     import rasterio
-    from rasterio.warp import transform_bounds
 
     try:
         with gdal_env(), rasterio.open(path) as src:
             if src.crs is None:
                 return None
-            return [float(v) for v in transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)]
+            grid = OutputGrid(src.crs.to_string(), src.transform, src.width, src.height)
+        return list(grid.bounds_wgs84())
     except (rasterio.errors.RasterioError, ValueError):
         return None
 

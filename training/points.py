@@ -124,8 +124,8 @@ def _pixel_under(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """The centre of the grid pixel under ``point`` (grid CRS), or empty arrays outside the grid."""
     t = grid.transform
-    col = int(np.floor((point.x - t.c) / t.a))
-    row = int(np.floor((point.y - t.f) / t.e))
+    rows, cols = grid.pixel_index([point.x], [point.y])
+    row, col = int(rows[0]), int(cols[0])
     if not (0 <= col < grid.width and 0 <= row < grid.height):
         empty = np.empty(0, dtype=np.float64)
         return empty, empty
