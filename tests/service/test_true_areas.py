@@ -141,3 +141,29 @@ def test_stats_clean_change_and_patches_weigh_each_pixel(
     by_value = table.groupby("value")["area_ha"].sum()
     assert by_value[2] == pytest.approx(hectares[2], rel=2e-3)
     assert by_value[1] == pytest.approx(hectares[1], rel=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("row", "col", "height", "width", "length"),
+    [(512, 1024, 512, 512, 256), (70, 5, 300, 131, 8), (0, 0, 1, 1, 256), (64, 64, 64, 200, 70_000)],
+)
+def test_sums_by_value_weigh_each_pixel_by_its_cells_area(
+    row: int, col: int, height: int, width: int, length: int
+) -> None:
+    """Per-cell counts (and, for patch numbers, the one weighted count) give each pixel its cell's area."""
+    from lulc.areas import area_cells
+    from lulc.grid import AREA_CELL
+
+    transform = from_origin(1_500_000, 8_400_000, 20, 20)  # EPSG:3857 near 60 N: areas vary
+    cells = area_cells("EPSG:3857", transform, 2048, 2048)
+    assert cells is not None
+    values = np.random.default_rng(3).integers(0, min(length, 300), (height, width))
+    rows = np.arange(row, row + height)[:, None] // AREA_CELL
+    cols = np.arange(col, col + width)[None, :] // AREA_CELL
+    per_pixel = cells.areas[rows, cols]
+    expected = np.bincount(values.ravel(), weights=per_pixel.ravel(), minlength=length)[:length]
+    got = cells.sum_by_value(values, row, col, length)
+    assert got.shape == (length,)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    mean = got.sum() / (height * width)  # ground m² a pixel: 400 nominal, cos² 59.7 N of it on the ground
+    assert 0.24 * 400 < mean < 0.27 * 400
