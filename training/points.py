@@ -73,10 +73,11 @@ class LabelledPoints:
         """The samples with every polygon replaced by the grid's pixel centres inside it, and notes.
 
         A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
-        at most ``max_pixels`` of them (a seeded random subset, kept in row-major order); a polygon holding
-        no pixel centre (smaller than a pixel, or thin) gives the pixel under a point inside it, as sits
-        samples points in polygons, and a note says so; one outside the grid gives none. Coordinates come
-        back in the grid's CRS.
+        at most ``max_pixels`` of them (a random subset seeded by ``seed`` and the polygon itself, so that
+        adding, removing or reordering other polygons leaves its subset as it was; kept in row-major order);
+        a polygon holding no pixel centre (smaller than a pixel, or thin) gives the pixel under a point
+        inside it, as sits samples points in polygons, and a note says so; one outside the grid gives none.
+        Coordinates come back in the grid's CRS.
         """
         if not self.polygons:
             return self, []
@@ -84,7 +85,6 @@ class LabelledPoints:
 
         x, y = self.xy_in(grid.rasterio_crs)
         groups = self.groups if self.groups is not None else np.arange(len(self), dtype=np.int64)
-        rng = np.random.default_rng(seed)
         parts_x, parts_y, parts_label, parts_group = [x], [y], [self.labels], [groups]
         notes: list[str] = []
         for polygon in self.polygons:
@@ -101,6 +101,7 @@ class LabelledPoints:
                     "thin): the pixel under a point inside it samples it"
                 )
             if max_pixels is not None and px.size > max_pixels:
+                rng = np.random.default_rng(_polygon_entropy(seed, polygon))
                 keep = np.sort(rng.choice(px.size, size=max_pixels, replace=False))
                 px, py = px[keep], py[keep]
             parts_x.append(px)
@@ -117,6 +118,20 @@ class LabelledPoints:
             polygons=(),
         )
         return expanded, notes
+
+
+def _polygon_entropy(seed: int, polygon: TrainingPolygon) -> list[int]:
+    """A generator seed of ``seed``, the polygon's label and its geometry (as it is in the file).
+
+    One generator for all polygons made each subset depend on every polygon sampled before it.
+    """
+    import hashlib
+
+    import shapely
+
+    wkb = shapely.to_wkb(polygon.geometry, byte_order=1)  # little-endian: the same bytes on every machine
+    digest = int.from_bytes(hashlib.sha256(wkb).digest()[:8], "little")
+    return [seed & (2**64 - 1), polygon.label & (2**64 - 1), digest]
 
 
 def _pixel_under(

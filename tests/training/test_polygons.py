@@ -106,6 +106,23 @@ def test_max_pixels_per_polygon_is_a_seeded_subset(mixed: Path) -> None:
     )
 
 
+def test_a_polygons_subset_does_not_depend_on_the_other_polygons(tmp_path: Path) -> None:
+    """Adding a polygon before another leaves the other's seeded subset as it was.
+
+    One generator shared by all polygons did not: every later polygon drew from where the new one left it.
+    """
+    big = (box(400_500.0, 3_999_300.0, 400_700.0, 3_999_500.0), "Forest")  # 20 x 20 pixel centres
+    small = (box(400_100.0, 3_999_100.0, 400_200.0, 3_999_200.0), "Water")  # 10 x 10
+    alone = read_points(write_layer(tmp_path / "one.gpkg", [big]), "label")
+    both = read_points(write_layer(tmp_path / "two.gpkg", [small, big]), "label")
+    a, _ = alone.with_polygon_pixels(GRID, 15, seed=0)
+    b, _ = both.with_polygon_pixels(GRID, 15, seed=0)
+    forest = b.labels == a.labels[0]
+    assert int(np.count_nonzero(forest)) == 15
+    assert np.array_equal(a.x, b.x[forest])
+    assert np.array_equal(a.y, b.y[forest])
+
+
 def test_a_points_only_file_has_no_groups_and_nothing_to_expand(tmp_path: Path) -> None:
     path = write_layer(
         tmp_path / "p.gpkg", [(Point(400_105.0, 3_999_505.0), "A"), (Point(400_205.0, 3_999_505.0), "B")]
