@@ -149,14 +149,21 @@ def _evaluate_models(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     labels = samples.labels
     train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
-    cv_splits, cv_name = repeated_splits(labels, config.cv, config.seed, grouped)
+    # Every estimate a choice is made from (the kept model, tuned parameters) runs on the training part
+    # alone: the hold-out stays unseen until the one model kept is scored on it. Over all samples, the
+    # model whose CV folds happened to score the hold-out's samples well was the one kept and reported.
+    part = f"of the training part ({train.size} of {labels.size} samples)"
+    train_labels, train_grouped = labels[train], _part(grouped, train)
+    cv_splits, cv_name = repeated_splits(train_labels, config.cv, config.seed, train_grouped)
+    cv_name = f"{cv_name}, {part}"
     sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     sp_name = ""
     if config.cv.spatial_block is not None:
-        x, y = metric_xy(crs, samples.x, samples.y)  # blocks are metres, whatever the imagery's CRS
+        x, y = metric_xy(crs, samples.x[train], samples.y[train])  # metres, whatever the imagery's CRS
         sp_splits, sp_name, _ = spatial_splits(
-            x, y, labels, config.cv.spatial_block, config.cv.folds, config.seed, grouped
+            x, y, train_labels, config.cv.spatial_block, config.cv.folds, config.seed, train_grouped
         )
+        sp_name = f"{sp_name}, {part}"
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
     for name in config.models:
@@ -166,18 +173,14 @@ def _evaluate_models(
             if not cv_splits:
                 raise ConfigError("--tune needs the repeated CV (cv.repeats >= 1) to score its candidates")
             progress.start(f"tuning {name}", config.tune_budget)
-            # on the training part alone: the hold-out stays unseen by every choice made from scores
-            tune_splits, tune_name = repeated_splits(
-                labels[train], config.cv, config.seed, _part(grouped, train)
-            )
             tuning = tune(
                 name,
                 functools.partial(make_estimator, name, config.seed, settings.n_jobs),
                 params,
                 features[train],
-                labels[train],
-                tune_splits,
-                f"{tune_name}, of the training part ({train.size} of {labels.size} samples)",
+                train_labels,
+                cv_splits,
+                cv_name,
                 config.tune_budget,
                 config.seed,
                 progress.advance,
@@ -206,11 +209,11 @@ def _evaluate_models(
         entry["holdout_overall_accuracy"] = entry["holdout"]["overall_accuracy"]
         if cv_splits:
             entry["cv"] = cross_validate(
-                factory, features, labels, cv_splits, cv_name, progress.advance
+                factory, features[train], train_labels, cv_splits, cv_name, progress.advance
             ).summary()
         if sp_splits:
             entry["spatial_cv"] = cross_validate(
-                factory, features, labels, sp_splits, sp_name, progress.advance
+                factory, features[train], train_labels, sp_splits, sp_name, progress.advance
             ).summary()
         board.append(entry)
         fitted[name] = model
@@ -286,11 +289,13 @@ def _polygon_summary(
     grouped: Grouping,
     chosen: dict[str, Any],
     progress: Progress,
+    train: npt.NDArray[np.int64],
 ) -> dict[str, Any] | None:
     """Polygons and pixels per class, and the optimism of splitting pixels at random (None: points only).
 
     The optimism is the kept model's repeated-CV accuracy with pixels split at random minus the same
     estimate grouped by polygon: how much a pixel-wise split (as OTB and SCP make) flatters the model.
+    Both on the training part (``train``), as the grouped estimate is.
     """
     if points.groups is None:
         return None
@@ -316,14 +321,15 @@ def _polygon_summary(
     }
     if grouped.groups is None or "cv" not in chosen or config.cv.repeats == 0:
         return summary
-    random_splits, random_name = repeated_splits(labels, config.cv, config.seed)
+    random_splits, random_name = repeated_splits(labels[train], config.cv, config.seed)
 
     def factory() -> Any:  # the kept model itself (class weighting, tuned parameters): only the split differs
         return make_estimator(chosen["model"], config.seed, settings.n_jobs, chosen["params"])
 
     progress.start("pixel-split CV (optimism)", len(random_splits))
+    random_name = f"{random_name}, of the training part ({train.size} of {labels.size} samples)"
     pixelwise = cross_validate(
-        factory, features, labels, random_splits, random_name, progress.advance
+        factory, features[train], labels[train], random_splits, random_name, progress.advance
     ).summary()
     grouped_mean = float(chosen["cv"]["overall_accuracy"]["mean"])
     random_mean = float(pixelwise["overall_accuracy"]["mean"])
@@ -339,6 +345,19 @@ def _polygon_summary(
         f"{100 * grouped_mean:.1f} % (grouped by polygon) = {100 * (random_mean - grouped_mean):+.1f} pp"
     )
     return summary
+
+
+def _selection(config: TrainingConfig, board: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str, Any]:
+    """How the kept model was chosen, and whether that makes its hold-out accuracy optimistic."""
+    if config.select != "best" or len(board) == 1:
+        return {"by": "the recipe", "note": None}
+    if "cv" in chosen:
+        return {"by": "repeated CV of the training part", "note": None}
+    return {
+        "by": "hold-out accuracy",
+        "note": f"No repeated CV (cv.repeats: 0): the hold-out chose the kept model among {len(board)}, so "
+        "its hold-out accuracy is the best of them and optimistic; set cv.repeats >= 1 or select one model",
+    }
 
 
 def _select(config: TrainingConfig, board: list[dict[str, Any]]) -> dict[str, Any]:
@@ -398,8 +417,13 @@ def train(
             config, settings, features, samples, classes, progress, grouped, imagery.grid.crs
         )
         chosen = _select(config, board)
+        selection = _selection(config, board, chosen)
+        if selection["note"]:
+            progress.note(selection["note"])
         model = fitted[chosen["model"]]
-        polygons = _polygon_summary(config, settings, features, samples, points, grouped, chosen, progress)
+        polygons = _polygon_summary(
+            config, settings, features, samples, points, grouped, chosen, progress, train_idx
+        )
         progress.start("feature importance", 1)
         importance = permutation_importance(
             model, features[test], samples.labels[test], names, config.seed, settings.importance_repeats
@@ -444,6 +468,7 @@ def train(
     metrics = _metrics(config, contract, chosen, board, samples, points, imagery, importance, parity, names)
     metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
     metrics["imagery_notes"] = notes
+    metrics["selection"] = selection
     if trust is not None:
         metrics["trust"] = trust.report
     if polygons is not None:

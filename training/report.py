@@ -188,6 +188,13 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         mark = " (kept)" if entry["model"] == model["type"] else ""
         rows.append([entry["model"] + mark, _pct(entry["holdout_overall_accuracy"]), cv_text, sp_text])
     lines += _table(["model", "hold-out OA %", "repeated OA % (mean ± sd)", "spatial block OA %"], rows)
+    selection = metrics.get("selection")
+    if selection:  # metrics of models trained before it was recorded have none
+        lines += [
+            "",
+            f"Kept model chosen by {selection['by']}."
+            + (f" {selection['note']}." if selection["note"] else ""),
+        ]
     lines += [
         "",
         f"## Hold-out accuracy of the kept model ({hold['n']} samples)",

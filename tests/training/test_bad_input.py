@@ -187,9 +187,11 @@ def test_points_on_one_pixel_stay_on_one_side_of_every_split(lulc_py: Path, tmp_
         seed=0,
         out=tmp_path / "m",
     )
-    assert f"({len(points)} groups)" in run.metrics["cv"]["scheme"]
-    assert run.metrics["samples"]["train"] + run.metrics["samples"]["test"] == 2 * len(points)
-    assert run.metrics["samples"]["train"] % 2 == 0  # whole pairs on each side
+    train_n = run.metrics["samples"]["train"]
+    assert train_n + run.metrics["samples"]["test"] == 2 * len(points)
+    assert train_n % 2 == 0  # whole pairs on each side
+    # the CV runs on the training part, each pair one group
+    assert f"({train_n // 2} groups), of the training part ({train_n} of" in run.metrics["cv"]["scheme"]
 
 
 def test_an_invalid_recipe_value_is_one_line_without_pydantics_link(world: Path, tmp_path: Path) -> None:

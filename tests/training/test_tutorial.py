@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -10,11 +11,15 @@ import numpy as np
 import onnx
 import pytest
 
+from lulc.classes import load_class_table
 from lulc.contract import METADATA_KEY, contract_from_json, load_contract
-from training.config import make_config
+from training.config import CvOptions, make_config
+from training.evaluate import cross_validate, repeated_splits
 from training.imagery import open_local_imagery
+from training.models import make_estimator
 from training.pipeline import train
-from training.sampling import sample_pixels
+from training.points import read_points
+from training.sampling import sample_pixels, sample_points
 
 # Mean accuracy of the tutorial's recipe over 20 random stratified 70/30 splits (README of lulc_py).
 REFERENCE = {"svm": 0.984, "rf": 0.958, "dt": 0.960}
@@ -40,16 +45,34 @@ def tutorial_run(tutorial: Path, tutorial_classes: Path, tmp_path_factory: pytes
 
 
 @pytest.mark.slow
-def test_repeated_split_accuracy_matches_the_tutorial(tutorial_run: Path) -> None:
-    metrics = json.loads((tutorial_run / "metrics.json").read_text())
-    board = {e["model"]: e for e in metrics["leaderboard"]}
+def test_repeated_split_accuracy_matches_the_tutorial(tutorial: Path, tutorial_classes: Path) -> None:
+    """Our sampler, models and splits over all 121 points give the tutorial's repeated-split figures."""
+    points = read_points(str(tutorial / "samples.shp"), "labels", load_class_table(str(tutorial_classes)))
+    imagery = open_local_imagery(tutorial / "s2image.tif", ["blue", "green", "red", "nir"], None, None, None)
+    samples = sample_points(imagery, points)
+    features = samples.reflectance  # no indices: the bands are the features
+    splits, name = repeated_splits(samples.labels, CvOptions(scheme="shuffle", repeats=20, test_size=0.3), 0)
+    assert (len(splits), name) == (20, "20 random stratified 70/30 splits")
     for model, expected in REFERENCE.items():
-        cv = board[model]["cv"]
-        assert cv["splits"] == 20
-        assert abs(cv["overall_accuracy"]["mean"] - expected) <= 0.03, (model, cv["overall_accuracy"])
+        fresh = functools.partial(make_estimator, model, 0, 1)
+        result = cross_validate(fresh, features, samples.labels, splits, name)
+        accuracy = result.summary()["overall_accuracy"]
+        assert abs(accuracy["mean"] - expected) <= 0.03, (model, accuracy)
+
+
+def test_the_runs_repeated_estimate_is_of_its_training_part(tutorial_run: Path) -> None:
+    """The leaderboard's CV, which picks the kept model, never scores a hold-out sample."""
+    metrics = json.loads((tutorial_run / "metrics.json").read_text())
+    train_n, test_n = metrics["samples"]["train"], metrics["samples"]["test"]
+    assert (train_n + test_n, test_n) == (121, 37)
+    for entry in metrics["leaderboard"]:
+        assert entry["cv"]["splits"] == 20
+        assert entry["cv"]["scheme"].endswith(f"of the training part ({train_n} of 121 samples)")
+    assert metrics["selection"] == {"by": "repeated CV of the training part", "note": None}
     report = (tutorial_run / "report.md").read_text()
-    assert "20 random stratified 70/30 splits" in report
+    assert "20 random stratified 70/30 splits, of the training part (84 of 121 samples)" in report
     assert report.count("(mean of 20 splits)") == 3
+    assert "Kept model chosen by repeated CV of the training part." in report
     assert metrics["samples"] == metrics["samples"] | {"points": 121, "used": 121, "dropped": []}
     assert [c["name"] for c in metrics["classes"]] == ["Water", "Dense Veg", "Veg", "Impervious"]
 
@@ -84,3 +107,27 @@ def test_nodata_slivers_are_masked(tutorial: Path) -> None:
     # the README counts 4,458 nodata pixels (3.4e38) outside the AOI quadrilateral
     assert len(pixels) == total - 4458
     assert float(np.max(pixels)) < 2.0
+
+
+def test_a_model_picked_by_its_hold_out_says_so(
+    tutorial: Path, tutorial_classes: Path, tmp_path: Path
+) -> None:
+    """Without a repeated CV the hold-out picks among the models: its accuracy is then optimistic."""
+    config = make_config(
+        {
+            "image": str(tutorial / "s2image.tif"),
+            "bands": ["blue", "green", "red", "nir"],
+            "points": str(tutorial / "samples.shp"),
+            "label_field": "labels",
+            "classes": str(tutorial_classes),
+            "models": ["dt", "rf"],
+            "cv": {"repeats": 0},
+            "trust": False,
+            "out": str(tmp_path / "model"),
+        }
+    )
+    metrics = train(config).metrics
+    assert metrics["selection"]["by"] == "hold-out accuracy"
+    assert "chose the kept model among 2" in metrics["selection"]["note"]
+    report = (tmp_path / "model" / "report.md").read_text()
+    assert "Kept model chosen by hold-out accuracy. No repeated CV (cv.repeats: 0)" in report
