@@ -88,8 +88,11 @@ def test_sampling_counts_requests_at_the_server(quick_run: tuple[dict, str, Path
     assert naive["points"] == 40
     assert naive["requests"] >= 1
     assert naive["extrapolated"] is True
-    # Both read the same pixels: the mean sampled reflectance agrees.
-    assert naive["checksum"] / 40 == pytest.approx(grouped["checksum"] / 300, rel=0.2)
+    # Both read the same pixels: the naive loop's 40 points are the first 40 of the grouped sampler's 300,
+    # and their reflectance sums agree (each rounded to 3 decimals; float32 against float64 arithmetic)
+    assert grouped["sampled_first"] == 40
+    assert naive["checksum"] > 0
+    assert naive["checksum"] == pytest.approx(grouped["checksum_first"], abs=2e-3)
     assert isinstance(sampling["targets"]["requests_bounded_by_blocks"], bool)
 
 
