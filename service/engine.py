@@ -27,6 +27,7 @@ from lulc.areas import area_cells
 from lulc.contract import ModelContract
 from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
+from lulc.pixels import image_datetime
 from lulc.progress import NullProgress, Progress
 from service.blocks import run_blocks_threaded
 from service.output import (
@@ -353,30 +354,6 @@ def _no_pixels_message(request: ClassifyRequest, reader: BlockReader) -> str:
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def image_datetime(href: str | None) -> datetime | None:
-    """The acquisition time a local GeoTIFF records, if any.
-
-    GDAL's ``IMAGERY`` ``ACQUISITIONDATETIME``, else the TIFF ``DateTime`` tag (``YYYY:MM:DD HH:MM:SS``,
-    taken as UTC); None for anything else.
-    """
-    if href is None or "://" in href or Path(href).suffix.lower() not in (".tif", ".tiff"):
-        return None
-    try:
-        with rasterio.open(href) as src:
-            imagery = src.tags(ns="IMAGERY").get("ACQUISITIONDATETIME")
-            stamp = imagery or src.tags().get("TIFFTAG_DATETIME")
-    except rasterio.errors.RasterioError:
-        return None
-    if not stamp:
-        return None
-    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.strptime(stamp.strip(), layout).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
 
 
 def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from lulc.pixels import (
     PixelReader,
     Status,
     image_band_indexes,
+    image_datetime,
     open_image_reader,
 )
 from training.errors import ImageryError
@@ -125,8 +126,12 @@ class LocalImagery:
 
     @property
     def time_window(self) -> str | None:
-        """Unknown for a plain raster."""
-        return None
+        """The acquisition the image records (``ACQUISITIONDATETIME`` or TIFF ``DateTime``), else unknown.
+
+        It goes into the contract's provenance and dates the model's MLM item (else the image's mtime).
+        """
+        stamp = image_datetime(str(self.path))
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp is not None else None
 
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Each block's pixels, through the classifier's image reader."""

@@ -5,7 +5,7 @@ Training samples its points and the classifier reads its blocks through these re
 model sees at inference exactly the pixels it was trained on (``tests/lulc/test_pixel_skew.py``).
 """
 
-from lulc.pixels.image import ImageBlockReader, image_band_indexes, open_image_reader
+from lulc.pixels.image import ImageBlockReader, image_band_indexes, image_datetime, open_image_reader
 from lulc.pixels.stac import COMPOSITES, ItemAssets, StacBlockReader, item_assets
 from lulc.pixels.stacked import StackedBlockReader
 from lulc.pixels.types import (
@@ -48,6 +48,7 @@ __all__ = [
     "aligned_offset",
     "gdal_path",
     "image_band_indexes",
+    "image_datetime",
     "item_assets",
     "open_image_reader",
     "read_aligned",

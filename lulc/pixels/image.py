@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,27 @@ def open_image_reader(
     with gdal_env(), rasterio.open(path) as src:
         aligned = aligned_offset(src, grid)
     return ImageBlockReader(path, grid, tuple(indexes), scale, offset, aligned, retry or RetryPolicy())
+
+
+def image_datetime(href: str | None) -> datetime | None:
+    """The acquisition time a local GeoTIFF records, if any (for training's provenance and a map's item).
+
+    GDAL's ``IMAGERY`` ``ACQUISITIONDATETIME``, else the TIFF ``DateTime`` tag (``YYYY:MM:DD HH:MM:SS``,
+    taken as UTC); None for anything else.
+    """
+    if href is None or "://" in href or Path(href).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with rasterio.open(href) as src:
+            imagery = src.tags(ns="IMAGERY").get("ACQUISITIONDATETIME")
+            stamp = imagery or src.tags().get("TIFFTAG_DATETIME")
+    except rasterio.errors.RasterioError:
+        return None
+    if not stamp:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(stamp.strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None

@@ -131,3 +131,34 @@ def test_a_model_picked_by_its_hold_out_says_so(
     assert "chose the kept model among 2" in metrics["selection"]["note"]
     report = (tmp_path / "model" / "report.md").read_text()
     assert "Kept model chosen by hold-out accuracy. No repeated CV (cv.repeats: 0)" in report
+
+
+def test_an_image_that_records_its_acquisition_dates_the_model(
+    tutorial: Path, tutorial_classes: Path, tmp_path: Path
+) -> None:
+    """The acquisition a GeoTIFF records (TIFF DateTime) is the model's time, not the file's mtime."""
+    import rasterio
+    import rasterio.shutil
+
+    image = tmp_path / "dated.tif"
+    rasterio.shutil.copy(str(tutorial / "s2image.tif"), str(image), driver="GTiff")
+    with rasterio.open(image, "r+") as dst:
+        dst.update_tags(TIFFTAG_DATETIME="2019:07:04 10:30:21")
+    config = make_config(
+        {
+            "image": str(image),
+            "bands": ["blue", "green", "red", "nir"],
+            "points": str(tutorial / "samples.shp"),
+            "label_field": "labels",
+            "classes": str(tutorial_classes),
+            "models": ["dt"],
+            "cv": {"repeats": 0},
+            "trust": False,
+            "out": str(tmp_path / "model"),
+        }
+    )
+    result = train(config)
+    assert result.contract.provenance.time_window == "2019-07-04T10:30:21Z"
+    item = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert item["properties"]["datetime"] == "2019-07-04T10:30:21Z"
+    assert item["properties"]["lulc:time_window"] == "2019-07-04T10:30:21Z"
