@@ -24,6 +24,7 @@ from training.config import TrainingConfig
 from training.errors import ConfigError
 from training.evaluate import (
     Grouping,
+    Split,
     check_class_counts,
     cross_validate,
     decided_labels,
@@ -146,24 +147,24 @@ def _evaluate_models(
     progress: Progress,
     grouped: Grouping,
     crs: str,
-) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], CvPart]:
     labels = samples.labels
     train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
-    # Every estimate a choice is made from (the kept model, tuned parameters) runs on the training part
-    # alone: the hold-out stays unseen until the one model kept is scored on it. Over all samples, the
-    # model whose CV folds happened to score the hold-out's samples well was the one kept and reported.
-    part = f"of the training part ({train.size} of {labels.size} samples)"
-    train_labels, train_grouped = labels[train], _part(grouped, train)
-    cv_splits, cv_name = repeated_splits(train_labels, config.cv, config.seed, train_grouped)
-    cv_name = f"{cv_name}, {part}"
+    part = cv_part(labels, train, grouped, classes)
+    if part.note:
+        progress.note(part.note)
+    train_labels = labels[train]
+    cv_splits, cv_name = part.splits(repeated_splits(part.labels, config.cv, config.seed, part.grouped))
+    cv_name = f"{cv_name}, {part.name}"
     sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     sp_name = ""
     if config.cv.spatial_block is not None:
-        x, y = metric_xy(crs, samples.x[train], samples.y[train])  # metres, whatever the imagery's CRS
-        sp_splits, sp_name, _ = spatial_splits(
-            x, y, train_labels, config.cv.spatial_block, config.cv.folds, config.seed, train_grouped
+        scored = train[part.scored]
+        x, y = metric_xy(crs, samples.x[scored], samples.y[scored])  # metres, whatever the imagery's CRS
+        spatial, sp_name, _ = spatial_splits(
+            x, y, part.labels, config.cv.spatial_block, config.cv.folds, config.seed, part.grouped
         )
-        sp_name = f"{sp_name}, {part}"
+        sp_splits, sp_name = part.splits((spatial, f"{sp_name}, {part.name}"))
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
     for name in config.models:
@@ -224,15 +225,71 @@ def _evaluate_models(
             else ""
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
-    return board, fitted, train, test
+    return board, fitted, test, part
 
 
-def _part(grouped: Grouping, index: npt.NDArray[np.int64]) -> Grouping:
-    """The grouping of the samples at ``index`` (their polygons, as in the whole set)."""
+@dataclass(frozen=True)
+class CvPart:
+    """The samples the CVs run on: the training part, its samples of a class seen once only trained on.
+
+    Every estimate a choice is made from (the kept model, tuned parameters) runs on the training part
+    alone: the hold-out stays unseen until the one model kept is scored on it. Over all samples, the model
+    whose CV folds happened to score the hold-out's samples well was the one kept and reported.
+    """
+
+    train: npt.NDArray[np.int64]
+    """The training part (indices of all samples)."""
+    scored: npt.NDArray[np.int64]
+    """Positions in ``train`` of the samples the splits are drawn over."""
+    lone: npt.NDArray[np.int64]
+    """Positions in ``train`` of the samples of classes the training part holds once: no split can score
+    them (a stratified split needs two), so they join the training side of every split."""
+    labels: npt.NDArray[np.int64]
+    grouped: Grouping
+    """The grouping of the scored samples, made anew: a class with two polygons keeps one in the training
+    part, whose pixels are then split singly (held out whole, the class would be missing from training)."""
+    name: str
+    note: str | None
+
+    def splits(self, made: tuple[list[Split], str]) -> tuple[list[Split], str]:
+        """Splits drawn over the scored samples, as positions in ``train``, the lone ones trained on."""
+        splits, name = made
+        lifted = [(np.sort(np.concatenate([self.scored[a], self.lone])), self.scored[b]) for a, b in splits]
+        return lifted, name
+
+
+def cv_part(
+    labels: npt.NDArray[np.int64], train: npt.NDArray[np.int64], grouped: Grouping, classes: ClassTable
+) -> CvPart:
+    """The ``CvPart`` of the training part ``train``."""
+    train_labels = labels[train]
+    values, counts = np.unique(train_labels, return_counts=True)
+    once = values[counts < 2]
+    lone_mask = np.isin(train_labels, once)
+    scored, lone = np.flatnonzero(~lone_mask), np.flatnonzero(lone_mask)
+    scored_labels = train_labels[scored]
     if grouped.groups is None:
-        return Grouping(None, int(index.size))
-    groups = grouped.groups[index]
-    return Grouping(groups, int(np.unique(groups).size), grouped.note)
+        part_grouped = Grouping(None, int(scored.size))
+    else:
+        part_grouped = grouping(scored_labels, grouped.groups[train][scored], classes)
+    notes = []
+    if once.size:
+        names = ", ".join(classes.by_value(int(v)).name for v in once)
+        notes.append(
+            f"class(es) {names} have one sample in the training part: the CVs train on it in every split "
+            "and never score it"
+        )
+    if part_grouped.note and part_grouped.note != grouped.note:
+        notes.append(f"in the training part, {part_grouped.note}")
+    return CvPart(
+        train,
+        scored,
+        lone,
+        scored_labels,
+        part_grouped,
+        f"of the training part ({train.size} of {labels.size} samples)",
+        "; ".join(notes) or None,
+    )
 
 
 def _sample_groups(
@@ -289,13 +346,13 @@ def _polygon_summary(
     grouped: Grouping,
     chosen: dict[str, Any],
     progress: Progress,
-    train: npt.NDArray[np.int64],
+    part: CvPart,
 ) -> dict[str, Any] | None:
     """Polygons and pixels per class, and the optimism of splitting pixels at random (None: points only).
 
     The optimism is the kept model's repeated-CV accuracy with pixels split at random minus the same
     estimate grouped by polygon: how much a pixel-wise split (as OTB and SCP make) flatters the model.
-    Both on the training part (``train``), as the grouped estimate is.
+    Both on the training part (``part``), as the grouped estimate is.
     """
     if points.groups is None:
         return None
@@ -321,7 +378,8 @@ def _polygon_summary(
     }
     if grouped.groups is None or "cv" not in chosen or config.cv.repeats == 0:
         return summary
-    random_splits, random_name = repeated_splits(labels[train], config.cv, config.seed)
+    train = part.train
+    random_splits, random_name = part.splits(repeated_splits(part.labels, config.cv, config.seed))
 
     def factory() -> Any:  # the kept model itself (class weighting, tuned parameters): only the split differs
         return make_estimator(chosen["model"], config.seed, settings.n_jobs, chosen["params"])
@@ -413,7 +471,7 @@ def train(
     if grouped.note:
         progress.note(grouped.note)
     with quiet_estimators():
-        board, fitted, train_idx, test = _evaluate_models(
+        board, fitted, test, part = _evaluate_models(
             config, settings, features, samples, classes, progress, grouped, imagery.grid.crs
         )
         chosen = _select(config, board)
@@ -422,8 +480,9 @@ def train(
             progress.note(selection["note"])
         model = fitted[chosen["model"]]
         polygons = _polygon_summary(
-            config, settings, features, samples, points, grouped, chosen, progress, train_idx
+            config, settings, features, samples, points, grouped, chosen, progress, part
         )
+        train_idx = part.train
         progress.start("feature importance", 1)
         importance = permutation_importance(
             model, features[test], samples.labels[test], names, config.seed, settings.importance_repeats
@@ -469,6 +528,7 @@ def train(
     metrics["samples"]["train"], metrics["samples"]["test"] = int(train_idx.size), int(test.size)
     metrics["imagery_notes"] = notes
     metrics["selection"] = selection
+    metrics["cv_note"] = part.note
     if trust is not None:
         metrics["trust"] = trust.report
     if polygons is not None:

@@ -167,6 +167,8 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
     board = metrics["leaderboard"]
     cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"
     lines.append(f"Repeated estimate: {cv_name}.")
+    if metrics.get("cv_note"):
+        lines.append(f"Note: {metrics['cv_note']}.")
     if board and board[0].get("spatial_cv"):
         lines.append(f"Spatial estimate: {board[0]['spatial_cv']['scheme']}.")
     lines.append("")
