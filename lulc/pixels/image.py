@@ -14,10 +14,12 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from lulc.errors import InputError
+from lulc.features import SENTINEL2_BANDS
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
 from lulc.pixels.windows import RetryPolicy, aligned_offset
+from lulc.sentinel2 import BAND_IDS
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,11 @@ def image_band_indexes(
     """The 1-based indexes of bands ``wanted`` in an image whose bands carry ``descriptions``.
 
     Bands are named by ``image_bands`` (``--image-bands``: every band, in order) when given, else by the
-    image's band descriptions; an image whose names do not hold every wanted band is read in the wanted
-    order only when it has exactly as many bands and the user did not name them.
+    image's band descriptions; a name is a band's canonical name or its ESA identifier in any case
+    (``red``, ``Red``, ``B04``, ``B4``). Only an image none of whose bands carries such a name (no
+    descriptions, or ``Band_1``...) is read in the wanted order, and only when it has exactly as many
+    bands: one that names its bands otherwise (``B4, B3, B2, B8``, or ``red, green, blue, x``) was read
+    by position and gave a map of swapped bands without a word.
     """
     count = len(descriptions)
     if image_bands is not None and len(image_bands) != count:
@@ -111,17 +116,30 @@ def image_band_indexes(
             f"--image-bands names {len(image_bands)} bands but image {path} has {count}: "
             "name every band, in order"
         )
-    names = list(image_bands) if image_bands is not None else [d or "" for d in descriptions]
+    given = list(image_bands) if image_bands is not None else [d or "" for d in descriptions]
+    names = [band_name(n) or n for n in given]
     if all(b in names for b in wanted):
         return tuple(names.index(b) + 1 for b in wanted)
-    if image_bands is None and count == len(wanted):  # unnamed bands: taken in the wanted order
+    known = any(band_name(n) for n in given)
+    if image_bands is None and count == len(wanted) and not known:  # unnamed: taken in the wanted order
         return tuple(range(1, count + 1))
     missing = [b for b in wanted if b not in names]
-    named = f"its bands are {names}" if any(names) else "its bands have no names"
+    named = f"its bands are {given}" if any(given) else "its bands have no names"
     raise InputError(
         f"image {path} has no band(s) {missing} of {list(wanted)}: it has {count} and {named}; "
         "name all its bands in order with --image-bands"
     )
+
+
+def band_name(text: str) -> str | None:
+    """The canonical Sentinel-2 band a description or user name stands for (``Red``, ``B04``, ``b4``)."""
+    key = text.strip()
+    if key.lower() in SENTINEL2_BANDS:
+        return key.lower()
+    upper = key.upper()
+    if len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():  # B4 as B04
+        upper = f"B0{upper[1]}"
+    return BAND_IDS.get(upper)
 
 
 def open_image_reader(

@@ -66,3 +66,20 @@ def test_training_reads_described_bands_by_name_not_position(tmp_path: Path) -> 
     assert imagery.reader.indexes == (4, 3, 2, 1)
     pixels = imagery.reader.read(next(iter(imagery.grid.blocks())))
     np.testing.assert_allclose(pixels, data / 10000, rtol=1e-6)  # blue, green, red, nir again
+
+
+def test_esa_identifiers_and_any_case_name_the_bands() -> None:
+    """An image naming its bands B4, B3, B2, B8 (red first) is read by those names, not by position."""
+    assert image_band_indexes("x.tif", ["B4", "B3", "B2", "B8"], WANTED) == (3, 2, 1, 4)
+    assert image_band_indexes("x.tif", ["B08", "b04", "B03", "B02"], WANTED) == (4, 3, 2, 1)
+    assert image_band_indexes("x.tif", ["Red", "Green", "Blue", "NIR"], WANTED) == (3, 2, 1, 4)
+    assert image_band_indexes("x.tif", ["Band_1", "Band_2", "Band_3", "Band_4"], WANTED) == (1, 2, 3, 4)
+
+
+def test_an_image_naming_other_bands_is_refused_not_read_by_position() -> None:
+    with pytest.raises(
+        InputError, match=r"has no band\(s\) \['nir'\].*its bands are \['red', 'green', 'blue', 'x'\]"
+    ):
+        image_band_indexes("x.tif", ["red", "green", "blue", "x"], WANTED)
+    with pytest.raises(InputError, match=r"has no band\(s\) \['nir'\]"):
+        image_band_indexes("x.tif", ["B4", "B3", "B2", "B11"], WANTED)
