@@ -48,6 +48,19 @@ GDAL_OPTIONS: dict[str, str | int] = {
 }
 
 
+WARP_TOLERANCE = 1e-4
+"""Error threshold (source pixels) of every ``WarpedVRT``: GDAL's approximate transformer interpolates the
+source coordinates along each output line within this error. At GDAL's default (0.125 px) the source pixel
+a target pixel takes depended on where the target pixel fell inside its block, so training (blocks from
+the imagery's origin) and classification (blocks from the AOI's corner), or two block sizes, read 0.1-1 %
+of the pixels of an item in another UTM zone from a neighbouring source pixel. Measured 2026-12-01 (a
+zone-55 raster read on a 1024 px zone-54 grid in blocks of 1024, 512 and 256, ``tests/lulc/
+test_warp_layout.py``): 9,963 and 12,427 pixels differed at 0.125, 2 and 2 at 1e-4, none at 1e-5; on the
+demo world with one item moved to the next zone, training's and classification's blocks read 591 of
+591,015 pixels differently at 0.125, 21 at 1e-4, 2 at 1e-5. A 512 px warp took 1.5x the default's time at
+1e-4, 6x at 1e-5 and 15x with the exact transformer (rasterio refuses 0; 1e-6 amounts to it), which alone
+makes a difference impossible: reads from another CRS only pay for it, and only they can differ."""
+
 REMOTE_RASTER_DRIVER = "GTiff"
 """The one GDAL driver a raster named by a request, a STAC item or a tiler URL is opened with (COGs are
 GTiff). Without it GDAL picks the driver from the file's content, and a VRT served as ``map.tif`` from an

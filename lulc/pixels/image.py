@@ -15,7 +15,7 @@ from rasterio.windows import Window
 
 from lulc.errors import InputError
 from lulc.features import SENTINEL2_BANDS
-from lulc.gdal_env import gdal_env
+from lulc.gdal_env import WARP_TOLERANCE, gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
 from lulc.pixels.windows import RetryPolicy, aligned_offset
@@ -65,6 +65,7 @@ class ImageBlockReader:
                     width=block.width,
                     height=block.height,
                     resampling=REFLECTANCE_RESAMPLING,
+                    tolerance=WARP_TOLERANCE,
                 ) as vrt:
                     raw = vrt.read(list(self.indexes), masked=True)
         data = np.ma.getdata(raw).astype(np.float32, copy=False)

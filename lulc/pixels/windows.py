@@ -16,7 +16,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from lulc.errors import InputError, ReadError
-from lulc.gdal_env import REMOTE_RASTER_DRIVER, forget_cached_reads, gdal_env
+from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 
 
@@ -86,6 +86,7 @@ def read_warped(
         resampling=resampling,
         src_nodata=nodata,
         nodata=nodata,
+        tolerance=WARP_TOLERANCE,
     ) as vrt:
         return np.asarray(vrt.read(1), dtype=np.float64)
 
