@@ -7,7 +7,6 @@ come from the reader the classifier uses, with the SCL classes the model will re
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
-from lulc.grid import Block, OutputGrid, grid_for_aoi
+from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
 from lulc.pixels import BlockPixels, StacBlockReader, StackedBlockReader, item_assets
 from lulc.seasons import season_year
 from lulc.sentinel2 import NormalizedItem
@@ -155,7 +154,9 @@ def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> Sta
             raise ImageryError(
                 f"item {item.id} in {source} has no band(s) {missing}; its bands are {sorted(item.bands)}"
             )
-    epsg = sorted(Counter(i.epsg for i in items).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    # the AOI's UTM zone, as classification picks it (``StacReaderFactory.prepare_grid``): where the items
+    # came from two zones, their most frequent one put training on another lattice than every map
+    epsg = int(utm_crs(geom).split(":")[1])
     res = float(config.resolution or 10.0)
     anchor, step = _block_anchor(items, config.bands, epsg, res, settings.chunk_size)
     # The AOI's lon/lat bounding box: training points anywhere in it are sampled, as they always were.
