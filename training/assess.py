@@ -7,14 +7,18 @@ the weights, and where the assessed map is not the one the sample was designed o
 the strata differ from its classes at some points and Stehman's (2014) estimators apply, which equal
 Olofsson's where they do not. A map made by ``lulc clean`` names its source run in its item
 (``lulc:product`` ``clean``, a ``derived_from`` link): the source map is assessed on the same points too and
-the change in accuracy is reported.
+the change in accuracy is reported. Both maps are then estimated on one set of strata, the sample's: the
+design's, or without one the source map's classes (a sample can have been stratified by the source map, not
+by a map made from it later; a simple random sample can be post-stratified by either), so the cleaned map's
+figures are Stehman's (2014) on the source's strata, and the change is one paired estimator: the stratified
+mean of each point's change in correctness, with its standard error from the same per-point changes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,8 @@ from lulc.olofsson import (
 )
 from training.errors import AssessError
 from training.imagery import open_local_imagery
-from training.points import read_points
-from training.sampling import sample_points
+from training.points import LabelledPoints, read_points
+from training.sampling import DroppedPoint, Samples, sample_points
 
 
 @dataclass(frozen=True)
@@ -176,12 +180,17 @@ def _design_estimate(
 
 @dataclass(frozen=True)
 class _PointOutcome:
-    """Per used point: its index in the file, whether the map is right, its stratum; the strata sizes."""
+    """Per used point: its index in the file, whether the map is right, its stratum; the strata sizes.
+
+    Strata are positions into ``values``, the class values of the assessment's table (a stratum of the
+    design or of the map's classes has a class value), ``sizes`` their hectares in the same order.
+    """
 
     index: npt.NDArray[np.int64]
     correct: npt.NDArray[np.float64]
     strata: npt.NDArray[np.int64]
     sizes: npt.NDArray[np.float64]
+    values: tuple[int, ...]
 
 
 def assess_map(
@@ -195,20 +204,24 @@ def assess_map(
     """Area-weighted error matrix, accuracies with standard errors and class areas with 95 % CIs.
 
     With a ``lulc design`` sample the design's strata weight the estimates; for a map made by ``lulc clean``
-    (and ``compare_source``) the source map is assessed on the same points and ``source`` and
-    ``accuracy_change`` are added.
+    (and ``compare_source``) the source map is assessed on the same points first, the cleaned map on the
+    same strata as the source (the design's, else the source map's classes), and ``source`` and
+    ``accuracy_change`` are added. Without ``compare_source`` a cleaned map is assessed as any map.
     """
-    result, outcome = _assess(Path(map_path), Path(points_path), label_field, classes_path, points_crs)
     source = source_map(Path(map_path)) if compare_source else None
-    if source is not None:
-        before, before_outcome = _assess(source, Path(points_path), label_field, classes_path, points_crs)
-        result["source"] = {
-            "map": str(source),
-            "overall_accuracy": before["overall_accuracy"],
-            "overall_accuracy_se": before["overall_accuracy_se"],
-            "method": before["method"],
-        }
-        result["accuracy_change"] = accuracy_change(result, before, outcome, before_outcome)
+    if source is None:
+        return _assess(Path(map_path), Path(points_path), label_field, classes_path, points_crs)[0]
+    before, before_outcome = _assess(source, Path(points_path), label_field, classes_path, points_crs)
+    result, outcome = _assess(
+        Path(map_path), Path(points_path), label_field, classes_path, points_crs, before_outcome
+    )
+    result["source"] = {
+        "map": str(source),
+        "overall_accuracy": before["overall_accuracy"],
+        "overall_accuracy_se": before["overall_accuracy_se"],
+        "method": before["method"],
+    }
+    result["accuracy_change"] = accuracy_change(result, before, outcome, before_outcome)
     return result
 
 
@@ -241,15 +254,20 @@ def accuracy_change(
 ) -> dict[str, Any]:
     """The cleaned map's accuracy minus its source's, overall (with a paired standard error) and by class.
 
-    The standard error is that of the stratified mean of each point's difference in correctness (1, 0 or
-    -1), stratified as the source's assessment is (the design's strata, or the source map's classes).
+    The change and its standard error are one estimator's: the stratified mean of each point's difference in
+    correctness (1, 0 or -1), stratified as the source's assessment is (the design's strata, or the source
+    map's classes), on which ``after`` is assessed too, so it is also the difference of the two overall
+    accuracies. Where no point changed it is exactly 0, with a 0 standard error: the sample saw no change.
+    It used to be the difference of two estimates, each weighted by its own map's class areas: cleaning moves
+    area between classes, so the weights moved although no point did (-0.36 points on the tutorial map),
+    while the standard error, of the per-point changes alone, was 0.
     """
     common, a_at, b_at = np.intersect1d(after_points.index, before_points.index, return_indices=True)
     difference = after_points.correct[a_at] - before_points.correct[b_at]
-    _, se = stratified_mean(difference, before_points.strata[b_at], before_points.sizes)
+    change, se = stratified_mean(difference, before_points.strata[b_at], before_points.sizes)
     by_value = {c["value"]: c for c in before["classes"]}
     return {
-        "overall_accuracy": round(after["overall_accuracy"] - before["overall_accuracy"], 6),
+        "overall_accuracy": round(change, 6),
         "overall_accuracy_se": round(se, 6),
         "points_compared": int(common.size),
         "points_changed_to_right": int((difference > 0).sum()),
@@ -276,7 +294,14 @@ def _assess(
     label_field: str,
     classes_path: str | Path | None,
     points_crs: str | None,
+    source: _PointOutcome | None = None,
 ) -> tuple[dict[str, Any], _PointOutcome]:
+    """The assessment of one map, and per point its outcome (for a paired comparison with another map).
+
+    ``source`` is the outcome of the assessment of the map this one was cleaned from: without a design its
+    classes at the points and their areas are the strata (Stehman 2014), as they are for the source's own
+    assessment, so both maps are estimated on one stratification.
+    """
     if not map_path.exists():
         raise AssessError(f"map {map_path} does not exist")
     areas = map_areas(map_path)
@@ -284,15 +309,20 @@ def _assess(
     if not pixels:
         raise AssessError(f"map {map_path} has no classified pixels")
     design = read_design(points_path)
+    on_source = source if design is None else None  # a design's strata are the sample's own: they govern
     # the map's own class table unless --classes gives one: text labels are names of the map's classes
     given = load_class_table(classes_path) if classes_path else _map_table(map_path)
     points = read_points(points_path, label_field, given, points_crs)
-    design_values = [int(s["value"]) for s in design["strata"]] if design else []
+    strata_values = [int(s["value"]) for s in design["strata"]] if design else []
+    if on_source is not None:
+        strata_values = [v for v, size in zip(on_source.values, on_source.sizes, strict=True) if size > 0]
     table = _table(
-        given or points.classes, sorted(set(pixels) | set(points.classes.values) | set(design_values))
+        given or points.classes, sorted(set(pixels) | set(points.classes.values) | set(strata_values))
     )
     imagery = open_local_imagery(map_path, ["class"], None, 1.0, 0.0)
     samples = sample_points(imagery, points)
+    if on_source is not None:
+        samples = _on_source_strata(samples, points, on_source)
     mapped = samples.reflectance[:, 0].astype(np.int64)
     values = table.values
     position = {v: i for i, v in enumerate(values)}
@@ -310,6 +340,15 @@ def _assess(
         method = "Olofsson et al. 2014, stratified by the sample design's strata"
         if design_summary["points_where_map_class_is_not_stratum"]:
             method += " (the map differs from the design's map: Stehman 2014 estimators)"
+    elif on_source is not None:
+        strata, sizes = _source_strata(on_source, samples.index, values)
+        est = stratified_estimate(
+            strata,
+            np.array([position[int(v)] for v in mapped], dtype=np.int64),
+            np.array([position[int(v)] for v in samples.labels], dtype=np.int64),
+            sizes,
+        )
+        method = "Stehman 2014, stratified by the classes of the map it was cleaned from"
     else:
         thin = [
             f"{table.by_value(v).name} ({int(n_i[i])})"
@@ -363,7 +402,54 @@ def _assess(
     }
     if design_summary is not None:
         result["design"] = design_summary
-    return result, _PointOutcome(samples.index, correct, strata, sizes)
+    return result, _PointOutcome(samples.index, correct, strata, sizes, tuple(values))
+
+
+def _on_source_strata(samples: Samples, points: LabelledPoints, source: _PointOutcome) -> Samples:
+    """The samples at points the source's assessment used; any other has no stratum and is dropped.
+
+    ``lulc clean`` keeps the grid and the nodata, so the two maps use the same points; a point on this map
+    but not on its source lies outside the population the source's strata cover.
+    """
+    keep = np.isin(samples.index, source.index)
+    if keep.all():
+        return samples
+    outside = [
+        DroppedPoint(
+            int(i),
+            int(points.labels[i]),
+            float(points.x[i]),
+            float(points.y[i]),
+            "nodata in the source map (no stratum)",
+        )
+        for i in samples.index[~keep]
+    ]
+    return replace(
+        samples,
+        reflectance=samples.reflectance[keep],
+        labels=samples.labels[keep],
+        index=samples.index[keep],
+        x=samples.x[keep],
+        y=samples.y[keep],
+        dropped=sorted([*samples.dropped, *outside], key=lambda d: d.index),
+    )
+
+
+def _source_strata(
+    source: _PointOutcome, index: npt.NDArray[np.int64], values: list[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Each point's stratum in the source's assessment and the strata's hectares, as positions in ``values``.
+
+    The sizes are the source map's class areas: the strata are its pixels, whatever this map's classes.
+    """
+    position = {v: i for i, v in enumerate(values)}
+    stratum_of = dict(zip(source.index.tolist(), (source.values[h] for h in source.strata), strict=True))
+    strata = np.array([position[stratum_of[int(i)]] for i in index], dtype=np.int64)
+    sizes = np.zeros(len(values))
+    for v, size in zip(source.values, source.sizes, strict=True):
+        if size > 0:
+            sizes[position[v]] = size
+    return strata, sizes
 
 
 def _defined(value: float) -> float | None:
@@ -429,6 +515,11 @@ def render_assessment(result: dict[str, Any]) -> str:
             f"{change['points_changed_to_right']} points became right, "
             f"{change['points_changed_to_wrong']} wrong)",
         ]
+        if change["points_changed_to_right"] == change["points_changed_to_wrong"] == 0:
+            lines.append(
+                "no validation point became right or wrong: the sample cannot measure this change "
+                "(its ± 0 is no precision)"
+            )
         for c in change["classes"]:
             lines.append(
                 f"{c['value']:>3} {c['name']:<16} user {_change(c['users_accuracy'])} "

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from typer.testing import CliRunner
 
@@ -144,3 +145,164 @@ def test_a_class_on_one_pixel_is_assessed_and_an_unmapped_class_has_no_users_acc
     line = next(x for x in render_assessment(absent).splitlines() if x.startswith(f"{rare:>3} "))
     assert "n/a" in line
     json.dumps(absent, allow_nan=False)  # valid JSON: no NaN
+
+
+def _cleaned_pair(tmp_path: Path, seed: int = 0) -> tuple[Path, Path, np.ndarray, np.ndarray, np.ndarray]:
+    """A source run and a "cleaned" run made from it (their items linked as ``lulc clean`` links them).
+
+    The source maps class 1 over rows 0-59 and class 2 below, truly class 2 in its columns 0-9; its points are
+    a stratified sample of it with unequal allocation (30 and 50 points), so weighting by another map's
+    classes is not the sample's weighting. Returns both runs' map paths (the cleaned map still the source's),
+    the source map, the truth and the points' (row, col) pixels.
+    """
+    import pyogrio.raw
+    import shapely
+
+    source = np.full((100, 100), 2, dtype=np.uint8)
+    source[:60] = 1
+    truth = source.copy()
+    truth[:60, :10] = 2
+    rng = np.random.default_rng(seed)
+    cells = np.concatenate(
+        [rng.choice(np.flatnonzero(source.ravel() == v), n, replace=False) for v, n in ((1, 30), (2, 50))]
+    )
+    rows, cols = np.unravel_index(cells, source.shape)
+    points = tmp_path / "points.gpkg"
+    pyogrio.raw.write(
+        str(points),
+        shapely.to_wkb(shapely.points(500000 + (cols + 0.5) * 10, 5000000 - (rows + 0.5) * 10)),
+        [truth[rows, cols].astype(np.int32)],
+        ["label"],
+        driver="GPKG",
+        geometry_type="Point",
+        crs="EPSG:32633",
+    )
+    profile = {
+        "driver": "GTiff",
+        "dtype": "uint8",
+        "count": 1,
+        "width": 100,
+        "height": 100,
+        "nodata": 255,
+        "crs": "EPSG:32633",
+        "transform": rasterio.transform.from_origin(500000, 5000000, 10, 10),
+    }
+    paths = []
+    for name, item in (
+        ("source", {"assets": {"classes": {"href": "classes.tif"}}}),
+        (
+            "clean",
+            {
+                "properties": {"lulc:product": "clean"},
+                "links": [{"rel": "derived_from", "href": "../source/item.json"}],
+            },
+        ),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "item.json").write_text(json.dumps(item))
+        with rasterio.open(tmp_path / name / "classes.tif", "w", **profile) as dst:
+            dst.write(source, 1)
+        paths.append(tmp_path / name / "classes.tif")
+    return paths[0], paths[1], source, truth, np.stack([rows, cols], axis=1)
+
+
+def _write(path: Path, band: np.ndarray) -> None:
+    with rasterio.open(path, "r+") as dst:
+        dst.write(band, 1)
+
+
+def test_cleaning_that_changes_no_point_changes_no_accuracy(tmp_path: Path) -> None:
+    """No validation point changed: the change is exactly 0 (± 0), and both maps' accuracies are equal.
+
+    Review: `lulc assess` on a cleaned map said "-0.36 points ± 0.00 (... 0 points became right, 0 wrong)":
+    the change was the difference of two estimates each weighted by its own map's class areas, which the
+    cleaning had moved, while its standard error, that of the per-point changes, was 0.
+    """
+    from training.assess import render_assessment
+
+    source, cleaned, before_map, _, at = _cleaned_pair(tmp_path)
+    after_map = before_map.copy()
+    moved = np.zeros(before_map.shape, dtype=bool)
+    moved[:60, 50:] = True  # a third of the map moves from class 1 to class 2 ...
+    moved[at[:, 0], at[:, 1]] = False  # ... but at no point
+    after_map[moved] = 2
+    _write(cleaned, after_map)
+
+    before = assess_map(source, tmp_path / "points.gpkg", "label")
+    after = assess_map(cleaned, tmp_path / "points.gpkg", "label")
+    assert 0 < before["overall_accuracy"] < 1  # stratum 1 has wrong points, stratum 2 none: weights matter
+    change = after["accuracy_change"]
+    assert (change["points_changed_to_right"], change["points_changed_to_wrong"]) == (0, 0)
+    assert change["points_compared"] == 80
+    assert change["overall_accuracy"] == 0.0
+    assert change["overall_accuracy_se"] == 0.0
+    assert after["overall_accuracy"] == before["overall_accuracy"]
+    assert after["source"]["overall_accuracy"] == before["overall_accuracy"]
+    assert all(c["users_accuracy"] in (0.0, None) for c in change["classes"])
+    line = next(x for x in render_assessment(after).splitlines() if x.startswith("cleaned from"))
+    assert "+0.00 points ± 0.00" in line
+    assert "cannot measure this change" in render_assessment(after)
+
+
+def test_accuracy_change_is_the_paired_stratified_estimate_on_the_sources_classes(tmp_path: Path) -> None:
+    """Change and standard error are one estimator's; the cleaned map is assessed on the source's strata.
+
+    Each point's change in correctness (+1, 0, -1), its stratum the source map's class, weighted by the source
+    map's class areas (Stehman 2014); the cleaned map's overall accuracy on the same strata, so the figures
+    shown subtract to the change, and the true class areas estimated from the same labels and strata agree.
+    """
+    source, cleaned, before_map, truth, at = _cleaned_pair(tmp_path, seed=1)
+    rows, cols = at[:, 0], at[:, 1]
+    wrong = np.flatnonzero(before_map[rows, cols] != truth[rows, cols])
+    right_in_2 = np.flatnonzero((before_map[rows, cols] == 2) & (truth[rows, cols] == 2))
+    assert wrong.size >= 2
+    after_map = before_map.copy()
+    moved = np.zeros(before_map.shape, dtype=bool)
+    moved[:60, 60:] = True  # area moves from class 1 to class 2 where no point is ...
+    moved[rows, cols] = False
+    after_map[moved] = 2
+    after_map[rows[wrong[:2]], cols[wrong[:2]]] = 2  # ... two wrong points become right
+    after_map[rows[right_in_2[0]], cols[right_in_2[0]]] = 1  # and a right one of stratum 2 wrong
+    _write(cleaned, after_map)
+
+    before = assess_map(source, tmp_path / "points.gpkg", "label")
+    after = assess_map(cleaned, tmp_path / "points.gpkg", "label")
+    change = after["accuracy_change"]
+    assert (change["points_changed_to_right"], change["points_changed_to_wrong"]) == (2, 1)
+    # independent: the stratified mean of the per-point differences and its standard error
+    d = (after_map[rows, cols] == truth[rows, cols]).astype(float) - (
+        before_map[rows, cols] == truth[rows, cols]
+    )
+    stratum = before_map[rows, cols]
+    weight = {v: float((before_map == v).mean()) for v in (1, 2)}
+    expected = sum(weight[v] * d[stratum == v].mean() for v in (1, 2))
+    se = np.sqrt(sum(weight[v] ** 2 * d[stratum == v].var(ddof=1) / (stratum == v).sum() for v in (1, 2)))
+    assert expected != 0
+    assert change["overall_accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert change["overall_accuracy_se"] == pytest.approx(se, abs=1e-6)
+    assert change["overall_accuracy"] == pytest.approx(
+        after["overall_accuracy"] - before["overall_accuracy"], abs=2e-6
+    )
+    assert "Stehman" in after["method"]
+    for b, a in zip(before["classes"], after["classes"], strict=True):
+        assert a["area_ha"] == pytest.approx(b["area_ha"], rel=1e-9)  # one truth, one sample, one estimate
+    # no comparison, no source: the cleaned map is assessed as any map, on its own classes
+    alone = assess_map(cleaned, tmp_path / "points.gpkg", "label", compare_source=False)
+    assert "accuracy_change" not in alone
+    assert alone["method"] == "Olofsson et al. 2014, stratified by map class"
+
+
+def test_a_point_on_the_sources_nodata_has_no_stratum_and_is_dropped_from_the_cleaned_map(
+    tmp_path: Path,
+) -> None:
+    """A point the source map does not cover lies in none of its strata: both maps are assessed without it."""
+    source, cleaned, before_map, _, at = _cleaned_pair(tmp_path)
+    hole = before_map.copy()
+    hole[at[31, 0], at[31, 1]] = 255
+    _write(source, hole)
+    after = assess_map(cleaned, tmp_path / "points.gpkg", "label")
+    assert after["used_points"] == after["accuracy_change"]["points_compared"] == 79
+    assert [(d["index"], d["reason"]) for d in after["dropped"]] == [
+        (31, "nodata in the source map (no stratum)")
+    ]
+    assert after["overall_accuracy"] == after["source"]["overall_accuracy"]
