@@ -9,8 +9,10 @@ ring the long way round the globe.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import shapely
@@ -46,6 +48,58 @@ def check_vertex_limit(aoi: object, limit: int) -> int:
                 f"the AOI has more than {limit:,} vertices, this server's limit; simplify it"
             )
     return count
+
+
+JSON_SUFFIXES = (".json", ".geojson")
+
+
+def read_aoi_file(path: str | Path) -> dict[str, Any]:
+    """The AOI in a file, as GeoJSON for ``parse_aoi`` (``lulc classify --aoi``, recipes, notebooks alike).
+
+    A GeoJSON file is taken as it is (lon/lat, RFC 7946), checked as strictly as a request's AOI; any other
+    vector file OGR reads (a Shapefile, a GeoPackage, a GeoJSON with a ``crs`` member) gives its features
+    in lon/lat, reprojected from the file's CRS, heights dropped: the AOI a GIS hands over (the tutorial's
+    is a PolygonZ Shapefile in UTM). Classification took GeoJSON only, training any file, so an AOI that
+    trained a model could not be mapped with it.
+
+    Raises:
+        InputError: the file is missing, unreadable, holds no features or declares no CRS.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"AOI file {path} does not exist")
+    if path.suffix.lower() in JSON_SUFFIXES:
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"AOI file {path} is not a GeoJSON object")
+        if "crs" not in data:
+            return data
+    return _vector_aoi(path)
+
+
+def _vector_aoi(path: Path) -> dict[str, Any]:
+    import geopandas as gpd  # heavy: only for AOIs that are not plain GeoJSON
+
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable data
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"AOI file {path} is not a vector file GDAL reads: {first}") from exc
+    if len(frame) == 0:
+        raise InputError(f"AOI file {path} holds no features")
+    if frame.crs is None:
+        raise InputError(f"AOI file {path} declares no CRS: save it with one (a .prj beside a Shapefile)")
+    geometries = [g for g in frame.to_crs("EPSG:4326").geometry if g is not None and not g.is_empty]
+    if not geometries:
+        raise InputError(f"AOI file {path} has only empty geometries")
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(shapely.force_2d(g)))}
+        for g in geometries
+    ]
+    return {"type": "FeatureCollection", "features": features}
 
 
 def parse_aoi(aoi: object) -> BaseGeometry:

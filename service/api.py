@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lulc.aoi import read_aoi_file
 from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.progress import Progress
@@ -238,20 +239,3 @@ def _read_aoi(aoi: dict[str, Any] | str | Path | None) -> dict[str, Any] | None:
     if aoi is None or isinstance(aoi, dict):
         return aoi
     return read_aoi_file(Path(aoi))
-
-
-def read_aoi_file(path: Path) -> dict[str, Any]:
-    """The GeoJSON object in an AOI file (``lulc classify --aoi`` and ``classify(aoi=path)`` alike).
-
-    Raises:
-        InputError: the file is missing, not JSON text, or not a JSON object.
-    """
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"AOI file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"AOI file {path} is not a GeoJSON object")
-    return data

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from lulc.aoi import parse_aoi, read_aoi_file
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
@@ -23,24 +23,14 @@ from lulc.sentinel2 import NormalizedItem
 from training.config import TrainingConfig
 from training.errors import ImageryError
 from training.imagery import read_blocks
-from training.points import read_vector
 from training.settings import TrainingSettings
 
 
 def read_aoi(aoi: str | list[float]) -> BaseGeometry:
-    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox or the union of a vector file's features."""
+    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox, or a file as ``lulc classify --aoi`` reads it."""
     if isinstance(aoi, list):
         return box(*aoi)
-    path = Path(aoi)
-    frame = read_vector(path, "AOI file", ImageryError)
-    if len(frame) == 0:
-        raise ImageryError(f"AOI file {path} holds no features")
-    if frame.crs is None:
-        raise ImageryError(f"AOI file {path} declares no CRS")
-    geom = frame.to_crs("EPSG:4326").geometry.union_all()
-    if geom.is_empty:
-        raise ImageryError(f"AOI file {path} has an empty geometry")
-    return geom
+    return parse_aoi(read_aoi_file(aoi))
 
 
 def _iso(item: NormalizedItem) -> str:
