@@ -63,6 +63,19 @@ class Inputs(_Strict):
         description="Sentinel-2 scene classification (SCL) classes 0-11 masked as invalid.",
     )
     composite: Literal["median", "first-valid"] = "median"
+    max_cloud_cover: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Items searched: eo:cloud_cover below this percentage, as in training (a classification "
+        "that names its own limit uses that); None: no limit.",
+    )
+    max_items: int | None = Field(
+        default=None,
+        ge=1,
+        description="Of the items found for a composite, the least cloudy this many (lulc.sentinel2."
+        "least_cloudy), as training composited them; None: all.",
+    )
     seasons: list[Season] | None = Field(
         default=None,
         description="One composite per season (month-day windows of the classified year), features side "

@@ -166,6 +166,22 @@ class NormalizedItem:
         return [name for name in names if name not in self.bands]
 
 
+def least_cloudy(items: Sequence[NormalizedItem], n: int | None) -> list[NormalizedItem]:
+    """The ``n`` least cloudy of ``items``, in their given order (all of them when ``n`` is None).
+
+    No cloud cover counts as 101 %; ties go to the earlier item, then the smaller id. Training composites a
+    recipe's ``max_items`` this way, and a model records it (``Inputs.max_items``) so that classification
+    composites the same way.
+    """
+    if n is None or len(items) <= n:
+        return list(items)
+    ranked = sorted(
+        items, key=lambda i: (i.cloud_cover if i.cloud_cover is not None else 101.0, i.datetime, i.id)
+    )
+    keep = {i.id for i in ranked[:n]}
+    return [i for i in items if i.id in keep]
+
+
 def normalize_item(
     item: pystac.Item | Mapping[str, Any], mask_classes: Sequence[int] | None = None
 ) -> NormalizedItem:

@@ -47,6 +47,7 @@ from lulc.pixels import (
     read_warped,
 )
 from lulc.seasons import season_year
+from lulc.sentinel2 import least_cloudy
 from service.request import ClassifyRequest
 
 if TYPE_CHECKING:
@@ -159,17 +160,18 @@ class StacReaderFactory:
     ) -> StacBlockReader:
         """The reader of one composite: the items over the AOI in ``datetime``."""
         aoi = _stac_aoi(request)
+        # the items the model was trained on were chosen so: the same limit and the same least cloudy N
+        limit = self.max_cloud_cover if self.max_cloud_cover is not None else contract.inputs.max_cloud_cover
         found = source.search(
             intersects=shapely.geometry.mapping(aoi),
             datetime=datetime,
-            max_cloud_cover=self.max_cloud_cover,
+            max_cloud_cover=limit,
         )
         if not found:
             window = f" in {datetime}" if datetime else ""
-            cloud = (
-                f" with eo:cloud_cover < {self.max_cloud_cover:g}" if self.max_cloud_cover is not None else ""
-            )
+            cloud = f" with eo:cloud_cover < {limit:g}" if limit is not None else ""
             raise NoItemsError(f"no items of {source.describe()} cover the AOI{window}{cloud}")
+        found = least_cloudy(found, contract.inputs.max_items)
         if self.max_items is not None and len(found) > self.max_items:
             window = f" in {datetime}" if datetime else " (no time window)"
             raise ItemLimitError(

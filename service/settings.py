@@ -38,7 +38,11 @@ class ServiceSettings(BaseSettings):
     )
     collection: str = Field(default="sentinel-2-l2a", description="STAC collection searched for input items.")
     max_cloud_cover: float | None = Field(
-        default=None, ge=0, le=100, description="Skip items whose `eo:cloud_cover` exceeds this percentage."
+        default=None,
+        ge=0,
+        le=100,
+        description="Skip items whose `eo:cloud_cover` is not below this percentage; unset: the model's own "
+        "limit (its training recipe's `max_cloud_cover`), if any.",
     )
     allowed_hosts: StrList = Field(
         default_factory=lambda: [

@@ -19,7 +19,7 @@ from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
 from lulc.pixels import BlockPixels, StacBlockReader, StackedBlockReader, item_assets
 from lulc.seasons import season_year
-from lulc.sentinel2 import NormalizedItem
+from lulc.sentinel2 import NormalizedItem, least_cloudy
 from training.config import TrainingConfig
 from training.errors import ImageryError
 from training.imagery import read_blocks
@@ -95,13 +95,7 @@ def _search(
             f"[{w}, {s}, {e}, {n}] (datetime {datetime or 'any'}, "
             f"max cloud cover {config.max_cloud_cover if config.max_cloud_cover is not None else 'any'})"
         )
-    if config.max_items is not None and len(items) > config.max_items:
-        by_cloud = sorted(
-            items, key=lambda i: (i.cloud_cover if i.cloud_cover is not None else 101.0, _iso(i))
-        )
-        keep = {i.id for i in by_cloud[: config.max_items]}
-        items = [i for i in items if i.id in keep]
-    return items, source.describe()
+    return least_cloudy(items, config.max_items), source.describe()
 
 
 def _block_anchor(

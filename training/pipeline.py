@@ -81,6 +81,8 @@ def contract_inputs(imagery: Imagery, config: TrainingConfig) -> Inputs:
         composite=config.composite,
         seasons=config.seasons,
         **({"mask_scl": mask_scl} if mask_scl is not None else {}),
+        # the item selection, for STAC imagery (a local image is what it is)
+        **({"max_cloud_cover": config.max_cloud_cover, "max_items": config.max_items} if config.stac else {}),
     )
 
 

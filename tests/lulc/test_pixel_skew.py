@@ -134,6 +134,32 @@ def test_stac_training_samples_are_the_classifiers_pixels_bit_for_bit(
     assert (bits(east) != bits(trained)).any(axis=1).mean() > 0.9
 
 
+@pytest.mark.parametrize("selection", [{"max_items": 2}, {"max_cloud_cover": 20.0}])
+def test_a_recipes_item_selection_is_the_classifiers(demo_world: Any, selection: dict[str, Any]) -> None:
+    """A recipe keeping the least cloudy 2 items, or items under 20 % cloud: the classifier does the same.
+
+    The contract records the selection; the classifier composited every item (84 % of the points differed).
+    """
+    config = load_config(demo_world.training_config).model_copy(update=selection)
+    imagery = open_imagery(config, TrainingSettings())
+    points = read_points(str(config.points), config.label_field, None, config.points_crs)
+    samples = sample_points(imagery, points)
+    trained = sample_features(imagery, config, samples.reflectance)
+    contract = contract_of(imagery, config, samples)
+    assert contract.inputs.max_items == config.max_items
+    assert contract.inputs.max_cloud_cover == config.max_cloud_cover
+    request = ClassifyRequest(aoi=json.loads(demo_world.aoi.read_text()), datetime=demo_world.datetime_window)
+    factory = StacReaderFactory(str(demo_world.catalog))
+    reader = factory.open(request, factory.prepare_grid(request, contract), contract)
+    found = sum(1 for _ in factory.item_source().search(datetime=demo_world.datetime_window))
+    chosen = [source.id for source in reader.sources()]
+    assert chosen == [item.id for item in imagery.items]  # type: ignore[attr-defined]
+    assert 0 < len(chosen) < found
+    seen, valid, _ = classifier_features(factory, request, contract, samples.x, samples.y, imagery.grid.crs)
+    assert valid.all()
+    np.testing.assert_array_equal(bits(seen), bits(trained))
+
+
 def test_the_stac_case_covers_median_scl_masking_and_a_20m_band(
     stac_training: tuple[TrainingConfig, Imagery, Samples, Floats],
 ) -> None:
