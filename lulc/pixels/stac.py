@@ -8,6 +8,7 @@ come from the same dates.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 import shapely.geometry
+from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from lulc.errors import SourceError
@@ -99,14 +101,21 @@ class _Date:
         return _Date(reflectance, self.clear | take)
 
 
-def _acquisition(item: ItemAssets) -> dt.date:
-    """Which acquisition an item belongs to: its UTC day.
+def _acquisition(item: ItemAssets, longitude: float) -> dt.date:
+    """Which acquisition an item belongs to: its day in local solar time at ``longitude`` (the block's).
 
     Adjacent MGRS tiles of one pass are items of their own (seconds apart) that overlap by kilometres;
     counted apart, the overlap would vote twice in a median (and show a seam). One satellite passes a
-    place at most once a day (twice only near the poles, minutes apart and alike).
+    place at most once a day (twice only near the poles, minutes apart and alike). The day is local: a
+    Sentinel-2 pass is at about 10:30 local solar time everywhere, far from midnight, while its UTC time
+    crosses midnight near 157 E (eastern Australia), where one pass's tiles fell on two UTC days.
     """
-    return item.datetime.astimezone(UTC).date()
+    return (item.datetime.astimezone(UTC) + dt.timedelta(hours=longitude / 15.0)).date()
+
+
+@functools.lru_cache(maxsize=16)
+def _to_lonlat(crs: str) -> Transformer:
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,7 @@ class StacBlockReader:
         n_bands = len(self.items[0].bands) if self.items else 0
         shape = (block.height, block.width)
         box = shapely.geometry.box(*self.grid.block_bounds(block))
+        longitude = float(_to_lonlat(self.grid.crs).transform(box.centroid.x, box.centroid.y)[0])
         observed = np.zeros(shape, dtype=bool)
         dates: list[_Date] = []
         days: list[dt.date] = []
@@ -148,7 +158,7 @@ class StacBlockReader:
             clear = has_data & scl_ok
             if not clear.any():
                 continue
-            day = _acquisition(item)
+            day = _acquisition(item, longitude)
             if dates and days[-1] == day:  # the same pass, another tile: one date, first valid
                 dates[-1] = dates[-1].filled_from(_Date(reflectance, clear))
             else:
