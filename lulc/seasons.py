@@ -60,10 +60,13 @@ def check_seasons(seasons: Sequence[Season]) -> None:
 
 
 def season_year(datetime_text: str | None) -> int:
-    """The one calendar year a seasonal model is asked to classify (``2024``, or an interval within it).
+    """The one calendar year a seasonal model is asked to classify (``2024``, or the interval of that year).
+
+    A whole year only: the seasons are windows of the year, so a narrower window (``2025-01``) would be
+    read as its year's seasons anyway and a "January" map made of April to October imagery.
 
     Raises:
-        InputError: No datetime, or one spanning several years.
+        InputError: No datetime, one spanning several years, or less than a calendar year.
     """
     start, end = parse_datetime_interval(datetime_text) or (None, None)
     if start is None or end is None:
@@ -71,5 +74,12 @@ def season_year(datetime_text: str | None) -> int:
     if start.year != end.year:
         raise InputError(
             f"a seasonal model classifies one year at a time; {datetime_text!r} spans {start.year}-{end.year}"
+        )
+    first = dt.datetime(start.year, 1, 1, tzinfo=dt.UTC)
+    last = dt.datetime(start.year, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    if start > first or end < last:
+        raise InputError(
+            f"a seasonal model classifies whole years (its seasons are windows of the year): "
+            f"{datetime_text!r} is part of {start.year}; give the year, e.g. --datetime {start.year}"
         )
     return start.year

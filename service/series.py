@@ -132,6 +132,9 @@ def classify_series(
     Raises:
         InputError: as ``split_periods``; NoItemsError: no period has imagery; the engine's errors otherwise.
     """
+    if model.contract.inputs.seasons and every != "year":
+        # each of its maps reads the seasons of a whole year: monthly maps would all be that year's map
+        raise InputError(f"a seasonal model maps whole years: use --every year, not --every {every}")
     periods = split_periods(request.datetime, every)
     out = Path(out_dir)
     progress = progress or NullProgress()

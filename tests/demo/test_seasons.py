@@ -11,7 +11,7 @@ import pytest
 from demo.seasons import compare_seasons
 from lulc.contract import load_contract
 from lulc.errors import InputError
-from service.api import classify
+from service.api import classify, classify_series
 from tests.support.stac_validation import assert_valid_stac_file
 
 pytestmark = pytest.mark.slow
@@ -67,3 +67,25 @@ def test_a_seasonal_model_classifies_one_year(compared: tuple[Path, dict[str, An
             out=out / "never",
         )
     assert not (out / "never").exists()
+
+
+def test_a_seasonal_model_refuses_part_of_a_year_and_sub_year_series(
+    compared: tuple[Path, dict[str, Any]],
+) -> None:
+    """A month of a year is refused, as is a series by month.
+
+    It was read as the whole year's seasons: a "January" map of April-October imagery, twelve identical
+    "monthly" maps.
+    """
+    out, _ = compared
+    world = out / "world"
+    aoi = json.loads((world / "aoi.geojson").read_text())
+    model, stac = out / "models" / "seasons", str(world / "catalog.json")
+    with pytest.raises(InputError, match=r"whole years .* '2025-01' is part of 2025; give the year"):
+        classify(model, stac=stac, aoi=aoi, datetime="2025-01", out=out / "january")
+    with pytest.raises(InputError, match=r"use --every year, not --every month"):
+        classify_series(model, stac=stac, aoi=aoi, datetime="2025", every="month", out=out / "monthly")
+    assert not (out / "january").exists()
+    assert not (out / "monthly").exists()
+    classify(model, stac=stac, aoi=aoi, datetime="2025-01-01/2025-12-31", out=out / "year")
+    assert (out / "year" / "classes.tif").exists()  # the year written as an interval is a year
