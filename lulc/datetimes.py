@@ -8,6 +8,25 @@ import pystac
 
 from lulc.errors import InputError
 
+DATETIME_FORMS = (
+    "use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff][Z|+hh:mm] (UTC without an offset), or "
+    "START/END of two of them with .. for an open end, e.g. 2024-06-01/2024-08-31 or 2024-06/.."
+)
+"""What every invalid datetime's message ends with: the forms pystac-client's ``ItemSearch`` accepts."""
+
+
+def _invalid(value: str, reason: object) -> InputError:
+    """The one-line error of an invalid datetime: what is wrong with it, then the forms accepted."""
+    text = " ".join(str(reason).split())
+    prefix = "invalid datetime component: "  # pystac-client's words for a part its pattern does not match
+    if text.startswith(prefix):
+        part = text.removeprefix(prefix)
+        subject = "not" if part == value.strip() else f"{part!r} is not"
+        text = f"{subject} a year, month, date or RFC 3339 time"
+    else:
+        text = text.removesuffix(f": {value.strip()}")  # pystac-client ends some messages with the value
+    return InputError(f"invalid datetime {value!r}: {text}; {DATETIME_FORMS}")
+
 
 def format_datetime(value: str | None) -> str | None:
     """An RFC 3339 instant or interval normalised as pystac-client sends it (UTC, dates expanded).
@@ -25,7 +44,7 @@ def format_datetime(value: str | None) -> str | None:
         # ItemSearch only formats its parameters here; nothing is requested until results are read.
         formatted = ItemSearch("http://127.0.0.1/search", datetime=value.strip()).get_parameters()
     except Exception as exc:  # pystac-client raises bare Exception/ValueError for bad datetimes
-        raise InputError(f"invalid datetime {value!r}: {exc}") from exc
+        raise _invalid(value, exc) from exc
     result = formatted.get("datetime")
     return str(result) if result is not None else None
 
@@ -48,7 +67,7 @@ def parse_datetime_interval(value: str | None) -> tuple[dt.datetime | None, dt.d
         # in UTC whatever offset was given: periods are cut and labelled in UTC (service.series)
         bounds = [None if p in ("..", "") else _utc(pystac.utils.str_to_datetime(p)) for p in parts]
     except ValueError as exc:
-        raise InputError(f"invalid datetime {value!r}: {exc}") from exc
+        raise _invalid(str(value), exc) from exc  # not None: format_datetime gave a value
     if len(bounds) == 1:
         return bounds[0], bounds[0]
     start, end = bounds[0], bounds[1]

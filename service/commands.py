@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lulc.aoi import read_aoi_file
 from lulc.errors import InputError
-from service.api import read_aoi_file
+
+if TYPE_CHECKING:
+    from service.engine import ClassifyResult
 
 
 def classify_command(
@@ -165,8 +168,7 @@ def classify_command(
             typer.echo(f"{label}: skipped, {reason}")
         typer.echo(f"wrote {series.collection}")
         return
-    typer.echo(f"wrote {result.classes}" + (f", {result.confidence}" if result.confidence else ""))
-    typer.echo(f"wrote {result.stats}, {result.item}")
+    typer.echo(written_files(result))
     echo_class_areas(result.stats_dict)
     if result.clean is not None and result.clean_stats is not None:
         mmu = result.clean_stats["mmu"]
@@ -175,6 +177,20 @@ def classify_command(
             f"removed, {mmu['changed_pixels']} pixels changed"
         )
         echo_class_areas(result.clean_stats)
+
+
+def written_files(result: ClassifyResult) -> str:
+    """``wrote FOLDER/ (classes.tif, ...)``: every file the run wrote, as its item lists them, and the item.
+
+    The files are the item's assets (the maps, their style and statistics), then ``item.json`` and the
+    cleaned map's folder ``clean/`` when the run made one.
+    """
+    folder = result.item.parent
+    names = [str(PurePosixPath(str(asset["href"]))) for asset in result.item_dict["assets"].values()]
+    names.append(result.item.name)
+    if result.clean is not None:
+        names.append(f"{result.clean.name}/")
+    return f"wrote {folder}/ ({', '.join(names)})"
 
 
 def echo_class_areas(stats: dict[str, Any]) -> None:

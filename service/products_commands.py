@@ -7,12 +7,15 @@ Heavy imports stay inside the commands so ``lulc --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lulc.errors import InputError
 from service.commands import echo_class_areas
+
+if TYPE_CHECKING:
+    from service.design import DesignResult
 
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A `lulc classify` output folder.")]
 ConnectivityOpt = Annotated[
@@ -189,7 +192,27 @@ def design_command(
             progress=progress,
         )
     typer.echo(f"wrote {result.path} and {result.item_path}: {describe(result.design)}")
-    typer.echo(f"label the points' `label` column, then: lulc assess MAP --points {result.path}")
+    typer.echo(design_hint(result))
+
+
+def design_hint(result: DesignResult) -> str:
+    """What to do with a new sample: the columns to fill and the command that reads them, in one line.
+
+    A change sample (``lulc design`` on a ``lulc change`` folder) is labelled at both dates and read by
+    ``lulc change --points``; a map's by ``lulc assess``. Either reads the design from the item beside it.
+    """
+    design = result.item["properties"]["lulc:design"]
+    columns = " and ".join(f"`{field}`" for field in design["label_fields"])
+    keep = f"(keep {result.item_path.name} beside it: the design is read from it)"
+    if design["kind"] == "change":
+        return (
+            f"fill the points' {columns} columns with the reference class at the dates of the two runs "
+            f"(value or name), then: lulc change RUN_A RUN_B --out OUT --points {result.path} {keep}"
+        )
+    return (
+        f"fill the points' {columns} column with the reference class (value or name), then: "
+        f"lulc assess MAP.tif --points {result.path} {keep}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -72,6 +72,12 @@ def score(
     }
 
 
+def enough_points_per_class(labels: npt.NDArray[np.int64]) -> bool:
+    """Whether ``check_class_counts`` lets these labels through: 2 classes or more, 2 points or more each."""
+    _, counts = np.unique(labels, return_counts=True)
+    return counts.size >= 2 and bool((counts >= 2).all())
+
+
 def check_class_counts(labels: npt.NDArray[np.int64], classes: ClassTable, origin: str) -> None:
     """Raise PointsError if any class present in the table has fewer than 2 usable points."""
     counts = {c.value: int(np.count_nonzero(labels == c.value)) for c in classes.classes}
@@ -82,7 +88,11 @@ def check_class_counts(labels: npt.NDArray[np.int64], classes: ClassTable, origi
             "at least 2 per class: add points or drop the class"
         )
     if sum(1 for n in counts.values() if n > 0) < 2:
-        raise PointsError(f"{origin} has usable points of fewer than 2 classes: {counts}")
+        named = {classes.by_value(v).name: n for v, n in counts.items()}
+        raise PointsError(
+            f"{origin} has usable points of fewer than 2 classes: {named}; a model needs 2 classes or more "
+            "with 2 usable points or more each: add points of the other classes"
+        )
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,19 @@ from lulc.classes import ClassTable, load_class_table
 from lulc.contract import Applicability, Features, Inputs, ModelContract, Outputs, Provenance
 from lulc.features import composite_feature_names, compute_composite_features
 from lulc.grid import utm_crs
+from lulc.pixels import REASONS, Status
 from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.aoa import DI_OUTPUT, add_dissimilarity_output
 from training.config import TrainingConfig
-from training.errors import ConfigError
+from training.errors import ConfigError, PointsError
 from training.evaluate import (
     Grouping,
     Split,
     check_class_counts,
     cross_validate,
     decided_labels,
+    enough_points_per_class,
     grouping,
     holdout_split,
     permutation_importance,
@@ -101,17 +103,83 @@ def _software(model_type: str) -> dict[str, str]:
     return out
 
 
-def _note_dropped(samples: Samples, total: int, progress: Progress, shown: int = 20) -> None:
-    """Say which points were dropped and why (all of them are listed in metrics.json and report.md)."""
+def _note_dropped(
+    samples: Samples,
+    total: int,
+    progress: Progress,
+    shown: int = 20,
+    *,
+    points: LabelledPoints | None = None,
+    imagery: Imagery | None = None,
+) -> None:
+    """Say which points were dropped and why; refuse them if they all (or a class's) lie outside the imagery.
+
+    Training stops right after (``check_class_counts``) when too few points are left: if every point, or
+    every point of a class, lies outside the imagery, the error says so and, given ``points`` and
+    ``imagery``, where each of them lies. Only when training goes on are the dropped points said to be
+    listed in metrics.json and report.md (written with the model).
+    """
     if not samples.dropped:
         return
+    goes_on = enough_points_per_class(samples.labels)
     reasons = Counter(d.reason for d in samples.dropped)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     progress.note(f"{len(samples.dropped)} of {total} points dropped: {summary}")
     for d in samples.dropped[:shown]:
         progress.note(f"  dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
     if len(samples.dropped) > shown:
-        progress.note(f"  ... and {len(samples.dropped) - shown} more (listed in metrics.json and report.md)")
+        listed = (
+            " (all are listed in metrics.json and report.md once the model is written)" if goes_on else ""
+        )
+        progress.note(f"  ... and {len(samples.dropped) - shown} more{listed}")
+    if not goes_on:
+        _refuse_outside(samples, points, imagery)
+
+
+def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Imagery | None) -> None:
+    """Raise PointsError if every point, or every point of some class, was dropped as outside the imagery."""
+    outside = Counter(d.label for d in samples.dropped if d.reason == REASONS[Status.OUTSIDE])
+    every = Counter(int(v) for v in samples.labels) + Counter(d.label for d in samples.dropped)
+    lost = sorted(v for v, n in outside.items() if n == every[v])
+    if not lost:
+        return
+
+    def name(value: int) -> str:
+        return points.classes.by_value(value).name if points is not None else str(value)
+
+    of = f" of {points.source}" if points is not None else ""
+    if sum(outside.values()) == sum(every.values()):
+        what = f"all {sum(every.values())} points{of} lie outside the imagery"
+    else:
+        lost_text = ", ".join(f"{name(v)} ({every[v]})" for v in lost)
+        kept = sorted(Counter(int(v) for v in samples.labels).items())
+        usable = ", ".join(f"{name(v)} ({n})" for v, n in kept) or "no class"
+        what = (
+            f"every point of class(es) {lost_text}{of} lies outside the imagery, leaving usable points "
+            f"of {usable}"
+        )
+    where = ""
+    if points is not None and imagery is not None:
+        lon, lat = points.xy_in(CRS.from_epsg(4326))
+        members = np.isin(points.labels, lost)
+        chosen = members & np.isfinite(lon) & np.isfinite(lat)
+        auth = points.crs.to_authority()
+        crs = f"{points.crs.name} ({':'.join(auth)})" if auth else points.crs.name
+        if chosen.any():
+            at = _lonlat_extent(lon[chosen].min(), lat[chosen].min(), lon[chosen].max(), lat[chosen].max())
+        else:  # beyond the area the CRS is defined on
+            x, y = points.x[members], points.y[members]
+            at = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g} (no lon/lat there)"
+        image_at = _lonlat_extent(*imagery.grid.bounds_wgs84())
+        where = f": read in {crs} they lie at {at}, the imagery at {image_at}"
+    raise PointsError(
+        f"{what}{where}: if the points are in another CRS, give it with --points-crs (or fix the file's); "
+        "else use imagery that covers them"
+    )
+
+
+def _lonlat_extent(west: float, south: float, east: float, north: float) -> str:
+    return f"lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}"
 
 
 def _used_classes(table: ClassTable, labels: npt.NDArray[np.int64], progress: Progress) -> ClassTable:
@@ -453,7 +521,7 @@ def train(
     for note in notes:
         progress.note(note)
     samples = sample_points(imagery, points, progress)
-    _note_dropped(samples, len(points), progress)
+    _note_dropped(samples, len(points), progress, points=points, imagery=imagery)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     classes = _used_classes(points.classes, samples.labels, progress)
     features = sample_features(imagery, config, samples.reflectance)
