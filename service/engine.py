@@ -370,9 +370,14 @@ def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tup
     if request.datetime:
         from lulc.datetimes import parse_datetime_interval
 
-        bounds = [b for b in parse_datetime_interval(request.datetime) or () if b is not None]
-        if bounds:  # an open end is the other end
-            return _iso(bounds[0]), _iso(bounds[-1])
+        start, end = parse_datetime_interval(request.datetime) or (None, None)
+        names = ", ".join(s.id for s in sources[:3]) or "the input"
+        if start is None or end is None:  # the one bound given is no acquisition time
+            raise InputError(
+                f"{names} records no acquisition date and --datetime {request.datetime!r} is open-ended: "
+                "give the acquisition date or an interval with both ends, e.g. --datetime 2024-06-01"
+            )
+        return _iso(start), _iso(end)
     names = ", ".join(s.id for s in sources[:3]) or "the input"
     raise InputError(
         f"{names} records no acquisition date (no TIFF DateTime or ACQUISITIONDATETIME tag) and no "

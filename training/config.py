@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -167,6 +168,18 @@ class TrainingConfig(BaseModel):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("datetime", mode="before")
+    @classmethod
+    def _datetime_text(cls, value: object) -> object:
+        """A year or date YAML reads as a number or a date (``datetime: 2025``) is meant as that text."""
+        if isinstance(value, bool):
+            return value  # refused as not a string
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, dt.date):  # a datetime is a date too
+            return value.isoformat()
         return value
 
     @model_validator(mode="after")

@@ -106,6 +106,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
         ("crs-in-degrees", "is not a projected CRS in metres"),  # as the service refuses it
         ("crs-proj-string", "AUTHORITY:CODE"),
+        ("undated-open-window", "is open-ended: give the acquisition date"),  # no made-up acquisition time
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(
@@ -140,6 +141,8 @@ def test_bad_input_exits_2_with_one_clear_line(
         source += ["--crs", "EPSG:4326", "--datetime", "2024-06-01"]
     elif case == "crs-proj-string":
         source += ["--crs", "+proj=utm +zone=33 +nadgrids=/etc/passwd", "--datetime", "2024-06-01"]
+    elif case == "undated-open-window":
+        source += ["--datetime", "2024-06/.."]
     out = tmp_path / "out"
     done = lulc("classify", "--model", model, "--aoi", aoi, *source, "--out", out)
     assert done.returncode == 2, (done.stdout, done.stderr)
