@@ -192,12 +192,14 @@ class ModelContract(_Strict):
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no whitespace variation) for embedding and hashing.
 
-        ``inputs.seasons``, ``applicability``, ``class_sets`` and ``class_sets.class_min_probability`` appear
-        only when set, so contracts without them keep the bytes they had before these existed.
+        ``inputs.seasons``, ``inputs.max_cloud_cover``, ``inputs.max_items``, ``applicability``,
+        ``class_sets`` and ``class_sets.class_min_probability`` appear only when set, so contracts without
+        them keep the bytes they had before these existed (a run's item id hashes them).
         """
         data = self.model_dump(mode="json")
-        if data["inputs"].get("seasons") is None:
-            del data["inputs"]["seasons"]
+        for key in ("seasons", "max_cloud_cover", "max_items"):
+            if data["inputs"].get(key) is None:
+                del data["inputs"][key]
         for key in ("applicability", "class_sets"):
             if data.get(key) is None:
                 del data[key]

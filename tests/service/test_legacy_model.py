@@ -88,3 +88,17 @@ def test_the_old_item_and_todays_item_for_the_same_onnx_give_the_same_map(
         assert b is not None
         with rasterio.open(a) as x, rasterio.open(b) as y:
             assert (x.read() == y.read()).all(), name
+
+
+def test_an_old_contract_keeps_its_bytes() -> None:
+    """Fields added since (seasons, the item selection, ...) are left out when unset.
+
+    So an old model's contract re-serialises to the bytes it was stored with, which a run's item id hashes.
+    """
+    import onnx
+
+    from lulc.contract import METADATA_KEY, contract_from_json
+
+    model = onnx.load(str(MODEL / "model.onnx"))
+    stored = {p.key: p.value for p in model.metadata_props}[METADATA_KEY]
+    assert contract_from_json(stored, "model.onnx").to_json() == stored
