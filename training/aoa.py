@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 
+from training.errors import PointsError
+
 DI_OUTPUT = "di"
 """Name of the ONNX output carrying each pixel's dissimilarity index (float32)."""
 REFERENCE_BLOCK = 64
@@ -114,7 +116,11 @@ def fit_applicability(
     n = x.shape[0]
     mean_distance = float(distances.sum() / (n * (n - 1)))
     if mean_distance <= 0:
-        raise ValueError("every training sample has the same (weighted) features")
+        raise PointsError(
+            "every training sample has the same features, weighted by their permutation importance: the "
+            "area of applicability measures nothing (the points fall on identical pixels, or the model uses "
+            "no feature); check the points and imagery, or train with trust: false"
+        )
     other_fold = fold[:, None] != fold[None, :]
     nearest = np.where(other_fold, distances, np.inf).min(axis=1)
     training_di = nearest / mean_distance
@@ -155,7 +161,9 @@ def add_dissimilarity_output(model: onnx.ModelProto, applicability: Applicabilit
         return p + name
 
     def reduce(op: str, data: str, output: str) -> onnx.NodeProto:
-        if opset >= 18 or op == "ReduceSum":
+        # axes became an input in opset 13 for ReduceSum, in 18 for the others (skl2onnx writes opset 9
+        # for a linear or polynomial SVC: an axes input there made the graph invalid)
+        if opset >= 18 or (op == "ReduceSum" and opset >= 13):
             return helper.make_node(
                 op, [data, const(f"{output}_axes", [1], np.int64)], [p + output], keepdims=0
             )

@@ -40,6 +40,9 @@ def make_estimator(
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
+        if params.get("probability", True) is not True:
+            # the label rule, the confidence and class sets all decide from class probabilities
+            raise ConfigError("model 'svm' needs probability: true (maps decide from class probabilities)")
         svc = SVC(**{"kernel": "rbf", "probability": True, "random_state": seed, **params})
         return Pipeline([("scale", StandardScaler()), ("svc", svc)])
     if name == "dt":
