@@ -49,6 +49,13 @@ UNROLLED = 4
 """Coupling rounds written out for every pixel; the later rounds run on the pixels still running only
 (on the bench model 65 % of the pixels stop after 2 rounds, 28 % after 3, 6 % after 4)."""
 
+DOUBLE_SUMS_ABOVE = 1000.0
+"""Largest sum of |dual coefficients| of one pair whose kernel sums stay float32 (see ``_decision_values``):
+scikit-learn's default C = 1 gives at most the support vector count (43 on the tutorial, 205 on the bench
+SVM: float32, the fast graph), C = 1000 thousands: a 6-class SVM of 58 support vectors at C = 1000 and
+gamma 0.01 (sum 8,343) ran in float64 at 1.6-2.8x the CPU of float32, its probabilities within 6e-7 of
+scikit-learn's instead of 1.3e-3 (measured 2026-12-01, one thread, 250,000 pixels)."""
+
 
 def dense_svm_parts(model: BaseEstimator) -> tuple[Any, Any] | None:
     """``(scaler or None, svc)`` if ``model`` is an RBF ``SVC(probability=True)``, bare or after a scaler."""
@@ -261,6 +268,8 @@ def _decision_values(g: _Graph, svc: Any, augmented: str) -> str:
     gives ``k - 1`` partial sums (``coef_i @ exp(W_i @ [x, |x|^2, 1])``), a third of the products of the
     full ``C^T K`` for 6 classes, and a 0/1 matrix adds the two partial sums of each pair and its intercept.
     """
+    from onnx import TensorProto
+
     gamma = float(svc._gamma)
     sv = np.asarray(svc.support_vectors_, dtype=np.float64)
     weights = np.concatenate(
@@ -271,16 +280,25 @@ def _decision_values(g: _Graph, svc: Any, augmented: str) -> str:
     counts = np.asarray(svc._n_support, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)])
     k = len(counts)
+    # The sums weigh kernels near 1 by coefficients up to C: in float32 their rounding grows with the sum of
+    # |coefficients| (about 1e-5 in the decision values at C = 1, 0.1 at C = 1000 and gamma 0.01, enough to
+    # fail the parity gate), so for large ones the kernel and its sums are float64 (the features stay float32:
+    # scikit-learn's own input).
+    wide = float(np.abs(coef).sum(axis=1).max(initial=0.0)) > DOUBLE_SUMS_ABOVE
+    sums = np.float64 if wide else np.float32
+    if wide:
+        augmented = g.op("Cast", [augmented], "augmented64", to=TensorProto.DOUBLE)
     partials = []
     for i in range(k):
         if counts[i] == 0:
             continue
         rows = slice(int(starts[i]), int(starts[i + 1]))
-        exponent = g.op("MatMul", [g.const(weights[rows], "w"), augmented], "exponent")  # (n_i, n)
+        exponent = g.op("MatMul", [g.const(weights[rows], "w", sums), augmented], "exponent")  # (n_i, n)
         kernel = g.op("Exp", [exponent], "kernel")
-        partials.append(g.op("MatMul", [g.const(coef[:, rows], "coef"), kernel], "partial"))  # (k - 1, n)
+        partial = g.op("MatMul", [g.const(coef[:, rows], "coef", sums), kernel], "partial")  # (k - 1, n)
+        partials.append(partial)
     present = [i for i in range(k) if counts[i] > 0]
-    assemble = np.zeros((k * (k - 1) // 2, (k - 1) * len(present)), dtype=np.float32)
+    assemble = np.zeros((k * (k - 1) // 2, (k - 1) * len(present)), dtype=sums)
     for p, (i, j) in enumerate(_pairs(k)):
         if i in present:
             assemble[p, present.index(i) * (k - 1) + (j - 1)] = 1.0
@@ -288,7 +306,10 @@ def _decision_values(g: _Graph, svc: Any, augmented: str) -> str:
             assemble[p, present.index(j) * (k - 1) + i] = 1.0
     stacked = g.op("Concat", partials, "partials", axis=0) if len(partials) > 1 else partials[0]
     rho = np.asarray(svc._intercept_, dtype=np.float64).reshape(-1, 1)
-    return g.op("Gemm", [g.const(assemble, "assemble"), stacked, g.const(rho, "rho")], "decision")
+    decision = g.op(
+        "Gemm", [g.const(assemble, "assemble", sums), stacked, g.const(rho, "rho", sums)], "decision"
+    )
+    return g.op("Cast", [decision], "decision32", to=TensorProto.FLOAT) if wide else decision
 
 
 def _q_entries(g: _Graph, svc: Any, decision: str) -> str:

@@ -115,6 +115,33 @@ def test_probabilities_and_labels_match_scikit_learn(k: int, scaled: bool) -> No
     np.testing.assert_array_equal(label, np.asarray(order)[np.argmax(ours, axis=1)])
 
 
+def test_an_svm_of_large_coefficients_sums_in_double_and_matches_scikit_learn() -> None:
+    """A model at C = 1000 has float64 kernel sums; the default model's stay float32.
+
+    In float32 the sums of kernels near 1 were off by 0.1 in the decision values and failed the parity gate.
+    """
+    x, y = _data(6, 300, 0)
+    with quiet_estimators():
+        wide = make_estimator("svm", 0, 1, {"C": 1000.0, "gamma": 0.01}).fit(x, y)
+        narrow, _ = _fit(6)
+    _, svc = dense_svm_parts(wide) or (None, None)
+    assert float(np.abs(svc._dual_coef_).sum(axis=1).max()) > svm_graph.DOUBLE_SUMS_ABOVE
+    doubles = {
+        name: [n for n in to_onnx(m, 5, "svm").graph.node if n.op_type == "Cast" and n.attribute[0].i == 11]
+        for name, m in (("wide", wide), ("narrow", narrow))
+    }
+    assert doubles["wide"]
+    assert not doubles["narrow"]  # the fast float32 graph, as before
+    pixels = np.concatenate([x, _pixels(20_000, 3)])
+    with quiet_estimators():
+        theirs = wide.predict_proba(pixels)
+    _, ours = _session(to_onnx(wide, 5, "svm")).run(None, {"features": pixels})
+    close = np.abs(ours - theirs).max(axis=1) < 2e-5  # as the default model's (stopping-rule pixels aside)
+    assert close.mean() >= 0.9999
+    order = classes_of(wide)
+    np.testing.assert_array_equal(decide_labels(ours, order), decide_labels(theirs, order))
+
+
 def test_stock_graph_stays_available_and_agrees() -> None:
     model, _ = _fit(4)
     pixels = _pixels(5000, 4)
