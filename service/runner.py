@@ -133,6 +133,11 @@ class OnnxRunner:
         if features.shape[0] == 0:
             n_classes = len(contract.outputs.class_order)
             return Prediction(np.empty(0, np.uint8), np.empty((0, n_classes), np.float32))
+        features = np.asarray(features, dtype=np.float32)  # the graph's input type (float64 was refused)
+        if not np.isfinite(features).all():
+            # a NaN row's probabilities are NaN and its label the first class: the engine drops such pixels
+            # (blocks.valid_pixels) before calling, a notebook may not
+            raise InputError("features hold NaN or infinite values: pass the valid pixels only")
         session = self._session(loaded, dissimilarity)
         outputs = contract.outputs
         wanted = [name for name in (outputs.label, outputs.probabilities) if name in loaded.outputs]

@@ -198,3 +198,20 @@ def test_dense_svm_results_are_byte_identical_across_threads_and_calls(tmp_path:
     with ThreadPoolExecutor(2) as pool:
         for again in pool.map(runner.predict, [probe] * 4):
             assert again.labels.tobytes() == one.labels.tobytes()
+
+
+def test_float64_features_run_and_non_finite_ones_are_refused(model: Path) -> None:
+    """A notebook's float64 array runs as float32 (ONNX Runtime refused it); a NaN row is refused.
+
+    It got NaN probabilities and the first class.
+    """
+    from lulc.errors import InputError
+
+    runner = load_model(model, threads=1)
+    x = np.random.default_rng(2).random((100, 3), dtype=np.float32)
+    as32 = runner.predict(x)
+    as64 = runner.predict(x.astype(np.float64))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(as64.labels, as32.labels)
+    x[7, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        runner.predict(x)
