@@ -169,7 +169,26 @@ def classify_series(
     write_text_atomic(out / SERIES_NAME, dump_json(series))
     collection = collection_document(every, request.datetime or "", runs, skipped, model.contract.classes)
     path = write_text_atomic(out / COLLECTION_NAME, dump_json(collection))
+    runs = {label: _in_collection(result, str(collection["id"])) for label, result in runs.items()}
     return SeriesResult(runs, skipped, path, collection, series)
+
+
+def _in_collection(result: ClassifyResult, collection_id: str) -> ClassifyResult:
+    """The period's item rewritten as a member of the series' collection (after the collection exists).
+
+    A STAC browser opening one period's item finds its series: ``collection`` and the links to it.
+    """
+    href = f"../{COLLECTION_NAME}"
+    links = [link for link in result.item_dict.get("links", []) if link.get("rel") not in MEMBERSHIP]
+    title = "The series' collection"
+    links += [{"rel": rel, "href": href, "type": "application/json", "title": title} for rel in MEMBERSHIP]
+    item = {**result.item_dict, "collection": collection_id, "links": links}
+    write_text_atomic(result.item, dump_json(item))
+    return dataclasses.replace(result, item_dict=item)
+
+
+MEMBERSHIP = ("collection", "parent", "root")
+"""The links of a period's item to its series' collection."""
 
 
 def _times(item: dict[str, Any]) -> tuple[str, str]:

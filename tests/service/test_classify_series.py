@@ -166,7 +166,13 @@ def test_every_year_makes_one_map_per_year_with_imagery_and_a_valid_collection(
     items = [link for link in collection["links"] if link["rel"] == "item"]
     assert [link["lulc:period"] for link in items] == ["2021", "2023", "2024"]
     for link in items:
-        assert_valid_stac(json.loads((out / link["href"]).read_text()), link["href"])
+        item = json.loads((out / link["href"]).read_text())
+        assert_valid_stac(item, link["href"])
+        # each period's item belongs to the series: a STAC browser finds the collection from it
+        assert item["collection"] == collection["id"]
+        members = {m["rel"]: m["href"] for m in item["links"] if m["rel"] in ("collection", "parent", "root")}
+        assert members == dict.fromkeys(("collection", "parent", "root"), "../collection.json")
+        assert item == result.runs[link["lulc:period"]].item_dict
     props = [run.item_dict["properties"] for run in result.runs.values()]
     starts = [p.get("start_datetime") or p["datetime"] for p in props]
     ends = [p.get("end_datetime") or p["datetime"] for p in props]
