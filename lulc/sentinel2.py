@@ -167,19 +167,34 @@ class NormalizedItem:
 
 
 def least_cloudy(items: Sequence[NormalizedItem], n: int | None) -> list[NormalizedItem]:
-    """The ``n`` least cloudy of ``items``, in their given order (all of them when ``n`` is None).
+    """The ``n`` least cloudy items of each tile among ``items``, in their order (all when ``n`` is None).
 
-    No cloud cover counts as 101 %; ties go to the earlier item, then the smaller id. Training composites a
-    recipe's ``max_items`` this way, and a model records it (``Inputs.max_items``) so that classification
-    composites the same way.
+    A tile is an item's grid (its CRS and the transform of its first band by name): an AOI over two tiles
+    keeps ``n`` of each, where ``n`` of the whole search could all come from one tile and leave the other half
+    of the map empty. No cloud cover counts as 101 %; ties go to the earlier item, then the smaller id.
+    Training composites a recipe's ``max_items`` this way, and a model records it (``Inputs.max_items``) so
+    that classification composites the same way.
     """
-    if n is None or len(items) <= n:
+    if n is None:
         return list(items)
-    ranked = sorted(
-        items, key=lambda i: (i.cloud_cover if i.cloud_cover is not None else 101.0, i.datetime, i.id)
-    )
-    keep = {i.id for i in ranked[:n]}
+    tiles: dict[tuple[Any, ...], list[NormalizedItem]] = {}
+    for item in items:
+        tiles.setdefault(_tile(item), []).append(item)
+    keep: set[str] = set()
+    for members in tiles.values():
+        ranked = sorted(
+            members, key=lambda i: (i.cloud_cover if i.cloud_cover is not None else 101.0, i.datetime, i.id)
+        )
+        keep.update(i.id for i in ranked[:n])
     return [i for i in items if i.id in keep]
+
+
+def _tile(item: NormalizedItem) -> tuple[Any, ...]:
+    """The grid an item's pixels lie on: its CRS and a band's transform (else its bounding box)."""
+    first = item.bands[min(item.bands)] if item.bands else None
+    if first is not None and first.transform is not None:
+        return (item.epsg, *first.transform)
+    return (item.epsg, *(item.bbox or ()))
 
 
 def normalize_item(

@@ -350,3 +350,34 @@ def test_band_asset_is_frozen() -> None:
     assert band.reflectance_params() == (band.scale, band.offset)
     with pytest.raises(AttributeError):
         band.scale = 1.0  # type: ignore[misc]
+
+
+def test_the_least_cloudy_items_are_chosen_per_tile() -> None:
+    """Two tiles of an AOI, the eastern one cloudier: 2 items of each are kept.
+
+    The 2 least cloudy of all were both western: the eastern half of a map was left empty.
+    """
+    from dataclasses import replace
+
+    from lulc.sentinel2 import least_cloudy
+
+    base = normalize_item(load(ES_L2A))
+    items = []
+    for tile, shift in (("west", 0.0), ("east", 109_800.0)):
+        for day, cloud in ((1, 30.0), (2, 5.0), (3, 10.0)):
+            bands = {
+                name: replace(asset, transform=(10.0, 0.0, 300_000.0 + shift, 0.0, -10.0, 4_000_000.0))
+                for name, asset in base.bands.items()
+            }
+            items.append(
+                replace(
+                    base,
+                    id=f"{tile}-{day}",
+                    datetime=datetime(2024, 6, day, tzinfo=UTC),
+                    cloud_cover=cloud + (40.0 if tile == "east" else 0.0),
+                    bands=bands,
+                )
+            )
+    kept = [i.id for i in least_cloudy(items, 2)]
+    assert kept == ["west-2", "west-3", "east-2", "east-3"]
+    assert [i.id for i in least_cloudy(items, None)] == [i.id for i in items]
