@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,11 +106,11 @@ def image_band_indexes(
     """The 1-based indexes of bands ``wanted`` in an image whose bands carry ``descriptions``.
 
     Bands are named by ``image_bands`` (``--image-bands``: every band, in order) when given, else by the
-    image's band descriptions; a name is a band's canonical name or its ESA identifier in any case
-    (``red``, ``Red``, ``B04``, ``B4``). Only an image none of whose bands carries such a name (no
-    descriptions, or ``Band_1``...) is read in the wanted order, and only when it has exactly as many
-    bands: one that names its bands otherwise (``B4, B3, B2, B8``, or ``red, green, blue, x``) was read
-    by position and gave a map of swapped bands without a word.
+    image's band descriptions; a name is a band's canonical name or its ESA identifier, in any case (``red``,
+    ``Red``, ``B04``), on either side. Only an image none of whose bands carries a name or a band code (no
+    descriptions, or ``Band_1``...) is read in the wanted order, and only when it has exactly as many bands:
+    one that names its bands otherwise (``B4, B3, B2, B8``: Sentinel-2's or Landsat's? or ``red, green, blue,
+    x``) was read by position and gave a map of swapped bands without a word.
     """
     count = len(descriptions)
     if image_bands is not None and len(image_bands) != count:
@@ -119,28 +120,30 @@ def image_band_indexes(
         )
     given = list(image_bands) if image_bands is not None else [d or "" for d in descriptions]
     names = [band_name(n) or n for n in given]
-    if all(b in names for b in wanted):
-        return tuple(names.index(b) + 1 for b in wanted)
-    known = any(band_name(n) for n in given)
-    if image_bands is None and count == len(wanted) and not known:  # unnamed: taken in the wanted order
+    targets = [band_name(b) or b for b in wanted]
+    if all(b in names for b in targets):
+        return tuple(names.index(b) + 1 for b in targets)
+    named = any(band_name(n) or _BAND_CODE.match(n.strip()) for n in given)
+    if image_bands is None and count == len(wanted) and not named:  # unnamed: taken in the wanted order
         return tuple(range(1, count + 1))
-    missing = [b for b in wanted if b not in names]
-    named = f"its bands are {given}" if any(given) else "its bands have no names"
+    missing = [b for b, t in zip(wanted, targets, strict=True) if t not in names]
+    described = f"its bands are {given}" if any(given) else "its bands have no names"
     raise InputError(
-        f"image {path} has no band(s) {missing} of {list(wanted)}: it has {count} and {named}; "
+        f"image {path} has no band(s) {missing} of {list(wanted)}: it has {count} and {described}; "
         "name all its bands in order with --image-bands"
     )
 
 
+_BAND_CODE = re.compile(r"^[Bb]\d{1,2}[Aa]?$")
+"""A band code of some sensor (``B4``, ``B8A``): a name, but only Sentinel-2's two-digit ids are read."""
+
+
 def band_name(text: str) -> str | None:
-    """The canonical Sentinel-2 band a description or user name stands for (``Red``, ``B04``, ``b4``)."""
+    """The canonical Sentinel-2 band a name stands for: itself in any case (``Red``), or its ESA id (B04)."""
     key = text.strip()
     if key.lower() in SENTINEL2_BANDS:
         return key.lower()
-    upper = key.upper()
-    if len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():  # B4 as B04
-        upper = f"B0{upper[1]}"
-    return BAND_IDS.get(upper)
+    return BAND_IDS.get(key.upper())
 
 
 def open_image_reader(

@@ -30,7 +30,7 @@ def test_band_descriptions_name_the_bands_when_the_user_does_not() -> None:
 
 def test_unnamed_bands_are_taken_in_order_only_when_their_count_matches() -> None:
     assert image_band_indexes("x.tif", [None] * 4, WANTED) == (1, 2, 3, 4)
-    assert image_band_indexes("x.tif", ["B2", "B3", "B4", "B8"], WANTED) == (1, 2, 3, 4)
+    assert image_band_indexes("x.tif", ["B02", "B03", "B04", "B08"], WANTED) == (1, 2, 3, 4)
     with pytest.raises(InputError, match=r"its bands have no names; name all its bands in order"):
         image_band_indexes("x.tif", [None] * 5, WANTED)
 
@@ -69,11 +69,19 @@ def test_training_reads_described_bands_by_name_not_position(tmp_path: Path) -> 
 
 
 def test_esa_identifiers_and_any_case_name_the_bands() -> None:
-    """An image naming its bands B4, B3, B2, B8 (red first) is read by those names, not by position."""
-    assert image_band_indexes("x.tif", ["B4", "B3", "B2", "B8"], WANTED) == (3, 2, 1, 4)
+    """An image naming its bands B04, B03, B02, B08 (red first) is read by those names, not by position."""
+    assert image_band_indexes("x.tif", ["B04", "B03", "B02", "B08"], WANTED) == (3, 2, 1, 4)
     assert image_band_indexes("x.tif", ["B08", "b04", "B03", "B02"], WANTED) == (4, 3, 2, 1)
     assert image_band_indexes("x.tif", ["Red", "Green", "Blue", "NIR"], WANTED) == (3, 2, 1, 4)
     assert image_band_indexes("x.tif", ["Band_1", "Band_2", "Band_3", "Band_4"], WANTED) == (1, 2, 3, 4)
+    # a model whose bands are ESA ids finds them too (as it did before names were mapped)
+    assert image_band_indexes("x.tif", ["B02", "B03", "B04", "B08"], ["B02", "B03", "B04", "B08"]) == (
+        1,
+        2,
+        3,
+        4,
+    )
+    assert image_band_indexes("x.tif", ["blue", "green", "red", "nir"], ["B08", "B04"]) == (4, 3)
 
 
 def test_an_image_naming_other_bands_is_refused_not_read_by_position() -> None:
@@ -82,4 +90,9 @@ def test_an_image_naming_other_bands_is_refused_not_read_by_position() -> None:
     ):
         image_band_indexes("x.tif", ["red", "green", "blue", "x"], WANTED)
     with pytest.raises(InputError, match=r"has no band\(s\) \['nir'\]"):
-        image_band_indexes("x.tif", ["B4", "B3", "B2", "B11"], WANTED)
+        image_band_indexes("x.tif", ["B04", "B03", "B02", "B11"], WANTED)
+    # one-digit codes are Sentinel-2's or Landsat's (B5 is Landsat 8's near infrared): name them
+    for codes in (["B4", "B3", "B2", "B8"], ["B2", "B3", "B4", "B5"]):
+        with pytest.raises(InputError, match=r"name all its bands in order with --image-bands"):
+            image_band_indexes("x.tif", codes, WANTED)
+    assert image_band_indexes("x.tif", [None] * 4, WANTED, ["blue", "green", "red", "nir"]) == (1, 2, 3, 4)
