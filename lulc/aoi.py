@@ -56,14 +56,15 @@ JSON_SUFFIXES = (".json", ".geojson")
 def read_aoi_file(path: str | Path) -> dict[str, Any]:
     """The AOI in a file, as GeoJSON for ``parse_aoi`` (``lulc classify --aoi``, recipes, notebooks alike).
 
-    A GeoJSON file is taken as it is (lon/lat, RFC 7946), checked as strictly as a request's AOI; any other
-    vector file OGR reads (a Shapefile, a GeoPackage, a GeoJSON with a ``crs`` member) gives its features
-    in lon/lat, reprojected from the file's CRS, heights dropped: the AOI a GIS hands over (the tutorial's
-    is a PolygonZ Shapefile in UTM). Classification took GeoJSON only, training any file, so an AOI that
-    trained a model could not be mapped with it.
+    Any vector file OGR reads (GeoJSON, a Shapefile, a GeoPackage of one layer): its features in lon/lat,
+    reprojected from the file's CRS (a GeoJSON without one is lon/lat, RFC 7946), heights dropped, features
+    without a geometry skipped; ``parse_aoi`` then checks them as strictly as a request's AOI. The AOI a GIS
+    hands over (the tutorial's is a PolygonZ Shapefile in World Mercator) maps as it trains: classification
+    took GeoJSON only, training any file.
 
     Raises:
-        InputError: the file is missing, unreadable, holds no features or declares no CRS.
+        InputError: the file is missing, unreadable (not JSON, for a .json/.geojson), holds several layers or
+            no features, or declares no CRS.
     """
     path = Path(path)
     if not path.exists():
@@ -75,16 +76,21 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
             raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InputError(f"AOI file {path} is not a GeoJSON object")
-        if "crs" not in data:
-            return data
     return _vector_aoi(path)
 
 
 def _vector_aoi(path: Path) -> dict[str, Any]:
-    import geopandas as gpd  # heavy: only for AOIs that are not plain GeoJSON
+    import geopandas as gpd  # heavy: only for AOI files
+    import pyogrio
 
     try:
+        layers = pyogrio.list_layers(path)
+        if len(layers) > 1:
+            names = ", ".join(str(name) for name, _ in layers)
+            raise InputError(f"AOI file {path} holds {len(layers)} layers ({names}): save the AOI's alone")
         frame = gpd.read_file(path)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable data
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"AOI file {path} is not a vector file GDAL reads: {first}") from exc

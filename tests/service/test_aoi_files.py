@@ -75,12 +75,24 @@ def test_classify_maps_only_inside_a_geopackage_aoi(inputs: dict[str, Path], tmp
     assert valid == pytest.approx(150 * 100, rel=0.05)  # the inner 1,500 x 1,000 m
 
 
-def test_geojson_stays_strict(tmp_path: Path) -> None:
+def test_a_geojson_file_drops_heights_and_empty_features_and_one_layer_is_wanted(tmp_path: Path) -> None:
+    """A GeoJSON file is read as any AOI file; a file of several layers is refused.
+
+    Heights dropped, features without geometry skipped: training took these, and a 3D GeoJSON was refused
+    where the same Shapefile was read.
+    """
+    ring = [[15, 45, 3], [15.1, 45, 3], [15.1, 45.1, 3], [15, 45, 3]]
     path = tmp_path / "aoi.geojson"
-    path.write_text(
-        json.dumps(
-            {"type": "Polygon", "coordinates": [[[15, 45, 3], [15.1, 45, 3], [15.1, 45.1, 3], [15, 45, 3]]]}
-        )
-    )
-    with pytest.raises(InputError, match=r"altitude"):
-        parse_aoi(read_aoi_file(path))
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}},
+        {"type": "Feature", "properties": {}, "geometry": None},
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    geometry = parse_aoi(read_aoi_file(path))
+    assert geometry.has_z is False
+    assert geometry.bounds == pytest.approx((15, 45, 15.1, 45.1))
+    layers = tmp_path / "layers.gpkg"
+    for layer in ("fields", "aoi"):
+        gpd.GeoDataFrame({"name": [layer]}, geometry=[INNER], crs="EPSG:32633").to_file(layers, layer=layer)
+    with pytest.raises(InputError, match=r"holds 2 layers \(fields, aoi\): save the AOI's alone"):
+        read_aoi_file(layers)
