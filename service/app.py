@@ -26,7 +26,7 @@ from service.output_crs import check_output_grid
 from service.publish import destination_folder, join_url
 from service.request import MAX_MMU_HA
 from service.settings import ServiceSettings
-from service.workflow import Order, Outcome, run_order, validate_order
+from service.workflow import Order, Outcome, check_model_window, run_order, validate_order
 
 log = logging.getLogger("service.app")
 
@@ -367,6 +367,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         area = validate_order(order, settings)  # input errors answer now, not as failed jobs
         model = provider.get(body.model)
         check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
+        check_model_window(order, model.contract)  # a job that would fail only after starting, refused now
 
         def work(job: Job) -> Outcome:
             destination = join_url(settings.output_url, job.id) if settings.output_url else None

@@ -39,7 +39,7 @@ from service.publish import check_destination
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, run_order, s3_options, validate_order
+from service.workflow import Order, check_model_window, run_order, s3_options, validate_order
 
 log = logging.getLogger("service.handler")
 
@@ -97,6 +97,7 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
         check_destination(parsed.output_url, s3=s3_options(settings), replace=parsed.overwrite)
         model = resolve_model(parsed.model, settings)
         check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
+        check_model_window(order, model.contract)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))

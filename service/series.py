@@ -22,6 +22,7 @@ from lulc.classes import ClassTable
 from lulc.datetimes import parse_datetime_interval
 from lulc.errors import InputError, NoItemsError, NoValidPixelsError
 from lulc.progress import NullProgress, Progress
+from lulc.seasons import season_year
 from service.engine import ClassifyResult, classify
 from service.output import dump_json, write_text_atomic
 from service.publish import ITEM_NAME
@@ -136,6 +137,14 @@ def classify_series(
         # each of its maps reads the seasons of a whole year: monthly maps would all be that year's map
         raise InputError(f"a seasonal model maps whole years: use --every year, not --every {every}")
     periods = split_periods(request.datetime, every)
+    if model.contract.inputs.seasons:
+        partial = [p.label for p in periods if not _whole_year(p.datetime)]
+        if partial:  # refused before any map: it stopped the series half-way, its collection unwritten
+            whole = f"{periods[0].label}/{periods[-1].label}"
+            raise InputError(
+                f"a seasonal model maps whole years: {request.datetime!r} covers only part of "
+                f"{', '.join(partial)}; give whole years, e.g. --datetime {whole}"
+            )
     out = Path(out_dir)
     progress = progress or NullProgress()
     runs: dict[str, ClassifyResult] = {}
@@ -171,6 +180,15 @@ def classify_series(
     path = write_text_atomic(out / COLLECTION_NAME, dump_json(collection))
     runs = {label: _in_collection(result, str(collection["id"])) for label, result in runs.items()}
     return SeriesResult(runs, skipped, path, collection, series)
+
+
+def _whole_year(window: str) -> bool:
+    """Whether a period's window is a whole calendar year (what a seasonal model maps)."""
+    try:
+        season_year(window)
+    except InputError:
+        return False
+    return True
 
 
 def _in_collection(result: ClassifyResult, collection_id: str) -> ClassifyResult:

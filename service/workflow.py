@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from lulc.allowlist import AllowList
+from lulc.contract import ModelContract
 from lulc.errors import LimitError
 from lulc.progress import Progress
 from service.publish import (
@@ -122,6 +123,18 @@ def validate_order(order: Order, settings: ServiceSettings) -> float:
         requested_crs(order.crs)
     stac_location(order, settings)
     return area
+
+
+def check_model_window(order: Order, contract: ModelContract) -> None:
+    """Refuse, before any work, a time window the model cannot classify: part of a year for a seasonal one.
+
+    Raises:
+        InputError: a seasonal model and a window that is not one whole calendar year.
+    """
+    if contract.inputs.seasons:
+        from lulc.seasons import season_year
+
+        season_year(order.datetime)
 
 
 def stac_location(order: Order, settings: ServiceSettings) -> str:

@@ -89,3 +89,21 @@ def test_a_seasonal_model_refuses_part_of_a_year_and_sub_year_series(
     assert not (out / "monthly").exists()
     classify(model, stac=stac, aoi=aoi, datetime="2025-01-01/2025-12-31", out=out / "year")
     assert (out / "year" / "classes.tif").exists()  # the year written as an interval is a year
+
+
+def test_a_seasonal_series_ending_inside_a_year_is_refused_before_any_map(
+    compared: tuple[Path, dict[str, Any]],
+) -> None:
+    """2025/2026-06 by year: the 2026 part-year stopped the series after 2025's map, no collection written."""
+    out, _ = compared
+    world = out / "world"
+    aoi = json.loads((world / "aoi.geojson").read_text())
+    with pytest.raises(InputError, match=r"'2025/2026-06' covers only part of 2026; give whole years"):
+        classify_series(
+            out / "models" / "seasons",
+            stac=str(world / "catalog.json"),
+            aoi=aoi,
+            datetime="2025/2026-06",
+            out=out / "part-year",
+        )
+    assert not (out / "part-year").exists()

@@ -73,7 +73,7 @@ def shared_world(tmp_path_factory: pytest.TempPathFactory) -> World:
         return _WORLD["world"]
 
 
-def build_model(model_dir: Path, classes_yaml: Path, seed: int = 0) -> Path:
+def build_model(model_dir: Path, classes_yaml: Path, seed: int = 0, seasons: list[Any] | None = None) -> Path:
     """A small random forest on reflectance-like features, as ``model_dir/model.onnx`` with its contract."""
     from sklearn.ensemble import RandomForestClassifier
 
@@ -88,7 +88,7 @@ def build_model(model_dir: Path, classes_yaml: Path, seed: int = 0) -> Path:
     contract = ModelContract(
         name="demo-rf",
         version="1",
-        inputs=Inputs(bands=list(BANDS), resolution=10.0),
+        inputs=Inputs(bands=list(BANDS), resolution=10.0, seasons=seasons),
         features=Features(indices=list(INDICES)),
         classes=classes,
         outputs=Outputs(class_order=[int(c) for c in forest.classes_]),

@@ -22,7 +22,14 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.service.app_support import World, blocking_provider, models_dir, service_settings, shared_world
+from tests.service.app_support import (
+    World,
+    blocking_provider,
+    build_model,
+    models_dir,
+    service_settings,
+    shared_world,
+)
 from tests.support.http_server import start_http_server
 from tests.support.stac_validation import assert_valid_stac_file
 
@@ -593,3 +600,17 @@ def test_a_window_with_more_items_than_a_composite_may_hold_is_413(
     )
     assert response.status_code == 200, response.text
     assert len([link for link in response.json()["item"]["links"] if link["rel"] == "derived_from"]) == 4 + 1
+
+
+def test_a_seasonal_model_asked_for_part_of_a_year_is_a_400_not_a_failed_job(
+    world: World, tmp_path: Path
+) -> None:
+    """It was accepted (202) and its job failed once it had started."""
+    from lulc.seasons import Season
+
+    models = tmp_path / "models"
+    spring = [Season(name="spring", start="03-20", end="05-10")]  # one season: the small model's 6 features
+    build_model(models / "seasonal", world.root / "classes.yaml", seasons=spring)
+    client = client_for(service_settings(tmp_path, world, models, sync_max_km2=0.0))  # every AOI a job
+    answer = client.post("/classify", json={"aoi": world.aoi(), "datetime": "2025-04", "model": "seasonal"})
+    assert_json_error(answer, 400, "InputError", "whole years", "2025-04")
