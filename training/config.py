@@ -189,6 +189,9 @@ class TrainingConfig(BaseModel):
             raise ValueError(f"unknown model(s) {unknown}; known: {list(MODEL_NAMES)}")
         if self.select != "best" and self.select not in self.models:
             raise ValueError(f"select {self.select!r} is not one of the models {self.models}")
+        if "svm" in self.models and (self.model_params.get("svm") or {}).get("probability", True) is not True:
+            # refused with the recipe, not after sampling (make_estimator refuses it too)
+            raise ValueError("model 'svm' needs probability: true (maps decide from class probabilities)")
         try:
             check_features(self.bands, self.indices)
         except ContractError as exc:

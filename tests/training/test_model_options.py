@@ -54,3 +54,9 @@ def test_identical_training_samples_are_a_points_error_not_a_crash() -> None:
     features = np.ones((20, 3))
     with pytest.raises(PointsError, match=r"every training sample has the same features"):
         fit_applicability(features, np.arange(20) % 4, [0.1, 0.2, 0.3])
+
+
+def test_an_svm_without_probabilities_is_refused_with_the_recipe(tutorial: Path, tmp_path: Path) -> None:
+    """Before any imagery is read: it was refused only after sampling, when the first model was fitted."""
+    with pytest.raises(ConfigError, match=r"model 'svm' needs probability: true"):
+        _recipe(tutorial, tmp_path / "m", {"probability": False})
