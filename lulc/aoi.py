@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
             raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InputError(f"AOI file {path} is not a GeoJSON object")
+        for ring in _rings_of(data):  # OGR would close it with a warning, or fail with GEOS's words
+            if (
+                ring
+                and isinstance(ring[0], list)
+                and isinstance(ring[-1], list)
+                and ring[0][:2] != ring[-1][:2]
+            ):
+                raise InputError(
+                    f"the AOI has a ring that is not closed: it starts at {ring[0]} and ends at {ring[-1]} "
+                    "(GeoJSON rings repeat their first position last)"
+                )
     return _vector_aoi(path)
 
 
@@ -84,11 +96,14 @@ def _vector_aoi(path: Path) -> dict[str, Any]:
     import pyogrio
 
     try:
-        layers = pyogrio.list_layers(path)
+        # tables without geometry (the layer_styles QGIS saves into a GeoPackage) are no candidates
+        layers = [str(name) for name, kind in pyogrio.list_layers(path) if kind is not None]
         if len(layers) > 1:
-            names = ", ".join(str(name) for name, _ in layers)
+            names = ", ".join(layers)
             raise InputError(f"AOI file {path} holds {len(layers)} layers ({names}): save the AOI's alone")
-        frame = gpd.read_file(path)
+        with warnings.catch_warnings():  # one error line, not pyogrio's warnings, for whatever goes wrong
+            warnings.simplefilter("ignore")
+            frame = gpd.read_file(path, layer=layers[0]) if layers else gpd.read_file(path)
     except InputError:
         raise
     except Exception as exc:  # pyogrio raises several types for unreadable data

@@ -169,7 +169,7 @@ class NormalizedItem:
 def least_cloudy(items: Sequence[NormalizedItem], n: int | None) -> list[NormalizedItem]:
     """The ``n`` least cloudy items of each tile among ``items``, in their order (all when ``n`` is None).
 
-    A tile is an item's grid (its CRS and the transform of its first band by name): an AOI over two tiles
+    A tile is an item's MGRS tile (``_tile``): an AOI over two tiles
     keeps ``n`` of each, where ``n`` of the whole search could all come from one tile and leave the other half
     of the map empty. No cloud cover counts as 101 %; ties go to the earlier item, then the smaller id.
     Training composites a recipe's ``max_items`` this way, and a model records it (``Inputs.max_items``) so
@@ -190,11 +190,22 @@ def least_cloudy(items: Sequence[NormalizedItem], n: int | None) -> list[Normali
 
 
 def _tile(item: NormalizedItem) -> tuple[Any, ...]:
-    """The grid an item's pixels lie on: its CRS and a band's transform (else its bounding box)."""
+    """The tile an item covers: its MGRS tile as the provider names it, else its grid, else its footprint.
+
+    ``grid:code`` (Earth Search, CDSE), ``s2:mgrs_tile`` (Planetary Computer) or Earth Search's ``mgrs:*``;
+    without any, its CRS and the transform of its first band by name; the bounding box last (it varies with
+    the orbit, so a tile's items may then fall apart).
+    """
+    props = item.item.properties
+    code = props.get("grid:code") or props.get("s2:mgrs_tile")
+    if code is None and "mgrs:grid_square" in props:
+        code = f"{props.get('mgrs:utm_zone')}{props.get('mgrs:latitude_band')}{props['mgrs:grid_square']}"
+    if code is not None:
+        return ("tile", str(code))
     first = item.bands[min(item.bands)] if item.bands else None
     if first is not None and first.transform is not None:
-        return (item.epsg, *first.transform)
-    return (item.epsg, *(item.bbox or ()))
+        return ("grid", item.epsg, *first.transform)
+    return ("bbox", item.epsg, *(item.bbox or ()))
 
 
 def normalize_item(

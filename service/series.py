@@ -1,8 +1,9 @@
 """Time series of maps: one classification per year, season or month of a time window, and their collection.
 
 ``lulc classify --every year --datetime 2021/2024 --out OUT`` classifies each calendar year of the window
-with the same model into ``OUT/2021``, ``OUT/2022``, ... (each a normal run folder, byte-identical to
-``lulc classify --datetime 2021 --out ...``); ``--every season`` makes ``OUT/2021-DJF`` (December 2020 to
+with the same model into ``OUT/2021``, ``OUT/2022``, ... (each a normal run folder, its maps and stats
+byte-identical to ``lulc classify --datetime 2021 --out ...``'s, its item a member of the series' collection);
+``--every season`` makes ``OUT/2021-DJF`` (December 2020 to
 February 2021), ``OUT/2021-MAM``, ...; ``--every month`` ``OUT/2021-07``, .... Then it writes
 ``OUT/series.json`` (class areas per period) and ``OUT/collection.json``, a STAC collection linking every
 period's item. A period without imagery (no items, or every pixel masked) is skipped and named in both files;

@@ -106,11 +106,12 @@ def image_band_indexes(
     """The 1-based indexes of bands ``wanted`` in an image whose bands carry ``descriptions``.
 
     Bands are named by ``image_bands`` (``--image-bands``: every band, in order) when given, else by the
-    image's band descriptions; a name is a band's canonical name or its ESA identifier, in any case (``red``,
-    ``Red``, ``B04``), on either side. Only an image none of whose bands carries a name or a band code (no
-    descriptions, or ``Band_1``...) is read in the wanted order, and only when it has exactly as many bands:
-    one that names its bands otherwise (``B4, B3, B2, B8``: Sentinel-2's or Landsat's? or ``red, green, blue,
-    x``) was read by position and gave a map of swapped bands without a word.
+    image's band descriptions; a name is a band's canonical name in any case (``red``, ``Red``) or its
+    Sentinel-2 id (``B04``, or ``B4`` as Earth Engine exports name them), on either side. Only an image none
+    of whose bands carries a name or a band code (no descriptions, or ``Band_1``...) is read in the wanted
+    order, and only when it has exactly as many bands: one that names its bands otherwise (``red, green,
+    blue, x``, or codes of no Sentinel-2 band such as ``SR_B5``) was read by position and gave a map of
+    swapped bands without a word.
     """
     count = len(descriptions)
     if image_bands is not None and len(image_bands) != count:
@@ -134,16 +135,19 @@ def image_band_indexes(
     )
 
 
-_BAND_CODE = re.compile(r"^[Bb]\d{1,2}[Aa]?$")
-"""A band code of some sensor (``B4``, ``B8A``): a name, but only Sentinel-2's two-digit ids are read."""
+_BAND_CODE = re.compile(r"^(\w+_)?[Bb]\d{1,2}[Aa]?$")
+"""A band code of some sensor (``B4``, ``B13``, Landsat's ``SR_B5``): a name, read only if Sentinel-2's."""
 
 
 def band_name(text: str) -> str | None:
-    """The canonical Sentinel-2 band a name stands for: itself in any case (``Red``), or its ESA id (B04)."""
+    """The canonical Sentinel-2 band a name stands for: itself in any case (``Red``), or its id (B04, B4)."""
     key = text.strip()
     if key.lower() in SENTINEL2_BANDS:
         return key.lower()
-    return BAND_IDS.get(key.upper())
+    upper = key.upper()
+    if len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():  # Earth Engine's B4 is ESA's B04
+        upper = f"B0{upper[1]}"
+    return BAND_IDS.get(upper)
 
 
 def open_image_reader(

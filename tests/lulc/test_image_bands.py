@@ -74,6 +74,9 @@ def test_esa_identifiers_and_any_case_name_the_bands() -> None:
     assert image_band_indexes("x.tif", ["B08", "b04", "B03", "B02"], WANTED) == (4, 3, 2, 1)
     assert image_band_indexes("x.tif", ["Red", "Green", "Blue", "NIR"], WANTED) == (3, 2, 1, 4)
     assert image_band_indexes("x.tif", ["Band_1", "Band_2", "Band_3", "Band_4"], WANTED) == (1, 2, 3, 4)
+    # Earth Engine's exports of Sentinel-2 name them B2 ... B12, red first here too
+    assert image_band_indexes("x.tif", ["B4", "B3", "B2", "B8", "B11", "B12"], WANTED) == (3, 2, 1, 4)
+    assert image_band_indexes("x.tif", [None] * 4, WANTED, ["B2", "B3", "B4", "B8"]) == (1, 2, 3, 4)
     # a model whose bands are ESA ids finds them too (as it did before names were mapped)
     assert image_band_indexes("x.tif", ["B02", "B03", "B04", "B08"], ["B02", "B03", "B04", "B08"]) == (
         1,
@@ -91,8 +94,8 @@ def test_an_image_naming_other_bands_is_refused_not_read_by_position() -> None:
         image_band_indexes("x.tif", ["red", "green", "blue", "x"], WANTED)
     with pytest.raises(InputError, match=r"has no band\(s\) \['nir'\]"):
         image_band_indexes("x.tif", ["B04", "B03", "B02", "B11"], WANTED)
-    # one-digit codes are Sentinel-2's or Landsat's (B5 is Landsat 8's near infrared): name them
-    for codes in (["B4", "B3", "B2", "B8"], ["B2", "B3", "B4", "B5"]):
+    # Landsat's codes are no Sentinel-2 bands (its B5, near infrared, would be Sentinel-2's rededge1)
+    for codes in (["SR_B2", "SR_B3", "SR_B4", "SR_B5"], ["B2", "B3", "B4", "B5"]):
         with pytest.raises(InputError, match=r"name all its bands in order with --image-bands"):
             image_band_indexes("x.tif", codes, WANTED)
     assert image_band_indexes("x.tif", [None] * 4, WANTED, ["blue", "green", "red", "nir"]) == (1, 2, 3, 4)

@@ -369,6 +369,8 @@ def test_the_least_cloudy_items_are_chosen_per_tile() -> None:
                 name: replace(asset, transform=(10.0, 0.0, 300_000.0 + shift, 0.0, -10.0, 4_000_000.0))
                 for name, asset in base.bands.items()
             }
+            raw = base.item.clone()
+            raw.properties["grid:code"] = f"MGRS-54S{tile.upper()}"
             items.append(
                 replace(
                     base,
@@ -376,8 +378,12 @@ def test_the_least_cloudy_items_are_chosen_per_tile() -> None:
                     datetime=datetime(2024, 6, day, tzinfo=UTC),
                     cloud_cover=cloud + (40.0 if tile == "east" else 0.0),
                     bands=bands,
+                    item=raw,
                 )
             )
     kept = [i.id for i in least_cloudy(items, 2)]
     assert kept == ["west-2", "west-3", "east-2", "east-3"]
     assert [i.id for i in least_cloudy(items, None)] == [i.id for i in items]
+    # one tile whatever its items' grids (a new processing baseline) or footprints (the orbit) say
+    moved = [replace(items[0], bands={k: replace(b, transform=None) for k, b in items[0].bands.items()})]
+    assert [i.id for i in least_cloudy([*moved, *items[1:3]], 1)] == ["west-2"]

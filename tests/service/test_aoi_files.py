@@ -96,3 +96,27 @@ def test_a_geojson_file_drops_heights_and_empty_features_and_one_layer_is_wanted
         gpd.GeoDataFrame({"name": [layer]}, geometry=[INNER], crs="EPSG:32633").to_file(layers, layer=layer)
     with pytest.raises(InputError, match=r"holds 2 layers \(fields, aoi\): save the AOI's alone"):
         read_aoi_file(layers)
+
+
+def test_a_geopackage_with_a_style_table_and_an_unclosed_geojson_ring(tmp_path: Path) -> None:
+    """A GeoPackage's style table is no second layer; an unclosed GeoJSON ring is refused in plain words.
+
+    QGIS saves layer styles into a GeoPackage as a table without geometry. OGR closed an unclosed ring with a
+    warning, or failed in GEOS's words.
+    """
+    import sqlite3
+
+    styled = _gpkg(tmp_path / "styled.gpkg")
+    with sqlite3.connect(styled) as db:
+        db.execute("CREATE TABLE layer_styles (id INTEGER PRIMARY KEY, styleName TEXT)")
+        db.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier) "
+            "VALUES ('layer_styles', 'attributes', 'x')"
+        )
+    assert parse_aoi(read_aoi_file(styled)).equals(parse_aoi(read_aoi_file(_gpkg(tmp_path / "plain.gpkg"))))
+    unclosed = tmp_path / "unclosed.geojson"
+    unclosed.write_text(
+        json.dumps({"type": "Polygon", "coordinates": [[[15, 45], [15.1, 45], [15.1, 45.1]]]})
+    )
+    with pytest.raises(InputError, match=r"^the AOI has a ring that is not closed: it starts at \[15, 45\]"):
+        read_aoi_file(unclosed)
