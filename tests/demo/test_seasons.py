@@ -54,18 +54,18 @@ def test_the_contract_keeps_the_seasons_and_the_map_reads_them_in_the_year_asked
     assert "seasons" not in json.loads(single.to_json())["inputs"]
 
 
-def test_a_seasonal_model_classifies_one_year(compared: tuple[Path, dict[str, Any]]) -> None:
+def _seasonal(compared: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """The output folder and what ``classify`` takes for the seasonal model: model, stac and aoi."""
     out, _ = compared
     world = out / "world"
     aoi = json.loads((world / "aoi.geojson").read_text())
+    return out, {"model": out / "models" / "seasons", "stac": str(world / "catalog.json"), "aoi": aoi}
+
+
+def test_a_seasonal_model_classifies_one_year(compared: tuple[Path, dict[str, Any]]) -> None:
+    out, given = _seasonal(compared)
     with pytest.raises(InputError, match="one year at a time"):
-        classify(
-            out / "models" / "seasons",
-            stac=str(world / "catalog.json"),
-            aoi=aoi,
-            datetime="2021/2025",
-            out=out / "never",
-        )
+        classify(**given, datetime="2021/2025", out=out / "never")
     assert not (out / "never").exists()
 
 
@@ -77,17 +77,14 @@ def test_a_seasonal_model_refuses_part_of_a_year_and_sub_year_series(
     It was read as the whole year's seasons: a "January" map of April-October imagery, twelve identical
     "monthly" maps.
     """
-    out, _ = compared
-    world = out / "world"
-    aoi = json.loads((world / "aoi.geojson").read_text())
-    model, stac = out / "models" / "seasons", str(world / "catalog.json")
+    out, given = _seasonal(compared)
     with pytest.raises(InputError, match=r"whole years .* '2025-01' is part of 2025; give the year"):
-        classify(model, stac=stac, aoi=aoi, datetime="2025-01", out=out / "january")
+        classify(**given, datetime="2025-01", out=out / "january")
     with pytest.raises(InputError, match=r"use --every year, not --every month"):
-        classify_series(model, stac=stac, aoi=aoi, datetime="2025", every="month", out=out / "monthly")
+        classify_series(**given, datetime="2025", every="month", out=out / "monthly")
     assert not (out / "january").exists()
     assert not (out / "monthly").exists()
-    classify(model, stac=stac, aoi=aoi, datetime="2025-01-01/2025-12-31", out=out / "year")
+    classify(**given, datetime="2025-01-01/2025-12-31", out=out / "year")
     assert (out / "year" / "classes.tif").exists()  # the year written as an interval is a year
 
 
@@ -95,15 +92,7 @@ def test_a_seasonal_series_ending_inside_a_year_is_refused_before_any_map(
     compared: tuple[Path, dict[str, Any]],
 ) -> None:
     """2025/2026-06 by year: the 2026 part-year stopped the series after 2025's map, no collection written."""
-    out, _ = compared
-    world = out / "world"
-    aoi = json.loads((world / "aoi.geojson").read_text())
+    out, given = _seasonal(compared)
     with pytest.raises(InputError, match=r"'2025/2026-06' covers only part of 2026; give whole years"):
-        classify_series(
-            out / "models" / "seasons",
-            stac=str(world / "catalog.json"),
-            aoi=aoi,
-            datetime="2025/2026-06",
-            out=out / "part-year",
-        )
+        classify_series(**given, datetime="2025/2026-06", out=out / "part-year")
     assert not (out / "part-year").exists()

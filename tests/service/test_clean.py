@@ -257,10 +257,8 @@ def test_bad_input_raises_a_clear_input_error(run: Path, tmp_path: Path, case: s
 
 def test_assess_reads_the_cleaned_map_and_sees_the_gain(run: Path, tmp_path: Path) -> None:
     """`lulc assess` on the cleaned map: speckle gone, overall accuracy up on the same points."""
-    import pyogrio.raw
-    import shapely
-
     from tests.service.products_support import truth_map
+    from tests.support.points import write_pixel_points
     from training.assess import assess_map, render_assessment
 
     truth = truth_map((600, 640), 40, seed=1)
@@ -268,16 +266,7 @@ def test_assess_reads_the_cleaned_map_and_sees_the_gain(run: Path, tmp_path: Pat
     rows, cols = np.unravel_index(rng.choice(truth.size, 600, replace=False), truth.shape)
     keep = (rows >= 50) | (cols >= 50)  # not in the nodata corner
     rows, cols = rows[keep], cols[keep]
-    points = tmp_path / "points.gpkg"
-    pyogrio.raw.write(
-        str(points),
-        shapely.to_wkb(shapely.points(500000 + (cols + 0.5) * 10, 5000000 - (rows + 0.5) * 10)),
-        [truth[rows, cols].astype(np.int32)],
-        ["label"],
-        driver="GPKG",
-        geometry_type="Point",
-        crs="EPSG:32633",
-    )
+    points = write_pixel_points(tmp_path / "points.gpkg", rows, cols, truth[rows, cols])
     clean_run(run, tmp_path / "clean", mmu_ha=0.5, block_size=128)
     source = assess_map(run / "classes.tif", points, "label")
     cleaned = assess_map(tmp_path / "clean" / "classes.tif", points, "label")

@@ -40,6 +40,22 @@ def world(demo_world: Any) -> Path:
     return Path(demo_world)
 
 
+def tutorial_recipe(tutorial: Path, out: Path, classes: Path | None = None, **changes: Any) -> TrainingConfig:
+    """The tutorial's recipe: its image, 4 bands, its 121 points, the class table if given; ``changes``."""
+    from training.config import make_config
+
+    recipe: dict[str, Any] = {
+        "image": str(tutorial / "s2image.tif"),
+        "bands": ["blue", "green", "red", "nir"],
+        "points": str(tutorial / "samples.shp"),
+        "label_field": "labels",
+        "out": str(out),
+    }
+    if classes is not None:
+        recipe["classes"] = str(classes)
+    return make_config({**recipe, **changes})
+
+
 def lean_recipe(world: Path, **changes: Any) -> TrainingConfig:
     """The demo world's own training.yaml, made lean for tests: one fast random forest, few splits."""
     lean: dict[str, Any] = {

@@ -155,8 +155,7 @@ def _cleaned_pair(tmp_path: Path, seed: int = 0) -> tuple[Path, Path, np.ndarray
     classes is not the sample's weighting. Returns both runs' map paths (the cleaned map still the source's),
     the source map, the truth and the points' (row, col) pixels.
     """
-    import pyogrio.raw
-    import shapely
+    from tests.support.points import write_pixel_points
 
     source = np.full((100, 100), 2, dtype=np.uint8)
     source[:60] = 1
@@ -167,16 +166,7 @@ def _cleaned_pair(tmp_path: Path, seed: int = 0) -> tuple[Path, Path, np.ndarray
         [rng.choice(np.flatnonzero(source.ravel() == v), n, replace=False) for v, n in ((1, 30), (2, 50))]
     )
     rows, cols = np.unravel_index(cells, source.shape)
-    points = tmp_path / "points.gpkg"
-    pyogrio.raw.write(
-        str(points),
-        shapely.to_wkb(shapely.points(500000 + (cols + 0.5) * 10, 5000000 - (rows + 0.5) * 10)),
-        [truth[rows, cols].astype(np.int32)],
-        ["label"],
-        driver="GPKG",
-        geometry_type="Point",
-        crs="EPSG:32633",
-    )
+    write_pixel_points(tmp_path / "points.gpkg", rows, cols, truth[rows, cols])
     profile = {
         "driver": "GTiff",
         "dtype": "uint8",

@@ -9,24 +9,14 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from training.config import make_config
 from training.pipeline import train
+
+from .conftest import tutorial_recipe
 
 
 def _train(tutorial: Path, classes: Path, points: Path, cv: dict[str, object], out: Path) -> dict:
-    config = make_config(
-        {
-            "image": str(tutorial / "s2image.tif"),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(points),
-            "label_field": "labels",
-            "classes": str(classes),
-            "models": ["rf", "dt"],
-            "cv": cv,
-            "trust": False,
-            "out": str(out),
-        }
-    )
+    models = ["rf", "dt"]
+    config = tutorial_recipe(tutorial, out, classes, points=str(points), models=models, cv=cv, trust=False)
     return train(config).metrics
 
 

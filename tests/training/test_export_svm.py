@@ -14,12 +14,11 @@ import pytest
 
 from lulc.decision import decide_labels
 from training import svm_graph
-from training.config import make_config
 from training.export import to_onnx
 from training.models import classes_of, make_estimator, quiet_estimators
 from training.svm_graph import dense_svm_parts, pair_coefficients
 
-from .conftest import lean_recipe
+from .conftest import lean_recipe, tutorial_recipe
 
 
 def _data(k: int, n: int, seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
@@ -219,19 +218,8 @@ def test_tutorial_svm_labels_agree_with_scikit_learn_everywhere(
 ) -> None:
     from training.pipeline import train
 
-    config = make_config(
-        {
-            "image": str(tutorial / "s2image.tif"),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(tutorial / "samples.shp"),
-            "label_field": "labels",
-            "classes": str(tutorial_classes),
-            "models": ["svm"],
-            "cv": {"scheme": "shuffle", "repeats": 2, "test_size": 0.3},
-            "out": str(tmp_path / "model"),
-        }
-    )
-    train(config)
+    cv = {"scheme": "shuffle", "repeats": 2, "test_size": 0.3}
+    train(tutorial_recipe(tutorial, tmp_path / "model", tutorial_classes, models=["svm"], cv=cv))
     parity = _parity(tmp_path / "model")
     assert parity["test_agreement"] == 1.0
     assert parity["pixel_agreement"] == 1.0

@@ -9,25 +9,15 @@ import numpy as np
 import pytest
 
 from training.aoa import fit_applicability
-from training.config import make_config
 from training.errors import ConfigError, PointsError
 from training.models import make_estimator
 from training.pipeline import train
 
+from .conftest import tutorial_recipe
+
 
 def _recipe(tutorial: Path, out: Path, params: dict[str, object]) -> Any:
-    return make_config(
-        {
-            "image": str(tutorial / "s2image.tif"),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(tutorial / "samples.shp"),
-            "label_field": "labels",
-            "models": ["svm"],
-            "model_params": {"svm": params},
-            "cv": {"repeats": 0},
-            "out": str(out),
-        }
-    )
+    return tutorial_recipe(tutorial, out, models=["svm"], model_params={"svm": params}, cv={"repeats": 0})
 
 
 @pytest.mark.parametrize("kernel", ["linear", "poly"])

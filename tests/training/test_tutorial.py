@@ -13,13 +13,15 @@ import pytest
 
 from lulc.classes import load_class_table
 from lulc.contract import METADATA_KEY, contract_from_json, load_contract
-from training.config import CvOptions, make_config
+from training.config import CvOptions
 from training.evaluate import cross_validate, repeated_splits
 from training.imagery import open_local_imagery
 from training.models import make_estimator
 from training.pipeline import train
 from training.points import read_points
 from training.sampling import sample_pixels, sample_points
+
+from .conftest import tutorial_recipe
 
 # Mean accuracy of the tutorial's recipe over 20 random stratified 70/30 splits (README of lulc_py).
 REFERENCE = {"svm": 0.984, "rf": 0.958, "dt": 0.960}
@@ -28,19 +30,8 @@ REFERENCE = {"svm": 0.984, "rf": 0.958, "dt": 0.960}
 @pytest.fixture(scope="module")
 def tutorial_run(tutorial: Path, tutorial_classes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tut") / "model"
-    config = make_config(
-        {
-            "image": str(tutorial / "s2image.tif"),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(tutorial / "samples.shp"),
-            "label_field": "labels",
-            "classes": str(tutorial_classes),
-            "models": ["svm", "rf", "dt"],
-            "cv": {"scheme": "shuffle", "repeats": 20, "test_size": 0.3},
-            "out": str(out),
-        }
-    )
-    train(config)
+    cv = {"scheme": "shuffle", "repeats": 20, "test_size": 0.3}
+    train(tutorial_recipe(tutorial, out, tutorial_classes, models=["svm", "rf", "dt"], cv=cv))
     return out
 
 
@@ -113,18 +104,8 @@ def test_a_model_picked_by_its_hold_out_says_so(
     tutorial: Path, tutorial_classes: Path, tmp_path: Path
 ) -> None:
     """Without a repeated CV the hold-out picks among the models: its accuracy is then optimistic."""
-    config = make_config(
-        {
-            "image": str(tutorial / "s2image.tif"),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(tutorial / "samples.shp"),
-            "label_field": "labels",
-            "classes": str(tutorial_classes),
-            "models": ["dt", "rf"],
-            "cv": {"repeats": 0},
-            "trust": False,
-            "out": str(tmp_path / "model"),
-        }
+    config = tutorial_recipe(
+        tutorial, tmp_path / "model", tutorial_classes, models=["dt", "rf"], cv={"repeats": 0}, trust=False
     )
     metrics = train(config).metrics
     assert metrics["selection"]["by"] == "hold-out accuracy"
@@ -144,19 +125,8 @@ def test_an_image_that_records_its_acquisition_dates_the_model(
     rasterio.shutil.copy(str(tutorial / "s2image.tif"), str(image), driver="GTiff")
     with rasterio.open(image, "r+") as dst:
         dst.update_tags(TIFFTAG_DATETIME="2019:07:04 10:30:21")
-    config = make_config(
-        {
-            "image": str(image),
-            "bands": ["blue", "green", "red", "nir"],
-            "points": str(tutorial / "samples.shp"),
-            "label_field": "labels",
-            "classes": str(tutorial_classes),
-            "models": ["dt"],
-            "cv": {"repeats": 0},
-            "trust": False,
-            "out": str(tmp_path / "model"),
-        }
-    )
+    lean = {"models": ["dt"], "cv": {"repeats": 0}, "trust": False}
+    config = tutorial_recipe(tutorial, tmp_path / "model", tutorial_classes, image=str(image), **lean)
     result = train(config)
     assert result.contract.provenance.time_window == "2019-07-04T10:30:21Z"
     item = json.loads((tmp_path / "model" / "model.json").read_text())
