@@ -19,36 +19,51 @@ from lulc.errors import InputError
 _MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
-def _month_day(text: str, year: int) -> dt.date:
-    """``MM-DD`` in ``year`` (29 February becomes the 28th in a common year)."""
+def _month_day(text: str, year: int, first: bool = False) -> dt.date:
+    """``MM-DD`` in ``year``; 29 February in a common year is the 28th, or 1 March as a ``first`` day.
+
+    A season starting on 29 February must not start a day early.
+    """
     month, day = (int(p) for p in text.split("-"))
     if month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)):
-        day = 28
+        return dt.date(year, 3, 1) if first else dt.date(year, 2, 28)
     return dt.date(year, month, day)
 
 
 class Season(BaseModel):
-    """One time window of the year: a name and its first and last day (inclusive), as ``MM-DD``."""
+    """One time window of the year: a name and its first and last day (inclusive), as ``MM-DD``.
+
+    A season whose last day comes before its first in the calendar runs into the next year (a southern summer,
+    ``12-01`` to ``02-28``) and belongs to the year it ends in, as December to February is labelled by its
+    February.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Lower-case name, e.g. spring.")
     start: str = Field(description="First day, MM-DD.")
-    end: str = Field(description="Last day, MM-DD (not before start: a season lies within one year).")
+    end: str = Field(description="Last day, MM-DD (before start: the season runs from the previous year).")
 
     @model_validator(mode="after")
     def _valid(self) -> Season:
         for text in (self.start, self.end):
             if not _MONTH_DAY.match(text):
                 raise ValueError(f"season {self.name!r}: {text!r} is not a month-day MM-DD")
-            _month_day(text, 2000)  # a real day of a leap year (raises ValueError for 04-31)
-        if _month_day(self.end, 2000) < _month_day(self.start, 2000):
-            raise ValueError(f"season {self.name!r} ends ({self.end}) before it starts ({self.start})")
+            try:
+                _month_day(text, 2000)  # a real day of a leap year
+            except ValueError:
+                raise ValueError(f"season {self.name!r}: {text!r} is no day of the year") from None
         return self
+
+    @property
+    def crosses_new_year(self) -> bool:
+        """Whether the season starts in the year before the one it belongs to."""
+        return _month_day(self.end, 2000) < _month_day(self.start, 2000)
 
     def window(self, year: int) -> str:
         """The season of ``year`` as an RFC 3339 interval, whole days in UTC."""
-        start, end = _month_day(self.start, year), _month_day(self.end, year)
+        start = _month_day(self.start, year - 1 if self.crosses_new_year else year, first=True)
+        end = _month_day(self.end, year)
         return f"{start:%Y-%m-%d}T00:00:00Z/{end:%Y-%m-%d}T23:59:59Z"
 
 
