@@ -353,7 +353,11 @@ def _no_pixels_message(request: ClassifyRequest, reader: BlockReader) -> str:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, with the fraction of a second when there is one.
+
+    Cut to the second, a written time could fall before the acquisition it dates.
+    """
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tuple[str, str]:
