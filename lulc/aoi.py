@@ -88,7 +88,35 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
                     f"the AOI has a ring that is not closed: it starts at {ring[0]} and ends at {ring[-1]} "
                     "(GeoJSON rings repeat their first position last)"
                 )
+        if "crs" not in data:  # lon/lat already: no OGR (geopandas' import alone was 0.45 s of a run)
+            return _without_heights(data)
     return _vector_aoi(path)
+
+
+def _without_heights(data: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON object's features without a geometry dropped and its positions cut to ``[lon, lat]``."""
+
+    def flat(value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+            return value[:2]  # a position
+        return [flat(v) for v in value] if isinstance(value, list) else value
+
+    def geometry(item: Any) -> Any:
+        if isinstance(item, dict) and "coordinates" in item:
+            return {**item, "coordinates": flat(item["coordinates"])}
+        return item
+
+    if data.get("type") == "FeatureCollection" and isinstance(data.get("features"), list):
+        features = [f for f in data["features"] if not (isinstance(f, dict) and f.get("geometry") is None)]
+        return {
+            **data,
+            "features": [
+                {**f, "geometry": geometry(f.get("geometry"))} if isinstance(f, dict) else f for f in features
+            ],
+        }
+    if data.get("type") == "Feature":
+        return {**data, "geometry": geometry(data.get("geometry"))}
+    return geometry(data)
 
 
 def _vector_aoi(path: Path) -> dict[str, Any]:
