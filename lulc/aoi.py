@@ -78,16 +78,8 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise InputError(f"AOI file {path} is not a GeoJSON object")
         for ring in _rings_of(data):  # OGR would close it with a warning, or fail with GEOS's words
-            if (
-                ring
-                and isinstance(ring[0], list)
-                and isinstance(ring[-1], list)
-                and ring[0][:2] != ring[-1][:2]
-            ):
-                raise InputError(
-                    f"the AOI has a ring that is not closed: it starts at {ring[0]} and ends at {ring[-1]} "
-                    "(GeoJSON rings repeat their first position last)"
-                )
+            if ring and isinstance(ring[0], list) and isinstance(ring[-1], list):
+                _check_closed(ring)
         if "crs" not in data:  # lon/lat already: no OGR (geopandas' import alone was 0.45 s of a run)
             return _without_heights(data)
     return _vector_aoi(path)
@@ -229,6 +221,15 @@ def _finite(value: float) -> bool:
         return False
 
 
+def _check_closed(ring: list[Any]) -> None:
+    """Refuse a ring whose last position is not its first (as ``[lon, lat]``: a height does not count)."""
+    if list(ring[0])[:2] != list(ring[-1])[:2]:
+        raise InputError(
+            f"the AOI has a ring that is not closed: it starts at {list(ring[0])} and ends at "
+            f"{list(ring[-1])} (GeoJSON rings repeat their first position last)"
+        )
+
+
 def _check_ring(ring: list[Any]) -> None:
     """Refuse a ring that is not closed, has positions that are not ``[lon, lat]`` in range, or crosses ±180°.
 
@@ -249,11 +250,7 @@ def _check_ring(ring: list[Any]) -> None:
             )
     if len(ring) < 4:
         raise InputError(f"the AOI has a ring of {len(ring)} positions; a closed ring needs at least 4")
-    if list(ring[0]) != list(ring[-1]):
-        raise InputError(
-            f"the AOI has a ring that is not closed: it starts at {list(ring[0])} and ends at "
-            f"{list(ring[-1])} (GeoJSON rings repeat their first position last)"
-        )
+    _check_closed(ring)
     for lon, lat in ring:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(

@@ -169,11 +169,11 @@ class NormalizedItem:
 def least_cloudy(items: Sequence[NormalizedItem], n: int | None) -> list[NormalizedItem]:
     """The ``n`` least cloudy items of each tile among ``items``, in their order (all when ``n`` is None).
 
-    A tile is an item's MGRS tile (``_tile``): an AOI over two tiles
-    keeps ``n`` of each, where ``n`` of the whole search could all come from one tile and leave the other half
-    of the map empty. No cloud cover counts as 101 %; ties go to the earlier item, then the smaller id.
-    Training composites a recipe's ``max_items`` this way, and a model records it (``Inputs.max_items``) so
-    that classification composites the same way.
+    A tile is an item's MGRS tile (``_tile``): an AOI over two tiles keeps ``n`` of each, where ``n`` of the
+    whole search could all come from one tile and leave the other half of the map empty. No cloud cover
+    counts as 101 %; ties go to the earlier item, then the smaller id. Training composites a recipe's
+    ``max_items`` this way, and a model records it (``Inputs.max_items``) so that classification composites
+    the same way.
     """
     if n is None:
         return list(items)
