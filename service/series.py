@@ -134,13 +134,12 @@ def classify_series(
     Raises:
         InputError: as ``split_periods``; NoItemsError: no period has imagery; the engine's errors otherwise.
     """
-    if model.contract.inputs.seasons and every != "year":
-        # each of its maps reads the seasons of a whole year: monthly maps would all be that year's map
-        raise InputError(f"a seasonal model maps whole years: use --every year, not --every {every}")
     periods = split_periods(request.datetime, every)
-    if model.contract.inputs.seasons:
+    if model.contract.inputs.seasons:  # refused before any map (else a series stopped half-way)
+        if every != "year":  # each map reads a whole year's seasons: monthly maps would all be one map
+            raise InputError(f"a seasonal model maps whole years: use --every year, not --every {every}")
         partial = [p.label for p in periods if not _whole_year(p.datetime)]
-        if partial:  # refused before any map: it stopped the series half-way, its collection unwritten
+        if partial:
             whole = f"{periods[0].label}/{periods[-1].label}"
             raise InputError(
                 f"a seasonal model maps whole years: {request.datetime!r} covers only part of "
