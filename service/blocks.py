@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lulc import applicability
 from lulc.class_sets import set_bands, set_members
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
@@ -85,8 +86,9 @@ def infer_block(
             place(out["sets"], class_set_bands(probabilities, contract))
         if "aoa" in out and prediction.dissimilarity is not None and contract.applicability is not None:
             di = prediction.dissimilarity
-            place(out["aoa"], np.clip(np.rint(di * 100.0), 0, 254).astype(np.uint8))
-            inside = int(np.count_nonzero(di <= contract.applicability.threshold))
+            threshold = contract.applicability.threshold
+            place(out["aoa"], applicability.encode(di, threshold))
+            inside = int(np.count_nonzero(di <= threshold))
     return BlockResult(block.index, labels, top, out, inside)
 
 
