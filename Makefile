@@ -7,13 +7,15 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DEMO_DIR ?= demo-output
 # Debian packages the tests use, each installed only when what it provides is missing (a check per package):
 # PostgreSQL + PostGIS for the real pgstac API, Chromium for the web-map test, npm for the map library,
-# QGIS's Python API for the test that opens our map in QGIS (run by the system Python, /usr/bin/python3).
+# QGIS's Python API for the test that opens our map in QGIS (run by the system Python, /usr/bin/python3),
+# binutils' readelf for the test that every image finds the shared libraries its wheels link.
 define NEEDED_PACKAGES
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql; \
 ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || echo postgresql-postgis; \
 command -v chromium >/dev/null || echo chromium; \
 command -v npm >/dev/null || echo nodejs npm; \
-/usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || echo python3-qgis
+/usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || echo python3-qgis; \
+command -v readelf >/dev/null || echo binutils
 endef
 # The demo needs only npm (the web map's library); the rest is for the tests.
 define DEMO_PACKAGES

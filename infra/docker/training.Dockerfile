@@ -30,7 +30,15 @@ FROM python:3.11.14-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="lulc-training" \
       org.opencontainers.image.description="lulc-stac training: labelled points + STAC imagery to a verified ONNX model" \
       org.opencontainers.image.source="https://github.com/lulc-stac/lulc-stac"
-RUN groupadd --system --gid 10001 lulc \
+# Shared libraries the wheels need that python:3.11-slim-bookworm lacks (tests/infra/test_image_envs.py):
+#   libexpat1: rasterio's bundled GDAL needs libexpat.so.1, dropped from slim (docker-library/python#984)
+#   libgomp1: LightGBM's lib_lightgbm.so needs libgomp.so.1 (OpenMP), not in the slim image
+# Not pinned (DL3008): bookworm's point and security releases replace the versions on the mirror.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libexpat1 libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 lulc \
     && useradd --system --uid 10001 --gid lulc --home-dir /work --no-create-home --shell /usr/sbin/nologin lulc \
     && install -d -o lulc -g lulc /work
 COPY --from=builder /app/.venv /app/.venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,3 +47,18 @@ def read_stages(path: Path) -> list[Stage]:
         elif stages:
             stages[-1].instructions.append((keyword, rest.strip()))
     return stages
+
+
+def apt_installed(stage: Stage) -> list[str]:
+    """Debian packages the stage's ``RUN`` instructions ``apt-get install`` (version pins dropped)."""
+    packages: list[str] = []
+    for run in stage.args("RUN"):
+        for command in re.split(r"&&|\|\||;", run):
+            words = shlex.split(command)
+            while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S*", words[0]):
+                words = words[1:]  # VAR=value before the command
+            if len(words) < 2 or words[0] not in {"apt-get", "apt"} or "install" not in words:
+                continue
+            after = words[words.index("install") + 1 :]
+            packages += [word.partition("=")[0] for word in after if not word.startswith("-")]
+    return packages

@@ -26,7 +26,7 @@ def _check_jsonschema(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("schema", ["vendored", "builtin"])
 def test_compose_file_passes_the_compose_spec(schema: str) -> None:
-    flag = ["--schemafile", INFRA / "schemas" / "compose-spec.json"]
+    flag: list[str | Path] = ["--schemafile", INFRA / "schemas" / "compose-spec.json"]
     if schema == "builtin":
         flag = ["--builtin-schema", "vendor.compose-spec"]
     result = _check_jsonschema(*flag, COMPOSE)
@@ -156,8 +156,9 @@ def test_workflow_schema_rejects_a_broken_workflow(tmp_path: Path) -> None:
     assert _check_jsonschema("--builtin-schema", "vendor.github-workflows", bad).returncode != 0
 
 
-def _on(workflow: dict[str, Any]) -> dict[str, Any]:
-    return workflow.get("on", workflow.get(True))  # PyYAML reads the bare key `on` as True
+def _on(workflow: dict[Any, Any]) -> dict[str, Any]:
+    on: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]  # PyYAML: `on` -> True
+    return on
 
 
 def test_test_workflow_runs_make_test_on_every_push() -> None:
@@ -290,3 +291,78 @@ def test_retrain_workflow_deploys_only_where_it_publishes() -> None:
     ]
     assert {pull_request["with"]["add-paths"]} == bumped
     assert _retrain()["env"]["MODEL_STORE"].endswith("'s3://lulc-models' }}")
+
+
+CONFIGURE_AWS = "aws-actions/configure-aws-credentials@"
+READ_ROLE = "${{ secrets.MODEL_STORE_READ_ROLE_ARN }}"
+WRITE_ROLE = "${{ secrets.MODEL_STORE_ROLE_ARN }}"
+RUNS = {
+    "pull request": {"event_name": "pull_request", "ref": "refs/pull/7/merge"},
+    "dispatch on a branch": {"event_name": "workflow_dispatch", "ref": "refs/heads/try-a-recipe"},
+    "push to main": {"event_name": "push", "ref": "refs/heads/main"},
+    "dispatch on main": {"event_name": "workflow_dispatch", "ref": "refs/heads/main"},
+}
+"""Runs of the retrain job: (github.event_name, github.ref). Only the last two may publish."""
+
+
+def _retrain_run(run: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The retrain job's steps that run for ``run`` (in order), and the job's context for it."""
+    from tests.infra.workflow_expr import job_context, step_runs
+
+    job = _retrain()["jobs"]["retrain"]
+    ctx = job_context(job, RUNS[run])
+    return [step for step in job["steps"] if step_runs(step, ctx)], ctx
+
+
+def _roles(steps: list[dict[str, Any]]) -> list[str]:
+    return [s["with"]["role-to-assume"] for s in steps if str(s.get("uses", "")).startswith(CONFIGURE_AWS)]
+
+
+@pytest.mark.parametrize("run", ["pull request", "dispatch on a branch"])
+def test_retrain_runs_off_main_get_only_the_read_only_role_and_publish_nothing(run: str) -> None:
+    """A pull request runs its own code with `id-token: write`: it must never hold the read-write role."""
+    steps, ctx = _retrain_run(run)
+    assert ctx["env.PUBLISH"] == "false", f"a {run} publishes"
+    assert _roles(steps) == [READ_ROLE], _roles(steps)
+    names = [s.get("name", "") for s in steps]
+    assert "Baseline = the deployed model's metrics" in names  # still gated against the deployed model
+    assert not [n for n in names if n.startswith(("Publish", "Bump", "Open the deployment"))], names
+
+
+@pytest.mark.parametrize("run", ["push to main", "dispatch on main"])
+def test_retrain_on_main_publishes_with_the_read_write_role_assumed_after_training(run: str) -> None:
+    steps, ctx = _retrain_run(run)
+    assert ctx["env.PUBLISH"] == "true"
+    assert _roles(steps) == [READ_ROLE, WRITE_ROLE], _roles(steps)
+    names = [s.get("name", "") for s in steps]
+    write = next(n for n, s in enumerate(steps) if s.get("with", {}).get("role-to-assume") == WRITE_ROLE)
+    assert names.index("Train, evaluate and run the promotion gate") < write
+    assert write < names.index("Publish the model directory and its MLM item to the model store")
+    assert steps[write]["with"].get("unset-current-credentials") is True  # OIDC, not role chaining
+
+
+def test_retrain_workflow_documents_both_roles_trust() -> None:
+    header = (WORKFLOWS / "retrain.yml").read_text().split("\nname:", 1)[0]
+    readme = (INFRA / "README.md").read_text()
+    for text in (header, readme):
+        assert "MODEL_STORE_READ_ROLE_ARN" in text
+        assert "MODEL_STORE_ROLE_ARN" in text
+        assert '"repo:lulc-stac/lulc-stac:ref:refs/heads/main"' in text  # the read-write role's sub
+        assert "repo:lulc-stac/lulc-stac:pull_request" in text
+
+
+def test_workflow_expressions_are_evaluated_as_github_does() -> None:
+    """Control for the evaluator the two tests above rely on."""
+    from tests.infra.workflow_expr import evaluate, job_context
+
+    ctx = {"github.event_name": "push", "github.ref": "refs/heads/main", "env.PUBLISH": "true"}
+    assert evaluate("${{ github.event_name != 'pull_request' && github.ref == 'refs/heads/main' }}", ctx)
+    assert not evaluate("github.event_name == 'pull_request' || !(env.PUBLISH == 'TRUE')", ctx)
+    assert evaluate("env.PUBLISH == 'true'", ctx)
+    with pytest.raises(KeyError):
+        evaluate("inputs.model == 'demo'", ctx)
+    with pytest.raises(ValueError, match="cannot read"):
+        evaluate("contains(github.ref, 'main')", ctx)
+    old = {"env": {"PUBLISH": "${{ github.event_name != 'pull_request' }}", "MODEL": "${{ matrix.model }}"}}
+    assert job_context(old, RUNS["dispatch on a branch"])["env.PUBLISH"] == "true"  # the old bug
+    assert "env.MODEL" not in job_context(old, RUNS["push to main"])

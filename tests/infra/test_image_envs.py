@@ -15,12 +15,26 @@ import socket
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from tests.infra.conftest import INFRA, ROOT
-from tests.infra.dockerfiles import Stage, read_stages
+from tests.infra.dockerfiles import Stage, apt_installed, read_stages
+from tests.infra.elf import (
+    APT_SONAMES,
+    BASE_SONAMES,
+    dpkg_sonames,
+    elf_files,
+    image_sonames,
+    readelf,
+    system_needs,
+)
+from tests.infra.lock_graph import IMAGE_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
 
@@ -178,14 +192,14 @@ def test_image_command_starts_and_passes_its_healthcheck(image_env: tuple[str, P
     try:
         deadline = time.monotonic() + 90
         while True:
-            result = subprocess.run(
+            probe = subprocess.run(
                 [venv / "bin" / "python", *check[1:]],
                 cwd=tmp_path,
                 env=_clean_env(),
                 capture_output=True,
                 check=False,
             )
-            if result.returncode == 0:
+            if probe.returncode == 0:
                 break
             assert process.poll() is None, process.communicate()[0].decode()[-3000:]
             assert time.monotonic() < deadline, "the health check never passed"
@@ -195,9 +209,15 @@ def test_image_command_starts_and_passes_its_healthcheck(image_env: tuple[str, P
         process.wait(timeout=30)
 
 
-def test_function_image_runs_the_handler(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def function_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The serverless image's venv, replayed from its builder stage (service extra + awslambdaric)."""
+    return replay_builder(INFRA / "serverless" / "Dockerfile", tmp_path_factory.mktemp("image-function"))
+
+
+def test_function_image_runs_the_handler(function_env: Path, tmp_path: Path) -> None:
     """The serverless builder (service extra + awslambdaric) gives an env where the CMD handler answers."""
-    venv = replay_builder(INFRA / "serverless" / "Dockerfile", tmp_path)
+    venv = function_env
     runtime = read_stages(INFRA / "serverless" / "Dockerfile")[-1]
     assert json.loads(runtime.args("ENTRYPOINT")[0]) == ["python", "-m", "awslambdaric"]
     module, _, function = json.loads(runtime.args("CMD")[0])[0].rpartition(".")
@@ -220,3 +240,101 @@ def test_function_image_runs_the_handler(tmp_path: Path) -> None:
     assert answer["statusCode"] == 400
     assert "aoi" in json.loads(answer["body"])["detail"]
     assert not _spec_exists(venv, "sklearn")
+
+
+# Native libraries: every ELF file of an image's environment finds the shared libraries it needs, in the
+# environment itself (wheel-bundled `<dist>.libs`, RPATH/$ORIGIN) or among the system libraries of the
+# runtime stage, i.e. the base image's (elf.BASE_SONAMES) plus those of the packages the runtime stage
+# apt-gets (elf.APT_SONAMES). A soname found nowhere is an image that fails at `import`, e.g. rasterio's
+# GDAL without libexpat.so.1.
+
+
+def _readelf() -> str:
+    tool = readelf()
+    if tool is None:
+        pytest.skip("binutils' readelf is not installed (apt-get install binutils)")
+    return tool
+
+
+def _unprovided(dockerfile: Path, files: list[Path]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(sonames nothing provides -> who needs them, apt package of the runtime stage -> what needs it)."""
+    apt = apt_installed(read_stages(dockerfile)[-1])
+    provided = image_sonames(apt)
+    needs = system_needs(files, _readelf())
+    missing = {
+        soname: sorted(str(p).rpartition("site-packages/")[2] for p in who)
+        for soname, who in needs.items()
+        if soname not in provided
+    }
+    used = {package: sorted(soname for soname in APT_SONAMES[package] if soname in needs) for package in apt}
+    return missing, used
+
+
+def _assert_libraries_provided(dockerfile: Path, files: list[Path]) -> None:
+    missing, used = _unprovided(dockerfile, files)
+    assert not missing, (
+        f"{dockerfile.relative_to(ROOT)}: the runtime stage lacks shared libraries (apt-get install the "
+        f"Debian package providing each): {json.dumps(missing, indent=1)}"
+    )
+    # The control, and no package for nothing: every package the runtime installs is needed here.
+    unused = [package for package, sonames in used.items() if not sonames]
+    assert not unused, f"{dockerfile.relative_to(ROOT)} installs {unused}, which nothing here links"
+
+
+def test_image_native_libraries_are_all_provided(image_env: tuple[str, Path]) -> None:
+    name, venv = image_env
+    _assert_libraries_provided(INFRA / "docker" / f"{name}.Dockerfile", list(elf_files(venv)))
+
+
+def test_function_image_native_libraries_are_all_provided(function_env: Path) -> None:
+    _assert_libraries_provided(INFRA / "serverless" / "Dockerfile", list(elf_files(function_env)))
+
+
+def _installed_closure(requirement: str) -> list[Path]:
+    """Files of the distributions ``requirement`` installs, per this venv's metadata (image's markers)."""
+    todo, seen, files = [Requirement(requirement)], set(), []
+    while todo:
+        wanted = todo.pop()
+        key = (canonicalize_name(wanted.name), frozenset(wanted.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = distribution(wanted.name)
+        except PackageNotFoundError:
+            pytest.skip(f"{wanted.name} is not installed in this venv (`make install` installs it)")
+        files += [Path(str(dist.locate_file(f))) for f in dist.files or []]
+        for text in dist.requires or []:
+            dependency = Requirement(text)
+            extras = wanted.extras or {""}
+            if dependency.marker is None or any(
+                dependency.marker.evaluate({**IMAGE_ENVIRONMENT, "extra": e}) for e in extras
+            ):
+                todo.append(dependency)
+    return files
+
+
+def test_loader_image_native_libraries_are_all_provided() -> None:
+    """The loader's pip-installed pypgstac[psycopg], approximated by the same requirement in this venv.
+
+    Its pin is not in uv.lock, so it cannot be replayed offline; the dev group's pypgstac[psycopg]
+    closure (native code: psycopg-binary with its bundled libpq, and Rust extensions) stands in.
+    """
+    dockerfile = INFRA / "docker" / "loader.Dockerfile"
+    (install,) = [run for run in read_stages(dockerfile)[-1].args("RUN") if "pip install" in run]
+    (pinned,) = [w for w in shlex.split(install) if w.startswith("pypgstac")]
+    requirement = Requirement(pinned)
+    requirement.specifier = SpecifierSet()  # the venv's version stands in for the pin
+    files = _installed_closure(str(requirement))
+    assert any(f.name.startswith("_psycopg") for f in files), "psycopg-binary is not in the closure"
+    _assert_libraries_provided(dockerfile, files)
+
+
+@pytest.mark.parametrize("package", sorted({*BASE_SONAMES, *APT_SONAMES}))
+def test_soname_tables_agree_with_dpkg(package: str) -> None:
+    """Where this host is Debian and has the package, `dpkg -L` lists every soname the tables give it."""
+    listed = dpkg_sonames(package)
+    if listed is None:
+        pytest.skip(f"{package} is not installed here (or this is not Debian): nothing to compare")
+    table = BASE_SONAMES.get(package) or APT_SONAMES[package]
+    assert table <= listed, f"{package} does not ship {sorted(table - listed)}"
