@@ -1,23 +1,41 @@
-"""The promotion gate: refuse a candidate whose accuracy or any class F1 falls below the deployed model's."""
+"""The promotion gate: refuse a candidate whose accuracy or any class F1 falls below the deployed model's.
+
+And below the deployment's floors (``LULC_TRAINING_MIN_OVERALL_ACCURACY``, ``LULC_TRAINING_MIN_CLASS_F1``):
+set where the model is promoted, not in the recipe the candidate brings, and checked with or without a
+deployed model (the first release has none to compare with).
+"""
 
 from __future__ import annotations
 
 import json
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lulc.allowlist import AllowList
+from lulc.errors import LulcError
+from lulc.stac_io import CheckedHttp
 from training.errors import GateError
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The least hold-out overall accuracy and class F1 a promoted model may have (None: no floor)."""
+
+    overall_accuracy: float | None = None
+    class_f1: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.overall_accuracy is not None or self.class_f1 is not None
 
 
 def _read_text(ref: str) -> tuple[str, str]:
     """Text of a metrics.json / model.json / model directory reference, and the resolved reference."""
     if ref.startswith(("http://", "https://")):
         url = ref if ref.endswith(".json") else ref.rstrip("/") + "/metrics.json"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                return response.read().decode(), url
-        except OSError as exc:
+        try:  # through the one checked fetch: redirects checked hop by hop, retries, timeouts
+            return CheckedHttp(AllowList.anything()).get_text(url, "baseline metrics"), url
+        except LulcError as exc:
             raise GateError(f"cannot read baseline metrics {url}: {exc}") from exc
     path = Path(ref)
     if path.is_dir():
@@ -68,18 +86,48 @@ def compare(candidate: dict[str, Any], baseline: dict[str, Any], tolerance: floa
     return reasons
 
 
-def enforce(candidate: dict[str, Any], baseline_ref: str, tolerance: float) -> dict[str, Any]:
+def below_floors(candidate: dict[str, Any], floors: Floors) -> list[str]:
+    """Readable reasons the candidate's hold-out is below the deployment's floors (empty: pass)."""
+    reasons: list[str] = []
+    if not floors:
+        return reasons
+    overall = float(candidate["holdout"]["overall_accuracy"])
+    if floors.overall_accuracy is not None and overall < floors.overall_accuracy:
+        floor = 100 * floors.overall_accuracy
+        reasons.append(f"overall accuracy {100 * overall:.1f} % is below the floor of {floor:.1f} %")
+    if floors.class_f1 is not None:
+        for entry in candidate["holdout"]["per_class"]:
+            if float(entry["f1"]) < floors.class_f1:
+                reasons.append(
+                    f"F1 of class {entry['value']} {entry['name']} is {float(entry['f1']):.3f}, below the "
+                    f"floor of {floors.class_f1:.3f}"
+                )
+    return reasons
+
+
+def enforce(
+    candidate: dict[str, Any], baseline_ref: str | None, tolerance: float, floors: Floors | None = None
+) -> dict[str, Any]:
     """Raise GateError listing every reason, or return the gate's record for metrics.json."""
-    baseline = load_baseline(baseline_ref)
-    reasons = compare(candidate, baseline, tolerance)
+    floors = floors or Floors()
+    reasons = below_floors(candidate, floors)
     if reasons:
-        raise GateError(
-            "promotion gate: the new model is worse than the deployed one "
-            f"({baseline.get('model', {}).get('version', '?')}): " + "; ".join(reasons)
+        raise GateError("promotion gate: " + "; ".join(reasons))
+    record: dict[str, Any] = {}
+    if floors:
+        record["min_overall_accuracy"] = floors.overall_accuracy
+        record["min_class_f1"] = floors.class_f1
+    if baseline_ref is not None:
+        baseline = load_baseline(baseline_ref)
+        reasons = compare(candidate, baseline, tolerance)
+        if reasons:
+            raise GateError(
+                "promotion gate: the new model is worse than the deployed one "
+                f"({baseline.get('model', {}).get('version', '?')}): " + "; ".join(reasons)
+            )
+        record.update(
+            baseline_version=baseline.get("model", {}).get("version"),
+            baseline_overall_accuracy=baseline["holdout"]["overall_accuracy"],
+            tolerance=tolerance,
         )
-    return {
-        "baseline_version": baseline.get("model", {}).get("version"),
-        "baseline_overall_accuracy": baseline["holdout"]["overall_accuracy"],
-        "tolerance": tolerance,
-        "passed": True,
-    }
+    return {**record, "passed": True}

@@ -603,9 +603,11 @@ def train(
         metrics["trust"] = trust.report
     if polygons is not None:
         metrics["polygons"] = polygons
-    if config.baseline:
-        metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance)
-        progress.note(f"promotion gate passed against {config.baseline}")
+    floors = gate.Floors(settings.min_overall_accuracy, settings.min_class_f1)
+    if config.baseline or floors:
+        metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance, floors)
+        against = [f"against {config.baseline}"] if config.baseline else []
+        progress.note(" ".join(["promotion gate passed", *against, *(["and the floors"] if floors else [])]))
     out = Path(str(config.out).replace("{version}", contract.version))
     write_model_dir(out, onnx_bytes, contract, metrics, imagery, config)
     return TrainResult(out, contract, metrics)

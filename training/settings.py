@@ -21,6 +21,19 @@ class TrainingSettings(BaseSettings):
     parity_threshold: float = Field(
         default=0.9999, gt=0, le=1, description="Minimum label agreement ONNX vs scikit-learn."
     )
+    min_overall_accuracy: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Promotion floor: a model whose hold-out overall accuracy is below it is refused and not "
+        "written (set by the deployment, not the recipe; with or without --baseline).",
+    )
+    min_class_f1: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Promotion floor: a model with any class's hold-out F1 below it is refused, not written.",
+    )
     chunk_size: int = Field(default=512, ge=64, description="Chunk (block) size of STAC composites, pixels.")
     importance_repeats: int = Field(default=5, ge=1, description="Repeats of permutation feature importance.")
     aoa_max_samples: int = Field(

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lulc.cli import app
 from training.errors import GateError
-from training.gate import compare, enforce
+from training.gate import Floors, compare, enforce
 
 
 def test_equal_model_passes(static_model: Path) -> None:
@@ -71,3 +71,50 @@ def test_worse_model_is_refused_and_nothing_is_written(
 def test_unreadable_baseline_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(GateError, match="cannot read baseline metrics"):
         enforce({}, str(tmp_path / "nowhere"), 0.02)
+
+
+def test_floors_refuse_a_model_below_them_without_a_baseline(static_model: Path) -> None:
+    metrics = json.loads((static_model / "metrics.json").read_text())
+    overall = metrics["holdout"]["overall_accuracy"]
+    worst = min(metrics["holdout"]["per_class"], key=lambda c: c["f1"])
+    with pytest.raises(GateError, match=r"overall accuracy .* is below the floor") as raised:
+        enforce(metrics, None, 0.02, Floors(overall_accuracy=overall + 0.001, class_f1=worst["f1"] + 0.001))
+    assert f"F1 of class {worst['value']} {worst['name']}" in str(raised.value)
+    record = enforce(metrics, None, 0.02, Floors(overall_accuracy=overall, class_f1=worst["f1"]))
+    assert record == {"min_overall_accuracy": overall, "min_class_f1": worst["f1"], "passed": True}
+    # floors and a baseline: both checked, both recorded
+    both = enforce(metrics, str(static_model), 0.0, Floors(overall_accuracy=0.5))
+    assert both["min_overall_accuracy"] == 0.5 and both["baseline_version"] == metrics["model"]["version"]
+
+
+def test_the_deployment_floor_refuses_and_writes_nothing(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LULC_TRAINING_MIN_OVERALL_ACCURACY`` is the deployment's, not the recipe's: no --baseline needed."""
+    monkeypatch.setenv("LULC_TRAINING_MIN_OVERALL_ACCURACY", "0.9999")
+    out = tmp_path / "candidate"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--config", str(world / "training.yaml"), "--models", "dt", "--bands", "blue,green"]
+        + ["--indices", "", "--repeats", "0", "--out", str(out)],
+    )
+    assert isinstance(result.exception, GateError), result.output
+    assert "is below the floor of 100.0 %" in str(result.exception)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_baseline_url_is_read_through_the_checked_fetch(static_model: Path, tmp_path: Path) -> None:
+    """Over loopback HTTP: a model directory's URL reads its metrics.json; a missing one names the status."""
+    from tests.support.http_server import start_http_server
+
+    metrics = json.loads((static_model / "metrics.json").read_text())
+    server = start_http_server(static_model.parent)
+    try:
+        record = enforce(metrics, f"{server.base_url}/{static_model.name}/", 0.0)
+        assert record["baseline_version"] == metrics["model"]["version"]
+        with pytest.raises(GateError, match=r"cannot read baseline metrics .* answered HTTP 404"):
+            enforce(metrics, f"{server.base_url}/nowhere/metrics.json", 0.0)
+    finally:
+        server.close()
+    with pytest.raises(GateError, match="cannot read baseline metrics"):
+        enforce(metrics, "http://127.0.0.1:9/metrics.json", 0.0)  # nothing listens on the discard port
