@@ -67,6 +67,42 @@ BAND_IDS: dict[str, str] = {
 }
 """ESA band identifiers to canonical names (B10, cirrus, is not in L2A products)."""
 
+
+def band_name(text: str) -> str | None:
+    """The canonical Sentinel-2 band a name stands for: itself in any case (``Red``), or its id (B04, B4)."""
+    key = text.strip()
+    if key.lower() in SENTINEL2_BANDS:
+        return key.lower()
+    upper = key.upper()
+    if is_short_code(upper):  # Earth Engine's B4 is ESA's B04
+        upper = f"B0{upper[1]}"
+    return BAND_IDS.get(upper)
+
+
+def is_short_code(text: str) -> bool:
+    """A one-digit band code (``B4``): Sentinel-2's in Earth Engine's exports, another sensor's elsewhere."""
+    key = text.strip().upper()
+    return len(key) == 2 and key[0] == "B" and key[1].isdigit()
+
+
+def unknown_bands(bands: Sequence[str]) -> str | None:
+    """Why some of ``bands`` name no Sentinel-2 band (with the likely one meant), or None when all do."""
+    unknown = [b for b in bands if band_name(b) is None]
+    if not unknown:
+        return None
+    import difflib
+
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), SENTINEL2_BANDS, n=1)
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?")
+    return (
+        f"unknown band(s) {unknown}: bands are Sentinel-2's, by name ({', '.join(SENTINEL2_BANDS)}) or id "
+        "(B02 ... B12)" + (f"; {' '.join(hints)}" if hints else "")
+    )
+
+
 NATIVE_RESOLUTION: dict[str, float] = {
     "coastal": 60,
     "blue": 10,

@@ -13,6 +13,7 @@ from lulc.classes import read_yaml
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features
 from lulc.seasons import Season, check_seasons
+from lulc.sentinel2 import unknown_bands
 from training.errors import ConfigError
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
@@ -192,6 +193,9 @@ class TrainingConfig(BaseModel):
         if "svm" in self.models and (self.model_params.get("svm") or {}).get("probability", True) is not True:
             # refused with the recipe, not after sampling (make_estimator refuses it too)
             raise ValueError("model 'svm' needs probability: true (maps decide from class probabilities)")
+        band_problem = unknown_bands(self.bands)
+        if band_problem:  # a typo (nri) would train a model no STAC imagery can feed
+            raise ValueError(band_problem)
         try:
             check_features(self.bands, self.indices)
         except ContractError as exc:

@@ -15,12 +15,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from lulc.errors import InputError
-from lulc.features import SENTINEL2_BANDS
 from lulc.gdal_env import WARP_TOLERANCE, gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
 from lulc.pixels.windows import RetryPolicy, aligned_offset
-from lulc.sentinel2 import BAND_IDS
+from lulc.sentinel2 import band_name, is_short_code
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,12 @@ def image_band_indexes(
 
     Bands are named by ``image_bands`` (``--image-bands``: every band, in order) when given, else by the
     image's band descriptions; a name is a band's canonical name in any case (``red``, ``Red``) or its
-    Sentinel-2 id (``B04``, or ``B4`` as Earth Engine exports name them), on either side. Only an image none
-    of whose bands carries a name or a band code (no descriptions, or ``Band_1``...) is read in the wanted
-    order, and only when it has exactly as many bands: one that names its bands otherwise (``red, green,
-    blue, x``, or codes of no Sentinel-2 band such as ``SR_B5``) was read by position and gave a map of
-    swapped bands without a word.
+    Sentinel-2 id (``B04``; ``B4`` as Earth Engine exports name them, but only from ``image_bands``: in an
+    image's descriptions a one-digit code may be Landsat's, so it is refused with the flag to give). Only
+    an image none of whose bands carries a name or a band code (no descriptions, or ``Band_1``...) is read
+    in the wanted order, and only when it has exactly as many bands: one that names its bands otherwise
+    (``red, green, blue, x``, or codes of no Sentinel-2 band such as ``SR_B5``) was read by position and
+    gave a map of swapped bands without a word.
     """
     count = len(descriptions)
     if image_bands is not None and len(image_bands) != count:
@@ -123,7 +123,16 @@ def image_band_indexes(
     names = [band_name(n) or n for n in given]
     targets = [band_name(b) or b for b in wanted]
     if all(b in names for b in targets):
-        return tuple(names.index(b) + 1 for b in targets)
+        indexes = tuple(names.index(b) + 1 for b in targets)
+        short = [given[i - 1] for i in indexes if is_short_code(given[i - 1])]
+        if image_bands is None and short:
+            suggestion = ",".join(band_name(g) or g or f"band{i}" for i, g in enumerate(given, 1))
+            raise InputError(
+                f"image {path} names its bands {given}: one-digit codes ({', '.join(short)}) are "
+                "Sentinel-2's in Earth Engine's exports but another sensor's elsewhere (Landsat 5/7's B2 is "
+                f"green); if it is Sentinel-2, say so with --image-bands {suggestion}"
+            )
+        return indexes
     named = any(band_name(n) or _BAND_CODE.match(n.strip()) for n in given)
     if image_bands is None and count == len(wanted) and not named:  # unnamed: taken in the wanted order
         return tuple(range(1, count + 1))
@@ -137,17 +146,6 @@ def image_band_indexes(
 
 _BAND_CODE = re.compile(r"^(\w+_)?[Bb]\d{1,2}[Aa]?$")
 """A band code of some sensor (``B4``, ``B13``, Landsat's ``SR_B5``): a name, read only if Sentinel-2's."""
-
-
-def band_name(text: str) -> str | None:
-    """The canonical Sentinel-2 band a name stands for: itself in any case (``Red``), or its id (B04, B4)."""
-    key = text.strip()
-    if key.lower() in SENTINEL2_BANDS:
-        return key.lower()
-    upper = key.upper()
-    if len(upper) == 2 and upper[0] == "B" and upper[1].isdigit():  # Earth Engine's B4 is ESA's B04
-        upper = f"B0{upper[1]}"
-    return BAND_IDS.get(upper)
 
 
 def open_image_reader(

@@ -74,8 +74,7 @@ def test_esa_identifiers_and_any_case_name_the_bands() -> None:
     assert image_band_indexes("x.tif", ["B08", "b04", "B03", "B02"], WANTED) == (4, 3, 2, 1)
     assert image_band_indexes("x.tif", ["Red", "Green", "Blue", "NIR"], WANTED) == (3, 2, 1, 4)
     assert image_band_indexes("x.tif", ["Band_1", "Band_2", "Band_3", "Band_4"], WANTED) == (1, 2, 3, 4)
-    # Earth Engine's exports of Sentinel-2 name them B2 ... B12, red first here too
-    assert image_band_indexes("x.tif", ["B4", "B3", "B2", "B8", "B11", "B12"], WANTED) == (3, 2, 1, 4)
+    # Earth Engine's exports of Sentinel-2 name them B2 ... B12: Sentinel-2's when --image-bands says so
     assert image_band_indexes("x.tif", [None] * 4, WANTED, ["B2", "B3", "B4", "B8"]) == (1, 2, 3, 4)
     # a model whose bands are ESA ids finds them too (as it did before names were mapped)
     assert image_band_indexes("x.tif", ["B02", "B03", "B04", "B08"], ["B02", "B03", "B04", "B08"]) == (
@@ -99,3 +98,19 @@ def test_an_image_naming_other_bands_is_refused_not_read_by_position() -> None:
         with pytest.raises(InputError, match=r"name all its bands in order with --image-bands"):
             image_band_indexes("x.tif", codes, WANTED)
     assert image_band_indexes("x.tif", [None] * 4, WANTED, ["blue", "green", "red", "nir"]) == (1, 2, 3, 4)
+
+
+def test_one_digit_codes_in_an_image_are_refused_with_the_flag_that_reads_them_as_sentinel2() -> None:
+    """B2 is Sentinel-2's blue in Earth Engine's exports, Landsat 5/7's green elsewhere: never guessed."""
+    exported = ["B4", "B3", "B2", "B8", "B11", "B12"]
+    with pytest.raises(InputError, match=r"one-digit codes \(B2, B3, B4, B8\)") as raised:
+        image_band_indexes("x.tif", exported, WANTED)
+    flag = str(raised.value).rsplit("--image-bands ", 1)[1]
+    assert flag == "red,green,blue,nir,swir16,swir22"
+    assert image_band_indexes("x.tif", exported, WANTED, flag.split(",")) == (3, 2, 1, 4)
+    # the review's case: a Landsat 7 image described B1..B4 under a blue, green, red model (read as
+    # Sentinel-2 it gave green, red and near infrared as blue, green and red, and a map without a word)
+    with pytest.raises(InputError, match="Landsat 5/7's B2 is green"):
+        image_band_indexes("l7.tif", ["B1", "B2", "B3", "B4"], ["blue", "green", "red"])
+    # ESA's own ids are Sentinel-2's only
+    assert image_band_indexes("x.tif", ["B02", "B03", "B04", "B08"], WANTED) == (1, 2, 3, 4)

@@ -233,3 +233,12 @@ def test_a_model_name_the_mlm_item_cannot_carry_is_refused_before_any_work(tmp_p
     assert make_config({}, {"name": "Kasumigaura RF 2"}).name == "Kasumigaura RF 2"
     with pytest.raises(ConfigError, match="scale"):  # refused up front, not when the contract is written
         make_config({}, {"scale": float("nan")})
+
+
+def test_a_band_name_typo_is_refused_with_the_band_meant(world: Path, tmp_path: Path) -> None:
+    """Trained on an unnamed image, a model of band 'nri' could not classify STAC imagery anywhere."""
+    message, out_parent = invoke_train(
+        ["--config", str(world / "training.yaml"), "--bands", "blue,green,red,nri", "--indices", ""],
+        tmp_path,
+    )
+    assert_message(message, out_parent, "unknown band(s) ['nri']", "did you mean 'nir'?")
