@@ -42,7 +42,16 @@ def validation_problems(error: Any, what: str = "value") -> str:
 
     Not ``str(error)``: that spans lines and ends each problem with a link to pydantic's documentation.
     """
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or what}: {e['msg']}" for e in error.errors()
-    )
+    problems = "; ".join(_problem(e, what) for e in error.errors())
     return " ".join(problems.split())
+
+
+def _problem(entry: Any, what: str) -> str:
+    """``field: message``; a check of the whole value (no field) is its message alone, as it was raised."""
+    message = str(entry["msg"])
+    if entry.get("type") == "value_error":  # our own ValueError: pydantic prefixes "Value error, "
+        message = message.removeprefix("Value error, ")
+    where = ".".join(str(part) for part in entry["loc"])
+    if not where and entry.get("type") == "value_error":
+        return message
+    return f"{where or what}: {message}"

@@ -38,12 +38,36 @@ def connect(scheduler: str) -> Iterator[Any]:
         ):
             yield client
         return
+    _check_host(scheduler)
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as exc:
         raise InputError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
     with client:
         yield client
+
+
+def _check_host(scheduler: str) -> None:
+    """Refuse an address whose host does not resolve at once (``lcoal:2``), not after a 20 s timeout."""
+    import socket
+
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        host, _ = parse_host_port(parse_address(scheduler)[1])
+    except ValueError as exc:
+        raise InputError(f"--dask-scheduler {scheduler!r}: no address (tcp://HOST:PORT or local:N)") from exc
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        hint = " (local:N starts a local cluster)" if host.lower() != "local" and _near_local(host) else ""
+        raise InputError(f"--dask-scheduler {scheduler!r}: unknown host {host!r}{hint}") from None
+
+
+def _near_local(host: str) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(host.lower(), ["local"], n=1, cutoff=0.6))
 
 
 def run_blocks_dask(

@@ -122,9 +122,11 @@ def check_out_folder(out_dir: Path) -> None:
 def staging_dir(out_dir: Path) -> Iterator[Path]:
     """A hidden folder inside ``out_dir`` for work files, removed whatever happens.
 
-    Stale staging folders of killed runs in ``out_dir`` are removed first.
+    Stale staging folders of killed runs in ``out_dir`` are removed first. The folders made for ``out_dir``
+    are removed again when the run leaves them empty (it failed): a failed run leaves no trace.
     """
     check_out_folder(out_dir)
+    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
@@ -135,6 +137,11 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        for folder in made:
+            try:
+                folder.rmdir()  # only an empty one: a finished run's outputs keep it
+            except OSError:
+                break
 
 
 def staging_profile(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any]:

@@ -253,6 +253,9 @@ def make_config(
 ) -> TrainingConfig:
     """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge)."""
     merged = dict(data)
+    flags = [key for key, value in (overrides or {}).items() if value is not None]
+    if flags and origin != "command-line flags":  # the fault may be a flag's, not the file's
+        origin = f"{origin} with the command's options"
     for key, value in (overrides or {}).items():
         if value is None:
             continue

@@ -414,3 +414,17 @@ def test_a_stac_api_source_gives_the_same_map_as_the_static_catalog(
     assert same_bytes(baseline.classes, result.classes)
     links = [link["href"] for link in result.item_dict["links"] if link["rel"] == "derived_from"]
     assert any(href.startswith(pgstac_api.rstrip("/")) for href in links), links
+
+
+def test_a_scheduler_host_that_does_not_resolve_fails_at_once_and_leaves_no_folder(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """The review's typo ``lcoal:2``: an unknown host, named with the local:N hint.
+
+    It was distributed's connect timeout after 20 s, and an empty --out folder left behind.
+    """
+    from lulc.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown host 'lcoal' \(local:N starts a local cluster\)"):
+        run(engine_world, tmp_path / "runs" / "out", dask_scheduler="lcoal:2")
+    assert list(tmp_path.iterdir()) == [], "the folders made for --out are removed again"

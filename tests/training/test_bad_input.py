@@ -242,3 +242,6 @@ def test_a_band_name_typo_is_refused_with_the_band_meant(world: Path, tmp_path: 
         tmp_path,
     )
     assert_message(message, out_parent, "unknown band(s) ['nri']", "did you mean 'nir'?")
+    # the flag is named as a possible culprit, and pydantic's own words ("value: Value error,") are gone
+    assert message.startswith("invalid training recipe (")
+    assert "with the command's options): unknown" in message

@@ -84,7 +84,8 @@ def test_floors_refuse_a_model_below_them_without_a_baseline(static_model: Path)
     assert record == {"min_overall_accuracy": overall, "min_class_f1": worst["f1"], "passed": True}
     # floors and a baseline: both checked, both recorded
     both = enforce(metrics, str(static_model), 0.0, Floors(overall_accuracy=0.5))
-    assert both["min_overall_accuracy"] == 0.5 and both["baseline_version"] == metrics["model"]["version"]
+    assert both["min_overall_accuracy"] == 0.5
+    assert both["baseline_version"] == metrics["model"]["version"]
 
 
 def test_the_deployment_floor_refuses_and_writes_nothing(
@@ -95,8 +96,10 @@ def test_the_deployment_floor_refuses_and_writes_nothing(
     out = tmp_path / "candidate"
     result = CliRunner().invoke(
         app,
-        ["train", "--config", str(world / "training.yaml"), "--models", "dt", "--bands", "blue,green"]
-        + ["--indices", "", "--repeats", "0", "--out", str(out)],
+        [
+            *("train", "--config", str(world / "training.yaml"), "--models", "dt", "--bands", "blue,green"),
+            *("--indices", "", "--repeats", "0", "--out", str(out)),
+        ],
     )
     assert isinstance(result.exception, GateError), result.output
     assert "is below the floor of 100.0 %" in str(result.exception)
