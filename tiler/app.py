@@ -24,6 +24,7 @@ from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.aoa_overlay import hatch_png, outside_mask
 from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
+from tiler.caching import VaryOnAuthorization, cache_control
 from tiler.colormaps import (
     ClassResolver,
     class_colormap_dependency,
@@ -34,7 +35,13 @@ from tiler.colormaps import (
 )
 from tiler.errors import NotARasterError, NotFoundError, add_error_handlers, error_body
 from tiler.legend import Legend, legend_of, legend_png
-from tiler.limits import ParameterLimits, bounded_part_params, feature_limits, tile_limits
+from tiler.limits import (
+    ParameterLimits,
+    bounded_histogram_params,
+    bounded_part_params,
+    feature_limits,
+    tile_limits,
+)
 from tiler.openapi import document_errors
 from tiler.parameters import checked_dependency, checked_reader
 from tiler.readers import GTiffReader, allowed_stac_reader
@@ -57,7 +64,10 @@ WEB_MAP_HEADERS = {
 """The web map's own files; ``vendor/`` inside it is filled by ``make web`` (Leaflet from npm)."""
 
 CACHED_PATHS = r"^/(cog|stac|aoa)/tiles/|^/legend"
-"""Responses that get the configured Cache-Control header (tiles, AOA hatching, legends; not errors)."""
+"""Responses that get the configured Cache-Control header (tiles, AOA hatching, legends; not errors).
+
+With a bearer token set it is sent ``private`` and every answer varies with ``Authorization``
+(``tiler.caching``)."""
 
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
 
@@ -91,7 +101,8 @@ def create_app(settings: TilerSettings) -> FastAPI:
         title="lulc-stac tiler",
         description="Land-cover maps as coloured XYZ tiles, with legend, class areas, imagery and a web map.",
         version=version("lulc-stac"),
-        dependencies=[Depends(ParameterLimits(settings.max_image_size))],  # every route, included ones too
+        # every route, included ones too
+        dependencies=[Depends(ParameterLimits(settings.max_image_size, settings.max_bands))],
     )
 
     tiles = [
@@ -104,6 +115,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     bounded: dict[str, Any] = {
         "add_part": False,
         "img_part_dependency": bounded_part_params(settings.max_image_size),
+        "histogram_dependency": bounded_histogram_params(settings.max_histogram_bins),
         "route_dependencies": tiles,
         "path_dependency": dataset_path,
         "environment_dependency": gdal_environment,
@@ -251,12 +263,15 @@ def create_app(settings: TilerSettings) -> FastAPI:
         public_paths=PUBLIC_PATHS,
         logger="tiler.app",
     )
+    protected = settings.auth_token is not None
     app.add_middleware(
         CacheControlMiddleware,
-        cachecontrol=settings.cache_control,
+        cachecontrol=cache_control(settings.cache_control, protected),
         cachecontrol_max_http_code=400,
         exclude_path={rf"^(?!{CACHED_PATHS[1:]})"},
     )
+    if protected:  # outside the token check: its 401s vary with the header too
+        app.add_middleware(VaryOnAuthorization)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

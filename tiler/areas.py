@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
 from lulc.grid import pixel_areas_m2, reproject_geometry
 from tiler.colormaps import MapClasses, read_json
 from tiler.errors import BadParameterError
+
+logger = logging.getLogger(__name__)
 
 
 class ClassArea(BaseModel):
@@ -145,6 +148,12 @@ def class_areas(
     lookup[np.asarray(values, dtype=np.int64)] = np.arange(len(values))
     tally = _Tally(np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=np.float64))
     with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as dataset:
+        dtype = np.dtype(dataset.dtypes[0])
+        if dtype.kind not in "iu":
+            raise BadParameterError(
+                f"{location} is not a class map: its pixels are {dtype.name}, not integer classes "
+                "(class maps are uint8)"
+            )
         crs_text = dataset.crs.to_string()
         native = _clip_to_map(geometry, crs_text, tuple(dataset.bounds))
         window = None if native.is_empty else _window(native, dataset)
@@ -243,7 +252,7 @@ def _count_strip(
     invalid = np.ma.getmaskarray(data)
     tally.inside += int(inside.sum())
     tally.nodata += int((inside & invalid).sum())
-    column = lookup[np.asarray(data.data, dtype=np.int64)]
+    column = _columns(np.asarray(data.data), lookup)
     counted = inside & ~invalid & (column >= 0)
     if di_source is not None and aoa is not None:
         di = di_source.read(1, window=strip)
@@ -265,6 +274,20 @@ def _count_strip(
     tally.area_m2 += (per_cell[occupied] * areas[:, None]).sum(axis=0)
 
 
+def _columns(values: npt.NDArray[Any], lookup: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Each pixel's column in the table (``lookup`` by value), -1 for a value of no class.
+
+    A byte map indexes ``lookup`` directly; wider integers (UInt16, Int16, ...) can hold values outside it,
+    which are no class (a negative one would otherwise index from its end).
+    """
+    if values.dtype == np.uint8:
+        return lookup[values]
+    column = np.full(values.shape, -1, dtype=np.int64)
+    known = (values >= 0) & (values < lookup.size)
+    column[known] = lookup[values[known].astype(np.int64)]
+    return column
+
+
 def aoa_layer(found: MapClasses, checked: Callable[[str, str], str]) -> AoaLayer | None:
     """The run's ``aoa`` asset and threshold, from the STAC item its classes came from (None without one).
 
@@ -275,10 +298,30 @@ def aoa_layer(found: MapClasses, checked: Callable[[str, str], str]) -> AoaLayer
     item = read_json(found.origin)
     if item is None:
         return None
-    threshold = item.get("properties", {}).get("lulc:aoa_threshold")
-    href = item.get("assets", {}).get("aoa", {}).get("href")
-    if not isinstance(threshold, int | float) or not isinstance(href, str):
+    return item_aoa_layer(item, found.origin, checked)
+
+
+def item_aoa_layer(
+    item: Mapping[str, Any], origin: str, checked: Callable[[str, str], str]
+) -> AoaLayer | None:
+    """The ``aoa`` asset and threshold of the STAC item at ``origin`` (None without one).
+
+    A malformed one (an asset that is no object, no ``href`` string, no numeric ``lulc:aoa_threshold``) is
+    ignored with a warning: the class areas are counted without it.
+    """
+    assets = item.get("assets")
+    asset = assets.get("aoa") if isinstance(assets, dict) else None
+    if asset is None:
         return None
-    base = found.origin.rsplit("/", 1)[0] if "/" in found.origin else "."
+    properties = item.get("properties")
+    threshold = properties.get("lulc:aoa_threshold") if isinstance(properties, dict) else None
+    href = asset.get("href") if isinstance(asset, dict) else None
+    if not isinstance(href, str) or not href:
+        logger.warning("ignoring the aoa asset of %s: it has no href string", origin)
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        logger.warning("ignoring the aoa asset of %s: lulc:aoa_threshold is not a number", origin)
+        return None
+    base = origin.rsplit("/", 1)[0] if "/" in origin else "."
     location = href if "://" in href or href.startswith("/") else f"{base}/{href.removeprefix('./')}"
     return AoaLayer(checked(location, "area of applicability"), float(threshold))

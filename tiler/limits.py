@@ -1,12 +1,16 @@
-"""Request limits: image sizes, tile indexes, tile buffers and part sizes that keep every request bounded.
+"""Request limits: image sizes, bands, histogram bins, tile indexes, tile buffers and part sizes.
 
 ``ParameterLimits`` is one app-wide dependency: whichever route declares a ``width``, ``height``,
 ``max_size`` or ``tilesize`` (in its query or path: tiles, previews, statistics, colormap pictures),
-its value must be 1..``max_image_size``; a ``minzoom`` or ``maxzoom`` (TileJSON) must be 0..30. It
-reads the request itself, so it adds no parameter to the OpenAPI schema.
+its value must be 1..``max_image_size``; a ``minzoom`` or ``maxzoom`` (TileJSON) must be 0..30; the
+bands it reads or computes (``bidx``, ``assets``, ``expression``) at most ``max_bands``. It reads the
+request itself, so it adds no parameter to the OpenAPI schema.
 """
 
 import functools
+import itertools
+import math
+import re
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +19,7 @@ from typing import Annotated, Any
 import morecantile
 from fastapi import Path, Query, Request
 from pydantic import Field
-from titiler.core.dependencies import PartFeatureParams
+from titiler.core.dependencies import HistogramParams, PartFeatureParams
 
 from lulc.aoi import AoiTooComplexError, check_vertex_limit
 from tiler.errors import BadParameterError
@@ -26,25 +30,72 @@ SIZE_PARAMETERS = ("width", "height", "max_size", "tilesize")
 """Parameters that set an image's size in pixels, in any route."""
 ZOOM_PARAMETERS = ("minzoom", "maxzoom")
 """Parameters that name a zoom level, in any route."""
+BAND_PARAMETERS = ("bidx", "assets", "expression")
+"""Parameters that name the bands a request reads or computes, in any route."""
+BAND_REFERENCE = re.compile(r"\bb[0-9a-z]+\b", re.IGNORECASE)
+"""A band in a rio-tiler expression (``b1``; rio-tiler's own pattern)."""
+ASSET_BAND_OPTIONS = ("bidx", "bands")
+"""Options of an ``assets`` entry (``name|bidx=1,2``) that list the asset's bands."""
+
+
+def expression_bands(expression: str) -> int:
+    """Bands an expression reads or computes: its band references (repeats too), or its outputs if more."""
+    outputs = len([block for block in expression.split(";") if block.strip()])
+    return max(len(BAND_REFERENCE.findall(expression)), outputs)
+
+
+def asset_bands(value: str) -> int:
+    """Bands one ``assets`` entry reads: what its ``|bidx=``, ``|bands=``, ``|expression=`` name, else one."""
+    if "|" not in value:
+        return 1
+    named = 0
+    for option in value.split("|")[1:]:
+        key, _, listed = option.partition("=")
+        if key in ASSET_BAND_OPTIONS:
+            named += len(listed.split(","))
+        elif key == "expression":
+            named += expression_bands(listed)
+    return max(1, named)
+
+
+def request_bands(name: str, values: list[str]) -> int:
+    """Bands the values of a band parameter (``BAND_PARAMETERS``) make a request read or compute."""
+    if name == "assets":
+        return sum(asset_bands(value) for value in values)
+    if name == "expression":
+        return sum(expression_bands(value) for value in values)
+    return len(values)
 
 
 class ParameterLimits:
-    """An app-wide dependency refusing image sizes outside 1..``max_image_size`` and bad zooms (400)."""
+    """An app-wide dependency refusing sizes outside 1..``max_image_size``, bad zooms, many bands (400).
 
-    def __init__(self, max_image_size: int) -> None:
+    Bands: more than ``max_bands`` named by ``bidx``, ``assets`` or an ``expression`` (``request_bands``).
+    """
+
+    def __init__(self, max_image_size: int, max_bands: int) -> None:
         self.ranges = {
             **dict.fromkeys(SIZE_PARAMETERS, (1, max_image_size)),
             **dict.fromkeys(ZOOM_PARAMETERS, (0, MAX_ZOOM)),
         }
+        self.max_bands = max_bands
         self._declared: dict[int, set[str]] = {}
 
     async def __call__(self, request: Request) -> None:
-        """Check the route's size parameters (``async``: no thread-pool hop for a few comparisons)."""
+        """Check the route's size and band parameters (``async``: no thread-pool hop for a few checks)."""
         route = request.scope.get("route")
         key = id(route)
         if key not in self._declared:
             dependant = getattr(route, "dependant", None)
-            self._declared[key] = limited_parameters(dependant, set(self.ranges)) if dependant else set()
+            limited = {*self.ranges, *BAND_PARAMETERS}
+            self._declared[key] = limited_parameters(dependant, limited) if dependant else set()
+        for name in (n for n in BAND_PARAMETERS if n in self._declared[key]):
+            bands = request_bands(name, request.query_params.getlist(name))
+            if bands > self.max_bands:
+                raise BadParameterError(
+                    f"{name} asks for {bands} bands; this server reads at most {self.max_bands} per request "
+                    "(max_bands)"
+                )
         for name in (n for n in self.ranges if n in self._declared[key]):  # in a fixed order
             values = request.query_params.getlist(name)
             if name in request.path_params:
@@ -148,3 +199,45 @@ def feature_limits(max_features: int, max_vertices: int) -> Callable[[Request], 
         check_vertex_limit(body, max_vertices)
 
     return check
+
+
+def bounded_histogram_params(max_bins: int) -> type[HistogramParams]:
+    """TiTiler's histogram options, refused (400) unless numpy can honour them within ``max_bins`` bins.
+
+    ``histogram_bins`` is a count (1..``max_bins``) or at most ``max_bins`` + 1 finite, increasing edges;
+    ``histogram_range`` two finite numbers, the first not above the second. Checked as the route's
+    parameters are parsed: before any read (numpy would only fail after it, with a 500).
+    """
+
+    @dataclass
+    class BoundedHistogramParams(HistogramParams):
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            bins: int | list[float] = self.bins  # type: ignore[assignment]  # parsed by the parent
+            if isinstance(bins, int):
+                if not 1 <= bins <= max_bins:
+                    raise BadParameterError(
+                        f"histogram_bins asks for {bins} bins; this server counts 1..{max_bins} "
+                        "(max_histogram_bins)"
+                    )
+            else:
+                if len(bins) - 1 > max_bins:
+                    raise BadParameterError(
+                        f"histogram_bins has {len(bins)} bin edges: at most {max_bins + 1} "
+                        "(max_histogram_bins + 1)"
+                    )
+                if not all(math.isfinite(edge) for edge in bins):
+                    raise BadParameterError("histogram_bins: every bin edge must be a finite number")
+                if any(low > high for low, high in itertools.pairwise(bins)):
+                    raise BadParameterError("histogram_bins: bin edges must increase monotonically")
+            if self.range is not None:
+                bounds: list[float] = self.range  # type: ignore[assignment]  # parsed by the parent: two floats
+                low, high = bounds
+                if not (math.isfinite(low) and math.isfinite(high)):
+                    raise BadParameterError(f"histogram_range {low:g},{high:g}: both must be finite numbers")
+                if low > high:
+                    raise BadParameterError(
+                        f"histogram_range {low:g},{high:g}: the first (minimum) is above the second (maximum)"
+                    )
+
+    return BoundedHistogramParams

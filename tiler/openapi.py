@@ -23,7 +23,8 @@ ERROR_SCHEMA = {
 }
 
 DESCRIPTIONS = {
-    400: "Bad parameter or body (malformed, out of range, an expression or band that does not exist).",
+    400: "Bad parameter or body (malformed, out of range, over this tiler's limits on image size, bands or "
+    "histogram bins, an expression or band that does not exist).",
     401: "Missing or wrong bearer token.",
     403: "The URL or path is outside the allow-list.",
     404: "No such dataset, item, asset, tile or point.",

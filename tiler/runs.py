@@ -157,8 +157,17 @@ def _raster_bbox(path: Path) -> list[float] | None:
         return None
 
 
-def _links(item: dict[str, Any], rel: str) -> Iterator[dict[str, Any]]:
-    for link in item.get("links", []):
+def _links(item: dict[str, Any], rel: str, where: Path) -> Iterator[dict[str, Any]]:
+    """The item's (or collection's) links of relation ``rel`` with an ``href`` string.
+
+    Links that are not a list are ignored with a warning naming ``where`` (the file): the run is listed
+    without what they would have linked.
+    """
+    links = item.get("links", [])
+    if not isinstance(links, list):
+        logger.warning("ignoring the links of %s: not a list but %s", where, type(links).__name__)
+        return
+    for link in links:
         if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
             yield link
 
@@ -177,7 +186,7 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], st
     None when there is none (or none on the allow-list).
     """
     candidates: list[Backdrop] = []
-    for link in _links(item, "derived_from"):
+    for link in _links(item, "derived_from", item_path):
         href = str(link["href"])
         image = "lulc:bands" in link
         if not image and not (href.endswith(".json") or "json" in str(link.get("type", ""))):
@@ -290,10 +299,13 @@ def _layer_title(kind: LayerKind, item: dict[str, Any], sources: list[Run] | Non
 def _probability_layers(folder: Path, item: dict[str, Any]) -> list[MapLayer]:
     """One layer per band of the run's ``probabilities.tif`` (band names from its item)."""
     path = folder / PROBABILITIES_NAME
-    asset = (item.get("assets") or {}).get("probabilities")
+    assets = item.get("assets")
+    asset = assets.get("probabilities") if isinstance(assets, dict) else None
     if not path.is_file() or not isinstance(asset, dict):
         return []
     bands = asset.get("raster:bands") or asset.get("bands") or []
+    if not isinstance(bands, list):
+        return []
     return [
         MapLayer(
             id=f"probability:{index}",
@@ -317,14 +329,16 @@ def _series(root: Path, runs: dict[Path, Run]) -> None:
         if collection is None or collection.get("type") != "Collection":
             continue
         periods: list[tuple[str, Run]] = []
-        for link in _links(collection, "item"):
+        for link in _links(collection, "item", path):
             target = _local_target(path.parent, str(link["href"]))
             run = runs.get(target) if target is not None else None
             if run is not None:
                 periods.append((str(link.get("lulc:period") or link.get("title") or run.id), run))
         if not periods:
             continue
-        every = (collection.get("summaries") or {}).get("lulc:every") or [""]
+        summaries = collection.get("summaries")
+        steps = summaries.get("lulc:every") if isinstance(summaries, dict) else None
+        every = steps if isinstance(steps, list) and steps else [""]
         series = Series(
             url=str(path),
             id=str(collection.get("id", path.parent.name)),
@@ -352,7 +366,7 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
             continue
         sources = [
             runs[target]
-            for link in _links(entry.item, "derived_from")
+            for link in _links(entry.item, "derived_from", entry.folder / ITEM_NAME)
             if (target := _local_target(entry.folder, str(link["href"]))) in runs
         ]
         raster = CHANGE_NAME if entry.product == "change" else MAP_NAME

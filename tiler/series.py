@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from lulc.errors import LulcError
 from tiler.allowlist import AllowList
-from tiler.areas import AreaStatistics, class_areas
+from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
 from tiler.colormaps import classes_from_item, is_remote, read_json
 from tiler.errors import BadParameterError, NotFoundError
 
@@ -47,7 +47,9 @@ def _join(base: str, href: str) -> str:
 
 
 def _when(item: Mapping[str, Any]) -> str | None:
-    props = item.get("properties") or {}
+    props = item.get("properties")
+    if not isinstance(props, dict):
+        return None
     start, end = props.get("start_datetime"), props.get("end_datetime")
     value = f"{start}/{end}" if start and end else props.get("datetime")
     return str(value) if value else None
@@ -69,9 +71,10 @@ def series_areas(
     collection = read_json(location)
     if collection is None or collection.get("type") != "Collection":
         raise NotFoundError(f"no STAC collection (JSON object of type Collection) at {location}")
+    listed = collection.get("links")
     links = [
         link
-        for link in collection.get("links", [])
+        for link in (listed if isinstance(listed, list) else [])
         if isinstance(link, dict) and link.get("rel") == "item" and isinstance(link.get("href"), str)
     ]
     if not links:
@@ -82,7 +85,8 @@ def series_areas(
         item = read_json(item_location)
         if item is None:
             raise NotFoundError(f"series item {item_location} is missing or not JSON")
-        asset = (item.get("assets") or {}).get("classes")
+        assets = item.get("assets")
+        asset = assets.get("classes") if isinstance(assets, dict) else None
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
             raise BadParameterError(f"series item {item_location} has no classes asset")
         try:
@@ -100,10 +104,17 @@ def series_areas(
                 period=label,
                 item=item_location,
                 datetime=_when(item),
-                statistics=class_areas(map_location, geometry, table, max_pixels),
+                statistics=class_areas(
+                    map_location,
+                    geometry,
+                    table,
+                    max_pixels,
+                    item_aoa_layer(item, item_location, allow.gdal_path),
+                ),
             )
         )
-    every = (collection.get("summaries") or {}).get("lulc:every")
+    summaries = collection.get("summaries")
+    every = summaries.get("lulc:every") if isinstance(summaries, dict) else None
     return SeriesStatistics(
         url=location,
         every=str(every[0]) if isinstance(every, list) and every else None,

@@ -38,7 +38,11 @@ class TilerSettings(BaseSettings):
     )
     cache_control: str = Field(
         default="public, max-age=3600",
-        description="Cache-Control header sent with tiles, legends and other image responses.",
+        description=(
+            "Cache-Control header sent with tiles, legends and other image responses. With `auth_token` set "
+            "it is sent `private` (its `public` and `s-maxage` dropped) with `Vary: Authorization`: a shared "
+            "cache must not hand an authorised tile to anyone."
+        ),
     )
     models_dir: Path | None = Field(
         default=None,
@@ -71,6 +75,27 @@ class TilerSettings(BaseSettings):
         description=(
             "Largest width or height in pixels of any image the tiler reads or renders (`width`, `height`, "
             "`max_size`, `tilesize` of tiles, previews, statistics and colormap pictures); beyond it: 400."
+        ),
+    )
+    max_bands: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=(
+            "Most bands one request reads or computes: `bidx` entries, `assets` (an asset's `|bidx=` option "
+            "counting each band it names) and band references (`b1`, ...) in an `expression`, also its "
+            "`;`-separated outputs; more: 400, before any read. Each band is an image of up to "
+            "max_image_size pixels a side (32 MiB as float64 at 2048): 8 covers true/false-colour "
+            "composites and band-math indices, while 40 repeats of one band took 2.2 GB."
+        ),
+    )
+    max_histogram_bins: int = Field(
+        default=1024,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Most histogram bins of a statistics request (`histogram_bins`, a count or bin edges less one); "
+            "more: 400. A class map has at most 256 values; 20 million bins took 22 s and 1.7 GB."
         ),
     )
     max_body_bytes: int = Field(

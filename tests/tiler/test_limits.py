@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+import rasterio
 from pydantic import SecretStr
+from rasterio.warp import transform
 
 from tests.support.serve import BackgroundServer
 from tests.tiler.conftest import Runs, get, post
@@ -221,3 +223,128 @@ def test_a_get_with_a_body_over_the_limit_is_413_as_its_openapi_says(
         schema = client.get(f"{guarded_url}/openapi.json", headers=TOKEN).json()
     assert answer.status_code == 413
     assert "413" in schema["paths"]["/cog/info"]["get"]["responses"]
+
+
+NINE_BANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("cog", "/cog/preview.tif", [("bidx", "1")] * 9),
+    ("cog", "/cog/statistics", [("bidx", "1")] * 9),
+    ("cog", "/cog/preview.tif", [("expression", ";".join(["b1"] * 9))]),
+    ("cog", "/cog/preview.tif", [("expression", "+".join(["b1"] * 9))]),
+    ("stac", "/stac/preview.tif", [("assets", "classes")] * 9),
+    ("stac", "/stac/preview.tif", [("assets", "classes|bidx=" + ",".join(["1"] * 9))]),
+    ("stac", "/stac/preview.tif", [("assets", "classes|expression=" + ";".join(["b1"] * 9))]),
+    ("stac", "/stac/statistics", [("assets", "classes")] * 9),
+    ("stac", "/stac/tiles/WebMercatorQuad/14/0/0.png", [("assets", "classes")] * 9),
+]
+
+
+@pytest.mark.parametrize(("factory", "path", "params"), NINE_BANDS)
+def test_more_bands_than_the_limit_are_refused_before_any_read(
+    tiler_url: str, tiler_runs: Runs, factory: str, path: str, params: list[tuple[str, str]]
+) -> None:
+    """Review: bidx=1 x40 on a 2048 px preview reached 2.2 GB; assets=classes x1000 took 10 s a tile.
+
+    The dataset does not exist: the 400 comes before any read (else it would be a 404).
+    """
+    missing = tiler_runs.root / "missing" / ("classes.tif" if factory == "cog" else "item.json")
+    response = get(f"{tiler_url}{path}", params=[("url", str(missing)), *params])
+    assert response.status_code == 400, response.text
+    assert "9 bands" in response.json()["detail"]
+    assert "max_bands" in response.json()["detail"]
+
+
+def test_up_to_the_band_limit_is_answered(tiler_url: str, tiler_runs: Runs) -> None:
+    cog, item = str(tiler_runs.main / "classes.tif"), str(tiler_runs.main / "item.json")
+    with rasterio.open(cog) as src:
+        x, y = src.xy(src.height / 2, src.width / 2)
+        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+    eight = get(f"{tiler_url}/cog/point/{lon[0]},{lat[0]}", params=[("url", cog), *[("bidx", "1")] * 8])
+    assert eight.status_code == 200, eight.text
+    assert len(eight.json()["values"]) == 8
+    assets = get(f"{tiler_url}/stac/statistics", params=[("url", item), *[("assets", "classes")] * 2])
+    assert assets.status_code == 200, assets.text
+    expression = get(f"{tiler_url}/cog/statistics", params={"url": cog, "expression": "b1*2;b1+1"})
+    assert expression.status_code == 200, expression.text
+
+
+BAD_HISTOGRAMS: list[tuple[dict[str, str], str]] = [
+    ({"histogram_bins": "1025"}, "1025 bins"),
+    ({"histogram_bins": "20000000"}, "1..1024"),
+    ({"histogram_bins": "0"}, "0 bins"),
+    ({"histogram_bins": ",".join(str(v) for v in range(1026))}, "1026 bin edges"),
+    ({"histogram_bins": "5,3"}, "increase"),
+    ({"histogram_bins": "1," + "9" * 400}, "finite"),
+    ({"histogram_range": "5,1"}, "histogram_range"),
+    ({"histogram_range": "0,1.0e999"}, "finite"),
+]
+
+
+@pytest.mark.parametrize("route", ["GET /cog", "GET /stac", "POST /cog", "POST /stac"])
+@pytest.mark.parametrize(("histogram", "words"), BAD_HISTOGRAMS)
+def test_histogram_parameters_are_bounded_and_checked(
+    tiler_url: str, tiler_runs: Runs, route: str, histogram: dict[str, str], words: str
+) -> None:
+    """Review: histogram_bins=20000000 took 22 s and 1.67 GB; bins=0 or range=5,1 were 500s."""
+    method, factory = route.split()
+    params = {"url": str(tiler_runs.main / ("classes.tif" if factory == "/cog" else "item.json"))}
+    if factory == "/stac":
+        params["assets"] = "classes"
+    url = f"{tiler_url}{factory}/statistics"
+    params |= histogram
+    response = get(url, params=params) if method == "GET" else post(url, params=params, json=_features(1))
+    assert response.status_code == 400, response.text
+    assert words in json.dumps(response.json()["detail"])
+
+
+def test_histograms_within_the_limits_are_answered(tiler_url: str, tiler_runs: Runs) -> None:
+    url = f"{tiler_url}/cog/statistics"
+    params = {"url": str(tiler_runs.main / "classes.tif")}
+    most = get(url, params={**params, "histogram_bins": "1024", "histogram_range": "0,255"})
+    assert most.status_code == 200, most.text
+    assert len(most.json()["b1"]["histogram"][0]) == 1024
+    edges = get(url, params={**params, "histogram_bins": "0,1,2,3"})
+    assert edges.status_code == 200, edges.text
+    assert len(edges.json()["b1"]["histogram"][0]) == 3
+
+
+def test_with_a_token_cached_answers_are_private_and_vary_on_authorization(
+    guarded_url: str, tiler_url: str, tiler_runs: Runs, inside_tile: str
+) -> None:
+    """Review: tiles fetched with the token were ``public``: a shared cache could hand them to anyone."""
+    from tests.tiler.conftest import CORS_ORIGIN
+
+    url = str(tiler_runs.main / "classes.tif")
+    for path, params in (
+        (inside_tile, {"url": url}),
+        ("/legend", {"url": url}),
+        ("/legend", {"url": url, "format": "png"}),
+    ):
+        answer = get(f"{guarded_url}{path}", params=params, headers={**TOKEN, "Origin": CORS_ORIGIN})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["cache-control"] == "private, max-age=120", path
+        vary = {v.strip().lower() for v in answer.headers.get("vary", "").split(",")}
+        assert {"authorization", "origin"} <= vary, path
+    refused = get(f"{guarded_url}{inside_tile}", params={"url": url})
+    assert refused.status_code == 401
+    assert "cache-control" not in refused.headers
+    assert "authorization" in refused.headers.get("vary", "").lower()
+    # without a token, the configured value as it is
+    open_ = get(f"{tiler_url}{inside_tile}", params={"url": url})
+    assert open_.headers["cache-control"] == "public, max-age=120"
+    assert "authorization" not in open_.headers.get("vary", "").lower()
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [
+        ("public, max-age=3600", "private, max-age=3600"),
+        ("max-age=60", "private, max-age=60"),
+        ("PUBLIC,max-age=60, s-maxage=600", "private, max-age=60"),
+        ("private, max-age=5", "private, max-age=5"),
+        ("no-store", "private, no-store"),
+    ],
+)
+def test_the_configured_cache_control_is_made_private(configured: str, sent: str) -> None:
+    from tiler.caching import private_cache_control
+
+    assert private_cache_control(configured) == sent

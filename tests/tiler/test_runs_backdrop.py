@@ -184,3 +184,45 @@ def test_one_malformed_item_does_not_take_the_run_list_down(
     huge = Legend(url="m.tif", source="stac", origin="item.json", nodata=255, classes=[entry])
     png = decode_png(legend_png(huge))
     assert png.shape[1] < 700
+
+
+def test_items_and_collections_with_malformed_links_are_listed_without_them(
+    tiler_runs: Runs, tiler_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: an item.json with ``"links": null`` or ``5`` made /runs a 500, so the web map showed no run."""
+    import json
+    import logging
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tiler.app import create_app
+
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    variants = {
+        "links-null": lambda i: i.update(links=None),
+        "links-number": lambda i: i.update(links=5),
+        "links-object": lambda i: i.update(links={"rel": "derived_from"}),
+        # a cleaned map whose derived_from links are unreadable: a run of its own
+        "clean-links-null": lambda i: i.update(
+            links=None, properties={**i["properties"], "lulc:product": "clean"}
+        ),
+    }
+    for name, change in variants.items():
+        shutil.copytree(tiler_runs.main, tmp_path / name)
+        broken = json.loads(json.dumps(item))
+        change(broken)
+        (tmp_path / name / "item.json").write_text(json.dumps(broken))
+    shutil.copytree(tiler_runs.main, tmp_path / "good")
+    (tmp_path / "collection.json").write_text(json.dumps({"type": "Collection", "id": "s", "links": None}))
+    settings = TilerSettings(allow=[str(tiler_world.root), str(tmp_path)], runs_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="tiler"), TestClient(create_app(settings)) as client:
+        listed = client.get("/runs")
+    assert listed.status_code == 200, listed.text
+    runs = {r["id"]: r for r in listed.json()}
+    assert set(variants) | {"good"} <= set(runs)
+    assert runs["good"]["backdrop"] is not None
+    assert runs["links-null"]["backdrop"] is None
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    for name in ("links-null", "links-number", "links-object", "collection.json"):
+        assert name in warned, warned

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
+from fastapi.testclient import TestClient
 from rasterio.transform import from_origin
 from rasterio.warp import transform
 from shapely.geometry import box, mapping
@@ -13,7 +18,11 @@ from shapely.geometry import box, mapping
 from lulc.aoi import aoi_area_m2
 from lulc.classes import ClassTable
 from lulc.cog import write_cog
+from tests.tiler.conftest import Runs
+from tiler.app import create_app
 from tiler.areas import AoaLayer, class_areas
+from tiler.errors import BadParameterError
+from tiler.settings import TilerSettings
 
 TABLE = ClassTable.from_labels([1, 2])
 SIZE = 200
@@ -88,3 +97,138 @@ def test_a_run_whose_aoa_file_is_gone_still_gets_its_class_areas(tmp_path: Path)
     stats = class_areas(str(path), everything, TABLE, 10**6, gone)
     assert stats.aoa_fraction == pytest.approx(0.75)
     assert stats.aoa_threshold == 1.0
+
+
+def test_a_map_of_wider_integers_counts_its_classes_and_a_float_map_is_refused(tmp_path: Path) -> None:
+    """Review: a UInt16 map with values over 255, or a float32 map, made POST /statistics a 500."""
+    data = np.ones((SIZE, SIZE), dtype=np.uint16)
+    data[:, SIZE // 2 :] = 2
+    data[:10] = 65535  # nodata
+    data[10:20, :50] = 300  # no class of the table: counted inside the polygon, in no class
+    path = write_cog(
+        tmp_path / "u16.tif",
+        data,
+        crs="EPSG:32654",
+        transform=from_origin(400_000, 4_000_000, 10, 10),
+        nodata=65535,
+    )
+    everything = mapping(box(139, 30, 143, 40))
+    stats = class_areas(str(path), everything, TABLE, 10**6)
+    assert stats.pixels == SIZE * SIZE
+    assert stats.nodata_pixels == 10 * SIZE
+    by_class = {c.value: c.pixels for c in stats.classes}
+    assert by_class == {1: (SIZE - 10) * SIZE // 2 - 10 * 50, 2: (SIZE - 10) * SIZE // 2}
+    signed = write_cog(
+        tmp_path / "i16.tif",
+        np.where(data == 300, -255, data.astype(np.int32)).astype(np.int16),
+        crs="EPSG:32654",
+        transform=from_origin(400_000, 4_000_000, 10, 10),
+        nodata=-1,
+    )
+    assert {c.value: c.pixels for c in class_areas(str(signed), everything, TABLE, 10**6).classes} == by_class
+    floats = write_cog(
+        tmp_path / "f32.tif",
+        data.astype(np.float32) + 0.5,
+        crs="EPSG:32654",
+        transform=from_origin(400_000, 4_000_000, 10, 10),
+        nodata=None,
+    )
+    with pytest.raises(BadParameterError, match="float32"):
+        class_areas(str(floats), everything, TABLE, 10**6)
+
+
+def test_statistics_over_http_refuse_a_float_map_and_ignore_a_malformed_aoa_asset(
+    tiler_runs: Runs, tmp_path: Path
+) -> None:
+    """Review: an item whose ``assets.aoa`` is a string made POST /statistics a 500 (AttributeError)."""
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    with rasterio.open(tiler_runs.main / "classes.tif") as src:
+        profile = {"crs": src.crs, "transform": src.transform}
+        x, y = src.xy(src.height / 2, src.width / 2)
+        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+        classes = src.read(1)
+    polygon = mapping(box(lon[0] - 0.005, lat[0] - 0.005, lon[0] + 0.005, lat[0] + 0.005))
+    variants: dict[str, Any] = {
+        "aoa-string": {"aoa": "aoa.tif"},
+        "aoa-href-number": {"aoa": {"href": 5}},
+        "assets-list": ["classes.tif"],
+    }
+    for name, change in variants.items():
+        folder = tmp_path / name
+        shutil.copytree(tiler_runs.main, folder)
+        broken = json.loads(json.dumps(item))
+        broken["properties"]["lulc:aoa_threshold"] = 1.0
+        if isinstance(change, dict):
+            broken["assets"].update(change)
+        else:
+            broken["assets"] = change
+        (folder / "item.json").write_text(json.dumps(broken))
+    floats = tmp_path / "floats"
+    shutil.copytree(tiler_runs.main, floats)
+    write_cog(floats / "classes.tif", classes.astype(np.float32), nodata=255, **profile)
+    (tmp_path / "props-string").mkdir()
+    shutil.copy(tiler_runs.main / "classes.tif", tmp_path / "props-string")
+    (tmp_path / "props-string" / "item.json").write_text(json.dumps({**item, "properties": "x"}))
+    settings = TilerSettings(allow=[str(tmp_path)])
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for name in (*variants, "props-string"):
+            answer = client.post(
+                "/statistics", params={"url": str(tmp_path / name / "classes.tif")}, json=polygon
+            )
+            assert answer.status_code in (200, 400), (name, answer.text)
+            if name in variants:  # its classes come from the item: counted, without the broken AOA
+                assert answer.status_code == 200, (name, answer.text)
+                assert answer.json()["aoa_fraction"] is None
+        refused = client.post("/statistics", params={"url": str(floats / "classes.tif")}, json=polygon)
+        assert refused.status_code == 400, refused.text
+        assert "float32" in refused.json()["detail"]
+
+
+def test_each_period_of_a_series_has_the_figures_of_its_own_map_aoa_included(
+    tiler_runs: Runs, tmp_path: Path
+) -> None:
+    """Review: the series counted without each period's aoa.tif: aoa_threshold and aoa_fraction were null."""
+    item = json.loads((tiler_runs.main / "item.json").read_text())
+    with rasterio.open(tiler_runs.main / "classes.tif") as src:
+        profile = {"crs": src.crs, "transform": src.transform}
+        x, y = src.xy(src.height / 2, src.width / 2)
+        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+        shape = (src.height, src.width)
+    rows, cols = np.indices(shape)
+    links = []
+    for period, source, threshold in (("2021", tiler_runs.main, 1.0), ("2022", tiler_runs.second, 0.8)):
+        folder = tmp_path / period
+        folder.mkdir()
+        shutil.copy(source / "classes.tif", folder / "classes.tif")
+        di = ((rows + cols * (2 if period == "2022" else 1)) % 200).astype(np.uint8)
+        write_cog(folder / "aoa.tif", di, nodata=255, **profile)
+        period_item = json.loads(json.dumps(item))
+        period_item["id"] = f"lulc-{period}"
+        period_item["properties"]["lulc:aoa_threshold"] = threshold
+        period_item["assets"]["aoa"] = {"href": "./aoa.tif", "type": "image/tiff", "roles": ["data"]}
+        (folder / "item.json").write_text(json.dumps(period_item))
+        links.append({"rel": "item", "href": f"./{period}/item.json", "lulc:period": period})
+    collection = {"type": "Collection", "id": "s", "links": links, "summaries": {"lulc:every": ["year"]}}
+    (tmp_path / "collection.json").write_text(json.dumps(collection))
+    polygon = mapping(box(lon[0] - 0.01, lat[0] - 0.01, lon[0] + 0.01, lat[0] + 0.01))
+    with TestClient(
+        create_app(TilerSettings(allow=[str(tmp_path)])), raise_server_exceptions=False
+    ) as client:
+        series = client.post(
+            "/statistics/series", params={"url": str(tmp_path / "collection.json")}, json=polygon
+        )
+        assert series.status_code == 200, series.text
+        periods = series.json()["periods"]
+        assert [p["period"] for p in periods] == ["2021", "2022"]
+        fractions = []
+        for period in periods:
+            own = client.post(
+                "/statistics", params={"url": str(tmp_path / period["period"] / "classes.tif")}, json=polygon
+            )
+            assert own.status_code == 200, own.text
+            expected = {k: v for k, v in own.json().items() if k != "url"}
+            assert expected["aoa_threshold"] == {"2021": 1.0, "2022": 0.8}[period["period"]]
+            assert 0 < expected["aoa_fraction"] < 1
+            assert {k: v for k, v in period["statistics"].items() if k != "url"} == expected, period["period"]
+            fractions.append(expected["aoa_fraction"])
+        assert fractions[0] != fractions[1]
