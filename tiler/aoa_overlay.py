@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from lulc import applicability
+
 HATCH_RGBA = (30, 30, 30, 170)
 """Colour of the stripes."""
 STRIPE = 6
@@ -21,9 +23,8 @@ STRIPE = 6
 def outside_mask(
     di_x100: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_], threshold: float
 ) -> npt.NDArray[np.bool_]:
-    """Pixels with a DI above ``threshold`` (``aoa.tif`` stores DI x 100, rounded; 255 is nodata)."""
-    limit = int(np.rint(threshold * 100))
-    return valid & (di_x100 != 255) & (di_x100 > limit)
+    """Pixels with a DI above ``threshold`` (``aoa.tif``'s bytes, as ``lulc.applicability`` wrote them)."""
+    return valid & applicability.outside(di_x100, threshold)
 
 
 def hatch_png(outside: npt.NDArray[np.bool_]) -> bytes:

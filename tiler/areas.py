@@ -21,6 +21,7 @@ from rio_tiler.constants import WGS84_CRS
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from lulc import applicability
 from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
 from lulc.errors import InputError
@@ -256,8 +257,8 @@ def _count_strip(
     counted = inside & ~invalid & (column >= 0)
     if di_source is not None and aoa is not None:
         di = di_source.read(1, window=strip)
-        limit = int(np.rint(aoa.threshold * 100))
-        tally.aoa_inside += int(np.count_nonzero(counted & (di != 255) & (di <= limit)))
+        applicable = (di != applicability.NODATA) & ~applicability.outside(di, aoa.threshold)
+        tally.aoa_inside += int(np.count_nonzero(counted & applicable))
     n_classes = tally.pixels.size
     cell_rows = -(-strip.height // CELL)
     cell_cols = -(-strip.width // CELL)
