@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from lulc.errors import InputError, LimitError
+from lulc.vector_layers import geometry_layer
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -49,6 +50,38 @@ def check_vertex_limit(aoi: object, limit: int) -> int:
                 f"the AOI has more than {limit:,} vertices, this server's limit; simplify it"
             )
     return count
+
+
+def parse_bbox(value: str) -> list[float] | None:
+    """``w,s,e,n`` (four comma-separated numbers, as ``--aoi`` takes them) as a list, else None."""
+    parts = value.split(",")
+    if len(parts) != 4:
+        return None
+    try:
+        return [float(part) for part in parts]
+    except ValueError:
+        return None
+
+
+def bbox_polygon(bbox: list[float]) -> dict[str, Any]:
+    """A ``[w, s, e, n]`` box in EPSG:4326 as a GeoJSON Polygon for ``parse_aoi`` (which checks the rest).
+
+    Raises:
+        InputError: not four numbers, or west not below east or south not below north.
+    """
+    if len(bbox) != 4:
+        raise InputError(f"an AOI box is [w, s, e, n], got {bbox}")
+    west, south, east, north = bbox
+    if not (west < east and south < north):
+        raise InputError(f"AOI box {bbox}: w,s,e,n in degrees (EPSG:4326) with w < e and s < n")
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def aoi_argument(value: str) -> dict[str, Any]:
+    """``--aoi`` as GeoJSON for ``parse_aoi``: ``w,s,e,n`` (``bbox_polygon``), else a file's AOI."""
+    bbox = parse_bbox(value)
+    return bbox_polygon(bbox) if bbox is not None else read_aoi_file(value)
 
 
 JSON_SUFFIXES = (".json", ".geojson")
@@ -113,19 +146,12 @@ def _without_heights(data: dict[str, Any]) -> dict[str, Any]:
 
 def _vector_aoi(path: Path) -> dict[str, Any]:
     import geopandas as gpd  # heavy: only for AOI files
-    import pyogrio
 
+    layer = geometry_layer(path, "AOI file", "the AOI's")
     try:
-        # tables without geometry (the layer_styles QGIS saves into a GeoPackage) are no candidates
-        layers = [str(name) for name, kind in pyogrio.list_layers(path) if kind is not None]
-        if len(layers) > 1:
-            names = ", ".join(layers)
-            raise InputError(f"AOI file {path} holds {len(layers)} layers ({names}): save the AOI's alone")
         with warnings.catch_warnings():  # one error line, not pyogrio's warnings, for whatever goes wrong
             warnings.simplefilter("ignore")
-            frame = gpd.read_file(path, layer=layers[0]) if layers else gpd.read_file(path)
-    except InputError:
-        raise
+            frame = gpd.read_file(path, layer=layer) if layer is not None else gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable data
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"AOI file {path} is not a vector file GDAL reads: {first}") from exc

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import entry_points
-from typing import NoReturn
+from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -30,8 +30,32 @@ app = typer.Typer(
 )
 
 
+DISTRIBUTION = "lulc-stac"
+"""The installed distribution whose version ``lulc --version`` prints."""
+
+
+def version_line() -> str:
+    """``lulc <version>``: the installed package's version (``importlib.metadata``)."""
+    try:
+        found = version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        found = "unknown (not installed)"
+    return f"lulc {found}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
     """Keep ``lulc`` a group of subcommands even where one package alone is installed.
 
     Typer runs a lone command as the program itself (``lulc tiler`` would then be ``lulc`` with an extra

@@ -24,6 +24,7 @@ import shapely
 from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.olofsson import Z95, stratified_estimate, stratified_mean
+from lulc.vector_layers import geometry_layer
 from service.run_folder import RunGrid
 
 
@@ -83,22 +84,27 @@ def read_change_points(
 
     With ``stratum_field``, also each point's design stratum (an integer column).
     """
+    import pyogrio
     import pyogrio.raw
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"validation points {path} do not exist")
+    layer = geometry_layer(path, "validation points", "the labelled points' layer")
+    wanted = [field_a, field_b, *([stratum_field] if stratum_field else [])]
     try:
-        wanted = [field_a, field_b, *([stratum_field] if stratum_field else [])]
-        meta, _, geometry, data = pyogrio.raw.read(path, columns=wanted)
+        own = [str(f) for f in pyogrio.read_info(path, layer=layer)["fields"]]
+        missing = [field for field in wanted if field not in own]
+        if missing:
+            raise InputError(
+                f"validation points {path} have no field {missing[0]!r} (fields: {', '.join(own) or 'none'})"
+            )
+        meta, _, geometry, data = pyogrio.raw.read(path, layer=layer, columns=wanted)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         raise InputError(f"validation points {path} cannot be read: {exc}") from exc
     fields = list(meta["fields"])
-    for field in wanted:
-        if field not in fields:
-            raise InputError(
-                f"validation points {path} have no field {field!r} (fields: {', '.join(fields)})"
-            )
     if not meta.get("crs"):
         raise InputError(f"validation points {path} declare no CRS")
     points = shapely.from_wkb(geometry)

@@ -112,7 +112,7 @@ def clean_run(
     """Remove patches smaller than ``mmu_ha`` hectares from a run's map; write the cleaned run to ``out_dir``.
 
     Args:
-        run_path: a ``lulc classify`` output folder.
+        run_path: a ``lulc classify`` output folder, or its ``classes.tif``.
         out_dir: the new run folder; its files appear only once complete (``item.json`` last).
         mmu_ha: the minimum mapping unit in hectares (true ground area, as ``stats.json`` measures it).
         connectivity: 4 (edges only) or 8 (corners too) for both patches and neighbours.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lulc.aoi import read_aoi_file
+from lulc.aoi import aoi_argument
 from lulc.errors import InputError
 
 if TYPE_CHECKING:
@@ -22,7 +22,12 @@ def classify_command(
         Path, typer.Option("--out", help="Output folder (classes.tif, confidence.tif, item.json, ...).")
     ],
     aoi: Annotated[
-        Path | None, typer.Option("--aoi", help="AOI GeoJSON (EPSG:4326); optional with --image.")
+        str | None,
+        typer.Option(
+            "--aoi",
+            help="w,s,e,n (EPSG:4326) or a vector file OGR reads, in any CRS it declares (GeoJSON, "
+            "Shapefile, GeoPackage of one layer); optional with --image.",
+        ),
     ] = None,
     datetime: Annotated[
         str | None, typer.Option("--datetime", help="RFC 3339 interval, e.g. 2024-06-01/2024-08-31.")
@@ -109,7 +114,7 @@ def classify_command(
     if image_bands is not None and image is None:
         raise InputError("--image-bands names the bands of an --image")
     request = ClassifyRequest(
-        aoi=read_aoi_file(aoi) if aoi is not None else None,
+        aoi=aoi_argument(aoi) if aoi is not None else None,
         datetime=datetime,
         crs=crs,
         block_size=block_size,

@@ -12,8 +12,11 @@ strips of whole rows twice (once to count each class's pixels, once to place the
 bounded by one strip whatever the map's size, and the points depend only on the map and the seed (not on the
 strip height). The sample is written in a seeded random order (so labelling does not go stratum by stratum)
 with ``point_id``, ``stratum`` (the class value), ``stratum_name`` and an empty ``label`` column for the
-analyst; beside it ``<stem>.json``, a STAC item recording the design (every stratum's pixels, weight and
-points; ``lulc.olofsson.read_sample_design`` reads it back for ``lulc assess`` and ``lulc change``).
+analyst, in one layer named after the file (``<stem>``, the layer geopandas' ``to_file`` writes back to:
+labels saved from it replace the points instead of adding a second layer); beside it ``<stem>.json``, a STAC
+item recording the design (every stratum's pixels, weight and points; ``lulc.olofsson.read_sample_design``
+reads it back for ``lulc assess`` and ``lulc change``). An existing sample is not replaced unless asked
+(``overwrite``): it may hold an analyst's labels.
 
 Given a ``lulc change`` product folder instead of a map, the strata are the change strata
 (``service.change_areas.change_strata``: each class unchanged, and change grouped by the class it became)
@@ -44,8 +47,14 @@ from service.change_areas import change_strata, change_stratum_names
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import derived_link, product_item
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, RunGrid, open_run
-from service.vectorize import FORMATS, PARQUET, check_item_path, fixed_ogr_date, item_path_for
+from service.run_folder import RunFolder, RunGrid, open_run, run_folder_path
+from service.vectorize import (
+    FORMATS,
+    PARQUET,
+    check_item_path,
+    fixed_ogr_date,
+    item_path_for,
+)
 
 DEFAULT_USERS_ACCURACY = 0.75
 """Anticipated user's accuracy of each class not given (sits' default; Olofsson's example: 0.6-0.95)."""
@@ -56,7 +65,6 @@ LABEL_FIELD = "label"
 CHANGE_LABEL_FIELDS = ("label_a", "label_b")
 """The columns of a change sample: the reference class at each date (``lulc change``'s defaults)."""
 STRATUM_FIELD = "stratum"
-LAYER = "sample"
 
 
 @dataclass(frozen=True)
@@ -313,12 +321,14 @@ def design_run(
     users_accuracy: float | Mapping[str | int, float] | None = None,
     seed: int = 0,
     block_size: int = 512,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> DesignResult:
     """Design a stratified random validation sample of a run's map; write it to ``out_path`` (.gpkg, .fgb).
 
     Args:
-        run_path: a ``lulc classify`` output folder (or any product run folder, e.g. a cleaned map).
+        run_path: a ``lulc classify`` output folder (or any product run folder, e.g. a cleaned map), or its
+            ``classes.tif``.
         out_path: the sample file; its STAC item is written beside it as ``<stem>.json``.
         target_se: the standard error of overall accuracy the sample should reach.
         min_per_class: points of each mapped class at least.
@@ -326,10 +336,12 @@ def design_run(
             (default ``DEFAULT_USERS_ACCURACY`` for each class not named).
         seed: the seed of every random choice; the same seed and map give the same file bytes.
         block_size: rows read at a time (memory is bounded by this many map rows).
+        overwrite: replace an existing ``out_path`` (by default refused: it may hold an analyst's labels).
         progress: told of both passes over the map.
 
     Raises:
-        InputError: unreadable run, unknown format or an option out of range.
+        InputError: unreadable run, unknown format, an option out of range, or ``out_path`` exists (without
+            ``overwrite``) or is a folder.
     """
     out = Path(out_path)
     suffix = out.suffix.lower()
@@ -338,9 +350,10 @@ def design_run(
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     check_options(target_se, min_per_class)
+    check_sample_out(out, overwrite)
     check_item_path(out)
     progress = progress or NullProgress()
-    frame = sampling_frame(run_path)
+    frame = sampling_frame(run_folder_path(run_path))
     run = frame.run
     accuracies = users_accuracies(run, users_accuracy)
     strip_counts = count_pixels(frame, block_size, progress)
@@ -358,6 +371,21 @@ def design_run(
     item = _design_item(frame, out, design, seed)
     item_path = write_text_atomic(item_path_for(out), dump_json(item))
     return DesignResult(out, item_path, design, item)
+
+
+def check_sample_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, to replace an existing sample (its labels would be lost) unless ``overwrite``.
+
+    Raises:
+        InputError: ``out`` is a folder, or it exists and ``overwrite`` is false.
+    """
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give the sample file (.gpkg or .fgb)")
+    if out.exists() and not overwrite:
+        raise InputError(
+            f"--out {out} exists (it may hold labelled points): choose another file, or pass --overwrite "
+            "to replace it"
+        )
 
 
 def _write_sample(
@@ -389,7 +417,7 @@ def _write_sample(
             geometry,
             data,
             fields,
-            layer=LAYER,
+            layer=out.stem,  # geopandas' default layer: labels saved with to_file(out) replace it
             driver=driver,
             geometry_type="Point",
             crs=run.grid.crs.to_wkt(),

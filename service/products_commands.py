@@ -17,7 +17,9 @@ from service.commands import echo_class_areas
 if TYPE_CHECKING:
     from service.design import DesignResult
 
-RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="A `lulc classify` output folder.")]
+RunArg = Annotated[
+    Path, typer.Argument(metavar="RUN", help="A `lulc classify` output folder, or its classes.tif.")
+]
 ConnectivityOpt = Annotated[
     int, typer.Option("--connectivity", help="4 (edges) or 8 (edges and corners) for patches.")
 ]
@@ -153,7 +155,8 @@ def design_command(
         Path,
         typer.Argument(
             metavar="RUN",
-            help="A `lulc classify` output folder, or a `lulc change` folder (then: change strata).",
+            help="A `lulc classify` output folder (or its classes.tif), or a `lulc change` folder "
+            "(then: change strata).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="The sample file (.gpkg or .fgb); its item beside it.")],
@@ -172,6 +175,10 @@ def design_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed, the same file.")] = 0,
     block_size: BlockSizeOpt = 512,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing --out file (and the labels it may hold)."),
+    ] = False,
 ) -> None:
     """A stratified random validation sample of a map (Olofsson et al. 2014), with an empty label column."""
     from rich.console import Console
@@ -189,6 +196,7 @@ def design_command(
             users_accuracy=accuracy,
             seed=seed,
             block_size=block_size,
+            overwrite=overwrite,
             progress=progress,
         )
     typer.echo(f"wrote {result.path} and {result.item_path}: {describe(result.design)}")

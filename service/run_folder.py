@@ -102,13 +102,23 @@ def _class_table(src: rasterio.io.DatasetReader, item: dict[str, Any], path: Pat
     return ClassTable.from_stac(stac_classes)
 
 
+def run_folder_path(path: str | Path) -> Path:
+    """The run folder a product command is given: the folder itself, or the folder of its ``classes.tif``.
+
+    ``lulc assess`` takes the map (``RUN/classes.tif``) and the products the run: either names the run
+    wherever a run is given (``open_run``).
+    """
+    given = Path(path)
+    return given.parent if given.name == CLASSES_NAME and given.is_file() else given
+
+
 def open_run(path: str | Path) -> RunFolder:
-    """Read and check a run folder.
+    """Read and check a run folder (or the folder of the ``classes.tif`` given).
 
     Raises:
         InputError: the folder, or one of its files, is missing or not what ``lulc classify`` writes.
     """
-    folder = Path(path)
+    folder = run_folder_path(path)
     if not folder.is_dir():
         raise InputError(f"run folder {folder} does not exist (give the output folder of `lulc classify`)")
     classes_path = folder / CLASSES_NAME

@@ -7,11 +7,13 @@ the weights, and where the assessed map is not the one the sample was designed o
 the strata differ from its classes at some points and Stehman's (2014) estimators apply, which equal
 Olofsson's where they do not. A map made by ``lulc clean`` names its source run in its item
 (``lulc:product`` ``clean``, a ``derived_from`` link): the source map is assessed on the same points too and
-the change in accuracy is reported. Both maps are then estimated on one set of strata, the sample's: the
-design's, or without one the source map's classes (a sample can have been stratified by the source map, not
-by a map made from it later; a simple random sample can be post-stratified by either), so the cleaned map's
-figures are Stehman's (2014) on the source's strata, and the change is one paired estimator: the stratified
-mean of each point's change in correctness, with its standard error from the same per-point changes.
+the change in accuracy is reported, while that run is there and is still the one cleaned (its item's id is the
+cleaned item's ``lulc:source``; a folder rerun since holds another map), else a note says why not. Both maps
+are then estimated on one set of strata, the sample's: the design's, or without one the source map's classes
+(a sample can have been stratified by the source map, not by a map made from it later; a simple random sample
+can be post-stratified by either), so the cleaned map's figures are Stehman's (2014) on the source's strata,
+and the change is one paired estimator: the stratified mean of each point's change in correctness, with its
+standard error from the same per-point changes.
 """
 
 from __future__ import annotations
@@ -39,10 +41,14 @@ from lulc.olofsson import (
     stratified_estimate,
     stratified_mean,
 )
+from lulc.vector_layers import geometry_layer
 from training.errors import AssessError
 from training.imagery import open_local_imagery
 from training.points import LabelledPoints, read_points
 from training.sampling import DroppedPoint, Samples, sample_points
+
+MAP_NAME = "classes.tif"
+"""A run folder's class map (as ``lulc classify`` writes it)."""
 
 
 @dataclass(frozen=True)
@@ -61,23 +67,29 @@ def map_areas(path: Path) -> MapAreas:
     Hectares are pixels x the mean true pixel area, or each pixel's own where pixel areas vary over the
     map (``lulc.areas``), as ``stats.json`` has them; not the CRS's nominal pixel area (in Web Mercator at
     60 N that is 4x the ground).
+
+    Raises:
+        AssessError: the file is no raster GDAL reads, not in a projected CRS, or not uint8.
     """
     counts = np.zeros(256, dtype=np.int64)
     area_m2 = np.zeros(256, dtype=np.float64)
-    with gdal_env(), rasterio.open(path) as src:
-        if src.crs is None or not src.crs.is_projected:
-            raise AssessError(f"map {path} must be in a projected CRS to measure areas (it is {src.crs})")
-        if src.dtypes[0] != "uint8":
-            raise AssessError(f"map {path} is {src.dtypes[0]}; a class map is uint8")
-        crs = src.crs.to_string()
-        grid = OutputGrid(crs, src.transform, src.width, src.height)
-        cells = area_cells(crs, src.transform, src.width, src.height)
-        nodata = int(src.nodata) if src.nodata is not None else NODATA
-        for _, window in src.block_windows(1):
-            block = src.read(1, window=window)
-            counts += np.bincount(block.ravel(), minlength=256)
-            if cells is not None:
-                area_m2 += cells.sum_by_value(block, int(window.row_off), int(window.col_off))
+    try:
+        with gdal_env(), rasterio.open(path) as src:
+            if src.crs is None or not src.crs.is_projected:
+                raise AssessError(f"map {path} must be in a projected CRS to measure areas (it is {src.crs})")
+            if src.dtypes[0] != "uint8":
+                raise AssessError(f"map {path} is {src.dtypes[0]}; a class map is uint8")
+            crs = src.crs.to_string()
+            grid = OutputGrid(crs, src.transform, src.width, src.height)
+            cells = area_cells(crs, src.transform, src.width, src.height)
+            nodata = int(src.nodata) if src.nodata is not None else NODATA
+            for _, window in src.block_windows(1):
+                block = src.read(1, window=window)
+                counts += np.bincount(block.ravel(), minlength=256)
+                if cells is not None:
+                    area_m2 += cells.sum_by_value(block, int(window.row_off), int(window.col_off))
+    except rasterio.errors.RasterioIOError as exc:
+        raise AssessError(f"map {path} cannot be read as a raster: {exc}") from exc
     pixel_m2 = grid.pixel_area_m2()
     values = [int(v) for v in np.flatnonzero(counts) if v not in (nodata, NODATA)]
     hectares = {
@@ -119,8 +131,9 @@ def _point_strata(points_path: Path, design: dict[str, Any], index: npt.NDArray[
     import pyogrio.raw
 
     field = str(design.get("stratum_field", "stratum"))
+    layer = geometry_layer(points_path, "points file", "the labelled points' layer", AssessError)  # as read
     try:
-        meta, _, _, data = pyogrio.raw.read(points_path, columns=[field], read_geometry=False)
+        meta, _, _, data = pyogrio.raw.read(points_path, layer=layer, columns=[field], read_geometry=False)
     except Exception as exc:  # pyogrio raises several error types
         raise AssessError(f"cannot read the {field!r} column of {points_path}: {exc}") from exc
     if field not in list(meta["fields"]):
@@ -203,20 +216,27 @@ def assess_map(
 ) -> dict[str, Any]:
     """Area-weighted error matrix, accuracies with standard errors and class areas with 95 % CIs.
 
-    With a ``lulc design`` sample the design's strata weight the estimates; for a map made by ``lulc clean``
-    (and ``compare_source``) the source map is assessed on the same points first, the cleaned map on the
-    same strata as the source (the design's, else the source map's classes), and ``source`` and
-    ``accuracy_change`` are added. Without ``compare_source`` a cleaned map is assessed as any map.
+    ``map_path`` is a class map, or a run folder (its ``classes.tif``). With a ``lulc design`` sample the
+    design's strata weight the estimates; for a map made by ``lulc clean`` (and ``compare_source``) the source
+    map is assessed on the same points first, the cleaned map on the same strata as the source (the design's,
+    else the source map's classes), and ``source`` and ``accuracy_change`` are added. Where the source run is
+    gone, or its folder now holds another run than the one cleaned (its item id is not the cleaned item's
+    ``lulc:source``), nothing is compared and ``source_not_compared`` says why. Without ``compare_source`` a
+    cleaned map is assessed as any map.
     """
-    source = source_map(Path(map_path)) if compare_source else None
-    if source is None:
-        return _assess(Path(map_path), Path(points_path), label_field, classes_path, points_crs)[0]
-    before, before_outcome = _assess(source, Path(points_path), label_field, classes_path, points_crs)
+    map_file = map_of(Path(map_path))
+    source = cleaned_from(map_file) if compare_source else None
+    if source is None or source.path is None:
+        result = _assess(map_file, Path(points_path), label_field, classes_path, points_crs)[0]
+        if source is not None:
+            result["source_not_compared"] = source.skipped
+        return result
+    before, before_outcome = _assess(source.path, Path(points_path), label_field, classes_path, points_crs)
     result, outcome = _assess(
-        Path(map_path), Path(points_path), label_field, classes_path, points_crs, before_outcome
+        map_file, Path(points_path), label_field, classes_path, points_crs, before_outcome
     )
     result["source"] = {
-        "map": str(source),
+        "map": str(source.path),
         "overall_accuracy": before["overall_accuracy"],
         "overall_accuracy_se": before["overall_accuracy_se"],
         "method": before["method"],
@@ -225,8 +245,36 @@ def assess_map(
     return result
 
 
-def source_map(map_path: Path) -> Path | None:
-    """The class map a ``lulc clean`` map was made from (its item's ``derived_from`` link), else None."""
+def map_of(path: Path) -> Path:
+    """The class map to assess: ``path`` itself, or a run folder's ``classes.tif`` (as the products take).
+
+    Raises:
+        AssessError: ``path`` is a folder without a ``classes.tif``.
+    """
+    if not path.is_dir():
+        return path
+    if not (path / MAP_NAME).is_file():
+        raise AssessError(
+            f"{path} is a folder without {MAP_NAME}: give a class map or a `lulc classify` output folder"
+        )
+    return path / MAP_NAME
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """The map a cleaned map was made from, or (``path`` None) why it cannot be compared with it."""
+
+    path: Path | None
+    skipped: str | None = None
+
+
+def cleaned_from(map_path: Path) -> SourceMap | None:
+    """The source of a ``lulc clean`` map (its item's ``derived_from`` link), or None for any other map.
+
+    The source run must still be there and be the run that was cleaned: its item's id is the cleaned item's
+    ``lulc:source`` (a folder rerun since, with other inputs, holds another item; its map is not the source).
+    Otherwise ``skipped`` says, in one line, why the maps are not compared.
+    """
     item_path = map_path.parent / "item.json"
     try:
         item = json.loads(item_path.read_text(encoding="utf-8"))
@@ -236,17 +284,26 @@ def source_map(map_path: Path) -> Path | None:
         return None
     link = next((k for k in item.get("links", []) if k.get("rel") == "derived_from"), None)
     if link is None:
-        raise AssessError(f"{item_path} is a cleaned map's item without a derived_from link to its source")
+        return SourceMap(None, f"{item_path} names no source run (no derived_from link)")
     source_item = (item_path.parent / str(link["href"])).resolve()
     try:
         source = json.loads(source_item.read_text(encoding="utf-8"))
         href = str(source["assets"]["classes"]["href"])
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise AssessError(
-            f"{map_path} was cleaned from the run of {source_item}, which cannot be read ({exc}); "
-            "keep the source run beside the cleaned one to compare their accuracy"
-        ) from exc
-    return (source_item.parent / href).resolve()
+        if isinstance(exc, FileNotFoundError):
+            return SourceMap(None, f"the run {source_item.parent} is gone (no {source_item.name})")
+        return SourceMap(None, f"the run's item {source_item} cannot be read ({exc})")
+    expected = item.get("properties", {}).get("lulc:source")
+    found = str(source.get("id", source_item.parent.name))  # lulc:source is the id, else the folder's name
+    if expected is not None and found != str(expected):
+        return SourceMap(
+            None,
+            f"{source_item.parent} now holds run {found}, not {expected} (rerun since the cleaning?)",
+        )
+    path = (source_item.parent / href).resolve()
+    if not path.is_file():
+        return SourceMap(None, f"the source map {path} is gone")
+    return SourceMap(path)
 
 
 def accuracy_change(
@@ -505,6 +562,8 @@ def render_assessment(result: dict[str, Any]) -> str:
             f"target SE {design['target_overall_accuracy_se']}; "
             f"map class differs from the stratum at {design['points_where_map_class_is_not_stratum']} points"
         )
+    if "source_not_compared" in result:
+        lines += ["", f"not compared with the map it was cleaned from: {result['source_not_compared']}"]
     if "accuracy_change" in result:
         change, source = result["accuracy_change"], result["source"]
         lines += [
@@ -528,7 +587,18 @@ def render_assessment(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_assessment_out(path: Path) -> None:
+    """Refuse, before any work, an ``--out`` that is a folder (the assessment is one JSON file).
+
+    Raises:
+        AssessError: ``path`` is an existing folder.
+    """
+    if path.is_dir():
+        raise AssessError(f"--out {path} is a folder: give the JSON file to write (e.g. {path}/assess.json)")
+
+
 def write_assessment(path: Path, result: dict[str, Any]) -> None:
     """The assessment as canonical JSON, written atomically."""
+    check_assessment_out(path)
     with atomic_path(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

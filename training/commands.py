@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from lulc.aoi import parse_bbox
 from lulc.progress import RichProgress
 
 
@@ -21,15 +22,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _aoi(value: str | None) -> str | list[float] | None:
-    if value is None:
-        return None
-    parts = value.split(",")
-    if len(parts) == 4:
-        try:
-            return [float(p) for p in parts]
-        except ValueError:
-            pass
-    return value
+    return None if value is None else (parse_bbox(value) or value)
 
 
 def train_command(
@@ -158,7 +151,13 @@ def _summary(console: Console, metrics: dict[str, Any], out: Path) -> None:
 
 
 def assess_command(
-    map_path: Annotated[Path, typer.Argument(metavar="MAP.tif", help="Classified map (uint8, nodata 255).")],
+    map_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MAP.tif",
+            help="Classified map (uint8, nodata 255), or a `lulc classify` output folder (its classes.tif).",
+        ),
+    ],
     points: Annotated[Path, typer.Option(help="Independent validation points (any OGR format).")],
     label_field: Annotated[str, typer.Option(help="Field holding the reference class.")] = "label",
     classes: Annotated[
@@ -166,11 +165,22 @@ def assess_command(
     ] = None,
     points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the assessment as JSON here.")] = None,
+    no_compare_source: Annotated[
+        bool,
+        typer.Option(
+            "--no-compare-source",
+            help="Assess a `lulc clean` map alone, without its source map on the same points.",
+        ),
+    ] = False,
 ) -> None:
     """Map accuracy and class areas with 95 % confidence intervals (Olofsson et al. 2014)."""
-    from training.assess import assess_map, render_assessment, write_assessment
+    from training.assess import assess_map, check_assessment_out, render_assessment, write_assessment
 
-    result = assess_map(map_path, points, label_field, classes, points_crs)
+    if out is not None:
+        check_assessment_out(out)
+    result = assess_map(
+        map_path, points, label_field, classes, points_crs, compare_source=not no_compare_source
+    )
     typer.echo(render_assessment(result))
     if out is not None:
         write_assessment(out, result)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pyproj import CRS, Transformer
 
 from lulc.classes import ClassTable
+from lulc.vector_layers import geometry_layer
 from training.errors import PointsError, TrainingError
 
 if TYPE_CHECKING:
@@ -170,13 +171,17 @@ def _pixel_centres_inside(
 
 
 def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:
-    """A vector file (any OGR format) as a GeoDataFrame; ``error`` naming ``what`` and the file otherwise."""
+    """A vector file (any OGR format) as a GeoDataFrame; ``error`` naming ``what`` and the file otherwise.
+
+    The file's one layer holding geometries is read (``lulc.vector_layers.geometry_layer``).
+    """
     import geopandas as gpd  # heavy; only training needs it
 
     if not path.exists():
         raise error(f"{what} {path} does not exist")
+    layer = geometry_layer(path, what, "the labelled points' layer", error)
     try:
-        return gpd.read_file(path)
+        return gpd.read_file(path, layer=layer) if layer is not None else gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable data
         raise error(f"cannot read {what} {path}: {exc}") from exc
 

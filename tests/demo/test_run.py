@@ -216,7 +216,14 @@ def _label_change_sample(
     data[fields.index("label_a")] = np.array([str(int(v)) for v in before[rows, cols]], dtype=object)
     data[fields.index("label_b")] = np.array([str(int(v)) for v in after[rows, cols]], dtype=object)
     pyogrio.raw.write(
-        sample, geometry, data, fields, layer="sample", driver="GPKG", crs=meta["crs"], geometry_type="Point"
+        sample,
+        geometry,
+        data,
+        fields,
+        layer=sample.stem,
+        driver="GPKG",
+        crs=meta["crs"],
+        geometry_type="Point",
     )
     return sample
 

@@ -276,3 +276,40 @@ def test_an_out_that_is_a_file_is_one_clear_line_and_the_file_is_kept(
     assert "unexpected" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert precious.read_text() == "keep me"
+
+
+def test_aoi_is_a_box_or_any_vector_file_as_for_train(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """``--aoi w,s,e,n`` is the box ``lulc train --aoi`` takes; the help no longer says GeoJSON in EPSG:4326.
+
+    Review: the help said "AOI GeoJSON (EPSG:4326)" though any OGR file in any declared CRS works, and a box
+    (as train takes it) was read as a file name.
+    """
+    import typer
+
+    from lulc.cli import app
+
+    classify = getattr(typer.main.get_command(app), "commands")["classify"]  # noqa: B009
+    help_text = next(p.help for p in classify.params if p.name == "aoi")
+    assert "GeoJSON (EPSG:4326)" not in help_text
+    assert "w,s,e,n" in help_text
+    assert "any CRS" in help_text
+    ring = json.loads(inputs["aoi"].read_text())["coordinates"][0]
+    (w, s), (e, n) = ring[0], ring[2]
+    box = f"{w!r},{s!r},{e!r},{n!r}"
+    by_file = classify_image(inputs, tmp_path / "file", "--aoi", inputs["aoi"])
+    by_box = classify_image(inputs, tmp_path / "box", "--aoi", box)
+    assert by_file.returncode == 0, by_file.stderr
+    assert by_box.returncode == 0, by_box.stderr
+    with (
+        rasterio.open(tmp_path / "file" / "classes.tif") as a,
+        rasterio.open(tmp_path / "box" / "classes.tif") as b,
+    ):
+        assert (a.read(1) == b.read(1)).all()
+    for bad, message in (
+        (f"{e!r},{s!r},{w!r},{n!r}", "w < e and s < n"),
+        ("15,45,16,95", "not longitude/latitude (EPSG:4326) in range"),  # checked by the one AOI parser
+    ):
+        done = classify_image(inputs, tmp_path / "bad", "--aoi", bad)
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1
+        assert message in done.stderr

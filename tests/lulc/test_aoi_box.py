@@ -1,0 +1,29 @@
+"""``--aoi w,s,e,n``: one parser for lulc train and lulc classify, a box checked as any AOI."""
+
+from __future__ import annotations
+
+import pytest
+
+from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi, parse_bbox
+from lulc.errors import InputError
+
+
+def test_four_numbers_are_a_box_and_anything_else_is_a_file_name() -> None:
+    assert parse_bbox("140.1,36.0,140.2,36.1") == [140.1, 36.0, 140.2, 36.1]
+    assert parse_bbox("aoi.geojson") is None
+    assert parse_bbox("1,2,3") is None
+    assert parse_bbox("a,b,c,d") is None
+    box = parse_aoi(aoi_argument("140.1,36.0,140.2,36.1"))
+    assert box.bounds == pytest.approx((140.1, 36.0, 140.2, 36.1))
+
+
+@pytest.mark.parametrize("bbox", [[140.2, 36.0, 140.1, 36.1], [140.1, 36.1, 140.2, 36.0], [1, 1, 1, 2]])
+def test_a_box_turned_round_is_refused(bbox: list[float]) -> None:
+    """Shapely's box(w, s, e, n) took w > e as a box the other way round; a training AOI was that box."""
+    with pytest.raises(InputError, match="w < e and s < n"):
+        bbox_polygon(bbox)
+
+
+def test_a_box_outside_lon_lat_is_refused_by_the_aoi_parser() -> None:
+    with pytest.raises(InputError):
+        parse_aoi(bbox_polygon([500000.0, 4000000.0, 510000.0, 4010000.0]))  # UTM metres, not degrees

@@ -1,0 +1,49 @@
+"""``lulc clean`` and ``lulc vectorize`` take a run folder or its ``classes.tif`` (the map ``assess`` takes).
+
+Review of the README walkthrough: given ``runs/demo/classes.tif`` both said "run folder ... does not exist"
+although the file exists.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.service.products_support import Runs, read_band, two_runs
+
+LULC = Path(sys.executable).parent / "lulc"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return two_runs(tmp_path_factory)
+
+
+def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_clean_and_vectorize_take_the_runs_classes_tif(runs: Runs, tmp_path: Path) -> None:
+    classes = runs.first / "classes.tif"
+    for name, given in (("by-map", classes), ("by-run", runs.first)):
+        cleaned = lulc("clean", given, "--mmu-ha", "0.3", "--out", tmp_path / name)
+        assert cleaned.returncode == 0, cleaned.stderr
+        vectors = lulc("vectorize", given, "--out", tmp_path / f"{name}.fgb")
+        assert vectors.returncode == 0, vectors.stderr
+    assert (
+        read_band(tmp_path / "by-map" / "classes.tif") == read_band(tmp_path / "by-run" / "classes.tif")
+    ).all()
+    by_map = json.loads((tmp_path / "by-map.json").read_text())
+    by_run = json.loads((tmp_path / "by-run.json").read_text())
+    assert by_map["properties"]["lulc:patches"] == by_run["properties"]["lulc:patches"]
+    # another file of the folder is still no run
+    other = lulc("clean", runs.first / "stats.json", "--mmu-ha", "0.3", "--out", tmp_path / "x")
+    assert other.returncode == 2
+    assert "does not exist" in other.stderr
+    assert other.stderr.count("\n") == 1
