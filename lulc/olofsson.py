@@ -63,6 +63,7 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
     total = area_map.sum()
     w = area_map / total
     n_i = n.sum(axis=1)
+    _check_sampled(n_i, area_map)
     safe_n = np.where(n_i > 0, n_i, 1.0)
     q = n / safe_n[:, None]  # n_ij / n_i.
     p = w[:, None] * q
@@ -139,6 +140,32 @@ def allocate(total: int, stratum_sizes: npt.ArrayLike, minimum: int) -> npt.NDAr
         order = np.argsort(-remainder, kind="stable")
         counts[order[:missing]] += 1
     return np.asarray(np.minimum(counts, sizes), dtype=np.int64)
+
+
+def _check_sampled(points: Array, sizes: Array) -> None:
+    """Refuse strata with mapped area and no point: the estimators would drop their area from every estimate.
+
+    Raises:
+        InputError: naming the strata (positions).
+    """
+    empty = np.flatnonzero((sizes > 0) & (points == 0))
+    if empty.size:
+        raise InputError(
+            f"strata {[int(i) for i in empty]} have mapped area but no sample point: their area would drop "
+            "out of every estimate (the callers name them: lulc assess, lulc change)"
+        )
+
+
+def thin_strata(points: npt.ArrayLike, units: npt.ArrayLike) -> list[int]:
+    """The strata whose variance cannot be estimated: mapped, fewer than 2 points, not sampled whole.
+
+    ``units`` are each stratum's size in sampling units (pixels), ``points`` its sample. With one point a
+    stratum's variance reads as 0 (and with none its area drops out of every estimate): the interval would
+    claim a precision nothing measured. A stratum sampled whole is known exactly.
+    """
+    n = np.asarray(points, dtype=np.float64)
+    size = np.asarray(units, dtype=np.float64)
+    return [int(i) for i in np.flatnonzero((size > 0) & (n < 2) & (n < size))]
 
 
 def anticipated_overall_se(
@@ -238,6 +265,7 @@ def stratified_estimate(
     total = float(sizes.sum())
     w = sizes / total
     n_h = np.bincount(h, minlength=k).astype(np.float64)
+    _check_sampled(n_h, sizes)
     oa, oa_se = stratified_mean((m == r).astype(np.float64), h, sizes)
     proportions = np.zeros((n_classes, n_classes))
     pair = m * n_classes + r

@@ -23,7 +23,7 @@ import shapely
 
 from lulc.classes import ClassTable
 from lulc.errors import InputError
-from lulc.olofsson import Z95, stratified_estimate, stratified_mean
+from lulc.olofsson import Z95, stratified_estimate, stratified_mean, thin_strata
 from lulc.vector_layers import geometry_layer
 from service.run_folder import RunGrid
 
@@ -160,7 +160,7 @@ def change_area_estimate(
 
     Raises:
         InputError: a stratum with mapped pixels holds no point (its area would drop out of every
-            estimate).
+            estimate), or one point and more pixels (its variance would read as 0).
     """
     n = len(classes.classes)
     k = n * n
@@ -185,13 +185,19 @@ def change_area_estimate(
             f"no point lies in the mapped strata {', '.join(empty)}: their area cannot be estimated; "
             "give points in every stratum, e.g. a sample `lulc design` draws on the change folder"
         )
+    thin = [f"{strata_names[s]} ({int(n_h[s])} point)" for s in thin_strata(n_h, area)]
+    if thin:  # one point: the stratum's variance would read as 0, and the interval claim what none measured
+        raise InputError(
+            f"the mapped strata {', '.join(thin)} have fewer than 2 points: their variance cannot be "
+            "estimated; give at least 2 points in every stratum, e.g. a sample `lulc design` draws on the "
+            "change folder"
+        )
     est = stratified_estimate(h, map_codes, reference_codes, area, classes=k)
     total = float(area.sum())
     changed = np.array([i != j for i in range(n) for j in range(n)])
     p_changed, se_changed = stratified_mean(changed[reference_codes].astype(np.float64), h, area)
     p_col, se_col = est.area / total, est.area_se / total
     total_ha = total * pixel_ha
-    thin = [strata_names[s] for s in range(len(area)) if area[s] > 0 and n_h[s] < 2]
     if strata is not None and code_pixels is None:
         raise ValueError("code_pixels (each from-to code's mapped pixels) are needed with design strata")
     if code_hectares is not None:
@@ -221,5 +227,4 @@ def change_area_estimate(
             }
             for s in range(k)
         ],
-        "strata_with_fewer_than_2_points": thin,
     }

@@ -40,6 +40,7 @@ from lulc.olofsson import (
     read_sample_design,
     stratified_estimate,
     stratified_mean,
+    thin_strata,
 )
 from lulc.vector_layers import geometry_layer
 from training.errors import AssessError
@@ -167,11 +168,8 @@ def _design_estimate(
     h = np.array([position[s] for s in strata], dtype=np.int64)
     n_h = np.bincount(h, minlength=len(values))
     pixels = {int(stratum["value"]): int(stratum["pixels"]) for stratum in design["strata"]}
-    thin = [  # a stratum sampled whole is known exactly: one point can be all of it
-        f"{values[i]} ({int(n_h[i])})"
-        for i in range(len(values))
-        if sizes[i] > 0 and n_h[i] < 2 and n_h[i] < pixels.get(values[i], 0)
-    ]
+    units = [pixels.get(v, 0) if sizes[i] > 0 else 0 for i, v in enumerate(values)]
+    thin = [f"{values[i]} ({int(n_h[i])})" for i in thin_strata(n_h, units)]
     if thin:
         raise AssessError(
             f"the design's strata {', '.join(thin)} have fewer than 2 labelled points in {points_path}"
@@ -370,6 +368,11 @@ def _assess(
     # the map's own class table unless --classes gives one: text labels are names of the map's classes
     given = load_class_table(classes_path) if classes_path else _map_table(map_path)
     points = read_points(points_path, label_field, given, points_crs)
+    if points.groups is not None or points.polygons:  # a polygon or MultiPoint is no one sample unit
+        raise AssessError(
+            f"validation points {points_path} must be single Points, one reference sample each: it holds "
+            "Polygon or MultiPoint features (a sample `lulc design` draws is points)"
+        )
     strata_values = [int(s["value"]) for s in design["strata"]] if design else []
     if on_source is not None:
         strata_values = [v for v, size in zip(on_source.values, on_source.sizes, strict=True) if size > 0]
@@ -407,11 +410,7 @@ def _assess(
         )
         method = "Stehman 2014, stratified by the classes of the map it was cleaned from"
     else:
-        thin = [
-            f"{table.by_value(v).name} ({int(n_i[i])})"
-            for i, v in enumerate(values)
-            if area_px[i] > 0 and n_i[i] < 2 and n_i[i] < area_px[i]  # a class sampled whole is known
-        ]
+        thin = [f"{table.by_value(values[i]).name} ({int(n_i[i])})" for i in thin_strata(n_i, area_px)]
         if thin:
             raise AssessError(
                 f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}; "
@@ -537,6 +536,14 @@ def render_assessment(result: dict[str, Any]) -> str:
         f"{result['map']} vs {result['points']}: {result['used_points']} points used, "
         f"{len(result['dropped'])} dropped ({result['method']})",
         f"overall accuracy {100 * oa:.1f} % ± {100 * Z95 * se:.1f} (95 % CI; SE {100 * se:.2f})",
+        *(
+            [
+                "every stratum's points are all right or all wrong: its variance reads as 0, which the "
+                "sample cannot tell from a precise estimate (a ± 0 is no precision; more points are)"
+            ]
+            if se == 0
+            else []
+        ),
         "",
         f"{'class':<20} {'n':>5} {'user %':>14} {'producer %':>14} {'map ha':>12} "
         f"{'estimated ha (95 % CI)':>28}",

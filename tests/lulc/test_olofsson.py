@@ -80,3 +80,21 @@ def test_a_stratum_sampled_whole_adds_no_variance_to_the_anticipated_error() -> 
     whole = anticipated_overall_se(weights, accuracy, [1, 500, 500], sizes=[1, 400_000, 600_000])
     rest = anticipated_overall_se(weights[1:], accuracy[1:], [500, 500])
     assert whole == pytest.approx(rest)
+
+
+def test_a_mapped_stratum_without_points_is_refused_by_the_estimators_themselves() -> None:
+    """A mapped stratum without points: refused by the library too, as the callers refuse it.
+
+    Statistics review: half the area mapped as a class with no point gave OA 0.5 +- 0 for a sample all
+    right, and areas summing to half the map.
+    """
+    from lulc.errors import InputError
+    from lulc.olofsson import stratified_estimate, thin_strata
+
+    with pytest.raises(InputError, match=r"strata \[2\] have mapped area but no sample point"):
+        estimate([[10, 0, 0], [0, 10, 0], [0, 0, 0]], [250.0, 250.0, 500.0])
+    labels = np.repeat([0, 1], 10)
+    with pytest.raises(InputError, match=r"strata \[2\] have mapped area but no sample point"):
+        stratified_estimate(labels, labels, labels, [250.0, 250.0, 500.0])
+    # thin: mapped, under 2 points, not sampled whole
+    assert thin_strata([0, 1, 1, 2, 0], [10, 10, 1, 10, 0]) == [0, 1]

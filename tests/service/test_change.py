@@ -254,3 +254,25 @@ def test_a_mapped_stratum_without_points_is_refused_not_dropped_from_the_areas()
     areas = change_area_estimate(codes, codes, pixels, 0.01, two)
     assert sum(c["estimated_hectares"] for c in areas["classes"]) == pytest.approx(100.0)
     assert areas["changed"]["estimated_hectares"] == pytest.approx(10.0)
+
+
+def test_a_mapped_stratum_of_one_point_is_refused_not_given_a_variance_of_0() -> None:
+    """A mapped stratum of one point is refused: its variance would read as 0.
+
+    One point in a 450 ha stratum gave the changed area an interval under half of what a second point
+    showed (statistics review). Two points, or the whole stratum sampled, pass.
+    """
+    from service.change_areas import change_area_estimate
+    from tests.service.products_support import CLASSES
+
+    two = type(CLASSES)(classes=CLASSES.classes[:2])
+    names = [c.name for c in two.classes]
+    pixels = np.array([4000, 500, 500, 5000])
+    codes = np.concatenate([np.repeat([0, 1, 3], 30), [2]])  # "B to A": one point
+    with pytest.raises(InputError, match=rf"{names[1]} to {names[0]} \(1 point\) have fewer than 2"):
+        change_area_estimate(codes, codes, pixels, 0.01, two)
+    codes = np.concatenate([np.repeat([0, 1, 3], 30), [2, 2]])
+    assert change_area_estimate(codes, codes, pixels, 0.01, two)["points"] == 92
+    whole = np.array([4000, 500, 1, 5000])  # a stratum of one pixel, sampled whole, is known exactly
+    codes = np.concatenate([np.repeat([0, 1, 3], 30), [2]])
+    assert change_area_estimate(codes, codes, whole, 0.01, two)["points"] == 91

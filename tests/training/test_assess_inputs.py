@@ -215,3 +215,44 @@ def test_the_readme_quotes_the_cleaning_change_as_the_cli_prints_it() -> None:
         }
     )
     assert f"+0.19 points ± {ci:.2f} (95 % CI" in line
+
+
+def test_polygons_and_multipoints_are_refused_not_ignored_or_counted_per_part(
+    runs: Runs, points: Path, tmp_path: Path
+) -> None:
+    """Validation samples are single points.
+
+    Statistics review: polygons were dropped without a word, MultiPoint parts counted as points (and in a
+    design sample one crashed the stratum lookup).
+    """
+    import geopandas as gpd
+    from shapely.geometry import MultiPoint
+
+    from training.errors import AssessError
+
+    frame = gpd.read_file(points)
+    for name, geometry in (
+        ("polygon", frame.geometry.iloc[0].buffer(15, cap_style="square")),
+        ("multipoint", MultiPoint([frame.geometry.iloc[0], frame.geometry.iloc[1]])),
+    ):
+        mixed = frame.copy()
+        mixed.loc[0, "geometry"] = geometry
+        path = tmp_path / f"{name}.gpkg"
+        mixed.to_file(path)
+        with pytest.raises(AssessError, match="must be single Points"):
+            assess_map(runs.first / "classes.tif", path, "label")
+
+
+def test_a_standard_error_of_0_is_said_to_be_no_precision(runs: Runs, tmp_path: Path) -> None:
+    """Every point right: 100 % +- 0.0 printed bare read as a perfectly known accuracy."""
+    mapped = read_band(runs.first / "classes.tif")
+    rng = np.random.default_rng(1)
+    cells = np.concatenate(
+        [rng.choice(np.flatnonzero(mapped.ravel() == v), 5, replace=False) for v in (1, 2, 3)]
+    )
+    rows, cols = np.unravel_index(cells, mapped.shape)
+    path = write_pixel_points(tmp_path / "right.gpkg", rows, cols, mapped[rows, cols])
+    result = assess_map(runs.first / "classes.tif", path, "label")
+    assert result["overall_accuracy"] == 1.0
+    assert result["overall_accuracy_se"] == 0.0
+    assert "a ± 0 is no precision" in render_assessment(result)
