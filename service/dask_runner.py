@@ -54,7 +54,10 @@ def _check_host(scheduler: str) -> None:
     from distributed.comm import parse_address, parse_host_port
 
     try:
-        host, _ = parse_host_port(parse_address(scheduler)[1])
+        scheme, location = parse_address(scheduler)
+        if scheme not in ("tcp", "tls", "ws", "wss"):  # inproc:// (a cluster in this process): no host
+            return
+        host, _ = parse_host_port(location)
     except ValueError as exc:
         raise InputError(f"--dask-scheduler {scheduler!r}: no address (tcp://HOST:PORT or local:N)") from exc
     try:
