@@ -7,8 +7,8 @@ Both sources implement ``ItemSource.search`` and return ``NormalizedItem`` lists
 - ``datetime``: an RFC 3339 instant or interval, open ends as ``..`` (``2024-01-01/..``); a date or
   month alone means the whole day or month (pystac-client's expansion, used by both paths). An item
   matches when its ``datetime`` (or ``start_datetime``..``end_datetime``) overlaps the interval.
-- ``max_cloud_cover``: ``eo:cloud_cover < max_cloud_cover`` (strict, the API's ``lt``); items without
-  ``eo:cloud_cover`` do not match when a limit is given.
+- ``max_cloud_cover``: ``eo:cloud_cover <= max_cloud_cover`` (inclusive, the API's ``lte``: 0 finds the
+  cloud-free items); items without ``eo:cloud_cover`` do not match when a limit is given.
 - ``limit``: at most this many items, the first ones in ``(datetime, id)`` order.
 
 An empty result is returned as an empty list: callers that need items call ``require_items`` which
@@ -73,7 +73,7 @@ class SearchParams:
         if self.datetime is not None:
             parts.append(f"datetime={self.datetime}")
         if self.max_cloud_cover is not None:
-            parts.append(f"eo:cloud_cover<{self.max_cloud_cover:g}")
+            parts.append(f"eo:cloud_cover<={self.max_cloud_cover:g}")
         if self.limit is not None:
             parts.append(f"limit={self.limit}")
         return ", ".join(parts) or "no filters"
@@ -235,8 +235,8 @@ class StacApiSource:
         if params.datetime is not None:
             kwargs["datetime"] = format_datetime(params.datetime)
         if params.max_cloud_cover is not None:
-            # A dict with a number: the list-of-strings form would send {"lt": "20"}, a string.
-            kwargs["query"] = {"eo:cloud_cover": {"lt": float(params.max_cloud_cover)}}
+            # A dict with a number: the list-of-strings form would send {"lte": "20"}, a string.
+            kwargs["query"] = {"eo:cloud_cover": {"lte": float(params.max_cloud_cover)}}
         return kwargs
 
     def search(
@@ -428,7 +428,7 @@ def _matches(
         return False
     if max_cloud_cover is not None:
         cloud = item.properties.get("eo:cloud_cover")
-        if not isinstance(cloud, int | float) or not cloud < max_cloud_cover:
+        if not isinstance(cloud, int | float) or not cloud <= max_cloud_cover:
             return False
     if interval is not None and not _overlaps(item, interval):
         return False

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
-from lulc.aoi import check_vertex_limit
 from lulc.errors import LulcError
 from lulc.http_guard import RequestGuard
 from service.http_errors import error_body, status_for
 from service.job_store import JobStore
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
-from service.output_crs import check_output_grid
-from service.publish import destination_folder, join_url
+from service.output_crs import check_aoi, check_before_aoi
+from service.publish import ITEM_NAME, destination_folder, join_url
 from service.request import MAX_MMU_HA
+from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, Outcome, check_model_window, run_order, validate_order
+from service.workflow import Order, Outcome, run_order
 
 log = logging.getLogger("service.app")
 
@@ -72,15 +78,21 @@ class ClassifyBody(BaseModel):
         default=None, description="Also write the confidence COG; default: the service's setting."
     )
     max_cloud_cover: float | None = Field(
-        default=None, ge=0, le=100, description="Skip items with more cloud cover (%) than this."
+        default=None,
+        ge=0,
+        le=100,
+        description="Skip items with more cloud cover (`eo:cloud_cover`, %) than this: items at exactly this "
+        "value are used (0: cloud-free items only); default: the service's setting, else the model's limit.",
     )
     mmu_ha: float | None = Field(
         default=None,
         ge=0,
         le=MAX_MMU_HA,
-        description="Also clean the map to this minimum mapping unit (hectares): patches smaller than it are "
-        "merged into their largest neighbour (GDAL's sieve rule); the cleaned run is published in `clean/` "
-        "and its files are listed in `assets`.",
+        description="Also clean the map to this minimum mapping unit (hectares), with GDAL's sieve rule: a "
+        "patch smaller than it takes the class of the first patch at least this large found by following "
+        "largest neighbours (its own, then that one's, ...); with no such patch on the way it stays as it "
+        "is, so a unit larger than every patch changes nothing. The cleaned run is published in `clean/` and "
+        "its files are listed in `assets`.",
     )
     mmu_connectivity: Literal[4, 8] = Field(
         default=4, description="Patch connectivity of `mmu_ha`: 4 (edges) or 8 (edges and corners)."
@@ -104,7 +116,7 @@ class ErrorBody(BaseModel):
 
 
 class ClassifyResult(BaseModel):
-    """A finished classification: its STAC item, output URLs and tile URL templates."""
+    """A finished classification: output and tile URLs, stats, its STAC item (in a poll: the item's URL)."""
 
     job_id: str
     status: Literal["succeeded"] = "succeeded"
@@ -114,10 +126,37 @@ class ClassifyResult(BaseModel):
     tiles: dict[str, str] = Field(
         description="XYZ tile URL templates per raster (`classes`, `confidence`); empty without a tiler."
     )
-    item: dict[str, Any] = Field(
-        description="The result's STAC item (classification:classes, proj, raster, ...)."
+    item_url: str | None = Field(
+        default=None, description="URL of the result's STAC item (`item.json` of `assets`)."
+    )
+    item: dict[str, Any] | None = Field(
+        default=None,
+        description="The result's STAC item (classification:classes, proj, raster, ...), in the answer to "
+        "`POST /classify` (200). `null` in a job's poll (`GET /jobs/{id}`): the item holds the AOI's whole "
+        "geometry, which the service does not keep for finished jobs; read it at `item_url`.",
     )
     stats: dict[str, Any] = Field(description="Class areas in hectares and pixel counts.")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What the service keeps of a finished classification for polls: an ``Outcome`` without its item.
+
+    The item holds the AOI's geometry (a 90,000-vertex AOI made 14 MB per job in memory); its URL is among
+    ``assets``. Kept in memory and in the job's record (``service.job_store``) for ``max_finished_jobs`` jobs.
+    """
+
+    output_url: str
+    assets: dict[str, str]
+    tiles: dict[str, str]
+    stats: dict[str, Any]
+
+    @classmethod
+    def of(cls, outcome: Outcome | JobSummary) -> JobSummary:
+        """The summary of an outcome (a summary as it is)."""
+        if isinstance(outcome, JobSummary):
+            return outcome
+        return cls(outcome.output_url, dict(outcome.assets), dict(outcome.tiles), dict(outcome.stats))
 
 
 class JobProgress(BaseModel):
@@ -139,7 +178,11 @@ class JobStatus(BaseModel):
     progress: JobProgress | None = None
     result: ClassifyResult | None = Field(default=None, description="Set once the job succeeded.")
     error: ErrorBody | None = Field(default=None, description="Set if the job failed.")
-    error_status: int | None = Field(default=None, description="HTTP status the error would have had.")
+    error_status: int | None = Field(
+        default=None,
+        description="HTTP status the error would have had (one of `POST /classify`'s, or 503: the service "
+        "restarted while the job ran; submit it again).",
+    )
 
 
 class ModelSummary(BaseModel):
@@ -186,6 +229,50 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         502: "An upstream STAC API, COG server or output store failed.",
     }.items()
 }
+ERRORS[429]["headers"] = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+}
+
+AOI_CHECKS_AT_ONCE = 2
+"""Requests whose AOI is checked (parsed, measured, gridded: up to seconds of CPU for a large one) at once;
+others wait for a turn without holding a thread, so polls, ``/models`` and ``/healthz`` are answered
+meanwhile."""
+
+
+JSON_PARSES_AT_ONCE = 2
+"""Request bodies parsed from JSON at once (``_json_in_threads``)."""
+
+
+def _json_in_threads(parsing: anyio.CapacityLimiter) -> type[APIRoute]:
+    """A route class parsing JSON request bodies in worker threads, ``parsing`` bounding how many at once.
+
+    FastAPI reads a JSON body with ``Request.json``, which Starlette parses in the event loop: a 2.5 MB AOI
+    took 0.2 s there, and 20 of them at once held ``/healthz`` for 6 s (FastAPI's custom route class).
+    """
+
+    class ThreadedJsonRequest(Request):
+        async def json(self) -> Any:
+            if not hasattr(self, "_parsed"):
+                body = await self.body()
+                self._parsed = await anyio.to_thread.run_sync(json.loads, body, limiter=parsing)
+            return self._parsed
+
+    class ThreadedJsonRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def route(request: Request) -> Response:
+                return await handle(ThreadedJsonRequest(request.scope, request.receive))
+
+            return route
+
+    return ThreadedJsonRoute
+
+
+class AoiCheck(Protocol):
+    """The costly checks of an order's AOI, its area in km² (``service.output_crs.check_aoi``)."""
+
+    def __call__(self, order: Order, settings: ServiceSettings, resolution: float) -> float: ...
 
 
 GUARDED = (400, 413)
@@ -245,12 +332,16 @@ def _bearer_declared(_: Annotated[HTTPAuthorizationCredentials | None, Depends(B
     """Nothing to do: the token was checked by ``RequestGuard`` (on every route but ``/healthz``)."""
 
 
-def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None) -> FastAPI:
+def create_app(
+    settings: ServiceSettings, *, models: ModelProvider | None = None, aoi_check: AoiCheck = check_aoi
+) -> FastAPI:
     """The service app for ``settings``.
 
     Args:
         settings: the service's settings (read once, here; nothing is read at import).
         models: where models come from; default the ``settings.models_dir`` directory.
+        aoi_check: the checks of a request's AOI, run after every cheaper one, ``AOI_CHECKS_AT_ONCE`` at a
+            time in worker threads (a test may hand in its own, e.g. to count or hold them).
     """
     if settings.output_url:
         destination_folder(settings.output_url)  # refuse an unsupported output URL at start-up
@@ -305,20 +396,22 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         )
     app.state.settings = settings
     app.state.jobs = registry
+    aoi_turns = anyio.CapacityLimiter(AOI_CHECKS_AT_ONCE)
 
     def public_folder(job_id: str) -> str:
         base = settings.output_public_url or settings.output_url or str(settings.output_dir.resolve())
         return join_url(base, job_id)
 
-    def result_of(job: Job, outcome: Outcome) -> ClassifyResult:
+    def result_of(job: Job, summary: JobSummary, item: dict[str, Any] | None = None) -> ClassifyResult:
         return ClassifyResult(
             job_id=job.id,
             area_km2=float(job.info.get("area_km2", 0.0)),
-            output_url=outcome.output_url,
-            assets=outcome.assets,
-            tiles=outcome.tiles,
-            item=outcome.item,
-            stats=outcome.stats,
+            output_url=summary.output_url,
+            assets=summary.assets,
+            tiles=summary.tiles,
+            item_url=summary.assets.get(ITEM_NAME),
+            item=item,
+            stats=summary.stats,
         )
 
     def status_of(request: Request, job: Job) -> JobStatus:
@@ -335,14 +428,17 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
             progress=JobProgress(done=job.progress[0], total=job.progress[1]) if job.progress else None,
         )
         if job.state is JobState.SUCCEEDED:
-            status.result = result_of(job, job.result)
+            status.result = result_of(job, JobSummary.of(job.result))  # a record of before: an Outcome
         elif job.state is JobState.FAILED and job.error is not None:
             status.error = ErrorBody(**error_body(job.error))
             status.error_status = status_for(job.error)
         return status
 
     # The schema states the statuses this app really sends: 401 only when it has a token.
-    protected = APIRouter(dependencies=[Depends(_bearer_declared)] if settings.auth_token else [])
+    protected = APIRouter(
+        dependencies=[Depends(_bearer_declared)] if settings.auth_token else [],
+        route_class=_json_in_threads(anyio.CapacityLimiter(JSON_PARSES_AT_ONCE)),
+    )
     auth = (401,) if settings.auth_token else ()
 
     @protected.post(
@@ -351,11 +447,17 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         summary="Classify an AOI",
         response_model=ClassifyResult,
         responses={
-            202: {"model": JobStatus, "description": "Accepted: a job to poll at `Location`."},
+            202: {
+                "model": JobStatus,
+                "description": "Accepted: a job to poll at `Location`.",
+                "headers": {
+                    "Location": {"description": "The job's path (its `href`).", "schema": {"type": "string"}}
+                },
+            },
             **_only(400, *auth, 403, 404, 413, 422, 429, 500, 502),
         },
     )
-    def classify(body: ClassifyBody, request: Request) -> ClassifyResult | JSONResponse:
+    async def classify(body: ClassifyBody, request: Request) -> ClassifyResult | JSONResponse:
         """Classify `aoi` over `datetime` with `model`.
 
         AOIs up to `sync_max_km2` are classified within the request: 200 with the STAC item, output
@@ -363,35 +465,56 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
         `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
         """
         order = Order.of(body)
-        check_vertex_limit(order.aoi, settings.max_aoi_vertices)  # before any geometry is built
-        area = validate_order(order, settings)  # input errors answer now, not as failed jobs
-        model = provider.get(body.model)
-        check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
-        check_model_window(order, model.contract)  # a job that would fail only after starting, refused now
+        # Input errors answer now, not as failed jobs; the cheap ones first: an unknown model (404), a bad
+        # time window or CRS costs no parsing of the AOI, however large.
+        model = await anyio.to_thread.run_sync(checked_model, order, body.model)
+        area = await anyio.to_thread.run_sync(
+            aoi_check, order, settings, model.contract.inputs.resolution, limiter=aoi_turns
+        )
+        sync = area <= settings.sync_max_km2
+        handed: dict[str, Any] = {}  # the sync answer's full outcome or error, never kept by the registry
 
-        def work(job: Job) -> Outcome:
+        def work(job: Job) -> JobSummary:
             destination = join_url(settings.output_url, job.id) if settings.output_url else None
-            return run_order(
-                order,
-                model,
-                settings,
-                work_dir=settings.output_dir / job.id,
-                destination=destination,
-                public_folder=public_folder(job.id),
-                progress=job,
-            )
+            try:
+                outcome = run_order(
+                    order,
+                    model,
+                    settings,
+                    work_dir=settings.output_dir / job.id,
+                    destination=destination,
+                    public_folder=public_folder(job.id),
+                    progress=job,
+                )
+            except Exception as exc:
+                if sync:
+                    handed["error"] = exc  # raised with its traceback: the error handler logs it
+                else:
+                    _log_failed_job(job, exc)
+                raise
+            if sync:
+                handed["outcome"] = outcome
+            return JobSummary.of(outcome)
 
-        job = registry.submit(work, info={"area_km2": area, "model": body.model})
+        submit = functools.partial(registry.submit, work, info={"area_km2": area, "model": body.model})
+        job = await anyio.to_thread.run_sync(submit)  # writes the job's record
         log.info("job %s: %.2f km² with model %s over %s", job.id, area, body.model, body.datetime)
-        if area > settings.sync_max_km2:
+        if not sync:
             accepted = status_of(request, job)
             return JSONResponse(
                 accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.href}
             )
-        job.wait()
+        await anyio.to_thread.run_sync(job.wait)
         if job.state is JobState.FAILED and job.error is not None:
-            raise job.error
-        return result_of(job, job.result)
+            raise handed.get("error", job.error)
+        outcome: Outcome = handed["outcome"]
+        return result_of(job, JobSummary.of(outcome), outcome.item)
+
+    def checked_model(order: Order, model_id: str) -> ModelRunner:
+        """The order's model, after the checks needing no AOI geometry (``check_before_aoi``)."""
+        model = provider.get(model_id)
+        check_before_aoi(order, settings, model.contract)
+        return model
 
     @protected.get(
         "/jobs/{job_id}",
@@ -421,7 +544,7 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
     @app.get(
         "/healthz", tags=["health"], summary="Liveness probe", response_model=Health, responses=_only(500)
     )
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """200 while the process serves requests (no authentication)."""
         return Health(
             version=app.version, running_jobs=registry.running, max_concurrent_jobs=registry.max_concurrent
@@ -429,6 +552,14 @@ def create_app(settings: ServiceSettings, *, models: ModelProvider | None = None
 
     _drop_unsent_422(app)
     return app
+
+
+def _log_failed_job(job: Job, error: Exception) -> None:
+    """Log a job's failure as ``_error_response`` logs a request's (5xx only; a traceback for a bug)."""
+    status = status_for(error)
+    if status >= 500:
+        detail = error_body(error)["detail"]
+        log.error("job %s failed: %s", job.id, detail, exc_info=error if status == 500 else None)
 
 
 def _drop_unsent_422(app: FastAPI) -> None:

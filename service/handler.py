@@ -30,16 +30,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lulc.aoi import check_vertex_limit
 from lulc.errors import InputError, validation_problems
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
-from service.output_crs import check_output_grid
+from service.output_crs import check_aoi, check_before_aoi
 from service.publish import check_destination
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, check_model_window, run_order, s3_options, validate_order
+from service.workflow import Order, run_order, s3_options
 
 log = logging.getLogger("service.handler")
 
@@ -92,12 +91,10 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
     try:
         parsed = parse_event(event)
         order = Order.of(parsed)
-        check_vertex_limit(order.aoi, settings.max_aoi_vertices)
-        area = validate_order(order, settings)
+        model = resolve_model(parsed.model, settings)  # the checks needing no AOI geometry first
+        check_before_aoi(order, settings, model.contract)
+        area = check_aoi(order, settings, model.contract.inputs.resolution)
         check_destination(parsed.output_url, s3=s3_options(settings), replace=parsed.overwrite)
-        model = resolve_model(parsed.model, settings)
-        check_output_grid(order.crs, order.aoi, model.contract.inputs.resolution, settings.max_grid_pixels)
-        check_model_window(order, model.contract)
         run_id = uuid.uuid4().hex
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix=f"lulc-{run_id[:8]}-", dir=settings.output_dir))

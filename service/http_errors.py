@@ -7,13 +7,14 @@ from typing import Any
 from lulc import http_status
 from lulc.errors import LulcError
 from lulc.http_status import public_detail
-from service.jobs import BusyError, JobNotFoundError
+from service.jobs import BusyError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
 from service.publish import PublishError
 
 STATUS_BY_ERROR = {
     **http_status.STATUS_BY_ERROR,
     BusyError: 429,  # every job slot taken: retry after Retry-After seconds
+    JobInterruptedError: 503,  # the service restarted while the job ran: not a bug, submitting again will do
     JobNotFoundError: 404,
     ModelNotFoundError: 404,
     PublishError: 502,  # the output store failed

@@ -1,10 +1,16 @@
 """A small in-process job registry: a bounded pool of workers, no queue, finished jobs kept for polling.
 
-With a ``JobStore`` every finished job is also written to disk, so polling it works after a restart.
+With a ``JobStore`` every finished job is also written to disk, so polling it works after a restart; a job
+an earlier process left running is settled as interrupted (its staging folders deleted) when found.
+
+A finished job holds what its work returned and its error's class and message, never the exception itself:
+a traceback keeps the work's frames alive, with everything they referenced (a request's whole AOI). Work
+whose result is large returns a summary for polls (the service: ``service.app.JobSummary``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -14,10 +20,12 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from lulc.errors import InputError, LimitError, LulcError
 from service.job_store import JobStore, decode_error, decode_result, encode_error, encode_result
+from service.output import STAGING_PREFIX, remove_stale_staging
 
 log = logging.getLogger("service.jobs")
 
@@ -31,7 +39,10 @@ class BusyError(LimitError):
 
 
 class JobInterruptedError(LulcError):
-    """The service stopped (restart, scale-down) while the job ran; its work is lost."""
+    """The service stopped (restart, scale-down) while the job ran; its work is lost: submit it again.
+
+    Not a bug of the service: reported with 503 (``service.http_errors``), as a retry will do.
+    """
 
 
 class JobNotFoundError(InputError):
@@ -59,7 +70,9 @@ class Job:
     state: JobState = JobState.RUNNING
     finished: datetime | None = None
     result: Any = None
+    """What the work returned (kept for polls: make it small)."""
     error: BaseException | None = None
+    """Why it failed: the error's class and message (no traceback, no chained errors)."""
     progress: tuple[int, int] | None = None
     """Steps done and total steps, as reported by the work function."""
     info: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +125,7 @@ class Job:
         if job.state is JobState.RUNNING:  # recorded by an earlier process, which stopped before it ended
             job.state = JobState.FAILED
             job.error = JobInterruptedError("the service restarted while this job ran; submit it again")
+            job.finished = job.finished or _now()  # a ``JobRegistry`` sets when its process started
         if job.state is JobState.SUCCEEDED and job.result is None:  # its result class changed since
             job.state = JobState.FAILED
             job.error = RuntimeError("the job's stored result can no longer be read")
@@ -125,7 +139,8 @@ class JobRegistry:
     Finished jobs are remembered (the oldest forgotten beyond ``keep``) so clients can poll them; with a
     ``store``, each is also written to disk when it finishes and read back when a poll asks for a job this
     process does not hold (after a restart). Starting with a store also removes killed runs' staging
-    folders from its output folder.
+    folders from its output folder: at once for a job whose record an earlier process left "running" (the
+    job is then recorded as failed with ``JobInterruptedError``), after a day for any other.
     """
 
     def __init__(
@@ -137,12 +152,13 @@ class JobRegistry:
         self.keep = keep
         self.retry_after = retry_after
         self.store = store
-        if store is not None:
-            store.remove_stale_staging()
         self._lock = threading.Lock()
         self._running = 0
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="lulc-job")
+        if store is not None:
+            store.remove_stale_staging()
+            self._settle_interrupted_with_staging(store)
 
     @property
     def running(self) -> int:
@@ -187,7 +203,7 @@ class JobRegistry:
             job = self._jobs.get(job_id)
         if job is None and self.store is not None:
             record = self.store.load(job_id)
-            job = Job.from_record(record) if record is not None else None
+            job = self._settled(record) if record is not None else None
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
         return job
@@ -195,6 +211,36 @@ class JobRegistry:
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting jobs; optionally wait for the running ones."""
         self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    def _settled(self, record: dict[str, Any]) -> Job:
+        """The job of a stored record; one an earlier process left running is settled as interrupted.
+
+        Settling deletes the job's staging folders (untouched since this process started: not a live run's
+        of another process) and records the job as failed, finished when this process started.
+        """
+        job = Job.from_record(record)
+        if record.get("state") != JobState.RUNNING.value or self.store is None:
+            return job
+        job.finished = self.store.opened
+        folder = self.store.output_dir / job.id  # a job id: checked by the store, no path tricks
+        if folder.is_dir():
+            _remove_staging_under(folder, older_than=max(_now().timestamp() - job.finished.timestamp(), 0.0))
+        self._store(job)
+        log.warning("job %s was running when the service stopped: recorded as interrupted", job.id)
+        return job
+
+    def _settle_interrupted_with_staging(self, store: JobStore) -> None:
+        """Settle, at start-up, the interrupted jobs that left staging folders (their full-size rasters)."""
+        if not store.output_dir.is_dir():
+            return
+        for folder in store.output_dir.iterdir():
+            if store.path(folder.name) is None or not folder.is_dir():
+                continue
+            if not any(folder.rglob(f"{STAGING_PREFIX}*")):
+                continue
+            record = store.load(folder.name)
+            if record is not None and record.get("state") == JobState.RUNNING.value:
+                self._settled(record)
 
     def _finish(self, job: Job, future: Future[Any]) -> None:
         error: BaseException | None = (
@@ -207,7 +253,7 @@ class JobRegistry:
                 job.result = future.result()
                 job.state = JobState.SUCCEEDED
             else:
-                job.error = error
+                job.error = decode_error(encode_error(error))  # its class and message, not its traceback
                 job.state = JobState.FAILED
             job.finished = _now()
             self._running -= 1
@@ -227,3 +273,21 @@ class JobRegistry:
         excess = len(finished) - self.keep
         for job_id in finished[: max(excess, 0)]:
             del self._jobs[job_id]
+
+
+def _remove_staging_under(folder: Path, older_than: float) -> list[Path]:
+    """Delete the staging folders in ``folder`` and its sub-folders untouched for ``older_than`` seconds.
+
+    ``service.output.remove_stale_staging`` on each folder holding one (``folder``, ``clean/``); the folders
+    that leaves empty go too.
+    """
+    parents = {p.parent for p in folder.rglob(f"{STAGING_PREFIX}*") if p.is_dir()}
+    removed: list[Path] = []
+    for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):  # deepest first
+        if STAGING_PREFIX not in str(parent.relative_to(folder)):  # not inside another staging folder
+            removed += remove_stale_staging(parent, older_than)
+    if removed:
+        for parent in sorted({folder, *parents}, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty, or gone
+                parent.rmdir()
+    return removed

@@ -41,8 +41,9 @@ class ServiceSettings(BaseSettings):
         default=None,
         ge=0,
         le=100,
-        description="Skip items whose `eo:cloud_cover` is not below this percentage; unset: the model's own "
-        "limit (its training recipe's `max_cloud_cover`), if any.",
+        description="Skip items whose `eo:cloud_cover` is above this percentage (items at exactly it are "
+        "used: 0 keeps cloud-free items); unset: the model's own limit (its training recipe's "
+        "`max_cloud_cover`), if any.",
     )
     allowed_hosts: StrList = Field(
         default_factory=lambda: [

@@ -178,12 +178,27 @@ def test_static_datetime_intervals(static_catalog: Path) -> None:
         source.search(datetime="not-a-date")
 
 
-def test_static_cloud_cover_is_strictly_less_than(static_catalog: Path) -> None:
+def test_static_cloud_cover_limit_is_inclusive(static_catalog: Path) -> None:
+    """Review: "skip items with more cloud cover than this" kept only those strictly below it."""
     source = StaticCatalogSource(static_catalog, ["sentinel-2-l2a"])
     found = ids(source.search(max_cloud_cover=20))
-    assert found == ["g-interval", "a-early", "c-june-same-time", "d-far-away"]  # 20.0 is not < 20
-    assert "b-june" in ids(source.search(max_cloud_cover=20.5))
+    assert found == ["g-interval", "a-early", "b-june", "c-june-same-time", "d-far-away"]  # 20.0 <= 20
+    assert "b-june" not in ids(source.search(max_cloud_cover=19.99))
     assert "f-no-cloud-cover" not in ids(source.search(max_cloud_cover=100))
+
+
+def test_a_zero_cloud_limit_finds_the_cloud_free_items(tmp_path: Path) -> None:
+    """Review: `max_cloud_cover: 0` found nothing, ever (0 < 0 is false)."""
+    items = [
+        make_item("clear", "2024-06-01T10:00:00Z", square(14.0, 48.0), 0.0),
+        make_item("clear-int", "2024-06-02T10:00:00Z", square(14.0, 48.0), 0),
+        make_item("hazy", "2024-06-03T10:00:00Z", square(14.0, 48.0), 0.01),
+    ]
+    path = tmp_path / "items.json"
+    pystac.ItemCollection(items).save_object(dest_href=str(path))
+    source = StaticCatalogSource(path)
+    assert ids(source.search(max_cloud_cover=0)) == ["clear", "clear-int"]
+    assert ids(source.search(max_cloud_cover=0.01)) == ["clear", "clear-int", "hazy"]
 
 
 def test_static_limit_keeps_the_first_in_order(static_catalog: Path) -> None:
@@ -237,7 +252,7 @@ def test_require_items_names_source_and_search(static_catalog: Path) -> None:
     assert str(static_catalog) in message
     assert "bbox=(0.0, 0.0, 1.0, 1.0)" in message
     assert "datetime=2024-06" in message
-    assert "eo:cloud_cover<10" in message
+    assert "eo:cloud_cover<=10" in message
     assert require_items(source.search(), source, SearchParams()) == source.search()
 
 
@@ -410,8 +425,8 @@ def test_api_cloud_cover_query_reaches_the_server_as_a_number() -> None:
     with serve_api(FakeStacApi(fixture_features())) as api:
         api_source(api).search(intersects={"type": "Point", "coordinates": [14.5, 49.0]}, max_cloud_cover=20)
     body = api.bodies[0]
-    assert body["query"] == {"eo:cloud_cover": {"lt": 20}}
-    limit = body["query"]["eo:cloud_cover"]["lt"]
+    assert body["query"] == {"eo:cloud_cover": {"lte": 20}}  # inclusive, as the static catalog's filter
+    limit = body["query"]["eo:cloud_cover"]["lte"]
     assert isinstance(limit, int | float)
     assert not isinstance(limit, bool)
     assert body["intersects"] == {"type": "Point", "coordinates": [14.5, 49.0]}

@@ -220,13 +220,17 @@ def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path
     assert (publish_to / job_id / "item.json").is_file()
     assert not (settings.output_dir / job_id).exists()
     assert result["assets"]["classes.tif"] == f"https://outputs.example/lulc/{job_id}/classes.tif"
-    assert result["item"]["assets"]["classes"]["href"] == result["assets"]["classes.tif"]
+    assert result["item"] is None  # a poll gives the item by its URL: the service keeps no AOI geometry
+    assert (
+        result["item_url"]
+        == result["assets"]["item.json"]
+        == f"https://outputs.example/lulc/{job_id}/item.json"
+    )
     published_item = json.loads((publish_to / job_id / "item.json").read_text())
     assert published_item["assets"]["classes"]["href"] == "./classes.tif"  # portable: relative on disk
     # the link to the model led from the work folder to the models directory; published elsewhere it
     # would lead nowhere: gone (no models_public_url), the model still named
     assert [link["href"] for link in published_item["links"] if "://" not in link["href"]] == []
-    assert result["item"]["links"] == published_item["links"]
     assert published_item["properties"]["lulc:model"] == "demo-rf-1"
 
 
@@ -614,3 +618,59 @@ def test_a_seasonal_model_asked_for_part_of_a_year_is_a_400_not_a_failed_job(
     client = client_for(service_settings(tmp_path, world, models, sync_max_km2=0.0))  # every AOI a job
     answer = client.post("/classify", json={"aoi": world.aoi(), "datetime": "2025-04", "model": "seasonal"})
     assert_json_error(answer, 400, "InputError", "whole years", "2025-04")
+
+
+def test_max_cloud_cover_keeps_items_exactly_at_it(world: World, models: Path, tmp_path: Path) -> None:
+    """Review: "skip items with more cloud cover than this" skipped those at it too (0 never found any)."""
+    covers = sorted(  # a set: the world holds its items under two naming schemes
+        {
+            float(item["properties"]["eo:cloud_cover"])
+            for path in world.root.rglob("*.json")
+            if (item := json.loads(path.read_text())).get("type") == "Feature"
+            and "eo:cloud_cover" in item["properties"]
+        }
+    )
+    clearest = covers[0]
+    assert clearest < covers[1]
+    client = client_for(service_settings(tmp_path, world, models))
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo", "max_cloud_cover": clearest}
+    response = client.post("/classify", json=request)
+    assert response.status_code == 200, response.text
+    sources = [link for link in response.json()["item"]["links"] if link["rel"] == "derived_from"]
+    assert len(sources) == 1 + 1  # the one item at the limit, and the model
+    below = client.post("/classify", json={**request, "max_cloud_cover": clearest - 0.0001})
+    assert below.status_code == 404, below.text  # just under the clearest item: none left
+    assert below.json()["type"] == "NoItemsError"
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["ClassifyBody"]["properties"]
+    assert "exactly" in spec["max_cloud_cover"]["description"]
+
+
+def test_the_openapi_says_what_a_minimum_mapping_unit_does(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Review: it said patches merge into their largest neighbour: as GDAL's sieve, only into one this large.
+
+    So a unit larger than every patch changes nothing.
+    """
+    import numpy as np
+    import rasterio
+
+    client = client_for(service_settings(tmp_path, world, models))
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["ClassifyBody"]["properties"]
+    description = spec["mmu_ha"]["description"]
+    assert "merged into their largest neighbour" not in description
+    assert "at least this large" in description
+    assert "changes nothing" in description
+    huge = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo", "mmu_ha": 1000.0}  # > the AOI
+    response = client.post("/classify", json=huge)
+    assert response.status_code == 200, response.text
+    assets = response.json()["assets"]
+    with rasterio.open(assets["classes.tif"]) as raw, rasterio.open(assets["clean/classes.tif"]) as cleaned:
+        assert np.array_equal(raw.read(1), cleaned.read(1))
+
+
+def test_the_openapi_declares_location_and_retry_after(world: World, models: Path, tmp_path: Path) -> None:
+    spec = client_for(service_settings(tmp_path, world, models)).get("/openapi.json").json()
+    responses = spec["paths"]["/classify"]["post"]["responses"]
+    assert responses["202"]["headers"]["Location"]["schema"] == {"type": "string"}
+    assert responses["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}

@@ -213,6 +213,9 @@ def _many_vertices(world: World, n: int) -> dict[str, Any]:
         ({"crs": "+proj=utm +zone=54 +nadgrids=/etc/passwd"}, 400, "InputError", ("AUTHORITY:CODE",)),
         ({"crs": "EPSG:x"}, 400, "InputError", ("unknown CRS",)),
         ({"crs": "EPSG:32654abc"}, 400, "InputError", ("unknown CRS",)),
+        # Swiss LV95 for an AOI in Japan: finite numbers, which its inverse takes to 55°E (review: a 422
+        # NoValidPixelsError after reading all imagery)
+        ({"crs": "EPSG:2056"}, 400, "InputError", ("'EPSG:2056' cannot represent the AOI", "EPSG:32654")),
         ({"model": "m" * 300}, 422, "RequestValidationError", ("200",)),
         ({"aoi": "VERTICES"}, 413, "AoiTooComplexError", ("50 vertices",)),
     ],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -168,7 +170,87 @@ def test_the_service_answers_a_finished_job_after_a_restart(
     assert polled.status_code == 200, polled.text
     status = polled.json()
     assert status["status"] == "succeeded"
-    assert status["result"]["item"] == body["item"]
+    assert status["result"]["item"] is None  # not kept: the item (the AOI's geometry) is read at item_url
+    assert status["result"]["item_url"] == body["item_url"] == body["assets"]["item.json"]
+    assert json.loads(Path(body["item_url"]).read_text())["geometry"] == body["item"]["geometry"]
     assert_valid_stac(body["item"], "the service's item")  # as served: public asset hrefs
     assert status["result"]["assets"] == body["assets"]
+    assert status["result"]["stats"] == body["stats"]
     assert unknown.status_code == 404
+
+
+def interrupted_record(store: JobStore, staged: bool = True) -> tuple[str, Path]:
+    """A job an earlier process recorded as running and was killed in: its record and its staging folder."""
+    from service.jobs import Job
+
+    job = Job(id=uuid.uuid4().hex, info={"area_km2": 2.0, "model": "demo"})
+    job.created -= timedelta(minutes=5)
+    store.save(job.record())
+    staging = store.output_dir / job.id / f"{STAGING_PREFIX}killed"
+    if staged:
+        staging.mkdir(parents=True)
+        (staging / "classes.tmp.tif").write_bytes(b"\0" * 4096)  # a full-size temporary raster, in small
+        age(staging, 60)  # last written a minute ago, by the process that was killed
+    return job.id, staging
+
+
+def test_a_job_killed_while_running_is_settled_at_restart(tmp_path: Path) -> None:
+    """Review: its staging stayed until the 24 h sweep; the poll said 500 (a bug) and finished null."""
+    from service.http_errors import status_for
+    from service.jobs import JobInterruptedError
+
+    job_id, staging = interrupted_record(JobStore(tmp_path))
+    unstaged_id, _ = interrupted_record(JobStore(tmp_path), staged=False)
+    registry = JobRegistry(1, store=JobStore(tmp_path))  # the restarted service: at once, no poll needed
+    assert not staging.exists()
+    assert not (tmp_path / job_id).exists()  # the job's folder held nothing else
+    record = json.loads((tmp_path / ".jobs" / f"{job_id}.json").read_text())
+    assert record["state"] == "failed"
+    assert record["finished"] is not None
+    assert record["error"]["class"] == "service.jobs:JobInterruptedError"
+    for polled in (registry.get(job_id), registry.get(unstaged_id)):
+        assert polled.state is JobState.FAILED
+        assert isinstance(polled.error, JobInterruptedError)
+        assert polled.finished is not None
+        assert polled.finished >= polled.created
+        assert status_for(polled.error) == 503  # a restart, not a bug of the service
+    # the record of the job polled only now is settled too, and stays so in the next process
+    again = JobRegistry(1, store=JobStore(tmp_path)).get(unstaged_id)
+    assert again.finished == registry.get(unstaged_id).finished
+
+
+def test_staging_written_since_the_start_is_kept_when_settling(tmp_path: Path) -> None:
+    """A staging folder written after this process started may be a live run's (another process's)."""
+    job_id, staging = interrupted_record(JobStore(tmp_path))
+    registry = JobRegistry(1, store=JobStore(tmp_path))
+    assert not staging.exists()
+    live = tmp_path / job_id / f"{STAGING_PREFIX}live"
+    live.mkdir(parents=True)
+    (live / "classes.tmp.tif").write_bytes(b"x")  # written just now
+    other_id, other_staging = interrupted_record(JobStore(tmp_path))  # recorded after the start
+    age(other_staging, -60)  # and written since
+    assert registry.get(other_id).state is JobState.FAILED
+    assert other_staging.is_dir()
+    JobRegistry(1, store=JobStore(tmp_path))  # a later start: settled already, nothing else goes at once
+    assert live.is_dir()
+    assert other_staging.is_dir()
+
+
+def test_the_poll_of_an_interrupted_job_says_503_and_when(
+    world: World, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    models = models_dir(tmp_path_factory.mktemp("interrupted-models"), world)
+    settings = service_settings(tmp_path, world, models)
+    job_id, staging = interrupted_record(JobStore(settings.output_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        polled = client.get(f"/jobs/{job_id}")
+        schema = client.get("/openapi.json").json()
+    assert polled.status_code == 200, polled.text
+    status = polled.json()
+    assert status["status"] == "failed"
+    assert status["error"]["type"] == "JobInterruptedError"
+    assert status["error_status"] == 503
+    assert status["finished"] is not None
+    assert not staging.exists()
+    error_status = schema["components"]["schemas"]["JobStatus"]["properties"]["error_status"]
+    assert "503" in error_status["description"]
