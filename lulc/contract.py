@@ -67,8 +67,8 @@ class Inputs(_Strict):
         default=None,
         ge=0,
         le=100,
-        description="Items searched: eo:cloud_cover below this percentage, as in training (a classification "
-        "that names its own limit uses that); None: no limit.",
+        description="Items searched: eo:cloud_cover at most this percentage, as in training (a "
+        "classification that names its own limit uses that); None: no limit.",
     )
     max_items: int | None = Field(
         default=None,

@@ -1,7 +1,8 @@
 """``lulc clean``: a minimum mapping unit on a finished map, written as a new run folder.
 
-Patches smaller than the unit are merged into their largest neighbour exactly as GDAL's sieve filter
-(``rasterio.features.sieve`` with nodata masked) would do on the whole raster, but block by block in
+Patches smaller than the unit take the class of the first patch at least that large found by following
+largest neighbours (GDAL's sieve rule: with none on the way a patch stays as it is), exactly as
+``rasterio.features.sieve`` with nodata masked would do on the whole raster, but block by block in
 bounded memory (``service.sieve``). The output folder is a run like ``lulc classify`` writes (class COG,
 confidence COG, ``stats.json``, ``item.json``), so every product command works on it too. The confidence of a
 pixel whose class changed is unknown, so it becomes nodata there.
@@ -286,7 +287,7 @@ def _clean_item(
         title=f"Land cover, minimum mapping unit {mmu_ha:g} ha ({threshold} pixels)",
         lineage=(
             f"Item {source_id} cleaned by lulc-stac: patches ({connectivity}-connected) under {mmu_ha:g} ha "
-            f"({threshold} pixels) merged into their largest neighbour, the rule of GDAL's sieve filter, "
+            f"({threshold} pixels) merged into their largest neighbours, the rule of GDAL's sieve filter, "
             "computed block by block"
         ),
         properties={

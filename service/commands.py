@@ -50,7 +50,7 @@ def classify_command(
         list[str] | None, typer.Option("--collection", help="Collection(s) to search (repeatable).")
     ] = None,
     max_cloud_cover: Annotated[
-        float | None, typer.Option("--max-cloud-cover", help="Only items with eo:cloud_cover below this.")
+        float | None, typer.Option("--max-cloud-cover", help="Only items with eo:cloud_cover at most this.")
     ] = None,
     crs: Annotated[
         str | None,

@@ -169,7 +169,7 @@ class StacReaderFactory:
         )
         if not found:
             window = f" in {datetime}" if datetime else ""
-            cloud = f" with eo:cloud_cover < {limit:g}" if limit is not None else ""
+            cloud = f" with eo:cloud_cover <= {limit:g}" if limit is not None else ""
             raise NoItemsError(f"no items of {source.describe()} cover the AOI{window}{cloud}")
         found = least_cloudy(found, contract.inputs.max_items)
         if self.max_items is not None and len(found) > self.max_items:

@@ -106,25 +106,6 @@ def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
     return area
 
 
-def validate_order(order: Order, settings: ServiceSettings) -> float:
-    """Check everything about an order that needs no network, before any work starts; the AOI's km².
-
-    Raises:
-        InputError: invalid AOI, datetime or CRS.
-        AoiTooLargeError: AOI over ``max_aoi_km2``.
-        HostNotAllowedError: the item source is not on the allow-list.
-    """
-    from lulc.datetimes import parse_datetime_interval
-    from lulc.grid import requested_crs
-
-    area = aoi_km2(order.aoi, settings)
-    parse_datetime_interval(order.datetime)
-    if order.crs is not None:
-        requested_crs(order.crs)
-    stac_location(order, settings)
-    return area
-
-
 def check_model_window(order: Order, contract: ModelContract) -> None:
     """Refuse, before any work, a time window the model cannot classify: part of a year for a seasonal one.
 

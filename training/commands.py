@@ -33,7 +33,9 @@ def train_command(
     collection: Annotated[str | None, typer.Option(help="STAC collection.")] = None,
     aoi: Annotated[str | None, typer.Option(help="w,s,e,n (EPSG:4326) or a GeoJSON/OGR file.")] = None,
     datetime: Annotated[str | None, typer.Option("--datetime", help="STAC datetime interval.")] = None,
-    max_cloud_cover: Annotated[float | None, typer.Option(help="Largest eo:cloud_cover, percent.")] = None,
+    max_cloud_cover: Annotated[
+        float | None, typer.Option(help="Largest eo:cloud_cover used, percent (items at it are used).")
+    ] = None,
     composite: Annotated[str | None, typer.Option(help="median or first-valid.")] = None,
     resolution: Annotated[float | None, typer.Option(help="Grid resolution, metres.")] = None,
     image: Annotated[Path | None, typer.Option(help="Local multi-band GeoTIFF instead of STAC.")] = None,

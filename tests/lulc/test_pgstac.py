@@ -80,7 +80,7 @@ def oracle(
         if (geometry is None or i.geometry.intersects(geometry))
         and (start is None or i.datetime >= start)
         and (end is None or i.datetime <= end)
-        and (max_cloud_cover is None or i.cloud_cover < max_cloud_cover)
+        and (max_cloud_cover is None or i.cloud_cover <= max_cloud_cover)
     ]
     return [i.id for i in sorted(found, key=lambda i: (i.datetime, i.id))]
 
