@@ -37,6 +37,7 @@ from bench.models import BenchModel, features_of, load_sklearn
 from bench.scene import SCENE_BANDS, Scene
 from lulc.decision import decide_labels
 from lulc.gdal_env import gdal_env
+from lulc.onnx_runtime import onnxruntime
 
 THREADED = {"rf", "hgb"}
 PER_CORE_TARGETS = {"svm": 2.5, "rf": 1.0}
@@ -101,7 +102,8 @@ def _onnx_calls(model: BenchModel, features: np.ndarray[Any, Any], threads: int)
 def _form_calls(model: BenchModel, features: np.ndarray[Any, Any], order: list[int]) -> dict[str, Any]:
     """The other exact forms of a tree ensemble (``bench/tree_forms.py``) as timed calls, or why not."""
     import onnx
-    import onnxruntime as ort
+
+    ort = onnxruntime()
 
     from bench.tree_forms import FORMS, intermediate_floats
     from service.runner import CHUNK_ROWS

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
+from lulc.onnx_runtime import onnxruntime
 from service.graph_outputs import without_outputs
 from service.publish import join_url
 
@@ -182,7 +183,7 @@ def _probability_matrix(value: Any, n_classes: int, path: Path) -> npt.NDArray[n
 
 def _inference_session(model: str | bytes, threads: int) -> Any:
     """An ONNX Runtime CPU session on a model file (path) or serialised model, ``threads`` per call."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

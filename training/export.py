@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 
 from lulc.contract import METADATA_KEY, ModelContract
 from lulc.decision import decide_labels
+from lulc.onnx_runtime import onnxruntime
 from training.errors import ParityError, TrainingError
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -191,7 +192,7 @@ def check_parity(
     threshold: float,
 ) -> Parity:
     """Compare ONNX and scikit-learn labels on the test set and image pixels; raise below ``threshold``."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
