@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 DEMO_DIR ?= demo-output
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8080
 # Debian packages the tests use, each installed only when what it provides is missing (a check per package):
 # PostgreSQL + PostGIS for the real pgstac API, Chromium for the web-map test, npm for the map library,
 # QGIS's Python API for the test that opens our map in QGIS (run by the system Python, /usr/bin/python3),
@@ -43,6 +45,13 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed web
 
+# The demo needs only the three apps' extras (about 0.9 GB), not the test tools (dev: 0.7 GB more);
+# --inexact keeps what `make test` installed.
+$(VENV)/.demo-installed: pyproject.toml uv.lock | $(UV)
+	@echo "installing the Python packages of the demo (about 0.9 GB on a fresh machine)"
+	$(UV) sync --frozen --inexact --extra service --extra tiler --extra training --quiet --python $(PYTHON)
+	touch $@
+
 sysdeps:
 	$(call INSTALL_MISSING,$(NEEDED_PACKAGES),tests that need them will skip)
 
@@ -50,7 +59,8 @@ demo-sysdeps:
 	$(call INSTALL_MISSING,$(DEMO_PACKAGES),the web map needs npm for its library)
 
 web:
-	@if [ -f tiler/web/Makefile ]; then $(MAKE) -s -C tiler/web; fi
+	@if [ -f tiler/web/Makefile ]; then $(MAKE) -s -C tiler/web \
+	  || echo "warning: the web map's library (Leaflet, from npm) was not installed: the map page will not draw"; fi
 
 lint: install
 	$(BIN)/ruff format --check .
@@ -63,8 +73,8 @@ typecheck: install
 test: sysdeps install lint typecheck
 	$(BIN)/pytest
 
-demo: demo-sysdeps install
-	$(BIN)/lulc demo --out $(DEMO_DIR)
+demo: demo-sysdeps $(VENV)/.demo-installed web
+	$(BIN)/lulc demo --out $(DEMO_DIR) --host $(DEMO_HOST) --port $(DEMO_PORT)
 
 bench: install
 	$(BIN)/python bench/run.py

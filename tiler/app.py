@@ -63,6 +63,21 @@ WEB_MAP_HEADERS = {
 }
 """The web map's own files; ``vendor/`` inside it is filled by ``make web`` (Leaflet from npm)."""
 
+WEB_MAP_LIBRARY = STATIC_DIR / "vendor" / "leaflet" / "leaflet.js"
+"""The web map's one library (Leaflet), copied from npm by ``make web``: without it the page cannot draw."""
+
+
+def web_map_library_present() -> bool:
+    """Whether the web map's library is in place (``make web``); tiles and the API work either way."""
+    return WEB_MAP_LIBRARY.is_file()
+
+
+MISSING_LIBRARY = (
+    "warning: the web map's library (Leaflet) is missing, so the page will not draw: run `make web` "
+    "(needs npm); tiles, legends and statistics work without it"
+)
+
+
 CACHED_PATHS = r"^/(cog|stac|aoa)/tiles/|^/legend"
 """Responses that get the configured Cache-Control header (tiles, AOA hatching, legends; not errors).
 
@@ -149,7 +164,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
             "titiler": version("titiler.core"),
             "allow": allow.describe(),
             "class_colormaps": sorted(tables),
-            "web_map_library": (STATIC_DIR / "vendor" / "leaflet" / "leaflet.js").is_file(),
+            "web_map_library": web_map_library_present(),
             "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
         }
 

@@ -35,7 +35,7 @@ def tiler(
     """Run the tiler: coloured class tiles, legend, class areas, imagery backdrop and the web map."""
     import uvicorn
 
-    from tiler.app import create_app
+    from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
 
     overrides: dict[str, object] = {}
@@ -52,5 +52,7 @@ def tiler(
     settings = TilerSettings(**overrides)  # type: ignore[arg-type]
     application = create_app(settings)
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    if not web_map_library_present():
+        typer.echo(MISSING_LIBRARY, err=True)
     typer.echo(f"web map: http://{shown}:{settings.port}/")
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")

@@ -265,3 +265,23 @@ def test_design_reaches_its_target_standard_error_on_the_demo_world(
     assert abs(float(np.mean(estimates)) - true_oa) < 0.002  # unbiased
     # control: with the default anticipated accuracy (0.75 each) the same target asks for far more points
     assert plan_design(sizes, [0.75] * len(values), target, 50).size > 1.5 * design.size
+
+
+def test_a_busy_port_is_refused_before_the_job_not_after_it(tmp_path: Path) -> None:
+    """A second ``make demo`` beside a serving one redid the whole job, then failed to listen (review)."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+    from lulc.errors import InputError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "out"), "--port", str(port)])
+    assert isinstance(result.exception, InputError), result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in str(result.exception)
+    assert "--port" in str(result.exception)
+    assert not (tmp_path / "out").exists(), "refused before any work"
