@@ -154,7 +154,7 @@ def demo(
     if serve:
         check_port_free(host, port)  # before the job: a second demo would redo it all, then fail to listen
     run_demo(out, size, seed, echo=typer.echo)
-    reopen = f"lulc tiler --runs {out / 'runs'}"
+    reopen = f"lulc tiler --allow {out} --runs {out / 'runs'}"
     typer.echo(f"outputs in {out}/ (world, models, runs); to reopen the map later: {reopen}")
     if not serve:
         return

@@ -126,9 +126,15 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     are removed again when the run leaves them empty (it failed): a failed run leaves no trace.
     """
     check_out_folder(out_dir)
-    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
+    made: list[Path] = []  # the folders this run made, deepest first: only these are removed again
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        for folder in reversed((out_dir, *out_dir.parents)):
+            if not folder.exists():
+                try:
+                    folder.mkdir()
+                    made.insert(0, folder)
+                except FileExistsError:  # made meanwhile by another process: not ours
+                    pass
         path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
     except PermissionError as exc:
         raise InputError(f"cannot write into --out {out_dir}: permission denied") from exc

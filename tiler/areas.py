@@ -150,10 +150,9 @@ def class_areas(
     tally = _Tally(np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=np.float64))
     with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as dataset:
         dtype = np.dtype(dataset.dtypes[0])
-        if dtype.kind not in "iu":
+        if dtype.kind not in "iuf":
             raise BadParameterError(
-                f"{location} is not a class map: its pixels are {dtype.name}, not integer classes "
-                "(class maps are uint8)"
+                f"{location} is not a class map: its pixels are {dtype.name}, not numbers of classes"
             )
         crs_text = dataset.crs.to_string()
         native = _clip_to_map(geometry, crs_text, tuple(dataset.bounds))
@@ -279,12 +278,16 @@ def _columns(values: npt.NDArray[Any], lookup: npt.NDArray[np.int64]) -> npt.NDA
     """Each pixel's column in the table (``lookup`` by value), -1 for a value of no class.
 
     A byte map indexes ``lookup`` directly; wider integers (UInt16, Int16, ...) can hold values outside it,
-    which are no class (a negative one would otherwise index from its end).
+    which are no class (a negative one would otherwise index from its end); a float map (R's FLT4S, Earth
+    Engine exports) holds classes as whole numbers, and any other value (NaN, 2.5) is no class.
     """
     if values.dtype == np.uint8:
         return lookup[values]
     column = np.full(values.shape, -1, dtype=np.int64)
     known = (values >= 0) & (values < lookup.size)
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            known &= np.isfinite(values) & (values == np.floor(values))
     column[known] = lookup[values[known].astype(np.int64)]
     return column
 

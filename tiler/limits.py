@@ -39,9 +39,12 @@ ASSET_BAND_OPTIONS = ("bidx", "bands")
 
 
 def expression_bands(expression: str) -> int:
-    """Bands an expression reads or computes: its band references (repeats too), or its outputs if more."""
+    """Bands an expression reads or computes: its distinct band references, or its outputs if more.
+
+    rio-tiler reads each referenced band once, however often the expression names it.
+    """
     outputs = len([block for block in expression.split(";") if block.strip()])
-    return max(len(BAND_REFERENCE.findall(expression)), outputs)
+    return max(len({ref.lower() for ref in BAND_REFERENCE.findall(expression)}), outputs)
 
 
 def asset_bands(value: str) -> int:

@@ -254,3 +254,21 @@ def test_the_poll_of_an_interrupted_job_says_503_and_when(
     assert not staging.exists()
     error_status = schema["components"]["schemas"]["JobStatus"]["properties"]["error_status"]
     assert "503" in error_status["description"]
+
+
+def test_a_failed_run_removes_only_the_folders_it_made(tmp_path: Path) -> None:
+    """A failed run removes the folders it made for --out, and no other.
+
+    Diff review: through a ``..`` whose first part did not exist, an existing empty folder was taken for one
+    the run made and removed, and the one it made was left.
+    """
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(RuntimeError), staging_dir(tmp_path / "typo" / ".." / "mine"):
+        raise RuntimeError("the run failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    with pytest.raises(RuntimeError), staging_dir(tmp_path / "new" / "deeper"):
+        raise RuntimeError("the run failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], "both levels it made are gone"
+    with staging_dir(tmp_path / "kept") as staging:
+        (staging.parent / "classes.tif").write_bytes(b"x")  # a finished run's output keeps its folder
+    assert (tmp_path / "kept" / "classes.tif").is_file()

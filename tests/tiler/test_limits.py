@@ -229,7 +229,7 @@ NINE_BANDS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("cog", "/cog/preview.tif", [("bidx", "1")] * 9),
     ("cog", "/cog/statistics", [("bidx", "1")] * 9),
     ("cog", "/cog/preview.tif", [("expression", ";".join(["b1"] * 9))]),
-    ("cog", "/cog/preview.tif", [("expression", "+".join(["b1"] * 9))]),
+    ("cog", "/cog/preview.tif", [("expression", "+".join(f"b{i}" for i in range(1, 10)))]),
     ("stac", "/stac/preview.tif", [("assets", "classes")] * 9),
     ("stac", "/stac/preview.tif", [("assets", "classes|bidx=" + ",".join(["1"] * 9))]),
     ("stac", "/stac/preview.tif", [("assets", "classes|expression=" + ";".join(["b1"] * 9))]),
@@ -251,6 +251,15 @@ def test_more_bands_than_the_limit_are_refused_before_any_read(
     assert response.status_code == 400, response.text
     assert "9 bands" in response.json()["detail"]
     assert "max_bands" in response.json()["detail"]
+
+
+def test_an_expression_counts_the_bands_it_reads_once_each() -> None:
+    """Diff review: a false-colour ratio naming b4 six times was refused as 12 bands (rio-tiler reads 4)."""
+    from tiler.limits import expression_bands
+
+    assert expression_bands("(b4-b3)/(b4+b3);(b2-b4)/(b2+b4);(b1-b4)/(b1+b4)") == 4
+    assert expression_bands("b1*2;b1+1;b1;b1") == 4  # outputs count when more
+    assert expression_bands("+".join(f"b{i}" for i in range(1, 10))) == 9
 
 
 def test_up_to_the_band_limit_is_answered(tiler_url: str, tiler_runs: Runs) -> None:

@@ -99,8 +99,11 @@ def test_a_run_whose_aoa_file_is_gone_still_gets_its_class_areas(tmp_path: Path)
     assert stats.aoa_threshold == 1.0
 
 
-def test_a_map_of_wider_integers_counts_its_classes_and_a_float_map_is_refused(tmp_path: Path) -> None:
-    """Review: a UInt16 map with values over 255, or a float32 map, made POST /statistics a 500."""
+def test_maps_of_wider_integers_and_floats_count_their_classes(tmp_path: Path) -> None:
+    """Review: a UInt16 map with values over 255, or a float32 map, made POST /statistics a 500.
+
+    A float map's whole numbers are its classes (R's FLT4S, Earth Engine exports); other values are none.
+    """
     data = np.ones((SIZE, SIZE), dtype=np.uint16)
     data[:, SIZE // 2 :] = 2
     data[:10] = 65535  # nodata
@@ -126,18 +129,21 @@ def test_a_map_of_wider_integers_counts_its_classes_and_a_float_map_is_refused(t
         nodata=-1,
     )
     assert {c.value: c.pixels for c in class_areas(str(signed), everything, TABLE, 10**6).classes} == by_class
-    floats = write_cog(
-        tmp_path / "f32.tif",
-        data.astype(np.float32) + 0.5,
-        crs="EPSG:32654",
-        transform=from_origin(400_000, 4_000_000, 10, 10),
-        nodata=None,
-    )
-    with pytest.raises(BadParameterError, match="float32"):
-        class_areas(str(floats), everything, TABLE, 10**6)
+    grid = {"crs": "EPSG:32654", "transform": from_origin(400_000, 4_000_000, 10, 10)}
+    floats = write_cog(tmp_path / "f32.tif", data.astype(np.float32), nodata=65535, **grid)
+    assert {c.value: c.pixels for c in class_areas(str(floats), everything, TABLE, 10**6).classes} == by_class
+    halves = data.astype(np.float32) + 0.5
+    halves[0, :5] = np.nan
+    halved = write_cog(tmp_path / "f32-halves.tif", halves, nodata=None, **grid)
+    stats = class_areas(str(halved), everything, TABLE, 10**6)
+    assert stats.pixels == SIZE * SIZE
+    assert all(c.pixels == 0 for c in stats.classes), "1.5 and NaN are no class"
+    waves = write_cog(tmp_path / "c64.tif", data.astype(np.complex64), nodata=None, **grid)
+    with pytest.raises(BadParameterError, match="complex64"):
+        class_areas(str(waves), everything, TABLE, 10**6)
 
 
-def test_statistics_over_http_refuse_a_float_map_and_ignore_a_malformed_aoa_asset(
+def test_statistics_over_http_count_a_float_map_and_ignore_a_malformed_aoa_asset(
     tiler_runs: Runs, tmp_path: Path
 ) -> None:
     """Review: an item whose ``assets.aoa`` is a string made POST /statistics a 500 (AttributeError)."""
@@ -163,6 +169,7 @@ def test_statistics_over_http_refuse_a_float_map_and_ignore_a_malformed_aoa_asse
         else:
             broken["assets"] = change
         (folder / "item.json").write_text(json.dumps(broken))
+    shutil.copytree(tiler_runs.main, tmp_path / "original")
     floats = tmp_path / "floats"
     shutil.copytree(tiler_runs.main, floats)
     write_cog(floats / "classes.tif", classes.astype(np.float32), nodata=255, **profile)
@@ -179,9 +186,12 @@ def test_statistics_over_http_refuse_a_float_map_and_ignore_a_malformed_aoa_asse
             if name in variants:  # its classes come from the item: counted, without the broken AOA
                 assert answer.status_code == 200, (name, answer.text)
                 assert answer.json()["aoa_fraction"] is None
-        refused = client.post("/statistics", params={"url": str(floats / "classes.tif")}, json=polygon)
-        assert refused.status_code == 400, refused.text
-        assert "float32" in refused.json()["detail"]
+        counted = client.post("/statistics", params={"url": str(floats / "classes.tif")}, json=polygon)
+        assert counted.status_code == 200, counted.text
+        original = client.post(
+            "/statistics", params={"url": str(tmp_path / "original" / "classes.tif")}, json=polygon
+        )
+        assert counted.json()["classes"] == original.json()["classes"]
 
 
 def test_each_period_of_a_series_has_the_figures_of_its_own_map_aoa_included(
