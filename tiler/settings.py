@@ -83,8 +83,8 @@ class TilerSettings(BaseSettings):
         le=256,
         description=(
             "Most bands one request reads or computes: `bidx` entries, `assets` (an asset's `|bidx=` option "
-            "counting each band it names) and band references (`b1`, ...) in an `expression`, also its "
-            "`;`-separated outputs; more: 400, before any read. Each band is an image of up to "
+            "counting each band it names) and the distinct bands (`b1`, ...) an `expression` reads, or its "
+            "`;`-separated outputs if more; more: 400, before any read. Each band is an image of up to "
             "max_image_size pixels a side (32 MiB as float64 at 2048): 8 covers true/false-colour "
             "composites and band-math indices, while 40 repeats of one band took 2.2 GB."
         ),
