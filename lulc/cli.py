@@ -8,6 +8,7 @@ core imports nothing above it, and a container that installed only some packages
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Annotated, NoReturn
@@ -102,6 +103,31 @@ def settings_line(error: ValidationError) -> str:
     return "error: invalid " + error.title + ": " + validation_problems(error)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, ``timeout``, a container stopped): the run unwinds as on Ctrl-C.
+
+    The run's ``finally`` blocks remove its staging files and the folders it made
+    (``service.output.staging_dir``).
+
+    A ``BaseException``: neither click (which turns ``KeyboardInterrupt`` into "aborted") nor any
+    ``except Exception`` on the way catches it.
+    """
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM unwind the main thread (``Terminated``) instead of killing the process on the spot.
+
+    Python's default leaves a killed run's staging folder (tens of MB) in ``--out`` until a later run there
+    sweeps it a day after. Servers (``lulc serve``, ``lulc tiler``) install uvicorn's own handlers when they
+    start.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; every error ends as one unwrapped line on stderr.
 
@@ -111,8 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     malloc arenas are capped (``lulc.allocator``).
     """
     limit_arenas()
+    stop_cleanly_on_sigterm()
     try:
         code = app(args=argv, standalone_mode=False)
+    except Terminated:
+        _fail("error: terminated (SIGTERM); the run's staging files were removed", 143)
     except LulcError as exc:
         _fail(error_line(exc), 2)
     except typer.Abort:

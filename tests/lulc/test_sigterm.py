@@ -1,0 +1,55 @@
+"""SIGTERM (``kill``, ``timeout``, a stopped container) unwinds a run: its staging files are removed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = """
+import os, signal, sys, time
+from pathlib import Path
+from lulc.cli import Terminated, stop_cleanly_on_sigterm
+from service.output import staging_dir
+
+if sys.argv[2] == "ours":
+    stop_cleanly_on_sigterm()
+try:
+    with staging_dir(Path(sys.argv[1])) as staging:
+        (staging / "classes.tmp.tif").write_bytes(bytes(1000))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+except Terminated:
+    sys.exit(143)
+"""
+
+
+def _run(out: Path, handler: str) -> int:
+    done = subprocess.run([sys.executable, "-c", RUN, str(out), handler], timeout=60, check=False)
+    return done.returncode
+
+
+def test_a_terminated_run_removes_its_staging_and_the_folder_it_made(tmp_path: Path) -> None:
+    # Python's default: killed on the spot, the staging folder left in --out for a day
+    assert _run(tmp_path / "default" / "out", "default") == -signal.SIGTERM
+    assert any((tmp_path / "default" / "out").iterdir())
+    assert _run(tmp_path / "ours" / "out", "ours") == 143
+    assert not (tmp_path / "ours").exists(), "staging and the folders made for --out are gone"
+
+
+def test_every_lulc_command_stops_cleanly_on_sigterm() -> None:
+    """``lulc.cli.main`` installs the handler before any command runs."""
+    code = (
+        "import signal\n"
+        "from lulc import cli\n"
+        "try:\n"
+        "    cli.main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(signal.getsignal(signal.SIGTERM) is cli._on_sigterm)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "True"
