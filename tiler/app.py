@@ -39,6 +39,7 @@ from tiler.limits import (
     ParameterLimits,
     bounded_histogram_params,
     bounded_part_params,
+    bounded_statistics_params,
     feature_limits,
     tile_limits,
 )
@@ -131,6 +132,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         "add_part": False,
         "img_part_dependency": bounded_part_params(settings.max_image_size),
         "histogram_dependency": bounded_histogram_params(settings.max_histogram_bins),
+        "stats_dependency": bounded_statistics_params(settings.max_histogram_bins),
         "route_dependencies": tiles,
         "path_dependency": dataset_path,
         "environment_dependency": gdal_environment,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import morecantile
 from fastapi import Path, Query, Request
 from pydantic import Field
-from titiler.core.dependencies import HistogramParams, PartFeatureParams
+from titiler.core.dependencies import HistogramParams, PartFeatureParams, StatisticsParams
 
 from lulc.aoi import AoiTooComplexError, check_vertex_limit
 from tiler.errors import BadParameterError
@@ -244,3 +244,32 @@ def bounded_histogram_params(max_bins: int) -> type[HistogramParams]:
                     )
 
     return BoundedHistogramParams
+
+
+def bounded_statistics_params(max_values: int) -> type[StatisticsParams]:
+    """TiTiler's statistics options, refused (400) beyond ``max_values`` categories or percentiles.
+
+    Each category (``c``) is one more count over every pixel read (100,000 of them on a 2048 px image is
+    a pass of 4 million pixels each); percentiles (``p``) must also lie in 0..100 (numpy would fail after the
+    read, with a 500).
+    """
+
+    @dataclass
+    class BoundedStatisticsParams(StatisticsParams):
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            categories = self.categories or []
+            if len(categories) > max_values:
+                raise BadParameterError(
+                    f"c names {len(categories)} categories; this server counts at most {max_values} "
+                    "(max_histogram_bins)"
+                )
+            percentiles = self.percentiles or []
+            if len(percentiles) > max_values:
+                raise BadParameterError(
+                    f"p names {len(percentiles)} percentiles; at most {max_values} (max_histogram_bins)"
+                )
+            if any(not 0 <= value <= 100 for value in percentiles):
+                raise BadParameterError(f"p {percentiles}: percentiles lie in 0..100")
+
+    return BoundedStatisticsParams

@@ -94,8 +94,9 @@ class TilerSettings(BaseSettings):
         ge=1,
         le=1_000_000,
         description=(
-            "Most histogram bins of a statistics request (`histogram_bins`, a count or bin edges less one); "
-            "more: 400. A class map has at most 256 values; 20 million bins took 22 s and 1.7 GB."
+            "Most histogram bins of a statistics request (`histogram_bins`, a count or bin edges less one), "
+            "and most categories (`c`) or percentiles (`p`); more: 400. A class map has at most 256 values; "
+            "20 million bins took 22 s and 1.7 GB."
         ),
     )
     max_body_bytes: int = Field(

@@ -276,7 +276,7 @@ def test_up_to_the_band_limit_is_answered(tiler_url: str, tiler_runs: Runs) -> N
     assert expression.status_code == 200, expression.text
 
 
-BAD_HISTOGRAMS: list[tuple[dict[str, str], str]] = [
+BAD_HISTOGRAMS: list[tuple[dict[str, str | list[str]], str]] = [
     ({"histogram_bins": "1025"}, "1025 bins"),
     ({"histogram_bins": "20000000"}, "1..1024"),
     ({"histogram_bins": "0"}, "0 bins"),
@@ -285,6 +285,9 @@ BAD_HISTOGRAMS: list[tuple[dict[str, str], str]] = [
     ({"histogram_bins": "1," + "9" * 400}, "finite"),
     ({"histogram_range": "5,1"}, "histogram_range"),
     ({"histogram_range": "0,1.0e999"}, "finite"),
+    ({"c": [str(i) for i in range(1025)]}, "1025 categories"),  # a count over every pixel each
+    ({"p": [str(i % 100) for i in range(1025)]}, "1025 percentiles"),
+    ({"p": ["150"]}, "0..100"),  # numpy's ValueError after the read: a 500
 ]
 
 
@@ -293,7 +296,7 @@ BAD_HISTOGRAMS: list[tuple[dict[str, str], str]] = [
 def test_histogram_parameters_are_bounded_and_checked(
     tiler_url: str, tiler_runs: Runs, route: str, histogram: dict[str, str], words: str
 ) -> None:
-    """Review: histogram_bins=20000000 took 22 s and 1.67 GB; bins=0 or range=5,1 were 500s."""
+    """Review: histogram_bins=20000000 took 22 s and 1.67 GB; bins=0, range=5,1 or p=150 were 500s."""
     method, factory = route.split()
     params = {"url": str(tiler_runs.main / ("classes.tif" if factory == "/cog" else "item.json"))}
     if factory == "/stac":
@@ -314,6 +317,9 @@ def test_histograms_within_the_limits_are_answered(tiler_url: str, tiler_runs: R
     edges = get(url, params={**params, "histogram_bins": "0,1,2,3"})
     assert edges.status_code == 200, edges.text
     assert len(edges.json()["b1"]["histogram"][0]) == 3
+    classes = get(url, params={**params, "categorical": "true", "c": ["1", "2"], "p": ["0", "100"]})
+    assert classes.status_code == 200, classes.text
+    assert len(classes.json()["b1"]["histogram"][0]) == 2
 
 
 def test_with_a_token_cached_answers_are_private_and_vary_on_authorization(
