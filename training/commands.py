@@ -53,7 +53,8 @@ def train_command(
     ] = None,
     points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
     max_pixels_per_polygon: Annotated[
-        int | None, typer.Option(help="Pixel samples per training polygon at most (seeded subset).")
+        int | None,
+        typer.Option(help="Pixel samples per training polygon at most (seeded subset; default 30; 0: all)."),
     ] = None,
     label_field: Annotated[str | None, typer.Option(help="Field holding the class label.")] = None,
     classes: Annotated[Path | None, typer.Option(help="Class table YAML.")] = None,

@@ -40,6 +40,10 @@ class CvOptions(BaseModel):
     )
 
 
+DEFAULT_PIXELS_PER_POLYGON = 30
+"""Pixel samples per training polygon unless the recipe says otherwise (sits' ``n_sam_pol`` default)."""
+
+
 class TrainingConfig(BaseModel):
     """Everything ``lulc train`` needs: imagery, points, classes, models, accuracy, output.
 
@@ -68,7 +72,7 @@ class TrainingConfig(BaseModel):
         indices: [ndvi, ndwi, ndbi]
         points: train.gpkg
         points_crs: null              # only for points files that declare no CRS
-        max_pixels_per_polygon: 200   # polygon layers: pixel samples per polygon (seeded subset)
+        max_pixels_per_polygon: 30    # polygon layers: pixel samples per polygon (seeded subset; 0: all)
         label_field: label
         classes: classes.yaml
         models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
@@ -120,10 +124,12 @@ class TrainingConfig(BaseModel):
     points: str | None = None
     points_crs: str | None = Field(default=None, description="CRS of points files that declare none.")
     max_pixels_per_polygon: int | None = Field(
-        default=None,
-        ge=1,
+        default=DEFAULT_PIXELS_PER_POLYGON,
+        ge=0,
         description="Polygons give the pixel centres inside them; at most this many each (a seeded "
-        "random subset). None: every pixel.",
+        "random subset; 30 as sits' n_sam_pol: a polygon's pixels are alike, and all of a large field "
+        "would swamp the samples and the training time, SVM's growing with their square). 0 or null: "
+        "every pixel.",
     )
     label_field: str = "label"
     classes: str | None = None

@@ -74,10 +74,11 @@ class LabelledPoints:
         """The samples with every polygon replaced by the grid's pixel centres inside it, and notes.
 
         A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
-        at most ``max_pixels`` of them (a random subset seeded by ``seed`` and the polygon itself, so that
-        adding, removing or reordering other polygons leaves its subset as it was; kept in row-major order);
-        a polygon holding no pixel centre (smaller than a pixel, or thin) gives the pixel under a point
-        inside it, as sits samples points in polygons, and a note says so; one outside the grid gives none.
+        at most ``max_pixels`` of them (None or 0: all; a random subset seeded by ``seed`` and the polygon
+        itself, so that adding, removing or reordering other polygons leaves its subset as it was; kept in
+        row-major order; a note counts the polygons subsampled); a polygon holding no pixel centre (smaller
+        than a pixel, or thin) gives the pixel under a point inside it, as sits samples points in polygons,
+        and a note says so; one outside the grid gives none.
         Coordinates come back in the grid's CRS.
         """
         if not self.polygons:
@@ -88,6 +89,7 @@ class LabelledPoints:
         groups = self.groups if self.groups is not None else np.arange(len(self), dtype=np.int64)
         parts_x, parts_y, parts_label, parts_group = [x], [y], [self.labels], [groups]
         notes: list[str] = []
+        subsampled = 0
         for polygon in self.polygons:
             shape = reproject_geometry(polygon.geometry, self.crs.to_wkt(), grid.crs)
             px, py = _pixel_centres_inside(shape, grid)
@@ -101,14 +103,20 @@ class LabelledPoints:
                     f"polygon {polygon.feature} ({name}) holds no pixel centre (smaller than a pixel, or "
                     "thin): the pixel under a point inside it samples it"
                 )
-            if max_pixels is not None and px.size > max_pixels:
+            if max_pixels and px.size > max_pixels:  # None or 0: every pixel
                 rng = np.random.default_rng(_polygon_entropy(seed, polygon))
                 keep = np.sort(rng.choice(px.size, size=max_pixels, replace=False))
                 px, py = px[keep], py[keep]
+                subsampled += 1
             parts_x.append(px)
             parts_y.append(py)
             parts_label.append(np.full(px.size, polygon.label, dtype=np.int64))
             parts_group.append(np.full(px.size, polygon.feature, dtype=np.int64))
+        if subsampled:
+            notes.append(
+                f"{subsampled} polygon(s) hold more than {max_pixels} pixels: {max_pixels} of each sampled "
+                "(max_pixels_per_polygon; 0 samples every pixel)"
+            )
         expanded = replace(
             self,
             crs=CRS.from_user_input(grid.crs),

@@ -164,3 +164,21 @@ def test_csv_without_coordinates_or_crs_says_what_is_missing(tmp_path: Path) -> 
     with pytest.raises(PointsError, match="declares no CRS"):
         read_points(path, "label")
     assert read_points(path, "label", points_crs=UTM).crs.to_epsg() == 32654
+
+
+def test_a_recipe_samples_30_pixels_of_a_polygon_unless_it_says_0(tmp_path: Path) -> None:
+    """As sits' n_sam_pol: a large field's pixels would swamp the samples; 0 (or null) keeps them all."""
+    from training.config import TrainingConfig
+
+    assert TrainingConfig().max_pixels_per_polygon == 30
+    big = (box(400_500.0, 3_999_300.0, 400_700.0, 3_999_500.0), "Forest")  # 20 x 20 pixel centres
+    small = (box(400_100.0, 3_999_100.0, 400_150.0, 3_999_150.0), "Water")  # 5 x 5
+    points = read_points(write_layer(tmp_path / "two.gpkg", [small, big]), "label")
+    capped, notes = points.with_polygon_pixels(GRID, TrainingConfig().max_pixels_per_polygon, seed=0)
+    assert np.bincount(capped.labels).max() == 30
+    assert len(capped) == 30 + 25
+    assert any("1 polygon(s) hold more than 30 pixels" in note for note in notes)
+    for every in (0, None):
+        whole, quiet = points.with_polygon_pixels(GRID, every, seed=0)
+        assert len(whole) == 400 + 25
+        assert not any("hold more than" in note for note in quiet)
