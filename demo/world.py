@@ -17,6 +17,7 @@ Layout of the output folder (a public interface):
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,20 @@ def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
             )
 
 
+def _clear_earlier_world(out_dir: Path) -> None:
+    """Remove an earlier demo world's files (``_check_target`` allowed only those).
+
+    A world made again without ``--seasons`` or ``--change`` kept the earlier one's seasonal recipe, whose
+    items it no longer catalogs ("no items"), and its change truth.
+    """
+    for name in sorted(LAYOUT):
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def generate(
     out_dir: Path,
     size: int = DEFAULT_SIZE,
@@ -169,6 +184,7 @@ def generate(
     """
     out_dir = Path(out_dir)
     _check_target(out_dir, size, asset_base_url)
+    _clear_earlier_world(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 

@@ -466,3 +466,24 @@ def test_change_adds_a_later_year_after_real_change_and_keeps_every_other_byte(
     drop = nir_before - nir_later
     assert np.median(drop[felled]) > 400  # forest NIR ~0.31, bare soil ~0.22
     assert abs(np.median(drop[kept])) < 150
+
+
+def test_a_world_made_again_keeps_nothing_of_the_earlier_one(tmp_path: Path) -> None:
+    """A world made again over an earlier one holds nothing of it.
+
+    README walk: a plain world over a --seasons --change one kept its seasonal recipe (whose items the new
+    catalog lacks: "no items") and its change truth.
+    """
+    from demo.world import CHANGE_YEAR, generate
+
+    out = tmp_path / "world"
+    richer = generate(out, size=128, seed=1, seasons=True, change=True)
+    assert (out / "training-seasons.yaml").is_file()
+    assert (out / f"truth-{CHANGE_YEAR}.tif").is_file()
+    earlier_cogs = {p.name for p in (out / "cogs").iterdir()}
+    plain = generate(out, size=128, seed=1)
+    assert not (out / "training-seasons.yaml").exists()
+    assert not (out / f"truth-{CHANGE_YEAR}.tif").exists()
+    cogs = {p.name for p in (out / "cogs").iterdir()}
+    assert cogs < earlier_cogs, "only the plain world's items are left"
+    assert plain.catalog == richer.catalog
