@@ -7,7 +7,7 @@ import json
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
 
 from lulc.allowlist import AllowList
@@ -27,6 +27,9 @@ from service.publish import (
 )
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 
 class AoiTooLargeError(LimitError):
@@ -88,16 +91,18 @@ def allow_list(settings: ServiceSettings) -> AllowList:
     return AllowList.of(settings.allowed_hosts, settings.local_folders)
 
 
-def aoi_km2(aoi: dict[str, Any], settings: ServiceSettings) -> float:
-    """The AOI's geodesic area in km², after checking it is valid GeoJSON and within the size limit.
+def aoi_km2(aoi: dict[str, Any] | BaseGeometry, settings: ServiceSettings) -> float:
+    """The AOI's geodesic area in km², after checking it is valid GeoJSON (or parsed) and within the limit.
 
     Raises:
         InputError: not a valid (multi)polygon in EPSG:4326.
         AoiTooLargeError: larger than ``max_aoi_km2``.
     """
+    from shapely.geometry.base import BaseGeometry
+
     from lulc.aoi import aoi_area_m2, parse_aoi
 
-    area = aoi_area_m2(parse_aoi(aoi)) / 1e6
+    area = aoi_area_m2(aoi if isinstance(aoi, BaseGeometry) else parse_aoi(aoi)) / 1e6
     if area > settings.max_aoi_km2:
         raise AoiTooLargeError(
             f"the AOI covers {area:,.4g} km², over this service's limit of {settings.max_aoi_km2:,g} km²; "
