@@ -5,6 +5,7 @@
 ``lulc-stac/models`` annotation of the service's pod template (so that a bump rolls the pods).
 
     model_pointer.py get OVERLAY NAME             -> the deployed version of NAME (``none`` if none)
+    model_pointer.py list OVERLAY                 -> ``NAME VERSION`` of every deployed model, a line each
     model_pointer.py set OVERLAY NAME VERSION     -> deploy VERSION of NAME in OVERLAY
     model_pointer.py version MODEL_JSON           -> the version in a trained model's MLM item
 """
@@ -87,11 +88,15 @@ def model_version(model_json: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch the ``get`` / ``set`` / ``version`` subcommands."""
+    """Dispatch the ``get`` / ``list`` / ``set`` / ``version`` subcommands."""
     if len(argv) == 3 and argv[0] == "get":
         print(deployed(Path(argv[1])).get(argv[2], NONE))
     elif len(argv) == 4 and argv[0] == "set":
         set_version(Path(argv[1]), argv[2], argv[3])
+    elif len(argv) == 2 and argv[0] == "list":
+        for name, version in sorted(deployed(Path(argv[1])).items()):
+            if version != NONE:
+                print(name, version)
     elif len(argv) == 2 and argv[0] == "version":
         print(model_version(Path(argv[1])))
     else:

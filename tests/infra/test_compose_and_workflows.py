@@ -366,3 +366,47 @@ def test_workflow_expressions_are_evaluated_as_github_does() -> None:
     old = {"env": {"PUBLISH": "${{ github.event_name != 'pull_request' }}", "MODEL": "${{ matrix.model }}"}}
     assert job_context(old, RUNS["dispatch on a branch"])["env.PUBLISH"] == "true"  # the old bug
     assert "env.MODEL" not in job_context(old, RUNS["push to main"])
+
+
+def _images() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((WORKFLOWS / "images.yml").read_text())
+    return loaded
+
+
+def test_the_images_workflow_builds_every_image_the_manifests_deploy() -> None:
+    """Infra review: nothing built or pushed the ghcr.io/lulc-stac images the overlays deploy."""
+    import re
+
+    job = _images()["jobs"]["image"]
+    built = {entry["name"]: entry["dockerfile"] for entry in job["strategy"]["matrix"]["include"]}
+    manifests = " ".join(p.read_text() for p in (INFRA / "k8s").rglob("*.yaml"))
+    deployed = set(re.findall(r"ghcr\.io/lulc-stac/([a-z0-9-]+)", manifests))
+    assert deployed, "the manifests name images"
+    assert deployed <= set(built), f"deployed but never built: {deployed - set(built)}"
+    function = (INFRA / "serverless" / "template.yaml").read_text()
+    assert "DockerTag: lulc-classify-fn" in function
+    assert built["lulc-classify-fn"] == "infra/serverless/Dockerfile"
+    for dockerfile in built.values():
+        assert (INFRA.parent / dockerfile).is_file(), dockerfile
+    # the tags: main on the default branch (the dev overlay's), the version on a tag (the prod overlay's)
+    meta = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("docker/metadata-action"))
+    assert "type=raw,value=main,enable={{is_default_branch}}" in meta["with"]["tags"]
+    assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+
+
+@pytest.mark.parametrize(
+    ("run", "pushes"), [("pull request", "false"), ("push to main", "true"), ("dispatch on main", "true")]
+)
+def test_the_images_workflow_pushes_only_off_pull_requests(run: str, pushes: str) -> None:
+    from tests.infra.workflow_expr import evaluate, job_context, step_runs
+
+    job = _images()["jobs"]["image"]
+    for name in ("lulc-service", "lulc-classify-fn"):
+        ctx = {**job_context(job, RUNS[run]), "matrix.name": name}
+        steps = [step for step in job["steps"] if step_runs(step, ctx)]
+        build = next(s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action"))
+        assert str(evaluate(str(build["with"]["push"]), ctx)).lower() == pushes
+        logged_in = any(str(s.get("uses", "")).startswith("docker/login-action") for s in steps)
+        assert logged_in == (pushes == "true")
+        roles = _roles(steps)
+        assert roles == ([READ_ROLE] if name == "lulc-classify-fn" else []), roles  # never the write role

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,13 @@ def test_model_version_bump_reaches_configmap_and_pod_template(tmp_path: Path) -
     assert result.returncode == 0, result.stdout
     with pytest.raises(ValueError, match="invalid"):
         pointer.set_version(overlay, "demo", "bad version")
+    # `list`, which images.yml reads to bake the deployed models into the function image
+    script = [sys.executable, str(INFRA / "scripts" / "model_pointer.py"), "list"]
+    listed = subprocess.run([*script, str(overlay)], capture_output=True, text=True, check=True)
+    assert listed.stdout.splitlines() == ["demo 1a2b3c4d5e6f", "other 0f0f0f"]
+    dev = str(tree / "overlays" / "dev")
+    none = subprocess.run([*script, dev], capture_output=True, text=True, check=True)
+    assert none.stdout == "", "a model deployed as none is not listed"
 
 
 def _fetchers() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
