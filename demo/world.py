@@ -17,6 +17,7 @@ Layout of the output folder (a public interface):
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ from demo.sensor import (
     extend_surface,
     render_scenes,
 )
-from demo.stac import COLLECTION_ID, item_id, make_catalog, save_catalog, world_grid
+from demo.stac import CATALOG_ID, COLLECTION_ID, item_id, make_catalog, save_catalog, world_grid
 from demo.stac_pc import make_pc_catalog
 from lulc.classes import NODATA
 from lulc.cog import CogOptions, atomic_path, write_cog
@@ -146,12 +147,29 @@ def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
 
 
 def _clear_earlier_world(out_dir: Path) -> None:
-    """Remove an earlier demo world's files (``_check_target`` allowed only those).
+    """Remove an earlier demo world's files, known by its catalog; refuse layout names without one.
 
     A world made again without ``--seasons`` or ``--change`` kept the earlier one's seasonal recipe, whose
-    items it no longer catalogs ("no items"), and its change truth.
+    items it no longer catalogs ("no items"), and its change truth. Only a folder whose ``catalog.json`` is
+    the demo world's is cleared: a user's own ``cogs/`` (a name ``_check_target`` lets through) is refused,
+    never deleted.
+
+    Raises:
+        InputError: the folder holds demo-world names but no demo world catalog.
     """
-    for name in sorted(LAYOUT):
+    present = sorted(name for name in LAYOUT if (out_dir / name).exists() or (out_dir / name).is_symlink())
+    if not present:
+        return
+    try:
+        catalog = json.loads((out_dir / "catalog.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        catalog = None
+    if not isinstance(catalog, dict) or catalog.get("id") != CATALOG_ID:
+        raise InputError(
+            f"{out_dir} holds {', '.join(present)} but no demo world catalog: refusing to write there "
+            "(a demo world made again replaces the earlier one); choose an empty or new folder"
+        )
+    for name in present:
         path = out_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
