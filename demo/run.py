@@ -16,6 +16,7 @@ import numpy as np
 import typer
 
 from lulc.errors import InputError
+from lulc.signals import sigterm_for_servers
 
 DEFAULT_OUT = Path("demo-output")
 
@@ -174,6 +175,7 @@ def demo(
         models_dir=out.resolve() / "models",
     )
     typer.echo(f"web map: http://{host}:{port}/  (Ctrl-C to stop)")
+    sigterm_for_servers()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

@@ -8,7 +8,6 @@ core imports nothing above it, and a container that installed only some packages
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Annotated, NoReturn
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from lulc.allocator import limit_arenas
 from lulc.errors import LulcError, validation_problems
+from lulc.signals import Terminated, stop_cleanly_on_sigterm
 
 COMMANDS_GROUP = "lulc.commands"
 """Entry-point group of ``register(app: typer.Typer) -> None`` functions."""
@@ -101,31 +101,6 @@ def usage_line(error: typer.TyperException) -> str:
 def settings_line(error: ValidationError) -> str:
     """One line for invalid settings: each problem as ``field: message``."""
     return "error: invalid " + error.title + ": " + validation_problems(error)
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (``kill``, ``timeout``, a container stopped): the run unwinds as on Ctrl-C.
-
-    The run's ``finally`` blocks remove its staging files and the folders it made
-    (``service.output.staging_dir``).
-
-    A ``BaseException``: neither click (which turns ``KeyboardInterrupt`` into "aborted") nor any
-    ``except Exception`` on the way catches it.
-    """
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def stop_cleanly_on_sigterm() -> None:
-    """Make SIGTERM unwind the main thread (``Terminated``) instead of killing the process on the spot.
-
-    Python's default leaves a killed run's staging folder (tens of MB) in ``--out`` until a later run there
-    sweeps it a day after. Servers (``lulc serve``, ``lulc tiler``) install uvicorn's own handlers when they
-    start.
-    """
-    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def main(argv: list[str] | None = None) -> None:

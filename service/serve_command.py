@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from lulc.signals import sigterm_for_servers
+
 
 def serve(
     host: Annotated[
@@ -33,6 +35,7 @@ def serve(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings)
+    sigterm_for_servers()
     uvicorn.run(
         app,
         host=settings.host,

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from lulc.signals import sigterm_for_servers
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``tiler`` command to the ``lulc`` program."""
@@ -55,4 +57,5 @@ def tiler(
     if not web_map_library_present():
         typer.echo(MISSING_LIBRARY, err=True)
     typer.echo(f"web map: http://{shown}:{settings.port}/")
+    sigterm_for_servers()
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")

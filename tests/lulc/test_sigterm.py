@@ -10,7 +10,7 @@ from pathlib import Path
 RUN = """
 import os, signal, sys, time
 from pathlib import Path
-from lulc.cli import Terminated, stop_cleanly_on_sigterm
+from lulc.signals import Terminated, stop_cleanly_on_sigterm
 from service.output import staging_dir
 
 if sys.argv[2] == "ours":
@@ -42,14 +42,54 @@ def test_every_lulc_command_stops_cleanly_on_sigterm() -> None:
     """``lulc.cli.main`` installs the handler before any command runs."""
     code = (
         "import signal\n"
-        "from lulc import cli\n"
+        "from lulc import cli, signals\n"
         "try:\n"
         "    cli.main(['--version'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(signal.getsignal(signal.SIGTERM) is cli._on_sigterm)\n"
+        "print(signal.getsignal(signal.SIGTERM) is signals._on_sigterm)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_server_stopped_with_sigterm_says_no_error(tmp_path: Path) -> None:
+    """A server stops on SIGTERM as uvicorn does, without a word of error.
+
+    Diff review: uvicorn re-sends SIGTERM to itself after a clean shutdown; with the run handler in place
+    ``lulc tiler`` then printed "error: terminated" (and ``lulc serve`` waited for its job threads).
+    """
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lulc = Path(sys.executable).parent / "lulc"
+    server = subprocess.Popen(
+        [str(lulc), "tiler", "--host", "127.0.0.1", "--port", str(port), "--allow", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert server.poll() is None, server.communicate()
+                assert time.monotonic() < deadline, "the tiler never answered"
+                time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert "error:" not in stderr, stderr
+    assert "Application shutdown complete" in stderr

@@ -1,0 +1,44 @@
+"""SIGTERM for lulc commands: unwind a run like Ctrl-C; give servers (uvicorn) the default back.
+
+Kept out of ``lulc.cli``, whose import registers every package's commands: the server commands import
+these while ``lulc.cli`` is still being imported.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, ``timeout``, a container stopped): the run unwinds as on Ctrl-C.
+
+    The run's ``finally`` blocks remove its staging files and the folders it made
+    (``service.output.staging_dir``).
+
+    A ``BaseException``: neither click (which turns ``KeyboardInterrupt`` into "aborted") nor any
+    ``except Exception`` on the way catches it.
+    """
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM unwind the main thread (``Terminated``) instead of killing the process on the spot.
+
+    Python's default leaves a killed run's staging folder (tens of MB) in ``--out`` until a later run there
+    sweeps it a day after. Servers give SIGTERM its default back before uvicorn starts
+    (``sigterm_for_servers``).
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def sigterm_for_servers() -> None:
+    """Give SIGTERM back its default before a server starts (``lulc serve``, ``lulc tiler``, the demo's map).
+
+    uvicorn handles SIGTERM while it serves, then puts back the handler it found and sends the signal to
+    itself again: with ``stop_cleanly_on_sigterm``'s it printed a false error after a clean shutdown, and
+    ``lulc serve`` waited for its running jobs' threads past Kubernetes' grace period.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
