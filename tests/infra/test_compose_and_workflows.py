@@ -392,17 +392,28 @@ def test_the_images_workflow_builds_every_image_the_manifests_deploy() -> None:
     meta = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("docker/metadata-action"))
     assert "type=raw,value=main,enable={{is_default_branch}}" in meta["with"]["tags"]
     assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+    assert meta["with"]["flavor"] == "latest=false"  # no :latest beside the version
+    fetch = next(s for s in job["steps"] if "model_pointer.py list" in str(s.get("run", "")))
+    assert fetch.get("shell") == "bash", "GitHub's default bash -e has no pipefail: a failing list is silent"
 
 
 @pytest.mark.parametrize(
-    ("run", "pushes"), [("pull request", "false"), ("push to main", "true"), ("dispatch on main", "true")]
+    ("run", "pushes"),
+    [
+        ("pull request", "false"),
+        ("dispatch on a branch", "false"),  # no tag to push: build-push-action would fail
+        ("push to main", "true"),
+        ("push of a tag", "true"),
+        ("dispatch on main", "true"),
+    ],
 )
-def test_the_images_workflow_pushes_only_off_pull_requests(run: str, pushes: str) -> None:
+def test_the_images_workflow_pushes_only_from_main_and_tags(run: str, pushes: str) -> None:
     from tests.infra.workflow_expr import evaluate, job_context, step_runs
 
     job = _images()["jobs"]["image"]
     for name in ("lulc-service", "lulc-classify-fn"):
-        ctx = {**job_context(job, RUNS[run]), "matrix.name": name}
+        github = {"event_name": "push", "ref": "refs/tags/v0.2.0"} if run == "push of a tag" else RUNS[run]
+        ctx = {**job_context(job, github), "matrix.name": name}
         steps = [step for step in job["steps"] if step_runs(step, ctx)]
         build = next(s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action"))
         assert str(evaluate(str(build["with"]["push"]), ctx)).lower() == pushes
