@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from lulc.errors import InputError
 from service.clean import clean_run, mmu_pixels
 from service.sieve import BlockSieve, Connectivity
 from tests.service.products_support import file_map, read_band, speckled, two_runs
+from tests.support.cli import lulc
 from tests.support.stac_validation import assert_valid_stac_file
-
-LULC = Path(sys.executable).parent / "lulc"
 
 
 def block_sieve(
@@ -186,12 +183,6 @@ def test_peak_memory_follows_the_block_not_the_map(tmp_path: Path) -> None:
     assert peak_large < 1024 * 1024 * 4  # less than an int32 label raster of the whole map would take
     assert peak_large < 400 * 128 * 128  # a fixed multiple of the block
     assert _peak_bytes(large, 256) > 2 * peak_large
-
-
-def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def test_cli_clean(run: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ from rasterio.transform import from_origin
 from lulc.classes import ClassTable
 from lulc.cog import write_cog
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
+from tests.support.cli import LULC, lulc
 
-LULC = Path(sys.executable).parent / "lulc"
 BANDS = ("red", "nir", "swir16")
 
 
@@ -61,12 +60,6 @@ def _save(folder: Path, truth: np.ndarray) -> Path:
     path = folder / "truth.npy"
     np.save(path, truth)
     return path
-
-
-def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def classify_image(inputs: dict[str, Path], out: Path, *extra: str | int) -> subprocess.CompletedProcess[str]:

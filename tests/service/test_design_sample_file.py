@@ -7,8 +7,6 @@ file while ``lulc assess`` read the unlabelled ``sample`` layer ("empty 'label' 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +17,13 @@ import rasterio
 from lulc.errors import InputError
 from service.design import design_run
 from tests.service.products_support import Runs, truth_map, two_runs
+from tests.support.cli import lulc
 from training.assess import assess_map
-
-LULC = Path(sys.executable).parent / "lulc"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return two_runs(tmp_path_factory)
-
-
-def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def _label(sample: Path, runs: Runs) -> None:

@@ -7,26 +7,17 @@ although the file exists.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.service.products_support import Runs, read_band, two_runs
-
-LULC = Path(sys.executable).parent / "lulc"
+from tests.support.cli import lulc
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return two_runs(tmp_path_factory)
-
-
-def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def test_clean_and_vectorize_take_the_runs_classes_tif(runs: Runs, tmp_path: Path) -> None:

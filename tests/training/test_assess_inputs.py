@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +20,11 @@ import pytest
 from lulc.olofsson import Z95
 from service.clean import clean_run
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
+from tests.support.cli import lulc
 from tests.support.points import write_pixel_points
 from training.assess import assess_map, render_assessment
 from training.errors import PointsError
 from training.points import read_points
-
-LULC = Path(sys.executable).parent / "lulc"
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +44,6 @@ def points(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows, cols = np.unravel_index(cells, mapped.shape)
     path = tmp_path_factory.mktemp("assess-points") / "points.gpkg"
     return write_pixel_points(path, rows, cols, truth[rows, cols])
-
-
-def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def _source_and_cleaned(runs: Runs, tmp_path: Path) -> tuple[Path, Path]:
