@@ -147,29 +147,20 @@ def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
 
 
 def _clear_earlier_world(out_dir: Path) -> None:
-    """Remove an earlier demo world's files, known by its catalog; refuse layout names without one.
+    """Remove an earlier demo world's files when its catalog says it is one; else leave the folder as it is.
 
     A world made again without ``--seasons`` or ``--change`` kept the earlier one's seasonal recipe, whose
     items it no longer catalogs ("no items"), and its change truth. Only a folder whose ``catalog.json`` is
-    the demo world's is cleared: a user's own ``cogs/`` (a name ``_check_target`` lets through) is refused,
-    never deleted.
-
-    Raises:
-        InputError: the folder holds demo-world names but no demo world catalog.
+    the demo world's is cleared: a world interrupted before its catalog is written over in place, as before,
+    and a user's own ``cogs/`` (a name ``_check_target`` lets through) is never deleted.
     """
-    present = sorted(name for name in LAYOUT if (out_dir / name).exists() or (out_dir / name).is_symlink())
-    if not present:
-        return
     try:
         catalog = json.loads((out_dir / "catalog.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        catalog = None
+        return
     if not isinstance(catalog, dict) or catalog.get("id") != CATALOG_ID:
-        raise InputError(
-            f"{out_dir} holds {', '.join(present)} but no demo world catalog: refusing to write there "
-            "(a demo world made again replaces the earlier one); choose an empty or new folder"
-        )
-    for name in present:
+        return
+    for name in sorted(LAYOUT):
         path = out_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
