@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 
 from lulc.cli import main
-
-LULC = Path(sys.executable).parent / "lulc"
+from tests.support.cli import LULC
 
 
 def test_version_prints_the_installed_packages_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli import LULC
+
 RUN = """
 import os, signal, sys, time
 from pathlib import Path
@@ -68,9 +70,8 @@ def test_a_server_stopped_with_sigterm_says_no_error(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    lulc = Path(sys.executable).parent / "lulc"
     server = subprocess.Popen(
-        [str(lulc), "tiler", "--host", "127.0.0.1", "--port", str(port), "--allow", str(tmp_path)],
+        [str(LULC), "tiler", "--host", "127.0.0.1", "--port", str(port), "--allow", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

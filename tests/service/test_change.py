@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from rasterio.transform import from_origin
 from lulc.errors import InputError
 from service.change import change_runs
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
+from tests.support.cli import LULC
 from tests.support.stac_validation import assert_valid_stac_file
-
-LULC = Path(sys.executable).parent / "lulc"
 
 
 @pytest.fixture(scope="module")

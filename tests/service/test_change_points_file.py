@@ -7,7 +7,6 @@ unlabelled first one, and a missing label column was reported as "(fields: )".
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ from lulc.errors import InputError
 from service.change_areas import read_change_points
 from service.run_folder import open_run
 from tests.service.products_support import Runs, two_runs
-
-LULC = Path(sys.executable).parent / "lulc"
+from tests.support.cli import LULC
 
 
 @pytest.fixture(scope="module")

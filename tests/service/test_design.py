@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,11 @@ from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size,
 from service.clean import clean_run
 from service.design import design_run, plan_design
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
+from tests.support.cli import LULC
 from tests.support.stac_validation import assert_valid_stac_file
 from training.assess import assess_map
 from training.errors import AssessError
 
-LULC = Path(sys.executable).parent / "lulc"
 # Olofsson et al. 2014, section 5.1: strata weights and anticipated user's accuracies of the example.
 PAPER_PIXELS = np.array([200_000, 150_000, 3_200_000, 6_450_000])
 PAPER_UA = np.array([0.7, 0.6, 0.9, 0.95])

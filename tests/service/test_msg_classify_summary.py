@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.service.products_support import train_model, truth_map, write_image
-
-LULC = Path(sys.executable).parent / "lulc"
+from tests.support.cli import LULC
 
 
 def test_the_summary_lists_every_file_of_the_run(tmp_path: Path) -> None:

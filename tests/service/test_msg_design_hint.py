@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from service.change import change_runs
 from tests.service.products_support import Runs, two_runs
-
-LULC = Path(sys.executable).parent / "lulc"
+from tests.support.cli import LULC
 
 
 @pytest.fixture(scope="module")

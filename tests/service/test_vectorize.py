@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,8 @@ from lulc.checksum import multihash_sha256
 from lulc.errors import InputError
 from service.vectorize import vectorize_run
 from tests.service.products_support import file_map, read_band, speckled, two_runs
+from tests.support.cli import LULC
 from tests.support.stac_validation import assert_valid_stac_file
-
-LULC = Path(sys.executable).parent / "lulc"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -138,19 +140,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _copies_with_changed_items(
+    run: Path, root: Path, variants: dict[str, Callable[[dict[str, Any]], object]]
+) -> None:
+    """A copy of ``run`` under ``root`` per variant, named after it, its item changed by it; and ``good``."""
+    import json
+    import shutil
+
+    item = json.loads((run / "item.json").read_text())
+    for name, change in variants.items():
+        shutil.copytree(run, root / name)
+        broken = json.loads(json.dumps(item))
+        change(broken)
+        (root / name / "item.json").write_text(json.dumps(broken))
+    shutil.copytree(run, root / "good")
+
+
 def test_one_malformed_item_does_not_take_the_run_list_down(
     tiler_runs: Runs, tiler_world: World, tmp_path: Path
 ) -> None:
     """Review: a null bbox entry or a class without a value made /runs a 500, so the map showed no run."""
-    import json
-    import shutil
-
     from fastapi.testclient import TestClient
 
     from tiler.app import create_app
     from tiler.legend import legend_png
 
-    item = json.loads((tiler_runs.main / "item.json").read_text())
     variants = {
         "bbox-null": lambda i: i.update(bbox=[None, 1, 2, 3]),
         "bbox-nan": lambda i: i.update(bbox=["nan", 0, 1, 1]),
@@ -158,12 +172,7 @@ def test_one_malformed_item_does_not_take_the_run_list_down(
         "class-string": lambda i: i["assets"]["classes"].update({"classification:classes": ["Water"]}),
         "bbox-3d": lambda i: i.update(bbox=[*i["bbox"][:2], 0.0, *i["bbox"][2:], 100.0]),
     }
-    for name, change in variants.items():
-        shutil.copytree(tiler_runs.main, tmp_path / name)
-        broken = json.loads(json.dumps(item))
-        change(broken)
-        (tmp_path / name / "item.json").write_text(json.dumps(broken))
-    shutil.copytree(tiler_runs.main, tmp_path / "good")
+    _copies_with_changed_items(tiler_runs.main, tmp_path, variants)
     settings = TilerSettings(allow=[str(tiler_world.root), str(tmp_path)], runs_dir=tmp_path)
     with TestClient(create_app(settings)) as client:
         listed = client.get("/runs")
@@ -192,13 +201,11 @@ def test_items_and_collections_with_malformed_links_are_listed_without_them(
     """Review: an item.json with ``"links": null`` or ``5`` made /runs a 500, so the web map showed no run."""
     import json
     import logging
-    import shutil
 
     from fastapi.testclient import TestClient
 
     from tiler.app import create_app
 
-    item = json.loads((tiler_runs.main / "item.json").read_text())
     variants = {
         "links-null": lambda i: i.update(links=None),
         "links-number": lambda i: i.update(links=5),
@@ -208,12 +215,7 @@ def test_items_and_collections_with_malformed_links_are_listed_without_them(
             links=None, properties={**i["properties"], "lulc:product": "clean"}
         ),
     }
-    for name, change in variants.items():
-        shutil.copytree(tiler_runs.main, tmp_path / name)
-        broken = json.loads(json.dumps(item))
-        change(broken)
-        (tmp_path / name / "item.json").write_text(json.dumps(broken))
-    shutil.copytree(tiler_runs.main, tmp_path / "good")
+    _copies_with_changed_items(tiler_runs.main, tmp_path, variants)
     (tmp_path / "collection.json").write_text(json.dumps({"type": "Collection", "id": "s", "links": None}))
     settings = TilerSettings(allow=[str(tiler_world.root), str(tmp_path)], runs_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="tiler"), TestClient(create_app(settings)) as client:

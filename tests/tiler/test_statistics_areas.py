@@ -143,17 +143,21 @@ def test_maps_of_wider_integers_and_floats_count_their_classes(tmp_path: Path) -
         class_areas(str(waves), everything, TABLE, 10**6)
 
 
+def _map_and_centre(path: Path) -> tuple[dict[str, Any], tuple[float, float], np.ndarray]:
+    """A class map's grid (``crs``, ``transform``), its centre in lon/lat, and its pixels."""
+    with rasterio.open(path) as src:
+        x, y = src.xy(src.height / 2, src.width / 2)
+        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+        return {"crs": src.crs, "transform": src.transform}, (lon[0], lat[0]), src.read(1)
+
+
 def test_statistics_over_http_count_a_float_map_and_ignore_a_malformed_aoa_asset(
     tiler_runs: Runs, tmp_path: Path
 ) -> None:
     """Review: an item whose ``assets.aoa`` is a string made POST /statistics a 500 (AttributeError)."""
     item = json.loads((tiler_runs.main / "item.json").read_text())
-    with rasterio.open(tiler_runs.main / "classes.tif") as src:
-        profile = {"crs": src.crs, "transform": src.transform}
-        x, y = src.xy(src.height / 2, src.width / 2)
-        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
-        classes = src.read(1)
-    polygon = mapping(box(lon[0] - 0.005, lat[0] - 0.005, lon[0] + 0.005, lat[0] + 0.005))
+    profile, (lon, lat), classes = _map_and_centre(tiler_runs.main / "classes.tif")
+    polygon = mapping(box(lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005))
     variants: dict[str, Any] = {
         "aoa-string": {"aoa": "aoa.tif"},
         "aoa-href-number": {"aoa": {"href": 5}},
@@ -198,12 +202,8 @@ def test_each_period_of_a_series_has_the_figures_of_its_own_map_aoa_included(
 ) -> None:
     """Review: the series counted without each period's aoa.tif: aoa_threshold and aoa_fraction were null."""
     item = json.loads((tiler_runs.main / "item.json").read_text())
-    with rasterio.open(tiler_runs.main / "classes.tif") as src:
-        profile = {"crs": src.crs, "transform": src.transform}
-        x, y = src.xy(src.height / 2, src.width / 2)
-        lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
-        shape = (src.height, src.width)
-    rows, cols = np.indices(shape)
+    profile, (lon, lat), classes = _map_and_centre(tiler_runs.main / "classes.tif")
+    rows, cols = np.indices(classes.shape)
     links = []
     for period, source, threshold in (("2021", tiler_runs.main, 1.0), ("2022", tiler_runs.second, 0.8)):
         folder = tmp_path / period
@@ -219,7 +219,7 @@ def test_each_period_of_a_series_has_the_figures_of_its_own_map_aoa_included(
         links.append({"rel": "item", "href": f"./{period}/item.json", "lulc:period": period})
     collection = {"type": "Collection", "id": "s", "links": links, "summaries": {"lulc:every": ["year"]}}
     (tmp_path / "collection.json").write_text(json.dumps(collection))
-    polygon = mapping(box(lon[0] - 0.01, lat[0] - 0.01, lon[0] + 0.01, lat[0] + 0.01))
+    polygon = mapping(box(lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01))
     with TestClient(
         create_app(TilerSettings(allow=[str(tmp_path)])), raise_server_exceptions=False
     ) as client:
