@@ -7,6 +7,7 @@ core imports nothing above it, and a container that installed only some packages
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_arenas()
     stop_cleanly_on_sigterm()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = _run(argv)
     except Terminated:
         _fail("error: terminated (SIGTERM); the run's staging files were removed", 143)
     except LulcError as exc:
@@ -133,6 +134,22 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"error: unexpected {type(exc).__name__}: " + " ".join(str(exc).split()), 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run(argv: list[str] | None) -> object:
+    """Run the app; as the program (``argv`` None), freeze the heap after it, so exiting skips a collection.
+
+    Python's finalisation runs the cyclic garbage collector over every object the imports made (about 90,000
+    after ``lulc classify``): 0.15-0.2 s of one core after the work is done, a seventh of classifying the
+    tutorial's 0.3 Mpx scene (``python -m bench.shutdown``). Frozen objects are not traversed; files and
+    datasets are closed by then, and ``atexit`` handlers (temporary folders, Dask clusters) still run.
+    Callers that go on running (tests, notebooks: ``main(argv)``) keep their heap collectable.
+    """
+    try:
+        return app(args=argv, standalone_mode=False)
+    finally:
+        if argv is None:
+            gc.freeze()
 
 
 def _fail(line: str, code: int) -> NoReturn:
