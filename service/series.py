@@ -104,7 +104,34 @@ def split_periods(window: str | None, every: str) -> list[Period]:
         if len(periods) > MAX_PERIODS:
             raise InputError(f"--every {every} over {window} makes more than {MAX_PERIODS} maps")
         start = _next(start, step)
+    _refuse_one_day_ends(periods, window, step, first, last)
     return periods
+
+
+def _refuse_one_day_ends(
+    periods: list[Period], window: str | None, step: Every, first: dt.datetime, last: dt.datetime
+) -> None:
+    """Refuse a series whose first or last period would be mapped from one day of it.
+
+    STAC intervals include their end, so ``--datetime 2021-01-01/2022-01-01 --every year`` (an end written
+    as if excluded) reads the first day of 2022 too: a map labelled 2022 from that day alone.
+
+    Raises:
+        InputError: a series of several periods starting on the last day of one or ending on the first.
+    """
+    if len(periods) < 2:
+        return
+    day = dt.timedelta(days=1)
+    if last - _first(last, step) < day:
+        raise InputError(
+            f"--every {step} over {window}: {periods[-1].label} would be mapped from its first day alone "
+            f"(STAC intervals include their end); end the window on {(last - day).date().isoformat()}"
+        )
+    if _next(_first(first, step), step) - first <= day:
+        raise InputError(
+            f"--every {step} over {window}: {periods[0].label} would be mapped from its last day alone; "
+            f"start the window on {(first + day).date().isoformat()}"
+        )
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,37 @@ def test_periods_are_whole_calendar_steps_clipped_to_the_window() -> None:
             split_periods(window, every)
 
 
+def test_a_series_ending_on_the_first_day_of_a_period_is_refused_with_the_window_meant() -> None:
+    """``2021-01-01/2022-01-01 --every year`` read the first day of 2022 too: a "2022" map from one day."""
+    for window, every, message in (
+        (
+            "2021-01-01/2022-01-01",
+            "year",
+            "2022 would be mapped from its first day alone.*end the window on 2021-12-31",
+        ),
+        (
+            "2021-01-01/2021-03-01",
+            "month",
+            "2021-03 would be .* first day alone.*end the window on 2021-02-28",
+        ),
+        (
+            "2020-12-31/2021-12-31",
+            "year",
+            "2020 would be mapped from its last day alone.*start the window on 2021-01-01",
+        ),
+        (
+            "2021-11-30/2022-02-28",
+            "season",
+            "2021-SON would be .* last day alone.*start the window on 2021-12-01",
+        ),
+    ):
+        with pytest.raises(InputError, match=message):
+            split_periods(window, every)
+    # two days of a period, or one period of one day, are what was asked
+    assert [p.label for p in split_periods("2021-01-01/2022-01-02", "year")] == ["2021", "2022"]
+    assert [p.label for p in split_periods("2022-01-01/2022-01-01", "year")] == ["2022"]
+
+
 def test_every_year_makes_one_map_per_year_with_imagery_and_a_valid_collection(
     engine_world: EngineWorld, tmp_path: Path
 ) -> None:
