@@ -1,7 +1,7 @@
 """The one allow-list of everything lulc-stac fetches: hosts, URL prefixes and local folders.
 
-- The service: hosts (``example.com``, ``*.example.com``, ``host:port``) or URL prefixes
-  (``https://host/path/``) from ``LULC_SERVICE_ALLOWED_HOSTS``, local folders from
+- The service: http(s) hosts (``example.com``, ``*.example.com``, ``host:port``) or URL prefixes
+  (``https://host/path/``, ``s3://bucket/``) from ``LULC_SERVICE_ALLOWED_HOSTS``, local folders from
   ``LULC_SERVICE_LOCAL_FOLDERS`` (``AllowList.of``). A local path outside them and a missing one get
   the same error, so answers reveal nothing about the rest of the disk.
 - The tiler: URL prefixes or local folders from ``LULC_TILER_ALLOW`` (``AllowList.from_prefixes``).
@@ -54,7 +54,13 @@ class HostRule:
         return cls(match.group(2).rstrip("."), port, bool(match.group(1)))
 
     def matches(self, location: Location) -> bool:
-        """Whether ``location`` is on this host (and port)."""
+        """Whether ``location`` is an http(s) URL on this host (and port).
+
+        Not an ``s3://`` URL: a bucket may be named like any host (``s3://earth-search.aws.element84.com``
+        is anyone's to create), so buckets are allowed by ``s3://bucket/`` prefixes alone.
+        """
+        if location.scheme not in ("http", "https"):
+            return False
         if self.port is not None and _port(location) != self.port:
             return False
         if self.wildcard:
@@ -217,6 +223,8 @@ class AllowList:
             resolved = (path if path.is_absolute() else (self.base or Path.cwd()) / path).resolve()
         except (OSError, RuntimeError, ValueError):
             raise refused from None
+        if str(resolved).startswith("/vsi"):  # `vsicurl/http:/host/x` taken from `/`: GDAL would fetch it
+            raise refuse(what, text, "GDAL virtual file systems (/vsi...) are not allowed")
         inside = self.any_local or any(resolved == f or resolved.is_relative_to(f) for f in self.folders)
         if not inside or (self.hide_missing and not _exists(resolved)):
             raise refused

@@ -97,6 +97,21 @@ def gdal_env(overrides: Mapping[str, str | int] | None = None) -> rasterio.Env:
 
 _REDIRECT_TTL = 600.0
 """Seconds a URL's redirect check stays valid."""
+MAX_INGESTED_BYTES_AT_OPEN = 1 << 20
+"""The most an item's ``file:header_size`` may raise ``GDAL_INGESTED_BYTES_AT_OPEN`` to (rio-tiler passes it
+on): a COG's header and tile index fit (about 200 KiB for a 10,980 px tile with its overviews); a STAC item
+asking for more would make every open read up to GDAL's own 10 MiB cap."""
+
+
+def ingested_bytes_at_open(header_size: object) -> str | None:
+    """``GDAL_INGESTED_BYTES_AT_OPEN`` for an item's ``file:header_size``, capped; None: not a size."""
+    try:
+        size = int(float(str(header_size)))
+    except (ValueError, OverflowError):
+        return None
+    return str(min(size, MAX_INGESTED_BYTES_AT_OPEN)) if size > 0 else None
+
+
 _checked_redirects: dict[tuple[AllowList, str], tuple[float, str]] = {}
 _checked_lock = threading.Lock()
 
@@ -107,10 +122,10 @@ def gdal_href(href: str, allow: AllowList, what: str = "raster", *, timeout: flo
     GDAL follows HTTP redirects by itself and cannot be told not to: GDAL 3.10's ``cpl_http.cpp`` sets
     ``CURLOPT_FOLLOWLOCATION`` unconditionally (up to 10 hops), and neither a ``GDAL_HTTP_*`` nor a
     ``CPL_VSIL_CURL_*`` option turns it off. So before GDAL sees an http(s) URL we ask the server
-    ourselves (a one-byte ranged GET, redirects not followed): a redirect is followed only if its target
-    passes ``allow`` too, and GDAL gets the final URL. The answer is remembered for 10 minutes per URL.
-    A server that answers us directly but redirects GDAL moments later is not caught: allow-list hosts
-    you trust to that extent (object stores, your own servers).
+    ourselves (a HEAD and a one-byte ranged GET, as GDAL sends, redirects not followed): a redirect is
+    followed only if its target passes ``allow`` too, and GDAL gets the final URL. The answer is
+    remembered for 10 minutes per URL. A server that answers us directly but redirects GDAL moments later
+    is not caught: allow-list hosts you trust to that extent (object stores, your own servers).
 
     Raises:
         HostNotAllowedError: ``href``, or a redirect it leads to, is not allowed.
@@ -149,24 +164,44 @@ MAX_REDIRECTS = 5
 
 
 def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = MAX_REDIRECTS) -> str:
-    import requests
-
     current = href
     for _ in range(hops + 1):
-        try:
-            with requests.get(
-                current, headers={"Range": "bytes=0-0"}, allow_redirects=False, timeout=timeout, stream=True
-            ) as response:
-                location = response.headers.get("location")
-                redirected = response.status_code in (301, 302, 303, 307, 308) and location
-        except requests.RequestException:
-            return current  # unreachable now: GDAL will say so (and retry) itself
-        if not redirected:
-            return current
+        targets = {target for method in PROBES if (target := _redirect_target(current, method, timeout))}
+        if not targets:
+            return current  # no redirect (or unreachable now: GDAL will say so, and retry, itself)
+        if len(targets) > 1:
+            raise HostNotAllowedError(
+                f"{what} {href}: {current} redirects HEAD and GET requests to different places; not followed"
+            )
         # each hop against the list itself (AllowList.check), not a GdalAllowList's check, which would
         # follow that hop's redirects again: a loop recursed until the stack ran out
-        current = AllowList.check(allow, urljoin(current, str(location)), f"redirect from {current} to")
+        current = AllowList.check(allow, urljoin(current, targets.pop()), f"redirect from {current} to")
     raise HostNotAllowedError(f"{what} {href} redirects more than {hops} times; not followed")
+
+
+PROBES = ("HEAD", "GET")
+"""The requests GDAL sends a URL, each asked before it: a HEAD for the size, then ranged GETs. A server
+redirecting only one of them would otherwise lead GDAL off the list."""
+
+
+def _redirect_target(url: str, method: str, timeout: float) -> str | None:
+    """Where ``url`` redirects ``method`` (a one-byte range for GET), or None.
+
+    Any 3xx with a ``Location`` counts: libcurl, told to follow, follows every one (300 and 305 too), not
+    only the five statuses that mean a redirect.
+    """
+    import requests
+
+    headers = {"Range": "bytes=0-0"} if method == "GET" else {}
+    try:
+        with requests.request(
+            method, url, headers=headers, allow_redirects=False, timeout=timeout, stream=True
+        ) as response:
+            location = response.headers.get("location")
+            redirected = 300 <= response.status_code < 400 and bool(location)
+    except requests.RequestException:
+        return None
+    return str(location) if redirected else None
 
 
 def forget_cached_reads(href: str) -> None:

@@ -51,9 +51,9 @@ class ServiceSettings(BaseSettings):
             "sentinel-cogs.s3.us-west-2.amazonaws.com",
         ],
         description=(
-            "Hosts (`example.com`, `*.example.com`, `host:port`) or URL prefixes (`https://host/path/`) the "
-            "service may fetch STAC metadata and imagery from; anything else is refused with 403. JSON list "
-            "or comma-separated."
+            "Hosts (`example.com`, `*.example.com`, `host:port`: http and https) or URL prefixes "
+            "(`https://host/path/`, `s3://bucket/`: a bucket only so) the service may fetch STAC metadata and "
+            "imagery from; anything else is refused with 403. JSON list or comma-separated."
         ),
     )
     local_folders: StrList = Field(

@@ -10,7 +10,7 @@ import rasterio
 from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
-from lulc.gdal_env import REMOTE_RASTER_DRIVER
+from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
 from tiler.allowlist import AllowList
 from tiler.errors import NotARasterError, NotFoundError, UpstreamError
 
@@ -63,6 +63,13 @@ class AllowedSTACReader(STACReader):
             info = super()._get_asset_info(asset)
         # Checked, normalised and with its redirects resolved: GDAL opens exactly this.
         info["url"] = self.allow.gdal_path(info["url"], f"asset {asset!r}")
+        # GDAL options from the item: only the header size rio-tiler passes, capped (review: 1.5e9 made
+        # every open read 10 MiB)
+        size = ingested_bytes_at_open((info.get("env") or {}).get("GDAL_INGESTED_BYTES_AT_OPEN"))
+        if size is None:
+            info.pop("env", None)
+        else:
+            info["env"] = {"GDAL_INGESTED_BYTES_AT_OPEN": size}
         return info
 
 

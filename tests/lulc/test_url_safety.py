@@ -103,7 +103,7 @@ SERVICE = AllowList.of(
         "earth-search.aws.element84.com",
         "*.tiles.example.org",
         "https://data.example/pub/cogs",
-        "sentinel-cogs",
+        "s3://sentinel-cogs",
     ]
 )
 
@@ -136,6 +136,9 @@ SERVICE = AllowList.of(
         ("s3://sentinel-cogs/a/b.tif", True),
         ("/vsis3/sentinel-cogs/a/b.tif", True),
         ("/vsis3/other-bucket/a/b.tif", False),
+        # a host rule is for http(s): a bucket named like an allowed host is anyone's (review)
+        ("s3://earth-search.aws.element84.com/a/b.tif", False),
+        ("/vsis3/earth-search.aws.element84.com/a/b.tif", False),
         ("/data/catalog.json", False),
         ("file:///data/catalog.json", False),
         ("/vsizip//data/x.zip/a.tif", False),
@@ -216,6 +219,15 @@ def test_relative_local_paths_are_taken_from_the_base(folders: tuple[Path, Path]
     allow = AllowList.of([], ["allowed"], base=allowed.parent)
     assert allow.folders == (allowed,)
     assert allow.check("allowed/catalog.json") == str(allowed / "catalog.json")
+
+
+def test_a_relative_path_resolving_to_a_gdal_file_system_is_refused(tmp_path: Path) -> None:
+    """Review: with `/` allowed, `vsicurl/http:/host/x.tif` resolved to `/vsicurl/...`, which GDAL fetched."""
+    allow = AllowList.from_prefixes(["/"], base=Path("/"))
+    assert allow.check("etc/hostname") == "/etc/hostname"  # control: a relative path under `/` is fine
+    for relative in ("vsicurl/http:/127.0.0.1:9/x.tif", "vsis3/some-bucket/x.tif", "./vsizip/a.zip/x.tif"):
+        with pytest.raises(HostNotAllowedError, match="GDAL virtual file systems"):
+            allow.check(relative, "raster")
 
 
 def test_without_local_folders_no_local_path_is_allowed(folders: tuple[Path, Path]) -> None:

@@ -6,8 +6,8 @@ next to a canary server that must never be contacted. It runs in its own process
 clears it.
 
 A script maps URL paths to answers ``{"status": 302, "headers": {...}, "body": "..."}``; the path
-``"*"`` answers every other path, and a ``Location`` ending in ``{path}`` gets the requested path and
-query substituted (a whole-host redirect).
+``"*"`` answers every other path, a key ``"HEAD /x"`` (method, space, path) only that method there, and a
+``Location`` ending in ``{path}`` gets the requested path and query substituted (a whole-host redirect).
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ def _serve(fd: int, script: dict[str, Any]) -> None:
                 return
             log.append({"method": self.command, "path": self.path})
             path = self.path.split("?", 1)[0]
-            answer = script.get(path) or script.get("*") or {"status": 404, "body": "no such path"}
+            answer = (
+                script.get(f"{self.command} {path}")
+                or script.get(path)
+                or script.get("*")
+                or {"status": 404, "body": "no such path"}
+            )
             headers = {k: v.replace("{path}", self.path) for k, v in answer.get("headers", {}).items()}
             self._send(int(answer.get("status", 200)), headers, str(answer.get("body", "")))
 

@@ -180,3 +180,34 @@ def test_a_vrt_served_as_a_tif_is_not_opened(setup: Setup) -> None:
 
 def _anywhere() -> dict:
     return {"type": "Polygon", "coordinates": [[[-179, -80], [179, -80], [179, 80], [-179, 80], [-179, -80]]]}
+
+
+@pytest.mark.parametrize(  # sizes in GDAL's 16 KiB chunks (it rounds up); "x": not a size, the default
+    ("header_size", "first_read"), [(1.5e9, 1 << 20), (196_608, 196_608), ("x", 65536)]
+)
+def test_an_items_header_size_cannot_make_every_open_read_megabytes(
+    setup: Setup, header_size: object, first_read: int
+) -> None:
+    """Review: rio-tiler hands `file:header_size` to GDAL; 1.5e9 made every open read 10 MiB (cap: 1 MiB)."""
+    import re
+    from uuid import uuid4
+
+    served = setup.local.parent / "served" / "runs" / "main"
+    name = f"header-{uuid4().hex}"  # a file GDAL has never opened
+    # the map and 12 MiB of padding after it (ignored by TIFF readers): GDAL reads no more than a file's size
+    (served / f"{name}.tif").write_bytes((served / "classes.tif").read_bytes() + bytes(12 << 20))
+    item = json.loads((served / "item.json").read_text())
+    item["assets"] = {"classes": {**item["assets"]["classes"], "href": f"./{name}.tif"}}
+    item["assets"]["classes"]["file:header_size"] = header_size
+    (served / f"{name}.json").write_text(json.dumps(item))
+    setup.files.requests.clear()
+    response = setup.client.get(
+        "/stac/info", params={"url": setup.files.url(f"runs/main/{name}.json"), "assets": "classes"}
+    )
+    assert response.status_code == 200, response.text
+    spans = [
+        int(m[2]) - int(m[1]) + 1
+        for r in setup.files.requests.records()
+        if r.path.endswith(".tif") and (m := re.fullmatch(r"bytes=(\d+)-(\d+)", r.range or ""))
+    ]
+    assert max(spans) == first_read, spans  # GDAL's first read: the bytes it ingests at open
