@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 
 from lulc.contract import Radiometry
@@ -190,6 +191,39 @@ def open_local_imagery(
     grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
     reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
     return LocalImagery(path, grid, list(bands), reader, radiometry, notes)
+
+
+MAX_MEDIAN_REFLECTANCE = 1.5
+"""Surface reflectance is 0 to about 1 (snow and glint a little above): sampled values whose median is above
+this are not reflectance, but digital numbers (0 to 10,000 for Sentinel-2) or another quantity."""
+
+
+def check_reflectance(reflectance: npt.NDArray[np.float32], imagery: Imagery, scale_given: bool) -> None:
+    """Refuse a local image whose sampled values, as read, cannot be surface reflectance.
+
+    A float raster is taken as reflectance and an integer one as its metadata or DN / 10000 say; a float
+    raster of digital numbers trained a model whose contract says reflectance, and every pixel of real
+    reflectance was then mapped as the darkest class (review). An explicit ``--scale`` or ``--offset`` is
+    the user's word and is not second-guessed.
+
+    Raises:
+        ImageryError: the median sampled value is above ``MAX_MEDIAN_REFLECTANCE``.
+    """
+    if scale_given or not isinstance(imagery, LocalImagery):
+        return
+    values = reflectance[np.isfinite(reflectance)]
+    if values.size == 0:
+        return
+    median = float(np.median(values))
+    if median <= MAX_MEDIAN_REFLECTANCE:
+        return
+    radiometry = imagery.radiometry
+    raise ImageryError(
+        f"image {imagery.path}'s sampled values, read with scale {radiometry.scale:g} and offset "
+        f"{radiometry.offset:g}, have a median of {median:,.6g}: surface "
+        "reflectance is 0 to about 1. Digital numbers need --scale (Sentinel-2 L2A: --scale 0.0001, and "
+        "--offset -0.1 from processing baseline 04.00); to train on the values as they are, give --scale 1"
+    )
 
 
 def _block_size(block_h: int, block_w: int) -> int:

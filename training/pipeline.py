@@ -37,7 +37,7 @@ from training.evaluate import (
     score,
     spatial_splits,
 )
-from training.imagery import Imagery, open_local_imagery
+from training.imagery import Imagery, check_reflectance, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
 from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
@@ -523,6 +523,7 @@ def train(
     samples = sample_points(imagery, points, progress)
     _note_dropped(samples, len(points), progress, points=points, imagery=imagery)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
+    check_reflectance(samples.reflectance, imagery, config.scale is not None or config.offset is not None)
     classes = _used_classes(points.classes, samples.labels, progress)
     features = sample_features(imagery, config, samples.reflectance)
     seasons = [s.name for s in config.seasons] if config.seasons else None

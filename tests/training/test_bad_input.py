@@ -245,3 +245,23 @@ def test_a_band_name_typo_is_refused_with_the_band_meant(world: Path, tmp_path: 
     # the flag is named as a possible culprit, and pydantic's own words ("value: Value error,") are gone
     assert message.startswith("invalid training recipe (")
     assert "with the command's options): unknown" in message
+
+
+def test_a_float_image_of_digital_numbers_is_refused_unless_a_scale_is_given(
+    tutorial: Path, tmp_path: Path
+) -> None:
+    """Review: the scene x 10,000 in float trained as "reflectance"; real reflectance then mapped as Water."""
+    import rasterio
+
+    scene = tmp_path / "dn_float.tif"
+    with rasterio.open(tutorial / "s2image.tif") as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(data * 10000)
+    args = ["--image", str(scene), "--bands", "blue,green,red,nir", "--points", str(tutorial / "samples.shp")]
+    args += ["--label-field", "labels", "--models", "dt", "--repeats", "1"]
+    message, out_parent = invoke_train(args, tmp_path)
+    assert_message(message, out_parent, "dn_float.tif", "median of", "--scale 0.0001", "--scale 1")
+    # the user's word: the same image with its scale trains (and the control: the check is what refused it)
+    result = CliRunner().invoke(app, ["train", *args, "--scale", "0.0001", "--out", str(tmp_path / "scaled")])
+    assert result.exit_code == 0, result.output
