@@ -269,7 +269,8 @@ def spatial_splits(
         blocks = blocks[first][grouped.groups]
     _, groups = np.unique(blocks, return_inverse=True)
     n_groups = int(groups.max()) + 1
-    folds = min(folds, n_groups)
+    smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
+    folds = min(folds, n_groups, smallest)  # every fold can hold every class (scikit-learn refused more)
     if folds < 2:
         raise PointsError(f"all points fall in one {block:g} m block: spatial block CV needs smaller blocks")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -22,6 +22,7 @@ from lulc.progress import NullProgress, Progress
 from training import export, gate
 from training.aoa import DI_OUTPUT, add_dissimilarity_output
 from training.config import TrainingConfig
+from training.conformal import minimum_samples
 from training.errors import ConfigError, PointsError
 from training.evaluate import (
     Grouping,
@@ -219,13 +220,25 @@ def _evaluate_models(
     crs: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], CvPart]:
     labels = samples.labels
+    _check_sizes(labels, config, grouped)
     train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
     part = cv_part(labels, train, grouped, classes)
     if part.note:
         progress.note(part.note)
+    if config.cv.repeats > 0 and part.labels.size == 0:
+        raise PointsError(
+            f"no class keeps two training samples beside the hold-out ({train.size} training samples of "
+            f"{np.unique(labels).size} classes), so no cross-validation can score them: label more points "
+            "per class, or give --repeats 0 to pick the model by the hold-out alone"
+        )
     train_labels = labels[train]
     cv_splits, cv_name = part.splits(repeated_splits(part.labels, config.cv, config.seed, part.grouped))
     cv_name = f"{cv_name}, {part.name}"
+    if config.cv.scheme != "shuffle" and cv_splits and len(cv_splits) // config.cv.repeats < config.cv.folds:
+        progress.note(
+            f"--folds {config.cv.folds} lowered to {len(cv_splits) // config.cv.repeats}: each fold must "
+            "hold every class (or polygon group) the training part has at least twice"
+        )
     sp_splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
     sp_name = ""
     if config.cv.spatial_block is not None:
@@ -235,6 +248,8 @@ def _evaluate_models(
             x, y, part.labels, config.cv.spatial_block, config.cv.folds, config.seed, part.grouped
         )
         sp_splits, sp_name = part.splits((spatial, f"{sp_name}, {part.name}"))
+        if len(sp_splits) < config.cv.folds:
+            progress.note(f"spatial CV: {sp_name.split(' (')[0]}, not {config.cv.folds} (blocks or samples)")
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
     for name in config.models:
@@ -296,6 +311,29 @@ def _evaluate_models(
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
     return board, fitted, test, part
+
+
+def _check_sizes(labels: npt.NDArray[np.int64], config: TrainingConfig, grouped: Grouping) -> None:
+    """Refuse, before any fitting, sample counts the hold-out or the class sets cannot work with.
+
+    Raises:
+        ConfigError: ``--test-size`` leaves fewer training samples than classes.
+        PointsError: too few samples to calibrate the class sets at their coverage.
+    """
+    n_classes = int(np.unique(labels).size)
+    if grouped.groups is None:
+        n_test = max(int(np.ceil(config.cv.test_size * labels.size)), n_classes)
+        if labels.size - n_test < n_classes:
+            raise ConfigError(
+                f"--test-size {config.cv.test_size:g} holds out {n_test} of {labels.size} samples, leaving "
+                f"{labels.size - n_test} to train {n_classes} classes: give a smaller --test-size"
+            )
+    needed = minimum_samples(config.conformal_coverage)
+    if labels.size < needed:
+        raise PointsError(
+            f"{labels.size} labelled samples cannot calibrate class sets at {config.conformal_coverage:.0%} "
+            f"coverage (at least {needed}): label more points"
+        )
 
 
 @dataclass(frozen=True)

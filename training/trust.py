@@ -19,7 +19,14 @@ from sklearn.base import BaseEstimator, clone
 from lulc.classes import ClassTable
 from lulc.contract import ClassSets
 from training.aoa import Applicability, fit_applicability
-from training.conformal import ConformalSets, calibrate, coverage_by_class, cross_calibrated_members
+from training.conformal import (
+    ConformalSets,
+    calibrate,
+    coverage_by_class,
+    cross_calibrated_members,
+    minimum_samples,
+)
+from training.errors import PointsError
 from training.evaluate import grouped_folds
 from training.models import classes_of
 
@@ -95,6 +102,25 @@ def out_of_fold_probabilities(
     return out
 
 
+def _check_calibration_folds(set_fold: npt.NDArray[np.int64], n_test: int, coverage: float) -> None:
+    """Refuse, before the fold models are fitted, folds that leave too few samples to calibrate on.
+
+    The class sets' coverage is estimated by calibrating without each fold (the hold-out is one more): every
+    such rest needs ``minimum_samples(coverage)``.
+
+    Raises:
+        PointsError: the largest fold leaves fewer.
+    """
+    sizes = [*np.unique(set_fold, return_counts=True)[1].tolist(), n_test]
+    rest = set_fold.size + n_test - max(sizes)
+    needed = minimum_samples(coverage)
+    if rest < needed:
+        raise PointsError(
+            f"{set_fold.size + n_test} labelled samples leave {rest} to calibrate the class sets on beside "
+            f"their largest fold, fewer than {needed} for {coverage:.0%} coverage: label more points"
+        )
+
+
 def fit_trust(
     model: BaseEstimator,
     train_features: npt.NDArray[np.float32],
@@ -124,6 +150,7 @@ def fit_trust(
     """
     fold, note = fold_ids(train_labels, train_groups, folds, seed)
     set_fold, _ = fold_ids(train_labels, train_groups, max(folds, set_folds), seed)
+    _check_calibration_folds(set_fold, test_labels.size, coverage)
     reference, ref_fold = train_features, fold
     if len(train_features) > max_reference:
         keep = np.sort(

@@ -265,3 +265,53 @@ def test_a_float_image_of_digital_numbers_is_refused_unless_a_scale_is_given(
     # the user's word: the same image with its scale trains (and the control: the check is what refused it)
     result = CliRunner().invoke(app, ["train", *args, "--scale", "0.0001", "--out", str(tmp_path / "scaled")])
     assert result.exit_code == 0, result.output
+
+
+def _first_per_class(tutorial: Path, n: int, tmp_path: Path) -> Path:
+    frame = gpd.read_file(tutorial / "samples.shp")
+    path = tmp_path / f"first-{n}.gpkg"
+    frame.groupby("labels").head(n).to_file(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("2 per class", ["8 labelled samples cannot calibrate class sets at 90% coverage (at least 9)"]),
+        ("3 per class", ["12 labelled samples leave 8 to calibrate the class sets on", "fewer than 9"]),
+        ("3 per class, spatial", ["12 labelled samples leave 8 to calibrate"]),
+        ("test size 0.97", ["--test-size 0.97 holds out 118 of 121 samples, leaving 3 to train 4 classes"]),
+    ],
+)
+def test_too_few_samples_for_a_step_are_refused_before_it_not_as_an_unexpected_error(
+    tutorial: Path, tmp_path: Path, case: str, needles: list[str]
+) -> None:
+    """Review: these passed the class counts and ended as `error: unexpected ValueError` (exit 1)."""
+    points = tutorial / "samples.shp"
+    if "per class" in case:
+        points = _first_per_class(tutorial, int(case[0]), tmp_path)
+    args = [
+        "--image",
+        str(tutorial / "s2image.tif"),
+        "--bands",
+        "blue,green,red,nir",
+        "--points",
+        str(points),
+    ]
+    args += ["--label-field", "labels", "--models", "dt"]
+    args += ["--spatial-block", "100"] if "spatial" in case else []
+    args += ["--test-size", "0.97"] if "test size" in case else []
+    message, out_parent = invoke_train(args, tmp_path)
+    assert_message(message, out_parent, *needles)
+
+
+def test_folds_lowered_for_the_smallest_class_are_said(tutorial: Path, tmp_path: Path) -> None:
+    """Review: --folds 50 ran 16 folds without a word; with --spatial-block: an unexpected ValueError."""
+    args = ["--image", str(tutorial / "s2image.tif"), "--bands", "blue,green,red,nir"]
+    args += ["--points", str(tutorial / "samples.shp"), "--label-field", "labels", "--models", "dt"]
+    args += ["--folds", "50", "--spatial-block", "100", "--out", str(tmp_path / "model")]
+    result = CliRunner().invoke(app, ["train", *args])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "--folds 50 lowered to 16" in output
+    assert "spatial CV: 16-fold spatial block CV, not 50" in output
