@@ -279,12 +279,14 @@ def to_mlm_item(
             "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
         }
     n_features = len(contract.feature_names)
+    # the library that trained the model: LightGBM's own for `lgbm` (it was said to be scikit-learn)
+    framework = "lightgbm" if "lightgbm" in contract.provenance.software else "scikit-learn"
     properties: dict[str, Any] = {
         "datetime": datetime_utc,
         "mlm:name": contract.name,
         "mlm:architecture": contract.provenance.model_type,
         "mlm:tasks": ["classification", "semantic-segmentation"],
-        "mlm:framework": "scikit-learn",
+        "mlm:framework": framework,
         "mlm:accelerator": "amd64",
         "mlm:accelerator_constrained": False,
         "mlm:input": [
@@ -313,7 +315,7 @@ def to_mlm_item(
         "version": contract.version,
         METADATA_KEY: json.loads(contract.to_json()),
     }
-    framework_version = contract.provenance.software.get("scikit-learn", "")
+    framework_version = contract.provenance.software.get(framework, "")
     if _SEMVER.match(framework_version):
         properties["mlm:framework_version"] = framework_version
     if contract.provenance.time_window:

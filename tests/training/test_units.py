@@ -162,6 +162,9 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     assert metrics["holdout"]["overall_accuracy"] > 0.8
     assert "lightgbm" in result.contract.provenance.software
     assert metrics["parity"]["pixel_agreement"] >= 0.9999
+    item = json.loads((result.out / "model.json").read_text())["properties"]  # review: said scikit-learn
+    assert item["mlm:framework"] == "lightgbm"
+    assert item["mlm:framework_version"] == result.contract.provenance.software["lightgbm"]
 
 
 @pytest.mark.parametrize("name", ["hgb", "lgbm"])
