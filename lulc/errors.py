@@ -37,6 +37,10 @@ class LimitError(LulcError):
     """A request exceeds a configured limit (AOI area, concurrent jobs, allow-list)."""
 
 
+class ItemLimitError(LimitError):
+    """A search found more items than one search, or one composite, may hold."""
+
+
 def validation_problems(error: Any, what: str = "value") -> str:
     """Every problem of a pydantic ``ValidationError`` on one line, each as ``field: message``.
 

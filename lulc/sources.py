@@ -11,6 +11,11 @@ Both sources implement ``ItemSource.search`` and return ``NormalizedItem`` lists
   cloud-free items); items without ``eo:cloud_cover`` do not match when a limit is given.
 - ``limit``: at most this many items, the first ones in ``(datetime, id)`` order.
 
+One search reads at most ``max_search_items`` items (``MAX_SEARCH_ITEMS`` unless the caller sets it):
+an API is asked for one more and a static catalog walked until one more; finding it is ``ItemLimitError``,
+not an endless paging. Every response is read through ``lulc.stac_io.CheckedHttp`` up to its
+``max_response_bytes``.
+
 An empty result is returned as an empty list: callers that need items call ``require_items`` which
 raises ``NoItemsError`` naming the source and the search parameters.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import re
 import warnings
@@ -40,9 +46,9 @@ from shapely.geometry.base import BaseGeometry
 from lulc import stac_io
 from lulc.allowlist import AllowList
 from lulc.datetimes import format_datetime, parse_datetime_interval
-from lulc.errors import InputError, LulcError, NoItemsError, SourceError
+from lulc.errors import InputError, ItemLimitError, LulcError, NoItemsError, SourceError
 from lulc.sentinel2 import BandAsset, NormalizedItem, normalize_item
-from lulc.stac_io import CheckedHttp, CheckedStacApiIO, CheckedStacIO, short_reason
+from lulc.stac_io import MAX_RESPONSE_BYTES, CheckedHttp, CheckedStacApiIO, CheckedStacIO, short_reason
 
 BBox = tuple[float, float, float, float]
 
@@ -50,7 +56,13 @@ RETRY_STATUSES = tuple(sorted(stac_io.RETRY_STATUSES))
 """HTTP statuses a STAC API or catalog request is retried on (``lulc.stac_io``)."""
 
 PAGE_SIZE = 100
-"""Items per page asked of a STAC API (the ``limit`` of each request; all pages are read)."""
+"""Items per page asked of a STAC API (the ``limit`` of each request; pages are read up to the cap)."""
+
+MAX_SEARCH_ITEMS = 5000
+"""Most items one search may read (the candidates, before a least-cloudy pick); more: ``ItemLimitError``.
+
+Sentinel-2 sees a place every 2-5 days: a year over an AOI on a few tiles and orbits is some hundreds.
+"""
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,12 @@ def _check_limit(limit: int | None) -> None:
         raise InputError(f"limit must be a positive number of items, got {limit}")
 
 
+def _check_cap(max_search_items: int) -> int:
+    if max_search_items < 1:
+        raise InputError(f"max_search_items must be a positive number of items, got {max_search_items}")
+    return max_search_items
+
+
 # ---------------------------------------------------------------------------------------------
 # STAC API
 
@@ -178,6 +196,8 @@ class StacApiSource:
     ``modifier`` is pystac-client's hook applied to every item dict before normalisation (e.g.
     ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs). ``allow`` checks the
     API URL, every request and redirect, and the asset hrefs of the items (default: anything).
+    ``max_search_items`` caps the items one search pages through (``ItemLimitError`` beyond it),
+    ``max_response_bytes`` the body of each answer (``lulc.stac_io.ResponseLimitError``).
     """
 
     def __init__(
@@ -191,6 +211,8 @@ class StacApiSource:
         mask_classes: Sequence[int] | None = None,
         modifier: Callable[[Any], None] | None = None,
         allow: AllowList | None = None,
+        max_search_items: int = MAX_SEARCH_ITEMS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.allow = (allow or AllowList.anything()).without_local()
         self.url = self.allow.check(url, "STAC API")
@@ -200,6 +222,8 @@ class StacApiSource:
         self.backoff_factor = backoff_factor
         self.timeout = timeout
         self.mask_classes = mask_classes
+        self.max_search_items = _check_cap(max_search_items)
+        self.max_response_bytes = max_response_bytes
         self._client: Any = None
 
     def describe(self) -> str:
@@ -211,7 +235,11 @@ class StacApiSource:
 
     def _stac_io(self) -> CheckedStacApiIO:
         http = CheckedHttp(
-            self.allow, max_retries=self.max_retries, backoff=self.backoff_factor, timeout=self.timeout
+            self.allow,
+            max_retries=self.max_retries,
+            backoff=self.backoff_factor,
+            timeout=self.timeout,
+            max_response_bytes=self.max_response_bytes,
         )
         return CheckedStacApiIO(http)
 
@@ -248,11 +276,18 @@ class StacApiSource:
         max_cloud_cover: float | None = None,
         limit: int | None = None,
     ) -> list[NormalizedItem]:
-        """Search the API, page through every result, normalise and sort them."""
+        """Search the API, page through the results, normalise and sort them.
+
+        Raises:
+            ItemLimitError: more than ``max_search_items`` items match (found on reading one more).
+        """
         params = SearchParams(bbox, intersects, datetime, max_cloud_cover, limit)
         _check_limit(limit)
         _search_geometry(bbox, intersects)  # validates before any request
         kwargs = self.search_parameters(params)
+        cap = self.max_search_items
+        # one more than the cap: an API that always has a next page is stopped there, not followed
+        kwargs["max_items"] = cap + 1
         client = self._open()
         with _api_errors(self.url), warnings.catch_warnings():
             # pystac-client warns when the API lacks a conformance class; the search still runs.
@@ -263,9 +298,14 @@ class StacApiSource:
                     {"field": "properties.datetime", "direction": "asc"},
                     {"field": "id", "direction": "asc"},
                 ]
-                kwargs["max_items"] = limit
+                kwargs["max_items"] = min(limit, cap + 1)
             search = client.search(**kwargs)
             raw = list(search.items_as_dicts())
+        if len(raw) > cap:
+            raise ItemLimitError(
+                f"more than {cap:,} items of {self.describe()} match {params.describe()}, over the limit of "
+                f"{cap:,} one search may read; narrow the datetime window or the AOI"
+            )
         items = (checked_item(normalize_item(feature, self.mask_classes), self.allow) for feature in raw)
         return _sorted(items, limit)
 
@@ -313,7 +353,9 @@ class StaticCatalogSource:
     """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side.
 
     Every document (the file, child and item links) is read through ``lulc.stac_io.CheckedStacIO``
-    with ``allow`` (default: anything); reads over HTTP are retried on 429/5xx and dropped connections.
+    with ``allow`` (default: anything); reads over HTTP are retried on 429/5xx and dropped connections,
+    and bounded by ``http``'s ``max_response_bytes``. The catalog is walked up to one item more than
+    ``max_search_items``: a catalog that has it is refused (``ItemLimitError``), whatever the search.
     """
 
     def __init__(
@@ -324,6 +366,7 @@ class StaticCatalogSource:
         mask_classes: Sequence[int] | None = None,
         allow: AllowList | None = None,
         http: CheckedHttp | None = None,
+        max_search_items: int = MAX_SEARCH_ITEMS,
     ) -> None:
         allow = allow or AllowList.anything()
         location = allow.location(str(path_or_url), "catalog")
@@ -336,6 +379,7 @@ class StaticCatalogSource:
         self.http = dataclasses.replace(http, allow=self.allow) if http else CheckedHttp(self.allow)
         self.collections = list(collections) if collections else None
         self.mask_classes = mask_classes
+        self.max_search_items = _check_cap(max_search_items)
         self._items: list[pystac.Item] | None = None
         if location.is_local and not Path(self.location).exists():
             raise SourceError(f"catalog {self.location} does not exist")
@@ -348,7 +392,11 @@ class StaticCatalogSource:
         return self.describe()
 
     def items(self) -> list[pystac.Item]:
-        """Every item of the catalog or file (read once, then cached)."""
+        """Every item of the catalog or file (read once, then cached).
+
+        Raises:
+            ItemLimitError: the catalog holds more than ``max_search_items`` items.
+        """
         if self._items is None:
             self._items = self._load()
         return self._items
@@ -368,6 +416,8 @@ class StaticCatalogSource:
             raise SourceError(f"catalog {href} could not be read: {type(exc).__name__}") from exc
         if not isinstance(data, dict):
             raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
+        if isinstance(data.get("features"), list) and len(data["features"]) > self.max_search_items:
+            raise self._too_many()
         try:
             if data.get("type") == "FeatureCollection":
                 collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
@@ -388,12 +438,22 @@ class StaticCatalogSource:
         if not isinstance(obj, pystac.Catalog):
             raise SourceError(f"catalog {href} is a {type(obj).__name__}, not a catalog or collection")
         obj._stac_io = io  # child and item links are read through the checked I/O, not StacIO.default()
-        try:
-            return list(obj.get_items(recursive=True))
+        try:  # the walk stops at one item over the cap: the rest of a huge catalog is never read
+            walked = list(itertools.islice(obj.get_items(recursive=True), self.max_search_items + 1))
         except Exception as exc:  # a broken or refused child link
             raise _lulc_cause(exc) or SourceError(
                 f"catalog {href} has an unreadable child or item: {type(exc).__name__}"
             ) from None
+        if len(walked) > self.max_search_items:
+            raise self._too_many()
+        return walked
+
+    def _too_many(self) -> ItemLimitError:
+        cap = self.max_search_items
+        return ItemLimitError(
+            f"{self.describe()} holds more than {cap:,} items, over the limit of {cap:,} one search may "
+            "read (a static catalog is read whole, whatever the search); search a STAC API instead"
+        )
 
     def search(
         self,
@@ -465,16 +525,34 @@ def open_source(
     *,
     mask_classes: Sequence[int] | None = None,
     allow: AllowList | None = None,
+    max_search_items: int = MAX_SEARCH_ITEMS,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
 ) -> ItemSource:
     """A ``StaticCatalogSource`` for a path or a URL ending ``.json``, else a ``StacApiSource``.
 
     ``allow`` checks the location and everything read from it (default: anything, still normalised).
+    ``max_search_items`` caps the items one search reads, ``max_response_bytes`` each response's body.
 
     Raises:
         HostNotAllowedError: The location is malformed or not on ``allow``.
         SourceError: A local catalog path does not exist.
     """
-    location = (allow or AllowList.anything()).location(str(url_or_path), "STAC source")
+    checked = allow or AllowList.anything()
+    location = checked.location(str(url_or_path), "STAC source")
     if location.scheme in ("http", "https") and not location.path.lower().endswith((".json", ".geojson")):
-        return StacApiSource(location.href, collections, mask_classes=mask_classes, allow=allow)
-    return StaticCatalogSource(location.href, collections, mask_classes=mask_classes, allow=allow)
+        return StacApiSource(
+            location.href,
+            collections,
+            mask_classes=mask_classes,
+            allow=allow,
+            max_search_items=max_search_items,
+            max_response_bytes=max_response_bytes,
+        )
+    return StaticCatalogSource(
+        location.href,
+        collections,
+        mask_classes=mask_classes,
+        allow=allow,
+        http=CheckedHttp(checked, max_response_bytes=max_response_bytes),  # its allow-list is the source's
+        max_search_items=max_search_items,
+    )

@@ -3,8 +3,9 @@
 ``CheckedHttp`` is the one HTTP client for STAC metadata. It sends only normalised, allow-listed URLs
 (``AllowList.check``), never lets ``requests`` follow a redirect (each ``Location`` is checked like
 any other URL, at most ``max_redirects`` hops), retries 429/5xx answers and dropped connections with
-bounded exponential back-off, and reports failures by status or reason only: an upstream body never
-reaches an error message.
+bounded exponential back-off, reads each body up to ``max_response_bytes`` and ``max_response_seconds``
+(an endless or dripping body is cut, not accumulated), and reports failures by status or reason only: an
+upstream body never reaches an error message.
 
 ``CheckedStacIO`` (pystac: static catalogs, their child and item links) and ``CheckedStacApiIO``
 (pystac-client: API root, search, every page link) route all their reads through it.
@@ -21,6 +22,7 @@ from urllib.parse import urljoin
 
 import pystac
 import requests
+import urllib3
 from pystac.stac_io import DefaultStacIO
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
@@ -34,11 +36,21 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+MAX_RESPONSE_BYTES = 64 * 2**20
+"""Largest body one STAC response may have (decoded); a search page of 100 items is about 1 MB."""
+
+MAX_RESPONSE_SECONDS = 60.0
+"""Longest one STAC response may take, from sending the request to the body's last byte."""
+
+READ_CHUNK = 64 * 1024
+"""Most bytes taken from the connection at a time (one network read; what has arrived, never waited for)."""
+
 _TRANSIENT = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,  # the body is read from urllib3 itself: a read timeout, a dropped body
 )
 
 
@@ -48,6 +60,15 @@ class HttpStatusError(SourceError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ResponseLimitError(SourceError):
+    """A server's answer is larger than ``max_response_bytes`` or slower than ``max_response_seconds``."""
+
+
+def _size(n: int) -> str:
+    """``64 MiB`` for whole MiB, else ``1,500 bytes``."""
+    return f"{n // 2**20} MiB" if n >= 2**20 and n % 2**20 == 0 else f"{n:,} bytes"
 
 
 def short_reason(exc: BaseException) -> str:
@@ -72,6 +93,10 @@ class CheckedHttp:
         backoff: first delay in seconds, doubled per attempt (with jitter), capped at ``max_backoff``.
         timeout: seconds to connect and between bytes.
         max_redirects: redirect hops followed (each target checked); more is an error.
+        max_response_bytes: largest body of one answer (decoded); a larger ``Content-Length`` is refused
+            before reading, a body growing past it is cut: ``ResponseLimitError``, not retried.
+        max_response_seconds: longest one answer may take, request to last byte (checked after each
+            network read, so it is overrun by ``timeout`` at most): ``ResponseLimitError``, not retried.
     """
 
     allow: AllowList
@@ -80,6 +105,8 @@ class CheckedHttp:
     max_backoff: float = 4.0
     timeout: float = 30.0
     max_redirects: int = 5
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_response_seconds: float = MAX_RESPONSE_SECONDS
     session: requests.Session = field(default_factory=requests.Session, repr=False)
 
     def send(
@@ -128,6 +155,7 @@ class CheckedHttp:
     ) -> requests.Response:
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
+            started = time.monotonic()
             try:
                 response = self.session.request(
                     method,
@@ -137,8 +165,9 @@ class CheckedHttp:
                     headers=headers,
                     timeout=self.timeout,
                     allow_redirects=False,
+                    stream=True,
                 )
-                response.content  # noqa: B018 - read the body now, so a dropped one is retried here
+                self._read_body(response, href, what, started)  # now, so a dropped body is retried here
             except _TRANSIENT as exc:
                 if last:
                     raise SourceError(f"{what} {href} could not be reached: {short_reason(exc)}") from None
@@ -151,6 +180,41 @@ class CheckedHttp:
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_body(self, response: requests.Response, href: str, what: str, started: float) -> None:
+        """Read the body of a streamed ``response`` into it, within the size and time limits.
+
+        One network read at a time (``read1``: what has arrived, never waiting for a full chunk), so a
+        body dripping a byte at a time meets the deadline too. Raises ``ResponseLimitError`` (the
+        connection is closed, not reused) or what urllib3 raises for a dropped or timed-out body.
+        """
+        limit = self.max_response_bytes
+        body = bytearray()
+        try:
+            declared = response.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > limit:
+                raise ResponseLimitError(
+                    f"{what} {href} is larger than {_size(limit)} (Content-Length {int(declared):,}), "
+                    "the limit of one response"
+                )
+            deadline = started + self.max_response_seconds
+            while chunk := response.raw.read1(READ_CHUNK, decode_content=True):
+                body += chunk
+                if len(body) > limit:
+                    raise ResponseLimitError(
+                        f"{what} {href} is larger than {_size(limit)}, the limit of one response"
+                    )
+                if time.monotonic() > deadline:
+                    raise ResponseLimitError(
+                        f"{what} {href} took longer than {self.max_response_seconds:g} s to send, "
+                        "the limit of one response"
+                    )
+        except BaseException:
+            response.close()  # unread: the connection is dropped
+            raise
+        response._content = bytes(body)
+        response._content_consumed = True
+        response.close()  # read to its end: the connection goes back to the pool
 
     def _pause(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)

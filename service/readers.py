@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from lulc.allowlist import AllowList
 from lulc.aoi import parse_aoi
 from lulc.contract import ModelContract
-from lulc.errors import InputError, LimitError, NoItemsError
+from lulc.errors import InputError, ItemLimitError, NoItemsError
 from lulc.gdal_env import gdal_env
 from lulc.grid import (
     WGS84,
@@ -59,6 +59,7 @@ __all__ = [
     "ImageBlockReader",
     "ImageReaderFactory",
     "ItemAssets",
+    "ItemLimitError",
     "ReaderFactory",
     "RetryPolicy",
     "SourceRef",
@@ -87,10 +88,6 @@ def _stac_aoi(request: ClassifyRequest) -> BaseGeometry:
     if request.aoi is None:
         raise InputError("a STAC source needs an AOI (GeoJSON polygon)")
     return parse_aoi(request.aoi)
-
-
-class ItemLimitError(LimitError):
-    """A search found more items than a composite may hold."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +159,7 @@ class StacReaderFactory:
         aoi = _stac_aoi(request)
         # the items the model was trained on were chosen so: the same limit and the same least cloudy N
         limit = self.max_cloud_cover if self.max_cloud_cover is not None else contract.inputs.max_cloud_cover
+        # every candidate of the least-cloudy pick, up to the source's max_search_items (else ItemLimitError)
         found = source.search(
             intersects=shapely.geometry.mapping(aoi),
             datetime=datetime,

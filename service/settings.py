@@ -52,8 +52,8 @@ class ServiceSettings(BaseSettings):
         ],
         description=(
             "Hosts (`example.com`, `*.example.com`, `host:port`: http and https) or URL prefixes "
-            "(`https://host/path/`, `s3://bucket/`: a bucket only so) the service may fetch STAC metadata and "
-            "imagery from; anything else is refused with 403. JSON list or comma-separated."
+            "(`https://host/path/`, `s3://bucket/`: a bucket only so) the service may fetch STAC metadata "
+            "and imagery from; anything else is refused with 403. JSON list or comma-separated."
         ),
     )
     local_folders: StrList = Field(
@@ -145,6 +145,21 @@ class ServiceSettings(BaseSettings):
         ge=1,
         description="Most STAC items one composite of a request may hold (every block reads every item: an "
         "open or years-long datetime window over an AOI finds hundreds); more: 413 before any pixel is read.",
+    )
+    max_search_items: int = Field(
+        default=5000,
+        ge=1,
+        description="Most STAC items one search may read: the candidates a model's least-cloudy pick chooses "
+        "from, before `max_items` applies. The search asks the API for one more and stops paging there (a "
+        "static catalog is walked until one more); finding it: 413. Without it an API that always offers a "
+        "next page was followed for 440,000 items (1.6 GB).",
+    )
+    max_response_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1024,
+        description="Largest body (bytes, decoded) of one STAC API or catalog response the service reads; a "
+        "larger `Content-Length` is refused unread and a longer body is cut there: 502. Without it an "
+        "endless body grew the service by 3 GB in 12 s.",
     )
     max_grid_pixels: int = Field(
         default=100_000_000,

@@ -176,7 +176,13 @@ def run_order(
     allow = allow_list(settings)
     factory = StacReaderFactory(
         # The source checks every request, link and redirect, and normalises the asset hrefs it returns.
-        open_source(stac_location(order, settings), [settings.collection], allow=allow),
+        open_source(
+            stac_location(order, settings),
+            [settings.collection],
+            allow=allow,
+            max_search_items=settings.max_search_items,
+            max_response_bytes=settings.max_response_bytes,
+        ),
         max_cloud_cover=cloud,
         # the readers check each asset href again before opening it, here with its redirects too
         allow=GdalAllowList.like(allow),
