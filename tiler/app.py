@@ -106,7 +106,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     dataset_path = allowed_path_dependency(allow)
     tables = named_class_tables(settings.models_dir, settings.colormaps)
     cmaps = register_class_colormaps(default_cmap, tables)
-    resolver = ClassResolver(allowed=allow.check)
+    resolver = ClassResolver(allowed=allow.check, max_response_bytes=settings.max_response_bytes)
     env = gdal_options()
 
     async def gdal_environment() -> dict[str, Any]:
@@ -222,7 +222,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         found = resolver.resolve(location)
-        aoa = aoa_layer(found, allow.gdal_path)
+        aoa = aoa_layer(found, allow.gdal_path, settings.max_response_bytes)
         return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
 
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
@@ -236,19 +236,21 @@ def create_app(settings: TilerSettings) -> FastAPI:
         period.
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
-        return series_areas(location, geometry, allow, settings.statistics_max_pixels)
+        return series_areas(
+            location, geometry, allow, settings.statistics_max_pixels, settings.max_response_bytes
+        )
 
     @app.get("/runs", response_model=list[Run], tags=["Web map"])
     def runs() -> list[Run]:
         """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop."""
         if settings.runs_dir is None:
             return []
-        return find_runs(settings.runs_dir, allow.check)
+        return find_runs(settings.runs_dir, allow.check, settings.max_response_bytes)
 
     @app.get("/backdrop", response_model=Backdrop, tags=["Web map"])
     def backdrop(location: Annotated[str, Depends(dataset_path)]) -> Backdrop:
         """True- and false-colour composites of a Sentinel-2 item, as /stac/tiles parameters."""
-        item = read_json(location)
+        item = read_json(location, max_bytes=settings.max_response_bytes)
         if item is None:
             raise NotFoundError(f"no STAC item (JSON object) at {location}")
         try:

@@ -27,7 +27,7 @@ from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
 from lulc.grid import pixel_areas_m2, reproject_geometry
-from tiler.colormaps import MapClasses, read_json
+from tiler.colormaps import MAX_JSON_BYTES, MapClasses, read_json
 from tiler.errors import BadParameterError
 
 logger = logging.getLogger(__name__)
@@ -292,14 +292,16 @@ def _columns(values: npt.NDArray[Any], lookup: npt.NDArray[np.int64]) -> npt.NDA
     return column
 
 
-def aoa_layer(found: MapClasses, checked: Callable[[str, str], str]) -> AoaLayer | None:
+def aoa_layer(
+    found: MapClasses, checked: Callable[[str, str], str], max_bytes: int = MAX_JSON_BYTES
+) -> AoaLayer | None:
     """The run's ``aoa`` asset and threshold, from the STAC item its classes came from (None without one).
 
     ``checked`` is the allow-list check GDAL paths pass (``aoa.tif`` is read like any dataset).
     """
     if found.source != "stac":
         return None
-    item = read_json(found.origin)
+    item = read_json(found.origin, max_bytes=max_bytes)
     if item is None:
         return None
     return item_aoa_layer(item, found.origin, checked)

@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 ITEM_NAME = "item.json"
 """The STAC item the classifier service writes next to ``classes.tif``."""
 
+MAX_JSON_BYTES = 16 * 2**20
+"""Largest JSON document ``read_json`` reads (``LULC_TILER_MAX_RESPONSE_BYTES``'s default): an item is kB."""
+
+MAX_JSON_SECONDS = 30.0
+"""Longest a remote JSON document may take to arrive, request to last byte."""
+
 Source = Literal["stac", "colortable"]
 
 
@@ -54,20 +60,68 @@ def sibling(location: str, name: str) -> str:
     return str(Path(location).with_name(name))
 
 
-def read_json(location: str, timeout: float = 10.0) -> dict[str, Any] | None:
-    """The JSON object at a path or URL; None when it does not exist or is not a JSON object."""
+class _OverLimitError(Exception):
+    """A JSON document over ``read_json``'s size or time limit (logged, then answered as no JSON)."""
+
+
+def read_json(
+    location: str,
+    timeout: float = 10.0,
+    max_bytes: int = MAX_JSON_BYTES,
+    max_seconds: float = MAX_JSON_SECONDS,
+) -> dict[str, Any] | None:
+    """The JSON object at a path or URL; None when it does not exist or is not a JSON object.
+
+    Neither is a document larger than ``max_bytes`` (a larger ``Content-Length`` is not read at all, a
+    longer body or file is read no further) nor a remote one slower than ``max_seconds``: each is logged
+    as a warning and answered None, like any other document that cannot be used.
+    """
     try:
         if is_remote(location):
-            response = httpx.get(location, timeout=timeout, follow_redirects=False)
-            if response.status_code != 200:
+            body = _read_remote(location, timeout, max_bytes, max_seconds)
+            if body is None:
                 return None
-            data = response.json()
         else:
-            data = json.loads(Path(location).read_text())
+            body = _read_local(location, max_bytes)
+        data = json.loads(body)
+    except _OverLimitError as exc:
+        logger.warning("ignoring %s: %s", location, exc)
+        return None
     except (OSError, ValueError, httpx.HTTPError) as exc:
         logger.debug("no JSON at %s: %s", location, exc)
         return None
     return data if isinstance(data, dict) else None
+
+
+def _read_local(path: str, max_bytes: int) -> bytes:
+    """The bytes of a local file, read no further than ``max_bytes`` (a device or FIFO never ends)."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _OverLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
+    return data
+
+
+def _read_remote(url: str, timeout: float, max_bytes: int, max_seconds: float) -> bytes | None:
+    """The body of a 200 answer to ``GET url`` (no redirects followed), streamed within the limits."""
+    deadline = time.monotonic() + max_seconds
+    with httpx.stream("GET", url, timeout=timeout, follow_redirects=False) as response:
+        if response.status_code != 200:
+            return None
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _OverLimitError(
+                f"Content-Length {int(declared):,} is over {max_bytes:,} bytes, the limit of one JSON "
+                "document"
+            )
+        body = bytearray()
+        for chunk in response.iter_bytes():  # what each network read brings (decoded), never more
+            body += chunk
+            if len(body) > max_bytes:
+                raise _OverLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
+            if time.monotonic() > deadline:
+                raise _OverLimitError(f"took longer than {max_seconds:g} s, the limit of one JSON document")
+    return bytes(body)
 
 
 def _classes_entries(holder: Mapping[str, Any]) -> Sequence[dict[str, Any]] | None:
@@ -136,15 +190,21 @@ class ClassResolver:
     """Finds (and caches) the class table of a map: STAC item first, then the GDAL colour table.
 
     Local entries are keyed by the files' modification times, so a rewritten map is picked up at once;
-    remote entries are kept for ``ttl`` seconds.
+    remote entries are kept for ``ttl`` seconds. An item larger than ``max_response_bytes`` is not read
+    (``read_json``): the map then has no classes from its item.
     """
 
     def __init__(
-        self, allowed: Callable[[str], object] | None = None, ttl: float = 60.0, maxsize: int = 256
+        self,
+        allowed: Callable[[str], object] | None = None,
+        ttl: float = 60.0,
+        maxsize: int = 256,
+        max_response_bytes: int = MAX_JSON_BYTES,
     ) -> None:
         self.allowed = allowed
         self.ttl = ttl
         self.maxsize = maxsize
+        self.max_response_bytes = max_response_bytes
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str, object], tuple[float, MapClasses | None]] = OrderedDict()
 
@@ -214,7 +274,7 @@ class ClassResolver:
         kind, item_location, raster_name = found
 
         def compute() -> MapClasses | None:
-            item = read_json(item_location)
+            item = read_json(item_location, max_bytes=self.max_response_bytes)
             if item is None:
                 return None
             try:

@@ -22,7 +22,7 @@ from lulc.errors import LulcError
 from lulc.gdal_env import gdal_env
 from lulc.grid import OutputGrid
 from tiler.backdrop import Backdrop, backdrop_of, image_backdrop
-from tiler.colormaps import ITEM_NAME, classes_from_item, is_remote, read_json
+from tiler.colormaps import ITEM_NAME, MAX_JSON_BYTES, classes_from_item, is_remote, read_json
 from tiler.errors import NotAllowedError
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,9 @@ def _local_target(folder: Path, href: str) -> Path | None:
     return (path if path.is_absolute() else folder / path).resolve()
 
 
-def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], str]) -> Backdrop | None:
+def _backdrop(
+    item_path: Path, item: dict[str, Any], allowed: Callable[[str], str], max_bytes: int
+) -> Backdrop | None:
     """The least cloudy input the item is ``derived_from``: a Sentinel-2 item or a local image.
 
     None when there is none (or none on the allow-list).
@@ -202,7 +204,7 @@ def _backdrop(item_path: Path, item: dict[str, Any], allowed: Callable[[str], st
             if image:
                 candidates.append(image_backdrop(location, link, _datetime(item) or "", _bbox(item)))
                 continue
-            source = read_json(location)
+            source = read_json(location, max_bytes=max_bytes)
             if source is not None:
                 candidates.append(backdrop_of(location, source))
         except (LulcError, KeyError, ValueError, TypeError) as exc:
@@ -233,19 +235,19 @@ def _product(item: dict[str, Any]) -> str | None:
     return "change" if isinstance(assets, dict) and "change" in assets else None
 
 
-def _scan(root: Path) -> Iterator[_Found]:
+def _scan(root: Path, max_bytes: int) -> Iterator[_Found]:
     """Every STAC item under ``root`` (hidden folders, such as runs in progress, skipped)."""
     for item_path in sorted(root.rglob(ITEM_NAME)):
         if any(part.startswith(".") for part in item_path.relative_to(root).parts):
             continue
-        item = read_json(str(item_path))
+        item = read_json(str(item_path), max_bytes=max_bytes)
         if item is None:
             logger.warning("skipping %s: not a JSON object", item_path)
             continue
         yield _Found(item_path.parent, item, _product(item))
 
 
-def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str]) -> Run | None:
+def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str], max_bytes: int) -> Run | None:
     folder, item = found.folder, found.item
     map_path = folder / raster
     if not map_path.is_file():
@@ -278,7 +280,7 @@ def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str]) 
         datetime=_datetime(item),
         date=date_label(item),
         model=_model_name(item),
-        backdrop=_backdrop(folder / ITEM_NAME, item, allowed),
+        backdrop=_backdrop(folder / ITEM_NAME, item, allowed, max_bytes),
         aoa=str(aoa) if threshold is not None else None,
         aoa_threshold=threshold,
         layers=layers,
@@ -320,12 +322,12 @@ def _probability_layers(folder: Path, item: dict[str, Any]) -> list[MapLayer]:
     ]
 
 
-def _series(root: Path, runs: dict[Path, Run]) -> None:
+def _series(root: Path, runs: dict[Path, Run], max_bytes: int) -> None:
     """Attach each series collection under ``root`` to the runs its item links point at."""
     for path in sorted(root.rglob(COLLECTION_NAME)):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        collection = read_json(str(path))
+        collection = read_json(str(path), max_bytes=max_bytes)
         if collection is None or collection.get("type") != "Collection":
             continue
         periods: list[tuple[str, Run]] = []
@@ -350,15 +352,15 @@ def _series(root: Path, runs: dict[Path, Run]) -> None:
             run.series = series
 
 
-def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
+def find_runs(runs_dir: Path, allowed: Callable[[str], str], max_bytes: int = MAX_JSON_BYTES) -> list[Run]:
     """Every run under ``runs_dir`` (recursively) with its layers and series, sorted by folder."""
     if not runs_dir.is_dir():
         return []
     root = runs_dir.resolve()
-    found = list(_scan(root))
+    found = list(_scan(root, max_bytes))
     runs: dict[Path, Run] = {}
     for entry in found:
-        if entry.product is None and (run := _run(root, entry, MAP_NAME, allowed)) is not None:
+        if entry.product is None and (run := _run(root, entry, MAP_NAME, allowed, max_bytes)) is not None:
             runs[(entry.folder / ITEM_NAME).resolve()] = run
     own: list[Run] = []
     for entry in found:
@@ -371,7 +373,7 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
         ]
         raster = CHANGE_NAME if entry.product == "change" else MAP_NAME
         if not sources:  # its source run is elsewhere: a run of its own
-            if (run := _run(root, entry, raster, allowed)) is not None:
+            if (run := _run(root, entry, raster, allowed, max_bytes)) is not None:
                 own.append(run)
             continue
         if not (entry.folder / raster).is_file():
@@ -388,5 +390,5 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str]) -> list[Run]:
             run.layers.append(layer)
     for run in runs.values():  # classes, cleaned maps, change maps, probabilities
         run.layers.sort(key=lambda layer: LAYER_ORDER.index(layer.kind))
-    _series(root, runs)
+    _series(root, runs, max_bytes)
     return sorted([*runs.values(), *own], key=lambda run: run.id)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from lulc.errors import LulcError
 from tiler.allowlist import AllowList
 from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
-from tiler.colormaps import classes_from_item, is_remote, read_json
+from tiler.colormaps import MAX_JSON_BYTES, classes_from_item, is_remote, read_json
 from tiler.errors import BadParameterError, NotFoundError
 
 
@@ -60,6 +60,7 @@ def series_areas(
     geometry: Mapping[str, Any],
     allow: AllowList,
     max_pixels: int,
+    max_bytes: int = MAX_JSON_BYTES,
 ) -> SeriesStatistics:
     """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
 
@@ -68,7 +69,7 @@ def series_areas(
         BadParameterError: a collection without item links, an item without a class map.
         NotAllowedError: an item or map outside the allow-list.
     """
-    collection = read_json(location)
+    collection = read_json(location, max_bytes=max_bytes)
     if collection is None or collection.get("type") != "Collection":
         raise NotFoundError(f"no STAC collection (JSON object of type Collection) at {location}")
     listed = collection.get("links")
@@ -82,7 +83,7 @@ def series_areas(
     periods = []
     for link in links:
         item_location = allow.check(_join(location, str(link["href"])), "series item")
-        item = read_json(item_location)
+        item = read_json(item_location, max_bytes=max_bytes)
         if item is None:
             raise NotFoundError(f"series item {item_location} is missing or not JSON")
         assets = item.get("assets")

@@ -116,6 +116,14 @@ class TilerSettings(BaseSettings):
         description="Most features of a FeatureCollection POST /cog/statistics or /stac/statistics reads "
         "(one image read each, up to max_image_size pixels a side); more: 413.",
     )
+    max_response_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1024,
+        description="Largest JSON document (bytes) the tiler reads: a map's STAC item, a run's item or "
+        "collection, local or remote; a larger `Content-Length` is not read and a longer body is read no "
+        "further (logged as a warning, the document then counts as absent). Without it an endless body "
+        "from an allowed host grew the tiler without bound.",
+    )
     auth_token: SecretStr | None = Field(
         default=None,
         description=(

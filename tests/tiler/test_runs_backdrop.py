@@ -228,3 +228,25 @@ def test_items_and_collections_with_malformed_links_are_listed_without_them(
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     for name in ("links-null", "links-number", "links-object", "collection.json"):
         assert name in warned, warned
+
+
+def test_the_tilers_document_limit_applies_to_runs_items_and_legends(
+    tiler_runs: Runs, tiler_world: World, tmp_path: Path
+) -> None:
+    """LULC_TILER_MAX_RESPONSE_BYTES reaches every JSON read (the reader had only a built-in default)."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tiler.app import create_app
+
+    shutil.copytree(tiler_runs.main, tmp_path / "main")
+    size = (tmp_path / "main" / "item.json").stat().st_size
+    url = str(tmp_path / "main" / "classes.tif")
+    for limit, listed in ((size, True), (size - 1, False)):
+        settings = TilerSettings(allow=[str(tmp_path)], runs_dir=tmp_path, max_response_bytes=limit)
+        with TestClient(create_app(settings)) as client:
+            runs = client.get("/runs").json()
+            legend = client.get("/legend", params={"url": url}).json()
+        assert ("main" in {r["id"] for r in runs}) is listed, (limit, runs)
+        assert (legend["source"] == "stac") is listed, (limit, legend["source"])

@@ -1,0 +1,139 @@
+"""``read_json`` reads at most ``max_bytes`` of a JSON document (``LULC_TILER_MAX_RESPONSE_BYTES``).
+
+Real parts: a loopback ``http.server`` sending an endless chunked JSON string or announcing a GiB, and
+files on disk. The endless body stops by itself at a safety bound, so a reader without the limit returns
+(a dict) and its test fails on the assertion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tiler.colormaps import ClassResolver, read_json
+from tiler.settings import TilerSettings
+
+MiB = 2**20
+SAFETY = 40 * MiB
+DEFAULT = 16 * MiB  # TilerSettings.max_response_bytes
+
+
+@dataclass
+class Log:
+    sent: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def serve(log: Log) -> Iterator[str]:
+    """``/endless.json``: a JSON object whose string never ends (until SAFETY); ``/declared.json``: a GiB."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            try:
+                if self.path == "/endless.json":
+                    self._endless()
+                else:
+                    self._declared()
+            except OSError:
+                self.close_connection = True
+            finally:
+                log.done.set()
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+        def _endless(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._chunk(b'{"type": "Feature", "pad": "')
+            while log.sent < SAFETY:
+                self._chunk(b"x" * 65536)
+                log.sent += 65536
+            self._chunk(b'"}')
+            self.wfile.write(b"0\r\n\r\n")
+
+        def _declared(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(2**30))
+            self.end_headers()
+            self.wfile.write(b'{"a": ')
+            self.wfile.flush()
+            time.sleep(3)
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_setting_defaults_to_the_readers_limit() -> None:
+    assert TilerSettings.model_fields["max_response_bytes"].default == DEFAULT
+
+
+def test_an_endless_body_is_read_no_further_than_the_limit_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = Log()
+    with serve(log) as base, caplog.at_level(logging.WARNING, logger="tiler.colormaps"):
+        assert read_json(f"{base}/endless.json") is None
+        assert log.done.wait(10)
+    assert log.sent < 30 * MiB  # the reader hung up at 16 MiB (plus socket buffers), not at 40
+    assert f"ignoring {base}/endless.json: larger than 16,777,216 bytes" in caplog.text
+
+
+def test_a_content_length_over_the_limit_is_not_read(caplog: pytest.LogCaptureFixture) -> None:
+    log = Log()
+    with serve(log) as base, caplog.at_level(logging.WARNING, logger="tiler.colormaps"):
+        started = time.monotonic()
+        assert read_json(f"{base}/declared.json") is None
+        assert time.monotonic() - started < 2  # not waiting for the GiB
+    assert "Content-Length 1,073,741,824 is over 16,777,216 bytes" in caplog.text
+
+
+def test_a_local_file_over_the_limit_is_read_no_further(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps({"type": "Feature", "pad": "x" * DEFAULT}))
+    with caplog.at_level(logging.WARNING, logger="tiler.colormaps"):
+        assert read_json(str(path)) is None
+    assert "larger than 16,777,216 bytes" in caplog.text
+    path.write_text(json.dumps({"type": "Feature", "pad": "x" * (DEFAULT - 100)}))
+    assert read_json(str(path)) is not None  # within the limit: read
+
+
+def test_the_class_resolver_reads_items_within_its_own_limit(tmp_path: Path) -> None:
+    item = {
+        "type": "Feature",
+        "properties": {"classification:classes": [{"value": 1, "name": "forest", "color_hint": "228B22"}]},
+        "assets": {},
+    }
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    location = str(tmp_path / "classes.tif")
+    assert ClassResolver().from_item(location) is not None
+    assert ClassResolver(max_response_bytes=64).from_item(location) is None
