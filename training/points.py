@@ -231,8 +231,10 @@ def read_points(
             f"found {sorted(kinds)}"
         )
     raw = frame[label_field]
-    if raw.isna().any():
-        rows = [int(i) for i in np.flatnonzero(np.asarray(raw.isna()))][:10]
+    # missing, or blank text (one blank among numbers read every label as an unknown name: review)
+    empty = raw.isna() | raw.map(lambda v: isinstance(v, str) and not v.strip())
+    if empty.any():
+        rows = [int(i) for i in np.flatnonzero(np.asarray(empty))][:10]
         raise PointsError(f"points file {path} has empty {label_field!r} labels (rows {rows})")
     table = classes if classes is not None else ClassTable.from_labels(raw.tolist())
     labels = match_labels(raw.tolist(), table, f"{path} field {label_field!r}")

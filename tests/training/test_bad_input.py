@@ -315,3 +315,26 @@ def test_folds_lowered_for_the_smallest_class_are_said(tutorial: Path, tmp_path:
     output = " ".join(result.output.split())
     assert "--folds 50 lowered to 16" in output
     assert "spatial CV: 16-fold spatial block CV, not 50" in output
+
+
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_an_empty_label_is_named_by_its_row(
+    tutorial: Path, tutorial_classes: Path, tmp_path: Path, blank: object
+) -> None:
+    """Review: one blank text label made every code an unknown class name (`labels ['', '1', ...]`)."""
+    frame = gpd.read_file(tutorial / "samples.shp")
+    frame["labels"] = frame["labels"].astype(str).astype(object)
+    frame.loc[5, "labels"] = blank
+    points = tmp_path / "blank.gpkg"
+    frame.to_file(points)
+    args = [
+        "--image",
+        str(tutorial / "s2image.tif"),
+        "--bands",
+        "blue,green,red,nir",
+        "--points",
+        str(points),
+    ]
+    args += ["--label-field", "labels", "--classes", str(tutorial_classes), "--models", "dt"]
+    message, out_parent = invoke_train(args, tmp_path)
+    assert_message(message, out_parent, "blank.gpkg has empty 'labels' labels (rows [5])")
