@@ -9,6 +9,7 @@ itself. The numbers go into the contract; the reference samples of the AOA go in
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,9 +74,20 @@ def fold_ids(
     else:
         from sklearn.model_selection import StratifiedKFold
 
-        smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
-        splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
-        splits = list(splitter.split(np.zeros(labels.size), labels))
+        counts = {int(v): int(np.count_nonzero(labels == v)) for v in np.unique(labels)}
+        splitter = StratifiedKFold(
+            n_splits=max(2, min(folds, *counts.values())), shuffle=True, random_state=seed
+        )
+        with warnings.catch_warnings():
+            # a class seen once is in one fold (the note says so), not a warning with its source line
+            warnings.filterwarnings("ignore", message="The least populated class in y has only")
+            splits = list(splitter.split(np.zeros(labels.size), labels))
+        single = sorted(v for v, n in counts.items() if n < 2)
+        if single:
+            note = (
+                f"class value(s) {', '.join(map(str, single))} have one sample in the training part: out of "
+                "fold no model saw the class (it is in every set); its DI is measured against other samples"
+            )
     for fold, (_, test) in enumerate(splits):
         out[test] = fold
     return out, note

@@ -338,3 +338,26 @@ def test_an_empty_label_is_named_by_its_row(
     args += ["--label-field", "labels", "--classes", str(tutorial_classes), "--models", "dt"]
     message, out_parent = invoke_train(args, tmp_path)
     assert_message(message, out_parent, "blank.gpkg has empty 'labels' labels (rows [5])")
+
+
+def test_a_class_seen_once_in_training_is_a_note_not_a_library_warning(
+    tutorial: Path, tmp_path: Path
+) -> None:
+    """Review: scikit-learn's `UserWarning: The least populated class` reached stderr twice, with source."""
+    frame = gpd.read_file(tutorial / "samples.shp")
+    water = frame.index[frame["labels"] == 1]
+    points = tmp_path / "water2.gpkg"
+    frame.drop(index=water[2:]).to_file(points)  # two water points: one held out, one to train on
+    args = [
+        "--image",
+        str(tutorial / "s2image.tif"),
+        "--bands",
+        "blue,green,red,nir",
+        "--points",
+        str(points),
+    ]
+    args += ["--label-field", "labels", "--models", "dt"]
+    done, _ = run_train(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert "class value(s) 1 have one sample in the training part" in " ".join(done.stderr.split())
