@@ -148,7 +148,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     app.include_router(cog.router, prefix="/cog", tags=["Class maps (COG)"])
 
     stac = MultiBaseTilerFactory(
-        reader=checked_reader(allowed_stac_reader(allow)),
+        reader=checked_reader(allowed_stac_reader(allow, settings.max_response_bytes)),
         router_prefix="/stac",
         colormap_dependency=named_colormap_dependency(cmaps),
         **bounded,

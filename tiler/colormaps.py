@@ -60,8 +60,16 @@ def sibling(location: str, name: str) -> str:
     return str(Path(location).with_name(name))
 
 
-class _OverLimitError(Exception):
-    """A JSON document over ``read_json``'s size or time limit (logged, then answered as no JSON)."""
+class DocumentLimitError(Exception):
+    """A JSON document over the size or time limit of one read."""
+
+
+class DocumentStatusError(Exception):
+    """A remote JSON document answered with another status than 200."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"{url} answered HTTP {status}")
+        self.status = status
 
 
 def read_json(
@@ -77,20 +85,27 @@ def read_json(
     as a warning and answered None, like any other document that cannot be used.
     """
     try:
-        if is_remote(location):
-            body = _read_remote(location, timeout, max_bytes, max_seconds)
-            if body is None:
-                return None
-        else:
-            body = _read_local(location, max_bytes)
-        data = json.loads(body)
-    except _OverLimitError as exc:
+        data = json.loads(read_document(location, timeout, max_bytes, max_seconds))
+    except DocumentLimitError as exc:
         logger.warning("ignoring %s: %s", location, exc)
         return None
-    except (OSError, ValueError, httpx.HTTPError) as exc:
+    except (OSError, ValueError, httpx.HTTPError, DocumentStatusError) as exc:
         logger.debug("no JSON at %s: %s", location, exc)
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_document(location: str, timeout: float, max_bytes: int, max_seconds: float) -> bytes:
+    """The bytes at a path or URL (no redirects followed), within ``max_bytes`` and ``max_seconds``.
+
+    Raises:
+        DocumentLimitError: larger or slower than the limits.
+        DocumentStatusError: a remote answer other than 200.
+        OSError, httpx.HTTPError: the file or server could not be read.
+    """
+    if is_remote(location):
+        return _read_remote(location, timeout, max_bytes, max_seconds)
+    return _read_local(location, max_bytes)
 
 
 def _read_local(path: str, max_bytes: int) -> bytes:
@@ -98,19 +113,19 @@ def _read_local(path: str, max_bytes: int) -> bytes:
     with open(path, "rb") as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise _OverLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
+        raise DocumentLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
     return data
 
 
-def _read_remote(url: str, timeout: float, max_bytes: int, max_seconds: float) -> bytes | None:
+def _read_remote(url: str, timeout: float, max_bytes: int, max_seconds: float) -> bytes:
     """The body of a 200 answer to ``GET url`` (no redirects followed), streamed within the limits."""
     deadline = time.monotonic() + max_seconds
     with httpx.stream("GET", url, timeout=timeout, follow_redirects=False) as response:
         if response.status_code != 200:
-            return None
+            raise DocumentStatusError(url, response.status_code)
         declared = response.headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > max_bytes:
-            raise _OverLimitError(
+            raise DocumentLimitError(
                 f"Content-Length {int(declared):,} is over {max_bytes:,} bytes, the limit of one JSON "
                 "document"
             )
@@ -118,9 +133,11 @@ def _read_remote(url: str, timeout: float, max_bytes: int, max_seconds: float) -
         for chunk in response.iter_bytes():  # what each network read brings (decoded), never more
             body += chunk
             if len(body) > max_bytes:
-                raise _OverLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
+                raise DocumentLimitError(f"larger than {max_bytes:,} bytes, the limit of one JSON document")
             if time.monotonic() > deadline:
-                raise _OverLimitError(f"took longer than {max_seconds:g} s, the limit of one JSON document")
+                raise DocumentLimitError(
+                    f"took longer than {max_seconds:g} s, the limit of one JSON document"
+                )
     return bytes(body)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any, ClassVar
 
+import httpx
 import pystac
 import rasterio
 from rio_tiler.io import Reader, STACReader
@@ -12,6 +14,13 @@ from rio_tiler.types import AssetInfo, AssetType
 
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
 from tiler.allowlist import AllowList
+from tiler.colormaps import (
+    MAX_JSON_BYTES,
+    MAX_JSON_SECONDS,
+    DocumentLimitError,
+    DocumentStatusError,
+    read_document,
+)
 from tiler.errors import NotARasterError, NotFoundError, UpstreamError
 
 try:  # rio-tiler fetches items with httpx2 (newer) or httpx (older)
@@ -39,10 +48,14 @@ class AllowedSTACReader(STACReader):
     """``STACReader`` that refuses asset hrefs outside the allow-list and reports bad items clearly."""
 
     allow: ClassVar[AllowList]
+    max_bytes: ClassVar[int] = MAX_JSON_BYTES
+    """Largest item document read (``LULC_TILER_MAX_RESPONSE_BYTES``): rio-tiler's own fetch reads any."""
 
     def __attrs_post_init__(self) -> None:
         self.reader = GTiffReader  # every asset opened as GTiff, like a /cog/ URL
         try:
+            if self.item is None and self.input is not None:
+                self.item = pystac.Item.from_dict(self._fetch_item(self.input), self.input)
             super().__attrs_post_init__()
         except FileNotFoundError as exc:
             raise NotFoundError(f"STAC item {self.input} does not exist") from exc
@@ -55,6 +68,27 @@ class AllowedSTACReader(STACReader):
             raise UpstreamError(f"fetching STAC item {self.input} failed: {exc}") from exc
         except (ValueError, KeyError, TypeError, AttributeError, pystac.STACError, OSError) as exc:
             raise NotARasterError(f"{self.input} is not a STAC item: {exc}") from exc
+
+    def _fetch_item(self, location: str) -> dict[str, Any]:
+        """The item document at ``location``, read within ``max_bytes``.
+
+        rio-tiler's own fetch reads any length: an endless item grew the tiler by 2.6 GB in 12 s (review).
+        """
+        try:
+            data = json.loads(read_document(location, 10.0, self.max_bytes, MAX_JSON_SECONDS))
+        except DocumentStatusError as exc:
+            if exc.status == 404:
+                raise NotFoundError(f"STAC item {location} does not exist (HTTP 404)") from exc
+            raise UpstreamError(f"fetching STAC item {location} failed: HTTP {exc.status}") from exc
+        except DocumentLimitError as exc:
+            raise UpstreamError(f"STAC item {location} is not read: {exc}") from exc
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"STAC item {location} does not exist") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"fetching STAC item {location} failed: {exc}") from exc
+        if not isinstance(data, dict):
+            raise NotARasterError(f"{location} is not a STAC item: not a JSON object")
+        return data
 
     def _get_asset_info(self, asset: AssetType) -> AssetInfo:
         with warnings.catch_warnings():
@@ -73,7 +107,11 @@ class AllowedSTACReader(STACReader):
         return info
 
 
-def allowed_stac_reader(allow: AllowList) -> type[AllowedSTACReader]:
-    """A STAC reader class whose asset hrefs must pass ``allow``."""
-    attributes: dict[str, Any] = {"allow": allow, "__doc__": AllowedSTACReader.__doc__}
+def allowed_stac_reader(allow: AllowList, max_bytes: int = MAX_JSON_BYTES) -> type[AllowedSTACReader]:
+    """A STAC reader class whose asset hrefs pass ``allow`` and whose items are read within ``max_bytes``."""
+    attributes: dict[str, Any] = {
+        "allow": allow,
+        "max_bytes": max_bytes,
+        "__doc__": AllowedSTACReader.__doc__,
+    }
     return type("LulcSTACReader", (AllowedSTACReader,), attributes)
