@@ -23,11 +23,6 @@ from tiler.colormaps import (
 )
 from tiler.errors import NotARasterError, NotFoundError, UpstreamError
 
-try:  # rio-tiler fetches items with httpx2 (newer) or httpx (older)
-    import httpx2 as _http
-except ImportError:  # pragma: no cover - depends on the rio-tiler version
-    import httpx as _http  # type: ignore[no-redef]
-
 
 class GTiffReader(Reader):
     """rio-tiler's ``Reader`` opening its dataset with the GTiff driver only (``REMOTE_RASTER_DRIVER``).
@@ -57,16 +52,15 @@ class AllowedSTACReader(STACReader):
             if self.item is None and self.input is not None:
                 self.item = pystac.Item.from_dict(self._fetch_item(self.input), self.input)
             super().__attrs_post_init__()
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"STAC item {self.input} does not exist") from exc
-        except _http.HTTPStatusError as exc:
-            status = exc.response.status_code
-            if status == 404:
-                raise NotFoundError(f"STAC item {self.input} does not exist (HTTP 404)") from exc
-            raise UpstreamError(f"fetching STAC item {self.input} failed: HTTP {status}") from exc
-        except _http.HTTPError as exc:
-            raise UpstreamError(f"fetching STAC item {self.input} failed: {exc}") from exc
-        except (ValueError, KeyError, TypeError, AttributeError, pystac.STACError, OSError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            pystac.STACError,
+            pystac.STACTypeError,
+            OSError,
+        ) as exc:
             raise NotARasterError(f"{self.input} is not a STAC item: {exc}") from exc
 
     def _fetch_item(self, location: str) -> dict[str, Any]:

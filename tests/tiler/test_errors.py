@@ -93,8 +93,15 @@ def test_missing_and_non_raster_files(
         body = _json_error(get(f"{tiler_url}{inside_tile}", params={"url": str(not_raster)}), 400)
         assert "raster" in body["detail"]
     # a raster given to the STAC endpoint, and a JSON file that is not a STAC item
-    _json_error(get(f"{tiler_url}/stac/info", params={"url": str(tiler_runs.main / "classes.tif")}), 400)
-    _json_error(get(f"{tiler_url}/stac/info", params={"url": str(tiler_world.root / "catalog.json")}), 400)
+    # (with `assets`: without it the 400 was the missing parameter's, whatever the file)
+    for not_item in (tiler_runs.main / "classes.tif", tiler_world.root / "catalog.json"):
+        answer = get(f"{tiler_url}/stac/info", params={"url": str(not_item), "assets": "classes"})
+        assert "is not a STAC item" in _json_error(answer, 400)["detail"]
+    # a GeoJSON Feature that is not STAC: pystac's STACTypeError is no STACError, and it was a 500
+    feature = tiler_world.root / "feature-not-stac.json"
+    feature.write_text(json.dumps({"type": "Feature", "geometry": None, "properties": {}}))
+    answer = get(f"{tiler_url}/stac/info", params={"url": str(feature), "assets": "classes"})
+    assert "is not a STAC item" in _json_error(answer, 400)["detail"]
     _json_error(get(f"{tiler_url}/legend", params={"url": missing}), 404)
 
 
