@@ -11,9 +11,10 @@ Both sources implement ``ItemSource.search`` and return ``NormalizedItem`` lists
   cloud-free items); items without ``eo:cloud_cover`` do not match when a limit is given.
 - ``limit``: at most this many items, the first ones in ``(datetime, id)`` order.
 
-One search reads at most ``max_search_items`` items (``MAX_SEARCH_ITEMS`` unless the caller sets it):
-an API is asked for one more and a static catalog walked until one more; finding it is ``ItemLimitError``,
-not an endless paging. Every response is read through ``lulc.stac_io.CheckedHttp`` up to its
+A source given ``max_search_items`` (the service: ``MAX_SEARCH_ITEMS`` unless configured) reads at most that
+many items a search: an API is asked for one more and a static catalog walked until one more; finding it is
+``ItemLimitError``, not an endless paging. Without it (the command line and training, trusted use) every
+matching item is read, as before. Every response is read through ``lulc.stac_io.CheckedHttp`` up to its
 ``max_response_bytes``.
 
 An empty result is returned as an empty list: callers that need items call ``require_items`` which
@@ -59,7 +60,7 @@ PAGE_SIZE = 100
 """Items per page asked of a STAC API (the ``limit`` of each request; pages are read up to the cap)."""
 
 MAX_SEARCH_ITEMS = 5000
-"""Most items one search may read (the candidates, before a least-cloudy pick); more: ``ItemLimitError``.
+"""The service's default for the most items one search may read (the candidates, before a least-cloudy pick).
 
 Sentinel-2 sees a place every 2-5 days: a year over an AOI on a few tiles and orbits is some hundreds.
 """
@@ -180,8 +181,8 @@ def _check_limit(limit: int | None) -> None:
         raise InputError(f"limit must be a positive number of items, got {limit}")
 
 
-def _check_cap(max_search_items: int) -> int:
-    if max_search_items < 1:
+def _check_cap(max_search_items: int | None) -> int | None:
+    if max_search_items is not None and max_search_items < 1:
         raise InputError(f"max_search_items must be a positive number of items, got {max_search_items}")
     return max_search_items
 
@@ -196,7 +197,7 @@ class StacApiSource:
     ``modifier`` is pystac-client's hook applied to every item dict before normalisation (e.g.
     ``planetary_computer.sign_inplace`` to sign Planetary Computer asset hrefs). ``allow`` checks the
     API URL, every request and redirect, and the asset hrefs of the items (default: anything).
-    ``max_search_items`` caps the items one search pages through (``ItemLimitError`` beyond it),
+    ``max_search_items`` caps the items one search pages through (``ItemLimitError`` beyond it; None: no cap),
     ``max_response_bytes`` the body of each answer (``lulc.stac_io.ResponseLimitError``).
     """
 
@@ -211,7 +212,7 @@ class StacApiSource:
         mask_classes: Sequence[int] | None = None,
         modifier: Callable[[Any], None] | None = None,
         allow: AllowList | None = None,
-        max_search_items: int = MAX_SEARCH_ITEMS,
+        max_search_items: int | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.allow = (allow or AllowList.anything()).without_local()
@@ -286,8 +287,8 @@ class StacApiSource:
         _search_geometry(bbox, intersects)  # validates before any request
         kwargs = self.search_parameters(params)
         cap = self.max_search_items
-        # one more than the cap: an API that always has a next page is stopped there, not followed
-        kwargs["max_items"] = cap + 1
+        if cap is not None:  # one more than the cap: an API that always has a next page is stopped there
+            kwargs["max_items"] = cap + 1
         client = self._open()
         with _api_errors(self.url), warnings.catch_warnings():
             # pystac-client warns when the API lacks a conformance class; the search still runs.
@@ -298,10 +299,10 @@ class StacApiSource:
                     {"field": "properties.datetime", "direction": "asc"},
                     {"field": "id", "direction": "asc"},
                 ]
-                kwargs["max_items"] = min(limit, cap + 1)
+                kwargs["max_items"] = limit if cap is None else min(limit, cap + 1)
             search = client.search(**kwargs)
             raw = list(search.items_as_dicts())
-        if len(raw) > cap:
+        if cap is not None and len(raw) > cap:
             raise ItemLimitError(
                 f"more than {cap:,} items of {self.describe()} match {params.describe()}, over the limit of "
                 f"{cap:,} one search may read; narrow the datetime window or the AOI"
@@ -355,7 +356,7 @@ class StaticCatalogSource:
     Every document (the file, child and item links) is read through ``lulc.stac_io.CheckedStacIO``
     with ``allow`` (default: anything); reads over HTTP are retried on 429/5xx and dropped connections,
     and bounded by ``http``'s ``max_response_bytes``. The catalog is walked up to one item more than
-    ``max_search_items``: a catalog that has it is refused (``ItemLimitError``), whatever the search.
+    ``max_search_items`` (if given): a catalog that has it is refused (``ItemLimitError``) for any search.
     """
 
     def __init__(
@@ -366,7 +367,7 @@ class StaticCatalogSource:
         mask_classes: Sequence[int] | None = None,
         allow: AllowList | None = None,
         http: CheckedHttp | None = None,
-        max_search_items: int = MAX_SEARCH_ITEMS,
+        max_search_items: int | None = None,
     ) -> None:
         allow = allow or AllowList.anything()
         location = allow.location(str(path_or_url), "catalog")
@@ -416,8 +417,9 @@ class StaticCatalogSource:
             raise SourceError(f"catalog {href} could not be read: {type(exc).__name__}") from exc
         if not isinstance(data, dict):
             raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
-        if isinstance(data.get("features"), list) and len(data["features"]) > self.max_search_items:
-            raise self._too_many()
+        cap = self.max_search_items
+        if cap is not None and isinstance(data.get("features"), list) and len(data["features"]) > cap:
+            raise self._too_many(cap)
         try:
             if data.get("type") == "FeatureCollection":
                 collection = pystac.ItemCollection.from_dict(data, preserve_dict=False)
@@ -439,17 +441,16 @@ class StaticCatalogSource:
             raise SourceError(f"catalog {href} is a {type(obj).__name__}, not a catalog or collection")
         obj._stac_io = io  # child and item links are read through the checked I/O, not StacIO.default()
         try:  # the walk stops at one item over the cap: the rest of a huge catalog is never read
-            walked = list(itertools.islice(obj.get_items(recursive=True), self.max_search_items + 1))
+            walked = list(itertools.islice(obj.get_items(recursive=True), None if cap is None else cap + 1))
         except Exception as exc:  # a broken or refused child link
             raise _lulc_cause(exc) or SourceError(
                 f"catalog {href} has an unreadable child or item: {type(exc).__name__}"
             ) from None
-        if len(walked) > self.max_search_items:
-            raise self._too_many()
+        if cap is not None and len(walked) > cap:
+            raise self._too_many(cap)
         return walked
 
-    def _too_many(self) -> ItemLimitError:
-        cap = self.max_search_items
+    def _too_many(self, cap: int) -> ItemLimitError:
         return ItemLimitError(
             f"{self.describe()} holds more than {cap:,} items, over the limit of {cap:,} one search may "
             "read (a static catalog is read whole, whatever the search); search a STAC API instead"
@@ -525,13 +526,14 @@ def open_source(
     *,
     mask_classes: Sequence[int] | None = None,
     allow: AllowList | None = None,
-    max_search_items: int = MAX_SEARCH_ITEMS,
+    max_search_items: int | None = None,
     max_response_bytes: int = MAX_RESPONSE_BYTES,
 ) -> ItemSource:
     """A ``StaticCatalogSource`` for a path or a URL ending ``.json``, else a ``StacApiSource``.
 
     ``allow`` checks the location and everything read from it (default: anything, still normalised).
-    ``max_search_items`` caps the items one search reads, ``max_response_bytes`` each response's body.
+    ``max_search_items`` caps the items one search reads (None: no cap, the command line's trusted use),
+    ``max_response_bytes`` each response's body.
 
     Raises:
         HostNotAllowedError: The location is malformed or not on ``allow``.

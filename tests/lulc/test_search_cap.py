@@ -21,13 +21,15 @@ from lulc.errors import InputError, LimitError
 from lulc.sources import StacApiSource, StaticCatalogSource, open_source
 from tests.service.stac_api_support import PAGE, EndlessApi, feature, serve_endless_api
 
-DEFAULT_CAP = 5000  # lulc.sources.MAX_SEARCH_ITEMS
+DEFAULT_CAP = 5000  # lulc.sources.MAX_SEARCH_ITEMS, the service's default
 
 
 def test_an_api_that_always_has_a_next_page_is_refused_after_the_cap_plus_one() -> None:
-    """The default cap (5,000): 51 pages read for the 5,001st item, then a 413-class error, not 60 pages."""
+    """The service's cap (5,000): 51 pages read for the 5,001st item, then a 413-class error, not 60 pages."""
     with serve_endless_api(EndlessApi(max_pages=60)) as api:
-        source = StacApiSource(api.base_url, ["sentinel-2-l2a"], backoff_factor=0.01, timeout=10)
+        source = StacApiSource(
+            api.base_url, ["sentinel-2-l2a"], backoff_factor=0.01, timeout=10, max_search_items=DEFAULT_CAP
+        )
         with pytest.raises(
             LimitError, match=r"more than 5,000 items of STAC API http://127\.0\.0\.1"
         ) as caught:
@@ -56,8 +58,11 @@ def test_an_item_collection_over_the_cap_is_refused_before_its_items_are_parsed(
     with pytest.raises(
         LimitError, match=r"static catalog .*items\.json holds more than 5,000 items"
     ) as caught:
-        open_source(path).search()
+        open_source(path, max_search_items=DEFAULT_CAP).search()
     assert type(caught.value).__name__ == "ItemLimitError"
+    # without a cap (the command line and training: trusted use) the file is searched as before (review)
+    found = open_source(path).search(datetime="2024-06-01")
+    assert 0 < len(found) < DEFAULT_CAP
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features[:DEFAULT_CAP]}))
     assert len(open_source(path).search(limit=3)) == 3  # at the cap: read
 
@@ -106,6 +111,14 @@ def test_a_catalog_walk_stops_at_one_item_over_the_cap(tmp_path: Path) -> None:
         items_read = [path for path in requested if "/S2X_" in path]
         assert len(items_read) == 4, requested
         assert len(StaticCatalogSource(f"{base}/catalog.json", max_search_items=12).search()) == 12
+
+
+def test_without_a_cap_every_matching_item_is_read() -> None:
+    """The command line and training pass no cap: 6,000 matching items were read before and still are."""
+    with serve_endless_api(EndlessApi(max_pages=60)) as api:
+        found = StacApiSource(api.base_url, backoff_factor=0.01).search()
+    assert len(found) == 6000
+    assert api.pages == 60
 
 
 def test_a_cap_below_one_is_an_input_error() -> None:
