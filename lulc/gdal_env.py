@@ -166,16 +166,18 @@ MAX_REDIRECTS = 5
 def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = MAX_REDIRECTS) -> str:
     current = href
     for _ in range(hops + 1):
-        targets = {target for method in PROBES if (target := _redirect_target(current, method, timeout))}
+        targets = {
+            method: urljoin(current, target)
+            for method in PROBES
+            if (target := _redirect_target(current, method, timeout))
+        }
         if not targets:
             return current  # no redirect (or unreachable now: GDAL will say so, and retry, itself)
-        if len(targets) > 1:
-            raise HostNotAllowedError(
-                f"{what} {href}: {current} redirects HEAD and GET requests to different places; not followed"
-            )
-        # each hop against the list itself (AllowList.check), not a GdalAllowList's check, which would
-        # follow that hop's redirects again: a loop recursed until the stack ran out
-        current = AllowList.check(allow, urljoin(current, targets.pop()), f"redirect from {current} to")
+        # each target against the list itself (AllowList.check), not a GdalAllowList's check, which would
+        # follow that hop's redirects again: a loop recursed until the stack ran out. Both must be allowed
+        # (GDAL sends both); the GET's is followed (a signed redirect differs from request to request).
+        checked = {m: AllowList.check(allow, t, f"redirect from {current} to") for m, t in targets.items()}
+        current = checked.get("GET", checked.get("HEAD", current))
     raise HostNotAllowedError(f"{what} {href} redirects more than {hops} times; not followed")
 
 

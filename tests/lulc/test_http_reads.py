@@ -310,6 +310,27 @@ def test_every_redirect_gdal_would_follow_is_checked_first(
         assert gdal_href(server.url("red.tif"), allowed_too) == files.url("red.tif")
 
 
+def test_head_and_get_redirected_to_different_allowed_places_follow_the_gets(
+    served_band: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """Signed redirects differ from request to request: both targets are checked, the GET's is followed.
+
+    Diff review: they were refused as "different places" although both were on the list.
+    """
+    files = http_server_factory(served_band)
+    script = {
+        "HEAD /red.tif": {"status": 302, "headers": {"location": files.url("red.tif?sig=head")}},
+        "GET /red.tif": {"status": 302, "headers": {"location": "/elsewhere.tif"}},
+        "/elsewhere.tif": {"status": 302, "headers": {"location": files.url("red.tif?sig=get")}},
+    }
+    with ScriptedServer(script) as signer:
+        allow = AllowList.of([f"127.0.0.1:{port}" for port in (signer.port, files.port)])
+        assert gdal_href(signer.url("red.tif"), allow) == files.url("red.tif?sig=get")
+        only_signer = AllowList.of([f"127.0.0.1:{signer.port}"])
+        with pytest.raises(HostNotAllowedError, match="redirect"):  # the HEAD's target is off this list
+            gdal_href(signer.url(fresh("red.tif")), only_signer)
+
+
 def test_the_readers_retry_really_resends_after_a_failed_open(
     served_band: Path, http_server_factory: Callable[..., ServerHandle]
 ) -> None:
