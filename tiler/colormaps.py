@@ -64,6 +64,10 @@ class DocumentLimitError(Exception):
     """A JSON document over the size or time limit of one read."""
 
 
+class DocumentSchemeError(Exception):
+    """A remote location that is not http(s) (``s3://``): documents are read over http(s) or locally."""
+
+
 class DocumentStatusError(Exception):
     """A remote JSON document answered with another status than 200."""
 
@@ -89,7 +93,7 @@ def read_json(
     except DocumentLimitError as exc:
         logger.warning("ignoring %s: %s", location, exc)
         return None
-    except (OSError, ValueError, httpx.HTTPError, DocumentStatusError) as exc:
+    except (OSError, ValueError, httpx.HTTPError, DocumentStatusError, DocumentSchemeError) as exc:
         logger.debug("no JSON at %s: %s", location, exc)
         return None
     return data if isinstance(data, dict) else None
@@ -101,8 +105,11 @@ def read_document(location: str, timeout: float, max_bytes: int, max_seconds: fl
     Raises:
         DocumentLimitError: larger or slower than the limits.
         DocumentStatusError: a remote answer other than 200.
+        DocumentSchemeError: a remote location that is not http(s).
         OSError, httpx.HTTPError: the file or server could not be read.
     """
+    if is_remote(location) and not location.lower().startswith(("http://", "https://")):
+        raise DocumentSchemeError(f"{location}: documents are read over http(s) or from local files")
     if is_remote(location):
         return _read_remote(location, timeout, max_bytes, max_seconds)
     return _read_local(location, max_bytes)

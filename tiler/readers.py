@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import warnings
+from collections import OrderedDict
 from typing import Any, ClassVar
 
 import httpx
@@ -18,10 +21,11 @@ from tiler.colormaps import (
     MAX_JSON_BYTES,
     MAX_JSON_SECONDS,
     DocumentLimitError,
+    DocumentSchemeError,
     DocumentStatusError,
     read_document,
 )
-from tiler.errors import NotARasterError, NotFoundError, UpstreamError
+from tiler.errors import BadParameterError, NotARasterError, NotFoundError, UpstreamError
 
 
 class GTiffReader(Reader):
@@ -64,12 +68,21 @@ class AllowedSTACReader(STACReader):
             raise NotARasterError(f"{self.input} is not a STAC item: {exc}") from exc
 
     def _fetch_item(self, location: str) -> dict[str, Any]:
-        """The item document at ``location``, read within ``max_bytes``.
+        """The item document at ``location``, read within ``max_bytes`` (kept a minute: every tile asks).
 
         rio-tiler's own fetch reads any length: an endless item grew the tiler by 2.6 GB in 12 s (review).
         """
         try:
-            data = json.loads(read_document(location, 10.0, self.max_bytes, MAX_JSON_SECONDS))
+            body = _ITEMS.get(location)
+            if body is None:
+                body = read_document(location, 10.0, self.max_bytes, MAX_JSON_SECONDS)
+                _ITEMS.put(location, body)
+            data = json.loads(body)
+        except DocumentSchemeError as exc:
+            raise BadParameterError(
+                f"STAC item {location}: items are read over http(s) or from local files, not s3:// (serve "
+                "the item over https; its assets may stay on s3://)"
+            ) from exc
         except DocumentStatusError as exc:
             if exc.status == 404:
                 raise NotFoundError(f"STAC item {location} does not exist (HTTP 404)") from exc
@@ -99,6 +112,44 @@ class AllowedSTACReader(STACReader):
         else:
             info["env"] = {"GDAL_INGESTED_BYTES_AT_OPEN": size}
         return info
+
+
+class _RecentDocuments:
+    """Documents read in the last ``ttl`` seconds, ``max_bytes`` in all (the oldest dropped first).
+
+    A tile of a ``/stac`` route opens its item again: rio-tiler's fetch kept every item it read, without
+    bound; this keeps the recent ones for as long as a map is panned.
+    """
+
+    def __init__(self, ttl: float = 60.0, max_bytes: int = 64 * 2**20) -> None:
+        self.ttl, self.max_bytes = ttl, max_bytes
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._size = 0
+
+    def get(self, location: str) -> bytes | None:
+        """The document read at ``location`` less than ``ttl`` seconds ago, or None."""
+        with self._lock:
+            kept = self._kept.get(location)
+            if kept is None or time.monotonic() - kept[0] > self.ttl:
+                return None
+            return kept[1]
+
+    def put(self, location: str, body: bytes) -> None:
+        """Keep ``body`` for ``location`` (not if it alone is over ``max_bytes``)."""
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._kept.pop(location, None)
+            self._size -= len(old[1]) if old else 0
+            self._kept[location] = (time.monotonic(), body)
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _, (_, dropped) = self._kept.popitem(last=False)
+                self._size -= len(dropped)
+
+
+_ITEMS = _RecentDocuments()
 
 
 def allowed_stac_reader(allow: AllowList, max_bytes: int = MAX_JSON_BYTES) -> type[AllowedSTACReader]:

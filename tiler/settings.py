@@ -121,8 +121,9 @@ class TilerSettings(BaseSettings):
         ge=1024,
         description="Largest JSON document (bytes) the tiler reads: a map's STAC item, a run's item or "
         "collection, local or remote; a larger `Content-Length` is not read and a longer body is read no "
-        "further (logged as a warning, the document then counts as absent). Without it an endless body "
-        "from an allowed host grew the tiler without bound.",
+        "further: the `/stac` routes answer 502, elsewhere it is logged as a warning and counts as absent (a "
+        "legend falls back to the map's colour table). Without it an endless body from an allowed host grew "
+        "the tiler without bound.",
     )
     auth_token: SecretStr | None = Field(
         default=None,

@@ -211,3 +211,31 @@ def test_an_items_header_size_cannot_make_every_open_read_megabytes(
         if r.path.endswith(".tif") and (m := re.fullmatch(r"bytes=(\d+)-(\d+)", r.range or ""))
     ]
     assert max(spans) == first_read, spans  # GDAL's first read: the bytes it ingests at open
+
+
+def test_an_item_is_read_once_for_the_tiles_of_a_map_not_once_a_tile(setup: Setup) -> None:
+    """Diff review: the reader's own bounded fetch read the item at every request (rio-tiler's was cached)."""
+    from uuid import uuid4
+
+    served = setup.local.parent / "served" / "runs" / "main"
+    name = f"item-{uuid4().hex}.json"
+    item = json.loads((served / "item.json").read_text())
+    item["assets"] = {"classes": {**item["assets"]["classes"], "href": "./classes.tif"}}
+    (served / name).write_text(json.dumps(item))
+    setup.files.requests.clear()
+    for _ in range(3):
+        answer = setup.client.get(
+            "/stac/info", params={"url": setup.files.url(f"runs/main/{name}"), "assets": "classes"}
+        )
+        assert answer.status_code == 200, answer.text
+    records = [(r.method, r.path, r.range) for r in setup.files.requests.records()]
+    reads = [r for r in records if r[:2] == ("GET", f"/runs/main/{name}") and r[2] is None]  # not the probes
+    assert len(reads) == 1, records
+
+
+def test_an_s3_item_url_is_a_clear_400() -> None:
+    """Diff review: httpx cannot read s3://, and the item was a 502 naming an unsupported protocol."""
+    client = TestClient(create_app(TilerSettings(allow=["s3://bucket/"])), raise_server_exceptions=False)
+    answer = client.get("/stac/info", params={"url": "s3://bucket/run/item.json", "assets": "classes"})
+    assert answer.status_code == 400, answer.text
+    assert "items are read over http(s) or from local files, not s3://" in answer.json()["detail"]
