@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class OnnxRunner:
     The session is created once per process (lazily, so the runner pickles as its path and is rebuilt
     on a Dask worker) and shared by every thread: ``InferenceSession.run`` is thread-safe. With
     ``threads=1`` each call runs on one core and parallelism comes from running blocks concurrently.
+    The pickle carries the file's SHA-256 too: a worker whose file at that path differs (a model version
+    its disk has not caught up with) refuses to run it, where it mapped with its own model under the
+    client's name (review).
     """
 
     def __init__(self, path: str | Path, *, threads: int = 1, item_href: str | None = None) -> None:
@@ -77,15 +81,18 @@ class OnnxRunner:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._without_di: Any | None = None
+        self._expected_sha256: str | None = None
         self._load()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "threads": self.threads, "item_href": self._item_href}
+        digest = self._load().sha256
+        return {"path": self.path, "threads": self.threads, "item_href": self._item_href, "sha256": digest}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self.threads = state["threads"]
         self._item_href = state["item_href"]
+        self._expected_sha256 = state.get("sha256")
         self._lock = threading.Lock()
         self._loaded = None
         self._without_di = None
@@ -109,7 +116,14 @@ class OnnxRunner:
         """The session and its contract, opened on first use (ContractError if the file is no model)."""
         with self._lock:
             if self._loaded is None:
-                self._loaded = _open_session(self.path, self.threads)
+                loaded = _open_session(self.path, self.threads)
+                if self._expected_sha256 is not None and loaded.sha256 != self._expected_sha256:
+                    raise ContractError(
+                        f"the model file {self.path} here (sha256 {loaded.sha256[:12]}) is not the one the "
+                        f"run was started with (sha256 {self._expected_sha256[:12]}): deploy the same model "
+                        "version to every Dask worker"
+                    )
+                self._loaded = loaded
             return self._loaded
 
     def _session(self, loaded: _Loaded, dissimilarity: bool) -> Any:
@@ -204,6 +218,8 @@ class _Loaded:
     """The graph's DI output, or "" when it has none."""
     model_bytes: bytes | None
     """The bytes the session was made from, kept only when the graph has a DI output (to cut it out)."""
+    sha256: str
+    """Of the file's bytes: which model this is, wherever it is opened."""
 
 
 def _open_session(path: Path, threads: int) -> _Loaded:
@@ -235,6 +251,7 @@ def _open_session(path: Path, threads: int) -> _Loaded:
         outputs,
         di,
         data if di else None,
+        hashlib.sha256(data).hexdigest(),
     )
 
 

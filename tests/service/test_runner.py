@@ -74,6 +74,24 @@ def test_the_runner_pickles_as_its_path_and_reopens(model: Path) -> None:
     np.testing.assert_array_equal(clone.predict(x).labels, runner.predict(x).labels)
 
 
+def test_a_worker_whose_file_differs_from_the_clients_refuses_to_run_it(model: Path, tmp_path: Path) -> None:
+    """Review: a Dask worker ran whatever model sat at the path on its disk, under the client's model name."""
+    import pickle
+    import shutil
+
+    here = tmp_path / "model.onnx"
+    shutil.copy(model, here)
+    sent = pickle.dumps(OnnxRunner(here))
+    x = np.random.default_rng(2).random((10, 3), dtype=np.float32)
+    assert pickle.loads(sent).predict(x).labels.size == 10  # the same file: it runs
+    rng = np.random.default_rng(1)  # the worker's disk holds another version of the model
+    other_x, other_y = rng.random((90, 3), dtype=np.float32), np.repeat(np.array([1, 2, 3]), 30)
+    contract = make_contract(CLASSES, [1, 2, 3], bands=("red", "nir", "swir16"), model_type="rf")
+    export_onnx(fit_forest(other_x, other_y), 3, contract, here)
+    with pytest.raises(ContractError, match="is not the one the run was started with"):
+        pickle.loads(sent).predict(x)
+
+
 def test_a_corrupt_onnx_file_is_a_contract_error(model: Path, tmp_path: Path) -> None:
     broken = tmp_path / "model.onnx"
     broken.write_bytes(model.read_bytes()[: len(model.read_bytes()) // 3])
