@@ -79,9 +79,11 @@ def handler(event: dict[str, Any] | str, context: Any = None) -> dict[str, Any]:
     try:
         settings = ServiceSettings()
     except ValidationError as exc:
-        log.error("invalid LULC_SERVICE_* configuration: %s", exc)
+        # fields and messages only: pydantic's own text quotes the values, secrets too (review)
+        problems = validation_problems(exc)
+        log.error("invalid LULC_SERVICE_* configuration: %s", problems)
         return _response(
-            500, {"detail": f"invalid service configuration: {exc}", "type": "ConfigurationError"}
+            500, {"detail": f"invalid service configuration: {problems}", "type": "ConfigurationError"}
         )
     return handle(event, settings)
 
@@ -106,6 +108,11 @@ def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, 
         if status >= 500:
             log.exception("classification failed")
         return _response(status, error_body(exc))
+    except BaseException as exc:  # a Rust library's panic (obstore's PanicException) is no Exception
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        log.exception("classification failed")
+        return _response(500, error_body(exc))
     body = {
         "output_url": outcome.output_url,
         "area_km2": area,

@@ -217,6 +217,18 @@ class ServiceSettings(BaseSettings):
         AllowList.of(value)  # a bad entry fails at start-up, not on the first request
         return value
 
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is not None and (
+            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
+        ):
+            # the S3 client panicked on `minio:9000` (a Rust panic, past every error handler: review)
+            raise ValueError(f"must be an http(s) URL with a host, e.g. http://minio:9000 (got {value!r})")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

@@ -212,6 +212,16 @@ def test_handler_reads_settings_from_the_environment(
     monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "-1")
     broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
     assert "max_concurrent_jobs" in broken["detail"]
+    # the body names the setting, never its value (review: pydantic's text quoted it, a secret too)
+    monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "s3cr3t-value")
+    broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
+    assert "max_concurrent_jobs" in broken["detail"]
+    assert "s3cr3t" not in json.dumps(broken)
+    monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "2")
+    # an endpoint without a scheme made the S3 client panic past every handler (review): now a setting error
+    monkeypatch.setenv("LULC_SERVICE_S3_ENDPOINT", "minio:9000")
+    broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
+    assert "s3_endpoint: must be an http(s) URL with a host" in broken["detail"]
 
 
 # --- s3:// outputs on a real S3 HTTP server (moto) on loopback ----------------------------------------
