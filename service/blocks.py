@@ -203,22 +203,27 @@ def _shutdown(*pools: ThreadPoolExecutor) -> None:
 def ordered(
     blocks: Iterable[Block],
     submit: Callable[[Block], Any],
-    ahead: int,
+    ahead: int | Callable[[], int],
     on_close: Callable[[], None],
 ) -> Generator[BlockResult, None, None]:
-    """Submit blocks keeping at most ``ahead`` futures in flight; yield their results in submission order."""
+    """Submit blocks keeping at most ``ahead`` futures in flight; yield their results in submission order.
+
+    ``ahead`` may be a function, asked at every refill (a cluster whose workers come and go).
+    """
     queue: deque[Any] = deque()
     pending = iter(blocks)
-    try:
-        for block in pending:
+    limit = ahead if callable(ahead) else (lambda: ahead)
+
+    def refill() -> None:
+        wanted = max(1, limit())
+        while len(queue) < wanted and (block := next(pending, None)) is not None:
             queue.append(submit(block))
-            if len(queue) >= ahead:
-                break
+
+    try:
+        refill()
         while queue:
             done: BlockResult = queue.popleft().result()
-            next_block = next(pending, None)
-            if next_block is not None:
-                queue.append(submit(next_block))
+            refill()
             yield done
     finally:
         for future in queue:

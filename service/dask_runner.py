@@ -11,11 +11,18 @@ import contextlib
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from lulc.errors import InputError
+from lulc.errors import InputError, LulcError
 from lulc.grid import OutputGrid
 from lulc.pixels import BlockReader
 from service.blocks import BlockResult, classify_block, ordered
 from service.runner import ModelRunner
+
+WORKER_WAIT_S = 120.0
+"""How long a run waits for a first Dask worker (a cluster's workers fetch the models before they join)."""
+
+
+class NoWorkersError(LulcError):
+    """No Dask worker joined the scheduler in time (the service answers 503: retry once workers are up)."""
 
 
 @contextlib.contextmanager
@@ -80,10 +87,27 @@ def run_blocks_dask(
     grid: OutputGrid,
     confidence: bool,
     layers: frozenset[str] = frozenset(),
+    worker_wait: float = WORKER_WAIT_S,
 ) -> Generator[BlockResult, None, None]:
-    """Block results in block order, computed as Dask tasks (a bounded number in flight)."""
+    """Block results in block order, computed as Dask tasks (a bounded number in flight).
+
+    Raises:
+        NoWorkersError: no worker joined within ``worker_wait`` seconds (was a TimeoutError of the scatter).
+    """
     with connect(scheduler) as client:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        try:
+            client.wait_for_workers(1, timeout=worker_wait)
+        except TimeoutError:
+            raise NoWorkersError(
+                f"no Dask worker joined the scheduler {scheduler} within {worker_wait:g} s: start workers "
+                f"(`dask worker {scheduler}`) or use local:N"
+            ) from None
+
+        def in_flight() -> int:
+            """Four tasks a worker thread, counted as workers join or leave (review: fixed at connect)."""
+            workers = client.scheduler_info().get("workers", {}).values()
+            return 4 * max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+
         shared_model, shared_reader, shared_grid = (
             client.scatter(obj, broadcast=True) for obj in (model, reader, grid)
         )
@@ -101,4 +125,4 @@ def run_blocks_dask(
                 retries=0,
             )
 
-        yield from ordered(grid.blocks(), submit, 4 * n_workers, on_close=lambda: None)
+        yield from ordered(grid.blocks(), submit, in_flight, on_close=lambda: None)

@@ -7,6 +7,7 @@ from typing import Any
 from lulc import http_status
 from lulc.errors import LulcError
 from lulc.http_status import public_detail
+from service.dask_runner import NoWorkersError
 from service.jobs import BusyError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
 from service.publish import PublishError
@@ -17,6 +18,7 @@ STATUS_BY_ERROR = {
     JobInterruptedError: 503,  # the service restarted while the job ran: not a bug, submitting again will do
     JobNotFoundError: 404,
     ModelNotFoundError: 404,
+    NoWorkersError: 503,  # the Dask cluster has no worker yet: retry once its workers are up
     PublishError: 502,  # the output store failed
 }
 """The core's statuses (``lulc.http_status``) extended with the service's own errors."""

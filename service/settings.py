@@ -180,7 +180,9 @@ class ServiceSettings(BaseSettings):
     )
     dask_scheduler: str | None = Field(
         default=None,
-        description="Run blocks on Dask: scheduler address (`tcp://host:8786`) or `local:N`; unset: no Dask.",
+        description="Run blocks on Dask: scheduler address (`tcp://host:8786`) or `local:N`; unset: no "
+        "Dask. A run waits up to 120 s for a first worker (then 503), keeps four tasks per worker thread in "
+        "flight as workers join, and every worker must hold the same model file (checked by its SHA-256).",
     )
 
     # HTTP
