@@ -81,6 +81,7 @@ def test_old_finished_jobs_are_forgotten() -> None:
         ("https://data.example/pub/cogsx/x.tif", False),
         ("https://data.example/public/x.tif", False),
         ("s3://sentinel-cogs/a/b.tif", True),
+        ("s3://earth-search.aws.element84.com/a/b.tif", False),  # a bucket named like an allowed host
         ("/data/catalog.json", False),
         ("file:///data/catalog.json", False),
     ],
@@ -92,7 +93,7 @@ def test_allow_list(url: str, allowed: bool) -> None:
             "*.tiles.example.org",
             "127.0.0.1:8080",
             "https://data.example/pub/cogs",
-            "sentinel-cogs",
+            "s3://sentinel-cogs",  # a bucket by its s3:// prefix: host rules are for http(s) only
             " ",
         ]
     )
