@@ -227,6 +227,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         429: "Every job slot is busy; retry after `Retry-After` seconds.",
         500: "Internal error (a bug): the body names only the exception type; the log has the rest.",
         502: "An upstream STAC API, COG server or output store failed.",
+        503: "The Dask cluster (when configured) has no worker yet; retry once its workers are up.",
     }.items()
 }
 ERRORS[429]["headers"] = {
@@ -454,7 +455,9 @@ def create_app(
                     "Location": {"description": "The job's path (its `href`).", "schema": {"type": "string"}}
                 },
             },
-            **_only(400, *auth, 403, 404, 413, 422, 429, 500, 502),
+            **_only(
+                400, *auth, 403, 404, 413, 422, 429, 500, 502, *((503,) if settings.dask_scheduler else ())
+            ),
         },
     )
     async def classify(body: ClassifyBody, request: Request) -> ClassifyResult | JSONResponse:

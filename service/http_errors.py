@@ -10,7 +10,7 @@ from lulc.http_status import public_detail
 from service.dask_runner import NoWorkersError
 from service.jobs import BusyError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
-from service.publish import PublishError
+from service.publish import PublishConflictError, PublishError
 
 STATUS_BY_ERROR = {
     **http_status.STATUS_BY_ERROR,
@@ -20,6 +20,7 @@ STATUS_BY_ERROR = {
     ModelNotFoundError: 404,
     NoWorkersError: 503,  # the Dask cluster has no worker yet: retry once its workers are up
     PublishError: 502,  # the output store failed
+    PublishConflictError: 409,  # another run is being published to the same destination
 }
 """The core's statuses (``lulc.http_status``) extended with the service's own errors."""
 

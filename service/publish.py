@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,18 @@ ITEM_NAME = "item.json"
 
 class PublishError(LulcError):
     """Outputs could not be copied to their destination (store unreachable, permission denied, ...)."""
+
+
+class PublishConflictError(PublishError):
+    """Another run is being published to the same destination (its claim younger than ``CLAIM_STALE_S``)."""
+
+
+CLAIM_NAME = ".lulc-publishing"
+"""Created (only if absent: a conditional PUT) before a publication writes anything, deleted after it: two
+runs published to one destination at once mixed their files, and one's failure deleted the other's."""
+
+CLAIM_STALE_S = 3600.0
+"""A claim older than this is taken to be a crashed publication's and is taken over."""
 
 
 @dataclass(frozen=True)
@@ -207,16 +221,15 @@ def publish(
     again and ``item.json`` is not written: the destination never announces an incomplete result.
     A destination that already holds a published run is refused unless ``replace``: then its
     ``item.json`` goes first (no reader pairs it with new files), and its files the new run does not
-    write go after the new ``item.json`` is in place.
+    write go after the new ``item.json`` is in place. The whole publication holds the destination's
+    claim (``CLAIM_NAME``, created only where absent), so two publications never mix their files.
 
     Raises:
         PublishError: a copy failed; the message names the file and the destination (the store's own
             error goes to the log: it can name internal hosts and paths).
+        PublishConflictError: another run is being published there (``CLAIM_NAME``).
         InputError: ``src_dir`` does not exist, ``dest`` is not a supported URL, or it holds a run.
     """
-    import obstore
-    from obstore.exceptions import BaseError as StoreError
-
     src = Path(src_dir).resolve()
     names = output_files(src)
     folder = destination_folder(dest)
@@ -224,6 +237,16 @@ def publish(
     if is_local(dest) and Path(folder) == src:
         return Published(url=folder, files=files)
     store = _open(dest, s3, folder)
+    with _claimed(store, folder):
+        return _publish_claimed(store, src, names, files, folder, replace)
+
+
+def _publish_claimed(
+    store: ObjectStore, src: Path, names: list[str], files: dict[str, str], folder: str, replace: bool
+) -> Published:
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
     held = _holds_run(store, folder)
     if held and not replace:
         raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
@@ -248,6 +271,47 @@ def publish(
 
 
 _ELSEWHERE = "choose another output folder, or replace that run (overwrite: true)"
+
+
+@contextlib.contextmanager
+def _claimed(store: ObjectStore, folder: str) -> Iterator[None]:
+    """Hold the destination's claim (``CLAIM_NAME``) while publishing; another's fresh claim is a conflict."""
+    import obstore
+    from obstore.exceptions import AlreadyExistsError
+    from obstore.exceptions import BaseError as StoreError
+
+    now = time.time()
+    claim = json.dumps({"started": now}).encode()
+    try:
+        try:
+            obstore.put(store, CLAIM_NAME, claim, mode="create")
+        except AlreadyExistsError:
+            started = _claim_started(store)
+            if started is not None and now - started < CLAIM_STALE_S:
+                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+                raise PublishConflictError(
+                    f"another run is being published to {folder} (since {since}): try again when it is done, "
+                    "or choose another output folder"
+                ) from None
+            obstore.put(store, CLAIM_NAME, claim)  # a crashed publication's: taken over
+    except (OSError, ValueError, StoreError) as exc:
+        log.warning("cannot claim %s: %s", folder, exc)
+        raise PublishError(f"cannot write to output destination {folder}") from None
+    try:
+        yield
+    finally:
+        _remove(store, [CLAIM_NAME])
+
+
+def _claim_started(store: ObjectStore) -> float | None:
+    """When the claim at a destination was made (None: unreadable, taken as stale)."""
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    try:
+        return float(json.loads(bytes(obstore.get(store, CLAIM_NAME).bytes()))["started"])
+    except (OSError, ValueError, KeyError, TypeError, StoreError):
+        return None
 
 
 def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool = False) -> None:

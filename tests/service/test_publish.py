@@ -239,3 +239,42 @@ def test_publish_errors_name_the_destination_not_the_servers_paths(
     assert "127.0.0.1" not in message
     with pytest.raises(PublishError, match="no-such-bucket"):  # found before any work, not after it
         check_destination("s3://no-such-bucket/x", s3=s3["options"])
+
+
+def test_a_publication_in_progress_at_the_destination_is_a_conflict_not_a_mix(
+    tmp_path: Path, s3: dict[str, Any]
+) -> None:
+    """Review: two runs published to one URL at once mixed their files, and one's failure deleted the other's.
+
+    Run A is publishing (its claim and first file are there); run B, to the same URL, is refused before it
+    writes or deletes anything. A claim left by a crashed publication (older than CLAIM_STALE_S) is taken
+    over, and every publication removes its claim when done.
+    """
+    import time
+
+    from service.publish import CLAIM_NAME, CLAIM_STALE_S, PublishConflictError
+
+    client = s3["client"]
+    claim = {"started": time.time()}
+    client.put_object(Bucket="lulc-outputs", Key=f"runs/c/{CLAIM_NAME}", Body=json.dumps(claim).encode())
+    client.put_object(Bucket="lulc-outputs", Key="runs/c/classes.tif", Body=b"run A's map")
+    src = make_outputs(tmp_path / "b")
+    with pytest.raises(
+        PublishConflictError, match="another run is being published to s3://lulc-outputs/runs/c"
+    ):
+        publish(src, "s3://lulc-outputs/runs/c", s3=s3["options"])
+    body = client.get_object(Bucket="lulc-outputs", Key="runs/c/classes.tif")["Body"].read()
+    assert body == b"run A's map"  # untouched
+    assert keys(client, "runs/c/") == {"runs/c/classes.tif", f"runs/c/{CLAIM_NAME}"}
+    stale = {"started": time.time() - CLAIM_STALE_S - 60}
+    client.put_object(Bucket="lulc-outputs", Key=f"runs/c/{CLAIM_NAME}", Body=json.dumps(stale).encode())
+    publish(src, "s3://lulc-outputs/runs/c", s3=s3["options"])
+    assert f"runs/c/{ITEM_NAME}" in keys(client, "runs/c/")
+    assert f"runs/c/{CLAIM_NAME}" not in keys(client, "runs/c/")  # released when done
+    # locally too: the claim is created only where absent
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / CLAIM_NAME).write_text(json.dumps({"started": time.time()}))
+    with pytest.raises(PublishConflictError):
+        publish(src, str(local))
+    assert sorted(p.name for p in local.iterdir()) == [CLAIM_NAME]
