@@ -205,5 +205,8 @@ def echo_class_areas(stats: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``classify`` to the ``lulc`` program (``serve`` is registered by ``service.serve_command``)."""
+    """Add ``classify`` and ``publish`` to the ``lulc`` program (``serve``: ``service.serve_command``)."""
+    from service.publish_command import publish_command
+
     app.command("classify")(classify_command)
+    app.command("publish")(publish_command)

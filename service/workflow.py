@@ -12,7 +12,7 @@ from urllib.parse import quote, urlparse
 
 from lulc.allowlist import AllowList
 from lulc.contract import ModelContract
-from lulc.errors import LimitError
+from lulc.errors import InputError, LimitError
 from lulc.progress import Progress
 from service.publish import (
     ITEM_NAME,
@@ -234,6 +234,42 @@ def run_order(
             if name is not None:
                 tiles[key] = tile_url(settings.tiler_url, assets[name])
     return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
+
+
+def publish_run(
+    run_dir: str | Path, destination: str, *, s3: S3Options | None = None, replace: bool = False
+) -> str:
+    """Publish a run folder as the service publishes its runs: links leaving the folder dropped, item last.
+
+    The run folder itself is left as it is: its files are linked (else copied) into a staging folder beside
+    it whose items are rewritten. Returns the destination folder.
+
+    Raises:
+        InputError: no run folder there, or a destination holding a run (unless ``replace``).
+        PublishError, PublishConflictError: as ``service.publish.publish``.
+    """
+    import os
+    import tempfile
+
+    src = Path(run_dir).resolve()
+    if not (src / ITEM_NAME).is_file():
+        raise InputError(f"{src} is not a run folder (no {ITEM_NAME})")
+    if _same_dir(destination, src):
+        return publish(src, destination, s3=s3, replace=replace).url
+    names = output_files(src)
+    staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=src.parent))
+    try:
+        for name in names:
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src / name, target)  # no copy of the maps; items are replaced, not edited, below
+            except OSError:
+                shutil.copy2(src / name, target)
+        _drop_links_leaving(staging, names)
+        return publish(staging, destination, s3=s3, replace=replace).url
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _drop_links_leaving(work_dir: Path, names: list[str]) -> None:

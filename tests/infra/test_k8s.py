@@ -294,21 +294,55 @@ def test_classify_job_passes_the_configmap_search_and_sizing_settings(
 def test_classify_job_publishes_to_the_store_the_service_uses(
     template: str, build: str, tmp_path: Path
 ) -> None:
-    """Dev's outputs go to its MinIO (LULC_SERVICE_S3_ENDPOINT), not to AWS; item.json last."""
+    """The Job publishes with `lulc publish` and the service's own store settings (dev: its MinIO).
+
+    Platform review: its `aws s3 cp` of the raw item kept a link to the model's path on the Job's disk, and
+    had no claim of the destination; `lulc publish` is the service's publisher (``service.publish``).
+    """
+    import typer
+
+    from lulc.cli import app
     from tests.infra.shell import Sandbox, configmap_env
 
+    docs = render(K8S / build)
     container = _job_container(template, "containers", "publish")
-    env = configmap_env(render(K8S / build), container)
+    env = configmap_env(docs, container)
     box = Sandbox(tmp_path)
-    (tmp_path / "work" / "out").mkdir()
-    for name in ("classes.tif", "item.json"):
-        (tmp_path / "work" / "out" / name).write_text("x")
     result = box.run(container, {**env, "RUN_ID": "lulc-classify-x1y2z"})
     assert result.returncode == 0, result.stderr
-    calls = box.calls("aws")
-    assert {c["endpoint"] for c in calls} == {env.get("LULC_SERVICE_S3_ENDPOINT")}
-    dest = f"{env['LULC_SERVICE_OUTPUT_URL']}/lulc-classify-x1y2z"
-    assert calls[-1]["argv"][-1] == f"{dest}/item.json"
+    (argv,) = box.calls("lulc")
+    publish = typer.main.get_command(app).commands["publish"]  # type: ignore[attr-defined]
+    params = publish.make_context("publish", argv[1:]).params
+    assert argv[0] == "publish"
+    assert params["run"] == tmp_path / "work" / "out"
+    assert params["destination"] == f"{env['LULC_SERVICE_OUTPUT_URL']}/lulc-classify-x1y2z"
+    # the store settings are the service Deployment's: the same ConfigMap and Secret keys
+    service = _by(docs, "Deployment", "lulc-service")["spec"]["template"]["spec"]["containers"][0]
+    assert configmap_env(docs, service).get("LULC_SERVICE_S3_ENDPOINT") == env.get("LULC_SERVICE_S3_ENDPOINT")
+    secrets = {
+        e["name"]: e["valueFrom"]
+        for e in container["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    service_secrets = {
+        e["name"]: e["valueFrom"]
+        for e in service["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    for name in ("LULC_SERVICE_S3_ACCESS_KEY_ID", "LULC_SERVICE_S3_SECRET_ACCESS_KEY"):
+        assert secrets[name] == service_secrets[name]
+
+
+@pytest.mark.parametrize("template", JOB_TEMPLATES)
+def test_a_classify_job_fails_at_once_on_bad_input(template: str) -> None:
+    """`lulc` exits 2 on bad input, which fails the same way on a retry (review: it ran three times)."""
+    job = yaml.safe_load((K8S / "templates" / f"{template}.yaml").read_text())
+    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"] == {"containerName": "classify", "operator": "In", "values": [2]}
+    names = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
+    assert "classify" in names
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # what podFailurePolicy requires
 
 
 @pytest.mark.parametrize("build", BUILDS)

@@ -278,3 +278,33 @@ def test_a_publication_in_progress_at_the_destination_is_a_conflict_not_a_mix(
     with pytest.raises(PublishConflictError):
         publish(src, str(local))
     assert sorted(p.name for p in local.iterdir()) == [CLAIM_NAME]
+
+
+def test_lulc_publish_drops_links_out_of_the_run_and_leaves_the_run_as_it_is(tmp_path: Path) -> None:
+    """The Job templates' publisher (platform review: `aws s3 cp` kept a link to the Job's model path)."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+
+    run = make_outputs(tmp_path / "runs")
+    model_link = {"rel": "derived_from", "href": "../../models/demo/model.json", "type": "application/json"}
+    own_link = {"rel": "self", "href": "./item.json", "type": "application/geo+json"}
+    item = {"type": "Feature", "id": "x", "links": [model_link, own_link]}
+    (run / ITEM_NAME).write_text(json.dumps(item))
+    dest = tmp_path / "store" / "runs" / "job-1"
+    done = CliRunner().invoke(app, ["publish", str(run), str(dest)])
+    assert done.exit_code == 0, done.output
+    assert json.loads((dest / ITEM_NAME).read_text())["links"] == [own_link]
+    assert json.loads((run / ITEM_NAME).read_text()) == item  # the run folder keeps its links
+    assert (dest / "classes.tif").read_bytes() == (run / "classes.tif").read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "classes.tif",
+        "confidence.tif",
+        ITEM_NAME,
+        "stats.json",
+    ]
+    assert not [p for p in run.parent.iterdir() if p.name.startswith(".publish-")]  # no staging left
+    again = CliRunner().invoke(app, ["publish", str(run), str(dest)])
+    assert again.exit_code != 0
+    assert "already holds a published run" in str(again.exception)
+    assert CliRunner().invoke(app, ["publish", str(run), str(dest), "--overwrite"]).exit_code == 0
