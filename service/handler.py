@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lulc.allowlist import AllowList
 from lulc.errors import InputError, validation_problems
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
@@ -161,15 +162,22 @@ def model_directory(root: Path, threads: int, public_url: str | None = None) -> 
 
 
 def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
-    """A model id in ``settings.models_dir``, else a path to a model directory or ONNX file."""
+    """A model id in ``settings.models_dir``, else a path to a model under it or under ``local_folders``.
+
+    Any other path is an unknown model, as a missing file is (review: any file of the function's disk was
+    opened, ``/etc/passwd`` answered 422 "not a readable ONNX model").
+    """
     directory = model_directory(settings.models_dir, settings.threads, settings.models_public_url)
     path = Path(model)
     try:
         exists = path.exists()
     except OSError:  # a name too long for the file system, ...: no such model file either
         exists = False
+    confined = AllowList.of([], [settings.models_dir, *settings.local_folders])
     if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not exists:
         return directory.get(model)  # raises ModelNotFoundError for an unknown id
+    if not confined.allows(str(path)):
+        return directory.get(model)  # unknown, as a missing file is: nothing said about the rest of the disk
     from service.runner import load_model
 
     return load_model(path, threads=settings.threads)

@@ -123,6 +123,7 @@ def test_malformed_events_are_400(
         ({"model": "unknown-model"}, 404, "ModelNotFoundError", "unknown-model"),
         ({"model": "m" * 300}, 404, "ModelNotFoundError", "mmmm"),
         ({"model": "broken"}, 422, "ContractError", "not a readable ONNX model"),
+        ({"model": "/etc/passwd"}, 404, "ModelNotFoundError", "/etc/passwd"),  # outside the model folders
         ({"stac": "https://elsewhere.example/catalog.json"}, 403, "HostNotAllowedError", "elsewhere.example"),
         (
             {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
