@@ -315,17 +315,52 @@ def _claim_started(store: ObjectStore) -> float | None:
 
 
 def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool = False) -> None:
-    """Refuse, before any work, a destination that already holds a published run (unless ``replace``).
+    """Refuse, before any work, a destination that cannot be written or holds a published run.
+
+    A small file is written there and deleted again (review: `/proc/lulc-x` failed only after the whole
+    classification); folders made for it are removed. A run already published there is refused unless
+    ``replace``.
 
     Raises:
         InputError: not a supported URL, or it holds a run's ``item.json``.
-        PublishError: the store cannot be reached.
+        PublishError: the store cannot be reached or written.
     """
     folder = destination_folder(dest)
-    if replace or (is_local(dest) and not Path(folder).exists()):
-        return
-    if _holds_run(_open(dest, s3, folder), folder):
-        raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
+    made = _missing_folders(Path(folder)) if is_local(dest) else []
+    try:
+        store = _open(dest, s3, folder)
+        _probe_write(store, folder)
+        if not replace and _holds_run(store, folder):
+            raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
+    finally:
+        for path in made:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders of ``folder``'s path that do not exist yet, deepest first."""
+    missing = []
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def _probe_write(store: ObjectStore, folder: str) -> None:
+    import uuid
+
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    name = f".lulc-probe-{uuid.uuid4().hex}"
+    try:
+        obstore.put(store, name, b"")
+        obstore.delete(store, name)
+    except (OSError, ValueError, StoreError) as exc:
+        log.warning("cannot write to %s: %s", folder, exc)
+        raise PublishError(f"cannot write to output destination {folder}") from None
 
 
 def _open(dest: str, s3: S3Options | None, folder: str) -> ObjectStore:

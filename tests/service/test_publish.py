@@ -308,3 +308,16 @@ def test_lulc_publish_drops_links_out_of_the_run_and_leaves_the_run_as_it_is(tmp
     assert again.exit_code != 0
     assert "already holds a published run" in str(again.exception)
     assert CliRunner().invoke(app, ["publish", str(run), str(dest), "--overwrite"]).exit_code == 0
+
+
+def test_a_destination_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Platform review: `/proc/lulc-x` ran the whole classification, then answered 502."""
+    with pytest.raises(PublishError, match="output destination /proc/lulc-x"):
+        check_destination("/proc/lulc-x")
+    fresh = tmp_path / "new" / "deeper" / "run"
+    check_destination(str(fresh))  # writable: nothing is left of the probe, not even its folders
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    check_destination(str(existing))
+    assert list(existing.iterdir()) == []
