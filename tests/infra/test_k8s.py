@@ -333,18 +333,6 @@ def test_classify_job_publishes_to_the_store_the_service_uses(
         assert secrets[name] == service_secrets[name]
 
 
-@pytest.mark.parametrize("template", JOB_TEMPLATES)
-def test_a_classify_job_fails_at_once_on_bad_input(template: str) -> None:
-    """`lulc` exits 2 on bad input, which fails the same way on a retry (review: it ran three times)."""
-    job = yaml.safe_load((K8S / "templates" / f"{template}.yaml").read_text())
-    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
-    assert rule["action"] == "FailJob"
-    assert rule["onExitCodes"] == {"containerName": "classify", "operator": "In", "values": [2]}
-    names = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
-    assert "classify" in names
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # what podFailurePolicy requires
-
-
 @pytest.mark.parametrize("build", BUILDS)
 def test_service_keeps_a_client_on_the_pod_holding_its_jobs(build: str) -> None:
     """Async jobs are per pod (memory + emptyDir): polls from the same client must reach the same replica."""
