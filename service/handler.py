@@ -80,12 +80,12 @@ def handler(event: dict[str, Any] | str, context: Any = None) -> dict[str, Any]:
     try:
         settings = ServiceSettings()
     except ValidationError as exc:
-        # fields and messages only: pydantic's own text quotes the values, secrets too (review)
-        problems = validation_problems(exc)
-        log.error("invalid LULC_SERVICE_* configuration: %s", problems)
-        return _response(
-            500, {"detail": f"invalid service configuration: {problems}", "type": "ConfigurationError"}
-        )
+        # the settings' names only: pydantic's text quotes the values, and messages may too (an endpoint
+        # URL, an allow-list entry with user info): secrets never reach the caller or the log (review)
+        names = sorted({"LULC_SERVICE_" + str(e["loc"][0]).upper() for e in exc.errors() if e.get("loc")})
+        log.error("invalid LULC_SERVICE_* configuration: %s", ", ".join(names))
+        detail = f"invalid service configuration: {', '.join(names)} (see the settings table of the README)"
+        return _response(500, {"detail": detail, "type": "ConfigurationError"})
     return handle(event, settings)
 
 

@@ -224,11 +224,12 @@ class ServiceSettings(BaseSettings):
     def _endpoint_url(cls, value: str | None) -> str | None:
         from urllib.parse import urlsplit
 
-        if value is not None and (
-            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
-        ):
-            # the S3 client panicked on `minio:9000` (a Rust panic, past every error handler: review)
-            raise ValueError(f"must be an http(s) URL with a host, e.g. http://minio:9000 (got {value!r})")
+        if value is None or not value.strip():
+            return None  # empty: AWS S3, as unset
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            # the S3 client panicked on `minio:9000` (a Rust panic, past every error handler: review); the
+            # value is not quoted: an endpoint URL may carry a token
+            raise ValueError("must be an http(s) URL with a host, e.g. http://minio:9000")
         return value
 
     @field_validator("log_level", mode="before")

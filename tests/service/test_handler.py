@@ -212,17 +212,28 @@ def test_handler_reads_settings_from_the_environment(
     assert "127.0.0.1" in refused["detail"]
     monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "-1")
     broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
-    assert "max_concurrent_jobs" in broken["detail"]
+    assert "LULC_SERVICE_MAX_CONCURRENT_JOBS" in broken["detail"]
     # the body names the setting, never its value (review: pydantic's text quoted it, a secret too)
     monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "s3cr3t-value")
     broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
-    assert "max_concurrent_jobs" in broken["detail"]
+    assert "LULC_SERVICE_MAX_CONCURRENT_JOBS" in broken["detail"]
     assert "s3cr3t" not in json.dumps(broken)
     monkeypatch.setenv("LULC_SERVICE_MAX_CONCURRENT_JOBS", "2")
-    # an endpoint without a scheme made the S3 client panic past every handler (review): now a setting error
-    monkeypatch.setenv("LULC_SERVICE_S3_ENDPOINT", "minio:9000")
+    # an endpoint without a scheme made the S3 client panic past every handler (review): now a setting
+    # error, which quotes nothing of the value (it may carry a token: diff review)
+    monkeypatch.setenv("LULC_SERVICE_S3_ENDPOINT", "minio:9000/?X-Amz-Security-Token=s3cr3t")
     broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
-    assert "s3_endpoint: must be an http(s) URL with a host" in broken["detail"]
+    assert "LULC_SERVICE_S3_ENDPOINT" in broken["detail"]
+    assert "s3cr3t" not in json.dumps(broken)
+    monkeypatch.setenv("LULC_SERVICE_ALLOWED_HOSTS", "https://user:s3cr3t@host/ x")
+    broken = body_of(handler(event_for(world, str(tmp_path / "x"))), 500)
+    assert "LULC_SERVICE_ALLOWED_HOSTS" in broken["detail"]
+    assert "s3cr3t" not in json.dumps(broken)
+    monkeypatch.setenv("LULC_SERVICE_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("LULC_SERVICE_S3_ENDPOINT", "")  # empty: AWS S3, as unset (it was refused)
+    from service.settings import ServiceSettings
+
+    assert ServiceSettings().s3_endpoint is None
 
 
 # --- s3:// outputs on a real S3 HTTP server (moto) on loopback ----------------------------------------
