@@ -8,8 +8,8 @@ Event (a dict, or an API Gateway / function-URL event whose ``body`` is that dic
      "mmu_ha": 0.5, "mmu_connectivity": 4,                              # optional: also clean/
      "overwrite": false}                                                # optional: replace a run there
 
-``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file
-baked into the image. Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``); a
+``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file in
+that folder or in ``LULC_SERVICE_LOCAL_FOLDERS`` (any other path is an unknown model). Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``); a
 folder that already holds a published run is refused before any work unless ``overwrite`` is true. A proxy
 event's ``body`` may be base64 (``isBase64Encoded``).
 The answer is ``{"statusCode": 200, "headers": {...}, "body": JSON}`` with the STAC item and output
@@ -23,6 +23,7 @@ import binascii
 import functools
 import json
 import logging
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -30,7 +31,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lulc.allowlist import AllowList
 from lulc.errors import InputError, validation_problems
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
@@ -173,14 +173,28 @@ def resolve_model(model: str, settings: ServiceSettings) -> ModelRunner:
         exists = path.exists()
     except OSError:  # a name too long for the file system, ...: no such model file either
         exists = False
-    confined = AllowList.of([], [settings.models_dir, *settings.local_folders])
     if (MODEL_ID.match(model) and (settings.models_dir / model).is_dir()) or not exists:
         return directory.get(model)  # raises ModelNotFoundError for an unknown id
-    if not confined.allows(str(path)):
+    if not _in_model_folders(path, settings):
         return directory.get(model)  # unknown, as a missing file is: nothing said about the rest of the disk
     from service.runner import load_model
 
     return load_model(path, threads=settings.threads)
+
+
+def _in_model_folders(path: Path, settings: ServiceSettings) -> bool:
+    """Whether ``path`` lies in ``models_dir`` or a local folder, as written (``..`` folded) or resolved.
+
+    As written too: a model folder may be the operator's link to a version elsewhere (``demo -> ../v3``).
+    """
+    folders = [Path(settings.models_dir), *(Path(f) for f in settings.local_folders)]
+    written = Path(os.path.abspath(path))
+    resolved = path.resolve()
+    for folder in folders:
+        for base in {Path(os.path.abspath(folder)), folder.resolve()}:
+            if written.is_relative_to(base) or resolved.is_relative_to(base):
+                return True
+    return False
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:

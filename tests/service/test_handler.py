@@ -191,6 +191,19 @@ def test_model_given_as_a_path(world: World, models: Path, tmp_path: Path) -> No
     event = event_for(world, str(dest), model=str(models / "demo" / "model.onnx"))
     body_of(handle(event, service_settings(tmp_path, world, models)), 200)
     assert (dest / "item.json").is_file()
+    # a model folder that is the operator's link to a version elsewhere is in the models folder (review)
+    import shutil
+
+    shutil.copytree(models / "demo", tmp_path / "versions" / "demo-v3")
+    linked = tmp_path / "linked-models"
+    linked.mkdir()
+    (linked / "demo").symlink_to(tmp_path / "versions" / "demo-v3")
+    settings = service_settings(tmp_path, world, linked)
+    for given in (linked / "demo", linked / "demo" / "model.onnx"):
+        event = event_for(world, str(tmp_path / "linked-out" / given.name), model=str(given))
+        body_of(handle(event, settings), 200)
+    event = event_for(world, str(tmp_path / "elsewhere"), model=str(tmp_path / "versions" / "demo-v3"))
+    body_of(handle(event, settings), 404)  # the version itself is outside the models folder
 
 
 def test_handler_reads_settings_from_the_environment(
