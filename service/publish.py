@@ -31,15 +31,16 @@ class PublishError(LulcError):
 
 
 class PublishConflictError(PublishError):
-    """Another run is being published to the same destination (its claim younger than ``CLAIM_STALE_S``)."""
+    """Another run is being published to the destination (its claim refreshed within ``CLAIM_STALE_S``)."""
 
 
 CLAIM_NAME = ".lulc-publishing"
 """Created (only if absent: a conditional PUT) before a publication writes anything, deleted after it: two
 runs published to one destination at once mixed their files, and one's failure deleted the other's."""
 
-CLAIM_STALE_S = 3600.0
-"""A claim older than this is taken to be a crashed publication's and is taken over."""
+CLAIM_STALE_S = 900.0
+"""A claim not refreshed for this long (a publication refreshes it after every file) is taken to be a
+crashed publication's and is taken over."""
 
 
 @dataclass(frozen=True)
@@ -237,13 +238,14 @@ def publish(
     if is_local(dest) and Path(folder) == src:
         return Published(url=folder, files=files)
     store = _open(dest, s3, folder)
-    with _claimed(store, folder):
-        return _publish_claimed(store, src, names, files, folder, replace)
+    with _claimed(store, folder) as claim:
+        return _publish_claimed(store, claim, src, names, files, replace)
 
 
 def _publish_claimed(
-    store: ObjectStore, src: Path, names: list[str], files: dict[str, str], folder: str, replace: bool
+    store: ObjectStore, claim: _Claim, src: Path, names: list[str], files: dict[str, str], replace: bool
 ) -> Published:
+    folder = claim.folder
     import obstore
     from obstore.exceptions import BaseError as StoreError
 
@@ -260,7 +262,12 @@ def _publish_claimed(
     done: list[str] = []
     for name in names:
         try:
+            if done:
+                claim.refresh()  # another publication taking over a stale claim would mix the files
             obstore.put(store, name, src / name, use_multipart=None)
+        except PublishConflictError:
+            _remove(store, done)
+            raise
         except (OSError, ValueError, StoreError) as exc:
             log.warning("cannot publish %s to %s: %s", src / name, files[name], exc)
             _remove(store, done)
@@ -273,45 +280,87 @@ def _publish_claimed(
 _ELSEWHERE = "choose another output folder, or replace that run (overwrite: true)"
 
 
+class _Claim:
+    """This publication's claim of a destination: made, refreshed between files, released (if still ours)."""
+
+    def __init__(self, store: ObjectStore, folder: str) -> None:
+        import uuid
+
+        self.store, self.folder = store, folder
+        self.token = uuid.uuid4().hex
+
+    def _body(self) -> bytes:
+        return json.dumps({"token": self.token, "refreshed": time.time()}).encode()
+
+    def take(self) -> None:
+        """Create the claim where none is, take over a stale one; another's fresh claim is a conflict."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError
+
+        try:
+            obstore.put(self.store, CLAIM_NAME, self._body(), mode="create")
+            return
+        except AlreadyExistsError:
+            refuse_claimed(self.store, self.folder)
+        obstore.put(self.store, CLAIM_NAME, self._body())  # a crashed publication's: taken over
+        self.refresh()  # two that took it over at once: the one whose claim was overwritten stops here
+
+    def refresh(self) -> None:
+        """Keep the claim fresh (between files): PublishConflictError if another took it over."""
+        import obstore
+
+        if _read_claim(self.store).get("token") != self.token:
+            raise PublishConflictError(f"another publication took over {self.folder} meanwhile")
+        obstore.put(self.store, CLAIM_NAME, self._body())
+
+    def release(self) -> None:
+        """Remove the claim, if it is still this publication's."""
+        if _read_claim(self.store).get("token") == self.token:
+            _remove(self.store, [CLAIM_NAME])
+
+
 @contextlib.contextmanager
-def _claimed(store: ObjectStore, folder: str) -> Iterator[None]:
-    """Hold the destination's claim (``CLAIM_NAME``) while publishing; another's fresh claim is a conflict."""
-    import obstore
-    from obstore.exceptions import AlreadyExistsError
+def _claimed(store: ObjectStore, folder: str) -> Iterator[_Claim]:
+    """Hold the destination's claim (``CLAIM_NAME``) while publishing."""
     from obstore.exceptions import BaseError as StoreError
 
-    now = time.time()
-    claim = json.dumps({"started": now}).encode()
+    claim = _Claim(store, folder)
     try:
-        try:
-            obstore.put(store, CLAIM_NAME, claim, mode="create")
-        except AlreadyExistsError:
-            started = _claim_started(store)
-            if started is not None and now - started < CLAIM_STALE_S:
-                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-                raise PublishConflictError(
-                    f"another run is being published to {folder} (since {since}): try again when it is done, "
-                    "or choose another output folder"
-                ) from None
-            obstore.put(store, CLAIM_NAME, claim)  # a crashed publication's: taken over
+        claim.take()
     except (OSError, ValueError, StoreError) as exc:
         log.warning("cannot claim %s: %s", folder, exc)
         raise PublishError(f"cannot write to output destination {folder}") from None
     try:
-        yield
+        yield claim
     finally:
-        _remove(store, [CLAIM_NAME])
+        with contextlib.suppress(OSError, ValueError, StoreError):
+            claim.release()
 
 
-def _claim_started(store: ObjectStore) -> float | None:
-    """When the claim at a destination was made (None: unreadable, taken as stale)."""
+def _read_claim(store: ObjectStore) -> dict[str, Any]:
+    """The claim at a destination ({} where there is none or it is unreadable)."""
     import obstore
     from obstore.exceptions import BaseError as StoreError
 
     try:
-        return float(json.loads(bytes(obstore.get(store, CLAIM_NAME).bytes()))["started"])
-    except (OSError, ValueError, KeyError, TypeError, StoreError):
-        return None
+        data = json.loads(bytes(obstore.get(store, CLAIM_NAME).bytes()))
+    except (OSError, ValueError, StoreError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def refuse_claimed(store: ObjectStore, folder: str) -> None:
+    """PublishConflictError if another publication's claim at ``folder`` is fresh (refreshed lately)."""
+    claim = _read_claim(store)
+    refreshed = claim.get("refreshed")
+    if not isinstance(refreshed, int | float) or time.time() - refreshed >= CLAIM_STALE_S:
+        return
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(refreshed))
+    raise PublishConflictError(
+        f"another run is being published to {folder} (its claim {CLAIM_NAME} was refreshed at {at}): try "
+        "again when it is done, or choose another output folder; a crashed publication's claim is taken "
+        f"over {CLAIM_STALE_S / 60:g} minutes after its last refresh"
+    )
 
 
 def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool = False) -> None:
@@ -329,6 +378,7 @@ def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool =
     made = _missing_folders(Path(folder)) if is_local(dest) else []
     try:
         store = _open(dest, s3, folder)
+        refuse_claimed(store, folder)  # before the work, not after it
         _probe_write(store, folder)
         if not replace and _holds_run(store, folder):
             raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")

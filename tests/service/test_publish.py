@@ -255,7 +255,7 @@ def test_a_publication_in_progress_at_the_destination_is_a_conflict_not_a_mix(
     from service.publish import CLAIM_NAME, CLAIM_STALE_S, PublishConflictError
 
     client = s3["client"]
-    claim = {"started": time.time()}
+    claim = {"token": "run-a", "refreshed": time.time()}
     client.put_object(Bucket="lulc-outputs", Key=f"runs/c/{CLAIM_NAME}", Body=json.dumps(claim).encode())
     client.put_object(Bucket="lulc-outputs", Key="runs/c/classes.tif", Body=b"run A's map")
     src = make_outputs(tmp_path / "b")
@@ -266,7 +266,7 @@ def test_a_publication_in_progress_at_the_destination_is_a_conflict_not_a_mix(
     body = client.get_object(Bucket="lulc-outputs", Key="runs/c/classes.tif")["Body"].read()
     assert body == b"run A's map"  # untouched
     assert keys(client, "runs/c/") == {"runs/c/classes.tif", f"runs/c/{CLAIM_NAME}"}
-    stale = {"started": time.time() - CLAIM_STALE_S - 60}
+    stale = {"token": "run-a", "refreshed": time.time() - CLAIM_STALE_S - 60}
     client.put_object(Bucket="lulc-outputs", Key=f"runs/c/{CLAIM_NAME}", Body=json.dumps(stale).encode())
     publish(src, "s3://lulc-outputs/runs/c", s3=s3["options"])
     assert f"runs/c/{ITEM_NAME}" in keys(client, "runs/c/")
@@ -274,7 +274,7 @@ def test_a_publication_in_progress_at_the_destination_is_a_conflict_not_a_mix(
     # locally too: the claim is created only where absent
     local = tmp_path / "local"
     local.mkdir()
-    (local / CLAIM_NAME).write_text(json.dumps({"started": time.time()}))
+    (local / CLAIM_NAME).write_text(json.dumps({"token": "run-a", "refreshed": time.time()}))
     with pytest.raises(PublishConflictError):
         publish(src, str(local))
     assert sorted(p.name for p in local.iterdir()) == [CLAIM_NAME]
@@ -321,3 +321,42 @@ def test_a_destination_that_cannot_be_written_is_refused_before_any_work(tmp_pat
     existing.mkdir()
     check_destination(str(existing))
     assert list(existing.iterdir()) == []
+
+
+def test_a_stale_claim_taken_over_is_noticed_by_its_owner_and_not_released_by_it(tmp_path: Path) -> None:
+    """Diff review: a takeover was an unconditional put; a publication deleted whatever claim was there."""
+    import time
+
+    from service.publish import CLAIM_NAME, CLAIM_STALE_S, PublishConflictError, _Claim, open_store
+
+    dest = tmp_path / "dest"
+    store = open_store(str(dest))
+    first = _Claim(store, str(dest))
+    first.take()
+    with pytest.raises(PublishConflictError, match="refreshed at"):
+        _Claim(store, str(dest)).take()  # fresh: refused
+    body = json.loads((dest / CLAIM_NAME).read_text())
+    body["refreshed"] = time.time() - CLAIM_STALE_S - 1  # the first publication stalled (or was killed)
+    (dest / CLAIM_NAME).write_text(json.dumps(body))
+    second = _Claim(store, str(dest))
+    second.take()  # stale: taken over
+    with pytest.raises(PublishConflictError, match="took over"):
+        first.refresh()  # its next file is not written
+    first.release()
+    assert json.loads((dest / CLAIM_NAME).read_text())["token"] == second.token  # not removed by the first
+    second.release()
+    assert not (dest / CLAIM_NAME).exists()
+
+
+def test_a_fresh_claim_is_refused_before_the_work(tmp_path: Path) -> None:
+    """Diff review: the destination's claim was found only when publishing, after the whole classification."""
+    import time
+
+    from service.publish import CLAIM_NAME, PublishConflictError
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / CLAIM_NAME).write_text(json.dumps({"token": "other", "refreshed": time.time()}))
+    with pytest.raises(PublishConflictError, match=CLAIM_NAME):
+        check_destination(str(dest), replace=True)
+    assert sorted(p.name for p in dest.iterdir()) == [CLAIM_NAME]
