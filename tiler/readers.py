@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import warnings
@@ -23,6 +24,7 @@ from tiler.colormaps import (
     DocumentLimitError,
     DocumentSchemeError,
     DocumentStatusError,
+    is_remote,
     read_document,
 )
 from tiler.errors import BadParameterError, NotARasterError, NotFoundError, UpstreamError
@@ -73,10 +75,11 @@ class AllowedSTACReader(STACReader):
         rio-tiler's own fetch reads any length: an endless item grew the tiler by 2.6 GB in 12 s (review).
         """
         try:
-            body = _ITEMS.get(location)
+            key = _document_key(location, self.max_bytes)
+            body = _ITEMS.get(key)
             if body is None:
                 body = read_document(location, 10.0, self.max_bytes, MAX_JSON_SECONDS)
-                _ITEMS.put(location, body)
+                _ITEMS.put(key, body)
             data = json.loads(body)
         except DocumentSchemeError as exc:
             raise BadParameterError(
@@ -147,6 +150,21 @@ class _RecentDocuments:
             while self._size > self.max_bytes:
                 _, (_, dropped) = self._kept.popitem(last=False)
                 self._size -= len(dropped)
+
+
+def _document_key(location: str, max_bytes: int) -> str:
+    """What a kept document is found by: a local file's size and time too, so a rewritten item is read anew.
+
+    A remote item is kept ``_RecentDocuments.ttl`` seconds (diff review: a local run rewritten in place was
+    served its old item for a minute).
+    """
+    if is_remote(location):
+        return f"{max_bytes} {location}"
+    try:
+        stat = os.stat(location)
+    except OSError:
+        return f"{max_bytes} {location}"  # read_document says what is wrong with it
+    return f"{max_bytes} {stat.st_mtime_ns} {stat.st_size} {location}"
 
 
 _ITEMS = _RecentDocuments()

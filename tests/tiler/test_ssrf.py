@@ -239,3 +239,25 @@ def test_an_s3_item_url_is_a_clear_400() -> None:
     answer = client.get("/stac/info", params={"url": "s3://bucket/run/item.json", "assets": "classes"})
     assert answer.status_code == 400, answer.text
     assert "items are read over http(s) or from local files, not s3://" in answer.json()["detail"]
+
+
+def test_a_local_item_rewritten_in_place_is_read_anew(setup: Setup, tmp_path: Path) -> None:
+    """Diff review: the kept item of a local run rewritten in place was served for a minute."""
+    import os
+
+    served = setup.local / "run"
+    item = json.loads((served / "item.json").read_text())
+    rewritten = tmp_path / "run"
+    shutil.copytree(served, rewritten)
+    settings = TilerSettings(allow=[str(tmp_path)])
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    url = str(rewritten / "item.json")
+    assets = client.get("/stac/assets", params={"url": url}).json()
+    assert "classes" in assets
+    item["assets"]["renamed"] = item["assets"].pop("classes")
+    (rewritten / "item.json").write_text(json.dumps(item))
+    stat = (rewritten / "item.json").stat()
+    os.utime(rewritten / "item.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later write
+    renamed = client.get("/stac/assets", params={"url": url}).json()
+    assert "renamed" in renamed
+    assert "classes" not in renamed
