@@ -7,13 +7,7 @@ finishes too and its test fails on the assertion.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,87 +16,14 @@ from lulc.allowlist import AllowList
 from lulc.errors import SourceError
 from lulc.sources import StaticCatalogSource, open_source
 from lulc.stac_io import CheckedHttp
+from tests.support.loopback import Log, MiB, misbehaving_server
 
-MiB = 2**20
 SAFETY = 96 * MiB  # the endless body ends here, so code without a limit returns (and its test fails)
-CATALOG = {"type": "Catalog", "stac_version": "1.0.0", "id": "padded", "description": "x", "links": []}
 
 
-@dataclass
-class Log:
-    """What the server did."""
-
-    requests: int = 0
-    sent: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@contextmanager
-def serve(log: Log) -> Iterator[str]:
-    """``/endless`` (chunked spaces), ``/declared`` (a GiB announced), ``/drip`` (a byte per 50 ms)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            log.requests += 1
-            try:
-                getattr(self, "_" + self.path.strip("/").split(".")[0])()
-            except OSError:  # the client hung up
-                self.close_connection = True
-            finally:
-                log.done.set()
-
-        def _endless(self) -> None:
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            chunk = b" " * 65536
-            while log.sent < SAFETY:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                log.sent += len(chunk)
-            self.wfile.write(b"0\r\n\r\n")
-
-        def _declared(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(2**30))
-            self.end_headers()
-            self.wfile.write(b'{"a": ')
-            self.wfile.flush()
-            time.sleep(3)  # the rest never comes: the connection closes short
-            self.close_connection = True
-
-        def _drip(self) -> None:
-            body = json.dumps({**CATALOG, "description": "x" * 60}).encode()  # 160 bytes: 8 s at 50 ms
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                log.sent += 1
-                time.sleep(0.05)
-
-        def _padded(self) -> None:
-            body = json.dumps({**CATALOG, "description": "x" * (2 * MiB)}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def serve(log: Log) -> Any:
+    """The misbehaving upstream (``tests.support.loopback``), bounded at ``SAFETY``."""
+    return misbehaving_server(log, SAFETY)
 
 
 def http(**kwargs: Any) -> CheckedHttp:

@@ -7,10 +7,9 @@ a static catalog served by ``http.server`` with a request log.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from lulc.errors import InputError, LimitError
 from lulc.sources import StacApiSource, StaticCatalogSource, open_source
 from tests.service.stac_api_support import PAGE, EndlessApi, feature, serve_endless_api
+from tests.support.loopback import threaded_server
 
 DEFAULT_CAP = 5000  # lulc.sources.MAX_SEARCH_ITEMS, the service's default
 
@@ -90,15 +90,8 @@ def logged_directory(root: Path) -> Iterator[tuple[str, list[str]]]:
         def log_message(self, format: str, *args: Any) -> None:
             requested.append(self.path)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with threaded_server(Handler) as base:
+        yield base, requested
 
 
 def test_a_catalog_walk_stops_at_one_item_over_the_cap(tmp_path: Path) -> None:

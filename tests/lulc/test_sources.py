@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from lulc.sources import (
 from lulc.stac_io import CheckedHttp
 from lulc.urls import HostNotAllowedError
 from tests.support.http_server import Failure, ServerHandle
+from tests.support.loopback import stac_api_landing, threaded_server
 from tests.support.scripted_server import ScriptedServer
 
 ITEMS_DIR = Path(__file__).resolve().parents[1] / "data" / "items"
@@ -294,28 +294,7 @@ class FakeStacApi:
     base_url: str = ""
 
     def landing(self) -> dict[str, Any]:
-        return {
-            "type": "Catalog",
-            "id": "fake-stac-api",
-            "stac_version": "1.0.0",
-            "description": "loopback test API",
-            "conformsTo": [
-                "https://api.stacspec.org/v1.0.0/core",
-                "https://api.stacspec.org/v1.0.0/item-search",
-                "https://api.stacspec.org/v1.0.0/item-search#query",
-                *(["https://api.stacspec.org/v1.1.0/item-search#sort"] if self.sort else []),
-            ],
-            "links": [
-                {"rel": "self", "href": f"{self.base_url}/", "type": "application/json"},
-                {"rel": "root", "href": f"{self.base_url}/", "type": "application/json"},
-                {
-                    "rel": "search",
-                    "href": f"{self.base_url}/search",
-                    "type": "application/geo+json",
-                    "method": "POST",
-                },
-            ],
-        }
+        return stac_api_landing(self.base_url, "fake-stac-api", "loopback test API", sort=self.sort)
 
     def search(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.bodies.append(body)
@@ -375,16 +354,8 @@ def serve_api(api: FakeStacApi) -> Iterator[FakeStacApi]:
             else:
                 self._send(404, {"code": "NotFound"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with threaded_server(Handler) as api.base_url:
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def fixture_features() -> list[dict[str, Any]]:
@@ -499,15 +470,8 @@ def serve_directory(root: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with threaded_server(Handler) as base:
+        yield base
 
 
 def test_static_catalog_over_http(static_catalog: Path) -> None:

@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import stac_api_landing, threaded_server
 
 PAGE = 100
 """Items per page, whatever the request asks (the sources ask 100)."""
@@ -58,22 +60,7 @@ class EndlessApi:
     landing_done: threading.Event = field(default_factory=threading.Event)
 
     def landing(self) -> dict[str, Any]:
-        return {
-            "type": "Catalog",
-            "id": "endless-stac-api",
-            "stac_version": "1.0.0",
-            "description": "loopback API that always has a next page",
-            "conformsTo": [
-                "https://api.stacspec.org/v1.0.0/core",
-                "https://api.stacspec.org/v1.0.0/item-search",
-                "https://api.stacspec.org/v1.0.0/item-search#query",
-            ],
-            "links": [
-                {"rel": "self", "href": f"{self.base_url}/", "type": "application/json"},
-                {"rel": "root", "href": f"{self.base_url}/", "type": "application/json"},
-                {"rel": "search", "href": f"{self.base_url}/search", "method": "POST"},
-            ],
-        }
+        return stac_api_landing(self.base_url, "endless-stac-api", "loopback API that always has a next page")
 
     def page(self, body: dict[str, Any]) -> dict[str, Any]:
         self.pages += 1
@@ -133,14 +120,5 @@ def serve_endless_api(api: EndlessApi) -> Iterator[EndlessApi]:
             length = int(self.headers.get("Content-Length", 0))
             self._json(api.page(json.loads(self.rfile.read(length) or b"{}")))
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with threaded_server(Handler) as api.base_url:
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -9,86 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.loopback import Log, MiB, misbehaving_server
 from tiler.colormaps import ClassResolver, read_json
 from tiler.settings import TilerSettings
 
-MiB = 2**20
 SAFETY = 40 * MiB
 DEFAULT = 16 * MiB  # TilerSettings.max_response_bytes
 
 
-@dataclass
-class Log:
-    sent: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@contextmanager
-def serve(log: Log) -> Iterator[str]:
-    """``/endless.json``: a JSON object whose string never ends (until SAFETY); ``/declared.json``: a GiB."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            try:
-                if self.path == "/endless.json":
-                    self._endless()
-                else:
-                    self._declared()
-            except OSError:
-                self.close_connection = True
-            finally:
-                log.done.set()
-
-        def _chunk(self, data: bytes) -> None:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-        def _endless(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self._chunk(b'{"type": "Feature", "pad": "')
-            while log.sent < SAFETY:
-                self._chunk(b"x" * 65536)
-                log.sent += 65536
-            self._chunk(b'"}')
-            self.wfile.write(b"0\r\n\r\n")
-
-        def _declared(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(2**30))
-            self.end_headers()
-            self.wfile.write(b'{"a": ')
-            self.wfile.flush()
-            time.sleep(3)
-            self.close_connection = True
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def serve(log: Log) -> Any:
+    """The misbehaving upstream (``tests.support.loopback``), bounded at ``SAFETY``."""
+    return misbehaving_server(log, SAFETY)
 
 
 def test_the_setting_defaults_to_the_readers_limit() -> None:

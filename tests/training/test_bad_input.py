@@ -267,6 +267,13 @@ def test_a_float_image_of_digital_numbers_is_refused_unless_a_scale_is_given(
     assert result.exit_code == 0, result.output
 
 
+def tutorial_args(tutorial: Path, points: Path | None = None, *more: str) -> list[str]:
+    """`lulc train` arguments: the tutorial's scene and points (or ``points``), a decision tree, ``more``."""
+    image = ["--image", str(tutorial / "s2image.tif"), "--bands", "blue,green,red,nir"]
+    labels = ["--points", str(points or tutorial / "samples.shp"), "--label-field", "labels"]
+    return [*image, *labels, "--models", "dt", *more]
+
+
 def _first_per_class(tutorial: Path, n: int, tmp_path: Path) -> Path:
     frame = gpd.read_file(tutorial / "samples.shp")
     path = tmp_path / f"first-{n}.gpkg"
@@ -290,15 +297,7 @@ def test_too_few_samples_for_a_step_are_refused_before_it_not_as_an_unexpected_e
     points = tutorial / "samples.shp"
     if "per class" in case:
         points = _first_per_class(tutorial, int(case[0]), tmp_path)
-    args = [
-        "--image",
-        str(tutorial / "s2image.tif"),
-        "--bands",
-        "blue,green,red,nir",
-        "--points",
-        str(points),
-    ]
-    args += ["--label-field", "labels", "--models", "dt"]
+    args = tutorial_args(tutorial, points)
     args += ["--spatial-block", "100"] if "spatial" in case else []
     args += ["--test-size", "0.97"] if "test size" in case else []
     message, out_parent = invoke_train(args, tmp_path)
@@ -307,9 +306,9 @@ def test_too_few_samples_for_a_step_are_refused_before_it_not_as_an_unexpected_e
 
 def test_folds_lowered_for_the_smallest_class_are_said(tutorial: Path, tmp_path: Path) -> None:
     """Review: --folds 50 ran 16 folds without a word; with --spatial-block: an unexpected ValueError."""
-    args = ["--image", str(tutorial / "s2image.tif"), "--bands", "blue,green,red,nir"]
-    args += ["--points", str(tutorial / "samples.shp"), "--label-field", "labels", "--models", "dt"]
-    args += ["--folds", "50", "--spatial-block", "100", "--out", str(tmp_path / "model")]
+    args = tutorial_args(
+        tutorial, None, "--folds", "50", "--spatial-block", "100", "--out", str(tmp_path / "m")
+    )
     result = CliRunner().invoke(app, ["train", *args])
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
@@ -327,15 +326,7 @@ def test_an_empty_label_is_named_by_its_row(
     frame.loc[5, "labels"] = blank
     points = tmp_path / "blank.gpkg"
     frame.to_file(points)
-    args = [
-        "--image",
-        str(tutorial / "s2image.tif"),
-        "--bands",
-        "blue,green,red,nir",
-        "--points",
-        str(points),
-    ]
-    args += ["--label-field", "labels", "--classes", str(tutorial_classes), "--models", "dt"]
+    args = tutorial_args(tutorial, points, "--classes", str(tutorial_classes))
     message, out_parent = invoke_train(args, tmp_path)
     assert_message(message, out_parent, "blank.gpkg has empty 'labels' labels (rows [5])")
 
@@ -348,16 +339,7 @@ def test_a_class_seen_once_in_training_is_a_note_not_a_library_warning(
     water = frame.index[frame["labels"] == 1]
     points = tmp_path / "water2.gpkg"
     frame.drop(index=water[2:]).to_file(points)  # two water points: one held out, one to train on
-    args = [
-        "--image",
-        str(tutorial / "s2image.tif"),
-        "--bands",
-        "blue,green,red,nir",
-        "--points",
-        str(points),
-    ]
-    args += ["--label-field", "labels", "--models", "dt"]
-    done, _ = run_train(args, tmp_path)
+    done, _ = run_train(tutorial_args(tutorial, points), tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
     assert "class value(s) 1 have one sample in the training part" in " ".join(done.stderr.split())
