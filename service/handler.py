@@ -9,9 +9,10 @@ Event (a dict, or an API Gateway / function-URL event whose ``body`` is that dic
      "overwrite": false}                                                # optional: replace a run there
 
 ``model`` is a model id in ``LULC_SERVICE_MODELS_DIR`` or a path to a model directory / ONNX file in
-that folder or in ``LULC_SERVICE_LOCAL_FOLDERS`` (any other path is an unknown model). Outputs go to ``output_url`` exactly (a local path, ``file://`` or ``s3://``); a
-folder that already holds a published run is refused before any work unless ``overwrite`` is true. A proxy
-event's ``body`` may be base64 (``isBase64Encoded``).
+that folder or in ``LULC_SERVICE_LOCAL_FOLDERS`` (any other path is an unknown model). Outputs go to
+``output_url`` exactly (a local path, ``file://`` or ``s3://``); a folder that already holds a published run
+is refused before any work unless ``overwrite`` is true. A proxy event's ``body`` may be base64
+(``isBase64Encoded``).
 The answer is ``{"statusCode": 200, "headers": {...}, "body": JSON}`` with the STAC item and output
 URLs, or a 4xx/5xx status with ``{"detail": ..., "type": ...}`` as body.
 """
