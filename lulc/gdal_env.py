@@ -10,6 +10,7 @@ import functools
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urljoin
 
@@ -166,10 +167,12 @@ MAX_REDIRECTS = 5
 def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops: int = MAX_REDIRECTS) -> str:
     current = href
     for _ in range(hops + 1):
+        with ThreadPoolExecutor(max_workers=len(PROBES)) as pool:  # at once: one round trip, not two
+            answers = list(
+                pool.map(_redirect_target, [current] * len(PROBES), PROBES, [timeout] * len(PROBES))
+            )
         targets = {
-            method: urljoin(current, target)
-            for method in PROBES
-            if (target := _redirect_target(current, method, timeout))
+            method: urljoin(current, target) for method, target in zip(PROBES, answers, strict=True) if target
         }
         if not targets:
             return current  # no redirect (or unreachable now: GDAL will say so, and retry, itself)
