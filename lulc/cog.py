@@ -27,7 +27,11 @@ from rasterio.windows import Window
 
 from lulc.gdal_env import LOCAL_COPY_OPTIONS, gdal_env
 
-Resampling = Literal["nearest", "mode", "average", "bilinear"]
+Resampling = Literal["nearest", "mode", "average", "max", "bilinear"]
+
+GDAL_RESAMPLING = {"max": "NEAREST"}
+"""GDAL's name of a resampling where it differs: its overview builder has no MAX, so ``max`` levels are always
+``halve``'s (``OverviewLevels``) and GDAL, should it ever build one itself, is told NEAREST."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,9 @@ class CogOptions:
             "LEVEL": str(self.level),
             "PREDICTOR": "YES" if self.predictor == 2 else "NO",  # the COG driver's spelling
             "OVERVIEWS": "IGNORE_EXISTING",
-            "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
+            "OVERVIEW_RESAMPLING": GDAL_RESAMPLING.get(
+                self.overview_resampling, self.overview_resampling.upper()
+            ),
             # compress tiles on every core: GDAL still writes them in order, so the bytes are those of one
             # thread (tests/lulc/test_cog.py), and the translation after the last block, which nothing
             # overlaps, takes half the wall time on 2 cores
@@ -132,7 +138,7 @@ def overview_factors(width: int, height: int, blocksize: int = 512) -> list[int]
     return factors
 
 
-HALVING: tuple[Resampling, ...] = ("nearest", "mode", "average")
+HALVING: tuple[Resampling, ...] = ("nearest", "mode", "average", "max")
 """The resamplings ``halve`` does."""
 
 
@@ -142,9 +148,10 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
     ``mode``: the most frequent value of the four that are not nodata (a tie goes to the first in the
     order top left, top right, bottom left, bottom right); with several bands, the most frequent *pixel*
     (all its bands equal), so a level never pairs one pixel's band with another's: a class set's count with
-    another set's bitmask, say. ``average``: the mean rounded half up, band by band;
-    ``nearest``: the first of them in that order. Nodata only where all four are nodata (or outside the
-    raster). Integer arithmetic only, so the result never depends on the platform.
+    another set's bitmask, say. ``average``: the mean rounded half up, band by band; ``max``: the largest,
+    band by band (a dissimilarity index: a pixel outside the area of applicability stays outside at every
+    level); ``nearest``: the first of them in that order. Nodata only where all four are nodata (or outside
+    the raster). Integer arithmetic only, so the result never depends on the platform.
 
     It runs once per overview level of every map a run writes, while the blocks arrive, so it works on the
     four quarter views without stacking them, and ``mode`` decides from the six pairwise equalities.
@@ -159,6 +166,8 @@ def halve(data: npt.NDArray[np.uint8], resampling: Resampling, nodata: int) -> n
         return _first_valid(quads, nodata)
     if resampling == "average":
         return _mean(quads, nodata)
+    if resampling == "max":
+        return _max(quads, nodata)
     if resampling == "mode":
         return _mode(quads, nodata) if n == 1 else _mode_of_pixels(quads, nodata)
     raise ValueError(f"halve does no {resampling!r} resampling (only {', '.join(HALVING)})")
@@ -205,6 +214,15 @@ def _mean(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
         count += ~invalid
     mean = (2 * total + count) // np.maximum(2 * count, 1)
     return np.where(count > 0, mean, nodata).astype(np.uint8)
+
+
+def _max(quads: Quads, nodata: int) -> npt.NDArray[np.uint8]:
+    """Per 2 x 2: the largest value that is not nodata; nodata if none is."""
+    valid = [q != nodata for q in quads]
+    out = np.where(valid[0], quads[0], 0)
+    for q, ok in zip(quads[1:], valid[1:], strict=True):
+        out = np.maximum(out, np.where(ok, q, 0))
+    return np.where(valid[0] | valid[1] | valid[2] | valid[3], out, nodata).astype(np.uint8)
 
 
 def _mode(quads: Keys, nodata: int | np.unsignedinteger[Any]) -> npt.NDArray[Any]:

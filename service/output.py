@@ -63,6 +63,11 @@ CONFIDENCE_COG = CogOptions(overview_resampling="average", level=1)
 on such noisy values level 6 costs three times the CPU for files about 5 % smaller (measured on the bench
 scene), and the COG translation is the one step of a run that cannot overlap with inference."""
 
+AOA_COG = CogOptions(overview_resampling="max", level=1)
+"""Area-of-applicability COG: DI x 100, its overviews the largest DI of the pixels below, so a pixel outside
+the area stays outside at every zoom (averaged, the web map hatched half of the extrapolated area at low
+zoom: review); deflate level 1 as the confidence."""
+
 SETS_COG = CogOptions(overview_resampling="mode", level=1)
 """Class-set COG: categorical (a count and a bitmask), so MODE overviews like the classes, of whole pixels
 (``lulc.cog.halve``: a level never pairs one set's count with another's bitmask); deflate level 1:
@@ -202,7 +207,7 @@ def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
             "Dissimilarity index x 100: inside the area of applicability where DI <= lulc:aoa_threshold",
             ("dissimilarity index x 100",),
             None,
-            CONFIDENCE_COG,
+            AOA_COG,
         ),
         "sets": Layer(
             "sets",

@@ -66,6 +66,18 @@ def test_the_maps_are_valid_cogs_listed_in_an_item_that_validates(whole: tuple[T
     with rasterio.open(folder / "sets.tif") as src:
         assert src.count == 2
         assert src.nodata == 255
+    # aoa.tif's first overview holds the largest DI of each 2 x 2: a pixel outside stays outside at every
+    # zoom (review: averaged, the web map hatched half of the extrapolated area at low zoom)
+    with rasterio.open(folder / "aoa.tif") as src:
+        assert src.overviews(1), "the demo map has overview levels"
+        full = src.read(1)
+        level = src.read(
+            1, out_shape=(src.height // 2, src.width // 2), resampling=rasterio.enums.Resampling.nearest
+        )
+    h, w = (full.shape[0] // 2) * 2, (full.shape[1] // 2) * 2
+    blocks = np.where(full[:h, :w] == 255, 0, full[:h, :w]).reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+    whole = (full[:h, :w] != 255).reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
+    assert np.array_equal(level[: h // 2, : w // 2][whole], blocks[whole])
     properties = mapped.item["properties"]
     assert trained.contract.applicability is not None
     assert properties["lulc:aoa_threshold"] == pytest.approx(

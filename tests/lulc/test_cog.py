@@ -110,6 +110,7 @@ def test_halve_takes_the_mode_the_rounded_mean_or_the_first_of_each_2x2_skipping
     # (1+1+2+4)/4 = 2; (2+3+3+2)/4 = 2.5 -> 3 (half up); (5+6+6)/3 = 5.67 -> 6
     assert mean.tolist() == [[[2, 3, 7], [nd, 6, nd]]]
     assert halve(data, "nearest", nd).tolist() == [[[1, 2, 7], [nd, 5, nd]]]
+    assert halve(data, "max", nd).tolist() == [[[4, 3, 7], [nd, 6, nd]]]  # the AOA's DI: outside stays out
     with pytest.raises(ValueError, match="bilinear"):
         halve(data, "bilinear", nd)
 
@@ -123,11 +124,13 @@ def _by_the_rule(four: tuple[int, ...], resampling: str, nd: int) -> int:
         return valid[0]
     if resampling == "average":
         return (2 * sum(valid) + len(valid)) // (2 * len(valid))
+    if resampling == "max":
+        return max(valid)
     votes = [valid.count(v) for v in valid]
     return valid[votes.index(max(votes))]  # the first value (reading order) of the most votes
 
 
-@pytest.mark.parametrize("resampling", ["mode", "average", "nearest"])
+@pytest.mark.parametrize("resampling", ["mode", "average", "nearest", "max"])
 def test_halve_follows_its_rule_for_every_2x2_of_four_values_and_nodata(resampling: Resampling) -> None:
     nd = 255
     fours = list(itertools.product([0, 1, 2, nd], repeat=4)) + list(
@@ -145,7 +148,7 @@ def test_halve_follows_its_rule_for_every_2x2_of_four_values_and_nodata(resampli
     mirrored = [_by_the_rule((b, a, d, c), resampling, nd) for a, b, c, d in fours[::-1]]
     assert halved[0, 0].tolist() == expected
     assert halved[1, 0].tolist() == mirrored
-    if resampling != "average":  # the control: mirrored 2 x 2s do change the first and the tie-breaks
+    if resampling not in ("average", "max"):  # the control: mirrored 2 x 2s change the first and the ties
         assert mirrored[::-1] != expected
 
 
