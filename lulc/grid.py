@@ -155,10 +155,16 @@ class OutputGrid:
             return np.ones(shape, dtype=bool)
         return _inside(self.aoi, self.block_transform(block), 0, 0, block.height, block.width)
 
-    def footprint_wgs84(self) -> BaseGeometry:
-        """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified."""
+    def footprint_wgs84(self, covered: BaseGeometry | None = None) -> BaseGeometry:
+        """The grid's extent (or the AOI, if smaller) as a lon/lat polygon, edges densified.
+
+        ``covered`` (in the grid's CRS): where the imagery is, to leave out what no input covers (an item
+        must not claim ground its map has no pixel of).
+        """
         box = shapely.geometry.box(*self.bounds)
         shape = box if self.aoi is None else self.aoi.intersection(box)
+        if covered is not None and not (within := shape.intersection(covered)).is_empty:
+            shape = within
         return reproject_geometry(shape, self.crs, WGS84)
 
     def bounds_wgs84(self) -> tuple[float, float, float, float]:

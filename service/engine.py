@@ -28,6 +28,7 @@ from lulc.contract import ModelContract
 from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
 from lulc.pixels import image_datetime
+from lulc.pixels.stac import StacBlockReader
 from lulc.progress import NullProgress, Progress
 from service.blocks import run_blocks_threaded
 from service.output import (
@@ -169,7 +170,8 @@ def classify(
         }
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
-        footprint = grid.footprint_wgs84()
+        # only where the items are: an AOI reaching past them claimed ground with no pixel (outputs review)
+        footprint = grid.footprint_wgs84(reader.coverage() if isinstance(reader, StacBlockReader) else None)
         item = build_item(
             item_inputs,
             grid,

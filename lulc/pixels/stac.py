@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 import shapely.geometry
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
@@ -130,6 +131,10 @@ class StacBlockReader:
     def sources(self) -> list[SourceRef]:
         """The items, in the order given (date order from the sources)."""
         return [SourceRef(it.id, it.href, it.datetime) for it in self.items]
+
+    def coverage(self) -> BaseGeometry:
+        """Where the items are, in the grid's CRS (the union of their footprints)."""
+        return shapely.union_all([item.footprint for item in self.items])
 
     def read(self, block: Block) -> Array:
         """Composite reflectance of ``block`` over the items whose footprint intersects it."""

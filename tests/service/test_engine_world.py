@@ -308,6 +308,32 @@ def test_prepare_grid_counts_blocks_without_reading(engine_world: EngineWorld) -
     assert grid.n_blocks == len(list(grid.blocks())) == -(-grid.width // 128) * -(-grid.height // 128)
 
 
+def test_an_aoi_reaching_past_the_imagery_claims_only_where_the_items_are(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """Outputs review: the item's geometry was the whole AOI, 37 % of it without a pixel of imagery."""
+    import shapely.geometry
+    import shapely.ops
+
+    from lulc.aoi import parse_aoi
+    from lulc.sources import open_source
+
+    items = open_source(engine_world.catalog).search(datetime=engine_world.datetime)
+    covered = shapely.ops.unary_union([shapely.geometry.shape(it.geometry) for it in items if it.geometry])
+    aoi = parse_aoi(engine_world.aoi)
+    west, south, east, north = aoi.bounds
+    wider = shapely.geometry.box(west, south, east + (east - west), north)  # its eastern half past the items
+    assert not wider.within(covered.buffer(1e-6)), "the control: this AOI reaches past the imagery"
+    request = ClassifyRequest(aoi=shapely.geometry.mapping(wider), datetime=engine_world.datetime)
+    result = classify(
+        request, load_model(engine_world.model), StacReaderFactory(str(engine_world.catalog)), tmp_path
+    )
+    footprint = shapely.geometry.shape(result.item_dict["geometry"])
+    assert footprint.within(covered.buffer(1e-4))  # within the items (a densified outline: ~10 m leeway)
+    assert footprint.area < 0.9 * wider.area
+    assert result.item_dict["bbox"][2] <= covered.bounds[2] + 1e-4
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 
