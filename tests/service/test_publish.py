@@ -360,3 +360,28 @@ def test_a_fresh_claim_is_refused_before_the_work(tmp_path: Path) -> None:
     with pytest.raises(PublishConflictError, match=CLAIM_NAME):
         check_destination(str(dest), replace=True)
     assert sorted(p.name for p in dest.iterdir()) == [CLAIM_NAME]
+
+
+def test_lulc_publish_reaches_s3_with_the_services_settings(
+    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job templates run `lulc publish` with the LULC_SERVICE_S3_* variables: a real S3 server."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+    from tests.service.conftest import S3_KEY
+
+    for name, value in {
+        "S3_ENDPOINT": s3["endpoint"],
+        "S3_ALLOW_HTTP": "true",
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": S3_KEY,
+        "S3_SECRET_ACCESS_KEY": S3_KEY,
+    }.items():
+        monkeypatch.setenv(f"LULC_SERVICE_{name}", value)
+    run = make_outputs(tmp_path)
+    done = CliRunner().invoke(app, ["publish", str(run), "s3://lulc-outputs/runs/job-7"])
+    assert done.exit_code == 0, done.output
+    assert keys(s3["client"], "runs/job-7/") == {
+        f"runs/job-7/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
+    }
