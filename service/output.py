@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, tran
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
+from service.folders import made_folders
 from service.publish import ITEM_NAME
 
 CLASSES_NAME = "classes.tif"
@@ -131,28 +132,15 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     are removed again when the run leaves them empty (it failed): a failed run leaves no trace.
     """
     check_out_folder(out_dir)
-    made: list[Path] = []  # the folders this run made, deepest first: only these are removed again
-    try:
-        for folder in reversed((out_dir, *out_dir.parents)):
-            if not folder.exists():
-                try:
-                    folder.mkdir()
-                    made.insert(0, folder)
-                except FileExistsError:  # made meanwhile by another process: not ours
-                    pass
-        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
-    except PermissionError as exc:
-        raise InputError(f"cannot write into --out {out_dir}: permission denied") from exc
-    remove_stale_staging(out_dir)  # not the one just made: it is new
-    try:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(made_folders(out_dir))
+            path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+        except PermissionError as exc:
+            raise InputError(f"cannot write into --out {out_dir}: permission denied") from exc
+        stack.callback(shutil.rmtree, path, ignore_errors=True)
+        remove_stale_staging(out_dir)  # not the one just made: it is new
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        for folder in made:
-            try:
-                folder.rmdir()  # only an empty one: a finished run's outputs keep it
-            except OSError:
-                break
 
 
 def staging_profile(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lulc.errors import InputError, LulcError
+from service.folders import made_folders
 
 log = logging.getLogger(__name__)
 
@@ -375,27 +376,18 @@ def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool =
         PublishError: the store cannot be reached or written.
     """
     folder = destination_folder(dest)
-    made = _missing_folders(Path(folder)) if is_local(dest) else []
-    try:
+    with contextlib.ExitStack() as stack:
+        if is_local(dest):
+            try:
+                stack.enter_context(made_folders(Path(folder)))
+            except OSError as exc:
+                log.warning("cannot open output destination %s: %s", folder, exc)
+                raise PublishError(f"cannot open output destination {folder}") from None
         store = _open(dest, s3, folder)
         refuse_claimed(store, folder)  # before the work, not after it
         _probe_write(store, folder)
         if not replace and _holds_run(store, folder):
             raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
-    finally:
-        for path in made:  # deepest first
-            with contextlib.suppress(OSError):
-                path.rmdir()
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """The folders of ``folder``'s path that do not exist yet, deepest first."""
-    missing = []
-    for path in [folder, *folder.parents]:
-        if path.exists():
-            break
-        missing.append(path)
-    return missing
 
 
 def _probe_write(store: ObjectStore, folder: str) -> None:
