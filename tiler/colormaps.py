@@ -108,11 +108,11 @@ def read_document(location: str, timeout: float, max_bytes: int, max_seconds: fl
         DocumentSchemeError: a remote location that is not http(s).
         OSError, httpx.HTTPError: the file or server could not be read.
     """
-    if is_remote(location) and not location.lower().startswith(("http://", "https://")):
+    if not is_remote(location):
+        return _read_local(location, max_bytes)
+    if not location.lower().startswith(("http://", "https://")):
         raise DocumentSchemeError(f"{location}: documents are read over http(s) or from local files")
-    if is_remote(location):
-        return _read_remote(location, timeout, max_bytes, max_seconds)
-    return _read_local(location, max_bytes)
+    return _read_remote(location, timeout, max_bytes, max_seconds)
 
 
 def _read_local(path: str, max_bytes: int) -> bytes:
