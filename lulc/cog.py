@@ -25,7 +25,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from lulc.gdal_env import LOCAL_COPY_OPTIONS, gdal_env
+from lulc.gdal_env import LOCAL_FILE_OPTIONS, gdal_env
 
 Resampling = Literal["nearest", "mode", "average", "max", "bilinear"]
 
@@ -99,7 +99,7 @@ def translate_to_cog(
     """
     opts = options or CogOptions()
     dst = Path(dst)
-    with gdal_env(LOCAL_COPY_OPTIONS), atomic_path(dst) as tmp:
+    with gdal_env(LOCAL_FILE_OPTIONS), atomic_path(dst) as tmp:
         if overviews:
             vrt = tmp.with_name(f"{tmp.name}.vrt")
             try:
