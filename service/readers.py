@@ -199,7 +199,6 @@ class ImageReaderFactory:
     """A local multi-band GeoTIFF (``--image``) as a reader factory."""
 
     path: Path
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     image_bands: tuple[str, ...] | None = None
     """Names of all the image's bands, in order (``--image-bands``, as training takes them); else the
     image's band descriptions, else its bands in the model's order when it has exactly as many."""
@@ -245,4 +244,4 @@ class ImageReaderFactory:
             descriptions = src.descriptions
         indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
         radiometry = contract.inputs.radiometry
-        return open_image_reader(self.path, grid, indexes, radiometry.scale, radiometry.offset, self.retry)
+        return open_image_reader(self.path, grid, indexes, radiometry.scale, radiometry.offset)

@@ -8,19 +8,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 from rasterio.enums import MaskFlags
+from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from lulc.errors import InputError
+from lulc.errors import InputError, ReadError
 from lulc.gdal_env import LOCAL_FILE_OPTIONS, WARP_TOLERANCE, gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.types import REFLECTANCE_RESAMPLING, Array, BlockPixels, SourceRef, Status, to_reflectance
-from lulc.pixels.windows import RetryPolicy, aligned_offset
+from lulc.pixels.windows import aligned_offset
 from lulc.sentinel2 import band_name, is_short_code
+
+Raw = np.ma.MaskedArray[Any, Any] | npt.NDArray[Any]
+"""A block as read: masked where the read is boundless or warped."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,6 @@ class ImageBlockReader:
     offset: float
     aligned: tuple[int, int] | None
     """Pixel offset of the grid in the image when they share CRS and lattice (plain windows), else None."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     _opened: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
     """Each thread's open dataset, closed when the reader goes, never pickled. Opening the image anew for
     every block cost 0.2 of the 1.3 CPU seconds reading a 26 Mpx image took (``bench.cpu_split``'s ``read``,
@@ -66,7 +71,31 @@ class ImageBlockReader:
         return self.read_pixels(block).reflectance
 
     def read_pixels(self, block: Block) -> BlockPixels:
-        """Reflectance of ``block`` (warped with nearest if the grid is not the image's own) and status."""
+        """Reflectance of ``block`` (warped with nearest if the grid is not the image's own) and status.
+
+        Raises:
+            ReadError: the image's bytes there cannot be read (a corrupt or truncated file).
+        """
+        try:
+            raw, nodata = self._raw(block)
+        except RasterioError as exc:
+            cause = exc.__cause__ or exc  # rasterio's own message only points at GDAL's
+            rows = f"rows {block.row}-{block.row + block.height - 1}"
+            columns = f"columns {block.col}-{block.col + block.width - 1}"
+            raise ReadError(f"cannot read image {self.path} ({rows}, {columns} of the map): {cause}") from exc
+        data = np.ma.getdata(raw).astype(np.float32, copy=False)
+        invalid = np.ma.getmaskarray(raw) | ~np.isfinite(data)
+        if nodata is not None and np.isfinite(nodata):
+            invalid |= data == np.float32(nodata)
+        bad = invalid.any(axis=0)
+        reflectance = to_reflectance(data, self.scale, self.offset)
+        if bad.any():
+            np.copyto(reflectance, np.float32(np.nan), where=bad)
+        status = np.where(bad, Status.NODATA, Status.OK).astype(np.uint8)
+        return BlockPixels(reflectance, status)
+
+    def _raw(self, block: Block) -> tuple[Raw, float | None]:
+        """The bands' stored values on ``block`` (masked if boundless or warped) and their nodata."""
         with gdal_env():
             src = self._source()
             nodata = src.nodata
@@ -91,16 +120,7 @@ class ImageBlockReader:
                     tolerance=WARP_TOLERANCE,
                 ) as vrt:
                     raw = vrt.read(list(self.indexes), masked=True)
-        data = np.ma.getdata(raw).astype(np.float32, copy=False)
-        invalid = np.ma.getmaskarray(raw) | ~np.isfinite(data)
-        if nodata is not None and np.isfinite(nodata):
-            invalid |= data == np.float32(nodata)
-        bad = invalid.any(axis=0)
-        reflectance = to_reflectance(data, self.scale, self.offset)
-        if bad.any():
-            np.copyto(reflectance, np.float32(np.nan), where=bad)
-        status = np.where(bad, Status.NODATA, Status.OK).astype(np.uint8)
-        return BlockPixels(reflectance, status)
+        return raw, nodata
 
 
 def _plain(src: rasterio.io.DatasetReader, window: Window, indexes: Sequence[int]) -> bool:
@@ -177,12 +197,11 @@ def open_image_reader(
     indexes: Sequence[int],
     scale: float,
     offset: float,
-    retry: RetryPolicy | None = None,
 ) -> ImageBlockReader:
     """A reader of ``grid``'s blocks from bands ``indexes`` (1-based) of the image at ``path``."""
     with gdal_env(), rasterio.open(path) as src:
         aligned = aligned_offset(src, grid)
-    return ImageBlockReader(path, grid, tuple(indexes), scale, offset, aligned, retry or RetryPolicy())
+    return ImageBlockReader(path, grid, tuple(indexes), scale, offset, aligned)
 
 
 def image_datetime(href: str | None) -> datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from lulc.errors import ReadError
 from lulc.grid import OutputGrid
 from lulc.pixels.image import ImageBlockReader, open_image_reader
 
@@ -77,3 +79,14 @@ def test_a_pickled_reader_reads_the_same_and_the_image_closes_with_its_reader(im
     del reader, copy
     gc.collect()
     assert open_files(image) == 0
+
+
+def test_a_truncated_image_is_a_read_error_naming_the_image_and_the_block(image: Path) -> None:
+    reader = reader_of(image)
+    blocks = list(reader.grid.blocks())
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])  # the later tiles are gone
+    reader.read(blocks[0])
+    with pytest.raises(ReadError) as raised:
+        reader.read(blocks[-1])
+    pattern = rf"cannot read image {re.escape(str(image))} \(rows 192-199, columns 256-299 of the map\): \S"
+    assert re.match(pattern, str(raised.value)), str(raised.value)
