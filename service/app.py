@@ -230,9 +230,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "The Dask cluster (when configured) has no worker yet; retry once its workers are up.",
     }.items()
 }
-ERRORS[429]["headers"] = {
-    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
-}
+for _status in (429, 503):
+    ERRORS[_status]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+    }
 
 AOI_CHECKS_AT_ONCE = 2
 """Requests whose AOI is checked (parsed, measured, gridded: up to seconds of CPU for a large one) at once;
@@ -305,6 +306,8 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
         status, body = status_for(exc), error_body(exc)
         if isinstance(exc, BusyError):
             headers["Retry-After"] = str(exc.retry_after)
+        elif status == 503:  # no Dask worker yet: they may be starting
+            headers["Retry-After"] = str(request.app.state.retry_after_seconds)
         if status >= 500:
             log.error(
                 "%s %s failed: %s",
@@ -376,6 +379,7 @@ def create_app(
             {"name": "health", "description": "Liveness for probes."},
         ],
     )
+    app.state.retry_after_seconds = settings.retry_after_seconds
     for exc_type in (LulcError, HTTPException, RequestValidationError):
         app.add_exception_handler(exc_type, _error_response)
     app.add_middleware(

@@ -123,7 +123,9 @@ class ServiceSettings(BaseSettings):
         default=2, ge=1, description="Classifications running at once (sync and async); beyond it: 429."
     )
     retry_after_seconds: int = Field(
-        default=30, ge=1, description="`Retry-After` value (seconds) sent with 429 responses."
+        default=30,
+        ge=1,
+        description="`Retry-After` value (seconds) sent with 429 (busy) and 503 (no Dask worker yet).",
     )
     max_finished_jobs: int = Field(
         default=1000,

@@ -669,6 +669,24 @@ def test_the_openapi_says_what_a_minimum_mapping_unit_does(
         assert np.array_equal(raw.read(1), cleaned.read(1))
 
 
+def test_a_cluster_without_workers_is_a_503_with_retry_after(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Review: the 503 of a Dask cluster without workers said nothing of when to come back (429 did)."""
+    from service.dask_runner import NoWorkersError
+
+    def no_workers(*_: Any) -> float:  # stands for the run's wait for a first worker, 120 s in the service
+        raise NoWorkersError("no Dask worker joined the scheduler tcp://127.0.0.1:1 within 120 s")
+
+    settings = service_settings(tmp_path, world, models, dask_scheduler="tcp://127.0.0.1:1")
+    client = TestClient(create_app(settings, aoi_check=no_workers), raise_server_exceptions=False)
+    answer = client.post("/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"})
+    assert_json_error(answer, 503, "NoWorkersError", "no Dask worker joined")
+    assert answer.headers["retry-after"] == str(settings.retry_after_seconds)
+    responses = client.get("/openapi.json").json()["paths"]["/classify"]["post"]["responses"]
+    assert responses["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+
+
 def test_the_openapi_declares_location_and_retry_after(world: World, models: Path, tmp_path: Path) -> None:
     spec = client_for(service_settings(tmp_path, world, models)).get("/openapi.json").json()
     responses = spec["paths"]["/classify"]["post"]["responses"]
