@@ -122,6 +122,13 @@ class ServiceSettings(BaseSettings):
     max_concurrent_jobs: int = Field(
         default=2, ge=1, description="Classifications running at once (sync and async); beyond it: 429."
     )
+    max_waiting_requests: int = Field(
+        default=8,
+        ge=1,
+        description="`POST /classify` requests read and checked at once besides the running jobs (each may "
+        "hold a parsed AOI of up to `max_body_bytes`, about 12x that in memory); more: 429 before the body "
+        "is read.",
+    )
     retry_after_seconds: int = Field(
         default=30,
         ge=1,

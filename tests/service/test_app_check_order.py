@@ -114,9 +114,10 @@ def test_health_and_polls_answer_while_many_aoi_checks_wait(
 
     check = CountingAoiCheck(then=held)
     provider = CountingModels(load_model(models / "demo"))
-    app = create_app(service_settings(tmp_path, world, models), models=provider, aoi_check=check)
-    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
     waiting = 45
+    settings = service_settings(tmp_path, world, models, max_waiting_requests=waiting)
+    app = create_app(settings, models=provider, aoi_check=check)
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
     with BackgroundServer(app) as server, ThreadPoolExecutor(waiting) as pool:
         try:
             answers = [
@@ -143,3 +144,50 @@ def test_health_and_polls_answer_while_many_aoi_checks_wait(
     assert inside == AOI_CHECKS_AT_ONCE
     assert check.most_inside == AOI_CHECKS_AT_ONCE
     assert statuses == [413] * waiting
+
+
+def test_posts_beyond_the_admission_limit_get_429_before_their_body_is_read(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Review: 60 bodies of 3.8 MB waiting for their AOI check, each held parsed, took a service to 1.2 GB."""
+    gate = threading.Event()
+
+    def held(order: Order, settings: ServiceSettings, resolution: float) -> float:
+        if not gate.wait(60):
+            raise TimeoutError("the test never opened the gate")
+        raise AoiTooLargeError("held, then refused: no job runs")
+
+    check = CountingAoiCheck(then=held)
+    provider = CountingModels(load_model(models / "demo"))
+    settings = service_settings(tmp_path, world, models, max_concurrent_jobs=1, max_waiting_requests=2)
+    app = create_app(settings, models=provider, aoi_check=check)
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    limit = settings.max_concurrent_jobs + settings.max_waiting_requests
+    with BackgroundServer(app) as server, ThreadPoolExecutor(limit) as pool:
+        try:
+            inside = [
+                pool.submit(httpx.post, f"{server.url}/classify", json=request, timeout=90)
+                for _ in range(limit)
+            ]
+            deadline = time.monotonic() + 30
+            while provider.asked < limit and time.monotonic() < deadline:
+                time.sleep(0.05)
+            huge = b'{"model": "demo", "aoi": ' + b" " * 3_000_000 + b"}"  # refused with 422 once read
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                busy = [client.post("/classify", content=huge, headers={"content-type": "application/json"})]
+                busy.append(client.post("/classify", json=request))  # the same connection, still open
+                health = client.get("/healthz")
+            asked = provider.asked
+        finally:
+            gate.set()
+        statuses = [answer.result().status_code for answer in inside]
+        after = httpx.post(f"{server.url}/classify", json={**request, "model": "nope"}, timeout=10)
+    for answer in busy:
+        assert answer.status_code == 429, answer.text
+        assert answer.json()["type"] == "BusyError"
+        assert f"the limit is {limit}" in answer.json()["detail"]
+        assert answer.headers["retry-after"] == str(settings.retry_after_seconds)
+    assert health.status_code == 200
+    assert asked == limit  # the refused requests never reached the model lookup
+    assert statuses == [413] * limit
+    assert after.status_code == 404  # the slots are free again
