@@ -258,8 +258,7 @@ def _publish_claimed(
         try:
             obstore.delete(store, ITEM_NAME)
         except (OSError, ValueError, StoreError) as exc:
-            log.warning("cannot remove %s/%s: %s", folder, ITEM_NAME, exc)
-            raise PublishError(f"cannot replace the run published at {folder}") from None
+            raise _failed(f"cannot replace the run published at {folder}", exc) from None
     done: list[str] = []
     for name in names:
         try:
@@ -270,15 +269,34 @@ def _publish_claimed(
             _remove(store, done)
             raise
         except (OSError, ValueError, StoreError) as exc:
-            log.warning("cannot publish %s to %s: %s", src / name, files[name], exc)
             _remove(store, done)
-            raise PublishError(f"cannot publish {name} to {files[name]}") from None
+            raise _failed(f"cannot publish {name} to {files[name]}", exc) from None
         done.append(name)
     _remove(store, [name for name in _runs_own(store, earlier) if name not in files])
     return Published(url=folder, files=files)
 
 
-_ELSEWHERE = "choose another output folder, or replace that run (overwrite: true)"
+_ELSEWHERE = (
+    "choose another output folder, or replace that run (lulc publish --overwrite; an event's overwrite)"
+)
+
+
+def _failed(message: str, exc: BaseException) -> PublishError:
+    """``PublishError`` of ``message`` with the store's reason in one line (its full text logged at debug).
+
+    An object store's error runs over many lines (obstore's ``Debug source: ...``): on a command line the
+    error is one line, in the service's log the 5xx line carries it. Its URLs (the store's endpoint, which
+    a service's client need not learn), timings and response body are left out.
+    """
+    log.debug("%s", message, exc_info=exc)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[0].split(": <", 1)[0] if lines else type(exc).__name__
+    reason = _TIMING.sub("", _URL.sub("<url>", reason))
+    return PublishError(f"{message}: {reason[:300]}")
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_TIMING = re.compile(r" in [0-9.]+\s*(?:µs|us|ms|s)\b")
 
 
 class _Claim:
@@ -329,8 +347,7 @@ def _claimed(store: ObjectStore, folder: str) -> Iterator[_Claim]:
     try:
         claim.take()
     except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot claim %s: %s", folder, exc)
-        raise PublishError(f"cannot write to output destination {folder}") from None
+        raise _failed(f"cannot write to output destination {folder}", exc) from None
     try:
         yield claim
     finally:
@@ -381,8 +398,7 @@ def check_destination(dest: str, *, s3: S3Options | None = None, replace: bool =
             try:
                 stack.enter_context(made_folders(Path(folder)))
             except OSError as exc:
-                log.warning("cannot open output destination %s: %s", folder, exc)
-                raise PublishError(f"cannot open output destination {folder}") from None
+                raise _failed(f"cannot open output destination {folder}", exc) from None
         store = _open(dest, s3, folder)
         refuse_claimed(store, folder)  # before the work, not after it
         _probe_write(store, folder)
@@ -401,8 +417,7 @@ def _probe_write(store: ObjectStore, folder: str) -> None:
         obstore.put(store, name, b"")
         obstore.delete(store, name)
     except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot write to %s: %s", folder, exc)
-        raise PublishError(f"cannot write to output destination {folder}") from None
+        raise _failed(f"cannot write to output destination {folder}", exc) from None
 
 
 def _open(dest: str, s3: S3Options | None, folder: str) -> ObjectStore:
@@ -411,8 +426,7 @@ def _open(dest: str, s3: S3Options | None, folder: str) -> ObjectStore:
     try:
         return open_store(dest, s3)
     except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot open output destination %s: %s", folder, exc)
-        raise PublishError(f"cannot open output destination {folder}") from None
+        raise _failed(f"cannot open output destination {folder}", exc) from None
 
 
 def _holds_run(store: ObjectStore, folder: str) -> bool:
@@ -428,8 +442,7 @@ def _holds_run(store: ObjectStore, folder: str) -> bool:
             return False
         return True
     except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot read %s: %s", folder, exc)
-        raise PublishError(f"cannot read output destination {folder}") from None
+        raise _failed(f"cannot read output destination {folder}", exc) from None
 
 
 def _listing(store: ObjectStore, folder: str) -> list[str]:
@@ -440,8 +453,7 @@ def _listing(store: ObjectStore, folder: str) -> list[str]:
     try:
         return [str(meta["path"]) for batch in obstore.list(store) for meta in batch]
     except (OSError, ValueError, StoreError) as exc:
-        log.warning("cannot list %s: %s", folder, exc)
-        raise PublishError(f"cannot read output destination {folder}") from None
+        raise _failed(f"cannot read output destination {folder}", exc) from None
 
 
 def _runs_own(store: ObjectStore, names: list[str]) -> list[str]:

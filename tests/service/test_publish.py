@@ -385,3 +385,30 @@ def test_lulc_publish_reaches_s3_with_the_services_settings(
     assert keys(s3["client"], "runs/job-7/") == {
         f"runs/job-7/{n}" for n in ("classes.tif", "confidence.tif", "stats.json", ITEM_NAME)
     }
+
+
+def test_a_failed_s3_publication_is_one_line_without_the_stores_address(
+    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README review: `lulc publish` to S3 printed obstore's 24-line debug dump, the error line no reason."""
+    from tests.service.conftest import S3_KEY
+    from tests.support.cli import lulc
+
+    for name, value in {
+        "S3_ENDPOINT": s3["endpoint"],
+        "S3_ALLOW_HTTP": "true",
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": S3_KEY,
+        "S3_SECRET_ACCESS_KEY": S3_KEY,
+    }.items():
+        monkeypatch.setenv(f"LULC_SERVICE_{name}", value)
+    monkeypatch.setenv("COLUMNS", "40")
+    run = make_outputs(tmp_path)
+    done = lulc("publish", run, "s3://no-such-bucket/runs/job-7")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        "error: cannot write to output destination s3://no-such-bucket/runs/job-7: "
+    )
+    assert "404" in done.stderr  # the store's reason
+    assert "127.0.0.1" not in done.stderr
