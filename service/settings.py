@@ -181,7 +181,9 @@ class ServiceSettings(BaseSettings):
     # Engine
     threads: int = Field(default=1, ge=1, description="ONNX Runtime intra-op threads per inference session.")
     workers: int = Field(
-        default=2, ge=1, description="Threads reading input blocks ahead of inference, per job."
+        default=2,
+        ge=1,
+        description="Blocks read and classified at once per job (reading and inferring threads).",
     )
     block_size: int = Field(default=512, ge=64, description="Output block (and COG tile) size in pixels.")
     confidence: bool = Field(
