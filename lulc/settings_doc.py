@@ -75,10 +75,19 @@ def render(text: str) -> str:
 
 
 def main(paths: list[str]) -> int:
-    """Rewrite each file in ``paths`` in place; print which ones changed."""
-    for name in paths:
-        path = Path(name)
-        old = path.read_text()
+    """Rewrite each file in ``paths`` in place; print which ones changed (``make docs``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lulc.settings_doc",
+        description="Regenerate the settings tables between the markers of Markdown files, in place.",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="Markdown files, e.g. README.md infra/README.md")
+    for path in parser.parse_args(paths).files:
+        try:
+            old = path.read_text()
+        except OSError as exc:
+            parser.error(f"cannot read {path}: {exc.strerror}")
         new = render(old)
         if new != old:
             path.write_text(new)

@@ -28,3 +28,19 @@ def test_generated_tables_are_current(doc: Path, monkeypatch: pytest.MonkeyPatch
     text = doc.read_text()
     assert "<!-- settings:" in text
     assert render(text) == text, f"run `make docs`: the tables in {doc.name} are out of date"
+
+
+def test_the_command_answers_help_and_a_missing_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README review: `python -m lulc.settings_doc --help` read "--help" as a file: a traceback."""
+    from lulc.settings_doc import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    assert "Markdown files" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as failed:
+        main([str(tmp_path / "missing.md")])
+    assert failed.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("missing.md: No such file or directory")
