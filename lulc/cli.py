@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(usage_line(exc), int(getattr(exc, "exit_code", 2)))
     except ValidationError as exc:  # settings from options or LULC_* variables
         _fail(settings_line(exc), 2)
+    except OSError as exc:  # a path the system refuses (below a file, /proc, a name over 255 bytes, ...)
+        if os.environ.get("LULC_TRACEBACK"):
+            raise
+        _fail(os_error_line(exc), 2)
     except Exception as exc:
         if os.environ.get("LULC_TRACEBACK"):
             raise
@@ -150,6 +154,13 @@ def _run(argv: list[str] | None) -> object:
     finally:
         if argv is None:
             gc.freeze()
+
+
+def os_error_line(exc: OSError) -> str:
+    """``error: <the system's reason>: <the path>`` in one line (a ``FileNotFoundError`` and the like)."""
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"error: {reason}: {' -> '.join(paths)}" if paths else f"error: {reason}"
 
 
 def _fail(line: str, code: int) -> NoReturn:

@@ -113,8 +113,10 @@ def classify(
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.
     """
     from service.engine import classify as run_engine
+    from service.output import check_out_folder
     from service.runner import load_model
 
+    check_out_folder(Path(out))
     request = _engine_request(locals())
     factory = _source(image, stac)
     runner = load_model(model, threads=threads)
@@ -169,10 +171,12 @@ def classify_series(
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
     """
+    from service.output import check_out_folder
     from service.runner import load_model
     from service.series import classify_series as run_series
     from service.series import split_periods
 
+    check_out_folder(Path(out))
     request = _engine_request({**locals(), "image": None})
     factory = _source(None, stac)
     split_periods(datetime, every)

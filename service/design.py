@@ -351,7 +351,7 @@ def design_run(
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     check_options(target_se, min_per_class)
     check_sample_out(out, overwrite)
-    check_item_path(out)
+    check_item_path(out, "design", overwrite)
     progress = progress or NullProgress()
     frame = sampling_frame(run_folder_path(run_path))
     run = frame.run

@@ -114,14 +114,72 @@ def _last_change(folder: Path) -> float:
     return newest
 
 
-def check_out_folder(out_dir: Path) -> None:
-    """Refuse an output folder that is a file, before any work (the file is kept).
+def check_out_folder(out_dir: Path, product: str | None = None) -> None:
+    """Refuse, before any work, an output folder whose contents a run would mix with its own (all are kept).
+
+    A run replaces its own files in ``out_dir`` and leaves anything else there, so ``out_dir`` must be new,
+    empty, or an earlier run of the same kind (a rerun): not a file, not the current folder or the file
+    system's root (``--out ""``, ``--out .``, ``--out /``), not a folder of someone's own files, not another
+    product's run (a cleaned map written over a map left its old AOA and sets beside the new classes; a change
+    took over a map's ``item.json``). ``product`` is the run's ``lulc:product`` (None: a map of
+    ``lulc classify``, whose series folders hold ``collection.json`` instead).
 
     Raises:
-        InputError: ``out_dir`` is an existing file.
+        InputError: any of those.
     """
+    refuse_file(out_dir)
+    resolved = out_dir.resolve()
+    if resolved == Path.cwd().resolve() or resolved == Path(resolved.anchor):
+        place = "the current folder" if resolved == Path.cwd().resolve() else "the file system's root"
+        raise InputError(
+            f"--out {str(out_dir) or '.'} is {place}: give a folder of the run's own, e.g. --out runs/map"
+        )
+    if not out_dir.is_dir():
+        return
+    names = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    if not names:
+        return
+    found = _product_in(out_dir)
+    if found == _NO_RUN:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise InputError(
+            f"--out {out_dir} holds files of no run ({shown}): give a new or empty folder, or an earlier "
+            "run's"
+        )
+    if found != product:
+        raise InputError(
+            f"--out {out_dir} holds a {_PRODUCTS.get(found, str(found))}, not a {_PRODUCTS.get(product)}: "
+            "give a new or empty folder, or an earlier run of the same kind"
+        )
+
+
+def refuse_file(out_dir: Path) -> None:
+    """``InputError`` if ``out_dir`` is an existing file (which is left as it is)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file: give a folder (the file is left as it is)")
+
+
+_PRODUCTS = {
+    None: "map (lulc classify)",
+    "clean": "cleaned map (lulc clean)",
+    "change": "change (lulc change)",
+}
+
+
+_NO_RUN = "no run"
+
+
+def _product_in(folder: Path) -> str | None:
+    """The ``lulc:product`` of the run in ``folder`` (None: a map), or ``_NO_RUN``."""
+    item = folder / ITEM_NAME
+    if not item.is_file():  # a series of maps (``lulc classify --every``) has its collection instead
+        return None if (folder / "collection.json").is_file() else _NO_RUN
+    try:
+        properties = json.loads(item.read_text(encoding="utf-8")).get("properties", {})
+    except (OSError, ValueError, AttributeError):
+        return _NO_RUN
+    product = properties.get("lulc:product") if isinstance(properties, dict) else _NO_RUN
+    return product if isinstance(product, str) or product is None else _NO_RUN
 
 
 @contextmanager
@@ -131,7 +189,7 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     Stale staging folders of killed runs in ``out_dir`` are removed first. The folders made for ``out_dir``
     are removed again when the run leaves them empty (it failed): a failed run leaves no trace.
     """
-    check_out_folder(out_dir)
+    refuse_file(out_dir)
     with ExitStack() as stack:
         try:
             stack.enter_context(made_folders(out_dir))

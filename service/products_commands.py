@@ -42,7 +42,7 @@ def clean_command(
     from service.sieve import checked_connectivity
 
     conn = checked_connectivity(connectivity)
-    check_out_folder(out)
+    check_out_folder(out, "clean")
     with RichProgress(Console(stderr=True)) as progress:
         result = clean_run(
             run,
@@ -66,6 +66,10 @@ def vectorize_command(
     ],
     connectivity: ConnectivityOpt = 4,
     block_size: BlockSizeOpt = 512,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an --out file that is not an earlier vectorize output."),
+    ] = False,
 ) -> None:
     """Write one polygon per patch: class value and name, pixels, area in hectares, mean confidence."""
     from rich.console import Console
@@ -76,7 +80,9 @@ def vectorize_command(
 
     conn = checked_connectivity(connectivity)
     with RichProgress(Console(stderr=True)) as progress:
-        result = vectorize_run(run, out, connectivity=conn, block_size=block_size, progress=progress)
+        result = vectorize_run(
+            run, out, connectivity=conn, block_size=block_size, overwrite=overwrite, progress=progress
+        )
     typer.echo(f"wrote {result.path} ({result.features} patches), {result.item_path}")
 
 
@@ -107,7 +113,7 @@ def change_command(
     from service.change import change_runs
     from service.output import check_out_folder
 
-    check_out_folder(out)
+    check_out_folder(out, "change")
     with RichProgress(Console(stderr=True)) as progress:
         result = change_runs(
             run_a,
@@ -173,7 +179,7 @@ def design_command(
             help="Anticipated user's accuracy: one number, or class=number pairs (default 0.75 each).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed, the same file.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed: the same seed, the same file.")] = 0,
     block_size: BlockSizeOpt = 512,
     overwrite: Annotated[
         bool,

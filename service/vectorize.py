@@ -318,27 +318,39 @@ def item_path_for(out: Path) -> Path:
     return out.with_suffix(".json")
 
 
-def check_item_path(out: Path) -> None:
-    """Refuse to write the item of ``out`` over a ``<stem>.json`` that is not an item of that file.
+def check_item_path(out: Path, product: str, overwrite: bool = False) -> None:
+    """Refuse, before any work, to replace a file that is not an earlier output of ``product`` at ``out``.
 
-    ``--out run/item.gpkg`` would otherwise replace the run's own ``item.json``, and ``v.gpkg`` then
-    ``v.parquet`` would share ``v.json``. Checked before any work.
+    ``--out`` replaces ``out`` and its item ``<stem>.json``: an existing ``out`` is replaced only when its
+    item says it is a ``product`` (``patches``, ``design``: a rerun), or with ``overwrite``; a
+    ``<stem>.json`` only when it is the item of ``out`` (``--out run/item.gpkg`` would replace the run's own
+    ``item.json``, and ``v.gpkg`` then ``v.parquet`` would share ``v.json``), whatever ``overwrite`` says.
 
     Raises:
-        InputError: ``<stem>.json`` exists and none of its assets is ``out``.
+        InputError: ``out`` is a folder; ``<stem>.json`` exists and none of its assets is ``out``; ``out``
+            exists and is no ``product`` of ours (a labelled validation sample for ``patches``, say).
     """
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give the vector file (.gpkg, .fgb or .parquet)")
     item = item_path_for(out)
-    if not item.exists():
-        return
-    try:
-        assets = json.loads(item.read_text()).get("assets", {})
-        hrefs = [str(a.get("href", "")) for a in assets.values() if isinstance(a, dict)]
-    except (ValueError, AttributeError, OSError):
-        hrefs = []
-    if not any(Path(h).name == out.name for h in hrefs):
+    properties: dict[str, Any] = {}
+    if item.exists():
+        try:
+            document = json.loads(item.read_text())
+            assets = document.get("assets", {})
+            hrefs = [str(a.get("href", "")) for a in assets.values() if isinstance(a, dict)]
+            properties = dict(document.get("properties") or {})
+        except (ValueError, AttributeError, OSError, TypeError):
+            hrefs = []
+        if not any(Path(h).name == out.name for h in hrefs):
+            raise InputError(
+                f"{item} exists and is not the item of {out.name} (the item is written beside the file as "
+                f"<name>.json): choose another --out name"
+            )
+    if out.exists() and not overwrite and properties.get("lulc:product") != product:
         raise InputError(
-            f"{item} exists and is not the item of {out.name} (the item is written beside the file as "
-            f"<name>.json): choose another --out name"
+            f"--out {out} exists and holds no {product} of lulc-stac (a labelled sample, say): choose "
+            "another file, or pass --overwrite to replace it"
         )
 
 
@@ -348,6 +360,7 @@ def vectorize_run(
     *,
     connectivity: Connectivity = 4,
     block_size: int = 512,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> VectorizeResult:
     """One polygon per patch of a run's map to ``out_path`` (.gpkg, .fgb, .parquet), its STAC item beside it.
@@ -357,7 +370,8 @@ def vectorize_run(
     unknown).
 
     Raises:
-        InputError: unreadable run, unknown output format, or an option out of range.
+        InputError: unreadable run, unknown output format, an option out of range, or an ``out_path`` that
+            is not an earlier output of this kind (unless ``overwrite``).
     """
     out = Path(out_path)
     if out.suffix.lower() not in FORMATS:
@@ -366,7 +380,7 @@ def vectorize_run(
     if block_size < 16:
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     driver, media_type = FORMATS[out.suffix.lower()]
-    check_item_path(out)
+    check_item_path(out, "patches", overwrite)
     run = open_run(run_path)
     with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
         tmp.unlink()

@@ -1,0 +1,129 @@
+"""What a command may write into: its own new, empty or earlier folder or file, never anyone else's.
+
+CLI review: ``lulc classify --out ""`` wrote a run's files into the current folder (and ``--out /`` into the
+root); ``lulc clean`` and ``lulc change`` wrote over a map's folder (a change took its ``item.json``, a
+cleaned map left the old AOA beside new classes); ``lulc vectorize`` replaced a labelled validation sample
+without a word; a path below a file ended as "unexpected NotADirectoryError", exit 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.service.products_support import Runs, two_runs
+from tests.support.cli import LULC, lulc
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return two_runs(tmp_path_factory)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by its path, with its SHA-256."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert done.stderr.rstrip("\n").splitlines()[-1] == errors[0]
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def classify_args(runs: Runs, image: str) -> list[str]:
+    return ["classify", "--image", image, "--model", str(runs.model), "--datetime", "2024-06-01"]
+
+
+def test_the_current_folder_is_refused_and_left_as_it_was(runs: Runs, tmp_path: Path) -> None:
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "notes.txt").write_text("mine")
+    image = str(runs.first.parent / "a.tif")
+    for out in ("", ".", str(here)):
+        done = subprocess.run(
+            [str(LULC), *classify_args(runs, image), "--out", out],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        one_error_line(done, "is the current folder")
+    assert sorted(p.name for p in here.iterdir()) == ["notes.txt"]
+    published = lulc("publish", runs.first, "/")
+    one_error_line(published, "the current folder or the root")
+
+
+def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    image = str(runs.first.parent / "a.tif")
+    one_error_line(lulc(*classify_args(runs, image), "--out", mine), "holds files of no run (notes.txt)")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    a_map = tmp_path / "map"
+    shutil.copytree(runs.first, a_map)
+    before = digest(a_map)
+    cleaned = lulc("clean", runs.second, "--mmu-ha", "0.3", "--out", a_map)
+    one_error_line(cleaned, "holds a map (lulc classify), not a cleaned map (lulc clean)")
+    change = lulc("change", runs.first, runs.second, "--out", a_map)
+    one_error_line(change, "holds a map (lulc classify), not a change (lulc change)")
+    assert digest(a_map) == before
+    # controls: a rerun into its own folder, a cleaned map into an earlier cleaned map's
+    assert lulc(*classify_args(runs, image), "--out", a_map).returncode == 0
+    assert lulc("clean", runs.first, "--mmu-ha", "0.3", "--out", tmp_path / "clean").returncode == 0
+    again = lulc("clean", runs.second, "--mmu-ha", "0.3", "--out", tmp_path / "clean")
+    assert again.returncode == 0, again.stderr
+
+
+def test_vectorize_replaces_only_its_own_patches_unless_told(runs: Runs, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.gpkg"
+    designed = lulc("design", runs.first, "--out", sample, "--min-per-class", "5")
+    assert designed.returncode == 0, designed.stderr
+    before = digest(tmp_path)
+    refused = lulc("vectorize", runs.first, "--out", sample)
+    one_error_line(refused, f"--out {sample} exists and holds no patches", "--overwrite")
+    assert digest(tmp_path) == before  # the labelled sample and its item are untouched
+    patches = tmp_path / "patches.gpkg"
+    assert lulc("vectorize", runs.first, "--out", patches).returncode == 0
+    assert lulc("vectorize", runs.second, "--out", patches).returncode == 0  # a rerun replaces its own
+    forced = lulc("vectorize", runs.first, "--out", tmp_path / "other.gpkg")
+    assert forced.returncode == 0
+    (tmp_path / "keep.fgb").write_text("not patches")
+    assert lulc("vectorize", runs.first, "--out", tmp_path / "keep.fgb", "--overwrite").returncode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the paths the system refuses are Linux's")
+def test_paths_the_system_refuses_are_one_line_exit_2(runs: Runs, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    image = str(runs.first.parent / "a.tif")
+    below = lulc(*classify_args(runs, image), "--out", tmp_path / "a-file" / "run")
+    one_error_line(below, "Not a directory", str(tmp_path / "a-file" / "run"))
+    long_name = lulc(*classify_args(runs, image), "--out", tmp_path / ("x" * 300))
+    one_error_line(long_name, "File name too long")
+
+
+def test_the_python_api_refuses_the_same_folders(runs: Runs, tmp_path: Path) -> None:
+    from lulc.errors import InputError
+    from service import api
+
+    (tmp_path / "notes.txt").write_text("mine")
+    image = runs.first.parent / "a.tif"
+    with pytest.raises(InputError, match=r"holds files of no run \(notes.txt\)"):
+        api.classify(runs.model, image=image, out=tmp_path, datetime="2024-06-01")
+    with pytest.raises(InputError, match="holds files of no run"):
+        api.classify_series(runs.model, stac="x.json", aoi=None, datetime="2024", every="year", out=tmp_path)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
