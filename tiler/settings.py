@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lulc.allowlist import AllowList
 from lulc.settings_types import StrList, split_list
 
 DEMO_OUTPUT = Path("demo-output")
@@ -140,3 +141,10 @@ class TilerSettings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return split_list(value)
+
+    @field_validator("allow")
+    @classmethod
+    def _allowable(cls, value: list[str]) -> list[str]:
+        """Each entry a URL prefix or a path (``ftp://x`` was an "unexpected ValueError" at start-up)."""
+        AllowList.from_prefixes(value)  # relative folders resolve later, against the app's base
+        return value

@@ -153,7 +153,9 @@ class TrainingConfig(BaseModel):
         default=0.9, gt=0, lt=1, description="Nominal coverage of the calibrated class sets."
     )
     select: str = Field(default="best", description="'best' (highest repeated accuracy) or a model name.")
-    seed: int = 0
+    seed: int = Field(
+        default=0, ge=0, description="Seed of every random choice (scikit-learn takes 0 and up)."
+    )
     cv: CvOptions = CvOptions()
     # promotion gate and output
     baseline: str | None = None

@@ -40,6 +40,9 @@ def check_model_out(out: Path) -> None:
         ConfigError: ``out`` is a file, the current folder, or a folder with files a model has not.
     """
     if not out.exists():
+        above = next((p for p in out.absolute().parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ConfigError(f"--out {out} is below the file {above}: give a folder's path")
         return
     if not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a new folder (or an earlier model folder) instead")

@@ -1,0 +1,47 @@
+"""Values refused up front in one line, exit 2.
+
+CLI review: each was an "unexpected" error (exit 1), or came only after the work, or left an empty folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import lulc
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lulc_py"
+
+
+def assert_one_line(stderr: str, *words: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_a_negative_seed_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    done = lulc("demo-data", tmp_path / "world", "--seed", "-1")
+    assert done.returncode == 2
+    assert_one_line(done.stderr, "--seed", "greater than or equal to 0")
+    assert not (tmp_path / "world").exists()  # it was made, and left empty
+
+
+def test_a_tiler_allow_entry_of_another_scheme_is_a_settings_error(tmp_path: Path) -> None:
+    done = lulc("tiler", "--allow", "ftp://maps.example/", "--port", "0")
+    assert done.returncode == 2
+    assert_one_line(done.stderr, "invalid TilerSettings", "ftp")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/lulc_py is absent")
+def test_training_refuses_a_negative_seed_and_an_out_below_a_file_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    common = ["train", "--image", SHARED / "s2image.tif", "--points", SHARED / "samples.shp"]
+    seed = lulc(*common, "--out", tmp_path / "model", "--seed", "-1")
+    assert seed.returncode == 2
+    assert_one_line(seed.stderr, "seed", "greater than or equal to 0")
+    below = lulc(*common, "--out", tmp_path / "a-file" / "model")
+    assert below.returncode == 2
+    assert_one_line(below.stderr, f"is below the file {tmp_path / 'a-file'}")
