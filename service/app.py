@@ -390,6 +390,7 @@ def create_app(
         keep=settings.max_finished_jobs,
         retry_after=settings.retry_after_seconds,
         store=JobStore(settings.output_dir),  # finished jobs outlive a restart; sweeps killed runs' staging
+        scratch=settings.output_url is not None and not settings.keep_local_outputs,
     )
 
     @contextlib.asynccontextmanager
@@ -551,6 +552,8 @@ def create_app(
             )
         await anyio.to_thread.run_sync(job.wait)
         if job.state is JobState.FAILED and job.error is not None:
+            # its id was never given out: kept, such failures would push other clients' jobs out (review)
+            await anyio.to_thread.run_sync(registry.discard, job.id)
             raise handed.get("error", job.error)
         outcome: Outcome = handed["outcome"]
         return result_of(job, JobSummary.of(outcome), outcome.item)

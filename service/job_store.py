@@ -140,6 +140,12 @@ class JobStore:
         except (KeyError, ValueError, TypeError):
             return False
 
+    def remove(self, job_id: str) -> None:
+        """Delete a job's record (if any)."""
+        path = self.path(job_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def load(self, job_id: str) -> dict[str, Any] | None:
         """A job's record, or None if there is none (or it is unreadable)."""
         path = self.path(job_id)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -140,11 +142,19 @@ class JobRegistry:
     ``store``, each is also written to disk when it finishes and read back when a poll asks for a job this
     process does not hold (after a restart). Starting with a store also removes killed runs' staging
     folders from its output folder: at once for a job whose record an earlier process left "running" (the
-    job is then recorded as failed with ``JobInterruptedError``), after a day for any other.
+    job is then recorded as failed with ``JobInterruptedError``), after a day for any other. With
+    ``scratch`` (jobs published elsewhere, their local folders not kept) such a job's whole folder goes: a
+    job killed while publishing had left its complete run there.
     """
 
     def __init__(
-        self, max_concurrent: int, *, keep: int = 1000, retry_after: int = 30, store: JobStore | None = None
+        self,
+        max_concurrent: int,
+        *,
+        keep: int = 1000,
+        retry_after: int = 30,
+        store: JobStore | None = None,
+        scratch: bool = False,
     ) -> None:
         if max_concurrent < 1:
             raise InputError(f"max_concurrent must be at least 1, not {max_concurrent}")
@@ -152,6 +162,7 @@ class JobRegistry:
         self.keep = keep
         self.retry_after = retry_after
         self.store = store
+        self.scratch = scratch
         self._lock = threading.Lock()
         self._running = 0
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -208,6 +219,16 @@ class JobRegistry:
             raise JobNotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
         return job
 
+    def discard(self, job_id: str) -> None:
+        """Forget a finished job now, record included (a failed request's, whose error was the answer)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished is None:
+                return
+            del self._jobs[job_id]
+        if self.store is not None:
+            self.store.remove(job_id)
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting jobs; optionally wait for the running ones."""
         self._executor.shutdown(wait=wait, cancel_futures=True)
@@ -223,8 +244,11 @@ class JobRegistry:
             return job
         job.finished = self.store.opened
         folder = self.store.output_dir / job.id  # a job id: checked by the store, no path tricks
-        if folder.is_dir():
-            _remove_staging_under(folder, older_than=max(_now().timestamp() - job.finished.timestamp(), 0.0))
+        untouched_for = max(_now().timestamp() - job.finished.timestamp(), 0.0)
+        if folder.is_dir() and self.scratch and _untouched(folder, untouched_for):
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.is_dir():
+            _remove_staging_under(folder, older_than=untouched_for)
         self._store(job)
         log.warning("job %s was running when the service stopped: recorded as interrupted", job.id)
         return job
@@ -236,7 +260,7 @@ class JobRegistry:
         for folder in store.output_dir.iterdir():
             if store.path(folder.name) is None or not folder.is_dir():
                 continue
-            if not any(folder.rglob(f"{STAGING_PREFIX}*")):
+            if not self.scratch and not any(folder.rglob(f"{STAGING_PREFIX}*")):
                 continue
             record = store.load(folder.name)
             if record is not None and record.get("state") == JobState.RUNNING.value:
@@ -273,6 +297,16 @@ class JobRegistry:
         excess = len(finished) - self.keep
         for job_id in finished[: max(excess, 0)]:
             del self._jobs[job_id]
+
+
+def _untouched(folder: Path, seconds: float) -> bool:
+    """Whether nothing in ``folder`` changed in the last ``seconds`` (no live run of another process)."""
+    since = time.time() - seconds
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime >= since:
+                return False
+    return True
 
 
 def _remove_staging_under(folder: Path, older_than: float) -> list[Path]:

@@ -669,6 +669,24 @@ def test_the_openapi_says_what_a_minimum_mapping_unit_does(
         assert np.array_equal(raw.read(1), cleaned.read(1))
 
 
+def test_failed_sync_requests_do_not_push_other_jobs_out(world: World, models: Path, tmp_path: Path) -> None:
+    """Review: with 3 jobs kept, three cheap failing requests made an async job's poll a 404."""
+    settings = service_settings(tmp_path, world, models, sync_max_km2=0.1, max_finished_jobs=3)
+    client = client_for(settings)
+    accepted = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert accepted.status_code == 202, accepted.text
+    href = accepted.json()["href"]
+    assert wait_for_job(client, href)["status"] == "succeeded"
+    for _ in range(4):  # small: answered within the request, and no imagery in 2030
+        failed = client.post("/classify", json={"aoi": world.aoi(0.002), "datetime": "2030", "model": "demo"})
+        assert failed.status_code == 404, failed.text
+    assert client.get(href).json()["status"] == "succeeded"
+    records = sorted(p.stem for p in (settings.output_dir / ".jobs").glob("*.json"))
+    assert records == [accepted.json()["job_id"]]
+
+
 def test_a_cluster_without_workers_is_a_503_with_retry_after(
     world: World, models: Path, tmp_path: Path
 ) -> None:

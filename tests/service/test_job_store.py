@@ -219,6 +219,32 @@ def test_a_job_killed_while_running_is_settled_at_restart(tmp_path: Path) -> Non
     assert again.finished == registry.get(unstaged_id).finished
 
 
+def test_a_job_killed_while_publishing_elsewhere_leaves_no_local_run(tmp_path: Path) -> None:
+    """Review: killed after its run was complete, while publishing, a job left its whole run in scratch."""
+    killed_id, _ = interrupted_record(JobStore(tmp_path), staged=False)
+    live_id, _ = interrupted_record(JobStore(tmp_path), staged=False)
+    for job_id, seconds in ((killed_id, 60), (live_id, -60)):  # the live one: written since the start
+        run = tmp_path / job_id
+        run.mkdir()
+        (run / "classes.tif").write_bytes(b"\0" * 4096)
+        (run / "item.json").write_text("{}")
+        age(run, seconds)
+    registry = JobRegistry(1, store=JobStore(tmp_path), scratch=True)
+    assert not (tmp_path / killed_id).exists()
+    assert registry.get(killed_id).state is JobState.FAILED
+    assert (tmp_path / live_id / "classes.tif").is_file()  # may be another process's live run
+
+
+def test_without_scratch_an_interrupted_complete_run_stays(tmp_path: Path) -> None:
+    job_id, _ = interrupted_record(JobStore(tmp_path), staged=False)
+    run = tmp_path / job_id
+    run.mkdir()
+    (run / "item.json").write_text("{}")
+    age(run, 60)
+    assert JobRegistry(1, store=JobStore(tmp_path)).get(job_id).state is JobState.FAILED
+    assert (run / "item.json").is_file()  # the local folder is the output: nothing else holds the run
+
+
 def test_staging_written_since_the_start_is_kept_when_settling(tmp_path: Path) -> None:
     """A staging folder written after this process started may be a live run's (another process's)."""
     job_id, staging = interrupted_record(JobStore(tmp_path))
