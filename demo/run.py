@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from lulc.errors import InputError
+from lulc.listening import check_port_free
 from lulc.signals import sigterm_for_servers
 
 DEFAULT_OUT = Path("demo-output")
@@ -122,25 +122,6 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     )
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Refuse a port something already listens on, naming the way to another one.
-
-    Raises:
-        InputError: the port cannot be bound on ``host``.
-    """
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise InputError(
-                f"the web map cannot listen on {host}:{port} ({exc.strerror or exc}; another lulc demo?): "
-                "give another port, --port 8090 (make demo DEMO_PORT=8090), or --no-serve"
-            ) from exc
-
-
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the world, model and map.")] = DEFAULT_OUT,
     size: Annotated[
@@ -153,7 +134,12 @@ def demo(
 ) -> None:
     """Run the whole job on the offline demo world (map, cleaned map, change), then serve the web map."""
     if serve:
-        check_port_free(host, port)  # before the job: a second demo would redo it all, then fail to listen
+        check_port_free(  # before the job: a second demo would redo it all, then fail to listen
+            host,
+            port,
+            "the web map",
+            "another lulc demo? give another port, --port 8090 (make demo DEMO_PORT=8090), or --no-serve",
+        )
     run_demo(out, size, seed, echo=typer.echo)
     reopen = f"lulc tiler --allow {out} --runs {out / 'runs'}"
     typer.echo(f"outputs in {out}/ (world, models, runs); to reopen the map later: {reopen}")

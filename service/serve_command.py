@@ -22,6 +22,7 @@ def serve(
     from pydantic import ValidationError
 
     from lulc.errors import InputError, validation_problems
+    from lulc.listening import check_port_free
     from service.app import create_app
     from service.settings import ServiceSettings
 
@@ -34,6 +35,7 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_port_free(settings.host, settings.port, "the service", "give another --port (LULC_SERVICE_PORT)")
     app = create_app(settings)
     sigterm_for_servers()
     uvicorn.run(

@@ -37,6 +37,7 @@ def tiler(
     """Run the tiler: coloured class tiles, legend, class areas, imagery backdrop and the web map."""
     import uvicorn
 
+    from lulc.listening import check_port_free
     from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
 
@@ -52,6 +53,7 @@ def tiler(
     if models is not None:
         overrides["models_dir"] = models
     settings = TilerSettings(**overrides)  # type: ignore[arg-type]
+    check_port_free(settings.host, settings.port, "the tiler", "give another --port (LULC_TILER_PORT)")
     application = create_app(settings)
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     if not web_map_library_present():

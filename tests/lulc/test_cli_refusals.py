@@ -5,6 +5,7 @@ CLI review: each was an "unexpected" error (exit 1), or came only after the work
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,14 @@ def test_training_refuses_a_negative_seed_and_an_out_below_a_file_before_any_wor
     below = lulc(*common, "--out", tmp_path / "a-file" / "model")
     assert below.returncode == 2
     assert_one_line(below.stderr, f"is below the file {tmp_path / 'a-file'}")
+
+
+@pytest.mark.parametrize(("command", "what"), [("serve", "the service"), ("tiler", "the tiler")])
+def test_a_busy_port_is_one_line_not_uvicorns_traceback(command: str, what: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = lulc(command, "--host", "127.0.0.1", "--port", str(port))
+    assert done.returncode == 2
+    assert_one_line(done.stderr, f"{what} cannot listen on 127.0.0.1:{port}", "--port")
