@@ -198,9 +198,20 @@ def open_image_reader(
     scale: float,
     offset: float,
 ) -> ImageBlockReader:
-    """A reader of ``grid``'s blocks from bands ``indexes`` (1-based) of the image at ``path``."""
+    """A reader of ``grid``'s blocks from bands ``indexes`` (1-based) of the image at ``path``.
+
+    Raises:
+        InputError: a band of complex numbers (a radar product, say: it was classified by its real part,
+            with NumPy's warnings on stderr).
+    """
     with gdal_env(), rasterio.open(path) as src:
         aligned = aligned_offset(src, grid)
+        complex_bands = [i for i in indexes if np.dtype(src.dtypes[i - 1]).kind == "c"]
+        if complex_bands:
+            raise InputError(
+                f"image {path} has complex-valued bands ({src.dtypes[complex_bands[0] - 1]}): reflectance is "
+                "real; give the bands as real numbers"
+            )
     return ImageBlockReader(path, grid, tuple(indexes), scale, offset, aligned)
 
 

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from lulc.errors import ReadError
+from lulc.errors import InputError, ReadError
 from lulc.grid import OutputGrid
 from lulc.pixels.image import ImageBlockReader, open_image_reader
 
@@ -90,3 +90,15 @@ def test_a_truncated_image_is_a_read_error_naming_the_image_and_the_block(image:
         reader.read(blocks[-1])
     pattern = rf"cannot read image {re.escape(str(image))} \(rows 192-199, columns 256-299 of the map\): \S"
     assert re.match(pattern, str(raised.value)), str(raised.value)
+
+
+def test_complex_bands_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "complex.tif"
+    profile = {
+        "driver": "GTiff", "width": 8, "height": 8, "count": 4, "dtype": "complex64", "crs": CRS,
+        "transform": from_origin(500_000, 4_000_000, 10, 10),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((4, 8, 8), dtype=np.complex64))
+    with pytest.raises(InputError, match=r"complex-valued bands \(complex64\)"):
+        reader_of(path)
