@@ -116,10 +116,18 @@ class OutputGrid:
     def pixel_index(
         self, x: npt.ArrayLike, y: npt.ArrayLike
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Row and column of the pixel holding each coordinate in the grid's CRS (may be outside the grid)."""
+        """Row and column of the pixel holding each coordinate in the grid's CRS (may be outside the grid).
+
+        A coordinate no projection could give (inf, NaN: a point of another CRS) is at row and column -1,
+        outside, as are all far beyond the grid (cut to 2**40 px: no integer overflow, no NumPy warning).
+        """
         t = self.transform  # north-up: no rotation terms
         cols = (np.asarray(x, dtype=np.float64) - t.c) / t.a
         rows = (np.asarray(y, dtype=np.float64) - t.f) / t.e
+        far = float(2**40)
+        cols, rows = (
+            np.clip(np.nan_to_num(v, nan=-1.0, posinf=-1.0, neginf=-1.0), -1.0, far) for v in (cols, rows)
+        )
         return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
 
     def blocks(self) -> Iterator[Block]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import shapely.geometry
-from rasterio.transform import Affine
+from rasterio.transform import Affine, from_origin
 
 from lulc.errors import InputError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, reproject_geometry
@@ -54,3 +56,15 @@ def test_at_resolution_keeps_the_extent() -> None:
     assert coarse.bounds == grid.bounds
     assert coarse.epsg == 32654
     assert np.allclose(grid.bounds_wgs84(), coarse.bounds_wgs84())
+
+
+def test_coordinates_no_projection_gives_are_outside_without_a_warning() -> None:
+    """CLI review: points in another CRS (inf after projecting) printed NumPy's cast warning from grid.py."""
+    grid = OutputGrid("EPSG:32633", from_origin(500_000, 4_000_000, 10, 10), 100, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows, cols = grid.pixel_index(
+            [np.inf, np.nan, 1e300, 500_015.0], [4_000_000.0, -np.inf, 1e300, 3_999_985.0]
+        )
+    assert rows.tolist() == [0, -1, -1, 1]
+    assert cols.tolist() == [-1, -1, 2**40, 1]
