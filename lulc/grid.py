@@ -26,6 +26,7 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from lulc.errors import InputError
+from lulc.gdal_env import gdal_env
 
 WGS84 = "EPSG:4326"
 
@@ -275,7 +276,8 @@ def normalize_crs(crs: str) -> str:
         InputError: The CRS cannot be understood.
     """
     try:
-        parsed = CRS.from_user_input(crs)
+        with gdal_env():  # GDAL's errors go to the exception, not as "ERROR 1: PROJ: ..." lines on stderr
+            parsed = CRS.from_user_input(crs)
     except (CRSError, ValueError) as exc:  # rasterio raises ValueError for 'EPSG:x'
         raise InputError(f"unknown CRS {crs[:100]!r}: {exc}") from exc
     epsg = parsed.to_epsg()

@@ -184,3 +184,10 @@ def test_a_grid_at_the_antimeridian_has_a_pixel_area_and_the_utm_zone_of_its_pla
         grid = grid_for_aoi(aoi, 10.0, utm_crs(aoi), 512)
         outline = reproject_geometry(shapely.geometry.box(*grid.bounds), grid.crs, WGS84)
         assert grid.pixel_area_m2() == pytest.approx(aoi_area_m2(outline) / grid.n_pixels, rel=2e-5)
+
+
+def test_an_unknown_crs_is_one_error_without_gdals_own_line(capfd: pytest.CaptureFixture[str]) -> None:
+    """CLI review: `--crs EPSG:99999` printed GDAL's "ERROR 1: PROJ: ..." line before lulc's error."""
+    with pytest.raises(InputError, match="unknown CRS 'EPSG:99999'"):
+        normalize_crs("EPSG:99999")
+    assert "ERROR 1" not in capfd.readouterr().err
