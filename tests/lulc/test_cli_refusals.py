@@ -57,3 +57,26 @@ def test_a_busy_port_is_one_line_not_uvicorns_traceback(command: str, what: str)
         done = lulc(command, "--host", "127.0.0.1", "--port", str(port))
     assert done.returncode == 2
     assert_one_line(done.stderr, f"{what} cannot listen on 127.0.0.1:{port}", "--port")
+
+
+@pytest.mark.parametrize("after", [0.15, 0.3])
+def test_ctrl_c_while_the_command_line_loads_ends_quietly(after: float) -> None:
+    """CLI review: a Ctrl-C in the first half second (the imports) printed Python's traceback, rc -2."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.cli import LULC
+
+    process = subprocess.Popen(
+        [str(LULC), "demo-data", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal starts it
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (0, 130), (process.returncode, stderr)  # 0: it was done already
+    assert "Traceback" not in stderr
