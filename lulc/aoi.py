@@ -100,6 +100,8 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
         InputError: the file is missing, unreadable (not JSON, for a .json/.geojson), holds several layers or
             no features, or declares no CRS.
     """
+    if not str(path).strip():
+        raise InputError("the AOI file's name is empty: give a GeoJSON, Shapefile or GeoPackage")
     path = Path(path)
     if not path.exists():
         raise InputError(f"AOI file {path} does not exist")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from lulc.allocator import limit_arenas
 from lulc.errors import LulcError, validation_problems
-from lulc.signals import Terminated, stop_cleanly_on_sigterm
+from lulc.signals import Interrupted, Terminated, stop_cleanly_on_sigterm
 
 COMMANDS_GROUP = "lulc.commands"
 """Entry-point group of ``register(app: typer.Typer) -> None`` functions."""
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         code = _run(argv)
     except Terminated:
         _fail("error: terminated (SIGTERM); the run's staging files were removed", 143)
+    except Interrupted:
+        _fail("error: interrupted (Ctrl-C); the run's staging files were removed", 130)
     except LulcError as exc:
         _fail(error_line(exc), 2)
     except typer.Abort:

@@ -1,4 +1,4 @@
-"""SIGTERM for lulc commands: unwind a run like Ctrl-C; give servers (uvicorn) the default back.
+"""SIGTERM and Ctrl-C for lulc commands: unwind a run, one line; give servers (uvicorn) the defaults back.
 
 Kept out of ``lulc.cli``, whose import registers every package's commands: the server commands import
 these while ``lulc.cli`` is still being imported.
@@ -20,18 +20,30 @@ class Terminated(BaseException):
     """
 
 
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT): the run unwinds as on SIGTERM, and ``lulc`` exits 130 with one line.
+
+    Not ``KeyboardInterrupt``: click turns that into "aborted" (exit 1) after printing an empty line.
+    """
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted
 
 
 def stop_cleanly_on_sigterm() -> None:
     """Make SIGTERM unwind the main thread (``Terminated``) instead of killing the process on the spot.
 
     Python's default leaves a killed run's staging folder (tens of MB) in ``--out`` until a later run there
-    sweeps it a day after. Servers give SIGTERM its default back before uvicorn starts
-    (``sigterm_for_servers``).
+    sweeps it a day after. Ctrl-C raises ``Interrupted`` the same way. Servers give both their defaults back
+    before uvicorn starts (``sigterm_for_servers``).
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
 
 
 def sigterm_for_servers() -> None:
@@ -42,3 +54,4 @@ def sigterm_for_servers() -> None:
     ``lulc serve`` waited for its running jobs' threads past Kubernetes' grace period.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

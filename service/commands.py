@@ -50,7 +50,10 @@ def classify_command(
         list[str] | None, typer.Option("--collection", help="Collection(s) to search (repeatable).")
     ] = None,
     max_cloud_cover: Annotated[
-        float | None, typer.Option("--max-cloud-cover", help="Only items with eo:cloud_cover at most this.")
+        float | None,
+        typer.Option(
+            "--max-cloud-cover", min=0, max=100, help="Only items with eo:cloud_cover at most this."
+        ),
     ] = None,
     crs: Annotated[
         str | None,
@@ -113,6 +116,9 @@ def classify_command(
         raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
     if image_bands is not None and image is None:
         raise InputError("--image-bands names the bands of an --image")
+    if image is not None and not image.is_file():
+        problem = "is a folder" if image.is_dir() else "does not exist"
+        raise InputError(f"image {image} {problem}: give the GeoTIFF's path")
     request = ClassifyRequest(
         aoi=aoi_argument(aoi) if aoi is not None else None,
         datetime=datetime,
@@ -129,12 +135,14 @@ def classify_command(
         from service.series import split_periods
 
         split_periods(datetime, every)  # a bad step or window fails before the model is loaded
+    if dask_scheduler is not None:
+        from service.dask_runner import check_scheduler
+
+        check_scheduler(dask_scheduler)  # not after the imagery is found
     runner = load_model(model, threads=threads)
     check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
     factory: ReaderFactory
     if image is not None:
-        if not image.is_file():
-            raise InputError(f"image {image} does not exist")
         names = tuple(b.strip() for b in image_bands.split(",")) if image_bands else None
         factory = ImageReaderFactory(image, image_bands=names)
     else:

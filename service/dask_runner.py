@@ -30,13 +30,8 @@ def connect(scheduler: str) -> Iterator[Any]:
     """A dask.distributed ``Client`` of ``scheduler``: an address, or ``local:N`` (a local cluster of N)."""
     from distributed import Client, LocalCluster
 
-    if scheduler.startswith("local:"):
-        try:
-            n_workers = int(scheduler.split(":", 1)[1])
-        except ValueError:
-            n_workers = 0
-        if n_workers < 1:
-            raise InputError(f"--dask-scheduler {scheduler!r}: expected local:N with N >= 1")
+    n_workers = check_scheduler(scheduler)
+    if n_workers is not None:
         with (
             LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -45,13 +40,30 @@ def connect(scheduler: str) -> Iterator[Any]:
         ):
             yield client
         return
-    _check_host(scheduler)
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as exc:
         raise InputError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
     with client:
         yield client
+
+
+def check_scheduler(scheduler: str) -> int | None:
+    """Check a scheduler's form before any work: ``local:N`` gives N, an address None once its host resolves.
+
+    Raises:
+        InputError: ``local:`` without a count of at least 1, no address, or a host that does not resolve.
+    """
+    if scheduler.startswith("local:"):
+        try:
+            n_workers = int(scheduler.split(":", 1)[1])
+        except ValueError:
+            n_workers = 0
+        if n_workers < 1:
+            raise InputError(f"--dask-scheduler {scheduler!r}: expected local:N with N >= 1")
+        return n_workers
+    _check_host(scheduler)
+    return None
 
 
 def _check_host(scheduler: str) -> None:

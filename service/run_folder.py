@@ -119,6 +119,10 @@ def open_run(path: str | Path) -> RunFolder:
         InputError: the folder, or one of its files, is missing or not what ``lulc classify`` writes.
     """
     folder = run_folder_path(path)
+    if folder.is_file():
+        raise InputError(
+            f"{folder} is a file, not a run: give the output folder of `lulc classify` or its {CLASSES_NAME}"
+        )
     if not folder.is_dir():
         raise InputError(f"run folder {folder} does not exist (give the output folder of `lulc classify`)")
     classes_path = folder / CLASSES_NAME

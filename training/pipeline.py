@@ -547,6 +547,8 @@ def train(
     config.require_complete()
     if "{version}" not in str(config.out):  # before any work (a versioned path is checked at the end)
         check_model_out(Path(str(config.out)))
+    if config.baseline:  # read now, so a wrong path or URL fails before the training, not after it
+        gate.load_baseline(config.baseline)
     table = load_class_table(config.classes) if config.classes else None
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     if not points.polygons:  # polygons are counted once they are pixels on the imagery grid

@@ -80,3 +80,62 @@ def test_ctrl_c_while_the_command_line_loads_ends_quietly(after: float) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode in (0, 130), (process.returncode, stderr)  # 0: it was done already
     assert "Traceback" not in stderr
+    assert stderr in ("", "error: interrupted (Ctrl-C); the run's staging files were removed\n"), stderr
+
+
+def test_ctrl_c_during_a_run_is_one_line_exit_130(tmp_path: Path) -> None:
+    """A Ctrl-C was click's "aborted" after an empty line, exit 1."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.cli import LULC
+
+    process = subprocess.Popen(
+        [str(LULC), "demo-data", str(tmp_path / "world"), "--size", "2048"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "world").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1:] == ["error: interrupted (Ctrl-C); the run's staging files were removed"]
+    assert "Traceback" not in stderr
+
+
+def test_misnamed_inputs_say_what_they_are(tmp_path: Path) -> None:
+    (tmp_path / "map.tif").write_bytes(b"x")
+    cases = [
+        (["classify", "--image", tmp_path, "--model", tmp_path, "--datetime", "2024"], "is a folder"),
+        (["clean", tmp_path / "map.tif", "--mmu-ha", "1", "--out", tmp_path / "c"], "is a file, not a run"),
+        (
+            ["classify", "--stac", "c.json", "--aoi", "", "--model", "m", "--datetime", "2024"],
+            "name is empty",
+        ),
+        (["classify", "--stac", "c.json", "--max-cloud-cover", "-1", "--model", "m"], "--max-cloud-cover"),
+        (
+            ["classify", "--image", tmp_path / "map.tif", "--model", "m", "--dask-scheduler", "local:0"],
+            "N >= 1",
+        ),
+    ]
+    for args, words in cases:
+        done = lulc(*args, *([] if "--out" in args else ["--out", tmp_path / "out"]))
+        assert done.returncode == 2, (args, done.stderr)
+        assert_one_line(done.stderr, words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/lulc_py is absent")
+def test_a_missing_baseline_fails_before_the_training(tmp_path: Path) -> None:
+    done = lulc(
+        "train", "--image", SHARED / "s2image.tif", "--points", SHARED / "samples.shp",
+        "--out", tmp_path / "model", "--baseline", tmp_path / "nope" / "metrics.json",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert_one_line(done.stderr, "cannot read baseline metrics")
+    assert not (tmp_path / "model").exists()
