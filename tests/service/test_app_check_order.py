@@ -101,10 +101,8 @@ class CountingModels(SingleModel):
         return super().get(model_id)
 
 
-def test_health_and_polls_answer_while_many_aoi_checks_wait(
-    world: World, models: Path, tmp_path: Path
-) -> None:
-    """More slow AOI checks than the server has worker threads (anyio's 40): /healthz, polls still answer."""
+def held_checks() -> tuple[threading.Event, CountingAoiCheck]:
+    """AOI checks that wait at a gate, then refuse the request (413): no job runs."""
     gate = threading.Event()
 
     def held(order: Order, settings: ServiceSettings, resolution: float) -> float:
@@ -112,7 +110,14 @@ def test_health_and_polls_answer_while_many_aoi_checks_wait(
             raise TimeoutError("the test never opened the gate")
         raise AoiTooLargeError("held, then refused: no job runs")
 
-    check = CountingAoiCheck(then=held)
+    return gate, CountingAoiCheck(then=held)
+
+
+def test_health_and_polls_answer_while_many_aoi_checks_wait(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """More slow AOI checks than the server has worker threads (anyio's 40): /healthz, polls still answer."""
+    gate, check = held_checks()
     provider = CountingModels(load_model(models / "demo"))
     waiting = 45
     settings = service_settings(tmp_path, world, models, max_waiting_requests=waiting)
@@ -150,14 +155,7 @@ def test_posts_beyond_the_admission_limit_get_429_before_their_body_is_read(
     world: World, models: Path, tmp_path: Path
 ) -> None:
     """Review: 60 bodies of 3.8 MB waiting for their AOI check, each held parsed, took a service to 1.2 GB."""
-    gate = threading.Event()
-
-    def held(order: Order, settings: ServiceSettings, resolution: float) -> float:
-        if not gate.wait(60):
-            raise TimeoutError("the test never opened the gate")
-        raise AoiTooLargeError("held, then refused: no job runs")
-
-    check = CountingAoiCheck(then=held)
+    gate, check = held_checks()
     provider = CountingModels(load_model(models / "demo"))
     settings = service_settings(tmp_path, world, models, max_concurrent_jobs=1, max_waiting_requests=2)
     app = create_app(settings, models=provider, aoi_check=check)

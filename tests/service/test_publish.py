@@ -362,13 +362,8 @@ def test_a_fresh_claim_is_refused_before_the_work(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == [CLAIM_NAME]
 
 
-def test_lulc_publish_reaches_s3_with_the_services_settings(
-    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The Job templates run `lulc publish` with the LULC_SERVICE_S3_* variables: a real S3 server."""
-    from typer.testing import CliRunner
-
-    from lulc.cli import app
+def service_s3_settings(monkeypatch: pytest.MonkeyPatch, s3: dict[str, Any]) -> None:
+    """The LULC_SERVICE_S3_* variables the Job templates set, for the test's S3 server."""
     from tests.service.conftest import S3_KEY
 
     for name, value in {
@@ -379,6 +374,17 @@ def test_lulc_publish_reaches_s3_with_the_services_settings(
         "S3_SECRET_ACCESS_KEY": S3_KEY,
     }.items():
         monkeypatch.setenv(f"LULC_SERVICE_{name}", value)
+
+
+def test_lulc_publish_reaches_s3_with_the_services_settings(
+    tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job templates run `lulc publish` with the LULC_SERVICE_S3_* variables: a real S3 server."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+
+    service_s3_settings(monkeypatch, s3)
     run = make_outputs(tmp_path)
     done = CliRunner().invoke(app, ["publish", str(run), "s3://lulc-outputs/runs/job-7"])
     assert done.exit_code == 0, done.output
@@ -391,17 +397,9 @@ def test_a_failed_s3_publication_is_one_line_without_the_stores_address(
     tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """README review: `lulc publish` to S3 printed obstore's 24-line debug dump, the error line no reason."""
-    from tests.service.conftest import S3_KEY
     from tests.support.cli import lulc
 
-    for name, value in {
-        "S3_ENDPOINT": s3["endpoint"],
-        "S3_ALLOW_HTTP": "true",
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": S3_KEY,
-        "S3_SECRET_ACCESS_KEY": S3_KEY,
-    }.items():
-        monkeypatch.setenv(f"LULC_SERVICE_{name}", value)
+    service_s3_settings(monkeypatch, s3)
     monkeypatch.setenv("COLUMNS", "40")
     run = make_outputs(tmp_path)
     done = lulc("publish", run, "s3://no-such-bucket/runs/job-7")
