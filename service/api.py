@@ -202,11 +202,10 @@ def _engine_request(arguments: dict[str, Any]) -> Any:
 
 def _source(image: str | Path | None, stac: str | None) -> Any:
     """The reader factory of a local image or a STAC source."""
-    from service.readers import ImageReaderFactory, StacReaderFactory
+    from service.readers import ImageReaderFactory, StacReaderFactory, check_image_path
 
     if image is not None:
-        if not Path(image).is_file():
-            raise InputError(f"image {image} does not exist")
+        check_image_path(Path(image))
         return ImageReaderFactory(Path(image))
     return StacReaderFactory(str(stac))
 

@@ -101,7 +101,7 @@ def classify_command(
     from service.engine import classify
     from service.output import check_out_folder
     from service.output_crs import check_output_crs
-    from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory
+    from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory, check_image_path
     from service.request import ClassifyRequest
     from service.runner import load_model
 
@@ -116,9 +116,8 @@ def classify_command(
         raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
     if image_bands is not None and image is None:
         raise InputError("--image-bands names the bands of an --image")
-    if image is not None and not image.is_file():
-        problem = "is a folder" if image.is_dir() else "does not exist"
-        raise InputError(f"image {image} {problem}: give the GeoTIFF's path")
+    if image is not None:
+        check_image_path(image)
     request = ClassifyRequest(
         aoi=aoi_argument(aoi) if aoi is not None else None,
         datetime=datetime,

@@ -194,6 +194,17 @@ class StacReaderFactory:
 # A local multi-band image
 
 
+def check_image_path(image: Path) -> None:
+    """Refuse an ``--image`` that is no file, before any work (the command line and the Python API alike).
+
+    Raises:
+        InputError: a folder, or nothing there.
+    """
+    if not image.is_file():
+        problem = "is a folder" if image.is_dir() else "does not exist"
+        raise InputError(f"image {image} {problem}: give the GeoTIFF's path")
+
+
 @dataclass(frozen=True)
 class ImageReaderFactory:
     """A local multi-band GeoTIFF (``--image``) as a reader factory."""

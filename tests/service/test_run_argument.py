@@ -36,5 +36,5 @@ def test_clean_and_vectorize_take_the_runs_classes_tif(runs: Runs, tmp_path: Pat
     # another file of the folder is still no run
     other = lulc("clean", runs.first / "stats.json", "--mmu-ha", "0.3", "--out", tmp_path / "x")
     assert other.returncode == 2
-    assert "does not exist" in other.stderr
+    assert "is a file, not a run" in other.stderr
     assert other.stderr.count("\n") == 1
