@@ -100,8 +100,6 @@ def test_vectorize_replaces_only_its_own_patches_unless_told(runs: Runs, tmp_pat
     patches = tmp_path / "patches.gpkg"
     assert lulc("vectorize", runs.first, "--out", patches).returncode == 0
     assert lulc("vectorize", runs.second, "--out", patches).returncode == 0  # a rerun replaces its own
-    forced = lulc("vectorize", runs.first, "--out", tmp_path / "other.gpkg")
-    assert forced.returncode == 0
     (tmp_path / "keep.fgb").write_text("not patches")
     assert lulc("vectorize", runs.first, "--out", tmp_path / "keep.fgb", "--overwrite").returncode == 0
 
