@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeGuard
 
 import typer
 from pydantic import ValidationError
@@ -131,13 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail(usage_line(exc), int(getattr(exc, "exit_code", 2)))
     except ValidationError as exc:  # settings from options or LULC_* variables
         _fail(settings_line(exc), 2)
-    except OSError as exc:  # a path the system refuses (below a file, /proc, a name over 255 bytes, ...)
-        if os.environ.get("LULC_TRACEBACK"):
-            raise
-        _fail(os_error_line(exc), 2)
     except Exception as exc:
         if os.environ.get("LULC_TRACEBACK"):
             raise
+        if _refused_path(exc):  # below a file, /proc, a name over 255 bytes, ...: bad input
+            _fail(os_error_line(exc), 2)
         _fail(f"error: unexpected {type(exc).__name__}: " + " ".join(str(exc).split()), 1)
     sys.exit(code if isinstance(code, int) else 0)
 
@@ -156,6 +154,16 @@ def _run(argv: list[str] | None) -> object:
     finally:
         if argv is None:
             gc.freeze()
+
+
+def _refused_path(exc: Exception) -> TypeGuard[OSError]:
+    """Whether ``exc`` is the system refusing a path: an ``OSError`` naming a file, not a raster read error.
+
+    rasterio's errors are ``OSError``s too, without a file name: a corrupt raster stays "unexpected".
+    """
+    from rasterio.errors import RasterioError
+
+    return isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, RasterioError)
 
 
 def os_error_line(exc: OSError) -> str:

@@ -43,7 +43,8 @@ def stop_cleanly_on_sigterm() -> None:
     before uvicorn starts (``sigterm_for_servers``).
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, _on_sigint)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`lulc ... &`)
+        signal.signal(signal.SIGINT, _on_sigint)
 
 
 def sigterm_for_servers() -> None:
@@ -54,4 +55,5 @@ def sigterm_for_servers() -> None:
     ``lulc serve`` waited for its running jobs' threads past Kubernetes' grace period.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGINT) is _on_sigint:  # Python's own back; an ignored one stays ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)

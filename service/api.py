@@ -171,12 +171,12 @@ def classify_series(
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
     """
-    from service.output import check_out_folder
+    from service.output import SERIES, check_out_folder
     from service.runner import load_model
     from service.series import classify_series as run_series
     from service.series import split_periods
 
-    check_out_folder(Path(out))
+    check_out_folder(Path(out), SERIES)
     request = _engine_request({**locals(), "image": None})
     factory = _source(None, stac)
     split_periods(datetime, every)

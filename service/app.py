@@ -32,7 +32,7 @@ from service.publish import ITEM_NAME, destination_folder, join_url
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, Outcome, run_order
+from service.workflow import Order, Outcome, run_order, same_dir
 
 log = logging.getLogger("service.app")
 
@@ -390,7 +390,9 @@ def create_app(
         keep=settings.max_finished_jobs,
         retry_after=settings.retry_after_seconds,
         store=JobStore(settings.output_dir),  # finished jobs outlive a restart; sweeps killed runs' staging
-        scratch=settings.output_url is not None and not settings.keep_local_outputs,
+        scratch=settings.output_url is not None  # job folders published elsewhere, then removed
+        and not settings.keep_local_outputs
+        and not same_dir(settings.output_url, settings.output_dir),
     )
 
     @contextlib.asynccontextmanager

@@ -99,7 +99,7 @@ def classify_command(
 
     from lulc.progress import RichProgress
     from service.engine import classify
-    from service.output import check_out_folder
+    from service.output import SERIES, check_out_folder
     from service.output_crs import check_output_crs
     from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory, check_image_path
     from service.request import ClassifyRequest
@@ -107,7 +107,7 @@ def classify_command(
 
     if (stac is None) == (image is None):
         raise InputError("give exactly one of --stac URL_OR_PATH and --image FILE")
-    check_out_folder(out)
+    check_out_folder(out, SERIES if every is not None else None)
     if aoi is None and image is None:
         raise InputError("--aoi is required with --stac")
     if workers < 1:

@@ -49,6 +49,7 @@ from service.output import (
     finish_cogs,
     layer_specs,
     move_into_place,
+    product_in,
     staging_dir,
     withdraw_item,
 )
@@ -304,13 +305,7 @@ def _replace_clean(staging: Path, out: Path, made: bool) -> None:
 
 
 def _is_clean_product(item_path: Path) -> bool:
-    try:
-        properties = json.loads(item_path.read_text(encoding="utf-8")).get("properties", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(properties, dict) and (
-        properties.get("lulc:product") == "clean" or "lulc:mmu_pixels" in properties
-    )
+    return item_path.parent.is_dir() and product_in(item_path.parent) == "clean"
 
 
 def request_layers(request: ClassifyRequest, contract: ModelContract) -> frozenset[str]:

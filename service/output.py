@@ -121,8 +121,8 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     empty, or an earlier run of the same kind (a rerun): not a file, not the current folder or the file
     system's root (``--out ""``, ``--out .``, ``--out /``), not a folder of someone's own files, not another
     product's run (a cleaned map written over a map left its old AOA and sets beside the new classes; a change
-    took over a map's ``item.json``). ``product`` is the run's ``lulc:product`` (None: a map of
-    ``lulc classify``, whose series folders hold ``collection.json`` instead).
+    took over a map's ``item.json``). ``product`` is the run's ``lulc:product``: None for a map of
+    ``lulc classify``, ``SERIES`` for its series (``--every``: period folders, then ``collection.json``).
 
     Raises:
         InputError: any of those.
@@ -139,7 +139,7 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     names = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
     if not names:
         return
-    found = _product_in(out_dir)
+    found = product_in(out_dir)
     if found == _NO_RUN:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise InputError(
@@ -159,8 +159,12 @@ def refuse_file(out_dir: Path) -> None:
         raise InputError(f"--out {out_dir} is a file: give a folder (the file is left as it is)")
 
 
+SERIES = "series"
+"""A series of maps (``lulc classify --every``) to ``check_out_folder``: it has no ``lulc:product``."""
+
 _PRODUCTS = {
     None: "map (lulc classify)",
+    SERIES: "series of maps (lulc classify --every)",
     "clean": "cleaned map (lulc clean)",
     "change": "change (lulc change)",
 }
@@ -169,16 +173,25 @@ _PRODUCTS = {
 _NO_RUN = "no run"
 
 
-def _product_in(folder: Path) -> str | None:
-    """The ``lulc:product`` of the run in ``folder`` (None: a map), or ``_NO_RUN``."""
+def product_in(folder: Path) -> str | None:
+    """What run ``folder`` holds: its item's ``lulc:product`` (None: a map), ``SERIES``, or ``_NO_RUN``.
+
+    A series is known by its ``collection.json`` or, cut short before it was written, by a period folder
+    holding a map. A cleaned map of before ``lulc:product`` by its ``lulc:mmu_pixels``.
+    """
     item = folder / ITEM_NAME
-    if not item.is_file():  # a series of maps (``lulc classify --every``) has its collection instead
-        return None if (folder / "collection.json").is_file() else _NO_RUN
+    if not item.is_file():
+        periods = (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if (folder / "collection.json").is_file() or any(product_in(p) is None for p in periods):
+            return SERIES
+        return _NO_RUN
     try:
         properties = json.loads(item.read_text(encoding="utf-8")).get("properties", {})
     except (OSError, ValueError, AttributeError):
         return _NO_RUN
-    product = properties.get("lulc:product") if isinstance(properties, dict) else _NO_RUN
+    if not isinstance(properties, dict):
+        return _NO_RUN
+    product = properties.get("lulc:product", "clean" if "lulc:mmu_pixels" in properties else None)
     return product if isinstance(product, str) or product is None else _NO_RUN
 
 

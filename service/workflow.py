@@ -210,7 +210,7 @@ def run_order(
             dask_scheduler=settings.dask_scheduler,
         )
         names = output_files(work_dir)
-        moves = destination is not None and not _same_dir(destination, work_dir)
+        moves = destination is not None and not same_dir(destination, work_dir)
         if moves:
             _drop_links_leaving(work_dir, names)
         if destination is None:
@@ -220,7 +220,7 @@ def run_order(
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
-    if destination is not None and not settings.keep_local_outputs and not _same_dir(destination, work_dir):
+    if destination is not None and not settings.keep_local_outputs and not same_dir(destination, work_dir):
         shutil.rmtree(work_dir, ignore_errors=True)
     public = (public_folder or folder).rstrip("/")
     assets = {name: join_url(public, name) for name in names}
@@ -254,7 +254,7 @@ def publish_run(
     src = Path(run_dir).resolve()
     if not (src / ITEM_NAME).is_file():
         raise InputError(f"{src} is not a run folder (no {ITEM_NAME})")
-    if _same_dir(destination, src):
+    if same_dir(destination, src):
         return publish(src, destination, s3=s3, replace=replace).url
     names = output_files(src)
     staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=src.parent))
@@ -290,5 +290,6 @@ def _name(path: Path | None) -> str | None:
     return path.name if path is not None else None
 
 
-def _same_dir(destination: str, work_dir: Path) -> bool:
+def same_dir(destination: str, work_dir: Path) -> bool:
+    """Whether ``destination`` is the local folder ``work_dir`` (publishing there leaves files in place)."""
     return is_local(destination) and local_path(destination).resolve() == work_dir.resolve()

@@ -139,3 +139,26 @@ def test_a_missing_baseline_fails_before_the_training(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert_one_line(done.stderr, "cannot read baseline metrics")
     assert not (tmp_path / "model").exists()
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path: Path) -> None:
+    """Diff review: a run started with SIGINT ignored (`lulc ... &` in a script) died of a Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.cli import LULC
+
+    process = subprocess.Popen(
+        [str(LULC), "demo-data", str(tmp_path / "world"), "--size", "512"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "world").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr

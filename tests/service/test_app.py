@@ -710,3 +710,18 @@ def test_the_openapi_declares_location_and_retry_after(world: World, models: Pat
     responses = spec["paths"]["/classify"]["post"]["responses"]
     assert responses["202"]["headers"]["Location"]["schema"] == {"type": "string"}
     assert responses["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+
+
+def test_job_folders_are_scratch_only_when_published_elsewhere(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Diff review: publishing into the output folder itself made its runs scratch, removed when settled."""
+    work = tmp_path / "work"
+    cases = [(None, False), (str(tmp_path / "published"), True), (str(work), False), (work.as_uri(), False)]
+    for output_url, scratch in cases:
+        settings = service_settings(tmp_path, world, models, output_url=output_url)
+        assert create_app(settings).state.jobs.scratch is scratch, output_url
+    kept = service_settings(
+        tmp_path, world, models, output_url=str(tmp_path / "published"), keep_local_outputs=True
+    )
+    assert create_app(kept).state.jobs.scratch is False

@@ -125,3 +125,39 @@ def test_the_python_api_refuses_the_same_folders(runs: Runs, tmp_path: Path) -> 
     with pytest.raises(InputError, match="holds files of no run"):
         api.classify_series(runs.model, stac="x.json", aoi=None, datetime="2024", every="year", out=tmp_path)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_series_and_older_runs_are_known_by_what_they_hold(runs: Runs, tmp_path: Path) -> None:
+    """Series and cleaned maps of before `lulc:product` are runs of their kind.
+
+    Diff review: a series cut short (no collection.json yet) was refused for its own rerun, a map was let into
+    a series folder, and a cleaned map of before `lulc:product` counted as a map.
+    """
+    import json
+
+    from lulc.errors import InputError
+    from service.output import SERIES, check_out_folder, product_in
+
+    series = tmp_path / "years"
+    shutil.copytree(runs.first, series / "2024")  # one period done, the collection not written yet
+    check_out_folder(series, SERIES)
+    with pytest.raises(InputError, match=r"holds a series of maps \(lulc classify --every\), not a map"):
+        check_out_folder(series, None)
+    with pytest.raises(InputError, match=r"holds a map \(lulc classify\), not a series of maps"):
+        check_out_folder(series / "2024", SERIES)
+    old_clean = tmp_path / "old-clean"
+    shutil.copytree(runs.first, old_clean)
+    item = json.loads((old_clean / "item.json").read_text())
+    item["properties"]["lulc:mmu_pixels"] = 5
+    (old_clean / "item.json").write_text(json.dumps(item))
+    assert product_in(old_clean) == "clean"
+
+
+def test_only_the_systems_refusals_of_a_path_are_bad_input() -> None:
+    from rasterio.errors import RasterioIOError
+
+    from lulc.cli import _refused_path
+
+    assert _refused_path(FileNotFoundError(2, "No such file or directory", "/proc/x"))
+    assert not _refused_path(RasterioIOError("Read failed. See previous exception for details."))
+    assert not _refused_path(OSError("no file named"))
