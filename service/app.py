@@ -222,6 +222,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong bearer token (when the service has one).",
         403: "A URL is not on the allow-list.",
         404: "Unknown model or job, or no imagery for the AOI and time window.",
+        408: "The request body did not arrive within `body_timeout_seconds`.",
         413: "Request body, AOI area or AOI vertex count over this service's limit.",
         422: "Malformed body, a model that cannot run on these inputs, or no valid pixels.",
         429: "Every job slot is busy; retry after `Retry-After` seconds.",
@@ -245,12 +246,13 @@ JSON_PARSES_AT_ONCE = 2
 """Request bodies parsed from JSON at once (``_json_in_threads``)."""
 
 
-def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission) -> type[APIRoute]:
+def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission, body_seconds: float) -> type[APIRoute]:
     """A route class parsing JSON request bodies in worker threads, ``parsing`` bounding how many at once.
 
     FastAPI reads a JSON body with ``Request.json``, which Starlette parses in the event loop: a 2.5 MB AOI
     took 0.2 s there, and 20 of them at once held ``/healthz`` for 6 s (FastAPI's custom route class).
-    A POST is admitted by ``posts`` before its body is read (else ``BusyError``, 429).
+    A POST is admitted by ``posts`` before its body is read (else ``BusyError``, 429), and its body must
+    arrive within ``body_seconds`` (else 408): ten clients sending a brace and then nothing held every place.
     """
 
     class ThreadedJsonRequest(Request):
@@ -268,7 +270,12 @@ def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission) -> type[A
                 if request.method != "POST":
                     return await handle(ThreadedJsonRequest(request.scope, request.receive))
                 with posts.admitted():
-                    return await handle(ThreadedJsonRequest(request.scope, request.receive))
+                    wrapped = ThreadedJsonRequest(request.scope, request.receive)
+                    with anyio.move_on_after(body_seconds) as reading:
+                        await wrapped.body()  # kept on the request: FastAPI's parse reads it from there
+                    if reading.cancelled_caught:
+                        raise HTTPException(408, f"the request body did not arrive within {body_seconds:g} s")
+                    return await handle(wrapped)
 
             return route
 
@@ -483,6 +490,7 @@ def create_app(
             Admission(
                 settings.max_concurrent_jobs + settings.max_waiting_requests, settings.retry_after_seconds
             ),
+            settings.body_timeout_seconds,
         ),
     )
     auth = (401,) if settings.auth_token else ()
@@ -501,7 +509,17 @@ def create_app(
                 },
             },
             **_only(
-                400, *auth, 403, 404, 413, 422, 429, 500, 502, *((503,) if settings.dask_scheduler else ())
+                400,
+                *auth,
+                403,
+                404,
+                408,
+                413,
+                422,
+                429,
+                500,
+                502,
+                *((503,) if settings.dask_scheduler else ()),
             ),
         },
     )

@@ -129,6 +129,12 @@ class ServiceSettings(BaseSettings):
         "hold a parsed AOI of up to `max_body_bytes`, about 12x that in memory); more: 429 before the body "
         "is read.",
     )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds a `POST /classify` body may take to arrive (it holds a place); more: 408.",
+    )
     retry_after_seconds: int = Field(
         default=30,
         ge=1,

@@ -189,3 +189,37 @@ def test_posts_beyond_the_admission_limit_get_429_before_their_body_is_read(
     assert asked == limit  # the refused requests never reached the model lookup
     assert statuses == [413] * limit
     assert after.status_code == 404  # the slots are free again
+
+
+def test_a_body_that_does_not_arrive_is_408_and_frees_its_place(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Diff review: ten clients sending a brace, then nothing, held every place for as long as they liked."""
+    import socket
+    from urllib.parse import urlparse
+
+    settings = service_settings(
+        tmp_path, world, models, max_concurrent_jobs=1, max_waiting_requests=1, body_timeout_seconds=1.0
+    )
+    request = {"aoi": world.aoi(), "datetime": world.datetime, "model": "nope"}
+    with BackgroundServer(create_app(settings)) as server:
+        address = urlparse(server.url)
+        idle = []
+        for _ in range(2):  # every place
+            client = socket.create_connection((address.hostname, address.port), timeout=30)
+            client.sendall(
+                b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{"
+            )
+            idle.append(client)
+        time.sleep(0.3)
+        busy = httpx.post(f"{server.url}/classify", json=request, timeout=10)
+        answers = [client.recv(4096).decode() for client in idle]  # after about a second
+        for client in idle:
+            client.close()
+        after = httpx.post(f"{server.url}/classify", json=request, timeout=10)
+    assert busy.status_code == 429, busy.text
+    for answer in answers:
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "did not arrive within 1 s" in answer
+    assert after.status_code == 404, after.text  # the places are free again
