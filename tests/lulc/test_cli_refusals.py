@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,8 +84,8 @@ def test_ctrl_c_while_the_command_line_loads_ends_quietly(after: float) -> None:
     assert stderr in ("", "error: interrupted (Ctrl-C); the run's staging files were removed\n"), stderr
 
 
-def test_ctrl_c_during_a_run_is_one_line_exit_130(tmp_path: Path) -> None:
-    """A Ctrl-C was click's "aborted" after an empty line, exit 1."""
+def interrupted_demo_data(world: Path, size: int, sigint: Any) -> tuple[int, str]:
+    """``lulc demo-data`` started with ``sigint`` as SIGINT's disposition, sent SIGINT once it is writing."""
     import signal
     import subprocess
     import time
@@ -92,18 +93,26 @@ def test_ctrl_c_during_a_run_is_one_line_exit_130(tmp_path: Path) -> None:
     from tests.support.cli import LULC
 
     process = subprocess.Popen(
-        [str(LULC), "demo-data", str(tmp_path / "world"), "--size", "2048"],
+        [str(LULC), "demo-data", str(world), "--size", str(size)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     deadline = time.monotonic() + 60
-    while not (tmp_path / "world").exists() and time.monotonic() < deadline:
+    while not world.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    return process.returncode, stderr
+
+
+def test_ctrl_c_during_a_run_is_one_line_exit_130(tmp_path: Path) -> None:
+    """A Ctrl-C was click's "aborted" after an empty line, exit 1."""
+    import signal
+
+    code, stderr = interrupted_demo_data(tmp_path / "world", 2048, signal.SIG_DFL)  # as a terminal starts it
+    assert code == 130, stderr
     assert stderr.splitlines()[-1:] == ["error: interrupted (Ctrl-C); the run's staging files were removed"]
     assert "Traceback" not in stderr
 
@@ -144,21 +153,6 @@ def test_a_missing_baseline_fails_before_the_training(tmp_path: Path) -> None:
 def test_an_ignored_ctrl_c_stays_ignored(tmp_path: Path) -> None:
     """Diff review: a run started with SIGINT ignored (`lulc ... &` in a script) died of a Ctrl-C."""
     import signal
-    import subprocess
-    import time
 
-    from tests.support.cli import LULC
-
-    process = subprocess.Popen(
-        [str(LULC), "demo-data", str(tmp_path / "world"), "--size", "512"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "world").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr
+    code, stderr = interrupted_demo_data(tmp_path / "world", 512, signal.SIG_IGN)
+    assert code == 0, stderr
