@@ -225,7 +225,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         408: "The request body did not arrive within `body_timeout_seconds`.",
         413: "Request body, AOI area or AOI vertex count over this service's limit.",
         422: "Malformed body, a model that cannot run on these inputs, or no valid pixels.",
-        429: "Every job slot is busy; retry after `Retry-After` seconds.",
+        429: "Every job slot, or every place for a request being read, is busy; retry after `Retry-After` s.",
         500: "Internal error (a bug): the body names only the exception type; the log has the rest.",
         502: "An upstream STAC API, COG server or output store failed.",
         503: "The Dask cluster (when configured) has no worker yet; retry once its workers are up.",

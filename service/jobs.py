@@ -27,7 +27,7 @@ from typing import Any
 
 from lulc.errors import InputError, LimitError, LulcError
 from service.job_store import JobStore, decode_error, decode_result, encode_error, encode_result
-from service.output import STAGING_PREFIX, remove_stale_staging
+from service.output import STAGING_PREFIX, last_change, remove_stale_staging
 
 log = logging.getLogger("service.jobs")
 
@@ -245,7 +245,7 @@ class JobRegistry:
         job.finished = self.store.opened
         folder = self.store.output_dir / job.id  # a job id: checked by the store, no path tricks
         untouched_for = max(_now().timestamp() - job.finished.timestamp(), 0.0)
-        if folder.is_dir() and self.scratch and _untouched(folder, untouched_for):
+        if folder.is_dir() and self.scratch and time.time() - last_change(folder) > untouched_for:
             shutil.rmtree(folder, ignore_errors=True)
         elif folder.is_dir():
             _remove_staging_under(folder, older_than=untouched_for)
@@ -297,16 +297,6 @@ class JobRegistry:
         excess = len(finished) - self.keep
         for job_id in finished[: max(excess, 0)]:
             del self._jobs[job_id]
-
-
-def _untouched(folder: Path, seconds: float) -> bool:
-    """Whether nothing in ``folder`` changed in the last ``seconds`` (no live run of another process)."""
-    since = time.time() - seconds
-    for path in [folder, *folder.rglob("*")]:
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime >= since:
-                return False
-    return True
 
 
 def _remove_staging_under(folder: Path, older_than: float) -> list[Path]:

@@ -97,13 +97,13 @@ def remove_stale_staging(out_dir: Path, older_than: float = STALE_STAGING_SECOND
     now = time.time()
     removed = []
     for folder in sorted(out_dir.glob(f"{STAGING_PREFIX}*")):
-        if folder.is_dir() and now - _last_change(folder) >= older_than:
+        if folder.is_dir() and now - last_change(folder) >= older_than:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
-def _last_change(folder: Path) -> float:
+def last_change(folder: Path) -> float:
     """The newest modification time of ``folder`` and everything in it."""
     newest = folder.stat().st_mtime
     for path in folder.rglob("*"):
