@@ -244,6 +244,28 @@ def repeated_splits(
     return splits, name
 
 
+def spatial_blocks(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    block: float,
+    polygons: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]:
+    """Each sample's ``block``-sized square (x, y in metres), numbered 0..n-1; a polygon's pixels share one.
+
+    A polygon that straddles a block edge goes whole to the block of its first pixel, so that it is never
+    split between the sides of a split.
+    """
+    bx = np.floor(x / block).astype(np.int64)
+    by = np.floor(y / block).astype(np.int64)
+    _, blocks = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
+    blocks = blocks.ravel().astype(np.int64)
+    if polygons is not None:
+        _, first = np.unique(polygons, return_index=True)
+        blocks = blocks[first][polygons]
+    _, dense = np.unique(blocks, return_inverse=True)
+    return dense.ravel().astype(np.int64)
+
+
 def spatial_splits(
     x: npt.NDArray[np.float64],
     y: npt.NDArray[np.float64],
@@ -255,19 +277,11 @@ def spatial_splits(
 ) -> tuple[list[Split], str, int]:
     """Stratified group k-fold where the groups are ``block``-sized squares: neighbours stay together.
 
-    Grouped by polygon too: a polygon's pixels all go to the block of its first pixel, so a polygon that
-    straddles a block edge is never split.
+    Grouped by polygon too (``spatial_blocks``): a polygon that straddles a block edge is never split.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    bx = np.floor(x / block).astype(np.int64)
-    by = np.floor(y / block).astype(np.int64)
-    _, blocks = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
-    blocks = blocks.ravel().astype(np.int64)
-    if grouped is not None and grouped.groups is not None:
-        _, first = np.unique(grouped.groups, return_index=True)
-        blocks = blocks[first][grouped.groups]
-    _, groups = np.unique(blocks, return_inverse=True)
+    groups = spatial_blocks(x, y, block, grouped.groups if grouped is not None else None)
     n_groups = int(groups.max()) + 1
     smallest = int(min(np.count_nonzero(labels == v) for v in np.unique(labels)))
     folds = min(folds, n_groups, smallest)  # every fold can hold every class (scikit-learn refused more)
@@ -276,7 +290,7 @@ def spatial_splits(
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = [
         (np.asarray(a, np.int64), np.asarray(b, np.int64))
-        for a, b in splitter.split(np.zeros(labels.size), labels, groups.ravel())
+        for a, b in splitter.split(np.zeros(labels.size), labels, groups)
     ]
     return splits, f"{folds}-fold spatial block CV ({block:g} m blocks, {n_groups} blocks)", n_groups
 

@@ -36,6 +36,7 @@ from training.evaluate import (
     permutation_importance,
     repeated_splits,
     score,
+    spatial_blocks,
     spatial_splits,
 )
 from training.imagery import Imagery, check_reflectance, open_local_imagery
@@ -44,7 +45,7 @@ from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
 from training.sampling import Samples, sample_pixels, sample_points
 from training.settings import TrainingSettings
-from training.trust import Trust, fit_trust
+from training.trust import SpatialBlocks, Trust, fit_trust
 from training.tuning import tune
 
 
@@ -311,6 +312,21 @@ def _evaluate_models(
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
     return board, fitted, test, part
+
+
+def _spatial_blocks(
+    config: TrainingConfig,
+    crs: str,
+    samples: Samples,
+    train: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64] | None,
+) -> SpatialBlocks | None:
+    """The training samples' spatial blocks when the recipe validates by spatial block CV, else None."""
+    if config.cv.spatial_block is None:
+        return None
+    x, y = metric_xy(crs, samples.x[train], samples.y[train])
+    polygons = groups[train] if groups is not None else None
+    return SpatialBlocks(spatial_blocks(x, y, config.cv.spatial_block, polygons), config.cv.spatial_block)
 
 
 def _check_sizes(labels: npt.NDArray[np.int64], config: TrainingConfig, grouped: Grouping) -> None:
@@ -617,6 +633,7 @@ def train(
                 seed=config.seed,
                 max_reference=settings.aoa_max_samples,
                 set_folds=settings.class_set_folds,
+                blocks=_spatial_blocks(config, imagery.grid.crs, samples, train_idx, groups),
             )
             if trust.report["note"]:
                 progress.note(trust.report["note"])

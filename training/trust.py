@@ -33,6 +33,15 @@ from training.models import classes_of
 
 
 @dataclass(frozen=True)
+class SpatialBlocks:
+    """The spatial block of each training sample (``training.evaluate.spatial_blocks``) and its size."""
+
+    ids: npt.NDArray[np.int64]
+    size: float
+    """Metres."""
+
+
+@dataclass(frozen=True)
 class Trust:
     """The fitted area of applicability and conformal sets, and what the report says of them."""
 
@@ -64,7 +73,7 @@ def fold_ids(
         per_class = {int(v): np.unique(dense[labels == v]).size for v in np.unique(labels)}
         single = sorted(v for v, n in per_class.items() if n < 2)
         several = [n for n in per_class.values() if n >= 2]
-        splits = grouped_folds(labels, dense, max(2, min([folds, *several])), seed)
+        splits = grouped_folds(labels, dense, max(2, min([folds, *several, int(dense.max()) + 1])), seed)
         if single:
             note = (
                 f"class value(s) {', '.join(map(str, single))} have one polygon in the training part: kept "
@@ -149,6 +158,7 @@ def fit_trust(
     seed: int,
     max_reference: int,
     set_folds: int = 50,
+    blocks: SpatialBlocks | None = None,
 ) -> Trust:
     """Fit the AOA on the model's training samples; calibrate class sets on every labelled sample.
 
@@ -159,9 +169,25 @@ def fit_trust(
     model does. With 5 folds it saw 80 % and scored the confident classes lower than the shipped model,
     so their thresholds were too low: the demo's forest class was covered 94 % for a nominal 90 %
     (``bench/coverage.py``, 16 demo worlds; 90.7 % with as many folds as samples per class).
+
+    With ``blocks`` (the recipe's spatial block CV) the AOA's folds keep each block whole, as the method
+    asks of a model validated by spatial CV: a sample's nearest neighbour of another fold is then never
+    its own neighbour on the ground, and the threshold measures how far the model reaches into new places.
     """
-    fold, note = fold_ids(train_labels, train_groups, folds, seed)
-    set_fold, _ = fold_ids(train_labels, train_groups, max(folds, set_folds), seed)
+    set_fold, note = fold_ids(train_labels, train_groups, max(folds, set_folds), seed)
+    if blocks is None:
+        fold, _ = fold_ids(train_labels, train_groups, folds, seed)
+        folds_text = "grouped CV folds"
+    else:
+        fold, _ = fold_ids(train_labels, blocks.ids, folds, seed)
+        folds_text = f"spatial block folds, {blocks.size:g} m blocks ({int(blocks.ids.max()) + 1} of them)"
+        alone = [int(v) for v in np.unique(train_labels) if np.unique(blocks.ids[train_labels == v]).size < 2]
+        if alone:
+            block_note = (
+                f"class value(s) {', '.join(map(str, alone))} lie in one spatial block of the training part: "
+                "their DI is measured against samples of other blocks only"
+            )
+            note = f"{note}; {block_note}" if note else block_note
     _check_calibration_folds(set_fold, test_labels.size, coverage)
     reference, ref_fold = train_features, fold
     if len(train_features) > max_reference:
@@ -193,7 +219,10 @@ def fit_trust(
     )
     report = {
         "area_of_applicability": {
-            "method": "Meyer & Pebesma 2021: weighted standardised features, nearest sample of another fold",
+            "method": (
+                "Meyer & Pebesma 2021: weighted standardised features, nearest sample of another fold "
+                f"({folds_text})"
+            ),
             "threshold": round(applicability.threshold, 6),
             "mean_distance": round(applicability.mean_distance, 6),
             "reference_samples": len(reference),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -295,3 +297,49 @@ def test_a_threshold_keeps_the_calibration_sample_that_set_it() -> None:
     assert sets.class_min_probability[0] == p
     assert sets.min_probability == p
     assert sets.members(proba)[:, 0].all()
+
+
+def test_spatial_block_cv_makes_the_aoa_folds_keep_each_block_whole() -> None:
+    """Carried-over defect: with ``spatial_block`` in the recipe the AOA still used random folds.
+
+    Twelve places, 15 samples each, alike within a place (as neighbours on the ground are): with random folds
+    a sample's nearest neighbour of another fold stands in its own place, so the threshold measured only the
+    spread within a place and a new place looked foreign; folds of whole blocks measure the distance to other
+    places, as the spatial CV that validated the model does.
+    """
+    from training.trust import SpatialBlocks, fit_trust
+
+    rng = np.random.default_rng(3)
+    place_labels = np.tile([1, 2, 3], 4)
+    centres = rng.normal(0.0, 1.0, size=(12, 3)) + 3.0 * place_labels[:, None]
+    place = np.repeat(np.arange(12), 15)
+    x = (centres[place] + rng.normal(0, 0.02, size=(place.size, 3))).astype(np.float32)
+    y = place_labels[place]
+    classes = ClassTable.from_labels([1, 2, 3])
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+
+    def trust(blocks: SpatialBlocks | None) -> dict[str, Any]:
+        return fit_trust(
+            model,
+            x,
+            y,
+            None,
+            x[:3],
+            y[:3],
+            {"a": 1.0, "b": 1.0, "c": 1.0},
+            ["a", "b", "c"],
+            classes,
+            folds=4,
+            coverage=0.9,
+            seed=0,
+            max_reference=1000,
+            set_folds=4,
+            blocks=blocks,
+        ).report["area_of_applicability"]
+
+    random_folds = trust(None)
+    by_block = trust(SpatialBlocks(place, 500.0))
+    assert "grouped CV folds" in random_folds["method"]
+    assert "spatial block folds, 500 m blocks (12 of them)" in by_block["method"]
+    assert by_block["threshold"] > 10 * random_folds["threshold"]
+    assert by_block["training_di_inside"] > 0.9

@@ -159,6 +159,8 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     assert "DN / 10000" in metrics["imagery_notes"][0]
     assert metrics["spatial_cv"]["splits"] == 3
     assert "1000 m blocks" in metrics["spatial_cv"]["scheme"]
+    # the AOA's folds are the same blocks (they were random folds, carried-over defect)
+    assert "spatial block folds, 1000 m blocks" in metrics["trust"]["area_of_applicability"]["method"]
     assert metrics["holdout"]["overall_accuracy"] > 0.8
     assert "lightgbm" in result.contract.provenance.software
     assert metrics["parity"]["pixel_agreement"] >= 0.9999
