@@ -32,7 +32,7 @@ from service.publish import ITEM_NAME, destination_folder, join_url
 from service.request import MAX_MMU_HA
 from service.runner import ModelRunner
 from service.settings import ServiceSettings
-from service.workflow import Order, Outcome, run_order, same_dir
+from service.workflow import Order, Outcome, open_order, run_order, same_dir
 
 log = logging.getLogger("service.app")
 
@@ -528,7 +528,9 @@ def create_app(
 
         AOIs up to `sync_max_km2` are classified within the request: 200 with the STAC item, output
         URLs and tile URLs. Larger ones (up to `max_aoi_km2`) get 202 and a job to poll at
-        `GET /jobs/{id}`. When `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
+        `GET /jobs/{id}`. Either way the imagery is searched first: no items over the AOI and window
+        (404) or more than the service's limit (413) answer the request itself. When
+        `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
         """
         order = Order.of(body)
         # Input errors answer now, not as failed jobs; the cheap ones first: an unknown model (404), a bad
@@ -538,6 +540,8 @@ def create_app(
             aoi_check, order, settings, model.contract.inputs.resolution, limiter=aoi_turns
         )
         sync = area <= settings.sync_max_km2
+        # the search too answers now (no imagery 404, too many items 413), not as a failed job (review)
+        readers = await anyio.to_thread.run_sync(open_order, order, model, settings)
         handed: dict[str, Any] = {}  # the sync answer's full outcome or error, never kept by the registry
 
         def work(job: Job) -> JobSummary:
@@ -551,6 +555,7 @@ def create_app(
                     destination=destination,
                     public_folder=public_folder(job.id),
                     progress=job,
+                    readers=readers,
                 )
             except Exception as exc:
                 if sync:

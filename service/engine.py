@@ -86,6 +86,53 @@ def prepare_grid(request: ClassifyRequest, contract: ModelContract, source: Read
     return source.prepare_grid(request, contract)
 
 
+@dataclass(frozen=True)
+class OpenedReaders:
+    """A request's grid and block reader, its items already searched: a ``ReaderFactory`` handing them on.
+
+    The service searches before it accepts a job, so that no imagery (404) or too many items (413) answer
+    the request instead of failing the job later; the job's engine then takes what the search found.
+    """
+
+    grid: OutputGrid
+    reader: BlockReader
+
+    def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
+        """The grid found when the readers were opened."""
+        return self.grid
+
+    def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> BlockReader:
+        """The reader opened then."""
+        return self.reader
+
+
+def open_readers(
+    request: ClassifyRequest, contract: ModelContract, source: ReaderFactory, out: Path | None = None
+) -> OpenedReaders:
+    """The request's grid (AOI validated), then its items searched and their bands and hosts checked.
+
+    Args:
+        request: AOI, time window, CRS, block size, minimum mapping unit.
+        contract: the model's contract (bands, resolution, seasons).
+        source: where the imagery comes from (``StacReaderFactory``, ``ImageReaderFactory``).
+        out: the run's folder, whose ``clean`` sub-folder a minimum mapping unit will write (checked
+            before the search); None: a fresh folder, not checked.
+
+    Raises:
+        InputError, NoItemsError, ContractError, LimitError: as ``classify``, before any pixel is read.
+    """
+    grid = source.prepare_grid(request, contract)
+    if grid.aoi is not None and not any(grid.aoi_mask(block).any() for block in grid.blocks()):
+        # before any search or read: it would end as 'every pixel masked (clouds...)'
+        raise InputError(
+            f"the AOI holds no pixel centre of the {grid.resolution[0]:g} m grid (it is narrower than a "
+            "pixel): give an AOI at least a pixel wide"
+        )
+    if request.mmu_ha is not None:
+        check_mmu(request, grid, out)  # a bad unit fails before any block is read
+    return OpenedReaders(grid, source.open(request, grid, contract))
+
+
 def classify(
     request: ClassifyRequest,
     model: ModelRunner,
@@ -112,17 +159,9 @@ def classify(
             no data, a model the items cannot feed, unreadable rasters; nothing is left at the final paths.
     """
     contract = model.contract
-    grid = reader_factory.prepare_grid(request, contract)
-    if grid.aoi is not None and not any(grid.aoi_mask(block).any() for block in grid.blocks()):
-        # before any search or read: it would end as 'every pixel masked (clouds...)'
-        raise InputError(
-            f"the AOI holds no pixel centre of the {grid.resolution[0]:g} m grid (it is narrower than a "
-            "pixel): give an AOI at least a pixel wide"
-        )
     out = Path(out_dir)
-    if request.mmu_ha is not None:
-        check_mmu(request, grid, out)  # a bad unit fails before any block is read
-    reader = reader_factory.open(request, grid, contract)
+    opened = open_readers(request, contract, reader_factory, out)
+    grid, reader = opened.grid, opened.reader
     item_inputs = _item_inputs(request, model, grid, reader.sources(), out)  # a missing date fails now
     progress = progress or NullProgress()
     progress.start("classifying blocks", grid.n_blocks)
@@ -243,7 +282,7 @@ def _describe_image_input(item: dict[str, Any], reader: BlockReader, contract: M
             link["lulc:offset"] = reader.offset
 
 
-def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path) -> None:
+def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path | None) -> None:
     """Refuse at once what ``lulc clean`` would refuse, and a ``clean`` folder in ``out`` not ours."""
     from service.clean import mmu_pixels
     from service.sieve import checked_connectivity
@@ -251,6 +290,8 @@ def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path) -> None:
     checked_connectivity(request.mmu_connectivity, "--mmu-connectivity")
     if request.mmu_ha is not None:
         mmu_pixels(request.mmu_ha, grid.pixel_area_m2())
+    if out is None:
+        return
     target = out / CLEAN_DIR
     if target.exists() and not (_is_clean_product(target / ITEM_NAME) or _is_empty_dir(target)):
         raise InputError(

@@ -31,6 +31,10 @@ from service.settings import ServiceSettings
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
+    from service.engine import OpenedReaders
+    from service.readers import StacReaderFactory
+    from service.request import ClassifyRequest
+
 
 class AoiTooLargeError(LimitError):
     """The AOI (its area, or its output grid) is over the service's limit."""
@@ -153,6 +157,7 @@ def run_order(
     public_folder: str | None = None,
     progress: Progress | None = None,
     replace: bool = False,
+    readers: OpenedReaders | None = None,
 ) -> Outcome:
     """Classify ``order`` with ``model`` into ``work_dir``, then publish it to ``destination``.
 
@@ -165,45 +170,18 @@ def run_order(
         public_folder: URL of the published folder as clients see it; default the destination itself.
         progress: told the number of blocks, then advanced as each is written.
         replace: publish over a run already at ``destination`` (else that is refused before any work).
+        readers: the order's imagery as ``open_order`` found it; None: searched here.
     """
-    from lulc.gdal_env import GdalAllowList
-    from lulc.sources import open_source
     from service.engine import classify
-    from service.readers import StacReaderFactory
-    from service.request import ClassifyRequest
 
-    cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
-    allow = allow_list(settings)
-    factory = StacReaderFactory(
-        # The source checks every request, link and redirect, and normalises the asset hrefs it returns.
-        open_source(
-            stac_location(order, settings),
-            [settings.collection],
-            allow=allow,
-            max_search_items=settings.max_search_items,
-            max_response_bytes=settings.max_response_bytes,
-        ),
-        max_cloud_cover=cloud,
-        # the readers check each asset href again before opening it, here with its redirects too
-        allow=GdalAllowList.like(allow),
-        max_items=settings.max_items,
-    )
-    request = ClassifyRequest(
-        aoi=order.aoi,
-        datetime=order.datetime,
-        crs=order.crs,
-        block_size=settings.block_size,
-        confidence=settings.confidence if order.confidence is None else order.confidence,
-        mmu_ha=order.mmu_ha,
-        mmu_connectivity=order.mmu_connectivity,
-    )
+    request = _request(order, settings)
     if destination is not None:  # an unsupported or occupied destination fails now, not after the work
         check_destination(destination, s3=s3_options(settings), replace=replace)
     try:
         result = classify(
             request,
             model,
-            factory,
+            readers if readers is not None else _reader_factory(order, settings),
             work_dir,
             workers=settings.workers,
             progress=progress,
@@ -234,6 +212,56 @@ def run_order(
             if name is not None:
                 tiles[key] = tile_url(settings.tiler_url, assets[name])
     return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
+
+
+def _reader_factory(order: Order, settings: ServiceSettings) -> StacReaderFactory:
+    """The order's STAC source, checked by the service's allow-list and limits."""
+    from lulc.gdal_env import GdalAllowList
+    from lulc.sources import open_source
+    from service.readers import StacReaderFactory
+
+    cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
+    allow = allow_list(settings)
+    return StacReaderFactory(
+        # The source checks every request, link and redirect, and normalises the asset hrefs it returns.
+        open_source(
+            stac_location(order, settings),
+            [settings.collection],
+            allow=allow,
+            max_search_items=settings.max_search_items,
+            max_response_bytes=settings.max_response_bytes,
+        ),
+        max_cloud_cover=cloud,
+        # the readers check each asset href again before opening it, here with its redirects too
+        allow=GdalAllowList.like(allow),
+        max_items=settings.max_items,
+    )
+
+
+def _request(order: Order, settings: ServiceSettings) -> ClassifyRequest:
+    from service.request import ClassifyRequest
+
+    return ClassifyRequest(
+        aoi=order.aoi,
+        datetime=order.datetime,
+        crs=order.crs,
+        block_size=settings.block_size,
+        confidence=settings.confidence if order.confidence is None else order.confidence,
+        mmu_ha=order.mmu_ha,
+        mmu_connectivity=order.mmu_connectivity,
+    )
+
+
+def open_order(order: Order, model: ModelRunner, settings: ServiceSettings) -> OpenedReaders:
+    """Search the order's imagery and check it, reading no pixel: what ``run_order`` takes as ``readers``.
+
+    Raises:
+        InputError, NoItemsError, ContractError, LimitError: no imagery, too many items, bands the model
+            cannot use, an AOI narrower than a pixel, an unusable minimum mapping unit.
+    """
+    from service.engine import open_readers
+
+    return open_readers(_request(order, settings), model.contract, _reader_factory(order, settings))
 
 
 def publish_run(

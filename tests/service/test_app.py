@@ -358,16 +358,35 @@ def test_input_errors_of_large_aois_answer_at_once(world: World, models: Path, t
     assert client.get("/healthz").json()["running_jobs"] == 0
 
 
-def test_failed_job_reports_its_error(world: World, models: Path, tmp_path: Path) -> None:
+def test_an_aoi_without_imagery_is_a_404_also_when_it_would_be_a_job(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """Review: it was accepted (202) and its job failed once the search ran; no job is made now."""
     client = client_for(service_settings(tmp_path, world, models, sync_max_km2=0.01))
     response = client.post(
         "/classify", json={"aoi": world.aoi(), "datetime": "1999-01-01/1999-12-31", "model": "demo"}
     )
-    assert response.status_code == 202
+    assert_json_error(response, 404, "NoItemsError", "1999")
+    assert client.get("/healthz").json()["running_jobs"] == 0
+    assert not list((tmp_path / "work").glob("*"))  # no job folder was made
+
+
+def test_failed_job_reports_its_error(world: World, models: Path, tmp_path: Path) -> None:
+    from service.runner import load_model
+    from tests.service.app_support import SingleModel
+
+    provider = SingleModel("demo", ExplodingRunner(load_model(models / "demo")))
+    settings = service_settings(tmp_path, world, models, sync_max_km2=0.01)
+    client = client_for(settings, models=provider)
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 202, response.text
     done = wait_for_job(client, response.json()["href"])
     assert done["status"] == "failed"
-    assert done["error"]["type"] == "NoItemsError"
-    assert done["error_status"] == 404
+    assert done["error"]["type"] == "InternalError"
+    assert "secret internal detail" not in json.dumps(done)
+    assert done["error_status"] == 500
     assert_json_error(client.get("/jobs/does-not-exist"), 404, "JobNotFoundError", "does-not-exist")
 
 
