@@ -8,6 +8,7 @@ in block order: the output is byte-identical to a single-process run.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -34,7 +35,12 @@ def connect(scheduler: str) -> Iterator[Any]:
     if n_workers is not None:
         with (
             LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                preload=["service.dask_preload"],  # Ctrl-C is for lulc, which stops the workers
+                silence_logs=logging.ERROR,  # not a warning per task cancelled by a Ctrl-C
             ) as cluster,
             Client(cluster) as client,
         ):
