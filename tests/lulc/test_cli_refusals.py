@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import lulc
+from tests.support.cli import lulc_program
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lulc_py"
 
@@ -25,14 +25,14 @@ def assert_one_line(stderr: str, *words: str) -> None:
 
 
 def test_a_negative_seed_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    done = lulc("demo-data", tmp_path / "world", "--seed", "-1")
+    done = lulc_program("demo-data", tmp_path / "world", "--seed", "-1")
     assert done.returncode == 2
     assert_one_line(done.stderr, "--seed", "greater than or equal to 0")
     assert not (tmp_path / "world").exists()  # it was made, and left empty
 
 
 def test_a_tiler_allow_entry_of_another_scheme_is_a_settings_error(tmp_path: Path) -> None:
-    done = lulc("tiler", "--allow", "ftp://maps.example/", "--port", "0")
+    done = lulc_program("tiler", "--allow", "ftp://maps.example/", "--port", "0")
     assert done.returncode == 2
     assert_one_line(done.stderr, "invalid TilerSettings", "ftp")
 
@@ -41,10 +41,10 @@ def test_a_tiler_allow_entry_of_another_scheme_is_a_settings_error(tmp_path: Pat
 def test_training_refuses_a_negative_seed_and_an_out_below_a_file_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
     common = ["train", "--image", SHARED / "s2image.tif", "--points", SHARED / "samples.shp"]
-    seed = lulc(*common, "--out", tmp_path / "model", "--seed", "-1")
+    seed = lulc_program(*common, "--out", tmp_path / "model", "--seed", "-1")
     assert seed.returncode == 2
     assert_one_line(seed.stderr, "seed", "greater than or equal to 0")
-    below = lulc(*common, "--out", tmp_path / "a-file" / "model")
+    below = lulc_program(*common, "--out", tmp_path / "a-file" / "model")
     assert below.returncode == 2
     assert_one_line(below.stderr, f"is below the file {tmp_path / 'a-file'}")
 
@@ -55,7 +55,7 @@ def test_a_busy_port_is_one_line_not_uvicorns_traceback(command: str, what: str)
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = lulc(command, "--host", "127.0.0.1", "--port", str(port))
+        done = lulc_program(command, "--host", "127.0.0.1", "--port", str(port))
     assert done.returncode == 2
     assert_one_line(done.stderr, f"{what} cannot listen on 127.0.0.1:{port}", "--port")
 
@@ -133,7 +133,7 @@ def test_misnamed_inputs_say_what_they_are(tmp_path: Path) -> None:
         ),
     ]
     for args, words in cases:
-        done = lulc(*args, *([] if "--out" in args else ["--out", tmp_path / "out"]))
+        done = lulc_program(*args, *([] if "--out" in args else ["--out", tmp_path / "out"]))
         assert done.returncode == 2, (args, done.stderr)
         assert_one_line(done.stderr, words)
     assert not (tmp_path / "out").exists()
@@ -141,7 +141,7 @@ def test_misnamed_inputs_say_what_they_are(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/lulc_py is absent")
 def test_a_missing_baseline_fails_before_the_training(tmp_path: Path) -> None:
-    done = lulc(
+    done = lulc_program(
         "train", "--image", SHARED / "s2image.tif", "--points", SHARED / "samples.shp",
         "--out", tmp_path / "model", "--baseline", tmp_path / "nope" / "metrics.json",
     )  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from rasterio.transform import from_origin
 from lulc.errors import InputError
 from service.change import change_runs
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 from tests.support.stac_validation import assert_valid_stac_file
 
 
@@ -110,33 +109,14 @@ def test_different_class_tables_are_refused_naming_both(runs: Runs, tmp_path: Pa
 
 def test_cli_change(runs: Runs, tmp_path: Path) -> None:
     points = _validation_points(runs, tmp_path / "points.gpkg", per_stratum=5)
-    done = subprocess.run(
-        [
-            str(LULC),
-            "change",
-            str(runs.first),
-            str(runs.second),
-            "--out",
-            str(tmp_path / "c"),
-            "--points",
-            str(points),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = lulc(
+        "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c"), "--points", str(points)
     )
     assert done.returncode == 0, done.stderr
     assert "pixels changed" in done.stdout
     assert "changed area (Olofsson et al. 2014, 45 points)" in done.stdout
     assert (tmp_path / "c" / "item.json").is_file()
-    bad = subprocess.run(
-        [str(LULC), "change", str(runs.first), str(tmp_path / "nowhere"), "--out", str(tmp_path / "d")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    bad = lulc("change", str(runs.first), str(tmp_path / "nowhere"), "--out", str(tmp_path / "d"))
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "does not exist" in bad.stderr

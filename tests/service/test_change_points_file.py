@@ -6,7 +6,6 @@ unlabelled first one, and a missing label column was reported as "(fields: )".
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from lulc.errors import InputError
 from service.change_areas import read_change_points
 from service.run_folder import open_run
 from tests.service.products_support import Runs, two_runs
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +50,9 @@ def test_a_points_file_of_several_layers_is_refused_naming_them(runs: Runs, tmp_
     assert len(pyogrio.list_layers(path)) == 2
     with pytest.raises(InputError, match=r"holds 2 layers \(sample, mine\)"):
         read_change_points(path, "label_a", "label_b", run.classes, run.grid)
-    done = subprocess.run(
-        [str(LULC), "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c"),
-         "--points", str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = lulc(
+        "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c"), "--points", str(path)
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "2 layers (sample, mine)" in done.stderr

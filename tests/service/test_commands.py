@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 from lulc.classes import ClassTable
 from lulc.cog import write_cog
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
-from tests.support.cli import LULC, lulc
+from tests.support.cli import LULC, lulc, lulc_program
 
 BANDS = ("red", "nir", "swir16")
 
@@ -219,7 +219,7 @@ def test_invalid_settings_are_one_line_naming_the_field(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("port", ["70000", "0", "-1"])
 def test_a_port_option_out_of_range_is_one_line_before_anything_starts(port: str) -> None:
-    done = lulc("serve", "--port", port)
+    done = lulc_program("serve", "--port", port)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1, done.stderr

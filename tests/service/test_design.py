@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size,
 from service.clean import clean_run
 from service.design import design_run, plan_design
 from tests.service.products_support import Runs, read_band, truth_map, two_runs
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 from tests.support.stac_validation import assert_valid_stac_file
 from training.assess import assess_map
 from training.errors import AssessError
@@ -206,10 +205,9 @@ def test_a_map_on_a_coarser_grid_is_assessed_with_the_designs_pixel_area(runs: R
 
 def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
     out = tmp_path / "s.fgb"
-    done = subprocess.run(
-        [str(LULC), "design", str(runs.first), "--target-se", "0.02", "--min-per-class", "30",
-         "--users-accuracy", "Open water=0.95,2=0.8", "--seed", "1", "--out", str(out)],
-        capture_output=True, text=True, check=False,
+    done = lulc(
+        "design", str(runs.first), "--target-se", "0.02", "--min-per-class", "30", "--users-accuracy",
+        "Open water=0.95,2=0.8", "--seed", "1", "--out", str(out)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "points (eq. 13:" in done.stdout
@@ -222,10 +220,7 @@ def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
         (["--users-accuracy", "high"], "--users-accuracy takes a number"),
         (["--min-per-class", "1"], "--min-per-class must be at least 2"),
     ):
-        bad = subprocess.run(
-            [str(LULC), "design", str(runs.first), "--out", str(tmp_path / "x.gpkg"), *args],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        bad = lulc("design", str(runs.first), "--out", str(tmp_path / "x.gpkg"), *args)
         assert bad.returncode == 2
         assert bad.stderr.count("\n") == 1
         assert message in bad.stderr

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from tests.service.products_support import train_model, truth_map, write_image
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 
 
 def test_the_summary_lists_every_file_of_the_run(tmp_path: Path) -> None:
     model = train_model(tmp_path)
     image = write_image(tmp_path / "image.tif", truth_map((200, 200), 20, seed=1), 0.06, seed=1)
     out = tmp_path / "run"
-    done = subprocess.run(
-        [str(LULC), "classify", "--model", str(model), "--image", str(image), "--datetime", "2024-06-01",
-         "--probabilities", "--mmu-ha", "0.1", "--out", str(out)],
-        capture_output=True, text=True, check=False,
+    done = lulc(
+        "classify", "--model", str(model), "--image", str(image), "--datetime", "2024-06-01",
+        "--probabilities", "--mmu-ha", "0.1", "--out", str(out)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     on_disk = {p.name + ("/" if p.is_dir() else "") for p in out.iterdir()}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from service.change import change_runs
 from tests.service.products_support import Runs, two_runs
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +18,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 def design_hint(folder: Path, out: Path) -> str:
     """The last line ``lulc design FOLDER --out OUT`` prints."""
-    done = subprocess.run(
-        [str(LULC), "design", str(folder), "--out", str(out), "--target-se", "0.05", "--min-per-class", "5"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = lulc("design", str(folder), "--out", str(out), "--target-se", "0.05", "--min-per-class", "5")
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from lulc.checksum import multihash_sha256
 from lulc.errors import InputError
 from service.vectorize import vectorize_run
 from tests.service.products_support import file_map, read_band, speckled, two_runs
-from tests.support.cli import LULC
+from tests.support.cli import lulc
 from tests.support.stac_validation import assert_valid_stac_file
 
 
@@ -105,13 +104,7 @@ def test_unknown_format_is_an_input_error(run: Path, tmp_path: Path) -> None:
 
 def test_cli_vectorize(run: Path, tmp_path: Path) -> None:
     out = tmp_path / "classes.gpkg"
-    done = subprocess.run(
-        [str(LULC), "vectorize", str(run), "--out", str(out), "--block-size", "256"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = lulc("vectorize", str(run), "--out", str(out), "--block-size", "256")
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout
     assert len(pyogrio.read_dataframe(out)) > 1000
