@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from lulc.allocator import limit_arenas
-from lulc.errors import LulcError, validation_problems
+from lulc.errors import LulcError, UpstreamError, validation_problems
 from lulc.signals import Interrupted, Terminated, stop_cleanly_on_sigterm
 
 COMMANDS_GROUP = "lulc.commands"
@@ -31,6 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+TEMPORARY_FAILURE = 75
+"""Exit code of an ``UpstreamError`` (``EX_TEMPFAIL`` of sysexits.h): retry later, the input was fine."""
 
 DISTRIBUTION = "lulc-stac"
 """The installed distribution whose version ``lulc --version`` prints."""
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; every error ends as one unwrapped line on stderr.
 
     lulc-stac errors (``LulcError``), usage errors (bad or missing options: typer would draw a rich box
-    wrapped to the terminal's width) and invalid settings exit with code 2; an unexpected error exits with 1
+    wrapped to the terminal's width) and invalid settings exit with code 2, an upstream's failure
+    (``UpstreamError``: trying again later may succeed) with 75; an unexpected error exits with 1
     and names its type (``LULC_TRACEBACK=1`` shows the traceback instead). Before anything runs, glibc's
     malloc arenas are capped (``lulc.allocator``).
     """
@@ -120,8 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("error: terminated (SIGTERM); the run's staging files were removed", 143)
     except Interrupted:
         _fail("error: interrupted (Ctrl-C); the run's staging files were removed", 130)
-    except LulcError as exc:
-        _fail(error_line(exc), 2)
+    except LulcError as exc:  # 75 (EX_TEMPFAIL): an upstream failed, trying again later may succeed
+        _fail(error_line(exc), TEMPORARY_FAILURE if isinstance(exc, UpstreamError) else 2)
     except typer.Abort:
         _fail("error: aborted", 1)
     except typer.TyperException as exc:

@@ -17,8 +17,21 @@ class ContractError(LulcError):
     """A model contract is invalid, or cannot be honoured by this software or these inputs."""
 
 
+class UpstreamError(LulcError):
+    """A service the run depends on could not be reached, or failed: trying again later may succeed.
+
+    A STAC API down or answering 5xx, a COG server failing every retry, an object store, a Dask cluster
+    without workers. ``lulc`` exits 75 (``EX_TEMPFAIL``) on these, 2 on every other named error, so that
+    a Job retries these and not bad input (``infra/k8s``: ``podFailurePolicy``).
+    """
+
+
 class SourceError(LulcError):
     """A STAC API, catalog or item cannot be read or understood."""
+
+
+class SourceUnavailableError(SourceError, UpstreamError):
+    """A STAC API could not be reached, or answered a server error (5xx), 429 or 408."""
 
 
 class NoItemsError(SourceError):
@@ -27,6 +40,10 @@ class NoItemsError(SourceError):
 
 class ReadError(LulcError):
     """Raster bytes could not be read, even after retries (server failure mid-read, corrupt file)."""
+
+
+class ReadUnavailableError(ReadError, UpstreamError):
+    """A raster's server failed every attempt to read it (HTTP errors, dropped connections)."""
 
 
 class NoValidPixelsError(LulcError):

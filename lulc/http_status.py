@@ -18,6 +18,7 @@ from lulc.errors import (
     NoValidPixelsError,
     ReadError,
     SourceError,
+    UpstreamError,
 )
 
 STATUS_BY_ERROR: Mapping[type[BaseException], int] = {
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: Mapping[type[BaseException], int] = {
     NoValidPixelsError: 422,  # everything masked (clouds, nodata) in the time window
     SourceError: 502,  # the STAC API or catalog failed
     ReadError: 502,  # a COG server failed, even after retries
+    UpstreamError: 502,  # a service the run depends on failed (the service's own map refines some)
     LulcError: 500,
 }
 """Status per lulc error class; each app adds its own classes with ``{**STATUS_BY_ERROR, ...}``."""

@@ -47,9 +47,23 @@ from shapely.geometry.base import BaseGeometry
 from lulc import stac_io
 from lulc.allowlist import AllowList
 from lulc.datetimes import format_datetime, parse_datetime_interval
-from lulc.errors import InputError, ItemLimitError, LulcError, NoItemsError, SourceError
+from lulc.errors import (
+    InputError,
+    ItemLimitError,
+    LulcError,
+    NoItemsError,
+    SourceError,
+    SourceUnavailableError,
+)
 from lulc.sentinel2 import BandAsset, NormalizedItem, normalize_item
-from lulc.stac_io import MAX_RESPONSE_BYTES, CheckedHttp, CheckedStacApiIO, CheckedStacIO, short_reason
+from lulc.stac_io import (
+    MAX_RESPONSE_BYTES,
+    CheckedHttp,
+    CheckedStacApiIO,
+    CheckedStacIO,
+    short_reason,
+    temporary_status,
+)
 
 BBox = tuple[float, float, float, float]
 
@@ -327,10 +341,11 @@ def _api_errors(url: str) -> Iterator[None]:
     except APIError as exc:
         status = getattr(exc, "status_code", None)
         if status is not None:
-            raise SourceError(f"STAC API {url} answered HTTP {status}") from exc
+            kind = SourceUnavailableError if temporary_status(status) else SourceError
+            raise kind(f"STAC API {url} answered HTTP {status}") from exc
         raise SourceError(f"STAC API {url} could not be read: {short_reason(exc)}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"STAC API {url} could not be reached: {short_reason(exc)}") from exc
+        raise SourceUnavailableError(f"STAC API {url} could not be reached: {short_reason(exc)}") from exc
     except Exception as exc:  # anything else from deep inside pystac-client: still one clear error
         cause = _lulc_cause(exc)
         if cause is not None:

@@ -28,7 +28,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
 from lulc.allowlist import LOCAL_REFUSAL, AllowList
-from lulc.errors import SourceError
+from lulc.errors import SourceError, SourceUnavailableError
 from lulc.urls import HostNotAllowedError, parse_location, refuse
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -60,6 +60,16 @@ class HttpStatusError(SourceError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the status says to try again later: a server error (5xx), 408 or 429."""
+        return temporary_status(self.status)
+
+
+def temporary_status(status: int) -> bool:
+    """A status a later request may not get: a server error (5xx), 408 Request Timeout, 429 Too Many."""
+    return status >= 500 or status in (408, 429)
 
 
 class ResponseLimitError(SourceError):
@@ -170,7 +180,8 @@ class CheckedHttp:
                 self._read_body(response, href, what, started)  # now, so a dropped body is retried here
             except _TRANSIENT as exc:
                 if last:
-                    raise SourceError(f"{what} {href} could not be reached: {short_reason(exc)}") from None
+                    reason = short_reason(exc)
+                    raise SourceUnavailableError(f"{what} {href} could not be reached: {reason}") from None
                 self._pause(attempt, None)
                 continue
             except requests.RequestException as exc:
@@ -263,8 +274,8 @@ class CheckedStacIO(DefaultStacIO):
         self.links_allow.check(href, what)
         try:
             return self.http.get_text(href, what)
-        except HttpStatusError as exc:
-            raise SourceError(str(exc)) from None  # the API's error type stays SourceError
+        except HttpStatusError as exc:  # not its own type: SourceError, or SourceUnavailableError to retry
+            raise (SourceUnavailableError if exc.temporary else SourceError)(str(exc)) from None
 
     def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
         """Refused: catalogs are only read here."""

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from lulc.errors import InputError, LulcError
+from lulc.errors import InputError, UpstreamError
 from lulc.grid import OutputGrid
 from lulc.pixels import BlockReader
 from service.blocks import BlockResult, classify_block, ordered
@@ -22,7 +22,7 @@ WORKER_WAIT_S = 120.0
 """How long a run waits for a first Dask worker (a cluster's workers fetch the models before they join)."""
 
 
-class NoWorkersError(LulcError):
+class NoWorkersError(UpstreamError):
     """No Dask worker joined the scheduler in time (the service answers 503: retry once workers are up)."""
 
 

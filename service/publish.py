@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from lulc.errors import InputError, LulcError
+from lulc.errors import InputError, LulcError, UpstreamError
 from service.folders import made_folders
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,11 @@ class PublishError(LulcError):
     """Outputs could not be copied to their destination (store unreachable, permission denied, ...)."""
 
 
-class PublishConflictError(PublishError):
+class PublishUnavailableError(PublishError, UpstreamError):
+    """The store failed in a way that may pass: unreachable, a server error (not a missing bucket, denied)."""
+
+
+class PublishConflictError(PublishError, UpstreamError):
     """Another run is being published to the destination (its claim refreshed within ``CLAIM_STALE_S``)."""
 
 
@@ -292,7 +296,27 @@ def _failed(message: str, exc: BaseException) -> PublishError:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reason = lines[0].split(": <", 1)[0] if lines else type(exc).__name__
     reason = _TIMING.sub("", _URL.sub("<url>", reason))
-    return PublishError(f"{message}: {reason[:300]}")
+    kind = PublishUnavailableError if _may_pass(exc) else PublishError
+    return kind(f"{message}: {reason[:300]}")
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """Whether a store's failure may pass if tried again: any but a refusal of what was asked.
+
+    Refusals: no such bucket or key, access denied or not signed in, a bad path, an unsupported operation or
+    setting. The rest (the network, a server error, a conditional write lost to another writer) may pass.
+    """
+    from obstore import exceptions as store
+
+    refusals = (
+        store.NotFoundError,
+        store.PermissionDeniedError,
+        store.UnauthenticatedError,
+        store.InvalidPathError,
+        store.NotSupportedError,
+        store.UnknownConfigurationKeyError,
+    )
+    return isinstance(exc, store.BaseError) and not isinstance(exc, refusals)
 
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from titiler.core.errors import BadRequestError, TileNotFoundError
 
 from lulc import http_status
-from lulc.errors import LulcError, SourceError
+from lulc.errors import LulcError, SourceError, SourceUnavailableError, UpstreamError
 from lulc.gdal_env import forget_cached_reads
 from lulc.http_status import clip, status_for
 
@@ -43,18 +43,15 @@ class NotARasterError(TilerError):
     """The URL exists but is not a raster (or STAC item) GDAL can read."""
 
 
-class UpstreamError(TilerError):
-    """A remote server failed while the tiler read from it."""
-
-
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
     **http_status.STATUS_BY_ERROR,
     SourceError: 400,  # here the caller named the item: one that cannot be used is their mistake
+    SourceUnavailableError: 502,  # ... but not its server's failure
     NotAllowedError: 403,
     BadParameterError: 400,
     NotFoundError: 404,
     NotARasterError: 400,
-    UpstreamError: 502,
+    UpstreamError: 502,  # a remote server failed while the tiler read from it
     BadRequestError: 400,
     TileNotFoundError: 404,
     rt.TileOutsideBounds: 404,

@@ -16,6 +16,7 @@ import rasterio
 from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
+from lulc.errors import UpstreamError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
 from tiler.allowlist import AllowList
 from tiler.colormaps import (
@@ -27,7 +28,7 @@ from tiler.colormaps import (
     is_remote,
     read_document,
 )
-from tiler.errors import BadParameterError, NotARasterError, NotFoundError, UpstreamError
+from tiler.errors import BadParameterError, NotARasterError, NotFoundError
 
 
 class GTiffReader(Reader):

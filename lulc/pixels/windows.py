@@ -15,7 +15,7 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from lulc.errors import InputError, ReadError
+from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 
@@ -53,7 +53,7 @@ class RetryPolicy:
                 time.sleep(self.delay * (2**attempt))
             except RasterioError as exc:  # not a raster, corrupt file: retrying cannot help
                 raise ReadError(f"cannot read {href}: {exc}") from exc
-        raise ReadError(f"cannot read {href} after {self.attempts} attempts: {last}") from last
+        raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {last}") from last
 
 
 def read_window(

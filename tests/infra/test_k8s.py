@@ -74,6 +74,37 @@ def test_job_templates_pass_kubernetes_validate(template: Path, tmp_path: Path) 
     assert "lulc classify --model" in commands
 
 
+def _pod_failure_action(job: dict[str, Any], container: str, code: int) -> str:
+    """What the Job's ``podFailurePolicy`` does when ``container`` exits ``code`` (its first match)."""
+    for rule in job["spec"].get("podFailurePolicy", {}).get("rules", []):
+        on = rule.get("onExitCodes")
+        if on is None or on.get("containerName", container) != container:
+            continue
+        if (code in on["values"]) == (on["operator"] == "In"):
+            return str(rule["action"])
+    return "Count"  # no rule: the pod's failure counts against backoffLimit (a retry)
+
+
+@pytest.mark.parametrize(
+    "template", [t for t in TEMPLATES if "dask-cluster" not in t.name], ids=lambda p: p.name
+)
+def test_job_templates_fail_at_once_on_bad_input_and_retry_an_upstream_down(template: Path) -> None:
+    """The Job acts on lulc's exit codes: 2 (bad input) and 1 (a bug) fail it, 75 (EX_TEMPFAIL) is retried."""
+    from lulc.cli import TEMPORARY_FAILURE
+
+    job = yaml.safe_load(template.read_text())
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"  # what a podFailurePolicy requires
+    running_lulc = [c["name"] for c in [*spec["initContainers"], *spec["containers"]] if "lulc " in str(c)]
+    assert sorted(running_lulc) == ["classify", "publish"]
+    for container in running_lulc:
+        assert _pod_failure_action(job, container, 2) == "FailJob"
+        assert _pod_failure_action(job, container, 1) == "FailJob"
+        assert _pod_failure_action(job, container, TEMPORARY_FAILURE) == "Count"
+        assert _pod_failure_action(job, container, 143) == "Count"  # SIGTERM: the pod was stopped
+    assert _pod_failure_action(job, "fetch-model", 1) == "Count"  # aws s3 cp: 1 may be the network
+
+
 def _dask_schema() -> dict[str, Any]:
     crd = yaml.safe_load((INFRA / "schemas" / "daskcluster-crd.yaml").read_text())
     assert crd["spec"]["group"] == "kubernetes.dask.org"

@@ -544,7 +544,7 @@ def test_unreachable_cog_server_is_502(world: World, models: Path, tmp_path: Pat
         response = client.post(
             "/classify", json={"aoi": world.aoi(size_deg=0.003), "datetime": world.datetime, "model": "demo"}
         )
-    body = assert_json_error(response, 502, "ReadError", str(dead_port))
+    body = assert_json_error(response, 502, "ReadUnavailableError", str(dead_port))  # a ReadError to retry
     assert "Traceback" not in body["detail"]
     assert not any((tmp_path / "work").rglob("*.tif"))  # nothing left at a final path
 
@@ -555,7 +555,7 @@ def test_failing_stac_source_is_502(world: World, models: Path, tmp_path: Path) 
         response = client_for(settings).post(
             "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
         )
-    assert_json_error(response, 502, "SourceError", "catalog.json")
+    assert_json_error(response, 502, "SourceUnavailableError", "catalog.json")  # a SourceError to retry
 
 
 # --- a real STAC API (stac-fastapi-pgstac) as the item source --------------------------------------

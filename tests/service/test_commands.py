@@ -306,3 +306,21 @@ def test_aoi_is_a_box_or_any_vector_file_as_for_train(inputs: dict[str, Path], t
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1
         assert message in done.stderr
+
+
+def test_an_upstream_failure_exits_75_and_a_missing_catalog_2(
+    inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every named error exited 2: a Job could not tell a STAC server that is down from bad input."""
+    from tests.support.http_server import start_http_server
+
+    monkeypatch.setenv("LULC_SERVICE_ALLOWED_HOSTS", "127.0.0.1")
+    args = ["--model", inputs["model"], "--aoi", inputs["aoi"], "--datetime", "2024-06-01"]
+    with start_http_server(inputs["folder"], fail_every=1) as down:  # every request: 503, after retries
+        failed = lulc("classify", "--stac", down.url("catalog.json"), *args, "--out", tmp_path / "a")
+    with start_http_server(inputs["folder"]) as up:
+        missing = lulc("classify", "--stac", up.url("nope.json"), *args, "--out", tmp_path / "b")
+    assert failed.returncode == 75, failed.stderr
+    assert failed.stderr.splitlines() == [f"error: catalog {down.url('catalog.json')} answered HTTP 503"]
+    assert missing.returncode == 2, missing.stderr
+    assert "answered HTTP 404" in missing.stderr

@@ -397,16 +397,33 @@ def test_a_failed_s3_publication_is_one_line_without_the_stores_address(
     tmp_path: Path, s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """README review: `lulc publish` to S3 printed obstore's 24-line debug dump, the error line no reason."""
-    from tests.support.cli import lulc
+    from tests.support.cli import lulc_program
 
     service_s3_settings(monkeypatch, s3)
-    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal's width, for the program's process
     run = make_outputs(tmp_path)
-    done = lulc("publish", run, "s3://no-such-bucket/runs/job-7")
-    assert done.returncode == 2
+    done = lulc_program("publish", run, "s3://no-such-bucket/runs/job-7")
+    assert done.returncode == 2  # no such bucket: retrying will not help (75 would say it might)
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(
         "error: cannot write to output destination s3://no-such-bucket/runs/job-7: "
     )
     assert "404" in done.stderr  # the store's reason
     assert "127.0.0.1" not in done.stderr
+
+
+def test_a_store_failure_that_may_pass_is_an_upstream_error_and_a_refusal_is_not() -> None:
+    """``lulc`` exits 75 on the first (a Job retries it), 2 on the second (bad input: no retry)."""
+    from obstore import exceptions as store
+
+    from lulc.errors import UpstreamError
+    from service.publish import PublishError, _failed
+
+    passing = _failed("cannot write to output destination s3://b/r", store.GenericError("connection refused"))
+    refused = _failed("cannot write to output destination s3://b/r", store.NotFoundError("no such bucket"))
+    denied = _failed("cannot write to output destination s3://b/r", store.PermissionDeniedError("denied"))
+    assert isinstance(passing, UpstreamError)
+    assert isinstance(passing, PublishError)  # the service's 502, as before
+    assert not isinstance(refused, UpstreamError)
+    assert not isinstance(denied, UpstreamError)
+    assert str(passing) == "cannot write to output destination s3://b/r: connection refused"

@@ -193,3 +193,14 @@ def test_an_upstream_failure_is_not_remembered(
     recovered = get(f"{tiler_url}{inside_tile}", params={"url": url})
     assert recovered.status_code == 200, recovered.text
     assert recovered.headers["content-type"] == "image/png"
+
+
+def test_a_source_that_is_down_is_502_and_one_that_cannot_be_used_400() -> None:
+    """The caller named the item: unusable, it is their mistake (400); its server down is not (502)."""
+    from lulc.errors import SourceError, SourceUnavailableError, UpstreamError
+    from lulc.http_status import status_for
+    from tiler.errors import STATUS_BY_ERROR
+
+    assert status_for(SourceError("catalog x is not JSON"), STATUS_BY_ERROR) == 400
+    assert status_for(SourceUnavailableError("catalog x answered HTTP 503"), STATUS_BY_ERROR) == 502
+    assert status_for(UpstreamError("fetching STAC item x failed: HTTP 500"), STATUS_BY_ERROR) == 502
