@@ -105,6 +105,17 @@ def test_job_templates_fail_at_once_on_bad_input_and_retry_an_upstream_down(temp
     assert _pod_failure_action(job, "fetch-model", 1) == "Count"  # aws s3 cp: 1 may be the network
 
 
+def test_the_retraining_job_fails_at_once_on_a_failed_gate_and_retries_an_upstream_down() -> None:
+    from lulc.cli import TEMPORARY_FAILURE
+
+    docs = list(yaml.safe_load_all((K8S / "base" / "retrain-cronjob.yaml").read_text()))
+    job = _by(docs, "CronJob", "lulc-retrain-demo")["spec"]["jobTemplate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert _pod_failure_action(job, "train", 2) == "FailJob"  # the gate, a bad recipe
+    assert _pod_failure_action(job, "train", TEMPORARY_FAILURE) == "Count"
+    assert _pod_failure_action(job, "publish-candidate", 1) == "Count"  # aws s3 cp: maybe the network
+
+
 def _dask_schema() -> dict[str, Any]:
     crd = yaml.safe_load((INFRA / "schemas" / "daskcluster-crd.yaml").read_text())
     assert crd["spec"]["group"] == "kubernetes.dask.org"
