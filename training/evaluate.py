@@ -260,8 +260,11 @@ def spatial_blocks(
     _, blocks = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
     blocks = blocks.ravel().astype(np.int64)
     if polygons is not None:
-        _, first = np.unique(polygons, return_index=True)
-        blocks = blocks[first][polygons]
+        # ids of any values (a hold-out takes whole polygons out): dense 0..k-1 to index by them
+        _, dense = np.unique(polygons, return_inverse=True)
+        dense = dense.ravel()
+        _, first = np.unique(dense, return_index=True)
+        blocks = blocks[first][dense]
     _, dense = np.unique(blocks, return_inverse=True)
     return dense.ravel().astype(np.int64)
 

@@ -181,3 +181,14 @@ def test_shuffle_cv_with_classes_smaller_than_its_test_share_runs() -> None:
     for train, test in splits:
         assert test.size == 5  # the classes' count, above 10 % of 28
         assert not set(train) & set(test)
+
+
+def test_spatial_blocks_take_polygon_ids_with_gaps() -> None:
+    """Diff review: polygon ids of the training part have gaps (the hold-out took whole polygons)."""
+    from training.evaluate import spatial_blocks
+
+    x = np.array([10.0, 20.0, 1500.0, 1510.0, 990.0, 1020.0])
+    y = np.zeros(6)
+    blocks = spatial_blocks(x, y, 1000.0, np.array([0, 0, 5, 5, 9, 9]))
+    # polygon 9 straddles the edge at 1000 m: whole in the block of its first pixel, the first block
+    assert blocks.tolist() == [0, 0, 1, 1, 0, 0]
