@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +18,7 @@ from lulc import http_status
 from lulc.errors import LulcError, SourceError, SourceUnavailableError, UpstreamError
 from lulc.gdal_env import forget_cached_reads
 from lulc.http_status import clip, status_for
+from lulc.raster_failures import failure_kind
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +66,16 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 The status of an error is that of the most specific class of its MRO listed here.
 """
 
-_NOT_FOUND = re.compile(r"No such file|does not exist|HTTP response code: 404|\b404\b", re.IGNORECASE)
-_NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a (valid )?TIFF", re.I)
-
 
 def raster_error_status(exc: RasterioError) -> tuple[int, str]:
     """Status and message for a GDAL failure: missing (404), not a raster (400), remote failure (502)."""
     text = str(exc)
-    if _NOT_FOUND.search(text):
+    kind = failure_kind(exc)
+    if kind == "missing":
         return 404, f"dataset not found: {text}"
-    if _NOT_RASTER.search(text):
+    if kind == "not-a-raster":
         return 400, f"not a raster GDAL can read: {text}"
-    if isinstance(exc, RasterioIOError) and re.search(r"HTTP|curl", text, re.IGNORECASE):
+    if kind == "upstream":
         return 502, f"reading the dataset failed upstream: {text}"
     return 400, f"cannot read the dataset: {text}"
 

@@ -18,6 +18,8 @@ from rasterio.windows import Window
 from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
+from lulc.raster_failures import may_pass
+from lulc.stac_io import is_local_href
 
 
 def gdal_path(href: str) -> str:
@@ -42,12 +44,20 @@ class RetryPolicy:
     def run_read(
         self, href: str, grid: OutputGrid, block: Block, nodata: float, resampling: Resampling
     ) -> npt.NDArray[np.float64]:
-        """``read_window`` with retries; ReadError naming the href when every attempt fails."""
-        last: Exception | None = None
+        """``read_window`` with retries; ReadError naming the href when every attempt fails.
+
+        Only what may pass is retried (``lulc.raster_failures.may_pass``: a server failing, not a file or
+        object that is not there), and only that ends as a ``ReadUnavailableError`` (``lulc`` exits 75:
+        trying again later may succeed).
+        """
+        last: RasterioIOError | None = None
+        remote = not is_local_href(href)
         for attempt in range(self.attempts):
             try:
                 return read_window(href, grid, block, nodata, resampling)
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
+                if not may_pass(exc, remote):
+                    raise ReadError(f"cannot read {href}: {exc}") from exc
                 last = exc
                 forget_cached_reads(href)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))

@@ -430,3 +430,29 @@ def test_a_vrt_named_like_a_tif_is_not_opened_as_one(tmp_path: Path) -> None:
     assert read_window(str(secret), grid, block, 0.0, Resampling.nearest)[0, 0] == 42
     with pytest.raises(RasterioIOError, match="not recognized"):
         read_window(str(tmp_path / "map.tif"), grid, block, 0.0, Resampling.nearest)
+
+
+def test_only_what_may_pass_is_retried_and_ends_as_an_upstream_error(
+    served_band: Path, tmp_path: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """Diff review: a missing file or object was retried and ended as ReadUnavailableError (lulc exit 75)."""
+    from rasterio.enums import Resampling
+
+    from lulc.errors import ReadError, ReadUnavailableError
+    from lulc.grid import OutputGrid
+    from lulc.pixels import RetryPolicy
+
+    with rasterio.open(served_band / "red.tif") as local:
+        grid = OutputGrid(local.crs.to_string(), local.transform, local.width, local.height, 256)
+    block = next(grid.blocks())
+    policy = RetryPolicy(attempts=2, delay=0.01)
+    server = http_server_factory(served_band)
+    (tmp_path / "junk.tif").write_bytes(b"not a raster")
+    for missing in (str(tmp_path / "nope.tif"), str(tmp_path / "junk.tif"), fresh(server.url("nope.tif"))):
+        with pytest.raises(ReadError) as refused:
+            policy.run_read(missing, grid, block, 0, Resampling.nearest)
+        assert not isinstance(refused.value, ReadUnavailableError), refused.value
+    assert len([r for r in server.requests.records() if r.path == "/nope.tif"]) == 1  # not asked again
+    server.set_failure(1, "drop")
+    with pytest.raises(ReadUnavailableError, match="after 2 attempts"):
+        policy.run_read(fresh(server.url("red.tif")), grid, block, 0, Resampling.nearest)
