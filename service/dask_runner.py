@@ -26,9 +26,18 @@ class NoWorkersError(UpstreamError):
     """No Dask worker joined the scheduler in time (the service answers 503: retry once workers are up)."""
 
 
+class SchedulerUnavailableError(NoWorkersError):
+    """The Dask scheduler's address resolves but nothing answers there yet (a cluster still starting)."""
+
+
 @contextlib.contextmanager
-def connect(scheduler: str) -> Iterator[Any]:
-    """A dask.distributed ``Client`` of ``scheduler``: an address, or ``local:N`` (a local cluster of N)."""
+def connect(scheduler: str, timeout: float = 20.0) -> Iterator[Any]:
+    """A dask.distributed ``Client`` of ``scheduler``: an address, or ``local:N`` (a local cluster of N).
+
+    Raises:
+        InputError: a malformed address, or a host that does not resolve.
+        SchedulerUnavailableError: nothing answered at the address within ``timeout`` seconds.
+    """
     from distributed import Client, LocalCluster
 
     n_workers = check_scheduler(scheduler)
@@ -47,9 +56,9 @@ def connect(scheduler: str) -> Iterator[Any]:
             yield client
         return
     try:
-        client = Client(scheduler, timeout="20s")
-    except OSError as exc:
-        raise InputError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
+        client = Client(scheduler, timeout=f"{timeout}s")
+    except OSError as exc:  # refused or timed out: a cluster still starting, retry (its host resolved)
+        raise SchedulerUnavailableError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
     with client:
         yield client
 

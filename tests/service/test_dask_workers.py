@@ -139,3 +139,21 @@ def test_ctrl_c_with_a_local_cluster_is_lulcs_one_line(engine_world: EngineWorld
     assert "WARNING" not in stderr, stderr  # nor a line per task the closing cluster cancelled
     psutil.wait_procs(workers, timeout=30)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_scheduler_that_does_not_answer_yet_is_an_upstream_error_not_bad_input() -> None:
+    """Diff review: a cluster still starting exited 2 (bad input), so its Job failed at once, not retried."""
+    import socket
+
+    from lulc.errors import UpstreamError
+    from service.dask_runner import SchedulerUnavailableError, connect
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (
+        pytest.raises(SchedulerUnavailableError, match=f"tcp://127.0.0.1:{port}") as failed,
+        connect(f"tcp://127.0.0.1:{port}", timeout=1.0),
+    ):
+        pass
+    assert isinstance(failed.value, UpstreamError)
