@@ -540,8 +540,10 @@ def create_app(
             aoi_check, order, settings, model.contract.inputs.resolution, limiter=aoi_turns
         )
         sync = area <= settings.sync_max_km2
-        # the search too answers now (no imagery 404, too many items 413), not as a failed job (review)
-        readers = await anyio.to_thread.run_sync(open_order, order, model, settings)
+        # the search too answers now (no imagery 404, too many items 413), not as a failed job (review);
+        # not while every job slot is taken (429 first: it costs no request to the STAC API)
+        registry.check_free()
+        readers = await anyio.to_thread.run_sync(open_order, order, model, settings, limiter=aoi_turns)
         handed: dict[str, Any] = {}  # the sync answer's full outcome or error, never kept by the registry
 
         def work(job: Job) -> JobSummary:

@@ -177,6 +177,23 @@ class JobRegistry:
         with self._lock:
             return self._running
 
+    def check_free(self) -> None:
+        """Refuse now, before a request's costlier checks, when no job could start (``submit`` decides).
+
+        Raises:
+            BusyError: ``max_concurrent`` jobs are already running.
+        """
+        with self._lock:
+            if self._running >= self.max_concurrent:
+                raise self._busy()
+
+    def _busy(self) -> BusyError:
+        return BusyError(
+            f"{self._running} classification job(s) running, the limit is {self.max_concurrent}; "
+            f"retry in {self.retry_after} s",
+            retry_after=self.retry_after,
+        )
+
     def submit(self, work: Callable[[Job], Any], info: dict[str, Any] | None = None) -> Job:
         """Start ``work(job)`` in a worker thread and return the job at once.
 
@@ -185,11 +202,7 @@ class JobRegistry:
         """
         with self._lock:
             if self._running >= self.max_concurrent:
-                raise BusyError(
-                    f"{self._running} classification job(s) running, the limit is {self.max_concurrent}; "
-                    f"retry in {self.retry_after} s",
-                    retry_after=self.retry_after,
-                )
+                raise self._busy()
             self._running += 1
             job = Job(id=uuid.uuid4().hex, info=dict(info or {}))
             self._jobs[job.id] = job

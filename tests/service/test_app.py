@@ -265,9 +265,13 @@ def test_beyond_max_concurrent_jobs_gets_429(world: World, models: Path, tmp_pat
     assert first.status_code == 202, first.text
     assert runner.entered.wait(60), "the first job never reached inference"
     try:
+        asked = len(world.server.requests)
         busy = client.post("/classify", json=request)
         assert_json_error(busy, 429, "BusyError", "limit is 1")
         assert busy.headers["retry-after"] == "7"
+        assert len(world.server.requests) == asked  # the 429 came before the search (diff review)
+        nothing = client.post("/classify", json={**request, "datetime": "1999-01-01/1999-12-31"})
+        assert_json_error(nothing, 429, "BusyError")  # busy first, whatever the search would find
         assert client.get("/healthz").json()["running_jobs"] == 1
     finally:
         runner.gate.set()
