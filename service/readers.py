@@ -42,6 +42,7 @@ from lulc.pixels import (
     aligned_offset,
     image_band_indexes,
     item_assets,
+    open_image,
     open_image_reader,
     read_aligned,
     read_warped,
@@ -216,7 +217,7 @@ class ImageReaderFactory:
 
     def _open(self) -> rasterio.io.DatasetReader:
         try:
-            return rasterio.open(self.path)
+            return open_image(self.path)
         except RasterioIOError as exc:
             raise InputError(f"cannot open image {self.path}: {exc}") from exc
 

@@ -27,6 +27,7 @@ from lulc.pixels import (
     Status,
     image_band_indexes,
     image_datetime,
+    open_image,
     open_image_reader,
 )
 from training.errors import ImageryError
@@ -156,7 +157,7 @@ def open_local_imagery(
     if not path.exists():
         raise ImageryError(f"image {path} does not exist")
     try:
-        with gdal_env(), rasterio.open(path) as src:
+        with gdal_env(), open_image(path) as src:
             dtype, crs = src.dtypes[0], src.crs
             transform, width, height = src.transform, src.width, src.height
             block_h, block_w = src.block_shapes[0]

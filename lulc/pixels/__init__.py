@@ -5,7 +5,13 @@ Training samples its points and the classifier reads its blocks through these re
 model sees at inference exactly the pixels it was trained on (``tests/lulc/test_pixel_skew.py``).
 """
 
-from lulc.pixels.image import ImageBlockReader, image_band_indexes, image_datetime, open_image_reader
+from lulc.pixels.image import (
+    ImageBlockReader,
+    image_band_indexes,
+    image_datetime,
+    open_image,
+    open_image_reader,
+)
 from lulc.pixels.stac import COMPOSITES, ItemAssets, StacBlockReader, item_assets
 from lulc.pixels.stacked import StackedBlockReader
 from lulc.pixels.types import (
@@ -50,6 +56,7 @@ __all__ = [
     "image_band_indexes",
     "image_datetime",
     "item_assets",
+    "open_image",
     "open_image_reader",
     "read_aligned",
     "read_warped",

@@ -324,3 +324,33 @@ def test_an_upstream_failure_exits_75_and_a_missing_catalog_2(
     assert failed.stderr.splitlines() == [f"error: catalog {down.url('catalog.json')} answered HTTP 503"]
     assert missing.returncode == 2, missing.stderr
     assert "answered HTTP 404" in missing.stderr
+
+
+def test_an_image_without_georeferencing_is_one_line_in_classify_and_train(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Diff review: rasterio's NotGeoreferencedWarning came first, two lines of it, then the error."""
+    image = tmp_path / "plain.tif"
+    with rasterio.open(
+        image, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint16"
+    ) as dst:  # no CRS, no transform
+        dst.write(np.full((3, 64, 64), 500, dtype=np.uint16))
+        dst.descriptions = BANDS
+    classified = lulc(
+        "classify", "--model", inputs["model"], "--image", image, "--datetime", "2024-06-01",
+        "--out", tmp_path / "run",
+    )  # fmt: skip
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    points = tmp_path / "points.gpkg"
+    gpd.GeoDataFrame(
+        {"label": [1, 1, 2, 2]}, geometry=[Point(10 * i, -10 * i) for i in range(1, 5)], crs="EPSG:32633"
+    ).to_file(points)
+    trained = lulc(
+        "train", "--image", image, "--points", points, "--label-field", "label", "--bands", ",".join(BANDS),
+        "--out", tmp_path / "model",
+    )  # fmt: skip
+    for done in (classified, trained):
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [f"error: image {image} has no CRS"], done.stderr

@@ -13,6 +13,7 @@ import io
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 LULC = Path(sys.executable).parent / "lulc"
@@ -22,6 +23,8 @@ def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """``lulc ARGS...`` run in this process: stdout and stderr captured, the exit code not checked.
 
     ``lulc.cli.main`` makes SIGTERM and Ctrl-C unwind a run; this process's handlers are put back after.
+    Warnings go to the captured stderr under Python's default filters, as the program shows them (pytest
+    would collect them in its summary instead, and a test of "one line on stderr" pass wrongly).
     """
     from lulc.cli import main
 
@@ -30,7 +33,15 @@ def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
     out, err = io.StringIO(), io.StringIO()
     code = 0
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            warnings.catch_warnings(),
+        ):
+            warnings.resetwarnings()  # Python's defaults, as the program starts with
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            warnings.showwarning = _to_stderr
             main(argv)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
@@ -38,6 +49,18 @@ def lulc(*args: str | Path) -> subprocess.CompletedProcess[str]:
         for number, handler in handlers.items():
             signal.signal(number, handler)
     return subprocess.CompletedProcess(["lulc", *argv], code, out.getvalue(), err.getvalue())
+
+
+def _to_stderr(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Print a warning as Python's default ``showwarning`` does, to ``sys.stderr`` as it is now."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def lulc_program(*args: str | Path) -> subprocess.CompletedProcess[str]:
