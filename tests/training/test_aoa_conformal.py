@@ -22,7 +22,7 @@ from training.conformal import (
     cross_calibrated_members,
     minimum_samples,
 )
-from training.trust import out_of_fold_probabilities
+from training.trust import Trust, out_of_fold_probabilities
 
 
 @pytest.mark.parametrize(
@@ -252,9 +252,21 @@ def _polygon_samples(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.vstack(features).astype(np.float32), np.array(labels), np.array(groups)
 
 
+def _fit_abc(model: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, **options: Any) -> Trust:
+    """``fit_trust`` of classes 1-3 on three equally important features; the first 3 samples the hold-out."""
+    from training.trust import fit_trust
+
+    weights = {"a": 1.0, "b": 1.0, "c": 1.0}
+    classes = ClassTable.from_labels([1, 2, 3])
+    return fit_trust(
+        model, x, y, groups, x[:3], y[:3], weights, list(weights), classes, coverage=0.9, seed=0,
+        max_reference=1000, **options,
+    )  # fmt: skip
+
+
 def test_a_class_with_one_training_polygon_keeps_it_whole_in_one_fold() -> None:
     """Split pixel by pixel, its pixels would be scored by models that saw the same polygon (reviewed bug)."""
-    from training.trust import fit_trust, fold_ids
+    from training.trust import fold_ids
 
     x, y, groups = _polygon_samples()
     fold, note = fold_ids(y, groups, 5, seed=0)
@@ -265,23 +277,8 @@ def test_a_class_with_one_training_polygon_keeps_it_whole_in_one_fold() -> None:
     assert np.unique(fold).size == 5  # the other classes' six polygons allow the five folds asked for
     assert fold_ids(y, np.arange(y.size), 5, seed=0)[1] is None  # points: no note
 
-    classes = ClassTable.from_labels([1, 2, 3])
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
-    trust = fit_trust(
-        model,
-        x,
-        y,
-        groups,
-        x[:3],
-        y[:3],
-        {"a": 1.0, "b": 1.0, "c": 1.0},
-        ["a", "b", "c"],
-        classes,
-        folds=5,
-        coverage=0.9,
-        seed=0,
-        max_reference=1000,
-    )
+    trust = _fit_abc(model, x, y, groups, folds=5)
     # out of fold no model saw class 1: it cannot be calibrated, so it is in every set
     assert trust.class_sets.class_min_probability is not None
     assert trust.class_sets.class_min_probability[0] == 0.0
@@ -307,7 +304,7 @@ def test_spatial_block_cv_makes_the_aoa_folds_keep_each_block_whole() -> None:
     spread within a place and a new place looked foreign; folds of whole blocks measure the distance to other
     places, as the spatial CV that validated the model does.
     """
-    from training.trust import SpatialBlocks, fit_trust
+    from training.trust import SpatialBlocks
 
     rng = np.random.default_rng(3)
     place_labels = np.tile([1, 2, 3], 4)
@@ -315,27 +312,12 @@ def test_spatial_block_cv_makes_the_aoa_folds_keep_each_block_whole() -> None:
     place = np.repeat(np.arange(12), 15)
     x = (centres[place] + rng.normal(0, 0.02, size=(place.size, 3))).astype(np.float32)
     y = place_labels[place]
-    classes = ClassTable.from_labels([1, 2, 3])
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
 
     def trust(blocks: SpatialBlocks | None) -> dict[str, Any]:
-        return fit_trust(
-            model,
-            x,
-            y,
-            None,
-            x[:3],
-            y[:3],
-            {"a": 1.0, "b": 1.0, "c": 1.0},
-            ["a", "b", "c"],
-            classes,
-            folds=4,
-            coverage=0.9,
-            seed=0,
-            max_reference=1000,
-            set_folds=4,
-            blocks=blocks,
-        ).report["area_of_applicability"]
+        return _fit_abc(model, x, y, None, folds=4, set_folds=4, blocks=blocks).report[
+            "area_of_applicability"
+        ]
 
     random_folds = trust(None)
     by_block = trust(SpatialBlocks(place, 500.0))
