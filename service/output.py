@@ -114,6 +114,19 @@ def last_change(folder: Path) -> float:
     return newest
 
 
+def refuse_here_or_root(path: Path, named: str, instead: str) -> None:
+    """Refuse the current folder or the file system's root as a folder to write (``""``, ``.``, ``/``).
+
+    Raises:
+        InputError: ``{named} {path} is the current folder: {instead}`` (or the root).
+    """
+    resolved = path.resolve()
+    here = resolved == Path.cwd().resolve()
+    if here or resolved == Path(resolved.anchor):
+        place = "the current folder" if here else "the file system's root"
+        raise InputError(f"{named} {str(path) or '.'} is {place}: {instead}")
+
+
 def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     """Refuse, before any work, an output folder whose contents a run would mix with its own (all are kept).
 
@@ -128,12 +141,7 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
         InputError: any of those.
     """
     refuse_file(out_dir)
-    resolved = out_dir.resolve()
-    if resolved == Path.cwd().resolve() or resolved == Path(resolved.anchor):
-        place = "the current folder" if resolved == Path.cwd().resolve() else "the file system's root"
-        raise InputError(
-            f"--out {str(out_dir) or '.'} is {place}: give a folder of the run's own, e.g. --out runs/map"
-        )
+    refuse_here_or_root(out_dir, "--out", "give a folder of the run's own, e.g. --out runs/map")
     if not out_dir.is_dir():
         return
     names = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))

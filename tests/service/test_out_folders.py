@@ -64,7 +64,7 @@ def test_the_current_folder_is_refused_and_left_as_it_was(runs: Runs, tmp_path: 
         one_error_line(done, "is the current folder")
     assert sorted(p.name for p in here.iterdir()) == ["notes.txt"]
     published = lulc("publish", runs.first, "/")
-    one_error_line(published, "the current folder or the root")
+    one_error_line(published, "destination / is the file system's root: name a folder")
 
 
 def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, tmp_path: Path) -> None:
