@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import rasterio
 import shapely.geometry
@@ -138,12 +138,13 @@ class StacReaderFactory:
         A seasonal model gets one composite per season of the request's year, stacked in season order.
         """
         source = self.item_source()
+        aoi = shapely.geometry.mapping(_stac_aoi(request))  # parsed once, not once per season (review)
         if not contract.inputs.seasons:
-            return self._composite(source, request, request.datetime, grid, contract)
+            return self._composite(source, aoi, request.datetime, grid, contract)
         year = season_year(request.datetime)
         return StackedBlockReader(
             tuple(
-                self._composite(source, request, season.window(year), grid, contract)
+                self._composite(source, aoi, season.window(year), grid, contract)
                 for season in contract.inputs.seasons
             )
         )
@@ -151,18 +152,17 @@ class StacReaderFactory:
     def _composite(
         self,
         source: ItemSource,
-        request: ClassifyRequest,
+        aoi: dict[str, Any],
         datetime: str | None,
         grid: OutputGrid,
         contract: ModelContract,
     ) -> StacBlockReader:
-        """The reader of one composite: the items over the AOI in ``datetime``."""
-        aoi = _stac_aoi(request)
+        """The reader of one composite: the items over ``aoi`` (GeoJSON, lon/lat) in ``datetime``."""
         # the items the model was trained on were chosen so: the same limit and the same least cloudy N
         limit = self.max_cloud_cover if self.max_cloud_cover is not None else contract.inputs.max_cloud_cover
         # every candidate of the least-cloudy pick, up to the source's max_search_items (else ItemLimitError)
         found = source.search(
-            intersects=shapely.geometry.mapping(aoi),
+            intersects=aoi,
             datetime=datetime,
             max_cloud_cover=limit,
         )
