@@ -106,9 +106,17 @@ def below_floors(candidate: dict[str, Any], floors: Floors) -> list[str]:
 
 
 def enforce(
-    candidate: dict[str, Any], baseline_ref: str | None, tolerance: float, floors: Floors | None = None
+    candidate: dict[str, Any],
+    baseline_ref: str | None,
+    tolerance: float,
+    floors: Floors | None = None,
+    loaded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Raise GateError listing every reason, or return the gate's record for metrics.json."""
+    """Raise GateError listing every reason, or return the gate's record for metrics.json.
+
+    ``loaded``: the baseline's metrics as ``load_baseline(baseline_ref)`` read them before the training (the
+    same document the run was checked against, not a second read of one that may have changed since).
+    """
     floors = floors or Floors()
     reasons = below_floors(candidate, floors)
     if reasons:
@@ -118,7 +126,7 @@ def enforce(
         record["min_overall_accuracy"] = floors.overall_accuracy
         record["min_class_f1"] = floors.class_f1
     if baseline_ref is not None:
-        baseline = load_baseline(baseline_ref)
+        baseline = loaded if loaded is not None else load_baseline(baseline_ref)
         reasons = compare(candidate, baseline, tolerance)
         if reasons:
             raise GateError(

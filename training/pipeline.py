@@ -563,8 +563,8 @@ def train(
     config.require_complete()
     if "{version}" not in str(config.out):  # before any work (a versioned path is checked at the end)
         check_model_out(Path(str(config.out)))
-    if config.baseline:  # read now, so a wrong path or URL fails before the training, not after it
-        gate.load_baseline(config.baseline)
+    # read now, so a wrong path or URL fails before the training, not after it; the gate takes this read
+    baseline = gate.load_baseline(config.baseline) if config.baseline else None
     table = load_class_table(config.classes) if config.classes else None
     points = read_points(str(config.points), config.label_field, table, config.points_crs)
     if not points.polygons:  # polygons are counted once they are pixels on the imagery grid
@@ -663,7 +663,7 @@ def train(
         metrics["polygons"] = polygons
     floors = gate.Floors(settings.min_overall_accuracy, settings.min_class_f1)
     if config.baseline or floors:
-        metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance, floors)
+        metrics["gate"] = gate.enforce(metrics, config.baseline, config.tolerance, floors, loaded=baseline)
         against = [f"against {config.baseline}"] if config.baseline else []
         progress.note(" ".join(["promotion gate passed", *against, *(["and the floors"] if floors else [])]))
     out = Path(str(config.out).replace("{version}", contract.version))

@@ -121,3 +121,14 @@ def test_a_baseline_url_is_read_through_the_checked_fetch(static_model: Path, tm
         server.close()
     with pytest.raises(GateError, match="cannot read baseline metrics"):
         enforce(metrics, "http://127.0.0.1:9/metrics.json", 0.0)  # nothing listens on the discard port
+
+
+def test_the_gate_takes_the_baseline_read_before_the_training(static_model: Path) -> None:
+    """One read of the baseline: up front (to fail early) and by the gate, it was read twice.
+
+    A store that changed between the two compared the model with another baseline than the run checked.
+    """
+    metrics = json.loads((static_model / "metrics.json").read_text())
+    gone = "http://127.0.0.1:9/metrics.json"  # nothing listens on the discard port: a second read fails
+    record = enforce(metrics, gone, 0.0, loaded=json.loads((static_model / "metrics.json").read_text()))
+    assert record["baseline_version"] == metrics["model"]["version"]
