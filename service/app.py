@@ -299,11 +299,8 @@ class Admission:
     def admitted(self) -> Iterator[None]:
         """One more request inside, or ``BusyError``."""
         if self.inside >= self.limit:
-            raise BusyError(
-                f"{self.inside} classification requests are being read, checked or run, the limit is "
-                f"{self.limit}: retry in {self.retry_after} s",
-                retry_after=self.retry_after,
-            )
+            inside = f"{self.inside} classification requests are being read, checked or run"
+            raise BusyError.at_limit(inside, self.limit, self.retry_after)
         self.inside += 1
         try:
             yield

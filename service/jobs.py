@@ -39,6 +39,11 @@ class BusyError(LimitError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    @classmethod
+    def at_limit(cls, what: str, limit: int, retry_after: int) -> BusyError:
+        """``<what>, the limit is <limit>: retry in <retry_after> s``, with its ``Retry-After``."""
+        return cls(f"{what}, the limit is {limit}: retry in {retry_after} s", retry_after)
+
 
 class JobInterruptedError(LulcError):
     """The service stopped (restart, scale-down) while the job ran; its work is lost: submit it again.
@@ -188,11 +193,8 @@ class JobRegistry:
                 raise self._busy()
 
     def _busy(self) -> BusyError:
-        return BusyError(
-            f"{self._running} classification job(s) running, the limit is {self.max_concurrent}; "
-            f"retry in {self.retry_after} s",
-            retry_after=self.retry_after,
-        )
+        running = f"{self._running} classification job(s) running"
+        return BusyError.at_limit(running, self.max_concurrent, self.retry_after)
 
     def submit(self, work: Callable[[Job], Any], info: dict[str, Any] | None = None) -> Job:
         """Start ``work(job)`` in a worker thread and return the job at once.
