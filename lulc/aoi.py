@@ -223,7 +223,11 @@ def _geometry(data: object) -> BaseGeometry:
 
 
 def _rings_of(data: object) -> Iterator[list[Any]]:
-    """The rings (lists) of a GeoJSON geometry, Feature or FeatureCollection; malformed parts skipped."""
+    """The rings of a GeoJSON geometry, Feature or FeatureCollection; malformed parts skipped.
+
+    Lists or tuples: a mapping made in Python (shapely's ``mapping``, a ``__geo_interface__``) has tuples,
+    and skipping them skipped every check of its positions (diff review: metres passed as lon/lat).
+    """
     if not isinstance(data, dict):
         return
     kind = data.get("type")
@@ -235,10 +239,10 @@ def _rings_of(data: object) -> Iterator[list[Any]]:
     elif kind in ("Polygon", "MultiPolygon"):
         coordinates = data.get("coordinates")
         polygons = [coordinates] if kind == "Polygon" else coordinates
-        if isinstance(polygons, list):
+        if isinstance(polygons, list | tuple):
             for polygon in polygons:
-                if isinstance(polygon, list):
-                    yield from (ring for ring in polygon if isinstance(ring, list))
+                if isinstance(polygon, list | tuple):
+                    yield from (list(ring) for ring in polygon if isinstance(ring, list | tuple))
 
 
 def _finite(value: float) -> bool:

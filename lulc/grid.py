@@ -227,7 +227,7 @@ def rectangle_areas_m2(
     b, rgt = np.asarray(bottom, dtype=np.float64).ravel(), np.asarray(right, dtype=np.float64).ravel()
     corner_cols = np.stack([lft, rgt, rgt, lft], axis=1)
     corner_rows = np.stack([t, t, b, b], axis=1)
-    x, y = transform * (corner_cols, corner_rows)
+    x, y = transform @ (corner_cols, corner_rows)
     lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(x, y)
     lon = np.asarray(lon).reshape(-1, 4)
     lat = np.asarray(lat).reshape(-1, 4)

@@ -17,19 +17,20 @@ Bad input raises the same ``LulcError`` subclasses, with the same messages, as `
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lulc.aoi import read_aoi_file
 from lulc.classes import ClassTable
-from lulc.errors import InputError
 from lulc.progress import Progress
+from service.local_run import prepare_run
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class MapRun:
     """The model's classes: values, names and colours."""
     clean: MapRun | None = None
     """The map cleaned to the minimum mapping unit asked for (``mmu_ha=``), a run of its own."""
+    aoa: Path | None = None
+    """``aoa.tif``: where the model can be trusted (DI x 100, when the model carries an AOA)."""
+    sets: Path | None = None
+    """``sets.tif``: the calibrated class sets (size, bitmask), when the model carries them."""
 
     def labels(self) -> npt.NDArray[np.uint8]:
         """The class map (uint8; 255 outside the AOI or where no valid pixel was seen)."""
@@ -89,9 +94,12 @@ def classify(
     *,
     out: str | Path,
     image: str | Path | None = None,
+    image_bands: Sequence[str] | None = None,
     stac: str | None = None,
-    aoi: dict[str, Any] | str | Path | None = None,
-    datetime: str | None = None,
+    collection: Sequence[str] | None = None,
+    max_cloud_cover: float | None = None,
+    aoi: object = None,
+    datetime: str | date | None = None,
     crs: str | None = None,
     block_size: int = 512,
     confidence: bool = True,
@@ -106,22 +114,21 @@ def classify(
 ) -> MapRun:
     """Classify as ``lulc classify`` does: a model directory or file, a local image or a STAC source.
 
-    ``aoi`` is a GeoJSON mapping or the path of a GeoJSON file (lon/lat); it is required with ``stac``.
-    ``mmu_ha`` also cleans the map to that minimum mapping unit into ``out/clean`` (``MapRun.clean``).
+    ``aoi`` (required with ``stac``): a GeoJSON mapping or geometry with ``__geo_interface__`` in lon/lat, a
+    GeoDataFrame (reprojected), a vector file's path or ``"w,s,e,n"``. ``image_bands`` names all the image's
+    bands in order when it names none (as ``training.api.train`` takes them). ``mmu_ha`` also cleans the map
+    to that minimum mapping unit into ``out/clean`` (``MapRun.clean``).
 
     Raises:
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.
     """
     from service.engine import classify as run_engine
-    from service.output import check_out_folder
-    from service.runner import load_model
 
-    check_out_folder(Path(out))
-    request = _engine_request(locals())
-    factory = _source(image, stac)
-    runner = load_model(model, threads=threads)
-    result = run_engine(request, runner, factory, out, workers=workers, progress=progress)
-    return _map_run(result, runner.contract.classes)
+    prepared = prepare_run(model, out=Path(out), **_options(locals()))
+    result = run_engine(
+        prepared.request, prepared.runner, prepared.factory, out, workers=workers, progress=progress
+    )
+    return _map_run(result, prepared.runner.contract.classes)
 
 
 @dataclass(frozen=True)
@@ -151,9 +158,11 @@ def classify_series(
     *,
     out: str | Path,
     stac: str,
-    aoi: dict[str, Any] | str | Path,
+    aoi: object,
     datetime: str,
     every: str = "year",
+    collection: Sequence[str] | None = None,
+    max_cloud_cover: float | None = None,
     crs: str | None = None,
     block_size: int = 512,
     confidence: bool = True,
@@ -171,43 +180,27 @@ def classify_series(
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
     """
-    from service.output import SERIES, check_out_folder
-    from service.runner import load_model
     from service.series import classify_series as run_series
-    from service.series import split_periods
 
-    check_out_folder(Path(out), SERIES)
-    request = _engine_request({**locals(), "image": None})
-    factory = _source(None, stac)
-    split_periods(datetime, every)
-    runner = load_model(model, threads=threads)
-    result = run_series(request, runner, factory, out, every, workers=workers, progress=progress)
-    table = runner.contract.classes
+    prepared = prepare_run(model, out=Path(out), **_options(locals()))
+    result = run_series(
+        prepared.request, prepared.runner, prepared.factory, out, every, workers=workers, progress=progress
+    )
+    table = prepared.runner.contract.classes
     runs = {label: _map_run(run, table) for label, run in result.runs.items()}
     return MapSeries(runs, result.skipped, result.collection)
 
 
-def _engine_request(arguments: dict[str, Any]) -> Any:
-    """The engine request of ``classify``'s (or ``classify_series``'s) arguments, named as its fields."""
-    from service.request import ClassifyRequest
-
-    image, stac, geojson = arguments["image"], arguments["stac"], _read_aoi(arguments["aoi"])
-    if (stac is None) == (image is None):
-        raise InputError("give exactly one of stac= and image=")
-    if geojson is None and stac is not None:
-        raise InputError("aoi= is required with stac=")
-    options = {f.name: arguments[f.name] for f in dataclasses.fields(ClassifyRequest) if f.name != "aoi"}
-    return ClassifyRequest(aoi=geojson, **options)
-
-
-def _source(image: str | Path | None, stac: str | None) -> Any:
-    """The reader factory of a local image or a STAC source."""
-    from service.readers import ImageReaderFactory, StacReaderFactory, check_image_path
-
-    if image is not None:
-        check_image_path(Path(image))
-        return ImageReaderFactory(Path(image))
-    return StacReaderFactory(str(stac))
+def _options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """``prepare_run``'s keyword arguments from ``classify``'s (or ``classify_series``'s) own."""
+    taken = inspect.signature(prepare_run).parameters
+    options = {
+        name: value for name, value in arguments.items() if name in taken and name not in ("model", "out")
+    }
+    image = arguments.get("image")
+    options["image"] = Path(image) if image is not None else None
+    options["when"] = arguments["datetime"]
+    return options
 
 
 def _map_run(result: Any, table: ClassTable) -> MapRun:
@@ -234,11 +227,6 @@ def _map_run(result: Any, table: ClassTable) -> MapRun:
         result.stats_dict,
         table,
         clean,
+        result.aoa,
+        result.sets,
     )
-
-
-def _read_aoi(aoi: dict[str, Any] | str | Path | None) -> dict[str, Any] | None:
-    """A GeoJSON mapping as given, or read from a file (checked by the engine's one AOI parser)."""
-    if aoi is None or isinstance(aoi, dict):
-        return aoi
-    return read_aoi_file(Path(aoi))

@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lulc.aoi import aoi_argument
-from lulc.errors import InputError
-
 if TYPE_CHECKING:
     from service.engine import ClassifyResult
 
@@ -99,28 +96,18 @@ def classify_command(
 
     from lulc.progress import RichProgress
     from service.engine import classify
-    from service.output import SERIES, check_out_folder
-    from service.output_crs import check_output_crs
-    from service.readers import ImageReaderFactory, ReaderFactory, StacReaderFactory, check_image_path
-    from service.request import ClassifyRequest
-    from service.runner import load_model
+    from service.local_run import prepare_run
 
-    if (stac is None) == (image is None):
-        raise InputError("give exactly one of --stac URL_OR_PATH and --image FILE")
-    check_out_folder(out, SERIES if every is not None else None)
-    if aoi is None and image is None:
-        raise InputError("--aoi is required with --stac")
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    if every is not None and image is not None:
-        raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
-    if image_bands is not None and image is None:
-        raise InputError("--image-bands names the bands of an --image")
-    if image is not None:
-        check_image_path(image)
-    request = ClassifyRequest(
-        aoi=aoi_argument(aoi) if aoi is not None else None,
-        datetime=datetime,
+    prepared = prepare_run(
+        model,
+        out=out,
+        image=image,
+        image_bands=[b.strip() for b in image_bands.split(",")] if image_bands else None,
+        stac=stac,
+        collection=collection,
+        max_cloud_cover=max_cloud_cover,
+        aoi=aoi,
+        when=datetime,
         crs=crs,
         block_size=block_size,
         confidence=not no_confidence,
@@ -129,25 +116,12 @@ def classify_command(
         sets=not no_sets,
         mmu_ha=mmu_ha,
         mmu_connectivity=mmu_connectivity,
+        workers=workers,
+        threads=threads,
+        every=every,
+        dask_scheduler=dask_scheduler,
     )
-    if every is not None:
-        from service.series import split_periods
-
-        split_periods(datetime, every)  # a bad step or window fails before the model is loaded
-    if dask_scheduler is not None:
-        from service.dask_runner import check_scheduler
-
-        check_scheduler(dask_scheduler)  # not after the imagery is found
-    runner = load_model(model, threads=threads)
-    check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
-    factory: ReaderFactory
-    if image is not None:
-        names = tuple(b.strip() for b in image_bands.split(",")) if image_bands else None
-        factory = ImageReaderFactory(image, image_bands=names)
-    else:
-        factory = StacReaderFactory(
-            str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
-        )
+    request, runner, factory = prepared.request, prepared.runner, prepared.factory
     with RichProgress(Console(stderr=True)) as progress:
         if every is not None:
             from service.series import classify_series

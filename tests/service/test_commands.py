@@ -354,3 +354,48 @@ def test_an_image_without_georeferencing_is_one_line_in_classify_and_train(
     for done in (classified, trained):
         assert done.returncode == 2, done.stderr
         assert done.stderr.splitlines() == [f"error: image {image} has no CRS"], done.stderr
+
+
+def test_the_python_api_takes_and_checks_what_the_command_does(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The Python API takes and checks what ``lulc classify`` does (one ``prepare_run``).
+
+    Python API review: no image_bands (a model trained with them could not be applied), no output CRS or
+    workers check (pixels of 10 US feet), AOIs made in Python (tuples) passed unchecked, a date raised
+    AttributeError, and the AOA and class-set maps were not in the result.
+    """
+    import datetime as dt
+
+    from shapely.geometry import box, mapping
+
+    from lulc.errors import InputError
+    from service.api import classify
+
+    with rasterio.open(inputs["image"]) as src:
+        named = src.read()
+        profile = {"crs": src.crs, "transform": src.transform, "nodata": src.nodata}
+        bounds = src.bounds
+    image = write_cog(tmp_path / "unnamed.tif", named[[2, 0, 1]], **profile)  # swir16, red, nir; no names
+    run = classify(
+        inputs["model"], image=image, image_bands=["swir16", "red", "nir"], datetime=dt.date(2024, 6, 1),
+        out=tmp_path / "api", block_size=128,
+    )  # fmt: skip
+    cli = lulc(
+        "classify", "--model", inputs["model"], "--image", image, "--image-bands", "swir16,red,nir",
+        "--datetime", "2024-06-01", "--block-size", 128, "--out", tmp_path / "cli",
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "api" / "classes.tif").read_bytes() == (tmp_path / "cli" / "classes.tif").read_bytes()
+    for name, path in (("aoa.tif", run.aoa), ("sets.tif", run.sets)):  # what the run wrote, in the result
+        written = tmp_path / "api" / name
+        assert path == (written if written.exists() else None)
+    assert "2024-06-01" in json.dumps(run.item["properties"])  # the date, as --datetime 2024-06-01
+    for options, words in (
+        ({"crs": "EPSG:2227"}, "not a projected CRS in metres"),  # US survey feet
+        ({"workers": 0}, "--workers must be at least 1"),
+        ({"aoi": mapping(box(*bounds))}, "not longitude/latitude"),  # the image's metres, as tuples
+    ):
+        with pytest.raises(InputError, match=words):
+            classify(inputs["model"], image=inputs["image"], out=tmp_path / "x", **options)
+    assert not (tmp_path / "x").exists()

@@ -123,7 +123,7 @@ def test_the_python_api_refuses_the_same_folders(runs: Runs, tmp_path: Path) -> 
     with pytest.raises(InputError, match=r"holds files of no run \(notes.txt\)"):
         api.classify(runs.model, image=image, out=tmp_path, datetime="2024-06-01")
     with pytest.raises(InputError, match="holds files of no run"):
-        api.classify_series(runs.model, stac="x.json", aoi=None, datetime="2024", every="year", out=tmp_path)  # type: ignore[arg-type]
+        api.classify_series(runs.model, stac="x.json", aoi=None, datetime="2024", every="year", out=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 

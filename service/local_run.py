@@ -1,0 +1,155 @@
+"""A classification run on this machine, checked and prepared once for ``lulc classify`` and ``service.api``.
+
+The command line and the Python API took the same options and checked them apart: the API had no
+``image_bands``, ``collection`` or ``max_cloud_cover``, and skipped the output CRS and workers checks (a CRS
+in US feet made pixels of 10 ft). Both now go through ``prepare_run``, in the same order, with the same
+messages (they name the command's options, as every message of the API does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lulc.aoi import aoi_argument, read_aoi_file
+from lulc.errors import InputError
+
+if TYPE_CHECKING:
+    from service.readers import ReaderFactory
+    from service.request import ClassifyRequest
+    from service.runner import ModelRunner
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What the engine takes: the request, the loaded model and the source's reader factory."""
+
+    request: ClassifyRequest
+    runner: ModelRunner
+    factory: ReaderFactory
+
+
+def prepare_run(
+    model: str | Path,
+    *,
+    out: Path,
+    image: Path | None = None,
+    image_bands: Sequence[str] | None = None,
+    stac: str | None = None,
+    collection: Sequence[str] | None = None,
+    max_cloud_cover: float | None = None,
+    aoi: object = None,
+    when: object = None,
+    crs: str | None = None,
+    block_size: int = 512,
+    confidence: bool = True,
+    probabilities: bool = False,
+    aoa: bool = True,
+    sets: bool = True,
+    mmu_ha: float | None = None,
+    mmu_connectivity: int = 4,
+    workers: int = 2,
+    threads: int = 1,
+    every: str | None = None,
+    dask_scheduler: str | None = None,
+) -> LocalRun:
+    """Check every option before any work (the cheap ones first), load the model, build the source.
+
+    ``aoi``: a GeoJSON mapping, anything with ``__geo_interface__`` in lon/lat (a shapely geometry), a
+    GeoDataFrame (reprojected to lon/lat), a file's path or ``w,s,e,n``. ``when``: the ``--datetime`` text,
+    or a ``date`` / ``datetime``.
+
+    Raises:
+        InputError, ContractError: bad options, a model that cannot be loaded, an output CRS not in metres.
+    """
+    from service.output import SERIES, check_out_folder
+    from service.output_crs import check_output_crs
+    from service.readers import ImageReaderFactory, StacReaderFactory, check_image_path
+    from service.request import ClassifyRequest
+    from service.runner import load_model
+
+    if (stac is None) == (image is None):
+        raise InputError("give exactly one of --stac URL_OR_PATH and --image FILE")
+    check_out_folder(out, SERIES if every is not None else None)
+    if aoi is None and image is None:
+        raise InputError("--aoi is required with --stac")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if every is not None and image is not None:
+        raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
+    if image_bands is not None and image is None:
+        raise InputError("--image-bands names the bands of an --image")
+    if image is not None:
+        check_image_path(image)
+    request = ClassifyRequest(
+        aoi=geojson_aoi(aoi),
+        datetime=datetime_text(when),
+        crs=crs,
+        block_size=block_size,
+        confidence=confidence,
+        probabilities=probabilities,
+        aoa=aoa,
+        sets=sets,
+        mmu_ha=mmu_ha,
+        mmu_connectivity=mmu_connectivity,
+    )
+    if every is not None:
+        from service.series import split_periods
+
+        split_periods(request.datetime, every)  # a bad step or window fails before the model is loaded
+    if dask_scheduler is not None:
+        from service.dask_runner import check_scheduler
+
+        check_scheduler(dask_scheduler)  # not after the imagery is found
+    runner = load_model(model, threads=threads)
+    check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
+    factory: ReaderFactory
+    if image is not None:
+        names = tuple(image_bands) if image_bands is not None else None
+        factory = ImageReaderFactory(image, image_bands=names)
+    else:
+        factory = StacReaderFactory(
+            str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
+        )
+    return LocalRun(request, runner, factory)
+
+
+def geojson_aoi(aoi: object) -> dict[str, Any] | None:
+    """The AOI as GeoJSON for the engine's one parser (``lulc.aoi.parse_aoi``), from what a user has.
+
+    Raises:
+        InputError: none of the forms ``prepare_run`` takes.
+    """
+    if aoi is None or isinstance(aoi, dict):
+        return aoi
+    if isinstance(aoi, Path):
+        return read_aoi_file(aoi)
+    if isinstance(aoi, str):
+        return aoi_argument(aoi)
+    to_crs = getattr(aoi, "to_crs", None)
+    if callable(to_crs) and getattr(aoi, "crs", None) is not None:  # a GeoDataFrame or GeoSeries
+        aoi = to_crs("EPSG:4326")
+    mapping = getattr(aoi, "__geo_interface__", None)
+    if isinstance(mapping, dict):
+        return mapping
+    raise InputError(
+        f"the AOI must be GeoJSON, a geometry, a GeoDataFrame or a file's path, got {type(aoi).__name__}"
+    )
+
+
+def datetime_text(when: object) -> str | None:
+    """``--datetime``'s text of a ``date`` or ``datetime`` (ISO 8601), else the value as given.
+
+    Raises:
+        InputError: neither text nor a date.
+    """
+    if when is None or isinstance(when, str):
+        return when
+    if isinstance(when, datetime):  # one without a time zone is read as the text would be
+        return when.isoformat().replace("+00:00", "Z")
+    if isinstance(when, date):
+        return when.isoformat()
+    raise InputError(f"the datetime must be RFC 3339 text or a date, got {type(when).__name__}")
