@@ -36,6 +36,30 @@ class NullProgress:
         """Ignore."""
 
 
+class NoteKeeper:
+    """Progress that keeps every note (``notes``) and passes everything on to ``inner``.
+
+    A notebook's run shows no bar, and its notes (points dropped, classes left out) were lost with it.
+    """
+
+    def __init__(self, inner: Progress | None = None) -> None:
+        self.inner: Progress = inner or NullProgress()
+        self.notes: list[str] = []
+
+    def start(self, description: str, total: int) -> None:
+        """Pass on."""
+        self.inner.start(description, total)
+
+    def advance(self, steps: int = 1) -> None:
+        """Pass on."""
+        self.inner.advance(steps)
+
+    def note(self, message: str) -> None:
+        """Keep, and pass on."""
+        self.notes.append(message)
+        self.inner.note(message)
+
+
 class RichProgress:
     """Progress as a rich progress bar on a terminal; elsewhere only the notes, each one unwrapped line."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lulc.contract import ModelContract
-from lulc.progress import Progress
+from lulc.progress import NoteKeeper, Progress
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class TrainingRun:
     out: Path
     contract: ModelContract
     metrics: dict[str, Any]
+    notes: tuple[str, ...] = ()
+    """What ``lulc train`` prints beside its bars: points dropped and why, classes left out, choices made."""
 
     @property
     def model_dir(self) -> Path:
@@ -113,8 +115,9 @@ def train(
         if config is not None
         else make_config({}, overrides, "keyword arguments")
     )
-    result = run_pipeline(recipe, TrainingSettings(), progress)
-    return TrainingRun(result.out, result.contract, result.metrics)
+    keeper = NoteKeeper(progress)
+    result = run_pipeline(recipe, TrainingSettings(), keeper)
+    return TrainingRun(result.out, result.contract, result.metrics, tuple(keeper.notes))
 
 
 @dataclass(frozen=True)
