@@ -116,17 +116,20 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
             if ring and isinstance(ring[0], list) and isinstance(ring[-1], list):
                 _check_closed(ring)
         if "crs" not in data:  # lon/lat already: no OGR (geopandas' import alone was 0.45 s of a run)
-            return _without_heights(data)
+            return without_heights(data)
     return _vector_aoi(path)
 
 
-def _without_heights(data: dict[str, Any]) -> dict[str, Any]:
-    """A GeoJSON object's features without a geometry dropped and its positions cut to ``[lon, lat]``."""
+def without_heights(data: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON object's features without a geometry dropped and its positions cut to ``[lon, lat]``.
+
+    Lists or tuples (a mapping made in Python), given back as lists.
+    """
 
     def flat(value: Any) -> Any:
-        if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
-            return value[:2]  # a position
-        return [flat(v) for v in value] if isinstance(value, list) else value
+        if isinstance(value, list | tuple) and value and all(isinstance(v, int | float) for v in value):
+            return list(value[:2])  # a position
+        return [flat(v) for v in value] if isinstance(value, list | tuple) else value
 
     def geometry(item: Any) -> Any:
         if isinstance(item, dict) and "coordinates" in item:

@@ -102,7 +102,7 @@ def classify_command(
         model,
         out=out,
         image=image,
-        image_bands=[b.strip() for b in image_bands.split(",")] if image_bands else None,
+        image_bands=image_bands,  # the text: prepare_run splits it at commas
         stac=stac,
         collection=collection,
         max_cloud_cover=max_cloud_cover,

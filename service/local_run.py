@@ -8,13 +8,14 @@ messages (they name the command's options, as every message of the API does).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lulc.aoi import aoi_argument, read_aoi_file
+from lulc.aoi import aoi_argument, read_aoi_file, without_heights
 from lulc.errors import InputError
 
 if TYPE_CHECKING:
@@ -108,13 +109,19 @@ def prepare_run(
     check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
     factory: ReaderFactory
     if image is not None:
-        names = tuple(image_bands) if image_bands is not None else None
+        names = tuple(_names(image_bands)) if image_bands else None
         factory = ImageReaderFactory(image, image_bands=names)
     else:
+        collections = (collection,) if isinstance(collection, str) else tuple(collection or ())
         factory = StacReaderFactory(
-            str(stac), collections=tuple(collection) if collection else None, max_cloud_cover=max_cloud_cover
+            str(stac), collections=collections or None, max_cloud_cover=max_cloud_cover
         )
     return LocalRun(request, runner, factory)
+
+
+def _names(bands: Sequence[str]) -> list[str]:
+    """Band names as given, or split at commas from one text (``"blue,green,red"``, as the command takes)."""
+    return [b.strip() for b in bands.split(",")] if isinstance(bands, str) else list(bands)
 
 
 def geojson_aoi(aoi: object) -> dict[str, Any] | None:
@@ -123,18 +130,22 @@ def geojson_aoi(aoi: object) -> dict[str, Any] | None:
     Raises:
         InputError: none of the forms ``prepare_run`` takes.
     """
-    if aoi is None or isinstance(aoi, dict):
-        return aoi
-    if isinstance(aoi, Path):
-        return read_aoi_file(aoi)
+    if aoi is None:
+        return None
+    if isinstance(aoi, dict):  # heights dropped, as a file's are (a notebook's shapely mapping keeps them)
+        return without_heights(aoi)
+    if isinstance(aoi, os.PathLike):
+        return read_aoi_file(Path(aoi))
     if isinstance(aoi, str):
         return aoi_argument(aoi)
     to_crs = getattr(aoi, "to_crs", None)
-    if callable(to_crs) and getattr(aoi, "crs", None) is not None:  # a GeoDataFrame or GeoSeries
+    if callable(to_crs):  # a GeoDataFrame or GeoSeries: lon/lat from its CRS, as a file's
+        if getattr(aoi, "crs", None) is None:
+            raise InputError("the AOI GeoDataFrame has no CRS: set the one its coordinates are in (set_crs)")
         aoi = to_crs("EPSG:4326")
     mapping = getattr(aoi, "__geo_interface__", None)
     if isinstance(mapping, dict):
-        return mapping
+        return without_heights(mapping)
     raise InputError(
         f"the AOI must be GeoJSON, a geometry, a GeoDataFrame or a file's path, got {type(aoi).__name__}"
     )

@@ -399,3 +399,59 @@ def test_the_python_api_takes_and_checks_what_the_command_does(
         with pytest.raises(InputError, match=words):
             classify(inputs["model"], image=inputs["image"], out=tmp_path / "x", **options)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_python_api_takes_aois_and_names_as_a_notebook_has_them(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """AOIs and names as a notebook has them; ``--image-bands ""`` beside ``--stac`` refused.
+
+    Review of prepare_run: heights refused, a collection's name split into letters, a frame without a CRS
+    read as lon/lat, a path-like refused, and ``--image-bands ""`` with --stac no longer refused.
+    """
+    from pathlib import PurePosixPath
+
+    import geopandas as gpd
+    from shapely.geometry import Polygon, box, mapping
+
+    from lulc.errors import InputError
+    from service.local_run import geojson_aoi, prepare_run
+
+    with rasterio.open(inputs["image"]) as src:
+        frame = gpd.GeoDataFrame(geometry=[box(*src.bounds)], crs=src.crs)
+    lonlat = frame.to_crs("EPSG:4326")
+    w, s, e, n = lonlat.total_bounds
+    polygon_z = Polygon([(w, s, 0.0), (e, s, 0.0), (e, n, 0.0), (w, n, 0.0)])
+
+    def positions(value: object) -> list[list[float]]:
+        if isinstance(value, dict):  # not a bbox
+            keys = ("features", "geometry", "geometries", "coordinates")
+            return [p for k in keys if k in value for p in positions(value[k])]
+        if isinstance(value, list) and value and isinstance(value[0], int | float):
+            return [value]
+        return [p for v in value for p in positions(v)] if isinstance(value, list) else []
+
+    for given in (mapping(polygon_z), gpd.GeoDataFrame(geometry=[polygon_z, None], crs="EPSG:4326"), frame):
+        aoi = json.loads(json.dumps(geojson_aoi(given)))  # as the engine's parser would see it
+        assert positions(aoi), aoi
+        assert all(len(p) == 2 for p in positions(aoi)), aoi  # heights dropped, as a file's are
+    assert geojson_aoi(PurePosixPath(inputs["aoi"])) == geojson_aoi(inputs["aoi"])
+    with pytest.raises(InputError, match="has no CRS"):
+        geojson_aoi(frame.set_crs(None, allow_override=True))
+    run = prepare_run(
+        inputs["model"],
+        out=tmp_path / "a",
+        stac="catalog.json",
+        collection="sentinel-2-l2a",
+        aoi=mapping(polygon_z),
+    )
+    assert run.factory.collections == ("sentinel-2-l2a",)  # type: ignore[attr-defined]
+    named = prepare_run(
+        inputs["model"], out=tmp_path / "b", image=inputs["image"], image_bands="red,nir,swir16"
+    )
+    assert named.factory.image_bands == ("red", "nir", "swir16")  # type: ignore[attr-defined]
+    refused = lulc(
+        "classify", "--model", inputs["model"], "--stac", "catalog.json", "--aoi", "0,0,1,1",
+        "--image-bands", "", "--out", tmp_path / "c",
+    )  # fmt: skip
+    assert refused.stderr.splitlines() == ["error: --image-bands names the bands of an --image"]
