@@ -61,11 +61,6 @@ class HttpStatusError(SourceError):
         super().__init__(message)
         self.status = status
 
-    @property
-    def temporary(self) -> bool:
-        """Whether the status says to try again later: a server error (5xx), 408 or 429."""
-        return temporary_status(self.status)
-
 
 def temporary_status(status: int) -> bool:
     """A status a later request may not get: a server error (5xx), 408 Request Timeout, 429 Too Many."""
@@ -275,7 +270,8 @@ class CheckedStacIO(DefaultStacIO):
         try:
             return self.http.get_text(href, what)
         except HttpStatusError as exc:  # not its own type: SourceError, or SourceUnavailableError to retry
-            raise (SourceUnavailableError if exc.temporary else SourceError)(str(exc)) from None
+            kind = SourceUnavailableError if temporary_status(exc.status) else SourceError
+            raise kind(str(exc)) from None
 
     def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
         """Refused: catalogs are only read here."""

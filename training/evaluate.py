@@ -259,12 +259,9 @@ def spatial_blocks(
     by = np.floor(y / block).astype(np.int64)
     _, blocks = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
     blocks = blocks.ravel().astype(np.int64)
-    if polygons is not None:
-        # ids of any values (a hold-out takes whole polygons out): dense 0..k-1 to index by them
-        _, dense = np.unique(polygons, return_inverse=True)
-        dense = dense.ravel()
-        _, first = np.unique(dense, return_index=True)
-        blocks = blocks[first][dense]
+    if polygons is not None:  # ids of any values: a hold-out takes whole polygons out, leaving gaps
+        _, first, polygon = np.unique(polygons, return_index=True, return_inverse=True)
+        blocks = blocks[first][polygon.ravel()]
     _, dense = np.unique(blocks, return_inverse=True)
     return dense.ravel().astype(np.int64)
 
