@@ -121,6 +121,8 @@ def open_readers(
     Raises:
         InputError, NoItemsError, ContractError, LimitError: as ``classify``, before any pixel is read.
     """
+    if isinstance(source, OpenedReaders):  # checked and searched when opened (for a fresh job folder)
+        return source
     grid = source.prepare_grid(request, contract)
     if grid.aoi is not None and not any(grid.aoi_mask(block).any() for block in grid.blocks()):
         # before any search or read: it would end as 'every pixel masked (clouds...)'
