@@ -213,6 +213,11 @@ def output_files(src_dir: Path) -> list[str]:
         if (p.is_file() or p.is_symlink())
         and not any(part.startswith(".") for part in p.relative_to(src_dir).parts)
     )
+    return _items_last(names)
+
+
+def _items_last(names: list[str]) -> list[str]:
+    """``names`` with every ``item.json`` after the other files, deeper folders' first, the run's own last."""
     items = sorted((n for n in names if posixpath.basename(n) == ITEM_NAME), key=lambda n: (-n.count("/"), n))
     return [n for n in names if posixpath.basename(n) != ITEM_NAME] + items
 
@@ -225,10 +230,12 @@ def publish(
     Each file is written atomically by the store (temporary name + rename locally, one PUT on S3),
     so a reader never sees half a file. If any copy fails, the files copied by this call are deleted
     again and ``item.json`` is not written: the destination never announces an incomplete result.
-    A destination that already holds a published run is refused unless ``replace``: then its
-    ``item.json`` goes first (no reader pairs it with new files), and its files the new run does not
-    write go after the new ``item.json`` is in place. The whole publication holds the destination's
-    claim (``CLAIM_NAME``, created only where absent), so two publications never mix their files.
+    A destination that already holds a published run is refused unless ``replace``: then that run's
+    files are first moved aside into ``REPLACED_FOLDER`` (its ``item.json`` first, so no reader pairs it
+    with new files), put back if the new run's copy fails, and deleted once the new ``item.json`` is in
+    place: a failed replacement leaves the earlier run as it was. The whole publication holds the
+    destination's claim (``CLAIM_NAME``, created only where absent), so two publications never mix their
+    files.
 
     Raises:
         PublishError: a copy failed; the message names the file and the destination (the store's own
@@ -257,12 +264,7 @@ def _publish_claimed(
     held = _holds_run(store, folder)
     if held and not replace:
         raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
-    earlier = _listing(store, folder) if held else []  # the replaced run's files, before any change
-    if held:
-        try:
-            obstore.delete(store, ITEM_NAME)
-        except (OSError, ValueError, StoreError) as exc:
-            raise _failed(f"cannot replace the run published at {folder}", exc) from None
+    aside = _move_aside(store, folder, _runs_own(store, _listing(store, folder))) if held else []
     done: list[str] = []
     for name in names:
         try:
@@ -270,14 +272,61 @@ def _publish_claimed(
                 claim.refresh()  # another publication taking over a stale claim would mix the files
             obstore.put(store, name, src / name, use_multipart=None)
         except PublishConflictError:
-            _remove(store, done)
+            _undo(store, folder, done, aside)
             raise
         except (OSError, ValueError, StoreError) as exc:
-            _remove(store, done)
+            _undo(store, folder, done, aside)
             raise _failed(f"cannot publish {name} to {files[name]}", exc) from None
         done.append(name)
-    _remove(store, [name for name in _runs_own(store, earlier) if name not in files])
+    _remove(store, [_aside(name) for name in aside])
     return Published(url=folder, files=files)
+
+
+REPLACED_FOLDER = ".lulc-replaced"
+"""Where a replaced run's files wait (hidden, so never taken for a run's own) until its replacement is in
+place: put back if the replacement fails (it was deleted first, and a failed copy lost the earlier run)."""
+
+
+def _aside(name: str) -> str:
+    return f"{REPLACED_FOLDER}/{name}"
+
+
+def _move_aside(store: ObjectStore, folder: str, names: list[str]) -> list[str]:
+    """Move a replaced run's files into ``REPLACED_FOLDER``, ``item.json`` first; the names moved.
+
+    A rename on a local folder; a copy and a delete on S3. If a move fails, those moved go back and the
+    replacement is refused with nothing changed.
+    """
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    moved: list[str] = []
+    for name in list(reversed(_items_last(names))):
+        try:
+            obstore.rename(store, name, _aside(name), overwrite=True)
+        except (OSError, ValueError, StoreError) as exc:
+            _put_back(store, folder, moved)
+            raise _failed(f"cannot replace the run published at {folder}", exc) from None
+        moved.append(name)
+    return moved
+
+
+def _undo(store: ObjectStore, folder: str, done: list[str], aside: list[str]) -> None:
+    """After a failed copy: delete what this publication wrote, put the replaced run back."""
+    _remove(store, done)
+    _put_back(store, folder, aside)
+
+
+def _put_back(store: ObjectStore, folder: str, names: list[str]) -> None:
+    """Move files back from ``REPLACED_FOLDER``, ``item.json`` last (best effort: what fails stays aside)."""
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    for name in _items_last(names):
+        try:
+            obstore.rename(store, _aside(name), name, overwrite=True)
+        except (OSError, ValueError, StoreError):
+            log.warning("could not put %s back at %s: it is in %s", name, folder, _aside(name))
 
 
 _ELSEWHERE = (

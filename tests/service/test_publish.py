@@ -205,6 +205,44 @@ def test_a_destination_holding_a_run_is_refused_unless_replaced(tmp_path: Path, 
     check_destination(str(tmp_path / "fresh"))  # a new folder is fine
 
 
+def _files(client: Any, dest: str, local: bool) -> dict[str, bytes]:
+    """Every file under a destination and its bytes."""
+    if local:
+        root = Path(dest)
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    prefix = dest.removeprefix("s3://lulc-outputs/") + "/"
+    return {
+        k.removeprefix(prefix): client.get_object(Bucket="lulc-outputs", Key=k)["Body"].read()
+        for k in keys(client, prefix)
+    }
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_failed_replacement_keeps_the_earlier_run(tmp_path: Path, s3: dict[str, Any], local: bool) -> None:
+    """The earlier run's item.json went first and the failed copy's cleanup deleted its files: lost."""
+    first = make_outputs(tmp_path / "a")
+    (first / "clean").mkdir()
+    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
+    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
+    (first / "clean" / "classes.tif").write_bytes(b"cleaned")
+    second = make_outputs(tmp_path / "b")
+    (second / "classes.tif").write_bytes(b"second run")
+    (second / "new.tif").write_bytes(b"only in the second run")
+    (second / "zz_last.tif").symlink_to(tmp_path / "missing.tif")  # its copy fails, after the others
+    dest = str(tmp_path / "dest") if local else f"s3://lulc-outputs/runs/kept-{tmp_path.name}"
+    options = None if local else s3["options"]
+    publish(first, dest, s3=options)
+    before = _files(s3["client"], dest, local)
+    with pytest.raises(PublishError, match=r"zz_last\.tif"):
+        publish(second, dest, s3=options, replace=True)
+    assert _files(s3["client"], dest, local) == before
+    (second / "zz_last.tif").unlink()
+    publish(second, dest, s3=options, replace=True)
+    after = _files(s3["client"], dest, local)
+    assert after["classes.tif"] == b"second run"
+    assert set(after) == {"classes.tif", "confidence.tif", "stats.json", "new.tif", ITEM_NAME}
+
+
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
