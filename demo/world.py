@@ -217,8 +217,6 @@ def generate(
     cogs_dir = out_dir / "cogs"
     for scene in scenes:
         _write_scene(cogs_dir / item_id(scene), scene, grid)
-    catalog_path = save_catalog(make_catalog(scenes, grid, asset_base_url), out_dir)
-    pc_catalog = save_catalog(make_pc_catalog(scenes, grid, asset_base_url), out_dir / "pc")
 
     truth = _write_truth(out_dir / "truth.tif", landscape.classes)
     later_truth = _write_truth(out_dir / f"truth-{CHANGE_YEAR}.tif", later.classes) if later else None
@@ -261,6 +259,11 @@ def generate(
     if seasons:
         seasonal_config = out_dir / "training-seasons.yaml"
         _write_text(seasonal_config, _seasonal_yaml())
+    # The catalogs last, catalog.json at the very end (pystac writes it after its items): a world
+    # interrupted or failed part-way has none, so nothing takes it for a world, and the next demo-data
+    # writes over it in place.
+    pc_catalog = save_catalog(make_pc_catalog(scenes, grid, asset_base_url), out_dir / "pc")
+    catalog_path = save_catalog(make_catalog(scenes, grid, asset_base_url), out_dir)
     return DemoWorld(
         root=out_dir,
         catalog=catalog_path,

@@ -376,6 +376,16 @@ def test_an_interrupted_world_can_be_regenerated_in_place(tmp_path: Path) -> Non
         assert src.shape == (256, 256)
 
 
+def test_a_world_failing_part_way_has_no_catalog(tmp_path: Path) -> None:
+    """Its catalog.json was written before the points and recipes: a half world looked like a world."""
+    (tmp_path / "w" / "training.yaml").mkdir(parents=True)  # the recipe cannot be written: fails late
+    with pytest.raises(IsADirectoryError, match="training"):
+        generate(tmp_path / "w", size=256)
+    assert (tmp_path / "w" / "train.gpkg").exists()  # it failed after most of the world was written
+    assert not (tmp_path / "w" / "catalog.json").exists()
+    assert not (tmp_path / "w" / "pc").exists()
+
+
 def test_cli_default_size_is_the_library_default() -> None:
     import inspect
 
