@@ -14,7 +14,11 @@ def publish_command(
         str, typer.Argument(help="Local folder, or s3://bucket/prefix (LULC_SERVICE_S3_* settings).")
     ],
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a run already published there (else refused).")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace a run already published there (else refused); kept if the copy fails.",
+        ),
     ] = False,
 ) -> None:
     """Publish a run folder as the service does: files, then its item; links out of the folder dropped."""
