@@ -12,12 +12,11 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urljoin
 
 import rasterio
 
 from lulc.allowlist import AllowList
-from lulc.urls import HostNotAllowedError, parse_location
+from lulc.urls import HostNotAllowedError, parse_location, redirect_url
 
 GDAL_OPTIONS: dict[str, str | int] = {
     # Do not list the COG's "directory" looking for sidecars: cuts a COG open over HTTP from
@@ -174,7 +173,9 @@ def _follow_checked(href: str, allow: AllowList, what: str, timeout: float, hops
                 pool.map(_redirect_target, [current] * len(PROBES), PROBES, [timeout] * len(PROBES))
             )
         targets = {
-            method: urljoin(current, target) for method, target in zip(PROBES, answers, strict=True) if target
+            method: redirect_url(current, target)
+            for method, target in zip(PROBES, answers, strict=True)
+            if target
         }
         if not targets:
             return current  # no redirect (or unreachable now: GDAL will say so, and retry, itself)

@@ -18,7 +18,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
 
 import pystac
 import requests
@@ -29,7 +28,7 @@ from pystac_client.stac_api_io import StacApiIO
 
 from lulc.allowlist import LOCAL_REFUSAL, AllowList
 from lulc.errors import SourceError, SourceUnavailableError
-from lulc.urls import HostNotAllowedError, parse_location, refuse
+from lulc.urls import HostNotAllowedError, parse_location, redirect_url, refuse
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers worth asking again (a 500 is the server's own bug: asking again gives the same)."""
@@ -131,7 +130,7 @@ class CheckedHttp:
         for _ in range(self.max_redirects + 1):
             response = self._send_with_retries(method, href, what, json, params, headers)
             if response.status_code in REDIRECT_STATUSES and response.headers.get("location"):
-                target = urljoin(response.url or href, response.headers["location"])
+                target = redirect_url(response.url or href, response.headers["location"])
                 if method != "GET" and response.status_code not in (307, 308):
                     method, json = "GET", None  # what browsers do for 301/302/303 after a POST
                 href = self.allow.check(target, f"redirect from {href} to")

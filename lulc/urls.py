@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from lulc.errors import LimitError
 
@@ -104,6 +104,25 @@ def parse_location(text: str, what: str = "URL") -> Location:
     if not rest.startswith("//"):
         raise refuse(what, text, "a URL needs '//' and a host after the scheme")
     return _remote(scheme, rest[2:], text, what)
+
+
+def redirect_url(current: str, location: str) -> str:
+    """The URL a ``Location`` header leads to from ``current``, or HostNotAllowedError if it is malformed.
+
+    Only a full URL (``scheme://host/...``) or a reference without a scheme is resolved (as ``urljoin``
+    does); a scheme without ``//`` (``http:/host/x``, ``http:host``, ``http:///host``), backslashes,
+    spaces or control characters are refused: ``urljoin`` reads ``http:/other/x`` as a path on the same
+    host, where libcurl goes to ``other`` (review).
+    """
+    parts = urlsplit(location)
+    malformed = (
+        any(c.isspace() or ord(c) < 0x20 or c == "\\" for c in location)
+        or (bool(parts.scheme) and not parts.netloc)
+        or (bool(parts.scheme) and not location.lower().startswith(f"{parts.scheme}://"))
+    )
+    if malformed:
+        raise HostNotAllowedError(f"{current} redirects to a malformed location {location!r}; not followed")
+    return urljoin(current, location)
 
 
 def _vsi(text: str, what: str) -> Location:

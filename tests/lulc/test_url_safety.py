@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lulc.allowlist import AllowList, HostRule, UrlPrefix
-from lulc.urls import HostNotAllowedError, parse_location
+from lulc.urls import HostNotAllowedError, parse_location, redirect_url
 
 ALLOWED = "127.0.0.1:8001"
 OTHER = "127.0.0.1:9999"
@@ -270,3 +270,28 @@ def test_anything_still_normalises_and_refuses_tricks(tmp_path: Path) -> None:
     for trick in (f"http://{OTHER}\\@{ALLOWED}/", "/vsizip//x.zip/a.tif", "ftp://h/x", "http://u@h/x"):
         assert not anything.allows(trick), trick
     assert not anything.without_local().allows(str(tmp_path / "y.tif"))
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("HTTP://other:81/x.tif", "http://other:81/x.tif"),
+        ("//other/x.tif", "http://other/x.tif"),
+        ("/b/x.tif", "http://here:8/b/x.tif"),
+        ("x.tif?sig=1", "http://here:8/a/x.tif?sig=1"),
+        ("http:/other/x.tif", None),  # urljoin: a path on here; curl: host "other"
+        ("http:///other/x.tif", None),
+        ("http:other/x.tif", None),
+        ("\\\\other\\x.tif", None),
+        (" http://other/x.tif", None),
+        ("http://other/x.tif\t", None),
+    ],
+)
+def test_a_redirect_is_resolved_only_where_every_client_reads_it_alike(
+    location: str, expected: str | None
+) -> None:
+    if expected is None:
+        with pytest.raises(HostNotAllowedError, match="malformed location"):
+            redirect_url("http://here:8/a/b.tif", location)
+    else:
+        assert redirect_url("http://here:8/a/b.tif", location) == expected
