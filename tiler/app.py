@@ -237,7 +237,12 @@ def create_app(settings: TilerSettings) -> FastAPI:
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         return series_areas(
-            location, geometry, allow, settings.statistics_max_pixels, settings.max_response_bytes
+            location,
+            geometry,
+            allow,
+            settings.statistics_max_pixels,
+            settings.max_response_bytes,
+            max_periods=settings.max_series_periods,
         )
 
     @app.get("/runs", response_model=list[Run], tags=["Web map"])

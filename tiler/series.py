@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, Field
 
-from lulc.errors import LulcError
+from lulc.errors import LimitError, LulcError
 from tiler.allowlist import AllowList
 from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
 from tiler.colormaps import MAX_JSON_BYTES, classes_from_item, is_remote, read_json
@@ -61,6 +61,8 @@ def series_areas(
     allow: AllowList,
     max_pixels: int,
     max_bytes: int = MAX_JSON_BYTES,
+    *,
+    max_periods: int,
 ) -> SeriesStatistics:
     """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
 
@@ -68,6 +70,7 @@ def series_areas(
         NotFoundError: no collection there, or an item or map it links is missing.
         BadParameterError: a collection without item links, an item without a class map.
         NotAllowedError: an item or map outside the allow-list.
+        LimitError: more than ``max_periods`` item links (413), before any is read.
     """
     collection = read_json(location, max_bytes=max_bytes)
     if collection is None or collection.get("type") != "Collection":
@@ -80,6 +83,11 @@ def series_areas(
     ]
     if not links:
         raise BadParameterError(f"collection {location} links no items: it is not a series of maps")
+    if len(links) > max_periods:
+        raise LimitError(
+            f"collection {location} links {len(links):,} items, more periods than this server's limit of "
+            f"{max_periods:,}; count a shorter series"
+        )
     periods = []
     for link in links:
         item_location = allow.check(_join(location, str(link["href"])), "series item")

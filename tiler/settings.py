@@ -117,6 +117,12 @@ class TilerSettings(BaseSettings):
         description="Most features of a FeatureCollection POST /cog/statistics or /stac/statistics reads "
         "(one image read each, up to max_image_size pixels a side); more: 413.",
     )
+    max_series_periods: int = Field(
+        default=120,
+        ge=1,
+        description="Most periods (item links) of a collection POST /statistics/series counts, each a map "
+        "read of up to statistics_max_pixels; more: 413, before any is read. 120: ten years of months.",
+    )
     max_response_bytes: int = Field(
         default=16 * 2**20,
         ge=1024,

@@ -241,3 +241,21 @@ def test_each_period_of_a_series_has_the_figures_of_its_own_map_aoa_included(
             assert {k: v for k, v in period["statistics"].items() if k != "url"} == expected, period["period"]
             fractions.append(expected["aoa_fraction"])
         assert fractions[0] != fractions[1]
+
+
+def test_a_series_of_more_periods_than_the_limit_is_413_before_any_is_read(tmp_path: Path) -> None:
+    """Review: a collection of 1,000 links to one map was counted 1,000 times (24 s): nothing bounded it."""
+    links = [{"rel": "item", "href": f"./{year}/item.json", "lulc:period": str(year)} for year in range(3)]
+    (tmp_path / "collection.json").write_text(json.dumps({"type": "Collection", "id": "s", "links": links}))
+    polygon = mapping(box(10.0, 45.0, 10.01, 45.01))
+    url = str(tmp_path / "collection.json")
+    with TestClient(
+        create_app(TilerSettings(allow=[str(tmp_path)], max_series_periods=2)), raise_server_exceptions=False
+    ) as client:
+        refused = client.post("/statistics/series", params={"url": url}, json=polygon)
+        assert refused.status_code == 413, refused.text
+        assert "3 items" in refused.json()["detail"]
+    with TestClient(
+        create_app(TilerSettings(allow=[str(tmp_path)], max_series_periods=3)), raise_server_exceptions=False
+    ) as client:  # within the limit: its items are read (and are missing here)
+        assert client.post("/statistics/series", params={"url": url}, json=polygon).status_code == 404
