@@ -27,7 +27,11 @@ def classify_command(
         ),
     ] = None,
     datetime: Annotated[
-        str | None, typer.Option("--datetime", help="RFC 3339 interval, e.g. 2024-06-01/2024-08-31.")
+        str | None,
+        typer.Option(
+            "--datetime",
+            help="RFC 3339 interval, e.g. 2024-06-01/2024-08-31 (required with --stac).",
+        ),
     ] = None,
     stac: Annotated[
         str | None,

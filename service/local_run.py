@@ -77,6 +77,11 @@ def prepare_run(
     check_out_folder(out, SERIES if every is not None else None)
     if aoi is None and image is None:
         raise InputError("--aoi is required with --stac")
+    if when is None and image is None:  # as the service requires it (review: every year was mixed)
+        raise InputError(
+            "--datetime is required with --stac: the time window whose imagery is composited, e.g. "
+            "2024-06-01/2024-08-31 (.. for an open end)"
+        )
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if every is not None and image is not None:

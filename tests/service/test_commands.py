@@ -444,6 +444,7 @@ def test_the_python_api_takes_aois_and_names_as_a_notebook_has_them(
         stac="catalog.json",
         collection="sentinel-2-l2a",
         aoi=mapping(polygon_z),
+        when="2024-06-01/2024-08-31",
     )
     assert run.factory.collections == ("sentinel-2-l2a",)  # type: ignore[attr-defined]
     named = prepare_run(
@@ -452,6 +453,28 @@ def test_the_python_api_takes_aois_and_names_as_a_notebook_has_them(
     assert named.factory.image_bands == ("red", "nir", "swir16")  # type: ignore[attr-defined]
     refused = lulc(
         "classify", "--model", inputs["model"], "--stac", "catalog.json", "--aoi", "0,0,1,1",
-        "--image-bands", "", "--out", tmp_path / "c",
+        "--datetime", "2024", "--image-bands", "", "--out", tmp_path / "c",
     )  # fmt: skip
     assert refused.stderr.splitlines() == ["error: --image-bands names the bands of an --image"]
+
+
+def test_a_stac_source_needs_a_time_window_on_the_command_line_and_in_python(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """README review: without --datetime every image of the catalog, of every year, was composited."""
+    from lulc.errors import InputError
+    from service.api import classify
+
+    refused = lulc(
+        "classify", "--model", inputs["model"], "--stac", "catalog.json", "--aoi", "0,0,1,1",
+        "--out", tmp_path / "a",
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "error: --datetime is required with --stac: the time window whose imagery is composited, e.g. "
+        "2024-06-01/2024-08-31 (.. for an open end)"
+    ]
+    with pytest.raises(InputError, match="--datetime is required with --stac"):
+        classify(inputs["model"], stac="catalog.json", aoi="0,0,1,1", out=tmp_path / "b")
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
