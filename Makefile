@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# uv trusts the machine's certificate store, as pip and npm do: behind a TLS-inspecting proxy its CA is only
+# there, and uv's own bundle refused PyPI ("invalid peer certificate: UnknownIssuer") where pip went through.
+export UV_SYSTEM_CERTS ?= 1
 DEMO_DIR ?= demo-output
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8080

@@ -8,6 +8,8 @@ Every map and product is a folder under ``<out>/runs`` with its STAC item.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -122,6 +124,18 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     )
 
 
+def program_name(argv0: str, on_path: str | None) -> str:
+    """How to run this ``lulc`` again: ``lulc`` if the shell finds this one (``on_path``), else its path.
+
+    ``make demo`` runs ``.venv/bin/lulc``, which a shell without the virtual environment does not find
+    (review: the printed hint said ``lulc``: "command not found").
+    """
+    here = Path(argv0)
+    if here.name != "lulc" or (on_path is not None and Path(on_path).resolve() == here.resolve()):
+        return "lulc"
+    return str(here)
+
+
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the world, model and map.")] = DEFAULT_OUT,
     size: Annotated[
@@ -141,7 +155,8 @@ def demo(
             "another lulc demo? give another port, --port 8090 (make demo DEMO_PORT=8090), or --no-serve",
         )
     run_demo(out, size, seed, echo=typer.echo)
-    reopen = f"lulc tiler --allow {out} --runs {out / 'runs'}"
+    program = program_name(sys.argv[0], shutil.which("lulc"))
+    reopen = f"{program} tiler --allow {out} --runs {out / 'runs'} --host {host} --port {port}"
     typer.echo(f"outputs in {out}/ (world, models, runs); to reopen the map later: {reopen}")
     if not serve:
         return

@@ -81,7 +81,23 @@ def bbox_polygon(bbox: list[float]) -> dict[str, Any]:
 def aoi_argument(value: str) -> dict[str, Any]:
     """``--aoi`` as GeoJSON for ``parse_aoi``: ``w,s,e,n`` (``bbox_polygon``), else a file's AOI."""
     bbox = parse_bbox(value)
-    return bbox_polygon(bbox) if bbox is not None else read_aoi_file(value)
+    if bbox is not None:
+        return bbox_polygon(bbox)
+    parts = value.split(",")
+    if len(parts) > 1 and not Path(value).exists() and all(_is_number(p) for p in parts):
+        raise InputError(
+            f"AOI {value}: a box is four numbers w,s,e,n in degrees, got {len(parts)} (and no file has "
+            "that name)"
+        )
+    return read_aoi_file(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 JSON_SUFFIXES = (".json", ".geojson")

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pytest
 import rasterio
 
-from demo.run import DemoResult, run_demo
+from demo.run import DemoResult, program_name, run_demo
 from lulc.olofsson import estimate
 from service.change import change_runs
 from service.change_areas import change_area_estimate, change_strata
@@ -285,3 +285,12 @@ def test_a_busy_port_is_refused_before_the_job_not_after_it(tmp_path: Path) -> N
     assert f"cannot listen on 127.0.0.1:{port}" in str(result.exception)
     assert "--port" in str(result.exception)
     assert not (tmp_path / "out").exists(), "refused before any work"
+
+
+def test_the_reopen_hint_names_a_lulc_the_shell_finds(tmp_path: Path) -> None:
+    """Review: after ``make demo`` the hint said ``lulc``, which a shell without the venv does not find."""
+    venv_lulc = str(tmp_path / ".venv" / "bin" / "lulc")
+    assert program_name(venv_lulc, None) == venv_lulc
+    assert program_name(venv_lulc, "/usr/local/bin/lulc") == venv_lulc  # another lulc: not this one
+    assert program_name(venv_lulc, venv_lulc) == "lulc"
+    assert program_name("/usr/bin/pytest", None) == "lulc"  # run in-process: the command's name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi, parse_bbox
@@ -27,3 +29,16 @@ def test_a_box_turned_round_is_refused(bbox: list[float]) -> None:
 def test_a_box_outside_lon_lat_is_refused_by_the_aoi_parser() -> None:
     with pytest.raises(InputError):
         parse_aoi(bbox_polygon([500000.0, 4000000.0, 510000.0, 4010000.0]))  # UTM metres, not degrees
+
+
+@pytest.mark.parametrize("value", ["1,2,3", "140.1,36.0,140.2,36.1,5", "-1.5,2"])
+def test_a_box_of_the_wrong_count_is_named_a_box_not_a_missing_file(value: str) -> None:
+    """README review: ``--aoi 1,2,3`` said "AOI file 1,2,3 does not exist"."""
+    with pytest.raises(InputError, match=r"a box is four numbers w,s,e,n in degrees, got \d"):
+        aoi_argument(value)
+
+
+def test_a_file_named_like_numbers_is_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "1,2").write_text('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}')
+    assert aoi_argument("1,2")["type"] in ("Polygon", "FeatureCollection", "MultiPolygon")
