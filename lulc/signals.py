@@ -7,6 +7,8 @@ these while ``lulc.cli`` is still being imported.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Terminated(BaseException):
@@ -27,12 +29,47 @@ class Interrupted(BaseException):
     """
 
 
+_held = 0
+"""How many ``held()`` blocks the main thread is in."""
+_pending: type[BaseException] | None = None
+"""The first signal that arrived during ``held()``, raised when the outermost block ends."""
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Put off Ctrl-C and SIGTERM until the block ends: for the renames that put a result in place.
+
+    A run's outputs move into place in a few renames (an item withdrawn, files replaced, the item written);
+    an interrupt between two of them left an earlier result half replaced (review: a run folder without its
+    item, a patches file beside the earlier file's item). The signal is not lost: it unwinds the command
+    as soon as the block is done, with everything in place. Only ``lulc``'s own handlers defer (Python
+    runs signal handlers in the main thread, whichever thread the kernel picked); SIGKILL cannot be put off.
+    """
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _held == 0 and _pending is not None:
+            pending, _pending = _pending, None
+            raise pending
+
+
+def _raise_or_defer(exc: type[BaseException]) -> None:
+    global _pending
+    if _held:
+        _pending = _pending or exc
+        return
+    raise exc
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated
+    _raise_or_defer(Terminated)
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    raise Interrupted
+    _raise_or_defer(Interrupted)
 
 
 def stop_cleanly_on_sigterm() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
 from lulc.progress import NullProgress, Progress
+from lulc.signals import held
 from service.change_areas import change_strata, change_stratum_names
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import derived_link, product_item
@@ -367,9 +369,10 @@ def design_run(
     rows, cols, strata = draw_points(frame, design, strip_counts, block_size, rng, progress)
     order = rng.permutation(rows.size)
     rows, cols, strata = rows[order], cols[order], strata[order]
-    _write_sample(out, frame, rows, cols, strata)
-    item = _design_item(frame, out, design, seed)
-    item_path = write_text_atomic(item_path_for(out), dump_json(item))
+    with ExitStack() as in_place:  # the earlier item out, the sample and its item in: one step (review)
+        _write_sample(out, frame, rows, cols, strata, in_place)
+        item = _design_item(frame, out, design, seed)
+        item_path = write_text_atomic(item_path_for(out), dump_json(item))
     return DesignResult(out, item_path, design, item)
 
 
@@ -394,7 +397,14 @@ def _write_sample(
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
     strata: npt.NDArray[np.int64],
+    in_place: ExitStack,
 ) -> None:
+    """Write the sample to ``out`` atomically; ``in_place`` holds signals from just before its rename.
+
+    The earlier sample's item is withdrawn first: an interrupt may not leave it beside a new sample
+    (review: the item said 1,882 points, the file had 524). The caller writes the new item inside
+    ``in_place``.
+    """
     import pyogrio.raw
     import shapely
 
@@ -422,6 +432,8 @@ def _write_sample(
             geometry_type="Point",
             crs=run.grid.crs.to_wkt(),
         )
+        in_place.enter_context(held())
+        item_path_for(out).unlink(missing_ok=True)
 
 
 def design_properties(frame: SamplingFrame, design: SampleDesign, seed: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from lulc.grid import OutputGrid
 from lulc.pixels import image_datetime
 from lulc.pixels.stac import StacBlockReader
 from lulc.progress import NullProgress, Progress
+from lulc.signals import held
 from service.blocks import run_blocks_threaded
 from service.output import (
     AOA_NAME,
@@ -242,14 +243,15 @@ def classify(
             *layer_cogs,
             STATS_NAME,
         ]
-        withdraw_item(out)  # no old item beside new files if the run dies while they are renamed
-        final = move_into_place(staging, out, order)
-        # A previous run's optional maps and cleaned map that this item no longer lists.
-        for name in (CONFIDENCE_NAME, PROBABILITIES_NAME, AOA_NAME, SETS_NAME):
-            if name not in final:
-                (out / name).unlink(missing_ok=True)
-        _replace_clean(staging, out, request.mmu_ha is not None)
-        final.update(move_into_place(staging, out, [ITEM_NAME]))
+        with held():  # an interrupt waits for the renames: no earlier run left half replaced
+            withdraw_item(out)  # no old item beside new files if the run dies while they are renamed
+            final = move_into_place(staging, out, order)
+            # A previous run's optional maps and cleaned map that this item no longer lists.
+            for name in (CONFIDENCE_NAME, PROBABILITIES_NAME, AOA_NAME, SETS_NAME):
+                if name not in final:
+                    (out / name).unlink(missing_ok=True)
+            _replace_clean(staging, out, request.mmu_ha is not None)
+            final.update(move_into_place(staging, out, [ITEM_NAME]))
     return ClassifyResult(
         classes=final[CLASSES_NAME],
         confidence=final.get(CONFIDENCE_NAME),

@@ -40,6 +40,7 @@ from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, tran
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
+from lulc.signals import held
 from service.folders import made_folders
 from service.publish import ITEM_NAME
 
@@ -214,10 +215,11 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     with ExitStack() as stack:
         try:
             stack.enter_context(made_folders(out_dir))
-            path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+            with held():  # an interrupt between the two left the folder behind (review)
+                path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+                stack.callback(shutil.rmtree, path, ignore_errors=True)
         except PermissionError as exc:
             raise InputError(f"cannot write into --out {out_dir}: permission denied") from exc
-        stack.callback(shutil.rmtree, path, ignore_errors=True)
         remove_stale_staging(out_dir)  # not the one just made: it is new
         yield path
 
@@ -601,15 +603,17 @@ def move_into_place(staging: Path, out_dir: Path, names: list[str]) -> dict[str,
     """Rename finished files from ``staging`` to ``out_dir`` in the order given (put item.json last).
 
     A previous run's ``item.json`` there goes first: a run killed between two renames leaves a folder
-    without an item, never an item that pairs the old run's description with the new run's files.
+    without an item, never an item that pairs the old run's description with the new run's files. Ctrl-C
+    and SIGTERM wait until the renames are done (``lulc.signals.held``).
     """
-    if ITEM_NAME in names:
-        withdraw_item(out_dir)
-    final = {}
-    for name in names:
-        target = out_dir / name
-        os.replace(staging / name, target)
-        final[name] = target
+    with held():
+        if ITEM_NAME in names:
+            withdraw_item(out_dir)
+        final = {}
+        for name in names:
+            target = out_dir / name
+            os.replace(staging / name, target)
+            final[name] = target
     return final
 
 

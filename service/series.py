@@ -15,6 +15,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +27,7 @@ from lulc.datetimes import parse_datetime_interval
 from lulc.errors import InputError, NoItemsError, NoValidPixelsError
 from lulc.progress import NullProgress, Progress
 from lulc.seasons import season_year
+from lulc.signals import held
 from service.engine import ClassifyResult, classify
 from service.output import dump_json, write_text_atomic
 from service.publish import ITEM_NAME
@@ -174,6 +178,11 @@ def classify_series(
             )
     out = Path(out_dir)
     progress = progress or NullProgress()
+    earlier = _earlier_periods(out)
+    with held():  # the earlier series' documents go before its first map is replaced (review: an
+        # interrupted run left them listing a mix of the earlier and the new model's maps)
+        (out / COLLECTION_NAME).unlink(missing_ok=True)
+        (out / SERIES_NAME).unlink(missing_ok=True)
     runs: dict[str, ClassifyResult] = {}
     skipped: dict[str, str] = {}
     for period in periods:
@@ -201,12 +210,40 @@ def classify_series(
             f"no {every} of {request.datetime} has imagery to classify: "
             + "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
         )
+    for label in earlier - runs.keys() - skipped.keys():  # the earlier series' maps outside this window
+        shutil.rmtree(out / label, ignore_errors=True)
     series = series_document(every, request.datetime or "", runs, skipped, model.contract.classes)
     write_text_atomic(out / SERIES_NAME, dump_json(series))
     collection = collection_document(every, request.datetime or "", runs, skipped, model.contract.classes)
     path = write_text_atomic(out / COLLECTION_NAME, dump_json(collection))
     runs = {label: _in_collection(result, str(collection["id"])) for label, result in runs.items()}
     return SeriesResult(runs, skipped, path, collection, series)
+
+
+def _earlier_periods(out: Path) -> set[str]:
+    """The period folders of an earlier series in ``out``: named as periods, holding an item of it.
+
+    A series run again over a shorter window replaces them: left, their items named a collection that no
+    longer listed them. Found by their items' links, not by ``collection.json``: an interrupted run has
+    withdrawn that.
+    """
+    labels = set()
+    for folder in out.iterdir() if out.is_dir() else ():
+        if not (PERIOD_LABEL.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink()):
+            continue
+        try:
+            item = json.loads((folder / ITEM_NAME).read_text(encoding="utf-8"))
+            links = item.get("links", []) if isinstance(item, dict) else []
+        except (OSError, ValueError):
+            continue
+        member = {"rel": "collection", "href": f"../{COLLECTION_NAME}"}
+        if any(isinstance(link, dict) and member.items() <= link.items() for link in links):
+            labels.add(folder.name)
+    return labels
+
+
+PERIOD_LABEL = re.compile(r"\d{4}(-\d{2}|-(DJF|MAM|JJA|SON))?")
+"""What a period folder is named (a year, a month, a season): nothing else of a folder is ever removed."""
 
 
 def _whole_year(window: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from lulc.cog import atomic_path
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
+from lulc.signals import held
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import CLASSIFICATION, derived_link, product_item, stac_classes
 from service.run_folder import RunFolder, open_run
@@ -382,18 +383,21 @@ def vectorize_run(
     driver, media_type = FORMATS[out.suffix.lower()]
     check_item_path(out, "patches", overwrite)
     run = open_run(run_path)
-    with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
-        tmp.unlink()
-        writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
-        try:
-            for patch in iter_patches(
-                run, connectivity=connectivity, block_size=block_size, progress=progress
-            ):
-                writer.add(patch)
-        finally:
-            writer.close()
-    item = _vector_item(run, out, media_type, writer, connectivity)
-    item_path = write_text_atomic(item_path_for(out), dump_json(item))
+    with ExitStack() as in_place:  # the earlier item out, the patches and their item in: one step (review)
+        with atomic_path(out, suffix=out.suffix) as tmp, fixed_ogr_date():
+            tmp.unlink()
+            writer = _FeatureWriter(tmp, driver, run, run.confidence_path is not None)
+            try:
+                for patch in iter_patches(
+                    run, connectivity=connectivity, block_size=block_size, progress=progress
+                ):
+                    writer.add(patch)
+            finally:
+                writer.close()
+            in_place.enter_context(held())
+            item_path_for(out).unlink(missing_ok=True)  # not left beside the new file (review)
+        item = _vector_item(run, out, media_type, writer, connectivity)
+        item_path = write_text_atomic(item_path_for(out), dump_json(item))
     return VectorizeResult(out, item_path, writer.written, dict(sorted(writer.pixels_by_value.items())), item)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, to_mlm_item
+from lulc.signals import held
 from training.config import TrainingConfig
 from training.errors import ConfigError
 from training.imagery import Imagery
@@ -60,13 +61,19 @@ def check_model_out(out: Path) -> None:
 def install(tmp: Path, out: Path) -> None:
     """Move the finished temporary directory onto ``out`` (replacing an earlier model directory)."""
     check_model_out(out)
-    if out.exists():
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    with held():  # an interrupt between the two renames left no model at out (review)
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old / out.name, out)  # the earlier model back
+            old.rmdir()
+            raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_model_dir(

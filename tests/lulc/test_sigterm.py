@@ -94,3 +94,34 @@ def test_a_server_stopped_with_sigterm_says_no_error(tmp_path: Path) -> None:
         server.kill()
     assert "error:" not in stderr, stderr
     assert "Application shutdown complete" in stderr
+
+
+HELD = """
+import os, signal, sys, time
+from pathlib import Path
+from lulc.signals import Interrupted, Terminated, held, stop_cleanly_on_sigterm
+
+stop_cleanly_on_sigterm()
+done = Path(sys.argv[1])
+try:
+    with held():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # both handlers have run by now: put off, not raised
+        with held():
+            time.sleep(0.05)
+        done.write_text("renamed")  # what the block was for
+    sys.exit(0)
+except Interrupted:
+    sys.exit(130)
+except Terminated:
+    sys.exit(143)
+"""
+
+
+def test_signals_during_held_wait_for_the_block_and_the_first_one_unwinds_it(tmp_path: Path) -> None:
+    """Review: Ctrl-C between the renames that replace a result left it half replaced."""
+    marker = tmp_path / "done"
+    held = subprocess.run([sys.executable, "-c", HELD, str(marker)], timeout=60, check=False)
+    assert held.returncode == 130  # Ctrl-C came first; it unwinds once the block is done
+    assert marker.read_text() == "renamed"

@@ -14,6 +14,8 @@ import rasterio.features
 
 from lulc.classes import NODATA
 from lulc.errors import InputError, NoItemsError
+from lulc.progress import NullProgress
+from lulc.signals import Interrupted
 from service.engine import CLEAN_DIR, classify
 from service.readers import StacReaderFactory
 from service.request import ClassifyRequest
@@ -216,6 +218,48 @@ def test_every_year_makes_one_map_per_year_with_imagery_and_a_valid_collection(
         labels = _read(out / period["period"] / "classes.tif")
         for row in period["classes"]:
             assert row["pixels"] == int((labels == row["value"]).sum())
+
+
+class _CtrlCAt(NullProgress):
+    """Ctrl-C (``Interrupted``, as lulc's handler raises it) when the series starts on ``label``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def note(self, message: str) -> None:
+        if message.startswith(f"{self.label}:"):
+            raise Interrupted
+
+
+def test_a_series_run_again_withdraws_the_earlier_documents_first_and_replaces_its_periods(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """A series run again into its folder replaces the earlier series, whatever stops it.
+
+    Review: an interrupted rerun left collection.json listing a mix of two models' maps; a rerun over a
+    shorter window left the earlier series' other years, whose items named a collection not listing them.
+    """
+    out = tmp_path / "yearly"
+    model = load_model(engine_world.model)
+    factory = StacReaderFactory(str(engine_world.catalog))
+
+    def request(window: str) -> ClassifyRequest:
+        return ClassifyRequest(aoi=engine_world.aoi, datetime=window, block_size=256)
+
+    classify_series(request("2021/2024"), model, factory, out, "year")
+    assert (out / "collection.json").exists()
+    with pytest.raises(Interrupted):
+        classify_series(request("2021/2024"), model, factory, out, "year", progress=_CtrlCAt("2023"))
+    assert not (out / "collection.json").exists()  # it would list 2023 and 2024 of the earlier run
+    assert not (out / "series.json").exists()
+    assert (out / "2021" / "item.json").exists()
+
+    again = classify_series(request("2021/2023"), model, factory, out, "year")
+    assert list(again.runs) == ["2021", "2023"]
+    assert not (out / "2024").exists()  # the earlier series' year outside this window
+    listed = [link["href"] for link in again.collection_dict["links"] if link["rel"] == "item"]
+    assert listed == ["./2021/item.json", "./2023/item.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["2021", "2023", "collection.json", "series.json"]
 
 
 def test_a_window_without_any_imagery_is_an_error(engine_world: EngineWorld, tmp_path: Path) -> None:
