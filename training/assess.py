@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -594,18 +595,40 @@ def render_assessment(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def check_assessment_out(path: Path) -> None:
-    """Refuse, before any work, an ``--out`` that is a folder (the assessment is one JSON file).
+def check_assessment_out(path: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, an ``--out`` that is a folder, one of ``inputs`` or another file.
+
+    The assessment is one JSON file: an earlier assessment there is replaced, anything else is kept
+    (review: ``--out`` naming the points being assessed replaced them with the JSON).
 
     Raises:
-        AssessError: ``path`` is an existing folder.
+        AssessError: ``path`` is an existing folder, an input, or a file that is no earlier assessment.
     """
     if path.is_dir():
         raise AssessError(f"--out {path} is a folder: give the JSON file to write (e.g. {path}/assess.json)")
+    if not path.exists():
+        return
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise AssessError(f"--out {path} is an input of the assessment: give a new file, e.g. assess.json")
+    if not _is_assessment(path):
+        raise AssessError(
+            f"--out {path} exists and is not an earlier assessment; it is kept: give a new file, e.g. "
+            "assess.json"
+        )
 
 
-def write_assessment(path: Path, result: dict[str, Any]) -> None:
+def _is_assessment(path: Path) -> bool:
+    """Whether ``path`` holds an assessment this command wrote (JSON with its method and error matrix)."""
+    try:
+        with path.open("rb") as f:
+            data = json.loads(f.read(64 * 2**20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"method", "overall_accuracy", "error_matrix"} <= data.keys()
+
+
+def write_assessment(path: Path, result: dict[str, Any], inputs: Sequence[Path] = ()) -> None:
     """The assessment as canonical JSON, written atomically."""
-    check_assessment_out(path)
+    check_assessment_out(path, inputs)
     with atomic_path(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -179,14 +179,15 @@ def assess_command(
     """Map accuracy and class areas with 95 % confidence intervals (Olofsson et al. 2014)."""
     from training.assess import assess_map, check_assessment_out, render_assessment, write_assessment
 
+    inputs = [map_path, map_path / "classes.tif", points, *([classes] if classes else [])]
     if out is not None:
-        check_assessment_out(out)
+        check_assessment_out(out, inputs)
     result = assess_map(
         map_path, points, label_field, classes, points_crs, compare_source=not no_compare_source
     )
     typer.echo(render_assessment(result))
     if out is not None:
-        write_assessment(out, result)
+        write_assessment(out, result, inputs)
 
 
 def register(app: typer.Typer) -> None:

@@ -79,6 +79,34 @@ def test_a_run_folder_is_its_classes_tif_and_an_out_folder_is_refused(
     assert not (tmp_path / "x.json").exists()
 
 
+def test_an_out_that_is_an_input_or_another_file_is_kept_and_an_earlier_assessment_replaced(
+    runs: Runs, points: Path, tmp_path: Path
+) -> None:
+    """Review: ``--out`` naming the points being assessed replaced them with the JSON (the map too)."""
+    labels = tmp_path / "labels.gpkg"
+    shutil.copy(points, labels)
+    classes = tmp_path / "map.tif"
+    shutil.copy(runs.first / "classes.tif", classes)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    kept = {path: path.read_bytes() for path in (labels, classes, notes)}
+    for map_arg, out, message in (
+        (classes, labels, "is an input of the assessment"),
+        (classes, classes, "is an input of the assessment"),
+        (runs.first, runs.first / "classes.tif", "is an input of the assessment"),
+        (classes, notes, "exists and is not an earlier assessment; it is kept"),
+    ):
+        bad = lulc("assess", map_arg, "--points", labels, "--out", out)
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stderr.splitlines() == [f"error: --out {out} {message}: give a new file, e.g. assess.json"]
+    assert {path: path.read_bytes() for path in kept} == kept
+    report = tmp_path / "assess.json"
+    for _ in range(2):  # written, then an earlier assessment replaced
+        done = lulc("assess", classes, "--points", labels, "--out", report)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(report.read_text())["map"] == "map.tif"
+
+
 def _two_layers(path: Path, points: Path) -> Path:
     """``points`` with a second point layer, as geopandas' ``to_file`` adds one under the file's stem."""
     import geopandas as gpd
