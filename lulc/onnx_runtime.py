@@ -11,12 +11,17 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from lulc.signals import raise_wrapped_signal
+
 TELEMETRY_VARIABLE = "ORT_DISABLE_TELEMETRY"
 
 
 def onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module, its telemetry off unless the environment says otherwise."""
     os.environ.setdefault(TELEMETRY_VARIABLE, "1")
-    import onnxruntime as ort
-
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # a Ctrl-C during the import comes out as pybind11's ImportError
+        raise_wrapped_signal(exc)
+        raise
     return ort

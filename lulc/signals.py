@@ -94,3 +94,19 @@ def sigterm_for_servers() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if signal.getsignal(signal.SIGINT) is _on_sigint:  # Python's own back; an ignored one stays ignored
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def raise_wrapped_signal(exc: BaseException) -> None:
+    """Raise the ``Interrupted`` or ``Terminated`` that ``exc`` wraps (its cause or context), if any.
+
+    A signal raised while an extension module initialises comes out of the import as pybind11's
+    ``ImportError("initialization failed")``, caused by our exception: a Ctrl-C while onnxruntime loaded
+    was reported as a broken model, exit 2 (review).
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (Interrupted, Terminated)):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__

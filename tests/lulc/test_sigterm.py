@@ -125,3 +125,21 @@ def test_signals_during_held_wait_for_the_block_and_the_first_one_unwinds_it(tmp
     held = subprocess.run([sys.executable, "-c", HELD, str(marker)], timeout=60, check=False)
     assert held.returncode == 130  # Ctrl-C came first; it unwinds once the block is done
     assert marker.read_text() == "renamed"
+
+
+def test_a_signal_wrapped_by_an_extensions_import_is_raised_as_itself() -> None:
+    """Review: Ctrl-C while onnxruntime initialised came out as ImportError: "not a readable ONNX model"."""
+    import pytest
+
+    from lulc.signals import Interrupted, Terminated, raise_wrapped_signal
+
+    for signal_error in (Interrupted, Terminated):
+        try:
+            try:
+                raise signal_error
+            except BaseException as inner:
+                raise ImportError("initialization failed") from inner
+        except ImportError as wrapped:
+            with pytest.raises(signal_error):
+                raise_wrapped_signal(wrapped)
+    raise_wrapped_signal(ImportError("a real one"))  # nothing wrapped: the caller goes on
