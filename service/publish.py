@@ -216,6 +216,35 @@ def output_files(src_dir: Path) -> list[str]:
     return _items_last(names)
 
 
+def check_complete(src: Path, names: list[str]) -> None:
+    """Refuse a folder whose items list an asset in the folder that is not there (a damaged run).
+
+    Review: a run missing ``confidence.tif`` was published with an item listing it.
+
+    Raises:
+        InputError: an item's asset inside the folder is missing, or an item is not JSON.
+    """
+    present = set(names)
+    for name in names:
+        if posixpath.basename(name) != ITEM_NAME:
+            continue
+        try:
+            item = json.loads((src / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{src / name} is not a readable STAC item: {exc}") from None
+        assets = item.get("assets") if isinstance(item, dict) else None
+        for asset in (assets or {}).values() if isinstance(assets, dict) else ():
+            href = asset.get("href") if isinstance(asset, dict) else None
+            if not isinstance(href, str) or "://" in href or href.startswith("/"):
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), href))
+            if not target.startswith("../") and target not in present:
+                raise InputError(
+                    f"{src / name} lists {href}, which is missing from {src}: the run is incomplete; "
+                    "run it again"
+                )
+
+
 def _items_last(names: list[str]) -> list[str]:
     """``names`` with every ``item.json`` after the other files, deeper folders' first, the run's own last."""
     items = sorted((n for n in names if posixpath.basename(n) == ITEM_NAME), key=lambda n: (-n.count("/"), n))
@@ -245,6 +274,7 @@ def publish(
     """
     src = Path(src_dir).resolve()
     names = output_files(src)
+    check_complete(src, names)
     folder = destination_folder(dest)
     files = {name: join_url(folder, name) for name in names}
     if is_local(dest) and Path(folder) == src:

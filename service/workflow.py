@@ -17,6 +17,7 @@ from lulc.progress import Progress
 from service.publish import (
     ITEM_NAME,
     S3Options,
+    check_complete,
     check_destination,
     is_local,
     join_url,
@@ -285,6 +286,7 @@ def publish_run(
     if same_dir(destination, src):
         return publish(src, destination, s3=s3, replace=replace).url
     names = output_files(src)
+    check_complete(src, names)  # here, to name the run rather than the staging folder
     staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=src.parent))
     try:
         for name in names:

@@ -465,3 +465,24 @@ def test_a_store_failure_that_may_pass_is_an_upstream_error_and_a_refusal_is_not
     assert not isinstance(refused, UpstreamError)
     assert not isinstance(denied, UpstreamError)
     assert str(passing) == "cannot write to output destination s3://b/r: connection refused"
+
+
+def test_a_run_whose_item_lists_a_missing_file_is_not_published(tmp_path: Path) -> None:
+    """Review: a run missing confidence.tif was published with an item listing it."""
+    src = make_outputs(tmp_path / "src")
+    item = {
+        "type": "Feature",
+        "id": "x",
+        "assets": {
+            "classes": {"href": "./classes.tif"},
+            "confidence": {"href": "./confidence.tif"},
+            "model": {"href": "../models/m/model.onnx"},  # outside the run: not its to carry
+            "source": {"href": "https://example.com/b04.tif"},
+        },
+    }
+    (src / ITEM_NAME).write_text(json.dumps(item))
+    publish(src, str(tmp_path / "complete"))
+    (src / "confidence.tif").unlink()
+    with pytest.raises(InputError, match=r"lists \./confidence\.tif, which is missing"):
+        publish(src, str(tmp_path / "dest"))
+    assert not (tmp_path / "dest").exists()
