@@ -59,7 +59,7 @@ from service.product_item import (
     stac_classes,
 )
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, open_run
+from service.run_folder import RunFolder, open_run, read_band
 from service.sieve import grid_blocks
 
 CHANGE_NAME = "change.tif"
@@ -238,7 +238,7 @@ def change_runs(
             dst.update_tags(1, **class_tags(pairs))
             for block in blocks:
                 window = Window(block.col, block.row, block.width, block.height)
-                codes = change_block(src_a.read(1, window=window), src_b.read(1, window=window), lookup, n)
+                codes = change_block(read_band(src_a, window), read_band(src_b, window), lookup, n)
                 dst.write(codes, 1, window=window)
                 if sample is not None:
                     here = (

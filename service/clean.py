@@ -52,7 +52,7 @@ from service.product_item import (
     stac_classes,
 )
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, open_run
+from service.run_folder import RunFolder, open_run, read_band
 from service.sieve import BlockSieve, Connectivity, checked_connectivity
 
 
@@ -161,7 +161,7 @@ def clean_run(
                     conf_dst.set_band_description(1, "top-class probability (percent); nodata where cleaned")
                     conf_dst.update_tags(1, UNITS="percent")
                 sieve = BlockSieve(
-                    lambda window: src.read(1, window=window),
+                    lambda window: read_band(src, window),
                     grid.height,
                     grid.width,
                     threshold=threshold,
@@ -177,7 +177,7 @@ def clean_run(
                     here = cells.sum_by_value(after, window.row_off, window.col_off) if cells else None
                     counts = counts.add(after, here)
                     if conf_src is not None and conf_dst is not None:
-                        confidence = conf_src.read(1, window=window)
+                        confidence = read_band(conf_src, window)
                         confidence[moved] = NODATA
                         conf_dst.write(confidence, 1, window=window)
                     progress.advance()

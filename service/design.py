@@ -49,7 +49,7 @@ from service.change_areas import change_strata, change_stratum_names
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import derived_link, product_item
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, RunGrid, open_run, run_folder_path
+from service.run_folder import RunFolder, RunGrid, open_run, read_band, run_folder_path
 from service.vectorize import (
     FORMATS,
     PARQUET,
@@ -258,7 +258,7 @@ def count_pixels(frame: SamplingFrame, rows: int, progress: Progress) -> npt.NDA
     progress.start("counting pixels per stratum", len(strips))
     with gdal_env(), rasterio.open(frame.run.classes_path) as src:
         for k, window in enumerate(strips):
-            counts[k] = np.bincount(frame.to_strata(src.read(1, window=window)).ravel(), minlength=256)
+            counts[k] = np.bincount(frame.to_strata(read_band(src, window)).ravel(), minlength=256)
             progress.advance()
     return counts
 
@@ -298,7 +298,7 @@ def draw_points(
                 if picked.size:
                     wanted[value] = picked
             if wanted:
-                strip = frame.to_strata(src.read(1, window=window)).ravel()
+                strip = frame.to_strata(read_band(src, window)).ravel()
                 for value, picked in wanted.items():
                     flat = np.flatnonzero(strip == value)[picked]
                     out_rows.append(flat // width + int(window.row_off))

@@ -156,3 +156,18 @@ def open_run(path: str | Path) -> RunFolder:
         grid=grid,
         nodata=nodata,
     )
+
+
+def read_band(src: rasterio.io.DatasetReader, window: Any, band: int = 1) -> Any:
+    """``src.read(band, window=window)``; a damaged file is an ``InputError`` naming it.
+
+    GDAL's own message ("Read failed. See previous exception for details.") named no file, and the
+    command printed it as an unexpected error (review: a truncated classes.tif in a run folder).
+    """
+    from rasterio.errors import RasterioIOError
+
+    try:
+        return src.read(band, window=window)
+    except RasterioIOError as exc:
+        reason = " ".join(str(exc.__cause__ or exc).split())
+        raise InputError(f"{src.name} cannot be read, damaged or cut short: {reason}") from exc

@@ -37,7 +37,7 @@ from lulc.progress import NullProgress, Progress
 from lulc.signals import held
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import CLASSIFICATION, derived_link, product_item, stac_classes
-from service.run_folder import RunFolder, open_run
+from service.run_folder import RunFolder, open_run, read_band
 from service.sieve import BlockSieve, Connectivity, GridBlock, checked_connectivity, grid_blocks
 
 PARQUET = "GeoParquet"
@@ -123,7 +123,7 @@ def iter_patches(
         conf = rasterio.open(run.confidence_path) if run.confidence_path is not None else None
         try:
             sieve = BlockSieve(
-                lambda window: src.read(1, window=window),
+                lambda window: read_band(src, window),
                 grid.height,
                 grid.width,
                 threshold=1,
@@ -160,7 +160,7 @@ def _block_patches(
     conf_sum = np.zeros(n, dtype=np.int64)
     conf_pixels = np.zeros(n, dtype=np.int64)
     if conf is not None:
-        confidence = conf.read(1, window=window)
+        confidence = read_band(conf, window)
         known = confidence != NODATA
         conf_sum = np.bincount(patches.labels[known], weights=confidence[known], minlength=n).astype(np.int64)
         conf_pixels = np.bincount(patches.labels[known], minlength=n)
