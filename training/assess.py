@@ -43,6 +43,7 @@ from lulc.olofsson import (
     stratified_mean,
     thin_strata,
 )
+from lulc.pixels import open_image
 from lulc.vector_layers import geometry_layer
 from training.errors import AssessError
 from training.imagery import open_local_imagery
@@ -76,7 +77,7 @@ def map_areas(path: Path) -> MapAreas:
     counts = np.zeros(256, dtype=np.int64)
     area_m2 = np.zeros(256, dtype=np.float64)
     try:
-        with gdal_env(), rasterio.open(path) as src:
+        with gdal_env(), open_image(path) as src:  # no NotGeoreferencedWarning before our line
             if src.crs is None or not src.crs.is_projected:
                 raise AssessError(f"map {path} must be in a projected CRS to measure areas (it is {src.crs})")
             if src.dtypes[0] != "uint8":

@@ -275,3 +275,17 @@ def test_a_standard_error_of_0_is_said_to_be_no_precision(runs: Runs, tmp_path: 
     assert result["overall_accuracy"] == 1.0
     assert result["overall_accuracy_se"] == 0.0
     assert "a ± 0 is no precision" in render_assessment(result)
+
+
+def test_a_map_without_georeferencing_is_one_line(points: Path, tmp_path: Path) -> None:
+    """Review: rasterio's NotGeoreferencedWarning printed two lines before the error."""
+    import rasterio
+
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as dst:
+        dst.write(np.ones((1, 8, 8), dtype=np.uint8))
+    done = lulc("assess", plain, "--points", points)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: map {plain} must be in a projected CRS to measure areas (it is None)"
+    ]
