@@ -15,9 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -178,40 +175,40 @@ def classify_series(
             )
     out = Path(out_dir)
     progress = progress or NullProgress()
-    earlier = _earlier_periods(out)
-    with held():  # the earlier series' documents go before its first map is replaced (review: an
-        # interrupted run left them listing a mix of the earlier and the new model's maps)
-        (out / COLLECTION_NAME).unlink(missing_ok=True)
-        (out / SERIES_NAME).unlink(missing_ok=True)
+    earlier = _withdraw_documents(out)
     runs: dict[str, ClassifyResult] = {}
     skipped: dict[str, str] = {}
-    for period in periods:
-        progress.note(f"{period.label}: classifying {period.datetime}")
-        folder = out / period.label
-        existed = folder.exists()
-        try:
-            runs[period.label] = classify(
-                dataclasses.replace(request, datetime=period.datetime),
-                model,
-                reader_factory,
-                folder,
-                workers=workers,
-                progress=progress,
-                dask_scheduler=dask_scheduler,
+    try:
+        for period in periods:
+            progress.note(f"{period.label}: classifying {period.datetime}")
+            folder = out / period.label
+            existed = folder.exists()
+            try:
+                runs[period.label] = classify(
+                    dataclasses.replace(request, datetime=period.datetime),
+                    model,
+                    reader_factory,
+                    folder,
+                    workers=workers,
+                    progress=progress,
+                    dask_scheduler=dask_scheduler,
+                )
+            except (NoItemsError, NoValidPixelsError) as exc:
+                skipped[period.label] = str(exc)
+                if not existed and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()  # made for the run's staging: no empty period folder beside the maps
+                elif (folder / "classes.tif").exists():
+                    skipped[period.label] += f"; {folder} still holds the map of an earlier run"
+        if not runs:
+            raise NoItemsError(
+                f"no {every} of {request.datetime} has imagery to classify: "
+                + "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
             )
-        except (NoItemsError, NoValidPixelsError) as exc:
-            skipped[period.label] = str(exc)
-            if not existed and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()  # made for the run's staging: no empty period folder beside the maps
-            elif (folder / "classes.tif").exists():
-                skipped[period.label] += f"; {folder} still holds the map of an earlier run"
-    if not runs:
-        raise NoItemsError(
-            f"no {every} of {request.datetime} has imagery to classify: "
-            + "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
-        )
-    for label in earlier - runs.keys() - skipped.keys():  # the earlier series' maps outside this window
-        shutil.rmtree(out / label, ignore_errors=True)
+    except BaseException:
+        if not runs:  # no map of the earlier series was replaced: its documents describe it still
+            for name, text in earlier.items():
+                write_text_atomic(out / name, text)
+        raise
     series = series_document(every, request.datetime or "", runs, skipped, model.contract.classes)
     write_text_atomic(out / SERIES_NAME, dump_json(series))
     collection = collection_document(every, request.datetime or "", runs, skipped, model.contract.classes)
@@ -220,30 +217,22 @@ def classify_series(
     return SeriesResult(runs, skipped, path, collection, series)
 
 
-def _earlier_periods(out: Path) -> set[str]:
-    """The period folders of an earlier series in ``out``: named as periods, holding an item of it.
+def _withdraw_documents(out: Path) -> dict[str, str]:
+    """Remove an earlier series' ``collection.json`` and ``series.json`` from ``out``; their texts.
 
-    A series run again over a shorter window replaces them: left, their items named a collection that no
-    longer listed them. Found by their items' links, not by ``collection.json``: an interrupted run has
-    withdrawn that.
+    They go before the first map is replaced: an interrupted rerun left them listing a mix of the earlier
+    and the new model's maps (review). A rerun that replaces no map puts them back.
     """
-    labels = set()
-    for folder in out.iterdir() if out.is_dir() else ():
-        if not (PERIOD_LABEL.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink()):
-            continue
+    texts = {}
+    for name in (COLLECTION_NAME, SERIES_NAME):
         try:
-            item = json.loads((folder / ITEM_NAME).read_text(encoding="utf-8"))
-            links = item.get("links", []) if isinstance(item, dict) else []
+            texts[name] = (out / name).read_text(encoding="utf-8")
         except (OSError, ValueError):
             continue
-        member = {"rel": "collection", "href": f"../{COLLECTION_NAME}"}
-        if any(isinstance(link, dict) and member.items() <= link.items() for link in links):
-            labels.add(folder.name)
-    return labels
-
-
-PERIOD_LABEL = re.compile(r"\d{4}(-\d{2}|-(DJF|MAM|JJA|SON))?")
-"""What a period folder is named (a year, a month, a season): nothing else of a folder is ever removed."""
+    with held():
+        for name in texts:
+            (out / name).unlink(missing_ok=True)
+    return texts
 
 
 def _whole_year(window: str) -> bool:

@@ -231,13 +231,12 @@ class _CtrlCAt(NullProgress):
             raise Interrupted
 
 
-def test_a_series_run_again_withdraws_the_earlier_documents_first_and_replaces_its_periods(
+def test_a_series_run_again_withdraws_its_documents_while_it_replaces_maps(
     engine_world: EngineWorld, tmp_path: Path
 ) -> None:
-    """A series run again into its folder replaces the earlier series, whatever stops it.
+    """A rerun interrupted mid-way leaves no documents of two models' maps; one replacing none keeps them.
 
-    Review: an interrupted rerun left collection.json listing a mix of two models' maps; a rerun over a
-    shorter window left the earlier series' other years, whose items named a collection not listing them.
+    Review: an interrupted rerun left collection.json listing a mix of the earlier and the new maps.
     """
     out = tmp_path / "yearly"
     model = load_model(engine_world.model)
@@ -247,19 +246,20 @@ def test_a_series_run_again_withdraws_the_earlier_documents_first_and_replaces_i
         return ClassifyRequest(aoi=engine_world.aoi, datetime=window, block_size=256)
 
     classify_series(request("2021/2024"), model, factory, out, "year")
-    assert (out / "collection.json").exists()
-    with pytest.raises(Interrupted):
+    documents = {name: (out / name).read_bytes() for name in ("collection.json", "series.json")}
+    with pytest.raises(NoItemsError):  # replaces no map: the earlier series' documents stay
+        classify_series(request("2018/2019"), model, factory, out, "year")
+    with pytest.raises(Interrupted):  # Ctrl-C before the first map: the same
+        classify_series(request("2021/2024"), model, factory, out, "year", progress=_CtrlCAt("2021"))
+    assert {name: (out / name).read_bytes() for name in documents} == documents
+    with pytest.raises(Interrupted):  # Ctrl-C after 2021 was replaced: 2023 and 2024 are the earlier run's
         classify_series(request("2021/2024"), model, factory, out, "year", progress=_CtrlCAt("2023"))
-    assert not (out / "collection.json").exists()  # it would list 2023 and 2024 of the earlier run
+    assert not (out / "collection.json").exists()
     assert not (out / "series.json").exists()
     assert (out / "2021" / "item.json").exists()
-
-    again = classify_series(request("2021/2023"), model, factory, out, "year")
-    assert list(again.runs) == ["2021", "2023"]
-    assert not (out / "2024").exists()  # the earlier series' year outside this window
-    listed = [link["href"] for link in again.collection_dict["links"] if link["rel"] == "item"]
-    assert listed == ["./2021/item.json", "./2023/item.json"]
-    assert sorted(p.name for p in out.iterdir()) == ["2021", "2023", "collection.json", "series.json"]
+    again = classify_series(request("2021/2024"), model, factory, out, "year")
+    assert list(again.runs) == ["2021", "2023", "2024"]
+    assert (out / "collection.json").exists()
 
 
 def test_a_window_without_any_imagery_is_an_error(engine_world: EngineWorld, tmp_path: Path) -> None:
