@@ -110,19 +110,27 @@ def redirect_url(current: str, location: str) -> str:
     """The URL a ``Location`` header leads to from ``current``, or HostNotAllowedError if it is malformed.
 
     Only a full URL (``scheme://host/...``) or a reference without a scheme is resolved (as ``urljoin``
-    does); a scheme without ``//`` (``http:/host/x``, ``http:host``, ``http:///host``), backslashes,
-    spaces or control characters are refused: ``urljoin`` reads ``http:/other/x`` as a path on the same
-    host, where libcurl goes to ``other`` (review).
+    does); a scheme without ``//`` (``http:/host/x``, ``http:host``, ``http:///host``), backslashes and
+    ASCII control characters are refused: ``urljoin`` reads ``http:/other/x`` as a path on the same host,
+    where libcurl goes to ``other`` (review). Spaces and bytes beyond ASCII are percent-encoded, as libcurl
+    sends them (HTTP clients decode the header as Latin-1: its bytes are encoded as they came).
     """
-    parts = urlsplit(location)
-    malformed = (
-        any(c.isspace() or ord(c) < 0x20 or c == "\\" for c in location)
-        or (bool(parts.scheme) and not parts.netloc)
-        or (bool(parts.scheme) and not location.lower().startswith(f"{parts.scheme}://"))
-    )
-    if malformed:
+    text = location.strip(" \t")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in text):
         raise HostNotAllowedError(f"{current} redirects to a malformed location {location!r}; not followed")
-    return urljoin(current, location)
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8")
+    text = quote(raw, safe=_PRINTABLE_ASCII)
+    parts = urlsplit(text)
+    if parts.scheme and (not parts.netloc or not text.lower().startswith(f"{parts.scheme}://")):
+        raise HostNotAllowedError(f"{current} redirects to a malformed location {location!r}; not followed")
+    return urljoin(current, text)
+
+
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
+"""What a redirect's location keeps as it is: ASCII but space and control characters."""
 
 
 def _vsi(text: str, what: str) -> Location:

@@ -6,7 +6,7 @@ decides the grid of a request, searches its items, checks their bands and hosts,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,7 +48,7 @@ from lulc.pixels import (
     read_warped,
 )
 from lulc.seasons import season_year
-from lulc.sentinel2 import BandAsset, least_cloudy
+from lulc.sentinel2 import least_cloudy
 from service.request import ClassifyRequest
 
 if TYPE_CHECKING:
@@ -185,22 +185,10 @@ class StacReaderFactory:
 
     def _assets(self, item: NormalizedItem, grid: OutputGrid, contract: ModelContract) -> ItemAssets:
         assets = item_assets(item, contract.inputs.bands, grid, contract.inputs.mask_scl)
-        allow = self.allow
-        if allow is None:
-            return assets
-
-        def checked(asset: BandAsset) -> BandAsset:
-            # GDAL opens the URL the check resolved (redirects followed and checked), not the item's href,
-            # whose redirect it would follow again itself, perhaps elsewhere (review: a Location of
-            # 'http:/host' was checked as a path on the same host, and curl went to that host)
-            where = allow.check(asset.href, f"asset {asset.key!r} of item {item.id!r} at")
-            return replace(asset, href=where)
-
-        return replace(
-            assets,
-            bands=tuple(checked(a) for a in assets.bands),
-            scl=checked(assets.scl) if assets.scl else None,
-        )
+        for asset in (*assets.bands, *([assets.scl] if assets.scl else [])):
+            if self.allow is not None:
+                self.allow.check(asset.href, f"asset {asset.key!r} of item {item.id!r} at")
+        return assets
 
 
 # ---------------------------------------------------------------------------------------------

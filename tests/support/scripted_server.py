@@ -6,10 +6,8 @@ next to a canary server that must never be contacted. It runs in its own process
 clears it.
 
 A script maps URL paths to answers ``{"status": 302, "headers": {...}, "body": "..."}``; the path
-``"*"`` answers every other path, a key ``"HEAD /x"`` (method, space, path) only that method there
-(``"HEAD *"`` every path), ``"GET /x [bytes=0-0]"`` or ``"GET * [bytes=0-0]"`` only requests with that
-``Range`` header (a server telling a one-byte probe from GDAL's reads), and a ``Location`` ending in
-``{path}`` gets the requested path and query substituted (a whole-host redirect).
+``"*"`` answers every other path, a key ``"HEAD /x"`` (method, space, path) only that method there, and a
+``Location`` ending in ``{path}`` gets the requested path and query substituted (a whole-host redirect).
 """
 
 from __future__ import annotations
@@ -42,13 +40,9 @@ def _serve(fd: int, script: dict[str, Any]) -> None:
                 return
             log.append({"method": self.command, "path": self.path})
             path = self.path.split("?", 1)[0]
-            ranged = f" [{self.headers.get('range')}]" if self.headers.get("range") else ""
             answer = (
-                (ranged and script.get(f"{self.command} {path}{ranged}"))
-                or (ranged and script.get(f"{self.command} *{ranged}"))
-                or script.get(f"{self.command} {path}")
+                script.get(f"{self.command} {path}")
                 or script.get(path)
-                or script.get(f"{self.command} *")
                 or script.get("*")
                 or {"status": 404, "body": "no such path"}
             )
