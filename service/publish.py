@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lulc.errors import InputError, LulcError, UpstreamError
+from lulc.signals import held as held_signals
 from service.folders import made_folders
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,7 @@ def _publish_claimed(
     import obstore
     from obstore.exceptions import BaseError as StoreError
 
+    _recover_replaced(store, folder)
     held = _holds_run(store, folder)
     if held and not replace:
         raise InputError(f"{folder} already holds a published run (item.json): {_ELSEWHERE}")
@@ -307,8 +309,13 @@ def _publish_claimed(
         except (OSError, ValueError, StoreError) as exc:
             _undo(store, folder, done, aside)
             raise _failed(f"cannot publish {name} to {files[name]}", exc) from None
+        except BaseException:  # Ctrl-C, SIGTERM: the earlier run back too (a second one waits for it)
+            with held_signals():
+                _undo(store, folder, done, aside)
+            raise
         done.append(name)
     _remove(store, [_aside(name) for name in aside])
+    _prune_local(folder)
     return Published(url=folder, files=files)
 
 
@@ -337,14 +344,59 @@ def _move_aside(store: ObjectStore, folder: str, names: list[str]) -> list[str]:
         except (OSError, ValueError, StoreError) as exc:
             _put_back(store, folder, moved)
             raise _failed(f"cannot replace the run published at {folder}", exc) from None
+        except BaseException:
+            with held_signals():
+                _put_back(store, folder, moved)
+            raise
         moved.append(name)
     return moved
+
+
+def _recover_replaced(store: ObjectStore, folder: str) -> None:
+    """Put back a run a killed publication left in ``REPLACED_FOLDER``, or clear what a finished one left.
+
+    A publication killed while it replaced a run (SIGKILL, a pod evicted) left the earlier run aside and
+    the folder without an ``item.json``: the next publication would have gone ahead without ``replace``
+    and left it there for good (diff review).
+    """
+    import obstore
+    from obstore.exceptions import BaseError as StoreError
+
+    prefix = f"{REPLACED_FOLDER}/"
+    try:
+        aside = [str(m["path"]) for batch in obstore.list(store, prefix=REPLACED_FOLDER) for m in batch]
+    except (OSError, ValueError, StoreError) as exc:
+        raise _failed(f"cannot read output destination {folder}", exc) from None
+    names = [n.removeprefix(prefix) for n in aside if n.startswith(prefix)]
+    if not names:
+        return
+    if ITEM_NAME in names and not _holds_run(store, folder):
+        log.warning("putting back the run a cut-short replacement left at %s/%s", folder, REPLACED_FOLDER)
+        _put_back(store, folder, names)
+    else:  # its replacement finished (or the run aside had no item): nothing there to put back
+        _remove(store, aside)
+    _prune_local(folder)
+
+
+def _prune_local(folder: str) -> None:
+    """Remove ``REPLACED_FOLDER``'s empty directories in a local destination (object stores have none)."""
+    if not is_local(folder):
+        return
+    root = local_path(folder) / REPLACED_FOLDER
+    if not root.is_dir() or root.is_symlink():
+        return
+    for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def _undo(store: ObjectStore, folder: str, done: list[str], aside: list[str]) -> None:
     """After a failed copy: delete what this publication wrote, put the replaced run back."""
     _remove(store, done)
     _put_back(store, folder, aside)
+    _prune_local(folder)
 
 
 def _put_back(store: ObjectStore, folder: str, names: list[str]) -> None:

@@ -73,7 +73,7 @@ def install(tmp: Path, out: Path) -> None:
             os.replace(old / out.name, out)  # the earlier model back
             old.rmdir()
             raise
-    shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)  # here: a signal put off until the block's end skipped it
 
 
 def write_model_dir(

@@ -486,3 +486,45 @@ def test_a_run_whose_item_lists_a_missing_file_is_not_published(tmp_path: Path) 
     with pytest.raises(InputError, match=r"lists \./confidence\.tif, which is missing"):
         publish(src, str(tmp_path / "dest"))
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_run_left_aside_by_a_killed_replacement_is_put_back(
+    tmp_path: Path, s3: dict[str, Any], local: bool
+) -> None:
+    """Diff review: a replacement killed mid-way left the earlier run in .lulc-replaced/ for good."""
+    first = make_outputs(tmp_path / "a")
+    dest = str(tmp_path / "dest") if local else f"s3://lulc-outputs/runs/killed-{tmp_path.name}"
+    options = None if local else s3["options"]
+    publish(first, dest, s3=options)
+    before = _files(s3["client"], dest, local)
+    # what a kill after two moves and one copy leaves: the item and classes.tif aside, a new classes.tif
+    if local:
+        aside = Path(dest) / ".lulc-replaced"
+        aside.mkdir()
+        for name in (ITEM_NAME, "classes.tif"):
+            (Path(dest) / name).rename(aside / name)
+        (Path(dest) / "classes.tif").write_bytes(b"half of a new run")
+    else:
+        client, prefix = s3["client"], dest.removeprefix("s3://lulc-outputs/")
+        for name in (ITEM_NAME, "classes.tif"):
+            source = {"Bucket": "lulc-outputs", "Key": f"{prefix}/{name}"}
+            moved = f"{prefix}/.lulc-replaced/{name}"
+            client.copy_object(CopySource=source, Bucket="lulc-outputs", Key=moved)
+            client.delete_object(Bucket="lulc-outputs", Key=f"{prefix}/{name}")
+        client.put_object(Bucket="lulc-outputs", Key=f"{prefix}/classes.tif", Body=b"half of a new run")
+    with pytest.raises(InputError, match="already holds a published run"):  # it is back: not taken over
+        publish(make_outputs(tmp_path / "b"), dest, s3=options)
+    assert _files(s3["client"], dest, local) == before
+
+
+def test_a_local_replacement_leaves_no_folder_aside(tmp_path: Path) -> None:
+    """Diff review: empty .lulc-replaced/ folders stayed after every local replacement."""
+    first = make_outputs(tmp_path / "a")
+    (first / "clean").mkdir()
+    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
+    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
+    dest = tmp_path / "dest"
+    publish(first, str(dest))
+    publish(make_outputs(tmp_path / "b"), str(dest), replace=True)
+    assert not (dest / ".lulc-replaced").exists()
