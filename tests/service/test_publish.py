@@ -32,6 +32,15 @@ def make_outputs(root: Path) -> Path:
     return out
 
 
+def with_clean_product(run: Path) -> Path:
+    """``run`` with a product in ``clean/`` whose item derives from the run's."""
+    (run / "clean").mkdir()
+    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
+    (run / "clean" / ITEM_NAME).write_text(json.dumps(product))
+    (run / "clean" / "classes.tif").write_bytes(b"cleaned")
+    return run
+
+
 def test_files_are_ordered_item_last(tmp_path: Path) -> None:
     out = make_outputs(tmp_path)
     (out / "zz.tif").write_bytes(b"z")
@@ -177,11 +186,7 @@ def test_items_follow_their_files_deepest_first_the_runs_own_last(tmp_path: Path
 
 def test_a_destination_holding_a_run_is_refused_unless_replaced(tmp_path: Path, s3: dict[str, Any]) -> None:
     """A second run published into the same folder was mixed with the first (its clean/ and its files)."""
-    first = make_outputs(tmp_path / "a")
-    (first / "clean").mkdir()
-    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
-    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
-    (first / "clean" / "classes.tif").write_bytes(b"cleaned")
+    first = with_clean_product(make_outputs(tmp_path / "a"))
     second = make_outputs(tmp_path / "b")
     (second / "classes.tif").write_bytes(b"second run")
     dest = "s3://lulc-outputs/runs/again"
@@ -220,11 +225,7 @@ def _files(client: Any, dest: str, local: bool) -> dict[str, bytes]:
 @pytest.mark.parametrize("local", [True, False])
 def test_a_failed_replacement_keeps_the_earlier_run(tmp_path: Path, s3: dict[str, Any], local: bool) -> None:
     """The earlier run's item.json went first and the failed copy's cleanup deleted its files: lost."""
-    first = make_outputs(tmp_path / "a")
-    (first / "clean").mkdir()
-    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
-    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
-    (first / "clean" / "classes.tif").write_bytes(b"cleaned")
+    first = with_clean_product(make_outputs(tmp_path / "a"))
     second = make_outputs(tmp_path / "b")
     (second / "classes.tif").write_bytes(b"second run")
     (second / "new.tif").write_bytes(b"only in the second run")
@@ -520,10 +521,7 @@ def test_a_run_left_aside_by_a_killed_replacement_is_put_back(
 
 def test_a_local_replacement_leaves_no_folder_aside(tmp_path: Path) -> None:
     """Diff review: empty .lulc-replaced/ folders stayed after every local replacement."""
-    first = make_outputs(tmp_path / "a")
-    (first / "clean").mkdir()
-    product = {"type": "Feature", "links": [{"rel": "derived_from", "href": "../item.json"}]}
-    (first / "clean" / ITEM_NAME).write_text(json.dumps(product))
+    first = with_clean_product(make_outputs(tmp_path / "a"))
     dest = tmp_path / "dest"
     publish(first, str(dest))
     publish(make_outputs(tmp_path / "b"), str(dest), replace=True)
