@@ -125,8 +125,10 @@ def gdal_href(href: str, allow: AllowList, what: str = "raster", *, timeout: flo
     ``CURLOPT_FOLLOWLOCATION`` unconditionally (up to 10 hops), and neither a ``GDAL_HTTP_*`` nor a
     ``CPL_VSIL_CURL_*`` option turns it off. So before GDAL sees an http(s) URL we ask the server
     ourselves (a HEAD and a one-byte ranged GET, as GDAL sends, redirects not followed): a redirect is
-    followed only if its target passes ``allow`` too, and GDAL gets the final URL. The answer is
-    remembered for 10 minutes per URL. A server that answers us directly but redirects GDAL moments later
+    followed only if its target passes ``allow`` too; the final URL is returned. The service and the
+    tiler still hand GDAL the href, whose redirects it follows again (their ``Location`` read alike:
+    ``lulc.urls.redirect_url``), so a signed redirect stays fresh. The answer is remembered for 10
+    minutes per URL. A server that answers us directly but redirects GDAL moments later
     is not caught: allow-list hosts you trust to that extent (object stores, your own servers).
 
     Raises:

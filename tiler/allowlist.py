@@ -28,9 +28,17 @@ class AllowList(allowlist.AllowList):
             raise NotAllowedError(str(exc)) from None
 
     def gdal_path(self, url: str, what: str = "url") -> str:
-        """What GDAL may open for ``url``: ``check`` plus http(s) redirects checked (``gdal_href``)."""
+        """What GDAL may open for ``url``: ``check`` plus http(s) redirects checked (``gdal_href``).
+
+        The checked URL itself, not where its redirects led: GDAL follows them again (parsed alike), so a
+        signed redirect stays fresh; the check's answer is cached for 10 minutes, which a short-lived
+        signature would not outlive (review), and the service opens hrefs so too.
+        """
         try:
-            return gdal_href(url, self, what)
+            resolved = gdal_href(url, self, what)
+            if resolved.startswith(("http://", "https://")):
+                return self.location(url, what).href
+            return resolved
         except HostNotAllowedError as exc:
             raise NotAllowedError(str(exc)) from None
 

@@ -261,3 +261,19 @@ def test_a_local_item_rewritten_in_place_is_read_anew(setup: Setup, tmp_path: Pa
     renamed = client.get("/stac/assets", params={"url": url}).json()
     assert "renamed" in renamed
     assert "classes" not in renamed
+
+
+def test_a_redirect_within_the_list_is_followed_by_gdal_from_the_href(setup: Setup) -> None:
+    """GDAL opens the checked URL and follows its redirect itself, so a signed redirect stays fresh.
+
+    Review: the tiler handed GDAL the redirect's target, cached 10 minutes: a signature that expired sooner
+    answered 403 until then.
+    """
+    with ScriptedServer(redirect_everything_to(setup.files.base_url)) as signer:
+        allow = [f"{setup.files.base_url}/runs/", f"{signer.base_url}/"]
+        with TestClient(create_app(TilerSettings(allow=allow)), raise_server_exceptions=False) as client:
+            url = signer.url(f"runs/main/classes.tif?sig={id(signer)}")
+            response = client.get("/cog/info", params={"url": url})
+            assert response.status_code == 200, response.text
+        requests = signer.requests()
+    assert len(requests) > 2, requests  # the check's HEAD and GET, then GDAL's own
