@@ -110,10 +110,11 @@ def redirect_url(current: str, location: str) -> str:
     """The URL a ``Location`` header leads to from ``current``, or HostNotAllowedError if it is malformed.
 
     Only a full URL (``scheme://host/...``) or a reference without a scheme is resolved (as ``urljoin``
-    does); a scheme without ``//`` (``http:/host/x``, ``http:host``, ``http:///host``), backslashes and
-    ASCII control characters are refused: ``urljoin`` reads ``http:/other/x`` as a path on the same host,
-    where libcurl goes to ``other`` (review). Spaces and bytes beyond ASCII are percent-encoded, as libcurl
-    sends them (HTTP clients decode the header as Latin-1: its bytes are encoded as they came).
+    does). Refused: a scheme without ``//`` (``http:/host/x``, ``http:host``, ``http:///host``),
+    ``///host``, backslashes and ASCII control characters. ``urljoin`` reads ``http:/other/x`` or
+    ``///other/x`` as a path on the same host, where libcurl goes to ``other`` (reviews). Spaces and
+    bytes beyond ASCII are percent-encoded as libcurl sends them (a space in the query as ``+``; HTTP
+    clients decode the header as Latin-1: its bytes are encoded as they came).
     """
     text = location.strip(" \t")
     if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in text):
@@ -122,9 +123,14 @@ def redirect_url(current: str, location: str) -> str:
         raw = text.encode("latin-1")
     except UnicodeEncodeError:
         raw = text.encode("utf-8")
-    text = quote(raw, safe=_PRINTABLE_ASCII)
+    path, mark, query = raw.partition(b"?")
+    text = quote(path, safe=_PRINTABLE_ASCII) + mark.decode()
+    text += quote(query.replace(b" ", b"+"), safe=_PRINTABLE_ASCII)
     parts = urlsplit(text)
-    if parts.scheme and (not parts.netloc or not text.lower().startswith(f"{parts.scheme}://")):
+    malformed = (
+        bool(parts.scheme) and (not parts.netloc or not text.lower().startswith(f"{parts.scheme}://"))
+    ) or (text.startswith("//") and not parts.netloc)
+    if malformed:
         raise HostNotAllowedError(f"{current} redirects to a malformed location {location!r}; not followed")
     return urljoin(current, text)
 

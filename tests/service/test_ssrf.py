@@ -40,9 +40,11 @@ class Servers:
     world: World
     sloppy: ScriptedServer
     """Redirects to ``http:/<canary>/...`` (one slash): a path here to ``urljoin``, the canary to curl."""
+    slashes: ScriptedServer
+    """Redirects to ``///<canary>/...`` (no scheme, three slashes): the same reading apart."""
 
     def allowed_hosts(self) -> list[str]:
-        servers = (self.redirector, self.leaky, self.files, self.world.server, self.sloppy)
+        servers = (self.redirector, self.leaky, self.files, self.world.server, self.sloppy, self.slashes)
         return [f"127.0.0.1:{server.port}" for server in servers]
 
 
@@ -104,6 +106,9 @@ def servers(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     sloppy = ScriptedServer(
         {"*": {"status": 302, "headers": {"location": f"http:/127.0.0.1:{canary.port}{{path}}"}}}
     )
+    slashes = ScriptedServer(
+        {"*": {"status": 302, "headers": {"location": f"///127.0.0.1:{canary.port}{{path}}"}}}
+    )
     world_base = world.server.base_url
     root = tmp_path_factory.mktemp("ssrf-files")
     items = _items(world)
@@ -119,10 +124,9 @@ def servers(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     _write_catalog(
         root / "assets-via-redirect", _with_hrefs(items, lambda h: h.replace(world_base, redirector.base_url))
     )
-    _write_catalog(
-        root / "assets-via-sloppy-redirect",
-        _with_hrefs(items, lambda h: h.replace(world_base, sloppy.base_url)),
-    )
+    for name, server in (("sloppy", sloppy), ("slashes", slashes)):
+        hrefs = _with_hrefs(items, lambda h, base=server.base_url: h.replace(world_base, base))
+        _write_catalog(root / f"assets-via-{name}-redirect", hrefs)
     _write_catalog(root / "assets-vsizip", _with_hrefs(items, lambda h: "/vsizip//local/file.zip/x.tif"))
     _write_catalog(root / "assets-local", _with_hrefs(items, lambda h: "file:///etc/passwd"))
     _write_catalog(
@@ -130,8 +134,8 @@ def servers(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         _with_hrefs(items, lambda h: f"http://127.0.0.1:{canary.port}\\@{h[len('http://') :]}"),
     )
     files = start_http_server(root)
-    yield Servers(canary, redirector, leaky, files, world, sloppy)
-    for server in (canary, redirector, leaky, sloppy):
+    yield Servers(canary, redirector, leaky, files, world, sloppy, slashes)
+    for server in (canary, redirector, leaky, sloppy, slashes):
         server.close()
     files.close()
 
@@ -237,12 +241,13 @@ def test_asset_hrefs_that_redirect_off_the_list_are_not_followed_by_gdal(
     _refused(client, servers, servers.files.url("assets-via-redirect/catalog.json"), (403, 502))
 
 
-def test_a_redirect_to_a_scheme_without_slashes_is_refused(
-    servers: Servers, models: Path, tmp_path: Path
+@pytest.mark.parametrize("name", ["sloppy", "slashes"])
+def test_a_redirect_read_apart_by_urljoin_and_curl_is_refused(
+    servers: Servers, models: Path, tmp_path: Path, name: str
 ) -> None:
-    """``Location: http:/host/x`` was checked as a path on the allowed host; curl went to ``host``."""
+    """``Location: http:/host/x`` or ``///host/x``: a path on the allowed host to us, ``host`` to curl."""
     client = _client(servers, models, tmp_path)
-    body = _refused(client, servers, servers.files.url("assets-via-sloppy-redirect/catalog.json"))
+    body = _refused(client, servers, servers.files.url(f"assets-via-{name}-redirect/catalog.json"))
     assert "malformed location" in body["detail"], body
 
 
