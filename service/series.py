@@ -176,6 +176,7 @@ def classify_series(
     out = Path(out_dir)
     progress = progress or NullProgress()
     earlier = _withdraw_documents(out)
+    items_before = _period_items(out, periods)
     runs: dict[str, ClassifyResult] = {}
     skipped: dict[str, str] = {}
     try:
@@ -205,7 +206,9 @@ def classify_series(
                 + "; ".join(f"{label}: {reason}" for label, reason in skipped.items())
             )
     except BaseException:
-        if not runs:  # no map of the earlier series was replaced: its documents describe it still
+        # no period's item changed (not even one moved in just before a Ctrl-C waiting for its renames):
+        # the earlier series' documents describe it still
+        if _period_items(out, periods) == items_before:
             for name, text in earlier.items():
                 write_text_atomic(out / name, text)
         raise
@@ -215,6 +218,17 @@ def classify_series(
     path = write_text_atomic(out / COLLECTION_NAME, dump_json(collection))
     runs = {label: _in_collection(result, str(collection["id"])) for label, result in runs.items()}
     return SeriesResult(runs, skipped, path, collection, series)
+
+
+def _period_items(out: Path, periods: list[Period]) -> dict[str, bytes | None]:
+    """Each period folder's ``item.json`` bytes (None: none there), to tell whether a run replaced one."""
+    items: dict[str, bytes | None] = {}
+    for period in periods:
+        try:
+            items[period.label] = (out / period.label / ITEM_NAME).read_bytes()
+        except OSError:
+            items[period.label] = None
+    return items
 
 
 def _withdraw_documents(out: Path) -> dict[str, str]:
