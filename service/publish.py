@@ -373,8 +373,12 @@ def _recover_replaced(store: ObjectStore, folder: str) -> None:
     if ITEM_NAME in names and not _holds_run(store, folder):
         log.warning("putting back the run a cut-short replacement left at %s/%s", folder, REPLACED_FOLDER)
         _put_back(store, folder, names)
-    else:  # its replacement finished (or the run aside had no item): nothing there to put back
-        _remove(store, aside)
+    else:  # its replacement finished, or a put-back left files: drop only those the folder has again
+        present = set(_listing(store, folder))
+        _remove(store, [_aside(n) for n in names if n in present])
+        kept = [n for n in names if n not in present]
+        if kept:
+            log.warning("%s/%s keeps %s: not put back after a replacement", folder, REPLACED_FOLDER, kept)
     _prune_local(folder)
 
 

@@ -526,3 +526,17 @@ def test_a_local_replacement_leaves_no_folder_aside(tmp_path: Path) -> None:
     publish(first, str(dest))
     publish(make_outputs(tmp_path / "b"), str(dest), replace=True)
     assert not (dest / ".lulc-replaced").exists()
+
+
+def test_a_file_left_aside_that_the_run_lacks_is_kept(tmp_path: Path) -> None:
+    """Last review: a file a put-back could not return was deleted by the next publication there."""
+    dest = tmp_path / "dest"
+    publish(make_outputs(tmp_path / "a"), str(dest))
+    aside = dest / ".lulc-replaced"
+    aside.mkdir()
+    (dest / "classes.tif").rename(aside / "classes.tif")  # its only copy, aside
+    (aside / "stats.json").write_text("an older copy of a file the run has again")
+    with pytest.raises(InputError, match="already holds a published run"):
+        publish(make_outputs(tmp_path / "b"), str(dest))
+    assert (aside / "classes.tif").read_bytes() == (tmp_path / "a" / "job" / "classes.tif").read_bytes()
+    assert not (aside / "stats.json").exists()
