@@ -85,15 +85,18 @@ def stop_cleanly_on_sigterm() -> None:
 
 
 def sigterm_for_servers() -> None:
-    """Give SIGTERM back its default before a server starts (``lulc serve``, ``lulc tiler``, the demo's map).
+    """Give SIGTERM and SIGINT their defaults before a server starts (``lulc serve``, ``lulc tiler``, a map).
 
-    uvicorn handles SIGTERM while it serves, then puts back the handler it found and sends the signal to
-    itself again: with ``stop_cleanly_on_sigterm``'s it printed a false error after a clean shutdown, and
-    ``lulc serve`` waited for its running jobs' threads past Kubernetes' grace period.
+    uvicorn handles both while it serves, then puts back the handlers it found and sends the signal to
+    itself again, so the process ends by it once the server has shut down. With ``stop_cleanly_on_sigterm``'s
+    handler it printed a false error after a clean shutdown, and ``lulc serve`` waited for its running jobs'
+    threads past Kubernetes' grace period. With Python's own SIGINT handler asyncio swallowed the resent
+    Ctrl-C, the interpreter shut down under the running jobs, and each was recorded as an internal error
+    (500) instead of interrupted (503, settled at the next start as after SIGTERM: jobs review).
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if signal.getsignal(signal.SIGINT) is _on_sigint:  # Python's own back; an ignored one stays ignored
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGINT) is _on_sigint:  # an ignored one (`lulc serve &`) stays ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def raise_wrapped_signal(exc: BaseException) -> None:

@@ -438,6 +438,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Retry-After"],  # a job's URL, a 429's wait: for pages' scripts too
         )
     app.state.settings = settings
     app.state.jobs = registry

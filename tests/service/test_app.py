@@ -442,6 +442,10 @@ def test_cors_only_for_configured_origins(world: World, models: Path, tmp_path: 
     assert ok.headers["access-control-allow-origin"] == "https://map.example"
     other = client.options("/classify", headers={"Origin": "https://other.example", **preflight})
     assert "access-control-allow-origin" not in other.headers
+    # a page's script reads a job's Location and a 429's Retry-After only if they are exposed (jobs review)
+    answer = client.get("/healthz", headers={"Origin": "https://map.example"})
+    exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"location", "retry-after"} <= exposed
     plain = client_for(service_settings(tmp_path, world, models)).get(
         "/healthz", headers={"Origin": "https://x.example"}
     )
