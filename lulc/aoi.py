@@ -54,11 +54,14 @@ def check_vertex_limit(aoi: object, limit: int) -> int:
 
 def parse_bbox(value: str) -> list[float] | None:
     """``w,s,e,n`` (four comma-separated numbers, as ``--aoi`` takes them) as a list, else None."""
-    parts = value.split(",")
-    if len(parts) != 4:
-        return None
+    numbers = _comma_numbers(value)
+    return numbers if numbers is not None and len(numbers) == 4 else None
+
+
+def _comma_numbers(value: str) -> list[float] | None:
+    """The comma-separated numbers ``value`` is (one or more), else None."""
     try:
-        return [float(part) for part in parts]
+        return [float(part) for part in value.split(",")]
     except ValueError:
         return None
 
@@ -80,24 +83,15 @@ def bbox_polygon(bbox: list[float]) -> dict[str, Any]:
 
 def aoi_argument(value: str) -> dict[str, Any]:
     """``--aoi`` as GeoJSON for ``parse_aoi``: ``w,s,e,n`` (``bbox_polygon``), else a file's AOI."""
-    bbox = parse_bbox(value)
-    if bbox is not None:
-        return bbox_polygon(bbox)
-    parts = value.split(",")
-    if len(parts) > 1 and not Path(value).exists() and all(_is_number(p) for p in parts):
+    numbers = _comma_numbers(value)
+    if numbers is not None and len(numbers) == 4:
+        return bbox_polygon(numbers)
+    if numbers is not None and len(numbers) > 1 and not Path(value).exists():
         raise InputError(
-            f"AOI {value}: a box is four numbers w,s,e,n in degrees, got {len(parts)} (and no file has "
+            f"AOI {value}: a box is four numbers w,s,e,n in degrees, got {len(numbers)} (and no file has "
             "that name)"
         )
     return read_aoi_file(value)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 JSON_SUFFIXES = (".json", ".geojson")
