@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from lulc.aoi import bbox_polygon, parse_aoi, read_aoi_file
+from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
@@ -27,8 +27,8 @@ from training.settings import TrainingSettings
 
 
 def read_aoi(aoi: str | list[float]) -> BaseGeometry:
-    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox, or a file as ``lulc classify --aoi`` reads it."""
-    return parse_aoi(bbox_polygon(aoi) if isinstance(aoi, list) else read_aoi_file(aoi))
+    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox, or ``--aoi`` as ``lulc classify`` reads it."""
+    return parse_aoi(bbox_polygon(aoi) if isinstance(aoi, list) else aoi_argument(aoi))
 
 
 def _iso(item: NormalizedItem) -> str:

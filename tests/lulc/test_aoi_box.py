@@ -8,6 +8,7 @@ import pytest
 
 from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi, parse_bbox
 from lulc.errors import InputError
+from training.composite import read_aoi
 
 
 def test_four_numbers_are_a_box_and_anything_else_is_a_file_name() -> None:
@@ -42,3 +43,9 @@ def test_a_file_named_like_numbers_is_still_read(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     (tmp_path / "1,2").write_text('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}')
     assert aoi_argument("1,2")["type"] in ("Polygon", "FeatureCollection", "MultiPolygon")
+
+
+def test_lulc_train_names_a_box_of_the_wrong_count_a_box(tmp_path: Path) -> None:
+    """``lulc train --aoi 1,2,3`` said "AOI file 1,2,3 does not exist", where classify named the box."""
+    with pytest.raises(InputError, match=r"a box is four numbers w,s,e,n in degrees, got 3"):
+        read_aoi("1,2,3")
