@@ -236,6 +236,18 @@ class ServiceSettings(BaseSettings):
         AllowList.of(value)  # a bad entry fails at start-up, not on the first request
         return value
 
+    @field_validator("output_url")
+    @classmethod
+    def _absolute_folder(cls, value: str | None) -> str | None:
+        """A relative local folder as the absolute path it names when the service starts.
+
+        Jobs answered ``item_url: "published/<job>/item.json"``, a path relative to a working directory no
+        client knows.
+        """
+        if value is None or "://" in value or not value.strip():
+            return value
+        return str(Path(value).resolve())
+
     @field_validator("s3_endpoint")
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:

@@ -234,6 +234,22 @@ def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path
     assert published_item["properties"]["lulc:model"] == "demo-rf-1"
 
 
+def test_a_relative_output_url_gives_absolute_urls(
+    world: World, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs review: ``LULC_SERVICE_OUTPUT_URL=published`` answered ``item_url: published/<job>/item.json``."""
+    monkeypatch.chdir(tmp_path)
+    client = client_for(service_settings(tmp_path, world, models, output_url="published"))
+    response = client.post(
+        "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["output_url"] == str(tmp_path / "published" / result["job_id"])
+    assert result["item_url"] == str(tmp_path / "published" / result["job_id"] / "item.json")
+    assert Path(result["item_url"]).is_file()
+
+
 def test_published_items_link_their_model_under_models_public_url(
     world: World, models: Path, tmp_path: Path
 ) -> None:
