@@ -175,8 +175,8 @@ def test_deployments_have_probes_resources_service_and_autoscaler(build: str, ap
 
 def test_overlays_set_namespace_tags_and_sizes() -> None:
     dev, prod = render(K8S / "overlays/dev"), render(K8S / "overlays/prod")
-    assert {d["metadata"]["namespace"] for d in dev} == {"lulc-dev"}
-    assert {d["metadata"]["namespace"] for d in prod} == {"lulc"}
+    assert {d["metadata"]["namespace"] for d in dev if d["kind"] != "Namespace"} == {"lulc-dev"}
+    assert {d["metadata"]["namespace"] for d in prod if d["kind"] != "Namespace"} == {"lulc"}
     dev_image = _by(dev, "Deployment", "lulc-service")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert dev_image == "ghcr.io/lulc-stac/lulc-service:main"
     cron = _by(prod, "CronJob", "lulc-retrain-demo")
@@ -190,6 +190,104 @@ def test_overlays_set_namespace_tags_and_sizes() -> None:
         "http://minio"
     )
     assert "LULC_SERVICE_S3_ENDPOINT" not in _by(prod, "ConfigMap", "lulc-service")["data"]
+
+
+@pytest.mark.parametrize(("overlay", "namespace"), [("dev", "lulc-dev"), ("prod", "lulc")])
+def test_overlays_create_their_namespace_under_the_restricted_pod_security(
+    overlay: str, namespace: str
+) -> None:
+    """Infra review: ``kubectl apply -k`` on a fresh cluster failed with namespace "lulc-dev" not found."""
+    created = [d for d in render(K8S / "overlays" / overlay) if d["kind"] == "Namespace"]
+    assert [d["metadata"]["name"] for d in created] == [namespace]
+    assert created[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _pod_specs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {})
+    if doc["kind"] in ("Deployment", "Job"):
+        return [spec["template"]["spec"]]
+    if doc["kind"] == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
+    if doc["kind"] == "DaskCluster":
+        return [spec["worker"]["spec"], spec["scheduler"]["spec"]]
+    return []
+
+
+def _restricted_faults(pod: dict[str, Any]) -> list[str]:
+    """What the "restricted" Pod Security Standard refuses in ``pod``; containers without a memory limit."""
+    faults = []
+    context = pod.get("securityContext", {})
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        own = container.get("securityContext", {})
+        name = container["name"]
+        if not own.get("runAsNonRoot", context.get("runAsNonRoot")):
+            faults.append(f"{name}: runAsNonRoot")
+        seccomp = own.get("seccompProfile", context.get("seccompProfile", {}))
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            faults.append(f"{name}: seccompProfile")
+        if own.get("allowPrivilegeEscalation") is not False:
+            faults.append(f"{name}: allowPrivilegeEscalation")
+        if "ALL" not in own.get("capabilities", {}).get("drop", []):
+            faults.append(f"{name}: capabilities.drop ALL")
+        if "memory" not in container.get("resources", {}).get("limits", {}):
+            faults.append(f"{name}: memory limit")
+    faults += [f"volume {v['name']}: hostPath" for v in pod.get("volumes", []) if "hostPath" in v]
+    return faults
+
+
+def _every_pod() -> list[tuple[str, dict[str, Any]]]:
+    docs = [*render(K8S / "overlays/prod"), *render(K8S / "overlays/dev")]
+    docs += [yaml.safe_load(t.read_text()) for t in TEMPLATES]
+    return [
+        (f"{d['kind']}/{d['metadata'].get('name') or d['metadata']['generateName']}", pod)
+        for d in docs
+        for pod in _pod_specs(d)
+    ]
+
+
+def test_every_pod_runs_under_the_restricted_pod_security_standard() -> None:
+    """Infra review: the CronJob's, the Job templates' and the Dask cluster's pods were refused by it."""
+    pods = _every_pod()
+    assert {name.split("/")[0] for name, _ in pods} >= {"Deployment", "CronJob", "Job", "DaskCluster"}
+    faults = {name: _restricted_faults(pod) for name, pod in pods}
+    assert {name: found for name, found in faults.items() if found} == {}
+
+
+def test_the_restricted_check_finds_a_container_that_may_escalate() -> None:
+    """Control: the check above reads each container's own context."""
+    pod = next(p for n, p in _every_pod() if n.startswith("Deployment/"))
+    assert _restricted_faults(pod) == []
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    assert _restricted_faults(pod) == [f"{pod['containers'][0]['name']}: allowPrivilegeEscalation"]
+
+
+def test_dev_deploys_the_minio_and_buckets_its_settings_name() -> None:
+    """Infra review: dev pointed the service, the tiler and the model fetch at a MinIO nothing deployed."""
+    from urllib.parse import urlsplit
+
+    dev = render(K8S / "overlays/dev")
+    port = _by(dev, "Service", "minio")["spec"]["ports"][0]["port"]
+    service, models = (
+        _by(dev, "ConfigMap", "lulc-service")["data"],
+        _by(dev, "ConfigMap", "lulc-models")["data"],
+    )
+    for endpoint in (service["LULC_SERVICE_S3_ENDPOINT"], models["AWS_ENDPOINT_URL"]):
+        assert endpoint == f"http://minio.lulc-dev.svc:{port}"
+    script = _by(dev, "Job", "minio-buckets")["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    outputs, store = (
+        urlsplit(service["LULC_SERVICE_OUTPUT_URL"]).netloc,
+        urlsplit(models["MODEL_STORE"]).netloc,
+    )
+    assert f"local/{outputs} local/{store}" in script
+    assert f"mc anonymous set download local/{outputs}" in script  # the tiler reads without credentials
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
+    server = _by(dev, "Deployment", "minio")["spec"]["template"]["spec"]["containers"][0]
+    assert server["image"] == compose["minio"]["image"]
+    assert (
+        _by(dev, "Job", "minio-buckets")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == (compose["minio-init"]["image"])
+    )
+    assert not [d for d in render(K8S / "overlays/prod") if "minio" in d["metadata"]["name"]]
 
 
 def test_cronjob_recipe_is_the_declared_demo_model() -> None:
