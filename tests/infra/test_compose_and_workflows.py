@@ -290,6 +290,8 @@ def test_retrain_workflow_deploys_only_where_it_publishes() -> None:
         s for s in steps if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@")
     ]
     assert {pull_request["with"]["add-paths"]} == bumped
+    # infra review: opened with GITHUB_TOKEN, the deploy pull request started no workflow (no checks)
+    assert pull_request["with"]["token"] == "${{ secrets.DEPLOY_PR_TOKEN || github.token }}"
     assert _retrain()["env"]["MODEL_STORE"].endswith("'s3://lulc-models' }}")
 
 
