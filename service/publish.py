@@ -129,6 +129,8 @@ def travelling_links(item: dict[str, Any], where: str = ITEM_NAME) -> dict[str, 
     relative to the run folder, which is right while the folder stays there. Published elsewhere
     (another directory, S3), such a link would lead nowhere: it is dropped (the model stays named in
     ``lulc:model``). A model reached by URL (the service's ``models_public_url``) keeps its link.
+    An item whose ``collection`` link is dropped (a series period's, published alone) loses its
+    ``collection`` field too: STAC requires the link wherever the field is.
     """
     links = item.get("links", [])
     kept = [
@@ -140,7 +142,10 @@ def travelling_links(item: dict[str, Any], where: str = ITEM_NAME) -> dict[str, 
             and leaves_folder(link["href"], where)
         )
     ]
-    return {**item, "links": kept}
+    out = {**item, "links": kept}
+    if "collection" in out and not any(isinstance(k, dict) and k.get("rel") == "collection" for k in kept):
+        del out["collection"]
+    return out
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -21,6 +21,7 @@ from service.readers import StacReaderFactory
 from service.request import ClassifyRequest
 from service.runner import load_model
 from service.series import classify_series, split_periods
+from service.workflow import publish_run
 from tests.service.conftest import EngineWorld
 from tests.support.stac_validation import assert_valid_stac, assert_valid_stac_file
 
@@ -218,6 +219,13 @@ def test_every_year_makes_one_map_per_year_with_imagery_and_a_valid_collection(
         labels = _read(out / period["period"] / "classes.tif")
         for row in period["classes"]:
             assert row["pixels"] == int((labels == row["value"]).sum())
+
+    # a period published alone (`lulc publish`) loses its links to the collection, and so the field that
+    # STAC allows only beside such a link (STAC review: the published item did not validate)
+    published = publish_run(out / "2023", str(tmp_path / "published"))
+    item = assert_valid_stac_file(Path(published) / "item.json")
+    assert "collection" not in item
+    assert not [link for link in item["links"] if link["rel"] in ("collection", "parent", "root")]
 
 
 class _CtrlCAt(NullProgress):
