@@ -128,7 +128,11 @@ class ClassTable(BaseModel):
         """
         slugs = [slug(c.name) or f"class-{c.value}" for c in self.classes]
         repeated = {s for s in slugs if slugs.count(s) > 1}
-        return [f"{s}-{c.value}" if s in repeated else s for s, c in zip(slugs, self.classes, strict=True)]
+        names = [f"{s}-{c.value}" if s in repeated else s for s, c in zip(slugs, self.classes, strict=True)]
+        while len(set(names)) < len(names):  # a suffixed name met another class's own: ``a-b-1``, value 3
+            pairs = zip(names, self.classes, strict=True)
+            names = [f"{n}-{c.value}" if names.count(n) > 1 else n for n, c in pairs]
+        return names
 
     def to_stac(self) -> list[dict[str, Any]]:
         """The table as STAC classification v2 ``classification:classes`` objects.

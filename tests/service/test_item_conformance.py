@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from lulc.classes import ClassTable
+from lulc.classes import ClassTable, LandCoverClass
 from lulc.cog import write_cog
 from lulc.errors import InputError
 from service.engine import ClassifyResult, classify
@@ -217,3 +218,18 @@ def test_qgis_shows_exactly_the_classes_with_their_names_and_colours(
     rows = qgis_legend(bare)["legend"]
     assert isinstance(rows, list)
     assert len(rows) == 256
+
+
+def test_machine_names_stay_unique_when_a_suffixed_name_meets_another_class() -> None:
+    """STAC review: ``A B`` and ``A-B`` became ``a-b-1`` and ``a-b-2``; a class ``a-b-1`` kept its name."""
+    table = ClassTable(
+        classes=[
+            LandCoverClass(value=1, name="A B", color="#000000"),
+            LandCoverClass(value=2, name="A-B", color="#111111"),
+            LandCoverClass(value=3, name="a-b-1", color="#222222"),
+        ]
+    )
+    names = table.machine_names()
+    assert len(set(names)) == 3
+    assert names == ["a-b-1-1", "a-b-2", "a-b-1-3"]
+    assert all(re.fullmatch(r"[0-9A-Za-z_-]+", n) for n in names)
