@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import posixpath
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urlparse, urlsplit, urlunsplit
 
 from lulc.allowlist import AllowList
 from lulc.contract import ModelContract
@@ -141,11 +142,18 @@ def tile_url(tiler_url: str, href: str) -> str:
 
 
 def public_href(folder: str, href: str) -> str:
-    """An asset href of the item resolved against the public folder (absolute hrefs are kept)."""
+    """An href of the run's item (an asset's or a link's) resolved against the public folder.
+
+    Absolute hrefs are kept; ``../`` steps are resolved (a link to a local model or image leads up from
+    the work folder). A client reads the answer's item away from the folder: relative hrefs meant nothing
+    there.
+    """
     if urlparse(href).scheme or href.startswith("/"):
         return href
-    relative = href[2:] if href.startswith("./") else href
-    return join_url(folder, relative)
+    parts = urlsplit(folder)
+    if not parts.scheme:
+        return posixpath.normpath(posixpath.join(folder, href))
+    return urlunsplit(parts._replace(path=posixpath.normpath(posixpath.join(parts.path or "/", href))))
 
 
 def run_order(
@@ -204,9 +212,11 @@ def run_order(
     public = (public_folder or folder).rstrip("/")
     assets = {name: join_url(public, name) for name in names}
     item = copy.deepcopy(travelling_links(result.item_dict) if moves else result.item_dict)
-    for asset in item.get("assets", {}).values():
-        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
-            asset["href"] = public_href(public, asset["href"])
+    for holder in [*item.get("assets", {}).values(), *item.get("links", [])]:
+        if isinstance(holder, dict) and isinstance(holder.get("href"), str):
+            holder["href"] = public_href(public, holder["href"])
+    self_link = {"rel": "self", "href": join_url(public, ITEM_NAME), "type": "application/geo+json"}
+    item["links"] = [link for link in item.get("links", []) if link.get("rel") != "self"] + [self_link]
     tiles: dict[str, str] = {}
     if settings.tiler_url:
         for key, name in (("classes", result.classes.name), ("confidence", _name(result.confidence))):

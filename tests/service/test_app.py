@@ -31,7 +31,7 @@ from tests.service.app_support import (
     shared_world,
 )
 from tests.support.http_server import start_http_server
-from tests.support.stac_validation import assert_valid_stac_file
+from tests.support.stac_validation import assert_valid_stac, assert_valid_stac_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -269,7 +269,34 @@ def test_published_items_link_their_model_under_models_public_url(
     published = assert_valid_stac_file(folder / "item.json")
     model_links = [link for link in published["links"] if link["title"].startswith("model ")]
     assert [link["href"] for link in model_links] == ["https://models.example/lulc/demo/model.onnx"]
-    assert response.json()["item"]["links"] == published["links"]
+    job_id = response.json()["job_id"]
+    self_link = {
+        "rel": "self",
+        "href": f"{publish_to.as_uri()}/{job_id}/item.json",
+        "type": "application/geo+json",
+    }
+    assert response.json()["item"]["links"] == [*published["links"], self_link]
+
+
+def test_the_answers_item_links_resolve_away_from_its_folder(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """STAC review: the answer's item had absolute asset hrefs but links relative to a folder it is not in."""
+    client = client_for(service_settings(tmp_path, world, models))
+    request = {"aoi": world.aoi(size_deg=0.004), "datetime": world.datetime, "model": "demo", "mmu_ha": 0.05}
+    response = client.post("/classify", json=request)
+    assert response.status_code == 200, response.text
+    item = response.json()["item"]
+    assert_valid_stac(item, "the answer's item")
+    hrefs = {link["rel"]: link["href"] for link in item["links"]}
+    assert hrefs["self"] == response.json()["item_url"]
+    on_disk = json.loads(Path(hrefs["self"]).read_text())
+    assert any(link["href"].startswith("../") for link in on_disk["links"])  # control: relative there
+    local = [link["href"] for link in item["links"] if "://" not in link["href"]]
+    assert len(local) >= 3  # the clean map's item, the model, the item itself
+    for href in local:
+        assert Path(href).is_absolute(), href
+        assert Path(href).exists(), href
 
 
 def test_beyond_max_concurrent_jobs_gets_429(world: World, models: Path, tmp_path: Path) -> None:
