@@ -15,6 +15,7 @@ from lulc.features import check_features
 from lulc.seasons import Season, check_seasons
 from lulc.sentinel2 import unknown_bands
 from training.errors import ConfigError
+from training.models import params_problem
 
 MODEL_NAMES = ("rf", "svm", "dt", "hgb", "lgbm")
 """Estimators ``lulc train`` knows, by short name."""
@@ -111,7 +112,12 @@ class TrainingConfig(BaseModel):
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
     max_items: int | None = Field(default=None, ge=1, description="Keep at most this many items.")
     composite: Literal["median", "first-valid"] = "median"
-    resolution: float | None = Field(default=None, gt=0, description="Grid resolution in metres.")
+    resolution: float | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Grid resolution in metres, 1 to 1,000 (0.001 trained a model no map could use).",
+    )
     # (b) a local multi-band raster
     image: str | None = None
     image_bands: list[str] | None = Field(default=None, description="Band names of `image`, in band order.")
@@ -201,6 +207,13 @@ class TrainingConfig(BaseModel):
         if "svm" in self.models and (self.model_params.get("svm") or {}).get("probability", True) is not True:
             # refused with the recipe, not after sampling (make_estimator refuses it too)
             raise ValueError("model 'svm' needs probability: true (maps decide from class probabilities)")
+        stray = sorted(set(self.model_params) - set(MODEL_NAMES))
+        if stray:
+            raise ValueError(f"model_params for unknown model(s) {stray}; known: {list(MODEL_NAMES)}")
+        for name in self.models:
+            problem = params_problem(name, self.model_params.get(name) or {})
+            if problem:
+                raise ValueError(problem)
         band_problem = unknown_bands(self.bands)
         if band_problem:  # a typo (nri) would train a model no STAC imagery can feed
             raise ValueError(band_problem)
@@ -261,14 +274,20 @@ def make_config(
 ) -> TrainingConfig:
     """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge)."""
     merged = dict(data)
-    flags = [key for key, value in (overrides or {}).items() if value is not None]
-    if flags and origin != "command-line flags":  # the fault may be a flag's, not the file's
+    given = {
+        key: {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+        for key, value in (overrides or {}).items()
+    }
+    given = {key: value for key, value in given.items() if value is not None and value != {}}
+    if given and origin != "command-line flags":  # the fault may be a flag's, not the file's
         origin = f"{origin} with the command's options"
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
+    for key, value in given.items():
         if key == "cv" and isinstance(value, dict):
-            merged["cv"] = {**(merged.get("cv") or {}), **{k: v for k, v in value.items() if v is not None}}
+            if merged.get("cv") is not None and not isinstance(merged["cv"], dict):
+                raise ConfigError(
+                    f"invalid training recipe ({origin}): cv must be a mapping, e.g. cv: {{folds: 5}}"
+                )
+            merged["cv"] = {**(merged.get("cv") or {}), **value}
         else:
             merged[key] = value
     try:

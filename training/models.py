@@ -63,6 +63,36 @@ def make_estimator(
     raise ConfigError(f"unknown model {name!r}; known: {sorted(DESCRIPTIONS)}")
 
 
+def params_problem(name: str, params: dict[str, Any]) -> str | None:
+    """What is wrong with recipe ``params`` for model ``name``, before any imagery is read; None if nothing.
+
+    An unknown key (``n_estimator``) or a value out of range (``n_estimators: -5``) failed only at the first
+    fit, after the sampling, as an "unexpected" error.
+    """
+    if not params:
+        return None
+    from sklearn.pipeline import Pipeline
+
+    target = make_estimator(name, 0)
+    if isinstance(target, Pipeline):
+        target = target.steps[-1][1]
+    known = set(target.get_params(deep=False))
+    unknown = sorted(set(params) - known)
+    if unknown and name != "lgbm":  # LightGBM takes any of its own parameters as keywords
+        return (
+            f"model_params.{name}: unknown parameter(s) {unknown} of {type(target).__name__}; "
+            f"known: {sorted(known)}"
+        )
+    built = make_estimator(name, 0, 1, params)
+    inner = built.steps[-1][1] if isinstance(built, Pipeline) else built
+    try:
+        if hasattr(inner, "_parameter_constraints"):  # scikit-learn's own (LightGBM's check at its fit)
+            inner._validate_params()  # every parameter checked, as its fit does first
+    except (TypeError, ValueError) as exc:
+        return f"model_params.{name}: {exc}"
+    return None
+
+
 def classes_of(model: BaseEstimator) -> list[int]:
     """The class value of each probability column of a fitted model."""
     return [int(v) for v in model.classes_]

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -343,3 +344,60 @@ def test_a_class_seen_once_in_training_is_a_note_not_a_library_warning(
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
     assert "class value(s) 1 have one sample in the training part" in " ".join(done.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        (
+            {"rf": {"n_estimator": 10}},
+            "model_params.rf: unknown parameter(s) ['n_estimator'] of RandomForest",
+        ),
+        (
+            {"rf": {"n_estimators": -5}},
+            "model_params.rf: The 'n_estimators' parameter of RandomForestClassifier",
+        ),
+        ({"svm": {"C": "abc"}}, "model_params.svm: The 'C' parameter of SVC must be a float"),
+        ({"xgb": {"n_estimators": 5}}, "model_params for unknown model(s) ['xgb']"),
+    ],
+)
+def test_model_params_are_checked_with_the_recipe(params: dict[str, Any], needle: str) -> None:
+    """Training-inputs review: a typo failed at the first fit, after the sampling, as an unexpected error."""
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        make_config({"models": ["rf", "svm"], "model_params": params})
+    assert needle in str(caught.value)
+    assert make_config({"models": ["rf"], "model_params": {"rf": {"n_estimators": 25}, "svm": {"C": 2}}})
+
+
+def test_a_cv_that_is_no_mapping_is_a_recipe_error_and_the_origin_names_only_flags_given(
+    tmp_path: Path,
+) -> None:
+    """Training-inputs review: ``cv: 5`` with ``--folds`` was an unexpected TypeError.
+
+    Without any flag the message still said "with the command's options" (the flags' ``cv`` of Nones
+    counted as one).
+    """
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("cv: 5\n")
+    no_flags = {"cv": {"folds": None, "repeats": None}, "models": None}
+    with pytest.raises(ConfigError, match=r"recipe.yaml\): cv: Input should be a valid dictionary"):
+        load_config(recipe, no_flags)
+    with pytest.raises(ConfigError, match=r"with the command's options\): cv must be a mapping"):
+        load_config(recipe, {"cv": {"folds": 3}})
+
+
+def test_a_resolution_no_map_could_use_is_refused_with_the_recipe() -> None:
+    """Training-inputs review: ``--resolution 0.001`` trained a model whose map needed 313 GB per block."""
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    for bad in (0.001, 0.5, 100_000):
+        with pytest.raises(ConfigError, match="resolution: Input should be"):
+            make_config({}, {"resolution": bad})
+    assert make_config({}, {"resolution": 20}).resolution == 20
