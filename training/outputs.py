@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -31,31 +32,63 @@ def mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
     return stamp.isoformat().replace("+00:00", "Z")
 
 
-def check_model_out(out: Path) -> None:
+def check_model_out(out: Path, given: str | None = None) -> None:
     """Refuse an ``--out`` that training would destroy: only a new path, an empty folder or a model folder.
 
     The model directory replaces what is at ``out`` whole, so a folder holding anything else (the training
     data itself, say) or a file is refused before any work, as is the current folder (it cannot be moved).
+    ``given``: the ``--out`` the messages name (a ``{version}`` path, checked as one version's folder).
 
     Raises:
-        ConfigError: ``out`` is a file, the current folder, or a folder with files a model has not.
+        ConfigError: ``out`` is a file, the current folder, a mount point, a folder with files a model has
+            not, or in a folder this process cannot write in (found after the training, before).
     """
+    name = given or str(out)
     if not out.exists():
         above = next((p for p in out.absolute().parents if p.exists()), None)
         if above is not None and not above.is_dir():
-            raise ConfigError(f"--out {out} is below the file {above}: give a folder's path")
+            raise ConfigError(f"--out {name} is below the file {above}: give a folder's path")
+        if above is not None and not os.access(above, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {name}: cannot write in {above} (read-only or not yours)")
         return
     if not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a new folder (or an earlier model folder) instead")
+        raise ConfigError(f"--out {name} is a file; give a new folder (or an earlier model folder) instead")
     if out.resolve() == Path.cwd().resolve():
         raise ConfigError("--out cannot be the current folder: give a new folder, e.g. --out model")
+    if _mount_point(out):
+        raise ConfigError(
+            f"--out {name} is a mount point, which cannot be replaced whole: give a folder inside it, "
+            f"e.g. --out {Path(name) / 'model'}"
+        )
+    if not os.access(out.absolute().parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {name}: cannot write in {out.absolute().parent} (read-only or not yours)")
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise ConfigError(
-            f"--out {out} holds files that are not a model's ({shown}); training replaces the folder whole: "
+            f"--out {name} holds files that are not a model's ({shown}); training replaces the folder whole: "
             "give a new or empty folder, or an earlier model folder"
         )
+
+
+def _mount_point(path: Path) -> bool:
+    """Whether ``path`` is a mount point, a bind mount of a folder of the same file system included.
+
+    ``os.path.ismount`` compares devices, so a bind mount (a container's volume, often) read as a folder.
+    """
+    if os.path.ismount(path):
+        return True
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:  # not Linux
+        return False
+    target = str(path.resolve())
+    points = {
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        for line in lines
+        if len(line.split()) > 4
+    }
+    return target in points
 
 
 def install(tmp: Path, out: Path) -> None:
@@ -66,7 +99,11 @@ def install(tmp: Path, out: Path) -> None:
         return
     with held():  # an interrupt between the two renames left no model at out (review)
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
+        try:
+            os.replace(out, old / out.name)
+        except BaseException:
+            old.rmdir()  # not left beside the model it could not move
+            raise
         try:
             os.replace(tmp, out)
         except BaseException:

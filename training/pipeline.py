@@ -561,8 +561,8 @@ def train(
     settings = settings or TrainingSettings()
     progress = progress or NullProgress()
     config.require_complete()
-    if "{version}" not in str(config.out):  # before any work (a versioned path is checked at the end)
-        check_model_out(Path(str(config.out)))
+    # before any work; a versioned path as its folder of any version (checked again at the end)
+    check_model_out(Path(str(config.out).replace("{version}", "0" * 12)), str(config.out))
     # read now, so a wrong path or URL fails before the training, not after it; the gate takes this read
     baseline = gate.load_baseline(config.baseline) if config.baseline else None
     table = load_class_table(config.classes) if config.classes else None

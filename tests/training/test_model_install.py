@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from training.errors import ConfigError
 from training.outputs import install
 
 
@@ -30,3 +35,55 @@ def test_the_earlier_model_comes_back_when_the_new_one_cannot_move_in(tmp_path: 
         install(tmp_path / ".vanished", out)  # the second rename fails: nothing to move in
     assert (out / "model.onnx").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_versioned_out_below_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Training-inputs review: ``--out afile/{version}`` was checked only after the whole training."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+
+    (tmp_path / "afile").write_text("")
+    out = f"{tmp_path / 'afile'}/{{version}}"
+    result = CliRunner().invoke(app, ["train", "--image", "x.tif", "--points", "missing.gpkg", "--out", out])
+    assert isinstance(result.exception, ConfigError), result.output  # not the missing points: before them
+    assert (
+        str(result.exception) == f"--out {out} is below the file {tmp_path / 'afile'}: give a folder's path"
+    )
+
+
+_PRIVATE_MOUNTS = shutil.which("unshare") is not None and (
+    subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode == 0
+)
+
+
+@pytest.mark.skipif(not _PRIVATE_MOUNTS, reason="needs `unshare -m` (root or CAP_SYS_ADMIN) for mounts")
+def test_a_mount_point_or_a_read_only_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Training-inputs review: a volume as --out trained, then failed to move it, leaving a folder beside it.
+
+    A read-only folder failed after the training too. Real mounts, in a private mount namespace.
+    """
+    for name in ("source", "volume", "readonly"):
+        (tmp_path / name).mkdir()
+    check = (
+        "from pathlib import Path\n"
+        "from training.outputs import check_model_out\n"
+        "for out in ('volume', 'readonly/model'):\n"
+        "    try:\n"
+        "        check_model_out(Path(out))\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    script = (
+        "mount --bind source volume && mount --bind source readonly && mount -o remount,ro,bind readonly && "
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(check)}"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ConfigError --out volume is a mount point, which cannot be replaced whole: give a folder inside it, "
+        "e.g. --out volume/model",
+        f"ConfigError --out readonly/model: cannot write in {tmp_path / 'readonly'} (read-only or not yours)",
+    ]
