@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -186,11 +187,20 @@ class ClassTable(BaseModel):
         themselves and colours come from the fixed palette.
 
         Raises:
-            InputError: the labels mix class codes and names (numbering them all would renumber the codes).
+            InputError: the labels mix class codes and names (numbering them all would renumber the codes),
+                or a code is not a whole number from 0 to 254.
         """
         unique = sorted(set(labels), key=lambda v: (isinstance(v, str), str(v)))
         rows = []
         integral = [v for v in unique if _is_integral(v)]
+        fractions = [v for v in unique if _is_number(v) and not _is_integral(v)]
+        outside = sorted({int(float(str(v))) for v in integral} - set(range(0, NODATA)))
+        if (fractions and len(fractions) + len(integral) == len(unique)) or outside:
+            shown = [str(v) for v in fractions[:5]] + [str(v) for v in outside[:5]]
+            raise InputError(
+                f"label(s) {', '.join(shown)} are no class codes: codes are whole numbers 0 to {NODATA - 1} "
+                f"({NODATA} marks nodata): recode them, or label with class names"
+            )
         if len(integral) == len(unique):
             for i, v in enumerate(sorted({int(float(str(v))) for v in unique})):
                 rows.append({"value": v, "name": str(v), "color": PALETTE[i % len(PALETTE)]})
@@ -223,6 +233,13 @@ def slug(text: str) -> str:
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^0-9a-z]+", "-", ascii_text.lower()).strip("-")
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return math.isfinite(float(str(value)))
+    except ValueError:
+        return False
 
 
 def _is_integral(value: object) -> bool:

@@ -83,16 +83,32 @@ def check_class_counts(labels: npt.NDArray[np.int64], classes: ClassTable, origi
     counts = {c.value: int(np.count_nonzero(labels == c.value)) for c in classes.classes}
     few = {classes.by_value(v).name: n for v, n in counts.items() if 0 < n < 2}
     if few:
+        hint = (
+            " (every class has a single point: is the label field an identifier?)"
+            if len(few) > 10 and len(few) == sum(1 for n in counts.values() if n > 0)
+            else ""
+        )
         raise PointsError(
-            f"class(es) {few} in {origin} have fewer than 2 usable points; a stratified split needs "
-            "at least 2 per class: add points or drop the class"
+            f"class(es) {_some(few)} in {origin} have fewer than 2 usable points{hint}; a stratified split "
+            "needs at least 2 per class: add points or drop the class"
         )
     if sum(1 for n in counts.values() if n > 0) < 2:
         named = {classes.by_value(v).name: n for v, n in counts.items()}
         raise PointsError(
-            f"{origin} has usable points of fewer than 2 classes: {named}; a model needs 2 classes or more "
-            "with 2 usable points or more each: add points of the other classes"
+            f"{origin} has usable points of fewer than 2 classes: {_some(named)}; a model needs 2 classes or "
+            "more with 2 usable points or more each: add points of the other classes"
         )
+
+
+def _some(counts: dict[str, int], limit: int = 10) -> str:
+    """Classes and their counts, the first ``limit`` of them (an identifier field gave 1,244 characters)."""
+
+    def short(name: str) -> str:
+        return repr(name if len(name) <= 40 else name[:39] + "…")
+
+    shown = ", ".join(f"{short(name)}: {n}" for name, n in list(counts.items())[:limit])
+    more = f", and {len(counts) - limit} more" if len(counts) > limit else ""
+    return f"{{{shown}{more}}}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from pyproj import CRS, Transformer
 
 from lulc.classes import ClassTable
+from lulc.errors import InputError
 from lulc.vector_layers import geometry_layer
 from training.errors import PointsError, TrainingError
 
@@ -236,7 +237,10 @@ def read_points(
     if empty.any():
         rows = [int(i) for i in np.flatnonzero(np.asarray(empty))][:10]
         raise PointsError(f"points file {path} has empty {label_field!r} labels (rows {rows})")
-    table = classes if classes is not None else ClassTable.from_labels(raw.tolist())
+    try:
+        table = classes if classes is not None else ClassTable.from_labels(raw.tolist())
+    except InputError as exc:
+        raise PointsError(f"points file {path} field {label_field!r}: {exc}") from exc
     labels = match_labels(raw.tolist(), table, f"{path} field {label_field!r}")
     if kinds == {"Point"}:
         return LabelledPoints(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -401,3 +402,40 @@ def test_a_resolution_no_map_could_use_is_refused_with_the_recipe() -> None:
         with pytest.raises(ConfigError, match="resolution: Input should be"):
             make_config({}, {"resolution": bad})
     assert make_config({}, {"resolution": 20}).resolution == 20
+
+
+@pytest.mark.parametrize(("label", "shown"), [(-1, "-1"), (300, "300"), (255, "255"), (1.5, "1.5")])
+def test_a_label_that_is_no_class_code_is_named_with_its_file_and_field(
+    tmp_path: Path, label: float, shown: str
+) -> None:
+    """Training-inputs review: -1 said "invalid class table in labels: classes.0.value: ..." (no file)."""
+    import shapely
+
+    from training.errors import PointsError
+    from training.points import read_points
+
+    path = tmp_path / "points.gpkg"
+    gpd.GeoDataFrame({"cover": [1, 2, label]}, geometry=[shapely.Point(0, 0)] * 3, crs=4326).to_file(path)
+    with pytest.raises(PointsError) as caught:
+        read_points(str(path), "cover", None, None)
+    assert str(caught.value) == (
+        f"points file {path} field 'cover': label(s) {shown} are no class codes: codes are whole numbers 0 "
+        "to 254 (255 marks nodata): recode them, or label with class names"
+    )
+
+
+def test_an_identifier_as_label_field_gives_a_short_message_that_says_so() -> None:
+    """Training-inputs review: ``--label-field id`` listed 121 classes, geometry 6,556 characters of WKT."""
+    from lulc.classes import ClassTable
+    from training.errors import PointsError
+    from training.evaluate import check_class_counts
+
+    names = [f"POLYGON (({i} 0, {i} 1, {i + 1} 1, {i + 1} 0, {i} 0))" * 3 for i in range(121)]
+    table = ClassTable.from_labels(names)
+    labels = np.array(table.values, dtype=np.int64)  # one point each
+    with pytest.raises(PointsError) as caught:
+        check_class_counts(labels, table, "points.gpkg")
+    message = str(caught.value)
+    assert len(message) < 1000, message
+    assert "and 111 more" in message
+    assert "is the label field an identifier?" in message
