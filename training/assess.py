@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -383,6 +384,13 @@ def _assess(
     )
     imagery = open_local_imagery(map_path, ["class"], None, 1.0, 0.0)
     samples = sample_points(imagery, points)
+    dropped = ""
+    if samples.dropped:  # said in every refusal below: the counts alone hid that the points lay elsewhere
+        reasons = Counter(d.reason for d in samples.dropped)
+        summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        dropped = f" ({len(samples.dropped)} of {len(points)} points dropped: {summary})"
+        if samples.labels.size == 0:
+            raise AssessError(f"no validation point of {points_path} is usable on the map{dropped}")
     if on_source is not None:
         samples = _on_source_strata(samples, points, on_source)
     mapped = samples.reflectance[:, 0].astype(np.int64)
@@ -415,8 +423,8 @@ def _assess(
         thin = [f"{table.by_value(values[i]).name} ({int(n_i[i])})" for i in thin_strata(n_i, area_px)]
         if thin:
             raise AssessError(
-                f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}; "
-                "the stratified estimator needs at least 2 per mapped class"
+                f"map classes {', '.join(thin)} have fewer than 2 validation points in {points_path}"
+                f"{dropped}; the stratified estimator needs at least 2 per mapped class"
             )
         est = estimate(counts, area_ha)
         method = "Olofsson et al. 2014, stratified by map class"

@@ -23,7 +23,7 @@ from tests.service.products_support import Runs, read_band, truth_map, two_runs
 from tests.support.cli import lulc
 from tests.support.points import write_pixel_points
 from training.assess import assess_map, render_assessment
-from training.errors import PointsError
+from training.errors import AssessError, PointsError
 from training.points import read_points
 
 
@@ -289,3 +289,24 @@ def test_a_map_without_georeferencing_is_one_line(points: Path, tmp_path: Path) 
     assert done.stderr.splitlines() == [
         f"error: map {plain} must be in a projected CRS to measure areas (it is None)"
     ]
+
+
+def test_points_off_the_map_are_said_to_be_dropped_not_too_few(runs: Runs, tmp_path: Path) -> None:
+    """Training-inputs review: 121 points outside the map read "classes 1 (0), 2 (0) ... fewer than 2"."""
+    rows, cols = np.arange(10), np.arange(10)
+    far = write_pixel_points(tmp_path / "far.gpkg", rows, cols, np.repeat([1, 2], 5), origin=(900_000.0, 0.0))
+    with pytest.raises(
+        AssessError, match=r"no validation point of .*far.gpkg is usable on the map \(10 of 10 "
+    ):
+        assess_map(runs.first / "classes.tif", far, "label")
+    near = write_pixel_points(tmp_path / "near.gpkg", rows + 300, cols + 300, np.repeat([1, 2], 5))
+    mixed = tmp_path / "mixed.gpkg"
+    import geopandas as gpd
+    import pandas as pd
+
+    both = pd.concat([gpd.read_file(near).iloc[:2], gpd.read_file(far)])
+    gpd.GeoDataFrame(both, crs=gpd.read_file(near).crs).to_file(mixed)
+    with pytest.raises(
+        AssessError, match=r"fewer than 2 validation points in .*mixed.gpkg \(10 of 12 points "
+    ):
+        assess_map(runs.first / "classes.tif", mixed, "label")
