@@ -93,10 +93,19 @@ def error_line(error: BaseException) -> str:
     return "error: " + " ".join(str(error).split())
 
 
-def usage_line(error: typer.TyperException) -> str:
-    """One line for a command-line usage error (bad option value, missing option, unknown command)."""
+def usage_line(error: typer.TyperException, argv: list[str] | None = None) -> str:
+    """One line for a command-line usage error (bad option value, missing option, unknown command).
+
+    An option's missing value comes without the command's context: ``argv``'s first word, when it is a
+    command, names it (the line said ``lulc``, and pointed at ``lulc --help``, for ``lulc train --out``).
+    """
     context = getattr(error, "ctx", None)
     where = context.command_path if context is not None else "lulc"
+    words = [word for word in (argv if argv is not None else sys.argv[1:]) if not word.startswith("-")]
+    if context is None and words:
+        commands = getattr(typer.main.get_command(app), "commands", {})
+        if words[0] in commands:
+            where = f"lulc {words[0]}"
     format_message = getattr(error, "format_message", None)
     message = " ".join((format_message() if format_message else str(error)).split())
     return f"error: {where}: {message} (see '{where} --help')"
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `lulc` alone: its help, as before
             getattr(exc, "show")()  # noqa: B009
             sys.exit(2)
-        _fail(usage_line(exc), int(getattr(exc, "exit_code", 2)))
+        _fail(usage_line(exc, argv), int(getattr(exc, "exit_code", 2)))
     except ValidationError as exc:  # settings from options or LULC_* variables
         _fail(settings_line(exc), 2)
     except Exception as exc:

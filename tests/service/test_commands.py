@@ -154,6 +154,7 @@ LONG = "a-folder-name-longer-than-a-narrow-terminal-" * 2
         ("missing-option", "Missing option '--model'"),
         ("unknown-option", "No such option: --colour"),
         ("unknown-command", "No such command 'clasify'"),
+        ("missing-value", "lulc classify: Option '--out' requires an argument. (see 'lulc classify --help')"),
         ("missing-image", "nowhere.tif does not exist"),
         ("undated-image", "no acquisition date"),
     ],
@@ -179,6 +180,7 @@ def test_every_error_is_one_line_through_a_pipe_on_a_narrow_terminal(
         "missing-option": ["classify", "--image", image, "--out", out],
         "unknown-option": ["classify", "--model", model, "--image", image, "--out", out, "--colour", "red"],
         "unknown-command": ["clasify", "--model", model],
+        "missing-value": ["classify", "--model", model, "--image", image, "--out"],  # said "lulc: ..."
         "missing-image": ["classify", "--model", model, "--image", str(deep / "nowhere.tif"), "--out", out],
         "undated-image": ["classify", "--model", model, "--image", image, "--out", out],
     }[case]
