@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from lulc.decision import rounded
 from lulc.errors import ContractError
 
 MAX_CLASSES = 8
@@ -22,11 +23,11 @@ def set_members(
 ) -> npt.NDArray[np.bool_]:
     """Per pixel and column: whether the class is in the set (``p >= min_probability``).
 
-    ``min_probability`` is one value for every class, or one per column; it is compared in the
-    probabilities' own precision.
+    ``min_probability`` is one value for every class, or one per column. Both are compared rounded to
+    ``lulc.decision.DECIMALS`` decimals, as the label rule compares: a forest's probability of exactly a
+    calibrated minimum (k / trees) fell on either side of it as ONNX Runtime's thread count changed.
     """
-    proba = np.asarray(probabilities)
-    return proba >= np.asarray(min_probability, dtype=proba.dtype)
+    return rounded(probabilities) >= rounded(min_probability)
 
 
 def set_bands(members: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:

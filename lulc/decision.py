@@ -23,19 +23,36 @@ def decide_labels(
     """
     # np.round(p, 5) is rint(p * 1e5) / 1e5; the division keeps the order and the ties, so the argmax
     # of rint(p * 1e5) in float64 is the same (one pass less, in place)
-    scaled = np.array(probabilities, dtype=np.float64)
-    np.multiply(scaled, 10.0**DECIMALS, out=scaled)
-    np.rint(scaled, out=scaled)
-    winners = np.argmax(scaled, axis=-1)
+    winners = np.argmax(rounded(probabilities), axis=-1)
     return np.asarray(class_order, dtype=np.uint8)[winners]
 
 
 def top_probability(probabilities: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
-    """The winning probability per row as a uint8 percentage (0-100)."""
+    """The winning probability per row as a uint8 percentage (0-100, as ``percent`` rounds)."""
     array = np.asarray(probabilities)
     # the row maximum, column by column (10x faster than max over a short last axis; NaN propagates the
     # same way), widened to float64 after the max: the largest value is the same before and after
     top = array[..., 0].copy()
     for column in range(1, array.shape[-1]):
         np.maximum(top, array[..., column], out=top)
-    return np.clip(np.round(top.astype(np.float64) * 100.0), 0, 100).astype(np.uint8)
+    return percent(top)
+
+
+def rounded(probabilities: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Probabilities rounded to ``DECIMALS`` decimals, as scaled integers (``p * 10**DECIMALS``), float64.
+
+    Every rule that compares a probability with a value (the label's tie, a class set's minimum, a half
+    percent) compares these: a forest's vote share of exactly 0.41 came out of ONNX Runtime one float32 step
+    above or below it as its thread count changed, and ``sets.tif`` changed with ``--threads``.
+    """
+    scaled = np.array(probabilities, dtype=np.float64)
+    np.multiply(scaled, 10.0**DECIMALS, out=scaled)
+    return np.rint(scaled, out=scaled)
+
+
+def percent(probabilities: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """Probabilities as whole percents (0-100, half to even), from their ``rounded`` values."""
+    scaled = rounded(probabilities)
+    np.divide(scaled, 10.0 ** (DECIMALS - 2), out=scaled)
+    np.rint(scaled, out=scaled)
+    return np.clip(scaled, 0, 100).astype(np.uint8)

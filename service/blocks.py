@@ -15,7 +15,7 @@ from lulc import applicability
 from lulc.class_sets import set_bands, set_members
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
-from lulc.decision import top_probability
+from lulc.decision import percent, top_probability
 from lulc.errors import ContractError
 from lulc.features import compute_composite_features
 from lulc.grid import Block, OutputGrid
@@ -136,8 +136,7 @@ def probability_percent(
 
     Each value is rounded on its own, so a pixel's percents sum to 100 within half a unit per class.
     """
-    scaled = np.rint(np.asarray(probabilities, dtype=np.float64)[:, _table_columns(contract)] * 100.0)
-    return np.clip(scaled, 0, 100).astype(np.uint8).T
+    return percent(np.asarray(probabilities)[:, _table_columns(contract)]).T
 
 
 def class_set_bands(probabilities: npt.NDArray[np.float32], contract: ModelContract) -> npt.NDArray[np.uint8]:

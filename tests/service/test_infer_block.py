@@ -14,6 +14,7 @@ from shapely.geometry import box
 
 from lulc.classes import NODATA, ClassTable
 from lulc.contract import ModelContract
+from lulc.decision import percent
 from lulc.grid import Block, OutputGrid
 from service.blocks import infer_block
 from service.runner import Prediction
@@ -63,7 +64,7 @@ def test_answers_return_to_their_pixels(inside: str) -> None:
     np.testing.assert_array_equal(result.labels, expected)
     assert result.confidence is not None
     top = np.full((height, width), NODATA, np.uint8)
-    top[valid] = np.round(np.clip(nir[valid], 0.34, 1.0).astype(np.float64) * 100).astype(np.uint8)
+    top[valid] = percent(np.clip(nir[valid], 0.34, 1.0))  # rounded to 5 decimals, then to a percent
     np.testing.assert_array_equal(result.confidence, top)
     if valid.any():
         (features,) = model.calls
