@@ -158,7 +158,11 @@ class TrainingConfig(BaseModel):
     conformal_coverage: float = Field(
         default=0.9, gt=0, lt=1, description="Nominal coverage of the calibrated class sets."
     )
-    select: str = Field(default="best", description="'best' (highest repeated accuracy) or a model name.")
+    select: str = Field(
+        default="best",
+        description="'best' (highest spatial block CV accuracy with cv.spatial_block, else repeated CV) or a "
+        "model name.",
+    )
     seed: int = Field(
         default=0, ge=0, description="Seed of every random choice (scikit-learn takes 0 and up)."
     )

@@ -192,3 +192,24 @@ def test_spatial_blocks_take_polygon_ids_with_gaps() -> None:
     blocks = spatial_blocks(x, y, 1000.0, np.array([0, 0, 5, 5, 9, 9]))
     # polygon 9 straddles the edge at 1000 m: whole in the block of its first pixel, the first block
     assert blocks.tolist() == [0, 0, 1, 1, 0, 0]
+
+
+def test_the_spatial_block_cv_picks_the_model_when_the_recipe_asks_for_it() -> None:
+    """With --spatial-block, the model random splits favoured was kept; the spatial CV was only reported."""
+    from training.config import make_config
+    from training.pipeline import _select, _selection
+
+    def entry(name: str, cv: float, spatial: float | None) -> dict[str, object]:
+        scores: dict[str, object] = {"model": name, "holdout_overall_accuracy": 0.9}
+        scores["cv"] = {"overall_accuracy": {"mean": cv}}
+        if spatial is not None:
+            scores["spatial_cv"] = {"overall_accuracy": {"mean": spatial}}
+        return scores
+
+    config = make_config({"models": ["rf", "svm"], "cv": {"spatial_block": 500}})
+    board = [entry("rf", 0.95, 0.70), entry("svm", 0.90, 0.80)]
+    chosen = _select(config, board)
+    assert chosen["model"] == "svm"
+    assert _selection(config, board, chosen)["by"] == "spatial block CV of the training part"
+    plain = [entry("rf", 0.95, None), entry("svm", 0.90, None)]  # control: without blocks, the repeated CV
+    assert _select(make_config({"models": ["rf", "svm"]}), plain)["model"] == "rf"
