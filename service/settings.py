@@ -244,9 +244,11 @@ class ServiceSettings(BaseSettings):
         Jobs answered ``item_url: "published/<job>/item.json"``, a path relative to a working directory no
         client knows.
         """
-        if value is None or "://" in value or not value.strip():
-            return value
-        return str(Path(value).resolve())
+        from urllib.parse import urlparse
+
+        if value is None or urlparse(value).scheme or not value.strip():
+            return value  # a URL (file:/data/out, s3://...) is read as it is
+        return str(Path(value).expanduser().resolve())
 
     @field_validator("s3_endpoint")
     @classmethod

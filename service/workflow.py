@@ -22,6 +22,7 @@ from service.publish import (
     check_destination,
     is_local,
     join_url,
+    leaves_folder,
     local_path,
     output_files,
     publish,
@@ -212,9 +213,14 @@ def run_order(
     public = (public_folder or folder).rstrip("/")
     assets = {name: join_url(public, name) for name in names}
     item = copy.deepcopy(travelling_links(result.item_dict) if moves else result.item_dict)
-    for holder in [*item.get("assets", {}).values(), *item.get("links", [])]:
-        if isinstance(holder, dict) and isinstance(holder.get("href"), str):
-            holder["href"] = public_href(public, holder["href"])
+    for asset in item.get("assets", {}).values():
+        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
+            asset["href"] = public_href(public, asset["href"])
+    for link in item.get("links", []):
+        if isinstance(link, dict) and isinstance(link.get("href"), str):
+            # a link out of the folder (kept: nothing was published) leads to a file of this machine, not to
+            # one under the public URL (diff review: the model's link became a URL no server answers)
+            link["href"] = public_href(folder if leaves_folder(link["href"]) else public, link["href"])
     self_link = {"rel": "self", "href": join_url(public, ITEM_NAME), "type": "application/geo+json"}
     item["links"] = [link for link in item.get("links", []) if link.get("rel") != "self"] + [self_link]
     tiles: dict[str, str] = {}

@@ -248,6 +248,9 @@ def test_a_relative_output_url_gives_absolute_urls(
     assert result["output_url"] == str(tmp_path / "published" / result["job_id"])
     assert result["item_url"] == str(tmp_path / "published" / result["job_id"] / "item.json")
     assert Path(result["item_url"]).is_file()
+    # diff review: a URL and a home folder are not relative folders
+    for given, read in [("file:/data/out", "file:/data/out"), ("~/out", str(Path.home() / "out"))]:
+        assert service_settings(tmp_path, world, models, output_url=given).output_url == read
 
 
 def test_published_items_link_their_model_under_models_public_url(
@@ -297,6 +300,18 @@ def test_the_answers_item_links_resolve_away_from_its_folder(
     for href in local:
         assert Path(href).is_absolute(), href
         assert Path(href).exists(), href
+    # served under a public URL but not published: links inside the folder go there, links out of it (the
+    # model) stay files of this machine (diff review: the model's link became a URL no server answers)
+    public = "https://maps.example/out"
+    client = client_for(service_settings(tmp_path, world, models, output_public_url=public))
+    answer = client.post("/classify", json=request).json()
+    links = {link["rel"]: link["href"] for link in answer["item"]["links"]}
+    job = answer["job_id"]
+    assert links["self"] == f"{public}/{job}/item.json"
+    assert links["related"] == f"{public}/{job}/clean/item.json"
+    model = [link["href"] for link in answer["item"]["links"] if link.get("title", "").startswith("model ")]
+    assert model
+    assert all(Path(href).is_file() for href in model), model
 
 
 def test_beyond_max_concurrent_jobs_gets_429(world: World, models: Path, tmp_path: Path) -> None:
