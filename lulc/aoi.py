@@ -54,11 +54,11 @@ def check_vertex_limit(aoi: object, limit: int) -> int:
 
 def parse_bbox(value: str) -> list[float] | None:
     """``w,s,e,n`` (four comma-separated numbers, as ``--aoi`` takes them) as a list, else None."""
-    numbers = _comma_numbers(value)
+    numbers = comma_numbers(value)
     return numbers if numbers is not None and len(numbers) == 4 else None
 
 
-def _comma_numbers(value: str) -> list[float] | None:
+def comma_numbers(value: str) -> list[float] | None:
     """The comma-separated numbers ``value`` is (one or more), else None."""
     try:
         return [float(part) for part in value.split(",")]
@@ -83,7 +83,7 @@ def bbox_polygon(bbox: list[float]) -> dict[str, Any]:
 
 def aoi_argument(value: str) -> dict[str, Any]:
     """``--aoi`` as GeoJSON for ``parse_aoi``: ``w,s,e,n`` (``bbox_polygon``), else a file's AOI."""
-    numbers = _comma_numbers(value)
+    numbers = comma_numbers(value)
     if numbers is not None and len(numbers) == 4:
         return bbox_polygon(numbers)
     if numbers is not None and len(numbers) > 1 and not Path(value).exists():

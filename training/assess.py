@@ -154,6 +154,7 @@ def _design_estimate(
     reference: npt.NDArray[np.int64],
     values: list[int],
     pixel_ha: float,
+    dropped: str = "",
 ) -> tuple[Estimate, dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     position = {v: i for i, v in enumerate(values)}
     sizes = np.zeros(len(values))
@@ -176,6 +177,7 @@ def _design_estimate(
     if thin:
         raise AssessError(
             f"the design's strata {', '.join(thin)} have fewer than 2 labelled points in {points_path}"
+            f"{dropped}"
         )
     m = np.array([position[int(v)] for v in mapped], dtype=np.int64)
     r = np.array([position[int(v)] for v in reference], dtype=np.int64)
@@ -405,7 +407,7 @@ def _assess(
     design_summary: dict[str, Any] | None = None
     if design is not None:
         est, design_summary, strata, sizes = _design_estimate(
-            points_path, design, samples.index, mapped, samples.labels, values, pixel_ha
+            points_path, design, samples.index, mapped, samples.labels, values, pixel_ha, dropped
         )
         method = "Olofsson et al. 2014, stratified by the sample design's strata"
         if design_summary["points_where_map_class_is_not_stratum"]:

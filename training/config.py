@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lulc.aoi import comma_numbers
 from lulc.classes import read_yaml
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features
@@ -259,6 +260,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     resolved = dict(data)
     for key in _PATH_KEYS:
         value = resolved.get(key)
+        if key == "aoi" and isinstance(value, str) and comma_numbers(value) is not None:
+            continue  # "w,s,e,n" as --aoi takes it, not a file beside the recipe (diff review)
         if isinstance(value, str) and not _is_url(value) and not Path(value).is_absolute():
             resolved[key] = str((base / value).resolve())
     return resolved

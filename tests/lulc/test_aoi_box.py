@@ -49,3 +49,15 @@ def test_lulc_train_names_a_box_of_the_wrong_count_a_box(tmp_path: Path) -> None
     """``lulc train --aoi 1,2,3`` said "AOI file 1,2,3 does not exist", where classify named the box."""
     with pytest.raises(InputError, match=r"a box is four numbers w,s,e,n in degrees, got 3"):
         read_aoi("1,2,3")
+
+
+def test_a_recipes_box_string_is_a_box_not_a_file_beside_it(tmp_path: Path) -> None:
+    """Diff review: ``aoi: "w,s,e,n"`` in a recipe became a path beside the recipe, then a missing file."""
+    from training.config import load_config
+
+    recipe = tmp_path / "training.yaml"
+    recipe.write_text('aoi: "140.1,36.0,140.2,36.1"\n')
+    assert read_aoi(str(load_config(recipe).aoi)).bounds == pytest.approx((140.1, 36.0, 140.2, 36.1))
+    recipe.write_text('aoi: "1,2,3"\n')
+    with pytest.raises(InputError, match="a box is four numbers"):
+        read_aoi(str(load_config(recipe).aoi))

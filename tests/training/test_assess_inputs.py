@@ -310,3 +310,23 @@ def test_points_off_the_map_are_said_to_be_dropped_not_too_few(runs: Runs, tmp_p
         AssessError, match=r"fewer than 2 validation points in .*mixed.gpkg \(10 of 12 points "
     ):
         assess_map(runs.first / "classes.tif", mixed, "label")
+
+
+def test_a_designs_thin_strata_say_the_points_dropped_too(runs: Runs, tmp_path: Path) -> None:
+    """Diff review: the design's refusal said "strata 1 (1) have fewer than 2" without the points dropped."""
+    import geopandas as gpd
+
+    from service.design import design_run
+
+    sample = tmp_path / "sample.gpkg"
+    design_run(runs.first, sample, target_se=0.05, min_per_class=4)
+    frame = gpd.read_file(sample)
+    frame["label"] = frame["stratum"]
+    first = frame.index[frame["stratum"] == frame["stratum"].iloc[0]]
+    away = first[1:]  # all but one point of a stratum moved off the map
+    frame.loc[away, "geometry"] = frame.loc[away, "geometry"].translate(1e6)
+    frame.to_file(sample)
+    with pytest.raises(
+        AssessError, match=rf"fewer than 2 labelled points in .*sample.gpkg \({len(away)} of "
+    ):
+        assess_map(runs.first / "classes.tif", sample, "label")
