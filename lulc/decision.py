@@ -51,8 +51,9 @@ def rounded(probabilities: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 def percent(probabilities: npt.ArrayLike) -> npt.NDArray[np.uint8]:
-    """Probabilities as whole percents (0-100, half to even), from their ``rounded`` values."""
+    """Probabilities as whole percents (0-100, a half up: 0.745 is 75), from their ``rounded`` values."""
     scaled = rounded(probabilities)
-    np.divide(scaled, 10.0 ** (DECIMALS - 2), out=scaled)
-    np.rint(scaled, out=scaled)
+    np.divide(scaled, 10.0 ** (DECIMALS - 2), out=scaled)  # exact at a half: k / 1000 for a whole k
+    np.add(scaled, 0.5, out=scaled)
+    np.floor(scaled, out=scaled)
     return np.clip(scaled, 0, 100).astype(np.uint8)
