@@ -78,10 +78,10 @@ class TrainingConfig(BaseModel):
         label_field: label
         classes: classes.yaml
         models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
-        model_params: {rf: {n_estimators: 200}}
+        model_params: {rf: {n_estimators: 200}}   # scikit-learn's (LightGBM's) own; checked with the recipe
         class_weight: balanced        # or null
         tune: false                   # seeded search of each model's grid on the CV (tune_budget candidates)
-        select: best                  # or one of models
+        select: best                  # best spatial CV with cv.spatial_block, else repeated CV; or a model
         seed: 0
         cv: {scheme: kfold, folds: 5, repeats: 2, test_size: 0.3, spatial_block: 1000}
         baseline: ../deployed/metrics.json   # promotion gate (dir, metrics.json, model.json or URL)
