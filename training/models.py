@@ -73,9 +73,10 @@ def params_problem(name: str, params: dict[str, Any]) -> str | None:
         return None
     from sklearn.pipeline import Pipeline
 
-    target = make_estimator(name, 0)
-    if isinstance(target, Pipeline):
-        target = target.steps[-1][1]
+    def final(estimator: Any) -> Any:  # the SVM's SVC, after its scaler
+        return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+    target = final(make_estimator(name, 0))
     known = set(target.get_params(deep=False))
     unknown = sorted(set(params) - known)
     if unknown and name != "lgbm":  # LightGBM takes any of its own parameters as keywords
@@ -83,8 +84,7 @@ def params_problem(name: str, params: dict[str, Any]) -> str | None:
             f"model_params.{name}: unknown parameter(s) {unknown} of {type(target).__name__}; "
             f"known: {sorted(known)}"
         )
-    built = make_estimator(name, 0, 1, params)
-    inner = built.steps[-1][1] if isinstance(built, Pipeline) else built
+    inner = final(make_estimator(name, 0, 1, params))
     try:
         if hasattr(inner, "_parameter_constraints"):  # scikit-learn's own (LightGBM's check at its fit)
             inner._validate_params()  # every parameter checked, as its fit does first

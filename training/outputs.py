@@ -48,8 +48,8 @@ def check_model_out(out: Path, given: str | None = None) -> None:
         above = next((p for p in out.absolute().parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise ConfigError(f"--out {name} is below the file {above}: give a folder's path")
-        if above is not None and not os.access(above, os.W_OK | os.X_OK):
-            raise ConfigError(f"--out {name}: cannot write in {above} (read-only or not yours)")
+        if above is not None:
+            _check_writable(above, name)
         return
     if not out.is_dir():
         raise ConfigError(f"--out {name} is a file; give a new folder (or an earlier model folder) instead")
@@ -60,8 +60,7 @@ def check_model_out(out: Path, given: str | None = None) -> None:
             f"--out {name} is a mount point, which cannot be replaced whole: give a folder inside it, "
             f"e.g. --out {Path(name) / 'model'}"
         )
-    if not os.access(out.absolute().parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {name}: cannot write in {out.absolute().parent} (read-only or not yours)")
+    _check_writable(out.absolute().parent, name)
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -69,6 +68,12 @@ def check_model_out(out: Path, given: str | None = None) -> None:
             f"--out {name} holds files that are not a model's ({shown}); training replaces the folder whole: "
             "give a new or empty folder, or an earlier model folder"
         )
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    """Refuse ``--out name`` where the model cannot be made or renamed in ``folder`` (else found last)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {name}: cannot write in {folder} (read-only or not yours)")
 
 
 def _mount_point(path: Path) -> bool:
@@ -82,13 +87,9 @@ def _mount_point(path: Path) -> bool:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:  # not Linux
         return False
-    target = str(path.resolve())
-    points = {
-        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-        for line in lines
-        if len(line.split()) > 4
-    }
-    return target in points
+    fields = [line.split() for line in lines]
+    points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4]) for f in fields if len(f) > 4}
+    return str(path.resolve()) in points
 
 
 def install(tmp: Path, out: Path) -> None:
