@@ -170,14 +170,14 @@ class JobStatus(BaseModel):
     """A classification job."""
 
     job_id: str
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["running", "succeeded", "failed", "cancelled"]
     href: str = Field(description="Where to poll this job: its path on this service (e.g. `/jobs/{id}`).")
     area_km2: float
     created: datetime
     finished: datetime | None = None
     progress: JobProgress | None = None
     result: ClassifyResult | None = Field(default=None, description="Set once the job succeeded.")
-    error: ErrorBody | None = Field(default=None, description="Set if the job failed.")
+    error: ErrorBody | None = Field(default=None, description="Set if the job failed or was cancelled.")
     error_status: int | None = Field(
         default=None,
         description="HTTP status the error would have had (one of `POST /classify`'s, or 503: the service "
@@ -222,6 +222,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing or wrong bearer token (when the service has one).",
         403: "A URL is not on the allow-list.",
         404: "Unknown model or job, or no imagery for the AOI and time window.",
+        409: "The job has already finished: there is nothing to cancel.",
         408: "The request body did not arrive within `body_timeout_seconds`.",
         413: "Request body, AOI area or AOI vertex count over this service's limit.",
         422: "Malformed body, a model that cannot run on these inputs, or no valid pixels.",
@@ -436,7 +437,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Location", "Retry-After"],  # a job's URL, a 429's wait: for pages' scripts too
         )
@@ -475,7 +476,7 @@ def create_app(
         )
         if job.state is JobState.SUCCEEDED:
             status.result = result_of(job, JobSummary.of(job.result))  # a record of before: an Outcome
-        elif job.state is JobState.FAILED and job.error is not None:
+        elif job.state in (JobState.FAILED, JobState.CANCELLED) and job.error is not None:
             status.error = ErrorBody(**error_body(job.error))
             status.error_status = status_for(job.error)
         return status
@@ -528,7 +529,8 @@ def create_app(
         URLs and tile URLs. Larger ones (up to `max_aoi_km2`) get 202 and a job to poll at
         `GET /jobs/{id}`. Either way the imagery is searched first: no items over the AOI and window
         (404) or more than the service's limit (413) answer the request itself. When
-        `max_concurrent_jobs` jobs are running, 429 with `Retry-After`.
+        `max_concurrent_jobs` jobs are running, 429 with `Retry-After`. A synchronous request whose client
+        goes away (a timeout, a closed page) cancels its job, freeing its slot.
         """
         order = Order.of(body)
         # Input errors answer now, not as failed jobs; the cheap ones first: an unknown model (404), a bad
@@ -575,8 +577,8 @@ def create_app(
             return JSONResponse(
                 accepted.model_dump(mode="json"), status_code=202, headers={"Location": accepted.href}
             )
-        await anyio.to_thread.run_sync(job.wait)
-        if job.state is JobState.FAILED and job.error is not None:
+        await _wait_for_client(job, request)
+        if job.state in (JobState.FAILED, JobState.CANCELLED) and job.error is not None:
             # its id was never given out: kept, such failures would push other clients' jobs out (review)
             await anyio.to_thread.run_sync(registry.discard, job.id)
             raise handed.get("error", job.error)
@@ -601,6 +603,25 @@ def create_app(
         """The job's state (`running`, `succeeded`, `failed`), progress in blocks, and result or error."""
         return status_of(request, registry.get(job_id))
 
+    @protected.delete(
+        "/jobs/{job_id}",
+        tags=["classify"],
+        summary="Cancel a running classification job",
+        response_model=JobStatus,
+        status_code=202,
+        responses=_only(*auth, 404, 409, 500),
+    )
+    def cancel_job(job_id: str, request: Request) -> JobStatus:
+        """Ask a running job to stop: it finishes the block in hand and stops, publishing nothing.
+
+        202 with the job's status (still `running`); poll `GET /jobs/{id}`: it becomes `cancelled`, or
+        `succeeded` if its last block was already done. 409 if the job has already finished. Its slot is
+        free for another job once it has stopped.
+        """
+        job = registry.cancel(job_id)
+        log.info("job %s: cancelled by a client", job.id)
+        return status_of(request, job)
+
     @protected.get(
         "/models",
         tags=["models"],
@@ -623,8 +644,37 @@ def create_app(
             version=app.version, running_jobs=registry.running, max_concurrent_jobs=registry.max_concurrent
         )
 
+    app.add_api_route(  # probes and load balancers send either method
+        "/healthz",
+        healthz,
+        methods=["HEAD"],
+        operation_id="healthz_head",
+        tags=["health"],
+        summary="Liveness probe (headers only)",
+        response_model=Health,
+        responses=_only(500),
+    )
+
     _drop_unsent_422(app)
     return app
+
+
+CLIENT_CHECK_SECONDS = 1.0
+"""How often a synchronous request waiting for its job checks that its client is still connected."""
+
+
+async def _wait_for_client(job: Job, request: Request) -> None:
+    """Wait for a synchronous request's job; cancel it when the client goes away (timeout, closed tab).
+
+    An abandoned request otherwise kept its job running to the end, holding a job slot for an answer no one
+    would read: clients retrying after their own timeout filled every slot.
+    """
+    while not await anyio.to_thread.run_sync(job.wait, CLIENT_CHECK_SECONDS):
+        if await request.is_disconnected():
+            job.cancel()
+            log.info("job %s: its client went away: cancelled", job.id)
+            await anyio.to_thread.run_sync(job.wait)
+            return
 
 
 def _log_failed_job(job: Job, error: Exception) -> None:

@@ -8,7 +8,7 @@ from lulc import http_status
 from lulc.errors import LulcError
 from lulc.http_status import public_detail
 from service.dask_runner import NoWorkersError
-from service.jobs import BusyError, JobInterruptedError, JobNotFoundError
+from service.jobs import BusyError, JobCancelledError, JobFinishedError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
 from service.publish import PublishConflictError, PublishError
 
@@ -17,6 +17,8 @@ STATUS_BY_ERROR = {
     BusyError: 429,  # every job slot taken: retry after Retry-After seconds
     JobInterruptedError: 503,  # the service restarted while the job ran: not a bug, submitting again will do
     JobNotFoundError: 404,
+    JobCancelledError: 409,  # cancelled before it finished (DELETE /jobs/{id}, or its client went away)
+    JobFinishedError: 409,  # a DELETE of a job that has already finished: nothing to cancel
     ModelNotFoundError: 404,
     NoWorkersError: 503,  # the Dask cluster has no worker yet: retry once its workers are up
     PublishError: 502,  # the output store failed

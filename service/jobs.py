@@ -56,12 +56,24 @@ class JobNotFoundError(InputError):
     """No job has this id (never existed, or forgotten after finishing long ago)."""
 
 
+class JobCancelledError(LulcError):
+    """The job was cancelled before it finished: it stopped at its next block and left no outputs.
+
+    By ``DELETE /jobs/{id}``, or because the client of its synchronous request went away.
+    """
+
+
+class JobFinishedError(LulcError):
+    """The job has already finished: there is nothing left to cancel."""
+
+
 class JobState(StrEnum):
     """Life cycle of a job."""
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def _now() -> datetime:
@@ -85,15 +97,35 @@ class Job:
     info: dict[str, Any] = field(default_factory=dict)
     """What the submitter wants to remember about the job (e.g. its AOI's area)."""
     done: threading.Event = field(default_factory=threading.Event)
+    cancelling: threading.Event = field(default_factory=threading.Event)
+    """Set by ``cancel``: the work stops at its next progress step."""
 
     def start(self, description: str, total: int) -> None:
-        """A stage of ``total`` steps begins (``lulc.progress.Progress``, called from the work's thread)."""
+        """A stage of ``total`` steps begins (``lulc.progress.Progress``, called from the work's thread).
+
+        Raises:
+            JobCancelledError: the job was cancelled.
+        """
+        self._check_cancelled()
         self.progress = (0, total)
 
     def advance(self, steps: int = 1) -> None:
-        """``steps`` more steps are done."""
+        """``steps`` more steps are done (a block written); a cancelled job stops here.
+
+        Raises:
+            JobCancelledError: the job was cancelled.
+        """
         done, total = self.progress or (0, 0)
         self.progress = (done + steps, total)
+        self._check_cancelled()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next step (the block in hand is finished, nothing is published)."""
+        self.cancelling.set()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelling.is_set():
+            raise JobCancelledError(f"job {self.id} was cancelled before it finished")
 
     def note(self, message: str) -> None:
         """Notes are not kept for jobs."""
@@ -234,6 +266,20 @@ class JobRegistry:
             raise JobNotFoundError(f"no job {job_id!r} (unknown, or finished long ago and forgotten)")
         return job
 
+    def cancel(self, job_id: str) -> Job:
+        """Ask a running job to stop at its next block; returns it (still running until it stops).
+
+        Raises:
+            JobNotFoundError: unknown id.
+            JobFinishedError: the job has already finished.
+        """
+        job = self.get(job_id)
+        with self._lock:
+            if job.finished is None:
+                job.cancel()
+                return job
+        raise JobFinishedError(f"job {job_id} has already {job.state.value}: there is nothing to cancel")
+
     def discard(self, job_id: str) -> None:
         """Forget a finished job now, record included (a failed request's, whose error was the answer)."""
         with self._lock:
@@ -293,7 +339,7 @@ class JobRegistry:
                 job.state = JobState.SUCCEEDED
             else:
                 job.error = decode_error(encode_error(error))  # its class and message, not its traceback
-                job.state = JobState.FAILED
+                job.state = JobState.CANCELLED if isinstance(error, JobCancelledError) else JobState.FAILED
             job.finished = _now()
             self._running -= 1
             self._forget_old()

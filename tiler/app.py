@@ -170,6 +170,10 @@ def create_app(settings: TilerSettings) -> FastAPI:
             "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
         }
 
+    app.add_api_route(  # probes and load balancers send either method
+        "/healthz", healthz, methods=["HEAD"], operation_id="healthz_head", tags=["Service"]
+    )
+
     @app.get(
         "/aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
         response_class=Response,
