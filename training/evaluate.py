@@ -92,6 +92,11 @@ def check_class_counts(labels: npt.NDArray[np.int64], classes: ClassTable, origi
             f"class(es) {_some(few)} in {origin} have fewer than 2 usable points{hint}; a stratified split "
             "needs at least 2 per class: add points or drop the class"
         )
+    if not any(counts.values()):
+        raise PointsError(
+            f"{origin} has no usable point left: a model needs 2 classes or more with 2 usable points or "
+            "more each; the lines above say why the points were dropped"
+        )
     if sum(1 for n in counts.values() if n > 0) < 2:
         named = {classes.by_value(v).name: n for v, n in counts.items()}
         raise PointsError(

@@ -439,3 +439,19 @@ def test_an_identifier_as_label_field_gives_a_short_message_that_says_so() -> No
     assert len(message) < 1000, message
     assert "and 111 more" in message
     assert "is the label field an identifier?" in message
+
+
+def test_no_usable_point_left_says_so_not_which_classes_to_add() -> None:
+    """Every point dropped (nodata, say): the error asked to "add points of the other classes"."""
+    from lulc.classes import ClassTable
+    from training.errors import PointsError
+    from training.evaluate import check_class_counts
+
+    table = ClassTable.from_labels(["water", "forest", "urban"])
+    with pytest.raises(PointsError) as caught:
+        check_class_counts(np.array([], dtype=np.int64), table, "pts.gpkg (after dropping unusable points)")
+    message = str(caught.value)
+    assert "has no usable point left" in message
+    assert "other classes" not in message
+    with pytest.raises(PointsError, match="add points of the other classes"):  # one class left: as before
+        check_class_counts(np.array([table.values[0]] * 3, dtype=np.int64), table, "pts.gpkg")
