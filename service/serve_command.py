@@ -15,7 +15,7 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default LULC_SERVICE_PORT, 8000).")] = None,
 ) -> None:
-    """Serve POST /classify, GET /jobs/{id}, GET /models and GET /healthz (settings: LULC_SERVICE_*)."""
+    """Serve POST /classify, GET and DELETE /jobs/{id}, GET /models, GET /healthz (LULC_SERVICE_*)."""
     import logging
 
     import uvicorn
