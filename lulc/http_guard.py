@@ -21,6 +21,8 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from lulc.http_status import clip, public_detail
 
 Scope = MutableMapping[str, Any]
@@ -104,6 +106,11 @@ class RequestGuard:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
+        except ClientDisconnect:  # mid-body, or seen by the app: no one to answer, and not a bug
+            self.log.info(
+                "%s %s: the client went away before its answer", scope.get("method"), scope.get("path")
+            )
+            return
         except Exception as exc:
             if state["over"] or isinstance(exc, _BodyTooLargeError):
                 state["over"] = True

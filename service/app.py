@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from lulc.errors import LulcError
 from lulc.http_guard import RequestGuard
@@ -180,8 +181,8 @@ class JobStatus(BaseModel):
     error: ErrorBody | None = Field(default=None, description="Set if the job failed or was cancelled.")
     error_status: int | None = Field(
         default=None,
-        description="HTTP status the error would have had (one of `POST /classify`'s, or 503: the service "
-        "restarted while the job ran; submit it again).",
+        description="HTTP status the error would have had (one of `POST /classify`'s; 503: the service "
+        "restarted while the job ran, submit it again; 409: the job was cancelled).",
     )
 
 
@@ -542,6 +543,7 @@ def create_app(
         sync = area <= settings.sync_max_km2
         # the search too answers now (no imagery 404, too many items 413), not as a failed job (review);
         # not while every job slot is taken (429 first: it costs no request to the STAC API)
+        await _still_connected(request)  # a client gone while its AOI was checked gets no search, no job
         registry.check_free()
         readers = await anyio.to_thread.run_sync(open_order, order, model, settings, limiter=aoi_turns)
         handed: dict[str, Any] = {}  # the sync answer's full outcome or error, never kept by the registry
@@ -570,6 +572,7 @@ def create_app(
             return JobSummary.of(outcome)
 
         submit = functools.partial(registry.submit, work, info={"area_km2": area, "model": body.model})
+        await _still_connected(request)
         job = await anyio.to_thread.run_sync(submit)  # writes the job's record
         log.info("job %s: %.2f km² with model %s over %s", job.id, area, body.model, body.datetime)
         if not sync:
@@ -600,7 +603,7 @@ def create_app(
         responses=_only(*auth, 404, 500),
     )
     def get_job(job_id: str, request: Request) -> JobStatus:
-        """The job's state (`running`, `succeeded`, `failed`), progress in blocks, and result or error."""
+        """The job's state (`running`, `succeeded`, `failed`, `cancelled`), progress, result or error."""
         return status_of(request, registry.get(job_id))
 
     @protected.delete(
@@ -614,9 +617,10 @@ def create_app(
     def cancel_job(job_id: str, request: Request) -> JobStatus:
         """Ask a running job to stop: it finishes the block in hand and stops, publishing nothing.
 
-        202 with the job's status (still `running`); poll `GET /jobs/{id}`: it becomes `cancelled`, or
-        `succeeded` if its last block was already done. 409 if the job has already finished. Its slot is
-        free for another job once it has stopped.
+        202 with the job's status (still `running`); poll `GET /jobs/{id}`: it becomes `cancelled`, or, when
+        its last block was already classified (it is writing or publishing its maps), `succeeded` or
+        `failed` as it would have. 409 if the job has already finished. Its slot is free for another job once
+        it has stopped.
         """
         job = registry.cancel(job_id)
         log.info("job %s: cancelled by a client", job.id)
@@ -663,6 +667,16 @@ CLIENT_CHECK_SECONDS = 1.0
 """How often a synchronous request waiting for its job checks that its client is still connected."""
 
 
+async def _still_connected(request: Request) -> None:
+    """Go on only while the request's client waits for the answer.
+
+    Raises:
+        ClientDisconnect: the client went away (``RequestGuard`` logs it, answers nothing).
+    """
+    if await request.is_disconnected():
+        raise ClientDisconnect
+
+
 async def _wait_for_client(job: Job, request: Request) -> None:
     """Wait for a synchronous request's job; cancel it when the client goes away (timeout, closed tab).
 
@@ -672,7 +686,7 @@ async def _wait_for_client(job: Job, request: Request) -> None:
     while not await anyio.to_thread.run_sync(job.wait, CLIENT_CHECK_SECONDS):
         if await request.is_disconnected():
             job.cancel()
-            log.info("job %s: its client went away: cancelled", job.id)
+            log.info("job %s: its client went away: cancelling it", job.id)
             await anyio.to_thread.run_sync(job.wait)
             return
 

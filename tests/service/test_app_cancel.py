@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,74 @@ def test_a_synchronous_request_whose_client_leaves_cancels_its_job(
         # a client that waits gets its answer
         answer = httpx.post(f"{server.url}/classify", json=request, timeout=120)
         assert answer.status_code == 200, answer.text
+
+
+def _gone(caplog: pytest.LogCaptureFixture, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("went away" in r.getMessage() for r in caplog.records if r.name == "service.app"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _post_and_leave(port: int, body: bytes, sent: int, ready: threading.Event | None = None) -> None:
+    """POST ``sent`` bytes of ``body`` (announcing all of it); close once ``ready`` is set."""
+    client = socket.create_connection(("127.0.0.1", port), timeout=60)
+    client.sendall(
+        b"POST /classify HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:sent]
+    )
+    if ready is not None:
+        assert ready.wait(60)
+    client.close()
+
+
+def test_a_client_gone_mid_body_is_not_an_internal_error(
+    world: World, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: it was logged as a 500 (``ClientDisconnect``) with its traceback; 500 means a bug."""
+    caplog.set_level(logging.INFO, logger="service.app")
+    body = json.dumps({"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}).encode()
+    with BackgroundServer(create_app(service_settings(tmp_path, world, models))) as server:
+        _post_and_leave(server.port, body, len(body) // 2)
+        assert _gone(caplog), [r.getMessage() for r in caplog.records]
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_client_gone_while_its_aoi_is_checked_gets_no_search_and_no_job(
+    world: World, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service.output_crs import check_aoi
+
+    caplog.set_level(logging.INFO, logger="service.app")
+    checking, closed = threading.Event(), threading.Event()
+
+    def held_check(*args: Any) -> float:
+        checking.set()
+        assert closed.wait(60)
+        time.sleep(0.5)  # uvicorn sees the closed connection meanwhile
+        return check_aoi(*args)
+
+    provider, runner = blocking_provider(models)
+    runner.gate.set()
+    settings = service_settings(tmp_path, world, models)
+    app = create_app(settings, models=provider, aoi_check=held_check)
+    body = json.dumps({"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}).encode()
+    with BackgroundServer(app) as server:
+        asked = len(world.server.requests)
+        leaving = threading.Thread(target=_post_and_leave, args=(server.port, body, len(body), checking))
+        leaving.start()
+        leaving.join(60)
+        closed.set()
+        assert _gone(caplog), [r.getMessage() for r in caplog.records]
+    assert len(world.server.requests) == asked  # no search of the imagery
+    assert not runner.entered.is_set()
+    assert app.state.jobs.running == 0
+    if settings.output_dir.exists():
+        assert not list(settings.output_dir.rglob("*"))  # no job folder, no job record
 
 
 def test_healthz_answers_head_as_probes_send_it(world: World, models: Path, tmp_path: Path) -> None:
