@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 def demo_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write (empty, new, or a previous demo world).")],
-    size: Annotated[int, typer.Option(help="Grid width/height in 10 m pixels (even, >= 128).")] = 1024,
+    size: Annotated[int, typer.Option(help="Grid width/height in 10 m pixels (even, 128 to 4096).")] = 1024,
     seed: Annotated[int, typer.Option(min=0, help="Seed of every random choice; same seed, same bytes.")] = 0,
     asset_base_url: Annotated[
         str | None, typer.Option(help="Make asset hrefs absolute: URL/cogs/<item>/<band>.tif.")

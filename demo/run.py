@@ -25,6 +25,8 @@ DEFAULT_OUT = Path("demo-output")
 
 MMU_HA = 0.5
 """The demo's minimum mapping unit (hectares) for the cleaned map."""
+RUNS = (("demo", None), ("demo-clean", "clean"), ("demo-later", None), ("demo-change", "change"))
+"""The run folders under ``<out>/runs`` and their ``lulc:product`` (None: a map)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     from service.change import change_runs
     from service.clean import clean_run
     from service.engine import classify
+    from service.output import check_out_folder, refuse_here_or_root
     from service.readers import StacReaderFactory
     from service.request import ClassifyRequest
     from service.runner import load_model
@@ -58,7 +61,10 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     from training.config import load_config
     from training.pipeline import train
 
+    refuse_here_or_root(out, "--out", "give a folder of the demo's own, e.g. --out demo-output")
     out = out.resolve()
+    for name, product in RUNS:  # before any work, as every other command checks its --out (review)
+        check_out_folder(out / "runs" / name, product)
     world_dir = out / "world"
     # generate() overwrites an earlier demo world in place (same bytes) and refuses foreign files
     world = generate(world_dir, size=size or DEFAULT_SIZE, seed=seed, change=True)
@@ -141,10 +147,10 @@ def demo(
     size: Annotated[
         int | None, typer.Option(help="Demo world edge in pixels (default: the generator's).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the demo world and the model.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the demo world and the model.")] = 0,
     serve: Annotated[bool, typer.Option(help="Serve the web map when done.")] = True,
     host: Annotated[str, typer.Option(help="Interface the web map listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the web map listens on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port the web map listens on.")] = 8080,
 ) -> None:
     """Run the whole job on the offline demo world (map, cleaned map, change), then serve the web map."""
     if serve:

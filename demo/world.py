@@ -17,10 +17,14 @@ Layout of the output folder (a public interface):
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,10 +60,14 @@ from lulc.classes import NODATA
 from lulc.cog import CogOptions, atomic_path, write_cog
 from lulc.errors import InputError
 from lulc.grid import OutputGrid
+from lulc.signals import held
 
 DEFAULT_SIZE = 1024
 """Default grid width in 10 m pixels (10.24 km): generated in seconds, classified in a minute."""
 MIN_SIZE = 128
+MAX_SIZE = 4096
+"""The generator holds every scene's bands whole in memory: 0.5 GB at 1,024 px, 1.4 GB at 2,048 (peak RSS,
+measured), about 5 GB at 4,096; a larger world does not fit a laptop."""
 EPSG = 32654
 """UTM zone 54N; the grid lies in MGRS tile 54SVE, around 36.0 N 140.0 E (Kanto plain, Japan)."""
 ORIGIN = (410_000.0, 3_990_000.0)
@@ -126,8 +134,10 @@ LAYOUT = frozenset(
 
 
 def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
-    if size < MIN_SIZE or size % 2:
-        raise InputError(f"demo world size must be an even number of pixels >= {MIN_SIZE}, got {size}")
+    if size < MIN_SIZE or size > MAX_SIZE or size % 2:
+        raise InputError(
+            f"demo world size must be an even number of pixels from {MIN_SIZE} to {MAX_SIZE}, got {size}"
+        )
     if asset_base_url is not None and "://" not in asset_base_url:
         raise InputError(
             f"--asset-base-url must be an absolute URL such as http://host/path, got {asset_base_url!r}"
@@ -193,8 +203,55 @@ def generate(
     """
     out_dir = Path(out_dir)
     _check_target(out_dir, size, asset_base_url)
-    _clear_earlier_world(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Made whole in a hidden folder first: a world that fails or is interrupted leaves the earlier one as it
+    # was (review: it was cleared first, and Ctrl-C or a too large size left an empty folder).
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    try:
+        world = _generate_into(staging, size, seed, asset_base_url, seasons, change)
+        with held():
+            _clear_earlier_world(out_dir)
+            _move_into(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _rerooted(world, staging, out_dir)
+
+
+STAGING_PREFIX = ".demo-world-"
+CATALOG_NAMES = ("pc", "sentinel-2-l2a", "catalog.json")
+"""Moved into place last, in this order: a world whose move fails part-way has no catalog.json."""
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Rename everything in ``source`` into ``target``; a folder already there gets the contents instead.
+
+    After ``_clear_earlier_world`` only a folder that was not a finished demo world still holds our names (an
+    interrupted world of an earlier version, or a user's own ``cogs/``): its files are written over, none
+    of its other files deleted, as before.
+    """
+    last = {name: rank for rank, name in enumerate(CATALOG_NAMES, start=1)}
+    for path in sorted(source.iterdir(), key=lambda p: (last.get(p.name, 0), p.name)):
+        there = target / path.name
+        if path.is_dir() and there.is_dir() and not there.is_symlink():
+            _move_into(path, there)
+        else:
+            os.replace(path, there)
+
+
+def _rerooted(world: DemoWorld, old: Path, new: Path) -> DemoWorld:
+    """``world`` with each of its paths under ``old`` moved to the same place under ``new``."""
+    changes: dict[str, Any] = {
+        f.name: new / value.relative_to(old)
+        for f in dataclasses.fields(world)
+        if isinstance(value := getattr(world, f.name), Path)
+    }
+    return dataclasses.replace(world, **changes)
+
+
+def _generate_into(
+    out_dir: Path, size: int, seed: int, asset_base_url: str | None, seasons: bool, change: bool
+) -> DemoWorld:
+    """The world of ``generate``, written into the new, empty folder ``out_dir``."""
     rng = np.random.default_rng(seed)
 
     landscape = make_landscape(rng, size)

@@ -143,22 +143,31 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     """
     refuse_file(out_dir)
     refuse_here_or_root(out_dir, "--out", "give a folder of the run's own, e.g. --out runs/map")
-    if not out_dir.is_dir():
-        return
-    names = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
-    if not names:
+    refuse_foreign_files(out_dir, "--out")
+    if not out_dir.is_dir() or not any(not p.name.startswith(".") for p in out_dir.iterdir()):
         return
     found = product_in(out_dir)
-    if found == _NO_RUN:
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise InputError(
-            f"--out {out_dir} holds files of no run ({shown}): give a new or empty folder, or an earlier "
-            "run's"
-        )
     if found != product:
         raise InputError(
             f"--out {out_dir} holds a {_PRODUCTS.get(found, str(found))}, not a {_PRODUCTS.get(product)}: "
             "give a new or empty folder, or an earlier run of the same kind"
+        )
+
+
+def refuse_foreign_files(folder: Path, named: str) -> None:
+    """Refuse a folder holding files of no run (someone's own): a run written there would mix with them.
+
+    Raises:
+        InputError: ``{named} {folder} holds files of no run (...)``.
+    """
+    if not folder.is_dir():
+        return
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if names and product_in(folder) == _NO_RUN:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise InputError(
+            f"{named} {folder} holds files of no run ({shown}): give a new or empty folder, or an earlier "
+            "run's"
         )
 
 

@@ -156,3 +156,64 @@ def test_an_ignored_ctrl_c_stays_ignored(tmp_path: Path) -> None:
 
     code, stderr = interrupted_demo_data(tmp_path / "world", 512, signal.SIG_IGN)
     assert code == 0, stderr
+
+
+def test_an_interrupted_or_refused_world_leaves_the_earlier_world_as_it_was(tmp_path: Path) -> None:
+    """CLI review: the earlier world was cleared first: a Ctrl-C or a too large size left an empty folder."""
+    import hashlib
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.cli import LULC
+
+    world = tmp_path / "world"
+    assert lulc_program("demo-data", world, "--size", "128", "--seed", "1").returncode == 0
+
+    def digest() -> dict[str, str]:
+        return {
+            str(p.relative_to(world)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(world.rglob("*"))
+            if p.is_file()
+        }
+
+    before = digest()
+    too_large = lulc_program("demo-data", world, "--size", "10000000")
+    assert too_large.returncode == 2, too_large.stderr
+    assert_one_line(too_large.stderr, "128 to 4096", "10000000")
+    process = subprocess.Popen(
+        [str(LULC), "demo-data", str(world), "--size", "1024", "--seed", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60  # interrupted while it writes the new world
+    while not list(world.glob(".demo-world-*/cogs")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert digest() == before
+    assert not list(world.glob(".demo-world-*"))
+
+
+def test_lulc_demo_checks_every_folder_it_writes_before_any_work(tmp_path: Path) -> None:
+    """CLI review: runs/demo with a user's stats.json was written over; --out / wrote /world and the rest."""
+    out = tmp_path / "dm"
+    mine = out / "runs" / "demo" / "stats.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    done = lulc_program("demo", "--out", out, "--size", "128", "--no-serve")
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done.stderr, "runs/demo holds files of no run (stats.json)")
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]  # no world, no model
+    assert mine.read_text() == "mine"
+    root = lulc_program("demo", "--out", "/", "--no-serve")
+    assert root.returncode == 2, root.stderr
+    assert_one_line(root.stderr, "--out / is the file system's root")
+    refusals = (("--seed", "-1", "greater than or equal to 0"), ("--port", "99999", "65535"))
+    for option, value, words in refusals:
+        refused = lulc_program("demo", "--out", tmp_path / "dm2", option, value)
+        assert refused.returncode == 2, refused.stderr
+        assert words in refused.stderr, refused.stderr
+    assert not (tmp_path / "dm2").exists()

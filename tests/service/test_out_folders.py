@@ -73,6 +73,8 @@ def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, 
     (mine / "notes.txt").write_text("mine")
     image = str(runs.first.parent / "a.tif")
     one_error_line(lulc(*classify_args(runs, image), "--out", mine), "holds files of no run (notes.txt)")
+    # CLI review: lulc publish wrote the run's files among them
+    one_error_line(lulc("publish", runs.first, mine), f"destination {mine} holds files of no run (notes.txt)")
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     a_map = tmp_path / "map"
     shutil.copytree(runs.first, a_map)
