@@ -115,9 +115,19 @@ def read_change_points(
     )
     x, y = to_map.transform(shapely.get_x(points), shapely.get_y(points))
     inverse = ~grid.transform
-    cols_f, rows_f = inverse * (np.asarray(x), np.asarray(y))
-    rows, cols = np.floor(rows_f).astype(np.int64), np.floor(cols_f).astype(np.int64)
-    inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+    with np.errstate(all="ignore"):  # points far off the map (even off the CRS) are outside, not warnings
+        xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        cols_f = inverse.a * xs + inverse.b * ys + inverse.c
+        rows_f = inverse.d * xs + inverse.e * ys + inverse.f
+        on_grid = (rows_f >= 0) & (rows_f < grid.height) & (cols_f >= 0) & (cols_f < grid.width)
+    rows = np.where(on_grid, np.floor(np.where(on_grid, rows_f, 0)), -1).astype(np.int64)
+    cols = np.where(on_grid, np.floor(np.where(on_grid, cols_f, 0)), -1).astype(np.int64)
+    inside = on_grid
+    if rows.size and not inside.any():
+        raise InputError(
+            f"none of the {rows.size} validation points in {path} lies on the change map (the map covers "
+            f"{_bounds_text(grid)}): give points over the mapped area, in any CRS they declare"
+        )
     first = _positions(np.asarray(data[fields.index(field_a)]), classes, field_a, path)
     second = _positions(np.asarray(data[fields.index(field_b)]), classes, field_b, path)
     strata = None
@@ -129,6 +139,20 @@ def read_change_points(
     return ChangePoints(
         rows[inside], cols[inside], first[inside], second[inside], int((~inside).sum()), strata
     )
+
+
+def _bounds_text(grid: RunGrid) -> str:
+    """The grid's extent in longitude and latitude, for messages."""
+    t = grid.transform
+    left, top = t.c, t.f
+    right, bottom = t @ (grid.width, grid.height)
+    to_lonlat = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_wkt(grid.crs.to_wkt()), pyproj.CRS.from_epsg(4326), always_xy=True
+    )
+    west, south, east, north = to_lonlat.transform_bounds(
+        min(left, right), min(bottom, top), max(left, right), max(bottom, top)
+    )
+    return f"longitude {west:.4f} to {east:.4f}, latitude {south:.4f} to {north:.4f}"
 
 
 def change_area_estimate(

@@ -69,3 +69,38 @@ def test_a_missing_label_field_names_the_files_fields(runs: Runs, tmp_path: Path
         read_change_points(path, "reference", "label_b", run.classes, run.grid)
     with pytest.raises(InputError, match=r"have no field 'later' \(fields: label_a, label_b\)$"):
         read_change_points(path, "label_a", "later", run.classes, run.grid)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [[[600005.0, 4999995.0], [600105.0, 4999905.0]], [[5.3e20, 3.3e16], [-6.9e16, 1.4e-45]]],
+    ids=["100 km away", "off the CRS"],
+)
+def test_points_that_all_miss_the_map_say_so_in_one_line(
+    runs: Runs, tmp_path: Path, where: list[list[float]]
+) -> None:
+    """CLI review: a 1,400-character list of every stratum without a point (and numpy's warnings first)."""
+    import warnings
+
+    run = open_run(runs.first)
+    path = tmp_path / "far.gpkg"
+    pyogrio.raw.write(
+        str(path),
+        shapely.to_wkb(shapely.points(where)),
+        [np.array([1, 2], dtype=np.int32), np.array(["Tree cover", "Open water"], dtype=object)],
+        ["label_a", "label_b"],
+        driver="GPKG",
+        geometry_type="Point",
+        crs="EPSG:32633",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(InputError, match=r"none of the 2 validation points in .* lies on the change map"):
+            read_change_points(path, "label_a", "label_b", run.classes, run.grid)
+    done = lulc(
+        "change", str(runs.first), str(runs.second), "--out", str(tmp_path / "c"), "--points", str(path)
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "lies on the change map (the map covers longitude" in done.stderr
+    assert len(done.stderr) < 400, done.stderr
