@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 
 from lulc.errors import InputError
@@ -21,6 +22,8 @@ def check_port_free(host: str, port: int, what: str, hint: str) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                hint = "give an address of this machine with --host, e.g. 127.0.0.1, or 0.0.0.0 for all"
             raise InputError(
                 f"{what} cannot listen on {host}:{port} ({exc.strerror or exc}): {hint}"
             ) from exc

@@ -345,7 +345,8 @@ def named_class_tables(models_dir: Path | None, colormap_files: Sequence[Path]) 
     candidates: list[Path] = list(colormap_files)
     if models_dir is not None:
         if not models_dir.is_dir():
-            raise NotFoundError(f"models folder {models_dir} does not exist")
+            state = "is not a folder" if models_dir.exists() else "does not exist"
+            raise NotFoundError(f"models folder {models_dir} {state}")
         candidates += sorted(p for p in models_dir.rglob("*") if p.suffix in (".json", ".yaml", ".yml"))
     for path in candidates:
         try:

@@ -37,6 +37,7 @@ def tiler(
     """Run the tiler: coloured class tiles, legend, class areas, imagery backdrop and the web map."""
     import uvicorn
 
+    from lulc.errors import InputError
     from lulc.listening import check_port_free
     from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
@@ -49,6 +50,9 @@ def tiler(
     if allow:
         overrides["allow"] = list(allow)
     if runs is not None:
+        if not runs.is_dir():  # a typo gave an empty web map (CLI review)
+            state = "is not a folder" if runs.exists() else "does not exist"
+            raise InputError(f"--runs {runs} {state}: give the folder holding the runs' folders")
         overrides["runs_dir"] = runs
     if models is not None:
         overrides["models_dir"] = models

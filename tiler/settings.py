@@ -141,7 +141,7 @@ class TilerSettings(BaseSettings):
         ),
     )
     host: str = Field(default="127.0.0.1", description="Interface `lulc tiler` listens on.")
-    port: int = Field(default=8080, ge=0, le=65535, description="Port `lulc tiler` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `lulc tiler` listens on.")
 
     @field_validator("allow", "cors_origins", "colormaps", mode="before")
     @classmethod

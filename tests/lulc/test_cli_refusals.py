@@ -217,3 +217,27 @@ def test_lulc_demo_checks_every_folder_it_writes_before_any_work(tmp_path: Path)
         assert refused.returncode == 2, refused.stderr
         assert words in refused.stderr, refused.stderr
     assert not (tmp_path / "dm2").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "tiler"])
+def test_a_host_not_of_this_machine_asks_for_another_host_not_port(command: str) -> None:
+    """CLI review: --host 999.1.1.1 said "give another --port"."""
+    done = lulc_program(command, "--host", "999.1.1.1", "--port", "18999")
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done.stderr, "cannot listen on 999.1.1.1:18999", "--host")
+    assert "--port" not in done.stderr
+
+
+def test_tiler_start_up_options_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    """CLI review: --runs with a typo or a file started an empty web map; --port 0 printed port 0."""
+    a_file = tmp_path / "classes.yaml"
+    a_file.write_text("classes: []\n")
+    for option, value, words in (
+        ("--runs", tmp_path / "nope", "does not exist"),
+        ("--runs", a_file, "is not a folder"),
+        ("--models", a_file, "is not a folder"),
+        ("--port", "0", "greater than or equal to 1"),
+    ):
+        done = lulc_program("tiler", "--allow", tmp_path, option, value)
+        assert done.returncode == 2, done.stderr
+        assert_one_line(done.stderr, words)
