@@ -198,6 +198,8 @@ def change_runs(
             classes.
     """
     a, b = open_run(run_a), open_run(run_b)
+    if a.path.resolve() == b.path.resolve():  # CLI review: a map compared with itself was accepted
+        raise InputError(f"both runs are {a.path}: give the earlier map first, then the later one")
     check_comparable(a, b)
     out = Path(out_dir)
     if out.resolve() in (a.path.resolve(), b.path.resolve()):

@@ -127,6 +127,13 @@ def open_run(path: str | Path) -> RunFolder:
         raise InputError(f"run folder {folder} does not exist (give the output folder of `lulc classify`)")
     classes_path = folder / CLASSES_NAME
     if not classes_path.is_file():
+        periods = sorted(p.name for p in folder.iterdir() if (p / CLASSES_NAME).is_file())
+        if periods:  # a series of maps (lulc classify --every): each period is a run (CLI review)
+            shown = ", ".join(periods[:3]) + (", ..." if len(periods) > 3 else "")
+            raise InputError(
+                f"{folder} is a series of maps ({shown}): give one of its period folders, e.g. "
+                f"{folder / periods[0]}"
+            )
         raise InputError(f"run folder {folder} has no {CLASSES_NAME}; is it a `lulc classify` output?")
     item = _read_json(folder / ITEM_NAME, "STAC item")
     stats = _read_json(folder / STATS_NAME, "class statistics")

@@ -104,3 +104,23 @@ def test_points_that_all_miss_the_map_say_so_in_one_line(
     assert done.stderr.count("\n") == 1, done.stderr
     assert "lies on the change map (the map covers longitude" in done.stderr
     assert len(done.stderr) < 400, done.stderr
+
+
+def test_a_run_compared_with_itself_and_a_series_folder_are_refused_with_what_to_give(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """CLI review: `lulc change A A` was accepted; a series folder only "has no classes.tif"."""
+    import shutil
+
+    same = lulc("change", str(runs.first), str(runs.first), "--out", str(tmp_path / "c"))
+    assert same.returncode == 2, same.stderr
+    assert "both runs are" in same.stderr
+    assert not (tmp_path / "c").exists()
+    series = tmp_path / "series"
+    for period in ("2021", "2022"):
+        shutil.copytree(runs.first, series / period)
+    with pytest.raises(InputError, match=r"is a series of maps \(2021, 2022\): give one of its period"):
+        open_run(series)
+    done = lulc("vectorize", str(series), "--out", str(tmp_path / "v.gpkg"))
+    assert done.returncode == 2, done.stderr
+    assert f"e.g. {series / '2021'}" in done.stderr
