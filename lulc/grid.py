@@ -341,6 +341,13 @@ def grid_for_aoi(
     check_block_size(block_size)
     stride = resolution if step is None else step
     shape = reproject_geometry(aoi, WGS84, crs)
+    if shape.is_empty or not shape.is_valid or not all(math.isfinite(v) for v in shape.bounds):
+        # the whole world into a UTM zone folded into a 334 km sliver: "narrower than a pixel" (CLI review)
+        raise InputError(
+            f"the AOI does not project into {crs}: it reaches too far beyond the area that CRS is made "
+            "for (a UTM zone spans 6 degrees of longitude); give a smaller AOI, or an output CRS that holds "
+            "it (--crs)"
+        )
     west, south, east, north = shape.bounds
     x0, y0 = anchor
     left = x0 + math.floor((west - x0) / stride) * stride

@@ -191,3 +191,15 @@ def test_an_unknown_crs_is_one_error_without_gdals_own_line(capfd: pytest.Captur
     with pytest.raises(InputError, match="unknown CRS 'EPSG:99999'"):
         normalize_crs("EPSG:99999")
     assert "ERROR 1" not in capfd.readouterr().err
+
+
+def test_an_aoi_that_does_not_project_into_the_utm_zone_is_refused_as_such() -> None:
+    """CLI review: the whole world folded into a 334 km sliver of UTM zone 1: "narrower than a pixel"."""
+    import shapely.geometry
+
+    world = shapely.geometry.box(-180, -90, 180, 90)
+    with pytest.raises(InputError, match=r"does not project into EPSG:32601: .* \(--crs\)"):
+        grid_for_aoi(world, 10.0, utm_crs(world))
+    japan = shapely.geometry.box(138, 35, 141, 37)  # control: a large AOI inside its zone's reach
+    grid = grid_for_aoi(japan, 100.0, utm_crs(japan))
+    assert 2_500 < grid.width < 2_800
