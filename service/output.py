@@ -37,7 +37,7 @@ from rasterio.windows import Window
 from lulc.checksum import multihash_sha256
 from lulc.classes import NODATA, ClassTable
 from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, translate_to_cog
-from lulc.errors import InputError
+from lulc.errors import InputError, LimitError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.signals import held
@@ -233,6 +233,27 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         yield path
 
 
+def check_working_space(folder: Path, width: int, height: int, factors: Sequence[int], bands: int) -> None:
+    """Refuse, before any block, a map whose uncompressed overview levels cannot fit the free disk space.
+
+    The levels are staged uncompressed (``lulc.cog.OverviewLevels``), one byte per pixel and band: GDAL
+    checks each file's size against the free space as it creates it, which for a continent-sized AOI gave
+    an "unexpected RasterioIOError" after the blocks had started (CLI review). The maps themselves are
+    compressed and not counted.
+
+    Raises:
+        LimitError: the levels need more bytes than ``folder``'s file system has free.
+    """
+    needed = bands * sum(-(-width // f) * -(-height // f) for f in factors)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise LimitError(
+            f"a {width:,} x {height:,} px map needs about {needed / 2**30:,.1f} GiB of working space for its "
+            f"overview levels in {folder.parent}, where {free / 2**30:,.1f} GiB are free: classify a smaller "
+            "AOI, or its parts apart"
+        )
+
+
 def staging_profile(crs: Any, transform: Any, width: int, height: int) -> dict[str, Any]:
     """The rasterio profile of a temporary uint8 map written block by block before its COG translation.
 
@@ -325,6 +346,8 @@ class BlockSink:
         self.layer_paths = {layer.key: folder / f"{layer.key}.tmp.tif" for layer in self.layers}
         self._factors = overview_factors(grid.width, grid.height, CogOptions().blocksize)
         self._incremental = not self._factors or grid.block_size % self._factors[-1] == 0
+        bands = 1 + int(confidence) + sum(len(layer.descriptions) for layer in self.layers)
+        check_working_space(folder, grid.width, grid.height, self._factors, bands)
         self._levels: dict[Path, OverviewLevels] = {}
         self._env = gdal_env()
         self._env.__enter__()

@@ -107,3 +107,25 @@ def test_the_class_sets_overviews_pair_each_sets_size_with_its_own_bitmask(tmp_p
             assert np.array_equal(size[valid], np.unpackbits(mask[valid][:, None], axis=1).sum(axis=1))
             assert np.all(size[~valid] == 255)
         assert src.read(out_shape=(2, SIZE // 2, SIZE // 2))[:, 0, 100].tolist() == [2, 3]
+
+
+def test_a_map_whose_levels_cannot_fit_the_free_disk_is_refused_before_any_block(tmp_path: Path) -> None:
+    """CLI review: a continent-sized AOI ended in GDAL's free-space error ("unexpected") after it started."""
+    import math
+    import shutil
+
+    from rasterio.transform import Affine
+
+    from lulc.cog import overview_factors
+    from lulc.errors import LimitError
+    from service.output import check_working_space
+
+    free = shutil.disk_usage(tmp_path).free
+    side = 2 * math.isqrt(free) + 1024  # its first level alone holds more bytes than are free
+    grid = OutputGrid("EPSG:32633", Affine(10.0, 0.0, 0.0, 0.0, -10.0, 0.0), side, side)
+    table = ClassTable.from_labels(["water", "land"])
+    with pytest.raises(LimitError, match=r"px map needs about [\d,.]+ GiB of working space"):
+        BlockSink(tmp_path, grid, table, confidence=True)
+    assert list(tmp_path.iterdir()) == []  # no file opened
+    small = 4096  # control: 4 bands of levels, 7 MiB
+    check_working_space(tmp_path, small, small, overview_factors(small, small, 512), 4)
