@@ -90,6 +90,12 @@ def prepare_run(
         raise InputError("--image-bands names the bands of an --image")
     if image is not None:
         check_image_path(image)
+    if stac is not None and "://" not in str(stac) and Path(stac).is_dir():  # CLI review: allow-list words
+        found = sorted(p.name for p in Path(stac).glob("*.json"))[:3]
+        raise InputError(
+            f"--stac {stac} is a folder: give its STAC catalog, collection or item file"
+            + (f" (it holds {', '.join(found)})" if found else "")
+        )
     request = ClassifyRequest(
         aoi=geojson_aoi(aoi),
         datetime=datetime_text(when),

@@ -92,6 +92,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("corrupt-onnx", "not a readable ONNX model"),
         ("no-source", "exactly one of --stac"),
         ("missing-catalog", "does not exist"),
+        ("catalog-folder", "is a folder: give its STAC catalog, collection or item file (it holds catalog"),
         ("every-with-image", "--every needs a STAC source"),
         ("every-open-window", "needs a --datetime interval with both ends"),
         ("every-week", "--every must be one of year, season, month"),
@@ -120,6 +121,10 @@ def test_bad_input_exits_2_with_one_clear_line(
         source = []
     elif case == "missing-catalog":
         source = ["--stac", str(tmp_path / "nowhere" / "catalog.json"), "--datetime", "2024-06"]
+    elif case == "catalog-folder":  # CLI review: the allow-list's "not an existing file under its folders"
+        (tmp_path / "world").mkdir()
+        (tmp_path / "world" / "catalog.json").write_text("{}")
+        source = ["--stac", str(tmp_path / "world"), "--datetime", "2024-06"]
     elif case == "every-with-image":
         source += ["--every", "year", "--datetime", "2021/2024"]
     elif case.startswith("every-"):
