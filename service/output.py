@@ -41,6 +41,7 @@ from lulc.errors import InputError, LimitError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.signals import held
+from lulc.writable import check_writable, nearest_folder
 from service.folders import made_folders
 from service.publish import ITEM_NAME
 
@@ -143,6 +144,9 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     """
     refuse_file(out_dir)
     refuse_here_or_root(out_dir, "--out", "give a folder of the run's own, e.g. --out runs/map")
+    folder = nearest_folder(out_dir)
+    if folder is not None:  # CLI review: a read-only folder's error named the run's staging files
+        check_writable(folder, f"--out {out_dir}")
     refuse_foreign_files(out_dir, "--out")
     if not out_dir.is_dir() or not any(not p.name.startswith(".") for p in out_dir.iterdir()):
         return

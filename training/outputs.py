@@ -14,6 +14,7 @@ from typing import Any
 from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, to_mlm_item
 from lulc.signals import held
+from lulc.writable import check_writable
 from training.config import TrainingConfig
 from training.errors import ConfigError
 from training.imagery import Imagery
@@ -49,7 +50,7 @@ def check_model_out(out: Path, given: str | None = None) -> None:
         if above is not None and not above.is_dir():
             raise ConfigError(f"--out {name} is below the file {above}: give a folder's path")
         if above is not None:
-            _check_writable(above, name)
+            check_writable(above, f"--out {name}", ConfigError)
         return
     if not out.is_dir():
         raise ConfigError(f"--out {name} is a file; give a new folder (or an earlier model folder) instead")
@@ -60,7 +61,7 @@ def check_model_out(out: Path, given: str | None = None) -> None:
             f"--out {name} is a mount point, which cannot be replaced whole: give a folder inside it, "
             f"e.g. --out {Path(name) / 'model'}"
         )
-    _check_writable(out.absolute().parent, name)
+    check_writable(out.absolute().parent, f"--out {name}", ConfigError)
     foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -68,12 +69,6 @@ def check_model_out(out: Path, given: str | None = None) -> None:
             f"--out {name} holds files that are not a model's ({shown}); training replaces the folder whole: "
             "give a new or empty folder, or an earlier model folder"
         )
-
-
-def _check_writable(folder: Path, name: str) -> None:
-    """Refuse ``--out name`` where the model cannot be made or renamed in ``folder`` (else found last)."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {name}: cannot write in {folder} (read-only or not yours)")
 
 
 def _mount_point(path: Path) -> bool:

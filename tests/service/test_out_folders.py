@@ -18,6 +18,7 @@ import pytest
 
 from tests.service.products_support import Runs, two_runs
 from tests.support.cli import LULC, lulc
+from tests.support.mounts import PRIVATE_MOUNTS, REASON, run_with_mounts
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +164,27 @@ def test_only_the_systems_refusals_of_a_path_are_bad_input() -> None:
     assert _refused_path(FileNotFoundError(2, "No such file or directory", "/proc/x"))
     assert not _refused_path(RasterioIOError("Read failed. See previous exception for details."))
     assert not _refused_path(OSError("no file named"))
+
+
+@pytest.mark.skipif(not PRIVATE_MOUNTS, reason=REASON)
+def test_a_read_only_out_is_refused_by_its_own_name_before_any_work(tmp_path: Path) -> None:
+    """CLI review: the error named the run's staging folder (.lulc-staging-...), found after the start."""
+    for name in ("source", "readonly"):
+        (tmp_path / name).mkdir()
+    check = (
+        "from pathlib import Path\n"
+        "from service.output import check_out_folder\n"
+        "for out in ('readonly', 'readonly/new/run'):\n"
+        "    try:\n"
+        "        check_out_folder(Path(out))\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    mounts = "mount --bind source readonly && mount -o remount,ro,bind readonly"
+    done = run_with_mounts(tmp_path, mounts, check)
+    assert done.returncode == 0, done.stderr
+    refused = f"cannot write in {tmp_path / 'readonly'} (read-only or not yours)"
+    assert done.stdout.splitlines() == [
+        f"InputError --out readonly: {refused}",
+        f"InputError --out readonly/new/run: {refused}",
+    ]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.mounts import PRIVATE_MOUNTS, REASON, run_with_mounts
 from training.errors import ConfigError
 from training.outputs import install
 
@@ -52,12 +49,7 @@ def test_a_versioned_out_below_a_file_is_refused_before_any_work(tmp_path: Path)
     )
 
 
-_PRIVATE_MOUNTS = shutil.which("unshare") is not None and (
-    subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode == 0
-)
-
-
-@pytest.mark.skipif(not _PRIVATE_MOUNTS, reason="needs `unshare -m` (root or CAP_SYS_ADMIN) for mounts")
+@pytest.mark.skipif(not PRIVATE_MOUNTS, reason=REASON)
 def test_a_mount_point_or_a_read_only_folder_is_refused_before_any_work(tmp_path: Path) -> None:
     """Training-inputs review: a volume as --out trained, then failed to move it, leaving a folder beside it.
 
@@ -74,13 +66,8 @@ def test_a_mount_point_or_a_read_only_folder_is_refused_before_any_work(tmp_path
         "    except Exception as exc:\n"
         "        print(type(exc).__name__, exc)\n"
     )
-    script = (
-        "mount --bind source volume && mount --bind source readonly && mount -o remount,ro,bind readonly && "
-        f"{shlex.quote(sys.executable)} -c {shlex.quote(check)}"
-    )
-    done = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    mounts = "mount --bind source volume && mount --bind source readonly && mount -o remount,ro,bind readonly"
+    done = run_with_mounts(tmp_path, mounts, check)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "ConfigError --out volume is a mount point, which cannot be replaced whole: give a folder inside it, "

@@ -1,0 +1,28 @@
+"""Whether this process can write in a folder: asked before the work, so a read-only output fails first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lulc.errors import InputError
+
+
+def check_writable(folder: Path, named: str, error: type[Exception] = InputError) -> None:
+    """Refuse a folder this process cannot make files in or rename files out of.
+
+    ``named`` starts the message (``--out runs/map``); ``error`` is the caller's error type. A read-only
+    mount is refused also for root, whom file permissions do not stop.
+
+    Raises:
+        error: ``{named}: cannot write in {folder} (read-only or not yours)``.
+    """
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise error(f"{named}: cannot write in {folder} (read-only or not yours)")
+
+
+def nearest_folder(path: Path) -> Path | None:
+    """``path`` if it is a folder, else its nearest existing parent (None if that is not a folder)."""
+    here = path.absolute()
+    existing = here if here.exists() else next((p for p in here.parents if p.exists()), None)
+    return existing if existing is not None and existing.is_dir() else None
