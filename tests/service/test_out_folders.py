@@ -18,7 +18,7 @@ import pytest
 
 from tests.service.products_support import Runs, two_runs
 from tests.support.cli import LULC, lulc
-from tests.support.mounts import PRIVATE_MOUNTS, REASON, run_with_mounts
+from tests.support.mounts import PRIVATE_MOUNTS, REASON, errors_under_mounts
 
 
 @pytest.fixture(scope="module")
@@ -171,20 +171,12 @@ def test_a_read_only_out_is_refused_by_its_own_name_before_any_work(tmp_path: Pa
     """CLI review: the error named the run's staging folder (.lulc-staging-...), found after the start."""
     for name in ("source", "readonly"):
         (tmp_path / name).mkdir()
-    check = (
-        "from pathlib import Path\n"
-        "from service.output import check_out_folder\n"
-        "for out in ('readonly', 'readonly/new/run'):\n"
-        "    try:\n"
-        "        check_out_folder(Path(out))\n"
-        "    except Exception as exc:\n"
-        "        print(type(exc).__name__, exc)\n"
-    )
     mounts = "mount --bind source readonly && mount -o remount,ro,bind readonly"
-    done = run_with_mounts(tmp_path, mounts, check)
-    assert done.returncode == 0, done.stderr
+    lines = errors_under_mounts(
+        tmp_path, mounts, "service.output:check_out_folder", ["readonly", "readonly/new/run"]
+    )
     refused = f"cannot write in {tmp_path / 'readonly'} (read-only or not yours)"
-    assert done.stdout.splitlines() == [
+    assert lines == [
         f"InputError --out readonly: {refused}",
         f"InputError --out readonly/new/run: {refused}",
     ]

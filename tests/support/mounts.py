@@ -21,3 +21,20 @@ def run_with_mounts(folder: Path, mounts: str, code: str) -> subprocess.Complete
     return subprocess.run(
         ["unshare", "-m", "sh", "-c", script], cwd=folder, capture_output=True, text=True, check=False
     )
+
+
+def errors_under_mounts(folder: Path, mounts: str, call: str, arguments: list[str]) -> list[str]:
+    """``type: message`` of what ``call(Path(a))`` raises for each of ``arguments``, run under ``mounts``.
+
+    ``call`` is ``module:function``; an argument that raises nothing gives no line.
+    """
+    module, function = call.split(":")
+    code = (
+        f"from pathlib import Path\nfrom {module} import {function}\n"
+        f"for argument in {arguments!r}:\n"
+        f"    try:\n        {function}(Path(argument))\n"
+        "    except Exception as exc:\n        print(type(exc).__name__, exc)\n"
+    )
+    done = run_with_mounts(folder, mounts, code)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounts import PRIVATE_MOUNTS, REASON, run_with_mounts
+from tests.support.mounts import PRIVATE_MOUNTS, REASON, errors_under_mounts
 from training.errors import ConfigError
 from training.outputs import install
 
@@ -57,19 +57,11 @@ def test_a_mount_point_or_a_read_only_folder_is_refused_before_any_work(tmp_path
     """
     for name in ("source", "volume", "readonly"):
         (tmp_path / name).mkdir()
-    check = (
-        "from pathlib import Path\n"
-        "from training.outputs import check_model_out\n"
-        "for out in ('volume', 'readonly/model'):\n"
-        "    try:\n"
-        "        check_model_out(Path(out))\n"
-        "    except Exception as exc:\n"
-        "        print(type(exc).__name__, exc)\n"
-    )
     mounts = "mount --bind source volume && mount --bind source readonly && mount -o remount,ro,bind readonly"
-    done = run_with_mounts(tmp_path, mounts, check)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    lines = errors_under_mounts(
+        tmp_path, mounts, "training.outputs:check_model_out", ["volume", "readonly/model"]
+    )
+    assert lines == [
         "ConfigError --out volume is a mount point, which cannot be replaced whole: give a folder inside it, "
         "e.g. --out volume/model",
         f"ConfigError --out readonly/model: cannot write in {tmp_path / 'readonly'} (read-only or not yours)",
