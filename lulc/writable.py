@@ -21,8 +21,7 @@ def check_writable(folder: Path, named: str, error: type[Exception] = InputError
         raise error(f"{named}: cannot write in {folder} (read-only or not yours)")
 
 
-def nearest_folder(path: Path) -> Path | None:
-    """``path`` if it is a folder, else its nearest existing parent (None if that is not a folder)."""
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` (made absolute) if it exists, else its nearest existing parent: where it would be made."""
     here = path.absolute()
-    existing = here if here.exists() else next((p for p in here.parents if p.exists()), None)
-    return existing if existing is not None and existing.is_dir() else None
+    return next((p for p in (here, *here.parents) if p.exists()), None)

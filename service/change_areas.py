@@ -116,13 +116,11 @@ def read_change_points(
     x, y = to_map.transform(shapely.get_x(points), shapely.get_y(points))
     inverse = ~grid.transform
     with np.errstate(all="ignore"):  # points far off the map (even off the CRS) are outside, not warnings
-        xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        cols_f = inverse.a * xs + inverse.b * ys + inverse.c
-        rows_f = inverse.d * xs + inverse.e * ys + inverse.f
-        on_grid = (rows_f >= 0) & (rows_f < grid.height) & (cols_f >= 0) & (cols_f < grid.width)
-    rows = np.where(on_grid, np.floor(np.where(on_grid, rows_f, 0)), -1).astype(np.int64)
-    cols = np.where(on_grid, np.floor(np.where(on_grid, cols_f, 0)), -1).astype(np.int64)
-    inside = on_grid
+        cols_f, rows_f = inverse @ (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        inside = (rows_f >= 0) & (rows_f < grid.height) & (cols_f >= 0) & (cols_f < grid.width)
+    # only the points inside are kept below: the others' (maybe infinite) positions are never cast
+    rows = np.floor(np.where(inside, rows_f, 0)).astype(np.int64)
+    cols = np.floor(np.where(inside, cols_f, 0)).astype(np.int64)
     if rows.size and not inside.any():
         raise InputError(
             f"none of the {rows.size} validation points in {path} lies on the change map (the map covers "
@@ -143,14 +141,11 @@ def read_change_points(
 
 def _bounds_text(grid: RunGrid) -> str:
     """The grid's extent in longitude and latitude, for messages."""
-    t = grid.transform
-    left, top = t.c, t.f
-    right, bottom = t @ (grid.width, grid.height)
-    to_lonlat = pyproj.Transformer.from_crs(
-        pyproj.CRS.from_wkt(grid.crs.to_wkt()), pyproj.CRS.from_epsg(4326), always_xy=True
-    )
-    west, south, east, north = to_lonlat.transform_bounds(
-        min(left, right), min(bottom, top), max(left, right), max(bottom, top)
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    west, south, east, north = transform_bounds(
+        grid.crs, "EPSG:4326", *array_bounds(grid.height, grid.width, grid.transform)
     )
     return f"longitude {west:.4f} to {east:.4f}, latitude {south:.4f} to {north:.4f}"
 

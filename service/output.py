@@ -41,7 +41,7 @@ from lulc.errors import InputError, LimitError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid
 from lulc.signals import held
-from lulc.writable import check_writable, nearest_folder
+from lulc.writable import check_writable, nearest_existing
 from service.folders import made_folders
 from service.publish import ITEM_NAME
 
@@ -144,35 +144,42 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     """
     refuse_file(out_dir)
     refuse_here_or_root(out_dir, "--out", "give a folder of the run's own, e.g. --out runs/map")
-    folder = nearest_folder(out_dir)
-    if folder is not None:  # CLI review: a read-only folder's error named the run's staging files
+    folder = nearest_existing(out_dir)
+    if folder is not None and folder.is_dir():  # CLI review: a read-only folder's error named staging files
         check_writable(folder, f"--out {out_dir}")
-    refuse_foreign_files(out_dir, "--out")
-    if not out_dir.is_dir() or not any(not p.name.startswith(".") for p in out_dir.iterdir()):
-        return
-    found = product_in(out_dir)
-    if found != product:
+    found = refuse_foreign_files(out_dir, "--out")
+    if found != _EMPTY and found != product:
         raise InputError(
             f"--out {out_dir} holds a {_PRODUCTS.get(found, str(found))}, not a {_PRODUCTS.get(product)}: "
             "give a new or empty folder, or an earlier run of the same kind"
         )
 
 
-def refuse_foreign_files(folder: Path, named: str) -> None:
+_EMPTY = "empty"
+"""What ``refuse_foreign_files`` finds in a missing folder or one holding only hidden files."""
+
+
+def refuse_foreign_files(folder: Path, named: str) -> str | None:
     """Refuse a folder holding files of no run (someone's own): a run written there would mix with them.
+
+    Returns what run the folder holds (``product_in``), or ``_EMPTY`` for a missing or empty folder.
 
     Raises:
         InputError: ``{named} {folder} holds files of no run (...)``.
     """
     if not folder.is_dir():
-        return
+        return _EMPTY
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    if names and product_in(folder) == _NO_RUN:
+    if not names:
+        return _EMPTY
+    found = product_in(folder)
+    if found == _NO_RUN:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise InputError(
             f"{named} {folder} holds files of no run ({shown}): give a new or empty folder, or an earlier "
             "run's"
         )
+    return found
 
 
 def refuse_file(out_dir: Path) -> None:

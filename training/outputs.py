@@ -14,7 +14,7 @@ from typing import Any
 from lulc.checksum import multihash_sha256
 from lulc.contract import ModelContract, to_mlm_item
 from lulc.signals import held
-from lulc.writable import check_writable
+from lulc.writable import check_writable, nearest_existing
 from training.config import TrainingConfig
 from training.errors import ConfigError
 from training.imagery import Imagery
@@ -46,7 +46,7 @@ def check_model_out(out: Path, given: str | None = None) -> None:
     """
     name = given or str(out)
     if not out.exists():
-        above = next((p for p in out.absolute().parents if p.exists()), None)
+        above = nearest_existing(out)
         if above is not None and not above.is_dir():
             raise ConfigError(f"--out {name} is below the file {above}: give a folder's path")
         if above is not None:
