@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from lulc.classes import ClassTable
 from lulc.progress import Progress
-from service.local_run import prepare_run
+from service.local_run import DEFAULT_MAX_MPX, prepare_run
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ def classify(
     mmu_connectivity: int = 4,
     workers: int = 2,
     threads: int = 1,
+    max_mpx: float = DEFAULT_MAX_MPX,
     progress: Progress | None = None,
 ) -> MapRun:
     """Classify as ``lulc classify`` does: a model directory or file, a local image or a STAC source.
@@ -117,7 +118,8 @@ def classify(
     ``aoi`` (required with ``stac``): a GeoJSON mapping or geometry with ``__geo_interface__`` in lon/lat, a
     GeoDataFrame (reprojected), a vector file's path or ``"w,s,e,n"``. ``image_bands`` names all the image's
     bands in order when it names none (as ``training.api.train`` takes them). ``mmu_ha`` also cleans the map
-    to that minimum mapping unit into ``out/clean`` (``MapRun.clean``).
+    to that minimum mapping unit into ``out/clean`` (``MapRun.clean``). ``max_mpx``: the largest output
+    grid of a STAC run, as ``--max-mpx``.
 
     Raises:
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.
@@ -173,6 +175,7 @@ def classify_series(
     mmu_connectivity: int = 4,
     workers: int = 2,
     threads: int = 1,
+    max_mpx: float = DEFAULT_MAX_MPX,
     progress: Progress | None = None,
 ) -> MapSeries:
     """``lulc classify --every``: a map per year, season or month of ``datetime`` (one model); a collection.

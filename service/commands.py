@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from service.local_run import DEFAULT_MAX_MPX
+
 if TYPE_CHECKING:
     from service.engine import ClassifyResult
 
@@ -94,6 +96,14 @@ def classify_command(
             help="year, season or month: a map per period of --datetime (OUT/<period>), OUT/collection.json.",
         ),
     ] = None,
+    max_mpx: Annotated[
+        float,
+        typer.Option(
+            "--max-mpx",
+            help="Largest output grid of a --stac run (the AOI's bounding box at the model's resolution), "
+            "in megapixels: larger is refused before any work.",
+        ),
+    ] = DEFAULT_MAX_MPX,
 ) -> None:
     """Classify an AOI from STAC items (or a local image) with an ONNX model into a categorical COG."""
     from rich.console import Console
@@ -124,6 +134,7 @@ def classify_command(
         threads=threads,
         every=every,
         dask_scheduler=dask_scheduler,
+        max_mpx=max_mpx,
     )
     request, runner, factory = prepared.request, prepared.runner, prepared.factory
     with RichProgress(Console(stderr=True)) as progress:

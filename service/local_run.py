@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from service.runner import ModelRunner
 
 
+DEFAULT_MAX_MPX = 10_000.0
+"""``--max-mpx``'s default: 10 Gpx, a 100 x 100 km AOI at 10 m ten times over (an hour or more on 2 cores);
+an AOI of 20 x 10 degrees made 600 Gpx, 2.3 million blocks, and started them."""
+
+
 @dataclass(frozen=True)
 class LocalRun:
     """What the engine takes: the request, the loaded model and the source's reader factory."""
@@ -56,6 +61,7 @@ def prepare_run(
     threads: int = 1,
     every: str | None = None,
     dask_scheduler: str | None = None,
+    max_mpx: float = DEFAULT_MAX_MPX,
 ) -> LocalRun:
     """Check every option before any work (the cheap ones first), load the model, build the source.
 
@@ -63,11 +69,15 @@ def prepare_run(
     GeoDataFrame (reprojected to lon/lat), a file's path or ``w,s,e,n``. ``when``: the ``--datetime`` text,
     or a ``date`` / ``datetime``.
 
+    ``max_mpx``: the largest output grid of a ``--stac`` run (its AOI's bounding box at the model's
+    resolution), in megapixels: a mistyped AOI stops here, not after days of blocks.
+
     Raises:
         InputError, ContractError: bad options, a model that cannot be loaded, an output CRS not in metres.
+        AoiTooLargeError: a ``--stac`` run whose grid is over ``max_mpx``.
     """
     from service.output import SERIES, check_out_folder
-    from service.output_crs import check_output_crs
+    from service.output_crs import check_output_crs, check_output_grid
     from service.readers import ImageReaderFactory, StacReaderFactory, check_image_path
     from service.request import ClassifyRequest
     from service.runner import load_model
@@ -84,6 +94,8 @@ def prepare_run(
         )
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if not max_mpx > 0:  # also NaN
+        raise InputError(f"--max-mpx must be above 0, got {max_mpx}")
     if every is not None and image is not None:
         raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
     if image_bands is not None and image is None:
@@ -117,7 +129,18 @@ def prepare_run(
 
         check_scheduler(dask_scheduler)  # not after the imagery is found
     runner = load_model(model, threads=threads)
-    check_output_crs(crs, request.aoi, runner.contract.inputs.resolution)  # as the service does
+    resolution = runner.contract.inputs.resolution
+    if image is None and request.aoi is not None:  # an --image bounds its own grid
+        check_output_grid(  # the output CRS as the service checks it, and the grid's size
+            crs,
+            request.aoi,
+            resolution,
+            int(min(max_mpx * 1e6, 2**62)),
+            limit="--max-mpx {mpx}",
+            advice="raise --max-mpx to classify it all, or classify its parts apart",
+        )
+    else:
+        check_output_crs(crs, request.aoi, resolution)  # as the service does
     factory: ReaderFactory
     if image is not None:
         names = tuple(_names(image_bands)) if image_bands else None

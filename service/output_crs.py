@@ -63,12 +63,19 @@ def check_aoi(order: Order, settings: ServiceSettings, resolution: float) -> flo
 
 
 def check_output_grid(
-    crs: str | None, aoi: dict[str, Any] | BaseGeometry, resolution: float, max_pixels: int
+    crs: str | None,
+    aoi: dict[str, Any] | BaseGeometry,
+    resolution: float,
+    max_pixels: int,
+    limit: str = "this service's limit of {mpx} Mpx",
+    advice: str = "classify its parts apart",
 ) -> None:
     """Refuse an output CRS the model's ``resolution`` cannot be laid out in, or a grid over ``max_pixels``.
 
     The grid is the AOI's bounding box in the output CRS (the AOI's UTM zone without one), which the area
     limit does not bound: two small squares far apart make a grid as large as the box around both.
+    ``limit`` and ``advice`` word the refusal (``{mpx}``: the limit in Mpx) for who set the limit: the
+    service's settings, or ``lulc classify``'s ``--max-mpx``.
 
     Raises:
         InputError: unknown, not projected, not in metres, or the AOI's lon/lat do not go there and back.
@@ -81,8 +88,7 @@ def check_output_grid(
     if pixels > max_pixels:
         raise AoiTooLargeError(
             f"the AOI's bounding box makes a {grid.width:,} x {grid.height:,} px grid at {resolution:g} m "
-            f"({pixels / 1e6:,.1f} Mpx), over this service's limit of {max_pixels / 1e6:,.1f} Mpx; classify "
-            "its parts apart"
+            f"({pixels / 1e6:,.1f} Mpx), over {limit.format(mpx=f'{max_pixels / 1e6:,.1f}')}; {advice}"
         )
 
 

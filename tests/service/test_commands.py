@@ -485,3 +485,45 @@ def test_a_stac_source_needs_a_time_window_on_the_command_line_and_in_python(
         classify(inputs["model"], stac="catalog.json", aoi="0,0,1,1", out=tmp_path / "b")
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
+
+
+def test_a_stac_aoi_over_max_mpx_is_refused_before_any_search(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """CLI review: a 20 x 10 degree AOI started 2.3 million blocks (days of work) with room on the disk.
+
+    The grid's size is checked with the output CRS, before the catalog is even read (it does not exist
+    here): by default over 10,000 Mpx, or over ``--max-mpx``; an AOI under it gets as far as the catalog.
+    """
+    from service.api import classify
+    from service.workflow import AoiTooLargeError
+
+    catalog = str(tmp_path / "nowhere" / "catalog.json")
+
+    def run(aoi: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return lulc(
+            "classify", "--model", inputs["model"], "--stac", catalog, "--aoi", aoi,
+            "--datetime", "2024-06", "--out", tmp_path / "out", *extra,
+        )  # fmt: skip
+
+    huge = run("0,40,20,50")
+    assert huge.returncode == 2, huge.stderr
+    [line] = huge.stderr.splitlines()
+    assert "Mpx), over --max-mpx 10,000.0; raise --max-mpx to classify it all" in line, line
+    small = "15.0,45.0,15.1,45.1"  # about 8 x 11 km: 0.9 Mpx at 10 m
+    capped = run(small, "--max-mpx", "0.5")
+    assert capped.returncode == 2
+    assert "over --max-mpx 0.5;" in capped.stderr
+    allowed = run(small, "--max-mpx", "2")
+    assert allowed.returncode == 2
+    assert "catalog.json" in allowed.stderr  # the catalog's error
+    assert "max-mpx" not in allowed.stderr
+    for bad in ("0", "-1", "nan"):
+        refused = run(small, "--max-mpx", bad)
+        assert refused.stderr.splitlines() == [f"error: --max-mpx must be above 0, got {float(bad)}"]
+    with pytest.raises(AoiTooLargeError, match=r"over --max-mpx 0\.5;"):
+        classify(
+            inputs["model"], stac=catalog, aoi=small, datetime="2024-06", out=tmp_path / "api", max_mpx=0.5
+        )
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "api").exists()
