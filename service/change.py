@@ -94,9 +94,16 @@ def check_comparable(a: RunFolder, b: RunFolder) -> None:
         )
     ga, gb = a.grid, b.grid
     if ga.crs != gb.crs:
-        raise InputError(f"the maps have different CRSs: {ga.crs.to_string()} and {gb.crs.to_string()}")
+        first = ga.crs.to_string()
+        raise InputError(
+            f"the maps have different CRSs: {first} and {gb.crs.to_string()}; classify the second again "
+            f"with --crs {first} and the first's --aoi, so that their pixels line up"
+        )
     if (ga.height, ga.width) != (gb.height, gb.width) or not ga.transform.almost_equals(gb.transform, 1e-9):
-        raise InputError(f"the maps have different grids: {ga.describe()} and {gb.describe()}")
+        raise InputError(
+            f"the maps have different grids: {ga.describe()} and {gb.describe()}; classify both with the "
+            "same --aoi and --crs, so that their pixels line up"
+        )
     if abs(a.pixel_area_m2 - b.pixel_area_m2) > 1e-6 * a.pixel_area_m2:
         raise InputError(
             f"the maps' stats.json give different pixel areas: {a.pixel_area_m2} and {b.pixel_area_m2} m2"

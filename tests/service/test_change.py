@@ -61,15 +61,22 @@ def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
 
 
 def _rewrite_classes(
-    run: Path, folder: Path, *, transform: object = None, tags: dict[str, str] | None = None
+    run: Path,
+    folder: Path,
+    *,
+    transform: object = None,
+    tags: dict[str, str] | None = None,
+    crs: str | None = None,
 ) -> Path:
-    """A copy of ``run`` whose classes.tif has another transform or other class names."""
+    """A copy of ``run`` whose classes.tif has another transform, CRS or other class names."""
     shutil.copytree(run, folder)
     with rasterio.open(run / "classes.tif") as src:
         profile = src.profile | {"driver": "GTiff"}
         data, old_tags, colours = src.read(1), src.tags(1), src.colormap(1)
     if transform is not None:
         profile["transform"] = transform
+    if crs is not None:
+        profile["crs"] = crs
     with rasterio.open(folder / "classes.tif", "w", **profile) as dst:
         dst.write(data, 1)
         dst.update_tags(1, **(old_tags | (tags or {})))
@@ -82,7 +89,9 @@ def test_different_grids_are_refused_naming_both(runs: Runs, tmp_path: Path) -> 
         runs.second, tmp_path / "shifted", transform=from_origin(500020, 5000000, 10, 10)
     )
     with pytest.raises(
-        InputError, match=r"different grids: .*at \(500000.0, 5000000.0\) and .*at \(500020.0, 5000000.0\)"
+        InputError,
+        match=r"different grids: .*at \(500000.0, 5000000.0\) and .*at \(500020.0, 5000000.0\); "
+        r"classify both with the same --aoi and --crs",
     ):
         change_runs(runs.first, shifted, tmp_path / "out")
     assert not (tmp_path / "out" / "item.json").exists()
@@ -92,6 +101,22 @@ def test_different_grids_are_refused_naming_both(runs: Runs, tmp_path: Path) -> 
     )
     with pytest.raises(InputError, match=r"at \(500000.0, 5000000.0\) and .*at \(500000.5, 5000000.0\)"):
         change_runs(runs.first, nudged, tmp_path / "out")
+
+
+def test_maps_in_different_crss_are_refused_saying_which_crs_to_classify_in(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """CLI review: the message named both CRSs but not how to make the maps comparable."""
+    with rasterio.open(runs.first / "classes.tif") as src:
+        first = src.crs.to_string()
+    other = _rewrite_classes(runs.second, tmp_path / "other", crs="EPSG:32634")
+    done = lulc("change", runs.first, other, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: the maps have different CRSs: {first} and EPSG:32634; classify the second again with --crs "
+        f"{first} and the first's --aoi, so that their pixels line up"
+    ]
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_earlier_run_comes_first(runs: Runs, tmp_path: Path) -> None:
