@@ -130,13 +130,17 @@ class Grouping:
 
 
 def grouping(
-    labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64] | None, classes: ClassTable | None = None
+    labels: npt.NDArray[np.int64],
+    groups: npt.NDArray[np.int64] | None,
+    classes: ClassTable | None = None,
+    unit: str = "polygon",
 ) -> Grouping:
     """The grouping of samples for splits: a class with fewer than 2 groups has its samples split singly.
 
     A stratified split grouped by polygon needs at least two polygons of each class (one to train on, one
     to hold out); a class drawn as one polygon cannot be held out whole, so its pixels become groups of
-    their own, and the note says which classes that was done for.
+    their own, and the note says which classes that was done for. ``unit`` names a group in the note
+    (``"spatial block"`` for a hold-out by spatial block).
     """
     if groups is None:
         return Grouping(None, int(labels.size))
@@ -156,7 +160,7 @@ def grouping(
     note = None
     if few:
         note = (
-            f"class(es) {', '.join(few)} have fewer than 2 polygons: a split grouped by polygon cannot hold "
+            f"class(es) {', '.join(few)} have fewer than 2 {unit}s: a split grouped by {unit} cannot hold "
             "one out, so their pixels are split one by one (their accuracy is optimistic)"
         )
     return Grouping(dense.astype(np.int64).ravel(), int(dense.max()) + 1, note)

@@ -67,7 +67,7 @@ def to_onnx(model: BaseEstimator, n_features: int, model_type: str, graph: Graph
     except Exception as exc:  # skl2onnx raises bare RuntimeError/NotImplementedError
         raise TrainingError(f"cannot export the {model_type} model to ONNX: {exc}") from exc
     if model_type in ("lgbm", "hgb"):
-        _float32_safe_thresholds(onx, _model_thresholds(model, model_type))
+        _float32_safe_thresholds(onx, _model_trees(model, model_type))
     outputs = [o.name for o in onx.graph.output]
     if outputs != ["label", "probabilities"]:
         raise TrainingError(f"ONNX export of {model_type} gave outputs {outputs}, not [label, probabilities]")
@@ -75,53 +75,121 @@ def to_onnx(model: BaseEstimator, n_features: int, model_type: str, graph: Graph
     return onx
 
 
-def _model_thresholds(model: BaseEstimator, model_type: str) -> list[float]:
-    """The float64 split thresholds of a LightGBM or HistGradientBoosting model."""
-    found: list[float] = []
+@dataclass(frozen=True)
+class _Split:
+    """A split node of a fitted tree: ``x[feature] <= threshold`` (float64) goes left; ``None``: a leaf."""
+
+    feature: int
+    threshold: float
+    left: _Split | None
+    right: _Split | None
+
+
+def _model_trees(model: BaseEstimator, model_type: str) -> list[_Split | None]:
+    """The trees of a LightGBM or HistGradientBoosting model, in the order their converters number them."""
     if model_type == "hgb":
-        for iteration in model._predictors:
-            for predictor in iteration:
-                nodes = predictor.nodes
-                split = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
-                found += [float(t) for t in nodes["num_threshold"][split]]
-        return found
-    dump = model.booster_.dump_model()
-    stack = [tree["tree_structure"] for tree in dump["tree_info"]]
-    while stack:
-        node = stack.pop()
-        if "split_feature" in node and not isinstance(node["threshold"], str):
-            found.append(float(node["threshold"]))
-            stack += [node["left_child"], node["right_child"]]
-    return found
+
+        def hgb(nodes: Any, i: int) -> _Split | None:
+            node = nodes[i]
+            if node["is_leaf"] or node["is_categorical"]:
+                return None
+            left, right = hgb(nodes, int(node["left"])), hgb(nodes, int(node["right"]))
+            return _Split(int(node["feature_idx"]), float(node["num_threshold"]), left, right)
+
+        return [hgb(predictor.nodes, 0) for iteration in model._predictors for predictor in iteration]
+
+    def lgbm(node: dict[str, Any]) -> _Split | None:
+        if "split_feature" not in node or isinstance(node["threshold"], str):  # a leaf, or categorical
+            return None
+        left, right = lgbm(node["left_child"]), lgbm(node["right_child"])
+        return _Split(int(node["split_feature"]), float(node["threshold"]), left, right)
+
+    return [lgbm(tree["tree_structure"]) for tree in model.booster_.dump_model()["tree_info"]]
 
 
-def _float32_safe_thresholds(onx: Any, thresholds: list[float]) -> None:
+def _largest_float32_not_above(t: float) -> float:
+    """For float32 ``x``, ``x <= t`` holds exactly when ``x <=`` this value."""
+    v = np.float32(t)
+    return float(np.nextafter(v, np.float32(-np.inf)) if float(v) > t else v)
+
+
+def _float32_safe_thresholds(onx: Any, trees: list[_Split | None]) -> None:
     """Make float32 ONNX thresholds decide as the model's float64 ones do for float32 inputs.
 
     The LightGBM (onnxmltools) and HistGradientBoosting converters round each float64 threshold ``t``
     to the nearest float32 ``v``; when ``v > t`` a float32 feature equal to ``v`` goes left in ONNX
-    (``x <= v``) but right in the model (``x <= t``).
-    For float32 ``x``, ``x <= t`` holds exactly when ``x <=`` the largest float32 not above ``t``
-    (skl2onnx does the same for scikit-learn trees). Thresholds whose float32 rounds from both sides
-    are left as they are; the parity check has the last word.
+    (``x <= v``) but right in the model (``x <= t``). For float32 ``x``, ``x <= t`` holds exactly when
+    ``x <=`` the largest float32 not above ``t`` (skl2onnx does the same for scikit-learn trees).
+
+    Each ONNX node is matched with its model node by walking both trees together (true branch = left),
+    feature and rounded threshold checked at every node: two thresholds on either side of one float32
+    (``t1 < v < t2``) need different values, which matching by value could not tell apart (a LightGBM
+    model of the demo world sent 3 of 20,000 pixels down the wrong branch). A graph that does not walk as
+    the model's trees is left to matching by value, thresholds rounding from both sides as they are; the
+    parity check has the last word.
     """
-    above: dict[float, set[bool]] = {}
-    for t in thresholds:
-        v = float(np.float32(t))
-        above.setdefault(v, set()).add(v > t)
     for node in onx.graph.node:
         if not node.op_type.startswith("TreeEnsemble"):
             continue
         attrs = {a.name: a for a in node.attribute}
         if "nodes_values" not in attrs or "nodes_modes" not in attrs:
             continue
-        modes = [m.decode() for m in attrs["nodes_modes"].strings]
         values = list(attrs["nodes_values"].floats)
-        for i, (mode, v) in enumerate(zip(modes, values, strict=True)):
-            if mode == "BRANCH_LEQ" and above.get(float(np.float32(v))) == {True}:
-                values[i] = float(np.nextafter(np.float32(v), np.float32(-np.inf)))
+        fixed = _walk_fix(attrs, values, trees) or _fix_by_value(attrs, values, trees)
         del attrs["nodes_values"].floats[:]
-        attrs["nodes_values"].floats.extend(values)
+        attrs["nodes_values"].floats.extend(fixed)
+
+
+def _walk_fix(attrs: dict[str, Any], values: list[float], trees: list[_Split | None]) -> list[float] | None:
+    """The thresholds fixed node by node, or None when the graph's trees are not the model's."""
+    tree_ids = list(attrs["nodes_treeids"].ints)
+    node_ids = list(attrs["nodes_nodeids"].ints)
+    at = {(t, n): i for i, (t, n) in enumerate(zip(tree_ids, node_ids, strict=True))}
+    modes = [m.decode() for m in attrs["nodes_modes"].strings]
+    features = list(attrs["nodes_featureids"].ints)
+    true_ids, false_ids = list(attrs["nodes_truenodeids"].ints), list(attrs["nodes_falsenodeids"].ints)
+    if sorted(set(tree_ids)) != list(range(len(trees))):
+        return None
+    fixed = list(values)
+    for tree_id, tree in enumerate(trees):
+        roots = [n for (t, n) in at if t == tree_id]
+        stack: list[tuple[int, _Split | None]] = [(min(roots), tree)]
+        while stack:
+            node_id, split = stack.pop()
+            i = at.get((tree_id, node_id))
+            if i is None or (split is None) != (modes[i] == "LEAF"):
+                return None
+            if split is None:
+                continue
+            if modes[i] != "BRANCH_LEQ" or features[i] != split.feature:
+                return None
+            if np.float32(values[i]) not in (
+                np.float32(split.threshold),
+                _largest_float32_not_above(split.threshold),
+            ):
+                return None
+            fixed[i] = _largest_float32_not_above(split.threshold)
+            stack += [(true_ids[i], split.left), (false_ids[i], split.right)]
+    return fixed
+
+
+def _fix_by_value(attrs: dict[str, Any], values: list[float], trees: list[_Split | None]) -> list[float]:
+    """Thresholds fixed by their float32 value: only those every model threshold rounds up to."""
+    above: dict[float, set[bool]] = {}
+    stack = list(trees)
+    while stack:
+        split = stack.pop()
+        if split is not None:
+            v = float(np.float32(split.threshold))
+            above.setdefault(v, set()).add(v > split.threshold)
+            stack += [split.left, split.right]
+    modes = [m.decode() for m in attrs["nodes_modes"].strings]
+    return [
+        float(np.nextafter(np.float32(v), np.float32(-np.inf)))
+        if mode == "BRANCH_LEQ" and above.get(float(np.float32(v))) == {True}
+        else v
+        for mode, v in zip(modes, values, strict=True)
+    ]
 
 
 def content_version(onx: Any, contract: ModelContract) -> str:

@@ -222,7 +222,12 @@ def _evaluate_models(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], npt.NDArray[np.int64], CvPart]:
     labels = samples.labels
     _check_sizes(labels, config, grouped)
-    train, test = holdout_split(labels, config.cv.test_size, config.seed, grouped)
+    held_out_by, scheme = holdout_grouping(
+        labels, samples.x, samples.y, crs, config.cv.spatial_block, grouped, classes
+    )
+    if held_out_by is not grouped and held_out_by.note:
+        progress.note(f"hold-out: {held_out_by.note}")
+    train, test = holdout_split(labels, config.cv.test_size, config.seed, held_out_by)
     part = cv_part(labels, train, grouped, classes)
     if part.note:
         progress.note(part.note)
@@ -289,7 +294,7 @@ def _evaluate_models(
             "model": name,
             "description": DESCRIPTIONS[name],
             "params": params,
-            "holdout": score(labels[test], pred, classes),
+            "holdout": score(labels[test], pred, classes) | {"scheme": scheme},
         }
         if tuning is not None:
             entry["tuning"] = tuning
@@ -312,6 +317,30 @@ def _evaluate_models(
         )
         progress.note(f"{name}: hold-out OA {100 * entry['holdout_overall_accuracy']:.1f} %{cv_text}")
     return board, fitted, test, part
+
+
+def holdout_grouping(
+    labels: npt.NDArray[np.int64],
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    crs: str,
+    spatial_block: float | None,
+    grouped: Grouping,
+    classes: ClassTable,
+) -> tuple[Grouping, str]:
+    """How the hold-out is drawn, and its words for the report: by spatial block when the recipe has one.
+
+    With ``spatial_block`` (metres) the hold-out takes whole blocks (a polygon straddling an edge goes with
+    its first pixel's block), as the spatial CV does: a test sample never has a training sample in its
+    block, so the hold-out measures the model in places it was not trained in. It was drawn by polygon
+    only, and with points beside training points it scored the neighbours of what the model had seen.
+    """
+    if spatial_block is None:
+        return grouped, "grouped by polygon" if grouped.groups is not None else "stratified random"
+    mx, my = metric_xy(crs, x, y)
+    blocks = spatial_blocks(mx, my, spatial_block, grouped.groups)
+    by_block = grouping(labels, blocks, classes, unit="spatial block")
+    return by_block, f"by {spatial_block:g} m spatial block ({int(blocks.max()) + 1} blocks)"
 
 
 def _spatial_blocks(

@@ -166,6 +166,8 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
     lines += ["## Leaderboard", ""]
     board = metrics["leaderboard"]
     cv_name = board[0]["cv"]["scheme"] if board and board[0].get("cv") else "none"
+    if hold.get("scheme"):  # metrics written before it was recorded have none
+        lines.append(f"Hold-out: {hold['scheme']}.")
     lines.append(f"Repeated estimate: {cv_name}.")
     if metrics.get("cv_note"):
         lines.append(f"Note: {metrics['cv_note']}.")

@@ -88,6 +88,35 @@ def test_spatial_blocks_never_share_a_block_between_train_and_test() -> None:
     assert sorted(np.concatenate([t for _, t in splits]).tolist()) == list(range(300))
 
 
+def test_with_spatial_blocks_the_hold_out_takes_whole_blocks() -> None:
+    """Notes' defect: with --spatial-block the hold-out was still drawn by polygon (by point here).
+
+    Points beside training points scored the neighbours of what the model had seen; now no block holds
+    samples on both sides, and the scheme says so. Without blocks the grouping is the polygons' as before.
+    """
+    from lulc.classes import ClassTable
+    from training.evaluate import grouping, holdout_split
+    from training.pipeline import holdout_grouping
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 5000, 400), rng.uniform(0, 5000, 400)
+    labels = rng.integers(1, 4, 400).astype(np.int64)
+    classes = ClassTable.from_labels([1, 2, 3])
+    by_point = grouping(labels, None, classes)
+    same, scheme = holdout_grouping(labels, x, y, "EPSG:32633", None, by_point, classes)
+    assert same is by_point
+    assert scheme == "stratified random"
+    by_block, scheme = holdout_grouping(labels, x, y, "EPSG:32633", 1000.0, by_point, classes)
+    assert scheme == "by 1000 m spatial block (25 blocks)"
+    train, test = holdout_split(labels, 0.3, 0, by_block)
+    block = np.floor(x / 1000) * 100 + np.floor(y / 1000)
+    assert set(block[train]).isdisjoint(block[test])
+    assert 0.15 < test.size / labels.size < 0.45
+    assert set(labels[test]) == {1, 2, 3}
+    plain_train, plain_test = holdout_split(labels, 0.3, 0, by_point)
+    assert not set(block[plain_train]).isdisjoint(block[plain_test])  # what it was
+
+
 def test_repeated_kfold_and_shuffle_splits() -> None:
     labels = np.repeat([1, 2, 3], 20)
     kfold, name = repeated_splits(labels, CvOptions(folds=4, repeats=3), seed=0)
@@ -159,6 +188,9 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     assert "DN / 10000" in metrics["imagery_notes"][0]
     assert metrics["spatial_cv"]["splits"] == 3
     assert "1000 m blocks" in metrics["spatial_cv"]["scheme"]
+    assert metrics["holdout"]["scheme"].startswith("by 1000 m spatial block (")  # it was by point
+    assert f"Hold-out: {metrics['holdout']['scheme']}." in (result.out / "report.md").read_text()
+    assert "(spatial block folds, " in metrics["trust"]["conformal_sets"]["method"]  # were grouped folds
     # the AOA's folds are the same blocks (they were random folds, carried-over defect)
     assert "spatial block folds, 1000 m blocks" in metrics["trust"]["area_of_applicability"]["method"]
     assert metrics["holdout"]["overall_accuracy"] > 0.8
@@ -191,6 +223,36 @@ def test_boosted_trees_branch_exactly_as_the_model_on_quantised_reflectance(name
         session = ort.InferenceSession(to_onnx(model, 3, name).SerializeToString())
         onnx_proba = session.run(["probabilities"], {"features": x})[0]
         sk_proba = model.predict_proba(x)
+    assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["hgb", "lgbm"])
+def test_boosted_trees_branch_exactly_with_thresholds_either_side_of_one_float32(name: str) -> None:
+    """Two thresholds ``t1 < v < t2`` that both round to the float32 ``v`` need different ONNX values.
+
+    Matched by value, the export could not tell them apart and left both at ``v``: a pixel equal to ``v``
+    went left at ``t1`` (a LightGBM model of the demo world failed its parity gate, 3 of 20,000 pixels;
+    here HistGradientBoosting agreed on 68.5 % of the samples). Matched node by node, each gets its own.
+    """
+    import onnxruntime as ort
+
+    v = np.float32(0.1364)
+    if v.view(np.uint32) % 2:  # midpoints round half to even: to v from both sides when v is even
+        v = np.nextafter(v, np.float32(1))
+    a, b = np.nextafter(v, np.float32(0)), np.nextafter(v, np.float32(1))
+    rng = np.random.default_rng(0)
+    column = rng.integers(0, 3, 600)
+    x = np.stack([np.array([a, v, b])[column], rng.random(600)], axis=1).astype(np.float32)
+    y = np.where(column == 1, 1, 0) + 2 * (x[:, 1] > 0.5)  # v alone is class 1: a split each side of it
+    with quiet_estimators():
+        model = make_estimator(
+            name, seed=0, params={"n_estimators": 20} if name == "lgbm" else {"max_iter": 20}
+        )
+        model.fit(x, y)
+        session = ort.InferenceSession(to_onnx(model, 2, name).SerializeToString())
+        onnx_proba = session.run(["probabilities"], {"features": x})[0]
+        sk_proba = model.predict_proba(x)
+    assert np.array_equal(onnx_proba.argmax(axis=1), sk_proba.argmax(axis=1))
     assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
 
 
