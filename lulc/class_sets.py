@@ -8,6 +8,8 @@ and bitmask 0, and it does not hold the true class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,7 +29,48 @@ def set_members(
     ``lulc.decision.DECIMALS`` decimals, as the label rule compares: a forest's probability of exactly a
     calibrated minimum (k / trees) fell on either side of it as ONNX Runtime's thread count changed.
     """
-    return rounded(probabilities) >= rounded(min_probability)
+    array = np.asarray(probabilities)
+    minimums = _minimums(min_probability, array.shape[-1])
+    members = np.empty(array.shape, dtype=np.bool_)
+    for column in range(array.shape[-1]):
+        members[..., column] = _member(array[..., column], minimums[column])
+    return members
+
+
+def set_bands_of(
+    probabilities: npt.NDArray[np.floating],
+    min_probability: float | npt.ArrayLike,
+    columns: Sequence[int] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """``set_bands(set_members(probabilities[..., columns], min_probability))``, a column at a time.
+
+    ``columns``: the column of each class, in bit order (default: all, in order). What ``sets.tif`` stores
+    of every block: no (pixels x classes) matrix of rounded float64 (12 MiB per 512 px block and thread for
+    6 classes), of booleans or of reordered probabilities is made; 1.7x faster on such a block.
+    """
+    array = np.asarray(probabilities)
+    order = list(range(array.shape[-1])) if columns is None else list(columns)
+    _check_columns(len(order))
+    minimums = _minimums(min_probability, len(order))
+    bits = np.zeros(array.shape[:-1], dtype=np.uint8)
+    for bit, column in enumerate(order):
+        bits |= _member(array[..., column], minimums[bit]).view(np.uint8) << np.uint8(bit)
+    return np.stack([_POPCOUNT[bits], bits])
+
+
+def _member(column: npt.NDArray[np.floating], minimum: float) -> npt.NDArray[np.bool_]:
+    """The one rule: a class is in a pixel's set when its rounded probability reaches the rounded minimum."""
+    return rounded(column) >= rounded(minimum)
+
+
+def _minimums(min_probability: float | npt.ArrayLike, n_classes: int) -> npt.NDArray[np.float64]:
+    """One minimum per column (one value given: the same for all)."""
+    return np.broadcast_to(np.asarray(min_probability, dtype=np.float64), (n_classes,))
+
+
+def _check_columns(n_classes: int) -> None:
+    if n_classes > MAX_CLASSES:
+        raise ContractError(f"a uint8 set bitmask holds {MAX_CLASSES} classes, the model has {n_classes}")
 
 
 def set_bands(members: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
@@ -37,8 +80,7 @@ def set_bands(members: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
         ContractError: more than ``MAX_CLASSES`` columns.
     """
     n_classes = members.shape[-1]
-    if n_classes > MAX_CLASSES:
-        raise ContractError(f"a uint8 set bitmask holds {MAX_CLASSES} classes, the model has {n_classes}")
+    _check_columns(n_classes)
     columns = np.asarray(members, dtype=np.bool_).view(np.uint8)
     bits = np.zeros(members.shape[:-1], dtype=np.uint8)
     for i in range(n_classes):  # column by column: several times faster than any reduction over 8 columns

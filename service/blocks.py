@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc import applicability
-from lulc.class_sets import set_bands, set_members
+from lulc.class_sets import set_bands_of
 from lulc.classes import NODATA
 from lulc.contract import ModelContract
 from lulc.decision import percent, top_probability
@@ -147,8 +147,8 @@ def class_set_bands(probabilities: npt.NDArray[np.float32], contract: ModelContr
     """
     if contract.class_sets is None:
         raise ContractError(f"model {contract.name!r} has no calibrated class sets")
-    table = probabilities[:, _table_columns(contract)]
-    return set_bands(set_members(table, contract.class_sets.minimum_per_class(table.shape[1])))
+    columns = _table_columns(contract)
+    return set_bands_of(probabilities, contract.class_sets.minimum_per_class(len(columns)), columns)
 
 
 def valid_pixels(

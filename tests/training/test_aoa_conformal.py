@@ -187,6 +187,29 @@ def test_set_bands_count_and_encode_the_members_and_empty_sets_are_zero() -> Non
         set_bands(np.ones((2, 9), dtype=bool))
 
 
+def test_set_bands_of_probabilities_column_by_column_are_the_members_bands() -> None:
+    """``sets.tif``'s bands a column at a time: the same bytes as the members matrix gives (review of speed).
+
+    Probabilities at, a float32 step below and above their minimums, classes reordered, one minimum or one
+    per class.
+    """
+    from lulc.class_sets import set_bands_of
+
+    rng = np.random.default_rng(5)
+    proba = rng.dirichlet(np.ones(6), 5000).astype(np.float32)
+    minimums = np.array([0.05, 0.2, 0.31, 0.1, 0.15, 0.4])
+    proba[:100] = minimums.astype(np.float32)
+    proba[100:200] = np.nextafter(minimums.astype(np.float32), np.float32(0))
+    proba[200:300] = np.nextafter(minimums.astype(np.float32), np.float32(1))
+    columns = [3, 0, 5, 1, 4, 2]
+    for given in (minimums, 0.2):
+        expected = set_bands(set_members(proba[:, columns], given))
+        assert np.array_equal(set_bands_of(proba, given, columns), expected)
+        assert np.array_equal(set_bands_of(proba[:, columns], given), expected)
+    with pytest.raises(ContractError, match="holds 8 classes"):
+        set_bands_of(np.ones((2, 9), dtype=np.float32), 0.5)
+
+
 def test_out_of_fold_probabilities_come_from_a_model_that_did_not_see_the_fold() -> None:
     features, labels, folds = clusters()
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(features, labels)
