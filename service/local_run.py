@@ -136,7 +136,7 @@ def prepare_run(
             request.aoi,
             resolution,
             int(min(max_mpx * 1e6, 2**62)),
-            limit="--max-mpx {mpx}",
+            limit=f"--max-mpx {max_mpx:,g}",  # as given: 0.04 is not 0.0
             advice="raise --max-mpx to classify it all, or classify its parts apart",
         )
     else:

@@ -150,10 +150,12 @@ def _walk_fix(attrs: dict[str, Any], values: list[float], trees: list[_Split | N
     true_ids, false_ids = list(attrs["nodes_truenodeids"].ints), list(attrs["nodes_falsenodeids"].ints)
     if sorted(set(tree_ids)) != list(range(len(trees))):
         return None
+    roots: dict[int, int] = {}
+    for t, n in zip(tree_ids, node_ids, strict=True):
+        roots[t] = min(n, roots.get(t, n))
     fixed = list(values)
     for tree_id, tree in enumerate(trees):
-        roots = [n for (t, n) in at if t == tree_id]
-        stack: list[tuple[int, _Split | None]] = [(min(roots), tree)]
+        stack: list[tuple[int, _Split | None]] = [(roots[tree_id], tree)]
         while stack:
             node_id, split = stack.pop()
             i = at.get((tree_id, node_id))

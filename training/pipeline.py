@@ -227,7 +227,8 @@ def _evaluate_models(
     )
     if held_out_by is not grouped and held_out_by.note:
         progress.note(f"hold-out: {held_out_by.note}")
-    train, test = holdout_split(labels, config.cv.test_size, config.seed, held_out_by)
+    split = holdout_split(labels, config.cv.test_size, config.seed, held_out_by)
+    (train, test), scheme = keep_every_class_in_training(labels, split, config, grouped, scheme)
     part = cv_part(labels, train, grouped, classes)
     if part.note:
         progress.note(part.note)
@@ -333,14 +334,46 @@ def holdout_grouping(
     With ``spatial_block`` (metres) the hold-out takes whole blocks (a polygon straddling an edge goes with
     its first pixel's block), as the spatial CV does: a test sample never has a training sample in its
     block, so the hold-out measures the model in places it was not trained in. It was drawn by polygon
-    only, and with points beside training points it scored the neighbours of what the model had seen.
+    only, and with points beside training points it scored the neighbours of what the model had seen. A
+    class whose samples lie in one block keeps its polygon grouping (a block cannot be held out whole
+    and kept for training at once; split pixel by pixel, its polygons would have pixels on both sides).
     """
+    by_polygon = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
     if spatial_block is None:
-        return grouped, "grouped by polygon" if grouped.groups is not None else "stratified random"
+        return grouped, by_polygon
     mx, my = metric_xy(crs, x, y)
     blocks = spatial_blocks(mx, my, spatial_block, grouped.groups)
-    by_block = grouping(labels, blocks, classes, unit="spatial block")
-    return by_block, f"by {spatial_block:g} m spatial block ({int(blocks.max()) + 1} blocks)"
+    polygons = grouped.groups if grouped.groups is not None else np.arange(labels.size, dtype=np.int64)
+    combined = blocks.copy()
+    alone = [int(v) for v in np.unique(labels) if np.unique(blocks[labels == v]).size < 2]
+    for value in alone:  # ids past every block's: the class's polygons are groups of their own
+        members = labels == value
+        combined[members] = int(blocks.max()) + 1 + polygons[members]
+    scheme = f"by {spatial_block:g} m spatial block ({int(blocks.max()) + 1} blocks)"
+    if alone:
+        names = ", ".join(classes.by_value(v).name for v in alone)
+        scheme += f"; {names} in one block: by polygon"
+    return grouping(labels, combined, classes, unit="spatial block"), scheme
+
+
+def keep_every_class_in_training(
+    labels: npt.NDArray[np.int64], split: Split, config: TrainingConfig, grouped: Grouping, scheme: str
+) -> tuple[Split, str]:
+    """The hold-out split, or, when whole blocks left a class no training sample, the polygon-grouped one.
+
+    Blocks are coarser than polygons: with a class in two or three blocks, the hold-out that keeps every
+    class on the training side may not exist, and the model could not learn that class at all.
+    """
+    train, _ = split
+    missing = sorted(set(np.unique(labels).tolist()) - set(np.unique(labels[train]).tolist()))
+    if not missing or config.cv.spatial_block is None:
+        return split, scheme
+    fallback = holdout_split(labels, config.cv.test_size, config.seed, grouped)
+    words = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
+    return fallback, (
+        f"{words} (held out by {config.cv.spatial_block:g} m spatial block, class value(s) "
+        f"{', '.join(map(str, missing))} had no training sample left)"
+    )
 
 
 def _spatial_blocks(

@@ -58,7 +58,6 @@ def fold_ids(
     groups: npt.NDArray[np.int64] | None,
     folds: int,
     seed: int,
-    unit: str = "polygon",
 ) -> tuple[npt.NDArray[np.int64], str | None]:
     """Each sample's fold in a seeded stratified (group) k-fold of the training part, and a note.
 
@@ -67,11 +66,12 @@ def fold_ids(
     here that would score its pixels by models that saw the same polygon, and measure their DI against
     their own neighbours. Such a class is then never seen out of fold (probability 0: in every set) and its
     DI is measured against other polygons; the note names it. The fold count is ``folds``, lowered to the
-    fewest polygons of the other classes. ``unit`` names a group in the note (``"spatial block"``).
+    fewest polygons of the other classes. A single group (one polygon, or one spatial block) is split
+    sample by sample.
     """
     out = np.zeros(labels.size, dtype=np.int64)
     note = None
-    if groups is not None and np.unique(groups).size < labels.size:
+    if groups is not None and 2 <= np.unique(groups).size < labels.size:
         _, dense = np.unique(groups, return_inverse=True)
         dense = dense.astype(np.int64).ravel()
         per_class = {int(v): np.unique(dense[labels == v]).size for v in np.unique(labels)}
@@ -80,9 +80,9 @@ def fold_ids(
         splits = grouped_folds(labels, dense, max(2, min([folds, *several, int(dense.max()) + 1])), seed)
         if single:
             note = (
-                f"class value(s) {', '.join(map(str, single))} have one {unit} in the training part: kept "
+                f"class value(s) {', '.join(map(str, single))} have one polygon in the training part: kept "
                 "whole in one fold, so out of fold no model saw the class (it is in every set) and its DI is "
-                f"measured against other {unit}s"
+                "measured against other polygons"
             )
     else:
         from sklearn.model_selection import StratifiedKFold
@@ -177,18 +177,26 @@ def fit_trust(
     With ``blocks`` (the recipe's spatial block CV) the AOA's folds keep each block whole, as the method
     asks of a model validated by spatial CV: a sample's nearest neighbour of another fold is then never
     its own neighbour on the ground, and the threshold measures how far the model reaches into new places.
-    The class sets' folds keep the blocks whole too (as many folds as the blocks of the smallest class
-    allow): a training sample is scored by a model that saw none of its neighbours, as the hold-out (drawn
-    by block as well) and the places a map reaches are.
+    The class sets keep their polygon folds: as many spatial block folds as the blocks of the smallest
+    class allow were often 2 or 3, and a class seen in one block was then in every set (review).
     """
-    if blocks is None:
-        set_fold, note = fold_ids(train_labels, train_groups, max(folds, set_folds), seed)
+    set_fold, note = fold_ids(train_labels, train_groups, max(folds, set_folds), seed)
+    n_blocks = np.unique(blocks.ids).size if blocks is not None else 0
+    if blocks is None or n_blocks < 2:
         fold, _ = fold_ids(train_labels, train_groups, folds, seed)
         folds_text = "grouped CV folds"
+        if blocks is not None:
+            folds_text += f"; the training part lies in one {blocks.size:g} m block"
     else:
-        set_fold, note = fold_ids(train_labels, blocks.ids, max(folds, set_folds), seed, "spatial block")
         fold, _ = fold_ids(train_labels, blocks.ids, folds, seed)
-        folds_text = f"spatial block folds, {blocks.size:g} m blocks ({int(blocks.ids.max()) + 1} of them)"
+        folds_text = f"spatial block folds, {blocks.size:g} m blocks ({n_blocks} of them)"
+        alone = [int(v) for v in np.unique(train_labels) if np.unique(blocks.ids[train_labels == v]).size < 2]
+        if alone:
+            block_note = (
+                f"class value(s) {', '.join(map(str, alone))} lie in one spatial block of the training part: "
+                "their DI is measured against samples of other blocks only"
+            )
+            note = f"{note}; {block_note}" if note else block_note
     _check_calibration_folds(set_fold, test_labels.size, coverage)
     reference, ref_fold = train_features, fold
     if len(train_features) > max_reference:
@@ -235,8 +243,7 @@ def fit_trust(
         "conformal_sets": {
             "method": (
                 "class-conditional (Mondrian) split conformal prediction, score 1 - p(true class), "
-                "calibrated on every labelled sample: training samples out-of-fold "
-                f"({'spatial block' if blocks is not None else 'grouped'} folds, "
+                "calibrated on every labelled sample: training samples out-of-fold (grouped folds, "
                 f"{int(set_fold.max()) + 1} of them), "
                 "the hold-out by the model"
             ),

@@ -117,6 +117,46 @@ def test_with_spatial_blocks_the_hold_out_takes_whole_blocks() -> None:
     assert not set(block[plain_train]).isdisjoint(block[plain_test])  # what it was
 
 
+def test_a_class_in_one_block_keeps_its_polygons_whole_in_a_spatial_hold_out() -> None:
+    """Review: such a class's pixels were split one by one, its polygons on both sides of the hold-out."""
+    from lulc.classes import ClassTable
+    from training.evaluate import grouping, holdout_split
+    from training.pipeline import holdout_grouping
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat([1, 2, 3], 60).astype(np.int64)
+    polygon = np.arange(180) // 10  # 18 polygons of 10 pixels
+    x = (polygon % 6) * 1000.0 + 500 + rng.uniform(-50, 50, 180)
+    y = np.where(labels == 3, 500.0, (polygon // 6) * 1000.0 + 1500) + rng.uniform(-50, 50, 180)
+    x[labels == 3] = 500 + rng.uniform(-50, 50, 60)  # class 3: six polygons in one block
+    classes = ClassTable.from_labels([1, 2, 3])
+    by_block, scheme = holdout_grouping(
+        labels, x, y, "EPSG:32633", 1000.0, grouping(labels, polygon, classes), classes
+    )
+    assert scheme.endswith("; 3 in one block: by polygon"), scheme
+    train, test = holdout_split(labels, 0.3, 0, by_block)
+    assert set(polygon[train]).isdisjoint(polygon[test])
+    assert set(labels[test]) == set(labels[train]) == {1, 2, 3}
+
+
+def test_a_spatial_hold_out_that_leaves_a_class_untrained_falls_back_to_polygons() -> None:
+    """Review: blocks are coarse; a class in two blocks both held out had no training sample (a crash)."""
+    from training.evaluate import grouping
+    from training.pipeline import keep_every_class_in_training
+
+    labels = np.repeat([1, 2, 3], 20).astype(np.int64)
+    grouped = grouping(labels, None)
+    config = make_config({"cv": {"spatial_block": 1000}})
+    untrained = (np.flatnonzero(labels != 3), np.flatnonzero(labels == 3))
+    (train, _), scheme = keep_every_class_in_training(labels, untrained, config, grouped, "by block")
+    assert set(labels[train]) == {1, 2, 3}
+    assert scheme == (
+        "stratified random (held out by 1000 m spatial block, class value(s) 3 had no training sample left)"
+    )
+    kept = (np.arange(0, 60, 2), np.arange(1, 60, 2))
+    assert keep_every_class_in_training(labels, kept, config, grouped, "by block") == (kept, "by block")
+
+
 def test_repeated_kfold_and_shuffle_splits() -> None:
     labels = np.repeat([1, 2, 3], 20)
     kfold, name = repeated_splits(labels, CvOptions(folds=4, repeats=3), seed=0)
@@ -190,7 +230,6 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     assert "1000 m blocks" in metrics["spatial_cv"]["scheme"]
     assert metrics["holdout"]["scheme"].startswith("by 1000 m spatial block (")  # it was by point
     assert f"Hold-out: {metrics['holdout']['scheme']}." in (result.out / "report.md").read_text()
-    assert "(spatial block folds, " in metrics["trust"]["conformal_sets"]["method"]  # were grouped folds
     # the AOA's folds are the same blocks (they were random folds, carried-over defect)
     assert "spatial block folds, 1000 m blocks" in metrics["trust"]["area_of_applicability"]["method"]
     assert metrics["holdout"]["overall_accuracy"] > 0.8
