@@ -77,7 +77,9 @@ def fold_ids(
         per_class = {int(v): np.unique(dense[labels == v]).size for v in np.unique(labels)}
         single = sorted(v for v, n in per_class.items() if n < 2)
         several = [n for n in per_class.values() if n >= 2]
-        splits = grouped_folds(labels, dense, max(2, min([folds, *several, int(dense.max()) + 1])), seed)
+        with warnings.catch_warnings():  # a class of one polygon is in one fold: the note says so
+            warnings.filterwarnings("ignore", message="The least populated class in y has only")
+            splits = grouped_folds(labels, dense, max(2, min([folds, *several, int(dense.max()) + 1])), seed)
         if single:
             note = (
                 f"class value(s) {', '.join(map(str, single))} have one polygon in the training part: kept "

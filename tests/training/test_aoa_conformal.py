@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -299,6 +300,11 @@ def test_a_class_with_one_training_polygon_keeps_it_whole_in_one_fold() -> None:
     assert "class value(s) 1 " in note
     assert np.unique(fold).size == 5  # the other classes' six polygons allow the five folds asked for
     assert fold_ids(y, np.arange(y.size), 5, seed=0)[1] is None  # points: no note
+    with warnings.catch_warnings():  # review: scikit-learn's warning reached stderr beside the note
+        warnings.simplefilter("error")
+        lone = np.append(y, 9)  # a class of one sample, in a polygon of its own
+        _, lone_note = fold_ids(lone, np.append(groups, groups.max() + 1), 5, seed=0)
+        assert "class value(s) 1, 9 have" in str(lone_note)
 
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
     trust = _fit_abc(model, x, y, groups, folds=5)
