@@ -54,10 +54,7 @@ class Trust:
 
 
 def fold_ids(
-    labels: npt.NDArray[np.int64],
-    groups: npt.NDArray[np.int64] | None,
-    folds: int,
-    seed: int,
+    labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64] | None, folds: int, seed: int
 ) -> tuple[npt.NDArray[np.int64], str | None]:
     """Each sample's fold in a seeded stratified (group) k-fold of the training part, and a note.
 
