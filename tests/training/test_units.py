@@ -243,8 +243,6 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
 @pytest.mark.parametrize("name", ["hgb", "lgbm"])
 def test_boosted_trees_branch_exactly_as_the_model_on_quantised_reflectance(name: str) -> None:
     """float32 ONNX thresholds must not send a pixel equal to a rounded threshold down the other branch."""
-    import onnxruntime as ort
-
     rng = np.random.default_rng(3)
     x = (rng.integers(1000, 1800, size=(3000, 3)) / 10000).astype(np.float32)  # DN / 10000
     # Neighbouring float32 values (DN * 1e-4 and DN / 10000 differ by one ulp): the split between them
@@ -254,15 +252,21 @@ def test_boosted_trees_branch_exactly_as_the_model_on_quantised_reflectance(name
     pair = rng.random(3000) < 0.4
     x[pair, 1] = np.where(rng.random(int(pair.sum())) < 0.5, lower, upper)
     y = np.where(x[:, 1] >= upper, 2, 1) + (x[:, 0] > np.float32(0.14))
-    with quiet_estimators():
-        model = make_estimator(
-            name, seed=0, params={"n_estimators": 30} if name == "lgbm" else {"max_iter": 30}
-        )
-        model.fit(x, y)
-        session = ort.InferenceSession(to_onnx(model, 3, name).SerializeToString())
-        onnx_proba = session.run(["probabilities"], {"features": x})[0]
-        sk_proba = model.predict_proba(x)
+    onnx_proba, sk_proba = _boosted_probabilities(name, 30, x, y)
     assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
+
+
+def _boosted_probabilities(
+    name: str, rounds: int, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime's and the model's probabilities of ``x``, for a boosted model fitted on ``x``, ``y``."""
+    import onnxruntime as ort
+
+    with quiet_estimators():
+        params = {"n_estimators": rounds} if name == "lgbm" else {"max_iter": rounds}
+        model = make_estimator(name, seed=0, params=params).fit(x, y)
+        session = ort.InferenceSession(to_onnx(model, x.shape[1], name).SerializeToString())
+        return session.run(["probabilities"], {"features": x})[0], model.predict_proba(x)
 
 
 @pytest.mark.parametrize("name", ["hgb", "lgbm"])
@@ -273,8 +277,6 @@ def test_boosted_trees_branch_exactly_with_thresholds_either_side_of_one_float32
     went left at ``t1`` (a LightGBM model of the demo world failed its parity gate, 3 of 20,000 pixels;
     here HistGradientBoosting agreed on 68.5 % of the samples). Matched node by node, each gets its own.
     """
-    import onnxruntime as ort
-
     v = np.float32(0.1364)
     if v.view(np.uint32) % 2:  # midpoints round half to even: to v from both sides when v is even
         v = np.nextafter(v, np.float32(1))
@@ -283,14 +285,7 @@ def test_boosted_trees_branch_exactly_with_thresholds_either_side_of_one_float32
     column = rng.integers(0, 3, 600)
     x = np.stack([np.array([a, v, b])[column], rng.random(600)], axis=1).astype(np.float32)
     y = np.where(column == 1, 1, 0) + 2 * (x[:, 1] > 0.5)  # v alone is class 1: a split each side of it
-    with quiet_estimators():
-        model = make_estimator(
-            name, seed=0, params={"n_estimators": 20} if name == "lgbm" else {"max_iter": 20}
-        )
-        model.fit(x, y)
-        session = ort.InferenceSession(to_onnx(model, 2, name).SerializeToString())
-        onnx_proba = session.run(["probabilities"], {"features": x})[0]
-        sk_proba = model.predict_proba(x)
+    onnx_proba, sk_proba = _boosted_probabilities(name, 20, x, y)
     assert np.array_equal(onnx_proba.argmax(axis=1), sk_proba.argmax(axis=1))
     assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
 
