@@ -77,34 +77,57 @@ def to_onnx(model: BaseEstimator, n_features: int, model_type: str, graph: Graph
 
 @dataclass(frozen=True)
 class _Split:
-    """A split node of a fitted tree: ``x[feature] <= threshold`` (float64) goes left; ``None``: a leaf."""
+    """A split node of a fitted tree: ``x[feature] <= threshold`` (float64) goes to node ``left``.
+
+    ``left`` and ``right`` index the tree's node list (``_Tree``), whose first node is the root.
+    """
 
     feature: int
     threshold: float
-    left: _Split | None
-    right: _Split | None
+    left: int
+    right: int
 
 
-def _model_trees(model: BaseEstimator, model_type: str) -> list[_Split | None]:
+_Tree = list[_Split | None]
+"""A tree's nodes, the root first; ``None``: a leaf (or a categorical split: no threshold to fix)."""
+
+
+def _model_trees(model: BaseEstimator, model_type: str) -> list[_Tree]:
     """The trees of a LightGBM or HistGradientBoosting model, in the order their converters number them."""
     if model_type == "hgb":
+        return [
+            [
+                None
+                if node["is_leaf"] or node["is_categorical"]
+                else _Split(
+                    int(node["feature_idx"]),
+                    float(node["num_threshold"]),
+                    int(node["left"]),
+                    int(node["right"]),
+                )
+                for node in predictor.nodes
+            ]
+            for iteration in model._predictors
+            for predictor in iteration
+        ]
+    return [_flatten(tree["tree_structure"]) for tree in model.booster_.dump_model()["tree_info"]]
 
-        def hgb(nodes: Any, i: int) -> _Split | None:
-            node = nodes[i]
-            if node["is_leaf"] or node["is_categorical"]:
-                return None
-            left, right = hgb(nodes, int(node["left"])), hgb(nodes, int(node["right"]))
-            return _Split(int(node["feature_idx"]), float(node["num_threshold"]), left, right)
 
-        return [hgb(predictor.nodes, 0) for iteration in model._predictors for predictor in iteration]
-
-    def lgbm(node: dict[str, Any]) -> _Split | None:
+def _flatten(root: dict[str, Any]) -> _Tree:
+    """A LightGBM tree dump's nested nodes as a node list, without recursion (a tree may be deep)."""
+    nodes: list[list[Any] | None] = []
+    stack: list[tuple[dict[str, Any], int, int]] = [(root, -1, 0)]  # node, its parent, the parent's slot
+    while stack:
+        node, parent, slot = stack.pop()
+        parent_node = nodes[parent] if parent >= 0 else None
+        if parent_node is not None:
+            parent_node[slot] = len(nodes)
         if "split_feature" not in node or isinstance(node["threshold"], str):  # a leaf, or categorical
-            return None
-        left, right = lgbm(node["left_child"]), lgbm(node["right_child"])
-        return _Split(int(node["split_feature"]), float(node["threshold"]), left, right)
-
-    return [lgbm(tree["tree_structure"]) for tree in model.booster_.dump_model()["tree_info"]]
+            nodes.append(None)
+            continue
+        stack += [(node["right_child"], len(nodes), 3), (node["left_child"], len(nodes), 2)]
+        nodes.append([int(node["split_feature"]), float(node["threshold"]), -1, -1])
+    return [None if n is None else _Split(*n) for n in nodes]
 
 
 def _largest_float32_not_above(t: float) -> float:
@@ -113,7 +136,7 @@ def _largest_float32_not_above(t: float) -> float:
     return float(np.nextafter(v, np.float32(-np.inf)) if float(v) > t else v)
 
 
-def _float32_safe_thresholds(onx: Any, trees: list[_Split | None]) -> None:
+def _float32_safe_thresholds(onx: Any, trees: list[_Tree]) -> None:
     """Make float32 ONNX thresholds decide as the model's float64 ones do for float32 inputs.
 
     The LightGBM (onnxmltools) and HistGradientBoosting converters round each float64 threshold ``t``
@@ -140,7 +163,7 @@ def _float32_safe_thresholds(onx: Any, trees: list[_Split | None]) -> None:
         attrs["nodes_values"].floats.extend(fixed)
 
 
-def _walk_fix(attrs: dict[str, Any], values: list[float], trees: list[_Split | None]) -> list[float] | None:
+def _walk_fix(attrs: dict[str, Any], values: list[float], trees: list[_Tree]) -> list[float] | None:
     """The thresholds fixed node by node, or None when the graph's trees are not the model's."""
     tree_ids = list(attrs["nodes_treeids"].ints)
     node_ids = list(attrs["nodes_nodeids"].ints)
@@ -155,36 +178,31 @@ def _walk_fix(attrs: dict[str, Any], values: list[float], trees: list[_Split | N
         roots[t] = min(n, roots.get(t, n))
     fixed = list(values)
     for tree_id, tree in enumerate(trees):
-        stack: list[tuple[int, _Split | None]] = [(roots[tree_id], tree)]
+        stack = [(roots[tree_id], 0)]  # an ONNX node id and the model node it must be
         while stack:
-            node_id, split = stack.pop()
+            node_id, k = stack.pop()
             i = at.get((tree_id, node_id))
+            split = tree[k] if 0 <= k < len(tree) else None
             if i is None or (split is None) != (modes[i] == "LEAF"):
                 return None
             if split is None:
                 continue
             if modes[i] != "BRANCH_LEQ" or features[i] != split.feature:
                 return None
-            if np.float32(values[i]) not in (
-                np.float32(split.threshold),
-                _largest_float32_not_above(split.threshold),
-            ):
+            exact = _largest_float32_not_above(split.threshold)
+            if np.float32(values[i]) not in (np.float32(split.threshold), np.float32(exact)):
                 return None
-            fixed[i] = _largest_float32_not_above(split.threshold)
+            fixed[i] = exact
             stack += [(true_ids[i], split.left), (false_ids[i], split.right)]
     return fixed
 
 
-def _fix_by_value(attrs: dict[str, Any], values: list[float], trees: list[_Split | None]) -> list[float]:
+def _fix_by_value(attrs: dict[str, Any], values: list[float], trees: list[_Tree]) -> list[float]:
     """Thresholds fixed by their float32 value: only those every model threshold rounds up to."""
     above: dict[float, set[bool]] = {}
-    stack = list(trees)
-    while stack:
-        split = stack.pop()
-        if split is not None:
-            v = float(np.float32(split.threshold))
-            above.setdefault(v, set()).add(v > split.threshold)
-            stack += [split.left, split.right]
+    for split in (node for tree in trees for node in tree if node is not None):
+        v = float(np.float32(split.threshold))
+        above.setdefault(v, set()).add(v > split.threshold)
     modes = [m.decode() for m in attrs["nodes_modes"].strings]
     return [
         float(np.nextafter(np.float32(v), np.float32(-np.inf)))
