@@ -180,6 +180,8 @@ def classify_series(
 ) -> MapSeries:
     """``lulc classify --every``: a map per year, season or month of ``datetime`` (one model); a collection.
 
+    The options are ``classify``'s (``max_mpx`` bounds each period's grid, the same for all).
+
     Raises:
         LulcError: as ``classify``; ``NoItemsError`` when no period has imagery.
     """

@@ -136,7 +136,7 @@ def prepare_run(
             request.aoi,
             resolution,
             int(min(max_mpx * 1e6, 2**62)),
-            limit=f"--max-mpx {max_mpx:,g}",  # as given: 0.04 is not 0.0
+            limit=f"--max-mpx {max_mpx:,.12g}",  # as given: 0.04 is not 0.0, 1234567 not 1.23457e+06
             advice="raise --max-mpx to classify it all, or classify its parts apart",
         )
     else:

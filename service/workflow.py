@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 
 class AoiTooLargeError(LimitError):
-    """The AOI (its area, or its output grid) is over the service's limit."""
+    """The AOI (its area, or its output grid) is over the service's limit, or ``lulc classify --max-mpx``."""
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,8 @@ def _evaluate_models(
         progress.note(f"hold-out: {held_out_by.note}")
     split = holdout_split(labels, config.cv.test_size, config.seed, held_out_by)
     (train, test), scheme = keep_every_class_in_training(labels, split, config, grouped, scheme)
+    if scheme.startswith(("grouped", "stratified")) and config.cv.spatial_block is not None:
+        progress.note(f"hold-out {scheme}")
     part = cv_part(labels, train, grouped, classes)
     if part.note:
         progress.note(part.note)
@@ -332,11 +334,12 @@ def holdout_grouping(
     """How the hold-out is drawn, and its words for the report: by spatial block when the recipe has one.
 
     With ``spatial_block`` (metres) the hold-out takes whole blocks (a polygon straddling an edge goes with
-    its first pixel's block), as the spatial CV does: a test sample never has a training sample in its
-    block, so the hold-out measures the model in places it was not trained in. It was drawn by polygon
-    only, and with points beside training points it scored the neighbours of what the model had seen. A
-    class whose samples lie in one block keeps its polygon grouping (a block cannot be held out whole
-    and kept for training at once; split pixel by pixel, its polygons would have pixels on both sides).
+    its first pixel's block), as the spatial CV does: a test sample has no training sample in its block,
+    except where a class's samples all lie in one block. Such a class keeps its polygon grouping (point by
+    point for points), since a block cannot be held out whole and kept for training at once (split pixel by
+    pixel, its polygons had pixels on both sides). The hold-out was drawn by polygon only, and with points
+    beside training points it scored the neighbours of what the model had seen.
+    ``keep_every_class_in_training`` may still fall back to polygons.
     """
     by_polygon = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
     if spatial_block is None:
@@ -352,7 +355,8 @@ def holdout_grouping(
     scheme = f"by {spatial_block:g} m spatial block ({int(blocks.max()) + 1} blocks)"
     if alone:
         names = ", ".join(classes.by_value(v).name for v in alone)
-        scheme += f"; {names} in one block: by polygon"
+        within = "by polygon" if grouped.groups is not None else "point by point"
+        scheme += f"; {names} in one block: {within}"
     return grouping(labels, combined, classes, unit="spatial block"), scheme
 
 
@@ -371,8 +375,8 @@ def keep_every_class_in_training(
     fallback = holdout_split(labels, config.cv.test_size, config.seed, grouped)
     words = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
     return fallback, (
-        f"{words} (held out by {config.cv.spatial_block:g} m spatial block, class value(s) "
-        f"{', '.join(map(str, missing))} had no training sample left)"
+        f"{words}: held out by {config.cv.spatial_block:g} m spatial block, class value(s) "
+        f"{', '.join(map(str, missing))} had no training sample left"
     )
 
 

@@ -514,6 +514,7 @@ def test_a_stac_aoi_over_max_mpx_is_refused_before_any_search(
     capped = run(small, "--max-mpx", "0.04")
     assert capped.returncode == 2
     assert "over --max-mpx 0.04;" in capped.stderr  # as given (review: "0.0")
+    assert "over --max-mpx 0.123456789;" in run(small, "--max-mpx", "0.123456789").stderr
     allowed = run(small, "--max-mpx", "2")
     assert allowed.returncode == 2
     assert "catalog.json" in allowed.stderr  # the catalog's error

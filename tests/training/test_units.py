@@ -137,6 +137,8 @@ def test_a_class_in_one_block_keeps_its_polygons_whole_in_a_spatial_hold_out() -
     train, test = holdout_split(labels, 0.3, 0, by_block)
     assert set(polygon[train]).isdisjoint(polygon[test])
     assert set(labels[test]) == set(labels[train]) == {1, 2, 3}
+    _, points = holdout_grouping(labels, x, y, "EPSG:32633", 1000.0, grouping(labels, None), classes)
+    assert points.endswith("; 3 in one block: point by point"), points  # review: said "by polygon"
 
 
 def test_a_spatial_hold_out_that_leaves_a_class_untrained_falls_back_to_polygons() -> None:
@@ -151,7 +153,7 @@ def test_a_spatial_hold_out_that_leaves_a_class_untrained_falls_back_to_polygons
     (train, _), scheme = keep_every_class_in_training(labels, untrained, config, grouped, "by block")
     assert set(labels[train]) == {1, 2, 3}
     assert scheme == (
-        "stratified random (held out by 1000 m spatial block, class value(s) 3 had no training sample left)"
+        "stratified random: held out by 1000 m spatial block, class value(s) 3 had no training sample left"
     )
     kept = (np.arange(0, 60, 2), np.arange(1, 60, 2))
     assert keep_every_class_in_training(labels, kept, config, grouped, "by block") == (kept, "by block")
@@ -274,8 +276,10 @@ def test_boosted_trees_branch_exactly_with_thresholds_either_side_of_one_float32
     """Two thresholds ``t1 < v < t2`` that both round to the float32 ``v`` need different ONNX values.
 
     Matched by value, the export could not tell them apart and left both at ``v``: a pixel equal to ``v``
-    went left at ``t1`` (a LightGBM model of the demo world failed its parity gate, 3 of 20,000 pixels;
-    here HistGradientBoosting agreed on 68.5 % of the samples). Matched node by node, each gets its own.
+    went left at ``t1`` (a LightGBM model of the demo world failed its parity gate, 3 of 20,000 pixels:
+    ``test_local_dn_image_with_spatial_blocks_and_lightgbm``). Here HistGradientBoosting's midpoints make
+    such a pair (it agreed on 68.5 % of the samples); LightGBM's thresholds, a little above the midpoints,
+    round to v and the next float32, so its case guards the node-by-node walk, not the pair.
     """
     v = np.float32(0.1364)
     if v.view(np.uint32) % 2:  # midpoints round half to even: to v from both sides when v is even
@@ -288,6 +292,32 @@ def test_boosted_trees_branch_exactly_with_thresholds_either_side_of_one_float32
     onnx_proba, sk_proba = _boosted_probabilities(name, 20, x, y)
     assert np.array_equal(onnx_proba.argmax(axis=1), sk_proba.argmax(axis=1))
     assert float(np.abs(onnx_proba - sk_proba).max()) < 1e-5
+
+
+def test_a_tree_deeper_than_pythons_recursion_limit_is_read_for_its_thresholds() -> None:
+    """Review: the model's trees were read recursively; a recipe's model_params may grow deep trees."""
+    import sys
+
+    from training.export import _flatten
+
+    depth = sys.getrecursionlimit() + 500
+    node: dict[str, object] = {"leaf_value": 0.0}
+    for level in range(depth):  # a chain: every split's left child is a leaf
+        node = {
+            "split_feature": level % 3,
+            "threshold": 0.001 * level,
+            "left_child": {"leaf_value": 1.0},
+            "right_child": node,
+        }
+    tree = _flatten(node)
+    splits = [n for n in tree if n is not None]
+    assert len(splits) == depth
+    assert len(tree) == 2 * depth + 1
+    root = tree[0]
+    assert root is not None
+    assert root.threshold == pytest.approx(0.001 * (depth - 1))
+    assert tree[root.left] is None  # the left child is a leaf
+    assert tree[root.right] is not None
 
 
 def test_progress_bar_on_a_terminal() -> None:
