@@ -228,9 +228,10 @@ def _evaluate_models(
     if held_out_by is not grouped and held_out_by.note:
         progress.note(f"hold-out: {held_out_by.note}")
     split = holdout_split(labels, config.cv.test_size, config.seed, held_out_by)
-    (train, test), scheme = keep_every_class_in_training(labels, split, config, grouped, scheme)
-    if scheme.startswith(("grouped", "stratified")) and config.cv.spatial_block is not None:
+    kept, scheme = keep_every_class_in_training(labels, split, config, grouped, scheme)
+    if kept is not split:
         progress.note(f"hold-out {scheme}")
+    train, test = kept
     part = cv_part(labels, train, grouped, classes)
     if part.note:
         progress.note(part.note)
@@ -341,9 +342,8 @@ def holdout_grouping(
     beside training points it scored the neighbours of what the model had seen.
     ``keep_every_class_in_training`` may still fall back to polygons.
     """
-    by_polygon = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
     if spatial_block is None:
-        return grouped, by_polygon
+        return grouped, _scheme_of(grouped)
     mx, my = metric_xy(crs, x, y)
     blocks = spatial_blocks(mx, my, spatial_block, grouped.groups)
     polygons = grouped.groups if grouped.groups is not None else np.arange(labels.size, dtype=np.int64)
@@ -373,11 +373,15 @@ def keep_every_class_in_training(
     if not missing or config.cv.spatial_block is None:
         return split, scheme
     fallback = holdout_split(labels, config.cv.test_size, config.seed, grouped)
-    words = "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
     return fallback, (
-        f"{words}: held out by {config.cv.spatial_block:g} m spatial block, class value(s) "
+        f"{_scheme_of(grouped)}: held out by {config.cv.spatial_block:g} m spatial block, class value(s) "
         f"{', '.join(map(str, missing))} had no training sample left"
     )
+
+
+def _scheme_of(grouped: Grouping) -> str:
+    """The report's words for a hold-out drawn by ``grouped`` (polygons, or pixels samples share)."""
+    return "grouped by polygon or shared pixel" if grouped.groups is not None else "stratified random"
 
 
 def _spatial_blocks(
