@@ -444,7 +444,9 @@ def _may_pass(exc: BaseException) -> bool:
     """Whether a store's failure may pass if tried again: any but a refusal of what was asked.
 
     Refusals: no such bucket or key, access denied or not signed in, a bad path, an unsupported operation or
-    setting. The rest (the network, a server error, a conditional write lost to another writer) may pass.
+    setting, and any other 4xx answer but a timeout, a lost conditional write or throttling (a 403 can come
+    as a generic error: README review, a proxy's denial of the destination exited 75). The rest (the
+    network, a server error, a conditional write lost to another writer) may pass.
     """
     from obstore import exceptions as store
 
@@ -456,7 +458,16 @@ def _may_pass(exc: BaseException) -> bool:
         store.NotSupportedError,
         store.UnknownConfigurationKeyError,
     )
-    return isinstance(exc, store.BaseError) and not isinstance(exc, refusals)
+    if not isinstance(exc, store.BaseError) or isinstance(exc, refusals):
+        return False
+    status = _STATUS.search(str(exc))
+    return status is None or not status.group(1).startswith("4") or int(status.group(1)) in _PASSING_4XX
+
+
+_STATUS = re.compile(r"status code: (\d{3})\b")
+_PASSING_4XX = {408, 409, 412, 425, 429}
+"""Request timeout, conflict, precondition failed (a conditional write lost to another writer), too early,
+too many requests: tried again later, they may pass."""
 
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)

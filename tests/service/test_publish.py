@@ -451,6 +451,25 @@ def test_a_failed_s3_publication_is_one_line_without_the_stores_address(
     assert "127.0.0.1" not in done.stderr
 
 
+def test_access_denied_by_the_store_is_a_refusal_not_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3's 403 (AccessDenied) is a refusal: exit 2, so a Job does not retry a denied destination."""
+    from tests.support.cli import lulc_program
+    from tests.support.scripted_server import ScriptedServer
+
+    denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+    with ScriptedServer(
+        {"*": {"status": 403, "headers": {"content-type": "application/xml"}, "body": denied}}
+    ) as s3:
+        service_s3_settings(monkeypatch, {"endpoint": s3.base_url})
+        done = lulc_program("publish", make_outputs(tmp_path), "s3://lulc-outputs/runs/job-7")
+        assert any(r["method"] == "PUT" for r in s3.requests()), s3.requests()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "403 Forbidden" in done.stderr
+
+
 def test_a_store_failure_that_may_pass_is_an_upstream_error_and_a_refusal_is_not() -> None:
     """``lulc`` exits 75 on the first (a Job retries it), 2 on the second (bad input: no retry)."""
     from obstore import exceptions as store
@@ -466,6 +485,14 @@ def test_a_store_failure_that_may_pass_is_an_upstream_error_and_a_refusal_is_not
     assert not isinstance(refused, UpstreamError)
     assert not isinstance(denied, UpstreamError)
     assert str(passing) == "cannot write to output destination s3://b/r: connection refused"
+    # README review: a proxy's 403 came as a generic error and exited 75 ("trying again later may succeed")
+    generic = "Generic S3 error: Error performing PUT <url> - Server returned non-2xx status code: {}: denied"
+    proxy_denied = _failed("cannot write", store.GenericError(generic.format("403 Forbidden")))
+    throttled = _failed("cannot write", store.GenericError(generic.format("429 Too Many Requests")))
+    unavailable = _failed("cannot write", store.GenericError(generic.format("503 Service Unavailable")))
+    assert not isinstance(proxy_denied, UpstreamError)
+    assert isinstance(throttled, UpstreamError)
+    assert isinstance(unavailable, UpstreamError)
 
 
 def test_a_run_whose_item_lists_a_missing_file_is_not_published(tmp_path: Path) -> None:
