@@ -215,7 +215,8 @@ def clean_run(
     return CleanResult(out, threshold, changed, item, stats)
 
 
-def _band(run: RunFolder, unit: str | None = None) -> dict[str, Any]:
+def band_fields(run: RunFolder, unit: str | None = None) -> dict[str, Any]:
+    """The ``raster:bands`` entry of a uint8 band of a map product on ``run``'s grid."""
     band: dict[str, Any] = {
         "data_type": "uint8",
         "nodata": NODATA,
@@ -246,7 +247,7 @@ def _clean_item(
             "title": f"Land cover classes, minimum mapping unit {mmu_ha:g} ha",
             "roles": ["data"],
             "classification:classes": classes,
-            "raster:bands": [_band(run)],
+            "raster:bands": [band_fields(run)],
             **file_fields(staging / CLASSES_NAME),
         },
         "classes_aux": {
@@ -277,7 +278,7 @@ def _clean_item(
             "type": COG_TYPE,
             "title": "Top-class probability (percent) of the source map; nodata where the class was changed",
             "roles": ["data", "quality"],
-            "raster:bands": [_band(run, "percent")],
+            "raster:bands": [band_fields(run, "percent")],
             **file_fields(staging / CONFIDENCE_NAME),
         }
     return product_item(

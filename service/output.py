@@ -195,6 +195,7 @@ _PRODUCTS = {
     None: "map (lulc classify)",
     SERIES: "series of maps (lulc classify --every)",
     "clean": "cleaned map (lulc clean)",
+    "smooth": "smoothed map (lulc smooth)",
     "change": "change (lulc change)",
 }
 

@@ -26,8 +26,9 @@ PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-PRODUCTS = ("clean", "patches", "change", "design")
-"""``lulc:product`` of each map product: cleaned map, polygons, from-to change, validation sample design."""
+PRODUCTS = ("clean", "smooth", "patches", "change", "design")
+"""``lulc:product`` of each map product: cleaned map, smoothed map, polygons, from-to change, validation
+sample design."""
 _MACHINE_NAME = re.compile(r"^[0-9A-Za-z-_]+$")
 # Properties of the source item a derived product keeps: where, when, on which grid.
 _KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window")

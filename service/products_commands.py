@@ -1,4 +1,4 @@
-"""``lulc clean``, ``vectorize``, ``change`` and ``design``: the products made from a finished map.
+"""``lulc clean``, ``smooth``, ``vectorize``, ``change`` and ``design``: products made from a finished map.
 
 Each reads run folders as ``lulc classify`` writes them and writes its files atomically with a STAC item.
 Heavy imports stay inside the commands so ``lulc --help`` stays fast.
@@ -55,6 +55,51 @@ def clean_command(
     typer.echo(
         f"wrote {result.out_dir}: patches under {mmu_ha:g} ha ({result.threshold_pixels} pixels) removed, "
         f"{result.changed_pixels} pixels changed"
+    )
+    echo_class_areas(result.stats)
+
+
+def parse_smoothness(text: str) -> tuple[float, ...]:
+    """``--smoothness``: one positive number, or one per class in class-table order, comma-separated."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--smoothness {text!r} is not a number or a comma-separated list of numbers (one per class)"
+        ) from None
+    return values
+
+
+def smooth_command(
+    run: RunArg,
+    out: Annotated[Path, typer.Option("--out", help="Output run folder for the smoothed map.")],
+    window: Annotated[int, typer.Option("--window", help="Neighbourhood edge in pixels (odd).")] = 9,
+    neigh_fraction: Annotated[
+        float, typer.Option("--neigh-fraction", help="Share of the neighbourhood's highest values used.")
+    ] = 0.5,
+    smoothness: Annotated[
+        str,
+        typer.Option(
+            "--smoothness",
+            help="Prior variance of the logits: one number, or one per class, comma-separated.",
+        ),
+    ] = "20",
+    block_size: BlockSizeOpt = 512,
+) -> None:
+    """Smooth a map's class probabilities as sits' Bayesian smoothing does, then label them again."""
+    from rich.console import Console
+
+    from lulc.progress import RichProgress
+    from service.output import check_out_folder
+    from service.smooth import smooth_run, smoothing
+
+    params = smoothing(window, neigh_fraction, parse_smoothness(smoothness))
+    check_out_folder(out, "smooth")
+    with RichProgress(Console(stderr=True)) as progress:
+        result = smooth_run(run, out, params, block_size=block_size, progress=progress)
+    typer.echo(
+        f"wrote {result.out_dir}: Bayesian smoothing in {window} x {window} windows, "
+        f"{result.changed_pixels} pixels changed class"
     )
     echo_class_areas(result.stats)
 
@@ -230,8 +275,9 @@ def design_hint(result: DesignResult) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``clean``, ``vectorize``, ``change`` and ``design`` to the ``lulc`` program."""
+    """Add ``clean``, ``smooth``, ``vectorize``, ``change`` and ``design`` to the ``lulc`` program."""
     app.command("clean")(clean_command)
+    app.command("smooth")(smooth_command)
     app.command("vectorize")(vectorize_command)
     app.command("change")(change_command)
     app.command("design")(design_command)

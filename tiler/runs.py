@@ -33,8 +33,10 @@ CHANGE_NAME = "change.tif"
 PROBABILITIES_NAME = "probabilities.tif"
 COLLECTION_NAME = "collection.json"
 
-LayerKind = Literal["classes", "clean", "change", "probability"]
-LAYER_ORDER: tuple[LayerKind, ...] = ("classes", "clean", "change", "probability")
+LayerKind = Literal["classes", "clean", "smooth", "change", "probability"]
+LAYER_ORDER: tuple[LayerKind, ...] = ("classes", "clean", "smooth", "change", "probability")
+DERIVED: dict[str, LayerKind] = {"clean": "clean", "smooth": "smooth", "change": "change"}
+"""The products shown as layers of the map they were made from (``lulc:product`` -> layer kind)."""
 """The order of a run's layers in the web map's selector."""
 
 
@@ -265,9 +267,7 @@ def _run(root: Path, found: _Found, raster: str, allowed: Callable[[str], str], 
     value = _properties(item).get("lulc:aoa_threshold")
     threshold = float(value) if aoa.is_file() and isinstance(value, int | float) else None
     item_path = str(folder / ITEM_NAME)
-    kind: LayerKind = (
-        "change" if raster == CHANGE_NAME else "clean" if found.product == "clean" else "classes"
-    )
+    kind: LayerKind = "change" if raster == CHANGE_NAME else DERIVED.get(found.product or "", "classes")
     layers = [MapLayer(id=kind, kind=kind, title=_layer_title(kind, item), url=str(map_path), item=item_path)]
     layers += _probability_layers(folder, item)
     return Run(
@@ -292,6 +292,10 @@ def _layer_title(kind: LayerKind, item: dict[str, Any], sources: list[Run] | Non
     if kind == "clean":
         mmu = props.get("lulc:mmu_ha")
         return f"Cleaned: minimum mapping unit {mmu:g} ha" if isinstance(mmu, int | float) else "Cleaned"
+    if kind == "smooth":
+        smoothing = props.get("lulc:smoothing")
+        window = smoothing.get("window") if isinstance(smoothing, dict) else None
+        return f"Smoothed: Bayesian, {window} x {window} window" if isinstance(window, int) else "Smoothed"
     if kind == "change":
         dates = [run.date for run in sources or [] if run.date]
         return f"Change: {dates[0]} → {dates[-1]}" if len(dates) == 2 else "Change"
@@ -364,7 +368,7 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str], max_bytes: int = MA
             runs[(entry.folder / ITEM_NAME).resolve()] = run
     own: list[Run] = []
     for entry in found:
-        if entry.product not in ("clean", "change"):
+        if entry.product not in DERIVED:
             continue
         sources = [
             runs[target]
@@ -378,7 +382,7 @@ def find_runs(runs_dir: Path, allowed: Callable[[str], str], max_bytes: int = MA
             continue
         if not (entry.folder / raster).is_file():
             continue
-        kind: LayerKind = "change" if entry.product == "change" else "clean"
+        kind = DERIVED[entry.product]
         layer = MapLayer(
             id=f"{kind}:{entry.folder.relative_to(root).as_posix()}",
             kind=kind,

@@ -5,15 +5,15 @@ sample is then post-stratified). A sample written by ``lulc design`` carries its
 (``<stem>.json``, ``lulc:design``): then the design's strata (each point's ``stratum``) and their sizes are
 the weights, and where the assessed map is not the one the sample was designed on (a cleaned version of it)
 the strata differ from its classes at some points and Stehman's (2014) estimators apply, which equal
-Olofsson's where they do not. A map made by ``lulc clean`` names its source run in its item
-(``lulc:product`` ``clean``, a ``derived_from`` link): the source map is assessed on the same points too and
-the change in accuracy is reported, while that run is there and is still the one cleaned (its item's id is the
-cleaned item's ``lulc:source``; a folder rerun since holds another map), else a note says why not. Both maps
-are then estimated on one set of strata, the sample's: the design's, or without one the source map's classes
-(a sample can have been stratified by the source map, not by a map made from it later; a simple random sample
-can be post-stratified by either), so the cleaned map's figures are Stehman's (2014) on the source's strata,
-and the change is one paired estimator: the stratified mean of each point's change in correctness, with its
-standard error from the same per-point changes.
+Olofsson's where they do not. A map made by ``lulc clean`` or ``lulc smooth`` names its source run in its
+item (``lulc:product`` ``clean`` or ``smooth``, a ``derived_from`` link): the source map is assessed on the
+same points too and the change in accuracy is reported, while that run is there and is still the one made
+from (its item's id is the derived item's ``lulc:source``; a folder rerun since holds another map), else a
+note says why not. Both maps are then estimated on one set of strata, the sample's: the design's, or without
+one the source map's classes (a sample can have been stratified by the source map, not by a map made from it
+later; a simple random sample can be post-stratified by either), so the derived map's figures are Stehman's
+(2014) on the source's strata, and the change is one paired estimator: the stratified mean of each point's
+change in correctness, with its standard error from the same per-point changes.
 """
 
 from __future__ import annotations
@@ -220,7 +220,8 @@ def assess_map(
     """Area-weighted error matrix, accuracies with standard errors and class areas with 95 % CIs.
 
     ``map_path`` is a class map, or a run folder (its ``classes.tif``). With a ``lulc design`` sample the
-    design's strata weight the estimates; for a map made by ``lulc clean`` (and ``compare_source``) the source
+    design's strata weight the estimates; for a map made by ``lulc clean`` or ``lulc smooth`` (and
+    ``compare_source``) the source
     map is assessed on the same points first, the cleaned map on the same strata as the source (the design's,
     else the source map's classes), and ``source`` and ``accuracy_change`` are added. Where the source run is
     gone, or its folder now holds another run than the one cleaned (its item id is not the cleaned item's
@@ -228,11 +229,12 @@ def assess_map(
     cleaned map is assessed as any map.
     """
     map_file = map_of(Path(map_path))
-    source = cleaned_from(map_file) if compare_source else None
+    source = made_from(map_file) if compare_source else None
     if source is None or source.path is None:
         result = _assess(map_file, Path(points_path), label_field, classes_path, points_crs)[0]
         if source is not None:
             result["source_not_compared"] = source.skipped
+            result["source_made"] = source.made
         return result
     before, before_outcome = _assess(source.path, Path(points_path), label_field, classes_path, points_crs)
     result, outcome = _assess(
@@ -240,6 +242,7 @@ def assess_map(
     )
     result["source"] = {
         "map": str(source.path),
+        "made": source.made,
         "overall_accuracy": before["overall_accuracy"],
         "overall_accuracy_se": before["overall_accuracy_se"],
         "method": before["method"],
@@ -265,14 +268,20 @@ def map_of(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class SourceMap:
-    """The map a cleaned map was made from, or (``path`` None) why it cannot be compared with it."""
+    """The map a cleaned or smoothed map was made from, or (``path`` None) why they cannot be compared."""
 
     path: Path | None
     skipped: str | None = None
+    made: str = "cleaned"
+    """How the map was made from it: ``cleaned`` or ``smoothed`` (``DERIVED_MAPS``)."""
 
 
-def cleaned_from(map_path: Path) -> SourceMap | None:
-    """The source of a ``lulc clean`` map (its item's ``derived_from`` link), or None for any other map.
+DERIVED_MAPS = {"clean": "cleaned", "smooth": "smoothed"}
+"""The products that are maps of their source's pixels (``lulc:product``), and how each was made from it."""
+
+
+def made_from(map_path: Path) -> SourceMap | None:
+    """The source of a ``lulc clean`` or ``smooth`` map (its item's ``derived_from`` link), else None.
 
     The source run must still be there and be the run that was cleaned: its item's id is the cleaned item's
     ``lulc:source`` (a folder rerun since, with other inputs, holds another item; its map is not the source).
@@ -283,30 +292,33 @@ def cleaned_from(map_path: Path) -> SourceMap | None:
         item = json.loads(item_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(item, dict) or item.get("properties", {}).get("lulc:product") != "clean":
+    product = item.get("properties", {}).get("lulc:product") if isinstance(item, dict) else None
+    if product not in DERIVED_MAPS:
         return None
+    made = DERIVED_MAPS[product]
     link = next((k for k in item.get("links", []) if k.get("rel") == "derived_from"), None)
     if link is None:
-        return SourceMap(None, f"{item_path} names no source run (no derived_from link)")
+        return SourceMap(None, f"{item_path} names no source run (no derived_from link)", made)
     source_item = (item_path.parent / str(link["href"])).resolve()
     try:
         source = json.loads(source_item.read_text(encoding="utf-8"))
         href = str(source["assets"]["classes"]["href"])
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         if isinstance(exc, FileNotFoundError):
-            return SourceMap(None, f"the run {source_item.parent} is gone (no {source_item.name})")
-        return SourceMap(None, f"the run's item {source_item} cannot be read ({exc})")
+            return SourceMap(None, f"the run {source_item.parent} is gone (no {source_item.name})", made)
+        return SourceMap(None, f"the run's item {source_item} cannot be read ({exc})", made)
     expected = item.get("properties", {}).get("lulc:source")
     found = str(source.get("id", source_item.parent.name))  # lulc:source is the id, else the folder's name
     if expected is not None and found != str(expected):
         return SourceMap(
             None,
-            f"{source_item.parent} now holds run {found}, not {expected} (rerun since the cleaning?)",
+            f"{source_item.parent} now holds run {found}, not {expected} (rerun since it was {made}?)",
+            made,
         )
     path = (source_item.parent / href).resolve()
     if not path.is_file():
-        return SourceMap(None, f"the source map {path} is gone")
-    return SourceMap(path)
+        return SourceMap(None, f"the source map {path} is gone", made)
+    return SourceMap(path, made=made)
 
 
 def accuracy_change(
@@ -582,12 +594,14 @@ def render_assessment(result: dict[str, Any]) -> str:
             f"map class differs from the stratum at {design['points_where_map_class_is_not_stratum']} points"
         )
     if "source_not_compared" in result:
-        lines += ["", f"not compared with the map it was cleaned from: {result['source_not_compared']}"]
+        made = result.get("source_made", "cleaned")
+        lines += ["", f"not compared with the map it was {made} from: {result['source_not_compared']}"]
     if "accuracy_change" in result:
         change, source = result["accuracy_change"], result["source"]
         lines += [
             "",
-            f"cleaned from {source['map']}: overall accuracy {100 * source['overall_accuracy']:.1f} % there, "
+            f"{source.get('made', 'cleaned')} from {source['map']}: "
+            f"overall accuracy {100 * source['overall_accuracy']:.1f} % there, "
             f"{100 * result['overall_accuracy']:.1f} % here: {100 * change['overall_accuracy']:+.2f} points "
             f"± {100 * Z95 * change['overall_accuracy_se']:.2f} (95 % CI, paired; "
             f"{change['points_changed_to_right']} points became right, "

@@ -74,7 +74,12 @@ def write_image(
 
 
 def classify_image(
-    model: Path, image: Path, out: Path, block_size: int = 128, datetime: str = "2024-06-01"
+    model: Path,
+    image: Path,
+    out: Path,
+    block_size: int = 128,
+    datetime: str = "2024-06-01",
+    probabilities: bool = False,
 ) -> Path:
     """Run the classification engine on a local image acquired on ``datetime``, as ``lulc classify`` does."""
     from service.engine import classify
@@ -82,7 +87,7 @@ def classify_image(
     from service.request import ClassifyRequest
     from service.runner import load_model
 
-    request = ClassifyRequest(aoi=None, datetime=datetime, block_size=block_size)
+    request = ClassifyRequest(aoi=None, datetime=datetime, block_size=block_size, probabilities=probabilities)
     classify(request, load_model(model), ImageReaderFactory(image), out, workers=1)
     return out
 
