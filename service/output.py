@@ -190,10 +190,13 @@ def refuse_file(out_dir: Path) -> None:
 
 SERIES = "series"
 """A series of maps (``lulc classify --every``) to ``check_out_folder``: it has no ``lulc:product``."""
+MODEL = "model"
+"""A model folder (``lulc train``: ``model.onnx`` and its ``model.json``), to name it when refusing it."""
 
 _PRODUCTS = {
     None: "map (lulc classify)",
     SERIES: "series of maps (lulc classify --every)",
+    MODEL: "model (lulc train)",
     "clean": "cleaned map (lulc clean)",
     "smooth": "smoothed map (lulc smooth)",
     "change": "change (lulc change)",
@@ -204,13 +207,15 @@ _NO_RUN = "no run"
 
 
 def product_in(folder: Path) -> str | None:
-    """What run ``folder`` holds: its item's ``lulc:product`` (None: a map), ``SERIES``, or ``_NO_RUN``.
+    """What ``folder`` holds: its item's ``lulc:product`` (None: a map), ``SERIES``, ``MODEL`` or ``_NO_RUN``.
 
     A series is known by its ``collection.json`` or, cut short before it was written, by a period folder
     holding a map. A cleaned map of before ``lulc:product`` by its ``lulc:mmu_pixels``.
     """
     item = folder / ITEM_NAME
     if not item.is_file():
+        if (folder / "model.onnx").is_file():  # README review: it was "files of no run (... model.json ...)"
+            return MODEL
         periods = (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
         if (folder / "collection.json").is_file() or any(product_in(p) is None for p in periods):
             return SERIES

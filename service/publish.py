@@ -421,7 +421,8 @@ def _put_back(store: ObjectStore, folder: str, names: list[str]) -> None:
 
 
 _ELSEWHERE = (
-    "choose another output folder, or replace that run (lulc publish --overwrite; an event's overwrite)"
+    'choose another output folder, or replace that run (lulc publish --overwrite; "overwrite": true in a '
+    "handler event)"
 )
 
 

@@ -21,6 +21,14 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def recipe_default(value: str) -> str:
+    """The ``[default: ...]`` a flag shows: the recipe's value, else ``training.config``'s.
+
+    ``tests/training/test_train_help.py`` checks each against ``training.config``.
+    """
+    return f"recipe's, else {value}"
+
+
 def _aoi(value: str | None) -> str | list[float] | None:
     return None if value is None else (parse_bbox(value) or value)
 
@@ -30,17 +38,25 @@ def train_command(
         Path | None, typer.Option("--config", help="training.yaml recipe; flags override it.")
     ] = None,
     stac: Annotated[str | None, typer.Option(help="STAC API URL or static catalog path/URL.")] = None,
-    collection: Annotated[str | None, typer.Option(help="STAC collection.")] = None,
+    collection: Annotated[
+        str | None, typer.Option(show_default=recipe_default("sentinel-2-l2a"), help="STAC collection.")
+    ] = None,
     aoi: Annotated[str | None, typer.Option(help="w,s,e,n (EPSG:4326) or a GeoJSON/OGR file.")] = None,
     datetime: Annotated[str | None, typer.Option("--datetime", help="STAC datetime interval.")] = None,
     max_cloud_cover: Annotated[
         float | None, typer.Option(help="Largest eo:cloud_cover used, percent (items at it are used).")
     ] = None,
-    composite: Annotated[str | None, typer.Option(help="median or first-valid.")] = None,
+    composite: Annotated[
+        str | None, typer.Option(show_default=recipe_default("median"), help="median or first-valid.")
+    ] = None,
     resolution: Annotated[float | None, typer.Option(help="Grid resolution, metres.")] = None,
     image: Annotated[Path | None, typer.Option(help="Local multi-band GeoTIFF instead of STAC.")] = None,
     bands: Annotated[
-        str | None, typer.Option(help="Model bands, comma-separated (an unnamed image's, in order).")
+        str | None,
+        typer.Option(
+            show_default=recipe_default("blue,green,red,nir"),
+            help="Model bands, comma-separated (an unnamed image's, in order).",
+        ),
     ] = None,
     image_bands: Annotated[
         str | None, typer.Option(help="Names of all the image's bands, in order, unless its descriptions do.")
@@ -54,32 +70,59 @@ def train_command(
     points_crs: Annotated[str | None, typer.Option(help="CRS of a points file that declares none.")] = None,
     max_pixels_per_polygon: Annotated[
         int | None,
-        typer.Option(help="Pixel samples per training polygon at most (seeded subset; default 30; 0: all)."),
+        typer.Option(
+            help="Pixel samples per training polygon at most (seeded subset; 0: all).",
+            show_default=recipe_default("30"),
+        ),
     ] = None,
-    label_field: Annotated[str | None, typer.Option(help="Field holding the class label.")] = None,
+    label_field: Annotated[
+        str | None, typer.Option(show_default=recipe_default("label"), help="Field holding the class label.")
+    ] = None,
     classes: Annotated[Path | None, typer.Option(help="Class table YAML.")] = None,
-    models: Annotated[str | None, typer.Option(help="Models to compare: rf,svm,dt,hgb,lgbm.")] = None,
-    select: Annotated[str | None, typer.Option(help="'best' or the model to keep.")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(show_default=recipe_default("rf"), help="Models to compare: rf,svm,dt,hgb,lgbm."),
+    ] = None,
+    select: Annotated[
+        str | None, typer.Option(show_default=recipe_default("best"), help="'best' or the model to keep.")
+    ] = None,
     class_weight: Annotated[
         str | None, typer.Option(help="'balanced': weight classes by inverse sample count.")
     ] = None,
     tune: Annotated[
         bool | None, typer.Option("--tune/--no-tune", help="Search hyper-parameters on the grouped CV.")
     ] = None,
-    tune_budget: Annotated[int | None, typer.Option(help="Candidates per model when tuning.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    folds: Annotated[int | None, typer.Option(help="k of the repeated k-fold.")] = None,
-    repeats: Annotated[
-        int | None, typer.Option(help="Repeats of the k-fold (or number of random splits).")
+    tune_budget: Annotated[
+        int | None, typer.Option(show_default=recipe_default("8"), help="Candidates per model when tuning.")
     ] = None,
-    cv_scheme: Annotated[str | None, typer.Option(help="kfold or shuffle (repeated random splits).")] = None,
-    test_size: Annotated[float | None, typer.Option(help="Hold-out fraction.")] = None,
+    seed: Annotated[int | None, typer.Option(show_default=recipe_default("0"), help="Random seed.")] = None,
+    folds: Annotated[
+        int | None, typer.Option(show_default=recipe_default("5"), help="k of the repeated k-fold.")
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            show_default=recipe_default("2"), help="Repeats of the k-fold (or number of random splits)."
+        ),
+    ] = None,
+    cv_scheme: Annotated[
+        str | None,
+        typer.Option(show_default=recipe_default("kfold"), help="kfold or shuffle (repeated random splits)."),
+    ] = None,
+    test_size: Annotated[
+        float | None, typer.Option(show_default=recipe_default("0.3"), help="Hold-out fraction.")
+    ] = None,
     spatial_block: Annotated[float | None, typer.Option(help="Spatial block CV block size, metres.")] = None,
     baseline: Annotated[
         str | None, typer.Option(help="Deployed model dir / metrics.json / URL to beat.")
     ] = None,
-    tolerance: Annotated[float | None, typer.Option(help="Allowed fall of OA and class F1 (0-1).")] = None,
-    name: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(show_default=recipe_default("0.02"), help="Allowed fall of OA and class F1 (0-1)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(show_default=recipe_default("lulc-model"), help="Model name.")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Model directory to write ({version} is replaced).")
     ] = None,

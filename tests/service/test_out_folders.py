@@ -85,6 +85,13 @@ def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, 
     change = lulc("change", runs.first, runs.second, "--out", a_map)
     one_error_line(change, "holds a map (lulc classify), not a change (lulc change)")
     assert digest(a_map) == before
+    # README review: a model folder was "files of no run (confusion_matrix.png, metrics.json, ...)"
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(runs.model, model / "model.onnx")
+    (model / "metrics.json").write_text("{}")
+    one_error_line(lulc(*classify_args(runs, image), "--out", model), "holds a model (lulc train), not a map")
+    assert sorted(p.name for p in model.iterdir()) == ["metrics.json", "model.onnx"]
     # controls: a rerun into its own folder, a cleaned map into an earlier cleaned map's
     assert lulc(*classify_args(runs, image), "--out", a_map).returncode == 0
     assert lulc("clean", runs.first, "--mmu-ha", "0.3", "--out", tmp_path / "clean").returncode == 0
