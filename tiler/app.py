@@ -118,7 +118,11 @@ def create_app(settings: TilerSettings) -> FastAPI:
         description="Land-cover maps as coloured XYZ tiles, with legend, class areas, imagery and a web map.",
         version=version("lulc-stac"),
         # every route, included ones too
-        dependencies=[Depends(ParameterLimits(settings.max_image_size, settings.max_bands))],
+        dependencies=[
+            Depends(
+                ParameterLimits(settings.max_image_size, settings.max_bands, settings.max_coverage_pixels)
+            )
+        ],
     )
 
     tiles = [

@@ -26,8 +26,15 @@ from tiler.errors import BadParameterError
 
 MAX_ZOOM = 30
 MAX_BUFFER = 64.0
+MAX_PADDING = 64
+"""Pixels rio-tiler reads around a tile against resampling artefacts: a few; each is a row and a column
+more on every side (HTTP review: padding 10,000 on a tile of a map in the tile grid's CRS took 1.6 GB)."""
+DEFAULT_COVER_SCALE = 10
+"""TiTiler's ``cover_scale`` when the request gives none."""
 SIZE_PARAMETERS = ("width", "height", "max_size", "tilesize")
 """Parameters that set an image's size in pixels, in any route."""
+RANGED_PARAMETERS = {"padding": (0, MAX_PADDING)}
+"""Other whole-number parameters with a range, in any route."""
 ZOOM_PARAMETERS = ("minzoom", "maxzoom")
 """Parameters that name a zoom level, in any route."""
 BAND_PARAMETERS = ("bidx", "assets", "expression")
@@ -76,12 +83,15 @@ class ParameterLimits:
     Bands: more than ``max_bands`` named by ``bidx``, ``assets`` or an ``expression`` (``request_bands``).
     """
 
-    def __init__(self, max_image_size: int, max_bands: int) -> None:
+    def __init__(self, max_image_size: int, max_bands: int, max_coverage_pixels: int = 2**29) -> None:
         self.ranges = {
             **dict.fromkeys(SIZE_PARAMETERS, (1, max_image_size)),
             **dict.fromkeys(ZOOM_PARAMETERS, (0, MAX_ZOOM)),
+            **RANGED_PARAMETERS,
         }
+        self.max_image_size = max_image_size
         self.max_bands = max_bands
+        self.max_coverage_pixels = max_coverage_pixels
         self._declared: dict[int, set[str]] = {}
 
     async def __call__(self, request: Request) -> None:
@@ -90,7 +100,7 @@ class ParameterLimits:
         key = id(route)
         if key not in self._declared:
             dependant = getattr(route, "dependant", None)
-            limited = {*self.ranges, *BAND_PARAMETERS}
+            limited = {*self.ranges, *BAND_PARAMETERS, "cover_scale"}
             self._declared[key] = limited_parameters(dependant, limited) if dependant else set()
         for name in (n for n in BAND_PARAMETERS if n in self._declared[key]):
             bands = request_bands(name, request.query_params.getlist(name))
@@ -111,6 +121,33 @@ class ParameterLimits:
                 low, high = self.ranges[name]
                 if not low <= value <= high:
                     raise BadParameterError(f"{name} {value} is outside {low}..{high}")
+        if "cover_scale" in self._declared[key]:
+            self._check_coverage(request)
+
+    def _check_coverage(self, request: Request) -> None:
+        """Refuse a coverage grid (the image's pixels times ``cover_scale`` squared) over the setting.
+
+        rio-tiler rasterises each feature at ``cover_scale`` times the image's resolution, a byte per cell
+        (HTTP review: ``cover_scale=200`` on a 256 px image took 2 GB). The image is at most ``max_size``
+        pixels a side (the route's default: ``max_image_size``), or ``width`` x ``height`` when forced.
+        """
+        numbers: dict[str, int] = {}
+        for name in ("cover_scale", "max_size", "width", "height"):
+            try:
+                numbers[name] = int(request.query_params[name])
+            except (KeyError, ValueError):
+                continue  # absent: the default; not a number: the route's own validation answers 400
+        scale = numbers.get("cover_scale", DEFAULT_COVER_SCALE)
+        if "width" in numbers or "height" in numbers:
+            cells = numbers.get("width", self.max_image_size) * numbers.get("height", self.max_image_size)
+        else:
+            cells = numbers.get("max_size", self.max_image_size) ** 2
+        if cells * scale * scale > self.max_coverage_pixels:
+            raise BadParameterError(
+                f"cover_scale {scale} on an image of up to {cells:,} pixels rasterises "
+                f"{cells * scale * scale:,} cells, more than this server's {self.max_coverage_pixels:,} "
+                "(max_coverage_pixels): give a smaller cover_scale or max_size"
+            )
 
 
 def limited_parameters(dependant: Any, limited: set[str]) -> set[str]:

@@ -117,6 +117,15 @@ class TilerSettings(BaseSettings):
         description="Most features of a FeatureCollection POST /cog/statistics or /stac/statistics reads "
         "(one image read each, up to max_image_size pixels a side); more: 413.",
     )
+    max_coverage_pixels: int = Field(
+        default=2**29,
+        ge=2**20,
+        le=2**34,
+        description="Most cells of the grid POST /cog/statistics and /stac/statistics rasterise a feature on "
+        "to weigh edge pixels by their share inside it (a byte each): the image read, at most `max_size` "
+        "(or `width` x `height`) pixels a side, times `cover_scale` (default 10) squared; more: 400, before "
+        "any read. The default lets the largest image (2048) use the default cover_scale.",
+    )
     max_series_periods: int = Field(
         default=120,
         ge=1,

@@ -132,6 +132,7 @@ def test_remote_missing_and_non_raster(
         ("/cog/tiles/WebMercatorQuad/2/4/1.png", {}),
         ("TILE", {"tilesize": "100000"}),
         ("TILE", {"buffer": "5000"}),
+        ("TILE", {"padding": "10000"}),  # HTTP review: 1.6 GB for one tile of a map in the grid's CRS
     ],
 )
 def test_bad_parameters_are_400(
@@ -177,6 +178,20 @@ def test_unbounded_reads_are_not_offered(tiler_url: str, tiler_runs: Runs) -> No
     feature = {"type": "Feature", "properties": {}, "geometry": far}
     response = post(f"{tiler_url}/cog/statistics", params={"url": path, "max_size": "99999"}, json=feature)
     _json_error(response, 400)
+    # HTTP review: cover_scale=200 on a 256 px image rasterised 2 GB of coverage cells
+    for params in (
+        {"cover_scale": "200", "max_size": "256"},
+        {"cover_scale": "12"},
+        {"cover_scale": "40", "width": "600", "height": "600"},
+    ):
+        response = post(f"{tiler_url}/cog/statistics", params={"url": path, **params}, json=feature)
+        assert "(max_coverage_pixels)" in _json_error(response, 400)["detail"], params
+    fine = post(
+        f"{tiler_url}/cog/statistics",
+        params={"url": path, "cover_scale": "38", "max_size": "600"},
+        json=feature,
+    )
+    assert "max_coverage_pixels" not in fine.text, fine.text
 
 
 def test_an_upstream_failure_is_not_remembered(
