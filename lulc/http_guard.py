@@ -6,7 +6,10 @@ handlers) and, per HTTP request:
 1. refuses a missing or wrong bearer token with 401 before anything else, body unread;
 2. refuses a body over ``max_body_bytes`` with 413: at once from ``Content-Length``, else as soon as
    the streamed body passes the limit (what the app answered then is dropped);
-3. answers an exception no handler took with a JSON 500 that names only the exception's type, and
+3. answers 408 when a body does not arrive within ``body_timeout_seconds`` of the request (a client
+   sending a brace and then nothing held its place, and its part of a body, for as long as it liked), and,
+   with ``max_body_requests``, 429 before reading a body while that many requests with one are inside;
+4. answers an exception no handler took with a JSON 500 that names only the exception's type, and
    logs its traceback once. Starlette would answer too, but then re-raise, and uvicorn closes the
    kept-alive connection: a pooled client loses its next request.
 
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 from starlette.requests import ClientDisconnect
 
 from lulc.http_status import clip, public_detail
@@ -39,6 +44,10 @@ class _BodyTooLargeError(Exception):
     """Raised into the app when the streamed body passes the limit."""
 
 
+class _BodyTooLateError(Exception):
+    """Raised into the app when the body has not arrived within the timeout."""
+
+
 class RequestGuard:
     """ASGI middleware: token check, body-size limit, and JSON 500s that keep the connection alive.
 
@@ -50,6 +59,10 @@ class RequestGuard:
         public_paths: paths served without the token: exact, or prefixes ending in ``/`` (``/`` itself
             is exact).
         logger: where unexpected errors are logged (once, with traceback).
+        body_timeout_seconds: how long a request's body may take to arrive, from its headers; None: no
+            limit. Only the body's reading is timed: an app waiting for the client to go away is not.
+        max_body_requests: requests with a body inside the app at once (read, then answered); beyond: 429
+            with ``Retry-After: retry_after_seconds``, the body unread. None: no limit.
     """
 
     def __init__(
@@ -61,10 +74,17 @@ class RequestGuard:
         token: str | None = None,
         public_paths: tuple[str, ...] = ("/healthz",),
         logger: str = "lulc.http",
+        body_timeout_seconds: float | None = None,
+        max_body_requests: int | None = None,
+        retry_after_seconds: int = 30,
     ) -> None:
         self.app = app
         self.error_body = error_body
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout_seconds
+        self.max_body_requests = max_body_requests
+        self.retry_after = retry_after_seconds
+        self.with_body = 0  # counted in the event loop's thread alone: no lock
         self.token = token.encode() if token else None
         self.public_paths = public_paths
         self.log = logging.getLogger(logger)
@@ -86,20 +106,49 @@ class RequestGuard:
             status, detail, kind, extra = refusal
             await self._answer(send, status, detail, kind, extra)
             return
-        state = {"started": False, "over": False, "received": 0}
+        length = headers.get("content-length", b"0").strip()
+        if length in (b"0", b"") and "transfer-encoding" not in headers:  # no body to wait for
+            await self._guarded(scope, receive, send)
+            return
+        if self.max_body_requests is not None and self.with_body >= self.max_body_requests:
+            detail = (
+                f"{self.with_body} requests with a body are being read or answered, this server's limit "
+                f"(max_body_requests); retry after {self.retry_after} s"
+            )
+            await self._answer(send, 429, detail, "Busy", {"Retry-After": str(self.retry_after)})
+            return
+        self.with_body += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.with_body -= 1
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request with its body counted and timed, and the app's unexpected errors answered."""
+        state = {"started": False, "over": False, "late": False, "received": 0, "complete": False}
+        deadline = anyio.current_time() + self.body_timeout if self.body_timeout is not None else math.inf
 
         async def counted_receive() -> Message:
-            message = await receive()
+            if state["complete"] or deadline == math.inf:
+                message = await receive()
+            else:
+                with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as waiting:
+                    message = await receive()
+                if waiting.cancelled_caught:
+                    state["late"] = True
+                    raise _BodyTooLateError
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    state["complete"] = True
                 if state["received"] > self.max_body_bytes:
                     state["over"] = True
                     raise _BodyTooLargeError
             return message
 
         async def tracked_send(message: Message) -> None:
-            if state["over"]:
-                return  # the app's answer to a cut-off body is replaced by the 413 below
+            if state["over"] or state["late"]:
+                return  # the app's answer to a cut-off or late body is replaced by the 413 or 408 below
             if message["type"] == "http.response.start":
                 state["started"] = True
             await send(message)
@@ -114,6 +163,8 @@ class RequestGuard:
         except Exception as exc:
             if state["over"] or isinstance(exc, _BodyTooLargeError):
                 state["over"] = True
+            elif state["late"] or isinstance(exc, _BodyTooLateError):
+                state["late"] = True
             elif state["started"]:
                 raise  # half a response is out: only closing the connection tells the client
             else:
@@ -128,6 +179,9 @@ class RequestGuard:
                 return
         if state["over"] and not state["started"]:
             await self._answer(send, 413, self._too_large(None), "RequestTooLarge")
+        elif state["late"] and not state["started"]:
+            detail = f"the request body did not arrive within {self.body_timeout:g} s"
+            await self._answer(send, 408, detail, "RequestTimeout")
 
     def _refusal(
         self, scope: Scope, headers: dict[str, bytes]

@@ -248,13 +248,14 @@ JSON_PARSES_AT_ONCE = 2
 """Request bodies parsed from JSON at once (``_json_in_threads``)."""
 
 
-def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission, body_seconds: float) -> type[APIRoute]:
+def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission) -> type[APIRoute]:
     """A route class parsing JSON request bodies in worker threads, ``parsing`` bounding how many at once.
 
     FastAPI reads a JSON body with ``Request.json``, which Starlette parses in the event loop: a 2.5 MB AOI
     took 0.2 s there, and 20 of them at once held ``/healthz`` for 6 s (FastAPI's custom route class).
-    A POST is admitted by ``posts`` before its body is read (else ``BusyError``, 429), and its body must
-    arrive within ``body_seconds`` (else 408): ten clients sending a brace and then nothing held every place.
+    A POST is admitted by ``posts`` before its body is read (else ``BusyError``, 429); its body must arrive
+    within ``body_timeout_seconds`` (``RequestGuard``: else 408): ten clients sending a brace and then
+    nothing held every place.
     """
 
     class ThreadedJsonRequest(Request):
@@ -273,10 +274,7 @@ def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission, body_seco
                     return await handle(ThreadedJsonRequest(request.scope, request.receive))
                 with posts.admitted():
                     wrapped = ThreadedJsonRequest(request.scope, request.receive)
-                    with anyio.move_on_after(body_seconds) as reading:
-                        await wrapped.body()  # kept on the request: FastAPI's parse reads it from there
-                    if reading.cancelled_caught:
-                        raise HTTPException(408, f"the request body did not arrive within {body_seconds:g} s")
+                    await wrapped.body()  # kept on the request (FastAPI's parse reads it); timed by the guard
                     return await handle(wrapped)
 
             return route
@@ -316,9 +314,9 @@ class AoiCheck(Protocol):
     def __call__(self, order: Order, settings: ServiceSettings, resolution: float) -> float: ...
 
 
-GUARDED = (400, 413)
-"""What ``RequestGuard`` answers on any route from the headers alone: a malformed ``Content-Length`` (400) or
-a body over the limit (413), a GET sent with a body too."""
+GUARDED = (400, 408, 413)
+"""What ``RequestGuard`` answers on any route: a malformed ``Content-Length`` (400), a body that does not
+arrive in time (408) or over the limit (413), a GET sent with a body too."""
 
 
 def _only(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -431,6 +429,7 @@ def create_app(
         token=settings.auth_token.get_secret_value() if settings.auth_token else None,
         public_paths=("/healthz",),
         logger="service.app",
+        body_timeout_seconds=settings.body_timeout_seconds,
     )
     if settings.cors_origins:  # outside the guard: preflights need no token
         from fastapi.middleware.cors import CORSMiddleware
@@ -490,7 +489,6 @@ def create_app(
             Admission(
                 settings.max_concurrent_jobs + settings.max_waiting_requests, settings.retry_after_seconds
             ),
-            settings.body_timeout_seconds,
         ),
     )
     auth = (401,) if settings.auth_token else ()

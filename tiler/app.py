@@ -294,6 +294,9 @@ def create_app(settings: TilerSettings) -> FastAPI:
         token=settings.auth_token.get_secret_value() if settings.auth_token else None,
         public_paths=PUBLIC_PATHS,
         logger="tiler.app",
+        body_timeout_seconds=settings.body_timeout_seconds,
+        max_body_requests=settings.max_body_requests,
+        retry_after_seconds=settings.retry_after_seconds,
     )
     protected = settings.auth_token is not None
     app.add_middleware(

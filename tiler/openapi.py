@@ -1,8 +1,9 @@
 """The tiler's OpenAPI schema states the error statuses it really sends, with its error body.
 
 FastAPI documents a 422 for every route with parameters; the tiler answers bad parameters with 400
-(``tiler.errors``), refuses URLs off the allow-list with 403, missing data with 404, a body over the
-limit with 413, a failing remote server with 502, and (when a token is set) a missing token with 401.
+(``tiler.errors``), refuses URLs off the allow-list with 403, missing data with 404, a body that does not
+arrive in time with 408, over the limit with 413, one too many at once with 429, a failing remote server
+with 502, and (when a token is set) a missing token with 401.
 """
 
 from __future__ import annotations
@@ -28,9 +29,16 @@ DESCRIPTIONS = {
     401: "Missing or wrong bearer token.",
     403: "The URL or path is outside the allow-list.",
     404: "No such dataset, item, asset, tile or point.",
+    408: "The request body did not arrive within `body_timeout_seconds`.",
     413: "Request body or polygon over this tiler's limit.",
+    429: "`max_body_requests` requests with a body are inside; retry after `Retry-After` s.",
     500: "Internal error (a bug): the body names only the exception type; the log has the rest.",
     502: "A remote server failed while the tiler read from it.",
+}
+
+
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
 }
 
 
@@ -46,7 +54,7 @@ def error_statuses(path: str, operation: dict[str, Any], protected: bool) -> set
         statuses |= {403, 404, 502}
     if any(p.get("in") == "path" for p in parameters):
         statuses.add(404)
-    statuses.add(413)  # the body limit answers any request, a GET sent with a body too
+    statuses |= {408, 413, 429}  # the body's limits answer any request, a GET sent with a body too
     if protected:
         statuses.add(401)
     return statuses
@@ -81,7 +89,10 @@ def document_errors(app: FastAPI, *, protected: bool, public: tuple[str, ...]) -
                 responses.pop("422", None)  # FastAPI's default; the tiler answers 400
                 needs_token = protected and not is_public(path)
                 for status in sorted(error_statuses(path, operation, needs_token)):
-                    responses.setdefault(str(status), {"description": DESCRIPTIONS[status], "content": error})
+                    answer = {"description": DESCRIPTIONS[status], "content": error}
+                    if status == 429:
+                        answer["headers"] = RETRY_AFTER
+                    responses.setdefault(str(status), answer)
                 if needs_token:
                     operation["security"] = [{"bearer": []}]
         app.openapi_schema = schema

@@ -105,6 +105,23 @@ class TilerSettings(BaseSettings):
         ge=1024,
         description="Largest request body (bytes) read, e.g. a POST /statistics polygon; larger: 413 unread.",
     )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request body (a POST /statistics polygon, ...) may take to arrive; more: 408. "
+        "Without it a client sending a brace and then nothing held its connection and body for good.",
+    )
+    max_body_requests: int = Field(
+        default=16,
+        ge=1,
+        description="Requests with a body inside the tiler at once (being read, then answered); more: 429 "
+        "with `Retry-After`, the body unread. Each holds up to max_body_bytes: 100 stalled 4 MB bodies held "
+        "450 MB.",
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=1, description="`Retry-After` value (seconds) sent with 429 (max_body_requests)."
+    )
     max_aoi_vertices: int = Field(
         default=100_000,
         ge=4,
