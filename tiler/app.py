@@ -15,6 +15,7 @@ from titiler.core.algorithm import algorithms as default_algorithms
 from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TilerFactory, TMSFactory
 from titiler.core.middleware import CacheControlMiddleware
 from titiler.core.routing import EndpointScope
+from titiler.core.utils import render_image
 
 from lulc.classes import NODATA
 from lulc.errors import LulcError
@@ -44,7 +45,7 @@ from tiler.limits import (
     tile_limits,
 )
 from tiler.openapi import document_errors
-from tiler.parameters import checked_dependency, checked_reader
+from tiler.parameters import checked_dependency, checked_function, checked_reader
 from tiler.readers import GTiffReader, allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.series import SeriesStatistics, series_areas
@@ -141,6 +142,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         "path_dependency": dataset_path,
         "environment_dependency": gdal_environment,
         "process_dependency": checked_dependency(default_algorithms.dependency),
+        "render_func": checked_function(render_image),
         "add_viewer": False,
     }
     cog = TilerFactory(

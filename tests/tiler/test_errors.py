@@ -133,6 +133,11 @@ def test_remote_missing_and_non_raster(
         ("TILE", {"tilesize": "100000"}),
         ("TILE", {"buffer": "5000"}),
         ("TILE", {"padding": "10000"}),  # HTTP review: 1.6 GB for one tile of a map in the grid's CRS
+        # HTTP review: formulas and algorithms for three bands on a one-band map were 500s
+        ("TILE", {"color_formula": "gamma rgb 1.5"}),
+        ("TILE", {"color_formula": "sigmoidal rgb 10 0.5"}),
+        ("TILE", {"color_formula": "saturation 1.5"}),
+        ("TILE", {"algorithm": "normalizedIndex"}),
     ],
 )
 def test_bad_parameters_are_400(
