@@ -106,8 +106,11 @@ class AllowedSTACReader(STACReader):
             # rio-tiler warns for every raster:bands entry without statistics, i.e. on every tile
             warnings.filterwarnings("ignore", message="Some statistics data in STAC are invalid")
             info = super()._get_asset_info(asset)
-        # Checked, normalised and with its redirects resolved: GDAL opens exactly this.
-        info["url"] = self.allow.gdal_path(info["url"], f"asset {asset!r}")
+        # Checked, normalised and with its redirects resolved: GDAL opens exactly this. A remote item's
+        # hrefs name no local file, allowed folder or not (HTTP review: an item served from an allowed
+        # host read the tiler's own disk), as the service reads them (``AllowList.without_local``).
+        allow = self.allow.without_local() if is_remote(str(self.input)) else self.allow
+        info["url"] = allow.gdal_path(info["url"], f"asset {asset!r}")
         # GDAL options from the item: only the header size rio-tiler passes, capped (review: 1.5e9 made
         # every open read 10 MiB)
         size = ingested_bytes_at_open((info.get("env") or {}).get("GDAL_INGESTED_BYTES_AT_OPEN"))

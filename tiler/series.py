@@ -39,10 +39,13 @@ class SeriesStatistics(BaseModel):
 
 
 def _join(base: str, href: str) -> str:
-    if is_remote(href) or href.startswith("/"):
+    """``href`` from a document at ``base``: beside it; from a remote one by URL rules (``/x``: same host)."""
+    if is_remote(href):
         return href
     if is_remote(base):
         return urljoin(base, href)
+    if href.startswith("/"):
+        return href
     return str(Path(base).parent / href)
 
 
@@ -89,8 +92,10 @@ def series_areas(
             f"{max_periods:,}; count a shorter series"
         )
     periods = []
+    # a remote document's hrefs name no local file, allowed folder or not (HTTP review), as in the service
+    links_allow = allow.without_local() if is_remote(location) else allow
     for link in links:
-        item_location = allow.check(_join(location, str(link["href"])), "series item")
+        item_location = links_allow.check(_join(location, str(link["href"])), "series item")
         item = read_json(item_location, max_bytes=max_bytes)
         if item is None:
             raise NotFoundError(f"series item {item_location} is missing or not JSON")
@@ -104,7 +109,7 @@ def series_areas(
             raise BadParameterError(f"series item {item_location}: {exc}") from None
         if table is None:
             raise BadParameterError(f"series item {item_location} has no classification:classes")
-        map_location = allow.gdal_path(
+        map_location = (allow.without_local() if is_remote(item_location) else allow).gdal_path(
             _join(item_location, str(asset["href"]).removeprefix("./")), "series map"
         )
         label = str(link.get("lulc:period") or link.get("title") or item.get("id"))

@@ -61,16 +61,19 @@ def setup(tiler_runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (root / "served" / "secret.tif").write_bytes((tiler_runs.main / "classes.tif").read_bytes())
     item = json.loads((tiler_runs.main / "item.json").read_text())
     item["assets"]["classes"]["href"] = "./classes.tif"
+    local = root / "local"
     evil = {
         "canary": canary.url("runs/main/classes.tif"),
         "redirect": redirector.url("runs/main/classes.tif"),
         "vsizip": f"/vsizip//{root}/x.zip/classes.tif",
         "local": "file:///etc/passwd",
         "backslash": f"http://127.0.0.1:{canary.port}\\@127.0.0.1:1/runs/main/classes.tif",
+        # HTTP review: an allowed folder, named by a remote item, was read from the tiler's disk
+        "allowed-folder": str(local / "run" / "classes.tif"),
+        "allowed-folder-url": f"file://{local}/run/classes.tif",
     }
     for name, href in evil.items():
         (runs / "main" / f"evil-{name}.json").write_text(json.dumps(_evil_item(item, href)))
-    local = root / "local"
     (local / "run").mkdir(parents=True)
     shutil.copy(tiler_runs.main / "classes.tif", local / "run" / "classes.tif")
     run_item = json.loads((tiler_runs.main / "item.json").read_text())
@@ -132,7 +135,9 @@ def test_redirects_from_an_allowed_prefix_are_not_followed_by_gdal(setup: Setup)
         setup.refused(path, url)
 
 
-@pytest.mark.parametrize("name", ["canary", "redirect", "vsizip", "local", "backslash"])
+@pytest.mark.parametrize(
+    "name", ["canary", "redirect", "vsizip", "local", "backslash", "allowed-folder", "allowed-folder-url"]
+)
 def test_stac_asset_hrefs_off_the_list_are_403(setup: Setup, name: str) -> None:
     setup.refused("/stac/info", setup.files.url(f"runs/main/evil-{name}.json"), assets="classes")
 
@@ -277,3 +282,23 @@ def test_a_redirect_within_the_list_is_followed_by_gdal_from_the_href(setup: Set
             assert response.status_code == 200, response.text
         requests = signer.requests()
     assert len(requests) > 2, requests  # the check's HEAD and GET, then GDAL's own
+
+
+def test_a_remote_series_links_no_local_item(setup: Setup) -> None:
+    """HTTP review: a collection served from an allowed host counted the maps of an allowed local folder."""
+    item = json.loads((setup.local / "run" / "item.json").read_text())
+    polygon = item["geometry"]
+    for href in (
+        str(setup.local / "run" / "item.json"),
+        f"file://{setup.local}/run/item.json",
+        "/run/item.json",
+    ):
+        collection = {"type": "Collection", "id": "s", "links": [{"rel": "item", "href": href}]}
+        path = setup.files.directory / "runs" / "main" / "collection-evil.json"
+        path.write_text(json.dumps(collection))
+        response = setup.client.post(
+            "/statistics/series",
+            params={"url": setup.files.url("runs/main/collection-evil.json")},
+            json=polygon,
+        )
+        assert response.status_code == 403, (href, response.text)
