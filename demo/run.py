@@ -47,6 +47,27 @@ class DemoResult:
     """From-to change between the two maps (``change.tif``, transitions, item with ``lulc:product``)."""
 
 
+def check_demo_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or that holds files but no demo world.
+
+    The demo replaces its model and runs there: a folder of someone's own models and runs lost them (CLI
+    review).
+    """
+    from lulc.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file: give a folder of the demo's own, e.g. --out demo-output")
+    if not out.is_dir() or (out / "world" / "catalog.json").is_file():
+        return
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise InputError(
+            f"--out {out} holds {shown} but no demo world (world/catalog.json): the demo would replace "
+            "models and runs there; give a new or empty folder, or an earlier demo's"
+        )
+
+
 def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = print) -> DemoResult:
     """The whole demo job (world, model, map, cleaned map, later map, change); where it all is."""
     from demo.world import DEFAULT_SIZE, generate
@@ -62,6 +83,7 @@ def run_demo(out: Path, size: int | None = None, seed: int = 0, echo: Any = prin
     from training.pipeline import train
 
     refuse_here_or_root(out, "--out", "give a folder of the demo's own, e.g. --out demo-output")
+    check_demo_folder(out)
     out = out.resolve()
     for name, product in RUNS:  # before any work, as every other command checks its --out (review)
         check_out_folder(out / "runs" / name, product)

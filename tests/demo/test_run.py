@@ -287,6 +287,31 @@ def test_a_busy_port_is_refused_before_the_job_not_after_it(tmp_path: Path) -> N
     assert not (tmp_path / "out").exists(), "refused before any work"
 
 
+def test_a_folder_of_other_models_and_runs_is_refused_untouched(tmp_path: Path) -> None:
+    """CLI review: ``lulc demo --out X`` replaced the user's own models/demo and runs/demo in X."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+    from lulc.errors import InputError
+
+    mine = tmp_path / "mine"
+    (mine / "models" / "demo").mkdir(parents=True)
+    (mine / "models" / "demo" / "model.onnx").write_bytes(b"my model")
+    for out, words in (
+        (mine, "holds models but no demo world"),
+        (mine / "models" / "demo" / "model.onnx", "is a file"),
+    ):
+        result = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-serve", "--size", "128"])
+        assert isinstance(result.exception, InputError), result.output
+        assert words in str(result.exception)
+    assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == [
+        "models",
+        "models/demo",
+        "models/demo/model.onnx",
+    ]
+    assert (mine / "models" / "demo" / "model.onnx").read_bytes() == b"my model"
+
+
 def test_the_reopen_hint_names_a_lulc_the_shell_finds(tmp_path: Path) -> None:
     """Review: after ``make demo`` the hint said ``lulc``, which a shell without the venv does not find."""
     venv_lulc = str(tmp_path / ".venv" / "bin" / "lulc")
