@@ -117,7 +117,7 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
         raise InputError(f"AOI file {path} does not exist")
     if path.suffix.lower() in JSON_SUFFIXES:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
         if not isinstance(data, dict):

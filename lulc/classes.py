@@ -277,13 +277,23 @@ def table_from_band_tags(
 
 
 def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
-    """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it is missing or not YAML."""
+    """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it cannot be read as YAML.
+
+    Not UTF-8, a date that does not exist (PyYAML's ``ValueError`` for ``2024-02-30``), a folder: each was
+    an "unexpected" error naming no file (CLI review).
+    """
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise error(f"{what} {path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except yaml.YAMLError as exc:
         raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+    except ValueError as exc:  # a scalar PyYAML reads as a date, which does not exist: quote it
+        raise error(f"{what} {path} is not valid YAML: {exc} (a date that does not exist?)") from exc
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from exc
 
 
 def load_class_table(path: str | Path) -> ClassTable:

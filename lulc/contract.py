@@ -360,10 +360,10 @@ def load_contract(path: str | Path) -> ModelContract:
     """Read a contract from an MLM item JSON file or a bare contract JSON file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ContractError(f"model file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
         raise ContractError(f"{path} is not valid JSON: {exc}") from exc
     if isinstance(data, dict) and data.get("type") == "Feature":
         return contract_from_mlm_item(data, str(path))

@@ -298,8 +298,8 @@ def load_model(path: str | Path, *, threads: int = 1, public_url: str | None = N
 
 def _from_item(item_path: Path, threads: int, item_href: str | None) -> OnnxRunner:
     try:
-        item = json.loads(item_path.read_text())
-    except json.JSONDecodeError as exc:
+        item = json.loads(item_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
         raise ContractError(f"{item_path} is not valid JSON: {exc}") from exc
     assets = item.get("assets", {}) if isinstance(item, dict) else {}
     hrefs = [

@@ -41,8 +41,8 @@ def _read_text(ref: str) -> tuple[str, str]:
     if path.is_dir():
         path = path / "metrics.json"
     try:
-        return path.read_text(), str(path)
-    except OSError as exc:
+        return path.read_text(encoding="utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
         raise GateError(f"cannot read baseline metrics {path}: {exc}") from exc
 
 

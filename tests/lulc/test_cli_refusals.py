@@ -241,3 +241,38 @@ def test_tiler_start_up_options_that_cannot_work_are_refused(tmp_path: Path) -> 
         done = lulc_program("tiler", "--allow", tmp_path, option, value)
         assert done.returncode == 2, done.stderr
         assert_one_line(done.stderr, words)
+
+
+def test_files_that_are_not_utf8_or_hold_an_impossible_date_are_named(tmp_path: Path) -> None:
+    """CLI review: each was "unexpected UnicodeDecodeError" or "unexpected ValueError", naming no file."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe classes: []\n")
+    feb30 = tmp_path / "feb30.yaml"
+    feb30.write_text("datetime: 2024-02-30\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_bytes(b'{"type": "\xff"}')
+    (model / "metrics.json").write_bytes(b"\xff")
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    image = tmp_path / "x.tif"
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint16", "crs": "EPSG:32633"}
+    with rasterio.open(image, "w", **profile, transform=from_origin(500000, 5000000, 10, 10)) as dst:
+        dst.write(np.ones((1, 8, 8), dtype=np.uint16))
+    cases = [
+        (["train", "--config", binary, "--out", tmp_path / "m"], f"{binary} is not UTF-8 text"),
+        (["train", "--config", feb30, "--out", tmp_path / "m"], "day is out of range for month"),
+        (["train", "--config", feb30, "--out", tmp_path / "m"], f"{feb30} is not valid YAML"),
+        (
+            ["classify", "--image", image, "--model", model, "--out", tmp_path / "run"],
+            f"{model / 'model.json'} is not valid JSON",
+        ),
+    ]
+    for args, words in cases:
+        done = lulc_program(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert_one_line(done.stderr, words)
+    assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "run").exists()
