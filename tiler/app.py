@@ -31,7 +31,7 @@ from tiler.colormaps import (
     class_colormap_dependency,
     named_class_tables,
     named_colormap_dependency,
-    read_json,
+    read_required_json,
     register_class_colormaps,
 )
 from tiler.errors import NotARasterError, NotFoundError, add_error_handlers, error_body
@@ -265,7 +265,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     @app.get("/backdrop", response_model=Backdrop, tags=["Web map"])
     def backdrop(location: Annotated[str, Depends(dataset_path)]) -> Backdrop:
         """True- and false-colour composites of a Sentinel-2 item, as /stac/tiles parameters."""
-        item = read_json(location, max_bytes=settings.max_response_bytes)
+        item = read_required_json(location, "STAC item", max_bytes=settings.max_response_bytes)
         if item is None:
             raise NotFoundError(f"no STAC item (JSON object) at {location}")
         try:

@@ -5,7 +5,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,14 +15,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import rasterio
 from fastapi import Depends, Query
-from rasterio.errors import RasterioError
 from rio_tiler.colormap import ColorMaps, parse_color
 from rio_tiler.types import ColorMapType
 from starlette.concurrency import run_in_threadpool
 
 from lulc.classes import NODATA, ClassTable, load_class_table
 from lulc.contract import load_contract
-from lulc.errors import LulcError
+from lulc.errors import LulcError, UpstreamError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
 from tiler.errors import BadParameterError, NotAllowedError, NotFoundError
 
@@ -95,6 +95,44 @@ def read_json(
         return None
     except (OSError, ValueError, httpx.HTTPError, DocumentStatusError, DocumentSchemeError) as exc:
         logger.debug("no JSON at %s: %s", location, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextmanager
+def document_errors(location: str, what: str) -> Iterator[None]:
+    """A request's own document (``what`` at ``location``) failing to arrive, as the tiler's errors.
+
+    Not there (a missing file, HTTP 404): 404; its server failing or answering anything else but 200, or
+    over the limits: 502 (HTTP review: a collection whose server answered 500 was a 404, "no collection");
+    an ``s3://`` document: 400.
+    """
+    try:
+        yield
+    except DocumentSchemeError as exc:
+        raise BadParameterError(
+            f"{what} {location}: documents are read over http(s) or from local files, not s3:// (serve it "
+            "over https; the rasters it names may stay on s3://)"
+        ) from exc
+    except DocumentStatusError as exc:
+        if exc.status == 404:
+            raise NotFoundError(f"{what} {location} does not exist (HTTP 404)") from exc
+        raise UpstreamError(f"fetching {what} {location} failed: HTTP {exc.status}") from exc
+    except DocumentLimitError as exc:
+        raise UpstreamError(f"{what} {location} is not read: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{what} {location} does not exist") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"fetching {what} {location} failed: {exc}") from exc
+
+
+def read_required_json(location: str, what: str, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """The JSON object a request names (``document_errors`` if it cannot be read), or None if it is none."""
+    with document_errors(location, what):
+        body = read_document(location, 10.0, max_bytes, MAX_JSON_SECONDS)
+    try:
+        data = json.loads(body)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -323,10 +361,7 @@ class ClassResolver:
         """The map's classes, or ``NotFoundError`` when neither its item nor its raster defines any."""
         found = self.from_item(location)
         if found is None and not urlsplit(location).path.endswith(".json"):
-            try:
-                found = self.from_colortable(location)
-            except RasterioError as exc:
-                raise NotFoundError(f"cannot read classes of {location}: {exc}") from None
+            found = self.from_colortable(location)  # a GDAL failure: 404, 400 or 502 as the handler reads it
         if found is None:
             raise NotFoundError(
                 f"{location} has no class table: no classification:classes in its STAC item and no "

@@ -10,25 +10,15 @@ import warnings
 from collections import OrderedDict
 from typing import Any, ClassVar
 
-import httpx
 import pystac
 import rasterio
 from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
-from lulc.errors import UpstreamError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
 from tiler.allowlist import AllowList
-from tiler.colormaps import (
-    MAX_JSON_BYTES,
-    MAX_JSON_SECONDS,
-    DocumentLimitError,
-    DocumentSchemeError,
-    DocumentStatusError,
-    is_remote,
-    read_document,
-)
-from tiler.errors import BadParameterError, NotARasterError, NotFoundError
+from tiler.colormaps import MAX_JSON_BYTES, MAX_JSON_SECONDS, document_errors, is_remote, read_document
+from tiler.errors import NotARasterError
 
 
 class GTiffReader(Reader):
@@ -75,28 +65,13 @@ class AllowedSTACReader(STACReader):
 
         rio-tiler's own fetch reads any length: an endless item grew the tiler by 2.6 GB in 12 s (review).
         """
-        try:
-            key = _document_key(location, self.max_bytes)
-            body = _ITEMS.get(key)
-            if body is None:
+        key = _document_key(location, self.max_bytes)
+        body = _ITEMS.get(key)
+        if body is None:
+            with document_errors(location, "STAC item"):
                 body = read_document(location, 10.0, self.max_bytes, MAX_JSON_SECONDS)
-                _ITEMS.put(key, body)
-            data = json.loads(body)
-        except DocumentSchemeError as exc:
-            raise BadParameterError(
-                f"STAC item {location}: items are read over http(s) or from local files, not s3:// (serve "
-                "the item over https; its assets may stay on s3://)"
-            ) from exc
-        except DocumentStatusError as exc:
-            if exc.status == 404:
-                raise NotFoundError(f"STAC item {location} does not exist (HTTP 404)") from exc
-            raise UpstreamError(f"fetching STAC item {location} failed: HTTP {exc.status}") from exc
-        except DocumentLimitError as exc:
-            raise UpstreamError(f"STAC item {location} is not read: {exc}") from exc
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"STAC item {location} does not exist") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"fetching STAC item {location} failed: {exc}") from exc
+            _ITEMS.put(key, body)
+        data = json.loads(body)
         if not isinstance(data, dict):
             raise NotARasterError(f"{location} is not a STAC item: not a JSON object")
         return data

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from lulc.errors import LimitError, LulcError
 from tiler.allowlist import AllowList
 from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
-from tiler.colormaps import MAX_JSON_BYTES, classes_from_item, is_remote, read_json
+from tiler.colormaps import MAX_JSON_BYTES, classes_from_item, is_remote, read_required_json
 from tiler.errors import BadParameterError, NotFoundError
 
 
@@ -75,7 +75,7 @@ def series_areas(
         NotAllowedError: an item or map outside the allow-list.
         LimitError: more than ``max_periods`` item links (413), before any is read.
     """
-    collection = read_json(location, max_bytes=max_bytes)
+    collection = read_required_json(location, "STAC collection", max_bytes=max_bytes)
     if collection is None or collection.get("type") != "Collection":
         raise NotFoundError(f"no STAC collection (JSON object of type Collection) at {location}")
     listed = collection.get("links")
@@ -96,7 +96,7 @@ def series_areas(
     links_allow = allow.without_local() if is_remote(location) else allow
     for link in links:
         item_location = links_allow.check(_join(location, str(link["href"])), "series item")
-        item = read_json(item_location, max_bytes=max_bytes)
+        item = read_required_json(item_location, "series item", max_bytes=max_bytes)
         if item is None:
             raise NotFoundError(f"series item {item_location} is missing or not JSON")
         assets = item.get("assets")

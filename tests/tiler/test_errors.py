@@ -215,6 +215,27 @@ def test_an_upstream_failure_is_not_remembered(
     assert recovered.headers["content-type"] == "image/png"
 
 
+def test_an_upstream_failure_is_502_on_every_route_that_reads(
+    tiler_url: str, runs_http: ServerHandle, tiler_runs: Runs
+) -> None:
+    """HTTP review: the legend, class areas, backdrop and series answered a server's 500 with 404."""
+    classes = runs_http.url(tiler_runs.main / "classes.tif") + "?upstream-failure-everywhere"
+    item = runs_http.url(tiler_runs.main / "item.json") + "?upstream-failure-everywhere"
+    polygon = {"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 2]]]}
+    runs_http.set_failure(1, "503")
+    try:
+        answers = {
+            "legend": get(f"{tiler_url}/legend", params={"url": classes}),
+            "statistics": post(f"{tiler_url}/statistics", params={"url": classes}, json=polygon),
+            "backdrop": get(f"{tiler_url}/backdrop", params={"url": item}),
+            "series": post(f"{tiler_url}/statistics/series", params={"url": item}, json=polygon),
+        }
+    finally:
+        runs_http.set_failure(None)
+    for route, answer in answers.items():
+        assert answer.status_code == 502, (route, answer.text)
+
+
 def test_a_source_that_is_down_is_502_and_one_that_cannot_be_used_400() -> None:
     """The caller named the item: unusable, it is their mistake (400); its server down is not (502)."""
     from lulc.errors import SourceError, SourceUnavailableError, UpstreamError

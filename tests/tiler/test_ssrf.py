@@ -243,7 +243,7 @@ def test_an_s3_item_url_is_a_clear_400() -> None:
     client = TestClient(create_app(TilerSettings(allow=["s3://bucket/"])), raise_server_exceptions=False)
     answer = client.get("/stac/info", params={"url": "s3://bucket/run/item.json", "assets": "classes"})
     assert answer.status_code == 400, answer.text
-    assert "items are read over http(s) or from local files, not s3://" in answer.json()["detail"]
+    assert "documents are read over http(s) or from local files, not s3://" in answer.json()["detail"]
 
 
 def test_a_local_item_rewritten_in_place_is_read_anew(setup: Setup, tmp_path: Path) -> None:
