@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lulc.signals import sigterm_for_servers
+
+if TYPE_CHECKING:
+    from service.settings import ServiceSettings
 
 
 def serve(
@@ -36,6 +39,7 @@ def serve(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     check_port_free(settings.host, settings.port, "the service", "give another --port (LULC_SERVICE_PORT)")
+    check_folders(settings)
     app = create_app(settings)
     sigterm_for_servers()
     uvicorn.run(
@@ -45,6 +49,29 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=True,
     )
+
+
+def check_folders(settings: ServiceSettings) -> None:
+    """Refuse to start on a models folder that is not one, or an output folder no job could write in.
+
+    CLI review: with both wrong the service answered /healthz "ok", listed no models, and each job was a 500.
+
+    Raises:
+        InputError: naming the setting and the path.
+    """
+    from lulc.errors import InputError
+    from lulc.writable import check_writable, nearest_existing
+
+    models = settings.models_dir
+    if not models.is_dir():
+        state = "is a file" if models.exists() else "does not exist"
+        raise InputError(f"LULC_SERVICE_MODELS_DIR {models} {state}: give the folder of the models to serve")
+    output = settings.output_dir
+    if output.exists() and not output.is_dir():
+        raise InputError(f"LULC_SERVICE_OUTPUT_DIR {output} is a file: give the folder jobs write in")
+    where = nearest_existing(output)
+    if where is not None:
+        check_writable(where, f"LULC_SERVICE_OUTPUT_DIR {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -528,3 +528,42 @@ def test_a_stac_aoi_over_max_mpx_is_refused_before_any_search(
         )
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "api").exists()
+
+
+def test_serve_refuses_folders_no_job_could_use_before_it_starts(tmp_path: Path) -> None:
+    """Bad folders are refused at start, in one line.
+
+    CLI review: a missing models folder and an output "folder" that is a file started a service whose
+    /healthz said ok, which listed no models and answered every job with a 500.
+    """
+    import socket
+
+    a_file = tmp_path / "outputs.txt"
+    a_file.write_text("not a folder")
+    (tmp_path / "models").mkdir()
+    cases = [
+        (
+            {"LULC_SERVICE_MODELS_DIR": str(tmp_path / "nope")},
+            f"LULC_SERVICE_MODELS_DIR {tmp_path / 'nope'} does not exist",
+        ),
+        ({"LULC_SERVICE_MODELS_DIR": str(a_file)}, f"LULC_SERVICE_MODELS_DIR {a_file} is a file"),
+        (
+            {"LULC_SERVICE_MODELS_DIR": str(tmp_path / "models"), "LULC_SERVICE_OUTPUT_DIR": str(a_file)},
+            f"LULC_SERVICE_OUTPUT_DIR {a_file} is a file",
+        ),
+    ]
+    for env, message in cases:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        done = subprocess.run(
+            [str(LULC), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "40", **env},
+            check=False,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, done.stderr
+        assert lines == [f"error: {message}" + lines[0].split(message, 1)[-1]], done.stderr
