@@ -9,6 +9,7 @@ of the COG alone; the item's ``classification:classes`` is the fallback.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,16 +141,21 @@ def open_run(path: str | Path) -> RunFolder:
     if not isinstance(stats.get("pixel_area_m2"), int | float) or stats["pixel_area_m2"] <= 0:
         raise InputError(f"{folder / STATS_NAME} has no positive pixel_area_m2")
     try:
-        with gdal_env(), rasterio.open(classes_path) as src:
-            if src.count != 1 or src.dtypes[0] != "uint8":
-                raise InputError(
-                    f"{classes_path} is not a one-band uint8 class map ({src.count} x {src.dtypes[0]})"
-                )
-            if src.crs is None:
-                raise InputError(f"{classes_path} has no CRS")
-            grid = RunGrid(src.crs, src.transform, src.height, src.width)
-            nodata = int(src.nodata) if src.nodata is not None else NODATA
-            classes = _class_table(src, item, classes_path)
+        with gdal_env(), warnings.catch_warnings():
+            # the CRS is checked below: rasterio's NotGeoreferencedWarning was two more lines (CLI review)
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(classes_path) as src:
+                if src.count != 1 or src.dtypes[0] != "uint8":
+                    raise InputError(
+                        f"{classes_path} is not a one-band uint8 class map ({src.count} x {src.dtypes[0]})"
+                    )
+                if src.crs is None:
+                    raise InputError(
+                        f"{classes_path} has no CRS: every map lulc writes has one (is the file cut short?)"
+                    )
+                grid = RunGrid(src.crs, src.transform, src.height, src.width)
+                nodata = int(src.nodata) if src.nodata is not None else NODATA
+                classes = _class_table(src, item, classes_path)
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"{classes_path} cannot be read as a raster: {exc}") from exc
     confidence = folder / CONFIDENCE_NAME

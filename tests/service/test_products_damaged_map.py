@@ -47,3 +47,22 @@ def test_a_damaged_map_is_one_line_naming_it(
     expected = f"error: {damaged / 'classes.tif'} cannot be read, damaged or cut short: "
     assert lines[-1].startswith(expected), lines
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_map_without_a_crs_is_one_line_without_rasterios_warning(runs: Runs, tmp_path: Path) -> None:
+    """CLI review: rasterio's NotGeoreferencedWarning came first, two more lines on stderr."""
+    import rasterio
+
+    run = tmp_path / "run"
+    shutil.copytree(runs.first, run)
+    with rasterio.open(runs.first / "classes.tif") as src:
+        data, profile = src.read(), src.profile
+    profile.update(driver="GTiff", crs=None)
+    (run / "classes.tif").unlink()
+    with rasterio.open(run / "classes.tif", "w", **profile) as dst:
+        dst.write(data)
+    done = lulc("clean", run, "--mmu-ha", "0.5", "--out", tmp_path / "clean")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {run / 'classes.tif'} has no CRS: every map lulc writes has one (is the file cut short?)"
+    ]
