@@ -21,6 +21,16 @@ def check_writable(folder: Path, named: str, error: type[Exception] = InputError
         raise error(f"{named}: cannot write in {folder} (read-only or not yours)")
 
 
+def check_file_writable(path: Path, named: str, error: type[Exception] = InputError) -> None:
+    """Refuse, before any work, a file ``path`` whose folder (or nearest existing parent) is not writable.
+
+    CLI review: the write failed after the work, naming the hidden temporary file beside ``path``.
+    """
+    folder = nearest_existing(path.parent)
+    if folder is not None:
+        check_writable(folder, named, error)
+
+
 def nearest_existing(path: Path) -> Path | None:
     """``path`` (made absolute) if it exists, else its nearest existing parent: where it would be made."""
     here = path.absolute()

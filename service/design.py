@@ -45,6 +45,7 @@ from lulc.gdal_env import gdal_env
 from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
 from lulc.progress import NullProgress, Progress
 from lulc.signals import held
+from lulc.writable import check_file_writable
 from service.change_areas import change_strata, change_stratum_names
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import derived_link, product_item
@@ -384,6 +385,7 @@ def check_sample_out(out: Path, overwrite: bool) -> None:
     """
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: give the sample file (.gpkg or .fgb)")
+    check_file_writable(out, f"--out {out}")
     if out.exists() and not overwrite:
         raise InputError(
             f"--out {out} exists (it may hold labelled points): choose another file, or pass --overwrite "

@@ -35,6 +35,7 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from lulc.signals import held
+from lulc.writable import check_file_writable
 from service.output import dump_json, file_fields, write_text_atomic
 from service.product_item import CLASSIFICATION, derived_link, product_item, stac_classes
 from service.run_folder import RunFolder, open_run, read_band
@@ -333,6 +334,7 @@ def check_item_path(out: Path, product: str, overwrite: bool = False) -> None:
     """
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: give the vector file (.gpkg, .fgb or .parquet)")
+    check_file_writable(out, f"--out {out}")
     item = item_path_for(out)
     properties: dict[str, Any] = {}
     if item.exists():

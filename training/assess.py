@@ -46,6 +46,7 @@ from lulc.olofsson import (
 )
 from lulc.pixels import open_image
 from lulc.vector_layers import geometry_layer
+from lulc.writable import check_file_writable
 from training.errors import AssessError
 from training.imagery import open_local_imagery
 from training.points import LabelledPoints, read_points
@@ -631,6 +632,7 @@ def check_assessment_out(path: Path, inputs: Sequence[Path] = ()) -> None:
     """
     if path.is_dir():
         raise AssessError(f"--out {path} is a folder: give the JSON file to write (e.g. {path}/assess.json)")
+    check_file_writable(path, f"--out {path}", AssessError)
     if not path.exists():
         return
     if any(path.resolve() == p.resolve() for p in inputs):

@@ -187,3 +187,37 @@ def test_a_read_only_out_is_refused_by_its_own_name_before_any_work(tmp_path: Pa
         f"InputError --out readonly: {refused}",
         f"InputError --out readonly/new/run: {refused}",
     ]
+
+
+@pytest.mark.skipif(not PRIVATE_MOUNTS, reason=REASON)
+def test_a_file_out_in_a_read_only_folder_is_refused_by_its_own_name_before_any_work(tmp_path: Path) -> None:
+    """CLI review: assess, vectorize and design named their hidden temporary file, after the work."""
+    from tests.support.mounts import run_with_mounts
+
+    for name in ("source", "readonly"):
+        (tmp_path / name).mkdir()
+    mounts = "mount --bind source readonly && mount -o remount,ro,bind readonly"
+    code = """
+from pathlib import Path
+from service.design import check_sample_out
+from service.vectorize import check_item_path
+from training.assess import check_assessment_out
+for check, out in (
+    (lambda p: check_assessment_out(p), "readonly/a.json"),
+    (lambda p: check_sample_out(p, False), "readonly/new/s.gpkg"),
+    (lambda p: check_item_path(p, "patches", False), "readonly/v.gpkg"),
+    (lambda p: check_sample_out(p, False), "writable.gpkg"),
+):
+    try:
+        check(Path(out))
+    except Exception as exc:
+        print(type(exc).__name__, exc)
+"""
+    done = run_with_mounts(tmp_path, mounts, code)
+    assert done.returncode == 0, done.stderr
+    refused = f"cannot write in {tmp_path / 'readonly'} (read-only or not yours)"
+    assert done.stdout.splitlines() == [
+        f"AssessError --out readonly/a.json: {refused}",
+        f"InputError --out readonly/new/s.gpkg: {refused}",
+        f"InputError --out readonly/v.gpkg: {refused}",
+    ]
