@@ -435,9 +435,8 @@ def portable_href(href: str, out_dir: Path) -> str:
     """``href`` as the output item should carry it: URLs as they are, local paths relative to ``out_dir``."""
     if "://" in href and not href.startswith("file://"):
         return href
-    path = Path(href.removeprefix("file://"))
-    if not path.is_absolute():
-        return path.as_posix()
+    # a relative path is the working directory's: as it was, the link was broken from the item (CLI review)
+    path = Path(href.removeprefix("file://")).resolve()
     return Path(os.path.relpath(path, out_dir.resolve())).as_posix()
 
 

@@ -38,3 +38,24 @@ def test_clean_and_vectorize_take_the_runs_classes_tif(runs: Runs, tmp_path: Pat
     assert other.returncode == 2
     assert "is a file, not a run" in other.stderr
     assert other.stderr.count("\n") == 1
+
+
+def test_a_model_given_by_a_relative_path_is_linked_from_the_item(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative model path is linked from the item's folder.
+
+    CLI review: a model folder without model.json, named relative to the working directory, was linked by
+    that path from the item (``derived_from`` ``bad/m/model.onnx``): broken from the item's folder.
+    """
+    import shutil
+
+    from tests.service.products_support import classify_image
+
+    (tmp_path / "work" / "m").mkdir(parents=True)
+    shutil.copy(runs.model, tmp_path / "work" / "m" / "model.onnx")
+    monkeypatch.chdir(tmp_path / "work")
+    out = classify_image(Path("m"), runs.first.parent / "a.tif", tmp_path / "elsewhere" / "run")
+    item = json.loads((out / "item.json").read_text())
+    (link,) = [k for k in item["links"] if k["rel"] == "derived_from" and k["title"].startswith("model")]
+    assert (out / link["href"]).resolve() == (tmp_path / "work" / "m" / "model.onnx").resolve(), link
