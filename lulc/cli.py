@@ -127,6 +127,14 @@ def main(argv: list[str] | None = None) -> None:
     """
     limit_arenas()
     stop_cleanly_on_sigterm()
+    not_utf8 = next((a for a in (sys.argv[1:] if argv is None else argv) if not _is_utf8(a)), None)
+    if not_utf8 is not None:  # CLI review: "unexpected UnicodeEncodeError" after the work, writing an item
+        shown = not_utf8.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        _fail(
+            f"error: the argument '{shown}' is not UTF-8 text: lulc writes the names it is given into JSON "
+            "and STAC documents, which are UTF-8; rename the file or folder",
+            2,
+        )
     try:
         code = _run(argv)
     except Terminated:
@@ -151,6 +159,15 @@ def main(argv: list[str] | None = None) -> None:
             _fail(os_error_line(exc), 2)
         _fail(f"error: unexpected {type(exc).__name__}: " + " ".join(str(exc).split()), 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_utf8(argument: str) -> bool:
+    """Whether a command-line argument was UTF-8 bytes (Python keeps other bytes as lone surrogates)."""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _run(argv: list[str] | None) -> object:

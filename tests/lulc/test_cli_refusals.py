@@ -276,3 +276,23 @@ def test_files_that_are_not_utf8_or_hold_an_impossible_date_are_named(tmp_path: 
         assert_one_line(done.stderr, words)
     assert not (tmp_path / "m").exists()
     assert not (tmp_path / "run").exists()
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_any_work(tmp_path: Path) -> None:
+    """CLI review: a non-UTF-8 --out was "unexpected UnicodeEncodeError", exit 1, after all the work."""
+    import os
+    import subprocess
+
+    from tests.support.cli import LULC
+
+    out = os.fsencode(tmp_path) + b"/runs/\xffc"
+    done = subprocess.run(
+        [str(LULC), "clean", str(tmp_path / "run"), "--mmu-ha", "1", "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done.stderr, "runs/\\xffc' is not UTF-8 text", "rename the file or folder")
+    assert not (tmp_path / "runs").exists()
