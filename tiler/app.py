@@ -87,13 +87,13 @@ With a bearer token set it is sent ``private`` and every answer varies with ``Au
 (``tiler.caching``)."""
 
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
+"""Served without the bearer token (when one is set): the probe and the web map's own files."""
 
 PolygonBody = Annotated[
     dict[str, Any],
     Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
 ]
 """The polygon the statistics routes count pixels in."""
-"""Served without the bearer token (when one is set): the probe and the web map's own files."""
 
 
 def create_app(settings: TilerSettings) -> FastAPI:
@@ -165,16 +165,21 @@ def create_app(settings: TilerSettings) -> FastAPI:
 
     @app.get("/healthz", tags=["Service"])
     def healthz() -> dict[str, Any]:
-        """Liveness, versions, the allow-list and the registered class colormaps."""
-        return {
+        """Liveness, versions, the registered class colormaps; the allow-list and runs folder without a token.
+
+        With a token the probe stays public, so it names no folder of the server (HTTP review).
+        """
+        health = {
             "status": "ok",
             "version": version("lulc-stac"),
             "titiler": version("titiler.core"),
-            "allow": allow.describe(),
             "class_colormaps": sorted(tables),
             "web_map_library": web_map_library_present(),
-            "runs_dir": str(settings.runs_dir) if settings.runs_dir else None,
         }
+        if settings.auth_token is None:
+            health["allow"] = allow.describe()
+            health["runs_dir"] = str(settings.runs_dir) if settings.runs_dir else None
+        return health
 
     app.add_api_route(  # probes and load balancers send either method
         "/healthz", healthz, methods=["HEAD"], operation_id="healthz_head", tags=["Service"]

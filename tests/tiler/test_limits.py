@@ -86,6 +86,8 @@ def test_the_token_guards_everything_but_health_and_the_web_map(guarded_url: str
     assert get(f"{guarded_url}/cog/info", params={"url": url}, headers=TOKEN).status_code == 200
     for path in ("/healthz", "/map", "/static/map.js"):
         assert get(f"{guarded_url}{path}").status_code == 200, path
+    # HTTP review: the public probe listed the server's allowed folders and runs folder
+    assert {"allow", "runs_dir"}.isdisjoint(get(f"{guarded_url}/healthz").json())
     schema = get(f"{guarded_url}/openapi.json", headers=TOKEN).json()
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "401" in schema["paths"]["/cog/info"]["get"]["responses"]
