@@ -262,7 +262,7 @@ def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission) -> type[A
         async def json(self) -> Any:
             if not hasattr(self, "_parsed"):
                 body = await self.body()
-                self._parsed = await anyio.to_thread.run_sync(json.loads, body, limiter=parsing)
+                self._parsed = await anyio.to_thread.run_sync(_parse_json, body, limiter=parsing)
             return self._parsed
 
     class ThreadedJsonRoute(APIRoute):
@@ -280,6 +280,20 @@ def _json_in_threads(parsing: anyio.CapacityLimiter, posts: Admission) -> type[A
             return route
 
     return ThreadedJsonRoute
+
+
+def _parse_json(body: bytes) -> Any:
+    """``json.loads``, whose every refusal of the body is a ``JSONDecodeError`` (FastAPI's 422).
+
+    Nesting deeper than Python's recursion limit and integers longer than its 4,300 digits raised other
+    errors, which FastAPI answered with a 400 of its own (HTTP review).
+    """
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        raise json.JSONDecodeError(f"{type(exc).__name__}: {exc}", "", 0) from None
 
 
 class Admission:
