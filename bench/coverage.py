@@ -68,13 +68,14 @@ def _covered(
     return np.asarray((bitmask.astype(np.int64) & bits) > 0)
 
 
-def draw(world: Any, seed: int, out: Path) -> dict[str, Any]:
-    """One draw: train the SVM (recipe seed ``seed``) on ``world``, map it, score its sets at validation."""
-    from demo.report import at_validation_points
+def svm_map(world: Any, seed: int, out: Path) -> tuple[Any, Any]:
+    """The SVM trained on ``world``'s recipe, seed ``seed``, and its map with probabilities.
+
+    ``training.api.train``'s result (in ``out/model``) and ``service.api.classify``'s (in ``out/run``).
+    """
     from service.api import classify
     from training.api import train
 
-    started = time.perf_counter()
     trained = train(
         world.training_config, points=world.train_points, models=["svm"], seed=seed, out=out / "model"
     )
@@ -86,6 +87,15 @@ def draw(world: Any, seed: int, out: Path) -> dict[str, Any]:
         out=out / "run",
         probabilities=True,
     )
+    return trained, mapped
+
+
+def draw(world: Any, seed: int, out: Path) -> dict[str, Any]:
+    """One draw: train the SVM (recipe seed ``seed``) on ``world``, map it, score its sets at validation."""
+    from demo.report import at_validation_points
+
+    started = time.perf_counter()
+    trained, mapped = svm_map(world, seed, out)
     at = at_validation_points(world, mapped.classes.parent)
     sets = trained.contract.class_sets
     if sets is None or sets.class_min_probability is None:

@@ -29,11 +29,9 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.warp import reproject
 
 from bench.common import machine_info
-
-NODATA = 255
+from lulc.classes import NODATA
 
 
 def _cpu_seconds() -> float:
@@ -66,42 +64,21 @@ def add_noise(world: Any, sigma: float, seed: int) -> None:
 
 def truth_agreement(classes: Path, truth: Path) -> float:
     """Share of the pixels mapped on ``classes`` and known in ``truth`` where both agree (on truth's grid)."""
-    with rasterio.open(classes) as src, rasterio.open(truth) as ref:
-        mapped = np.full(ref.shape, NODATA, dtype=np.uint8)
-        reproject(
-            src.read(1),
-            mapped,
-            src_transform=src.transform,
-            src_crs=src.crs,
-            dst_transform=ref.transform,
-            dst_crs=ref.crs,
-            src_nodata=NODATA,
-            dst_nodata=NODATA,
-        )
-        known = ref.read(1)
+    from demo.report import on_truth_grid
+
+    mapped, known = on_truth_grid(classes, truth)
     valid = (mapped != NODATA) & (known != NODATA)
     return float(np.mean(mapped[valid] == known[valid]))
 
 
 def one_world(world: Any, windows: list[int], smoothness: float, out: Path) -> dict[str, Any]:
     """Train, map and smooth one world; the figures of the map and of each smoothing."""
+    from bench.coverage import svm_map
     from demo.report import at_validation_points
-    from service.api import classify
     from service.bayes_smoothing import BayesSmoothing
     from service.smooth import smooth_run
-    from training.api import train
 
-    trained = train(
-        world.training_config, points=world.train_points, models=["svm"], seed=0, out=out / "model"
-    )
-    mapped = classify(
-        trained.model_dir,
-        stac=str(world.catalog),
-        aoi=json.loads(world.aoi.read_text()),
-        datetime=world.datetime_window,
-        out=out / "run",
-        probabilities=True,
-    )
+    _, mapped = svm_map(world, 0, out)
     source = mapped.classes.parent
     at = at_validation_points(world, source)
     with rasterio.open(mapped.classes) as src:

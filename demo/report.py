@@ -13,7 +13,7 @@ import pystac
 import rasterio
 
 from demo.world import DemoWorld
-from lulc.classes import load_class_table
+from lulc.classes import NODATA, load_class_table
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,26 @@ def summarize(world: DemoWorld) -> Summary:
         for c in table.classes
     ]
     return Summary(items=item_rows, classes=class_rows)
+
+
+def on_truth_grid(classes: Path, truth: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """A class map resampled (nearest) onto a truth raster's grid, and the truth, to compare pixels."""
+    from rasterio.warp import reproject
+
+    with rasterio.open(classes) as src, rasterio.open(truth) as ref:
+        mapped = np.full(ref.shape, NODATA, dtype=np.uint8)
+        reproject(
+            src.read(1),
+            mapped,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            dst_transform=ref.transform,
+            dst_crs=ref.crs,
+            src_nodata=NODATA,
+            dst_nodata=NODATA,
+        )
+        known: npt.NDArray[np.uint8] = ref.read(1)
+    return mapped, known
 
 
 def at_validation_points(world: DemoWorld, folder: Path) -> dict[str, npt.NDArray[Any]]:

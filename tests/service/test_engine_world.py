@@ -13,8 +13,8 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from rasterio.warp import reproject
 
+from demo.report import on_truth_grid
 from lulc.allowlist import AllowList
 from lulc.classes import NODATA, load_class_table
 from lulc.contract import ModelContract
@@ -80,22 +80,6 @@ def same_bytes(a: Path, b: Path) -> bool:
         return item
 
     return resolved(a) == resolved(b)
-
-
-def on_truth_grid(classes: Path, truth: Path) -> tuple[np.ndarray, np.ndarray]:
-    with rasterio.open(classes) as src, rasterio.open(truth) as ref:
-        mapped = np.full(ref.shape, NODATA, dtype=np.uint8)
-        reproject(
-            src.read(1),
-            mapped,
-            src_transform=src.transform,
-            src_crs=src.crs,
-            dst_transform=ref.transform,
-            dst_crs=ref.crs,
-            src_nodata=NODATA,
-            dst_nodata=NODATA,
-        )
-        return mapped, ref.read(1)
 
 
 def test_map_agrees_with_truth_as_well_as_the_model_scores_on_validation_points(
