@@ -41,14 +41,13 @@ from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
 from service.output import (
     QML_TYPE,
-    aux_xml,
     class_tags,
     dump_json,
     file_fields,
     move_into_place,
-    qml_style,
     staging_dir,
     staging_profile,
+    write_class_sidecars,
 )
 from service.product_item import (
     CLASSIFICATION,
@@ -263,8 +262,7 @@ def change_runs(
                 progress.advance()
         translate_to_cog(tmp, staging / CHANGE_NAME, CHANGE_COG)
         tmp.unlink()
-        (staging / CHANGE_AUX).write_text(aux_xml(pairs), encoding="utf-8")
-        (staging / CHANGE_QML).write_text(qml_style(pairs), encoding="utf-8")
+        write_class_sidecars(staging, pairs, CHANGE_AUX, CHANGE_QML)
         pixels = counts[: n * n].reshape(n, n)
         # each pixel's own area where pixel areas vary across the map (lulc.areas), else the mean one
         area = pixels * a.pixel_area_m2 if cells is None else area_m2[: n * n].reshape(n, n)

@@ -33,15 +33,14 @@ from service.output import (
     QML_TYPE,
     STATS_NAME,
     ClassCounts,
-    aux_xml,
     class_tags,
     dump_json,
     file_fields,
     move_into_place,
-    qml_style,
     staging_dir,
     staging_profile,
     stats_document,
+    write_class_sidecars,
 )
 from service.product_item import (
     CLASSIFICATION,
@@ -96,9 +95,10 @@ def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
     return stats
 
 
-def _check_out(run: RunFolder, out_dir: Path) -> None:
+def check_not_source(run: RunFolder, out_dir: Path, what: str) -> None:
+    """Refuse an ``--out`` that is the run folder a product is made from (``what``: "the cleaned map")."""
     if out_dir.resolve() == run.path.resolve():
-        raise InputError(f"--out {out_dir} is the input run folder; write the cleaned map to another folder")
+        raise InputError(f"--out {out_dir} is the input run folder; write {what} to another folder")
 
 
 def clean_run(
@@ -128,7 +128,7 @@ def clean_run(
         raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     run = open_run(run_path)
     out = Path(out_dir)
-    _check_out(run, out)
+    check_not_source(run, out, "the cleaned map")
     threshold = mmu_pixels(mmu_ha, run.pixel_area_m2)
     progress = progress or NullProgress()
     grid = run.grid
@@ -193,8 +193,7 @@ def clean_run(
             translate_to_cog(tmp_confidence, staging / CONFIDENCE_NAME, CONFIDENCE_COG)
             tmp_confidence.unlink()
             files.append(CONFIDENCE_NAME)
-        (staging / AUX_NAME).write_text(aux_xml(run.classes), encoding="utf-8")
-        (staging / QML_NAME).write_text(qml_style(run.classes), encoding="utf-8")
+        write_class_sidecars(staging, run.classes)
         stats = map_stats(counts, run)
         stats["mmu"] = {
             "hectares": mmu_ha,
@@ -213,6 +212,44 @@ def clean_run(
         if run.confidence_path is None:
             (out / CONFIDENCE_NAME).unlink(missing_ok=True)
     return CleanResult(out, threshold, changed, item, stats)
+
+
+def class_map_assets(
+    run: RunFolder, staging: Path, *, classes_title: str, stats_title: str
+) -> dict[str, dict[str, Any]]:
+    """The assets of every map made from ``run``: its classes COG, their GDAL and QGIS sidecars, its stats."""
+    return {
+        "classes": {
+            "href": f"./{CLASSES_NAME}",
+            "type": COG_TYPE,
+            "title": classes_title,
+            "roles": ["data"],
+            "classification:classes": stac_classes(run.classes),
+            "raster:bands": [band_fields(run)],
+            **file_fields(staging / CLASSES_NAME),
+        },
+        "classes_aux": {
+            "href": f"./{AUX_NAME}",
+            "type": "application/xml",
+            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
+            "roles": ["metadata"],
+            **file_fields(staging / AUX_NAME),
+        },
+        "classes_style": {
+            "href": f"./{QML_NAME}",
+            "type": QML_TYPE,
+            "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
+            "roles": ["metadata", "style"],
+            **file_fields(staging / QML_NAME),
+        },
+        "stats": {
+            "href": f"./{STATS_NAME}",
+            "type": "application/json",
+            "title": stats_title,
+            "roles": ["metadata"],
+            **file_fields(staging / STATS_NAME),
+        },
+    }
 
 
 def band_fields(run: RunFolder, unit: str | None = None) -> dict[str, Any]:
@@ -240,38 +277,12 @@ def _clean_item(
 ) -> dict[str, Any]:
     source_id = str(run.item.get("id", run.path.name))
     classes = stac_classes(run.classes)
-    assets: dict[str, dict[str, Any]] = {
-        "classes": {
-            "href": f"./{CLASSES_NAME}",
-            "type": COG_TYPE,
-            "title": f"Land cover classes, minimum mapping unit {mmu_ha:g} ha",
-            "roles": ["data"],
-            "classification:classes": classes,
-            "raster:bands": [band_fields(run)],
-            **file_fields(staging / CLASSES_NAME),
-        },
-        "classes_aux": {
-            "href": f"./{AUX_NAME}",
-            "type": "application/xml",
-            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
-            "roles": ["metadata"],
-            **file_fields(staging / AUX_NAME),
-        },
-        "classes_style": {
-            "href": f"./{QML_NAME}",
-            "type": QML_TYPE,
-            "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
-            "roles": ["metadata", "style"],
-            **file_fields(staging / QML_NAME),
-        },
-        "stats": {
-            "href": f"./{STATS_NAME}",
-            "type": "application/json",
-            "title": "Pixels and hectares per class after cleaning",
-            "roles": ["metadata"],
-            **file_fields(staging / STATS_NAME),
-        },
-    }
+    assets = class_map_assets(
+        run,
+        staging,
+        classes_title=f"Land cover classes, minimum mapping unit {mmu_ha:g} ha",
+        stats_title="Pixels and hectares per class after cleaning",
+    )
     if CONFIDENCE_NAME in files:
         assets["confidence"] = {
             "href": f"./{CONFIDENCE_NAME}",

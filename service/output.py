@@ -555,6 +555,14 @@ def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> d
     return stats_document(counts, classes, grid.pixel_area_m2(), grid.crs, grid.height, grid.width)
 
 
+def write_class_sidecars(
+    folder: Path, classes: ClassTable, aux_name: str = AUX_NAME, qml_name: str = QML_NAME
+) -> None:
+    """A class map's GDAL PAM sidecar (category names, attribute table) and QGIS style into ``folder``."""
+    (folder / aux_name).write_text(aux_xml(classes), encoding="utf-8")
+    (folder / qml_name).write_text(qml_style(classes), encoding="utf-8")
+
+
 def stats_document(
     counts: ClassCounts, classes: ClassTable, pixel_m2: float, crs: str, height: int, width: int
 ) -> dict[str, Any]:
@@ -621,8 +629,7 @@ def finish_cogs(
     depend on it): they are the only part of a run that cannot overlap with inference, so the overview
     levels, built while the blocks arrived, are copied rather than computed here.
     """
-    (staging / AUX_NAME).write_text(aux_xml(classes), encoding="utf-8")
-    (staging / QML_NAME).write_text(qml_style(classes), encoding="utf-8")
+    write_class_sidecars(staging, classes)
     with ThreadPoolExecutor(2, thread_name_prefix="lulc-cog") as pool:
 
         def translate(path: Path, name: str, cog: CogOptions) -> Any:

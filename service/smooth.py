@@ -28,7 +28,7 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from service.bayes_smoothing import BayesSmoothing, decide, pad_to_halo, smooth_block
-from service.clean import band_fields, map_stats
+from service.clean import band_fields, check_not_source, class_map_assets, map_stats
 from service.output import (
     AUX_NAME,
     CLASSES_COG,
@@ -37,17 +37,15 @@ from service.output import (
     CONFIDENCE_NAME,
     PROBABILITIES_NAME,
     QML_NAME,
-    QML_TYPE,
     STATS_NAME,
     ClassCounts,
-    aux_xml,
     class_tags,
     dump_json,
     file_fields,
     move_into_place,
-    qml_style,
     staging_dir,
     staging_profile,
+    write_class_sidecars,
 )
 from service.product_item import CLASSIFICATION, COG_TYPE, RASTER, derived_link, product_item, stac_classes
 from service.publish import ITEM_NAME
@@ -101,8 +99,7 @@ def smooth_run(
         raise InputError(f"--workers must be at least 1, got {workers}")
     run = open_run(run_path)
     out = Path(out_dir)
-    if out.resolve() == run.path.resolve():
-        raise InputError(f"--out {out} is the input run folder; write the smoothed map to another folder")
+    check_not_source(run, out, "the smoothed map")
     source = run.path / PROBABILITIES_NAME
     if not source.is_file():
         raise InputError(
@@ -165,8 +162,7 @@ def smooth_run(
         translate_to_cog(paths[PROBABILITIES_NAME], staging / PROBABILITIES_NAME, CONFIDENCE_COG)
         for path in paths.values():
             path.unlink()
-        (staging / AUX_NAME).write_text(aux_xml(run.classes), encoding="utf-8")
-        (staging / QML_NAME).write_text(qml_style(run.classes), encoding="utf-8")
+        write_class_sidecars(staging, run.classes)
         stats = map_stats(counts, run)
         stats["smoothing"] = {**_parameters(params, len(values)), "changed_pixels": changed}
         stats["smoothing"]["source"] = str(run.item.get("id", run.path.name))
@@ -233,53 +229,27 @@ def _smooth_item(run: RunFolder, out: Path, staging: Path, params: BayesSmoothin
     classes = stac_classes(run.classes)
     parameters = _parameters(params, len(run.classes.classes))
     smoothness = ", ".join(f"{s:g}" for s in parameters["smoothness"])
-    assets: dict[str, dict[str, Any]] = {
-        "classes": {
-            "href": f"./{CLASSES_NAME}",
-            "type": COG_TYPE,
-            "title": "Land cover classes after Bayesian smoothing",
-            "roles": ["data"],
-            "classification:classes": classes,
-            "raster:bands": [band_fields(run)],
-            **file_fields(staging / CLASSES_NAME),
-        },
-        "confidence": {
-            "href": f"./{CONFIDENCE_NAME}",
-            "type": COG_TYPE,
-            "title": "Smoothed top-class probability (percent)",
-            "roles": ["data", "quality"],
-            "raster:bands": [band_fields(run, "percent")],
-            **file_fields(staging / CONFIDENCE_NAME),
-        },
-        "probabilities": {
-            "href": f"./{PROBABILITIES_NAME}",
-            "type": COG_TYPE,
-            "title": "Smoothed class probabilities (percent), one band per class in class-table order",
-            "roles": ["data"],
-            "raster:bands": [{**band_fields(run, "percent"), "name": c.name} for c in run.classes.classes],
-            **file_fields(staging / PROBABILITIES_NAME),
-        },
-        "classes_aux": {
-            "href": f"./{AUX_NAME}",
-            "type": "application/xml",
-            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
-            "roles": ["metadata"],
-            **file_fields(staging / AUX_NAME),
-        },
-        "classes_style": {
-            "href": f"./{QML_NAME}",
-            "type": QML_TYPE,
-            "title": "QGIS layer style of classes.tif: the class names and colours as its legend",
-            "roles": ["metadata", "style"],
-            **file_fields(staging / QML_NAME),
-        },
-        "stats": {
-            "href": f"./{STATS_NAME}",
-            "type": "application/json",
-            "title": "Pixels and hectares per class after smoothing",
-            "roles": ["metadata"],
-            **file_fields(staging / STATS_NAME),
-        },
+    assets = class_map_assets(
+        run,
+        staging,
+        classes_title="Land cover classes after Bayesian smoothing",
+        stats_title="Pixels and hectares per class after smoothing",
+    )
+    assets["confidence"] = {
+        "href": f"./{CONFIDENCE_NAME}",
+        "type": COG_TYPE,
+        "title": "Smoothed top-class probability (percent)",
+        "roles": ["data", "quality"],
+        "raster:bands": [band_fields(run, "percent")],
+        **file_fields(staging / CONFIDENCE_NAME),
+    }
+    assets["probabilities"] = {
+        "href": f"./{PROBABILITIES_NAME}",
+        "type": COG_TYPE,
+        "title": "Smoothed class probabilities (percent), one band per class in class-table order",
+        "roles": ["data"],
+        "raster:bands": [{**band_fields(run, "percent"), "name": c.name} for c in run.classes.classes],
+        **file_fields(staging / PROBABILITIES_NAME),
     }
     return product_item(
         product="smooth",
