@@ -114,10 +114,9 @@ class ParameterLimits:
             if name in request.path_params:
                 values.append(str(request.path_params[name]))
             for text in values:
-                try:
-                    value = int(text)
-                except ValueError:
-                    continue  # not a number: the route's own validation answers 400
+                value = whole_number(text)
+                if value is None:
+                    continue  # not a whole number: the route's own validation answers 400
                 low, high = self.ranges[name]
                 if not low <= value <= high:
                     raise BadParameterError(f"{name} {value} is outside {low}..{high}")
@@ -133,10 +132,9 @@ class ParameterLimits:
         """
         numbers: dict[str, int] = {}
         for name in ("cover_scale", "max_size", "width", "height"):
-            try:
-                numbers[name] = int(request.query_params[name])
-            except (KeyError, ValueError):
-                continue  # absent: the default; not a number: the route's own validation answers 400
+            value = whole_number(request.query_params.get(name))
+            if value is not None:  # absent: the default; not a whole number: the route's validation's 400
+                numbers[name] = value
         scale = numbers.get("cover_scale", DEFAULT_COVER_SCALE)
         if "width" in numbers or "height" in numbers:
             cells = numbers.get("width", self.max_image_size) * numbers.get("height", self.max_image_size)
@@ -148,6 +146,21 @@ class ParameterLimits:
                 f"{cells * scale * scale:,} cells, more than this server's {self.max_coverage_pixels:,} "
                 "(max_coverage_pixels): give a smaller cover_scale or max_size"
             )
+
+
+def whole_number(text: str | None) -> int | None:
+    """The whole number ``text`` stands for as a route's validation reads it (``10000.0`` and ``1e4`` too).
+
+    ``int(text)`` refused ``10000.0``, which pydantic reads as 10000: the limits were skipped and the value
+    used (review: ``padding=10000.0``). None for anything else (no number, a fraction, not finite).
+    """
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 def limited_parameters(dependant: Any, limited: set[str]) -> set[str]:

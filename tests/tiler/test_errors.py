@@ -103,6 +103,11 @@ def test_missing_and_non_raster_files(
     answer = get(f"{tiler_url}/stac/info", params={"url": str(feature), "assets": "classes"})
     assert "is not a STAC item" in _json_error(answer, 400)["detail"]
     _json_error(get(f"{tiler_url}/legend", params={"url": missing}), 404)
+    # review: a folder where a document should be was a 500 (IsADirectoryError)
+    folder = str(tiler_world.root)
+    _json_error(get(f"{tiler_url}/backdrop", params={"url": folder}), 404)
+    polygon = {"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 2]]]}
+    _json_error(post(f"{tiler_url}/statistics/series", params={"url": folder}, json=polygon), 404)
 
 
 def test_remote_missing_and_non_raster(
@@ -133,6 +138,8 @@ def test_remote_missing_and_non_raster(
         ("TILE", {"tilesize": "100000"}),
         ("TILE", {"buffer": "5000"}),
         ("TILE", {"padding": "10000"}),  # HTTP review: 1.6 GB for one tile of a map in the grid's CRS
+        ("TILE", {"padding": "10000.0"}),  # review: the limits read only "10000", the route "10000.0" too
+        ("TILE", {"tilesize": "4096.0"}),
         # HTTP review: formulas and algorithms for three bands on a one-band map were 500s
         ("TILE", {"color_formula": "gamma rgb 1.5"}),
         ("TILE", {"color_formula": "sigmoidal rgb 10 0.5"}),
@@ -186,6 +193,8 @@ def test_unbounded_reads_are_not_offered(tiler_url: str, tiler_runs: Runs) -> No
     # HTTP review: cover_scale=200 on a 256 px image rasterised 2 GB of coverage cells
     for params in (
         {"cover_scale": "200", "max_size": "256"},
+        {"cover_scale": "200.0", "max_size": "256"},
+        {"cover_scale": "2e2", "max_size": "256.0"},
         {"cover_scale": "12"},
         {"cover_scale": "40", "width": "600", "height": "600"},
     ):
