@@ -122,6 +122,8 @@ def document_errors(location: str, what: str) -> Iterator[None]:
         raise UpstreamError(f"{what} {location} is not read: {exc}") from exc
     except FileNotFoundError as exc:
         raise NotFoundError(f"{what} {location} does not exist") from exc
+    except OSError as exc:  # a folder, a file not ours to read: no document there (a 500 in review)
+        raise NotFoundError(f"{what} {location} cannot be read: {exc.strerror or exc}") from exc
     except httpx.HTTPError as exc:
         raise UpstreamError(f"fetching {what} {location} failed: {exc}") from exc
 
