@@ -6,7 +6,7 @@ handlers) and, per HTTP request:
 1. refuses a missing or wrong bearer token with 401 before anything else, body unread;
 2. refuses a body over ``max_body_bytes`` with 413: at once from ``Content-Length``, else as soon as
    the streamed body passes the limit (what the app answered then is dropped);
-3. answers 408 when a body does not arrive within ``body_timeout_seconds`` of the request (a client
+3. answers 408 when a body does not arrive within ``body_timeout_seconds`` of the app's first read (a client
    sending a brace and then nothing held its place, and its part of a body, for as long as it liked), and,
    with ``max_body_requests``, 429 before reading a body while that many requests with one are inside;
 4. answers an exception no handler took with a JSON 500 that names only the exception's type, and
@@ -59,8 +59,9 @@ class RequestGuard:
         public_paths: paths served without the token: exact, or prefixes ending in ``/`` (``/`` itself
             is exact).
         logger: where unexpected errors are logged (once, with traceback).
-        body_timeout_seconds: how long a request's body may take to arrive, from its headers; None: no
-            limit. Only the body's reading is timed: an app waiting for the client to go away is not.
+        body_timeout_seconds: how long a request's body may take to arrive, from the app's first read of
+            it; None: no limit. Only the body's reading is timed: an app waiting for the client to go away
+            once the body is in is not.
         max_body_requests: requests with a body inside the app at once (read, then answered); beyond: 429
             with ``Retry-After: retry_after_seconds``, the body unread. None: no limit.
     """
@@ -126,9 +127,12 @@ class RequestGuard:
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request with its body counted and timed, and the app's unexpected errors answered."""
         state = {"started": False, "over": False, "late": False, "received": 0, "complete": False}
-        deadline = anyio.current_time() + self.body_timeout if self.body_timeout is not None else math.inf
+        deadline = math.inf  # set at the app's first read: the body is timed, not the app's work before it
 
         async def counted_receive() -> Message:
+            nonlocal deadline
+            if self.body_timeout is not None and deadline == math.inf:
+                deadline = anyio.current_time() + self.body_timeout
             if state["complete"] or deadline == math.inf:
                 message = await receive()
             else:
