@@ -11,8 +11,9 @@ smoothed logit.
 Differences from sits, each for a reason: the probabilities are the run's percent bands, so a pixel's logit
 is ``log(p / (1 - p))`` of its percent over 100 (sits divides by the sum of the other classes, which is
 ``1 - p`` up to the percent rounding), clamped to ``[1e-6, 1 - 1e-6]`` as sits clamps; a pixel of nodata
-stays nodata (sits fills it with ``m0``: a map would grow past its AOI); a neighbourhood with fewer than 2
-valid pixels leaves the pixel as it is (R's ``var`` of one value is ``NA``).
+stays nodata (sits fills it with ``m0``: a map would grow past its AOI); fewer than 2 values kept of a
+neighbourhood (``ceil(neigh_fraction * n)`` of its ``n`` valid pixels) leave the pixel as it is (R's ``var``
+of one value is ``NA``, and so is sits' result).
 
 Every pixel's result depends on its window's values alone, computed in one fixed order, so a map smoothed
 block by block (``halo`` pixels of overlap) is the same to the last bit whatever the block size.
@@ -30,8 +31,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 CLAMP = 1e-6
 """sits' clamp of probabilities 0 and 1 before the logit."""
-STRIP_PIXELS = 16_384
-"""Pixels whose windows are sorted at once: bounds the (pixels x window²) temporaries to a few MiB."""
+STRIP_CELLS = 2**20
+"""Window cells (pixels x window²) sorted at once: the temporaries of a strip, about 25 bytes a cell, stay
+near 25 MiB per worker whatever the window (review: 265 MiB for a 31 x 31 window on 16,384 pixels)."""
 MAX_WINDOW = 31
 """Time and memory grow with the window's area; sits' default is 9."""
 
@@ -100,7 +102,7 @@ def smooth_block(
     top = np.ceil(params.neigh_fraction * counts).astype(np.int64)
     area = params.window * params.window
     widest = math.ceil(params.neigh_fraction * area)  # no window keeps more of its sorted values
-    step = max(1, STRIP_PIXELS // max(cols, 1))
+    step = max(1, STRIP_CELLS // (max(cols, 1) * params.window * params.window))
     for k in range(n_classes):
         windows = sliding_window_view(codes[k], (params.window, params.window))
         own_all = LOGITS[percent[k, r : r + rows, r : r + cols].reshape(-1).clip(0, 100)]

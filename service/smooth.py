@@ -85,7 +85,8 @@ def smooth_run(
         run_path: a ``lulc classify --probabilities`` output folder, or its ``classes.tif``.
         out_dir: the new run folder; its files appear only once complete (``item.json`` last).
         params: window, neighbourhood fraction and smoothness (one, or one per class).
-        block_size: block edge in pixels; memory is bounded by a few blocks per worker.
+        block_size: block edge in pixels; memory is bounded by a few blocks per worker (and a strip of
+            windows, ``STRIP_CELLS``).
         workers: blocks smoothed at once (threads: NumPy runs the sorts and sums without the GIL); blocks
             are read and written one at a time, in order, so the files do not depend on it.
         progress: told the number of blocks, advanced as each smoothed block is written.

@@ -288,17 +288,19 @@ def test_a_remote_series_links_no_local_item(setup: Setup) -> None:
     """HTTP review: a collection served from an allowed host counted the maps of an allowed local folder."""
     item = json.loads((setup.local / "run" / "item.json").read_text())
     polygon = item["geometry"]
-    for href in (
-        str(setup.local / "run" / "item.json"),
-        f"file://{setup.local}/run/item.json",
-        "/run/item.json",
-    ):
-        collection = {"type": "Collection", "id": "s", "links": [{"rel": "item", "href": href}]}
-        path = setup.files.directory / "runs" / "main" / "collection-evil.json"
-        path.write_text(json.dumps(collection))
-        response = setup.client.post(
-            "/statistics/series",
-            params={"url": setup.files.url("runs/main/collection-evil.json")},
-            json=polygon,
+    path = setup.files.directory / "runs" / "main" / "collection-evil.json"
+    url = setup.files.url("runs/main/collection-evil.json")
+    for href in (str(setup.local / "run" / "item.json"), f"file://{setup.local}/run/item.json"):
+        path.write_text(
+            json.dumps({"type": "Collection", "id": "s", "links": [{"rel": "item", "href": href}]})
         )
+        response = setup.client.post("/statistics/series", params={"url": url}, json=polygon)
         assert response.status_code == 403, (href, response.text)
+    # control, and the other half of the fix: a host-relative href is a path on the collection's host (it
+    # was taken for a local path)
+    link = {"rel": "item", "href": "/runs/main/item.json"}
+    path.write_text(json.dumps({"type": "Collection", "id": "s", "links": [link]}))
+    response = setup.client.post("/statistics/series", params={"url": url}, json=polygon)
+    assert response.status_code == 200, response.text
+    (period,) = response.json()["periods"]
+    assert period["item"] == setup.files.url("runs/main/item.json")
