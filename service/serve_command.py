@@ -52,20 +52,29 @@ def serve(
 
 
 def check_folders(settings: ServiceSettings) -> None:
-    """Refuse to start on a models folder that is not one, or an output folder no job could write in.
+    """Refuse to start on a models "folder" that is a file, or an output folder no job could write in.
 
     CLI review: with both wrong the service answered /healthz "ok", listed no models, and each job was a 500.
+    A models folder that does not exist yet is only warned of: a deployment may fill it after the start (a
+    volume synced by another container), and ``GET /models`` reads it at each request.
 
     Raises:
         InputError: naming the setting and the path.
     """
+    import logging
+
     from lulc.errors import InputError
     from lulc.writable import check_writable, nearest_existing
 
     models = settings.models_dir
-    if not models.is_dir():
-        state = "is a file" if models.exists() else "does not exist"
-        raise InputError(f"LULC_SERVICE_MODELS_DIR {models} {state}: give the folder of the models to serve")
+    if models.exists() and not models.is_dir():
+        raise InputError(
+            f"LULC_SERVICE_MODELS_DIR {models} is a file: give the folder of the models to serve"
+        )
+    if not models.exists():
+        logging.getLogger("service.app").warning(
+            "LULC_SERVICE_MODELS_DIR %s does not exist (yet): no model to serve until it does", models
+        )
     output = settings.output_dir
     if output.exists() and not output.is_dir():
         raise InputError(f"LULC_SERVICE_OUTPUT_DIR {output} is a file: give the folder jobs write in")

@@ -205,7 +205,7 @@ def test_lulc_demo_checks_every_folder_it_writes_before_any_work(tmp_path: Path)
     mine.write_text("mine")
     done = lulc_program("demo", "--out", out, "--size", "128", "--no-serve")
     assert done.returncode == 2, done.stderr
-    assert_one_line(done.stderr, "runs/demo holds files of no run (stats.json)")
+    assert_one_line(done.stderr, f"--out {out} holds runs but no demo world")
     assert sorted(p.name for p in out.iterdir()) == ["runs"]  # no world, no model
     assert mine.read_text() == "mine"
     root = lulc_program("demo", "--out", "/", "--no-serve")

@@ -533,8 +533,9 @@ def test_a_stac_aoi_over_max_mpx_is_refused_before_any_search(
 def test_serve_refuses_folders_no_job_could_use_before_it_starts(tmp_path: Path) -> None:
     """Bad folders are refused at start, in one line.
 
-    CLI review: a missing models folder and an output "folder" that is a file started a service whose
-    /healthz said ok, which listed no models and answered every job with a 500.
+    CLI review: a models "folder" and an output "folder" that were files started a service whose /healthz
+    said ok, which listed no models and answered every job with a 500. (A models folder that does not exist
+    yet is only warned of: a deployment may fill it after the start.)
     """
     import socket
 
@@ -542,10 +543,6 @@ def test_serve_refuses_folders_no_job_could_use_before_it_starts(tmp_path: Path)
     a_file.write_text("not a folder")
     (tmp_path / "models").mkdir()
     cases = [
-        (
-            {"LULC_SERVICE_MODELS_DIR": str(tmp_path / "nope")},
-            f"LULC_SERVICE_MODELS_DIR {tmp_path / 'nope'} does not exist",
-        ),
         ({"LULC_SERVICE_MODELS_DIR": str(a_file)}, f"LULC_SERVICE_MODELS_DIR {a_file} is a file"),
         (
             {"LULC_SERVICE_MODELS_DIR": str(tmp_path / "models"), "LULC_SERVICE_OUTPUT_DIR": str(a_file)},
