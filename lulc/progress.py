@@ -85,9 +85,11 @@ class RichProgress:
         self.bar.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.bar.stop()
-        self._summarise()
+        if exc_type is None:
+            self._summarise()
+        self.stage = None  # a failed stage's count ("classifying blocks: 0/1") came before its one-line error
 
     def _summarise(self) -> None:
         """Off a terminal (no bar), one line per finished stage: ``description: done/total``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import geopandas as gpd
@@ -420,3 +421,28 @@ def test_spatial_blocks_are_metres_also_for_a_lon_lat_image() -> None:
     same_x, same_y = metric_xy("EPSG:32654", x, y)
     assert same_x is x
     assert same_y is y
+
+
+def test_a_failed_stage_prints_no_count_off_a_terminal() -> None:
+    """CLI review: "classifying blocks: 0/1" came before the one-line error when stderr was not a terminal."""
+    import io
+
+    from rich.console import Console
+
+    from training.commands import RichProgress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=40)
+    with RichProgress(console) as progress:
+        progress.start("sampling", 3)
+        progress.advance(3)
+        progress.start("fitting", 2)
+    assert out.getvalue().splitlines() == ["sampling: 3/3", "fitting: 0/2"]  # a finished run: every stage
+    out.truncate(0)
+    out.seek(0)
+    with contextlib.suppress(ValueError), RichProgress(console) as progress:
+        progress.start("sampling", 3)
+        progress.advance(3)
+        progress.start("fitting", 2)
+        raise ValueError("bad input")
+    assert out.getvalue().splitlines() == ["sampling: 3/3"]  # the failed stage's count is not printed
