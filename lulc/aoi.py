@@ -115,6 +115,8 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"AOI file {path} does not exist")
+    if not path.is_file() and not path.is_dir():  # a FIFO or device: reading it never ends (CLI review: hung)
+        raise InputError(f"AOI file {path} is not a regular file")
     if path.suffix.lower() in JSON_SUFFIXES:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

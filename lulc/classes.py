@@ -282,6 +282,8 @@ def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any
     Not UTF-8, a date that does not exist (PyYAML's ``ValueError`` for ``2024-02-30``), a folder: each was
     an "unexpected" error naming no file (CLI review).
     """
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device: reading never ends
+        raise error(f"{what} {path} is not a regular file")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

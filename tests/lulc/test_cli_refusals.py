@@ -296,3 +296,33 @@ def test_an_argument_that_is_not_utf8_is_refused_before_any_work(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert_one_line(done.stderr, "runs/\\xffc' is not UTF-8 text", "rename the file or folder")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_fifo_given_as_a_file_is_refused_not_read_for_ever(tmp_path: Path) -> None:
+    """CLI review: a FIFO as --config or --aoi hung until killed."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for args, words in (
+        (["train", "--config", fifo, "--out", tmp_path / "m"], f"{fifo} is not a regular file"),
+        (
+            [
+                "classify",
+                "--stac",
+                "c.json",
+                "--aoi",
+                fifo,
+                "--model",
+                "m",
+                "--datetime",
+                "2024",
+                "--out",
+                tmp_path / "r",
+            ],
+            f"AOI file {fifo} is not a regular file",
+        ),
+    ):
+        done = lulc_program(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert_one_line(done.stderr, words)
