@@ -33,6 +33,18 @@ def failure_kind(exc: RasterioError) -> FailureKind:
     return "unreadable"
 
 
+def reason(exc: BaseException) -> str:
+    """GDAL's own words for a failure, on one line.
+
+    rasterio's "Read failed. See previous exception for details." says only that GDAL reported an error
+    before; that error is its cause (``IReadBlock failed at X offset 1, Y offset 0: TIFFReadEncodedTile()
+    failed``), which the message then names (CLI review: a cut-short COG's error hid it).
+    """
+    cause = exc.__cause__
+    text = str(cause) if cause is not None and "See previous exception" in str(exc) else str(exc)
+    return " ".join(text.split())
+
+
 def may_pass(exc: RasterioError, remote: bool) -> bool:
     """Whether reading again, later, may succeed: never for a file or object that is not there.
 

@@ -179,8 +179,9 @@ def read_band(src: rasterio.io.DatasetReader, window: Any, band: int = 1) -> Any
     """
     from rasterio.errors import RasterioIOError
 
+    from lulc.raster_failures import reason
+
     try:
         return src.read(band, window=window)
     except RasterioIOError as exc:
-        reason = " ".join(str(exc.__cause__ or exc).split())
-        raise InputError(f"{src.name} cannot be read, damaged or cut short: {reason}") from exc
+        raise InputError(f"{src.name} cannot be read, damaged or cut short: {reason(exc)}") from exc

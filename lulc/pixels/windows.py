@@ -18,7 +18,7 @@ from rasterio.windows import Window
 from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
-from lulc.raster_failures import may_pass
+from lulc.raster_failures import may_pass, reason
 from lulc.stac_io import is_local_href
 
 
@@ -57,13 +57,14 @@ class RetryPolicy:
                 return read_window(href, grid, block, nodata, resampling)
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
                 if not may_pass(exc, remote):
-                    raise ReadError(f"cannot read {href}: {exc}") from exc
+                    raise ReadError(f"cannot read {href}: {reason(exc)}") from exc
                 last = exc
                 forget_cached_reads(href)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))
             except RasterioError as exc:  # not a raster, corrupt file: retrying cannot help
-                raise ReadError(f"cannot read {href}: {exc}") from exc
-        raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {last}") from last
+                raise ReadError(f"cannot read {href}: {reason(exc)}") from exc
+        why = reason(last) if last is not None else "no attempt"
+        raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {why}") from last
 
 
 def read_window(

@@ -456,3 +456,13 @@ def test_only_what_may_pass_is_retried_and_ends_as_an_upstream_error(
     server.set_failure(1, "drop")
     with pytest.raises(ReadUnavailableError, match="after 2 attempts"):
         policy.run_read(fresh(server.url("red.tif")), grid, block, 0, Resampling.nearest)
+    # CLI review: a cut-short local COG said only "Read failed. See previous exception for details."
+    data = (served_band / "red.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) * 3 // 4])
+    last = list(grid.blocks())[-1]  # its tiles are the file's last bytes: cut off
+    with pytest.raises(ReadError) as cut:
+        policy.run_read(str(tmp_path / "cut.tif"), grid, last, 0, Resampling.nearest)
+    assert "See previous exception" not in str(cut.value)
+    assert "failed" in str(cut.value), (
+        cut.value
+    )  # GDAL's own words: IReadBlock ... TIFFReadEncodedTile() failed
