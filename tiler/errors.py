@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -89,6 +90,21 @@ def _error_response(status: int, detail: object) -> JSONResponse:
     return JSONResponse(error_body(status, detail), status_code=status)
 
 
+def _as_given(message: str, url: str | None) -> str:
+    """``message`` naming a relative local ``url`` as the client gave it, not by the server's absolute path.
+
+    HTTP review: ``url=runs/missing.tif`` answered "dataset not found: /srv/tiler/runs/missing.tif": the
+    server's folders told to anyone.
+    """
+    if not url or "://" in url or url.startswith("/"):
+        return message
+    try:
+        absolute = str(Path(url).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return message
+    return message.replace(absolute, url)
+
+
 def _known_error(request: Request, exc: Exception) -> JSONResponse:
     """Our, TiTiler's and rio-tiler's errors and GDAL failures, each with its status."""
     if isinstance(exc, RasterioError):
@@ -98,7 +114,7 @@ def _known_error(request: Request, exc: Exception) -> JSONResponse:
             forget_cached_reads(url)  # else GDAL answers the next request for it from a cached failure
     else:
         status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
-    message = clip(message)
+    message = clip(_as_given(message, request.query_params.get("url")))
     if status >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, message)
     return _error_response(status, message)

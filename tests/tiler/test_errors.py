@@ -89,6 +89,10 @@ def test_missing_and_non_raster_files(
 ) -> None:
     missing = str(tiler_runs.root / "2024" / "nope.tif")
     _json_error(get(f"{tiler_url}{inside_tile}", params={"url": missing}), 404)
+    # HTTP review: a relative path was answered with the server's absolute path
+    relative = os.path.relpath(missing)
+    detail = _json_error(get(f"{tiler_url}/cog/info", params={"url": relative}), 404)["detail"]
+    assert detail.startswith(f"dataset not found: {relative}: "), detail
     for not_raster in (tiler_runs.root / "not-a-run" / "classes.tif", tiler_world.root / "classes.yaml"):
         body = _json_error(get(f"{tiler_url}{inside_tile}", params={"url": str(not_raster)}), 400)
         assert "raster" in body["detail"]
