@@ -17,7 +17,7 @@ from typing import Any
 
 import rasterio
 
-from lulc.areas import area_cells
+from lulc.areas import AreaCells, area_cells
 from lulc.classes import NODATA
 from lulc.cog import translate_to_cog
 from lulc.errors import InputError
@@ -95,6 +95,24 @@ def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
     return stats
 
 
+def derived_run(
+    run_path: str | Path, out_dir: str | Path, block_size: int, what: str
+) -> tuple[RunFolder, Path, int, AreaCells | None]:
+    """The run a map product is made from, its output folder, its blocks and its pixel areas.
+
+    Raises:
+        InputError: a block size under 16, a run folder that cannot be read, ``out_dir`` the run's own.
+    """
+    if block_size < 16:
+        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
+    run = open_run(run_path)
+    out = Path(out_dir)
+    check_not_source(run, out, what)
+    grid = run.grid
+    n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
+    return run, out, n_blocks, area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
+
+
 def check_not_source(run: RunFolder, out_dir: Path, what: str) -> None:
     """Refuse an ``--out`` that is the run folder a product is made from (``what``: "the cleaned map")."""
     if out_dir.resolve() == run.path.resolve():
@@ -124,17 +142,11 @@ def clean_run(
         InputError: the run folder is not readable, or an option is out of range.
     """
     connectivity = checked_connectivity(connectivity)
-    if block_size < 16:
-        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
-    run = open_run(run_path)
-    out = Path(out_dir)
-    check_not_source(run, out, "the cleaned map")
+    run, out, n_blocks, cells = derived_run(run_path, out_dir, block_size, "the cleaned map")
     threshold = mmu_pixels(mmu_ha, run.pixel_area_m2)
     progress = progress or NullProgress()
     grid = run.grid
-    n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
     counts = ClassCounts.empty()
-    cells = area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
     changed = 0
     with staging_dir(out) as staging, gdal_env():
         tmp_classes = staging / "classes.tmp.tif"

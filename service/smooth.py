@@ -8,7 +8,6 @@ probabilities, ``stats.json``, ``item.json``), so every product command works on
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,14 +20,13 @@ import numpy.typing as npt
 import rasterio
 from rasterio.windows import Window
 
-from lulc.areas import area_cells
 from lulc.classes import NODATA
 from lulc.cog import translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.progress import NullProgress, Progress
 from service.bayes_smoothing import BayesSmoothing, decide, pad_to_halo, smooth_block
-from service.clean import band_fields, check_not_source, class_map_assets, map_stats
+from service.clean import band_fields, class_map_assets, derived_run, map_stats
 from service.output import (
     AUX_NAME,
     CLASSES_COG,
@@ -49,7 +47,7 @@ from service.output import (
 )
 from service.product_item import CLASSIFICATION, COG_TYPE, RASTER, derived_link, product_item, stac_classes
 from service.publish import ITEM_NAME
-from service.run_folder import RunFolder, open_run, read_band
+from service.run_folder import RunFolder, read_band
 
 
 @dataclass(frozen=True)
@@ -94,13 +92,9 @@ def smooth_run(
     Raises:
         InputError: the run folder is not readable, has no probabilities, or an option is out of range.
     """
-    if block_size < 16:
-        raise InputError(f"--block-size must be at least 16 pixels, got {block_size}")
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    run = open_run(run_path)
-    out = Path(out_dir)
-    check_not_source(run, out, "the smoothed map")
+    run, out, n_blocks, cells = derived_run(run_path, out_dir, block_size, "the smoothed map")
     source = run.path / PROBABILITIES_NAME
     if not source.is_file():
         raise InputError(
@@ -113,9 +107,7 @@ def smooth_run(
         raise InputError(f"--smoothness: {exc}") from exc
     progress = progress or NullProgress()
     grid = run.grid
-    n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
     counts = ClassCounts.empty()
-    cells = area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
     changed = 0
     with staging_dir(out) as staging, gdal_env():
         paths = {
