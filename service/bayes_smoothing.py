@@ -102,7 +102,7 @@ def smooth_block(
     top = np.ceil(params.neigh_fraction * counts).astype(np.int64)
     area = params.window * params.window
     widest = math.ceil(params.neigh_fraction * area)  # no window keeps more of its sorted values
-    step = max(1, STRIP_CELLS // (max(cols, 1) * params.window * params.window))
+    step = max(1, STRIP_CELLS // (max(cols, 1) * area))
     for k in range(n_classes):
         windows = sliding_window_view(codes[k], (params.window, params.window))
         own_all = LOGITS[percent[k, r : r + rows, r : r + cols].reshape(-1).clip(0, 100)]
@@ -146,7 +146,7 @@ def decide(
     probabilities = 1.0 / (1.0 + np.exp(-np.nan_to_num(logits)))
     probabilities /= probabilities.sum(axis=0, keepdims=True)
     percent = np.rint(probabilities * 100.0).astype(np.uint8)
-    best = np.argmax(logits if not missing.any() else np.nan_to_num(logits, nan=-np.inf), axis=0)
+    best = np.argmax(logits, axis=0)  # NaN only where every class is NaN (nodata): overwritten below
     labels = np.asarray(values, dtype=np.uint8)[best]
     top = np.take_along_axis(percent, best[None], axis=0)[0]
     labels[missing] = nodata

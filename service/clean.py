@@ -22,6 +22,7 @@ from lulc.classes import NODATA
 from lulc.cog import translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.grid import OutputGrid
 from lulc.progress import NullProgress, Progress
 from service.output import (
     AUX_NAME,
@@ -97,8 +98,8 @@ def map_stats(counts: ClassCounts, run: RunFolder) -> dict[str, Any]:
 
 def derived_run(
     run_path: str | Path, out_dir: str | Path, block_size: int, what: str
-) -> tuple[RunFolder, Path, int, AreaCells | None]:
-    """The run a map product is made from, its output folder, its blocks and its pixel areas.
+) -> tuple[RunFolder, Path, OutputGrid, AreaCells | None]:
+    """The run a map product is made from, its output folder, its grid cut into blocks, its pixel areas.
 
     Raises:
         InputError: a block size under 16, a run folder that cannot be read, ``out_dir`` the run's own.
@@ -109,8 +110,8 @@ def derived_run(
     out = Path(out_dir)
     check_not_source(run, out, what)
     grid = run.grid
-    n_blocks = math.ceil(grid.height / block_size) * math.ceil(grid.width / block_size)
-    return run, out, n_blocks, area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
+    blocks = OutputGrid(grid.crs.to_string(), grid.transform, grid.width, grid.height, block_size)
+    return run, out, blocks, area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
 
 
 def check_not_source(run: RunFolder, out_dir: Path, what: str) -> None:
@@ -142,7 +143,7 @@ def clean_run(
         InputError: the run folder is not readable, or an option is out of range.
     """
     connectivity = checked_connectivity(connectivity)
-    run, out, n_blocks, cells = derived_run(run_path, out_dir, block_size, "the cleaned map")
+    run, out, blocks, cells = derived_run(run_path, out_dir, block_size, "the cleaned map")
     threshold = mmu_pixels(mmu_ha, run.pixel_area_m2)
     progress = progress or NullProgress()
     grid = run.grid
@@ -181,7 +182,7 @@ def clean_run(
                     nodata=run.nodata,
                     block_size=block_size,
                 )
-                progress.start("cleaning blocks", n_blocks)
+                progress.start("cleaning blocks", blocks.n_blocks)
                 for window, before, after in sieve.blocks():
                     dst.write(after, 1, window=window)
                     moved = before != after

@@ -9,7 +9,6 @@ probabilities, ``stats.json``, ``item.json``), so every product command works on
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +93,7 @@ def smooth_run(
     """
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    run, out, n_blocks, cells = derived_run(run_path, out_dir, block_size, "the smoothed map")
+    run, out, blocks, cells = derived_run(run_path, out_dir, block_size, "the smoothed map")
     source = run.path / PROBABILITIES_NAME
     if not source.is_file():
         raise InputError(
@@ -127,7 +126,7 @@ def smooth_run(
                     f"({len(values)}) on the map's grid ({grid.describe()})"
                 )
             _describe(classes_dst, confidence_dst, prob_dst, run)
-            progress.start("smoothing blocks", n_blocks)
+            progress.start("smoothing blocks", blocks.n_blocks)
             pending: deque[tuple[Window, Future[Decided]]] = deque()
 
             def write_first() -> None:
@@ -143,7 +142,7 @@ def smooth_run(
                 progress.advance()
 
             with ThreadPoolExecutor(workers, thread_name_prefix="lulc-smooth") as pool:
-                for window in _windows(grid.height, grid.width, block_size):
+                for window in (block.window for block in blocks.blocks()):
                     data = _with_halo(src, window, params.halo)
                     pending.append((window, pool.submit(_smoothed, data, values, params)))
                     if len(pending) > 2 * workers:
@@ -173,12 +172,6 @@ Decided = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uin
 
 def _smoothed(data: npt.NDArray[np.uint8], values: list[int], params: BayesSmoothing) -> Decided:
     return decide(smooth_block(data, NODATA, params), values, NODATA)
-
-
-def _windows(height: int, width: int, block_size: int) -> Iterator[Window]:
-    for row in range(0, height, block_size):
-        for col in range(0, width, block_size):
-            yield Window(col, row, min(block_size, width - col), min(block_size, height - row))
 
 
 def _with_halo(src: Any, window: Window, halo: int) -> npt.NDArray[np.uint8]:
