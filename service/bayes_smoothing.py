@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lulc.decision import percent as whole_percent
+
 CLAMP = 1e-6
 """sits' clamp of probabilities 0 and 1 before the logit."""
 STRIP_CELLS = 2**20
@@ -145,7 +147,7 @@ def decide(
     missing = np.isnan(logits[0])
     probabilities = 1.0 / (1.0 + np.exp(-np.nan_to_num(logits)))
     probabilities /= probabilities.sum(axis=0, keepdims=True)
-    percent = np.rint(probabilities * 100.0).astype(np.uint8)
+    percent = whole_percent(probabilities)  # as every percent map of lulc-stac is rounded (a half up)
     best = np.argmax(logits, axis=0)  # NaN only where every class is NaN (nodata): overwritten below
     labels = np.asarray(values, dtype=np.uint8)[best]
     top = np.take_along_axis(percent, best[None], axis=0)[0]
