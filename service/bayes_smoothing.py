@@ -67,6 +67,17 @@ class BayesSmoothing:
             )
 
     @property
+    def name(self) -> str:
+        """A short name of the settings for item ids: the window, and the others where not sits' defaults."""
+        default = BayesSmoothing()
+        name = f"bayes{self.window}"
+        if self.neigh_fraction != default.neigh_fraction:
+            name += f"-f{self.neigh_fraction:g}"
+        if self.smoothness != default.smoothness:
+            name += "-s" + "_".join(f"{s:g}" for s in self.smoothness)
+        return name
+
+    @property
     def halo(self) -> int:
         """Pixels of neighbourhood on each side of a pixel."""
         return self.window // 2

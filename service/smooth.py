@@ -239,7 +239,7 @@ def _smooth_item(run: RunFolder, out: Path, staging: Path, params: BayesSmoothin
     }
     return product_item(
         product="smooth",
-        item_id=f"{source_id}-bayes{params.window}",
+        item_id=f"{source_id}-{params.name}",
         source=run,
         title=f"Land cover, Bayesian smoothing ({params.window} x {params.window} window)",
         lineage=(

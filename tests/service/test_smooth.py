@@ -140,6 +140,7 @@ def test_the_smoothed_run_is_a_valid_run_of_cogs(speckled_run: Speckled, smoothe
     item = assert_valid_stac_file(smoothed / "item.json")
     assert item["properties"]["lulc:product"] == "smooth"
     assert item["properties"]["lulc:smoothing"]["window"] == 9
+    assert item["id"].endswith("-bayes9"), "sits' defaults name the window only"
     assert item["links"][0]["rel"] == "derived_from"
     for name in MAPS:
         valid, errors, _ = cog_validate(str(smoothed / name), quiet=True)
@@ -169,6 +170,9 @@ def test_cli_smooth(speckled_run: Speckled, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Bayesian smoothing in 5 x 5 windows" in result.stdout
     assert json.loads((tmp_path / "s" / "stats.json").read_text())["smoothing"]["smoothness"][0] == 10.0
+    source = json.loads((speckled_run.run / "item.json").read_text())["id"]
+    item = json.loads((tmp_path / "s" / "item.json").read_text())
+    assert item["id"] == f"{source}-bayes5-s10", "the id tells two smoothness settings apart"
 
 
 @pytest.mark.parametrize(
