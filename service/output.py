@@ -147,10 +147,19 @@ def check_out_folder(out_dir: Path, product: str | None = None) -> None:
     folder = nearest_existing(out_dir)
     if folder is not None and folder.is_dir():  # CLI review: a read-only folder's error named staging files
         check_writable(folder, f"--out {out_dir}")
-    found = refuse_foreign_files(out_dir, "--out")
+    refuse_other_runs(out_dir, "--out", product)
+
+
+def refuse_other_runs(folder: Path, named: str, product: str | None) -> None:
+    """Refuse a folder of someone's own files or of another product's run (``product``: as ``product_in``).
+
+    Raises:
+        InputError: ``{named} {folder} holds files of no run (...)`` or ``... holds a X, not a Y: ...``.
+    """
+    found = refuse_foreign_files(folder, named)
     if found != _EMPTY and found != product:
         raise InputError(
-            f"--out {out_dir} holds a {_PRODUCTS.get(found, str(found))}, not a {_PRODUCTS.get(product)}: "
+            f"{named} {folder} holds a {_PRODUCTS.get(found, str(found))}, not a {_PRODUCTS.get(product)}: "
             "give a new or empty folder, or an earlier run of the same kind"
         )
 

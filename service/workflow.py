@@ -281,6 +281,14 @@ def open_order(order: Order, model: ModelRunner, settings: ServiceSettings) -> O
     return open_readers(_request(order, settings), model.contract, _reader_factory(order, settings))
 
 
+def run_folder(run_dir: str | Path) -> Path:
+    """``run_dir`` resolved, or ``InputError`` if it holds no run (no ``item.json``)."""
+    src = Path(run_dir).resolve()
+    if not (src / ITEM_NAME).is_file():
+        raise InputError(f"{src} is not a run folder (no {ITEM_NAME})")
+    return src
+
+
 def publish_run(
     run_dir: str | Path, destination: str, *, s3: S3Options | None = None, replace: bool = False
 ) -> str:
@@ -296,9 +304,7 @@ def publish_run(
     import os
     import tempfile
 
-    src = Path(run_dir).resolve()
-    if not (src / ITEM_NAME).is_file():
-        raise InputError(f"{src} is not a run folder (no {ITEM_NAME})")
+    src = run_folder(run_dir)
     if same_dir(destination, src):
         return publish(src, destination, s3=s3, replace=replace).url
     names = output_files(src)

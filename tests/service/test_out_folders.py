@@ -68,6 +68,22 @@ def test_the_current_folder_is_refused_and_left_as_it_was(runs: Runs, tmp_path: 
     one_error_line(published, "destination / is the file system's root: name a folder")
 
 
+def test_publish_refuses_a_folder_of_other_runs_or_a_model(runs: Runs, tmp_path: Path) -> None:
+    """Review: a map published into a folder of runs' folders, or a model's, mixed its files with theirs."""
+    maps = tmp_path / "maps"
+    shutil.copytree(runs.first, maps / "2024")
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(runs.model, model / "model.onnx")
+    before = digest(tmp_path)
+    series = f"destination {maps} holds a series of maps"
+    one_error_line(lulc("publish", runs.second, maps), series, "not a map")
+    one_error_line(lulc("publish", runs.second, model), f"destination {model} holds a model (lulc train)")
+    one_error_line(lulc("publish", tmp_path / "nothing", maps), "is not a run folder (no item.json)")
+    assert digest(tmp_path) == before
+    assert lulc("publish", runs.second, maps / "2025").returncode == 0, "a folder of its own, beside them"
+
+
 def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
