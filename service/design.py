@@ -38,6 +38,7 @@ import numpy.typing as npt
 import rasterio
 from rasterio.windows import Window
 
+from lulc.areas import area_cells
 from lulc.classes import NODATA, PALETTE, ClassTable, LandCoverClass
 from lulc.cog import atomic_path
 from lulc.errors import InputError
@@ -80,6 +81,8 @@ class Stratum:
     weight: float
     users_accuracy: float
     points: int
+    hectares: float | None = None
+    """Its true ground area where measured (``lulc.areas``; the weight is then its share of the area)."""
 
 
 @dataclass(frozen=True)
@@ -205,18 +208,21 @@ def plan_design(
     min_per_class: int,
     names: list[str] | None = None,
     values: list[int] | None = None,
+    hectares: npt.ArrayLike | None = None,
 ) -> SampleDesign:
     """Sample size and allocation for a target standard error of overall accuracy.
 
     Starts from eq. 13's size and grows it (bisection) until the allocation's anticipated standard error of
-    overall accuracy reaches ``target_se``, or every pixel is sampled.
+    overall accuracy reaches ``target_se``, or every pixel is sampled. The strata weigh their ``hectares``
+    where given (true ground areas: pixels of a Web Mercator map differ in area), else their pixels.
     """
     check_options(target_se, min_per_class)
     sizes = np.asarray(pixels, dtype=np.int64)
     if sizes.sum() <= 0:
         raise InputError("the map has no classified pixels to sample")
     u = np.asarray(users_accuracy, dtype=np.float64)
-    w = sizes / sizes.sum()
+    areas = None if hectares is None else np.asarray(hectares, dtype=np.float64)
+    w = sizes / sizes.sum() if areas is None else areas / areas.sum()
     start = cochran_sample_size(w, u, target_se)
 
     def se_of(n: int) -> float:
@@ -234,7 +240,15 @@ def plan_design(
     names = names or [str(i) for i in range(len(sizes))]
     values = values or list(range(len(sizes)))
     strata = tuple(
-        Stratum(values[i], names[i], int(sizes[i]), float(w[i]), float(u[i]), int(counts[i]))
+        Stratum(
+            values[i],
+            names[i],
+            int(sizes[i]),
+            float(w[i]),
+            float(u[i]),
+            int(counts[i]),
+            None if areas is None else float(areas[i]),
+        )
         for i in range(len(sizes))
     )
     return SampleDesign(
@@ -252,16 +266,30 @@ def _strips(run: RunFolder, rows: int) -> list[Window]:
     return [Window(0, top, width, min(rows, height - top)) for top in range(0, height, rows)]
 
 
-def count_pixels(frame: SamplingFrame, rows: int, progress: Progress) -> npt.NDArray[np.int64]:
-    """Pixels of each stratum value (index 0-255) in every strip: shape ``(strips, 256)``."""
+def count_pixels(
+    frame: SamplingFrame, rows: int, progress: Progress
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Pixels of each stratum value (index 0-255) in every strip, and each value's ground area (m²).
+
+    Counts have shape ``(strips, 256)``; areas are true (``lulc.areas``), or pixels x the mean pixel area
+    where pixel areas vary little.
+    """
+    grid = frame.run.grid
     strips = _strips(frame.run, rows)
     counts = np.zeros((len(strips), 256), dtype=np.int64)
+    cells = area_cells(grid.crs.to_string(), grid.transform, grid.width, grid.height)
+    area_m2 = np.zeros(256, dtype=np.float64)
     progress.start("counting pixels per stratum", len(strips))
     with gdal_env(), rasterio.open(frame.run.classes_path) as src:
         for k, window in enumerate(strips):
-            counts[k] = np.bincount(frame.to_strata(read_band(src, window)).ravel(), minlength=256)
+            strata = frame.to_strata(read_band(src, window))
+            counts[k] = np.bincount(strata.ravel(), minlength=256)
+            if cells is not None:
+                area_m2 += cells.sum_by_value(strata, int(window.row_off), 0)
             progress.advance()
-    return counts
+    if cells is None:
+        area_m2 = counts.sum(axis=0) * frame.run.pixel_area_m2
+    return counts, area_m2
 
 
 def draw_points(
@@ -359,12 +387,18 @@ def design_run(
     frame = sampling_frame(run_folder_path(run_path))
     run = frame.run
     accuracies = users_accuracies(run, users_accuracy)
-    strip_counts = count_pixels(frame, block_size, progress)
+    strip_counts, area_m2 = count_pixels(frame, block_size, progress)
     totals = strip_counts.sum(axis=0)
     values = list(run.classes.values)
     pixels = np.array([totals[v] for v in values], dtype=np.int64)
     design = plan_design(
-        pixels, accuracies, target_se, min_per_class, names=list(run.classes.names), values=values
+        pixels,
+        accuracies,
+        target_se,
+        min_per_class,
+        names=list(run.classes.names),
+        values=values,
+        hectares=area_m2[values] / 10_000.0,
     )
     rng = np.random.default_rng(seed)
     rows, cols, strata = draw_points(frame, design, strip_counts, block_size, rng, progress)
@@ -461,7 +495,7 @@ def design_properties(frame: SamplingFrame, design: SampleDesign, seed: int) -> 
                 "value": s.value,
                 "name": s.name,
                 "pixels": s.pixels,
-                "hectares": round(s.pixels * ha, 4),
+                "hectares": round(s.pixels * ha if s.hectares is None else s.hectares, 4),
                 "weight": round(s.weight, 8),
                 "users_accuracy": s.users_accuracy,
                 "points": s.points,

@@ -159,13 +159,14 @@ def _design_estimate(
 ) -> tuple[Estimate, dict[str, Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     position = {v: i for i, v in enumerate(values)}
     sizes = np.zeros(len(values))
-    # the strata are the design's map's: their pixels have its pixel area, whatever the assessed map's grid
+    # the strata are the design's map's: their true areas (review: a Web Mercator map's mean pixel area
+    # overstated its northern classes), whatever the assessed map's grid; a design of before: pixels x mean
     stratum_ha = float(design.get("pixel_area_m2", pixel_ha * 10_000.0)) / 10_000.0
     for stratum in design["strata"]:
         value = int(stratum["value"])
         if value not in position:
             raise AssessError(f"the design's stratum {value} is not a class of the map or the labels")
-        sizes[position[value]] = float(stratum["pixels"]) * stratum_ha
+        sizes[position[value]] = float(stratum.get("hectares", float(stratum["pixels"]) * stratum_ha))
     strata = _point_strata(points_path, design, index)
     unknown = sorted({s for s in strata if s not in position or sizes[position[s]] == 0})
     if unknown:

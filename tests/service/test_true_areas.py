@@ -167,3 +167,29 @@ def test_sums_by_value_weigh_each_pixel_by_its_cells_area(
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     mean = got.sum() / (height * width)  # ground m² a pixel: 400 nominal, cos² 59.7 N of it on the ground
     assert 0.24 * 400 < mean < 0.27 * 400
+
+
+def test_a_designed_samples_class_areas_weigh_each_strata_true_area(
+    mercator: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    """Science review: the design's strata weighed pixels x the mean pixel area, overstating the north 7 %."""
+    from service.design import design_run
+    from training.assess import assess_map
+
+    first, _, per_row = mercator
+    design = design_run(first, tmp_path / "sample.gpkg", min_per_class=20, seed=1)
+    strata = {s["value"]: s for s in design.item["properties"]["lulc:design"]["strata"]}
+    north, south = np.zeros((SIZE, SIZE), bool), np.zeros((SIZE, SIZE), bool)
+    north[: SIZE // 2], south[SIZE // 2 :] = True, True
+    assert strata[2]["hectares"] == pytest.approx(_hectares(north, per_row), rel=1e-3)
+    assert strata[1]["weight"] == pytest.approx(
+        _hectares(south, per_row) / _hectares(north | south, per_row), rel=1e-3
+    )
+    sample = pyogrio.read_dataframe(design.path)
+    sample["label"] = sample["stratum"]  # the map is right everywhere: the estimate is the map's true area
+    pyogrio.write_dataframe(sample, design.path)
+    result = assess_map(first, design.path, "label")
+    areas = {c["value"]: c for c in result["classes"]}
+    assert areas[2]["area_ha"] == pytest.approx(_hectares(north, per_row), rel=1e-3)
+    assert areas[1]["area_ha"] == pytest.approx(_hectares(south, per_row), rel=1e-3)
+    assert areas[2]["area_ha"] == pytest.approx(areas[2]["map_area_ha"], rel=1e-6)
