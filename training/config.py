@@ -38,7 +38,12 @@ class CvOptions(BaseModel):
     repeats: int = Field(default=2, ge=0, description="0 disables the repeated estimate.")
     test_size: float = Field(default=0.3, gt=0, lt=1, description="Hold-out fraction.")
     spatial_block: float | None = Field(
-        default=None, gt=0, description="Block size in metres for spatial block CV (neighbours never leak)."
+        default=None,
+        gt=0,
+        description="Block size in metres: the hold-out and a spatial block CV keep each block's samples on "
+        "one side of a split (points near a block's edge still have neighbours across it: make blocks larger "
+        "than the range of spatial autocorrelation). Unset, every split is random: optimistic where samples "
+        "cluster.",
     )
 
 

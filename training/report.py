@@ -7,6 +7,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+NOT_SPATIAL = (
+    "Caution: no split here is spatial, so samples close to training samples are scored: optimistic where "
+    "samples cluster (set `cv.spatial_block`, metres, larger than the range over which land cover looks "
+    "alike). These are sample accuracies; the map's own, per area, comes from `lulc assess` on independent "
+    "points."
+)
+"""The report's words when neither the hold-out nor any estimate was drawn by spatial block."""
+
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     """Canonical JSON: sorted keys, two-space indent, trailing newline; no timestamps anywhere."""
@@ -173,6 +181,8 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         lines.append(f"Note: {metrics['cv_note']}.")
     if board and board[0].get("spatial_cv"):
         lines.append(f"Spatial estimate: {board[0]['spatial_cv']['scheme']}.")
+    elif not str(hold.get("scheme", "")).startswith("by "):  # science review: not said anywhere
+        lines.append(NOT_SPATIAL)
     lines.append("")
     rows = []
     for entry in board:

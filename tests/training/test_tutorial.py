@@ -19,6 +19,7 @@ from training.imagery import open_local_imagery
 from training.models import make_estimator
 from training.pipeline import train
 from training.points import read_points
+from training.report import NOT_SPATIAL
 from training.sampling import sample_pixels, sample_points
 
 from .conftest import tutorial_recipe
@@ -64,6 +65,7 @@ def test_the_runs_repeated_estimate_is_of_its_training_part(tutorial_run: Path) 
     assert "20 random stratified 70/30 splits, of the training part (84 of 121 samples)" in report
     assert report.count("(mean of 20 splits)") == 3
     assert "Kept model chosen by repeated CV of the training part." in report
+    assert NOT_SPATIAL in report, "random splits of clustered points say they are optimistic"
     assert metrics["samples"] == metrics["samples"] | {"points": 121, "used": 121, "dropped": []}
     assert [c["name"] for c in metrics["classes"]] == ["Water", "Dense Veg", "Veg", "Impervious"]
 

@@ -206,6 +206,7 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     import json
 
     from training.pipeline import train
+    from training.report import NOT_SPATIAL
 
     out = tmp_path / "m-{version}"
     result = train(
@@ -232,7 +233,9 @@ def test_local_dn_image_with_spatial_blocks_and_lightgbm(
     assert metrics["spatial_cv"]["splits"] == 3
     assert "1000 m blocks" in metrics["spatial_cv"]["scheme"]
     assert metrics["holdout"]["scheme"].startswith("by 1000 m spatial block (")  # it was by point
-    assert f"Hold-out: {metrics['holdout']['scheme']}." in (result.out / "report.md").read_text()
+    report = (result.out / "report.md").read_text()
+    assert f"Hold-out: {metrics['holdout']['scheme']}." in report
+    assert NOT_SPATIAL not in report
     # the AOA's folds are the same blocks (they were random folds, carried-over defect)
     assert "spatial block folds, 1000 m blocks" in metrics["trust"]["area_of_applicability"]["method"]
     assert metrics["holdout"]["overall_accuracy"] > 0.8
