@@ -8,7 +8,8 @@ handlers) and, per HTTP request:
    the streamed body passes the limit (what the app answered then is dropped);
 3. answers 408 when a body does not arrive within ``body_timeout_seconds`` of the app's first read (a client
    sending a brace and then nothing held its place, and its part of a body, for as long as it liked), and,
-   with ``max_body_requests``, 429 before reading a body while that many requests with one are inside;
+   with ``max_body_requests``, 429 before reading a body while that many requests with one are inside
+   (``max_body_requests_per_client``: from the client's address, so that one client cannot hold them all);
 4. answers an exception no handler took with a JSON 500 that names only the exception's type, and
    logs its traceback once. Starlette would answer too, but then re-raise, and uvicorn closes the
    kept-alive connection: a pooled client loses its next request.
@@ -64,6 +65,8 @@ class RequestGuard:
             once the body is in is not.
         max_body_requests: requests with a body inside the app at once (read, then answered); beyond: 429
             with ``Retry-After: retry_after_seconds``, the body unread. None: no limit.
+        max_body_requests_per_client: as many from one client address (the ASGI scope's ``client``: behind
+            a proxy, the address the server takes from its forwarded headers). None: no limit.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class RequestGuard:
         logger: str = "lulc.http",
         body_timeout_seconds: float | None = None,
         max_body_requests: int | None = None,
+        max_body_requests_per_client: int | None = None,
         retry_after_seconds: int = 30,
     ) -> None:
         self.app = app
@@ -85,7 +89,9 @@ class RequestGuard:
         self.body_timeout = body_timeout_seconds
         self.max_body_requests = max_body_requests
         self.retry_after = retry_after_seconds
+        self.per_client = max_body_requests_per_client
         self.with_body = 0  # counted in the event loop's thread alone: no lock
+        self.by_client: dict[str, int] = {}
         self.token = token.encode() if token else None
         self.public_paths = public_paths
         self.log = logging.getLogger(logger)
@@ -111,18 +117,36 @@ class RequestGuard:
         if length in (b"0", b"") and "transfer-encoding" not in headers:  # no body to wait for
             await self._guarded(scope, receive, send)
             return
-        if self.max_body_requests is not None and self.with_body >= self.max_body_requests:
-            detail = (
-                f"{self.with_body} requests with a body are being read or answered, this server's limit "
-                f"(max_body_requests); retry after {self.retry_after} s"
-            )
+        client = str((scope.get("client") or ("",))[0])
+        busy = self._busy(client)
+        if busy is not None:
+            detail = f"{busy}; retry after {self.retry_after} s"
             await self._answer(send, 429, detail, "Busy", {"Retry-After": str(self.retry_after)})
             return
         self.with_body += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
         try:
             await self._guarded(scope, receive, send)
         finally:
             self.with_body -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
+
+    def _busy(self, client: str) -> str | None:
+        """Why a request with a body from ``client`` must wait (429), or None."""
+        if self.max_body_requests is not None and self.with_body >= self.max_body_requests:
+            return (
+                f"{self.with_body} requests with a body are being read or answered, this server's limit "
+                "(max_body_requests)"
+            )
+        held = self.by_client.get(client, 0)
+        if self.per_client is not None and held >= self.per_client:
+            return (
+                f"{held} requests with a body from your address are being read or answered, this server's "
+                "limit for one client (max_body_requests_per_client)"
+            )
+        return None
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request with its body counted and timed, and the app's unexpected errors answered."""

@@ -303,6 +303,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         logger="tiler.app",
         body_timeout_seconds=settings.body_timeout_seconds,
         max_body_requests=settings.max_body_requests,
+        max_body_requests_per_client=settings.max_body_requests_per_client,
         retry_after_seconds=settings.retry_after_seconds,
     )
     protected = settings.auth_token is not None

@@ -31,7 +31,8 @@ DESCRIPTIONS = {
     404: "No such dataset, item, asset, tile or point.",
     408: "The request body did not arrive within `body_timeout_seconds`.",
     413: "Request body or polygon over this tiler's limit.",
-    429: "`max_body_requests` requests with a body are inside; retry after `Retry-After` s.",
+    429: "`max_body_requests` requests with a body are inside (`max_body_requests_per_client` from one "
+    "address); retry after `Retry-After` s.",
     500: "Internal error (a bug): the body names only the exception type; the log has the rest.",
     502: "A remote server failed while the tiler read from it.",
 }

@@ -119,6 +119,13 @@ class TilerSettings(BaseSettings):
         "with `Retry-After`, the body unread. Each holds up to max_body_bytes: 100 stalled 4 MB bodies held "
         "450 MB.",
     )
+    max_body_requests_per_client: int = Field(
+        default=4,
+        ge=1,
+        description="As max_body_requests, from one client address: one client stalling its bodies cannot "
+        "hold every place. Behind a proxy the address is the forwarded one where uvicorn trusts the proxy "
+        "(its `FORWARDED_ALLOW_IPS` variable); else every client is the proxy's address.",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="`Retry-After` value (seconds) sent with 429 (max_body_requests)."
     )
