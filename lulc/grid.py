@@ -284,6 +284,21 @@ def normalize_crs(crs: str) -> str:
     return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
 
 
+def crs_text(crs: CRS | str) -> str:
+    """A CRS in a few words for a message: ``AUTHORITY:CODE``, else its name and PROJ string (not its WKT).
+
+    A CRS without a code (a GeoTIFF's custom projection) printed as WKT made a one-line error 600 characters.
+    """
+    parsed = crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
+    authority = parsed.to_authority()
+    if authority is not None:
+        return f"{authority[0]}:{authority[1]}"
+    proj = parsed.to_proj4() or "a CRS PROJ cannot write"
+    name = pyproj.CRS.from_wkt(parsed.to_wkt()).name
+    text = proj if name in ("", "unknown", "unnamed") else f"{name} ({proj})"
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
 AUTHORITY_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}:[A-Za-z0-9._-]{1,32}")
 """A CRS as a request may name it: ``AUTHORITY:CODE`` (``EPSG:32654``, ``ESRI:54009``)."""
 

@@ -36,6 +36,7 @@ from lulc.classes import NODATA, ClassTable, LandCoverClass
 from lulc.cog import CogOptions, translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.grid import crs_text
 from lulc.olofsson import read_sample_design
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
@@ -93,10 +94,11 @@ def check_comparable(a: RunFolder, b: RunFolder) -> None:
         )
     ga, gb = a.grid, b.grid
     if ga.crs != gb.crs:
-        first = ga.crs.to_string()
+        first = crs_text(ga.crs)
+        again = f"with --crs {first}" if ga.crs.to_authority() is not None else "in the first's CRS"
         raise InputError(
-            f"the maps have different CRSs: {first} and {gb.crs.to_string()}; classify the second again "
-            f"with --crs {first} and the first's --aoi, so that their pixels line up"
+            f"the maps have different CRSs: {first} and {crs_text(gb.crs)}; classify the second again "
+            f"{again} and the first's --aoi, so that their pixels line up"
         )
     if (ga.height, ga.width) != (gb.height, gb.width) or not ga.transform.almost_equals(gb.transform, 1e-9):
         raise InputError(

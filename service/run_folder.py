@@ -21,6 +21,7 @@ from rasterio.transform import Affine
 from lulc.classes import NODATA, ClassTable, table_from_band_tags
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.grid import crs_text
 from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
 from service.publish import ITEM_NAME
 
@@ -37,7 +38,7 @@ class RunGrid:
     def describe(self) -> str:
         """A short text naming the grid, for error messages."""
         t = self.transform
-        return f"{self.crs.to_string()} {self.width}x{self.height} px of {t.a:g} m at ({t.c!r}, {t.f!r})"
+        return f"{crs_text(self.crs)} {self.width}x{self.height} px of {t.a:g} m at ({t.c!r}, {t.f!r})"
 
 
 @dataclass(frozen=True)

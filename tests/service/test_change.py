@@ -117,6 +117,16 @@ def test_maps_in_different_crss_are_refused_saying_which_crs_to_classify_in(
         f"{first} and the first's --aoi, so that their pixels line up"
     ]
     assert not (tmp_path / "out").exists()
+    # a CRS without a code was named by its WKT: a one-line error of 600 characters (noted, carried)
+    custom = "+proj=aeqd +lat_0=47 +lon_0=8 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+    odd = _rewrite_classes(runs.second, tmp_path / "odd", crs=custom)
+    done = lulc("change", odd, runs.first, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: the maps have different CRSs: +proj=aeqd +lat_0=47 +lon_0=8 "), line
+    assert f"and {first}; classify the second again in the first's CRS and" in line
+    assert "PROJCS" not in line
+    assert len(line) < 300
 
 
 def test_the_earlier_run_comes_first(runs: Runs, tmp_path: Path) -> None:
