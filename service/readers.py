@@ -6,14 +6,15 @@ decides the grid of a request, searches its items, checks their bands and hosts,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import rasterio
 import shapely.geometry
 from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from lulc.allowlist import AllowList
@@ -89,6 +90,21 @@ def _stac_aoi(request: ClassifyRequest) -> BaseGeometry:
     if request.aoi is None:
         raise InputError("a STAC source needs an AOI (GeoJSON polygon)")
     return parse_aoi(request.aoi)
+
+
+def _pixels_under(
+    shape: BaseGeometry, transform: rasterio.Affine, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """Column, row, width and height of the image pixels ``shape``'s bounds touch, cut to the image.
+
+    Both edges are rounded outwards from the bounds themselves: an offset floored and a length ceiled
+    apart lost the last column or row wherever their fractions added up to more than one (review).
+    """
+    west, south, east, north = shape.bounds
+    cols, rows = ~transform @ (np.array([west, east, west, east]), np.array([south, south, north, north]))
+    col0, col1 = max(0, math.floor(cols.min())), min(width, math.ceil(cols.max()))
+    row0, row1 = max(0, math.floor(rows.min())), min(height, math.ceil(rows.max()))
+    return col0, row0, col1 - col0, row1 - row0
 
 
 @dataclass(frozen=True)
@@ -237,16 +253,9 @@ class ImageReaderFactory:
             if aoi is None:
                 return OutputGrid(crs, src.transform, src.width, src.height, request.block_size, None)
             shape = reproject_geometry(aoi, WGS84, crs)
-            if not shape.intersects(image_box):
+            col, row, width, height = _pixels_under(shape, src.transform, src.width, src.height)
+            if width <= 0 or height <= 0:  # a shared edge only intersects too (review: WindowError, exit 1)
                 raise NoItemsError(f"the AOI does not overlap image {self.path}")
-            window = (
-                rasterio.windows.from_bounds(*shape.bounds, transform=src.transform)
-                .round_offsets(op="floor")
-                .round_lengths(op="ceil")
-                .intersection(Window(0, 0, src.width, src.height))
-            )
-            col, row = int(window.col_off), int(window.row_off)
-            width, height = int(window.width), int(window.height)
             transform = src.transform @ rasterio.Affine.translation(col, row)
             return OutputGrid(crs, transform, width, height, request.block_size, shape)
 

@@ -156,3 +156,43 @@ def test_a_target_crs_warps_the_image_to_the_model_resolution(
     for value, fraction in reference.items():
         assert fractions[value] == pytest.approx(fraction, abs=0.03)
     assert result.item_dict["properties"]["proj:code"] == "EPSG:32654"
+
+
+def test_an_aoi_keeps_every_pixel_whose_centre_it_holds_and_an_edge_alone_is_refused(
+    lulc_py: Path, tutorial_model: Path, tmp_path: Path
+) -> None:
+    """AOI review: the window's far column and row were lost, and an AOI on the image's edge was exit 1."""
+    from pyproj import Transformer
+    from rasterio.transform import Affine
+
+    from lulc.errors import InputError, NoItemsError
+
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        transform, crs = src.transform, src.crs
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+
+    def pixel_box(c0: float, r0: float, c1: float, r1: float) -> dict[str, object]:
+        x0, y0 = transform @ (c0, r1)
+        x1, y1 = transform @ (c1, r0)
+        (lon0, lon1), (lat0, lat1) = to_lonlat.transform([x0, x1], [y0, y1])
+        return shapely.geometry.mapping(shapely.geometry.box(lon0, lat0, lon1, lat1))
+
+    def run(aoi: dict[str, object], out: str) -> ClassifyResult:
+        request = ClassifyRequest(aoi=aoi, datetime=DATE)
+        factory = ImageReaderFactory(lulc_py / "s2image.tif")
+        return classify(request, load_model(tutorial_model), factory, tmp_path / out)
+
+    result = run(pixel_box(300.9, 200.9, 306.6, 206.6), "part")  # centres of columns and rows 301..306
+    with rasterio.open(result.classes) as out:
+        assert out.transform == transform @ Affine.translation(300, 200)
+        assert (out.width, out.height) == (7, 7)
+        mapped = out.read(1) != NODATA
+    assert mapped.sum() == 36
+    assert mapped[1:, 1:].all()
+    for aoi, out in (
+        (pixel_box(-2.0, 100.0, 0.0, 110.0), "edge"),
+        (pixel_box(300.2, 200.2, 300.4, 200.4), "dot"),
+    ):
+        with pytest.raises((NoItemsError, InputError), match=r"does not overlap image|holds no pixel centre"):
+            run(aoi, out)
+        assert not (tmp_path / out).exists()
