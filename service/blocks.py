@@ -49,21 +49,35 @@ def classify_block(
     layers: frozenset[str] = frozenset(),
 ) -> BlockResult:
     """Read, featurise and classify one block."""
-    return infer_block(model, grid, block, reader.read(block), confidence, layers=layers)
+    return infer_block(model, grid, block, read_in_aoi(reader, grid, block), confidence, layers=layers)
+
+
+def read_in_aoi(reader: BlockReader, grid: OutputGrid, block: Block) -> npt.NDArray[np.float32] | None:
+    """``reader.read(block)``, or None, nothing read, where no pixel centre of the block is in the AOI.
+
+    AOI review: the blocks between two fields at the ends of a tile, or inside a hole, were fetched from
+    every item (SCL and each band) and then masked.
+    """
+    if grid.aoi is not None and not grid.aoi_mask(block).any():
+        return None
+    return reader.read(block)
 
 
 def infer_block(
     model: ModelRunner,
     grid: OutputGrid,
     block: Block,
-    reflectance: npt.NDArray[np.float32],
+    reflectance: npt.NDArray[np.float32] | None,
     confidence: bool,
     *,
     layers: frozenset[str] = frozenset(),
 ) -> BlockResult:
-    """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance."""
+    """Classify the valid pixels (finite in every band, inside the AOI) of a block's reflectance.
+
+    ``reflectance`` None: the block holds no pixel of the AOI (``read_in_aoi``), every pixel is nodata.
+    """
     shape = (block.height, block.width)
-    valid = valid_pixels(grid, block, reflectance)
+    valid = np.zeros(shape, dtype=bool) if reflectance is None else valid_pixels(grid, block, reflectance)
     labels = np.full(shape, NODATA, dtype=np.uint8)
     top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
     contract = model.contract
@@ -71,7 +85,7 @@ def infer_block(
         key: np.full((layer_bands(key, contract), *shape), NODATA, dtype=np.uint8) for key in sorted(layers)
     }
     inside = 0
-    if valid.any():
+    if reflectance is not None and valid.any():
         prediction = model.predict(
             block_features(contract, reflectance, valid), dissimilarity="aoa" in layers
         )
@@ -186,7 +200,7 @@ def run_blocks_threaded(
     infer_pool = ThreadPoolExecutor(workers, thread_name_prefix="lulc-infer")
 
     def submit(block: Block) -> Future[BlockResult]:
-        read = read_pool.submit(reader.read, block)
+        read = read_pool.submit(read_in_aoi, reader, grid, block)
         return infer_pool.submit(
             lambda: infer_block(model, grid, block, read.result(), confidence, layers=layers)
         )

@@ -1,0 +1,89 @@
+"""Only blocks holding a pixel of the AOI are read (AOI review).
+
+Two fields at opposite ends of a scene, or a ring around a hole, made the engine fetch every block of the
+box around them from every item (SCL and each band), then mask what lay outside. A counting reader (the
+real STAC reader inside, behind the engine's ``ReaderFactory`` seam) records what is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely.geometry
+
+from lulc.aoi import parse_aoi
+from lulc.classes import NODATA
+from lulc.contract import ModelContract
+from lulc.grid import Block, OutputGrid
+from lulc.pixels import BlockReader, SourceRef
+from service.engine import classify
+from service.readers import StacReaderFactory
+from service.request import ClassifyRequest
+from service.runner import load_model
+from tests.service.conftest import EngineWorld
+
+
+@dataclass
+class CountingReader:
+    """The real reader, and the index of every block read through it."""
+
+    inner: BlockReader
+    blocks: list[int] = field(default_factory=list)
+
+    def read(self, block: Block) -> np.ndarray:
+        self.blocks.append(block.index)
+        return self.inner.read(block)
+
+    def sources(self) -> list[SourceRef]:
+        return self.inner.sources()
+
+
+@dataclass
+class CountingFactory:
+    """``StacReaderFactory`` whose reader counts its reads."""
+
+    inner: StacReaderFactory
+    reader: CountingReader | None = None
+    grid: OutputGrid | None = None
+
+    def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
+        self.grid = self.inner.prepare_grid(request, contract)
+        return self.grid
+
+    def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> CountingReader:
+        self.reader = CountingReader(self.inner.open(request, grid, contract))
+        return self.reader
+
+
+def test_blocks_without_an_aoi_pixel_are_not_read(engine_world: EngineWorld, tmp_path: Path) -> None:
+    west, south, east, north = parse_aoi(engine_world.aoi).bounds
+    dx, dy = (east - west) / 12, (north - south) / 12
+    fields = shapely.geometry.MultiPolygon(
+        [
+            shapely.geometry.box(west + dx, south + dy, west + 2 * dx, south + 2 * dy),
+            shapely.geometry.box(east - 2 * dx, north - 2 * dy, east - dx, north - dy),
+        ]
+    )
+    factory = CountingFactory(StacReaderFactory(str(engine_world.catalog)))
+    request = ClassifyRequest(
+        aoi=shapely.geometry.mapping(fields), datetime=engine_world.datetime, block_size=32
+    )
+    result = classify(request, load_model(engine_world.model), factory, tmp_path / "run", workers=2)
+    assert factory.grid is not None
+    assert factory.reader is not None
+    grid = factory.grid
+    holding = {block.index for block in grid.blocks() if grid.aoi_mask(block).any()}
+    assert sorted(factory.reader.blocks) == sorted(holding), "each block with an AOI pixel, once"
+    assert len(holding) < grid.n_blocks / 2, "the premise: most blocks of the box lie between the fields"
+    with rasterio.open(result.classes) as src:
+        labels = src.read(1)
+    inside = np.zeros(labels.shape, dtype=bool)
+    for block in grid.blocks():
+        inside[block.row : block.row + block.height, block.col : block.col + block.width] = grid.aoi_mask(
+            block
+        )
+    assert (labels[~inside] == NODATA).all()
+    assert (labels[inside] != NODATA).mean() > 0.9, "the fields themselves are mapped"
