@@ -189,10 +189,14 @@ def _vector_aoi(path: Path) -> dict[str, Any]:
 def parse_aoi(aoi: object) -> BaseGeometry:
     """The AOI polygon(s) of a GeoJSON geometry, Feature or FeatureCollection in EPSG:4326.
 
+    A position's height (RFC 7946 allows one) is dropped, and so is a FeatureCollection's feature without a
+    geometry (``null``: RFC 7946's unlocated feature), as ``read_aoi_file`` drops them: a request refused
+    what the command line took (AOI review).
+
     Raises:
-        InputError: Not GeoJSON, no polygon, an unclosed ring, 3D or non-numeric positions, an edge
-            crossing the antimeridian, coordinates outside lon/lat range, or an invalid polygon
-            (self-intersection, ...), with shapely's explanation of where.
+        InputError: Not GeoJSON, no polygon, an unclosed ring, non-numeric positions or more than three
+            numbers, an edge crossing the antimeridian, coordinates outside lon/lat range, or an invalid
+            polygon (self-intersection, ...), with shapely's explanation of where.
     """
     if not isinstance(aoi, dict):
         raise InputError(f"the AOI must be a GeoJSON object, got {type(aoi).__name__}")
@@ -201,7 +205,10 @@ def parse_aoi(aoi: object) -> BaseGeometry:
         features = aoi.get("features")
         if not isinstance(features, list) or not features:
             raise InputError("the AOI FeatureCollection has no features")
-        geometries = [_feature_geometry(f) for f in features]
+        located = [f for f in features if not (isinstance(f, dict) and f.get("geometry", 0) is None)]
+        if not located:
+            raise InputError("the AOI FeatureCollection has no feature with a geometry (all are null)")
+        geometries = [_feature_geometry(f) for f in located]
     elif kind == "Feature":
         geometries = [_feature_geometry(aoi)]
     else:
@@ -229,7 +236,7 @@ def _geometry(data: object) -> BaseGeometry:
     for ring in _rings_of(data):
         _check_ring(ring)
     try:
-        geometry = shapely.geometry.shape(data)
+        geometry = shapely.force_2d(shapely.geometry.shape(data))
     except Exception as exc:  # shapely raises several types (ValueError, TypeError, GEOSException)
         raise InputError(f"the AOI is not valid GeoJSON: {exc}") from exc
     if geometry.is_empty:
@@ -290,14 +297,15 @@ def _check_ring(ring: list[Any]) -> None:
             raise InputError(
                 f"the AOI has a position that is not a pair of finite numbers: {str(position)[:80]}"
             )
-        if len(position) != 2:
+        if len(position) not in (2, 3):
             raise InputError(
-                f"the AOI's positions must be [longitude, latitude] pairs; got {len(position)} values "
-                f"({str(position)[:80]}); altitudes are not supported"
+                f"the AOI's positions must be [longitude, latitude] (and optionally a height); got "
+                f"{len(position)} values ({str(position)[:80]})"
             )
     if len(ring) < 4:
         raise InputError(f"the AOI has a ring of {len(ring)} positions; a closed ring needs at least 4")
     _check_closed(ring)
+    ring = [list(position)[:2] for position in ring]
     for lon, lat in ring:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(

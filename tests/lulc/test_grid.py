@@ -31,6 +31,21 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
     assert parse_aoi(collection).equals(parse_aoi(polygon))
 
 
+def test_heights_and_features_without_a_geometry_are_dropped_as_a_files_are() -> None:
+    """AOI review: a request refused a GIS export's heights and null features that --aoi FILE took."""
+    polygon = square(140.0, 36.0, 0.01)
+    raised = {"type": "Polygon", "coordinates": [[[*p, 12.5] for p in polygon["coordinates"][0]]]}
+    unlocated = {"type": "Feature", "properties": {"note": "no place"}, "geometry": None}
+    collection = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": raised}, unlocated],
+    }
+    for aoi in (raised, collection):
+        shape = parse_aoi(aoi)
+        assert not shape.has_z
+        assert shape.equals(parse_aoi(polygon))
+
+
 @pytest.mark.parametrize(
     ("aoi", "message"),
     [
@@ -38,7 +53,12 @@ def test_geometry_feature_and_collection_are_accepted() -> None:
         ({"type": "Polygon"}, "not valid GeoJSON"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "ring of 2 positions"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}, "not closed"),
-        ({"type": "Polygon", "coordinates": [[[0, 0, 5], [1, 0, 5], [1, 1, 5], [0, 0, 5]]]}, "altitudes"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0, 5, 1], [1, 0, 5, 1], [1, 1, 5, 1], [0, 0, 5, 1]]]},
+            "got 4",
+        ),
+        ({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None}]}, "all are null"),
+        ({"type": "Feature", "properties": {}, "geometry": None}, "not a GeoJSON geometry"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, "0"], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, float("nan")], [1, 1], [0, 0]]]}, "finite numbers"),
         ({"type": "Polygon", "coordinates": [[[0, 0], [True, 0], [1, 1], [0, 0]]]}, "finite numbers"),

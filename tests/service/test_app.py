@@ -161,6 +161,31 @@ def test_small_aoi_is_answered_synchronously(world: World, models: Path, tmp_pat
     assert body["stats"]
 
 
+def test_an_aoi_with_heights_and_an_unlocated_feature_maps_as_the_plain_polygon(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """AOI review: POST /classify refused the heights and null features that `lulc classify --aoi` took."""
+    client = client_for(service_settings(tmp_path, world, models, sync_max_km2=100.0))
+    flat = world.aoi()
+    raised = {"type": "Polygon", "coordinates": [[[*p, 12.5] for p in flat["coordinates"][0]]]}
+    aoi = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {}, "geometry": raised},
+            {"type": "Feature", "properties": {"note": "unlocated"}, "geometry": None},
+        ],
+    }
+    answers = [
+        client.post("/classify", json={"aoi": a, "datetime": world.datetime, "model": "demo"})
+        for a in (aoi, flat)
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+    given, plain = (a.json() for a in answers)
+    assert given["stats"] == plain["stats"]
+    assert given["item"]["geometry"] == plain["item"]["geometry"]
+
+
 def test_a_minimum_mapping_unit_publishes_the_cleaned_map_beside_the_map(
     world: World, models: Path, tmp_path: Path
 ) -> None:
