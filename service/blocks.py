@@ -34,6 +34,8 @@ class BlockResult:
     """Per layer key (``probabilities``, ``aoa``, ``sets``): bands ``(n_bands, h, w)``, 255 where no label."""
     aoa_inside: int = 0
     """Valid pixels inside the area of applicability (DI <= the threshold), when ``aoa`` was asked."""
+    aoi_pixels: int = 0
+    """Pixels of the block whose centre is in the AOI (every pixel without one): mapped or not."""
 
 
 LAYERS = ("probabilities", "aoa", "sets")
@@ -77,7 +79,8 @@ def infer_block(
     ``reflectance`` None: the block holds no pixel of the AOI (``read_in_aoi``), every pixel is nodata.
     """
     shape = (block.height, block.width)
-    valid = np.zeros(shape, dtype=bool) if reflectance is None else valid_pixels(grid, block, reflectance)
+    in_aoi = np.zeros(shape, dtype=bool) if reflectance is None else grid.aoi_mask(block)
+    valid = in_aoi if reflectance is None else valid_pixels(grid, block, reflectance, in_aoi)
     labels = np.full(shape, NODATA, dtype=np.uint8)
     top = np.full(shape, NODATA, dtype=np.uint8) if confidence else None
     contract = model.contract
@@ -103,7 +106,7 @@ def infer_block(
             threshold = contract.applicability.threshold
             place(out["aoa"], applicability.encode(di, threshold))
             inside = int(np.count_nonzero(di <= threshold))
-    return BlockResult(block.index, labels, top, out, inside)
+    return BlockResult(block.index, labels, top, out, inside, int(np.count_nonzero(in_aoi)))
 
 
 def _placer(
@@ -166,10 +169,16 @@ def class_set_bands(probabilities: npt.NDArray[np.float32], contract: ModelContr
 
 
 def valid_pixels(
-    grid: OutputGrid, block: Block, reflectance: npt.NDArray[np.float32]
+    grid: OutputGrid,
+    block: Block,
+    reflectance: npt.NDArray[np.float32],
+    in_aoi: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """The pixels of a block that are classified: finite in every band and inside the AOI."""
-    return np.isfinite(reflectance).all(axis=0) & grid.aoi_mask(block)
+    """The pixels of a block that are classified: finite in every band and inside the AOI.
+
+    ``in_aoi``: the block's ``grid.aoi_mask``, where already computed.
+    """
+    return np.isfinite(reflectance).all(axis=0) & (grid.aoi_mask(block) if in_aoi is None else in_aoi)
 
 
 def block_features(

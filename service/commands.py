@@ -165,12 +165,14 @@ def classify_command(
         for label, run in series.runs.items():
             typer.echo(f"{label}: wrote {run.classes.parent}")
             echo_class_areas(run.stats_dict)
+            echo_unmapped(run.stats_dict)
         for label, reason in series.skipped.items():
             typer.echo(f"{label}: skipped, {reason}")
         typer.echo(f"wrote {series.collection}")
         return
     typer.echo(written_files(result))
     echo_class_areas(result.stats_dict)
+    echo_unmapped(result.stats_dict)
     if result.clean is not None and result.clean_stats is not None:
         mmu = result.clean_stats["mmu"]
         typer.echo(
@@ -198,6 +200,22 @@ def echo_class_areas(stats: dict[str, Any]) -> None:
     """One line per class of a ``stats.json``: value, name, hectares."""
     for row in stats["classes"]:
         typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
+
+
+UNMAPPED_NOTE = 0.01
+"""Share of the AOI without a class above which ``lulc classify`` says so (clouds, or past the imagery)."""
+
+
+def echo_unmapped(stats: dict[str, Any]) -> None:
+    """A note when part of the AOI has no class: its areas are then of the mapped part only (AOI review)."""
+    mapped = stats.get("mapped_fraction")
+    if mapped is None or 1.0 - mapped <= UNMAPPED_NOTE:
+        return
+    typer.echo(
+        f"note: {100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class (no "
+        "clear observation: clouds, shadows, or no imagery there); the areas above are of the mapped part",
+        err=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -175,7 +175,7 @@ def classify(
         sink = BlockSink(staging, grid, contract.classes, request.confidence, layers)
         counts = ClassCounts.empty()
         cells = area_cells(grid.crs, grid.transform, grid.width, grid.height)  # None: one pixel area
-        aoa_inside = 0
+        aoa_inside = aoi_pixels = 0
         try:
             if dask_scheduler:
                 from service.dask_runner import run_blocks_dask
@@ -195,13 +195,14 @@ def classify(
                     here = cells.sum_by_value(block_result.labels, block.row, block.col) if cells else None
                     counts = counts.add(block_result.labels, here)
                     aoa_inside += block_result.aoa_inside
+                    aoi_pixels += block_result.aoi_pixels
                     progress.advance()
         finally:
             sink.close()
         if counts.valid == 0:
             raise NoValidPixelsError(_no_pixels_message(request, reader))
         classes_cog, confidence_cog, layer_cogs = finish_cogs(sink, staging, contract.classes)
-        stats = build_stats(counts, contract.classes, grid)
+        stats = build_stats(counts, contract.classes, grid, aoi_pixels)
         stats["model"] = f"{contract.name}-{contract.version}"
         (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
         files = {
@@ -225,6 +226,7 @@ def classify(
             layers,
             {
                 **_trust_properties(contract, wanted, aoa_inside, counts.valid),
+                "lulc:mapped_fraction": stats["mapped_fraction"],
                 **_mmu_properties(request),
             },
         )

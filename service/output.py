@@ -559,9 +559,20 @@ class ClassCounts:
         return int(self.counts.sum() - self.counts[NODATA])
 
 
-def build_stats(counts: ClassCounts, classes: ClassTable, grid: OutputGrid) -> dict[str, Any]:
-    """``stats.json``: pixels and hectares per class (true ground area, whatever the CRS)."""
-    return stats_document(counts, classes, grid.pixel_area_m2(), grid.crs, grid.height, grid.width)
+def build_stats(
+    counts: ClassCounts, classes: ClassTable, grid: OutputGrid, aoi_pixels: int | None = None
+) -> dict[str, Any]:
+    """``stats.json``: pixels and hectares per class (true ground area, whatever the CRS).
+
+    With ``aoi_pixels`` (the pixels whose centre is in the AOI, mapped or not) it also says how much of the
+    AOI has a class (``mapped_fraction``): ``nodata_pixels`` counts the grid's corners outside the AOI too,
+    so an AOI reaching past the imagery, or under clouds, read as mapped (AOI review).
+    """
+    stats = stats_document(counts, classes, grid.pixel_area_m2(), grid.crs, grid.height, grid.width)
+    if aoi_pixels is not None:
+        stats["aoi_pixels"] = aoi_pixels
+        stats["mapped_fraction"] = round(counts.valid / aoi_pixels, 6) if aoi_pixels else 0.0
+    return stats
 
 
 def write_class_sidecars(

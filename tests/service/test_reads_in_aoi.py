@@ -1,4 +1,4 @@
-"""Only blocks holding a pixel of the AOI are read (AOI review).
+"""Only blocks holding a pixel of the AOI are read, and a run says how much of its AOI it mapped (AOI review).
 
 Two fields at opposite ends of a scene, or a ring around a hole, made the engine fetch every block of the
 box around them from every item (SCL and each band), then mask what lay outside. A counting reader (the
@@ -7,6 +7,7 @@ real STAC reader inside, behind the engine's ``ReaderFactory`` seam) records wha
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,3 +88,53 @@ def test_blocks_without_an_aoi_pixel_are_not_read(engine_world: EngineWorld, tmp
         )
     assert (labels[~inside] == NODATA).all()
     assert (labels[inside] != NODATA).mean() > 0.9, "the fields themselves are mapped"
+
+
+def test_an_aoi_reaching_past_the_imagery_says_how_much_of_it_is_mapped(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """AOI review: an AOI 72 % past the scene gave exit 0 and areas, no word that most of it is unmapped."""
+    from tests.support.cli import lulc
+
+    west, south, east, north = parse_aoi(engine_world.aoi).bounds
+    width = east - west
+    box = f"{west - width / 2},{south},{west + width / 2},{north}"  # its western half lies past the scene
+    done = lulc(
+        "classify",
+        "--stac",
+        engine_world.catalog,
+        "--model",
+        engine_world.model,
+        "--aoi",
+        box,
+        "--datetime",
+        engine_world.datetime,
+        "--out",
+        tmp_path / "run",
+    )
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["aoi_pixels"] > stats["valid_pixels"]
+    assert 0.4 < stats["mapped_fraction"] < 0.6
+    assert stats["mapped_fraction"] == round(stats["valid_pixels"] / stats["aoi_pixels"], 6)
+    item = json.loads((tmp_path / "run" / "item.json").read_text())
+    assert item["properties"]["lulc:mapped_fraction"] == stats["mapped_fraction"]
+    unmapped = 100 * (1 - stats["mapped_fraction"])
+    assert f"note: {unmapped:.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class" in done.stderr
+    # the whole AOI of the world: mapped, no note
+    whole = lulc(
+        "classify",
+        "--stac",
+        engine_world.catalog,
+        "--model",
+        engine_world.model,
+        "--aoi",
+        ",".join(map(str, parse_aoi(engine_world.aoi).bounds)),
+        "--datetime",
+        engine_world.datetime,
+        "--out",
+        tmp_path / "whole",
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert "have no class" not in whole.stderr
+    assert json.loads((tmp_path / "whole" / "stats.json").read_text())["mapped_fraction"] > 0.99
