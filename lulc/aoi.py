@@ -69,16 +69,30 @@ def comma_numbers(value: str) -> list[float] | None:
 def bbox_polygon(bbox: list[float]) -> dict[str, Any]:
     """A ``[w, s, e, n]`` box in EPSG:4326 as a GeoJSON Polygon for ``parse_aoi`` (which checks the rest).
 
+    A box whose west is east of its east and which spans less than half the world that way crosses the
+    antimeridian (RFC 7946 5.2, STAC's bbox): it becomes a MultiPolygon of its two parts, split at ±180
+    (AOI review: it was refused). Any other west-of-east is a box turned round, refused.
+
     Raises:
-        InputError: not four numbers, or west not below east or south not below north.
+        InputError: not four numbers, west not below east (but across the antimeridian), or south not below
+            north.
     """
     if len(bbox) != 4:
         raise InputError(f"an AOI box is [w, s, e, n], got {bbox}")
     west, south, east, north = bbox
-    if not (west < east and south < north):
-        raise InputError(f"AOI box {bbox}: w,s,e,n in degrees (EPSG:4326) with w < e and s < n")
-    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-    return {"type": "Polygon", "coordinates": [ring]}
+    across = -180 <= east < west <= 180 and (180 - west) + (east + 180) < 180
+    if not ((west < east or across) and south < north):
+        raise InputError(
+            f"AOI box {bbox}: w,s,e,n in degrees (EPSG:4326) with w < e and s < n (w > e only for a box "
+            "across the antimeridian, under 180 degrees wide)"
+        )
+
+    def ring(w: float, e: float) -> list[list[float]]:
+        return [[w, south], [e, south], [e, north], [w, north], [w, south]]
+
+    if west < east:
+        return {"type": "Polygon", "coordinates": [ring(west, east)]}
+    return {"type": "MultiPolygon", "coordinates": [[ring(west, 180.0)], [ring(-180.0, east)]]}
 
 
 def aoi_argument(value: str) -> dict[str, Any]:

@@ -27,6 +27,15 @@ def test_a_box_turned_round_is_refused(bbox: list[float]) -> None:
         bbox_polygon(bbox)
 
 
+def test_a_box_across_the_antimeridian_is_its_two_parts() -> None:
+    """AOI review: ``--aoi 179.9,-16.1,-179.9,-16.0`` (RFC 7946's bbox across 180) was refused as w > e."""
+    shape = parse_aoi(aoi_argument("179.9,-16.1,-179.9,-16.0"))
+    assert shape.geom_type == "MultiPolygon"
+    east, west = sorted(part.bounds for part in shape.geoms)
+    assert east == pytest.approx((-180.0, -16.1, -179.9, -16.0))
+    assert west == pytest.approx((179.9, -16.1, 180.0, -16.0))
+
+
 def test_a_box_outside_lon_lat_is_refused_by_the_aoi_parser() -> None:
     with pytest.raises(InputError):
         parse_aoi(bbox_polygon([500000.0, 4000000.0, 510000.0, 4010000.0]))  # UTM metres, not degrees
