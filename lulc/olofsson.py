@@ -54,7 +54,9 @@ def estimate(counts: npt.ArrayLike, map_area: npt.ArrayLike) -> Estimate:
         counts: sample counts ``n_ij``, rows = map class, columns = reference class (same class order).
         map_area: mapped area of each class (its stratum size), same order.
 
-    Every stratum with mapped area needs at least 2 sample points (the variance divides by ``n_i - 1``).
+    Every stratum with mapped area needs at least 2 sample points (the variance divides by ``n_i - 1``):
+    callers refuse fewer with ``thin_strata`` first; here a stratum of one point adds no variance (as a
+    stratum sampled whole does), it is not refused.
     A user's accuracy without sample points in its stratum, or a producer's accuracy of a class with no
     estimated reference area, is undefined: NaN (with its standard error), not 0.
     """
