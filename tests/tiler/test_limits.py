@@ -145,7 +145,7 @@ def test_titilers_statistics_read_a_bounded_number_of_features(
     [
         ([[[179.5, 0], [-179.5, 0], [-179.5, 1], [179.5, 1], [179.5, 0]]], "antimeridian"),
         ([[[140, 36], [140.01, 36], [140.01, 36.01], [140, 36.01]]], "not closed"),
-        ([[[140, 36, 1], [140.01, 36, 1], [140.01, 36.01, 1], [140, 36, 1]]], "altitudes"),
+        ([[[140, 36, 1, 2], [140.01, 36, 1, 2], [140.01, 36.01, 1, 2], [140, 36, 1, 2]]], "got 4 values"),
     ],
 )
 def test_polygons_are_parsed_by_the_one_aoi_parser(
