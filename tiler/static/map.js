@@ -252,6 +252,7 @@
     if (state.classLayer) map.removeLayer(state.classLayer);
     state.classLayer = null;
     $("layer-select").value = layer.id;
+    map.closePopup();  // the last click's answer was about the map shown before
     $("info").textContent = "Click the map to see the class.";
     $("info").dataset.state = "idle";
     if (layer.kind === "probability") {
@@ -447,6 +448,7 @@
           }
         }
       }
+      if (state.layer !== layer) return;  // another layer or run was chosen meanwhile: its panel is reset
       info.dataset.state = "done";
       // a string would be taken as HTML (class titles come from the item): give Leaflet a text node
       L.popup().setLatLng(latlng).setContent(document.createTextNode(info.textContent)).openOn(map);
