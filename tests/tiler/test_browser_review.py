@@ -2,26 +2,89 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 import rasterio
 from rasterio.warp import transform
 
+from lulc import applicability
+from lulc.classes import NODATA
+from lulc.cog import write_cog
+from tests.support.serve import BackgroundServer
 from tests.tiler import test_browser
-from tests.tiler.conftest import Runs
+from tests.tiler.conftest import MODE, Runs, World
 from tests.tiler.test_browser import LOADED, _uniform_pixel, chromium_page
+from tiler.app import create_app
+from tiler.settings import TilerSettings
 
 pytestmark = test_browser.pytestmark
 
+THRESHOLD = 0.3
+"""The AOA threshold of the review runs: the map's left half is inside (DI 0.1), its right half outside."""
+LEFT_DI, RIGHT_DI = 0.1, 0.62
+SHOWN = "() => window.lulcState && lulcState.classTilesLoaded"
+
+
+@dataclass(frozen=True)
+class ReviewRuns:
+    """Runs made from the main demo run, each with an ``aoa.tif``: one fine, some with a broken file."""
+
+    root: Path
+    url: str  # the tiler over ``root``
+
+
+def _with_aoa(source: Path, folder: Path, classes: np.ndarray) -> None:
+    """A copy of the run at ``source`` with an ``aoa.tif`` (left half inside, right half outside)."""
+    shutil.copytree(source, folder)
+    di = np.full(classes.shape, LEFT_DI)
+    di[:, classes.shape[1] // 2 :] = RIGHT_DI
+    stored = applicability.encode(di, THRESHOLD)
+    stored[classes == NODATA] = applicability.NODATA
+    with rasterio.open(source / "classes.tif") as src:
+        profile = {"crs": src.crs, "transform": src.transform}
+    write_cog(folder / "aoa.tif", stored, nodata=applicability.NODATA, options=MODE, **profile)
+    item = json.loads((folder / "item.json").read_text())
+    item["properties"]["lulc:aoa_threshold"] = THRESHOLD
+    (folder / "item.json").write_text(json.dumps(item))
+
+
+@pytest.fixture(scope="module")
+def review_runs(
+    tiler_runs: Runs, tiler_world: World, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ReviewRuns]:
+    """``ok``, ``corrupt`` (a cut classes.tif), ``badaoa`` (aoa.tif not a raster), served by a tiler."""
+    root = tmp_path_factory.mktemp("review-runs")
+    for name in ("ok", "corrupt", "badaoa"):
+        _with_aoa(tiler_runs.main, root / name, tiler_runs.classes)
+    cut = (root / "corrupt" / "classes.tif").read_bytes()
+    (root / "corrupt" / "classes.tif").write_bytes(cut[: len(cut) // 3])
+    (root / "badaoa" / "aoa.tif").write_bytes(b"garbage")
+    settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=root)
+    with BackgroundServer(create_app(settings)) as server:
+        yield ReviewRuns(root, server.url)
+
+
+def _problems(page: Any) -> list[str]:
+    return [text.strip() for text in page.locator("#problems li").all_inner_texts()]
+
 
 def _click_pixel(page: Any, runs: Runs, row: int, col: int) -> None:
-    """Click the map on pixel (row, col) of the main run's class map."""
+    """Click the map on pixel (row, col) of the main run's class map (panned to the middle of the view)."""
     with rasterio.open(runs.main / "classes.tif") as src:
         x, y = src.xy(row, col)
         lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
     box = page.locator("#map").bounding_box()
     px, py = page.evaluate(
-        "(ll) => { const p = lulcMap.latLngToContainerPoint(ll); return [p.x, p.y]; }", [lat[0], lon[0]]
+        "(ll) => { lulcMap.panTo(ll, {animate: false}); const p = lulcMap.latLngToContainerPoint(ll);"
+        " return [p.x, p.y]; }",
+        [lat[0], lon[0]],
     )
     page.mouse.click(box["x"] + px, box["y"] + py)
 
@@ -41,3 +104,82 @@ def test_switching_run_closes_the_last_clicks_popup(tiler_url: str, tiler_runs: 
         assert page.locator("#info").inner_text() == "Click the map to see the class."
         assert page.locator(".leaflet-popup-content").count() == 0, "the previous run's answer stays open"
     assert errors == [], f"console errors: {errors}"
+
+
+def test_a_corrupt_class_map_is_said_once_in_the_panel(review_runs: ReviewRuns) -> None:
+    """Every tile fails: one readable message naming classes.tif, no GDAL text, not a blank map as if fine."""
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=corrupt")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        page.wait_for_selector("#problems li", timeout=30_000)
+        page.wait_for_timeout(500)
+        assert page.evaluate("lulcState.tileErrors") > 1
+        problems = _problems(page)
+        assert len(problems) == 1, problems
+        assert "could not be drawn" in problems[0]
+        assert "classes.tif cannot be read" in problems[0]
+        assert "exception" not in problems[0].lower()
+        assert page.locator("#problems").is_visible()
+    assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+def test_a_broken_aoa_tif_says_the_hatching_is_missing(review_runs: ReviewRuns) -> None:
+    """A ticked 'hatch where the model extrapolates' with nothing hatched reads as 'trust everything'."""
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=badaoa")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        page.wait_for_selector("#problems li[data-layer=aoa]", timeout=30_000)
+        problems = _problems(page)
+        assert len(problems) == 1, problems
+        assert "area-of-applicability hatching could not be drawn" in problems[0]
+        assert "aoa.tif cannot be read" in problems[0]
+        # unticked: no hatching asked for, nothing to warn about
+        page.locator("#aoa-toggle").uncheck()
+        assert _problems(page) == []
+    assert [e for e in errors if "Failed to load resource" not in e] == []
+
+
+def test_a_map_deleted_after_loading_is_not_outside_the_map(
+    review_runs: ReviewRuns, tiler_runs: Runs
+) -> None:
+    """classes.tif goes away: tiles and identify say it is missing; when it is back, the message goes."""
+    folder = review_runs.root / "ok"
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=ok")
+        page.wait_for_function(LOADED, timeout=90_000)
+        assert _problems(page) == []
+        (folder / "classes.tif").rename(folder / "classes.away")
+        try:
+            page.evaluate("lulcMap.setZoom(lulcMap.getZoom() + 2)")
+            page.wait_for_selector("#problems li[data-layer=classes]", timeout=30_000)
+            assert "classes.tif is missing on the server" in _problems(page)[0]
+            row, col = _uniform_pixel(tiler_runs.classes)
+            _click_pixel(page, tiler_runs, row, col)
+            page.wait_for_selector("#info[data-state=error]", timeout=30_000)
+            assert "classes.tif is missing" in page.locator("#info").inner_text()
+        finally:
+            (folder / "classes.away").rename(folder / "classes.tif")
+        page.evaluate("lulcMap.setZoom(lulcMap.getZoom() + 1)")
+        page.wait_for_function("() => !document.querySelector('#problems li')", timeout=30_000)
+        assert page.locator("#problems").is_hidden()
+
+
+def test_a_legend_failure_is_taken_back_when_a_layer_loads(product_tiler: str) -> None:
+    """The review's red error stayed in the panel after the tiler came back and a layer loaded fine."""
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{product_tiler}/?run=yearly/2024")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        page.route(
+            "**/legend?*", lambda route: route.fulfill(status=503, json={"detail": "down", "status": 503})
+        )
+        page.locator("#layer-select").select_option(page.evaluate("lulcState.run.layers[1].id"))
+        page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+        page.unroute("**/legend?*")
+        page.locator("#layer-select").select_option(page.evaluate("lulcState.run.layers[0].id"))
+        page.wait_for_function(SHOWN, timeout=90_000)
+        assert not page.evaluate("document.querySelector('#status').classList.contains('error')")
+        assert "Land cover from test-model 1" in page.locator("#status").inner_text()

@@ -111,14 +111,19 @@
     },
 
     createTile(coords, done) {
-      if (!storedToken()) return L.TileLayer.prototype.createTile.call(this, coords, done);
+      if (!storedToken()) {
+        const plain = L.TileLayer.prototype.createTile.call(this, coords, done);
+        plain.lulcUrl = plain.src;
+        return plain;
+      }
       const tile = document.createElement("img");
+      tile.lulcUrl = this.getTileUrl(coords);
       tile.alt = "";
       L.DomEvent.on(tile, "load", L.Util.bind(this._tileOnLoad, this, done, tile));
       L.DomEvent.on(tile, "error", L.Util.bind(this._tileOnError, this, done, tile));
       const abort = new AbortController();
       tile.lulcAbort = abort;
-      authFetch(this.getTileUrl(coords), { signal: abort.signal })
+      authFetch(tile.lulcUrl, { signal: abort.signal })
         .then((response) => {
           if (!response.ok) throw new Error(`tile ${response.status}`);
           return response.blob();
@@ -144,6 +149,76 @@
   const map = L.map("map", { zoomControl: true, attributionControl: true });
   window.lulcMap = map;
   map.setView([0, 0], 2);
+
+  // What failed to draw, by layer ("classes", "aoa"): shown in the panel until that layer loads fine again.
+  const problems = new Map();
+
+  function setProblem(key, text) {
+    if (text) problems.set(key, text);
+    else problems.delete(key);
+    const list = $("problems");
+    list.replaceChildren();
+    for (const [name, message] of problems) {
+      const li = document.createElement("li");
+      li.dataset.layer = name;
+      li.textContent = message;
+      list.append(li);
+    }
+    list.hidden = problems.size === 0;
+  }
+
+  function fileName(path) {
+    return String(path || "").split("/").pop() || "the file";
+  }
+
+  // Why a request for `file` failed, in words (the server's GDAL text is no help to a reader of the map).
+  function failure(status, detail, file) {
+    if (status === 404 && /not found/i.test(detail)) return `${file} is missing on the server (moved or deleted?)`;
+    if (status === 400 && /raster|read/i.test(detail)) return `${file} cannot be read (damaged or not a map)`;
+    if (status === 429 || status === 503) return `the tiler is busy (HTTP ${status}); pan or zoom to try again`;
+    if (status === 502 || status === 504) return `the server storing ${file} did not answer (HTTP ${status})`;
+    if (status === 0) return "the tiler cannot be reached";
+    return `the tiler refused it (HTTP ${status})`;
+  }
+
+  // The status and detail of a failed tile, asked again (an image's error event carries neither).
+  async function tileFailure(url, file) {
+    try {
+      const response = await authFetch(url);
+      if (response.ok) return null;  // it failed once, works now
+      const body = await response.json().catch(() => ({}));
+      const detail = typeof body.detail === "string" ? body.detail : "";
+      if (response.status === 404 && /outside/i.test(detail)) return null;  // a tile beside the map: nothing
+      return failure(response.status, detail, file);
+    } catch (err) {
+      return failure(0, "", file);
+    }
+  }
+
+  // Count a layer's failed tiles, explain the first in the panel, and take the message back once a round
+  // of tiles loads without a failure. `current` tells whether the layer is still the one shown.
+  function watchTiles(layer, key, what, file, current) {
+    let failed = 0;
+    let reported = false;
+    layer.on("loading", () => { failed = 0; });
+    layer.on("tileerror", (event) => {
+      state.tileErrors += 1;
+      failed += 1;
+      if (reported) return;
+      reported = true;
+      tileFailure(event.tile.lulcUrl || event.tile.src, file).then((reason) => {
+        if (!current()) return;
+        if (reason) setProblem(key, `${what}: ${reason}.`);
+        else reported = false;
+      });
+    });
+    layer.on("load", () => {
+      if (failed === 0 && current()) {
+        reported = false;
+        setProblem(key, null);
+      }
+    });
+  }
 
   function setStatus(text, isError) {
     const el = $("status");
@@ -251,6 +326,7 @@
     state.classTilesLoaded = false;
     if (state.classLayer) map.removeLayer(state.classLayer);
     state.classLayer = null;
+    setProblem("classes", null);
     $("layer-select").value = layer.id;
     map.closePopup();  // the last click's answer was about the map shown before
     $("info").textContent = "Click the map to see the class.";
@@ -268,13 +344,16 @@
       }
     }
     if (state.layer !== layer) return false;  // another layer was chosen meanwhile
+    setStatus(runTitle(run));  // the legend loads: a failure to load one before is over
     const options = { zIndex: 2, opacity: opacity(), maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.classLayer = tileLayer(tileUrl("cog", layerQuery(layer)), options);
-    state.classLayer.on("load", () => { state.classTilesLoaded = true; });
-    state.classLayer.on("tileerror", () => { state.tileErrors += 1; });
-    state.classLayer.addTo(map);
+    const classLayer = tileLayer(tileUrl("cog", layerQuery(layer)), options);
+    state.classLayer = classLayer;
+    classLayer.on("load", () => { state.classTilesLoaded = true; });
+    watchTiles(classLayer, "classes", `The map (${layer.title}) could not be drawn`, fileName(layer.url),
+      () => state.classLayer === classLayer);
+    classLayer.addTo(map);
     return true;
   }
 
@@ -306,7 +385,11 @@
       ? `${run.backdrop.id} (${run.backdrop.datetime.slice(0, 10)})` : "";
     showBackdrop();
     showSeries(run);
-    setStatus(run.title + (run.model ? ` · model ${run.model}` : ""));
+    setStatus(runTitle(run));
+  }
+
+  function runTitle(run) {
+    return run.title + (run.model ? ` · model ${run.model}` : "");
   }
 
   // A run that is one period of a series: a slider over the periods and the class areas of each period.
@@ -391,6 +474,7 @@
       map.removeLayer(state.aoaLayer);
       state.aoaLayer = null;
     }
+    setProblem("aoa", null);
     state.aoaTilesLoaded = false;
     const run = state.run;
     if (!run || !run.aoa || !$("aoa-toggle").checked) return;
@@ -398,10 +482,12 @@
     const options = { zIndex: 3, maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.aoaLayer = tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
-    state.aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
-    state.aoaLayer.on("tileerror", () => { state.tileErrors += 1; });
-    state.aoaLayer.addTo(map);
+    const aoaLayer = tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
+    state.aoaLayer = aoaLayer;
+    aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
+    watchTiles(aoaLayer, "aoa", "The area-of-applicability hatching could not be drawn, so the map does not show "
+      + "where the model extrapolates", fileName(run.aoa), () => state.aoaLayer === aoaLayer);
+    aoaLayer.addTo(map);
   }
 
   async function identify(latlng) {
@@ -413,14 +499,17 @@
     info.textContent = "…";
     const point = `${latlng.lng},${latlng.lat}`;
     try {
-      const response = await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
-      if (response.status === 404) {
+      const bounds = runBounds(run);
+      const response = bounds && !bounds.contains(latlng) ? null
+        : await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
+      const body = response ? await response.json().catch(() => ({})) : {};
+      const detail = typeof body.detail === "string" ? body.detail : "";
+      if (!response || (response.status === 404 && /outside/i.test(detail))) {
         info.textContent = "Outside the map.";
         info.dataset.state = "outside";
         return;
       }
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.detail || response.statusText);
+      if (!response.ok) throw new Error(`${failure(response.status, detail, fileName(layer.url))}.`);
       const value = body.values[0];
       const entry = state.legend ? state.legend.classes.find((c) => c.value === value) : null;
       info.replaceChildren();
@@ -453,7 +542,7 @@
       // a string would be taken as HTML (class titles come from the item): give Leaflet a text node
       L.popup().setLatLng(latlng).setContent(document.createTextNode(info.textContent)).openOn(map);
     } catch (err) {
-      info.textContent = `Error: ${err.message}`;
+      info.textContent = `Cannot tell: ${err.message}`;
       info.dataset.state = "error";
       info.classList.add("error");
     }
