@@ -22,7 +22,7 @@ from lulc.errors import LulcError
 from lulc.gdal_env import gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
-from tiler.aoa_overlay import hatch_png, outside_mask
+from tiler.aoa_overlay import AoaPoint, aoa_point, hatch_png, outside_mask
 from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.caching import VaryOnAuthorization, cache_control
@@ -205,6 +205,22 @@ def create_app(settings: TilerSettings) -> FastAPI:
         valid = ~np.ma.getmaskarray(image.array)[0]
         outside = outside_mask(np.asarray(image.array.data[0], dtype=np.uint8), valid, threshold)
         return Response(hatch_png(outside), media_type="image/png")
+
+    @app.get("/aoa/point/{lon},{lat}", response_model=AoaPoint, tags=["Class maps (COG)"])
+    def aoa_point_route(
+        lon: float,
+        lat: float,
+        location: Annotated[str, Depends(dataset_path)],
+        threshold: Annotated[float, Query(gt=0, le=2.54, description="The model's AOA threshold (DI).")],
+    ) -> AoaPoint:
+        """A pixel of a run's ``aoa.tif``: its DI and whether it is inside the model's area of applicability.
+
+        The web map's identify says it beside the class (404 outside the file's bounds, as /cog/point).
+        """
+        with gdal_env(), GTiffReader(allow.gdal_path(location)) as src:
+            point = src.point(lon, lat, indexes=1)
+        masked = bool(np.ma.getmaskarray(point.array)[0])
+        return aoa_point(None if masked else int(point.array.data[0]), threshold)
 
     @app.get(
         "/legend",

@@ -2,73 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
 import rasterio
 from rasterio.warp import transform
 
-from lulc import applicability
-from lulc.classes import NODATA
-from lulc.cog import write_cog
-from tests.support.serve import BackgroundServer
 from tests.tiler import test_browser
-from tests.tiler.conftest import MODE, Runs, World
+from tests.tiler.conftest import LEFT_DI, RIGHT_DI, THRESHOLD, ReviewRuns, Runs
 from tests.tiler.test_browser import LOADED, _uniform_pixel, chromium_page
-from tiler.app import create_app
-from tiler.settings import TilerSettings
 
 pytestmark = test_browser.pytestmark
 
-THRESHOLD = 0.3
-"""The AOA threshold of the review runs: the map's left half is inside (DI 0.1), its right half outside."""
-LEFT_DI, RIGHT_DI = 0.1, 0.62
 SHOWN = "() => window.lulcState && lulcState.classTilesLoaded"
-
-
-@dataclass(frozen=True)
-class ReviewRuns:
-    """Runs made from the main demo run, each with an ``aoa.tif``: one fine, some with a broken file."""
-
-    root: Path
-    url: str  # the tiler over ``root``
-
-
-def _with_aoa(source: Path, folder: Path, classes: np.ndarray) -> None:
-    """A copy of the run at ``source`` with an ``aoa.tif`` (left half inside, right half outside)."""
-    shutil.copytree(source, folder)
-    di = np.full(classes.shape, LEFT_DI)
-    di[:, classes.shape[1] // 2 :] = RIGHT_DI
-    stored = applicability.encode(di, THRESHOLD)
-    stored[classes == NODATA] = applicability.NODATA
-    with rasterio.open(source / "classes.tif") as src:
-        profile = {"crs": src.crs, "transform": src.transform}
-    write_cog(folder / "aoa.tif", stored, nodata=applicability.NODATA, options=MODE, **profile)
-    item = json.loads((folder / "item.json").read_text())
-    item["properties"]["lulc:aoa_threshold"] = THRESHOLD
-    (folder / "item.json").write_text(json.dumps(item))
-
-
-@pytest.fixture(scope="module")
-def review_runs(
-    tiler_runs: Runs, tiler_world: World, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ReviewRuns]:
-    """``ok``, ``corrupt`` (a cut classes.tif), ``badaoa`` (aoa.tif not a raster), served by a tiler."""
-    root = tmp_path_factory.mktemp("review-runs")
-    for name in ("ok", "corrupt", "badaoa"):
-        _with_aoa(tiler_runs.main, root / name, tiler_runs.classes)
-    cut = (root / "corrupt" / "classes.tif").read_bytes()
-    (root / "corrupt" / "classes.tif").write_bytes(cut[: len(cut) // 3])
-    (root / "badaoa" / "aoa.tif").write_bytes(b"garbage")
-    settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=root)
-    with BackgroundServer(create_app(settings)) as server:
-        yield ReviewRuns(root, server.url)
 
 
 def _problems(page: Any) -> list[str]:
@@ -183,3 +128,28 @@ def test_a_legend_failure_is_taken_back_when_a_layer_loads(product_tiler: str) -
         page.wait_for_function(SHOWN, timeout=90_000)
         assert not page.evaluate("document.querySelector('#status').classList.contains('error')")
         assert "Land cover from test-model 1" in page.locator("#status").inner_text()
+
+
+def test_identify_says_whether_the_pixel_is_inside_the_area_of_applicability(
+    review_runs: ReviewRuns, tiler_runs: Runs
+) -> None:
+    """A class on a pixel whose DI is above the threshold is the model extrapolating: identify says so."""
+    errors: list[str] = []
+    width = tiler_runs.classes.shape[1]
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=ok")
+        page.wait_for_function(LOADED, timeout=90_000)
+        right = _uniform_pixel(tiler_runs.classes[:, width // 2 + 10 :])
+        _click_pixel(page, tiler_runs, right[0], right[1] + width // 2 + 10)
+        page.wait_for_selector("#info[data-state=done]", timeout=30_000)
+        note = page.locator("#info .aoa").inner_text()
+        assert "OUTSIDE the area of applicability" in note
+        assert f"DI {RIGHT_DI:.2f} > threshold {THRESHOLD:.2f}" in note
+        assert "OUTSIDE the area of applicability" in page.locator(".leaflet-popup-content").inner_text()
+        left = _uniform_pixel(tiler_runs.classes[:, : width // 2 - 10])
+        _click_pixel(page, tiler_runs, *left)
+        page.wait_for_function("() => document.querySelector('#info .aoa')?.dataset.inside === 'true'")
+        assert f"inside the area of applicability (DI {LEFT_DI:.2f} ≤ threshold {THRESHOLD:.2f})" in (
+            page.locator("#info").inner_text()
+        )
+    assert errors == [], f"console errors: {errors}"

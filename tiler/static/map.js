@@ -490,6 +490,35 @@
     aoaLayer.addTo(map);
   }
 
+  // Whether the model applies at the clicked pixel: its DI against the run's AOA threshold, from aoa.tif.
+  async function aoaNote(point, run) {
+    const note = document.createElement("span");
+    note.className = "aoa";
+    const threshold = run.aoa_threshold;
+    try {
+      const response = await authFetch(`aoa/point/${point}?url=${encodeURIComponent(run.aoa)}&threshold=${threshold}`);
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const detail = typeof body.detail === "string" ? body.detail : "";
+        throw new Error(failure(response.status, detail, fileName(run.aoa)));
+      }
+      if (body.inside === null || body.inside === undefined) {
+        note.textContent = " · no area-of-applicability value here";
+      } else if (body.inside) {
+        note.textContent = ` · inside the area of applicability (DI ${body.di.toFixed(2)} ≤ threshold ${threshold.toFixed(2)})`;
+      } else {
+        note.textContent = ` · OUTSIDE the area of applicability (DI ${body.di.toFixed(2)} > threshold `
+          + `${threshold.toFixed(2)}): the model extrapolates here`;
+        note.classList.add("outside");
+      }
+      note.dataset.inside = String(body.inside);
+    } catch (err) {
+      note.textContent = ` · area of applicability unknown: ${err.message}`;
+      note.dataset.inside = "unknown";
+    }
+    return note;
+  }
+
   async function identify(latlng) {
     const run = state.run;
     const layer = state.layer;
@@ -537,6 +566,7 @@
           }
         }
       }
+      if (run.aoa && !missing) info.append(await aoaNote(point, run));
       if (state.layer !== layer) return;  // another layer or run was chosen meanwhile: its panel is reset
       info.dataset.state = "done";
       // a string would be taken as HTML (class titles come from the item): give Leaflet a text node
