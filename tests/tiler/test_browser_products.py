@@ -68,7 +68,7 @@ def test_layers_and_series_in_headless_chromium(
         page.wait_for_selector("#series-table tr", timeout=90_000)
         header = [h.strip() for h in page.locator("#series-table tr").first.locator("th").all_inner_texts()]
         assert header == ["ha", "2021", "2023", "2024"]
-        assert page.locator("#series-table tr").count() == 1 + len(table.classes)
+        assert page.locator("#series-table tr").count() == 1 + len(table.classes) + 2  # no data, total
         assert page.locator("#period-value").inner_text() == "2024"
         page.locator("#period-slider").fill("0")
         page.wait_for_function("() => lulcState.run.id === 'yearly/2021'", timeout=30_000)

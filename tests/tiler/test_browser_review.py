@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import rasterio
 from rasterio.warp import transform
 
@@ -152,4 +153,35 @@ def test_identify_says_whether_the_pixel_is_inside_the_area_of_applicability(
         assert f"inside the area of applicability (DI {LEFT_DI:.2f} ≤ threshold {THRESHOLD:.2f})" in (
             page.locator("#info").inner_text()
         )
+    assert errors == [], f"console errors: {errors}"
+
+
+def _series_table(page: Any) -> dict[str, list[str]]:
+    rows = page.locator("#series-table tr")
+    page.wait_for_function("() => document.querySelectorAll('#series-table tr').length > 1", timeout=90_000)
+    table = {}
+    for index in range(rows.count()):
+        cells = [c.strip() for c in rows.nth(index).locator("th, td").all_inner_texts()]
+        table[cells[0]] = cells[1:]
+    return table
+
+
+def test_series_areas_show_no_data_and_totals_over_one_polygon(product_tiler: str) -> None:
+    """A cloudy period's gap is a 'No data' row, not a loss; every page counts over the same polygon."""
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{product_tiler}/?run=yearly/2023")  # its item's bbox is narrower than the others'
+        page.wait_for_function(SHOWN, timeout=90_000)
+        from_2023 = _series_table(page)
+        page.goto(f"{product_tiler}/?run=yearly/2024")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        from_2024 = _series_table(page)
+    assert from_2023 == from_2024, "the class areas depend on the period the page was opened at"
+    assert from_2024["ha"] == ["2021", "2023", "2024"]
+    assert "No data" in from_2024
+    totals = from_2024["Total"]
+    assert len(set(totals)) == 1, f"each period over the same polygon has the same total: {totals}"
+    for index in range(3):
+        column = [float(cells[index]) for name, cells in from_2024.items() if name not in ("ha", "Total")]
+        assert sum(column) == pytest.approx(float(totals[index]), abs=0.05 * len(column))
     assert errors == [], f"console errors: {errors}"

@@ -411,9 +411,19 @@
     }
   }
 
+  // The one box every period's areas are counted in, whichever period the page opened: all the periods'
+  // maps (each run's bbox can be its own data's footprint), else the opened run's when one crosses ±180°.
+  function seriesBox(run, series) {
+    const boxes = series.periods.map((p) => state.runs.find((r) => r.id === p.run)).filter((r) => r && r.bbox)
+      .map((r) => r.bbox);
+    if (!boxes.length || boxes.some(([w, , e]) => w > e)) return run.bbox || [-180, -90, 180, 90];
+    return [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1])),
+      Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))];
+  }
+
   async function loadSeries(run, series) {
     $("series-table").replaceChildren();
-    const [w, s, e, n] = run.bbox || [-180, -90, 180, 90];
+    const [w, s, e, n] = seriesBox(run, series);
     const ring = (west, east) => [[[west, s], [east, s], [east, n], [west, n], [west, s]]];
     // a bbox whose west is east of its east crosses the antimeridian (STAC, RFC 7946): split it at ±180°
     const polygon = w <= e
@@ -452,20 +462,28 @@
       head.append(th);
     }
     table.append(head);
-    body.periods[0].statistics.classes.forEach((entry, row) => {
+    const addRow = (label, value, hectaresOf) => {
       const tr = document.createElement("tr");
-      tr.dataset.value = String(entry.value);
+      tr.dataset.value = value;
       const name = document.createElement("td");
-      name.textContent = entry.name;
+      name.textContent = label;
       tr.append(name);
       for (const period of body.periods) {
         const td = document.createElement("td");
-        td.textContent = period.statistics.classes[row].hectares.toFixed(1);
+        td.textContent = hectaresOf(period.statistics).toFixed(1);
         if (period.period === current) td.className = "current";
         tr.append(td);
       }
       table.append(tr);
+      return tr;
+    };
+    body.periods[0].statistics.classes.forEach((entry, row) => {
+      addRow(entry.name, String(entry.value), (stats) => stats.classes[row].hectares);
     });
+    // pixels without a class (clouds, no imagery): a gap in a period's map, not land cover lost
+    const nodata = (stats) => (stats.nodata_pixels * stats.pixel_area_m2) / 10000;
+    addRow("No data", "nodata", nodata).className = "nodata";
+    addRow("Total", "total", (stats) => stats.hectares + nodata(stats)).className = "total";
   }
 
   // The area of applicability: hatching over the pixels whose DI exceeds the model's threshold.
