@@ -185,3 +185,57 @@ def test_series_areas_show_no_data_and_totals_over_one_polygon(product_tiler: st
         column = [float(cells[index]) for name, cells in from_2024.items() if name not in ("ha", "Total")]
         assert sum(column) == pytest.approx(float(totals[index]), abs=0.05 * len(column))
     assert errors == [], f"console errors: {errors}"
+
+
+def test_at_phone_width_the_map_is_usable_and_the_panel_folds(tiler_url: str) -> None:
+    """390 x 844: the map spans the width above the panel, the panel folds, a popup stays in sight."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(test_browser.CHROMIUM), args=test_browser.ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page.goto(f"{tiler_url}/?run=2024/main")
+            page.wait_for_function(LOADED, timeout=90_000)
+            map_box = page.locator("#map").bounding_box()
+            panel_box = page.locator("#panel").bounding_box()
+            assert map_box["width"] == 390, "the panel beside the map left it 130 px wide"
+            assert map_box["height"] >= 0.5 * 844
+            assert map_box["y"] + map_box["height"] <= panel_box["y"] + 1, (
+                "the map ends where the panel begins"
+            )
+            toggle = page.locator("#panel-toggle")
+            assert toggle.is_visible()
+            toggle.click()
+            assert toggle.get_attribute("aria-expanded") == "false"
+            assert page.locator("#panel-body").is_hidden()
+            assert page.locator("#status").is_visible()
+            page.wait_for_function(
+                "() => document.querySelector('#map').getBoundingClientRect().height > 0.8 * 844"
+            )
+            folded = page.locator("#map").bounding_box()
+            # a pixel of the map near the bottom of the view (above the folded panel)
+            px, py = page.evaluate(
+                "() => { const r = lulcState.run.bbox;"
+                " const ll = L.latLng((r[1] + r[3]) / 2, (r[0] + r[2]) / 2);"
+                " lulcMap.panTo(ll, {animate: false});"
+                " const size = lulcMap.getSize(); lulcMap.panBy([0, -0.35 * size.y], {animate: false});"
+                " const p = lulcMap.latLngToContainerPoint(ll); return [p.x, p.y]; }"
+            )
+            assert py > 0.7 * folded["height"]
+            page.touchscreen.tap(folded["x"] + px, folded["y"] + py)
+            page.wait_for_selector(".leaflet-popup-content", timeout=30_000)
+            page.wait_for_timeout(600)  # Leaflet pans the popup into view
+            popup = page.locator(".leaflet-popup-content-wrapper").bounding_box()
+            panel = page.locator("#panel").bounding_box()
+            assert popup["y"] >= 0
+            assert popup["y"] + popup["height"] <= panel["y"], "the popup is under the panel"
+            assert popup["x"] >= 0
+            assert popup["x"] + popup["width"] <= 390
+            toggle.click()
+            assert page.locator("#panel-body").is_visible()
+            assert page.locator("#info[data-state=done]").is_visible()
+        finally:
+            browser.close()

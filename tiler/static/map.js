@@ -633,6 +633,25 @@
     await selectRun(wanted);
   }
 
+  // The panel folds to its title, status and problems (a phone's screen is mostly panel otherwise); the map
+  // then ends where the panel begins, so Leaflet keeps popups in the part that can be seen.
+  function layout() {
+    const phone = window.matchMedia("(max-width: 600px)").matches;
+    const collapsed = document.body.classList.contains("panel-collapsed");
+    $("map").style.bottom = phone && collapsed ? `${$("panel").offsetHeight}px` : "";
+    map.invalidateSize();
+  }
+
+  function setPanel(open) {
+    document.body.classList.toggle("panel-collapsed", !open);
+    $("panel-toggle").textContent = open ? "Hide panel" : "Show panel";
+    $("panel-toggle").setAttribute("aria-expanded", String(open));
+    layout();
+  }
+
+  $("panel-toggle").addEventListener("click", () => setPanel(document.body.classList.contains("panel-collapsed")));
+  window.addEventListener("resize", layout);
+  new ResizeObserver(layout).observe($("panel"));  // a message in the folded panel changes its height
   $("opacity").addEventListener("input", () => {
     const value = opacity();
     $("opacity-value").textContent = `${Math.round(value * 100)} %`;
