@@ -89,6 +89,9 @@ With a bearer token set it is sent ``private`` and every answer varies with ``Au
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
 """Served without the bearer token (when one is set): the probe and the web map's own files."""
 
+RUNS_FOLDER_HEADER = "X-Lulc-Runs-Folder"
+"""On ``GET /runs``: ``set`` when the tiler has a runs folder (``--runs``), ``none`` when not."""
+
 PolygonBody = Annotated[
     dict[str, Any],
     Body(description="GeoJSON Polygon/MultiPolygon, Feature or FeatureCollection in EPSG:4326."),
@@ -276,9 +279,19 @@ def create_app(settings: TilerSettings) -> FastAPI:
             max_periods=settings.max_series_periods,
         )
 
-    @app.get("/runs", response_model=list[Run], tags=["Web map"])
-    def runs() -> list[Run]:
-        """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop."""
+    @app.get(
+        "/runs",
+        response_model=list[Run],
+        tags=["Web map"],
+        responses={200: {"headers": {RUNS_FOLDER_HEADER: {"description": "`set` or `none`: --runs given?"}}}},
+    )
+    def runs(response: Response) -> list[Run]:
+        """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop.
+
+        The `X-Lulc-Runs-Folder` header says whether the tiler has a runs folder at all (`set`, `none`), so
+        the web map tells "no runs in it" from "started without --runs" (naming no folder of the server).
+        """
+        response.headers[RUNS_FOLDER_HEADER] = "none" if settings.runs_dir is None else "set"
         if settings.runs_dir is None:
             return []
         return find_runs(settings.runs_dir, allow.check, settings.max_response_bytes)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import rasterio
 from rasterio.warp import transform
 
+from tests.support.serve import BackgroundServer
 from tests.tiler import test_browser
-from tests.tiler.conftest import LEFT_DI, RIGHT_DI, THRESHOLD, ReviewRuns, Runs
+from tests.tiler.conftest import LEFT_DI, RIGHT_DI, THRESHOLD, ReviewRuns, Runs, World, get
 from tests.tiler.test_browser import LOADED, _uniform_pixel, chromium_page
+from tiler.app import create_app
+from tiler.settings import TilerSettings
 
 pytestmark = test_browser.pytestmark
 
@@ -239,3 +243,39 @@ def test_at_phone_width_the_map_is_usable_and_the_panel_folds(tiler_url: str) ->
             assert page.locator("#info[data-state=done]").is_visible()
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("folder", [True, False], ids=["empty-runs-folder", "no-runs-folder"])
+def test_no_runs_says_which_case_it_is(tmp_path: Path, tiler_world: World, folder: bool) -> None:
+    """--runs given with no runs in it was told 'Start the tiler with --runs DIR'."""
+    settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=tmp_path if folder else None)
+    errors: list[str] = []
+    with BackgroundServer(create_app(settings)) as server, chromium_page(errors) as page:
+        assert get(f"{server.url}/runs").headers["X-Lulc-Runs-Folder"] == ("set" if folder else "none")
+        page.goto(f"{server.url}/")
+        page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+        status = page.locator("#status").inner_text()
+    if folder:
+        assert "No runs found in this tiler's runs folder" in status
+        assert "--runs" not in status
+        assert str(tmp_path) not in status
+    else:
+        assert "has no runs folder: start it with --runs DIR" in status
+    assert errors == []
+
+
+def test_a_run_that_is_not_there_is_said(tiler_url: str) -> None:
+    """?run=typo silently showed the first run as if it were the one asked for."""
+    errors: list[str] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{tiler_url}/?run=2024/mian")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        problems = _problems(page)
+        shown = page.evaluate("lulcState.run.id")
+        assert problems == [
+            f'There is no run "2024/mian" here: showing {shown} instead (choose one in the Run list).'
+        ]
+        page.locator("#run-select").select_option("2024/main")
+        page.wait_for_function(SHOWN, timeout=90_000)
+        assert _problems(page) == []
+    assert errors == []

@@ -359,6 +359,7 @@
 
   async function selectRun(run, keepView) {
     const previous = state.layer;
+    if (state.run && state.run !== run) setProblem("run", null);  // a run was chosen: the ?run= note is done
     state.run = run;
     const bounds = runBounds(run);
     if (bounds && !keepView) map.fitBounds(bounds);
@@ -598,6 +599,7 @@
 
   async function start() {
     let runs = [];
+    let runsFolder = null;
     const url = params.get("url");
     try {
       if (url) {
@@ -608,7 +610,13 @@
         if (params.get("item")) run.backdrop = await getJSON(`backdrop?url=${encodeURIComponent(params.get("item"))}`);
         runs = [run];
       } else {
-        runs = await getJSON("runs");
+        const response = await authFetch("runs");
+        runsFolder = response.headers.get("X-Lulc-Runs-Folder");
+        runs = await response.json().catch(() => null);
+        if (!response.ok || !Array.isArray(runs)) {
+          const detail = runs && typeof runs.detail === "string" ? runs.detail : response.statusText;
+          throw new Error(`${response.status}: ${detail}`);
+        }
       }
     } catch (err) {
       setStatus(`Cannot load runs: ${err.message}`, true);
@@ -616,7 +624,10 @@
     }
     state.runs = runs;
     if (!runs.length) {
-      setStatus("No runs found. Start the tiler with --runs DIR, or open /?url=PATH/classes.tif", true);
+      setStatus(runsFolder === "set"
+        ? "No runs found in this tiler's runs folder (a run is a folder holding classes.tif and item.json). "
+          + "Classify into it, or open /?url=PATH/classes.tif"
+        : "This tiler has no runs folder: start it with --runs DIR, or open /?url=PATH/classes.tif", true);
       return;
     }
     const select = $("run-select");
@@ -628,7 +639,12 @@
     }
     $("run-row").hidden = runs.length < 2;
     select.addEventListener("change", () => selectRun(runs.find((r) => r.id === select.value)));
-    const wanted = runs.find((r) => r.id === params.get("run")) || runs[0];
+    const asked = params.get("run");
+    const wanted = runs.find((r) => r.id === asked) || runs[0];
+    if (asked !== null && wanted.id !== asked) {
+      setProblem("run", `There is no run "${asked}" here: showing ${wanted.id} instead`
+        + (runs.length > 1 ? " (choose one in the Run list)." : "."));
+    }
     select.value = wanted.id;
     await selectRun(wanted);
   }
