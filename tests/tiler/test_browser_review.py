@@ -279,3 +279,27 @@ def test_a_run_that_is_not_there_is_said(tiler_url: str) -> None:
         page.wait_for_function(SHOWN, timeout=90_000)
         assert _problems(page) == []
     assert errors == []
+
+
+def test_the_legend_explains_no_data_and_the_aoa_hatching(review_runs: ReviewRuns, tiler_url: str) -> None:
+    """The hatching and the holes of no data had no legend entry."""
+    errors: list[str] = []
+    extras = "() => [...document.querySelectorAll('#legend li[data-extra]')].map((li) => li.dataset.extra)"
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=ok")
+        page.wait_for_function(LOADED, timeout=90_000)
+        assert page.evaluate(extras) == ["nodata", "aoa"]
+        entry = page.locator("#legend li[data-extra=aoa]")
+        assert "outside the area of applicability" in entry.inner_text()
+        assert "repeating-linear-gradient" in entry.locator(".swatch").evaluate(
+            "s => getComputedStyle(s).backgroundImage"
+        )
+        assert "No data" in page.locator("#legend li[data-extra=nodata]").inner_text()
+        page.locator("#aoa-toggle").uncheck()
+        assert page.evaluate(extras) == ["nodata"], "no hatching shown: no entry for it"
+        page.locator("#aoa-toggle").check()
+        assert page.evaluate(extras) == ["nodata", "aoa"]
+        page.goto(f"{tiler_url}/?run=2024/main")  # a run without aoa.tif
+        page.wait_for_function(LOADED, timeout=90_000)
+        assert page.evaluate(extras) == ["nodata"]
+    assert errors == []

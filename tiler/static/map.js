@@ -260,6 +260,27 @@
     text.textContent = "0 – 100 %";
     li.append(ramp, text);
     list.append(li);
+    renderLegendExtras();
+  }
+
+  // Below the classes: what the map's other marks mean (no data; the AOA hatching while it is shown).
+  function renderLegendExtras() {
+    const list = $("legend");
+    for (const old of list.querySelectorAll("li[data-extra]")) old.remove();
+    const extra = (key, swatchClass, text) => {
+      const li = document.createElement("li");
+      li.dataset.extra = key;
+      const swatch = document.createElement("span");
+      swatch.className = `swatch ${swatchClass}`;
+      const label = document.createElement("span");
+      label.textContent = text;
+      li.append(swatch, label);
+      list.append(li);
+    };
+    extra("nodata", "nodata", "No data (no class: clouds, no imagery, outside the area): not drawn");
+    if (state.run && state.run.aoa && $("aoa-toggle").checked) {
+      extra("aoa", "hatch", "Hatched: outside the area of applicability (the model extrapolates)");
+    }
   }
 
   function renderLegend(legend) {
@@ -276,6 +297,7 @@
       li.append(swatch, name);
       list.append(li);
     }
+    renderLegendExtras();
   }
 
   function escapeHtml(text) {
@@ -495,6 +517,7 @@
     }
     setProblem("aoa", null);
     state.aoaTilesLoaded = false;
+    renderLegendExtras();
     const run = state.run;
     if (!run || !run.aoa || !$("aoa-toggle").checked) return;
     const query = `url=${encodeURIComponent(run.aoa)}&threshold=${run.aoa_threshold}`;
