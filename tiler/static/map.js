@@ -570,7 +570,8 @@
     info.textContent = "…";
     const point = `${latlng.lng},${latlng.lat}`;
     try {
-      const bounds = runBounds(run);
+      // a bbox across ±180° is no Leaflet box to test a point against: the tiler tells
+      const bounds = run.bbox && run.bbox[0] <= run.bbox[2] ? runBounds(run) : null;
       const response = bounds && !bounds.contains(latlng) ? null
         : await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
       const body = response ? await response.json().catch(() => ({})) : {};
