@@ -11,6 +11,7 @@ import io
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+from pydantic import BaseModel, Field
 
 from lulc import applicability
 
@@ -36,3 +37,21 @@ def hatch_png(outside: npt.NDArray[np.bool_]) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+class AoaPoint(BaseModel):
+    """One pixel of a run's ``aoa.tif``: its DI and whether the model applies there."""
+
+    di: float | None = Field(description="The pixel's dissimilarity index (null: no DI there, nodata).")
+    threshold: float = Field(description="The model's AOA threshold (DI units).")
+    inside: bool | None = Field(
+        description="Whether the pixel is inside the area of applicability (DI at most the threshold)."
+    )
+
+
+def aoa_point(stored: int | None, threshold: float) -> AoaPoint:
+    """The answer for a pixel whose ``aoa.tif`` byte is ``stored`` (None: masked)."""
+    if stored is None or stored == applicability.NODATA:
+        return AoaPoint(di=None, threshold=threshold, inside=None)
+    out = bool(applicability.outside(np.array([stored], dtype=np.uint8), threshold)[0])
+    return AoaPoint(di=stored / applicability.SCALE, threshold=threshold, inside=not out)

@@ -22,7 +22,7 @@ from lulc.errors import LulcError
 from lulc.gdal_env import gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
-from tiler.aoa_overlay import hatch_png, outside_mask
+from tiler.aoa_overlay import AoaPoint, aoa_point, hatch_png, outside_mask
 from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.caching import VaryOnAuthorization, cache_control
@@ -88,6 +88,9 @@ With a bearer token set it is sent ``private`` and every answer varies with ``Au
 
 PUBLIC_PATHS = ("/healthz", "/", "/map", "/static/")
 """Served without the bearer token (when one is set): the probe and the web map's own files."""
+
+RUNS_FOLDER_HEADER = "X-Lulc-Runs-Folder"
+"""On ``GET /runs``: ``set`` when the tiler has a runs folder (``--runs``), ``none`` when not."""
 
 PolygonBody = Annotated[
     dict[str, Any],
@@ -206,6 +209,22 @@ def create_app(settings: TilerSettings) -> FastAPI:
         outside = outside_mask(np.asarray(image.array.data[0], dtype=np.uint8), valid, threshold)
         return Response(hatch_png(outside), media_type="image/png")
 
+    @app.get("/aoa/point/{lon},{lat}", response_model=AoaPoint, tags=["Class maps (COG)"])
+    def aoa_point_route(
+        lon: float,
+        lat: float,
+        location: Annotated[str, Depends(dataset_path)],
+        threshold: Annotated[float, Query(gt=0, le=2.54, description="The model's AOA threshold (DI).")],
+    ) -> AoaPoint:
+        """A pixel of a run's ``aoa.tif``: its DI and whether it is inside the model's area of applicability.
+
+        The web map's identify says it beside the class (404 outside the file's bounds, as /cog/point).
+        """
+        with gdal_env(), GTiffReader(allow.gdal_path(location)) as src:
+            point = src.point(lon, lat, indexes=1)
+        masked = bool(np.ma.getmaskarray(point.array)[0])
+        return aoa_point(None if masked else int(point.array.data[0]), threshold)
+
     @app.get(
         "/legend",
         response_model=Legend,
@@ -260,9 +279,19 @@ def create_app(settings: TilerSettings) -> FastAPI:
             max_periods=settings.max_series_periods,
         )
 
-    @app.get("/runs", response_model=list[Run], tags=["Web map"])
-    def runs() -> list[Run]:
-        """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop."""
+    @app.get(
+        "/runs",
+        response_model=list[Run],
+        tags=["Web map"],
+        responses={200: {"headers": {RUNS_FOLDER_HEADER: {"description": "`set` or `none`: --runs given?"}}}},
+    )
+    def runs(response: Response) -> list[Run]:
+        """Runs under the runs folder: folders with classes.tif and item.json, with their backdrop.
+
+        The `X-Lulc-Runs-Folder` header says whether the tiler has a runs folder at all (`set`, `none`), so
+        the web map tells "no runs in it" from "started without --runs" (naming no folder of the server).
+        """
+        response.headers[RUNS_FOLDER_HEADER] = "none" if settings.runs_dir is None else "set"
         if settings.runs_dir is None:
             return []
         return find_runs(settings.runs_dir, allow.check, settings.max_response_bytes)

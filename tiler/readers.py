@@ -20,6 +20,9 @@ from tiler.allowlist import AllowList
 from tiler.colormaps import MAX_JSON_BYTES, MAX_JSON_SECONDS, document_errors, is_remote, read_document
 from tiler.errors import NotARasterError
 
+SMALL_LEVEL = 512
+"""Pixels a side of a map level small enough to read whole for one tile (two tiles' width)."""
+
 
 class GTiffReader(Reader):
     """rio-tiler's ``Reader`` opening its dataset with the GTiff driver only (``REMOTE_RASTER_DRIVER``).
@@ -34,6 +37,25 @@ class GTiffReader(Reader):
                 rasterio.open(self.input, driver=REMOTE_RASTER_DRIVER)
             )
         super().__attrs_post_init__()
+
+    @property
+    def minzoom(self) -> int:
+        """The lowest zoom a tile is served at: the scheme's lowest when the map is cheap to draw whole.
+
+        rio-tiler puts it where a theoretical overview of one tile would be: a map of 226 x 226 pixels got
+        ``minzoom = maxzoom = 14`` in its TileJSON, so a client honouring that showed nothing when zoomed
+        out (web map review). When the map's coarsest level (its smallest overview, or the map itself) is at
+        most ``SMALL_LEVEL`` pixels a side, a tile at any lower zoom reads no more than that level: every zoom
+        of the scheme is real. A larger coarsest level keeps rio-tiler's zoom.
+        """
+        derived = int(self._minzoom)
+        if self.dataset is None or not self.width or not self.height:
+            return derived
+        overviews = self.dataset.overviews(1)
+        coarsest = max(int(self.width), int(self.height)) / (max(overviews) if overviews else 1)
+        if coarsest <= SMALL_LEVEL:
+            return min(derived, int(self.tms.minzoom))
+        return derived
 
 
 class AllowedSTACReader(STACReader):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import rasterio
 from PIL import Image
 from rasterio.warp import transform, transform_bounds
 
+from lulc import applicability
 from lulc.classes import NODATA, ClassTable, load_class_table
 from lulc.cog import CogOptions, write_cog
 from tests.support.http_server import ServerHandle, start_http_server
@@ -233,8 +235,6 @@ class ProductRuns:
 @pytest.fixture(scope="session")
 def product_runs(tiler_world: World, tmp_path_factory: pytest.TempPathFactory) -> ProductRuns:
     """Runs as ``lulc classify --every year --mmu-ha 0.5 --probabilities`` and ``lulc change`` make them."""
-    import shutil
-
     from service.change import change_runs
     from service.engine import classify
     from service.readers import ImageReaderFactory, StacReaderFactory
@@ -283,3 +283,47 @@ def product_tiler(product_runs: ProductRuns, tiler_world: World) -> Iterator[str
     settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=product_runs.root)
     with BackgroundServer(create_app(settings)) as server:
         yield server.url
+
+
+THRESHOLD = 0.3
+"""The AOA threshold of the review runs: the map's left half is inside (DI 0.1), its right half outside."""
+LEFT_DI, RIGHT_DI = 0.1, 0.62
+
+
+@dataclass(frozen=True)
+class ReviewRuns:
+    """Runs made from the main demo run, each with an ``aoa.tif``: one fine, some with a broken file."""
+
+    root: Path
+    url: str  # the tiler over ``root``
+
+
+def _with_aoa(source: Path, folder: Path, classes: np.ndarray) -> None:
+    """A copy of the run at ``source`` with an ``aoa.tif`` (left half inside, right half outside)."""
+    shutil.copytree(source, folder)
+    di = np.full(classes.shape, LEFT_DI)
+    di[:, classes.shape[1] // 2 :] = RIGHT_DI
+    stored = applicability.encode(di, THRESHOLD)
+    stored[classes == NODATA] = applicability.NODATA
+    with rasterio.open(source / "classes.tif") as src:
+        profile = {"crs": src.crs, "transform": src.transform}
+    write_cog(folder / "aoa.tif", stored, nodata=applicability.NODATA, options=MODE, **profile)
+    item = json.loads((folder / "item.json").read_text())
+    item["properties"]["lulc:aoa_threshold"] = THRESHOLD
+    (folder / "item.json").write_text(json.dumps(item))
+
+
+@pytest.fixture(scope="module")
+def review_runs(
+    tiler_runs: Runs, tiler_world: World, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ReviewRuns]:
+    """``ok``, ``corrupt`` (a cut classes.tif), ``badaoa`` (aoa.tif not a raster), served by a tiler."""
+    root = tmp_path_factory.mktemp("review-runs")
+    for name in ("ok", "corrupt", "badaoa"):
+        _with_aoa(tiler_runs.main, root / name, tiler_runs.classes)
+    cut = (root / "corrupt" / "classes.tif").read_bytes()
+    (root / "corrupt" / "classes.tif").write_bytes(cut[: len(cut) // 3])
+    (root / "badaoa" / "aoa.tif").write_bytes(b"garbage")
+    settings = TilerSettings(allow=[str(tiler_world.root)], runs_dir=root)
+    with BackgroundServer(create_app(settings)) as server:
+        yield ReviewRuns(root, server.url)

@@ -111,14 +111,19 @@
     },
 
     createTile(coords, done) {
-      if (!storedToken()) return L.TileLayer.prototype.createTile.call(this, coords, done);
+      if (!storedToken()) {
+        const plain = L.TileLayer.prototype.createTile.call(this, coords, done);
+        plain.lulcUrl = plain.src;
+        return plain;
+      }
       const tile = document.createElement("img");
+      tile.lulcUrl = this.getTileUrl(coords);
       tile.alt = "";
       L.DomEvent.on(tile, "load", L.Util.bind(this._tileOnLoad, this, done, tile));
       L.DomEvent.on(tile, "error", L.Util.bind(this._tileOnError, this, done, tile));
       const abort = new AbortController();
       tile.lulcAbort = abort;
-      authFetch(this.getTileUrl(coords), { signal: abort.signal })
+      authFetch(tile.lulcUrl, { signal: abort.signal })
         .then((response) => {
           if (!response.ok) throw new Error(`tile ${response.status}`);
           return response.blob();
@@ -144,6 +149,76 @@
   const map = L.map("map", { zoomControl: true, attributionControl: true });
   window.lulcMap = map;
   map.setView([0, 0], 2);
+
+  // What failed to draw, by layer ("classes", "aoa"): shown in the panel until that layer loads fine again.
+  const problems = new Map();
+
+  function setProblem(key, text) {
+    if (text) problems.set(key, text);
+    else problems.delete(key);
+    const list = $("problems");
+    list.replaceChildren();
+    for (const [name, message] of problems) {
+      const li = document.createElement("li");
+      li.dataset.layer = name;
+      li.textContent = message;
+      list.append(li);
+    }
+    list.hidden = problems.size === 0;
+  }
+
+  function fileName(path) {
+    return String(path || "").split("/").pop() || "the file";
+  }
+
+  // Why a request for `file` failed, in words (the server's GDAL text is no help to a reader of the map).
+  function failure(status, detail, file) {
+    if (status === 404 && /not found/i.test(detail)) return `${file} is missing on the server (moved or deleted?)`;
+    if (status === 400 && /raster|read/i.test(detail)) return `${file} cannot be read (damaged or not a map)`;
+    if (status === 429 || status === 503) return `the tiler is busy (HTTP ${status}); pan or zoom to try again`;
+    if (status === 502 || status === 504) return `the server storing ${file} did not answer (HTTP ${status})`;
+    if (status === 0) return "the tiler cannot be reached";
+    return `the tiler refused it (HTTP ${status})`;
+  }
+
+  // The status and detail of a failed tile, asked again (an image's error event carries neither).
+  async function tileFailure(url, file) {
+    try {
+      const response = await authFetch(url);
+      if (response.ok) return null;  // it failed once, works now
+      const body = await response.json().catch(() => ({}));
+      const detail = typeof body.detail === "string" ? body.detail : "";
+      if (response.status === 404 && /outside/i.test(detail)) return null;  // a tile beside the map: nothing
+      return failure(response.status, detail, file);
+    } catch (err) {
+      return failure(0, "", file);
+    }
+  }
+
+  // Count a layer's failed tiles, explain the first in the panel, and take the message back once a round
+  // of tiles loads without a failure. `current` tells whether the layer is still the one shown.
+  function watchTiles(layer, key, what, file, current) {
+    let failed = 0;
+    let reported = false;
+    layer.on("loading", () => { failed = 0; });
+    layer.on("tileerror", (event) => {
+      state.tileErrors += 1;
+      failed += 1;
+      if (reported) return;
+      reported = true;
+      tileFailure(event.tile.lulcUrl || event.tile.src, file).then((reason) => {
+        if (!current()) return;
+        if (reason) setProblem(key, `${what}: ${reason}.`);
+        else reported = false;
+      });
+    });
+    layer.on("load", () => {
+      if (failed === 0 && current()) {
+        reported = false;
+        setProblem(key, null);
+      }
+    });
+  }
 
   function setStatus(text, isError) {
     const el = $("status");
@@ -185,6 +260,27 @@
     text.textContent = "0 – 100 %";
     li.append(ramp, text);
     list.append(li);
+    renderLegendExtras();
+  }
+
+  // Below the classes: what the map's other marks mean (no data; the AOA hatching while it is shown).
+  function renderLegendExtras() {
+    const list = $("legend");
+    for (const old of list.querySelectorAll("li[data-extra]")) old.remove();
+    const extra = (key, swatchClass, text) => {
+      const li = document.createElement("li");
+      li.dataset.extra = key;
+      const swatch = document.createElement("span");
+      swatch.className = `swatch ${swatchClass}`;
+      const label = document.createElement("span");
+      label.textContent = text;
+      li.append(swatch, label);
+      list.append(li);
+    };
+    extra("nodata", "nodata", "No data (no class: clouds, no imagery, outside the area): not drawn");
+    if (state.run && state.run.aoa && $("aoa-toggle").checked) {
+      extra("aoa", "hatch", "Hatched: outside the area of applicability (the model extrapolates)");
+    }
   }
 
   function renderLegend(legend) {
@@ -201,6 +297,7 @@
       li.append(swatch, name);
       list.append(li);
     }
+    renderLegendExtras();
   }
 
   function escapeHtml(text) {
@@ -251,7 +348,9 @@
     state.classTilesLoaded = false;
     if (state.classLayer) map.removeLayer(state.classLayer);
     state.classLayer = null;
+    setProblem("classes", null);
     $("layer-select").value = layer.id;
+    map.closePopup();  // the last click's answer was about the map shown before
     $("info").textContent = "Click the map to see the class.";
     $("info").dataset.state = "idle";
     if (layer.kind === "probability") {
@@ -267,18 +366,22 @@
       }
     }
     if (state.layer !== layer) return false;  // another layer was chosen meanwhile
+    setStatus(runTitle(run));  // the legend loads: a failure to load one before is over
     const options = { zIndex: 2, opacity: opacity(), maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.classLayer = tileLayer(tileUrl("cog", layerQuery(layer)), options);
-    state.classLayer.on("load", () => { state.classTilesLoaded = true; });
-    state.classLayer.on("tileerror", () => { state.tileErrors += 1; });
-    state.classLayer.addTo(map);
+    const classLayer = tileLayer(tileUrl("cog", layerQuery(layer)), options);
+    state.classLayer = classLayer;
+    classLayer.on("load", () => { state.classTilesLoaded = true; });
+    watchTiles(classLayer, "classes", `The map (${layer.title}) could not be drawn`, fileName(layer.url),
+      () => state.classLayer === classLayer);
+    classLayer.addTo(map);
     return true;
   }
 
   async function selectRun(run, keepView) {
     const previous = state.layer;
+    if (state.run && state.run !== run) setProblem("run", null);  // a run was chosen: the ?run= note is done
     state.run = run;
     const bounds = runBounds(run);
     if (bounds && !keepView) map.fitBounds(bounds);
@@ -305,7 +408,11 @@
       ? `${run.backdrop.id} (${run.backdrop.datetime.slice(0, 10)})` : "";
     showBackdrop();
     showSeries(run);
-    setStatus(run.title + (run.model ? ` · model ${run.model}` : ""));
+    setStatus(runTitle(run));
+  }
+
+  function runTitle(run) {
+    return run.title + (run.model ? ` · model ${run.model}` : "");
   }
 
   // A run that is one period of a series: a slider over the periods and the class areas of each period.
@@ -327,9 +434,19 @@
     }
   }
 
+  // The one box every period's areas are counted in, whichever period the page opened: all the periods'
+  // maps (each run's bbox can be its own data's footprint), else the opened run's when one crosses ±180°.
+  function seriesBox(run, series) {
+    const boxes = series.periods.map((p) => state.runs.find((r) => r.id === p.run)).filter((r) => r && r.bbox)
+      .map((r) => r.bbox);
+    if (!boxes.length || boxes.some(([w, , e]) => w > e)) return run.bbox || [-180, -90, 180, 90];
+    return [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1])),
+      Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))];
+  }
+
   async function loadSeries(run, series) {
     $("series-table").replaceChildren();
-    const [w, s, e, n] = run.bbox || [-180, -90, 180, 90];
+    const [w, s, e, n] = seriesBox(run, series);
     const ring = (west, east) => [[[west, s], [east, s], [east, n], [west, n], [west, s]]];
     // a bbox whose west is east of its east crosses the antimeridian (STAC, RFC 7946): split it at ±180°
     const polygon = w <= e
@@ -368,20 +485,28 @@
       head.append(th);
     }
     table.append(head);
-    body.periods[0].statistics.classes.forEach((entry, row) => {
+    const addRow = (label, value, hectaresOf) => {
       const tr = document.createElement("tr");
-      tr.dataset.value = String(entry.value);
+      tr.dataset.value = value;
       const name = document.createElement("td");
-      name.textContent = entry.name;
+      name.textContent = label;
       tr.append(name);
       for (const period of body.periods) {
         const td = document.createElement("td");
-        td.textContent = period.statistics.classes[row].hectares.toFixed(1);
+        td.textContent = hectaresOf(period.statistics).toFixed(1);
         if (period.period === current) td.className = "current";
         tr.append(td);
       }
       table.append(tr);
+      return tr;
+    };
+    body.periods[0].statistics.classes.forEach((entry, row) => {
+      addRow(entry.name, String(entry.value), (stats) => stats.classes[row].hectares);
     });
+    // pixels without a class (clouds, no imagery): a gap in a period's map, not land cover lost
+    const nodata = (stats) => (stats.nodata_pixels * stats.pixel_area_m2) / 10000;
+    addRow("No data", "nodata", nodata).className = "nodata";
+    addRow("Total", "total", (stats) => stats.hectares + nodata(stats)).className = "total";
   }
 
   // The area of applicability: hatching over the pixels whose DI exceeds the model's threshold.
@@ -390,17 +515,50 @@
       map.removeLayer(state.aoaLayer);
       state.aoaLayer = null;
     }
+    setProblem("aoa", null);
     state.aoaTilesLoaded = false;
+    renderLegendExtras();
     const run = state.run;
     if (!run || !run.aoa || !$("aoa-toggle").checked) return;
     const query = `url=${encodeURIComponent(run.aoa)}&threshold=${run.aoa_threshold}`;
     const options = { zIndex: 3, maxZoom: 22 };
     const bounds = runBounds(run);
     if (bounds) options.bounds = bounds;
-    state.aoaLayer = tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
-    state.aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
-    state.aoaLayer.on("tileerror", () => { state.tileErrors += 1; });
-    state.aoaLayer.addTo(map);
+    const aoaLayer = tileLayer(`aoa/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query}`, options);
+    state.aoaLayer = aoaLayer;
+    aoaLayer.on("load", () => { state.aoaTilesLoaded = true; });
+    watchTiles(aoaLayer, "aoa", "The area-of-applicability hatching could not be drawn, so the map does not show "
+      + "where the model extrapolates", fileName(run.aoa), () => state.aoaLayer === aoaLayer);
+    aoaLayer.addTo(map);
+  }
+
+  // Whether the model applies at the clicked pixel: its DI against the run's AOA threshold, from aoa.tif.
+  async function aoaNote(point, run) {
+    const note = document.createElement("span");
+    note.className = "aoa";
+    const threshold = run.aoa_threshold;
+    try {
+      const response = await authFetch(`aoa/point/${point}?url=${encodeURIComponent(run.aoa)}&threshold=${threshold}`);
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const detail = typeof body.detail === "string" ? body.detail : "";
+        throw new Error(failure(response.status, detail, fileName(run.aoa)));
+      }
+      if (body.inside === null || body.inside === undefined) {
+        note.textContent = " · no area-of-applicability value here";
+      } else if (body.inside) {
+        note.textContent = ` · inside the area of applicability (DI ${body.di.toFixed(2)} ≤ threshold ${threshold.toFixed(2)})`;
+      } else {
+        note.textContent = ` · OUTSIDE the area of applicability (DI ${body.di.toFixed(2)} > threshold `
+          + `${threshold.toFixed(2)}): the model extrapolates here`;
+        note.classList.add("outside");
+      }
+      note.dataset.inside = String(body.inside);
+    } catch (err) {
+      note.textContent = ` · area of applicability unknown: ${err.message}`;
+      note.dataset.inside = "unknown";
+    }
+    return note;
   }
 
   async function identify(latlng) {
@@ -412,14 +570,18 @@
     info.textContent = "…";
     const point = `${latlng.lng},${latlng.lat}`;
     try {
-      const response = await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
-      if (response.status === 404) {
+      // a bbox across ±180° is no Leaflet box to test a point against: the tiler tells
+      const bounds = run.bbox && run.bbox[0] <= run.bbox[2] ? runBounds(run) : null;
+      const response = bounds && !bounds.contains(latlng) ? null
+        : await authFetch(`cog/point/${point}?${layerQuery(layer)}`);
+      const body = response ? await response.json().catch(() => ({})) : {};
+      const detail = typeof body.detail === "string" ? body.detail : "";
+      if (!response || (response.status === 404 && /outside/i.test(detail))) {
         info.textContent = "Outside the map.";
         info.dataset.state = "outside";
         return;
       }
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.detail || response.statusText);
+      if (!response.ok) throw new Error(`${failure(response.status, detail, fileName(layer.url))}.`);
       const value = body.values[0];
       const entry = state.legend ? state.legend.classes.find((c) => c.value === value) : null;
       info.replaceChildren();
@@ -447,11 +609,13 @@
           }
         }
       }
+      if (run.aoa && !missing) info.append(await aoaNote(point, run));
+      if (state.layer !== layer) return;  // another layer or run was chosen meanwhile: its panel is reset
       info.dataset.state = "done";
       // a string would be taken as HTML (class titles come from the item): give Leaflet a text node
       L.popup().setLatLng(latlng).setContent(document.createTextNode(info.textContent)).openOn(map);
     } catch (err) {
-      info.textContent = `Error: ${err.message}`;
+      info.textContent = `Cannot tell: ${err.message}`;
       info.dataset.state = "error";
       info.classList.add("error");
     }
@@ -459,6 +623,7 @@
 
   async function start() {
     let runs = [];
+    let runsFolder = null;
     const url = params.get("url");
     try {
       if (url) {
@@ -469,7 +634,13 @@
         if (params.get("item")) run.backdrop = await getJSON(`backdrop?url=${encodeURIComponent(params.get("item"))}`);
         runs = [run];
       } else {
-        runs = await getJSON("runs");
+        const response = await authFetch("runs");
+        runsFolder = response.headers.get("X-Lulc-Runs-Folder");
+        runs = await response.json().catch(() => null);
+        if (!response.ok || !Array.isArray(runs)) {
+          const detail = runs && typeof runs.detail === "string" ? runs.detail : response.statusText;
+          throw new Error(`${response.status}: ${detail}`);
+        }
       }
     } catch (err) {
       setStatus(`Cannot load runs: ${err.message}`, true);
@@ -477,7 +648,10 @@
     }
     state.runs = runs;
     if (!runs.length) {
-      setStatus("No runs found. Start the tiler with --runs DIR, or open /?url=PATH/classes.tif", true);
+      setStatus(runsFolder === "set"
+        ? "No runs found in this tiler's runs folder (a run is a folder holding classes.tif and item.json). "
+          + "Classify into it, or open /?url=PATH/classes.tif"
+        : "This tiler has no runs folder: start it with --runs DIR, or open /?url=PATH/classes.tif", true);
       return;
     }
     const select = $("run-select");
@@ -489,11 +663,35 @@
     }
     $("run-row").hidden = runs.length < 2;
     select.addEventListener("change", () => selectRun(runs.find((r) => r.id === select.value)));
-    const wanted = runs.find((r) => r.id === params.get("run")) || runs[0];
+    const asked = params.get("run");
+    const wanted = runs.find((r) => r.id === asked) || runs[0];
+    if (asked !== null && wanted.id !== asked) {
+      setProblem("run", `There is no run "${asked}" here: showing ${wanted.id} instead`
+        + (runs.length > 1 ? " (choose one in the Run list)." : "."));
+    }
     select.value = wanted.id;
     await selectRun(wanted);
   }
 
+  // The panel folds to its title, status and problems (a phone's screen is mostly panel otherwise); the map
+  // then ends where the panel begins, so Leaflet keeps popups in the part that can be seen.
+  function layout() {
+    const phone = window.matchMedia("(max-width: 600px)").matches;
+    const collapsed = document.body.classList.contains("panel-collapsed");
+    $("map").style.bottom = phone && collapsed ? `${$("panel").offsetHeight}px` : "";
+    map.invalidateSize();
+  }
+
+  function setPanel(open) {
+    document.body.classList.toggle("panel-collapsed", !open);
+    $("panel-toggle").textContent = open ? "Hide panel" : "Show panel";
+    $("panel-toggle").setAttribute("aria-expanded", String(open));
+    layout();
+  }
+
+  $("panel-toggle").addEventListener("click", () => setPanel(document.body.classList.contains("panel-collapsed")));
+  window.addEventListener("resize", layout);
+  new ResizeObserver(layout).observe($("panel"));  // a message in the folded panel changes its height
   $("opacity").addEventListener("input", () => {
     const value = opacity();
     $("opacity-value").textContent = `${Math.round(value * 100)} %`;
