@@ -60,6 +60,9 @@ class OutputGrid:
     height: int
     block_size: int = 512
     aoi: BaseGeometry | None = field(default=None, compare=False)
+    aoi_pixels_beyond: int = 0
+    """Pixels of the AOI past the grid's edge, estimated from area: a grid cut to an image (``--image``)
+    leaves out the AOI's parts beyond it, which a run counts as unmapped all the same."""
 
     @property
     def rasterio_crs(self) -> CRS:

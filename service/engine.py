@@ -202,7 +202,7 @@ def classify(
         if counts.valid == 0:
             raise NoValidPixelsError(_no_pixels_message(request, reader))
         classes_cog, confidence_cog, layer_cogs = finish_cogs(sink, staging, contract.classes)
-        stats = build_stats(counts, contract.classes, grid, aoi_pixels)
+        stats = build_stats(counts, contract.classes, grid, aoi_pixels + grid.aoi_pixels_beyond)
         stats["model"] = f"{contract.name}-{contract.version}"
         (staging / STATS_NAME).write_text(dump_json(stats), encoding="utf-8")
         files = {

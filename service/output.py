@@ -564,7 +564,8 @@ def build_stats(
 ) -> dict[str, Any]:
     """``stats.json``: pixels and hectares per class (true ground area, whatever the CRS).
 
-    With ``aoi_pixels`` (the pixels whose centre is in the AOI, mapped or not) it also says how much of the
+    With ``aoi_pixels`` (the pixels whose centre is in the AOI, mapped or not, with those past the edge of a
+    grid cut to an image: ``OutputGrid.aoi_pixels_beyond``) it also says how much of the
     AOI has a class (``mapped_fraction``): ``nodata_pixels`` counts the grid's corners outside the AOI too,
     so an AOI reaching past the imagery, or under clouds, read as mapped (AOI review).
     """

@@ -257,7 +257,8 @@ class ImageReaderFactory:
             if width <= 0 or height <= 0:  # a shared edge only intersects too (review: WindowError, exit 1)
                 raise NoItemsError(f"the AOI does not overlap image {self.path}")
             transform = src.transform @ rasterio.Affine.translation(col, row)
-            return OutputGrid(crs, transform, width, height, request.block_size, shape)
+            beyond = round(shape.difference(image_box).area / abs(src.transform.a * src.transform.e))
+            return OutputGrid(crs, transform, width, height, request.block_size, shape, beyond)
 
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
         """Match the contract's bands to image bands."""

@@ -196,3 +196,25 @@ def test_an_aoi_keeps_every_pixel_whose_centre_it_holds_and_an_edge_alone_is_ref
         with pytest.raises((NoItemsError, InputError), match=r"does not overlap image|holds no pixel centre"):
             run(aoi, out)
         assert not (tmp_path / out).exists()
+
+
+def test_an_aoi_half_past_the_image_says_half_of_it_is_mapped(
+    lulc_py: Path, tutorial_model: Path, tmp_path: Path
+) -> None:
+    """An --image grid stops at the image: an AOI half past the scene read as wholly mapped (1.0, no note)."""
+    from pyproj import Transformer
+
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        transform, crs = src.transform, src.crs
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    x0, y0 = transform @ (-100, 200)  # columns -100..100, rows 100..200: half of it west of the image
+    x1, y1 = transform @ (100, 100)
+    (lon0, lon1), (lat0, lat1) = to_lonlat.transform([x0, x1], [y0, y1])
+    aoi = shapely.geometry.mapping(shapely.geometry.box(lon0, lat0, lon1, lat1))
+    request = ClassifyRequest(aoi=aoi, datetime=DATE)
+    factory = ImageReaderFactory(lulc_py / "s2image.tif")
+    result = classify(request, load_model(tutorial_model), factory, tmp_path / "run")
+    stats = result.stats_dict
+    assert stats["aoi_pixels"] == pytest.approx(20_000, rel=0.02)
+    assert stats["mapped_fraction"] == pytest.approx(0.5, abs=0.02)
+    assert result.item_dict["properties"]["lulc:mapped_fraction"] == stats["mapped_fraction"]
