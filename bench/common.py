@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ LIBRARIES = (
     "starlette",
 )
 MIB = 1024 * 1024
+
+
+def utc_now() -> str:
+    """The time of a run's start or end as its JSON keeps it (``started``, ``finished``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def machine_info() -> dict[str, Any]:

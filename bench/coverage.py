@@ -46,14 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine_info
+from bench.common import machine_info, utc_now
 
 METHODS = ("conformal", "global")
 BIASED_Z = 2.0
-
-
-def _utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _log(message: str) -> None:
@@ -284,14 +280,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "command": "python -m bench.coverage " + " ".join(sys.argv[1:]),
-        "started": _utc(),
+        "started": utc_now(),
         "machine": machine_info(),
         "size": ns.size,
         "draws": [],
     }
 
     def save() -> None:
-        result["finished"] = _utc()
+        result["finished"] = utc_now()
         result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
         if result["draws"]:
             result["summary"] = summarise(result["draws"])

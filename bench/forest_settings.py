@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from bench.common import machine_info
+from bench.common import machine_info, utc_now
 from bench.models import INDICES, bench_contract, features_of, training_samples
 from bench.peers import TUTORIAL
 from bench.runtimes import pixels_of
@@ -196,12 +196,14 @@ def main() -> None:
     result: dict[str, Any] = {
         "machine": machine_info(),
         "command": f"python -m bench.forest_settings --size {ns.size} --pixels {ns.pixels}",
+        "started": utc_now(),
     }
     scene = generate(work / f"scene-{ns.size}", ns.size, ns.seed)
     models = work / f"forests-{ns.size}"
     models.mkdir(exist_ok=True)
     result.update(run(scene, ns.pixels, ns.eval_pixels, ns.seed, models))
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["finished"] = utc_now()
     (work / f"forest-{ns.size}.json").write_text(json.dumps(result, indent=1) + "\n")
     ns.results_dir.mkdir(parents=True, exist_ok=True)
     (ns.results_dir / "forest-settings.md").write_text(table(result), encoding="utf-8")

@@ -22,16 +22,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import classify, peers, report, runtimes, sampling, scaleout
-from bench.common import available_memory, machine_info, start_http_server
+from bench.common import available_memory, machine_info, start_http_server, utc_now
 from bench.models import BenchModel, train_models
 from bench.scene import Scene, generate
 
 PARTS = ("classify", "sampling", "tiles", "scaleout", "runtimes", "peers")
 BENCH = Path(__file__).resolve().parent
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _even(n: int) -> int:
@@ -47,7 +43,7 @@ class Run:
         self.results_dir: Path = ns.results_dir.resolve()
         self.deadline = _deadline(ns.deadline)
         self.results: dict[str, Any] = {
-            "started": _now(),
+            "started": utc_now(),
             "command": " ".join(["bench/run.py", *sys.argv[1:]]),
             "size": ns.size,
             "machine": machine_info(),
@@ -110,7 +106,7 @@ class Run:
         self.server.close()
         self.server = start_http_server(self.work)
         self.results["notes"].append(
-            f"the loopback file server died and was restarted before a part ({_now()})"
+            f"the loopback file server died and was restarted before a part ({utc_now()})"
         )
         for scene in self.scenes.values():
             scene.write_items(self.base_url(scene), scene.root / "items.json")
@@ -233,7 +229,7 @@ class Run:
                     self.step(f"classify {name}", functools.partial(self.classify_model, name, other_size))
         finally:
             self.server.close()
-        self.results["finished"] = _now()
+        self.results["finished"] = utc_now()
         self.save()
         self.log(f"wrote {self.results_dir / 'RESULTS.md'} and results.json")
 

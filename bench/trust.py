@@ -37,7 +37,7 @@ import numpy as np
 import onnx
 
 from bench.classify import agreement, run_service
-from bench.common import Measured, emit, file_server, machine_info, ratio
+from bench.common import Measured, emit, file_server, machine_info, ratio, utc_now
 from bench.models import BenchModel, train_models, training_samples
 from bench.scene import Scene, generate
 from lulc.contract import Applicability, contract_from_metadata
@@ -224,7 +224,7 @@ def main() -> None:
     work = ns.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     command = f"python -m bench.trust --size {ns.size} --model {ns.model} --repeats {ns.repeats}"
-    result: dict[str, Any] = {"machine": machine_info(), "command": command}
+    result: dict[str, Any] = {"machine": machine_info(), "command": command, "started": utc_now()}
     scene = generate(work / f"scene-{ns.size}", ns.size, ns.seed)
     with file_server(work) as server:
         base_url = f"{server.base_url}/{scene.root.name}"
@@ -233,6 +233,7 @@ def main() -> None:
             run(scene, ns.model, base_url, work, lambda m: print(m, flush=True), ns.repeats, ns.seed)
         )
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["finished"] = utc_now()
     (work / f"trust-{ns.size}{model_suffix(ns.model)}.json").write_text(json.dumps(result, indent=1) + "\n")
     emit(result)
 
