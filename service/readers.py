@@ -35,6 +35,7 @@ from lulc.grid import (
 from lulc.pixels import (
     BlockReader,
     ImageBlockReader,
+    ImageScaling,
     ItemAssets,
     RetryPolicy,
     SourceRef,
@@ -42,6 +43,7 @@ from lulc.pixels import (
     StackedBlockReader,
     aligned_offset,
     image_band_indexes,
+    image_scaling,
     item_assets,
     open_image,
     open_image_reader,
@@ -263,7 +265,23 @@ class ImageReaderFactory:
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
         """Match the contract's bands to image bands."""
         with gdal_env(), self._open() as src:
-            descriptions = src.descriptions
+            descriptions, dtype, scales, offsets = src.descriptions, src.dtypes[0], src.scales, src.offsets
         indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
-        radiometry = contract.inputs.radiometry
-        return open_image_reader(self.path, grid, indexes, radiometry.scale, radiometry.offset)
+        scale, offset = _image_scale(image_scaling(self.path, dtype, scales, offsets, indexes), contract)
+        return open_image_reader(self.path, grid, indexes, scale, offset)
+
+
+def _image_scale(own: ImageScaling, contract: ModelContract) -> tuple[float, float]:
+    """The scale and offset that turn this image's values into reflectance.
+
+    Each image is read by its own kind (``lulc.pixels.image_scaling``, the rule training used on the model's
+    image): the contract's scaling was its training image's, and applied to another image it mapped a
+    reflectance image wholly as water under a model trained on DNs, and a DN image wholly as built-up under
+    one trained on reflectance, exit 0 (training review). Only an integer image without scale metadata,
+    whose DN / 10000 is a guess, takes the model's scaling when that was not reflectance as stored: the
+    training image was integers too (DN, or a scale its user gave), and this one is taken as alike.
+    """
+    trained = contract.inputs.radiometry
+    if own.how == "dn" and (trained.scale, trained.offset) != (1.0, 0.0):
+        return trained.scale, trained.offset
+    return own.scale, own.offset

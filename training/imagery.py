@@ -17,6 +17,7 @@ import numpy.typing as npt
 import rasterio
 
 from lulc.contract import Radiometry
+from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 from lulc.pixels import (
@@ -27,6 +28,7 @@ from lulc.pixels import (
     Status,
     image_band_indexes,
     image_datetime,
+    image_scaling,
     open_image,
     open_image_reader,
 )
@@ -172,23 +174,13 @@ def open_local_imagery(
     notes: list[str] = []
     if scale is not None or offset is not None:
         radiometry = Radiometry(scale=1.0 if scale is None else scale, offset=offset or 0.0)
-    elif np.dtype(dtype).kind == "f":
-        radiometry = Radiometry()
-        notes.append(f"{path.name}: float raster taken as surface reflectance (scale 1, offset 0)")
-    elif any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
-        used = {(float(scales[i - 1]), float(offsets[i - 1])) for i in indexes}
-        if len(used) > 1:
-            # the contract carries one scale and offset for plain rasters: never apply band 1's to all
-            raise ImageryError(
-                f"image {path}'s bands {bands} have different scale/offset metadata {sorted(used)}; "
-                "give --scale/--offset explicitly or rescale the bands to one scale first"
-            )
-        (only,) = used
-        radiometry = Radiometry(scale=only[0], offset=only[1])
-        notes.append(f"{path.name}: scale/offset from the raster's metadata")
     else:
-        radiometry = Radiometry(scale=1e-4, offset=0.0)
-        notes.append(f"{path.name}: integer raster without scale metadata taken as DN / 10000")
+        try:
+            scaling = image_scaling(path, dtype, scales, offsets, indexes)
+        except InputError as exc:  # the recipe's imagery, as every other problem of the image
+            raise ImageryError(str(exc)) from exc
+        radiometry = Radiometry(scale=scaling.scale, offset=scaling.offset)
+        notes.append(f"{path.name}: {scaling.note}")
     grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
     reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
     return LocalImagery(path, grid, list(bands), reader, radiometry, notes)

@@ -7,8 +7,10 @@ model sees at inference exactly the pixels it was trained on (``tests/lulc/test_
 
 from lulc.pixels.image import (
     ImageBlockReader,
+    ImageScaling,
     image_band_indexes,
     image_datetime,
+    image_scaling,
     open_image,
     open_image_reader,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "BlockPixels",
     "BlockReader",
     "ImageBlockReader",
+    "ImageScaling",
     "ItemAssets",
     "PixelReader",
     "RetryPolicy",
@@ -55,6 +58,7 @@ __all__ = [
     "gdal_path",
     "image_band_indexes",
     "image_datetime",
+    "image_scaling",
     "item_assets",
     "open_image",
     "open_image_reader",

@@ -188,6 +188,52 @@ def image_band_indexes(
     )
 
 
+@dataclass(frozen=True)
+class ImageScaling:
+    """How an image's values become surface reflectance: ``reflectance = value * scale + offset``."""
+
+    scale: float
+    offset: float
+    how: str
+    """``float`` (taken as reflectance), ``metadata`` (the raster's own scale/offset) or ``dn`` (an integer
+    raster without metadata, taken as Sentinel-2 L2A's DN / 10000)."""
+
+    @property
+    def note(self) -> str:
+        """What was assumed, for the user."""
+        return {
+            "float": "float raster taken as surface reflectance (scale 1, offset 0)",
+            "metadata": "scale/offset from the raster's metadata",
+            "dn": "integer raster without scale metadata taken as DN / 10000",
+        }[self.how]
+
+
+def image_scaling(
+    path: Path | str, dtype: str, scales: Sequence[float], offsets: Sequence[float], indexes: Sequence[int]
+) -> ImageScaling:
+    """How bands ``indexes`` of an image of ``dtype`` with band ``scales``/``offsets`` become reflectance.
+
+    A float raster is reflectance; an integer raster uses its own scale/offset metadata, else the
+    Sentinel-2 L2A convention DN / 10000. Training and classifying read an image by this one rule.
+
+    Raises:
+        InputError: the bands carry different scale/offset metadata (one scale serves all bands).
+    """
+    if np.dtype(dtype).kind == "f":
+        return ImageScaling(1.0, 0.0, "float")
+    if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+        used = {(float(scales[i - 1]), float(offsets[i - 1])) for i in indexes}
+        if len(used) > 1:
+            # one scale and offset for plain rasters: never apply band 1's to all
+            raise InputError(
+                f"image {path}'s bands have different scale/offset metadata {sorted(used)}; "
+                "give --scale/--offset explicitly or rescale the bands to one scale first"
+            )
+        ((scale, offset),) = used
+        return ImageScaling(scale, offset, "metadata")
+    return ImageScaling(1e-4, 0.0, "dn")
+
+
 _BAND_CODE = re.compile(r"^(\w+_)?[Bb]\d{1,2}[Aa]?$")
 """A band code of some sensor (``B4``, ``B13``, Landsat's ``SR_B5``): a name, read only if Sentinel-2's."""
 

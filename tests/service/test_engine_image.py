@@ -218,3 +218,49 @@ def test_an_aoi_half_past_the_image_says_half_of_it_is_mapped(
     assert stats["aoi_pixels"] == pytest.approx(20_000, rel=0.02)
     assert stats["mapped_fraction"] == pytest.approx(0.5, abs=0.02)
     assert result.item_dict["properties"]["lulc:mapped_fraction"] == stats["mapped_fraction"]
+
+
+def _dn_copy(lulc_py: Path, path: Path) -> Path:
+    """The tutorial image as digital numbers: uint16 reflectance x 10000, nodata 0, no scale metadata."""
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        reflectance, profile = src.read(masked=True), src.profile
+        descriptions = src.descriptions
+    dn = np.where(
+        np.ma.getmaskarray(reflectance), 0, np.clip(np.rint(reflectance.filled(0) * 10000), 1, 65535)
+    )
+    profile.update(dtype="uint16", nodata=0)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(dn.astype(np.uint16))
+        dst.descriptions = descriptions
+    return path
+
+
+@pytest.mark.parametrize("trained_on", ["reflectance", "digital numbers"])
+def test_each_image_is_read_by_its_own_scaling_whatever_the_model_was_trained_on(
+    lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path, trained_on: str
+) -> None:
+    """Training review: the model's training scaling was applied to any image (a map of one class, exit 0)."""
+    import onnx
+
+    from lulc.contract import METADATA_KEY, ModelContract, Radiometry
+
+    model_path = tutorial_model
+    if trained_on == "digital numbers":  # the same SVM, its contract saying its image held DN / 10000
+        model = onnx.load(tutorial_model)
+        (entry,) = [p for p in model.metadata_props if p.key == METADATA_KEY]
+        contract = ModelContract.model_validate_json(entry.value)
+        inputs = contract.inputs.model_copy(update={"radiometry": Radiometry(scale=1e-4, offset=0.0)})
+        entry.value = contract.model_copy(update={"inputs": inputs}).model_dump_json()
+        model_path = tmp_path / "dn-model.onnx"
+        onnx.save(model, model_path)
+    with rasterio.open(whole_image.classes) as src:
+        reference = src.read(1)
+    request = ClassifyRequest(aoi=None, datetime=DATE)
+    for image in (lulc_py / "s2image.tif", _dn_copy(lulc_py, tmp_path / "dn.tif")):
+        result = classify(request, load_model(model_path), ImageReaderFactory(image), tmp_path / image.stem)
+        with rasterio.open(result.classes) as src:
+            labels = src.read(1)
+        assert (labels == reference).mean() > 0.995, f"{image.name} under a model trained on {trained_on}"
+        (link,) = [link for link in result.item_dict["links"] if link.get("title") == image.stem]
+        expected = 1.0 if image.name == "s2image.tif" else 1e-4
+        assert link["lulc:scale"] == pytest.approx(expected)
