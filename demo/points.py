@@ -33,6 +33,8 @@ def polygon_4326(epsg: int, corners: list[tuple[float, float]], steps: int = 16)
     lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
     ring = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)]
     ring.append(ring[0])
+    if not shapely.Polygon(ring).exterior.is_ccw:  # RFC 7946: the exterior ring counter-clockwise
+        ring.reverse()
     return {"type": "Polygon", "coordinates": [ring]}
 
 

@@ -177,7 +177,8 @@ class OutputGrid:
         shape = box if self.aoi is None else self.aoi.intersection(box)
         if covered is not None and not (within := shape.intersection(covered)).is_empty:
             shape = within
-        return reproject_geometry(shape, self.crs, WGS84)
+        # RFC 7946: exterior rings counter-clockwise, holes clockwise (shapely's intersection gave clockwise)
+        return shapely.orient_polygons(reproject_geometry(shape, self.crs, WGS84))
 
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         """The grid's bounds in lon/lat (``rasterio.warp.transform_bounds``, 21 points an edge)."""

@@ -1,5 +1,7 @@
 """Offline STAC validation: a document against the core schema and every extension it declares.
 
+Item geometries are also checked for RFC 7946's ring winding, which the schemas leave out.
+
 Core schemas (item, catalog, collection, STAC 1.1.0) ship with pystac; extension schemas come from
 ``../shared/stac-schemas/extensions.json`` (schema URL -> schema document). All are registered in one
 ``referencing.Registry`` so that nothing is fetched over the network: a ``$ref`` to a schema that is not
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely.geometry
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 from pystac.validation.local_validator import get_local_schema_cache
@@ -84,6 +87,20 @@ def stac_errors(document: Mapping[str, Any]) -> list[str]:
             leaf = best_match([error])  # the deepest reason inside oneOf/anyOf/if-then
             where = "/".join(str(p) for p in leaf.absolute_path) or "(root)"
             problems.append(f"{url}: {where}: {leaf.message[:300]}")
+    return problems + _winding_errors(document.get("geometry"))
+
+
+def _winding_errors(geometry: object) -> list[str]:
+    """RFC 7946 section 3.1.6: exterior rings counter-clockwise, holes clockwise (no schema checks it)."""
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return []
+    polygons = shapely.geometry.shape(geometry)
+    problems = []
+    for polygon in getattr(polygons, "geoms", [polygons]):
+        if not polygon.exterior.is_ccw:
+            problems.append("geometry: an exterior ring runs clockwise (RFC 7946: counter-clockwise)")
+        if any(ring.is_ccw for ring in polygon.interiors):
+            problems.append("geometry: a hole runs counter-clockwise (RFC 7946: clockwise)")
     return problems
 
 
