@@ -90,18 +90,40 @@ def _class_table(src: rasterio.io.DatasetReader, item: dict[str, Any], path: Pat
         colours = src.colormap(1)
     except ValueError:
         colours = {}
-    tagged = table_from_band_tags(src.tags(1), colours, str(path))
-    if tagged is not None:
-        return tagged
     asset = item.get("assets", {}).get("classes", {})
     stac_classes = asset.get("classification:classes") or item.get("properties", {}).get(
         "classification:classes"
     )
+    tagged = table_from_band_tags(src.tags(1), colours, str(path))
+    if tagged is not None:
+        return _described(tagged, stac_classes)
     if not stac_classes:
         raise InputError(
             f"{path} names no classes (no CLASS_<value> band tags, no classification:classes in its item)"
         )
     return ClassTable.from_stac(stac_classes)
+
+
+def _described(table: ClassTable, stac_classes: Any) -> ClassTable:
+    """The map's own class table with each class's description from its item, where the item has one.
+
+    The band tags name the classes but carry no description: cleaned, smoothed, vectorised and sampled
+    products described "Lakes, rivers and ponds." as "Water" (outputs review).
+    """
+    if not isinstance(stac_classes, list):
+        return table
+    described = {
+        c.get("value"): c["description"]
+        for c in stac_classes
+        if isinstance(c, dict) and isinstance(c.get("description"), str)
+    }
+    rows = [
+        row.model_copy(update={"description": described[row.value]})
+        if not row.description and described.get(row.value) and described[row.value] != row.name
+        else row
+        for row in table.classes
+    ]
+    return table.model_copy(update={"classes": rows})
 
 
 def run_folder_path(path: str | Path) -> Path:

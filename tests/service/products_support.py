@@ -24,7 +24,7 @@ BANDS = ("red", "nir", "swir16")
 MEANS = np.array([[0.03, 0.02, 0.01], [0.05, 0.40, 0.20], [0.20, 0.25, 0.30]], dtype=np.float32)
 CLASSES = ClassTable(
     classes=[
-        LandCoverClass(value=1, name="Open water", color="#1f78b4"),
+        LandCoverClass(value=1, name="Open water", color="#1f78b4", description="Lakes, rivers and ponds."),
         LandCoverClass(value=2, name="Tree cover", color="#33a02c"),
         LandCoverClass(value=3, name="Built-up area", color="#e31a1c"),
     ]

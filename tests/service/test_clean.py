@@ -136,6 +136,8 @@ def test_clean_run_item_confidence_and_lineage(run: Path, tmp_path: Path) -> Non
         "tree-cover",
         "built-up-area",
     ]
+    described = [c["description"] for c in item["assets"]["classes"]["classification:classes"]]
+    assert described == ["Lakes, rivers and ponds.", "Tree cover", "Built-up area"]  # the source's
     moved = read_band(run / "classes.tif") != read_band(out / "classes.tif")
     confidence = read_band(out / "confidence.tif")
     assert (confidence[moved] == 255).all()
