@@ -46,6 +46,7 @@ from service.output import (
     dump_json,
     file_fields,
     move_into_place,
+    pam_asset,
     staging_dir,
     staging_profile,
     write_class_sidecars,
@@ -445,13 +446,7 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
                 ],
                 **file_fields(staging / CHANGE_NAME),
             },
-            "change_aux": {
-                "href": f"./{CHANGE_AUX}",
-                "type": "application/xml",
-                "title": "GDAL PAM sidecar of change.tif (category names, attribute table)",
-                "roles": ["metadata"],
-                **file_fields(staging / CHANGE_AUX),
-            },
+            "change_aux": pam_asset(CHANGE_AUX, CHANGE_NAME),
             "change_style": {
                 "href": f"./{CHANGE_QML}",
                 "type": QML_TYPE,

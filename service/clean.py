@@ -38,6 +38,7 @@ from service.output import (
     dump_json,
     file_fields,
     move_into_place,
+    pam_asset,
     staging_dir,
     staging_profile,
     stats_document,
@@ -241,13 +242,7 @@ def class_map_assets(
             "raster:bands": [band_fields(run)],
             **file_fields(staging / CLASSES_NAME),
         },
-        "classes_aux": {
-            "href": f"./{AUX_NAME}",
-            "type": "application/xml",
-            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table)",
-            "roles": ["metadata"],
-            **file_fields(staging / AUX_NAME),
-        },
+        "classes_aux": pam_asset(AUX_NAME, CLASSES_NAME),
         "classes_style": {
             "href": f"./{QML_NAME}",
             "type": QML_TYPE,

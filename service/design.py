@@ -48,7 +48,7 @@ from lulc.progress import NullProgress, Progress
 from lulc.signals import held
 from lulc.writable import check_file_writable
 from service.change_areas import change_strata, change_stratum_names
-from service.output import dump_json, file_fields, write_text_atomic
+from service.output import dump_json, write_text_atomic
 from service.product_item import derived_link, product_item
 from service.publish import ITEM_NAME
 from service.run_folder import RunFolder, RunGrid, open_run, read_band, run_folder_path
@@ -527,7 +527,7 @@ def _design_item(frame: SamplingFrame, out: Path, design: SampleDesign, seed: in
                 "type": media_type,
                 "title": f"Validation points: {STRATUM_FIELD} ({what}), empty {labels} to fill",
                 "roles": ["data"],
-                **file_fields(out),
+                # no file: checksum or size: the points are made to be labelled, which changes both
             }
         },
         links=[derived_link(run, out.parent, f"source map {source_id}")],

@@ -34,6 +34,7 @@ import numpy.typing as npt
 import rasterio
 from rasterio.windows import Window
 
+from lulc import applicability
 from lulc.checksum import multihash_sha256
 from lulc.classes import NODATA, ClassTable
 from lulc.cog import HALVING, CogOptions, OverviewLevels, overview_factors, translate_to_cog
@@ -313,6 +314,8 @@ class Layer:
     descriptions: tuple[str, ...]
     unit: str | None
     cog: CogOptions
+    scale: float | None = None
+    """``raster:bands`` ``scale`` of its bands: what a stored value times gives (the DI of ``aoa.tif``)."""
 
 
 def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
@@ -333,6 +336,7 @@ def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
             ("dissimilarity index x 100",),
             None,
             AOA_COG,
+            1.0 / applicability.SCALE,
         ),
         "sets": Layer(
             "sets",
@@ -779,6 +783,20 @@ def _round_coords(value: Any) -> Any:
     return value
 
 
+def pam_asset(name: str, of: str) -> dict[str, Any]:
+    """The asset of map ``of``'s GDAL PAM sidecar ``name``, without ``file:`` size and checksum.
+
+    GDAL rewrites the sidecar whenever a reader computes statistics (``gdalinfo -stats``, rasterio's
+    ``stats()``, QGIS), so a checksum of it went stale on first use (outputs review).
+    """
+    return {
+        "href": f"./{name}",
+        "type": "application/xml",
+        "title": f"GDAL PAM sidecar of {of} (category names, attribute table) for QGIS",
+        "roles": ["metadata"],
+    }
+
+
 def file_fields(path: Path) -> dict[str, Any]:
     """The ``file:checksum`` and ``file:size`` of an asset's file."""
     return {"file:checksum": multihash_sha256(path), "file:size": path.stat().st_size}
@@ -855,7 +873,12 @@ def build_item(
                 "title": layer.title,
                 "roles": ["data", "quality"],
                 "raster:bands": [
-                    raster_band(grid, unit=layer.unit, extra={"name": d}) for d in layer.descriptions
+                    raster_band(
+                        grid,
+                        unit=layer.unit,
+                        extra={"name": d, **({"scale": layer.scale} if layer.scale is not None else {})},
+                    )
+                    for d in layer.descriptions
                 ],
                 **file_fields(files[layer.file]),
             }
@@ -868,13 +891,7 @@ def build_item(
             **file_fields(files[QML_NAME]),
         }
     if AUX_NAME in files:
-        assets["classes_aux"] = {
-            "href": f"./{AUX_NAME}",
-            "type": "application/xml",
-            "title": "GDAL PAM sidecar of classes.tif (category names, attribute table) for QGIS",
-            "roles": ["metadata"],
-            **file_fields(files[AUX_NAME]),
-        }
+        assets["classes_aux"] = pam_asset(AUX_NAME, CLASSES_NAME)
     assets["stats"] = {
         "href": f"./{STATS_NAME}",
         "type": "application/json",

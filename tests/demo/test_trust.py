@@ -84,6 +84,8 @@ def test_the_maps_are_valid_cogs_listed_in_an_item_that_validates(whole: tuple[T
         trained.contract.applicability.threshold, abs=1e-6
     )
     assert {"aoa", "sets"} <= set(mapped.item["assets"])
+    (band,) = mapped.item["assets"]["aoa"]["raster:bands"]
+    assert band["scale"] == 1 / applicability.SCALE  # a stored value times it is the DI (outputs review)
     assert_valid_stac_file(folder / "item.json")
     assert_valid_stac_file(trained.model_dir / "model.json")
 

@@ -163,8 +163,12 @@ def test_item_and_stats_describe_the_outputs(engine_world: EngineWorld, baseline
     derived = [link for link in item["links"] if link["rel"] == "derived_from"]
     assert len(derived) >= 2  # the input items and the model
     assert any(link["href"].endswith("model.onnx") for link in derived)
-    for asset in item["assets"].values():
+    for key, asset in item["assets"].items():
         path = baseline.item.parent / asset["href"]
+        if key == "classes_aux":  # GDAL rewrites it when a reader computes statistics: no checksum
+            assert "file:checksum" not in asset
+            assert "file:size" not in asset
+            continue
         assert asset["file:checksum"] == multihash_sha256(path)
     assert item["assets"]["classes"]["raster:bands"][0]["nodata"] == NODATA
     stats = baseline.stats_dict
