@@ -321,6 +321,7 @@ def _publish_claimed(
         done.append(name)
     _remove(store, [_aside(name) for name in aside])
     _prune_local(folder)
+    _prune_emptied(folder, aside)
     return Published(url=folder, files=files)
 
 
@@ -399,6 +400,22 @@ def _prune_local(folder: str) -> None:
             path.rmdir()
     with contextlib.suppress(OSError):
         root.rmdir()
+
+
+def _prune_emptied(folder: str, replaced: list[str]) -> None:
+    """Remove the local folders a replaced run's files left empty (its ``clean/`` when the new run has none).
+
+    Object stores have no folders; a folder holding anything else (the new run's, another's) stays.
+    """
+    if not is_local(folder):
+        return
+    root = local_path(folder)
+    parents = {parent for name in replaced for parent in Path(name).parents if parent != Path(".")}
+    for parent in sorted(parents, key=lambda p: -len(p.parts)):
+        path = root / parent
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty
 
 
 def _undo(store: ObjectStore, folder: str, done: list[str], aside: list[str]) -> None:

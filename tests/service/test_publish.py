@@ -553,6 +553,7 @@ def test_a_local_replacement_leaves_no_folder_aside(tmp_path: Path) -> None:
     publish(first, str(dest))
     publish(make_outputs(tmp_path / "b"), str(dest), replace=True)
     assert not (dest / ".lulc-replaced").exists()
+    assert not (dest / "clean").exists()  # outputs review: the replaced run's clean/ stayed, empty
 
 
 def test_a_file_left_aside_that_the_run_lacks_is_kept(tmp_path: Path) -> None:
