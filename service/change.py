@@ -419,6 +419,9 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
     times: dict[str, Any] = (
         {"datetime": None, "start_datetime": start, "end_datetime": end} if start and end else {}
     )
+    windows = [props_a.get("lulc:datetime_window"), props_b.get("lulc:datetime_window")]
+    if all(windows):  # both maps' windows, earlier first (the first run's alone was kept: outputs review)
+        times["lulc:datetime_window"] = windows
     return product_item(
         product="change",
         item_id=f"change-{id_a}-{id_b}",

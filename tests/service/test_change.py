@@ -54,6 +54,11 @@ def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
     assert item["properties"]["lulc:product"] == "change"
     assert item["properties"]["start_datetime"].startswith("2024-06-01")
     assert item["properties"]["end_datetime"].startswith("2025-06-01")
+    windows = [
+        json.loads((r / "item.json").read_text())["properties"]["lulc:datetime_window"]
+        for r in (runs.first, runs.second)
+    ]
+    assert item["properties"]["lulc:datetime_window"] == windows
     names = [c["name"] for c in item["assets"]["change"]["classification:classes"]]
     assert names[:2] == ["open-water-unchanged", "open-water-to-tree-cover"]
     sources = {json.loads((out / link["href"]).read_text())["id"] for link in item["links"]}
