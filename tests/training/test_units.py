@@ -449,3 +449,20 @@ def test_a_failed_stage_prints_no_count_off_a_terminal() -> None:
         progress.start("fitting", 2)
         raise ValueError("bad input")
     assert out.getvalue().splitlines() == ["sampling: 3/3"]  # the failed stage's count is not printed
+
+
+def test_spatial_blocks_measure_ground_metres_in_a_crs_off_scale() -> None:
+    """Training review: World Mercator's metres (the tutorial's CRS) were ground metres (500 m: 404 m)."""
+    from pyproj import Transformer
+
+    from training.pipeline import metric_xy
+
+    to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3395", always_xy=True)
+    x0, y0 = to_mercator.transform(140.0, 36.0)
+    x, y = np.array([x0, x0 + 500.0]), np.array([y0, y0])
+    mx, my = metric_xy("EPSG:3395", x, y)
+    assert float(np.hypot(mx[1] - mx[0], my[1] - my[0])) == pytest.approx(500 / 1.2346, rel=0.005)
+    ux, uy = np.array([400_000.0, 400_500.0]), np.array([3_990_000.0, 3_990_000.0])
+    same = metric_xy("EPSG:32654", ux, uy)
+    assert same[0] is ux
+    assert same[1] is uy
