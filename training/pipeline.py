@@ -43,7 +43,7 @@ from training.imagery import Imagery, check_reflectance, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
 from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
-from training.sampling import Samples, sample_pixels, sample_points
+from training.sampling import Samples, sample_pixels, sample_polygons
 from training.settings import TrainingSettings
 from training.trust import SpatialBlocks, Trust, fit_trust
 from training.tuning import tune
@@ -645,13 +645,14 @@ def train(
     if not points.polygons:  # polygons are counted once they are pixels on the imagery grid
         check_class_counts(points.labels, points.classes, points.source)
     imagery = open_imagery(config, settings)
-    points, polygon_notes = points.with_polygon_pixels(
-        imagery.grid, config.max_pixels_per_polygon, config.seed
-    )
-    notes = [*imagery.notes, *polygon_notes]
-    for note in notes:
+    for note in imagery.notes:
         progress.note(note)
-    samples = sample_points(imagery, points, progress)
+    points, samples, polygon_notes = sample_polygons(
+        imagery, points, config.max_pixels_per_polygon, config.seed, progress
+    )
+    for note in polygon_notes:
+        progress.note(note)
+    notes = [*imagery.notes, *polygon_notes]
     _note_dropped(samples, len(points), progress, points=points, imagery=imagery)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     check_reflectance(samples.reflectance, imagery, config.scale is not None or config.offset is not None)

@@ -182,3 +182,23 @@ def test_a_recipe_samples_30_pixels_of_a_polygon_unless_it_says_0(tmp_path: Path
         whole, quiet = points.with_polygon_pixels(GRID, every, seed=0)
         assert len(whole) == 400 + 25
         assert not any("hold more than" in note for note in quiet)
+
+
+def test_a_wholly_valid_polygons_subset_is_the_one_drawn_before(tmp_path: Path) -> None:
+    """The subsets drawn before validity counted (pinned): drawing valid pixels first leaves them so."""
+    big = (box(400_500.0, 3_999_300.0, 400_700.0, 3_999_500.0), "Forest")
+    small = (box(400_100.0, 3_999_100.0, 400_200.0, 3_999_200.0), "Water")
+    points = read_points(write_layer(tmp_path / "two.gpkg", [small, big]), "label")
+    drawn, _ = points.with_polygon_pixels(GRID, 5, seed=0)
+    assert list(zip(drawn.x.tolist(), drawn.y.tolist(), strict=True)) == [
+        (400115.0, 3999175.0),
+        (400125.0, 3999175.0),
+        (400165.0, 3999175.0),
+        (400165.0, 3999155.0),
+        (400155.0, 3999135.0),
+        (400675.0, 3999485.0),
+        (400515.0, 3999475.0),
+        (400535.0, 3999415.0),
+        (400565.0, 3999415.0),
+        (400565.0, 3999315.0),
+    ]
