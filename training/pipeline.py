@@ -126,9 +126,12 @@ def _note_dropped(
     goes_on = enough_points_per_class(samples.labels)
     reasons = Counter(d.reason for d in samples.dropped)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-    progress.note(f"{len(samples.dropped)} of {total} points dropped: {summary}")
+    # a file of polygons (or MultiPoints) gives several samples a feature: name the feature (its row)
+    by_feature = points is not None and points.groups is not None
+    units, unit = ("samples", "sample of feature") if by_feature else ("points", "point")
+    progress.note(f"{len(samples.dropped)} of {total} {units} dropped: {summary}")
     for d in samples.dropped[:shown]:
-        progress.note(f"  dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
+        progress.note(f"  dropped {unit} {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
     if len(samples.dropped) > shown:
         listed = (
             " (all are listed in metrics.json and report.md once the model is written)" if goes_on else ""
@@ -819,7 +822,9 @@ def _metrics(
         "classes": [{"value": c.value, "name": c.name} for c in contract.classes.classes],
         "imagery": imagery.identity,
         "samples": {
-            "points": len(points),
+            "features": points.features,  # read from the file
+            "points": len(points) - points.pixels,  # samples: points (and MultiPoints' parts)
+            "pixels": points.pixels,  # and pixels of polygons
             "used": int(samples.labels.size),
             "by_class": {str(v): int(np.count_nonzero(samples.labels == v)) for v in contract.classes.values},
             "dropped": [d.__dict__ for d in samples.dropped],

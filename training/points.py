@@ -57,9 +57,23 @@ class LabelledPoints:
     """The feature (row) each sample comes from; None when every sample is a feature of its own."""
     polygons: tuple[TrainingPolygon, ...] = ()
     """Polygon features not yet turned into pixel samples (see ``with_polygon_pixels``)."""
+    feature_labels: npt.NDArray[np.int64] | None = None
+    """The label of every feature of the file, by row; None when every sample is a feature of its own."""
+    pixels: int = 0
+    """How many of the samples (the last ones) are pixels of polygons."""
 
     def __len__(self) -> int:
         return int(self.labels.size)
+
+    @property
+    def features(self) -> int:
+        """How many features the file holds (points, MultiPoints and polygons; a polygon's pixels are one)."""
+        return len(self) if self.feature_labels is None else int(self.feature_labels.size)
+
+    @property
+    def file_labels(self) -> npt.NDArray[np.int64]:
+        """The label of every feature of the file, by row (polygons outside the imagery too)."""
+        return self.labels if self.feature_labels is None else self.feature_labels
 
     def xy_in(self, crs: CRS) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """The coordinates reprojected to ``crs``."""
@@ -125,6 +139,7 @@ class LabelledPoints:
             labels=np.concatenate(parts_label),
             groups=np.concatenate(parts_group),
             polygons=(),
+            pixels=sum(part.size for part in parts_x[1:]),
         )
         return expanded, notes
 
@@ -166,13 +181,14 @@ class LabelledPoints:
         return np.concatenate(keep), notes
 
     def take(self, keep: npt.NDArray[np.int64]) -> LabelledPoints:
-        """The samples at the indexes ``keep`` (in their order)."""
+        """The samples at the indexes ``keep`` (ascending)."""
         return replace(
             self,
             x=self.x[keep],
             y=self.y[keep],
             labels=self.labels[keep],
             groups=self.groups[keep] if self.groups is not None else None,
+            pixels=int(np.count_nonzero(keep >= len(self) - self.pixels)),
         )
 
 
@@ -352,6 +368,7 @@ def _mixed_samples(
         fields=fields,
         groups=np.asarray(groups, dtype=np.int64),
         polygons=tuple(polygons),
+        feature_labels=labels,
     )
 
 

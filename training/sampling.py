@@ -19,9 +19,10 @@ Coordinates = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class DroppedPoint:
-    """A point that gave no sample, and why."""
+    """A point (or a polygon's pixel) that gave no sample, and why."""
 
     index: int
+    """The row of its feature in the input file."""
     label: int
     x: float
     y: float
@@ -108,9 +109,14 @@ def _samples(
     blocks_read: int,
 ) -> Samples:
     keep = status == Status.OK
+    rows = points.groups if points.groups is not None else np.arange(len(points))
     dropped = [
         DroppedPoint(
-            int(i), int(points.labels[i]), float(points.x[i]), float(points.y[i]), REASONS[Status(int(s))]
+            int(rows[i]),
+            int(points.labels[i]),
+            float(points.x[i]),
+            float(points.y[i]),
+            REASONS[Status(int(s))],
         )
         for i, s in enumerate(status)
         if s != Status.OK

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from training.api import train
+from training.api import TrainingRun, train
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,10 @@ def polygons(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 @pytest.fixture(scope="module")
-def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = train(
+def trained_run(
+    lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: pytest.TempPathFactory
+) -> TrainingRun:
+    return train(
         image=lulc_py / "s2image.tif",
         bands=["blue", "green", "red", "nir"],
         points=polygons[0],
@@ -83,7 +85,11 @@ def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: py
         seed=0,
         out=tmp_path_factory.mktemp("model") / "m",
     )
-    return run.out
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run: TrainingRun) -> Path:
+    return trained_run.out
 
 
 def test_polygons_give_their_pixels_and_empty_ones_are_reported(
@@ -97,6 +103,29 @@ def test_polygons_give_their_pixels_and_empty_ones_are_reported(
     assert metrics["polygons"]["features_without_valid_pixels"] == [polygons[2]]
     assert {d["reason"] for d in metrics["samples"]["dropped"]} == {"nodata"}
     assert len(metrics["samples"]["dropped"]) == 8
+
+
+def test_dropped_pixels_name_their_feature_and_features_are_counted(
+    trained_run: TrainingRun, polygons: tuple[Path, int, int]
+) -> None:
+    """A polygon's dropped pixels name its row in the file; the report counts features, then pixels.
+
+    Review: they were named by their place in the expanded pixel list ("dropped point 3650"), and the
+    report said "3660 points read" of a file of 122 polygons.
+    """
+    nodata_row = polygons[2]
+    samples = trained_run.metrics["samples"]
+    assert {d["index"] for d in samples["dropped"]} == {nodata_row}  # the row of the nodata polygon
+    assert (samples["features"], samples["points"], samples["pixels"]) == (123, 0, 121 * 9 + 12 + 8)
+    notes = "\n".join(trained_run.notes)
+    assert "8 of 1109 samples dropped: 8 nodata" in notes
+    assert f"  dropped sample of feature {nodata_row} (label 4) at (" in notes
+    assert "dropped point" not in notes
+    report = (trained_run.out / "report.md").read_text()
+    assert "123 features read (1109 pixels of polygons sampled), 1101 used (" in report
+    rows = [line for line in report.splitlines() if line.endswith("| nodata |")]
+    assert len(rows) == 8
+    assert all(row.startswith(f"| {nodata_row} | 4 |") for row in rows)
 
 
 def test_accuracy_is_grouped_by_polygon_and_the_optimism_reported(trained: Path) -> None:
