@@ -163,6 +163,14 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         f"hold-out), {len(data['dropped'])} dropped; {data['blocks_read']} image blocks read.",
         "",
     ]
+    left_out = metrics.get("classes_left_out")
+    if left_out:
+        lines += [
+            "Classes left out: "
+            + "; ".join(f"{c['name']} ({c['value']}): {c['reason']}" for c in left_out)
+            + ".",
+            "",
+        ]
     if data["dropped"]:
         reasons = Counter(d["reason"] for d in data["dropped"])
         lines += [

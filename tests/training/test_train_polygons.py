@@ -13,20 +13,9 @@ from shapely.geometry import box
 
 from training.api import TrainingRun, train
 
+from .conftest import squares, write_polygons
+
 pytestmark = pytest.mark.slow
-
-
-def squares(lulc_py: Path) -> list[tuple[object, int]]:
-    """3 x 3 pixel squares (of valid pixels) around the tutorial's 121 points, in the image's CRS."""
-    with rasterio.open(lulc_py / "s2image.tif") as src:
-        t = src.transform
-    points = gpd.read_file(lulc_py / "samples.shp")
-    rows: list[tuple[object, int]] = []
-    for geometry, label in zip(points.geometry, points["labels"], strict=True):
-        col, row = ~t @ (geometry.x, geometry.y)
-        c0, r0 = np.floor(col) - 1, np.floor(row) - 1
-        rows.append((box(*(t @ (c0 + 0.1, r0 + 2.9)), *(t @ (c0 + 2.9, r0 + 0.1))), int(label)))
-    return rows
 
 
 def corner(lulc_py: Path) -> object:
@@ -35,12 +24,6 @@ def corner(lulc_py: Path) -> object:
         t = src.transform
         assert int((src.read(1)[:10, :10] > 1e30).sum()) == 20  # the sliver: columns 0-1
     return box(*(t @ (-10, 10)), *(t @ (10, -10)))
-
-
-def write_polygons(path: Path, rows: list[tuple[object, int]], lulc_py: Path) -> Path:
-    crs = gpd.read_file(lulc_py / "samples.shp").crs
-    gpd.GeoDataFrame({"labels": [v for _, v in rows]}, geometry=[g for g, _ in rows], crs=crs).to_file(path)
-    return path
 
 
 @pytest.fixture(scope="module")
