@@ -71,7 +71,7 @@ def train_command(
     max_pixels_per_polygon: Annotated[
         int | None,
         typer.Option(
-            help="Pixel samples per training polygon at most (seeded subset; 0: all).",
+            help="Pixel samples per training polygon at most (seeded subset of its valid pixels; 0: all).",
             show_default=recipe_default("30"),
         ),
     ] = None,

@@ -79,7 +79,7 @@ class TrainingConfig(BaseModel):
         indices: [ndvi, ndwi, ndbi]
         points: train.gpkg
         points_crs: null              # only for points files that declare no CRS
-        max_pixels_per_polygon: 30    # polygon layers: pixel samples per polygon (seeded subset; 0: all)
+        max_pixels_per_polygon: 30    # polygon layers: valid pixels sampled per polygon (seeded; 0: all)
         label_field: label
         classes: classes.yaml
         models: [rf, svm, dt]         # rf, svm, dt, hgb, lgbm
@@ -139,9 +139,9 @@ class TrainingConfig(BaseModel):
         default=DEFAULT_PIXELS_PER_POLYGON,
         ge=0,
         description="Polygons give the pixel centres inside them; at most this many each (a seeded "
-        "random subset; 30 as sits' n_sam_pol: a polygon's pixels are alike, and all of a large field "
-        "would swamp the samples and the training time, SVM's growing with their square). 0 or null: "
-        "every pixel.",
+        "random subset of the valid ones: nodata and cloud never take a sample's place; 30 as sits' "
+        "n_sam_pol: a polygon's pixels are alike, and all of a large field would swamp the samples and the "
+        "training time, SVM's growing with their square). 0 or null: every pixel.",
     )
     label_field: str = "label"
     classes: str | None = None

@@ -43,7 +43,7 @@ from training.imagery import Imagery, check_reflectance, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
 from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
-from training.sampling import Samples, sample_pixels, sample_points
+from training.sampling import Samples, sample_pixels, sample_polygons
 from training.settings import TrainingSettings
 from training.trust import SpatialBlocks, Trust, fit_trust
 from training.tuning import tune
@@ -116,19 +116,24 @@ def _note_dropped(
 ) -> None:
     """Say which points were dropped and why; refuse them if they all (or a class's) lie outside the imagery.
 
-    Training stops right after (``check_class_counts``) when too few points are left: if every point, or
-    every point of a class, lies outside the imagery, the error says so and, given ``points`` and
-    ``imagery``, where each of them lies. Only when training goes on are the dropped points said to be
-    listed in metrics.json and report.md (written with the model).
+    Training stops right after (``_refuse_lost_classes``, ``check_class_counts``) when a class of the file
+    has no usable sample or too few points are left: if every point, or every point of a class, lies
+    outside the imagery, the error says so and, given ``points`` and ``imagery``, where each of them lies.
+    Only when training goes on are the dropped points said to be listed in metrics.json and report.md
+    (written with the model).
     """
     if not samples.dropped:
         return
-    goes_on = enough_points_per_class(samples.labels)
+    lost = bool(_lost_classes(samples, points)) if points is not None else False
+    goes_on = enough_points_per_class(samples.labels) and not lost
     reasons = Counter(d.reason for d in samples.dropped)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-    progress.note(f"{len(samples.dropped)} of {total} points dropped: {summary}")
+    # a file of polygons (or MultiPoints) gives several samples a feature: name the feature (its row)
+    by_feature = points is not None and points.groups is not None
+    units, unit = ("samples", "sample of feature") if by_feature else ("points", "point")
+    progress.note(f"{len(samples.dropped)} of {total} {units} dropped: {summary}")
     for d in samples.dropped[:shown]:
-        progress.note(f"  dropped point {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
+        progress.note(f"  dropped {unit} {d.index} (label {d.label}) at ({d.x:.6f}, {d.y:.6f}): {d.reason}")
     if len(samples.dropped) > shown:
         listed = (
             " (all are listed in metrics.json and report.md once the model is written)" if goes_on else ""
@@ -180,16 +185,76 @@ def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Im
     )
 
 
+def _lost_classes(samples: Samples, points: LabelledPoints) -> dict[int, str]:
+    """The classes the file has features of but that gave no usable sample, each with why.
+
+    A model trained on the rest would leave such a class out, and map its land as other classes.
+    """
+    usable = set(np.unique(samples.labels).tolist())
+    labels = points.file_labels
+    sampled = set(points.groups.tolist()) if points.groups is not None else None
+    lost: dict[int, str] = {}
+    for value in (int(v) for v in np.unique(labels)):
+        if value in usable:
+            continue
+        rows = np.flatnonzero(labels == value)
+        reasons = Counter(d.reason for d in samples.dropped if d.label == value)
+        dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        if sampled is None:  # a file of points: one sample each
+            lost[value] = f"{_count(rows.size, 'point')}, all dropped: {dropped}"
+            continue
+        why = [_count(rows.size, "feature")]
+        beyond = sum(1 for row in rows.tolist() if row not in sampled)
+        if beyond:
+            why.append(f"{_count(beyond, 'polygon')} outside the imagery")
+        if reasons:
+            why.append(f"{_count(sum(reasons.values()), 'sample')} dropped: {dropped}")
+        lost[value] = "; ".join(why)
+    return lost
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _refuse_lost_classes(samples: Samples, points: LabelledPoints) -> None:
+    """Raise PointsError naming each class of the file with no usable sample, and why.
+
+    As a class of one usable point is refused (``check_class_counts``): such a class was left out of the
+    model silently. When no sample at all is usable, ``check_class_counts`` says so instead.
+    """
+    lost = _lost_classes(samples, points)
+    if not lost or samples.labels.size == 0:
+        return
+    items = ", ".join(f"{points.classes.by_value(v).name} ({why})" for v, why in lost.items())
+    raise PointsError(
+        f"class(es) {items} in {points.source} have no usable point, so the model would leave them out "
+        "and map their land as other classes: add points where the imagery has valid pixels, or drop the "
+        "class from the points file"
+    )
+
+
 def _lonlat_extent(west: float, south: float, east: float, north: float) -> str:
     return f"lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}"
 
 
-def _used_classes(table: ClassTable, labels: npt.NDArray[np.int64], progress: Progress) -> ClassTable:
+def _used_classes(
+    table: ClassTable, labels: npt.NDArray[np.int64], source: str, progress: Progress
+) -> tuple[ClassTable, list[dict[str, Any]]]:
+    """The classes of the model, and those of the class table left out, with why (for metrics and report).
+
+    Only classes with no point in the file are left out: one whose points gave no usable sample is refused
+    (``_refuse_lost_classes``).
+    """
     present = set(int(v) for v in np.unique(labels))
-    unused = [c.name for c in table.classes if c.value not in present]
-    if unused:
-        progress.note(f"classes without usable points are left out of the model: {unused}")
-    return ClassTable(classes=[c for c in table.classes if c.value in present])
+    why = f"no point in {Path(source).name}"
+    left_out = [
+        {"value": c.value, "name": c.name, "reason": why} for c in table.classes if c.value not in present
+    ]
+    if left_out:
+        names = [c["name"] for c in left_out]
+        progress.note(f"classes of the class table with {why} are left out of the model: {names}")
+    return ClassTable(classes=[c for c in table.classes if c.value in present]), left_out
 
 
 MAX_SCALE_ERROR = 0.01
@@ -656,17 +721,19 @@ def train(
     if not points.polygons:  # polygons are counted once they are pixels on the imagery grid
         check_class_counts(points.labels, points.classes, points.source)
     imagery = open_imagery(config, settings)
-    points, polygon_notes = points.with_polygon_pixels(
-        imagery.grid, config.max_pixels_per_polygon, config.seed
-    )
-    notes = [*imagery.notes, *polygon_notes]
-    for note in notes:
+    for note in imagery.notes:
         progress.note(note)
-    samples = sample_points(imagery, points, progress)
+    points, samples, polygon_notes = sample_polygons(
+        imagery, points, config.max_pixels_per_polygon, config.seed, progress
+    )
+    for note in polygon_notes:
+        progress.note(note)
+    notes = [*imagery.notes, *polygon_notes]
     _note_dropped(samples, len(points), progress, points=points, imagery=imagery)
+    _refuse_lost_classes(samples, points)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     check_reflectance(samples.reflectance, imagery, config.scale is not None or config.offset is not None)
-    classes = _used_classes(points.classes, samples.labels, progress)
+    classes, left_out = _used_classes(points.classes, samples.labels, points.source, progress)
     features = sample_features(imagery, config, samples.reflectance)
     seasons = [s.name for s in config.seasons] if config.seasons else None
     names = composite_feature_names(imagery.bands, config.indices, seasons)
@@ -743,6 +810,7 @@ def train(
     metrics["imagery_notes"] = notes
     metrics["selection"] = selection
     metrics["cv_note"] = part.note
+    metrics["classes_left_out"] = left_out
     if trust is not None:
         metrics["trust"] = trust.report
     if polygons is not None:
@@ -829,7 +897,9 @@ def _metrics(
         "classes": [{"value": c.value, "name": c.name} for c in contract.classes.classes],
         "imagery": imagery.identity,
         "samples": {
-            "points": len(points),
+            "features": points.features,  # read from the file
+            "points": len(points) - points.pixels,  # samples: points (and MultiPoints' parts)
+            "pixels": points.pixels,  # and pixels of polygons
             "used": int(samples.labels.size),
             "by_class": {str(v): int(np.count_nonzero(samples.labels == v)) for v in contract.classes.values},
             "dropped": [d.__dict__ for d in samples.dropped],

@@ -57,9 +57,23 @@ class LabelledPoints:
     """The feature (row) each sample comes from; None when every sample is a feature of its own."""
     polygons: tuple[TrainingPolygon, ...] = ()
     """Polygon features not yet turned into pixel samples (see ``with_polygon_pixels``)."""
+    feature_labels: npt.NDArray[np.int64] | None = None
+    """The label of every feature of the file, by row; None when every sample is a feature of its own."""
+    pixels: int = 0
+    """How many of the samples (the last ones) are pixels of polygons."""
 
     def __len__(self) -> int:
         return int(self.labels.size)
+
+    @property
+    def features(self) -> int:
+        """How many features the file holds (points, MultiPoints and polygons; a polygon's pixels are one)."""
+        return len(self) if self.feature_labels is None else int(self.feature_labels.size)
+
+    @property
+    def file_labels(self) -> npt.NDArray[np.int64]:
+        """The label of every feature of the file, by row (polygons outside the imagery too)."""
+        return self.labels if self.feature_labels is None else self.feature_labels
 
     def xy_in(self, crs: CRS) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """The coordinates reprojected to ``crs``."""
@@ -74,13 +88,23 @@ class LabelledPoints:
     ) -> tuple[LabelledPoints, list[str]]:
         """The samples with every polygon replaced by the grid's pixel centres inside it, and notes.
 
-        A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
-        at most ``max_pixels`` of them (None or 0: all; a random subset seeded by ``seed`` and the polygon
-        itself, so that adding, removing or reordering other polygons leaves its subset as it was; kept in
-        row-major order; a note counts the polygons subsampled); a polygon holding no pixel centre (smaller
-        than a pixel, or thin) gives the pixel under a point inside it, as sits samples points in polygons,
-        and a note says so; one outside the grid gives none.
+        ``polygon_pixels`` followed by ``draw_pixels`` with every pixel taken as valid: where the imagery is
+        known, ``training.sampling.sample_polygons`` draws from the pixels it finds valid instead.
         Coordinates come back in the grid's CRS.
+        """
+        if not self.polygons:
+            return self, []
+        every, notes = self.polygon_pixels(grid)
+        keep, drawn = self.draw_pixels(every, np.ones(len(every), dtype=bool), max_pixels, seed)
+        return every.take(keep), [*notes, *drawn]
+
+    def polygon_pixels(self, grid: OutputGrid) -> tuple[LabelledPoints, list[str]]:
+        """The samples with every polygon replaced by all the grid's pixel centres inside it, and notes.
+
+        A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
+        in row-major order, after the samples of points; a polygon holding no pixel centre (smaller than a
+        pixel, or thin) gives the pixel under a point inside it, as sits samples points in polygons, and a
+        note says so; one outside the grid gives none. Coordinates come back in the grid's CRS.
         """
         if not self.polygons:
             return self, []
@@ -90,7 +114,6 @@ class LabelledPoints:
         groups = self.groups if self.groups is not None else np.arange(len(self), dtype=np.int64)
         parts_x, parts_y, parts_label, parts_group = [x], [y], [self.labels], [groups]
         notes: list[str] = []
-        subsampled = 0
         for polygon in self.polygons:
             shape = reproject_geometry(polygon.geometry, self.crs.to_wkt(), grid.crs)
             px, py = _pixel_centres_inside(shape, grid)
@@ -104,20 +127,10 @@ class LabelledPoints:
                     f"polygon {polygon.feature} ({name}) holds no pixel centre (smaller than a pixel, or "
                     "thin): the pixel under a point inside it samples it"
                 )
-            if max_pixels and px.size > max_pixels:  # None or 0: every pixel
-                rng = np.random.default_rng(_polygon_entropy(seed, polygon))
-                keep = np.sort(rng.choice(px.size, size=max_pixels, replace=False))
-                px, py = px[keep], py[keep]
-                subsampled += 1
             parts_x.append(px)
             parts_y.append(py)
             parts_label.append(np.full(px.size, polygon.label, dtype=np.int64))
             parts_group.append(np.full(px.size, polygon.feature, dtype=np.int64))
-        if subsampled:
-            notes.append(
-                f"{subsampled} polygon(s) hold more than {max_pixels} pixels: {max_pixels} of each sampled "
-                "(max_pixels_per_polygon; 0 samples every pixel)"
-            )
         expanded = replace(
             self,
             crs=CRS.from_user_input(grid.crs),
@@ -126,8 +139,70 @@ class LabelledPoints:
             labels=np.concatenate(parts_label),
             groups=np.concatenate(parts_group),
             polygons=(),
+            pixels=sum(part.size for part in parts_x[1:]),
         )
         return expanded, notes
+
+    def draw_pixels(
+        self, every: LabelledPoints, valid: npt.NDArray[np.bool_], max_pixels: int | None, seed: int
+    ) -> tuple[npt.NDArray[np.int64], list[str]]:
+        """Which samples of ``every`` (this file's ``polygon_pixels``) to keep, and a note of the capped.
+
+        Every point is kept, and every pixel of a polygon of at most ``max_pixels`` pixels (None or 0: of
+        any size). A larger polygon keeps ``max_pixels`` of them, drawn first from its ``valid`` pixels:
+        a random subset of them seeded by ``seed`` and the polygon itself (so that adding, removing or
+        reordering other polygons leaves its subset as it was; where every pixel is valid, the subset
+        drawn from all of them before validity counted), kept in row-major order; with fewer valid
+        pixels than that, all of them and a seeded subset of the others, which sampling drops (and lists
+        with why), so a polygon's samples are never fewer than the cap while it has the valid pixels.
+        """
+        n_points = len(self)
+        keep = [np.arange(n_points, dtype=np.int64)]
+        tail = np.asarray(every.groups)[n_points:] if every.groups is not None else np.empty(0, np.int64)
+        features, starts, counts = np.unique(tail, return_index=True, return_counts=True)
+        span = {int(f): (n_points + int(s), int(c)) for f, s, c in zip(features, starts, counts, strict=True)}
+        capped = 0
+        for polygon in self.polygons:
+            if polygon.feature not in span:  # outside the imagery
+                continue
+            start, count = span[polygon.feature]
+            if not max_pixels or count <= max_pixels:  # None or 0: every pixel
+                keep.append(np.arange(start, start + count, dtype=np.int64))
+                continue
+            rng = np.random.default_rng(_polygon_entropy(seed, polygon))
+            keep.append(start + _draw(valid[start : start + count], max_pixels, rng))
+            capped += 1
+        notes = []
+        if capped:
+            notes.append(
+                f"{capped} polygon(s) hold more than {max_pixels} pixels: {max_pixels} of each sampled, "
+                "valid pixels first (max_pixels_per_polygon; 0 samples every pixel)"
+            )
+        return np.concatenate(keep), notes
+
+    def take(self, keep: npt.NDArray[np.int64]) -> LabelledPoints:
+        """The samples at the indexes ``keep`` (ascending)."""
+        return replace(
+            self,
+            x=self.x[keep],
+            y=self.y[keep],
+            labels=self.labels[keep],
+            groups=self.groups[keep] if self.groups is not None else None,
+            pixels=int(np.count_nonzero(keep >= len(self) - self.pixels)),
+        )
+
+
+def _draw(valid: npt.NDArray[np.bool_], size: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """``size`` of a polygon's pixels (indexes, ascending), valid ones first, seeded by ``rng``.
+
+    With every pixel valid this is the subset drawn from all pixels, as before validity counted.
+    """
+    ok = np.flatnonzero(valid)
+    if ok.size >= size:
+        return ok[np.sort(rng.choice(ok.size, size=size, replace=False))]
+    bad = np.flatnonzero(~valid)
+    short = bad[rng.choice(bad.size, size=size - ok.size, replace=False)]
+    return np.sort(np.concatenate([ok, short])).astype(np.int64)
 
 
 def _polygon_entropy(seed: int, polygon: TrainingPolygon) -> list[int]:
@@ -293,6 +368,7 @@ def _mixed_samples(
         fields=fields,
         groups=np.asarray(groups, dtype=np.int64),
         polygons=tuple(polygons),
+        feature_labels=labels,
     )
 
 

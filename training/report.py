@@ -134,6 +134,15 @@ def _polygon_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _read(samples: dict[str, Any]) -> str:
+    """What was read: "121 points", or the features of a file of polygons and the samples they gave."""
+    features, points, pixels = samples.get("features"), samples["points"], samples.get("pixels", 0)
+    if features is None or (not pixels and features == points):  # a file of points (or older metrics)
+        return f"{points} points read"
+    drawn = [f"{points} points" if points else "", f"{pixels} pixels of polygons" if pixels else ""]
+    return f"{features} features read ({' and '.join(d for d in drawn if d)} sampled)"
+
+
 def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
     """Markdown report of a training run."""
     model = metrics["model"]
@@ -150,10 +159,18 @@ def render_report(metrics: dict[str, Any], imagery_description: str) -> str:
         "",
         "## Samples",
         "",
-        f"{data['points']} points read, {data['used']} used ({data['train']} training, {data['test']} "
+        f"{_read(data)}, {data['used']} used ({data['train']} training, {data['test']} "
         f"hold-out), {len(data['dropped'])} dropped; {data['blocks_read']} image blocks read.",
         "",
     ]
+    left_out = metrics.get("classes_left_out")
+    if left_out:
+        lines += [
+            "Classes left out: "
+            + "; ".join(f"{c['name']} ({c['value']}): {c['reason']}" for c in left_out)
+            + ".",
+            "",
+        ]
     if data["dropped"]:
         reasons = Counter(d["reason"] for d in data["dropped"])
         lines += [

@@ -14,12 +14,15 @@ from lulc.progress import NullProgress, Progress
 from training.imagery import Imagery
 from training.points import LabelledPoints
 
+Coordinates = npt.NDArray[np.float64]
+
 
 @dataclass(frozen=True)
 class DroppedPoint:
-    """A point that gave no sample, and why."""
+    """A point (or a polygon's pixel) that gave no sample, and why."""
 
     index: int
+    """The row of its feature in the input file."""
     label: int
     x: float
     y: float
@@ -41,7 +44,39 @@ class Samples:
 
 def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress | None = None) -> Samples:
     """Sample every point's pixel; points outside the grid, on nodata or under cloud are dropped."""
+    status, values, x, y, blocks = _read(imagery, points, progress or NullProgress())
+    return _samples(points, status, values, x, y, blocks)
+
+
+def sample_polygons(
+    imagery: Imagery,
+    points: LabelledPoints,
+    max_pixels: int | None,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[LabelledPoints, Samples, list[str]]:
+    """The samples of points and polygons: the points drawn, their samples, notes on the polygons.
+
+    Every pixel centre of every polygon is read (``LabelledPoints.polygon_pixels``), then a polygon of more
+    than ``max_pixels`` keeps that many, its valid pixels first (``LabelledPoints.draw_pixels``): drawn
+    before validity was known, a polygon touching nodata, cloud or the image edge gave fewer samples than
+    the cap although it had the valid pixels. The points drawn come back in the grid's CRS.
+    """
     progress = progress or NullProgress()
+    if not points.polygons:
+        return points, sample_points(imagery, points, progress), []
+    every, notes = points.polygon_pixels(imagery.grid)
+    status, values, x, y, blocks = _read(imagery, every, progress)
+    keep, drawn = points.draw_pixels(every, status == Status.OK, max_pixels, seed)
+    chosen = every.take(keep)
+    samples = _samples(chosen, status[keep], values[keep], x[keep], y[keep], blocks)
+    return chosen, samples, [*notes, *drawn]
+
+
+def _read(
+    imagery: Imagery, points: LabelledPoints, progress: Progress
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], Coordinates, Coordinates, int]:
+    """``Status`` and reflectance under every point, its grid coordinates and the blocks read."""
     grid = imagery.grid
     x, y = points.xy_in(grid.rasterio_crs)
     rows, cols = grid.pixel_index(x, y)
@@ -62,10 +97,26 @@ def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress |
         status[members] = pixels.status[r, c]
         values[members] = pixels.reflectance[:, r, c].T
         progress.advance()
+    return status, values, x, y, len(blocks)
+
+
+def _samples(
+    points: LabelledPoints,
+    status: npt.NDArray[np.uint8],
+    values: npt.NDArray[np.float32],
+    x: Coordinates,
+    y: Coordinates,
+    blocks_read: int,
+) -> Samples:
     keep = status == Status.OK
+    rows = points.groups if points.groups is not None else np.arange(len(points))
     dropped = [
         DroppedPoint(
-            int(i), int(points.labels[i]), float(points.x[i]), float(points.y[i]), REASONS[Status(int(s))]
+            int(rows[i]),
+            int(points.labels[i]),
+            float(points.x[i]),
+            float(points.y[i]),
+            REASONS[Status(int(s))],
         )
         for i, s in enumerate(status)
         if s != Status.OK
@@ -77,7 +128,7 @@ def sample_points(imagery: Imagery, points: LabelledPoints, progress: Progress |
         x=x[keep],
         y=y[keep],
         dropped=dropped,
-        blocks_read=len(blocks),
+        blocks_read=blocks_read,
     )
 
 

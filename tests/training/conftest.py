@@ -98,3 +98,28 @@ def local_dn_image(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.stack(arrays))
     return path
+
+
+def squares(lulc_py: Path) -> list[tuple[object, int]]:
+    """3 x 3 pixel squares (of valid pixels) around the tutorial's 121 points, in the image's CRS."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        t = src.transform
+    points = gpd.read_file(lulc_py / "samples.shp")
+    rows: list[tuple[object, int]] = []
+    for geometry, label in zip(points.geometry, points["labels"], strict=True):
+        col, row = ~t @ (geometry.x, geometry.y)
+        c0, r0 = np.floor(col) - 1, np.floor(row) - 1
+        rows.append((box(*(t @ (c0 + 0.1, r0 + 2.9)), *(t @ (c0 + 2.9, r0 + 0.1))), int(label)))
+    return rows
+
+
+def write_polygons(path: Path, rows: list[tuple[object, int]], lulc_py: Path) -> Path:
+    """Write (polygon, label) rows in the tutorial points' CRS to ``path`` (a field ``labels``)."""
+    import geopandas as gpd
+
+    crs = gpd.read_file(lulc_py / "samples.shp").crs
+    gpd.GeoDataFrame({"labels": [v for _, v in rows]}, geometry=[g for g, _ in rows], crs=crs).to_file(path)
+    return path

@@ -182,3 +182,44 @@ def test_a_recipe_samples_30_pixels_of_a_polygon_unless_it_says_0(tmp_path: Path
         whole, quiet = points.with_polygon_pixels(GRID, every, seed=0)
         assert len(whole) == 400 + 25
         assert not any("hold more than" in note for note in quiet)
+
+
+def test_a_wholly_valid_polygons_subset_is_the_one_drawn_before(tmp_path: Path) -> None:
+    """The subsets drawn before validity counted (pinned): drawing valid pixels first leaves them so."""
+    big = (box(400_500.0, 3_999_300.0, 400_700.0, 3_999_500.0), "Forest")
+    small = (box(400_100.0, 3_999_100.0, 400_200.0, 3_999_200.0), "Water")
+    points = read_points(write_layer(tmp_path / "two.gpkg", [small, big]), "label")
+    drawn, _ = points.with_polygon_pixels(GRID, 5, seed=0)
+    assert list(zip(drawn.x.tolist(), drawn.y.tolist(), strict=True)) == [
+        (400115.0, 3999175.0),
+        (400125.0, 3999175.0),
+        (400165.0, 3999175.0),
+        (400165.0, 3999155.0),
+        (400155.0, 3999135.0),
+        (400675.0, 3999485.0),
+        (400515.0, 3999475.0),
+        (400535.0, 3999415.0),
+        (400565.0, 3999415.0),
+        (400565.0, 3999315.0),
+    ]
+
+
+def test_a_mixed_file_counts_its_features_points_and_pixels(mixed: Path) -> None:
+    """The report counts the features read, then the points and polygon pixels they gave.
+
+    "65 points read" of a file of 5 features was the review's complaint; a file of points still says
+    "N points read".
+    """
+    from training.report import _read
+
+    points = read_points(mixed, "label")
+    every, _ = points.with_polygon_pixels(GRID, None, seed=0)
+    capped, _ = points.with_polygon_pixels(GRID, 7, seed=0)
+    assert (every.features, len(every) - every.pixels, every.pixels) == (5, 3, 50 + 12)
+    assert (capped.features, len(capped) - capped.pixels, capped.pixels) == (5, 3, 7 + 7)
+    names = [points.classes.by_value(int(v)).name for v in every.file_labels]
+    assert names == ["Water", "Forest", "Forest", "Water", "Water"]  # the polygon outside the grid too
+    samples = {"features": 5, "points": 3, "pixels": 62}
+    assert _read(samples) == "5 features read (3 points and 62 pixels of polygons sampled)"
+    assert _read({"features": 121, "points": 121, "pixels": 0}) == "121 points read"
+    assert _read({"points": 121}) == "121 points read"  # metrics written before features were counted

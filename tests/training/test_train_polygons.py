@@ -11,9 +11,19 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from training.api import train
+from training.api import TrainingRun, train
+
+from .conftest import squares, write_polygons
 
 pytestmark = pytest.mark.slow
+
+
+def corner(lulc_py: Path) -> object:
+    """A square over the image's top-left corner: 10 x 10 pixel centres on the image, 20 of them nodata."""
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        t = src.transform
+        assert int((src.read(1)[:10, :10] > 1e30).sum()) == 20  # the sliver: columns 0-1
+    return box(*(t @ (-10, 10)), *(t @ (10, -10)))
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +37,7 @@ def polygons(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
         t, height = src.transform, src.height
         nodata = src.read(1) > 1e30
     points = gpd.read_file(lulc_py / "samples.shp")
-    rows: list[tuple[object, int]] = []
-    for geometry, label in zip(points.geometry, points["labels"], strict=True):
-        col, row = ~t @ (geometry.x, geometry.y)
-        c0, r0 = np.floor(col) - 1, np.floor(row) - 1
-        rows.append((box(*(t @ (c0 + 0.1, r0 + 2.9)), *(t @ (c0 + 2.9, r0 + 0.1))), int(label)))
+    rows = squares(lulc_py)
     # half off the bottom edge: rows height-3 .. height+2, 4 columns of valid pixels
     col = next(c for c in range(100, 700) if not nodata[height - 3 :, c : c + 4].any())
     rows.append((box(*(t @ (col + 0.1, height + 2.9)), *(t @ (col + 3.9, height - 2.9))), 2))
@@ -47,8 +53,10 @@ def polygons(lulc_py: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 @pytest.fixture(scope="module")
-def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = train(
+def trained_run(
+    lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: pytest.TempPathFactory
+) -> TrainingRun:
+    return train(
         image=lulc_py / "s2image.tif",
         bands=["blue", "green", "red", "nir"],
         points=polygons[0],
@@ -60,7 +68,11 @@ def trained(lulc_py: Path, polygons: tuple[Path, int, int], tmp_path_factory: py
         seed=0,
         out=tmp_path_factory.mktemp("model") / "m",
     )
-    return run.out
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run: TrainingRun) -> Path:
+    return trained_run.out
 
 
 def test_polygons_give_their_pixels_and_empty_ones_are_reported(
@@ -74,6 +86,29 @@ def test_polygons_give_their_pixels_and_empty_ones_are_reported(
     assert metrics["polygons"]["features_without_valid_pixels"] == [polygons[2]]
     assert {d["reason"] for d in metrics["samples"]["dropped"]} == {"nodata"}
     assert len(metrics["samples"]["dropped"]) == 8
+
+
+def test_dropped_pixels_name_their_feature_and_features_are_counted(
+    trained_run: TrainingRun, polygons: tuple[Path, int, int]
+) -> None:
+    """A polygon's dropped pixels name its row in the file; the report counts features, then pixels.
+
+    Review: they were named by their place in the expanded pixel list ("dropped point 3650"), and the
+    report said "3660 points read" of a file of 122 polygons.
+    """
+    nodata_row = polygons[2]
+    samples = trained_run.metrics["samples"]
+    assert {d["index"] for d in samples["dropped"]} == {nodata_row}  # the row of the nodata polygon
+    assert (samples["features"], samples["points"], samples["pixels"]) == (123, 0, 121 * 9 + 12 + 8)
+    notes = "\n".join(trained_run.notes)
+    assert "8 of 1109 samples dropped: 8 nodata" in notes
+    assert f"  dropped sample of feature {nodata_row} (label 4) at (" in notes
+    assert "dropped point" not in notes
+    report = (trained_run.out / "report.md").read_text()
+    assert "123 features read (1109 pixels of polygons sampled), 1101 used (" in report
+    rows = [line for line in report.splitlines() if line.endswith("| nodata |")]
+    assert len(rows) == 8
+    assert all(row.startswith(f"| {nodata_row} | 4 |") for row in rows)
 
 
 def test_accuracy_is_grouped_by_polygon_and_the_optimism_reported(trained: Path) -> None:
@@ -91,3 +126,65 @@ def test_accuracy_is_grouped_by_polygon_and_the_optimism_reported(trained: Path)
     report = (trained / "report.md").read_text()
     assert "## Polygons" in report
     assert "Optimism of splitting pixels at random" in report
+
+
+def test_a_polygon_touching_nodata_gives_the_cap_from_its_valid_pixels(lulc_py: Path, tmp_path: Path) -> None:
+    """Polygons draw their capped samples from their valid pixels.
+
+    Review: the seeded subset was drawn from all 100 pixel centres of the corner polygon and its nodata
+    dropped afterwards: 23 samples at a cap of 30, although 80 of its pixels are valid.
+    """
+    path = write_polygons(tmp_path / "corner.gpkg", [*squares(lulc_py), (corner(lulc_py), 3)], lulc_py)
+    run = train(
+        image=lulc_py / "s2image.tif",
+        bands=["blue", "green", "red", "nir"],
+        points=path,
+        label_field="labels",
+        models=["dt"],
+        max_pixels_per_polygon=30,
+        cv={"folds": 3, "repeats": 1},
+        trust=False,
+        seed=0,
+        out=tmp_path / "m",
+    )
+    samples = run.metrics["samples"]
+    assert samples["dropped"] == []
+    assert samples["used"] == 121 * 9 + 30
+    veg_squares = sum(v == 3 for _, v in squares(lulc_py))
+    assert run.metrics["polygons"]["by_class"]["3"]["pixels"] == 30 + 9 * veg_squares
+
+
+def test_valid_pixels_are_drawn_first_and_a_wholly_valid_polygon_keeps_its_subset(
+    lulc_py: Path, tmp_path: Path
+) -> None:
+    """Valid pixels first, seeded; a wholly valid polygon keeps the subset drawn before validity counted.
+
+    That subset is the grid's alone (``with_polygon_pixels``), so expected metrics stay. With fewer valid
+    pixels than the cap a polygon gives them all, and the rest of the cap is dropped (and said).
+    """
+    from training.imagery import open_local_imagery
+    from training.points import read_points
+    from training.sampling import sample_polygons
+
+    imagery = open_local_imagery(lulc_py / "s2image.tif", ["blue", "green", "red", "nir"], None, None, None)
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        t = src.transform
+    inland = box(*(t @ (300, 220)), *(t @ (320, 200)))  # 20 x 20 valid pixels
+    path = write_polygons(tmp_path / "two.gpkg", [(inland, 2), (corner(lulc_py), 3)], lulc_py)
+    points = read_points(path, "labels")
+    grid_only, _ = points.with_polygon_pixels(imagery.grid, 30, seed=5)
+    drawn, samples, notes = sample_polygons(imagery, points, 30, 5)
+    again, _, _ = sample_polygons(imagery, points, 30, 5)
+    assert drawn.groups is not None
+    assert grid_only.groups is not None
+    inland_drawn, inland_grid = drawn.groups == 0, grid_only.groups == 0
+    assert np.array_equal(drawn.x[inland_drawn], grid_only.x[inland_grid])
+    assert np.array_equal(drawn.y[inland_drawn], grid_only.y[inland_grid])
+    assert np.array_equal(drawn.x, again.x)
+    assert np.array_equal(drawn.y, again.y)
+    assert np.bincount(samples.labels).tolist() == [0, 0, 30, 30]
+    assert samples.dropped == []
+    assert "2 polygon(s) hold more than 30 pixels" in notes[-1]
+    _, short, _ = sample_polygons(imagery, points, 90, 5)
+    assert np.count_nonzero(short.labels == 3) == 80  # every valid pixel of the corner
+    assert [d.reason for d in short.dropped] == ["nodata"] * 10  # and 10 of its nodata pixels, said
