@@ -260,6 +260,7 @@ def to_mlm_item(
     checksum: str,
     datetime_utc: str,
     extra_assets: dict[str, dict[str, Any]] | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """The model as a STAC item with the MLM and classification extensions.
 
@@ -269,6 +270,7 @@ def to_mlm_item(
         checksum: multihash of the ONNX bytes (``file:checksum``).
         datetime_utc: the item's datetime, ISO 8601 with ``Z``.
         extra_assets: more assets (metrics, report, ...), keyed by asset name.
+        size: bytes of the ONNX file (``file:size``), when known.
     """
     bbox = contract.provenance.bbox
     geometry: dict[str, Any] | None = None
@@ -328,6 +330,7 @@ def to_mlm_item(
             "roles": ["mlm:model"],
             "mlm:artifact_type": "onnx",
             "file:checksum": checksum,
+            **({"file:size": size} if size is not None else {}),
             # MLM requires the bands its input names to be described: one float32 feature each.
             "raster:bands": [{"name": name, "data_type": "float32"} for name in contract.feature_names],
         }

@@ -143,7 +143,12 @@ def write_model_dir(
             "confusion_matrix": {"href": "confusion_matrix.png", "type": "image/png", "roles": ["overview"]},
         }
         item = to_mlm_item(
-            contract, "model.onnx", multihash_sha256(onnx_bytes), mlm_datetime(imagery, config), extra
+            contract,
+            "model.onnx",
+            multihash_sha256(onnx_bytes),
+            mlm_datetime(imagery, config),
+            extra,
+            size=len(onnx_bytes),
         )
         (tmp / "model.json").write_text(json.dumps(item, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)

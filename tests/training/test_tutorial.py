@@ -76,6 +76,7 @@ def test_model_directory_is_complete_and_consistent(tutorial_run: Path) -> None:
     onnx_bytes = (tutorial_run / "model.onnx").read_bytes()
     item = json.loads((tutorial_run / "model.json").read_text())
     assert item["assets"]["model"]["file:checksum"] == "1220" + hashlib.sha256(onnx_bytes).hexdigest()
+    assert item["assets"]["model"]["file:size"] == len(onnx_bytes)
     model = onnx.load_from_string(onnx_bytes)
     meta = {p.key: p.value for p in model.metadata_props}
     contract = contract_from_json(meta[METADATA_KEY], "model.onnx")
