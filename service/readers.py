@@ -259,19 +259,37 @@ class ImageReaderFactory:
             if width <= 0 or height <= 0:  # a shared edge only intersects too (review: WindowError, exit 1)
                 raise NoItemsError(f"the AOI does not overlap image {self.path}")
             transform = src.transform @ rasterio.Affine.translation(col, row)
-            beyond = round(shape.difference(image_box).area / abs(src.transform.a * src.transform.e))
+            beyond = round(shape.difference(image_box).area / abs(src.transform.determinant))
             return OutputGrid(crs, transform, width, height, request.block_size, shape, beyond)
 
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
         """Match the contract's bands to image bands."""
         with gdal_env(), self._open() as src:
             descriptions, dtype, scales, offsets = src.descriptions, src.dtypes[0], src.scales, src.offsets
-        indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
-        scale, offset = _image_scale(image_scaling(self.path, dtype, scales, offsets, indexes), contract)
+            indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
+            own = image_scaling(self.path, dtype, scales, offsets, indexes)
+            stored = own.how == "float" and _median_value(src, indexes) > MAX_REFLECTANCE_MEDIAN
+        scale, offset = _image_scale(own, contract, float_not_reflectance=stored)
         return open_image_reader(self.path, grid, indexes, scale, offset)
 
 
-def _image_scale(own: ImageScaling, contract: ModelContract) -> tuple[float, float]:
+MAX_REFLECTANCE_MEDIAN = 1.5
+"""Reflectance is 0 to about 1: a float image whose median value is above this holds digital numbers."""
+
+
+def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...]) -> float:
+    """The median valid value of bands ``indexes``, read at most 256 px a side (from an overview if any)."""
+    side = max(src.width, src.height)
+    shape = (len(indexes), max(1, src.height * 256 // side), max(1, src.width * 256 // side))
+    values = src.read(list(indexes), out_shape=shape, masked=True).astype(np.float64)
+    valid = values.compressed()
+    valid = valid[np.isfinite(valid)]
+    return float(np.median(valid)) if valid.size else 0.0
+
+
+def _image_scale(
+    own: ImageScaling, contract: ModelContract, *, float_not_reflectance: bool = False
+) -> tuple[float, float]:
     """The scale and offset that turn this image's values into reflectance.
 
     Each image is read by its own kind (``lulc.pixels.image_scaling``, the rule training used on the model's
@@ -279,9 +297,12 @@ def _image_scale(own: ImageScaling, contract: ModelContract) -> tuple[float, flo
     reflectance image wholly as water under a model trained on DNs, and a DN image wholly as built-up under
     one trained on reflectance, exit 0 (training review). Only an integer image without scale metadata,
     whose DN / 10000 is a guess, takes the model's scaling when that was not reflectance as stored: the
-    training image was integers too (DN, or a scale its user gave), and this one is taken as alike.
+    training image was integers too (DN, or a scale its user gave), and this one is taken as alike; so does
+    a float image whose values are not reflectance (``float_not_reflectance``: a float image of DNs, which
+    training takes with ``--scale`` only).
     """
     trained = contract.inputs.radiometry
-    if own.how == "dn" and (trained.scale, trained.offset) != (1.0, 0.0):
+    guessed = own.how == "dn" or (own.how == "float" and float_not_reflectance)
+    if guessed and (trained.scale, trained.offset) != (1.0, 0.0):
         return trained.scale, trained.offset
     return own.scale, own.offset

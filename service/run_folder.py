@@ -113,13 +113,13 @@ def _described(table: ClassTable, stac_classes: Any) -> ClassTable:
     if not isinstance(stac_classes, list):
         return table
     described = {
-        c.get("value"): c["description"]
+        (c.get("value"), c.get("title") or c.get("name")): c["description"]
         for c in stac_classes
         if isinstance(c, dict) and isinstance(c.get("description"), str)
     }
     rows = [
-        row.model_copy(update={"description": described[row.value]})
-        if not row.description and described.get(row.value) and described[row.value] != row.name
+        row.model_copy(update={"description": described[(row.value, row.name)]})
+        if not row.description and described.get((row.value, row.name)) not in (None, "", row.name)
         else row
         for row in table.classes
     ]

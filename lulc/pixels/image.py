@@ -221,7 +221,7 @@ def image_scaling(
     """
     if np.dtype(dtype).kind == "f":
         return ImageScaling(1.0, 0.0, "float")
-    if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+    if any(scales[i - 1] != 1.0 or offsets[i - 1] != 0.0 for i in indexes):  # the bands read only
         used = {(float(scales[i - 1]), float(offsets[i - 1])) for i in indexes}
         if len(used) > 1:
             # one scale and offset for plain rasters: never apply band 1's to all

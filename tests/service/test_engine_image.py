@@ -220,7 +220,7 @@ def test_an_aoi_half_past_the_image_says_half_of_it_is_mapped(
     assert result.item_dict["properties"]["lulc:mapped_fraction"] == stats["mapped_fraction"]
 
 
-def _dn_copy(lulc_py: Path, path: Path) -> Path:
+def _dn_copy(lulc_py: Path, path: Path, dtype: str = "uint16") -> Path:
     """The tutorial image as digital numbers: uint16 reflectance x 10000, nodata 0, no scale metadata."""
     with rasterio.open(lulc_py / "s2image.tif") as src:
         reflectance, profile = src.read(masked=True), src.profile
@@ -228,9 +228,9 @@ def _dn_copy(lulc_py: Path, path: Path) -> Path:
     dn = np.where(
         np.ma.getmaskarray(reflectance), 0, np.clip(np.rint(reflectance.filled(0) * 10000), 1, 65535)
     )
-    profile.update(dtype="uint16", nodata=0)
+    profile.update(dtype=dtype, nodata=0)
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(dn.astype(np.uint16))
+        dst.write(dn.astype(dtype))
         dst.descriptions = descriptions
     return path
 
@@ -256,7 +256,10 @@ def test_each_image_is_read_by_its_own_scaling_whatever_the_model_was_trained_on
     with rasterio.open(whole_image.classes) as src:
         reference = src.read(1)
     request = ClassifyRequest(aoi=None, datetime=DATE)
-    for image in (lulc_py / "s2image.tif", _dn_copy(lulc_py, tmp_path / "dn.tif")):
+    images = [lulc_py / "s2image.tif", _dn_copy(lulc_py, tmp_path / "dn.tif")]
+    if trained_on == "digital numbers":  # a float image of DNs, trained with --scale 0.0001: the model's
+        images.append(_dn_copy(lulc_py, tmp_path / "dnfloat.tif", "float32"))
+    for image in images:
         result = classify(request, load_model(model_path), ImageReaderFactory(image), tmp_path / image.stem)
         with rasterio.open(result.classes) as src:
             labels = src.read(1)
