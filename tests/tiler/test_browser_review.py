@@ -119,6 +119,35 @@ def test_a_map_deleted_after_loading_is_not_outside_the_map(
         assert page.locator("#problems").is_hidden()
 
 
+def test_a_failure_in_a_round_cut_short_is_taken_back(review_runs: ReviewRuns) -> None:
+    """CI: a zoom back before the failing round had ended left the message up over a map drawn fine.
+
+    Leaflet starts no new round of tiles while one is unfinished: one tile of the failing zoom is held
+    unanswered, so the round is still under way when the view goes back to the first zoom.
+    """
+    folder = review_runs.root / "ok"
+    errors: list[str] = []
+    held: list[Any] = []
+    with chromium_page(errors) as page:
+        page.goto(f"{review_runs.url}/?run=ok")
+        page.wait_for_function(LOADED, timeout=90_000)
+        start = page.evaluate("lulcMap.getZoom()")
+        page.route(
+            f"**/cog/tiles/WebMercatorQuad/{start + 2}/**",
+            lambda route: route.continue_() if held else held.append(route),
+        )
+        (folder / "classes.tif").rename(folder / "classes.away")
+        try:
+            page.evaluate("lulcMap.setZoom(lulcMap.getZoom() + 2)")
+            page.wait_for_selector("#problems li[data-layer=classes]", timeout=30_000)
+            assert len(held) == 1
+        finally:
+            (folder / "classes.away").rename(folder / "classes.tif")
+        page.evaluate(f"lulcMap.setZoom({start})")
+        page.wait_for_function("() => !document.querySelector('#problems li')", timeout=30_000)
+        assert page.locator("#problems").is_hidden()
+
+
 def test_a_legend_failure_is_taken_back_when_a_layer_loads(product_tiler: str) -> None:
     """The review's red error stayed in the panel after the tiler came back and a layer loaded fine."""
     errors: list[str] = []

@@ -196,14 +196,17 @@
   }
 
   // Count a layer's failed tiles, explain the first in the panel, and take the message back once a round
-  // of tiles loads without a failure. `current` tells whether the layer is still the one shown.
+  // of tiles loads with no failed tile left at the zoom shown. Failures are kept per tile, not per round:
+  // Leaflet starts no new round ("loading") while one is unfinished, so a count reset per round carried a
+  // cut-short round's failures into the next. `current` tells whether the layer is still the one shown.
   function watchTiles(layer, key, what, file, current) {
-    let failed = 0;
+    const failed = new Set();  // "z/x/y" of the tiles that failed and are still on the map
+    const tileKey = (coords) => `${coords.z}/${coords.x}/${coords.y}`;
     let reported = false;
-    layer.on("loading", () => { failed = 0; });
+    layer.on("tileload tileunload tileabort", (event) => { failed.delete(tileKey(event.coords)); });
     layer.on("tileerror", (event) => {
       state.tileErrors += 1;
-      failed += 1;
+      failed.add(tileKey(event.coords));
       if (reported) return;
       reported = true;
       tileFailure(event.tile.lulcUrl || event.tile.src, file).then((reason) => {
@@ -213,7 +216,8 @@
       });
     });
     layer.on("load", () => {
-      if (failed === 0 && current()) {
+      const zoom = `${Math.round(map.getZoom())}/`;
+      if (current() && ![...failed].some((tile) => tile.startsWith(zoom))) {
         reported = false;
         setProblem(key, null);
       }
