@@ -58,7 +58,8 @@ def test_matrix_and_codes_equal_numpy(runs: Runs, tmp_path: Path) -> None:
         json.loads((r / "item.json").read_text())["properties"]["lulc:datetime_window"]
         for r in (runs.first, runs.second)
     ]
-    assert item["properties"]["lulc:datetime_window"] == windows
+    assert item["properties"]["lulc:datetime_windows"] == windows
+    assert "lulc:datetime_window" not in item["properties"]  # a run's one window is a string: not a list
     names = [c["name"] for c in item["assets"]["change"]["classification:classes"]]
     assert names[:2] == ["open-water-unchanged", "open-water-to-tree-cover"]
     sources = {json.loads((out / link["href"]).read_text())["id"] for link in item["links"]}
