@@ -16,8 +16,9 @@ import numpy.typing as npt
 from lulc.decision import rounded
 from lulc.errors import ContractError
 
-MAX_CLASSES = 8
-"""A uint8 bitmask holds at most 8 classes."""
+MAX_CLASSES = 7
+"""Classes a set bitmask holds: 7 bits of a uint8, so a set of every class (127) is never the nodata 255
+(8 bits made an 8-class set of all classes read as nodata)."""
 
 
 def set_members(

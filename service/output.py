@@ -316,6 +316,25 @@ class Layer:
     cog: CogOptions
     scale: float | None = None
     """``raster:bands`` ``scale`` of its bands: what a stored value times gives (the DI of ``aoa.tif``)."""
+    band_fields: tuple[Mapping[str, Any], ...] = ()
+    """More ``raster:bands`` fields, band by band (the bit fields of the set bitmask)."""
+
+
+def set_bitfields(classes: ClassTable) -> list[dict[str, Any]]:
+    """``classification:bitfields`` of the set bitmask: bit i (one bit) says whether class i is in the set."""
+    return [
+        {
+            "name": c["name"],
+            "description": f"{c['title']} is in the pixel's class set",
+            "offset": bit,
+            "length": 1,
+            "classes": [
+                {"value": 0, "name": "not-in-set", "title": "not in the set"},
+                {"value": 1, "name": "in-set", "title": "in the set"},
+            ],
+        }
+        for bit, c in enumerate(classes.to_stac())
+    ]
 
 
 def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
@@ -346,6 +365,7 @@ def layer_specs(keys: frozenset[str], classes: ClassTable) -> list[Layer]:
             ("classes in set", "set bitmask"),
             None,
             SETS_COG,
+            band_fields=({}, {"classification:bitfields": set_bitfields(classes)}),
         ),
     }
     return [specs[key] for key in ("probabilities", "aoa", "sets") if key in keys]
@@ -876,9 +896,13 @@ def build_item(
                     raster_band(
                         grid,
                         unit=layer.unit,
-                        extra={"name": d, **({"scale": layer.scale} if layer.scale is not None else {})},
+                        extra={
+                            "name": d,
+                            **({"scale": layer.scale} if layer.scale is not None else {}),
+                            **(layer.band_fields[i] if i < len(layer.band_fields) else {}),
+                        },
                     )
-                    for d in layer.descriptions
+                    for i, d in enumerate(layer.descriptions)
                 ],
                 **file_fields(files[layer.file]),
             }

@@ -66,6 +66,16 @@ def test_the_maps_are_valid_cogs_listed_in_an_item_that_validates(whole: tuple[T
     with rasterio.open(folder / "sets.tif") as src:
         assert src.count == 2
         assert src.nodata == 255
+        counts, masks = src.read()
+    # the bitmask band says in STAC which bit is which class: decoded by its bit fields, it gives the counts
+    _, mask_band = mapped.item["assets"]["sets"]["raster:bands"]
+    fields = mask_band["classification:bitfields"]
+    classes = mapped.item["assets"]["classes"]["classification:classes"]
+    assert [f["name"] for f in fields] == [c["name"] for c in classes]
+    valid = counts != 255
+    decoded = sum((masks.astype(int) >> f["offset"]) & (2 ** f["length"] - 1) for f in fields)
+    assert valid.any()
+    assert np.array_equal(decoded[valid], counts[valid])
     # aoa.tif's first overview holds the largest DI of each 2 x 2: a pixel outside stays outside at every
     # zoom (review: averaged, the web map hatched half of the extrapolated area at low zoom)
     with rasterio.open(folder / "aoa.tif") as src:

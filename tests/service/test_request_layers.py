@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from lulc.class_sets import MAX_CLASSES
-from lulc.classes import ClassTable
+import numpy as np
+
+from lulc.class_sets import MAX_CLASSES, set_bands
+from lulc.classes import NODATA, ClassTable
 from lulc.contract import Applicability, ClassSets, ModelContract
 from service.engine import request_layers
 from service.request import ClassifyRequest
@@ -28,6 +30,13 @@ def test_a_calibrated_model_gets_its_trust_maps_by_default_and_not_when_switched
 
 
 def test_a_model_of_more_classes_than_a_set_bitmask_holds_runs_without_a_sets_map() -> None:
-    """A uint8 bitmask holds 8 classes: a 9-class model must still classify by default, without sets.tif."""
+    """A uint8 bitmask holds 7 classes: an 8-class model must still classify by default, without sets.tif."""
     layers = request_layers(ClassifyRequest(aoi=None, datetime=None), _calibrated(MAX_CLASSES + 1))
     assert layers == {"aoa"}
+
+
+def test_a_set_of_every_class_is_not_the_nodata_value() -> None:
+    """With 8 bits, the set of all 8 classes was bitmask 255: read as nodata, an ambiguous pixel vanished."""
+    everything = set_bands(np.ones((1, MAX_CLASSES), dtype=bool))
+    assert everything[:, 0].tolist() == [MAX_CLASSES, 2**MAX_CLASSES - 1]
+    assert NODATA not in everything
