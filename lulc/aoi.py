@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from lulc.errors import InputError, LimitError
+from lulc.urls import missing_file
 from lulc.vector_layers import geometry_layer
 
 _GEOD = Geod(ellps="WGS84")
@@ -128,7 +129,7 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
         raise InputError("the AOI file's name is empty: give a GeoJSON, Shapefile or GeoPackage")
     path = Path(path)
     if not path.exists():
-        raise InputError(f"AOI file {path} does not exist")
+        raise InputError(missing_file("AOI file", path))
     if not path.is_file() and not path.is_dir():  # a FIFO or device: reading it never ends (CLI review: hung)
         raise InputError(f"AOI file {path} is not a regular file")
     if path.suffix.lower() in JSON_SUFFIXES:

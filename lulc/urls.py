@@ -70,6 +70,24 @@ class Location:
         return f"{self.scheme}://{self.host_port}{path}" + (f"?{self.query}" if self.query else "")
 
 
+_URL_AS_PATH = re.compile(r"^(https?|s3|file):/+", re.IGNORECASE)
+
+
+def missing_file(what: str, path: object, hint: str = "") -> str:
+    """Why a local file named ``what`` is not at ``path``, in words: it is a URL, or it does not exist.
+
+    ``hint`` follows "does not exist". A URL where a local file is wanted (``--image``, a points or AOI
+    file) read as a path named "https:/host/..." (``pathlib`` folds "//"): it is said as the URL it was,
+    and that a local file is asked.
+    """
+    text = str(path)
+    match = _URL_AS_PATH.match(text)
+    if match:
+        url = f"{match.group(1).lower()}://{text[match.end() :]}"
+        return f"{what} {url} is a URL: give a file on this machine (lulc-stac reads URLs only from STAC)"
+    return f"{what} {text} does not exist{hint}"
+
+
 def refuse(what: str, text: str, reason: str) -> HostNotAllowedError:
     """The error for ``text`` refused because of ``reason`` (the text shortened and made printable)."""
     shown = text if len(text) <= 300 else text[:300] + "..."

@@ -52,6 +52,7 @@ from lulc.pixels import (
 )
 from lulc.seasons import season_year
 from lulc.sentinel2 import least_cloudy
+from lulc.urls import missing_file
 from service.request import ClassifyRequest
 
 if TYPE_CHECKING:
@@ -219,9 +220,10 @@ def check_image_path(image: Path) -> None:
     Raises:
         InputError: a folder, or nothing there.
     """
+    if image.is_dir():
+        raise InputError(f"image {image} is a folder: give the GeoTIFF's path")
     if not image.is_file():
-        problem = "is a folder" if image.is_dir() else "does not exist"
-        raise InputError(f"image {image} {problem}: give the GeoTIFF's path")
+        raise InputError(missing_file("image", image, ": give the GeoTIFF's path"))
 
 
 @dataclass(frozen=True)

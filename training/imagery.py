@@ -32,6 +32,7 @@ from lulc.pixels import (
     open_image,
     open_image_reader,
 )
+from lulc.urls import missing_file
 from training.errors import ImageryError
 
 __all__ = [
@@ -157,7 +158,7 @@ def open_local_imagery(
     """
     path = Path(path)
     if not path.exists():
-        raise ImageryError(f"image {path} does not exist")
+        raise ImageryError(missing_file("image", path))
     try:
         with gdal_env(), open_image(path) as src:
             dtype, crs = src.dtypes[0], src.crs

@@ -18,6 +18,7 @@ from pyproj import CRS, Transformer
 
 from lulc.classes import ClassTable
 from lulc.errors import InputError
+from lulc.urls import missing_file
 from lulc.vector_layers import geometry_layer
 from training.errors import PointsError, TrainingError
 
@@ -262,7 +263,7 @@ def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:
     import geopandas as gpd  # heavy; only training needs it
 
     if not path.exists():
-        raise error(f"{what} {path} does not exist")
+        raise error(missing_file(what, path))
     layer = geometry_layer(path, what, "the labelled points' layer", error)
     try:
         return gpd.read_file(path, layer=layer) if layer is not None else gpd.read_file(path)
@@ -378,7 +379,7 @@ def _read_csv_points(path: Path, points_crs: str | None) -> Any:
     import pandas as pd
 
     if not path.exists():
-        raise PointsError(f"points file {path} does not exist")
+        raise PointsError(missing_file("points file", path))
     try:
         table = pd.read_csv(path)
     except Exception as exc:  # pandas raises several types for unreadable text

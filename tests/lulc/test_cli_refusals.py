@@ -37,6 +37,41 @@ def test_a_tiler_allow_entry_of_another_scheme_is_a_settings_error(tmp_path: Pat
     assert_one_line(done.stderr, "invalid TilerSettings", "ftp")
 
 
+def test_a_url_given_for_a_local_file_is_said_to_be_a_url(tmp_path: Path) -> None:
+    """`--image https://host/s2.tif` said "image https:/host/s2.tif does not exist" (pathlib folds "//")."""
+    from training.errors import ImageryError
+    from training.imagery import open_local_imagery
+
+    cases = [
+        (
+            ["classify", "--image", "https://maps.example/s2.tif", "--model", "m"],
+            "image https://maps.example/s2.tif",
+        ),
+        (
+            [
+                "classify",
+                "--stac",
+                "c.json",
+                "--datetime",
+                "2024",
+                "--aoi",
+                "http://maps.example/aoi.geojson",
+                "--model",
+                "m",
+            ],
+            "AOI file http://maps.example/aoi.geojson",
+        ),
+        (["train", "--image", "i.tif", "--points", "s3://bucket/p.gpkg"], "points file s3://bucket/p.gpkg"),
+    ]
+    for args, words in cases:
+        done = lulc_program(*args, "--out", tmp_path / "out")
+        assert done.returncode == 2, (args, done.stderr)
+        assert_one_line(done.stderr, f"{words} is a URL", "give a file on this machine")
+    with pytest.raises(ImageryError, match=r"^image https://maps\.example/s2\.tif is a URL"):
+        open_local_imagery("https://maps.example/s2.tif", ["red"], None, None, None)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/lulc_py is absent")
 def test_training_refuses_a_negative_seed_and_an_out_below_a_file_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
