@@ -42,7 +42,13 @@ def train_command(
         str | None, typer.Option(show_default=recipe_default("sentinel-2-l2a"), help="STAC collection.")
     ] = None,
     aoi: Annotated[str | None, typer.Option(help="w,s,e,n (EPSG:4326) or a GeoJSON/OGR file.")] = None,
-    datetime: Annotated[str | None, typer.Option("--datetime", help="STAC datetime interval.")] = None,
+    datetime: Annotated[
+        str | None,
+        typer.Option(
+            "--datetime",
+            help="STAC datetime interval; with --image, the date of an image that records none.",
+        ),
+    ] = None,
     max_cloud_cover: Annotated[
         float | None, typer.Option(help="Largest eo:cloud_cover used, percent (items at it are used).")
     ] = None,

@@ -108,7 +108,9 @@ class TrainingConfig(BaseModel):
         default=None, description="bbox [w, s, e, n] in EPSG:4326, or a GeoJSON / any OGR file."
     )
     datetime: str | None = Field(
-        default=None, description="STAC datetime or interval (with seasons: the year)."
+        default=None,
+        description="STAC datetime or interval (with seasons: the year); with a local image that records "
+        "no acquisition date, its date (else model.json is dated by the file's modification time).",
     )
     seasons: list[Season] | None = Field(
         default=None,

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import rasterio
 
 from lulc.contract import Radiometry
+from lulc.datetimes import format_datetime
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
@@ -118,6 +119,9 @@ class LocalImagery:
     composites: int = 1
     """A local image is one composite."""
     mask_scl: None = None
+    given_datetime: str | None = None
+    """The recipe's ``datetime``, normalised (``lulc.datetimes.format_datetime``): the acquisition of an
+    image that records none (as ``lulc classify``)."""
 
     @property
     def description(self) -> str:
@@ -131,12 +135,14 @@ class LocalImagery:
 
     @property
     def time_window(self) -> str | None:
-        """The acquisition the image records (``ACQUISITIONDATETIME`` or TIFF ``DateTime``), else unknown.
+        """The acquisition the image records, else the recipe's ``datetime``, else unknown.
 
-        It goes into the contract's provenance and dates the model's MLM item (else the image's mtime).
+        Recorded: ``ACQUISITIONDATETIME`` or TIFF ``DateTime``; the recipe's: RFC 3339, normalised (a date
+        is its day). It goes into the contract's provenance and dates the model's MLM item (else the image's
+        mtime).
         """
         stamp = image_datetime(str(self.path))
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp is not None else None
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp is not None else self.given_datetime
 
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Each block's pixels, through the classifier's image reader."""
@@ -149,6 +155,8 @@ def open_local_imagery(
     image_bands: list[str] | None,
     scale: float | None,
     offset: float | None,
+    *,
+    datetime: str | None = None,
 ) -> LocalImagery:
     """Open a multi-band GeoTIFF and find ``bands`` in it (``lulc.pixels.image_band_indexes``).
 
@@ -184,7 +192,16 @@ def open_local_imagery(
         notes.append(f"{path.name}: {scaling.note}")
     grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
     reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
-    return LocalImagery(path, grid, list(bands), reader, radiometry, notes)
+    try:
+        given = format_datetime(datetime)
+    except InputError as exc:
+        raise ImageryError(str(exc)) from exc
+    if given is None and image_datetime(str(path)) is None:
+        notes.append(
+            f"{path.name} records no acquisition date: model.json is dated by the file's modification time "
+            "(give --datetime with the acquisition date, e.g. --datetime 2024-06-01)"
+        )
+    return LocalImagery(path, grid, list(bands), reader, radiometry, notes, given_datetime=given)
 
 
 MAX_MEDIAN_REFLECTANCE = 1.5

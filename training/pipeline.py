@@ -61,7 +61,14 @@ class TrainResult:
 def open_imagery(config: TrainingConfig, settings: TrainingSettings) -> Imagery:
     """The imagery the recipe names: a local raster, or a STAC composite on the model's grid."""
     if config.image is not None:
-        return open_local_imagery(config.image, config.bands, config.image_bands, config.scale, config.offset)
+        return open_local_imagery(
+            config.image,
+            config.bands,
+            config.image_bands,
+            config.scale,
+            config.offset,
+            datetime=config.datetime,
+        )
     from training.composite import open_stac_imagery
 
     return open_stac_imagery(config, settings)

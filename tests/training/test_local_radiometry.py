@@ -50,3 +50,30 @@ def test_integer_rasters_without_metadata_are_dn_over_10000(tmp_path: Path) -> N
     imagery = open_local_imagery(path, ["red", "nir"], None, None, None)
     assert imagery.radiometry.scale == 1e-4
     assert any("DN / 10000" in note for note in imagery.notes)
+
+
+def test_an_undated_image_takes_the_recipes_datetime_else_says_its_mtime_dates_the_model(
+    tmp_path: Path,
+) -> None:
+    """Training review: `lulc train --image x.tif --datetime 2024-06-01` ignored the date.
+
+    `lulc classify` takes it; model.json was dated by the file's mtime without a word.
+    """
+    from training.config import make_config
+    from training.outputs import mlm_datetime
+    from training.pipeline import open_imagery
+    from training.settings import TrainingSettings
+
+    path = _raster(tmp_path / "d.tif", "uint16", (1.0, 1.0), (0.0, 0.0))  # no DateTime tag
+    recipe = {"image": str(path), "points": str(tmp_path / "p.gpkg"), "bands": ["red", "nir"]}
+    dated = make_config({**recipe, "datetime": "2024-06-01", "out": str(tmp_path / "m")})
+    imagery = open_imagery(dated, TrainingSettings())
+    assert imagery.time_window == "2024-06-01T00:00:00Z/2024-06-01T23:59:59Z"
+    assert mlm_datetime(imagery, dated) == "2024-06-01T23:59:59Z"
+    assert not any("acquisition date" in note for note in imagery.notes)
+    undated = make_config({**recipe, "out": str(tmp_path / "m")})
+    imagery = open_imagery(undated, TrainingSettings())
+    assert imagery.time_window is None
+    assert any("records no acquisition date" in n and "--datetime" in n for n in imagery.notes), imagery.notes
+    with pytest.raises(ImageryError, match="2024-13-01"):
+        open_local_imagery(path, ["red", "nir"], None, None, None, datetime="2024-13-01")
