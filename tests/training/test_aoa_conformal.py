@@ -184,8 +184,8 @@ def test_set_bands_count_and_encode_the_members_and_empty_sets_are_zero() -> Non
     report = coverage_by_class(members, np.array([0, 1, 1]), ["a", "b", "c"])
     assert report["coverage"] == pytest.approx(2 / 3, abs=1e-6)  # the empty set does not cover its true class
     assert report["empty"] == pytest.approx(1 / 3, abs=1e-6)
-    with pytest.raises(ContractError, match="holds 8 classes"):
-        set_bands(np.ones((2, 9), dtype=bool))
+    with pytest.raises(ContractError, match="holds 7 classes"):  # bits 0-6: all set is 127, not nodata
+        set_bands(np.ones((2, 8), dtype=bool))
 
 
 def test_set_bands_of_probabilities_column_by_column_are_the_members_bands() -> None:
@@ -207,8 +207,8 @@ def test_set_bands_of_probabilities_column_by_column_are_the_members_bands() -> 
         expected = set_bands(set_members(proba[:, columns], given))
         assert np.array_equal(set_bands_of(proba, given, columns), expected)
         assert np.array_equal(set_bands_of(proba[:, columns], given), expected)
-    with pytest.raises(ContractError, match="holds 8 classes"):
-        set_bands_of(np.ones((2, 9), dtype=np.float32), 0.5)
+    with pytest.raises(ContractError, match="holds 7 classes"):
+        set_bands_of(np.ones((2, 8), dtype=np.float32), 0.5)
 
 
 def test_out_of_fold_probabilities_come_from_a_model_that_did_not_see_the_fold() -> None:
