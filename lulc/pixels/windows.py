@@ -18,7 +18,7 @@ from rasterio.windows import Window
 from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
-from lulc.raster_failures import may_pass, reason
+from lulc.raster_failures import failure_kind, may_pass, reason
 from lulc.stac_io import is_local_href
 
 
@@ -34,6 +34,35 @@ def gdal_path(href: str) -> str:
     return href
 
 
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""The first 4 bytes of a TIFF or BigTIFF, little- and big-endian: every COG starts with one."""
+
+
+def not_a_tiff_answer(href: str, timeout: float = 10.0) -> bytes | None:
+    """The first bytes an http(s) server answers for ``href`` if no TIFF starts so, else None.
+
+    None: a TIFF's bytes, no answer, an error status, or not http; bytes: an HTML page, an XML error body.
+    GDAL says "not recognized as being in a supported file format" both for such a body and for a TIFF
+    cut off during the open; only the first is sure to fail again. One GET of 4 bytes, no redirect followed
+    (``href`` passed the allow-list with its redirects resolved, ``lulc.gdal_env.gdal_href``).
+    """
+    if urlparse(href).scheme not in ("http", "https"):
+        return None
+    import requests
+    import urllib3
+
+    try:
+        with requests.get(
+            href, headers={"Range": "bytes=0-3"}, timeout=timeout, allow_redirects=False, stream=True
+        ) as response:
+            if response.status_code not in (200, 206):
+                return None
+            head = response.raw.read(4, decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):  # dropped, cut short, refused
+        return None
+    return bytes(head) if len(head) == 4 and head not in TIFF_SIGNATURES else None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded retries of a window read on I/O errors, on top of GDAL's own HTTP retries."""
@@ -47,8 +76,8 @@ class RetryPolicy:
         """``read_window`` with retries; ReadError naming the href when every attempt fails.
 
         Only what may pass is retried (``lulc.raster_failures.may_pass``: a server failing, not a file or
-        object that is not there), and only that ends as a ``ReadUnavailableError`` (``lulc`` exits 75:
-        trying again later may succeed).
+        object that is not there, nor a server answering bytes no TIFF starts with: ``not_a_tiff_answer``),
+        and only that ends as a ``ReadUnavailableError`` (``lulc`` exits 75: trying again later may succeed).
         """
         last: RasterioIOError | None = None
         remote = not is_local_href(href)
@@ -58,6 +87,10 @@ class RetryPolicy:
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
                 if not may_pass(exc, remote):
                     raise ReadError(f"cannot read {href}: {reason(exc)}") from exc
+                if failure_kind(exc) == "not-a-raster" and (head := not_a_tiff_answer(href)) is not None:
+                    raise ReadError(  # an HTML page or an error body: no retry makes it a raster
+                        f"cannot read {href}: the server answers with no TIFF (its first bytes: {head!r})"
+                    ) from exc
                 last = exc
                 forget_cached_reads(href)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))

@@ -466,3 +466,36 @@ def test_only_what_may_pass_is_retried_and_ends_as_an_upstream_error(
     assert "failed" in str(cut.value), (
         cut.value
     )  # GDAL's own words: IReadBlock ... TIFFReadEncodedTile() failed
+
+
+def test_a_page_that_is_no_tiff_fails_at_once_not_as_a_server_to_retry(
+    served_band: Path, tmp_path: Path, http_server_factory: Callable[..., ServerHandle]
+) -> None:
+    """An asset href answering an HTML page was retried 3 times per block, then exit 75 ("retry later").
+
+    GDAL's words are those of a TIFF cut off during the open; the page's first bytes tell them apart.
+    """
+    from rasterio.enums import Resampling
+
+    from lulc.errors import ReadError, ReadUnavailableError
+    from lulc.grid import OutputGrid
+    from lulc.pixels import RetryPolicy
+
+    with rasterio.open(served_band / "red.tif") as local:
+        grid = OutputGrid(local.crs.to_string(), local.transform, local.width, local.height, 256)
+    block = next(grid.blocks())
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "page.tif").write_text("<html><body>Sign in to download</body></html>")
+    server = http_server_factory(pages)
+    policy = RetryPolicy(attempts=3, delay=0.01)
+    with pytest.raises(ReadError, match=r"answers with no TIFF \(its first bytes: b'<htm'\)") as page:
+        policy.run_read(fresh(server.url("page.tif")), grid, block, 0, Resampling.nearest)
+    assert not isinstance(page.value, ReadUnavailableError)
+    sniffs = [r for r in server.requests.records() if r.path == "/page.tif" and r.range == "bytes=0-3"]
+    assert len(sniffs) == 1  # one look at the first bytes, and no second attempt
+    # a real COG behind it is read as before (the look is made only after GDAL failed)
+    shutil.copy(served_band / "red.tif", pages / "red.tif")
+    data = policy.run_read(fresh(server.url("red.tif")), grid, block, 0, Resampling.nearest)
+    assert data.shape == (block.height, block.width)
+    assert not [r for r in server.requests.records() if r.path == "/red.tif" and r.range == "bytes=0-3"]
