@@ -229,12 +229,18 @@ class CheckedHttp:
 
 
 def read_local_text(allow: AllowList, href: str, what: str) -> str:
-    """The text of an allow-listed local file (missing and refused files get the same error)."""
+    """The text of an allow-listed local file (missing and refused files get the same error).
+
+    An allowed file that is not UTF-8 says so (it read as "not allowed", which sent users to the
+    allow-list): the allow-list passed it, so that tells nothing of files outside.
+    """
     path = allow.check(href, what)
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
-    except (OSError, UnicodeDecodeError):
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{what} {href} is not UTF-8 text (byte {exc.start}): STAC JSON is UTF-8") from None
+    except OSError:
         raise refuse(what, href, LOCAL_REFUSAL) from None
 
 

@@ -14,6 +14,7 @@ import pytest
 from tests.support.cli import lulc_program
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lulc_py"
+LEGACY_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "pre-move-demo"
 
 
 def assert_one_line(stderr: str, *words: str) -> None:
@@ -304,9 +305,13 @@ def test_files_that_are_not_utf8_or_hold_an_impossible_date_are_named(tmp_path: 
             ["classify", "--image", image, "--model", model, "--out", tmp_path / "run"],
             f"{model / 'model.json'} is not valid JSON",
         ),
+        (  # it said "is not allowed: not an existing file under the allow-list's local folders"
+            ["classify", "--stac", binary, "--aoi", "0,0,1,1", "--datetime", "2024", "--model", LEGACY_MODEL],
+            f"{binary} is not UTF-8 text (byte 0)",
+        ),
     ]
     for args, words in cases:
-        done = lulc_program(*args)
+        done = lulc_program(*args, *([] if "--out" in args else ["--out", tmp_path / "run"]))
         assert done.returncode == 2, (args, done.stderr)
         assert_one_line(done.stderr, words)
     assert not (tmp_path / "m").exists()
