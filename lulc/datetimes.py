@@ -74,3 +74,28 @@ def parse_datetime_interval(value: str | None) -> tuple[dt.datetime | None, dt.d
     if start is not None and end is not None and start > end:
         raise InputError(f"invalid datetime {value!r}: the interval ends before it starts")
     return start, end
+
+
+def rfc3339_utc(value: dt.datetime) -> str:
+    """RFC 3339 in UTC (``Z``), with the fraction of a second when there is one.
+
+    Cut to the second, a written time could fall before the acquisition it dates.
+    """
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def acquisition_window(value: str, names: str) -> tuple[str, str]:
+    """``value`` (``--datetime``) as the acquisition of ``names``, inputs that record none: both ends, UTC.
+
+    One rule for ``lulc classify`` and ``lulc train``: an open end is no acquisition time.
+
+    Raises:
+        InputError: ``value`` is not a datetime or interval, or has an open end.
+    """
+    start, end = parse_datetime_interval(value) or (None, None)
+    if start is None or end is None:
+        raise InputError(
+            f"{names} records no acquisition date and --datetime {value!r} is open-ended: "
+            "give the acquisition date or an interval with both ends, e.g. --datetime 2024-06-01"
+        )
+    return rfc3339_utc(start), rfc3339_utc(end)

@@ -15,7 +15,6 @@ import os
 import shutil
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import shapely.geometry
 
 from lulc.areas import area_cells
 from lulc.contract import ModelContract
+from lulc.datetimes import rfc3339_utc
 from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
 from lulc.pixels import image_datetime
@@ -396,14 +396,6 @@ def _no_pixels_message(request: ClassifyRequest, reader: BlockReader) -> str:
     )
 
 
-def _iso(value: datetime) -> str:
-    """RFC 3339 in UTC, with the fraction of a second when there is one.
-
-    Cut to the second, a written time could fall before the acquisition it dates.
-    """
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tuple[str, str]:
     """First and last acquisition of the inputs (ISO 8601, ``Z``), for the item's time fields.
 
@@ -414,19 +406,12 @@ def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tup
     """
     times = sorted(t for s in sources if (t := s.datetime or image_datetime(s.href)) is not None)
     if times:
-        return _iso(times[0]), _iso(times[-1])
-    if request.datetime:
-        from lulc.datetimes import parse_datetime_interval
-
-        start, end = parse_datetime_interval(request.datetime) or (None, None)
-        names = ", ".join(s.id for s in sources[:3]) or "the input"
-        if start is None or end is None:  # the one bound given is no acquisition time
-            raise InputError(
-                f"{names} records no acquisition date and --datetime {request.datetime!r} is open-ended: "
-                "give the acquisition date or an interval with both ends, e.g. --datetime 2024-06-01"
-            )
-        return _iso(start), _iso(end)
+        return rfc3339_utc(times[0]), rfc3339_utc(times[-1])
     names = ", ".join(s.id for s in sources[:3]) or "the input"
+    if request.datetime:
+        from lulc.datetimes import acquisition_window
+
+        return acquisition_window(request.datetime, names)
     raise InputError(
         f"{names} records no acquisition date (no TIFF DateTime or ACQUISITIONDATETIME tag) and no "
         "datetime was given: pass --datetime with the acquisition date, e.g. --datetime 2024-06-01"

@@ -69,7 +69,7 @@ class TrainingConfig(BaseModel):
         max_items: 8                  # keep the least cloudy N
         composite: median             # or first-valid
         resolution: 10
-        # or, instead of stac/aoi/datetime: a local raster
+        # or, instead of stac/aoi: a local raster (datetime: its date, if the raster records none)
         # image: s2image.tif
         # image_bands: [blue, green, red, nir]   # names of all its bands, in order (default: its band
         #                                          descriptions, else bands in order when as many)

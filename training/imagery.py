@@ -17,7 +17,7 @@ import numpy.typing as npt
 import rasterio
 
 from lulc.contract import Radiometry
-from lulc.datetimes import format_datetime
+from lulc.datetimes import acquisition_window, format_datetime
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
@@ -120,8 +120,8 @@ class LocalImagery:
     """A local image is one composite."""
     mask_scl: None = None
     given_datetime: str | None = None
-    """The recipe's ``datetime``, normalised (``lulc.datetimes.format_datetime``): the acquisition of an
-    image that records none (as ``lulc classify``)."""
+    """``start/end`` (RFC 3339, UTC) of the recipe's ``datetime``, for an image that records no acquisition
+    (``lulc.datetimes.acquisition_window``, as ``lulc classify``)."""
 
     @property
     def description(self) -> str:
@@ -137,8 +137,8 @@ class LocalImagery:
     def time_window(self) -> str | None:
         """The acquisition the image records, else the recipe's ``datetime``, else unknown.
 
-        Recorded: ``ACQUISITIONDATETIME`` or TIFF ``DateTime``; the recipe's: RFC 3339, normalised (a date
-        is its day). It goes into the contract's provenance and dates the model's MLM item (else the image's
+        Recorded: ``ACQUISITIONDATETIME`` or TIFF ``DateTime``; the recipe's: both ends in UTC (a date is
+        its day). It goes into the contract's provenance and dates the model's MLM item (else the image's
         mtime).
         """
         stamp = image_datetime(str(self.path))
@@ -192,11 +192,14 @@ def open_local_imagery(
         notes.append(f"{path.name}: {scaling.note}")
     grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
     reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
+    recorded, given = image_datetime(str(path)), None
     try:
-        given = format_datetime(datetime)
+        format_datetime(datetime)  # a bad one is refused even where the image's own date wins
+        if datetime is not None and recorded is None:
+            given = "/".join(acquisition_window(datetime, f"image {path.name}"))
     except InputError as exc:
         raise ImageryError(str(exc)) from exc
-    if given is None and image_datetime(str(path)) is None:
+    if given is None and recorded is None:
         notes.append(
             f"{path.name} records no acquisition date: model.json is dated by the file's modification time "
             "(give --datetime with the acquisition date, e.g. --datetime 2024-06-01)"

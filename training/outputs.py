@@ -27,13 +27,12 @@ OUTPUT_FILES = ("model.onnx", "model.json", "metrics.json", "report.md", "confus
 def mlm_datetime(imagery: Imagery, config: TrainingConfig) -> str:
     """The MLM item's datetime, stable across runs: the last acquisition, else the image file's mtime.
 
-    An image that records no acquisition is dated by the end of the recipe's ``datetime`` (the start of an
-    open-ended one); else by its mtime, which the imagery's notes say.
+    An image that records no acquisition is dated by the end of the recipe's ``datetime`` (both ends are
+    required); else by its mtime, which the imagery's notes say.
     """
     window = imagery.time_window
     if window:
-        last = window.split("/")[-1]
-        return window.split("/")[0] if last == ".." else last
+        return window.split("/")[-1]
     stamp = datetime.fromtimestamp(Path(str(config.image)).stat().st_mtime, tz=UTC).replace(microsecond=0)
     return stamp.isoformat().replace("+00:00", "Z")
 

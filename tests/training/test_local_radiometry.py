@@ -77,3 +77,9 @@ def test_an_undated_image_takes_the_recipes_datetime_else_says_its_mtime_dates_t
     assert any("records no acquisition date" in n and "--datetime" in n for n in imagery.notes), imagery.notes
     with pytest.raises(ImageryError, match="2024-13-01"):
         open_local_imagery(path, ["red", "nir"], None, None, None, datetime="2024-13-01")
+    # review: an open end dated model.json ".." (invalid STAC); classify's rule refuses it, and so does this
+    for open_ended in ("2024-06-01/..", "../.."):
+        with pytest.raises(ImageryError, match="open-ended"):
+            open_local_imagery(path, ["red", "nir"], None, None, None, datetime=open_ended)
+    offset = open_local_imagery(path, ["red", "nir"], None, None, None, datetime="2024-06-01T12:00:00+02:00")
+    assert offset.time_window == "2024-06-01T10:00:00Z/2024-06-01T10:00:00Z"  # UTC, as model.json needs
