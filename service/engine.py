@@ -170,6 +170,8 @@ def classify(
     progress.start("classifying blocks", grid.n_blocks)
     blocks = list(grid.blocks())
     wanted = request_layers(request, contract)
+    if request.sets and contract.class_sets is not None and "sets" not in wanted:
+        progress.note(sets_left_out(contract))
     layers = layer_specs(wanted, contract.classes)
     with staging_dir(out) as staging:
         sink = BlockSink(staging, grid, contract.classes, request.confidence, layers)
@@ -371,6 +373,16 @@ def request_layers(request: ClassifyRequest, contract: ModelContract) -> frozens
     if request.sets and contract.class_sets is not None and len(contract.classes.classes) <= MAX_CLASSES:
         wanted.add("sets")
     return frozenset(wanted)
+
+
+def sets_left_out(contract: ModelContract) -> str:
+    """Why a calibrated model's run has no ``sets.tif``: more classes than a set bitmask holds."""
+    from lulc.class_sets import MAX_CLASSES
+
+    return (
+        f"no sets.tif: the model's {len(contract.classes.classes)} classes are more than a set bitmask "
+        f"holds ({MAX_CLASSES})"
+    )
 
 
 def _trust_properties(

@@ -233,3 +233,45 @@ def test_machine_names_stay_unique_when_a_suffixed_name_meets_another_class() ->
     assert len(set(names)) == 3
     assert names == ["a-b-1-1", "a-b-2", "a-b-1-3"]
     assert all(re.fullmatch(r"[0-9A-Za-z_-]+", n) for n in names)
+
+
+def _calibrated_model(folder: Path, n_classes: int) -> Path:
+    """A forest of ``n_classes`` classes on random features whose contract carries class sets."""
+    from lulc.contract import ClassSets
+
+    rng = np.random.default_rng(n_classes)
+    values = list(range(1, n_classes + 1))
+    classes = ClassTable.from_labels(values)
+    contract = make_contract(classes, values, bands=BANDS, scale=1e-4, name=f"sets{n_classes}")
+    contract = contract.model_copy(update={"class_sets": ClassSets(coverage=0.9, min_probability=0.2)})
+    x = rng.uniform(0, 0.5, (30 * n_classes, 3)).astype(np.float32)
+    model_dir = folder / f"sets{n_classes}"
+    model_dir.mkdir()
+    return export_onnx(fit_forest(x, np.repeat(values, 30)), 3, contract, model_dir / "model.onnx")
+
+
+def test_a_sets_map_names_its_bits_in_an_item_that_validates_and_too_many_classes_say_why_none(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Review: sets.tif's bitmask band was described in its title only; an 8-class model lost it silently."""
+    from lulc.progress import NoteKeeper
+
+    request = ClassifyRequest(aoi=None, datetime="2024-06-01", block_size=64)
+    factory = ImageReaderFactory(inputs["image"])
+    notes = NoteKeeper()
+    done = classify(
+        request, load_model(_calibrated_model(tmp_path, 3)), factory, tmp_path / "three", progress=notes
+    )
+    item = json.loads(done.item.read_text())
+    assert_valid_stac(item, "item.json")  # classification:bitfields on band 2 against classification v2.0.0
+    fields = item["assets"]["sets"]["raster:bands"][1]["classification:bitfields"]
+    assert [(f["offset"], f["length"], f["name"]) for f in fields] == [(0, 1, "1"), (1, 1, "2"), (2, 1, "3")]
+    broken = json.loads(done.item.read_text())
+    del broken["assets"]["sets"]["raster:bands"][1]["classification:bitfields"][0]["offset"]
+    assert stac_errors(broken), "the validator checks the bit fields"
+    assert not [n for n in notes.notes if "sets.tif" in n]
+    many = classify(
+        request, load_model(_calibrated_model(tmp_path, 8)), factory, tmp_path / "eight", progress=notes
+    )
+    assert not (many.item.parent / "sets.tif").exists()
+    assert "no sets.tif: the model's 8 classes are more than a set bitmask holds (7)" in notes.notes
