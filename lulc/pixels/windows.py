@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -38,15 +39,31 @@ TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 """The first 4 bytes of a TIFF or BigTIFF, little- and big-endian: every COG starts with one."""
 
 
+GDAL_HTTP_CREDENTIALS = (
+    "GDAL_HTTP_HEADERS",
+    "GDAL_HTTP_HEADER_FILE",
+    "GDAL_HTTP_AUTH",
+    "GDAL_HTTP_USERPWD",
+    "GDAL_HTTP_BEARER",
+    "GDAL_HTTP_COOKIE",
+    "GDAL_HTTP_COOKIEFILE",
+)
+"""GDAL options that add credentials to its requests: with any set, a look without them proves nothing."""
+
+
 def not_a_tiff_answer(href: str, timeout: float = 10.0) -> bytes | None:
     """The first bytes an http(s) server answers for ``href`` if no TIFF starts so, else None.
 
-    None: a TIFF's bytes, no answer, an error status, or not http; bytes: an HTML page, an XML error body.
-    GDAL says "not recognized as being in a supported file format" both for such a body and for a TIFF
-    cut off during the open; only the first is sure to fail again. One GET of 4 bytes, no redirect followed
-    (``href`` passed the allow-list with its redirects resolved, ``lulc.gdal_env.gdal_href``).
+    None: a TIFF's bytes, no answer, an error status, a redirect (not followed: the read is retried as
+    before), not http, or GDAL given credentials by its environment (this GET sends none, so a login page
+    would answer it where GDAL got the file); bytes: an HTML page, an XML error body. GDAL says "not
+    recognized as being in a supported file format" both for such a body and for a TIFF cut off during
+    the open; only the first is sure to fail again. One GET of 4 bytes of the href GDAL was given (the
+    allow-list passed it).
     """
-    if urlparse(href).scheme not in ("http", "https"):
+    if urlparse(href).scheme not in ("http", "https") or any(
+        os.environ.get(k) for k in GDAL_HTTP_CREDENTIALS
+    ):
         return None
     import requests
     import urllib3

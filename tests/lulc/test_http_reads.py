@@ -469,7 +469,10 @@ def test_only_what_may_pass_is_retried_and_ends_as_an_upstream_error(
 
 
 def test_a_page_that_is_no_tiff_fails_at_once_not_as_a_server_to_retry(
-    served_band: Path, tmp_path: Path, http_server_factory: Callable[..., ServerHandle]
+    served_band: Path,
+    tmp_path: Path,
+    http_server_factory: Callable[..., ServerHandle],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An asset href answering an HTML page was retried 3 times per block, then exit 75 ("retry later").
 
@@ -499,3 +502,7 @@ def test_a_page_that_is_no_tiff_fails_at_once_not_as_a_server_to_retry(
     data = policy.run_read(fresh(server.url("red.tif")), grid, block, 0, Resampling.nearest)
     assert data.shape == (block.height, block.width)
     assert not [r for r in server.requests.records() if r.path == "/red.tif" and r.range == "bytes=0-3"]
+    # GDAL given credentials: a look without them proves nothing (a login page may answer it), so retried
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", "Authorization: Bearer t")
+    with pytest.raises(ReadUnavailableError, match="after 3 attempts"):
+        policy.run_read(fresh(server.url("page.tif")), grid, block, 0, Resampling.nearest)
