@@ -216,7 +216,9 @@
       });
     });
     layer.on("load", () => {
-      const zoom = `${Math.round(map.getZoom())}/`;
+      // the zoom whose tiles loaded: Leaflet's tile zoom, which changes as a zoom starts (getZoom() only as
+      // its animation ends, so a round from the cache could end under the zoom left)
+      const zoom = `${layer._tileZoom ?? Math.round(map.getZoom())}/`;
       if (current() && ![...failed].some((tile) => tile.startsWith(zoom))) {
         reported = false;
         setProblem(key, null);
