@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lulc.errors import InputError, LulcError, validation_problems
+from lulc.urls import missing_file
 
 NODATA = 255
 """The class value written where no valid input exists; never a real class."""
@@ -287,7 +288,7 @@ def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise error(f"{what} {path} does not exist") from exc
+        raise error(missing_file(what, path)) from exc
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     except yaml.YAMLError as exc:

@@ -70,7 +70,7 @@ class Location:
         return f"{self.scheme}://{self.host_port}{path}" + (f"?{self.query}" if self.query else "")
 
 
-_URL_AS_PATH = re.compile(r"^(https?|s3|file):/+", re.IGNORECASE)
+_URL_AS_PATH = re.compile(r"^(https?|s3|gs|az):/+", re.IGNORECASE)  # file: URLs name local files
 
 
 def missing_file(what: str, path: object, hint: str = "") -> str:

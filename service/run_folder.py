@@ -22,6 +22,7 @@ from lulc.classes import NODATA, ClassTable, table_from_band_tags
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import crs_text
+from lulc.urls import missing_file
 from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
 from service.publish import ITEM_NAME
 
@@ -148,7 +149,7 @@ def open_run(path: str | Path) -> RunFolder:
             f"{folder} is a file, not a run: give the output folder of `lulc classify` or its {CLASSES_NAME}"
         )
     if not folder.is_dir():
-        raise InputError(f"run folder {folder} does not exist (give the output folder of `lulc classify`)")
+        raise InputError(missing_file("run folder", folder, " (give the output folder of `lulc classify`)"))
     classes_path = folder / CLASSES_NAME
     if not classes_path.is_file():
         periods = sorted(p.name for p in folder.iterdir() if (p / CLASSES_NAME).is_file())

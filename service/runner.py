@@ -16,6 +16,7 @@ from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
 from lulc.onnx_runtime import onnxruntime
+from lulc.urls import missing_file
 from service.graph_outputs import without_outputs
 from service.publish import join_url
 
@@ -224,7 +225,7 @@ class _Loaded:
 
 def _open_session(path: Path, threads: int) -> _Loaded:
     if not path.is_file():
-        raise ContractError(f"model file {path} does not exist")
+        raise ContractError(missing_file("model file", path))
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -287,7 +288,7 @@ def load_model(path: str | Path, *, threads: int = 1, public_url: str | None = N
             onnx_files[0], threads=threads, item_href=href(onnx_files[0]) if public_url else None
         )
     if not path.exists():
-        raise ContractError(f"model {path} does not exist")
+        raise ContractError(missing_file("model", path))
     if path.suffix == ".json":
         return _from_item(path, threads, href(path))
     item = path.parent / "model.json"

@@ -45,6 +45,7 @@ from lulc.olofsson import (
     thin_strata,
 )
 from lulc.pixels import open_image
+from lulc.urls import missing_file
 from lulc.vector_layers import geometry_layer
 from lulc.writable import check_file_writable
 from training.errors import AssessError
@@ -377,7 +378,7 @@ def _assess(
     assessment, so both maps are estimated on one stratification.
     """
     if not map_path.exists():
-        raise AssessError(f"map {map_path} does not exist")
+        raise AssessError(missing_file("map", map_path))
     areas = map_areas(map_path)
     pixels, pixel_ha = areas.pixels, areas.pixel_ha
     if not pixels:

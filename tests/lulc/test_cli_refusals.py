@@ -63,6 +63,15 @@ def test_a_url_given_for_a_local_file_is_said_to_be_a_url(tmp_path: Path) -> Non
             "AOI file http://maps.example/aoi.geojson",
         ),
         (["train", "--image", "i.tif", "--points", "s3://bucket/p.gpkg"], "points file s3://bucket/p.gpkg"),
+        (
+            ["classify", "--image", LEGACY_MODEL / "model.onnx", "--model", "https://m.example/m"],
+            "model https://m.example/m",
+        ),
+        (
+            ["assess", "gs://bucket/classes.tif", "--points", "p.gpkg", "--label-field", "l"],
+            "map gs://bucket/classes.tif",
+        ),
+        (["clean", "HTTPS://maps.example/run", "--mmu-ha", "1"], "run folder https://maps.example/run"),
     ]
     for args, words in cases:
         done = lulc_program(*args, "--out", tmp_path / "out")
