@@ -53,8 +53,14 @@ class AreaStatistics(BaseModel):
         description="Mean true (geodesic) ground area of the classified pixels counted, in square metres (of "
         "the pixel at the window's centre when none is)."
     )
-    pixels: int = Field(description="Map pixels whose centre lies inside the polygon.")
-    nodata_pixels: int = Field(description="Of those, pixels without a class (nodata).")
+    pixels: int = Field(
+        description="Map pixels whose centre lies inside the polygon (for /statistics/series: of a nodata "
+        "pixel, also inside the series' mapped area)."
+    )
+    nodata_pixels: int = Field(
+        description="Of those, pixels without a class (nodata). /statistics/series counts only those inside "
+        "the series' mapped area (its items' geometries): gaps (cloud, no imagery), not ground off the AOI."
+    )
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
     classes: list[ClassArea]
     aoa_threshold: float | None = Field(
@@ -137,10 +143,14 @@ def class_areas(
     table: ClassTable,
     max_pixels: int,
     aoa: AoaLayer | None = None,
+    mapped: Mapping[str, Any] | None = None,
 ) -> AreaStatistics:
     """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
 
-    A pixel counts when its centre lies inside the polygon. The window is read at full resolution (never
+    A pixel counts when its centre lies inside the polygon. ``mapped`` (EPSG:4326): the area the map is
+    of (a series' AOI, the union of its items' geometries); a nodata pixel outside it is ground the run was
+    not asked to map, not a gap, and counts in neither ``pixels`` nor ``nodata_pixels`` (the web map's "No
+    data" row counted a polygon AOI's whole bounding box). The window is read at full resolution (never
     from overviews), in strips. Each pixel counts with its true ground area (``lulc.grid.pixel_areas_m2``,
     one value per 64 x 64 cell), so hectares are right in any CRS: metres, feet, degrees, Web Mercator.
     """
@@ -156,6 +166,7 @@ def class_areas(
             )
         crs_text = dataset.crs.to_string()
         native = _clip_to_map(geometry, crs_text, tuple(dataset.bounds))
+        covered = _clip_to_map(mapped, crs_text, tuple(dataset.bounds)) if mapped is not None else None
         window = None if native.is_empty else _window(native, dataset)
         if window is not None:
             if window.width * window.height > max_pixels:
@@ -169,7 +180,7 @@ def class_areas(
                 for top in range(int(window.row_off), int(window.row_off + window.height), rows):
                     height = min(rows, int(window.row_off + window.height) - top)
                     strip = windows.Window(int(window.col_off), top, int(window.width), height)
-                    _count_strip(dataset, crs_text, di_source, aoa, strip, native, lookup, tally)
+                    _count_strip(dataset, crs_text, di_source, aoa, strip, (native, covered), lookup, tally)
             finally:
                 if di_source is not None:
                     di_source.close()
@@ -239,17 +250,26 @@ def _count_strip(
     di_source: Any,
     aoa: AoaLayer | None,
     strip: windows.Window,
-    native: BaseGeometry,
+    shapes: tuple[BaseGeometry, BaseGeometry | None],
     lookup: npt.NDArray[np.int64],
     tally: _Tally,
 ) -> None:
-    """Add one strip's pixels inside the polygon to ``tally``, each class's by 64 x 64 cell and its area."""
+    """Add one strip's pixels inside the polygon to ``tally``, each class's by 64 x 64 cell and its area.
+
+    ``shapes``: the polygon, and the mapped area (None: all of the map) outside which nodata is not a gap.
+    """
+    native, covered = shapes
     data = dataset.read(1, window=strip, masked=True)
-    outside = geometry_mask(
-        [native], out_shape=data.shape, transform=windows.transform(strip, dataset.transform)
-    )
-    inside = ~outside
+    transform = windows.transform(strip, dataset.transform)
+    inside = ~geometry_mask([native], out_shape=data.shape, transform=transform)
     invalid = np.ma.getmaskarray(data)
+    if covered is not None:  # nodata off the mapped area is not the map's: left out
+        off_map = (
+            geometry_mask([covered], out_shape=data.shape, transform=transform)
+            if not covered.is_empty
+            else True
+        )
+        inside &= ~(invalid & off_map)
     tally.inside += int(inside.sum())
     tally.nodata += int((inside & invalid).sum())
     column = _columns(np.asarray(data.data), lookup)

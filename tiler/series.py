@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import shapely
+import shapely.errors
+import shapely.geometry
 from pydantic import BaseModel, Field
 
+from lulc.classes import ClassTable
 from lulc.errors import LimitError, LulcError
 from tiler.allowlist import AllowList
 from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
@@ -58,6 +62,28 @@ def _when(item: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def _mapped_area(items: list[dict[str, Any]]) -> Mapping[str, Any] | None:
+    """The ground the series maps: the union of its items' geometries, or None if one has no valid polygon.
+
+    An item's geometry is its period's AOI where it had imagery; None counts all of each map. One area for
+    every period, so a period whose imagery missed part of the AOI counts that part as a gap and every
+    period's total is the same.
+    """
+    shapes = []
+    for item in items:
+        geometry = item.get("geometry")
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            return None
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
+            return None
+        if not shape.is_valid:
+            return None
+        shapes.append(shape)
+    return shapely.geometry.mapping(shapely.union_all(shapes)) if shapes else None
+
+
 def series_areas(
     location: str,
     geometry: Mapping[str, Any],
@@ -68,6 +94,9 @@ def series_areas(
     max_periods: int,
 ) -> SeriesStatistics:
     """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
+
+    A nodata pixel counts only inside the series' mapped area (the union of its items' geometries): a gap
+    in the map, not ground outside the runs' AOI (``class_areas``).
 
     Raises:
         NotFoundError: no collection there, or an item or map it links is missing.
@@ -91,7 +120,7 @@ def series_areas(
             f"collection {location} links {len(links):,} items, more periods than this server's limit of "
             f"{max_periods:,}; count a shorter series"
         )
-    periods = []
+    found: list[tuple[str, str, dict[str, Any], str, ClassTable]] = []
     # a remote document's hrefs name no local file, allowed folder or not (HTTP review), as in the service
     links_allow = allow.without_local() if is_remote(location) else allow
     for link in links:
@@ -113,20 +142,24 @@ def series_areas(
             _join(item_location, str(asset["href"]).removeprefix("./")), "series map"
         )
         label = str(link.get("lulc:period") or link.get("title") or item.get("id"))
-        periods.append(
-            PeriodAreas(
-                period=label,
-                item=item_location,
-                datetime=_when(item),
-                statistics=class_areas(
-                    map_location,
-                    geometry,
-                    table,
-                    max_pixels,
-                    item_aoa_layer(item, item_location, allow.gdal_path),
-                ),
-            )
+        found.append((label, item_location, item, map_location, table))
+    mapped = _mapped_area([item for _, _, item, _, _ in found])
+    periods = [
+        PeriodAreas(
+            period=label,
+            item=item_location,
+            datetime=_when(item),
+            statistics=class_areas(
+                map_location,
+                geometry,
+                table,
+                max_pixels,
+                item_aoa_layer(item, item_location, allow.gdal_path),
+                mapped=mapped,
+            ),
         )
+        for label, item_location, item, map_location, table in found
+    ]
     summaries = collection.get("summaries")
     every = summaries.get("lulc:every") if isinstance(summaries, dict) else None
     return SeriesStatistics(
