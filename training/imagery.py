@@ -119,9 +119,9 @@ class LocalImagery:
     composites: int = 1
     """A local image is one composite."""
     mask_scl: None = None
-    given_datetime: str | None = None
-    """``start/end`` (RFC 3339, UTC) of the recipe's ``datetime``, for an image that records no acquisition
-    (``lulc.datetimes.acquisition_window``, as ``lulc classify``)."""
+    acquisition: str | None = None
+    """The acquisition the image records, else ``start/end`` (RFC 3339, UTC) of the recipe's ``datetime``
+    (``lulc.datetimes.acquisition_window``, as ``lulc classify``), else None; read once at the open."""
 
     @property
     def description(self) -> str:
@@ -141,8 +141,7 @@ class LocalImagery:
         its day). It goes into the contract's provenance and dates the model's MLM item (else the image's
         mtime).
         """
-        stamp = image_datetime(str(self.path))
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp is not None else self.given_datetime
+        return self.acquisition
 
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Each block's pixels, through the classifier's image reader."""
@@ -192,19 +191,20 @@ def open_local_imagery(
         notes.append(f"{path.name}: {scaling.note}")
     grid = OutputGrid(normalize_crs(crs.to_string()), transform, width, height, _block_size(block_h, block_w))
     reader = open_image_reader(path, grid, indexes, radiometry.scale, radiometry.offset)
-    recorded, given = image_datetime(str(path)), None
+    recorded = image_datetime(str(path))
+    acquisition = recorded.strftime("%Y-%m-%dT%H:%M:%SZ") if recorded is not None else None
     try:
         format_datetime(datetime)  # a bad one is refused even where the image's own date wins
-        if datetime is not None and recorded is None:
-            given = "/".join(acquisition_window(datetime, f"image {path.name}"))
+        if datetime is not None and acquisition is None:
+            acquisition = "/".join(acquisition_window(datetime, f"image {path.name}"))
     except InputError as exc:
         raise ImageryError(str(exc)) from exc
-    if given is None and recorded is None:
+    if acquisition is None:
         notes.append(
             f"{path.name} records no acquisition date: model.json is dated by the file's modification time "
             "(give --datetime with the acquisition date, e.g. --datetime 2024-06-01)"
         )
-    return LocalImagery(path, grid, list(bands), reader, radiometry, notes, given_datetime=given)
+    return LocalImagery(path, grid, list(bands), reader, radiometry, notes, acquisition=acquisition)
 
 
 MAX_MEDIAN_REFLECTANCE = 1.5
