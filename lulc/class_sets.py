@@ -67,8 +67,18 @@ def _minimums(min_probability: float | npt.ArrayLike, n_classes: int) -> npt.NDA
     return np.broadcast_to(np.asarray(min_probability, dtype=np.float64), (n_classes,))
 
 
+def map_holds(n_classes: int) -> bool:
+    """Whether ``sets.tif``'s bitmask holds the sets of a model of ``n_classes`` classes."""
+    return n_classes <= MAX_CLASSES
+
+
+def no_map(n_classes: int) -> str:
+    """Why a calibrated model of ``n_classes`` classes gets no ``sets.tif`` (``map_holds`` is false)."""
+    return f"no sets.tif: the model's {n_classes} classes are more than a set bitmask holds ({MAX_CLASSES})"
+
+
 def _check_columns(n_classes: int) -> None:
-    if n_classes > MAX_CLASSES:
+    if not map_holds(n_classes):
         raise ContractError(f"a uint8 set bitmask holds {MAX_CLASSES} classes, the model has {n_classes}")
 
 

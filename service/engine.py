@@ -23,6 +23,7 @@ import rasterio
 import shapely.geometry
 
 from lulc.areas import area_cells
+from lulc.class_sets import map_holds, no_map
 from lulc.contract import ModelContract
 from lulc.datetimes import rfc3339_utc
 from lulc.errors import InputError, NoValidPixelsError
@@ -171,7 +172,7 @@ def classify(
     blocks = list(grid.blocks())
     wanted = request_layers(request, contract)
     if request.sets and contract.class_sets is not None and "sets" not in wanted:
-        progress.note(sets_left_out(contract))
+        progress.note(no_map(len(contract.classes.classes)))
     layers = layer_specs(wanted, contract.classes)
     with staging_dir(out) as staging:
         sink = BlockSink(staging, grid, contract.classes, request.confidence, layers)
@@ -363,26 +364,14 @@ def request_layers(request: ClassifyRequest, contract: ModelContract) -> frozens
     ``sets.tif`` stores each set as a uint8 bitmask: a model of more than ``MAX_CLASSES`` classes gets no sets
     map (its contract may still hold the calibration, which the training report shows).
     """
-    from lulc.class_sets import MAX_CLASSES
-
     wanted = set()
     if request.probabilities:
         wanted.add("probabilities")
     if request.aoa and contract.applicability is not None:
         wanted.add("aoa")
-    if request.sets and contract.class_sets is not None and len(contract.classes.classes) <= MAX_CLASSES:
+    if request.sets and contract.class_sets is not None and map_holds(len(contract.classes.classes)):
         wanted.add("sets")
     return frozenset(wanted)
-
-
-def sets_left_out(contract: ModelContract) -> str:
-    """Why a calibrated model's run has no ``sets.tif``: more classes than a set bitmask holds."""
-    from lulc.class_sets import MAX_CLASSES
-
-    return (
-        f"no sets.tif: the model's {len(contract.classes.classes)} classes are more than a set bitmask "
-        f"holds ({MAX_CLASSES})"
-    )
 
 
 def _trust_properties(

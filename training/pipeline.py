@@ -13,7 +13,7 @@ import numpy.typing as npt
 import shapely.geometry
 from pyproj import CRS, Proj, Transformer
 
-from lulc.class_sets import MAX_CLASSES
+from lulc.class_sets import map_holds, no_map
 from lulc.classes import ClassTable, load_class_table
 from lulc.contract import Applicability, Features, Inputs, ModelContract, Outputs, Provenance
 from lulc.features import composite_feature_names, compute_composite_features
@@ -798,11 +798,8 @@ def train(
             )
             if trust.report["note"]:
                 progress.note(trust.report["note"])
-            if len(classes.classes) > MAX_CLASSES:
-                progress.note(
-                    f"class sets calibrated, but maps of them (sets.tif) hold at most {MAX_CLASSES} classes: "
-                    f"runs of this {len(classes.classes)}-class model write none"
-                )
+            if not map_holds(n_classes := len(classes.classes)):
+                progress.note(f"class sets calibrated (the report's coverage); {no_map(n_classes)}")
             progress.advance()
         progress.start("ONNX export and parity", 2)
         contract, onnx_bytes = _export(config, imagery, points, model, chosen, classes, len(names), trust)
