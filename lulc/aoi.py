@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from lulc.errors import InputError, LimitError
+from lulc.local_files import read_text
 from lulc.urls import missing_file
 from lulc.vector_layers import geometry_layer
 
@@ -133,9 +134,10 @@ def read_aoi_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file() and not path.is_dir():  # a FIFO or device: reading it never ends (CLI review: hung)
         raise InputError(f"AOI file {path} is not a regular file")
     if path.suffix.lower() in JSON_SUFFIXES:
+        text = read_text(path, "AOI file")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise InputError(f"AOI file {path} is not valid GeoJSON: {exc}") from exc
         if not isinstance(data, dict):
             raise InputError(f"AOI file {path} is not a GeoJSON object")

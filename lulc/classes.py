@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lulc.errors import InputError, LulcError, validation_problems
-from lulc.urls import missing_file
+from lulc.errors import InputError, validation_problems
+from lulc.local_files import read_yaml
 
 NODATA = 255
 """The class value written where no valid input exists; never a real class."""
@@ -275,28 +275,6 @@ def table_from_band_tags(
         colour = "#{:02x}{:02x}{:02x}".format(*rgba[:3]) if rgba else PALETTE[i % len(PALETTE)]
         rows.append({"value": value, "name": name, "color": colour})
     return parse_class_table({"classes": rows}, f"{origin} band tags")
-
-
-def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
-    """The parsed YAML of ``path``; ``error`` naming ``what`` and the file if it cannot be read as YAML.
-
-    Not UTF-8, a date that does not exist (PyYAML's ``ValueError`` for ``2024-02-30``), a folder: each was
-    an "unexpected" error naming no file (CLI review).
-    """
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device: reading never ends
-        raise error(f"{what} {path} is not a regular file")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise error(missing_file(what, path)) from exc
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
-    except yaml.YAMLError as exc:
-        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
-    except ValueError as exc:  # a scalar PyYAML reads as a date, which does not exist: quote it
-        raise error(f"{what} {path} is not valid YAML: {exc} (a date that does not exist?)") from exc
-    except OSError as exc:
-        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from exc
 
 
 def load_class_table(path: str | Path) -> ClassTable:

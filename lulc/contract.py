@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lulc.classes import ClassTable
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features, composite_feature_names
+from lulc.local_files import read_json
 from lulc.seasons import Season, check_seasons
 
 SCHEMA_VERSION = "1.0"
@@ -362,12 +363,7 @@ def contract_from_mlm_item(item: dict[str, Any], origin: str) -> ModelContract:
 def load_contract(path: str | Path) -> ModelContract:
     """Read a contract from an MLM item JSON file or a bare contract JSON file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ContractError(f"model file {path} does not exist") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
-        raise ContractError(f"{path} is not valid JSON: {exc}") from exc
+    data = read_json(path, "model file", ContractError)
     if isinstance(data, dict) and data.get("type") == "Feature":
         return contract_from_mlm_item(data, str(path))
     return parse_contract(data, str(path))

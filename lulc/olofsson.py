@@ -6,7 +6,6 @@ sample carries in the STAC item beside it (``lulc:design``), which ``lulc assess
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc.errors import InputError
+from lulc.local_files import read_json
 
 Z95 = 1.96
 """Normal quantile of a two-sided 95 % confidence interval."""
@@ -309,10 +309,7 @@ def read_sample_design(points_path: str | Path) -> dict[str, Any] | None:
     path = Path(points_path).with_suffix(".json")
     if not path.is_file():
         return None
-    try:
-        item = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"the sample's item {path} is not valid JSON: {exc}") from exc
+    item = read_json(path, "the sample's item")
     design = item.get("properties", {}).get("lulc:design") if isinstance(item, dict) else None
     if design is not None and not (isinstance(design, dict) and isinstance(design.get("strata"), list)):
         raise InputError(f"the sample's item {path} has a malformed lulc:design (no strata list)")

@@ -28,6 +28,7 @@ from pystac_client.stac_api_io import StacApiIO
 
 from lulc.allowlist import LOCAL_REFUSAL, AllowList
 from lulc.errors import SourceError, SourceUnavailableError
+from lulc.local_files import not_utf8
 from lulc.urls import HostNotAllowedError, parse_location, redirect_url, refuse
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -239,7 +240,7 @@ def read_local_text(allow: AllowList, href: str, what: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{what} {href} is not UTF-8 text (byte {exc.start}): STAC JSON is UTF-8") from None
+        raise SourceError(f"{not_utf8(f'{what} {href}', exc)}: STAC JSON is UTF-8") from None
     except OSError:
         raise refuse(what, href, LOCAL_REFUSAL) from None
 

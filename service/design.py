@@ -43,6 +43,7 @@ from lulc.classes import NODATA, PALETTE, ClassTable, LandCoverClass
 from lulc.cog import atomic_path
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
+from lulc.local_files import read_json
 from lulc.olofsson import allocate, anticipated_overall_se, cochran_sample_size
 from lulc.progress import NullProgress, Progress
 from lulc.signals import held
@@ -122,10 +123,7 @@ def sampling_frame(path: str | Path) -> SamplingFrame:
     item_path = folder / ITEM_NAME
     item: dict[str, Any] = {}
     if item_path.is_file() and not (folder / "classes.tif").is_file():
-        try:
-            item = json.loads(item_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{item_path} is not valid JSON: {exc}") from exc
+        item = read_json(item_path, "run item")
     if item.get("properties", {}).get("lulc:product") != "change":
         return SamplingFrame(open_run(folder), _identity, (LABEL_FIELD,), "classes")
     try:

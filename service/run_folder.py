@@ -8,7 +8,6 @@ of the COG alone; the item's ``classification:classes`` is the fallback.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from lulc.classes import NODATA, ClassTable, table_from_band_tags
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import crs_text
+from lulc.local_files import read_json
 from lulc.urls import missing_file
 from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
 from service.publish import ITEM_NAME
@@ -73,14 +73,11 @@ class RunFolder:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+    if not path.exists():
         raise InputError(
             f"run folder {path.parent} has no {path.name} ({what}); is it a `lulc classify` output?"
-        ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what} {path} is not valid JSON: {exc}") from exc
+        )
+    data = read_json(path, what)
     if not isinstance(data, dict):
         raise InputError(f"{what} {path} is not a JSON object")
     return data

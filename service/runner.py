@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy.typing as npt
 from lulc.contract import ModelContract, contract_from_metadata
 from lulc.decision import decide_labels
 from lulc.errors import ContractError, InputError
+from lulc.local_files import read_json
 from lulc.onnx_runtime import onnxruntime
 from lulc.urls import missing_file
 from service.graph_outputs import without_outputs
@@ -298,10 +298,7 @@ def load_model(path: str | Path, *, threads: int = 1, public_url: str | None = N
 
 
 def _from_item(item_path: Path, threads: int, item_href: str | None) -> OnnxRunner:
-    try:
-        item = json.loads(item_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
-        raise ContractError(f"{item_path} is not valid JSON: {exc}") from exc
+    item = read_json(item_path, "model item", ContractError)
     assets = item.get("assets", {}) if isinstance(item, dict) else {}
     hrefs = [
         a["href"]

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lulc.aoi import comma_numbers
-from lulc.classes import read_yaml
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features
+from lulc.local_files import read_yaml
 from lulc.seasons import Season, check_seasons
 from lulc.sentinel2 import unknown_bands
 from training.errors import ConfigError

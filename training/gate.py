@@ -14,6 +14,7 @@ from typing import Any
 
 from lulc.allowlist import AllowList
 from lulc.errors import LulcError
+from lulc.local_files import not_utf8
 from lulc.stac_io import CheckedHttp
 from training.errors import GateError
 
@@ -42,7 +43,9 @@ def _read_text(ref: str) -> tuple[str, str]:
         path = path / "metrics.json"
     try:
         return path.read_text(encoding="utf-8"), str(path)
-    except (OSError, UnicodeDecodeError) as exc:  # not UTF-8: "unexpected" before (CLI review)
+    except UnicodeDecodeError as exc:  # "unexpected" before (CLI review)
+        raise GateError(f"cannot read baseline metrics: {not_utf8(str(path), exc)}") from exc
+    except OSError as exc:
         raise GateError(f"cannot read baseline metrics {path}: {exc}") from exc
 
 

@@ -294,6 +294,8 @@ def test_files_that_are_not_utf8_or_hold_an_impossible_date_are_named(tmp_path: 
     binary.write_bytes(b"\xff\xfe classes: []\n")
     feb30 = tmp_path / "feb30.yaml"
     feb30.write_text("datetime: 2024-02-30\n")
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_bytes(b"\xff{}")
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.json").write_bytes(b'{"type": "\xff"}')
@@ -307,12 +309,20 @@ def test_files_that_are_not_utf8_or_hold_an_impossible_date_are_named(tmp_path: 
     with rasterio.open(image, "w", **profile, transform=from_origin(500000, 5000000, 10, 10)) as dst:
         dst.write(np.ones((1, 8, 8), dtype=np.uint16))
     cases = [
-        (["train", "--config", binary, "--out", tmp_path / "m"], f"{binary} is not UTF-8 text"),
+        # one wording wherever a file is not UTF-8 (lulc.local_files): Python's codec message was in two
+        (
+            ["train", "--config", binary, "--out", tmp_path / "m"],
+            f"config {binary} is not UTF-8 text (byte 0)",
+        ),
+        (
+            ["classify", "--image", image, "--aoi", aoi, "--model", LEGACY_MODEL, "--datetime", "2024"],
+            f"AOI file {aoi} is not UTF-8 text (byte 0)",
+        ),
         (["train", "--config", feb30, "--out", tmp_path / "m"], "day is out of range for month"),
         (["train", "--config", feb30, "--out", tmp_path / "m"], f"{feb30} is not valid YAML"),
         (
             ["classify", "--image", image, "--model", model, "--out", tmp_path / "run"],
-            f"{model / 'model.json'} is not valid JSON",
+            f"model item {model / 'model.json'} is not UTF-8 text (byte 10)",
         ),
         (  # it said "is not allowed: not an existing file under the allow-list's local folders"
             ["classify", "--stac", binary, "--aoi", "0,0,1,1", "--datetime", "2024", "--model", LEGACY_MODEL],
