@@ -422,7 +422,7 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
     windows = [props_a.get("lulc:datetime_window"), props_b.get("lulc:datetime_window")]
     if all(windows):  # both maps' windows, earlier first (the first run's alone was kept: outputs review)
         times["lulc:datetime_windows"] = windows
-    item = product_item(
+    return product_item(
         product="change",
         item_id=f"change-{id_a}-{id_b}",
         source=a,
@@ -490,7 +490,6 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
             derived_link(b, out, f"second map {id_b}"),
         ],
         extensions=[CLASSIFICATION, RASTER],
+        # one window is a string, both maps' are a list: a key each (a reader of one key gets one type)
+        dropped={"lulc:datetime_window"},
     )
-    # one window is a string, both maps' are a list: a key each (a reader of one key gets one type)
-    item["properties"].pop("lulc:datetime_window", None)
-    return item

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +87,19 @@ def product_item(
     assets: Mapping[str, dict[str, Any]],
     links: list[dict[str, Any]],
     extensions: list[str],
+    dropped: Collection[str] = (),
 ) -> dict[str, Any]:
     """A product item on ``source``'s footprint and grid, with the given assets and links.
 
     ``product`` names what the item is (``PRODUCTS``) as ``lulc:product``; ``lulc:source`` is the id of the
-    first source item, whose ``item.json`` the first ``derived_from`` link points at.
+    first source item, whose ``item.json`` the first ``derived_from`` link points at. ``dropped``: source
+    properties (``kept_properties``) the product does not carry.
     """
     if product not in PRODUCTS:
         raise ValueError(f"unknown product {product!r}")
+    kept = {k: v for k, v in kept_properties(source).items() if k not in dropped}
     props: dict[str, Any] = {
-        **kept_properties(source),
+        **kept,
         "title": title,
         "lulc:product": product,
         "lulc:source": str(source.item.get("id", source.path.name)),
