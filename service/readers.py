@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import rasterio
 import shapely.geometry
-from rasterio.errors import RasterioIOError
+from rasterio import windows
+from rasterio.errors import RasterioIOError, WindowError
+from rasterio.warp import transform_bounds
 from shapely.geometry.base import BaseGeometry
 
 from lulc.allowlist import AllowList
@@ -270,7 +272,7 @@ class ImageReaderFactory:
             descriptions, dtype, scales, offsets = src.descriptions, src.dtypes[0], src.scales, src.offsets
             indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
             own = image_scaling(self.path, dtype, scales, offsets, indexes)
-            stored = own.how == "float" and _median_value(src, indexes) > MAX_REFLECTANCE_MEDIAN
+            stored = own.how == "float" and _median_value(src, indexes, grid) > MAX_REFLECTANCE_MEDIAN
         scale, offset = _image_scale(own, contract, float_not_reflectance=stored)
         return open_image_reader(self.path, grid, indexes, scale, offset)
 
@@ -279,11 +281,30 @@ MAX_REFLECTANCE_MEDIAN = 1.5
 """Reflectance is 0 to about 1: a float image whose median value is above this holds digital numbers."""
 
 
-def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...]) -> float:
-    """The median valid value of bands ``indexes``, read at most 256 px a side (from an overview if any)."""
-    side = max(src.width, src.height)
-    shape = (len(indexes), max(1, src.height * 256 // side), max(1, src.width * 256 // side))
-    values = src.read(list(indexes), out_shape=shape, masked=True).astype(np.float64)
+def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...], grid: OutputGrid) -> float:
+    """The median valid value of bands ``indexes`` under ``grid``, read at most 256 px a side.
+
+    Under the grid (the AOI's window), not the whole image: an AOI of a large image read every block of it
+    for this one number when the image has no overviews, and a part of the image far from the AOI (a fill
+    value the image does not declare as nodata) decided how the AOI's pixels were scaled.
+    """
+    bounds = grid.bounds
+    if normalize_crs(src.crs.to_string()) != grid.crs:
+        bounds = transform_bounds(grid.crs, src.crs, *bounds)
+    whole = windows.Window(0, 0, src.width, src.height)
+    try:
+        window = (
+            windows.from_bounds(*bounds, transform=src.transform)
+            .round_offsets()
+            .round_lengths()
+            .intersection(whole)
+        )
+    except WindowError:  # a grid off the image reads no pixel of it: the image as a whole decides
+        window = whole
+    width, height = int(window.width), int(window.height)
+    side = max(width, height, 256)
+    shape = (len(indexes), max(1, height * 256 // side), max(1, width * 256 // side))
+    values = src.read(list(indexes), window=window, out_shape=shape, masked=True).astype(np.float64)
     valid = values.compressed()
     valid = valid[np.isfinite(valid)]
     return float(np.median(valid)) if valid.size else 0.0

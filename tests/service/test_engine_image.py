@@ -267,3 +267,55 @@ def test_each_image_is_read_by_its_own_scaling_whatever_the_model_was_trained_on
         (link,) = [link for link in result.item_dict["links"] if link.get("title") == image.stem]
         expected = 1.0 if image.name == "s2image.tif" else 1e-4
         assert link["lulc:scale"] == pytest.approx(expected)
+
+
+def test_the_scaling_of_a_float_image_is_judged_on_the_aoi_not_on_far_parts_of_it(
+    lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path
+) -> None:
+    """A float image's "reflectance or DN?" median was read over the whole image (every block of it).
+
+    Here the image is reflectance where the AOI is, and an undeclared fill value (9999, not nodata) over
+    most of the rest: judged on the whole image, the AOI's reflectance was taken as DNs and scaled by the
+    model's 1e-4 (a map of one class).
+    """
+    import onnx
+    from pyproj import Transformer
+
+    from lulc.contract import METADATA_KEY, ModelContract, Radiometry
+
+    model = onnx.load(tutorial_model)  # the same SVM, its contract saying its image held DN / 10000
+    (entry,) = [p for p in model.metadata_props if p.key == METADATA_KEY]
+    contract = ModelContract.model_validate_json(entry.value)
+    inputs = contract.inputs.model_copy(update={"radiometry": Radiometry(scale=1e-4, offset=0.0)})
+    entry.value = contract.model_copy(update={"inputs": inputs}).model_dump_json()
+    onnx.save(model, tmp_path / "dn-model.onnx")
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        data, profile, descriptions = src.read(), src.profile, src.descriptions
+        transform, crs = src.transform, src.crs
+    width = data.shape[2]
+    filled = data.copy()
+    filled[:, :, width // 4 :] = 9999.0  # three quarters of the image: a fill value, not the nodata
+    image = tmp_path / "filled.tif"
+    with rasterio.open(image, "w", **profile) as dst:
+        dst.write(filled)
+        dst.descriptions = descriptions
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    x0, y0 = transform @ (10, data.shape[1] - 10)
+    x1, y1 = transform @ (width // 4 - 10, 10)
+    (lon0, lon1), (lat0, lat1) = to_lonlat.transform([x0, x1], [y0, y1])
+    aoi = shapely.geometry.mapping(shapely.geometry.box(lon0, lat0, lon1, lat1))
+    result = classify(
+        ClassifyRequest(aoi=aoi, datetime=DATE),
+        load_model(tmp_path / "dn-model.onnx"),
+        ImageReaderFactory(image),
+        tmp_path / "run",
+    )
+    (link,) = [link for link in result.item_dict["links"] if link.get("title") == "filled"]
+    assert link["lulc:scale"] == pytest.approx(1.0)  # read as the reflectance it is
+    with rasterio.open(result.classes) as src, rasterio.open(whole_image.classes) as ref:
+        labels = src.read(1)
+        window = rasterio.windows.from_bounds(*src.bounds, transform=ref.transform)
+        reference = ref.read(1, window=window.round_offsets().round_lengths())
+    valid = labels != NODATA
+    assert valid.mean() > 0.9
+    assert (labels[valid] == reference[valid]).mean() > 0.995
