@@ -23,7 +23,14 @@ from lulc.gdal_env import gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.aoa_overlay import AoaPoint, aoa_point, hatch_png, outside_mask
-from tiler.areas import AreaStatistics, aoa_layer, class_areas, polygon_from_geojson
+from tiler.areas import (
+    AreaStatistics,
+    class_areas,
+    item_aoa_layer,
+    mapped_area,
+    polygon_from_geojson,
+    run_item,
+)
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.caching import VaryOnAuthorization, cache_control
 from tiler.colormaps import (
@@ -252,12 +259,17 @@ def create_app(settings: TilerSettings) -> FastAPI:
         """Per-class pixel counts and hectares inside the polygon (pixel centres inside count).
 
         For a run whose item lists an ``aoa`` asset, also the share of those pixels inside the model's area of
-        applicability.
+        applicability. A nodata pixel counts only inside the run's footprint (its item's geometry): a gap in
+        the map, not ground off the run's AOI.
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         found = resolver.resolve(location)
-        aoa = aoa_layer(found, allow.gdal_path, settings.max_response_bytes)
-        return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
+        item = run_item(found, settings.max_response_bytes)
+        aoa = item_aoa_layer(item, found.origin, allow.gdal_path) if item is not None else None
+        mapped = mapped_area([item]) if item is not None else None
+        return class_areas(
+            location, geometry, found.table, settings.statistics_max_pixels, aoa, mapped=mapped
+        )
 
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
     def statistics_series(

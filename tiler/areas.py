@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import shapely
+import shapely.errors
+import shapely.geometry
 from pydantic import BaseModel, Field
 from rasterio import windows
 from rasterio.errors import RasterioIOError
@@ -54,12 +56,13 @@ class AreaStatistics(BaseModel):
         "the pixel at the window's centre when none is)."
     )
     pixels: int = Field(
-        description="Map pixels whose centre lies inside the polygon (for /statistics/series: of a nodata "
-        "pixel, also inside the series' mapped area)."
+        description="Map pixels whose centre lies inside the polygon (of a nodata pixel, also inside the "
+        "mapped area)."
     )
     nodata_pixels: int = Field(
-        description="Of those, pixels without a class (nodata). /statistics/series counts only those inside "
-        "the series' mapped area (its items' geometries): gaps (cloud, no imagery), not ground off the AOI."
+        description="Of those, pixels without a class (nodata), counted only inside the mapped area (a run's "
+        "item geometry; for /statistics/series the union of its items'): gaps (cloud, no imagery), not "
+        "ground off the AOI. A map without a STAC item counts every nodata pixel in the polygon."
     )
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
     classes: list[ClassArea]
@@ -312,19 +315,33 @@ def _columns(values: npt.NDArray[Any], lookup: npt.NDArray[np.int64]) -> npt.NDA
     return column
 
 
-def aoa_layer(
-    found: MapClasses, checked: Callable[[str, str], str], max_bytes: int = MAX_JSON_BYTES
-) -> AoaLayer | None:
-    """The run's ``aoa`` asset and threshold, from the STAC item its classes came from (None without one).
-
-    ``checked`` is the allow-list check GDAL paths pass (``aoa.tif`` is read like any dataset).
-    """
+def run_item(found: MapClasses, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """The STAC item a map's classes came from (None: they came from its colour table or a class table)."""
     if found.source != "stac":
         return None
-    item = read_json(found.origin, max_bytes=max_bytes)
-    if item is None:
-        return None
-    return item_aoa_layer(item, found.origin, checked)
+    return read_json(found.origin, max_bytes=max_bytes)
+
+
+def mapped_area(items: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The ground the maps were asked for: their items' geometries' union; None if one has no valid polygon.
+
+    An item's geometry is its run's AOI where it had imagery; None counts all of each map. A series takes
+    one area for every period, so a period whose imagery missed part of the AOI counts that part as a gap
+    and every period's total is the same.
+    """
+    shapes = []
+    for item in items:
+        geometry = item.get("geometry")
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            return None
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
+            return None
+        if not shape.is_valid:
+            return None
+        shapes.append(shape)
+    return shapely.geometry.mapping(shapely.union_all(shapes)) if shapes else None
 
 
 def item_aoa_layer(

@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-import shapely
-import shapely.errors
-import shapely.geometry
 from pydantic import BaseModel, Field
 
 from lulc.classes import ClassTable
 from lulc.errors import LimitError, LulcError
 from tiler.allowlist import AllowList
-from tiler.areas import AreaStatistics, class_areas, item_aoa_layer
+from tiler.areas import AreaStatistics, class_areas, item_aoa_layer, mapped_area
 from tiler.colormaps import MAX_JSON_BYTES, classes_from_item, is_remote, read_required_json
 from tiler.errors import BadParameterError, NotFoundError
 
@@ -60,28 +57,6 @@ def _when(item: Mapping[str, Any]) -> str | None:
     start, end = props.get("start_datetime"), props.get("end_datetime")
     value = f"{start}/{end}" if start and end else props.get("datetime")
     return str(value) if value else None
-
-
-def _mapped_area(items: list[dict[str, Any]]) -> Mapping[str, Any] | None:
-    """The ground the series maps: the union of its items' geometries, or None if one has no valid polygon.
-
-    An item's geometry is its period's AOI where it had imagery; None counts all of each map. One area for
-    every period, so a period whose imagery missed part of the AOI counts that part as a gap and every
-    period's total is the same.
-    """
-    shapes = []
-    for item in items:
-        geometry = item.get("geometry")
-        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            return None
-        try:
-            shape = shapely.geometry.shape(geometry)
-        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
-            return None
-        if not shape.is_valid:
-            return None
-        shapes.append(shape)
-    return shapely.geometry.mapping(shapely.union_all(shapes)) if shapes else None
 
 
 def series_areas(
@@ -143,7 +118,7 @@ def series_areas(
         )
         label = str(link.get("lulc:period") or link.get("title") or item.get("id"))
         found.append((label, item_location, item, map_location, table))
-    mapped = _mapped_area([item for _, _, item, _, _ in found])
+    mapped = mapped_area([item for _, _, item, _, _ in found])
     periods = [
         PeriodAreas(
             period=label,
