@@ -732,7 +732,7 @@ def train(
     for note in imagery.notes:
         progress.note(note)
     points, samples, polygon_notes = sample_polygons(
-        imagery, points, config.max_pixels_per_polygon, config.seed, progress
+        imagery, points, config.max_pixels_per_polygon, config.seed, progress, settings.polygon_batch_pixels
     )
     for note in polygon_notes:
         progress.note(note)

@@ -8,6 +8,7 @@ it came from (``groups``), so accuracy can be estimated with no polygon on both 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,8 +97,8 @@ class LabelledPoints:
         if not self.polygons:
             return self, []
         every, notes = self.polygon_pixels(grid)
-        keep, drawn = self.draw_pixels(every, np.ones(len(every), dtype=bool), max_pixels, seed)
-        return every.take(keep), [*notes, *drawn]
+        keep, capped = self.draw_pixels(every, np.ones(len(every), dtype=bool), max_pixels, seed)
+        return every.take(keep), [*notes, *capped_note(capped, max_pixels)]
 
     def polygon_pixels(self, grid: OutputGrid) -> tuple[LabelledPoints, list[str]]:
         """The samples with every polygon replaced by all the grid's pixel centres inside it, and notes.
@@ -146,8 +147,8 @@ class LabelledPoints:
 
     def draw_pixels(
         self, every: LabelledPoints, valid: npt.NDArray[np.bool_], max_pixels: int | None, seed: int
-    ) -> tuple[npt.NDArray[np.int64], list[str]]:
-        """Which samples of ``every`` (this file's ``polygon_pixels``) to keep, and a note of the capped.
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """Which samples of ``every`` (this file's ``polygon_pixels``) to keep, and how many polygons capped.
 
         Every point is kept, and every pixel of a polygon of at most ``max_pixels`` pixels (None or 0: of
         any size). A larger polygon keeps ``max_pixels`` of them, drawn first from its ``valid`` pixels:
@@ -173,13 +174,62 @@ class LabelledPoints:
             rng = np.random.default_rng(_polygon_entropy(seed, polygon))
             keep.append(start + _draw(valid[start : start + count], max_pixels, rng))
             capped += 1
-        notes = []
-        if capped:
-            notes.append(
-                f"{capped} polygon(s) hold more than {max_pixels} pixels: {max_pixels} of each sampled, "
-                "valid pixels first (max_pixels_per_polygon; 0 samples every pixel)"
+        return np.concatenate(keep), capped
+
+    def polygon_batches(self, grid: OutputGrid, batch_pixels: int) -> list[LabelledPoints]:
+        """These samples in parts of whole polygons, each of at most about ``batch_pixels`` pixel centres.
+
+        The first part holds the points; the polygons follow in their order, a part closed before the polygon
+        that would take it past ``batch_pixels`` (counted as the grid pixels of each polygon's bounding box,
+        an upper bound of its centres; a polygon larger than that is a part of its own). Each part is
+        sampled and drawn on its own (``training.sampling.sample_polygons``): a polygon's draw depends on it
+        alone, so the parts together give what the whole does, while reading a polygon layer of millions of
+        pixels holds only one part's reflectance at a time.
+        """
+        from lulc.grid import reproject_geometry
+
+        parts: list[list[TrainingPolygon]] = [[]]
+        size = 0
+        for polygon in self.polygons:
+            shape = reproject_geometry(polygon.geometry, self.crs.to_wkt(), grid.crs)
+            pixels = _bounding_box_pixels(shape, grid)
+            if parts[-1] and size + pixels > batch_pixels:
+                parts.append([])
+                size = 0
+            parts[-1].append(polygon)
+            size += pixels
+        first = replace(self, polygons=tuple(parts[0]))
+        none = np.empty(0, dtype=np.int64)
+        rest = [
+            replace(
+                self,
+                x=self.x[:0],
+                y=self.y[:0],
+                labels=self.labels[:0],
+                groups=none,
+                polygons=tuple(part),
+                pixels=0,
             )
-        return np.concatenate(keep), notes
+            for part in parts[1:]
+        ]
+        return [first, *rest]
+
+    @staticmethod
+    def concatenate(parts: Sequence[LabelledPoints]) -> LabelledPoints:
+        """Samples of ``parts`` (``polygon_batches``' after sampling, same CRS and file) one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        groups = [p.groups for p in parts if p.groups is not None]
+        if len(groups) != len(parts):
+            raise ValueError("parts of polygon samples name the feature of every sample (groups)")
+        return replace(
+            parts[0],
+            x=np.concatenate([p.x for p in parts]),
+            y=np.concatenate([p.y for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]),
+            groups=np.concatenate(groups),
+            pixels=sum(p.pixels for p in parts),
+        )
 
     def take(self, keep: npt.NDArray[np.int64]) -> LabelledPoints:
         """The samples at the indexes ``keep`` (ascending)."""
@@ -191,6 +241,33 @@ class LabelledPoints:
             groups=self.groups[keep] if self.groups is not None else None,
             pixels=int(np.count_nonzero(keep >= len(self) - self.pixels)),
         )
+
+
+def capped_note(capped: int, max_pixels: int | None) -> list[str]:
+    """The note of ``capped`` polygons sampled ``max_pixels`` pixels each (none when no polygon was)."""
+    if not capped:
+        return []
+    return [
+        f"{capped} polygon(s) hold more than {max_pixels} pixels: {max_pixels} of each sampled, "
+        "valid pixels first (max_pixels_per_polygon; 0 samples every pixel)"
+    ]
+
+
+def _bounding_box(shape: BaseGeometry, grid: OutputGrid) -> tuple[int, int, int, int]:
+    """``(col0, col1, row0, row1)``: the grid pixels under ``shape``'s bounding box (grid CRS), cut to it."""
+    west, south, east, north = shape.bounds
+    t = grid.transform
+    col0 = max(0, int(np.floor((west - t.c) / t.a)))
+    col1 = min(grid.width, int(np.ceil((east - t.c) / t.a)))
+    row0 = max(0, int(np.floor((north - t.f) / t.e)))
+    row1 = min(grid.height, int(np.ceil((south - t.f) / t.e)))
+    return col0, col1, row0, row1
+
+
+def _bounding_box_pixels(shape: BaseGeometry, grid: OutputGrid) -> int:
+    """How many centres ``_pixel_centres_inside`` tests for ``shape``: its bounding box's grid pixels."""
+    col0, col1, row0, row1 = _bounding_box(shape, grid)
+    return max(0, col1 - col0) * max(0, row1 - row0)
 
 
 def _draw(valid: npt.NDArray[np.bool_], size: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
@@ -239,12 +316,8 @@ def _pixel_centres_inside(
     """Coordinates of the centres of the grid's pixels that lie inside ``shape`` (grid CRS), row-major."""
     import shapely
 
-    west, south, east, north = shape.bounds
+    col0, col1, row0, row1 = _bounding_box(shape, grid)
     t = grid.transform
-    col0 = max(0, int(np.floor((west - t.c) / t.a)))
-    col1 = min(grid.width, int(np.ceil((east - t.c) / t.a)))
-    row0 = max(0, int(np.floor((north - t.f) / t.e)))
-    row1 = min(grid.height, int(np.ceil((south - t.f) / t.e)))
     if col0 >= col1 or row0 >= row1:
         empty = np.empty(0, dtype=np.float64)
         return empty, empty

@@ -10,9 +10,11 @@ import numpy.typing as npt
 from lulc.pixels import REASONS, Status
 from lulc.progress import NullProgress, Progress
 from training.imagery import Imagery
-from training.points import LabelledPoints
+from training.points import LabelledPoints, capped_note
 
 Coordinates = npt.NDArray[np.float64]
+POLYGON_BATCH_PIXELS = 1_000_000
+"""Polygon pixel centres sampled at a time by default (``TrainingSettings.polygon_batch_pixels``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def sample_polygons(
     max_pixels: int | None,
     seed: int,
     progress: Progress | None = None,
+    batch_pixels: int = POLYGON_BATCH_PIXELS,
 ) -> tuple[LabelledPoints, Samples, list[str]]:
     """The samples of points and polygons: the points drawn, their samples, notes on the polygons.
 
@@ -59,20 +62,50 @@ def sample_polygons(
     than ``max_pixels`` keeps that many, its valid pixels first (``LabelledPoints.draw_pixels``): drawn
     before validity was known, a polygon touching nodata, cloud or the image edge gave fewer samples than
     the cap although it had the valid pixels. The points drawn come back in the grid's CRS.
+
+    The polygons go in parts of about ``batch_pixels`` pixel centres (``LabelledPoints.polygon_batches``),
+    each read, drawn and cut to what it keeps before the next: the same samples as all at once, with at
+    most one part's reflectance in memory (a block shared by two parts is read twice).
     """
     progress = progress or NullProgress()
     if not points.polygons:
         return points, sample_points(imagery, points, progress), []
-    every, notes = points.polygon_pixels(imagery.grid)
-    status, values, x, y, blocks = _read(imagery, every, progress)
-    keep, drawn = points.draw_pixels(every, status == Status.OK, max_pixels, seed)
-    chosen = every.take(keep)
-    samples = _samples(chosen, status[keep], values[keep], x[keep], y[keep], blocks)
-    return chosen, samples, [*notes, *drawn]
+    parts = points.polygon_batches(imagery.grid, batch_pixels)
+    chosen_parts: list[LabelledPoints] = []
+    sample_parts: list[Samples] = []
+    notes: list[str] = []
+    capped = 0
+    for number, part in enumerate(parts, 1):
+        every, part_notes = part.polygon_pixels(imagery.grid)
+        stage = "sampling" if len(parts) == 1 else f"sampling, part {number} of {len(parts)}"
+        status, values, x, y, blocks = _read(imagery, every, progress, stage)
+        keep, part_capped = part.draw_pixels(every, status == Status.OK, max_pixels, seed)
+        chosen_parts.append(every.take(keep))
+        sample_parts.append(_samples(chosen_parts[-1], status[keep], values[keep], x[keep], y[keep], blocks))
+        notes += part_notes
+        capped += part_capped
+    chosen = LabelledPoints.concatenate(chosen_parts)
+    return chosen, _concatenate(sample_parts, chosen_parts), [*notes, *capped_note(capped, max_pixels)]
+
+
+def _concatenate(parts: list[Samples], points: list[LabelledPoints]) -> Samples:
+    """The samples of ``polygon_batches``' parts as one (``index`` into their points, concatenated)."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0, *(len(p) for p in points[:-1])])
+    return Samples(
+        reflectance=np.concatenate([p.reflectance for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        index=np.concatenate([p.index + offset for p, offset in zip(parts, offsets, strict=True)]),
+        x=np.concatenate([p.x for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        dropped=[d for p in parts for d in p.dropped],
+        blocks_read=sum(p.blocks_read for p in parts),
+    )
 
 
 def _read(
-    imagery: Imagery, points: LabelledPoints, progress: Progress
+    imagery: Imagery, points: LabelledPoints, progress: Progress, stage: str = "sampling"
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], Coordinates, Coordinates, int]:
     """``Status`` and reflectance under every point, its grid coordinates and the blocks read."""
     grid = imagery.grid
@@ -93,7 +126,7 @@ def _read(
         for key, members in zip(keys, groups, strict=True)
     }
     blocks = list(by_block)  # ascending index: row-major order
-    progress.start("sampling", len(blocks))
+    progress.start(stage, len(blocks))
     for block, pixels in imagery.read_blocks(blocks):
         members = by_block[block]
         r = rows[members] - block.row

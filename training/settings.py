@@ -42,6 +42,14 @@ class TrainingSettings(BaseSettings):
         description="Training samples kept as the area of applicability's reference (a seeded subset beyond):"
         " each classified pixel's DI costs one distance per sample.",
     )
+    polygon_batch_pixels: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Polygon pixel centres sampled at a time, whole polygons each (about 120 bytes a centre "
+        "for 4 bands until its polygon's draw; a block two parts share is read by both). The samples are the "
+        "same whatever it is: 10.2 M centres took 1.2 GiB at once, 0.17 GiB in parts of 1 M "
+        "(bench/polygon_sampling.py).",
+    )
     class_set_folds: int = Field(
         default=50,
         ge=2,

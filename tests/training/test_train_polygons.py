@@ -188,3 +188,54 @@ def test_valid_pixels_are_drawn_first_and_a_wholly_valid_polygon_keeps_its_subse
     _, short, _ = sample_polygons(imagery, points, 90, 5)
     assert np.count_nonzero(short.labels == 3) == 80  # every valid pixel of the corner
     assert [d.reason for d in short.dropped] == ["nodata"] * 10  # and 10 of its nodata pixels, said
+
+
+def test_polygons_sampled_in_parts_give_the_samples_of_all_at_once(lulc_py: Path, tmp_path: Path) -> None:
+    """Memory review: every polygon pixel's reflectance was held at once (1.2 GiB for 10 M pixels).
+
+    In parts (``LabelledPoints.polygon_batches``) each polygon is still drawn from all its own pixels, so the
+    samples, their order, the drops and the notes are those of one part; points stay first.
+    """
+    from training.imagery import open_local_imagery
+    from training.points import read_points
+    from training.sampling import sample_polygons
+
+    imagery = open_local_imagery(lulc_py / "s2image.tif", ["blue", "green", "red", "nir"], None, None, None)
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        t = src.transform
+    big = [(box(*(t @ (40 * i + 5, 230)), *(t @ (40 * i + 35, 200))), 1 + i % 4) for i in range(6)]
+    tutorial = gpd.read_file(lulc_py / "samples.shp")
+    dots = [(g, int(v)) for g, v in zip(tutorial.geometry[:5], tutorial["labels"][:5], strict=True)]
+    rows = [*dots, (corner(lulc_py), 3), *squares(lulc_py)[:5], *big]
+    points = read_points(write_polygons(tmp_path / "mixed.gpkg", rows, lulc_py), "labels")
+    whole, whole_samples, whole_notes = sample_polygons(imagery, points, 90, 7)
+
+    class Stages:
+        def __init__(self) -> None:
+            self.stages: list[str] = []
+
+        def start(self, description: str, total: int) -> None:
+            self.stages.append(description)
+
+        def advance(self, steps: int = 1) -> None:
+            pass
+
+        def note(self, message: str) -> None:
+            pass
+
+    kept = Stages()
+    parts, part_samples, part_notes = sample_polygons(imagery, points, 90, 7, kept, batch_pixels=1000)
+    stages = kept.stages
+    assert len(stages) > 3, stages
+    assert stages[0] == f"sampling, part 1 of {len(stages)}"
+    assert part_samples.blocks_read > whole_samples.blocks_read  # a block shared by parts is read again
+    for field in ("x", "y", "labels", "groups"):
+        assert np.array_equal(getattr(parts, field), getattr(whole, field)), field
+    assert parts.pixels == whole.pixels
+    assert parts.crs == whole.crs
+    for field in ("reflectance", "labels", "index", "x", "y"):
+        assert np.array_equal(getattr(part_samples, field), getattr(whole_samples, field)), field
+    assert part_samples.dropped == whole_samples.dropped
+    assert [d.reason for d in whole_samples.dropped] == ["nodata"] * 10  # the corner's, drawn to reach 90
+    assert part_notes == whole_notes
+    assert "7 polygon(s) hold more than 90 pixels" in whole_notes[-1]
