@@ -191,7 +191,8 @@ class LabelledPoints:
         parts: list[list[TrainingPolygon]] = [[]]
         size = 0
         for polygon in self.polygons:
-            bounds = transformer.transform_bounds(*polygon.geometry.bounds, densify_pts=21)
+            west, south, east, north = polygon.geometry.bounds
+            bounds = transformer.transform_bounds(west, south, east, north, densify_pts=21)
             pixels = _bounding_box_pixels(bounds, grid)
             if parts[-1] and size + pixels > batch_pixels:
                 parts.append([])
