@@ -27,7 +27,6 @@ from tiler.areas import (
     AreaStatistics,
     class_areas,
     item_aoa_layer,
-    mapped_area,
     polygon_from_geojson,
     run_item,
 )
@@ -259,17 +258,14 @@ def create_app(settings: TilerSettings) -> FastAPI:
         """Per-class pixel counts and hectares inside the polygon (pixel centres inside count).
 
         For a run whose item lists an ``aoa`` asset, also the share of those pixels inside the model's area of
-        applicability. A nodata pixel counts only inside the run's footprint (its item's geometry): a gap in
-        the map, not ground off the run's AOI.
+        applicability. Every nodata pixel in the polygon counts: the item's geometry is where the run had
+        imagery, not its AOI, so it cannot tell ground off a polygon AOI from AOI ground with no imagery.
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         found = resolver.resolve(location)
         item = run_item(found, settings.max_response_bytes)
         aoa = item_aoa_layer(item, found.origin, allow.gdal_path) if item is not None else None
-        mapped = mapped_area([item]) if item is not None else None
-        return class_areas(
-            location, geometry, found.table, settings.statistics_max_pixels, aoa, mapped=mapped
-        )
+        return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
 
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
     def statistics_series(

@@ -56,13 +56,12 @@ class AreaStatistics(BaseModel):
         "the pixel at the window's centre when none is)."
     )
     pixels: int = Field(
-        description="Map pixels whose centre lies inside the polygon (of a nodata pixel, also inside the "
-        "mapped area)."
+        description="Map pixels whose centre lies inside the polygon (for /statistics/series: of a nodata "
+        "pixel, also inside the series' mapped area)."
     )
     nodata_pixels: int = Field(
-        description="Of those, pixels without a class (nodata), counted only inside the mapped area (a run's "
-        "item geometry; for /statistics/series the union of its items'): gaps (cloud, no imagery), not "
-        "ground off the AOI. A map without a STAC item counts every nodata pixel in the polygon."
+        description="Of those, pixels without a class (nodata). /statistics/series counts only those inside "
+        "the series' mapped area (its items' geometries): gaps (cloud, no imagery), not ground off the AOI."
     )
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
     classes: list[ClassArea]

@@ -132,32 +132,6 @@ def test_statistics_series_gives_the_class_areas_of_every_period(
     )
 
 
-def test_statistics_of_one_map_count_nodata_only_on_its_runs_footprint(
-    product_tiler: str, product_runs: ProductRuns
-) -> None:
-    """As the series: a polygon AOI's bounding-box corners counted as "No data" in POST /statistics too."""
-    runs = _runs(product_tiler)
-    for period in ("2021", "2024"):
-        folder = product_runs.series / period
-        response = post(
-            f"{product_tiler}/statistics",
-            params={"url": str(folder / "classes.tif")},
-            json=_polygon(runs[f"yearly/{period}"]["bbox"]),
-            timeout=180,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        footprint = json.loads((folder / "item.json").read_text())["geometry"]
-        with rasterio.open(folder / "classes.tif") as src:
-            data = src.read(1)
-            on_footprint = ~geometry_mask(
-                [transform_geom("EPSG:4326", src.crs, footprint)], data.shape, src.transform
-            )
-        gaps = int(((data == NODATA) & on_footprint).sum())
-        assert body["nodata_pixels"] == gaps < int((data == NODATA).sum()), period
-        assert body["pixels"] == gaps + int((data != NODATA).sum())
-
-
 def test_an_image_run_has_its_input_as_backdrop_and_a_title_with_model_and_date(
     product_tiler: str, product_runs: ProductRuns
 ) -> None:
