@@ -286,7 +286,8 @@ def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...], grid
 
     Under the grid (the AOI's window), not the whole image: an AOI of a large image read every block of it
     for this one number when the image has no overviews, and a part of the image far from the AOI (a fill
-    value the image does not declare as nodata) decided how the AOI's pixels were scaled.
+    value the image does not declare as nodata) decided how the AOI's pixels were scaled. Exact zeros are
+    left out, the commonest such fill: an AOI mostly on the zero edge of a DN image read as reflectance.
     """
     bounds = grid.bounds
     if normalize_crs(src.crs.to_string()) != grid.crs:
@@ -306,7 +307,7 @@ def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...], grid
     shape = (len(indexes), max(1, height * 256 // side), max(1, width * 256 // side))
     values = src.read(list(indexes), window=window, out_shape=shape, masked=True).astype(np.float64)
     valid = values.compressed()
-    valid = valid[np.isfinite(valid)]
+    valid = valid[np.isfinite(valid) & (valid != 0)]
     return float(np.median(valid)) if valid.size else 0.0
 
 
