@@ -25,9 +25,9 @@ def not_utf8(subject: str, exc: UnicodeDecodeError) -> str:
 
 def read_text(path: Path, what: str, error: type[LulcError] = InputError) -> str:
     """The UTF-8 text of ``path``; ``error`` naming ``what`` and the file if it cannot be read as such."""
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device: reading never ends
-        raise error(f"{what} {path} is not a regular file")
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device: never ends
+            raise error(f"{what} {path} is not a regular file")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise error(missing_file(what, path)) from exc
