@@ -311,10 +311,18 @@ def _pixel_under(
     return np.array([t.c + (col + 0.5) * t.a]), np.array([t.f + (row + 0.5) * t.e])
 
 
+CENTRE_STRIP_PIXELS = 1 << 20
+"""Bounding-box pixels whose centres are tested at a time (33 bytes each while tested): a long diagonal
+polygon (a river, a road) has a bounding box many times its area: 25 M pixels of one at once are 0.8 GB."""
+
+
 def _pixel_centres_inside(
-    shape: BaseGeometry, grid: OutputGrid
+    shape: BaseGeometry, grid: OutputGrid, strip_pixels: int = CENTRE_STRIP_PIXELS
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Coordinates of the centres of the grid's pixels that lie inside ``shape`` (grid CRS), row-major."""
+    """Coordinates of the centres of the grid's pixels that lie inside ``shape`` (grid CRS), row-major.
+
+    The bounding box is tested in strips of rows of at most ``strip_pixels`` pixels (one row at least).
+    """
     import shapely
 
     col0, col1, row0, row1 = _bounding_box(shape.bounds, grid)
@@ -322,11 +330,17 @@ def _pixel_centres_inside(
     if col0 >= col1 or row0 >= row1:
         empty = np.empty(0, dtype=np.float64)
         return empty, empty
-    cols, rows = np.meshgrid(np.arange(col0, col1) + 0.5, np.arange(row0, row1) + 0.5)
-    xs = t.c + cols * t.a
-    ys = t.f + rows * t.e
-    inside = np.asarray(shapely.contains_xy(shape, xs, ys), dtype=bool)
-    return xs[inside].astype(np.float64), ys[inside].astype(np.float64)
+    shapely.prepare(shape)
+    step = max(1, strip_pixels // (col1 - col0))
+    parts_x, parts_y = [], []
+    for top in range(row0, row1, step):
+        cols, rows = np.meshgrid(np.arange(col0, col1) + 0.5, np.arange(top, min(top + step, row1)) + 0.5)
+        xs = t.c + cols * t.a
+        ys = t.f + rows * t.e
+        inside = np.asarray(shapely.contains_xy(shape, xs, ys), dtype=bool)
+        parts_x.append(xs[inside].astype(np.float64))
+        parts_y.append(ys[inside].astype(np.float64))
+    return np.concatenate(parts_x), np.concatenate(parts_y)
 
 
 def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:
