@@ -180,6 +180,27 @@ class OutputGrid:
         # RFC 7946: exterior rings counter-clockwise, holes clockwise (shapely's intersection gave clockwise)
         return shapely.orient_polygons(reproject_geometry(shape, self.crs, WGS84))
 
+    def unmapped_wgs84(self, covered: BaseGeometry) -> BaseGeometry | None:
+        """The part of the AOI on this grid that ``covered`` (grid CRS) leaves out, as lon/lat; None if none.
+
+        With ``footprint_wgs84(covered)`` it is the ground the run was asked for: a reader of the map counts
+        its nodata there as gaps (no imagery), and not off it (a polygon AOI's bounding-box corners). Slivers
+        under half a pixel (the outlines' rounding) are none.
+        """
+        box = shapely.geometry.box(*self.bounds)
+        shape = box if self.aoi is None else self.aoi.intersection(box)
+        if shape.intersection(covered).is_empty:  # the footprint is the whole AOI then
+            return None
+        half_pixel = abs(self.transform.a * self.transform.e) / 2
+        parts = [
+            part
+            for part in shapely.get_parts(shape.difference(covered))
+            if isinstance(part, shapely.geometry.Polygon) and part.area >= half_pixel
+        ]
+        if not parts:
+            return None
+        return shapely.orient_polygons(reproject_geometry(shapely.MultiPolygon(parts), self.crs, WGS84))
+
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         """The grid's bounds in lon/lat (``rasterio.warp.transform_bounds``, 21 points an edge)."""
         west, south, east, north = transform_bounds(self.rasterio_crs, WGS84, *self.bounds)

@@ -490,6 +490,8 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
             derived_link(b, out, f"second map {id_b}"),
         ],
         extensions=[CLASSIFICATION, RASTER],
-        # one window is a string, both maps' are a list: a key each (a reader of one key gets one type)
-        dropped={"lulc:datetime_window"},
+        # one window is a string, both maps' are a list: a key each (a reader of one key gets one type);
+        # the first map's unmapped ground is not the change map's (either map's gap is a gap in it): without
+        # the key a reader counts every nodata pixel (tiler.areas.run_mapped_area)
+        dropped={"lulc:datetime_window", "lulc:unmapped"},
     )

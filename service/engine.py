@@ -218,7 +218,10 @@ def classify(
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
         # only where the items are: an AOI reaching past them claimed ground with no pixel (outputs review)
-        footprint = grid.footprint_wgs84(reader.coverage() if isinstance(reader, StacBlockReader) else None)
+        coverage = reader.coverage() if isinstance(reader, StacBlockReader) else None
+        footprint = grid.footprint_wgs84(coverage)
+        # the AOI's ground without imagery: nodata there is a gap, off the AOI it is not (tiler.areas)
+        unmapped = grid.unmapped_wgs84(coverage) if coverage is not None else None
         item = build_item(
             item_inputs,
             grid,
@@ -230,6 +233,7 @@ def classify(
             {
                 **_trust_properties(contract, wanted, aoa_inside, counts.valid),
                 "lulc:mapped_fraction": stats["mapped_fraction"],
+                "lulc:unmapped": shapely.geometry.mapping(unmapped) if unmapped is not None else None,
                 **_mmu_properties(request),
             },
         )

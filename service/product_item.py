@@ -31,7 +31,7 @@ PRODUCTS = ("clean", "smooth", "patches", "change", "design")
 sample design."""
 _MACHINE_NAME = re.compile(r"^[0-9A-Za-z-_]+$")
 # Properties of the source item a derived product keeps: where, when, on which grid.
-_KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window")
+_KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window", "lulc:unmapped")
 _KEPT_PREFIXES = ("proj:",)
 
 

@@ -29,6 +29,7 @@ from tiler.areas import (
     item_aoa_layer,
     polygon_from_geojson,
     run_item,
+    run_mapped_area,
 )
 from tiler.backdrop import Backdrop, backdrop_of
 from tiler.caching import VaryOnAuthorization, cache_control
@@ -258,14 +259,17 @@ def create_app(settings: TilerSettings) -> FastAPI:
         """Per-class pixel counts and hectares inside the polygon (pixel centres inside count).
 
         For a run whose item lists an ``aoa`` asset, also the share of those pixels inside the model's area of
-        applicability. Every nodata pixel in the polygon counts: the item's geometry is where the run had
-        imagery, not its AOI, so it cannot tell ground off a polygon AOI from AOI ground with no imagery.
+        applicability. A nodata pixel counts only on the ground the run was asked for (its item's geometry and
+        ``lulc:unmapped``): a gap, not ground off a polygon AOI; a map whose item cannot tell counts them all.
         """
         geometry = polygon_from_geojson(geojson, settings.max_aoi_vertices)
         found = resolver.resolve(location)
         item = run_item(found, settings.max_response_bytes)
         aoa = item_aoa_layer(item, found.origin, allow.gdal_path) if item is not None else None
-        return class_areas(location, geometry, found.table, settings.statistics_max_pixels, aoa)
+        mapped = run_mapped_area(item) if item is not None else None
+        return class_areas(
+            location, geometry, found.table, settings.statistics_max_pixels, aoa, mapped=mapped
+        )
 
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
     def statistics_series(

@@ -56,12 +56,14 @@ class AreaStatistics(BaseModel):
         "the pixel at the window's centre when none is)."
     )
     pixels: int = Field(
-        description="Map pixels whose centre lies inside the polygon (for /statistics/series: of a nodata "
-        "pixel, also inside the series' mapped area)."
+        description="Map pixels whose centre lies inside the polygon (of a nodata pixel, also on the ground "
+        "the run was asked for, where its item tells it)."
     )
     nodata_pixels: int = Field(
-        description="Of those, pixels without a class (nodata). /statistics/series counts only those inside "
-        "the series' mapped area (its items' geometries): gaps (cloud, no imagery), not ground off the AOI."
+        description="Of those, pixels without a class (nodata), counted only on the ground the runs were "
+        "asked for (an item's geometry and lulc:unmapped; for /statistics/series the union of its items'): "
+        "gaps (cloud, no imagery), not ground off a polygon AOI. A map whose item does not tell it (no "
+        "lulc:unmapped: a change map, an older run) counts every nodata pixel in the polygon."
     )
     hectares: float = Field(description="Area of the classified pixels inside the polygon.")
     classes: list[ClassArea]
@@ -150,8 +152,8 @@ def class_areas(
     """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
 
     A pixel counts when its centre lies inside the polygon. ``mapped`` (EPSG:4326): the area the map is
-    of (a series' AOI, the union of its items' geometries); a nodata pixel outside it is ground the run was
-    not asked to map, not a gap, and counts in neither ``pixels`` nor ``nodata_pixels`` (the web map's "No
+    of (``mapped_area``: a run's AOI, a series' union of them); a nodata pixel outside it is ground the run
+    was not asked to map, not a gap, and counts in neither ``pixels`` nor ``nodata_pixels`` (the web map's "No
     data" row counted a polygon AOI's whole bounding box). The window is read at full resolution (never
     from overviews), in strips. Each pixel counts with its true ground area (``lulc.grid.pixel_areas_m2``,
     one value per 64 x 64 cell), so hectares are right in any CRS: metres, feet, degrees, Web Mercator.
@@ -321,26 +323,53 @@ def run_item(found: MapClasses, max_bytes: int = MAX_JSON_BYTES) -> dict[str, An
     return read_json(found.origin, max_bytes=max_bytes)
 
 
-def mapped_area(items: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The ground the maps were asked for: their items' geometries' union; None if one has no valid polygon.
+UNMAPPED = "lulc:unmapped"
+"""Item property of a run: the part of its AOI without imagery (a lon/lat geometry, or null): with the
+item's geometry, where the imagery was, it is the ground the run was asked for."""
 
-    An item's geometry is its run's AOI where it had imagery; None counts all of each map. A series takes
-    one area for every period, so a period whose imagery missed part of the AOI counts that part as a gap
-    and every period's total is the same.
+
+def mapped_area(items: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The ground the maps were asked for: the union of each item's geometry and its ``lulc:unmapped``.
+
+    None (count all of each map) if an item has no valid polygon. An item without ``lulc:unmapped`` (from
+    before runs recorded it) counts its geometry alone, where it had imagery. A series takes one area for
+    every period, so a period whose imagery missed part of the AOI counts that part as a gap and every
+    period's total is the same.
     """
     shapes = []
     for item in items:
-        geometry = item.get("geometry")
-        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-            return None
-        try:
-            shape = shapely.geometry.shape(geometry)
-        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
-            return None
-        if not shape.is_valid:
-            return None
-        shapes.append(shape)
+        properties = item.get("properties")
+        unmapped = properties.get(UNMAPPED) if isinstance(properties, dict) else None
+        for geometry in (item.get("geometry"), *([unmapped] if unmapped is not None else [])):
+            shape = _polygon(geometry)
+            if shape is None:
+                return None
+            shapes.append(shape)
     return shapely.geometry.mapping(shapely.union_all(shapes)) if shapes else None
+
+
+def run_mapped_area(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ground one run was asked for (``mapped_area``), or None for an item that cannot tell it.
+
+    An item without ``lulc:unmapped`` (a change map, a run from before it was recorded) has as geometry the
+    AOI cut to where its imagery was: counting nodata only there would leave out the AOI's ground without
+    imagery, so all of its map counts.
+    """
+    properties = item.get("properties")
+    if not isinstance(properties, dict) or UNMAPPED not in properties:
+        return None
+    return mapped_area([item])
+
+
+def _polygon(geometry: Any) -> BaseGeometry | None:
+    """A valid (Multi)Polygon from a GeoJSON geometry, or None."""
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return None
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
+        return None
+    return shape if shape.is_valid else None
 
 
 def item_aoa_layer(

@@ -322,6 +322,66 @@ def test_an_aoi_reaching_past_the_imagery_claims_only_where_the_items_are(
     assert result.item_dict["bbox"][2] <= covered.bounds[2] + 1e-4
 
 
+def test_a_polygon_aoi_past_the_imagery_records_its_unmapped_part_and_the_tiler_counts_gaps_on_it(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """A run's item records the part of its AOI without imagery (``lulc:unmapped``).
+
+    Review: the item told only where its imagery was, so the tiler could not tell a polygon AOI's
+    bounding-box corners (not asked for: no gap) from AOI ground without imagery (a gap).
+    """
+    import httpx
+    import shapely.geometry
+    import shapely.ops
+    from rasterio.features import geometry_mask
+    from rasterio.warp import transform_geom
+
+    from lulc.aoi import parse_aoi
+    from lulc.sources import open_source
+    from tests.support.serve import BackgroundServer
+    from tests.support.stac_validation import assert_valid_stac
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    items = open_source(engine_world.catalog).search(datetime=engine_world.datetime)
+    covered = shapely.ops.unary_union([shapely.geometry.shape(it.geometry) for it in items if it.geometry])
+    west, south, east, north = parse_aoi(engine_world.aoi).bounds
+    width, middle = east - west, (south + north) / 2
+    # a diamond whose eastern point reaches past the items: its box's corners are not asked for
+    diamond = shapely.geometry.Polygon(
+        [(west, middle), (west + width, south), (east + width, middle), (west + width, north)]
+    )
+    assert not diamond.within(covered.buffer(1e-6)), "the control: this AOI reaches past the imagery"
+    request = ClassifyRequest(aoi=shapely.geometry.mapping(diamond), datetime=engine_world.datetime)
+    result = classify(
+        request,
+        load_model(engine_world.model),
+        StacReaderFactory(str(engine_world.catalog)),
+        tmp_path / "run",
+    )
+    item = result.item_dict
+    assert_valid_stac(item, "item.json")
+    unmapped = shapely.geometry.shape(item["properties"]["lulc:unmapped"])
+    footprint = shapely.geometry.shape(item["geometry"])
+    assert unmapped.area > 0.1 * diamond.area
+    assert unmapped.intersection(footprint).area < 1e-3 * diamond.area  # they meet along an edge only
+    assert unmapped.union(footprint).symmetric_difference(diamond).area < 1e-3 * diamond.area
+    with rasterio.open(result.classes) as src:
+        data = src.read(1)
+        on_aoi = ~geometry_mask([transform_geom("EPSG:4326", src.crs, diamond)], data.shape, src.transform)
+    gaps = int(((data == NODATA) & on_aoi).sum())
+    assert 0 < gaps < int((data == NODATA).sum())  # gaps past the imagery; the box's corners are no gap
+    box = shapely.geometry.mapping(diamond.envelope.buffer(0.01))
+    with BackgroundServer(create_app(TilerSettings(allow=[str(tmp_path)]))) as server:
+        response = httpx.post(
+            f"{server.url}/statistics", params={"url": str(result.classes)}, json=box, timeout=120
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert abs(body["nodata_pixels"] - gaps) <= 0.002 * gaps  # pixel centres on the seam may fall either way
+    assert body["pixels"] == body["nodata_pixels"] + int((data != NODATA).sum())
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 
