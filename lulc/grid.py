@@ -181,14 +181,17 @@ class OutputGrid:
         return shapely.orient_polygons(reproject_geometry(shape, self.crs, WGS84))
 
     def unmapped_wgs84(self, covered: BaseGeometry) -> BaseGeometry | None:
-        """The part of the AOI on this grid that ``covered`` (grid CRS) leaves out, as lon/lat; None if none.
+        """The part of the AOI that has no imagery on this grid, as lon/lat; None if none.
 
-        With ``footprint_wgs84(covered)`` it is the ground the run was asked for: a reader of the map counts
-        its nodata there as gaps (no imagery), and not off it (a polygon AOI's bounding-box corners). Slivers
+        ``covered`` (grid CRS): where the imagery is (the items' footprints; an image's grid itself). With
+        ``footprint_wgs84(covered)`` it is the ground the run was asked for: a reader of the map counts its
+        nodata there as gaps (no imagery), and not off it (a polygon AOI's bounding-box corners). The AOI is
+        taken whole: an ``--image`` grid stops at the image, and the AOI past it is unmapped too. Slivers
         under half a pixel (the outlines' rounding) are none.
         """
         box = shapely.geometry.box(*self.bounds)
-        shape = box if self.aoi is None else self.aoi.intersection(box)
+        shape = box if self.aoi is None else self.aoi
+        covered = covered.intersection(box)
         if shape.intersection(covered).is_empty:  # the footprint is the whole AOI then
             return None
         half_pixel = abs(self.transform.a * self.transform.e) / 2

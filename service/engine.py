@@ -30,6 +30,7 @@ from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import OutputGrid
 from lulc.pixels import image_datetime
 from lulc.pixels.stac import StacBlockReader
+from lulc.pixels.stacked import StackedBlockReader
 from lulc.progress import NullProgress, Progress
 from lulc.signals import held
 from service.blocks import run_blocks_threaded
@@ -218,10 +219,13 @@ def classify(
         if confidence_cog is not None:
             files[CONFIDENCE_NAME] = confidence_cog
         # only where the items are: an AOI reaching past them claimed ground with no pixel (outputs review)
-        coverage = reader.coverage() if isinstance(reader, StacBlockReader) else None
+        coverage = reader.coverage() if isinstance(reader, StacBlockReader | StackedBlockReader) else None
         footprint = grid.footprint_wgs84(coverage)
-        # the AOI's ground without imagery: nodata there is a gap, off the AOI it is not (tiler.areas)
-        unmapped = grid.unmapped_wgs84(coverage) if coverage is not None else None
+        # the AOI's ground without imagery (past the items, or past an --image grid's edge): nodata there is a
+        # gap, off the AOI it is not (tiler.areas)
+        unmapped = grid.unmapped_wgs84(
+            coverage if coverage is not None else shapely.geometry.box(*grid.bounds)
+        )
         item = build_item(
             item_inputs,
             grid,

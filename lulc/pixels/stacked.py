@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from lulc.grid import Block
 from lulc.pixels.types import Array, BlockPixels, PixelReader, SourceRef, Status
@@ -27,6 +29,13 @@ class StackedBlockReader:
             for source in reader.sources():
                 seen.setdefault(source.id, source)
         return list(seen.values())
+
+    def coverage(self) -> BaseGeometry | None:
+        """Where every reader has imagery (grid CRS): a pixel is valid only there; None if one cannot tell."""
+        shapes = [getattr(reader, "coverage", lambda: None)() for reader in self.readers]
+        if not shapes or any(shape is None for shape in shapes):
+            return None
+        return shapely.intersection_all(shapes)
 
     def read(self, block: Block) -> Array:
         """Stacked reflectance of ``block``."""

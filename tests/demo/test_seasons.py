@@ -96,3 +96,24 @@ def test_a_seasonal_series_ending_inside_a_year_is_refused_before_any_map(
     with pytest.raises(InputError, match=r"'2025/2026-06' covers only part of 2026; give whole years"):
         classify_series(**given, datetime="2025/2026-06", out=out / "part-year")
     assert not (out / "part-year").exists()
+
+
+def test_a_seasonal_run_past_the_imagery_claims_only_where_every_season_is(
+    compared: tuple[Path, dict[str, Any]],
+) -> None:
+    """Review: a seasonal run's item claimed its whole AOI, and said nothing of the part without imagery."""
+    import shapely.geometry
+
+    from lulc.aoi import parse_aoi
+
+    out, given = _seasonal(compared)
+    west, south, east, north = parse_aoi(given["aoi"]).bounds
+    wider = shapely.geometry.box(west, south, east + (east - west), north)  # its eastern half past the items
+    classify(**{**given, "aoi": shapely.geometry.mapping(wider)}, datetime="2025", out=out / "wider")
+    item = json.loads((out / "wider" / "item.json").read_text())
+    assert_valid_stac_file(out / "wider" / "item.json")
+    footprint = shapely.geometry.shape(item["geometry"])
+    unmapped = shapely.geometry.shape(item["properties"]["lulc:unmapped"])
+    assert footprint.area < 0.6 * wider.area
+    assert unmapped.area > 0.4 * wider.area
+    assert unmapped.union(footprint).symmetric_difference(wider).area < 1e-3 * wider.area

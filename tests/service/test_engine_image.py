@@ -218,6 +218,12 @@ def test_an_aoi_half_past_the_image_says_half_of_it_is_mapped(
     assert stats["aoi_pixels"] == pytest.approx(20_000, rel=0.02)
     assert stats["mapped_fraction"] == pytest.approx(0.5, abs=0.02)
     assert result.item_dict["properties"]["lulc:mapped_fraction"] == stats["mapped_fraction"]
+    # review: the item's geometry (the AOI on the image) and lulc:unmapped (past it) make the AOI
+    footprint = shapely.geometry.shape(result.item_dict["geometry"])
+    unmapped = shapely.geometry.shape(result.item_dict["properties"]["lulc:unmapped"])
+    box = shapely.geometry.shape(aoi)
+    assert unmapped.area == pytest.approx(0.5 * box.area, rel=0.05)
+    assert unmapped.union(footprint).symmetric_difference(box).area < 1e-3 * box.area
 
 
 def _dn_copy(lulc_py: Path, path: Path, dtype: str = "uint16") -> Path:
