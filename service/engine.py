@@ -53,6 +53,7 @@ from service.output import (
     layer_specs,
     move_into_place,
     product_in,
+    round_coords,
     staging_dir,
     withdraw_item,
 )
@@ -237,7 +238,9 @@ def classify(
             {
                 **_trust_properties(contract, wanted, aoa_inside, counts.valid),
                 "lulc:mapped_fraction": stats["mapped_fraction"],
-                "lulc:unmapped": shapely.geometry.mapping(unmapped) if unmapped is not None else None,
+                "lulc:unmapped": round_coords(shapely.geometry.mapping(unmapped))
+                if unmapped is not None
+                else None,
                 **_mmu_properties(request),
             },
         )

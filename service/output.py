@@ -793,13 +793,14 @@ def link_type(href: str) -> str:
     return "application/geo+json"
 
 
-def _round_coords(value: Any) -> Any:
+def round_coords(value: Any) -> Any:
+    """A GeoJSON geometry (or any JSON value) as JSON holds it: lists, floats to 7 decimals (about 1 cm)."""
     if isinstance(value, float):
         return round(value, 7)
     if isinstance(value, list | tuple):
-        return [_round_coords(v) for v in value]
+        return [round_coords(v) for v in value]
     if isinstance(value, dict):
-        return {k: _round_coords(v) for k, v in value.items()}
+        return {k: round_coords(v) for k, v in value.items()}
     return value
 
 
@@ -940,7 +941,7 @@ def build_item(
         "stac_version": "1.1.0",
         "stac_extensions": STAC_EXTENSIONS,
         "id": inputs.item_id,
-        "geometry": _round_coords(footprint),
+        "geometry": round_coords(footprint),
         "bbox": [round(v, 7) for v in bbox],
         "properties": properties,
         "links": links,
