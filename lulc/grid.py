@@ -31,6 +31,11 @@ from lulc.gdal_env import gdal_env
 WGS84 = "EPSG:4326"
 
 
+UNMAPPED = "lulc:unmapped"
+"""Item property of a run: the part of its AOI without imagery (``OutputGrid.unmapped_wgs84``, lon/lat), or
+null: with the item's geometry, where the imagery was, the ground the run was asked for."""
+
+
 @dataclass(frozen=True)
 class Block:
     """One rectangle of the output grid, in pixel offsets; ``index`` is its position in row-major order."""

@@ -36,7 +36,7 @@ from lulc.classes import NODATA, ClassTable, LandCoverClass
 from lulc.cog import CogOptions, translate_to_cog
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
-from lulc.grid import crs_text
+from lulc.grid import UNMAPPED, crs_text
 from lulc.olofsson import read_sample_design
 from lulc.progress import NullProgress, Progress
 from service.change_areas import change_area_estimate, read_change_points
@@ -493,5 +493,5 @@ def _change_item(a: RunFolder, b: RunFolder, out: Path, staging: Path, pairs: Cl
         # one window is a string, both maps' are a list: a key each (a reader of one key gets one type);
         # the first map's unmapped ground is not the change map's (either map's gap is a gap in it): without
         # the key a reader counts every nodata pixel (tiler.areas.run_mapped_area)
-        dropped={"lulc:datetime_window", "lulc:unmapped"},
+        dropped={"lulc:datetime_window", UNMAPPED},
     )

@@ -27,7 +27,7 @@ from lulc.class_sets import map_holds, no_map
 from lulc.contract import ModelContract
 from lulc.datetimes import rfc3339_utc
 from lulc.errors import InputError, NoValidPixelsError
-from lulc.grid import OutputGrid
+from lulc.grid import UNMAPPED, OutputGrid
 from lulc.pixels import image_datetime
 from lulc.pixels.stac import StacBlockReader
 from lulc.pixels.stacked import StackedBlockReader
@@ -238,9 +238,7 @@ def classify(
             {
                 **_trust_properties(contract, wanted, aoa_inside, counts.valid),
                 "lulc:mapped_fraction": stats["mapped_fraction"],
-                "lulc:unmapped": round_coords(shapely.geometry.mapping(unmapped))
-                if unmapped is not None
-                else None,
+                UNMAPPED: round_coords(shapely.geometry.mapping(unmapped)) if unmapped is not None else None,
                 **_mmu_properties(request),
             },
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lulc.classes import ClassTable
+from lulc.grid import UNMAPPED
 from service.run_folder import RunFolder
 
 STAC_VERSION = "1.1.0"
@@ -31,7 +32,7 @@ PRODUCTS = ("clean", "smooth", "patches", "change", "design")
 sample design."""
 _MACHINE_NAME = re.compile(r"^[0-9A-Za-z-_]+$")
 # Properties of the source item a derived product keeps: where, when, on which grid.
-_KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window", "lulc:unmapped")
+_KEPT = ("datetime", "start_datetime", "end_datetime", "lulc:model", "lulc:datetime_window", UNMAPPED)
 _KEPT_PREFIXES = ("proj:",)
 
 

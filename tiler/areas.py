@@ -28,7 +28,7 @@ from lulc.aoi import check_vertex_limit, parse_aoi
 from lulc.classes import ClassTable
 from lulc.errors import InputError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
-from lulc.grid import pixel_areas_m2, reproject_geometry
+from lulc.grid import UNMAPPED, pixel_areas_m2, reproject_geometry
 from tiler.colormaps import MAX_JSON_BYTES, MapClasses, read_json
 from tiler.errors import BadParameterError
 
@@ -321,11 +321,6 @@ def run_item(found: MapClasses, max_bytes: int = MAX_JSON_BYTES) -> dict[str, An
     if found.source != "stac":
         return None
     return read_json(found.origin, max_bytes=max_bytes)
-
-
-UNMAPPED = "lulc:unmapped"
-"""Item property of a run: the part of its AOI without imagery (a lon/lat geometry, or null): with the
-item's geometry, where the imagery was, it is the ground the run was asked for."""
 
 
 def mapped_area(items: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
