@@ -25,7 +25,7 @@ import shapely.geometry
 from lulc.areas import area_cells
 from lulc.class_sets import map_holds, no_map
 from lulc.contract import ModelContract
-from lulc.datetimes import rfc3339_utc
+from lulc.datetimes import acquisition_window, rfc3339_utc
 from lulc.errors import InputError, NoValidPixelsError
 from lulc.grid import UNMAPPED, OutputGrid
 from lulc.pixels import image_datetime
@@ -419,8 +419,6 @@ def acquisition_range(request: ClassifyRequest, sources: list[SourceRef]) -> tup
         return rfc3339_utc(times[0]), rfc3339_utc(times[-1])
     names = ", ".join(s.id for s in sources[:3]) or "the input"
     if request.datetime:
-        from lulc.datetimes import acquisition_window
-
         return acquisition_window(request.datetime, names)
     raise InputError(
         f"{names} records no acquisition date (no TIFF DateTime or ACQUISITIONDATETIME tag) and no "

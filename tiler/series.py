@@ -70,8 +70,8 @@ def series_areas(
 ) -> SeriesStatistics:
     """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
 
-    A nodata pixel counts only inside the series' mapped area (the union of its items' geometries): a gap
-    in the map, not ground outside the runs' AOI (``class_areas``).
+    A nodata pixel counts only inside the series' mapped area (``mapped_area``: the union of its items'
+    geometries and ``lulc:unmapped`` parts): a gap in the map, not ground outside the runs' AOI.
 
     Raises:
         NotFoundError: no collection there, or an item or map it links is missing.
