@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lulc.aoi import bbox_polygon
 from lulc.classes import ClassTable
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features, composite_feature_names
@@ -277,10 +278,11 @@ def to_mlm_item(
     geometry: dict[str, Any] | None = None
     if bbox is not None:
         w, s, e, n = bbox
-        geometry = {
-            "type": "Polygon",
-            "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-        }
+        geometry = (
+            bbox_polygon(list(bbox))  # across the antimeridian: its two parts, split at ±180
+            if w > e
+            else {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+        )
     n_features = len(contract.feature_names)
     # the library that trained the model: LightGBM's own for `lgbm` (it was said to be scikit-learn)
     framework = "lightgbm" if "lightgbm" in contract.provenance.software else "scikit-learn"

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import antimeridian
 import numpy as np
 import numpy.typing as npt
 import pyproj
@@ -182,8 +183,7 @@ class OutputGrid:
         shape = box if self.aoi is None else self.aoi.intersection(box)
         if covered is not None and not (within := shape.intersection(covered)).is_empty:
             shape = within
-        # RFC 7946: exterior rings counter-clockwise, holes clockwise (shapely's intersection gave clockwise)
-        return shapely.orient_polygons(reproject_geometry(shape, self.crs, WGS84))
+        return lonlat_outline(shape, self.crs)
 
     def unmapped_wgs84(self, covered: BaseGeometry) -> BaseGeometry | None:
         """The part of the AOI that has no imagery on this grid, as lon/lat; None if none.
@@ -207,7 +207,7 @@ class OutputGrid:
         ]
         if not parts:
             return None
-        return shapely.orient_polygons(reproject_geometry(shapely.MultiPolygon(parts), self.crs, WGS84))
+        return lonlat_outline(shapely.MultiPolygon(parts), self.crs)
 
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         """The grid's bounds in lon/lat (``rasterio.warp.transform_bounds``, 21 points an edge)."""
@@ -352,6 +352,51 @@ def requested_crs(crs: str) -> str:
             "(PROJ strings and WKT are not accepted)"
         )
     return normalize_crs(text)
+
+
+def lonlat_outline(shape: BaseGeometry, crs: str) -> BaseGeometry:
+    """Polygons in ``crs`` as GeoJSON holds them: lon/lat, edges densified, split at the antimeridian.
+
+    A grid across 180° (UTM zone 1 or 60 near Fiji) taken to lon/lat has edges from +179.9 to -179.9,
+    which GeoJSON reads as running the long way round the world: an invalid polygon with a whole-world
+    bbox. RFC 7946 (3.1.9) asks for it cut at ±180 into a MultiPolygon; ``antimeridian`` does that (other
+    shapes come back as they were). The result is snapped to ``OUTLINE_PRECISION``, as the JSON writes it,
+    and made valid there: edges that ran along 180° come back from the grid's CRS a hair to either side, so
+    the cut leaves slivers beside its parts, overlapping them: they are merged into them. Exterior rings
+    counter-clockwise, holes clockwise (RFC 7946 3.1.6; shapely's intersections give them clockwise).
+    """
+    lonlat = reproject_geometry(shape, crs, WGS84)
+    split = shapely.geometry.shape(antimeridian.fix_shape(lonlat, fix_winding=True))
+    merged = shapely.union_all(shapely.get_parts(split))  # the slivers overlap their neighbours
+    return shapely.orient_polygons(shapely.set_precision(merged, OUTLINE_PRECISION))
+
+
+OUTLINE_PRECISION = 1e-7
+"""Degrees of the lon/lat outlines a run writes (about 1 cm): the 7 decimals of their JSON."""
+
+
+def lonlat_bbox(geometry: BaseGeometry) -> tuple[float, float, float, float]:
+    """A lon/lat outline's bbox; west above east for one with parts on both sides of ±180 (RFC 7946 5.2).
+
+    Such an outline's bbox runs east from the end of the widest gap between its parts' longitudes to its
+    start. (``antimeridian.bbox`` takes the largest west and smallest east of the parts: right for two,
+    but it leaves out a third, say an island west of a split AOI or the antimeridian's own slivers.)
+    """
+    west, south, east, north = (float(v) for v in geometry.bounds)
+    if not (west <= -180.0 and east >= 180.0):
+        return west, south, east, north
+    spans = sorted((float(p.bounds[0]), float(p.bounds[2])) for p in shapely.get_parts(geometry))
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
+    if not gaps:  # the parts cover every longitude
+        return west, south, east, north
+    _, i = max(gaps)
+    return merged[i + 1][0], south, merged[i][1], north
 
 
 def reproject_geometry(geometry: BaseGeometry, src: str, dst: str) -> BaseGeometry:

@@ -27,7 +27,7 @@ from lulc.class_sets import map_holds, no_map
 from lulc.contract import ModelContract
 from lulc.datetimes import acquisition_window, rfc3339_utc
 from lulc.errors import InputError, NoValidPixelsError
-from lulc.grid import UNMAPPED, OutputGrid
+from lulc.grid import UNMAPPED, OutputGrid, lonlat_bbox
 from lulc.pixels import image_datetime
 from lulc.pixels.stac import StacBlockReader
 from lulc.pixels.stacked import StackedBlockReader
@@ -233,7 +233,7 @@ def classify(
             contract.classes,
             files,
             shapely.geometry.mapping(footprint),
-            footprint.bounds,
+            lonlat_bbox(footprint),
             layers,
             {
                 **_trust_properties(contract, wanted, aoa_inside, counts.valid),

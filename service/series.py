@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import shapely
+import shapely.geometry
+
 from lulc.classes import ClassTable
 from lulc.datetimes import parse_datetime_interval
 from lulc.errors import InputError, NoItemsError, NoValidPixelsError
+from lulc.grid import lonlat_bbox
 from lulc.progress import NullProgress, Progress
 from lulc.seasons import season_year
 from lulc.signals import held
@@ -320,13 +324,8 @@ def collection_document(
     first = items[0]
     model = str(first["properties"].get("lulc:model", ""))
     digest = hashlib.sha256("\n".join(item["id"] for item in items).encode()).hexdigest()[:12]
-    boxes = [item["bbox"] for item in items]
-    bbox = [
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    ]
+    # the union's, not the boxes' extremes: across the antimeridian an item's west is above its east
+    bbox = list(lonlat_bbox(shapely.union_all([shapely.geometry.shape(item["geometry"]) for item in items])))
     times = [_times(item) for item in items]
     labels = list(runs)
     span = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"

@@ -203,6 +203,29 @@ def test_the_mlm_item_validates_against_core_and_its_extensions(contract: ModelC
     assert any("mlm" in p for p in stac_errors(item))
 
 
+def test_a_model_trained_across_the_antimeridian_outlines_its_imagery_in_two_parts(
+    contract: ModelContract,
+) -> None:
+    """RFC 7946: a bbox with west above east crosses 180°, and its polygon is split there.
+
+    The box as one ring ran the long way round the world, from -179.9 to 179.9.
+    """
+    across = contract.model_copy(
+        update={"provenance": contract.provenance.model_copy(update={"bbox": [179.9, -17.0, -179.9, -16.9]})}
+    )
+    item = to_mlm_item(across, "model.onnx", "1220" + "0" * 64, "2024-01-01T00:00:00Z")
+    assert_valid_stac(item, "MLM item")
+    assert item["bbox"] == [179.9, -17.0, -179.9, -16.9]
+    assert item["geometry"]["type"] == "MultiPolygon"
+    assert sorted(ring[0][0][0] for ring in item["geometry"]["coordinates"]) == [-180.0, 179.9]
+    # control: the long way round is refused by the same validation
+    long_way = [[179.9, -17.0], [-179.9, -17.0], [-179.9, -16.9], [179.9, -16.9], [179.9, -17.0]]
+    assert any(
+        "outside bbox" in p
+        for p in stac_errors({**item, "geometry": {"type": "Polygon", "coordinates": [long_way]}})
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "value", "needle"),
     [

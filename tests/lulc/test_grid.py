@@ -6,10 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
+import shapely.geometry
 
 from lulc.aoi import AoiTooComplexError, aoi_area_m2, check_vertex_limit, parse_aoi
 from lulc.errors import InputError, LimitError
-from lulc.grid import grid_for_aoi, normalize_crs, utm_crs
+from lulc.grid import grid_for_aoi, lonlat_bbox, normalize_crs, utm_crs
 
 
 def square(west: float, south: float, size: float) -> dict[str, Any]:
@@ -223,3 +225,24 @@ def test_an_aoi_that_does_not_project_into_the_utm_zone_is_refused_as_such() -> 
     japan = shapely.geometry.box(138, 35, 141, 37)  # control: a large AOI inside its zone's reach
     grid = grid_for_aoi(japan, 100.0, utm_crs(japan))
     assert 2_500 < grid.width < 2_800
+
+
+def test_a_bbox_across_the_antimeridian_holds_every_part_of_its_outline() -> None:
+    """RFC 7946 5.2: west above east, from the end of the widest gap between the parts to its start.
+
+    ``antimeridian.bbox`` (the largest west, the smallest east) would leave out the island at 170°.
+    """
+    split = [shapely.geometry.box(179.5, 0, 180, 1), shapely.geometry.box(-180, 0, -179.5, 1)]
+    island = shapely.geometry.box(170, 0.5, 171, 2)
+    assert lonlat_bbox(shapely.MultiPolygon(split)) == (179.5, 0.0, -179.5, 1.0)
+    assert lonlat_bbox(shapely.MultiPolygon([*split, island])) == (170.0, 0.0, -179.5, 2.0)
+    # outlines that stay on one side, or go all the way round, keep their plain bounds
+    assert lonlat_bbox(island) == (170.0, 0.5, 171.0, 2.0)
+    assert lonlat_bbox(shapely.MultiPolygon([island, shapely.geometry.box(-171, 0, -170, 1)])) == (
+        -171.0,
+        0.0,
+        171.0,
+        2.0,
+    )
+    band = shapely.geometry.box(-180, 0, 180, 1)
+    assert lonlat_bbox(band) == (-180.0, 0.0, 180.0, 1.0)

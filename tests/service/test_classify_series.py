@@ -362,3 +362,39 @@ def test_a_period_without_valid_pixels_leaves_no_empty_folder(tmp_path: Path) ->
     with pytest.raises(NoItemsError, match="no month of 2024-01-01/2024-03-31"):
         classify_series(request, model, ImageReaderFactory(image), tmp_path / "out", "month", workers=1)
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_dir()] == []
+
+
+def test_the_series_extent_holds_periods_across_the_antimeridian() -> None:
+    """The collection's bbox is its items' outlines', west above east across 180° (RFC 7946 5.2).
+
+    It was the items' boxes' extremes: the smallest west and the largest east, here 179.8 and 179.95, which
+    left out the first period's part east of 180°.
+    """
+    from lulc.classes import ClassTable
+    from service.engine import ClassifyResult
+    from service.series import collection_document
+
+    def item(period: str, *parts: tuple[float, float]) -> dict[str, Any]:
+        rings = [[[[w, -17.0], [e, -17.0], [e, -16.9], [w, -16.9], [w, -17.0]]] for w, e in parts]
+        return {
+            "id": f"run-{period}",
+            "geometry": {"type": "MultiPolygon", "coordinates": rings},
+            "bbox": [parts[0][0], -17.0, parts[-1][1], -16.9],  # as runs write them (lulc.grid.lonlat_bbox)
+            "properties": {
+                "start_datetime": f"{period}-01T00:00:00Z",
+                "end_datetime": f"{period}-28T23:59:59Z",
+            },
+        }
+
+    def run(document: dict[str, Any]) -> ClassifyResult:
+        path = Path("unused")
+        return ClassifyResult(path, None, path, path, document, {})
+
+    runs = {
+        "2024-01": run(item("2024-01", (179.9, 180.0), (-180.0, -179.9))),
+        "2024-02": run(item("2024-02", (179.8, 179.95))),
+    }
+    table = ClassTable.model_validate({"classes": [{"value": 1, "name": "Water", "color": "#1f78b4"}]})
+    collection = collection_document("month", "2024-01/2024-02", runs, {}, table)
+    assert collection["extent"]["spatial"]["bbox"] == [[179.8, -17.0, -179.9, -16.9]]
+    assert_valid_stac(collection, "collection.json")

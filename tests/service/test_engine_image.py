@@ -334,3 +334,69 @@ def test_the_scaling_of_a_float_image_is_judged_on_the_aoi_not_on_far_parts_of_i
     data_part = (labels != NODATA) & (columns < width // 4)[None, :]  # the fill is mapped too: leave it out
     assert data_part.sum() > 0.2 * labels.size
     assert (labels[data_part] == reference[data_part]).mean() > 0.995
+
+
+def test_a_map_across_the_antimeridian_is_outlined_in_two_parts_with_its_bbox_across(
+    lulc_py: Path, tutorial_model: Path, tmp_path: Path
+) -> None:
+    """RFC 7946 3.1.9 and 5.2: an outline across 180° is split there, and its bbox has west above east.
+
+    The tutorial's pixels moved to UTM zone 1, centred on 180° at 36° N. Taken to lon/lat as it was, the
+    outline's edges ran from +179.96 to -179.96, the long way round: an invalid polygon with a whole-world
+    bbox, which the tiler's statistics could not use as the run's ground.
+    """
+    from pyproj import Transformer
+
+    from tests.support.stac_validation import assert_valid_stac
+    from tiler.areas import run_mapped_area
+
+    to_utm = Transformer.from_crs(4326, 32601, always_xy=True)
+    east, north = to_utm.transform(180.0, 36.0)
+    with rasterio.open(lulc_py / "s2image.tif") as src:
+        profile, pixels = src.profile, src.read()
+    left, top = round(east) - 3810, round(north) + 2030
+    profile.update(crs="EPSG:32601", transform=rasterio.Affine(10.0, 0.0, left, 0.0, -10.0, top))
+    image = tmp_path / "fiji.tif"
+    with rasterio.open(image, "w", **profile) as dst:
+        dst.write(pixels)
+    # the AOI: split at 180° as RFC 7946 asks, its north half past the image's top edge
+    to_lonlat = Transformer.from_crs(32601, 4326, always_xy=True)
+    (west, far_east), (south, far_north) = to_lonlat.transform(
+        [left + 1000, left + 6600], [top - 3000, top + 2000]
+    )
+    assert west > 179.9
+    assert far_east < -179.9
+    aoi = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[west, south], [180, south], [180, far_north], [west, far_north], [west, south]]],
+            [[[-180, south], [far_east, south], [far_east, far_north], [-180, far_north], [-180, south]]],
+        ],
+    }
+    result = classify(
+        ClassifyRequest(aoi=aoi, datetime=DATE),
+        load_model(tutorial_model),
+        ImageReaderFactory(image),
+        tmp_path / "run",
+    )
+    item = result.item_dict
+    assert_valid_stac(item, "item.json")
+    footprint = shapely.geometry.shape(item["geometry"])
+    unmapped = shapely.geometry.shape(item["properties"]["lulc:unmapped"])
+    assert footprint.is_valid
+    assert unmapped.is_valid
+    for outline in (footprint, unmapped):
+        assert outline.bounds[0] == -180.0
+        assert outline.bounds[2] == 180.0
+    bbox_west, bbox_south, bbox_east, bbox_north = item["bbox"]
+    assert bbox_west == pytest.approx(west, abs=1e-6)
+    assert bbox_east == pytest.approx(far_east, abs=1e-6)
+    assert bbox_south == pytest.approx(south, abs=1e-6)
+    # the image's top edge, not the AOI's: north of it is unmapped
+    assert bbox_north < far_north
+    whole = shapely.geometry.shape(aoi)
+    assert unmapped.union(footprint).symmetric_difference(whole).area < 1e-3 * whole.area
+    assert unmapped.area == pytest.approx(0.4 * whole.area, rel=0.05)
+    mapped = run_mapped_area(item)
+    assert mapped is not None
+    assert shapely.geometry.shape(mapped).area == pytest.approx(whole.area, rel=1e-3)

@@ -1,6 +1,8 @@
 """Offline STAC validation: a document against the core schema and every extension it declares.
 
-Item geometries are also checked for RFC 7946's ring winding, which the schemas leave out.
+Item geometries are also checked for what the schemas leave out: RFC 7946's ring winding, validity (no
+self-intersection: an outline across the antimeridian must be split there) and a bbox that holds them (west
+above east for one across the antimeridian).
 
 Core schemas (item, catalog, collection, STAC 1.1.0) ship with pystac; extension schemas come from
 ``../shared/stac-schemas/extensions.json`` (schema URL -> schema document). All are registered in one
@@ -23,6 +25,7 @@ from jsonschema.validators import validator_for
 from pystac.validation.local_validator import get_local_schema_cache
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
+from shapely.validation import explain_validity
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / ".." / "shared" / "stac-schemas" / "extensions.json"
@@ -87,7 +90,32 @@ def stac_errors(document: Mapping[str, Any]) -> list[str]:
             leaf = best_match([error])  # the deepest reason inside oneOf/anyOf/if-then
             where = "/".join(str(p) for p in leaf.absolute_path) or "(root)"
             problems.append(f"{url}: {where}: {leaf.message[:300]}")
-    return problems + _winding_errors(document.get("geometry"))
+    geometry = document.get("geometry")
+    return problems + _winding_errors(geometry) + _outline_errors(geometry, document.get("bbox"))
+
+
+def _outline_errors(geometry: object, bbox: object) -> list[str]:
+    """An item's polygon is valid (OGC simple features) and lies in its bbox (RFC 7946 5.2, 3.1.9)."""
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return []
+    outline = shapely.geometry.shape(geometry)
+    if not outline.is_valid:
+        return [f"geometry: invalid ({explain_validity(outline)})"]
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        return []
+    west, south, east, north = (float(v) for v in bbox)
+    slack = 1e-6
+    problems = []
+    for part in getattr(outline, "geoms", [outline]):
+        left, bottom, right, top = part.bounds
+        along = (
+            west - slack <= left and right <= east + slack
+            if west <= east  # else the box runs from west to 180 and on from -180 to east
+            else (west - slack <= left or right <= east + slack)
+        )
+        if not (along and south - slack <= bottom and top <= north + slack):
+            problems.append(f"geometry: a part {part.bounds} is outside bbox {bbox}")
+    return problems
 
 
 def _winding_errors(geometry: object) -> list[str]:
