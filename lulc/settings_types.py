@@ -19,3 +19,19 @@ def split_list(value: object) -> object:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+def optional_http_url(value: str | None, name: str) -> str | None:
+    """A setting's http(s) URL, stripped; blank is unset (None).
+
+    Raises:
+        ValueError: not an http(s) URL with a host.
+    """
+    from urllib.parse import urlsplit
+
+    if value is None or not value.strip():
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.strip()

@@ -76,6 +76,9 @@ def prepare_run(
         InputError, ContractError: bad options, a model that cannot be loaded, an output CRS not in metres.
         AoiTooLargeError: a ``--stac`` run whose grid is over ``max_mpx``.
     """
+    from lulc.allowlist import AllowList
+    from lulc.pixels.windows import RetryPolicy
+    from lulc.sas import signer_for
     from service.output import SERIES, check_out_folder
     from service.output_crs import check_output_crs, check_output_grid
     from service.readers import ImageReaderFactory, StacReaderFactory, check_image_path
@@ -147,8 +150,13 @@ def prepare_run(
         factory = ImageReaderFactory(image, image_bands=names)
     else:
         collections = (collection,) if isinstance(collection, str) else tuple(collection or ())
+        # the Planetary Computer's imagery is read with its SAS tokens, fetched as the command fetches STAC
+        signer = signer_for(str(stac), AllowList.anything())
         factory = StacReaderFactory(
-            str(stac), collections=collections or None, max_cloud_cover=max_cloud_cover
+            str(stac),
+            collections=collections or None,
+            max_cloud_cover=max_cloud_cover,
+            retry=RetryPolicy(signer=signer),
         )
     return LocalRun(request, runner, factory)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lulc.settings_types import StrList, split_list
+from lulc.sas import BLOB_HOSTS
+from lulc.settings_types import StrList, optional_http_url, split_list
 
 
 class ServiceSettings(BaseSettings):
@@ -55,6 +56,20 @@ class ServiceSettings(BaseSettings):
             "(`https://host/path/`, `s3://bucket/`: a bucket only so) the service may fetch STAC metadata "
             "and imagery from; anything else is refused with 403. JSON list or comma-separated."
         ),
+    )
+    sas_token_url: str | None = Field(
+        default=None,
+        description=(
+            "SAS token service whose tokens sign the asset hrefs on `sas_hosts` before they are read "
+            "(`<url>/<account>/<container>`, as the Planetary Computer's). Unset: the Planetary Computer's "
+            "(`https://planetarycomputer.microsoft.com/api/sas/v1/token`) for its own STAC API, else "
+            "nothing is signed. Fetched through the allow-list, which must hold its host and the blobs'."
+        ),
+    )
+    sas_hosts: StrList = Field(
+        default_factory=lambda: list(BLOB_HOSTS),
+        description="Hosts (as `allowed_hosts`) whose asset hrefs are signed with a SAS token; the rest "
+        "are read as they are. JSON list or comma-separated.",
     )
     local_folders: StrList = Field(
         default_factory=list,
@@ -223,18 +238,32 @@ class ServiceSettings(BaseSettings):
         default="info", description="Log level of the service and of uvicorn."
     )
 
-    @field_validator("allowed_hosts", "local_folders", "cors_origins", mode="before")
+    @field_validator("allowed_hosts", "sas_hosts", "local_folders", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         return split_list(value)
 
-    @field_validator("allowed_hosts")
+    @field_validator("allowed_hosts", "sas_hosts")
     @classmethod
     def _hosts_parse(cls, value: list[str]) -> list[str]:
         from lulc.allowlist import AllowList
 
         AllowList.of(value)  # a bad entry fails at start-up, not on the first request
         return value
+
+    @field_validator("sas_token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return optional_http_url(value, "sas_token_url")
+
+    @model_validator(mode="after")
+    def _token_url_allowed(self) -> ServiceSettings:
+        """A token service off the allow-list fails at start-up, not on every job's first read."""
+        from lulc.allowlist import AllowList
+
+        if self.sas_token_url and not AllowList.of(self.allowed_hosts).allows(self.sas_token_url):
+            raise ValueError(f"sas_token_url {self.sas_token_url} is not on allowed_hosts")
+        return self
 
     @field_validator("output_url")
     @classmethod

@@ -234,15 +234,22 @@ def run_order(
 def _reader_factory(order: Order, settings: ServiceSettings) -> StacReaderFactory:
     """The order's STAC source, checked by the service's allow-list and limits."""
     from lulc.gdal_env import GdalAllowList
+    from lulc.pixels.windows import RetryPolicy
+    from lulc.sas import signer_for
     from lulc.sources import open_source
     from service.readers import StacReaderFactory
 
     cloud = order.max_cloud_cover if order.max_cloud_cover is not None else settings.max_cloud_cover
     allow = allow_list(settings)
+    location = stac_location(order, settings)
+    # SAS tokens (the Planetary Computer's) fetched within the allow-list, as the STAC is
+    signer = signer_for(
+        location, allow, settings.sas_token_url, settings.sas_hosts, settings.max_response_bytes
+    )
     return StacReaderFactory(
         # The source checks every request, link and redirect, and normalises the asset hrefs it returns.
         open_source(
-            stac_location(order, settings),
+            location,
             [settings.collection],
             allow=allow,
             max_search_items=settings.max_search_items,
@@ -251,6 +258,7 @@ def _reader_factory(order: Order, settings: ServiceSettings) -> StacReaderFactor
         max_cloud_cover=cloud,
         # the readers check each asset href again before opening it, here with its redirects too
         allow=GdalAllowList.like(allow),
+        retry=RetryPolicy(signer=signer),
         max_items=settings.max_items,
     )
 

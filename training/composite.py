@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from lulc.allowlist import AllowList
 from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
 from lulc.pixels import BlockPixels, StacBlockReader, StackedBlockReader, item_assets
+from lulc.pixels.windows import RetryPolicy
+from lulc.sas import signer_for
 from lulc.seasons import season_year
 from lulc.sentinel2 import NormalizedItem, least_cloudy
 from training.config import TrainingConfig
@@ -144,9 +147,16 @@ def open_stac_imagery(config: TrainingConfig, settings: TrainingSettings) -> Sta
     # The AOI's lon/lat bounding box: training points anywhere in it are sampled, as they always were.
     grid = grid_for_aoi(box(*geom.bounds), res, f"EPSG:{epsg}", settings.chunk_size, anchor, step)
     mask = sorted({c for i in items for c in i.mask_classes})
+    # the Planetary Computer's imagery is read with its SAS tokens (``lulc.sas``), as classification reads it
+    retry = RetryPolicy(
+        signer=signer_for(str(config.stac), AllowList.anything(), settings.sas_token_url, settings.sas_hosts)
+    )
     readers = [
         StacBlockReader(
-            grid, tuple(item_assets(i, config.bands, grid, mask) for i in window_items), config.composite
+            grid,
+            tuple(item_assets(i, config.bands, grid, mask) for i in window_items),
+            config.composite,
+            retry,
         )
         for window_items, _ in found
     ]

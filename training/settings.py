@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lulc.sas import BLOB_HOSTS
+from lulc.settings_types import StrList, optional_http_url, split_list
 
 
 class TrainingSettings(BaseSettings):
@@ -35,6 +38,16 @@ class TrainingSettings(BaseSettings):
         description="Promotion floor: a model with any class's hold-out F1 below it is refused, not written.",
     )
     chunk_size: int = Field(default=512, ge=64, description="Chunk (block) size of STAC composites, pixels.")
+    sas_token_url: str | None = Field(
+        default=None,
+        description="SAS token service whose tokens sign the asset hrefs on `sas_hosts` before they are read "
+        "(`<url>/<account>/<container>`). Unset: the Planetary Computer's for its own STAC API, else nothing "
+        "is signed (as `LULC_SERVICE_SAS_TOKEN_URL`).",
+    )
+    sas_hosts: StrList = Field(
+        default_factory=lambda: list(BLOB_HOSTS),
+        description="Hosts whose asset hrefs are signed with a SAS token (`*.example.com`, `host:port`).",
+    )
     importance_repeats: int = Field(default=5, ge=1, description="Repeats of permutation feature importance.")
     aoa_max_samples: int = Field(
         default=2000,
@@ -59,3 +72,13 @@ class TrainingSettings(BaseSettings):
         "With the recipe's 5 CV folds the demo's forest class was covered 94 % for a nominal 90 % "
         "(bench/coverage.py).",
     )
+
+    @field_validator("sas_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("sas_token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return optional_http_url(value, "sas_token_url")

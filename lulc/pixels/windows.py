@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 from lulc.raster_failures import failure_kind, may_pass, reason
+from lulc.sas import HrefSigner
 from lulc.stac_io import is_local_href
 
 
@@ -82,10 +84,15 @@ def not_a_tiff_answer(href: str, timeout: float = 10.0) -> bytes | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries of a window read on I/O errors, on top of GDAL's own HTTP retries."""
+    """Bounded retries of a window read on I/O errors, on top of GDAL's own HTTP retries.
+
+    ``signer``: signs each href just before GDAL opens it (``lulc.sas``: the Planetary Computer's SAS
+    tokens); errors name the href unsigned, and a token in GDAL's own message is cut out.
+    """
 
     attempts: int = 3
     delay: float = 0.5
+    signer: HrefSigner | None = None
 
     def run_read(
         self, href: str, grid: OutputGrid, block: Block, nodata: float, resampling: Resampling
@@ -99,22 +106,28 @@ class RetryPolicy:
         last: RasterioIOError | None = None
         remote = not is_local_href(href)
         for attempt in range(self.attempts):
+            opened = self.signer.sign(href) if self.signer is not None else href  # a fresh token each try
             try:
-                return read_window(href, grid, block, nodata, resampling)
+                return read_window(opened, grid, block, nodata, resampling)
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
                 if not may_pass(exc, remote):
-                    raise ReadError(f"cannot read {href}: {reason(exc)}") from exc
-                if failure_kind(exc) == "not-a-raster" and (head := not_a_tiff_answer(href)) is not None:
+                    raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from exc
+                if failure_kind(exc) == "not-a-raster" and (head := not_a_tiff_answer(opened)) is not None:
                     raise ReadError(  # an HTML page or an error body: no retry makes it a raster
                         f"cannot read {href}: the server answers with no TIFF (its first bytes: {head!r})"
                     ) from exc
                 last = exc
-                forget_cached_reads(href)  # else GDAL answers the retry from its cache of the failure
+                forget_cached_reads(opened)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))
             except RasterioError as exc:  # not a raster, corrupt file: retrying cannot help
-                raise ReadError(f"cannot read {href}: {reason(exc)}") from exc
-        why = reason(last) if last is not None else "no attempt"
+                raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from exc
+        why = _unsigned(reason(last), opened, href) if last is not None else "no attempt"
         raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {why}") from last
+
+
+def _unsigned(text: str, opened: str, href: str) -> str:
+    """GDAL's ``text`` naming ``href`` where it names the signed ``opened``; any signature left is cut."""
+    return re.sub(r"(?<=[?&]sig=)[^\s&'\"]+", "...", text.replace(opened, href))
 
 
 def read_window(

@@ -30,7 +30,7 @@ from tests.service.app_support import (
     service_settings,
     shared_world,
 )
-from tests.support.http_server import start_http_server
+from tests.support.http_server import TOKEN_PATH, start_http_server
 from tests.support.stac_validation import assert_valid_stac, assert_valid_stac_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -638,6 +638,58 @@ def test_unreachable_cog_server_is_502(world: World, models: Path, tmp_path: Pat
     body = assert_json_error(response, 502, "ReadUnavailableError", str(dead_port))  # a ReadError to retry
     assert "Traceback" not in body["detail"]
     assert not any((tmp_path / "work").rglob("*.tif"))  # nothing left at a final path
+
+
+def test_imagery_behind_sas_tokens_is_read_signed_and_recorded_unsigned(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    """The Planetary Computer's way: private blob containers, a token per container from a token service.
+
+    The COGs' server refuses every read without the token's signature (403) and hands the token out at
+    the token service's path; the catalog stays public, on another server.
+    """
+    token = "se=2099-01-01T00%3A00Z&sp=rl&sr=c&sig=dG9rZW4tc2ln"
+    aoi = world.aoi(size_deg=0.003)
+    with start_http_server(world.root) as blobs:
+        blobs.set_sas(token)
+        catalog_dir = copy_catalog(world, tmp_path / "catalog", blobs.base_url)
+        with start_http_server(catalog_dir) as catalog_server:
+            stac_url = catalog_server.url("catalog.json")
+            signed = service_settings(
+                tmp_path / "signed",
+                world,
+                models,
+                stac_url=stac_url,
+                sas_token_url=blobs.base_url + TOKEN_PATH,
+                sas_hosts=[f"127.0.0.1:{blobs.port}"],
+            )
+            response = client_for(signed).post(
+                "/classify", json={"aoi": aoi, "datetime": world.datetime, "model": "demo"}
+            )
+            assert response.status_code == 200, response.text
+            reads = blobs.requests.for_path(".tif")
+            assert reads
+            assert all("sig=dG9rZW4tc2ln" in r.query for r in reads if r.status in (200, 206))
+            tokens = [r for r in blobs.requests.records() if r.path.startswith(TOKEN_PATH)]
+            assert [r.path for r in tokens] == [f"{TOKEN_PATH}127/cogs"]  # one, for the one container
+            # what the run recorded names the blobs unsigned
+            assert "dG9rZW4tc2ln" not in response.text
+            item = json.loads(Path(response.json()["assets"]["item.json"]).read_text())
+            assert "dG9rZW4tc2ln" not in json.dumps(item)
+            # control: without the token service the store refuses every read
+            plain = service_settings(tmp_path / "plain", world, models, stac_url=stac_url)
+            refused = client_for(plain).post(
+                "/classify", json={"aoi": aoi, "datetime": world.datetime, "model": "demo"}
+            )
+    assert_json_error(refused, 502, "ReadUnavailableError", "HTTP response code: 403")
+
+
+def test_a_sas_token_service_off_the_allow_list_is_refused_at_start_up(
+    world: World, models: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=r"sas_token_url https://tokens\.example/sas is not on"):
+        service_settings(tmp_path, world, models, sas_token_url="https://tokens.example/sas")
+    assert service_settings(tmp_path, world, models, sas_token_url="").sas_token_url is None
 
 
 def test_failing_stac_source_is_502(world: World, models: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 
 from lulc.classes import ClassTable
 from lulc.cog import write_cog
+from lulc.sas import PLANETARY_COMPUTER_TOKENS
 from tests.service.engine_support import export_onnx, fit_forest, make_contract
 from tests.support.cli import LULC, lulc, lulc_program
 
@@ -454,6 +455,17 @@ def test_the_python_api_takes_aois_and_names_as_a_notebook_has_them(
         when="2024-06-01/2024-08-31",
     )
     assert run.factory.collections == ("sentinel-2-l2a",)  # type: ignore[attr-defined]
+    assert run.factory.retry.signer is None  # type: ignore[attr-defined]
+    # the Planetary Computer's STAC API: its blobs are read with its SAS tokens (lulc.sas)
+    pc = prepare_run(
+        inputs["model"],
+        out=tmp_path / "pc",
+        stac="https://planetarycomputer.microsoft.com/api/stac/v1",
+        collection="sentinel-2-l2a",
+        aoi=mapping(polygon_z),
+        when="2024-06-01/2024-08-31",
+    )
+    assert pc.factory.retry.signer.token_url == PLANETARY_COMPUTER_TOKENS  # type: ignore[attr-defined]
     named = prepare_run(
         inputs["model"], out=tmp_path / "b", image=inputs["image"], image_bands="red,nir,swir16"
     )

@@ -11,6 +11,11 @@ in a thread of the test process: rasterio keeps the GIL during some GDAL calls t
 probes, mask and overview discovery), which would stall an in-process server until curl times out.
 The parent reads and resets the log, and changes the failure policy, through control endpoints under
 ``/__server__/`` that are neither logged nor counted by the failure policy.
+
+``set_sas(token)`` makes it an Azure Blob container as the Planetary Computer's are: every ``.tif`` request
+without the token's ``sig`` gets 403 (Azure's XML error body), and ``GET /api/sas/v1/token/<account>/
+<container>`` hands the token out (``{"token": ..., "msft:expiry": ...}``), as the Planetary Computer's
+token service does.
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ class FailurePolicy:
         return self.fail_every is not None and self._count % self.fail_every == 0
 
 
+TOKEN_PATH = "/api/sas/v1/token/"
+"""Where the server hands out its SAS token once ``set_sas`` gave it one (the Planetary Computer's path)."""
+
+
 class RecordingMiddleware:
     """ASGI middleware: logs every HTTP request, applies the failure policy, serves the control API."""
 
@@ -77,6 +86,7 @@ class RecordingMiddleware:
         self.app = app
         self.policy = policy
         self.records: list[RequestRecord] = []  # one event loop: no lock needed
+        self.sas: dict[str, Any] | None = None  # {"token": "...", "expires_in": seconds}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -104,6 +114,8 @@ class RecordingMiddleware:
                     )
                 )
 
+        if self.sas is not None and await self._sas(scope, send, record):
+            return
         fail = self.policy.next_fails()
         if fail and self.policy.failure == "503":
             record(503, failed=True)
@@ -124,6 +136,26 @@ class RecordingMiddleware:
         finally:
             record(None, failed=fail)
 
+    async def _sas(self, scope: Any, send: Any, record: Callable[[int | None, bool], None]) -> bool:
+        """Answer a token request, or refuse a file request without the token's signature: True if so."""
+        from urllib.parse import parse_qs
+
+        assert self.sas is not None
+        if scope["path"].startswith(TOKEN_PATH):
+            expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.sas["expires_in"]))
+            record(200, False)
+            body = json.dumps({"msft:expiry": expiry, "token": self.sas["handed"]}).encode()
+            await _send_bytes(send, 200, body, b"application/json")
+            return True
+        wanted = parse_qs(self.sas["token"])["sig"]
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if not scope["path"].endswith(".tif") or query.get("sig") == wanted:  # STAC JSON stays public
+            return False
+        record(403, False)
+        error = b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code></Error>'
+        await _send_bytes(send, 403, error, b"application/xml")
+        return True
+
     async def _control(self, scope: Any, receive: Any, send: Any) -> None:
         action = scope["path"][len(CONTROL_PREFIX) :]
         method = scope["method"]
@@ -132,7 +164,7 @@ class RecordingMiddleware:
         elif action == "log" and method == "DELETE":
             self.records.clear()
             body = b"[]"
-        elif action == "policy" and method == "PUT":
+        elif action in ("policy", "sas") and method == "PUT":
             chunks = []
             while True:
                 message = await receive()
@@ -140,7 +172,10 @@ class RecordingMiddleware:
                 if not message.get("more_body"):
                     break
             spec = json.loads(b"".join(chunks) or b"{}")
-            self.policy = FailurePolicy(spec.get("fail_every"), spec.get("failure", "503"))
+            if action == "policy":
+                self.policy = FailurePolicy(spec.get("fail_every"), spec.get("failure", "503"))
+            else:
+                self.sas = spec or None
             body = json.dumps(spec).encode()
         else:
             await _send_bytes(send, 404, b"unknown control endpoint", b"text/plain")
@@ -289,6 +324,18 @@ class ServerHandle:
         FailurePolicy(fail_every, failure)
         body = json.dumps({"fail_every": fail_every, "failure": failure}).encode()
         request = urllib.request.Request(f"{self.base_url}{CONTROL_PREFIX}policy", data=body, method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    def set_sas(self, token: str | None, expires_in: float = 3600.0, handed: str | None = None) -> None:
+        """Require ``token``'s ``sig`` on every ``.tif`` request, and hand ``token`` out at ``TOKEN_PATH``.
+
+        ``token`` is a query string as Azure's (``se=...&sig=...``); None serves files freely again.
+        ``handed``: another token to hand out instead (one the store refuses).
+        """
+        spec = {"token": token, "handed": handed or token, "expires_in": expires_in}
+        body = json.dumps(spec if token else {}).encode()
+        request = urllib.request.Request(f"{self.base_url}{CONTROL_PREFIX}sas", data=body, method="PUT")
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
 
