@@ -365,10 +365,23 @@ def lonlat_outline(shape: BaseGeometry, crs: str) -> BaseGeometry:
     the cut leaves slivers beside its parts, overlapping them: they are merged into them. Exterior rings
     counter-clockwise, holes clockwise (RFC 7946 3.1.6; shapely's intersections give them clockwise).
     """
-    lonlat = reproject_geometry(shape, crs, WGS84)
+    lonlat = reproject_geometry(_polygonal(shape), crs, WGS84)
     split = shapely.geometry.shape(antimeridian.fix_shape(lonlat, fix_winding=True))
     merged = shapely.union_all(shapely.get_parts(split))  # the slivers overlap their neighbours
     return shapely.orient_polygons(shapely.set_precision(merged, OUTLINE_PRECISION))
+
+
+def _polygonal(shape: BaseGeometry) -> BaseGeometry:
+    """The polygons of ``shape`` (an intersection touching an AOI part along an edge adds a line or point)."""
+    if shape.geom_type in ("Polygon", "MultiPolygon"):
+        return shape
+    polygons = [
+        polygon
+        for part in shapely.get_parts(shape)
+        for polygon in shapely.get_parts(part)
+        if polygon.geom_type == "Polygon" and not polygon.is_empty
+    ]
+    return shapely.MultiPolygon(polygons)
 
 
 OUTLINE_PRECISION = 1e-7
@@ -376,15 +389,15 @@ OUTLINE_PRECISION = 1e-7
 
 
 def lonlat_bbox(geometry: BaseGeometry) -> tuple[float, float, float, float]:
-    """A lon/lat outline's bbox; west above east for one with parts on both sides of ±180 (RFC 7946 5.2).
+    """A lon/lat outline's bbox: across the antimeridian (west above east) where that one is narrower.
 
-    Such an outline's bbox runs east from the end of the widest gap between its parts' longitudes to its
-    start. (``antimeridian.bbox`` takes the largest west and smallest east of the parts: right for two,
-    but it leaves out a third, say an island west of a split AOI or the antimeridian's own slivers.)
+    The parts' longitudes taken round the circle: the bbox leaves out the widest gap between them. Where
+    that gap is the one across ±180 (most outlines) it is the plain bounds; for parts on both sides of
+    180° (an outline cut there, or islands either side of it) it runs east from the end of the gap to its
+    start (RFC 7946 5.2). ``antimeridian.bbox`` takes the largest west and smallest east of the parts:
+    right for two parts cut at 180°, wrong for a third (an island west of them) or for parts not touching it.
     """
     west, south, east, north = (float(v) for v in geometry.bounds)
-    if not (west <= -180.0 and east >= 180.0):
-        return west, south, east, north
     spans = sorted((float(p.bounds[0]), float(p.bounds[2])) for p in shapely.get_parts(geometry))
     merged = [list(spans[0])]
     for start, end in spans[1:]:
@@ -392,10 +405,10 @@ def lonlat_bbox(geometry: BaseGeometry) -> tuple[float, float, float, float]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
-    if not gaps:  # the parts cover every longitude
+    wrap = merged[0][0] + 360.0 - merged[-1][1]
+    widest, i = max(((merged[k + 1][0] - merged[k][1], k) for k in range(len(merged) - 1)), default=(0.0, -1))
+    if widest <= wrap:
         return west, south, east, north
-    _, i = max(gaps)
     return merged[i + 1][0], south, merged[i][1], north
 
 

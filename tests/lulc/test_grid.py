@@ -11,7 +11,7 @@ import shapely.geometry
 
 from lulc.aoi import AoiTooComplexError, aoi_area_m2, check_vertex_limit, parse_aoi
 from lulc.errors import InputError, LimitError
-from lulc.grid import grid_for_aoi, lonlat_bbox, normalize_crs, utm_crs
+from lulc.grid import OutputGrid, grid_for_aoi, lonlat_bbox, normalize_crs, utm_crs
 
 
 def square(west: float, south: float, size: float) -> dict[str, Any]:
@@ -230,19 +230,43 @@ def test_an_aoi_that_does_not_project_into_the_utm_zone_is_refused_as_such() -> 
 def test_a_bbox_across_the_antimeridian_holds_every_part_of_its_outline() -> None:
     """RFC 7946 5.2: west above east, from the end of the widest gap between the parts to its start.
 
-    ``antimeridian.bbox`` (the largest west, the smallest east) would leave out the island at 170°.
+    ``antimeridian.bbox`` (the largest west, the smallest east) would leave out the island at 170°; islands
+    either side of 180° not touching it had the whole world's width (review).
     """
     split = [shapely.geometry.box(179.5, 0, 180, 1), shapely.geometry.box(-180, 0, -179.5, 1)]
     island = shapely.geometry.box(170, 0.5, 171, 2)
     assert lonlat_bbox(shapely.MultiPolygon(split)) == (179.5, 0.0, -179.5, 1.0)
     assert lonlat_bbox(shapely.MultiPolygon([*split, island])) == (170.0, 0.0, -179.5, 2.0)
-    # outlines that stay on one side, or go all the way round, keep their plain bounds
+    either_side = shapely.MultiPolygon([island, shapely.geometry.box(-171, 0, -170, 1)])
+    assert lonlat_bbox(either_side) == (170.0, 0.0, -170.0, 2.0)
+    # outlines whose widest gap is the one across ±180, or that go all the way round: plain bounds
     assert lonlat_bbox(island) == (170.0, 0.5, 171.0, 2.0)
-    assert lonlat_bbox(shapely.MultiPolygon([island, shapely.geometry.box(-171, 0, -170, 1)])) == (
-        -171.0,
-        0.0,
-        171.0,
-        2.0,
-    )
+    apart = shapely.MultiPolygon([shapely.geometry.box(-10, 0, -9, 1), shapely.geometry.box(9, 0, 10, 1)])
+    assert lonlat_bbox(apart) == (-10.0, 0.0, 10.0, 1.0)
     band = shapely.geometry.box(-180, 0, 180, 1)
     assert lonlat_bbox(band) == (-180.0, 0.0, 180.0, 1.0)
+
+
+def test_a_footprint_is_the_polygons_where_an_aoi_part_only_touches_the_imagery() -> None:
+    """The polygons alone, where an AOI part outside the items shares their edge.
+
+    ``AOI ∩ coverage`` then holds a line too: a GeometryCollection the antimeridian split refused (review),
+    and an item geometry of mixed types before it.
+    """
+    import rasterio
+
+    aoi = shapely.MultiPolygon(
+        [
+            shapely.geometry.box(501000, 5001000, 505000, 5005000),
+            shapely.geometry.box(510000, 5002000, 512000, 5004000),
+        ]
+    )
+    covered = shapely.geometry.box(500000, 5000000, 510000, 5010000)
+    assert aoi.intersection(covered).geom_type == "GeometryCollection"
+    grid = OutputGrid("EPSG:32633", rasterio.Affine(10, 0, 500000, 0, -10, 5010000), 1300, 1000, 512, aoi)
+    footprint = grid.footprint_wgs84(covered)
+    assert footprint.geom_type == "Polygon"
+    assert footprint.is_valid
+    unmapped = grid.unmapped_wgs84(covered)
+    assert unmapped is not None
+    assert unmapped.geom_type == "Polygon"  # the part past the imagery
