@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from lulc.allocator import limit_arenas
 from lulc.errors import LulcError, UpstreamError, validation_problems
+from lulc.redaction import redact_logs
 from lulc.signals import Interrupted, Terminated, stop_cleanly_on_sigterm
 
 COMMANDS_GROUP = "lulc.commands"
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     limit_arenas()
     stop_cleanly_on_sigterm()
+    redact_logs()  # warnings naming a signed URL (lulc.sas) lose its signature
     not_utf8 = next((a for a in (sys.argv[1:] if argv is None else argv) if not _is_utf8(a)), None)
     if not_utf8 is not None:  # CLI review: "unexpected UnicodeEncodeError" after the work, writing an item
         shown = not_utf8.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lulc.errors import InputError, validation_problems
+from lulc.redaction import redact_logs
 from service.http_errors import error_body, status_for
 from service.model_registry import MODEL_ID, ModelDirectory
 from service.output_crs import check_aoi, check_before_aoi
@@ -92,6 +93,7 @@ def handler(event: dict[str, Any] | str, context: Any = None) -> dict[str, Any]:
 
 def handle(event: dict[str, Any] | str, settings: ServiceSettings) -> dict[str, Any]:
     """Run one classification event with explicit settings; never raises."""
+    redact_logs()  # the platform's log handlers: a SAS token in a URL GDAL names is cut (lulc.redaction)
     try:
         parsed = parse_event(event)
         order = Order.of(parsed)

@@ -26,6 +26,7 @@ def serve(
 
     from lulc.errors import InputError, validation_problems
     from lulc.listening import check_port_free
+    from lulc.redaction import redact_logs
     from service.app import create_app
     from service.settings import ServiceSettings
 
@@ -38,6 +39,7 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs()  # a SAS token in a URL GDAL or urllib3 names is cut (lulc.sas)
     check_port_free(settings.host, settings.port, "the service", "give another --port (LULC_SERVICE_PORT)")
     check_folders(settings)
     app = create_app(settings)

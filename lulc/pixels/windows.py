@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -21,6 +20,7 @@ from lulc.errors import InputError, ReadError, ReadUnavailableError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, WARP_TOLERANCE, forget_cached_reads, gdal_env
 from lulc.grid import Block, OutputGrid, normalize_crs
 from lulc.raster_failures import failure_kind, may_pass, reason
+from lulc.redaction import redact_signatures
 from lulc.sas import HrefSigner
 from lulc.stac_io import is_local_href
 
@@ -105,29 +105,34 @@ class RetryPolicy:
         """
         last: RasterioIOError | None = None
         remote = not is_local_href(href)
+        opened = href
         for attempt in range(self.attempts):
             opened = self.signer.sign(href) if self.signer is not None else href  # a fresh token each try
             try:
                 return read_window(opened, grid, block, nodata, resampling)
             except RasterioIOError as exc:  # HTTP failure, dropped connection, truncated body
+                cause = exc if opened == href else None  # GDAL's own message names the signed URL
                 if not may_pass(exc, remote):
-                    raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from exc
+                    raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from cause
                 if failure_kind(exc) == "not-a-raster" and (head := not_a_tiff_answer(opened)) is not None:
                     raise ReadError(  # an HTML page or an error body: no retry makes it a raster
                         f"cannot read {href}: the server answers with no TIFF (its first bytes: {head!r})"
-                    ) from exc
+                    ) from cause
                 last = exc
                 forget_cached_reads(opened)  # else GDAL answers the retry from its cache of the failure
                 time.sleep(self.delay * (2**attempt))
             except RasterioError as exc:  # not a raster, corrupt file: retrying cannot help
-                raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from exc
+                cause = exc if opened == href else None
+                raise ReadError(f"cannot read {href}: {_unsigned(reason(exc), opened, href)}") from cause
         why = _unsigned(reason(last), opened, href) if last is not None else "no attempt"
-        raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {why}") from last
+        raise ReadUnavailableError(f"cannot read {href} after {self.attempts} attempts: {why}") from (
+            last if opened == href else None
+        )
 
 
 def _unsigned(text: str, opened: str, href: str) -> str:
     """GDAL's ``text`` naming ``href`` where it names the signed ``opened``; any signature left is cut."""
-    return re.sub(r"(?<=[?&]sig=)[^\s&'\"]+", "...", text.replace(opened, href))
+    return redact_signatures(text.replace(opened, href))
 
 
 def read_window(

@@ -17,6 +17,7 @@ from lulc.errors import ReadError, SourceError
 from lulc.gdal_env import forget_cached_reads
 from lulc.grid import Block, OutputGrid
 from lulc.pixels.windows import RetryPolicy
+from lulc.redaction import RedactSignatures, redact_signatures
 from lulc.sas import PLANETARY_COMPUTER_TOKENS, SasSigner, signer_for, token_url_for
 from lulc.stac_io import CheckedHttp
 from lulc.urls import HostNotAllowedError
@@ -170,3 +171,80 @@ def test_the_planetary_computer_s_stac_api_is_signed_with_its_token_service() ->
     assert made is not None
     assert made.token_url == PLANETARY_COMPUTER_TOKENS
     assert signer_for("https://earth-search.aws.element84.com/v1", AllowList.anything()) is None
+
+
+def test_a_planetary_computer_item_s_hrefs_ask_for_their_account_and_container_s_token(
+    blob_store: ServerHandle,
+) -> None:
+    """The real item's blobs (``tests/data/items``) under the default hosts: ``sentinel2l2a01/sentinel2-l2``.
+
+    The token service is the loopback server's; nothing is read from the blobs themselves.
+    """
+    from lulc.sentinel2 import normalize_item
+
+    raw = json.loads(
+        (Path(__file__).parents[1] / "data/items/planetary-computer-sentinel-2-l2a.json").read_text()
+    )
+    item = normalize_item(raw)
+    sas = SasSigner(CheckedHttp(AllowList.of(["127.0.0.1"]), max_retries=0), blob_store.base_url + TOKEN_PATH)
+    blob_store.requests.clear()
+    hrefs = [asset.href for asset in item.bands.values()] + [item.scl.href if item.scl else ""]
+    assert all(sas.sign(href) == f"{href}?{TOKEN}" for href in hrefs)
+    assert [r.path for r in blob_store.requests.records()] == [f"{TOKEN_PATH}sentinel2l2a01/sentinel2-l2"]
+    # a host that only ends like a blob account is not one
+    lookalike = "https://sentinel2l2a01.blob.core.windows.net.example.com/sentinel2-l2/x.tif"
+    assert sas.sign(lookalike) == lookalike
+
+
+def test_signatures_are_cut_from_what_gdal_says_of_a_signed_url() -> None:
+    text = "'/vsicurl/https://a.blob.core.windows.net/c/x.tif?se=2099&sig=c2VjcmV0%3D&sp=rl' not recognized"
+    assert (
+        redact_signatures(text)
+        == "'/vsicurl/https://a.blob.core.windows.net/c/x.tif?se=2099&sig=...&sp=rl' not recognized"
+    )
+    assert redact_signatures("x.tif?sig=abc") == "x.tif?sig=..."
+    assert redact_signatures("no signature, design=abc") == "no signature, design=abc"
+
+
+def test_a_failed_signed_read_chains_no_gdal_error_naming_the_signature(blob_store: ServerHandle) -> None:
+    """GDAL's error, naming the signed URL, is not kept under the ReadError.
+
+    Review: the message was clean, but ``from exc`` chained GDAL's error, which ``log.exception`` (the
+    serverless handler's, for every 502) printed whole.
+    """
+    import traceback
+
+    (blob_store.directory / "cogs" / "page.tif").write_text("<html>sign in</html>")
+    grid = OutputGrid("EPSG:32633", rasterio.Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 64, 64, 32)
+    forget_cached_reads(blob_store.base_url + "/")
+    with pytest.raises(ReadError, match="answers with no TIFF") as failed:
+        RetryPolicy(attempts=1, delay=0.0, signer=signer(blob_store)).run_read(
+            blob_store.url("cogs/page.tif"), grid, Block(0, 0, 0, 32, 32), 0.0, Resampling.nearest
+        )
+    shown = "".join(traceback.format_exception(failed.value))
+    assert "not recognized" not in shown  # GDAL's error is not chained
+    assert SECRET not in shown
+
+
+def test_log_handlers_cut_signatures_from_messages_and_tracebacks() -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSignatures())
+    log = logging.getLogger("tests.sas.redaction")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("GET %s", f"https://a.blob.core.windows.net/c/x.tif?{TOKEN}")
+        try:
+            raise ValueError(f"'/vsicurl/https://a.blob.core.windows.net/c/x.tif?{TOKEN}' not recognized")
+        except ValueError:
+            log.exception("read failed")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert SECRET not in text
+    assert text.count("sig=...") == 2
+    assert "x.tif?st=2026-12-03T09%3A00Z" in text  # the rest of the URL stays
