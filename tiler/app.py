@@ -53,7 +53,7 @@ from tiler.limits import (
 )
 from tiler.openapi import document_errors
 from tiler.parameters import checked_dependency, checked_function, checked_reader
-from tiler.readers import GTiffReader, allowed_stac_reader
+from tiler.readers import GTiffReader, SignerCache, allowed_stac_reader
 from tiler.runs import Run, find_runs
 from tiler.series import SeriesStatistics, series_areas
 from tiler.settings import TilerSettings
@@ -164,7 +164,13 @@ def create_app(settings: TilerSettings) -> FastAPI:
     app.include_router(cog.router, prefix="/cog", tags=["Class maps (COG)"])
 
     stac = MultiBaseTilerFactory(
-        reader=checked_reader(allowed_stac_reader(allow, settings.max_response_bytes)),
+        reader=checked_reader(
+            allowed_stac_reader(
+                allow,
+                settings.max_response_bytes,
+                SignerCache(allow, settings.sas_token_url, settings.sas_hosts),
+            )
+        ),
         router_prefix="/stac",
         colormap_dependency=named_colormap_dependency(cmaps),
         **bounded,

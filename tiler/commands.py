@@ -39,6 +39,7 @@ def tiler(
 
     from lulc.errors import InputError
     from lulc.listening import check_port_free
+    from lulc.redaction import redact_logs
     from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
 
@@ -64,4 +65,5 @@ def tiler(
         typer.echo(MISSING_LIBRARY, err=True)
     typer.echo(f"web map: http://{shown}:{settings.port}/")
     sigterm_for_servers()
+    redact_logs()  # a SAS token in a URL GDAL names is cut from the warnings logged (lulc.redaction)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")

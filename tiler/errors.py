@@ -20,6 +20,7 @@ from lulc.errors import LulcError, SourceError, SourceUnavailableError, Upstream
 from lulc.gdal_env import forget_cached_reads
 from lulc.http_status import clip, status_for
 from lulc.raster_failures import failure_kind
+from lulc.redaction import redact_signatures
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def _known_error(request: Request, exc: Exception) -> JSONResponse:
             forget_cached_reads(url)  # else GDAL answers the next request for it from a cached failure
     else:
         status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
-    message = clip(_as_given(message, request.query_params.get("url")))
+    message = clip(redact_signatures(_as_given(message, request.query_params.get("url"))))
     if status >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, message)
     return _error_response(status, message)

@@ -8,6 +8,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pystac
@@ -16,6 +17,8 @@ from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
+from lulc.sas import BLOB_HOSTS, SasSigner, token_url_for
+from lulc.stac_io import CheckedHttp
 from tiler.allowlist import AllowList
 from tiler.colormaps import MAX_JSON_BYTES, MAX_JSON_SECONDS, document_errors, is_remote, read_document
 from tiler.errors import NotARasterError
@@ -64,6 +67,8 @@ class AllowedSTACReader(STACReader):
     allow: ClassVar[AllowList]
     max_bytes: ClassVar[int] = MAX_JSON_BYTES
     """Largest item document read (``LULC_TILER_MAX_RESPONSE_BYTES``): rio-tiler's own fetch reads any."""
+    signers: ClassVar[SignerCache]
+    """The SAS signers of asset hrefs (``lulc.sas``), one per token service, kept across tiles."""
 
     def __attrs_post_init__(self) -> None:
         self.reader = GTiffReader  # every asset opened as GTiff, like a /cog/ URL
@@ -108,6 +113,10 @@ class AllowedSTACReader(STACReader):
         # host read the tiler's own disk), as the service reads them (``AllowList.without_local``).
         allow = self.allow.without_local() if is_remote(str(self.input)) else self.allow
         info["url"] = allow.gdal_path(info["url"], f"asset {asset!r}")
+        # a blob behind SAS tokens (the Planetary Computer's) is opened signed; errors are redacted
+        signer = self.signers.signer(str(self.input or ""))
+        if signer is not None:
+            info["url"] = signer.sign(info["url"])
         # GDAL options from the item: only the header size rio-tiler passes, capped (review: 1.5e9 made
         # every open read 10 MiB)
         size = ingested_bytes_at_open((info.get("env") or {}).get("GDAL_INGESTED_BYTES_AT_OPEN"))
@@ -171,11 +180,39 @@ def _document_key(location: str, max_bytes: int) -> str:
 _ITEMS = _RecentDocuments()
 
 
-def allowed_stac_reader(allow: AllowList, max_bytes: int = MAX_JSON_BYTES) -> type[AllowedSTACReader]:
-    """A STAC reader class whose asset hrefs pass ``allow`` and whose items are read within ``max_bytes``."""
+class SignerCache:
+    """The SAS signer of the items at each location (``lulc.sas.signer_for``), one per token service.
+
+    Every tile opens its item anew: the signers, and the tokens they keep, outlive the readers.
+    """
+
+    def __init__(self, allow: AllowList, configured: str | None, hosts: Sequence[str] = BLOB_HOSTS) -> None:
+        self.allow, self.configured, self.hosts = allow, configured, tuple(hosts)
+        self._lock = threading.Lock()
+        self._signers: dict[str, SasSigner] = {}
+
+    def signer(self, item_location: str) -> SasSigner | None:
+        """The signer for an item at ``item_location``, or None when its hrefs need none."""
+        token_url = token_url_for(item_location, self.configured)
+        if token_url is None:
+            return None
+        with self._lock:
+            if token_url not in self._signers:
+                self._signers[token_url] = SasSigner(CheckedHttp(self.allow), token_url, self.hosts)
+            return self._signers[token_url]
+
+
+def allowed_stac_reader(
+    allow: AllowList, max_bytes: int = MAX_JSON_BYTES, signers: SignerCache | None = None
+) -> type[AllowedSTACReader]:
+    """A STAC reader class whose asset hrefs pass ``allow`` and whose items are read within ``max_bytes``.
+
+    ``signers``: SAS signing of asset hrefs (default: the Planetary Computer's for items on its API).
+    """
     attributes: dict[str, Any] = {
         "allow": allow,
         "max_bytes": max_bytes,
+        "signers": signers if signers is not None else SignerCache(allow, None),
         "__doc__": AllowedSTACReader.__doc__,
     }
     return type("LulcSTACReader", (AllowedSTACReader,), attributes)

@@ -9,7 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lulc.allowlist import AllowList
-from lulc.settings_types import StrList, split_list
+from lulc.sas import BLOB_HOSTS
+from lulc.settings_types import StrList, optional_http_url, split_list
 
 DEMO_OUTPUT = Path("demo-output")
 """Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""
@@ -165,6 +166,16 @@ class TilerSettings(BaseSettings):
         "legend falls back to the map's colour table). Without it an endless body from an allowed host grew "
         "the tiler without bound.",
     )
+    sas_token_url: str | None = Field(
+        default=None,
+        description="SAS token service whose tokens sign the `/stac` routes' asset hrefs on `sas_hosts` (the "
+        "imagery backdrop of a run's input items). Unset: the Planetary Computer's for items on its STAC "
+        "API, else nothing is signed (as `LULC_SERVICE_SAS_TOKEN_URL`). Fetched through the allow-list.",
+    )
+    sas_hosts: StrList = Field(
+        default_factory=lambda: list(BLOB_HOSTS),
+        description="Hosts whose asset hrefs are signed with a SAS token (`*.example.com`, `host:port`).",
+    )
     auth_token: SecretStr | None = Field(
         default=None,
         description=(
@@ -176,10 +187,15 @@ class TilerSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface `lulc tiler` listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `lulc tiler` listens on.")
 
-    @field_validator("allow", "cors_origins", "colormaps", mode="before")
+    @field_validator("allow", "sas_hosts", "cors_origins", "colormaps", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return split_list(value)
+
+    @field_validator("sas_token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return optional_http_url(value, "sas_token_url")
 
     @field_validator("allow")
     @classmethod
