@@ -25,14 +25,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from lulc.allowlist import AllowList
 from lulc.errors import SourceError
+from lulc.settings_types import BLOB_HOSTS
 from lulc.stac_io import MAX_RESPONSE_BYTES, CheckedHttp
 
 PLANETARY_COMPUTER_STAC = "planetarycomputer.microsoft.com"
 """Host of the Planetary Computer's STAC API and of its token service."""
 PLANETARY_COMPUTER_TOKENS = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
 """The Planetary Computer's SAS token service: ``<this>/<account>/<container>``."""
-BLOB_HOSTS = ("*.blob.core.windows.net",)
-"""Hosts whose hrefs are signed by default: Azure Blob Storage accounts."""
 REFRESH_MARGIN = 60.0
 """Seconds before its expiry a token is replaced (a window read takes far less; the package keeps 60 too)."""
 
@@ -89,14 +88,19 @@ class SasSigner:
         self._lock = threading.Lock()
 
     def sign(self, href: str) -> str:
-        """``href?<token>`` for a blob on ``hosts``; any other href, or one already signed, unchanged.
+        """``href?<token>`` for an https blob on ``hosts``; any other href, or one already signed, unchanged.
+
+        A plain-http href is signed only by a plain-http token service (a local setup, the tests'): the
+        token would otherwise travel in clear text.
 
         Raises:
             SourceError: the token service refused, failed or answered no token (``HttpStatusError``,
                 ``SourceUnavailableError`` for a 5xx after retries, ``HostNotAllowedError`` off the list).
         """
         parts = urlsplit(href)
-        if parts.scheme not in ("http", "https") or not self._signed_hosts.allows(href):
+        if parts.scheme != "https" and not (parts.scheme == "http" and self.token_url.startswith("http:")):
+            return href  # a token is not sent in clear text, but within a plain-http setup (a local one)
+        if not self._signed_hosts.allows(href):
             return href
         if "sig" in parse_qs(parts.query):  # signed already (an item a modifier signed)
             return href

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
+from pydantic import Field
 from pydantic_settings import NoDecode
 
 StrList = Annotated[list[str], NoDecode]
@@ -35,3 +36,27 @@ def optional_http_url(value: str | None, name: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
     return value.strip()
+
+
+BLOB_HOSTS = ("*.blob.core.windows.net",)
+"""Hosts whose hrefs are signed by default (``lulc.sas``): Azure Blob Storage accounts."""
+
+
+def sas_token_url_field() -> Any:
+    """The ``sas_token_url`` setting of each deployable that reads imagery (``lulc.sas.signer_for``)."""
+    return Field(
+        default=None,
+        description="SAS token service whose tokens sign the asset hrefs on `sas_hosts` before they are read "
+        "(`<url>/<account>/<container>`, as the Planetary Computer's). Unset: the Planetary Computer's "
+        "(`https://planetarycomputer.microsoft.com/api/sas/v1/token`) for items of its STAC API, else "
+        "nothing is signed. Fetched through the allow-list, which must hold its host and the blobs'.",
+    )
+
+
+def sas_hosts_field() -> Any:
+    """The ``sas_hosts`` setting beside ``sas_token_url_field``."""
+    return Field(
+        default_factory=lambda: list(BLOB_HOSTS),
+        description="Hosts (`*.example.com`, `host:port`) whose asset hrefs are signed with a SAS token; the "
+        "rest are read as they are. JSON list or comma-separated.",
+    )

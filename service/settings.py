@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lulc.sas import BLOB_HOSTS
-from lulc.settings_types import StrList, optional_http_url, split_list
+from lulc.settings_types import StrList, optional_http_url, sas_hosts_field, sas_token_url_field, split_list
 
 
 class ServiceSettings(BaseSettings):
@@ -57,20 +56,8 @@ class ServiceSettings(BaseSettings):
             "and imagery from; anything else is refused with 403. JSON list or comma-separated."
         ),
     )
-    sas_token_url: str | None = Field(
-        default=None,
-        description=(
-            "SAS token service whose tokens sign the asset hrefs on `sas_hosts` before they are read "
-            "(`<url>/<account>/<container>`, as the Planetary Computer's). Unset: the Planetary Computer's "
-            "(`https://planetarycomputer.microsoft.com/api/sas/v1/token`) for its own STAC API, else "
-            "nothing is signed. Fetched through the allow-list, which must hold its host and the blobs'."
-        ),
-    )
-    sas_hosts: StrList = Field(
-        default_factory=lambda: list(BLOB_HOSTS),
-        description="Hosts (as `allowed_hosts`) whose asset hrefs are signed with a SAS token; the rest "
-        "are read as they are. JSON list or comma-separated.",
-    )
+    sas_token_url: str | None = sas_token_url_field()
+    sas_hosts: StrList = sas_hosts_field()
     local_folders: StrList = Field(
         default_factory=list,
         description=(

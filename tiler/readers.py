@@ -17,7 +17,8 @@ from rio_tiler.io import Reader, STACReader
 from rio_tiler.types import AssetInfo, AssetType
 
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, ingested_bytes_at_open
-from lulc.sas import BLOB_HOSTS, SasSigner, token_url_for
+from lulc.sas import SasSigner, token_url_for
+from lulc.settings_types import BLOB_HOSTS
 from lulc.stac_io import CheckedHttp
 from tiler.allowlist import AllowList
 from tiler.colormaps import MAX_JSON_BYTES, MAX_JSON_SECONDS, document_errors, is_remote, read_document

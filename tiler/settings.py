@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lulc.allowlist import AllowList
-from lulc.sas import BLOB_HOSTS
-from lulc.settings_types import StrList, optional_http_url, split_list
+from lulc.settings_types import StrList, optional_http_url, sas_hosts_field, sas_token_url_field, split_list
 
 DEMO_OUTPUT = Path("demo-output")
 """Where ``make demo`` writes the demo world, model and classification (relative to the repo root)."""
@@ -166,16 +165,8 @@ class TilerSettings(BaseSettings):
         "legend falls back to the map's colour table). Without it an endless body from an allowed host grew "
         "the tiler without bound.",
     )
-    sas_token_url: str | None = Field(
-        default=None,
-        description="SAS token service whose tokens sign the `/stac` routes' asset hrefs on `sas_hosts` (the "
-        "imagery backdrop of a run's input items). Unset: the Planetary Computer's for items on its STAC "
-        "API, else nothing is signed (as `LULC_SERVICE_SAS_TOKEN_URL`). Fetched through the allow-list.",
-    )
-    sas_hosts: StrList = Field(
-        default_factory=lambda: list(BLOB_HOSTS),
-        description="Hosts whose asset hrefs are signed with a SAS token (`*.example.com`, `host:port`).",
-    )
+    sas_token_url: str | None = sas_token_url_field()
+    sas_hosts: StrList = sas_hosts_field()
     auth_token: SecretStr | None = Field(
         default=None,
         description=(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lulc.sas import BLOB_HOSTS
-from lulc.settings_types import StrList, optional_http_url, split_list
+from lulc.settings_types import StrList, optional_http_url, sas_hosts_field, sas_token_url_field, split_list
 
 
 class TrainingSettings(BaseSettings):
@@ -38,16 +37,8 @@ class TrainingSettings(BaseSettings):
         description="Promotion floor: a model with any class's hold-out F1 below it is refused, not written.",
     )
     chunk_size: int = Field(default=512, ge=64, description="Chunk (block) size of STAC composites, pixels.")
-    sas_token_url: str | None = Field(
-        default=None,
-        description="SAS token service whose tokens sign the asset hrefs on `sas_hosts` before they are read "
-        "(`<url>/<account>/<container>`). Unset: the Planetary Computer's for its own STAC API, else nothing "
-        "is signed (as `LULC_SERVICE_SAS_TOKEN_URL`).",
-    )
-    sas_hosts: StrList = Field(
-        default_factory=lambda: list(BLOB_HOSTS),
-        description="Hosts whose asset hrefs are signed with a SAS token (`*.example.com`, `host:port`).",
-    )
+    sas_token_url: str | None = sas_token_url_field()
+    sas_hosts: StrList = sas_hosts_field()
     importance_repeats: int = Field(default=5, ge=1, description="Repeats of permutation feature importance.")
     aoa_max_samples: int = Field(
         default=2000,

@@ -194,6 +194,10 @@ def test_a_planetary_computer_item_s_hrefs_ask_for_their_account_and_container_s
     # a host that only ends like a blob account is not one
     lookalike = "https://sentinel2l2a01.blob.core.windows.net.example.com/sentinel2-l2/x.tif"
     assert sas.sign(lookalike) == lookalike
+    # an https token service's token is not sent over plain http (review)
+    https_service = SasSigner(CheckedHttp(AllowList.anything()), "https://tokens.example/sas")
+    clear = hrefs[0].replace("https://", "http://")
+    assert https_service.sign(clear) == clear
 
 
 def test_signatures_are_cut_from_what_gdal_says_of_a_signed_url() -> None:
