@@ -8,7 +8,7 @@ it came from (``groups``), so accuracy can be estimated with no polygon on both 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,12 +176,46 @@ class LabelledPoints:
             capped += 1
         return np.concatenate(keep), capped
 
+    def lone_polygon(self, grid: OutputGrid) -> BaseGeometry | None:
+        """This part's one polygon in the grid's CRS, if it holds no point and one polygon, else None."""
+        if len(self) or len(self.polygons) != 1:
+            return None
+        from lulc.grid import reproject_geometry
+
+        return reproject_geometry(self.polygons[0].geometry, self.crs.to_wkt(), grid.crs)
+
+    def lone_polygon_strips(
+        self, shape: BaseGeometry, grid: OutputGrid, strip_pixels: int
+    ) -> Iterator[LabelledPoints]:
+        """The pixel centres of ``lone_polygon``'s ``shape``, strip by strip: ``polygon_pixels``' in parts."""
+        (polygon,) = self.polygons
+        crs = CRS.from_user_input(grid.crs)
+        for px, py in centre_strips(shape, grid, strip_pixels):
+            yield replace(
+                self,
+                crs=crs,
+                x=px,
+                y=py,
+                labels=np.full(px.size, polygon.label, dtype=np.int64),
+                groups=np.full(px.size, polygon.feature, dtype=np.int64),
+                polygons=(),
+                pixels=px.size,
+            )
+
+    def draw_lone_polygon(
+        self, valid: npt.NDArray[np.bool_], max_pixels: int, seed: int
+    ) -> npt.NDArray[np.int64]:
+        """``draw_pixels`` for ``lone_polygon`` of more than ``max_pixels`` centres: the same subset."""
+        (polygon,) = self.polygons
+        return _draw(valid, max_pixels, np.random.default_rng(_polygon_entropy(seed, polygon)))
+
     def polygon_batches(self, grid: OutputGrid, batch_pixels: int) -> list[LabelledPoints]:
         """These samples in parts of whole polygons, each of at most about ``batch_pixels`` pixel centres.
 
         The first part holds the points; the polygons follow in their order, a part closed before the polygon
         that would take it past ``batch_pixels`` (counted as the grid pixels of each polygon's bounding box,
-        an upper bound of its centres; a polygon larger than that is a part of its own). Each part is
+        an upper bound of its centres; a polygon larger than that is a part of its own, without the points,
+        which ``sample_polygons`` samples strip by strip). Each part is
         sampled and drawn on its own (``training.sampling.sample_polygons``): a polygon's draw depends on it
         alone, so the parts together give what the whole does, while reading a polygon layer of millions of
         pixels holds only one part's reflectance at a time.
@@ -193,8 +227,9 @@ class LabelledPoints:
         for polygon in self.polygons:
             west, south, east, north = polygon.geometry.bounds
             bounds = transformer.transform_bounds(west, south, east, north, densify_pts=21)
-            pixels = _bounding_box_pixels(bounds, grid)
-            if parts[-1] and size + pixels > batch_pixels:
+            pixels = bounding_box_pixels(bounds, grid)
+            alone = pixels > batch_pixels and len(parts) == 1 and len(self) > 0  # not with the points
+            if (parts[-1] or alone) and size + pixels > batch_pixels:
                 parts.append([])
                 size = 0
             parts[-1].append(polygon)
@@ -265,7 +300,7 @@ def _bounding_box(bounds: tuple[float, float, float, float], grid: OutputGrid) -
     return col0, col1, row0, row1
 
 
-def _bounding_box_pixels(bounds: tuple[float, float, float, float], grid: OutputGrid) -> int:
+def bounding_box_pixels(bounds: tuple[float, float, float, float], grid: OutputGrid) -> int:
     """How many centres ``_pixel_centres_inside`` tests for a shape within ``bounds``: its grid pixels."""
     col0, col1, row0, row1 = _bounding_box(bounds, grid)
     return max(0, col1 - col0) * max(0, row1 - row0)
@@ -323,24 +358,31 @@ def _pixel_centres_inside(
 
     The bounding box is tested in strips of rows of at most ``strip_pixels`` pixels (one row at least).
     """
+    strips = list(centre_strips(shape, grid, strip_pixels))
+    if not strips:
+        empty = np.empty(0, dtype=np.float64)
+        return empty, empty
+    return np.concatenate([x for x, _ in strips]), np.concatenate([y for _, y in strips])
+
+
+def centre_strips(
+    shape: BaseGeometry, grid: OutputGrid, strip_pixels: int = CENTRE_STRIP_PIXELS
+) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """``_pixel_centres_inside`` strip by strip: each strip's centres inside ``shape``, top to bottom."""
     import shapely
 
     col0, col1, row0, row1 = _bounding_box(shape.bounds, grid)
     t = grid.transform
     if col0 >= col1 or row0 >= row1:
-        empty = np.empty(0, dtype=np.float64)
-        return empty, empty
+        return
     shapely.prepare(shape)
     step = max(1, strip_pixels // (col1 - col0))
-    parts_x, parts_y = [], []
     for top in range(row0, row1, step):
         cols, rows = np.meshgrid(np.arange(col0, col1) + 0.5, np.arange(top, min(top + step, row1)) + 0.5)
         xs = t.c + cols * t.a
         ys = t.f + rows * t.e
         inside = np.asarray(shapely.contains_xy(shape, xs, ys), dtype=bool)
-        parts_x.append(xs[inside].astype(np.float64))
-        parts_y.append(ys[inside].astype(np.float64))
-    return np.concatenate(parts_x), np.concatenate(parts_y)
+        yield xs[inside].astype(np.float64), ys[inside].astype(np.float64)
 
 
 def read_vector(path: Path, what: str, error: type[TrainingError]) -> Any:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from lulc.pixels import REASONS, Status
 from lulc.progress import NullProgress, Progress
 from training.imagery import Imagery
-from training.points import LabelledPoints, capped_note
+from training.points import LabelledPoints, bounding_box_pixels, capped_note
 
 Coordinates = npt.NDArray[np.float64]
 POLYGON_BATCH_PIXELS = 1_000_000
@@ -76,8 +76,14 @@ def sample_polygons(
     notes: list[str] = []
     capped = 0
     for number, part in enumerate(parts, 1):
-        every, part_notes = part.polygon_pixels(imagery.grid)
         stage = "sampling" if len(parts) == 1 else f"sampling, part {number} of {len(parts)}"
+        streamed = _sample_lone_polygon(imagery, part, max_pixels, seed, batch_pixels, progress, stage)
+        if streamed is not None:
+            chosen_parts.append(streamed[0])
+            sample_parts.append(streamed[1])
+            capped += 1
+            continue
+        every, part_notes = part.polygon_pixels(imagery.grid)
         status, values, x, y, blocks = _read(imagery, every, progress, stage)
         keep, part_capped = part.draw_pixels(every, status == Status.OK, max_pixels, seed)
         chosen_parts.append(every.take(keep))
@@ -86,6 +92,48 @@ def sample_polygons(
         capped += part_capped
     chosen = LabelledPoints.concatenate(chosen_parts)
     return chosen, _concatenate(sample_parts, chosen_parts), [*notes, *capped_note(capped, max_pixels)]
+
+
+def _sample_lone_polygon(
+    imagery: Imagery,
+    part: LabelledPoints,
+    max_pixels: int | None,
+    seed: int,
+    batch_pixels: int,
+    progress: Progress,
+    stage: str,
+) -> tuple[LabelledPoints, Samples] | None:
+    """A part that is one polygon larger than ``batch_pixels``, capped at ``max_pixels``, strip by strip.
+
+    Its validity first, a byte a centre (each strip of ``batch_pixels`` centres read and let go), then the
+    draw, then the reflectance of the drawn centres alone: the samples ``polygon_pixels`` and
+    ``draw_pixels`` give, where those held every centre's coordinates and reflectance at once (about 0.7 GB
+    for a polygon of 10 M pixels). None for any other part, or a polygon of at most ``max_pixels``
+    centres (sampled whole as before).
+    """
+    shape = part.lone_polygon(imagery.grid)
+    if not max_pixels or shape is None or bounding_box_pixels(shape.bounds, imagery.grid) <= batch_pixels:
+        return None
+    progress.start(stage, 2)
+    status_parts, blocks = [], 0
+    for strip in part.lone_polygon_strips(shape, imagery.grid, batch_pixels):
+        status, _, _, _, read = _read(imagery, strip, NullProgress())
+        status_parts.append(status)
+        blocks += read
+    valid = np.concatenate(status_parts) == Status.OK if status_parts else np.zeros(0, dtype=bool)
+    if valid.size <= max_pixels:
+        return None
+    progress.advance()
+    keep = part.draw_lone_polygon(valid, max_pixels, seed)
+    picked, offset = [], 0
+    for strip in part.lone_polygon_strips(shape, imagery.grid, batch_pixels):
+        here = keep[(keep >= offset) & (keep < offset + len(strip))] - offset
+        picked.append(strip.take(here))
+        offset += len(strip)
+    chosen = LabelledPoints.concatenate(picked)
+    status, values, x, y, read = _read(imagery, chosen, NullProgress())
+    progress.advance()
+    return chosen, _samples(chosen, status, values, x, y, blocks + read)
 
 
 def _concatenate(parts: list[Samples], points: list[LabelledPoints]) -> Samples:

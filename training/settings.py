@@ -50,8 +50,9 @@ class TrainingSettings(BaseSettings):
         default=1_000_000,
         ge=1,
         description="Polygon pixel centres sampled at a time, whole polygons each (about 120 bytes a centre "
-        "for 4 bands until its polygon's draw; a block two parts share is read by both). The samples are the "
-        "same whatever it is: 10.2 M centres took 1.2 GiB at once, 0.17 GiB in parts of 1 M "
+        "for 4 bands until its polygon's draw; a block two parts share is read by both); a larger polygon "
+        "with a pixel cap is read in strips of it, a byte a centre, then its drawn pixels again. The samples "
+        "are the same whatever it is: 10.2 M centres took 1.2 GiB at once, 0.17 GiB in parts of 1 M "
         "(bench/polygon_sampling.py).",
     )
     class_set_folds: int = Field(

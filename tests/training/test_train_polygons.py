@@ -239,3 +239,17 @@ def test_polygons_sampled_in_parts_give_the_samples_of_all_at_once(lulc_py: Path
     assert [d.reason for d in whole_samples.dropped] == ["nodata"] * 10  # the corner's, drawn to reach 90
     assert part_notes == whole_notes
     assert "7 polygon(s) hold more than 90 pixels" in whole_notes[-1]
+    # parts of 500 centres: each 900-pixel polygon (and the corner) larger than a part is sampled strip by
+    # strip, its validity first, then its drawn pixels' reflectance alone (memory review): the same samples
+    strips = Stages()
+    streamed, streamed_samples, streamed_notes = sample_polygons(
+        imagery, points, 90, 7, strips, batch_pixels=500
+    )
+    assert streamed_samples.blocks_read > part_samples.blocks_read  # read twice: validity, then the drawn
+    for field in ("x", "y", "labels", "groups"):
+        assert np.array_equal(getattr(streamed, field), getattr(whole, field)), field
+    assert streamed.pixels == whole.pixels
+    for field in ("reflectance", "labels", "index", "x", "y"):
+        assert np.array_equal(getattr(streamed_samples, field), getattr(whole_samples, field)), field
+    assert streamed_samples.dropped == whole_samples.dropped
+    assert streamed_notes == whole_notes
