@@ -107,8 +107,9 @@ def _sample_lone_polygon(
 
     Its validity first, a byte a centre (each strip of ``batch_pixels`` centres read and let go), then the
     draw, then the reflectance of the drawn centres alone: the samples ``polygon_pixels`` and
-    ``draw_pixels`` give, where those held every centre's coordinates and reflectance at once (about 0.7 GB
-    for a polygon of 10 M pixels). None for any other part, or a polygon of at most ``max_pixels``
+    ``draw_pixels`` give, where those held every centre's coordinates and reflectance at once (1,056 MiB
+    allocated for one polygon of 9 M pixels, 179 MiB so: ``bench/polygon-sampling-run/one-polygon``). None
+    for any other part, or a polygon of at most ``max_pixels``
     centres (sampled whole as before).
     """
     shape = part.lone_polygon(imagery.grid)
