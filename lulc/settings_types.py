@@ -22,8 +22,10 @@ def split_list(value: object) -> object:
     return value
 
 
-def optional_http_url(value: str | None, name: str) -> str | None:
-    """A setting's http(s) URL, stripped; blank is unset (None).
+def optional_http_url(value: str | None, example: str) -> str | None:
+    """A setting's http(s) URL with a host; blank is unset (None).
+
+    The value is not quoted in the error: an endpoint or token service URL may carry a secret.
 
     Raises:
         ValueError: not an http(s) URL with a host.
@@ -32,10 +34,10 @@ def optional_http_url(value: str | None, name: str) -> str | None:
 
     if value is None or not value.strip():
         return None
-    parts = urlsplit(value.strip())
+    parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.strip()
+        raise ValueError(f"must be an http(s) URL with a host, e.g. {example}")
+    return value
 
 
 BLOB_HOSTS = ("*.blob.core.windows.net",)

@@ -241,7 +241,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("sas_token_url")
     @classmethod
     def _token_url(cls, value: str | None) -> str | None:
-        return optional_http_url(value, "sas_token_url")
+        return optional_http_url(value, "https://planetarycomputer.microsoft.com/api/sas/v1/token")
 
     @model_validator(mode="after")
     def _token_url_allowed(self) -> ServiceSettings:
@@ -269,15 +269,9 @@ class ServiceSettings(BaseSettings):
     @field_validator("s3_endpoint")
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:
-        from urllib.parse import urlsplit
-
-        if value is None or not value.strip():
-            return None  # empty: AWS S3, as unset
-        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
-            # the S3 client panicked on `minio:9000` (a Rust panic, past every error handler: review); the
-            # value is not quoted: an endpoint URL may carry a token
-            raise ValueError("must be an http(s) URL with a host, e.g. http://minio:9000")
-        return value
+        # empty: AWS S3, as unset; the S3 client panicked on `minio:9000` (a Rust panic, past every error
+        # handler: review)
+        return optional_http_url(value, "http://minio:9000")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -186,7 +186,7 @@ class TilerSettings(BaseSettings):
     @field_validator("sas_token_url")
     @classmethod
     def _token_url(cls, value: str | None) -> str | None:
-        return optional_http_url(value, "sas_token_url")
+        return optional_http_url(value, "https://planetarycomputer.microsoft.com/api/sas/v1/token")
 
     @field_validator("allow")
     @classmethod

@@ -73,4 +73,4 @@ class TrainingSettings(BaseSettings):
     @field_validator("sas_token_url")
     @classmethod
     def _token_url(cls, value: str | None) -> str | None:
-        return optional_http_url(value, "sas_token_url")
+        return optional_http_url(value, "https://planetarycomputer.microsoft.com/api/sas/v1/token")
