@@ -134,8 +134,7 @@ def open_readers(
             f"the AOI holds no pixel centre of the {grid.resolution[0]:g} m grid (it is narrower than a "
             "pixel): give an AOI at least a pixel wide"
         )
-    if request.mmu_ha is not None:
-        check_mmu(request, grid, out)  # a bad unit fails before any block is read
+    check_mmu(request, grid, out)  # a bad unit fails before any block is read
     return OpenedReaders(grid, source.open(request, grid, contract))
 
 
@@ -301,13 +300,17 @@ def _describe_image_input(item: dict[str, Any], reader: BlockReader, contract: M
 
 
 def check_mmu(request: ClassifyRequest, grid: OutputGrid, out: Path | None) -> None:
-    """Refuse at once what ``lulc clean`` would refuse, and a ``clean`` folder in ``out`` not ours."""
+    """Refuse at once what ``lulc clean`` would refuse, and a ``clean`` folder in ``out`` not ours.
+
+    The connectivity is checked without ``--mmu-ha`` too: a mistyped one was ignored, exit 0 (CLI review).
+    """
     from service.clean import mmu_pixels
     from service.sieve import checked_connectivity
 
     checked_connectivity(request.mmu_connectivity, "--mmu-connectivity")
-    if request.mmu_ha is not None:
-        mmu_pixels(request.mmu_ha, grid.pixel_area_m2())
+    if request.mmu_ha is None:
+        return
+    mmu_pixels(request.mmu_ha, grid.pixel_area_m2())
     if out is None:
         return
     target = out / CLEAN_DIR

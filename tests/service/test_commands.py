@@ -99,6 +99,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("every-week", "--every must be one of year, season, month"),
         ("negative-mmu", "--mmu-ha must be a non-negative number"),
         ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
+        ("mmu-connectivity-alone", "--mmu-connectivity must be 4 or 8"),  # CLI review: ignored, exit 0
         ("crs-in-degrees", "is not a projected CRS in metres"),  # as the service refuses it
         ("crs-proj-string", "AUTHORITY:CODE"),
         ("undated-open-window", "is open-ended: give the acquisition date"),  # no made-up acquisition time
@@ -136,6 +137,8 @@ def test_bad_input_exits_2_with_one_clear_line(
         source += ["--mmu-ha", "-1", "--datetime", "2024-06-01"]
     elif case == "mmu-connectivity":
         source += ["--mmu-ha", "1", "--mmu-connectivity", "6", "--datetime", "2024-06-01"]
+    elif case == "mmu-connectivity-alone":
+        source += ["--mmu-connectivity", "5", "--datetime", "2024-06-01"]
     elif case == "crs-in-degrees":
         source += ["--crs", "EPSG:4326", "--datetime", "2024-06-01"]
     elif case == "crs-proj-string":
