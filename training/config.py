@@ -180,6 +180,21 @@ class TrainingConfig(BaseModel):
     tolerance: float = Field(default=0.02, ge=0, le=1, description="Allowed fall of OA and class F1.")
     out: str | None = None
 
+    @field_validator("out")
+    @classmethod
+    def _only_version_is_replaced(cls, value: str | None) -> str | None:
+        """Refuse a ``{...}`` in the output path other than ``{version}``.
+
+        A typo: ``{verison}`` named a folder, exit 0 (CLI review).
+        """
+        others = sorted(set(re.findall(r"\{[^{}/]*\}", value or "")) - {"{version}"})
+        if others:
+            raise ValueError(
+                f"{others[0]} in {value} is replaced by nothing: only {{version}} is (the model's "
+                "content-hash version)"
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _mlm_name(cls, value: str) -> str:

@@ -49,6 +49,20 @@ def test_a_versioned_out_below_a_file_is_refused_before_any_work(tmp_path: Path)
     )
 
 
+def test_a_placeholder_other_than_version_is_refused_before_any_work(tmp_path: Path) -> None:
+    """CLI review: ``--out models/v-{verison}`` wrote a folder of that name, exit 0."""
+    from typer.testing import CliRunner
+
+    from lulc.cli import app
+
+    out = f"{tmp_path}/v-{{verison}}"
+    result = CliRunner().invoke(app, ["train", "--image", "x.tif", "--points", "missing.gpkg", "--out", out])
+    assert isinstance(result.exception, ConfigError), result.output  # not the missing points: before them
+    assert "{verison} in " in str(result.exception)
+    assert "only {version} is" in str(result.exception)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(not PRIVATE_MOUNTS, reason=REASON)
 def test_a_mount_point_or_a_read_only_folder_is_refused_before_any_work(tmp_path: Path) -> None:
     """Training-inputs review: a volume as --out trained, then failed to move it, leaving a folder beside it.
