@@ -420,12 +420,12 @@ def read_points(
     else:
         frame = read_vector(path, "points file", PointsError)
     fields = [c for c in frame.columns if c != frame.geometry.name]
+    if len(frame) == 0:  # first: an empty GeoJSON has no fields either (CLI review: "no field 'labels'")
+        raise PointsError(f"points file {path} holds no features")
     if label_field not in frame.columns:
         raise PointsError(
             f"points file {path} has no field {label_field!r}; its fields are: {', '.join(fields) or 'none'}"
         )
-    if len(frame) == 0:
-        raise PointsError(f"points file {path} holds no features")
     crs = _points_crs(frame.crs, points_crs, path)
     geoms = frame.geometry
     if geoms.isna().any() or geoms.is_empty.any():
@@ -442,7 +442,15 @@ def read_points(
     empty = raw.isna() | raw.map(lambda v: isinstance(v, str) and not v.strip())
     if empty.any():
         rows = [int(i) for i in np.flatnonzero(np.asarray(empty))][:10]
-        raise PointsError(f"points file {path} has empty {label_field!r} labels (rows {rows})")
+        if empty.all():  # a `lulc design` sample before its labels were collected (CLI review: rows 0-9 only)
+            raise PointsError(
+                f"points file {path}: none of its {len(frame):,} features has a {label_field!r} label: fill "
+                "that field with each one's class (a sample `lulc design` drew leaves it empty)"
+            )
+        raise PointsError(
+            f"points file {path} has {int(empty.sum()):,} of {len(frame):,} {label_field!r} labels empty "
+            f"(rows {rows}{', ...' if int(empty.sum()) > len(rows) else ''})"
+        )
     try:
         table = classes if classes is not None else ClassTable.from_labels(raw.tolist())
     except InputError as exc:

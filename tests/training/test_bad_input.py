@@ -333,7 +333,27 @@ def test_an_empty_label_is_named_by_its_row(
     frame.to_file(points)
     args = tutorial_args(tutorial, points, "--classes", str(tutorial_classes))
     message, out_parent = invoke_train(args, tmp_path)
-    assert_message(message, out_parent, "blank.gpkg has empty 'labels' labels (rows [5])")
+    assert_message(message, out_parent, "blank.gpkg has 1 of 121 'labels' labels empty (rows [5])")
+
+
+def test_an_empty_file_and_a_file_of_no_labels_are_said_to_be_so(tutorial: Path, tmp_path: Path) -> None:
+    """CLI review: an empty GeoJSON "has no field 'labels'"; an unlabelled sample named ten rows empty.
+
+    The sample: one `lulc design` drew, before its labels were collected.
+    """
+    from training.errors import PointsError
+    from training.points import read_points
+
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(PointsError, match=r"^points file .*empty.geojson holds no features$"):
+        read_points(empty, "labels")
+    frame = gpd.read_file(tutorial / "samples.shp")
+    frame["labels"] = None
+    unlabelled = tmp_path / "sample.gpkg"
+    frame.to_file(unlabelled)
+    with pytest.raises(PointsError, match=r"none of its 121 features has a 'labels' label: fill that field"):
+        read_points(unlabelled, "labels")
 
 
 def test_a_class_seen_once_in_training_is_a_note_not_a_library_warning(
