@@ -134,6 +134,8 @@ def _note_dropped(
         return
     lost = bool(_lost_classes(samples, points)) if points is not None else False
     goes_on = enough_points_per_class(samples.labels) and not lost
+    if not goes_on:  # points off the imagery: one line says so, not a list of them first (CLI review)
+        _refuse_outside(samples, points, imagery)
     reasons = Counter(d.reason for d in samples.dropped)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     # a file of polygons (or MultiPoints) gives several samples a feature: name the feature (its row)
@@ -147,8 +149,6 @@ def _note_dropped(
             " (all are listed in metrics.json and report.md once the model is written)" if goes_on else ""
         )
         progress.note(f"  ... and {len(samples.dropped) - shown} more{listed}")
-    if not goes_on:
-        _refuse_outside(samples, points, imagery)
 
 
 def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Imagery | None) -> None:
@@ -177,7 +177,8 @@ def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Im
     if points is not None and imagery is not None:
         lon, lat = points.xy_in(CRS.from_epsg(4326))
         members = np.isin(points.labels, lost)
-        chosen = members & np.isfinite(lon) & np.isfinite(lat)
+        # a CRS in degrees given to metres: huge "lon/lat" out of range (CLI review: lon 15602384.9)
+        chosen = members & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
         auth = points.crs.to_authority()
         crs = f"{points.crs.name} ({':'.join(auth)})" if auth else points.crs.name
         if chosen.any():

@@ -1,7 +1,7 @@
 """Points outside the imagery (most often a wrong CRS): one error line saying so, where each lies, what to do.
 
-And the dropped points are said to be listed in metrics.json and report.md only when training goes on to
-write them.
+No list of the dropped points before it (CLI review: 25 lines), and the dropped points are said to be listed
+in metrics.json and report.md only when training goes on to write them.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_points_in_a_wrong_crs_stop_training_with_one_line_saying_so(tutorial: P
     assert "lie outside the imagery" in last
     assert "--points-crs" in last
     assert last.endswith("else use imagery that covers them"), last  # the whole message on its one line
-    assert "... and 101 more" in done.stderr
+    assert "dropped point" not in done.stderr  # CLI review: 20 points and "... and 101 more" came first
     assert "metrics.json" not in done.stdout + done.stderr  # never written: training stopped
     assert not (tmp_path / "model").exists()
 
@@ -93,6 +93,17 @@ def test_the_error_gives_where_the_points_and_the_imagery_lie(tutorial: Path, tm
     assert "read in WGS 84 / UTM zone 54N (EPSG:32654) they lie at lon -137.75" in message
     assert "the imagery at lon 140.15" in message
     assert "lat 36.05" in message
+
+
+def test_metres_declared_as_degrees_are_not_said_to_be_a_longitude(tutorial: Path, tmp_path: Path) -> None:
+    """CLI review: points in metres read as EPSG:4326 were said to lie at "lon 15602384.9313"."""
+    frame = gpd.read_file(tutorial / "samples.shp").set_crs("EPSG:4326", allow_override=True)
+    path = tmp_path / "degrees.gpkg"
+    frame.to_file(path)
+    message = refusal(path, tutorial)
+    assert "read in WGS 84 (EPSG:4326) they lie at x 1.5" in message, message
+    assert "(no lon/lat there)" in message
+    assert "lon 1" not in message.split("the imagery at")[0]
 
 
 def test_a_class_wholly_outside_the_imagery_is_named(
