@@ -332,6 +332,34 @@ def crs_text(crs: CRS | str) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
+def check_on_earth(bounds: tuple[float, float, float, float], crs: str, what: str) -> None:
+    """Refuse ``bounds`` (in ``crs``) that are no place on Earth: a file whose CRS was set wrongly.
+
+    An image of World Mercator metres labelled EPSG:4326 was classified, exit 0, into areas of NaN
+    hectares and a ``stats.json`` no JSON reader takes (CLI review). Longitudes from -360 to 360 pass (some
+    grids run 0-360), latitudes within half a degree of the poles.
+
+    Raises:
+        InputError: the bounds do not transform to finite longitudes and latitudes within those.
+    """
+    try:
+        with gdal_env():
+            lonlat = Transformer.from_crs(crs, WGS84, always_xy=True).transform_bounds(
+                *bounds, densify_pts=21
+            )
+    except pyproj.exceptions.ProjError:
+        lonlat = (math.inf, math.inf, math.inf, math.inf)
+    west, south, east, north = lonlat
+    finite = all(math.isfinite(v) for v in lonlat)
+    if finite and max(abs(west), abs(east)) <= 360 and max(abs(south), abs(north)) <= 90.5:
+        return
+    left, bottom, right, top = bounds
+    raise InputError(
+        f"{what}'s bounds (x {left:.6g} to {right:.6g}, y {bottom:.6g} to {top:.6g}) are no place on Earth "
+        f"in its CRS {crs_text(crs)}: the CRS is wrong; set the right one (gdal_edit.py -a_srs EPSG:CODE)"
+    )
+
+
 AUTHORITY_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}:[A-Za-z0-9._-]{1,32}")
 """A CRS as a request may name it: ``AUTHORITY:CODE`` (``EPSG:32654``, ``ESRI:54009``)."""
 

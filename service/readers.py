@@ -28,6 +28,7 @@ from lulc.grid import (
     WGS84,
     OutputGrid,
     check_block_size,
+    check_on_earth,
     grid_for_aoi,
     normalize_crs,
     reproject_geometry,
@@ -250,6 +251,7 @@ class ImageReaderFactory:
             if src.crs is None:
                 raise InputError(f"image {self.path} has no CRS")
             image_crs = normalize_crs(src.crs.to_string())
+            check_on_earth(tuple(src.bounds), image_crs, f"image {self.path}")
             aoi = parse_aoi(request.aoi) if request.aoi is not None else None
             image_box = shapely.geometry.box(*src.bounds)
             crs = requested_crs(request.crs) if request.crs else image_crs

@@ -15,12 +15,13 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import rasterio
+from rasterio.transform import array_bounds
 
 from lulc.contract import Radiometry
 from lulc.datetimes import acquisition_window, format_datetime
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
-from lulc.grid import Block, OutputGrid, normalize_crs
+from lulc.grid import Block, OutputGrid, check_on_earth, normalize_crs
 from lulc.pixels import (
     REASONS,
     BlockPixels,
@@ -178,6 +179,10 @@ def open_local_imagery(
         raise ImageryError(f"image {path} has no CRS")
     if transform.b != 0 or transform.d != 0 or transform.e >= 0:
         raise ImageryError(f"image {path} is not north-up; warp it first (gdalwarp)")
+    try:
+        check_on_earth(array_bounds(height, width, transform), crs.to_string(), f"image {path}")
+    except InputError as exc:  # the recipe's imagery, as every other problem of the image
+        raise ImageryError(str(exc)) from exc
     indexes = image_band_indexes(path, descriptions, bands, image_bands)
     notes: list[str] = []
     if scale is not None or offset is not None:

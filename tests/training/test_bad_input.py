@@ -270,6 +270,22 @@ def test_a_float_image_of_digital_numbers_is_refused_unless_a_scale_is_given(
     assert result.exit_code == 0, result.output
 
 
+def test_an_image_whose_crs_puts_it_off_the_earth_is_refused(tutorial: Path, tmp_path: Path) -> None:
+    """CLI review: World Mercator metres labelled EPSG:4326 classified into NaN hectares, exit 0."""
+    import rasterio
+
+    scene = tmp_path / "wrong_crs.tif"
+    with rasterio.open(tutorial / "s2image.tif") as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(scene, "w", **{**profile, "crs": "EPSG:4326"}) as dst:
+        dst.write(data)
+    args = tutorial_args(tutorial)
+    args[1] = str(scene)
+    message, out_parent = invoke_train(args, tmp_path)
+    assert_message(message, out_parent, "wrong_crs.tif's bounds (x 1.56022e+07", "are no place on Earth")
+    assert "in its CRS EPSG:4326: the CRS is wrong" in message
+
+
 def tutorial_args(tutorial: Path, points: Path | None = None, *more: str) -> list[str]:
     """`lulc train` arguments: the tutorial's scene and points (or ``points``), a decision tree, ``more``."""
     image = ["--image", str(tutorial / "s2image.tif"), "--bands", "blue,green,red,nir"]
