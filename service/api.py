@@ -95,6 +95,8 @@ def classify(
     out: str | Path,
     image: str | Path | None = None,
     image_bands: Sequence[str] | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
     stac: str | None = None,
     collection: Sequence[str] | None = None,
     max_cloud_cover: float | None = None,
@@ -117,9 +119,10 @@ def classify(
 
     ``aoi`` (required with ``stac``): a GeoJSON mapping or geometry with ``__geo_interface__`` in lon/lat, a
     GeoDataFrame (reprojected), a vector file's path or ``"w,s,e,n"``. ``image_bands`` names all the image's
-    bands in order when it names none (as ``training.api.train`` takes them). ``mmu_ha`` also cleans the map
-    to that minimum mapping unit into ``out/clean`` (``MapRun.clean``). ``max_mpx``: the largest output
-    grid of a STAC run, as ``--max-mpx``.
+    bands in order when it names none (as ``training.api.train`` takes them); ``scale`` and ``offset`` turn
+    its values into reflectance (``value x scale + offset``), over the image's own scaling. ``mmu_ha`` also
+    cleans the map to that minimum mapping unit into ``out/clean`` (``MapRun.clean``). ``max_mpx``: the
+    largest output grid of a STAC run, as ``--max-mpx``.
 
     Raises:
         LulcError: bad input, no items, a model the inputs cannot feed, unreadable rasters.

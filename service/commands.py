@@ -49,6 +49,15 @@ def classify_command(
             help="Names of all the --image's bands, in order (as for lulc train), if it names none.",
         ),
     ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            help="The --image's reflectance = value * scale + offset (as for lulc train), over its own "
+            "scaling: a float image of digital numbers needs it.",
+        ),
+    ] = None,
+    offset: Annotated[float | None, typer.Option("--offset", help="See --scale.")] = None,
     collection: Annotated[
         list[str] | None, typer.Option("--collection", help="Collection(s) to search (repeatable).")
     ] = None,
@@ -117,6 +126,8 @@ def classify_command(
         out=out,
         image=image,
         image_bands=image_bands,  # the text: prepare_run splits it at commas
+        scale=scale,
+        offset=offset,
         stac=stac,
         collection=collection,
         max_cloud_cover=max_cloud_cover,

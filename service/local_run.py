@@ -8,6 +8,7 @@ messages (they name the command's options, as every message of the API does).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def prepare_run(
     out: Path,
     image: Path | None = None,
     image_bands: Sequence[str] | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
     stac: str | None = None,
     collection: Sequence[str] | None = None,
     max_cloud_cover: float | None = None,
@@ -103,6 +106,12 @@ def prepare_run(
         raise InputError("--every needs a STAC source (--stac): an image is one acquisition")
     if image_bands is not None and image is None:
         raise InputError("--image-bands names the bands of an --image")
+    if (scale is not None or offset is not None) and image is None:
+        raise InputError("--scale and --offset read an --image's values: STAC items carry their own scaling")
+    if scale is not None and not (math.isfinite(scale) and scale != 0):
+        raise InputError(f"--scale must be a finite number other than 0, got {scale}")
+    if offset is not None and not math.isfinite(offset):
+        raise InputError(f"--offset must be a finite number, got {offset}")
     if image is not None:
         check_image_path(image)
     if stac is not None and "://" not in str(stac) and Path(stac).is_dir():  # CLI review: allow-list words
@@ -147,7 +156,7 @@ def prepare_run(
     factory: ReaderFactory
     if image is not None:
         names = tuple(_names(image_bands)) if image_bands else None
-        factory = ImageReaderFactory(image, image_bands=names)
+        factory = ImageReaderFactory(image, image_bands=names, scale=scale, offset=offset)
     else:
         collections = (collection,) if isinstance(collection, str) else tuple(collection or ())
         # the Planetary Computer's imagery is read with its SAS tokens, fetched as the command fetches STAC

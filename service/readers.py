@@ -36,6 +36,8 @@ from lulc.grid import (
     utm_crs,
 )
 from lulc.pixels import (
+    MAX_REFLECTANCE_MEDIAN,
+    SCALE_ADVICE,
     BlockReader,
     ImageBlockReader,
     ImageScaling,
@@ -237,6 +239,10 @@ class ImageReaderFactory:
     image_bands: tuple[str, ...] | None = None
     """Names of all the image's bands, in order (``--image-bands``, as training takes them); else the
     image's band descriptions, else its bands in the model's order when it has exactly as many."""
+    scale: float | None = None
+    """``--scale``: reflectance = value x scale + offset, the user's word over the image's own scaling."""
+    offset: float | None = None
+    """``--offset``, see ``scale`` (either given: the other is 1, or 0)."""
 
     def _open(self) -> rasterio.io.DatasetReader:
         try:
@@ -269,18 +275,29 @@ class ImageReaderFactory:
             return OutputGrid(crs, transform, width, height, request.block_size, shape, beyond)
 
     def open(self, request: ClassifyRequest, grid: OutputGrid, contract: ModelContract) -> ImageBlockReader:
-        """Match the contract's bands to image bands."""
+        """Match the contract's bands to image bands; work out how its values become reflectance.
+
+        Raises:
+            InputError: bands missing; a float image of values that are not reflectance (digital numbers)
+                under a model of reflectance, without ``scale`` or ``offset`` (the user's word) to read it by.
+        """
         with gdal_env(), self._open() as src:
             descriptions, dtype, scales, offsets = src.descriptions, src.dtypes[0], src.scales, src.offsets
             indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
+            if self.scale is not None or self.offset is not None:  # as training takes them
+                scale = 1.0 if self.scale is None else self.scale
+                return open_image_reader(self.path, grid, indexes, scale, self.offset or 0.0)
             own = image_scaling(self.path, dtype, scales, offsets, indexes)
-            stored = own.how == "float" and _median_value(src, indexes, grid) > MAX_REFLECTANCE_MEDIAN
-        scale, offset = _image_scale(own, contract, float_not_reflectance=stored)
+            median = _median_value(src, indexes, grid) if own.how == "float" else 0.0
+        scale, offset = _image_scale(own, contract, float_not_reflectance=median > MAX_REFLECTANCE_MEDIAN)
+        if own.how == "float" and median > MAX_REFLECTANCE_MEDIAN and (scale, offset) == (1.0, 0.0):
+            # CLI review: a float image of DNs under a model of reflectance was mapped all built-up, exit 0
+            raise InputError(
+                f"image {self.path}'s values under the AOI have a median of {median:,.6g}, and the model "
+                f"reads surface reflectance, 0 to about 1. {SCALE_ADVICE}; to classify the values as they "
+                "are, give --scale 1"
+            )
         return open_image_reader(self.path, grid, indexes, scale, offset)
-
-
-MAX_REFLECTANCE_MEDIAN = 1.5
-"""Reflectance is 0 to about 1: a float image whose median value is above this holds digital numbers."""
 
 
 def _median_value(src: rasterio.io.DatasetReader, indexes: tuple[int, ...], grid: OutputGrid) -> float:

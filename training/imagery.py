@@ -23,7 +23,9 @@ from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import Block, OutputGrid, check_on_earth, normalize_crs
 from lulc.pixels import (
+    MAX_REFLECTANCE_MEDIAN,
     REASONS,
+    SCALE_ADVICE,
     BlockPixels,
     ImageBlockReader,
     PixelReader,
@@ -212,11 +214,6 @@ def open_local_imagery(
     return LocalImagery(path, grid, list(bands), reader, radiometry, notes, acquisition=acquisition)
 
 
-MAX_MEDIAN_REFLECTANCE = 1.5
-"""Surface reflectance is 0 to about 1 (snow and glint a little above): sampled values whose median is above
-this are not reflectance, but digital numbers (0 to 10,000 for Sentinel-2) or another quantity."""
-
-
 def check_reflectance(reflectance: npt.NDArray[np.float32], imagery: Imagery, scale_given: bool) -> None:
     """Refuse a local image whose sampled values, as read, cannot be surface reflectance.
 
@@ -226,7 +223,7 @@ def check_reflectance(reflectance: npt.NDArray[np.float32], imagery: Imagery, sc
     the user's word and is not second-guessed.
 
     Raises:
-        ImageryError: the median sampled value is above ``MAX_MEDIAN_REFLECTANCE``.
+        ImageryError: the median sampled value is above ``MAX_REFLECTANCE_MEDIAN``.
     """
     if scale_given or not isinstance(imagery, LocalImagery):
         return
@@ -234,14 +231,13 @@ def check_reflectance(reflectance: npt.NDArray[np.float32], imagery: Imagery, sc
     if values.size == 0:
         return
     median = float(np.median(values))
-    if median <= MAX_MEDIAN_REFLECTANCE:
+    if median <= MAX_REFLECTANCE_MEDIAN:
         return
     radiometry = imagery.radiometry
     raise ImageryError(
         f"image {imagery.path}'s sampled values, read with scale {radiometry.scale:g} and offset "
         f"{radiometry.offset:g}, have a median of {median:,.6g}: surface "
-        "reflectance is 0 to about 1. Digital numbers need --scale (Sentinel-2 L2A: --scale 0.0001, and "
-        "--offset -0.1 from processing baseline 04.00); to train on the values as they are, give --scale 1"
+        f"reflectance is 0 to about 1. {SCALE_ADVICE}; to train on the values as they are, give --scale 1"
     )
 
 

@@ -6,6 +6,8 @@ model sees at inference exactly the pixels it was trained on (``tests/lulc/test_
 """
 
 from lulc.pixels.image import (
+    MAX_REFLECTANCE_MEDIAN,
+    SCALE_ADVICE,
     ImageBlockReader,
     ImageScaling,
     image_band_indexes,
@@ -39,8 +41,10 @@ from lulc.pixels.windows import (
 
 __all__ = [
     "COMPOSITES",
+    "MAX_REFLECTANCE_MEDIAN",
     "REASONS",
     "REFLECTANCE_RESAMPLING",
+    "SCALE_ADVICE",
     "SCL_RESAMPLING",
     "Array",
     "BlockPixels",

@@ -208,6 +208,18 @@ class ImageScaling:
         }[self.how]
 
 
+MAX_REFLECTANCE_MEDIAN = 1.5
+"""Surface reflectance is 0 to about 1 (snow and glint a little above): values whose median is above this are
+not reflectance, but digital numbers (0 to 10,000 for Sentinel-2) or another quantity. Training and
+classifying judge a float image by it."""
+
+SCALE_ADVICE = (
+    "Digital numbers need --scale (Sentinel-2 L2A: --scale 0.0001, and --offset -0.1 from processing "
+    "baseline 04.00)"
+)
+"""What a user whose float image holds digital numbers gives (``lulc train`` and ``lulc classify``)."""
+
+
 def image_scaling(
     path: Path | str, dtype: str, scales: Sequence[float], offsets: Sequence[float], indexes: Sequence[int]
 ) -> ImageScaling:

@@ -101,6 +101,7 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
         ("mmu-connectivity", "--mmu-connectivity must be 4 or 8"),
         ("mmu-connectivity-alone", "--mmu-connectivity must be 4 or 8"),  # CLI review: ignored, exit 0
         ("crs-in-degrees", "is not a projected CRS in metres"),  # as the service refuses it
+        ("scale-without-image", "--scale and --offset read an --image's values"),
         ("image-off-earth", "are no place on Earth in its CRS EPSG:4326"),  # CLI review: NaN ha, exit 0
         ("crs-proj-string", "AUTHORITY:CODE"),
         ("undated-open-window", "is open-ended: give the acquisition date"),  # no made-up acquisition time
@@ -140,6 +141,8 @@ def test_bad_input_exits_2_with_one_clear_line(
         source += ["--mmu-ha", "1", "--mmu-connectivity", "6", "--datetime", "2024-06-01"]
     elif case == "mmu-connectivity-alone":
         source += ["--mmu-connectivity", "5", "--datetime", "2024-06-01"]
+    elif case == "scale-without-image":
+        source = ["--stac", str(tmp_path / "catalog.json"), "--datetime", "2024-06", "--scale", "0.0001"]
     elif case == "image-off-earth":  # UTM metres labelled as degrees
         with rasterio.open(inputs["image"]) as src:
             profile, data = src.profile, src.read()

@@ -275,6 +275,32 @@ def test_each_image_is_read_by_its_own_scaling_whatever_the_model_was_trained_on
         assert link["lulc:scale"] == pytest.approx(expected)
 
 
+def test_a_float_image_of_digital_numbers_under_a_model_of_reflectance_needs_a_scale(
+    lulc_py: Path, tutorial_model: Path, whole_image: ClassifyResult, tmp_path: Path
+) -> None:
+    """CLI review: the tutorial scene x 10,000 as float32 was mapped wholly as Impervious, exit 0.
+
+    Refused as training refuses the same image; with ``--scale`` (the user's word) it is the reference map.
+    """
+    from lulc.errors import InputError
+
+    image = _dn_copy(lulc_py, tmp_path / "dnfloat.tif", "float32")
+    request = ClassifyRequest(aoi=None, datetime=DATE)
+    with pytest.raises(
+        InputError, match=r"dnfloat.tif's values under the AOI have a median of [\d,]+, and"
+    ) as e:
+        classify(request, load_model(tutorial_model), ImageReaderFactory(image), tmp_path / "refused")
+    assert "--scale 0.0001" in str(e.value)
+    assert not (tmp_path / "refused").exists()
+    result = classify(
+        request, load_model(tutorial_model), ImageReaderFactory(image, scale=1e-4), tmp_path / "scaled"
+    )
+    with rasterio.open(result.classes) as src, rasterio.open(whole_image.classes) as ref:
+        assert (src.read(1) == ref.read(1)).mean() > 0.995
+    (link,) = [link for link in result.item_dict["links"] if link.get("title") == image.stem]
+    assert link["lulc:scale"] == pytest.approx(1e-4)
+
+
 @pytest.mark.parametrize("image_holds", ["reflectance", "digital numbers"])
 def test_the_scaling_of_a_float_image_is_judged_on_the_aoi_not_on_far_parts_of_it(
     lulc_py: Path,
