@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field
-from pydantic_settings import NoDecode
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode
+
+from lulc.errors import InputError, validation_problems
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 StrList = Annotated[list[str], NoDecode]
 """A list read from the environment as JSON (``["a","b"]``) or comma-separated text (``a,b``)."""
@@ -62,3 +66,17 @@ def sas_hosts_field() -> Any:
         description="Hosts (`*.example.com`, `host:port`) whose asset hrefs are signed with a SAS token; the "
         "rest are read as they are. JSON list or comma-separated.",
     )
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """A deployable's settings from its ``LULC_*`` variables and a command's options (``overrides``).
+
+    Raises:
+        InputError: a value is invalid, said in one line naming the variables' prefix (CLI review: "invalid
+            TilerSettings" named a class, not ``LULC_TILER_*``).
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        raise InputError(f"invalid {prefix}* settings or options: {validation_problems(exc)}") from exc

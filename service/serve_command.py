@@ -22,20 +22,16 @@ def serve(
     import logging
 
     import uvicorn
-    from pydantic import ValidationError
 
-    from lulc.errors import InputError, validation_problems
     from lulc.listening import check_port_free
     from lulc.redaction import redact_logs
+    from lulc.settings_types import load_settings
     from service.app import create_app
     from service.settings import ServiceSettings
 
     # the options override LULC_SERVICE_HOST / _PORT and are checked as they are
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    try:
-        settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise InputError(f"invalid LULC_SERVICE_* settings or options: {validation_problems(exc)}") from exc
+    settings = load_settings(ServiceSettings, **overrides)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -40,6 +40,7 @@ def tiler(
     from lulc.errors import InputError
     from lulc.listening import check_port_free
     from lulc.redaction import redact_logs
+    from lulc.settings_types import load_settings
     from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
 
@@ -57,7 +58,7 @@ def tiler(
         overrides["runs_dir"] = runs
     if models is not None:
         overrides["models_dir"] = models
-    settings = TilerSettings(**overrides)  # type: ignore[arg-type]
+    settings = load_settings(TilerSettings, **overrides)
     check_port_free(settings.host, settings.port, "the tiler", "give another --port (LULC_TILER_PORT)")
     application = create_app(settings)
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host

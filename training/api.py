@@ -105,6 +105,7 @@ def train(
     Raises:
         TrainingError: (a ``LulcError``) bad input, with the message ``lulc train`` prints.
     """
+    from lulc.settings_types import load_settings
     from training.config import load_config, make_config
     from training.pipeline import train as run_pipeline
     from training.settings import TrainingSettings
@@ -116,7 +117,7 @@ def train(
         else make_config({}, overrides, "keyword arguments")
     )
     keeper = NoteKeeper(progress)
-    result = run_pipeline(recipe, TrainingSettings(), keeper)
+    result = run_pipeline(recipe, load_settings(TrainingSettings), keeper)
     return TrainingRun(result.out, result.contract, result.metrics, tuple(keeper.notes))
 
 

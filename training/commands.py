@@ -134,6 +134,7 @@ def train_command(
     ] = None,
 ) -> None:
     """Train land-cover models from labelled points and imagery; write a verified ONNX model directory."""
+    from lulc.settings_types import load_settings
     from training.config import load_config, make_config
     from training.pipeline import train
     from training.settings import TrainingSettings
@@ -177,7 +178,7 @@ def train_command(
     }
     recipe = load_config(config, overrides) if config else make_config({}, overrides)
     with RichProgress(Console(stderr=True)) as progress:  # progress on stderr, as the other commands
-        result = train(recipe, TrainingSettings(), progress)
+        result = train(recipe, load_settings(TrainingSettings), progress)
     _summary(Console(), result.metrics, result.out)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -63,8 +64,13 @@ def _to_stderr(
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def lulc_program(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """``lulc ARGS...`` as a separate process (text output captured, exit code unchecked)."""
+def lulc_program(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``lulc ARGS...`` as a separate process (text output captured, exit code unchecked), ``env`` added."""
     return subprocess.run(
-        [str(LULC), *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+        [str(LULC), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
