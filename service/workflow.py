@@ -290,9 +290,23 @@ def open_order(order: Order, model: ModelRunner, settings: ServiceSettings) -> O
 
 
 def run_folder(run_dir: str | Path) -> Path:
-    """``run_dir`` resolved, or ``InputError`` if it holds no run (no ``item.json``)."""
+    """``run_dir`` resolved, or ``InputError`` if it holds no run (no ``item.json``).
+
+    A series (``lulc classify --every``) or a model is said to be one (CLI review: "not a run folder" for a
+    series, whose periods are published one by one).
+    """
+    from service.output import MODEL, SERIES, product_in
+
     src = Path(run_dir).resolve()
     if not (src / ITEM_NAME).is_file():
+        held = product_in(src) if src.is_dir() else None
+        if held == SERIES:
+            periods = sorted(p.name for p in src.iterdir() if (p / ITEM_NAME).is_file())
+            example = f", e.g. {src / periods[0]}" if periods else ""
+            what = "a series of maps (lulc classify --every)"
+            raise InputError(f"{src} is {what}: give one of its periods' folders{example}")
+        if held == MODEL:
+            raise InputError(f"{src} is a model (lulc train), not a run folder: give a map's folder")
         raise InputError(f"{src} is not a run folder (no {ITEM_NAME})")
     return src
 

@@ -80,6 +80,13 @@ def test_publish_refuses_a_folder_of_other_runs_or_a_model(runs: Runs, tmp_path:
     one_error_line(lulc("publish", runs.second, maps), series, "not a map")
     one_error_line(lulc("publish", runs.second, model), f"destination {model} holds a model (lulc train)")
     one_error_line(lulc("publish", tmp_path / "nothing", maps), "is not a run folder (no item.json)")
+    # CLI review: a series (and a model) as the run was "not a run folder (no item.json)" too
+    one_error_line(
+        lulc("publish", maps, tmp_path / "out"),
+        f"{maps} is a series of maps (lulc classify --every): give one of its periods' folders, "
+        f"e.g. {maps}/2024",
+    )
+    one_error_line(lulc("publish", model, tmp_path / "out"), f"{model} is a model (lulc train), not a run")
     assert digest(tmp_path) == before
     assert lulc("publish", runs.second, maps / "2025").returncode == 0, "a folder of its own, beside them"
 
