@@ -229,6 +229,12 @@ def change_runs(
         if points is not None
         else None
     )
+    if design is not None and sample is not None and sample.outside:  # products review: wrong extent, exit 0
+        raise InputError(
+            f"{sample.outside} points of the sample design {points} lie outside the maps: a design's "
+            "estimates are of the extent of the change it was drawn on (its strata's areas); compare the "
+            "runs it was designed on, or runs on their grid"
+        )
     sampled = np.full(len(sample.rows) if sample else 0, -1, dtype=np.int64)
     progress = progress or NullProgress()
     counts = np.zeros(256, dtype=np.int64)

@@ -44,7 +44,7 @@ from lulc.olofsson import (
     stratified_mean,
     thin_strata,
 )
-from lulc.pixels import open_image
+from lulc.pixels import REASONS, Status, open_image
 from lulc.urls import missing_file
 from lulc.vector_layers import geometry_layer
 from lulc.writable import check_file_writable
@@ -408,6 +408,13 @@ def _assess(
         dropped = f" ({len(samples.dropped)} of {len(points)} points dropped: {summary})"
         if samples.labels.size == 0:
             raise AssessError(f"no validation point of {points_path} is usable on the map{dropped}")
+        outside = sum(d.reason == REASONS[Status.OUTSIDE] for d in samples.dropped)
+        if design is not None and outside:  # products review: estimates for the design's extent, exit 0
+            raise AssessError(
+                f"{outside} of the {len(points)} points of the sample design {points_path} lie outside map "
+                f"{map_path}: a design's estimates are of its own map's extent (its strata's areas); assess "
+                "that map, or one on its grid"
+            )
     if on_source is not None:
         samples = _on_source_strata(samples, points, on_source)
     mapped = samples.reflectance[:, 0].astype(np.int64)

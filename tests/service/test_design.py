@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pyogrio
 import pytest
@@ -260,3 +262,35 @@ def test_a_change_product_is_sampled_by_its_change_strata(runs: Runs, tmp_path: 
         change_runs(runs.first, runs.second, tmp_path / "never", points=classes_sample.path)
     with pytest.raises(AssessError, match="designed on a change map's strata"):
         assess_map(runs.first / "classes.tif", result.path, "label_a")
+
+
+def test_a_design_on_maps_of_a_smaller_extent_is_refused(runs: Runs, tmp_path: Path) -> None:
+    """Products review: the design's strata areas with its points off the map dropped, exit 0 (wrong ha)."""
+    from service.change import change_runs
+
+    sample = design_run(runs.first, tmp_path / "sample.gpkg", target_se=0.05, seed=1).path
+    frame = gpd.read_file(sample)
+    frame["label"] = frame["stratum"]
+    frame.to_file(sample)
+    halves = []
+    for run in (runs.first, runs.second):  # the western half of each map, as a run of a smaller AOI
+        half = tmp_path / f"half-{run.name}"
+        shutil.copytree(run, half)
+        with rasterio.open(run / "classes.tif") as src:
+            data, profile, tags, colormap = src.read(1), src.profile, src.tags(1), src.colormap(1)
+        profile.update(width=data.shape[1] // 2)
+        (half / "classes.tif").unlink()
+        with rasterio.open(half / "classes.tif", "w", **profile) as dst:
+            dst.write(data[:, : data.shape[1] // 2], 1)
+            dst.update_tags(1, **tags)
+            dst.write_colormap(1, colormap)
+        halves.append(half)
+    with pytest.raises(AssessError, match=r"points of the sample design .*sample.gpkg lie outside map"):
+        assess_map(halves[0] / "classes.tif", sample, "label")
+    change = change_runs(runs.first, runs.second, tmp_path / "change", block_size=128)
+    change_sample = design_run(change.out_dir, tmp_path / "change-sample.gpkg", min_per_class=5, seed=4).path
+    frame = gpd.read_file(change_sample)
+    frame["label_a"], frame["label_b"] = "Open water", "Open water"
+    frame.to_file(change_sample)
+    with pytest.raises(InputError, match=r"points of the sample design .*change-sample.gpkg lie outside the"):
+        change_runs(halves[0], halves[1], tmp_path / "never", points=change_sample)

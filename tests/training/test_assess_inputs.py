@@ -313,7 +313,11 @@ def test_points_off_the_map_are_said_to_be_dropped_not_too_few(runs: Runs, tmp_p
 
 
 def test_a_designs_thin_strata_say_the_points_dropped_too(runs: Runs, tmp_path: Path) -> None:
-    """Diff review: the design's refusal said "strata 1 (1) have fewer than 2" without the points dropped."""
+    """Diff review: the design's refusal said "strata 1 (1) have fewer than 2" without the points dropped.
+
+    Points off the map are refused first, counted: a design's estimates are of its map's extent (products
+    review: a map of a smaller extent was estimated with the design's strata, its points off it dropped).
+    """
     import geopandas as gpd
 
     from service.design import design_run
@@ -327,6 +331,6 @@ def test_a_designs_thin_strata_say_the_points_dropped_too(runs: Runs, tmp_path: 
     frame.loc[away, "geometry"] = frame.loc[away, "geometry"].translate(1e6)
     frame.to_file(sample)
     with pytest.raises(
-        AssessError, match=rf"fewer than 2 labelled points in .*sample.gpkg \({len(away)} of "
+        AssessError, match=rf"^{len(away)} of the {len(frame)} points of the sample design .*sample.gpkg lie "
     ):
         assess_map(runs.first / "classes.tif", sample, "label")
