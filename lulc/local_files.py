@@ -48,15 +48,35 @@ def read_json(path: Path, what: str, error: type[LulcError] = InputError) -> Any
         raise error(f"{what} {path} is not valid JSON: {exc}") from exc
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    YAML 1.2 forbids it; PyYAML keeps the last silently: a recipe's second ``models:`` or ``cv:`` replaced
+    the first, exit 0 (products review).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                line = key_node.start_mark.line + 1  # not the mark: it names "<unicode string>"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (line {line})"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, what: str, error: type[LulcError] = InputError) -> Any:
     """The parsed YAML of ``path`` (``read_text``'s errors, and one for text that is not YAML).
 
     A date that does not exist (PyYAML's ``ValueError`` for ``2024-02-30``) was an "unexpected" error
-    naming no file (CLI review).
+    naming no file (CLI review). A key given twice in one mapping is refused (``_UniqueKeyLoader``).
     """
     text = read_text(path, what, error)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         raise error(f"{what} {path} is not valid YAML: {exc}") from exc
     except ValueError as exc:  # a scalar PyYAML reads as a date, which does not exist: quote it

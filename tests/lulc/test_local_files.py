@@ -33,3 +33,27 @@ def test_each_failure_is_one_lulc_error_naming_the_file(tmp_path: Path) -> None:
         assert str(path) in str(caught.value)
     with pytest.raises(ContractError, match="is not valid JSON"):
         read_json(broken, "model item", ContractError)
+
+
+def test_a_key_given_twice_is_refused_at_any_depth(tmp_path: Path) -> None:
+    """Products review: a recipe's second `models:` (and a second `cv:`) replaced the first, exit 0."""
+    from training.config import load_config
+    from training.errors import ConfigError
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("models: [svm]\nseed: 1\nmodels: [dt]\n")
+    with pytest.raises(
+        ConfigError, match=r"recipe\.yaml is not valid YAML: the key 'models' is given twice \(line 3\)$"
+    ):
+        load_config(recipe)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("cv: {folds: 3, folds: 5}\n")
+    with pytest.raises(InputError, match=r"the key 'folds' is given twice \(line 1\)"):
+        read_yaml(nested, "recipe")
+    same_value_elsewhere = tmp_path / "fine.yaml"
+    same_value_elsewhere.write_text("a: {x: 1}\nb: {x: 1}\nc: [{x: 1}, {x: 2}]\n")
+    assert read_yaml(same_value_elsewhere, "recipe") == {
+        "a": {"x": 1},
+        "b": {"x": 1},
+        "c": [{"x": 1}, {"x": 2}],
+    }
