@@ -87,6 +87,12 @@ def fold_ids(
         from sklearn.model_selection import StratifiedKFold
 
         counts = {int(v): int(np.count_nonzero(labels == v)) for v in np.unique(labels)}
+        if max(counts.values(), default=0) < 2:  # products review: scikit-learn's ValueError, exit 1
+            raise PointsError(
+                f"the training part holds {labels.size} samples, one of each class: the area of "
+                "applicability and the class sets need two of some class in it, to score samples out of "
+                "fold; lower --test-size or label more points"
+            )
         splitter = StratifiedKFold(
             n_splits=max(2, min(folds, *counts.values())), shuffle=True, random_state=seed
         )

@@ -356,3 +356,16 @@ def test_spatial_block_cv_makes_the_aoa_folds_keep_each_block_whole() -> None:
     assert "spatial block folds, 500 m blocks (12 of them)" in by_block["method"]
     assert by_block["threshold"] > 10 * random_folds["threshold"]
     assert by_block["training_di_inside"] > 0.9
+
+
+def test_a_training_part_of_one_sample_a_class_is_refused_in_one_line() -> None:
+    """Products review: `--repeats 0 --test-size 0.99` left one sample a class: scikit-learn's ValueError."""
+    from training.errors import PointsError
+    from training.trust import fold_ids
+
+    with pytest.raises(
+        PointsError, match=r"^the training part holds 3 samples, one of each class: .*--test-size"
+    ):
+        fold_ids(np.array([1, 2, 3]), None, 5, seed=0)
+    fold, _ = fold_ids(np.array([1, 1, 2, 3]), None, 5, seed=0)  # two of one class: two folds
+    assert sorted(np.unique(fold).tolist()) == [0, 1]
