@@ -237,7 +237,7 @@ class TrainingConfig(BaseModel):
         stray = sorted(set(self.model_params) - set(MODEL_NAMES))
         if stray:
             raise ValueError(f"model_params for unknown model(s) {stray}; known: {list(MODEL_NAMES)}")
-        for name in self.models:
+        for name in self.model_params:  # of models not trained too: a typo there was never said (review)
             problem = params_problem(name, self.model_params.get(name) or {})
             if problem:
                 raise ValueError(problem)
@@ -250,6 +250,8 @@ class TrainingConfig(BaseModel):
             raise ValueError(str(exc)) from exc
         if isinstance(self.aoi, list) and len(self.aoi) != 4:
             raise ValueError(f"aoi bbox must have 4 numbers [w, s, e, n], got {self.aoi}")
+        if self.seasons is not None and not self.seasons:  # trained one composite, exit 0 (review)
+            raise ValueError("seasons: [] names no season: leave it out for one composite of the datetime")
         if self.seasons:
             check_seasons(self.seasons)
         return self
@@ -267,6 +269,24 @@ class TrainingConfig(BaseModel):
             raise ConfigError("STAC imagery needs an area of interest: --aoi w,s,e,n or --aoi FILE")
         if self.seasons and self.image is not None:
             raise ConfigError("seasons need STAC imagery (one composite per season); a local image is one")
+        # keys of the other source were ignored, exit 0 (products review: the model as without them)
+        if self.stac is not None:
+            stray = [key for key in ("image_bands", "scale", "offset") if getattr(self, key) is not None]
+            if stray:
+                raise ConfigError(
+                    f"{', '.join(stray)} read a local image (--image); STAC items carry their own band names "
+                    "and scaling: leave them out"
+                )
+        if self.image is not None:
+            stac_only = ("aoi", "resolution", "max_cloud_cover", "max_items", "collection", "composite")
+            stray = [
+                key for key in stac_only if key in self.model_fields_set and getattr(self, key) is not None
+            ]
+            if stray:
+                raise ConfigError(
+                    f"{', '.join(stray)} choose and composite STAC imagery (--stac); a local image is read "
+                    "whole, on its own grid: leave them out"
+                )
         if self.out is None:
             raise ConfigError("no output directory: give --out MODEL_DIR or `out:` in the config")
 

@@ -494,3 +494,29 @@ def test_no_usable_point_left_says_so_not_which_classes_to_add() -> None:
     assert "other classes" not in message
     with pytest.raises(PointsError, match="add points of the other classes"):  # one class left: as before
         check_class_counts(np.array([table.values[0]] * 3, dtype=np.int64), table, "pts.gpkg")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "needle"),
+    [
+        ({"stac": "c.json", "aoi": [0, 0, 1, 1], "scale": 0.5}, "scale read a local image (--image)"),
+        (
+            {"stac": "c.json", "aoi": [0, 0, 1, 1], "image_bands": ["a", "b"]},
+            "image_bands read a local image",
+        ),
+        ({"image": "s2.tif", "resolution": 20}, "resolution choose and composite STAC imagery"),
+        (
+            {"image": "s2.tif", "aoi": [0, 0, 1, 1], "max_items": 3},
+            "aoi, max_items choose and composite STAC",
+        ),
+        ({"image": "s2.tif", "models": ["dt"], "model_params": {"rf": {"max_depht": 3}}}, "max_depht"),
+        ({"image": "s2.tif", "seasons": []}, "seasons: [] names no season"),
+    ],
+)
+def test_recipe_keys_that_would_be_ignored_are_refused(recipe: dict[str, Any], needle: str) -> None:
+    """Products review: these keys changed nothing (a byte-identical model), exit 0."""
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        make_config({"points": "p.gpkg", "out": "m", **recipe}).require_complete()
