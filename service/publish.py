@@ -223,12 +223,15 @@ def output_files(src_dir: Path) -> list[str]:
 
 
 def check_complete(src: Path, names: list[str]) -> None:
-    """Refuse a folder whose items list an asset in the folder that is not there (a damaged run).
+    """Refuse a folder whose items list an asset in the folder that is not there, or not as it was written.
 
-    Review: a run missing ``confidence.tif`` was published with an item listing it.
+    Review: a run missing ``confidence.tif`` was published with an item listing it; one whose
+    ``confidence.tif`` was cut short was published with the item's old ``file:size`` and ``file:checksum``
+    (products review).
 
     Raises:
-        InputError: an item's asset inside the folder is missing, or an item is not JSON.
+        InputError: an item's asset inside the folder is missing or differs from its ``file:size`` or
+            ``file:checksum``, or an item is not JSON.
     """
     present = set(names)
     for name in names:
@@ -249,6 +252,22 @@ def check_complete(src: Path, names: list[str]) -> None:
                     f"{src / name} lists {href}, which is missing from {src}: the run is incomplete; "
                     "run it again"
                 )
+            if target in present:
+                _check_written(src / target, asset, src / name)
+
+
+def _check_written(path: Path, asset: Mapping[str, Any], item: Path) -> None:
+    """Refuse an asset file whose size or multihash is not the ``file:size`` or ``file:checksum`` given."""
+    from lulc.checksum import multihash_sha256
+
+    size, checksum = asset.get("file:size"), asset.get("file:checksum")
+    if isinstance(size, int) and path.stat().st_size != size:
+        changed = f"is {path.stat().st_size:,} bytes, not the {size:,} of"
+    elif isinstance(checksum, str) and multihash_sha256(path) != checksum:
+        changed = "does not have the file:checksum of"
+    else:
+        return
+    raise InputError(f"{path} {changed} {item}: it changed since the run wrote it; run it again")
 
 
 def _items_last(names: list[str]) -> list[str]:

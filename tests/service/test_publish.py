@@ -516,6 +516,31 @@ def test_a_run_whose_item_lists_a_missing_file_is_not_published(tmp_path: Path) 
     assert not (tmp_path / "dest").exists()
 
 
+def test_a_run_whose_file_changed_since_its_item_was_written_is_not_published(tmp_path: Path) -> None:
+    """Products review: a truncated confidence.tif was published under the item's old size and checksum."""
+    from lulc.checksum import multihash_sha256
+
+    src = make_outputs(tmp_path / "src")
+    assets = {
+        name: {"href": f"./{name}.tif", "file:size": (src / f"{name}.tif").stat().st_size}
+        for name in ("classes", "confidence")
+    }
+    assets["classes"]["file:checksum"] = multihash_sha256(src / "classes.tif")
+    (src / ITEM_NAME).write_text(json.dumps({"type": "Feature", "id": "x", "assets": assets}))
+    publish(src, str(tmp_path / "as-written"))  # the control: as the item says, it is published
+    (src / "confidence.tif").write_bytes(b"\x03" * 700)
+    with pytest.raises(
+        InputError, match=r"confidence\.tif is 700 bytes, not the 777 of .*item\.json: it changed"
+    ):
+        publish(src, str(tmp_path / "cut"))
+    (src / "confidence.tif").write_bytes(b"\x03" * 777)
+    (src / "classes.tif").write_bytes(b"\x02\x01" * 5000)  # the same size, other bytes
+    with pytest.raises(InputError, match=r"classes\.tif does not have the file:checksum of"):
+        publish(src, str(tmp_path / "changed"))
+    assert not (tmp_path / "cut").exists()
+    assert not (tmp_path / "changed").exists()
+
+
 @pytest.mark.parametrize("local", [True, False])
 def test_a_run_left_aside_by_a_killed_replacement_is_put_back(
     tmp_path: Path, s3: dict[str, Any], local: bool
