@@ -177,11 +177,18 @@ def users_accuracies(
         out = np.full(len(classes), DEFAULT_USERS_ACCURACY)
         position = {str(c.value): i for i, c in enumerate(classes)}
         position.update({c.name.lower(): i for i, c in enumerate(classes)})
+        named: dict[int, str | int] = {}
         for key, accuracy in given.items():
             i = position.get(str(key).strip().lower())
             if i is None:
                 known = ", ".join(f"{c.value}={c.name}" for c in classes)
                 raise InputError(f"--users-accuracy names {key!r}, not a class of the map ({known})")
+            if i in named:  # by its value and its name (products review: the last won)
+                raise InputError(
+                    f"--users-accuracy gives class {classes[i].value}={classes[i].name} twice "
+                    f"({named[i]!r} and {key!r}): give each class once"
+                )
+            named[i] = key
             out[i] = float(accuracy)
     bad = [float(u) for u in out if not (0.0 < u <= 1.0)]
     if bad:

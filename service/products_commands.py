@@ -194,6 +194,10 @@ def parse_users_accuracy(text: str | None) -> float | dict[str | int, float] | N
             return float(text)
         pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
         parsed: dict[str | int, float] = {key.strip(): float(value) for key, value in pairs}
+        if len(parsed) < len(pairs):  # the last of a class given twice won, exit 0 (products review)
+            keys = [key.strip() for key, _ in pairs]
+            twice = next(key for key in keys if keys.count(key) > 1)
+            raise InputError(f"--users-accuracy gives {twice!r} twice: give each class once")
         return parsed
     except ValueError as exc:
         raise InputError(

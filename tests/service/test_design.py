@@ -221,6 +221,11 @@ def test_cli_design_and_its_one_line_errors(runs: Runs, tmp_path: Path) -> None:
         (["--target-se", "0"], "--target-se must lie between 0 and 0.5"),
         (["--users-accuracy", "Mud=0.9"], "not a class of the map"),
         (["--users-accuracy", "high"], "--users-accuracy takes a number"),
+        (["--users-accuracy", "Open water=0.9,Open water=0.5"], "gives 'Open water' twice"),  # the last won
+        (
+            ["--users-accuracy", "1=0.9,open water=0.5"],
+            "gives class 1=Open water twice ('1' and 'open water')",
+        ),
         (["--min-per-class", "1"], "--min-per-class must be at least 2"),
     ):
         bad = lulc("design", str(runs.first), "--out", str(tmp_path / "x.gpkg"), *args)
