@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from lulc.cli import app
 from lulc.grid import pixel_areas_m2
 from training.assess import assess_map
+from training.errors import AssessError
 
 
 def _map_with_errors(world: Path, path: Path) -> tuple[np.ndarray, float]:
@@ -99,6 +100,21 @@ def test_text_labels_are_names_of_the_maps_own_classes(world: Path, tmp_path: Pa
     points.to_file(tmp_path / "named.gpkg")
     data = assess_map(tagged, tmp_path / "named.gpkg", "label", None)
     assert data["overall_accuracy"] == 1.0
+    assert assess_map(tagged, tmp_path / "named.gpkg", "label", world / "classes.yaml") == data  # agreeing
+    # products review: a --classes table naming the map's classes otherwise gave 53.7 %, exit 0
+    first, second = table.classes[0], table.classes[1]
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(
+        "classes:\n"
+        + "".join(
+            f"  - {{value: {c.value}, name: {other.name!r}, color: '{c.color}'}}\n"
+            for c, other in ((first, second), (second, first), *((c, c) for c in table.classes[2:]))
+        )
+    )
+    with pytest.raises(
+        AssessError, match=rf"names class {first.value} '{second.name}', and map .* '{first.name}'"
+    ):
+        assess_map(tagged, tmp_path / "named.gpkg", "label", swapped)
 
 
 def test_a_class_on_one_pixel_is_assessed_and_an_unmapped_class_has_no_users_accuracy(
