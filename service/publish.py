@@ -304,6 +304,9 @@ def publish(
     files = {name: join_url(folder, name) for name in names}
     if is_local(dest) and Path(folder) == src:
         return Published(url=folder, files=files)
+    if is_local(dest) and Path(folder).is_relative_to(src):  # products review: published into itself, then
+        # carried along by its next publication
+        raise InputError(f"destination {folder} is inside the run {src}: publish it to a folder outside it")
     store = _open(dest, s3, folder)
     with _claimed(store, folder) as claim:
         return _publish_claimed(store, claim, src, names, files, replace)

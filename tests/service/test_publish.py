@@ -495,6 +495,16 @@ def test_a_store_failure_that_may_pass_is_an_upstream_error_and_a_refusal_is_not
     assert isinstance(unavailable, UpstreamError)
 
 
+def test_a_destination_inside_the_run_is_refused(tmp_path: Path) -> None:
+    """Products review: `lulc publish runs/a runs/a/inner` copied the run into itself, then along with it."""
+    src = make_outputs(tmp_path / "src")
+    with pytest.raises(
+        InputError, match=r"^destination .*src/inner is inside the run .*src: publish it to a"
+    ):
+        publish(src, str(src / "inner"))
+    assert sorted(p.name for p in src.iterdir() if p.is_dir()) == []
+
+
 def test_a_run_whose_item_lists_a_missing_file_is_not_published(tmp_path: Path) -> None:
     """Review: a run missing confidence.tif was published with an item listing it."""
     src = make_outputs(tmp_path / "src")
