@@ -499,7 +499,7 @@ def test_a_destination_inside_the_run_is_refused(tmp_path: Path) -> None:
     """Products review: `lulc publish runs/a runs/a/inner` copied the run into itself, then along with it."""
     src = make_outputs(tmp_path / "src")
     with pytest.raises(
-        InputError, match=r"^destination .*src/inner is inside the run .*src: publish it to a"
+        InputError, match=r"^destination .*job/inner is inside the run .*job: publish it to a"
     ):
         publish(src, str(src / "inner"))
     assert sorted(p.name for p in src.iterdir() if p.is_dir()) == []
