@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -138,10 +139,14 @@ def _check_target(out_dir: Path, size: int, asset_base_url: str | None) -> None:
         raise InputError(
             f"demo world size must be an even number of pixels from {MIN_SIZE} to {MAX_SIZE}, got {size}"
         )
-    if asset_base_url is not None and "://" not in asset_base_url:
-        raise InputError(
-            f"--asset-base-url must be an absolute URL such as http://host/path, got {asset_base_url!r}"
-        )
+    if asset_base_url is not None:
+        parsed = urlsplit(asset_base_url)
+        # products review: ftp:// (no reader's allow-list takes it) and ?query (hrefs a?b/cogs/...) passed
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+            raise InputError(
+                "--asset-base-url must be an absolute http(s) URL without query or fragment, such as "
+                f"http://host/path, got {asset_base_url!r}"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} exists and is not a directory")
     if out_dir.is_dir():

@@ -359,8 +359,9 @@ def test_bad_targets_and_options_are_refused_and_nothing_is_written(tmp_path: Pa
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     with pytest.raises(InputError, match="even"):
         generate(tmp_path / "odd", size=255)
-    with pytest.raises(InputError, match="absolute URL"):
-        generate(tmp_path / "url", size=256, asset_base_url="cogs-server")
+    for url in ("cogs-server", "ftp://files/demo", "http://files/a?b", "https:///demo"):
+        with pytest.raises(InputError, match="absolute http"):
+            generate(tmp_path / "url", size=256, asset_base_url=url)
     assert not (tmp_path / "odd").exists()
     assert not (tmp_path / "url").exists()
     result = CliRunner().invoke(app, ["demo-data", str(foreign), "--size", "256"])
