@@ -74,6 +74,29 @@ def check_seasons(seasons: Sequence[Season]) -> None:
         raise ValueError(f"season names must differ, got {names}")
 
 
+def check_apart(seasons: Sequence[Season]) -> None:
+    """Raise ``ValueError`` for two seasons sharing a day (checked when a model is trained, not loaded).
+
+    A scene of the shared days fed both composites: with one item a season, "autumn" (07-10 to 11-15) took
+    the same July scene as "summer" (06-20 to 08-20), twice the features of one date (products review).
+    """
+    days = {season.name: _days(season) for season in seasons}
+    for i, a in enumerate(seasons):
+        for b in seasons[i + 1 :]:
+            if days[a.name] & days[b.name]:
+                raise ValueError(
+                    f"seasons {a.name} ({a.start} to {a.end}) and {b.name} ({b.start} to {b.end}) share "
+                    "days: a scene of those days would feed both composites; give windows apart"
+                )
+
+
+def _days(season: Season) -> set[int]:
+    """The days of a leap year a season covers (ordinal days, 1-366; across the new year: both ends)."""
+    first = _month_day(season.start, 2000).timetuple().tm_yday
+    last = _month_day(season.end, 2000).timetuple().tm_yday
+    return set(range(first, 367)) | set(range(1, last + 1)) if last < first else set(range(first, last + 1))
+
+
 def season_year(datetime_text: str | None) -> int:
     """The one calendar year a seasonal model is asked to classify (``2024``, or the interval of that year).
 

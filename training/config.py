@@ -13,7 +13,7 @@ from lulc.aoi import comma_numbers
 from lulc.errors import ContractError, validation_problems
 from lulc.features import check_features
 from lulc.local_files import read_yaml
-from lulc.seasons import Season, check_seasons
+from lulc.seasons import Season, check_apart, check_seasons
 from lulc.sentinel2 import unknown_bands
 from training.errors import ConfigError
 from training.models import params_problem
@@ -254,6 +254,7 @@ class TrainingConfig(BaseModel):
             raise ValueError("seasons: [] names no season: leave it out for one composite of the datetime")
         if self.seasons:
             check_seasons(self.seasons)
+            check_apart(self.seasons)
         return self
 
     def require_complete(self) -> None:

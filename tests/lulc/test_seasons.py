@@ -41,3 +41,22 @@ def test_a_seasonal_model_maps_whole_years() -> None:
     assert season_year("2025-01-01/2025-12-31") == 2025
     with pytest.raises(InputError, match="is part of 2025"):
         season_year("2025-03/2025-10")
+
+
+def test_seasons_sharing_a_day_are_refused_in_a_recipe_not_in_a_loaded_contract() -> None:
+    """Products review: "autumn" (07-10 to 11-15) took the same July scene as "summer" (06-20 to 08-20)."""
+    from training.config import make_config
+    from training.errors import ConfigError
+
+    def recipe(*windows: tuple[str, str, str]) -> None:
+        seasons = [{"name": n, "start": s, "end": e} for n, s, e in windows]
+        make_config({"stac": "c.json", "aoi": [0, 0, 1, 1], "seasons": seasons})
+
+    with pytest.raises(
+        ConfigError, match=r"seasons summer \(06-20 to 08-20\) and autumn \(07-10 to 11-15\) share"
+    ):
+        recipe(("spring", "03-20", "05-10"), ("summer", "06-20", "08-20"), ("autumn", "07-10", "11-15"))
+    with pytest.raises(ConfigError, match=r"seasons wet .* and dry .* share days"):  # across the new year
+        recipe(("wet", "11-01", "02-28"), ("dry", "02-28", "10-31"))
+    recipe(("wet", "11-01", "02-28"), ("dry", "03-01", "10-31"))  # apart, the whole year between them
+    recipe(("spring", "03-20", "05-10"), ("summer", "06-20", "08-20"), ("autumn", "09-01", "11-15"))
