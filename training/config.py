@@ -250,6 +250,8 @@ class TrainingConfig(BaseModel):
             raise ValueError(str(exc)) from exc
         if isinstance(self.aoi, list) and len(self.aoi) != 4:
             raise ValueError(f"aoi bbox must have 4 numbers [w, s, e, n], got {self.aoi}")
+        if "tune_budget" in self.model_fields_set and not self.tune:  # did nothing, exit 0 (review)
+            raise ValueError("tune_budget counts the candidates of a search: give tune: true (--tune) too")
         if self.seasons is not None and not self.seasons:  # trained one composite, exit 0 (review)
             raise ValueError("seasons: [] names no season: leave it out for one composite of the datetime")
         if self.seasons:

@@ -511,6 +511,7 @@ def test_no_usable_point_left_says_so_not_which_classes_to_add() -> None:
         ),
         ({"image": "s2.tif", "models": ["dt"], "model_params": {"rf": {"max_depht": 3}}}, "max_depht"),
         ({"image": "s2.tif", "seasons": []}, "seasons: [] names no season"),
+        ({"image": "s2.tif", "tune_budget": 20}, "tune_budget counts the candidates of a search: give tune"),
     ],
 )
 def test_recipe_keys_that_would_be_ignored_are_refused(recipe: dict[str, Any], needle: str) -> None:
