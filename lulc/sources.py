@@ -365,6 +365,10 @@ def _conforms_to_sort(client: Any) -> bool:
 # Static catalog / ItemCollection
 
 
+CATALOGS_BESIDE_ITEMS = 1000
+"""Documents a walk under ``max_search_items`` may read beyond three per item (``CheckedStacIO``'s cap)."""
+
+
 class StaticCatalogSource:
     """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side.
 
@@ -419,7 +423,9 @@ class StaticCatalogSource:
 
     def _load(self) -> list[pystac.Item]:
         href = self.location
-        io = CheckedStacIO(self.http, href)
+        cap = self.max_search_items
+        # the items and twice as many catalogs at most: a walk of catalogs alone is bounded too
+        io = CheckedStacIO(self.http, href, None if cap is None else 3 * cap + CATALOGS_BESIDE_ITEMS)
         try:
             data = io.read_json(href)
         except LulcError:
@@ -432,7 +438,6 @@ class StaticCatalogSource:
             raise SourceError(f"catalog {href} could not be read: {type(exc).__name__}") from exc
         if not isinstance(data, dict):
             raise SourceError(f"catalog {href} is not a STAC catalog, collection or ItemCollection")
-        cap = self.max_search_items
         if cap is not None and isinstance(data.get("features"), list) and len(data["features"]) > cap:
             raise self._too_many(cap)
         try:

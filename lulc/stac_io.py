@@ -27,7 +27,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
 from lulc.allowlist import LOCAL_REFUSAL, AllowList
-from lulc.errors import SourceError, SourceUnavailableError
+from lulc.errors import ItemLimitError, SourceError, SourceUnavailableError
 from lulc.local_files import not_utf8
 from lulc.urls import HostNotAllowedError, parse_location, redirect_url, refuse
 
@@ -260,14 +260,28 @@ class CheckedStacIO(DefaultStacIO):
     checked against the allow-list without its local folders.
     """
 
-    def __init__(self, http: CheckedHttp, root: str) -> None:
+    def __init__(self, http: CheckedHttp, root: str, max_documents: int | None = None) -> None:
         super().__init__()
         self.http = http
         self.root = root
         self.links_allow = http.allow.without_local() if not is_local_href(root) else http.allow
+        self.max_documents = max_documents
+        """The most documents (the root, children, items) one walk reads; None: no limit."""
+        self.documents = 0
 
     def read_text(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> str:
-        """The text at ``source``: an allow-listed URL or local file."""
+        """The text at ``source``: an allow-listed URL or local file.
+
+        Raises:
+            ItemLimitError: over ``max_documents`` read (HTTP review: a tree of catalogs linking 20 children
+                each and no item was walked without end, past the client's leaving and the server's stop).
+        """
+        self.documents += 1
+        if self.max_documents is not None and self.documents > self.max_documents:
+            raise ItemLimitError(
+                f"catalog {self.root} links more than {self.max_documents:,} documents (catalogs and items), "
+                "over the limit one search may read: search a collection of it, or an API"
+            )
         href = str(source)
         what = "catalog" if href == self.root else "STAC document"
         if is_local_href(href):

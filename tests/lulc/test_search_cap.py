@@ -106,6 +106,21 @@ def test_a_catalog_walk_stops_at_one_item_over_the_cap(tmp_path: Path) -> None:
         assert len(StaticCatalogSource(f"{base}/catalog.json", max_search_items=12).search()) == 12
 
 
+def test_a_walk_of_catalogs_without_items_stops_at_the_document_cap(tmp_path: Path) -> None:
+    """HTTP review: catalogs of 20 children each and no item were walked without end (3,183 in 150 s)."""
+    from lulc.sources import CATALOGS_BESIDE_ITEMS
+
+    catalog = pystac.Catalog(id="empty", description="children, and no item")
+    for n in range(CATALOGS_BESIDE_ITEMS + 10):
+        catalog.add_child(pystac.Catalog(id=f"child-{n}", description="holds nothing"))
+    catalog.normalize_hrefs(str(tmp_path / "catalog"))
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    source = StaticCatalogSource(tmp_path / "catalog" / "catalog.json", max_search_items=2)
+    with pytest.raises(LimitError, match=r"links more than 1,006 documents \(catalogs and items\), over"):
+        source.search()
+    assert StaticCatalogSource(tmp_path / "catalog" / "catalog.json", max_search_items=5).search() == []
+
+
 def test_without_a_cap_every_matching_item_is_read() -> None:
     """The command line and training pass no cap: 6,000 matching items were read before and still are."""
     with serve_endless_api(EndlessApi(max_pages=60)) as api:
