@@ -422,7 +422,13 @@ def _explicit(cmaps: ColorMaps, colormap_name: str | None, colormap: str | None)
         except (ValueError, TypeError) as exc:
             raise BadParameterError(f"could not parse the colormap parameter: {exc}") from None
         if isinstance(parsed, list):
-            return [(tuple(inter), parse_color(v)) for (inter, v) in parsed]
+            try:  # [[[min, max], colour], ...]; [1] or [[1, 2]] were a TypeError, 500 (HTTP review)
+                return [(tuple(inter), parse_color(v)) for (inter, v) in parsed]
+            except (ValueError, TypeError) as exc:
+                raise BadParameterError(
+                    'a colormap list must hold [[min, max], colour] pairs, e.g. [[[0, 10], "#ff0000"]]: '
+                    f"{exc}"
+                ) from None
         if not isinstance(parsed, dict):
             raise BadParameterError("the colormap parameter must be a JSON object or list")
         return parsed

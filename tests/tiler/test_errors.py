@@ -149,6 +149,9 @@ def test_remote_missing_and_non_raster(
         ("TILE", {"color_formula": "sigmoidal rgb 10 0.5"}),
         ("TILE", {"color_formula": "saturation 1.5"}),
         ("TILE", {"algorithm": "normalizedIndex"}),
+        # HTTP review: a list colormap not of [[min, max], colour] pairs was a TypeError, 500
+        ("TILE", {"colormap": "[1]"}),
+        ("TILE", {"colormap": "[[1, 2]]"}),
     ],
 )
 def test_bad_parameters_are_400(
