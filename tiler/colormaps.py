@@ -19,7 +19,7 @@ from rio_tiler.colormap import ColorMaps, parse_color
 from rio_tiler.types import ColorMapType
 from starlette.concurrency import run_in_threadpool
 
-from lulc.classes import NODATA, ClassTable, load_class_table
+from lulc.classes import NODATA, ClassTable, load_class_table, table_from_band_tags
 from lulc.contract import load_contract
 from lulc.errors import LulcError, UpstreamError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
@@ -229,10 +229,12 @@ def classes_from_item(item: Mapping[str, Any], raster_name: str | None = None) -
 
 
 def classes_from_colortable(location: str) -> ClassTable | None:
-    """A class table from a raster's GDAL colour table: every entry that is not GDAL's padding.
+    """A class table from a raster's band tags and colour table, else its colour table alone.
 
-    GDAL pads a colour table with opaque black up to its last entry, so those entries (and nodata) are
-    skipped; names are the pixel values, since GDAL category names are not exposed by rasterio.
+    The tags (``CLASS_<value>=<name>``) are how lulc-stac names every map's classes: a map copied without
+    its item had "class 1" to "class 6" for the names its tags hold (HTTP review). Of a colour table alone,
+    GDAL pads it with opaque black up to its last entry, so those entries (and nodata) are skipped, and the
+    names are the pixel values (GDAL category names are not exposed by rasterio).
     """
     with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as src:
         if src.count != 1:
@@ -241,7 +243,13 @@ def classes_from_colortable(location: str) -> ClassTable | None:
             table = src.colormap(1)
         except ValueError:
             return None
-        nodata = src.nodata
+        nodata, tags = src.nodata, src.tags(1)
+    try:
+        named = table_from_band_tags(tags, table, "the map")
+    except LulcError:  # tags that make no class table (a name twice, say): the colour table alone
+        named = None
+    if named is not None:
+        return named
     rows = [
         {"value": value, "name": f"class {value}", "color": "#{:02x}{:02x}{:02x}".format(*rgba[:3])}
         for value, rgba in sorted(table.items())

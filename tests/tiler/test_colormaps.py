@@ -105,3 +105,32 @@ def test_class_names_read_from_classification_v2_and_older_items() -> None:
         assert found is not None
         assert found.names == ["Open water", "Bare soil"]
         assert found.colormap() == table.colormap()
+
+
+def test_a_map_without_its_item_is_named_by_its_band_tags(tmp_path: Path) -> None:
+    """HTTP review: a classes.tif copied alone got "class 1" ... for the names its CLASS_<value> tags hold."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from tiler.colormaps import classes_from_colortable
+
+    def write(path: Path, tags: dict[str, str]) -> str:
+        profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1, "dtype": "uint8", "nodata": 255}
+        with rasterio.open(
+            path, "w", **profile, crs="EPSG:32654", transform=from_origin(400000, 4000000, 10, 10)
+        ) as dst:
+            dst.write(np.array([[1, 2] * 2] * 4, dtype=np.uint8), 1)
+            dst.write_colormap(1, {1: (0, 0, 255, 255), 2: (0, 128, 0, 255)})
+            dst.update_tags(1, **tags)
+        return str(path)
+
+    named = classes_from_colortable(write(tmp_path / "named.tif", {"CLASS_1": "Water", "CLASS_2": "Forest"}))
+    assert named is not None
+    assert [(c.value, c.name, c.color) for c in named.classes] == [
+        (1, "Water", "#0000ff"),
+        (2, "Forest", "#008000"),
+    ]
+    bare = classes_from_colortable(write(tmp_path / "bare.tif", {}))  # the colour table alone
+    assert bare is not None
+    assert [(c.value, c.name) for c in bare.classes] == [(1, "class 1"), (2, "class 2")]
