@@ -277,6 +277,15 @@ def table_from_band_tags(
     return parse_class_table({"classes": rows}, f"{origin} band tags")
 
 
+def raster_class_table(dataset: Any, origin: str) -> ClassTable | None:
+    """``table_from_band_tags`` of band 1 of an open rasterio dataset (its tags, its colour table if any)."""
+    try:
+        colours = dataset.colormap(1)
+    except ValueError:  # no colour table
+        colours = {}
+    return table_from_band_tags(dataset.tags(1), colours, origin)
+
+
 def load_class_table(path: str | Path) -> ClassTable:
     """Read a class-table YAML file: ``classes: [{value, name, color, description}, ...]``."""
     path = Path(path)

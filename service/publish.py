@@ -260,9 +260,9 @@ def _check_written(path: Path, asset: Mapping[str, Any], item: Path) -> None:
     """Refuse an asset file whose size or multihash is not the ``file:size`` or ``file:checksum`` given."""
     from lulc.checksum import multihash_sha256
 
-    size, checksum = asset.get("file:size"), asset.get("file:checksum")
-    if isinstance(size, int) and path.stat().st_size != size:
-        changed = f"is {path.stat().st_size:,} bytes, not the {size:,} of"
+    size, checksum, actual = asset.get("file:size"), asset.get("file:checksum"), path.stat().st_size
+    if isinstance(size, int) and actual != size:
+        changed = f"is {actual:,} bytes, not the {size:,} of"
     elif isinstance(checksum, str) and multihash_sha256(path) != checksum:
         changed = "does not have the file:checksum of"
     else:

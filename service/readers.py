@@ -47,6 +47,7 @@ from lulc.pixels import (
     StacBlockReader,
     StackedBlockReader,
     aligned_offset,
+    given_scaling,
     image_band_indexes,
     image_scaling,
     item_assets,
@@ -284,13 +285,14 @@ class ImageReaderFactory:
         with gdal_env(), self._open() as src:
             descriptions, dtype, scales, offsets = src.descriptions, src.dtypes[0], src.scales, src.offsets
             indexes = image_band_indexes(self.path, descriptions, contract.inputs.bands, self.image_bands)
-            if self.scale is not None or self.offset is not None:  # as training takes them
-                scale = 1.0 if self.scale is None else self.scale
-                return open_image_reader(self.path, grid, indexes, scale, self.offset or 0.0)
+            given = given_scaling(self.scale, self.offset)  # as training takes them
+            if given is not None:
+                return open_image_reader(self.path, grid, indexes, *given)
             own = image_scaling(self.path, dtype, scales, offsets, indexes)
             median = _median_value(src, indexes, grid) if own.how == "float" else 0.0
-        scale, offset = _image_scale(own, contract, float_not_reflectance=median > MAX_REFLECTANCE_MEDIAN)
-        if own.how == "float" and median > MAX_REFLECTANCE_MEDIAN and (scale, offset) == (1.0, 0.0):
+        stored = median > MAX_REFLECTANCE_MEDIAN  # a float image of values that are not reflectance
+        scale, offset = _image_scale(own, contract, float_not_reflectance=stored)
+        if stored and (scale, offset) == (1.0, 0.0):
             # CLI review: a float image of DNs under a model of reflectance was mapped all built-up, exit 0
             raise InputError(
                 f"image {self.path}'s values under the AOI have a median of {median:,.6g}, and the model "

@@ -17,7 +17,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from lulc.classes import NODATA, ClassTable, table_from_band_tags
+from lulc.classes import NODATA, ClassTable, raster_class_table
 from lulc.errors import InputError
 from lulc.gdal_env import gdal_env
 from lulc.grid import crs_text
@@ -84,15 +84,11 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _class_table(src: rasterio.io.DatasetReader, item: dict[str, Any], path: Path) -> ClassTable:
-    try:
-        colours = src.colormap(1)
-    except ValueError:
-        colours = {}
     asset = item.get("assets", {}).get("classes", {})
     stac_classes = asset.get("classification:classes") or item.get("properties", {}).get(
         "classification:classes"
     )
-    tagged = table_from_band_tags(src.tags(1), colours, str(path))
+    tagged = raster_class_table(src, str(path))
     if tagged is not None:
         return _described(tagged, stac_classes)
     if not stac_classes:

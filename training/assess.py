@@ -31,7 +31,7 @@ import numpy.typing as npt
 import rasterio
 
 from lulc.areas import area_cells
-from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table, table_from_band_tags
+from lulc.classes import NODATA, ClassTable, LandCoverClass, load_class_table, raster_class_table
 from lulc.cog import atomic_path
 from lulc.gdal_env import gdal_env
 from lulc.grid import OutputGrid
@@ -109,11 +109,7 @@ def _map_table(map_path: Path) -> ClassTable | None:
     import rasterio
 
     with rasterio.open(map_path) as src:
-        try:
-            colours = src.colormap(1)
-        except ValueError:
-            colours = {}
-        return table_from_band_tags(src.tags(1), colours, str(map_path))
+        return raster_class_table(src, str(map_path))
 
 
 def _check_same_classes(given: ClassTable, own: ClassTable, classes_path: Path, map_path: Path) -> None:

@@ -30,6 +30,7 @@ from lulc.pixels import (
     ImageBlockReader,
     PixelReader,
     Status,
+    given_scaling,
     image_band_indexes,
     image_datetime,
     image_scaling,
@@ -187,8 +188,9 @@ def open_local_imagery(
         raise ImageryError(str(exc)) from exc
     indexes = image_band_indexes(path, descriptions, bands, image_bands)
     notes: list[str] = []
-    if scale is not None or offset is not None:
-        radiometry = Radiometry(scale=1.0 if scale is None else scale, offset=offset or 0.0)
+    given = given_scaling(scale, offset)
+    if given is not None:
+        radiometry = Radiometry(scale=given[0], offset=given[1])
     else:
         try:
             scaling = image_scaling(path, dtype, scales, offsets, indexes)

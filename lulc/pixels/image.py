@@ -220,6 +220,13 @@ SCALE_ADVICE = (
 """What a user whose float image holds digital numbers gives (``lulc train`` and ``lulc classify``)."""
 
 
+def given_scaling(scale: float | None, offset: float | None) -> tuple[float, float] | None:
+    """The user's ``--scale``/``--offset`` (either given: the other is 1, or 0); None when neither is."""
+    if scale is None and offset is None:
+        return None
+    return 1.0 if scale is None else scale, offset or 0.0
+
+
 def image_scaling(
     path: Path | str, dtype: str, scales: Sequence[float], offsets: Sequence[float], indexes: Sequence[int]
 ) -> ImageScaling:
