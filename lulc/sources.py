@@ -369,6 +369,33 @@ CATALOGS_BESIDE_ITEMS = 1000
 """Documents a walk under ``max_search_items`` may read beyond three per item (``CheckedStacIO``'s cap)."""
 
 
+def walk_items(catalog: pystac.Catalog) -> Iterator[pystac.Item]:
+    """Every item under ``catalog`` in pystac's order (its items, then each child's, depth first), each once.
+
+    pystac's ``get_items(recursive=True)`` recurses without remembering where it has been: a catalog that
+    links itself or an ancestor as a child ended in RecursionError (HTTP review), and a catalog or item
+    linked twice was read twice. Here each catalog and item (by its href) is taken once, on an explicit
+    stack, so a deep chain of catalogs is no recursion either.
+    """
+    seen: set[str] = set()
+
+    def first_time(obj: pystac.STACObject) -> bool:
+        key = obj.get_self_href() or f"object {id(obj)}"
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    stack: list[Iterator[pystac.Catalog]] = [iter([catalog])]
+    while stack:
+        node = next(stack[-1], None)
+        if node is None:
+            stack.pop()
+        elif first_time(node):
+            yield from (item for item in node.get_items() if first_time(item))
+            stack.append(iter(node.get_children()))
+
+
 class StaticCatalogSource:
     """A static STAC catalog, collection or ItemCollection file (path or http URL), searched client-side.
 
@@ -461,7 +488,7 @@ class StaticCatalogSource:
             raise SourceError(f"catalog {href} is a {type(obj).__name__}, not a catalog or collection")
         obj._stac_io = io  # child and item links are read through the checked I/O, not StacIO.default()
         try:  # the walk stops at one item over the cap: the rest of a huge catalog is never read
-            walked = list(itertools.islice(obj.get_items(recursive=True), None if cap is None else cap + 1))
+            walked = list(itertools.islice(walk_items(obj), None if cap is None else cap + 1))
         except Exception as exc:  # a broken or refused child link
             raise _lulc_cause(exc) or SourceError(
                 f"catalog {href} has an unreadable child or item: {type(exc).__name__}"

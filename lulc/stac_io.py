@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import pystac
 import requests
@@ -253,6 +254,23 @@ def is_local_href(href: str) -> bool:
         return False
 
 
+def links_resolved(document: dict[str, Any], url: str) -> dict[str, Any]:
+    """``document`` with every link's href resolved against ``url`` (RFC 3986: ``urljoin``).
+
+    A shallow copy when a link changes; absolute hrefs stay as they are (each is checked when read).
+    """
+    links = document.get("links")
+    if not isinstance(links, list):
+        return document
+    resolved = [
+        {**link, "href": urljoin(url, link["href"])}
+        if isinstance(link, dict) and isinstance(link.get("href"), str)
+        else link
+        for link in links
+    ]
+    return document if resolved == links else {**document, "links": resolved}
+
+
 class CheckedStacIO(DefaultStacIO):
     """pystac I/O for static catalogs: every read (root, children, items) through ``CheckedHttp``.
 
@@ -292,6 +310,23 @@ class CheckedStacIO(DefaultStacIO):
         except HttpStatusError as exc:  # not its own type: SourceError, or SourceUnavailableError to retry
             kind = SourceUnavailableError if temporary_status(exc.status) else SourceError
             raise kind(str(exc)) from None
+
+    def stac_object_from_dict(
+        self,
+        d: dict[str, Any],
+        href: pystac.link.HREF | None = None,
+        root: pystac.Catalog | None = None,
+        preserve_dict: bool = True,
+    ) -> pystac.STACObject:
+        """pystac's, after the links of a document read over HTTP are made absolute against its URL.
+
+        pystac takes a root-relative link (``/stac/item.json``) of a remote document for a local path
+        (``Link.resolve_stac_object`` checks it without the document's URL), so it was refused as a local
+        file (HTTP review); RFC 3986 resolves it on the document's host, as a browser and STAC Browser do.
+        """
+        if href is not None and not is_local_href(str(href)):
+            d = links_resolved(d, str(href))
+        return super().stac_object_from_dict(d, href, root, preserve_dict)
 
     def write_text(self, dest: pystac.link.HREF, txt: str, *args: Any, **kwargs: Any) -> None:
         """Refused: catalogs are only read here."""

@@ -486,6 +486,40 @@ def test_static_catalog_over_http(static_catalog: Path) -> None:
     assert found[0].band("red").href == f"{base}/sentinel-2-l2a/b-june/cogs/b-june/B04.tif"
 
 
+def test_root_relative_links_of_a_remote_catalog_resolve_on_its_host(static_catalog: Path) -> None:
+    """HTTP review: ``/sentinel-2-l2a/collection.json`` in a served catalog was refused as a local file."""
+    root = static_catalog.parent
+    for path in root.rglob("*.json"):
+        document = json.loads(path.read_text())
+        for link in document.get("links", []):
+            if link["rel"] in ("child", "item", "parent", "root", "collection"):
+                target = (path.parent / link["href"]).resolve()
+                link["href"] = "/" + target.relative_to(root.resolve()).as_posix()
+        path.write_text(json.dumps(document))
+    assert json.loads(static_catalog.read_text())["links"][1]["href"].startswith("/sentinel-2-l2a/")
+    with serve_directory(root) as base:
+        allow = AllowList.of([f"127.0.0.1:{base.rsplit(':', 1)[1]}"])
+        found = open_source(f"{base}/catalog.json", ["sentinel-2-l2a"], allow=allow).search(
+            datetime="2024-06-10"
+        )
+    assert ids(found) == ["b-june", "c-june-same-time"]
+    assert found[0].band("red").href == f"{base}/sentinel-2-l2a/b-june/cogs/b-june/B04.tif"
+
+
+def test_a_catalog_linking_itself_or_a_child_twice_is_walked_once(static_catalog: Path) -> None:
+    """HTTP review: a catalog listing itself as a child ended in RecursionError (a 502 in the service)."""
+    expected = ids(StaticCatalogSource(static_catalog).search())
+    catalog = json.loads(static_catalog.read_text())
+    children = [link for link in catalog["links"] if link["rel"] == "child"]
+    catalog["links"] += [{"rel": "child", "href": "./catalog.json"}, *children]
+    static_catalog.write_text(json.dumps(catalog))
+    with serve_directory(static_catalog.parent) as base:
+        remote = ids(StaticCatalogSource(f"{base}/catalog.json").search())
+    assert ids(StaticCatalogSource(static_catalog).search()) == expected
+    assert remote == expected
+    assert len(expected) == len(set(expected)) > 3
+
+
 @pytest.mark.parametrize("failure", ["503", "drop"])
 def test_static_catalog_over_http_survives_one_request_in_five_failing(
     static_catalog: Path, http_server_factory: Callable[..., ServerHandle], failure: Failure
