@@ -80,6 +80,22 @@ LOCAL_FILE_OPTIONS: dict[str, str | int] = {
 """Overrides of ``GDAL_OPTIONS`` for opening local files (COG translation, local images' readers)."""
 
 
+def answering_options(timeout_seconds: int) -> dict[str, str | int]:
+    """Overrides of ``GDAL_OPTIONS`` for a process that answers people while they wait (the tiler).
+
+    ``GDAL_OPTIONS`` suit a batch run: 60 s a request and 5 retries, and GDAL retries a request that timed
+    out too, so one read of an allowed host that accepts and never answers held a tiler thread for over
+    6 minutes (HTTP review), and a few dozen such tiles fill the thread pool every route shares. Here a
+    request gets ``timeout_seconds`` (connecting: 10 s at most) and one retry: a stalled host costs a read
+    about twice ``timeout_seconds``, then an error (502).
+    """
+    return {
+        "GDAL_HTTP_TIMEOUT": str(timeout_seconds),
+        "GDAL_HTTP_CONNECTTIMEOUT": str(min(10, timeout_seconds)),
+        "GDAL_HTTP_MAX_RETRY": "1",
+    }
+
+
 def gdal_options(overrides: Mapping[str, str | int] | None = None) -> dict[str, str | int]:
     """The options above with ``overrides`` applied on top."""
     options = dict(GDAL_OPTIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Query
@@ -14,11 +15,15 @@ from lulc.urls import HostNotAllowedError
 from tiler.errors import NotAllowedError
 
 
+@dataclass(frozen=True)
 class AllowList(allowlist.AllowList):
     """``lulc.allowlist.AllowList`` whose refusals are the tiler's ``NotAllowedError`` (403).
 
     Build it with ``AllowList.from_prefixes`` (URL prefixes and local folders, ``LULC_TILER_ALLOW``).
     """
+
+    probe_timeout: float = 10.0
+    """Seconds each request of a redirect check (``gdal_path``) may take (``upstream_timeout_seconds``)."""
 
     def check(self, url: str, what: str = "url") -> str:
         """The normalised location of ``url`` if it is allowed, else ``NotAllowedError``."""
@@ -35,7 +40,7 @@ class AllowList(allowlist.AllowList):
         signature would not outlive (review), and the service opens hrefs so too.
         """
         try:
-            resolved = gdal_href(url, self, what)
+            resolved = gdal_href(url, self, what, timeout=self.probe_timeout)
             if resolved.startswith(("http://", "https://")):
                 return self.location(url, what).href
             return resolved

@@ -1,5 +1,6 @@
 """The tiler application: TiTiler factories for class maps and Sentinel-2 items, legend, areas, web map."""
 
+import dataclasses
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from titiler.core.utils import render_image
 
 from lulc.classes import NODATA
 from lulc.errors import LulcError
-from lulc.gdal_env import gdal_env, gdal_options
+from lulc.gdal_env import answering_options, gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
 from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.aoa_overlay import AoaPoint, aoa_point, hatch_png, outside_mask
@@ -113,12 +114,20 @@ def create_app(settings: TilerSettings) -> FastAPI:
     ``/backdrop``, ``/healthz`` and the web map at ``/`` (also ``/map``).
     """
     prefixes = list(settings.allow) + ([str(settings.runs_dir)] if settings.runs_dir else [])
-    allow = AllowList.from_prefixes(prefixes)
+    allow = dataclasses.replace(
+        AllowList.from_prefixes(prefixes), probe_timeout=settings.upstream_timeout_seconds
+    )
     dataset_path = allowed_path_dependency(allow)
     tables = named_class_tables(settings.models_dir, settings.colormaps)
     cmaps = register_class_colormaps(default_cmap, tables)
-    resolver = ClassResolver(allowed=allow.check, max_response_bytes=settings.max_response_bytes)
-    env = gdal_options()
+    gdal = answering_options(settings.upstream_timeout_seconds)
+    resolver = ClassResolver(
+        allowed=allow.check,
+        max_response_bytes=settings.max_response_bytes,
+        gdal_overrides=gdal,
+        timeout=settings.upstream_timeout_seconds,
+    )
+    env = gdal_options(gdal)
 
     async def gdal_environment() -> dict[str, Any]:
         # async: a copy of a dict needs no thread-pool hop (FastAPI runs plain functions in threads)
@@ -216,7 +225,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
         threshold: Annotated[float, Query(gt=0, le=2.54, description="The model's AOA threshold (DI).")],
     ) -> Response:
         """A run's ``aoa.tif`` as an overlay: diagonal hatching where the model extrapolates."""
-        with gdal_env(), GTiffReader(allow.gdal_path(location)) as src:
+        with gdal_env(gdal), GTiffReader(allow.gdal_path(location)) as src:
             image = src.tile(x, y, z, indexes=1)
         valid = ~np.ma.getmaskarray(image.array)[0]
         outside = outside_mask(np.asarray(image.array.data[0], dtype=np.uint8), valid, threshold)
@@ -233,7 +242,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
 
         The web map's identify says it beside the class (404 outside the file's bounds, as /cog/point).
         """
-        with gdal_env(), GTiffReader(allow.gdal_path(location)) as src:
+        with gdal_env(gdal), GTiffReader(allow.gdal_path(location)) as src:
             point = src.point(lon, lat, indexes=1)
         masked = bool(np.ma.getmaskarray(point.array)[0])
         return aoa_point(None if masked else int(point.array.data[0]), threshold)
@@ -274,7 +283,13 @@ def create_app(settings: TilerSettings) -> FastAPI:
         aoa = item_aoa_layer(item, found.origin, allow.gdal_path) if item is not None else None
         mapped = run_mapped_area(item) if item is not None else None
         return class_areas(
-            location, geometry, found.table, settings.statistics_max_pixels, aoa, mapped=mapped
+            location,
+            geometry,
+            found.table,
+            settings.statistics_max_pixels,
+            aoa,
+            mapped=mapped,
+            gdal_overrides=gdal,
         )
 
     @app.post("/statistics/series", response_model=SeriesStatistics, tags=["Class maps (COG)"])
@@ -295,6 +310,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
             settings.statistics_max_pixels,
             settings.max_response_bytes,
             max_periods=settings.max_series_periods,
+            gdal_overrides=gdal,
         )
 
     @app.get(

@@ -148,6 +148,7 @@ def class_areas(
     max_pixels: int,
     aoa: AoaLayer | None = None,
     mapped: Mapping[str, Any] | None = None,
+    gdal_overrides: Mapping[str, str | int] | None = None,
 ) -> AreaStatistics:
     """Count the map's pixels per class inside ``geometry`` (EPSG:4326) on the map's own grid.
 
@@ -162,7 +163,7 @@ def class_areas(
     lookup = np.full(256, -1, dtype=np.int64)
     lookup[np.asarray(values, dtype=np.int64)] = np.arange(len(values))
     tally = _Tally(np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=np.float64))
-    with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as dataset:
+    with gdal_env(gdal_overrides), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as dataset:
         dtype = np.dtype(dataset.dtypes[0])
         if dtype.kind not in "iuf":
             raise BadParameterError(

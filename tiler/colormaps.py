@@ -228,7 +228,9 @@ def classes_from_item(item: Mapping[str, Any], raster_name: str | None = None) -
     return None
 
 
-def classes_from_colortable(location: str) -> ClassTable | None:
+def classes_from_colortable(
+    location: str, gdal_overrides: Mapping[str, str | int] | None = None
+) -> ClassTable | None:
     """A class table from a raster's band tags and colour table, else its colour table alone.
 
     The tags (``CLASS_<value>=<name>``) are how lulc-stac names every map's classes: a map copied without
@@ -236,7 +238,7 @@ def classes_from_colortable(location: str) -> ClassTable | None:
     GDAL pads it with opaque black up to its last entry, so those entries (and nodata) are skipped, and the
     names are the pixel values (GDAL category names are not exposed by rasterio).
     """
-    with gdal_env(), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as src:
+    with gdal_env(gdal_overrides), rasterio.open(location, driver=REMOTE_RASTER_DRIVER) as src:
         if src.count != 1:
             return None
         try:
@@ -263,7 +265,9 @@ class ClassResolver:
 
     Local entries are keyed by the files' modification times, so a rewritten map is picked up at once;
     remote entries are kept for ``ttl`` seconds. An item larger than ``max_response_bytes`` is not read
-    (``read_json``): the map then has no classes from its item.
+    (``read_json``): the map then has no classes from its item. ``timeout``: seconds a read of an item may
+    wait for its server; ``gdal_overrides``: the GDAL options a colour table is read under (the tiler's
+    ``answering_options``).
     """
 
     def __init__(
@@ -272,8 +276,12 @@ class ClassResolver:
         ttl: float = 60.0,
         maxsize: int = 256,
         max_response_bytes: int = MAX_JSON_BYTES,
+        gdal_overrides: Mapping[str, str | int] | None = None,
+        timeout: float = 10.0,
     ) -> None:
         self.allowed = allowed
+        self.timeout = timeout
+        self.gdal_overrides = gdal_overrides
         self.ttl = ttl
         self.maxsize = maxsize
         self.max_response_bytes = max_response_bytes
@@ -346,7 +354,7 @@ class ClassResolver:
         kind, item_location, raster_name = found
 
         def compute() -> MapClasses | None:
-            item = read_json(item_location, max_bytes=self.max_response_bytes)
+            item = read_json(item_location, self.timeout, max_bytes=self.max_response_bytes)
             if item is None:
                 return None
             try:
@@ -362,7 +370,7 @@ class ClassResolver:
         """Classes from the raster's own colour table (None if it has none)."""
 
         def compute() -> MapClasses | None:
-            table = classes_from_colortable(location)
+            table = classes_from_colortable(location, self.gdal_overrides)
             return MapClasses(table, "colortable", location) if table else None
 
         return self._cached("colortable", location, compute)

@@ -67,6 +67,7 @@ def series_areas(
     max_bytes: int = MAX_JSON_BYTES,
     *,
     max_periods: int,
+    gdal_overrides: Mapping[str, str | int] | None = None,
 ) -> SeriesStatistics:
     """Class areas inside ``geometry`` in every period's map of the collection at ``location``.
 
@@ -131,6 +132,7 @@ def series_areas(
                 max_pixels,
                 item_aoa_layer(item, item_location, allow.gdal_path),
                 mapped=mapped,
+                gdal_overrides=gdal_overrides,
             ),
         )
         for label, item_location, item, map_location, table in found

@@ -156,6 +156,16 @@ class TilerSettings(BaseSettings):
         description="Most periods (item links) of a collection POST /statistics/series counts, each a map "
         "read of up to statistics_max_pixels; more: 413, before any is read. 120: ten years of months.",
     )
+    upstream_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=600,
+        description="Seconds one request to a remote map's host may take: each of GDAL's reads of the map "
+        "(tried once more, then 502), its redirect check and the read of its STAC item for the class "
+        "names. GDAL's batch settings (60 s, 5 retries: a timed-out read is retried too) held a tile of a "
+        "host that never answers for over 6 minutes. Other JSON documents (a `/stac` item, a series) keep "
+        "10 s a read and 30 s in all.",
+    )
     max_response_bytes: int = Field(
         default=16 * 2**20,
         ge=1024,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 
 import httpx
 import pytest
@@ -261,3 +263,29 @@ def test_a_source_that_is_down_is_502_and_one_that_cannot_be_used_400() -> None:
     assert status_for(SourceError("catalog x is not JSON"), STATUS_BY_ERROR) == 400
     assert status_for(SourceUnavailableError("catalog x answered HTTP 503"), STATUS_BY_ERROR) == 502
     assert status_for(UpstreamError("fetching STAC item x failed: HTTP 500"), STATUS_BY_ERROR) == 502
+
+
+def test_a_host_that_never_answers_is_a_502_in_seconds_not_minutes(inside_tile: str) -> None:
+    """HTTP review: GDAL's batch settings (60 s a request, 5 retries) held such a tile for over 6 minutes."""
+    from tests.support.serve import BackgroundServer
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections are queued by the kernel and never read
+        base = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        settings = TilerSettings(allow=[base], upstream_timeout_seconds=1)
+        with BackgroundServer(create_app(settings)) as server:
+            for path, extra in (
+                ("/cog/info", {}),
+                (inside_tile, {}),
+                ("/aoa/point/1,2", {"threshold": "0.5"}),
+            ):
+                started = time.monotonic()
+                answer = httpx.get(
+                    f"{server.url}{path}", params={"url": f"{base}map.tif", **extra}, timeout=60
+                )
+                _json_error(answer, 502)
+                # a redirect probe, a read of the item beside the map, GDAL's read tried twice: 1 s each
+                assert time.monotonic() - started < 8, path
