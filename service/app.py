@@ -125,7 +125,8 @@ class ClassifyResult(BaseModel):
     output_url: str = Field(description="Folder holding the outputs (local path or `s3://bucket/prefix`).")
     assets: dict[str, str] = Field(description="URL of each output file (classes.tif, confidence.tif, ...).")
     tiles: dict[str, str] = Field(
-        description="XYZ tile URL templates per raster (`classes`, `confidence`); empty without a tiler."
+        description="XYZ tile URL templates per raster (`classes`, `confidence`, and `clean` for the map "
+        "cleaned to `mmu_ha`); empty without a tiler."
     )
     item_url: str | None = Field(
         default=None, description="URL of the result's STAC item (`item.json` of `assets`)."

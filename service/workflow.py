@@ -182,7 +182,7 @@ def run_order(
         replace: publish over a run already at ``destination`` (else that is refused before any work).
         readers: the order's imagery as ``open_order`` found it; None: searched here.
     """
-    from service.engine import classify
+    from service.engine import CLEAN_DIR, classify
 
     request = _request(order, settings)
     if destination is not None:  # an unsupported or occupied destination fails now, not after the work
@@ -225,7 +225,12 @@ def run_order(
     item["links"] = [link for link in item.get("links", []) if link.get("rel") != "self"] + [self_link]
     tiles: dict[str, str] = {}
     if settings.tiler_url:
-        for key, name in (("classes", result.classes.name), ("confidence", _name(result.confidence))):
+        cleaned = f"{CLEAN_DIR}/{result.classes.name}"  # mmu_ha's map (HTTP review: it had no tile URL)
+        for key, name in (
+            ("classes", result.classes.name),
+            ("confidence", _name(result.confidence)),
+            ("clean", cleaned if cleaned in assets else None),
+        ):
             if name is not None:
                 tiles[key] = tile_url(settings.tiler_url, assets[name])
     return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)

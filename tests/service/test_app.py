@@ -202,6 +202,7 @@ def test_a_minimum_mapping_unit_publishes_the_cleaned_map_beside_the_map(
     assert result["item"]["properties"]["lulc:mmu_ha"] == 0.05
     assets = result["assets"]
     assert {"clean/classes.tif", "clean/item.json", "clean/stats.json"} <= set(assets)
+    assert parse_qs(urlparse(result["tiles"]["clean"]).query)["url"] == [assets["clean/classes.tif"]]
     with rasterio.open(assets["classes.tif"]) as src:
         raw = src.read(1)
     with rasterio.open(assets["clean/classes.tif"]) as src:
