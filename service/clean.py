@@ -68,6 +68,19 @@ class CleanResult:
     stats: dict[str, Any]
 
 
+def clean_summary(out_dir: object, hectares: float, threshold: int, changed: int) -> str:
+    """The line the CLIs print for a cleaned map; when nothing changed, why.
+
+    GDAL's sieve merges a small patch only into a neighbour of at least the unit: a unit larger than every
+    patch changed nothing and said only "0 pixels changed" (products review).
+    """
+    line = f"wrote {out_dir}: patches under {hectares:g} ha ({threshold} pixels) removed, "
+    line += f"{changed} pixels changed"
+    if changed == 0:
+        line += f" (no patch under {threshold} pixels borders one of {threshold} or more to merge into)"
+    return line
+
+
 MAX_MMU_PIXELS = 2**31 - 1
 """GDAL's sieve counts patch sizes in a 32-bit int: a larger unit cannot be a threshold."""
 

@@ -118,6 +118,7 @@ def classify_command(
     from rich.console import Console
 
     from lulc.progress import RichProgress
+    from service.clean import clean_summary
     from service.engine import classify
     from service.local_run import prepare_run
 
@@ -187,8 +188,7 @@ def classify_command(
     if result.clean is not None and result.clean_stats is not None:
         mmu = result.clean_stats["mmu"]
         typer.echo(
-            f"wrote {result.clean}: patches under {mmu['hectares']:g} ha ({mmu['threshold_pixels']} pixels) "
-            f"removed, {mmu['changed_pixels']} pixels changed"
+            clean_summary(result.clean, mmu["hectares"], mmu["threshold_pixels"], mmu["changed_pixels"])
         )
         echo_class_areas(result.clean_stats)
 

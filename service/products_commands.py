@@ -37,7 +37,7 @@ def clean_command(
     from rich.console import Console
 
     from lulc.progress import RichProgress
-    from service.clean import clean_run
+    from service.clean import clean_run, clean_summary
     from service.output import check_out_folder
     from service.sieve import checked_connectivity
 
@@ -52,10 +52,7 @@ def clean_command(
             block_size=block_size,
             progress=progress,
         )
-    typer.echo(
-        f"wrote {result.out_dir}: patches under {mmu_ha:g} ha ({result.threshold_pixels} pixels) removed, "
-        f"{result.changed_pixels} pixels changed"
-    )
+    typer.echo(clean_summary(result.out_dir, mmu_ha, result.threshold_pixels, result.changed_pixels))
     echo_class_areas(result.stats)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -205,6 +206,19 @@ def test_cli_clean(run: Path, tmp_path: Path) -> None:
     assert np.array_equal(
         read_band(tmp_path / "out" / "classes.tif"), gdal_sieve(read_band(run / "classes.tif"), 50, 8, 255)
     )
+
+
+def test_a_unit_above_every_patch_says_why_nothing_changed(run: Path, tmp_path: Path) -> None:
+    """Products review: "0 pixels changed" alone, as if the map had no small patch."""
+    with rasterio.open(run / "classes.tif") as src:
+        pixels = src.width * src.height
+    done = lulc("clean", run, "--mmu-ha", "5000", "--out", tmp_path / "out")  # 500,000 pixels of 10 m
+    assert done.returncode == 0, done.stderr
+    assert pixels < 500_000
+    assert re.search(
+        r"removed, 0 pixels changed \(no patch under (\d+) pixels borders one of \1 or more", done.stdout
+    )
+    assert np.array_equal(read_band(tmp_path / "out" / "classes.tif"), read_band(run / "classes.tif"))
 
 
 def test_cli_bad_option_is_one_line(run: Path, tmp_path: Path) -> None:
