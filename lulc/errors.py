@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -58,21 +59,23 @@ class ItemLimitError(LimitError):
     """A search found more items than one search, or one composite, may hold."""
 
 
-def validation_problems(error: Any, what: str = "value") -> str:
+def validation_problems(error: Any, what: str = "value", names: Mapping[str, str] | None = None) -> str:
     """Every problem of a pydantic ``ValidationError`` on one line, each as ``field: message``.
 
     Not ``str(error)``: that spans lines and ends each problem with a link to pydantic's documentation.
+    ``names``: what to call a field (``cv.scheme``) instead, e.g. the flag that gave it (``--cv-scheme``).
     """
-    problems = "; ".join(_problem(e, what) for e in error.errors())
+    problems = "; ".join(_problem(e, what, names or {}) for e in error.errors())
     return " ".join(problems.split())
 
 
-def _problem(entry: Any, what: str) -> str:
+def _problem(entry: Any, what: str, names: Mapping[str, str]) -> str:
     """``field: message``; a check of the whole value (no field) is its message alone, as it was raised."""
     message = str(entry["msg"])
     if entry.get("type") == "value_error":  # our own ValueError: pydantic prefixes "Value error, "
         message = message.removeprefix("Value error, ")
     where = ".".join(str(part) for part in entry["loc"])
+    where = names.get(where, where)
     if not where and entry.get("type") == "value_error":
         return message
     return f"{where or what}: {message}"

@@ -176,7 +176,11 @@ def train_command(
         "name": name,
         "out": str(out) if out else None,
     }
-    recipe = load_config(config, overrides) if config else make_config({}, overrides)
+    flags = {key: "--" + key.replace("_", "-") for key in overrides if key != "cv"}
+    flags |= {f"cv.{key}": "--" + key.replace("_", "-") for key in overrides["cv"]} | {
+        "cv.scheme": "--cv-scheme"
+    }
+    recipe = load_config(config, overrides, flags) if config else make_config({}, overrides, names=flags)
     with RichProgress(Console(stderr=True)) as progress:  # progress on stderr, as the other commands
         result = train(recipe, load_settings(TrainingSettings), progress)
     _summary(Console(), result.metrics, result.out)
@@ -207,7 +211,7 @@ def assess_command(
     map_path: Annotated[
         Path,
         typer.Argument(
-            metavar="MAP.tif",
+            metavar="MAP",
             help="Classified map (uint8, nodata 255), or a `lulc classify` output folder (its classes.tif).",
         ),
     ],

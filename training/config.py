@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -312,19 +313,28 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return resolved
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+def load_config(
+    path: str | Path, overrides: dict[str, Any] | None = None, names: Mapping[str, str] | None = None
+) -> TrainingConfig:
     """Read ``training.yaml`` (paths relative to its folder), then apply non-None ``overrides`` (flags)."""
     path = Path(path)
     data = read_yaml(path, "training config", ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"training config {path} must be a mapping of keys to values")
-    return make_config(_resolve_paths(data, path.resolve().parent), overrides, origin=str(path))
+    return make_config(_resolve_paths(data, path.resolve().parent), overrides, origin=str(path), names=names)
 
 
 def make_config(
-    data: dict[str, Any], overrides: dict[str, Any] | None = None, origin: str = "command-line flags"
+    data: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    origin: str = "command-line flags",
+    names: Mapping[str, str] | None = None,
 ) -> TrainingConfig:
-    """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge)."""
+    """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge).
+
+    ``names``: the flag of each override key (``class_weight``, ``cv.scheme``: ``--class-weight``,
+    ``--cv-scheme``), which an error about a value a flag gave names (the recipe's field was named: review).
+    """
     merged = dict(data)
     given = {
         key: {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
@@ -342,7 +352,11 @@ def make_config(
             merged["cv"] = {**(merged.get("cv") or {}), **value}
         else:
             merged[key] = value
+    flagged = {f"cv.{k}" for k in given.get("cv") or {}} | set(given)
+    shown = {key: name for key, name in (names or {}).items() if key in flagged}
     try:
         return TrainingConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(f"invalid training recipe ({origin}): {validation_problems(exc)}") from exc
+        raise ConfigError(
+            f"invalid training recipe ({origin}): {validation_problems(exc, names=shown)}"
+        ) from exc

@@ -199,8 +199,17 @@ def test_points_on_one_pixel_stay_on_one_side_of_every_split(lulc_py: Path, tmp_
 
 def test_an_invalid_recipe_value_is_one_line_without_pydantics_link(world: Path, tmp_path: Path) -> None:
     done, out_parent = run_train(["--points", str(world / "train.gpkg"), "--test-size", "1.5"], tmp_path)
-    assert_refused(done, out_parent, "invalid training recipe", "cv.test_size: Input should be less than 1")
+    # a flag's value is named by the flag (README review: "cv.test_size", "class_weight" were the recipe's)
+    assert_refused(done, out_parent, "invalid training recipe", "--test-size: Input should be less than 1")
     assert "errors.pydantic.dev" not in done.stderr
+    message, out = invoke_train(["--points", str(world / "train.gpkg"), "--cv-scheme", "shufle"], tmp_path)
+    assert_message(message, out, "--cv-scheme: Input should be 'kfold' or 'shuffle'")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("class_weight: balance\ncv: {scheme: shufle}\n")
+    message = str(CliRunner().invoke(app, ["train", "--config", str(recipe), "--folds", "1"]).exception)
+    assert "class_weight: Input should be 'balanced'" in message, message  # the recipe's own keys
+    assert "cv.scheme: Input" in message, message
+    assert "--folds: Input" in message, message
 
 
 def test_train_prints_its_result_on_stdout_and_its_progress_on_stderr(
