@@ -240,5 +240,6 @@ def _exists(path: Path) -> bool:
 
 
 def _folders(entries: Iterable[str | Path], base: Path | None) -> tuple[Path, ...]:
+    """The folders of ``entries`` resolved against ``base``, each once (the tiler adds its runs folder)."""
     root = base or Path.cwd()
-    return tuple((root / Path(entry)).resolve() for entry in entries if str(entry).strip())
+    return tuple(dict.fromkeys((root / Path(entry)).resolve() for entry in entries if str(entry).strip()))

@@ -182,8 +182,14 @@ def image_band_indexes(
         return tuple(range(1, count + 1))
     missing = [b for b, t in zip(wanted, targets, strict=True) if t not in names]
     described = f"its bands are {given}" if any(given) else "its bands have no names"
+    # "has no band(s) ['blue', ...] of ['blue', ...]" when none matched (README review)
+    lacking = (
+        f"none of the bands {missing}"
+        if len(missing) == len(wanted)
+        else f"no band(s) {missing} of {list(wanted)}"
+    )
     raise InputError(
-        f"image {path} has no band(s) {missing} of {list(wanted)}: it has {count} and {described}; "
+        f"image {path} has {lacking}: it has {count} and {described}; "
         "name all its bands in order with --image-bands"
     )
 

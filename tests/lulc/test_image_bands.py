@@ -44,6 +44,9 @@ def test_a_wrong_count_or_a_missing_band_is_one_line_naming_the_image() -> None:
     assert "\n" not in message
     assert "has no band(s) ['nir']" in message
     assert "its bands are ['blue', 'green', 'red', 'swir16']" in message
+    with pytest.raises(InputError) as landsat:  # README review: "no band(s) [4 names] of [the same 4]"
+        image_band_indexes("x.tif", ["SR_B2", "SR_B3", "SR_B4", "SR_B5"], WANTED)
+    assert f"has none of the bands {list(WANTED)}: it has 4 and its bands are ['SR_B2'," in str(landsat.value)
 
 
 def test_training_reads_described_bands_by_name_not_position(tmp_path: Path) -> None:
