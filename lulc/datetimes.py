@@ -23,6 +23,9 @@ def _invalid(value: str, reason: object) -> InputError:
         part = text.removeprefix(prefix)
         subject = "not" if part == value.strip() else f"{part!r} is not"
         text = f"{subject} a year, month, date or RFC 3339 time"
+    elif text.startswith("too many datetime components"):  # "(max=2, actual=3)": its parser's words
+        parts = value.strip().count("/") + 1
+        text = f"{parts} parts separated by '/', where an interval has two"
     else:
         text = text.removesuffix(f": {value.strip()}")  # pystac-client ends some messages with the value
     return InputError(f"invalid datetime {value!r}: {text}; {DATETIME_FORMS}")
