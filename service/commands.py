@@ -177,14 +177,14 @@ def classify_command(
         for label, run in series.runs.items():
             typer.echo(f"{label}: wrote {run.classes.parent}")
             echo_class_areas(run.stats_dict)
-            echo_unmapped(run.stats_dict)
+            echo_unmapped(run.stats_dict, image is not None)
         for label, reason in series.skipped.items():
             typer.echo(f"{label}: skipped, {reason}")
         typer.echo(f"wrote {series.collection}")
         return
     typer.echo(written_files(result))
     echo_class_areas(result.stats_dict)
-    echo_unmapped(result.stats_dict)
+    echo_unmapped(result.stats_dict, image is not None)
     if result.clean is not None and result.clean_stats is not None:
         mmu = result.clean_stats["mmu"]
         typer.echo(
@@ -217,14 +217,22 @@ UNMAPPED_NOTE = 0.01
 """Share of the AOI without a class above which ``lulc classify`` says so (clouds, or past the imagery)."""
 
 
-def echo_unmapped(stats: dict[str, Any]) -> None:
-    """A note when part of the AOI has no class: its areas are then of the mapped part only (AOI review)."""
+def echo_unmapped(stats: dict[str, Any], local_image: bool = False) -> None:
+    """A note when part of the AOI has no class: its areas are then of the mapped part only (AOI review).
+
+    Of a local image (``--image``), the cause is its edge or its nodata, not clouds (README review).
+    """
     mapped = stats.get("mapped_fraction")
     if mapped is None or 1.0 - mapped <= UNMAPPED_NOTE:
         return
+    why = (
+        "no valid pixel of the image there: past its edge, or its nodata"
+        if local_image
+        else "no clear observation: clouds, shadows, or no imagery there"
+    )
     typer.echo(
-        f"note: {100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class (no "
-        "clear observation: clouds, shadows, or no imagery there); the areas above are of the mapped part",
+        f"note: {100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class "
+        f"({why}); the areas above are of the mapped part",
         err=True,
     )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 import shapely.geometry
 
@@ -138,3 +139,22 @@ def test_an_aoi_reaching_past_the_imagery_says_how_much_of_it_is_mapped(
     assert whole.returncode == 0, whole.stderr
     assert "have no class" not in whole.stderr
     assert json.loads((tmp_path / "whole" / "stats.json").read_text())["mapped_fraction"] > 0.99
+
+
+def test_the_unmapped_note_of_a_local_image_names_its_edge_not_clouds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README review: an --image AOI past the image's edge was said to be clouds, shadows or no imagery."""
+    from service.commands import echo_unmapped
+
+    stats = {"mapped_fraction": 0.347, "aoi_pixels": 275_165}
+    echo_unmapped(stats, local_image=True)
+    image = capsys.readouterr().err
+    echo_unmapped(stats)
+    stac = capsys.readouterr().err
+    assert image.startswith(
+        "note: 65.3 % of the AOI's 275,165 pixels have no class (no valid pixel of the image"
+    )
+    assert "past its edge, or its nodata" in image
+    assert "clouds" not in image
+    assert "clouds, shadows" in stac
