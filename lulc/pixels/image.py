@@ -182,6 +182,10 @@ def image_band_indexes(
         return tuple(range(1, count + 1))
     missing = [b for b, t in zip(wanted, targets, strict=True) if t not in names]
     described = f"its bands are {given}" if any(given) else "its bands have no names"
+    if image_bands is not None or all(band_name(n) and not is_short_code(n) for n in given):
+        # every band is named (by the user, or as bands lulc-stac knows): naming them again is no advice
+        # (notebook review: --image-bands given in full, and told to give it)
+        raise InputError(f"image {path} lacks band(s) {missing} of {list(wanted)}: {described}")
     # "has no band(s) ['blue', ...] of ['blue', ...]" when none matched (README review)
     lacking = (
         f"none of the bands {missing}"

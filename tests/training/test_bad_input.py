@@ -138,7 +138,7 @@ def test_image_band_that_does_not_exist(world: Path, local_dn_image: Path, tmp_p
         tmp_path,
     )
     assert_message(
-        message, out_parent, "scene.tif", "has no band(s) ['swir16']", "['blue', 'green', 'red', 'nir']"
+        message, out_parent, "scene.tif", "lacks band(s) ['swir16']", "['blue', 'green', 'red', 'nir']"
     )
 
 
