@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -30,7 +31,7 @@ import numpy.typing as npt
 
 from lulc.classes import ClassTable
 from lulc.progress import Progress
-from service.local_run import DEFAULT_MAX_MPX, prepare_run
+from service.local_run import DEFAULT_MAX_MPX, prepare_run, unmapped_note
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class MapRun:
     """``aoa.tif``: where the model can be trusted (DI x 100, when the model carries an AOA)."""
     sets: Path | None = None
     """``sets.tif``: the calibrated class sets (size, bitmask), when the model carries them."""
+    notes: tuple[str, ...] = ()
+    """What ``lulc classify`` prints beside its areas: a part of the AOI without class (notebook review)."""
+
+    def __fspath__(self) -> str:
+        """The run folder: ``assess(run, ...)``, ``clean``... take the run itself (notebook review)."""
+        return str(self.classes.parent)
 
     def labels(self) -> npt.NDArray[np.uint8]:
         """The class map (uint8; 255 outside the AOI or where no valid pixel was seen)."""
@@ -60,7 +67,7 @@ class MapRun:
 
     @property
     def areas(self) -> Any:
-        """Pixels and hectares per class."""
+        """Pixels and hectares per class, of the AOI's mapped part (``notes`` says when it is not all)."""
         import pandas as pd
 
         return pd.DataFrame(self.stats["classes"]).set_index("name")
@@ -90,7 +97,7 @@ class MapRun:
 
 
 def classify(
-    model: str | Path,
+    model: str | os.PathLike[str],
     *,
     out: str | Path,
     image: str | Path | None = None,
@@ -129,11 +136,11 @@ def classify(
     """
     from service.engine import classify as run_engine
 
-    prepared = prepare_run(model, out=Path(out), **_options(locals()))
+    prepared = prepare_run(os.fspath(model), out=Path(out), **_options(locals()))
     result = run_engine(
         prepared.request, prepared.runner, prepared.factory, out, workers=workers, progress=progress
     )
-    return _map_run(result, prepared.runner.contract.classes)
+    return _map_run(result, prepared.runner.contract.classes, image is not None)
 
 
 @dataclass(frozen=True)
@@ -148,18 +155,25 @@ class MapSeries:
 
     @property
     def areas(self) -> Any:
-        """Hectares per class (columns) and period (rows)."""
+        """Hectares per class (columns) and period (rows), and each period's ``mapped_fraction`` of the AOI.
+
+        A period mapped over part of the AOI (clouds) has smaller areas that are no change on the ground:
+        without the column, 38 % of an AOI mapped read as forest loss (notebook review).
+        """
         import pandas as pd
 
         rows = {
-            label: {row["name"]: row["hectares"] for row in run.stats["classes"]}
+            label: {
+                **{row["name"]: row["hectares"] for row in run.stats["classes"]},
+                "mapped_fraction": run.stats.get("mapped_fraction"),
+            }
             for label, run in self.runs.items()
         }
         return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def classify_series(
-    model: str | Path,
+    model: str | os.PathLike[str],
     *,
     out: str | Path,
     stac: str,
@@ -190,7 +204,7 @@ def classify_series(
     """
     from service.series import classify_series as run_series
 
-    prepared = prepare_run(model, out=Path(out), **_options(locals()))
+    prepared = prepare_run(os.fspath(model), out=Path(out), **_options(locals()))
     result = run_series(
         prepared.request, prepared.runner, prepared.factory, out, every, workers=workers, progress=progress
     )
@@ -211,7 +225,7 @@ def _options(arguments: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _map_run(result: Any, table: ClassTable) -> MapRun:
+def _map_run(result: Any, table: ClassTable, local_image: bool = False) -> MapRun:
     """A ``MapRun`` of an engine result, with its cleaned map when it has one."""
     clean = None
     if result.clean is not None and result.clean_stats is not None:
@@ -237,4 +251,5 @@ def _map_run(result: Any, table: ClassTable) -> MapRun:
         clean,
         result.aoa,
         result.sets,
+        tuple(note for note in [unmapped_note(result.stats_dict, local_image)] if note is not None),
     )

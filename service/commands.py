@@ -213,28 +213,13 @@ def echo_class_areas(stats: dict[str, Any]) -> None:
         typer.echo(f"  {row['value']:>3} {row['name']:<24} {row['hectares']:>14.2f} ha")
 
 
-UNMAPPED_NOTE = 0.01
-"""Share of the AOI without a class above which ``lulc classify`` says so (clouds, or past the imagery)."""
-
-
 def echo_unmapped(stats: dict[str, Any], local_image: bool = False) -> None:
-    """A note when part of the AOI has no class: its areas are then of the mapped part only (AOI review).
+    """``service.local_run.unmapped_note`` on stderr, when there is one."""
+    from service.local_run import unmapped_note
 
-    Of a local image (``--image``), the cause is its edge or its nodata, not clouds (README review).
-    """
-    mapped = stats.get("mapped_fraction")
-    if mapped is None or 1.0 - mapped <= UNMAPPED_NOTE:
-        return
-    why = (
-        "no valid pixel of the image there: past its edge, or its nodata"
-        if local_image
-        else "no clear observation: clouds, shadows, or no imagery there"
-    )
-    typer.echo(
-        f"note: {100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class "
-        f"({why}); the areas above are of the mapped part",
-        err=True,
-    )
+    note = unmapped_note(stats, local_image)
+    if note is not None:
+        typer.echo(f"note: {note.replace('the areas are', 'the areas above are')}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -215,3 +215,27 @@ def datetime_text(when: object) -> str | None:
     if isinstance(when, date):
         return when.isoformat()
     raise InputError(f"the datetime must be RFC 3339 text or a date, got {type(when).__name__}")
+
+
+UNMAPPED_NOTE = 0.01
+"""Share of the AOI without a class above which a run says so (clouds, or past the imagery)."""
+
+
+def unmapped_note(stats: Mapping[str, Any], local_image: bool = False) -> str | None:
+    """The note of a run whose AOI is partly without class: its areas are of the mapped part (AOI review).
+
+    Of a local image (``--image``), the cause is its edge or its nodata, not clouds (README review). None when
+    the AOI is mapped but for ``UNMAPPED_NOTE`` of it. ``lulc classify`` prints it; ``service.api`` keeps it.
+    """
+    mapped = stats.get("mapped_fraction")
+    if mapped is None or 1.0 - mapped <= UNMAPPED_NOTE:
+        return None
+    why = (
+        "no valid pixel of the image there: past its edge, or its nodata"
+        if local_image
+        else "no clear observation: clouds, shadows, or no imagery there"
+    )
+    return (
+        f"{100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class ({why}); "
+        "the areas are of the mapped part"
+    )

@@ -12,6 +12,7 @@ Bad input raises the same ``LulcError`` subclasses, with the same one-line messa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ class TrainingRun:
     metrics: dict[str, Any]
     notes: tuple[str, ...] = ()
     """What ``lulc train`` prints beside its bars: points dropped and why, classes left out, choices made."""
+
+    def __fspath__(self) -> str:
+        """The model directory: ``classify(run, ...)`` takes the run itself (notebook review)."""
+        return str(self.out)
 
     @property
     def model_dir(self) -> Path:
@@ -111,10 +116,11 @@ def train(
     from training.settings import TrainingSettings
 
     overrides = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}
+    given_by = "the keyword arguments"
     recipe = (
-        load_config(config, overrides)
+        load_config(config, overrides, given_by=given_by)
         if config is not None
-        else make_config({}, overrides, "keyword arguments")
+        else make_config({}, overrides, "keyword arguments", given_by=given_by)
     )
     keeper = NoteKeeper(progress)
     result = run_pipeline(recipe, load_settings(TrainingSettings), keeper)
@@ -146,7 +152,7 @@ class Assessment:
 
 
 def assess(
-    map_path: str | Path,
+    map_path: str | os.PathLike[str],
     points: str | Path,
     label_field: str = "label",
     classes: str | Path | None = None,
@@ -155,4 +161,4 @@ def assess(
     """Assess a map as ``lulc assess`` does; raises the same ``AssessError`` messages."""
     from training.assess import assess_map
 
-    return Assessment(assess_map(map_path, points, label_field, classes, points_crs))
+    return Assessment(assess_map(os.fspath(map_path), points, label_field, classes, points_crs))

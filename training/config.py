@@ -313,15 +313,28 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return resolved
 
 
+def _empty_mapping(value: object) -> bool:
+    return isinstance(value, dict) and not value
+
+
 def load_config(
-    path: str | Path, overrides: dict[str, Any] | None = None, names: Mapping[str, str] | None = None
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+    given_by: str = "the command's options",
 ) -> TrainingConfig:
     """Read ``training.yaml`` (paths relative to its folder), then apply non-None ``overrides`` (flags)."""
     path = Path(path)
     data = read_yaml(path, "training config", ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"training config {path} must be a mapping of keys to values")
-    return make_config(_resolve_paths(data, path.resolve().parent), overrides, origin=str(path), names=names)
+    return make_config(
+        _resolve_paths(data, path.resolve().parent),
+        overrides,
+        origin=str(path),
+        names=names,
+        given_by=given_by,
+    )
 
 
 def make_config(
@@ -329,6 +342,7 @@ def make_config(
     overrides: dict[str, Any] | None = None,
     origin: str = "command-line flags",
     names: Mapping[str, str] | None = None,
+    given_by: str = "the command's options",
 ) -> TrainingConfig:
     """Validate a recipe from a mapping plus flag overrides (flags win; ``cv`` keys merge).
 
@@ -340,9 +354,10 @@ def make_config(
         key: {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
         for key, value in (overrides or {}).items()
     }
-    given = {key: value for key, value in given.items() if value is not None and value != {}}
-    if given and origin != "command-line flags":  # the fault may be a flag's, not the file's
-        origin = f"{origin} with the command's options"
+    # not `value != {}`: a GeoDataFrame or an array compared so raised from pandas (notebook review)
+    given = {key: value for key, value in given.items() if value is not None and not _empty_mapping(value)}
+    if given and origin not in ("command-line flags", "keyword arguments"):  # a flag's fault, maybe
+        origin = f"{origin} with {given_by}"
     for key, value in given.items():
         if key == "cv" and isinstance(value, dict):
             if merged.get("cv") is not None and not isinstance(merged["cv"], dict):

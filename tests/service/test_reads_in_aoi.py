@@ -158,3 +158,36 @@ def test_the_unmapped_note_of_a_local_image_names_its_edge_not_clouds(
     assert "past its edge, or its nodata" in image
     assert "clouds" not in image
     assert "clouds, shadows" in stac
+
+
+def test_the_python_api_keeps_the_unmapped_note_and_its_runs_are_paths(
+    engine_world: EngineWorld, tmp_path: Path
+) -> None:
+    """Notebook review: ``classify`` returned areas of 38 % of an AOI without a word; a run was no path."""
+    import os
+
+    from service.api import MapRun, MapSeries, classify
+    from training.api import assess
+
+    west, south, east, north = parse_aoi(engine_world.aoi).bounds
+    width = east - west
+    run = classify(
+        engine_world.model,
+        stac=str(engine_world.catalog),
+        aoi=f"{west - width / 2},{south},{west + width / 2},{north}",  # its western half past the scene
+        datetime=engine_world.datetime,
+        out=tmp_path / "run",
+    )
+    unmapped = 100 * (1 - run.stats["mapped_fraction"])
+    assert run.notes == (
+        f"{unmapped:.1f} % of the AOI's {run.stats['aoi_pixels']:,} pixels have no class "
+        "(no clear observation: clouds, shadows, or no imagery there); the areas are of the mapped part",
+    )
+    assert os.fspath(run) == str(tmp_path / "run")
+    assessed = assess(run, points=engine_world.validation, label_field="label")  # the run itself: its folder
+    assert 0.5 < assessed.overall_accuracy <= 1.0
+    whole = MapRun(**{**run.__dict__, "stats": {**run.stats, "mapped_fraction": 1.0}})
+    series = MapSeries({"2023": run, "2024": whole}, {}, tmp_path)
+    areas = series.areas
+    assert list(areas["mapped_fraction"]) == [run.stats["mapped_fraction"], 1.0]
+    assert areas.loc["2023", run.stats["classes"][0]["name"]] == run.stats["classes"][0]["hectares"]

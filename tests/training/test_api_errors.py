@@ -91,3 +91,30 @@ def test_classify_errors_match(tmp_path: Path) -> None:
     api = _api(classify, model=model, image=missing, out=tmp_path / "api")
     assert cli == api
     assert "does not exist" in api
+
+
+def test_train_refuses_a_frame_or_an_array_in_one_line_naming_keyword_arguments(
+    lulc_py: Path, tmp_path: Path
+) -> None:
+    """Notebook review: a GeoDataFrame as ``points`` raised pandas' ValueError from the recipe's merge."""
+    import geopandas as gpd
+    import numpy as np
+
+    from training.errors import ConfigError
+
+    frame = gpd.read_file(lulc_py / "samples.shp")
+    image = lulc_py / "s2image.tif"
+    with pytest.raises(ConfigError) as raised:
+        train(image=image, points=frame, label_field="labels", out=tmp_path / "a")
+    message = error_line(raised.value)
+    assert message.startswith("error: invalid training recipe (keyword arguments): points: Input should be")
+    assert "command" not in message  # no command here: keyword arguments
+    # an array of band names is a sequence like a list: taken (it raised "truth value ... ambiguous")
+    with pytest.raises(LulcError, match="does not exist"):
+        train(image=image, points=tmp_path / "none.gpkg", bands=np.array(["blue", "red"]), out=tmp_path / "b")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("seed: 1\n")
+    with pytest.raises(ConfigError) as raised:
+        train(recipe, points=frame, out=tmp_path / "c")
+    assert f"({recipe} with the keyword arguments): points:" in str(raised.value)
+    assert not any(tmp_path.glob("[abc]"))
