@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,42 @@ def aoi_argument(value: str) -> dict[str, Any]:
             "that name)"
         )
     return read_aoi_file(value)
+
+
+def geojson_aoi(aoi: object) -> dict[str, Any] | None:
+    """The AOI as GeoJSON for the one parser (``parse_aoi``), from what a user has: every API takes these.
+
+    A GeoJSON mapping, a geometry (``__geo_interface__``) in lon/lat, a GeoDataFrame or GeoSeries (made
+    lon/lat from its CRS), a vector file's path, ``"w,s,e,n"`` or a sequence of those four numbers; heights
+    dropped.
+    ``training.api.train`` took a box but no geometry and ``service.api.classify`` a geometry but no box
+    (notebook review): one function now serves both.
+
+    Raises:
+        InputError: none of these forms.
+    """
+    if aoi is None:
+        return None
+    if isinstance(aoi, dict):  # heights dropped, as a file's are (a notebook's shapely mapping keeps them)
+        return without_heights(aoi)
+    if isinstance(aoi, os.PathLike):
+        return read_aoi_file(Path(aoi))
+    if isinstance(aoi, str):
+        return aoi_argument(aoi)
+    if isinstance(aoi, list | tuple) and len(aoi) == 4 and all(isinstance(v, int | float) for v in aoi):
+        return bbox_polygon([float(v) for v in aoi])
+    to_crs = getattr(aoi, "to_crs", None)
+    if callable(to_crs):  # a GeoDataFrame or GeoSeries: lon/lat from its CRS, as a file's
+        if getattr(aoi, "crs", None) is None:
+            raise InputError("the AOI GeoDataFrame has no CRS: set the one its coordinates are in (set_crs)")
+        aoi = to_crs("EPSG:4326")
+    mapping = getattr(aoi, "__geo_interface__", None)
+    if isinstance(mapping, dict):
+        return without_heights(mapping)
+    raise InputError(
+        'the AOI must be GeoJSON, a geometry, a GeoDataFrame, a file\'s path, "w,s,e,n" or [w, s, e, n] in '
+        f"degrees, got {type(aoi).__name__}"
+    )
 
 
 JSON_SUFFIXES = (".json", ".geojson")

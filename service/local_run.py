@@ -9,14 +9,13 @@ messages (they name the command's options, as every message of the API does).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lulc.aoi import aoi_argument, read_aoi_file, without_heights
+from lulc.aoi import geojson_aoi
 from lulc.errors import InputError
 
 if TYPE_CHECKING:
@@ -173,33 +172,6 @@ def prepare_run(
 def _names(bands: Sequence[str]) -> list[str]:
     """Band names as given, or split at commas from one text (``"blue,green,red"``, as the command takes)."""
     return [b.strip() for b in bands.split(",")] if isinstance(bands, str) else list(bands)
-
-
-def geojson_aoi(aoi: object) -> dict[str, Any] | None:
-    """The AOI as GeoJSON for the engine's one parser (``lulc.aoi.parse_aoi``), from what a user has.
-
-    Raises:
-        InputError: none of the forms ``prepare_run`` takes.
-    """
-    if aoi is None:
-        return None
-    if isinstance(aoi, dict):  # heights dropped, as a file's are (a notebook's shapely mapping keeps them)
-        return without_heights(aoi)
-    if isinstance(aoi, os.PathLike):
-        return read_aoi_file(Path(aoi))
-    if isinstance(aoi, str):
-        return aoi_argument(aoi)
-    to_crs = getattr(aoi, "to_crs", None)
-    if callable(to_crs):  # a GeoDataFrame or GeoSeries: lon/lat from its CRS, as a file's
-        if getattr(aoi, "crs", None) is None:
-            raise InputError("the AOI GeoDataFrame has no CRS: set the one its coordinates are in (set_crs)")
-        aoi = to_crs("EPSG:4326")
-    mapping = getattr(aoi, "__geo_interface__", None)
-    if isinstance(mapping, dict):
-        return without_heights(mapping)
-    raise InputError(
-        f"the AOI must be GeoJSON, a geometry, a GeoDataFrame or a file's path, got {type(aoi).__name__}"
-    )
 
 
 def datetime_text(when: object) -> str | None:

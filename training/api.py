@@ -110,12 +110,16 @@ def train(
     Raises:
         TrainingError: (a ``LulcError``) bad input, with the message ``lulc train`` prints.
     """
+    from lulc.aoi import geojson_aoi
     from lulc.settings_types import load_settings
     from training.config import load_config, make_config
     from training.pipeline import train as run_pipeline
     from training.settings import TrainingSettings
 
     overrides = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()}
+    aoi = overrides.get("aoi")
+    if aoi is not None and not isinstance(aoi, str | list):  # a geometry, a frame, a tuple: as classify takes
+        overrides["aoi"] = geojson_aoi(aoi)  # them (notebook review: train refused a shapely polygon)
     given_by = "the keyword arguments"
     recipe = (
         load_config(config, overrides, given_by=given_by)

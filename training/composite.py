@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from lulc.allowlist import AllowList
-from lulc.aoi import aoi_argument, bbox_polygon, parse_aoi
+from lulc.aoi import geojson_aoi, parse_aoi
 from lulc.contract import Radiometry
 from lulc.errors import ReadError, SourceError
 from lulc.grid import Block, OutputGrid, grid_for_aoi, utm_crs
@@ -29,9 +30,9 @@ from training.imagery import read_blocks
 from training.settings import TrainingSettings
 
 
-def read_aoi(aoi: str | list[float]) -> BaseGeometry:
-    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox, or ``--aoi`` as ``lulc classify`` reads it."""
-    return parse_aoi(bbox_polygon(aoi) if isinstance(aoi, list) else aoi_argument(aoi))
+def read_aoi(aoi: str | list[float] | dict[str, Any]) -> BaseGeometry:
+    """The AOI in EPSG:4326: a ``[w, s, e, n]`` bbox, GeoJSON, or ``--aoi`` as ``lulc classify`` reads it."""
+    return parse_aoi(geojson_aoi(aoi))
 
 
 def _iso(item: NormalizedItem) -> str:

@@ -105,8 +105,9 @@ class TrainingConfig(BaseModel):
     # (a) STAC imagery
     stac: str | None = Field(default=None, description="STAC API URL or static catalog path/URL.")
     collection: str = "sentinel-2-l2a"
-    aoi: str | list[float] | None = Field(
-        default=None, description="bbox [w, s, e, n] in EPSG:4326, or a GeoJSON / any OGR file."
+    aoi: str | list[float] | dict[str, Any] | None = Field(
+        default=None,
+        description="bbox [w, s, e, n] in EPSG:4326, GeoJSON (a mapping), or a GeoJSON / any OGR file.",
     )
     datetime: str | None = Field(
         default=None,

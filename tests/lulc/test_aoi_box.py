@@ -70,3 +70,34 @@ def test_a_recipes_box_string_is_a_box_not_a_file_beside_it(tmp_path: Path) -> N
     recipe.write_text('aoi: "1,2,3"\n')
     with pytest.raises(InputError, match="a box is four numbers"):
         read_aoi(str(load_config(recipe).aoi))
+
+
+def test_train_and_classify_take_the_same_aoi_forms(tmp_path: Path) -> None:
+    """Notebook review: train took [w, s, e, n] but no geometry, classify a geometry but no [w, s, e, n]."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from lulc.aoi import geojson_aoi
+    from lulc.errors import ContractError
+    from service.local_run import prepare_run
+    from training.api import train
+    from training.config import make_config
+    from training.errors import PointsError
+
+    bounds = (140.1, 36.0, 140.2, 36.1)
+    expected = parse_aoi(bbox_polygon(list(bounds)))
+    frame = gpd.GeoDataFrame(geometry=[box(*bounds)], crs="EPSG:4326").to_crs("EPSG:32654")
+    for given in (bounds, list(bounds), box(*bounds), frame, "140.1,36.0,140.2,36.1"):
+        assert parse_aoi(geojson_aoi(given)).symmetric_difference(expected).area < 1e-8, given
+    recipe = make_config({"stac": "catalog.json", "aoi": geojson_aoi(box(*bounds)), "points": "p.gpkg"})
+    assert read_aoi(recipe.aoi).symmetric_difference(expected).area < 1e-12  # a recipe may hold GeoJSON too
+    with pytest.raises(InputError, match=r"\"w,s,e,n\" or \[w, s, e, n\] in degrees, got set"):
+        geojson_aoi({1, 2})
+    # both APIs: past the AOI's own checks (to the missing points, the missing model)
+    for aoi in (box(*bounds), frame, bounds):
+        with pytest.raises(PointsError, match="does not exist"):
+            train(
+                stac="catalog.json", aoi=aoi, datetime="2024", points=tmp_path / "no.gpkg", out=tmp_path / "m"
+            )
+        with pytest.raises(ContractError, match="does not exist"):
+            prepare_run(tmp_path / "no-model", out=tmp_path / "r", stac="catalog.json", aoi=aoi, when="2024")
