@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lulc.classes import ClassTable
+from lulc.errors import InputError
 from lulc.progress import Progress
 from service.local_run import DEFAULT_MAX_MPX, prepare_run, unmapped_note
 
@@ -136,6 +138,7 @@ def classify(
     """
     from service.engine import classify as run_engine
 
+    check_numbers(locals())
     prepared = prepare_run(os.fspath(model), out=Path(out), **_options(locals()))
     result = run_engine(
         prepared.request, prepared.runner, prepared.factory, out, workers=workers, progress=progress
@@ -204,6 +207,7 @@ def classify_series(
     """
     from service.series import classify_series as run_series
 
+    check_numbers(locals())
     prepared = prepare_run(os.fspath(model), out=Path(out), **_options(locals()))
     result = run_series(
         prepared.request, prepared.runner, prepared.factory, out, every, workers=workers, progress=progress
@@ -211,6 +215,38 @@ def classify_series(
     table = prepared.runner.contract.classes
     runs = {label: _map_run(run, table) for label, run in result.runs.items()}
     return MapSeries(runs, result.skipped, result.collection)
+
+
+NUMBER_ARGUMENTS: dict[str, bool] = {
+    "scale": False,
+    "offset": False,
+    "max_cloud_cover": False,
+    "mmu_ha": False,
+    "max_mpx": False,
+    "block_size": True,
+    "mmu_connectivity": True,
+    "workers": True,
+    "threads": True,
+}
+"""The numeric keyword arguments of ``classify`` and ``classify_series``: True for whole numbers."""
+
+
+def check_numbers(arguments: dict[str, Any]) -> None:
+    """Refuse a numeric keyword argument given as text or another type, in one line.
+
+    ``mmu_ha="0.5"`` or ``block_size="256"`` raised a TypeError from deep inside the engine (notebook review);
+    numpy's numbers are numbers too.
+
+    Raises:
+        InputError: an argument of ``NUMBER_ARGUMENTS`` is neither None nor a number of its kind.
+    """
+    for name, whole in NUMBER_ARGUMENTS.items():
+        value = arguments.get(name)
+        kind = numbers.Integral if whole else numbers.Real
+        if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+            continue
+        what = "a whole number" if whole else "a number"
+        raise InputError(f"{name}= must be {what}, got {type(value).__name__} {value!r}")
 
 
 def _options(arguments: dict[str, Any]) -> dict[str, Any]:

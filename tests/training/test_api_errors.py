@@ -118,3 +118,30 @@ def test_train_refuses_a_frame_or_an_array_in_one_line_naming_keyword_arguments(
         train(recipe, points=frame, out=tmp_path / "c")
     assert f"({recipe} with the keyword arguments): points:" in str(raised.value)
     assert not any(tmp_path.glob("[abc]"))
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ({"mmu_ha": "0.5"}, "mmu_ha= must be a number, got str '0.5'"),
+        ({"block_size": "256"}, "block_size= must be a whole number, got str '256'"),
+        ({"workers": 2.0}, "workers= must be a whole number, got float 2.0"),
+        ({"max_cloud_cover": True}, "max_cloud_cover= must be a number, got bool True"),
+    ],
+)
+def test_classify_refuses_a_number_given_as_text_in_one_line(
+    tmp_path: Path, given: dict[str, Any], words: str
+) -> None:
+    """Notebook review: ``mmu_ha="0.5"`` raised ``TypeError: must be real number, not str`` from the sieve."""
+    import numpy as np
+
+    model = Path(__file__).resolve().parents[1] / "data" / "models" / "pre-move-demo"
+    assert (
+        _api(classify, model=model, image=tmp_path / "x.tif", out=tmp_path / "r", **given)
+        == f"error: {words}"
+    )
+    numpy_numbers = {"mmu_ha": np.float32(0.5), "block_size": np.int64(256), "workers": np.int32(2)}
+    assert "does not exist" in _api(
+        classify, model=model, image=tmp_path / "x.tif", out=tmp_path / "r", **numpy_numbers
+    )
+    assert not (tmp_path / "r").exists()
