@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Iterator
@@ -111,14 +112,18 @@ def aoi_argument(value: str) -> dict[str, Any]:
     return read_aoi_file(value)
 
 
+def _is_number(value: object) -> bool:
+    """A real number, numpy's too (a frame's ``total_bounds``), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def geojson_aoi(aoi: object) -> dict[str, Any] | None:
     """The AOI as GeoJSON for the one parser (``parse_aoi``), from what a user has: every API takes these.
 
     A GeoJSON mapping, a geometry (``__geo_interface__``) in lon/lat, a GeoDataFrame or GeoSeries (made
     lon/lat from its CRS), a vector file's path, ``"w,s,e,n"`` or a sequence of those four numbers; heights
-    dropped.
-    ``training.api.train`` took a box but no geometry and ``service.api.classify`` a geometry but no box
-    (notebook review): one function now serves both.
+    dropped. ``training.api.train`` took a box but no geometry and ``service.api.classify`` a geometry but
+    no box (notebook review): one function now serves both.
 
     Raises:
         InputError: none of these forms.
@@ -131,7 +136,7 @@ def geojson_aoi(aoi: object) -> dict[str, Any] | None:
         return read_aoi_file(Path(aoi))
     if isinstance(aoi, str):
         return aoi_argument(aoi)
-    if isinstance(aoi, list | tuple) and len(aoi) == 4 and all(isinstance(v, int | float) for v in aoi):
+    if isinstance(aoi, list | tuple) and len(aoi) == 4 and all(_is_number(v) for v in aoi):
         return bbox_polygon([float(v) for v in aoi])
     to_crs = getattr(aoi, "to_crs", None)
     if callable(to_crs):  # a GeoDataFrame or GeoSeries: lon/lat from its CRS, as a file's

@@ -75,6 +75,7 @@ def test_a_recipes_box_string_is_a_box_not_a_file_beside_it(tmp_path: Path) -> N
 def test_train_and_classify_take_the_same_aoi_forms(tmp_path: Path) -> None:
     """Notebook review: train took [w, s, e, n] but no geometry, classify a geometry but no [w, s, e, n]."""
     import geopandas as gpd
+    import numpy as np
     from shapely.geometry import box
 
     from lulc.aoi import geojson_aoi
@@ -84,10 +85,11 @@ def test_train_and_classify_take_the_same_aoi_forms(tmp_path: Path) -> None:
     from training.config import make_config
     from training.errors import PointsError
 
-    bounds = (140.1, 36.0, 140.2, 36.1)
+    bounds = (140.125, 36.0, 140.25, 36.125)  # exact in float32 too
     expected = parse_aoi(bbox_polygon(list(bounds)))
     frame = gpd.GeoDataFrame(geometry=[box(*bounds)], crs="EPSG:4326").to_crs("EPSG:32654")
-    for given in (bounds, list(bounds), box(*bounds), frame, "140.1,36.0,140.2,36.1"):
+    numpy_bounds = tuple(np.asarray(bounds, dtype=np.float32))  # as a frame's total_bounds come
+    for given in (bounds, list(bounds), numpy_bounds, box(*bounds), frame, "140.125,36,140.25,36.125"):
         assert parse_aoi(geojson_aoi(given)).symmetric_difference(expected).area < 1e-8, given
     recipe = make_config({"stac": "catalog.json", "aoi": geojson_aoi(box(*bounds)), "points": "p.gpkg"})
     assert read_aoi(recipe.aoi).symmetric_difference(expected).area < 1e-12  # a recipe may hold GeoJSON too
