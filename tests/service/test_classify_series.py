@@ -308,7 +308,10 @@ def test_the_python_api_cleans_and_makes_series_as_the_command_does(
     assert series.runs["2024"].labels().tobytes() == _read(run.classes).tobytes()  # same year, same map
     table = series.areas
     assert list(table.index) == ["2023", "2024"]
-    assert table.loc["2024"].to_dict() == {row["name"]: row["hectares"] for row in run.stats["classes"]}
+    assert table.loc["2024"].to_dict() == {
+        **{row["name"]: row["hectares"] for row in run.stats["classes"]},
+        "mapped_fraction": run.stats["mapped_fraction"],  # how much of the AOI the areas are of
+    }
     with pytest.raises(InputError, match="--aoi is required with --stac"):  # the command's message
         api.classify_series(engine_world.model, out=tmp_path / "x", stac="c.json", aoi=None, datetime="2024")
 
