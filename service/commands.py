@@ -219,7 +219,7 @@ def echo_unmapped(stats: dict[str, Any], local_image: bool = False) -> None:
 
     note = unmapped_note(stats, local_image)
     if note is not None:
-        typer.echo(f"note: {note.replace('the areas are', 'the areas above are')}", err=True)
+        typer.echo(f"note: {note}", err=True)
 
 
 def register(app: typer.Typer) -> None:

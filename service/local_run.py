@@ -209,5 +209,5 @@ def unmapped_note(stats: Mapping[str, Any], local_image: bool = False) -> str | 
     )
     return (
         f"{100 * (1.0 - mapped):.1f} % of the AOI's {stats['aoi_pixels']:,} pixels have no class ({why}); "
-        "the areas are of the mapped part"
+        "the class areas are of the mapped part"
     )

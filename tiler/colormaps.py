@@ -19,7 +19,7 @@ from rio_tiler.colormap import ColorMaps, parse_color
 from rio_tiler.types import ColorMapType
 from starlette.concurrency import run_in_threadpool
 
-from lulc.classes import NODATA, ClassTable, load_class_table, raster_class_table
+from lulc.classes import NODATA, ClassTable, load_class_table, table_from_band_tags
 from lulc.contract import load_contract
 from lulc.errors import LulcError, UpstreamError
 from lulc.gdal_env import REMOTE_RASTER_DRIVER, gdal_env
@@ -247,7 +247,7 @@ def classes_from_colortable(
             return None
         nodata = src.nodata
         try:
-            named = raster_class_table(src, "the map")
+            named = table_from_band_tags(src.tags(1), table, "the map")  # the colour table read once
         except LulcError:  # tags that make no class table (a name twice, say): the colour table alone
             named = None
     if named is not None:

@@ -181,7 +181,8 @@ def test_the_python_api_keeps_the_unmapped_note_and_its_runs_are_paths(
     unmapped = 100 * (1 - run.stats["mapped_fraction"])
     assert run.notes == (
         f"{unmapped:.1f} % of the AOI's {run.stats['aoi_pixels']:,} pixels have no class "
-        "(no clear observation: clouds, shadows, or no imagery there); the areas are of the mapped part",
+        "(no clear observation: clouds, shadows, or no imagery there); "
+        "the class areas are of the mapped part",
     )
     assert os.fspath(run) == str(tmp_path / "run")
     assessed = assess(run, points=engine_world.validation, label_field="label")  # the run itself: its folder
