@@ -73,8 +73,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The test files are spread over the machine's cores (pytest-xdist; a file stays on one worker, so its module
+# fixtures are made once): the suite is about half CPU, half waiting for servers, browsers and subprocesses.
+TEST_WORKERS ?= auto
 test: sysdeps install lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 demo: demo-sysdeps $(VENV)/.demo-installed web
 	$(BIN)/lulc demo --out $(DEMO_DIR) --host $(DEMO_HOST) --port $(DEMO_PORT)
