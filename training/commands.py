@@ -136,7 +136,6 @@ def train_command(
     """Train land-cover models from labelled points and imagery; write a verified ONNX model directory."""
     from lulc.settings_types import load_settings
     from training.config import load_config, make_config
-    from training.pipeline import train
     from training.settings import TrainingSettings
 
     overrides: dict[str, Any] = {
@@ -181,8 +180,11 @@ def train_command(
         "cv.scheme": "--cv-scheme"
     }
     recipe = load_config(config, overrides, flags) if config else make_config({}, overrides, names=flags)
+    settings = load_settings(TrainingSettings)
+    from training.pipeline import train  # after the checks: a refused recipe does not wait for scikit-learn
+
     with RichProgress(Console(stderr=True)) as progress:  # progress on stderr, as the other commands
-        result = train(recipe, load_settings(TrainingSettings), progress)
+        result = train(recipe, settings, progress)
     _summary(Console(), result.metrics, result.out)
 
 

@@ -6,11 +6,12 @@ import contextlib
 import importlib.util
 import warnings
 from collections.abc import Iterator
-from typing import Any
-
-from sklearn.base import BaseEstimator
+from typing import TYPE_CHECKING, Any
 
 from training.errors import ConfigError
+
+if TYPE_CHECKING:  # scikit-learn takes seconds to import: a refused recipe does not wait for it
+    from sklearn.base import BaseEstimator
 
 DESCRIPTIONS = {
     "rf": "Random forest",
