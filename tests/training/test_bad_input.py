@@ -530,3 +530,27 @@ def test_recipe_keys_that_would_be_ignored_are_refused(recipe: dict[str, Any], n
 
     with pytest.raises(ConfigError, match=re.escape(needle)):
         make_config({"points": "p.gpkg", "out": "m", **recipe}).require_complete()
+
+
+def test_a_refused_recipe_does_not_wait_for_scikit_learn(tmp_path: Path) -> None:
+    """A recipe with an impossible date took 10.6 s to refuse: scikit-learn was imported before the check."""
+    recipe = tmp_path / "feb30.yaml"
+    recipe.write_text("datetime: 2024-02-30\n")
+    script = (
+        "import sys\n"
+        "from lulc.cli import main\n"
+        "try:\n"
+        "    main(['train', '--config', sys.argv[1], '--out', sys.argv[2]])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, 'sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(recipe), str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "day is out of range for month" in done.stderr
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
+    assert not (tmp_path / "model").exists()
