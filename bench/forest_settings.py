@@ -70,7 +70,7 @@ def evaluation_pixels(scene: Scene, n: int, seed: int) -> tuple[np.ndarray[Any, 
 CV_REPEATS = 20
 
 
-def tutorial_cv(seed: int) -> list[dict[str, Any]] | str:
+def tutorial_cv(seed: int, repeats: int = CV_REPEATS) -> list[dict[str, Any]] | str:
     """Repeated stratified 5-fold CV accuracy of each tree count on the tutorial's 121 points, or why not."""
     if not (TUTORIAL / "samples.shp").is_file():
         return f"skipped: {TUTORIAL} is absent"
@@ -85,7 +85,7 @@ def tutorial_cv(seed: int) -> list[dict[str, Any]] | str:
         reflectance = np.array(list(src.sample([(p.x, p.y) for p in points.geometry])), dtype=np.float32)
     x = compute_features(reflectance.T, list(SCENE_BANDS), list(INDICES))
     y = points["labels"].astype(int).to_numpy()
-    folds = RepeatedStratifiedKFold(n_splits=5, n_repeats=CV_REPEATS, random_state=seed)
+    folds = RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=seed)
     rows = []
     for trees in TREES:
         scores = cross_val_score(make_estimator("rf", seed, 1, {"n_estimators": trees}), x, y, cv=folds)
@@ -93,7 +93,9 @@ def tutorial_cv(seed: int) -> list[dict[str, Any]] | str:
     return rows
 
 
-def run(scene: Scene, pixels: int, eval_pixels: int, seed: int, work: Path) -> dict[str, Any]:
+def run(
+    scene: Scene, pixels: int, eval_pixels: int, seed: int, work: Path, cv_repeats: int = CV_REPEATS
+) -> dict[str, Any]:
     """Fit, export, time and score every setting."""
     from service.runner import OnnxRunner
     from training import export
@@ -140,7 +142,7 @@ def run(scene: Scene, pixels: int, eval_pixels: int, seed: int, work: Path) -> d
         "evaluation_pixels": int(eval_y.size),
         "training_samples": int(y.size),
         "settings": rows,
-        "tutorial_cv": tutorial_cv(seed),
+        "tutorial_cv": tutorial_cv(seed, cv_repeats),
         "target_per_core": TARGET_PER_CORE,
     }
 
@@ -172,7 +174,8 @@ def table(result: dict[str, Any]) -> str:
     if isinstance(cv, str):
         lines += ["", f"Tutorial points: {cv}."]
     else:
-        lines += ["", f"Tutorial's 121 points, 5-fold stratified CV repeated {CV_REPEATS} times:", ""]
+        repeats = cv[0]["folds"] // 5
+        lines += ["", f"Tutorial's 121 points, 5-fold stratified CV repeated {repeats} times:", ""]
         lines += ["| trees | accuracy |", "|---|---|"]
         lines += [f"| {row['n_estimators']} | {100 * row['accuracy']:.2f} % |" for row in cv]
     lines += ["", f"Target (issue 14): {TARGET_PER_CORE} Mpx per CPU second. See `bench/forest_settings.py`."]
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--pixels", type=int, default=250_000)
     parser.add_argument("--eval-pixels", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cv-repeats", type=int, default=CV_REPEATS, help="tutorial points' 5-fold CV")
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "work")
     parser.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent / "forest-run")
     ns = parser.parse_args()
@@ -195,13 +199,14 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "machine": machine_info(),
-        "command": f"python -m bench.forest_settings --size {ns.size} --pixels {ns.pixels}",
+        "command": f"python -m bench.forest_settings --size {ns.size} --pixels {ns.pixels}"
+        + (f" --cv-repeats {ns.cv_repeats}" if ns.cv_repeats != CV_REPEATS else ""),
         "started": utc_now(),
     }
     scene = generate(work / f"scene-{ns.size}", ns.size, ns.seed)
     models = work / f"forests-{ns.size}"
     models.mkdir(exist_ok=True)
-    result.update(run(scene, ns.pixels, ns.eval_pixels, ns.seed, models))
+    result.update(run(scene, ns.pixels, ns.eval_pixels, ns.seed, models, ns.cv_repeats))
     result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     result["finished"] = utc_now()
     (work / f"forest-{ns.size}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -90,6 +90,8 @@ def replay_builder(dockerfile: Path, work: Path) -> Path:
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_LINK_MODE": "hardlink",  # from the uv cache; falls back to copying across filesystems
         "VIRTUAL_ENV": "",
+        # the images compile bytecode (their ENV); here the first start writes it, as PYTHON* is cleared
+        "UV_COMPILE_BYTECODE": "0",
     }
     for run in builder.args("RUN"):
         for part in run.split("&&"):
