@@ -103,8 +103,9 @@ def test_missing_and_non_raster_files(
     for not_item in (tiler_runs.main / "classes.tif", tiler_world.root / "catalog.json"):
         answer = get(f"{tiler_url}/stac/info", params={"url": str(not_item), "assets": "classes"})
         assert "is not a STAC item" in _json_error(answer, 400)["detail"]
-    # a GeoJSON Feature that is not STAC: pystac's STACTypeError is no STACError, and it was a 500
-    feature = tiler_world.root / "feature-not-stac.json"
+    # a GeoJSON Feature that is not STAC: pystac's STACTypeError is no STACError, and it was a 500 (written
+    # beside the runs, not in the shared demo world, whose every JSON document a demo test validates)
+    feature = tiler_runs.root / "2024" / "feature-not-stac.json"
     feature.write_text(json.dumps({"type": "Feature", "geometry": None, "properties": {}}))
     answer = get(f"{tiler_url}/stac/info", params={"url": str(feature), "assets": "classes"})
     assert "is not a STAC item" in _json_error(answer, 400)["detail"]
