@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,31 @@ def test_classify_an_image_writes_the_four_outputs(inputs: dict[str, Path], tmp_
     assert (mapped[valid] == truth[valid]).mean() > 0.95
     stats = json.loads((out / "stats.json").read_text())
     assert stats["nodata_pixels"] == 1600
+
+
+def test_classify_does_not_import_what_only_cleaning_needs(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """SciPy's ndimage is imported only to clean a map.
+
+    Checking --mmu-connectivity imported it: ~0.2 CPU s of every run's start-up (and of every serverless
+    invocation).
+    """
+    args = ["--model", inputs["model"], "--image", inputs["image"], "--datetime", "2024-06-01"]
+    script = (
+        "import sys\n"
+        "from lulc.cli import main\n"
+        "try:\n"
+        "    main(['classify', *sys.argv[1:]])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, sorted(m for m in ('scipy', 'sklearn') if m in sys.modules))\n"
+    )
+    plain = [*map(str, args), "--out", str(tmp_path / "plain")]
+    run = [sys.executable, "-c", script]
+    done = subprocess.run([*run, *plain], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
+    cleaned = [*map(str, args), "--mmu-ha", "1", "--out", str(tmp_path / "cleaned")]
+    done = subprocess.run([*run, *cleaned], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[-2] == "0 ['scipy']", done.stdout + done.stderr
+    assert (tmp_path / "cleaned" / "clean" / "classes.tif").is_file()
 
 
 @pytest.mark.parametrize(
