@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -200,12 +201,18 @@ def refuse_file(out_dir: Path) -> None:
 
 SERIES = "series"
 """A series of maps (``lulc classify --every``) to ``check_out_folder``: it has no ``lulc:product``."""
+RUNS = "runs"
+"""A folder of runs (each subfolder a map) that is not a series: its subfolders are not named as periods."""
+PERIOD_NAME = re.compile(r"\d{4}(-(\d{2}|[A-Z]{3}))?")
+"""The name of a series' period folder (``service.series``): a year, a month (``2021-07``) or a season
+(``2021-DJF``)."""
 MODEL = "model"
 """A model folder (``lulc train``: ``model.onnx`` and its ``model.json``), to name it when refusing it."""
 
 _PRODUCTS = {
     None: "map (lulc classify)",
     SERIES: "series of maps (lulc classify --every)",
+    RUNS: "folder of runs",
     MODEL: "model (lulc train)",
     "clean": "cleaned map (lulc clean)",
     "smooth": "smoothed map (lulc smooth)",
@@ -217,19 +224,24 @@ _NO_RUN = "no run"
 
 
 def product_in(folder: Path) -> str | None:
-    """What ``folder`` holds: its item's ``lulc:product`` (None: a map), ``SERIES``, ``MODEL`` or ``_NO_RUN``.
+    """What ``folder`` holds: its item's ``lulc:product`` (None: a map), ``SERIES``, ``RUNS``, ``MODEL``...
 
-    A series is known by its ``collection.json`` or, cut short before it was written, by a period folder
-    holding a map. A cleaned map of before ``lulc:product`` by its ``lulc:mmu_pixels``.
+    ... or ``_NO_RUN``. A series is known by its ``collection.json`` or, cut short before it was written,
+    by its subfolders holding maps, all named as periods; other subfolders holding maps make a folder of runs
+    (it was called a series: "destination runs holds a series of maps" for ``lulc publish runs/a runs``). A
+    cleaned map of before ``lulc:product`` by its ``lulc:mmu_pixels``.
     """
     item = folder / ITEM_NAME
     if not item.is_file():
         if (folder / "model.onnx").is_file():  # README review: it was "files of no run (... model.json ...)"
             return MODEL
-        periods = (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if (folder / "collection.json").is_file() or any(product_in(p) is None for p in periods):
+        if (folder / "collection.json").is_file():
             return SERIES
-        return _NO_RUN
+        maps = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        maps = [name for name in maps if product_in(folder / name) is None]
+        if not maps:
+            return _NO_RUN
+        return SERIES if all(PERIOD_NAME.fullmatch(name) for name in maps) else RUNS
     try:
         properties = json.loads(item.read_text(encoding="utf-8")).get("properties", {})
     except (OSError, ValueError, AttributeError):

@@ -23,7 +23,7 @@ from lulc.gdal_env import gdal_env
 from lulc.grid import crs_text
 from lulc.local_files import read_json
 from lulc.urls import missing_file
-from service.output import CLASSES_NAME, CONFIDENCE_NAME, STATS_NAME
+from service.output import CLASSES_NAME, CONFIDENCE_NAME, PERIOD_NAME, STATS_NAME
 from service.publish import ITEM_NAME
 
 
@@ -148,10 +148,11 @@ def open_run(path: str | Path) -> RunFolder:
         periods = sorted(p.name for p in folder.iterdir() if (p / CLASSES_NAME).is_file())
         if periods:  # a series of maps (lulc classify --every): each period is a run (CLI review)
             shown = ", ".join(periods[:3]) + (", ..." if len(periods) > 3 else "")
-            raise InputError(
-                f"{folder} is a series of maps ({shown}): give one of its period folders, e.g. "
-                f"{folder / periods[0]}"
-            )
+            if all(PERIOD_NAME.fullmatch(name) for name in periods):
+                what, which = "a series of maps", "one of its period folders"
+            else:
+                what, which = "a folder of runs", "one of them"
+            raise InputError(f"{folder} is {what} ({shown}): give {which}, e.g. {folder / periods[0]}")
         raise InputError(f"run folder {folder} has no {CLASSES_NAME}; is it a `lulc classify` output?")
     item = _read_json(folder / ITEM_NAME, "STAC item")
     stats = _read_json(folder / STATS_NAME, "class statistics")

@@ -300,14 +300,16 @@ def run_folder(run_dir: str | Path) -> Path:
     A series (``lulc classify --every``) or a model is said to be one (CLI review: "not a run folder" for a
     series, whose periods are published one by one).
     """
-    from service.output import MODEL, SERIES, product_in
+    from service.output import MODEL, RUNS, SERIES, product_in
 
     src = Path(run_dir).resolve()
     if not (src / ITEM_NAME).is_file():
         held = product_in(src) if src.is_dir() else None
-        if held == SERIES:
+        if held in (SERIES, RUNS):
             periods = sorted(p.name for p in src.iterdir() if (p / ITEM_NAME).is_file())
             example = f", e.g. {src / periods[0]}" if periods else ""
+            if held == RUNS:
+                raise InputError(f"{src} is a folder of runs, not a run: give one of them{example}")
             what = "a series of maps (lulc classify --every)"
             raise InputError(f"{src} is {what}: give one of its periods' folders{example}")
         if held == MODEL:

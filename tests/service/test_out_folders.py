@@ -91,6 +91,29 @@ def test_publish_refuses_a_folder_of_other_runs_or_a_model(runs: Runs, tmp_path:
     assert lulc("publish", runs.second, maps / "2025").returncode == 0, "a folder of its own, beside them"
 
 
+def test_a_folder_of_runs_is_not_called_a_series(runs: Runs, tmp_path: Path) -> None:
+    """A folder of runs whose subfolders are named as no period is, is not a series.
+
+    Notes: ``lulc publish runs/a runs`` said "destination runs holds a series of maps (lulc classify
+    --every)"; so did ``lulc publish runs`` and ``lulc clean runs``.
+    """
+    folder = tmp_path / "runs"
+    shutil.copytree(runs.first, folder / "a")
+    before = digest(tmp_path)
+    one_error_line(
+        lulc("publish", folder / "a", folder), f"destination {folder} holds a folder of runs, not a map"
+    )
+    one_error_line(
+        lulc("publish", folder, tmp_path / "out"),
+        f"{folder} is a folder of runs, not a run: give one of them, e.g.",
+    )
+    one_error_line(
+        lulc("clean", folder, "--mmu-ha", "1", "--out", tmp_path / "clean"),
+        f"{folder} is a folder of runs (a): give one of them, e.g. {folder / 'a'}",
+    )
+    assert digest(tmp_path) == before
+
+
 def test_a_folder_of_other_files_or_another_products_run_is_refused(runs: Runs, tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
