@@ -26,7 +26,7 @@ from lulc.seasons import season_year
 from lulc.sentinel2 import NormalizedItem, least_cloudy
 from training.config import TrainingConfig
 from training.errors import ImageryError
-from training.imagery import read_blocks
+from training.imagery import AOI_EXTENT, Extent, read_blocks
 from training.settings import TrainingSettings
 
 
@@ -69,6 +69,11 @@ class StacImagery:
     def time_window(self) -> str | None:
         """First and last acquisition."""
         return f"{_iso(self.items[0])}/{_iso(self.items[-1])}"
+
+    @property
+    def extent(self) -> Extent:
+        """The AOI's bounding box: the grid the items are read on."""
+        return AOI_EXTENT
 
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Each block's composite reflectance and status codes, through the classifier's reader."""

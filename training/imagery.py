@@ -93,9 +93,35 @@ class Imagery(Protocol):
         """How many composites a block's reflectance stacks band-wise (one per season; else 1)."""
         ...
 
+    @property
+    def extent(self) -> Extent:
+        """How messages name the area samples are read in, and what to do for samples beyond it."""
+        ...
+
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Yield each block with its reflectance ``(bands, h, w)`` and ``Status`` codes ``(h, w)``."""
         ...
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The area an imagery's samples are read in, as messages name it, and the remedy for samples beyond."""
+
+    name: str
+    short: str
+    """The name where the message gives its bounds: ``the imagery at lon ...``."""
+    remedy: str
+
+
+IMAGE_EXTENT = Extent("the imagery", "the imagery", "use imagery that covers them")
+"""A local image's: its own extent."""
+AOI_EXTENT = Extent(
+    "the AOI's bounding box, where the imagery is read",
+    "the AOI's bounding box",
+    "give an --aoi that covers them (and imagery there)",
+)
+"""STAC imagery's: it is read on the AOI's grid, so a point past the AOI was said to lie "outside the
+imagery" even where items cover it (notes)."""
 
 
 def read_blocks(
@@ -146,6 +172,11 @@ class LocalImagery:
         mtime).
         """
         return self.acquisition
+
+    @property
+    def extent(self) -> Extent:
+        """The image's own extent."""
+        return IMAGE_EXTENT
 
     def read_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, BlockPixels]]:
         """Each block's pixels, through the classifier's image reader."""

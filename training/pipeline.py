@@ -40,7 +40,7 @@ from training.evaluate import (
     spatial_blocks,
     spatial_splits,
 )
-from training.imagery import Imagery, check_reflectance, open_local_imagery
+from training.imagery import IMAGE_EXTENT, Extent, Imagery, check_reflectance, open_local_imagery
 from training.models import DESCRIPTIONS, classes_of, make_estimator, quiet_estimators
 from training.outputs import check_model_out, write_model_dir
 from training.points import LabelledPoints, read_points
@@ -132,7 +132,8 @@ def _note_dropped(
     """
     if not samples.dropped:
         return
-    lost = bool(_lost_classes(samples, points)) if points is not None else False
+    extent = imagery.extent if imagery is not None else IMAGE_EXTENT
+    lost = bool(_lost_classes(samples, points, extent)) if points is not None else False
     goes_on = enough_points_per_class(samples.labels) and not lost
     if not goes_on:  # points off the imagery: one line says so, not a list of them first (CLI review)
         _refuse_outside(samples, points, imagery)
@@ -154,6 +155,7 @@ def _note_dropped(
 def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Imagery | None) -> None:
     """Raise PointsError if every point, or every point of some class, was dropped as outside the imagery."""
     outside = Counter(d.label for d in samples.dropped if d.reason == REASONS[Status.OUTSIDE])
+    extent = imagery.extent if imagery is not None else IMAGE_EXTENT
     every = Counter(int(v) for v in samples.labels) + Counter(d.label for d in samples.dropped)
     lost = sorted(v for v, n in outside.items() if n == every[v])
     if not lost:
@@ -164,13 +166,13 @@ def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Im
 
     of = f" of {points.source}" if points is not None else ""
     if sum(outside.values()) == sum(every.values()):
-        what = f"all {sum(every.values())} points{of} lie outside the imagery"
+        what = f"all {sum(every.values())} points{of} lie outside {extent.name}"
     else:
         lost_text = ", ".join(f"{name(v)} ({every[v]})" for v in lost)
         kept = sorted(Counter(int(v) for v in samples.labels).items())
         usable = ", ".join(f"{name(v)} ({n})" for v, n in kept) or "no class"
         what = (
-            f"every point of class(es) {lost_text}{of} lies outside the imagery, leaving usable points "
+            f"every point of class(es) {lost_text}{of} lies outside {extent.name}, leaving usable points "
             f"of {usable}"
         )
     where = ""
@@ -187,14 +189,14 @@ def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Im
             x, y = points.x[members], points.y[members]
             at = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g} (no lon/lat there)"
         image_at = _lonlat_extent(*imagery.grid.bounds_wgs84())
-        where = f": read in {crs} they lie at {at}, the imagery at {image_at}"
+        where = f": read in {crs} they lie at {at}, {extent.short} at {image_at}"
     raise PointsError(
         f"{what}{where}: if the points are in another CRS, give it with --points-crs (or fix the file's); "
-        "else use imagery that covers them"
+        f"else {extent.remedy}"
     )
 
 
-def _lost_classes(samples: Samples, points: LabelledPoints) -> dict[int, str]:
+def _lost_classes(samples: Samples, points: LabelledPoints, extent: Extent = IMAGE_EXTENT) -> dict[int, str]:
     """The classes the file has features of but that gave no usable sample, each with why.
 
     A model trained on the rest would leave such a class out, and map its land as other classes.
@@ -215,7 +217,7 @@ def _lost_classes(samples: Samples, points: LabelledPoints) -> dict[int, str]:
         why = [_count(rows.size, "feature")]
         beyond = sum(1 for row in rows.tolist() if row not in sampled)
         if beyond:
-            why.append(f"{_count(beyond, 'polygon')} outside the imagery")
+            why.append(f"{_count(beyond, 'polygon')} outside {extent.name}")
         if reasons:
             why.append(f"{_count(sum(reasons.values()), 'sample')} dropped: {dropped}")
         lost[value] = "; ".join(why)
@@ -226,13 +228,13 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _refuse_lost_classes(samples: Samples, points: LabelledPoints) -> None:
+def _refuse_lost_classes(samples: Samples, points: LabelledPoints, extent: Extent = IMAGE_EXTENT) -> None:
     """Raise PointsError naming each class of the file with no usable sample, and why.
 
     As a class of one usable point is refused (``check_class_counts``): such a class was left out of the
     model silently. When no sample at all is usable, ``check_class_counts`` says so instead.
     """
-    lost = _lost_classes(samples, points)
+    lost = _lost_classes(samples, points, extent)
     if not lost or samples.labels.size == 0:
         return
     items = ", ".join(f"{points.classes.by_value(v).name} ({why})" for v, why in lost.items())
@@ -739,7 +741,7 @@ def train(
         progress.note(note)
     notes = [*imagery.notes, *polygon_notes]
     _note_dropped(samples, len(points), progress, points=points, imagery=imagery)
-    _refuse_lost_classes(samples, points)
+    _refuse_lost_classes(samples, points, imagery.extent)
     check_class_counts(samples.labels, points.classes, f"{points.source} (after dropping unusable points)")
     check_reflectance(samples.reflectance, imagery, config.scale is not None or config.offset is not None)
     classes, left_out = _used_classes(points.classes, samples.labels, points.source, progress)

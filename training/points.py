@@ -100,13 +100,16 @@ class LabelledPoints:
         keep, capped = self.draw_pixels(every, np.ones(len(every), dtype=bool), max_pixels, seed)
         return every.take(keep), [*notes, *capped_note(capped, max_pixels)]
 
-    def polygon_pixels(self, grid: OutputGrid) -> tuple[LabelledPoints, list[str]]:
+    def polygon_pixels(
+        self, grid: OutputGrid, extent: str = "the imagery"
+    ) -> tuple[LabelledPoints, list[str]]:
         """The samples with every polygon replaced by all the grid's pixel centres inside it, and notes.
 
         A polygon gives the centres of the grid pixels inside it (the rule the classifier's AOI mask uses),
         in row-major order, after the samples of points; a polygon holding no pixel centre (smaller than a
         pixel, or thin) gives the pixel under a point inside it, as sits samples points in polygons, and a
-        note says so; one outside the grid gives none. Coordinates come back in the grid's CRS.
+        note says so; one outside the grid gives none, and a note names the grid's ``extent``. Coordinates
+        come back in the grid's CRS.
         """
         if not self.polygons:
             return self, []
@@ -123,7 +126,7 @@ class LabelledPoints:
                 name = self.classes.by_value(polygon.label).name
                 px, py = _pixel_under(shape.representative_point(), grid)
                 if px.size == 0:
-                    notes.append(f"polygon {polygon.feature} ({name}) lies outside the imagery")
+                    notes.append(f"polygon {polygon.feature} ({name}) lies outside {extent}")
                     continue
                 notes.append(
                     f"polygon {polygon.feature} ({name}) holds no pixel centre (smaller than a pixel, or "

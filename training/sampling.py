@@ -83,7 +83,7 @@ def sample_polygons(
             sample_parts.append(streamed[1])
             capped += 1
             continue
-        every, part_notes = part.polygon_pixels(imagery.grid)
+        every, part_notes = part.polygon_pixels(imagery.grid, imagery.extent.name)
         status, values, x, y, blocks = _read(imagery, every, progress, stage)
         keep, part_capped = part.draw_pixels(every, status == Status.OK, max_pixels, seed)
         chosen_parts.append(every.take(keep))

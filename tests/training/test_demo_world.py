@@ -104,3 +104,45 @@ def test_every_dropped_point_is_reported_with_its_reason(world: Path, tmp_path: 
     assert reasons.count("cloud") > 0
     assert set(reasons) <= {"outside imagery", "cloud", "nodata"}
     assert samples.blocks_read <= imagery.grid.block_rows * imagery.grid.block_cols
+
+
+def test_points_past_the_aoi_are_said_to_lie_outside_it(world: Path, tmp_path: Path) -> None:
+    """STAC imagery is read on the AOI's grid: points past the AOI are said to lie outside it.
+
+    Notes: they were said to lie "outside the imagery" where items cover them, with "use imagery that covers
+    them" for advice.
+    """
+    import geopandas as gpd
+
+    from training.errors import PointsError
+    from training.pipeline import _note_dropped
+
+    points = read_points(world / "train.gpkg", "label", load_class_table(world / "classes.yaml"))
+    lon, lat = points.xy_in(gpd.GeoSeries([], crs="EPSG:4326").crs)
+    # a small AOI in the imagery's south-west, south and west of every point
+    w, s = float(lon.min()) - 0.004, float(lat.min()) - 0.004
+    imagery = open_stac_imagery(lean_recipe(world, aoi=[w, s, w + 0.003, s + 0.003]), TrainingSettings())
+    samples = sample_points(imagery, points)
+    assert samples.labels.size == 0
+    with pytest.raises(PointsError) as raised:
+        _note_dropped(samples, len(points), _Notes(), points=points, imagery=imagery)
+    message = str(raised.value)
+    assert (
+        f"points of {points.source} lie outside the AOI's bounding box, where the imagery is read" in message
+    )
+    assert ", the AOI's bounding box at lon " in message
+    assert message.endswith("else give an --aoi that covers them (and imagery there)")
+    assert "imagery that covers" not in message
+
+
+class _Notes:
+    """A ``Progress`` that drops its notes."""
+
+    def start(self, description: str, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, steps: int = 1) -> None:
+        """Ignore."""
+
+    def note(self, message: str) -> None:
+        """Ignore."""
