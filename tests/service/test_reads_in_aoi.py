@@ -7,11 +7,14 @@ real STAC reader inside, behind the engine's ``ReaderFactory`` seam) records wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import rasterio
 import shapely.geometry
@@ -89,6 +92,45 @@ def test_blocks_without_an_aoi_pixel_are_not_read(engine_world: EngineWorld, tmp
         )
     assert (labels[~inside] == NODATA).all()
     assert (labels[inside] != NODATA).mean() > 0.9, "the fields themselves are mapped"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_block_s_aoi_mask_is_computed_once(
+    engine_world: EngineWorld, tmp_path: Path, workers: int
+) -> None:
+    """A block's AOI mask is computed once, by its read, which hands it on to the inference.
+
+    Both computed it (~14 ms a 512 px block on the AOI's edge; notes). Only the engine's check that the AOI
+    holds a pixel centre computes masks before, up to the first block holding one.
+    """
+    calls: Counter[int] = Counter()
+
+    @dataclass(frozen=True)
+    class CountingGrid(OutputGrid):
+        def aoi_mask(self, block: Block) -> npt.NDArray[np.bool_]:
+            calls[block.index] += 1
+            return super().aoi_mask(block)
+
+    class GridFactory(CountingFactory):
+        def prepare_grid(self, request: ClassifyRequest, contract: ModelContract) -> OutputGrid:
+            grid = self.inner.prepare_grid(request, contract)
+            self.grid = CountingGrid(**{f.name: getattr(grid, f.name) for f in dataclasses.fields(grid)})
+            return self.grid
+
+    west, south, east, north = parse_aoi(engine_world.aoi).bounds
+    dx, dy = (east - west) / 5, (north - south) / 5
+    disc = shapely.geometry.Point((west + east) / 2, (south + north) / 2).buffer(min(dx, dy) * 2)
+    factory = GridFactory(StacReaderFactory(str(engine_world.catalog)))
+    request = ClassifyRequest(
+        aoi=shapely.geometry.mapping(disc), datetime=engine_world.datetime, block_size=128
+    )
+    classify(request, load_model(engine_world.model), factory, tmp_path / "run", workers=workers)
+    assert factory.grid is not None
+    assert factory.reader is not None
+    blocks = list(factory.grid.blocks())
+    first = next(n for n, block in enumerate(blocks) if OutputGrid.aoi_mask(factory.grid, block).any())
+    assert 0 < len(factory.reader.blocks) < len(blocks), "the premise: the disc leaves blocks out"
+    assert sum(calls.values()) == len(blocks) + first + 1
 
 
 def test_an_aoi_reaching_past_the_imagery_says_how_much_of_it_is_mapped(
