@@ -120,7 +120,9 @@ class ModelDirectory:
                 runner = load_model(path, threads=self.threads, public_url=public)
             except ContractError as exc:  # answered to clients: the model's id, not the server's paths
                 message = str(exc)
-                for folder in {str(path.resolve()), str(path)}:
+                # the longer first: the relative folder replaced inside the absolute one left the server's
+                # path before it in the answer, for half the hash seeds (HTTP review)
+                for folder in sorted({str(path.resolve()), str(path)}, key=len, reverse=True):
                     message = message.replace(folder, model_id)
                 raise ContractError(message) from exc
             self._cache[model_id] = (stamp, runner)

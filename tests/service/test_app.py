@@ -123,6 +123,31 @@ def test_models_lists_good_and_broken_models(world: World, models: Path, tmp_pat
     assert str(models) not in unknown.text
 
 
+def test_a_relative_models_folder_is_kept_out_of_model_errors(tmp_path: Path) -> None:
+    """A model's error names it by its id, whatever the hash seed.
+
+    HTTP review: with ``models_dir=models`` it named the server's absolute path for half the seeds (the
+    relative folder was replaced first, inside the absolute one).
+    """
+    (tmp_path / "models" / "broken").mkdir(parents=True)
+    item = {"assets": {"model": {"href": "missing.onnx", "roles": ["mlm:model"]}}}  # the file is not there
+    (tmp_path / "models" / "broken" / "model.json").write_text(json.dumps(item))
+    script = (
+        "from service.model_registry import ModelDirectory\n"
+        "try:\n"
+        "    ModelDirectory('models').get('broken')\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n"
+    )
+    for seed in range(6):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        assert done.stdout.startswith("model file broken/missing.onnx does not exist"), (seed, done.stdout)
+        assert str(tmp_path) not in done.stdout, seed
+
+
 # --- classification ------------------------------------------------------------------------------
 
 

@@ -140,9 +140,13 @@ def servers(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     files.close()
 
 
+INTERNAL_HOST = "internal-stac.corp.example:8443"
+"""An allow-list entry no request names: an answer naming it tells the client what the service may reach."""
+
+
 def _client(servers: Servers, models: Path, tmp_path: Path, **overrides: Any) -> TestClient:
     servers.canary.clear()
-    values = {"allowed_hosts": servers.allowed_hosts(), **overrides}
+    values = {"allowed_hosts": [*servers.allowed_hosts(), INTERNAL_HOST], **overrides}
     settings = service_settings(tmp_path, servers.world, models, **values)
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
@@ -159,6 +163,7 @@ def _refused(
     assert response.status_code in statuses, (stac, response.status_code, response.text)
     assert CANARY_BODY not in response.text
     assert INTERNAL_BODY not in response.text
+    assert INTERNAL_HOST not in response.text  # HTTP review: the 403 listed the whole allow-list
     assert servers.canary.requests() == [], stac
     return dict(response.json())
 

@@ -23,6 +23,8 @@ from tiler.app import create_app
 from tiler.settings import TilerSettings
 
 CANARY_BODY = "CANARY-SECRET-PAGE"
+INTERNAL_PREFIX = "http://minio.internal.example:9000/maps/"
+"""An allow-list entry no request names: an answer naming it tells the client what the tiler may reach."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Setup:
         response = self.client.get(path, params={"url": url, **params})
         assert response.status_code == 403, (path, url, response.status_code, response.text)
         assert CANARY_BODY not in response.text
+        assert INTERNAL_PREFIX not in response.text  # HTTP review: the 403 listed the whole allow-list
         assert self.canary.requests() == [], (path, url)
 
 
@@ -84,7 +87,8 @@ def setup(tiler_runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (local / "run" / "item.json").write_text(json.dumps(run_item))
     files = start_http_server(root / "served")
     settings = TilerSettings(
-        allow=[f"{files.base_url}/runs/", f"{redirector.base_url}/", str(local)], runs_dir=local
+        allow=[f"{files.base_url}/runs/", f"{redirector.base_url}/", str(local), INTERNAL_PREFIX],
+        runs_dir=local,
     )
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     yield Setup(canary, redirector, files, local, client)
