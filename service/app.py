@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from lulc.errors import LulcError
 from lulc.http_guard import RequestGuard
-from service.http_errors import error_body, status_for
+from service.http_errors import error_body, server_texts, status_for
 from service.job_store import JobStore
 from service.jobs import BusyError, Job, JobRegistry, JobState
 from service.model_registry import ModelDirectory, ModelInfo, ModelProvider
@@ -355,7 +355,7 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
         status, body = exc.status_code, {"detail": exc.detail, "type": "HTTPException"}
         headers.update(exc.headers or {})
     else:
-        status, body = status_for(exc), error_body(exc)
+        status, body = status_for(exc), error_body(exc, getattr(request.app.state, "hidden_texts", None))
         if isinstance(exc, BusyError):
             headers["Retry-After"] = str(exc.retry_after)
         elif status == 503:  # no Dask worker yet: they may be starting
@@ -365,7 +365,7 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
                 "%s %s failed: %s",
                 request.method,
                 request.url.path,
-                body["detail"],
+                error_body(exc)["detail"],  # whole: the operator's log may name the set-up
                 exc_info=exc if status == 500 else None,
             )
     return JSONResponse(body, status_code=status, headers=headers)
@@ -457,6 +457,7 @@ def create_app(
             expose_headers=["Location", "Retry-After"],  # a job's URL, a 429's wait: for pages' scripts too
         )
     app.state.settings = settings
+    app.state.hidden_texts = server_texts(settings)  # what answers say of the set-up instead (HTTP review)
     app.state.jobs = registry
     aoi_turns = anyio.CapacityLimiter(AOI_CHECKS_AT_ONCE)
 
@@ -492,7 +493,7 @@ def create_app(
         if job.state is JobState.SUCCEEDED:
             status.result = result_of(job, JobSummary.of(job.result))  # a record of before: an Outcome
         elif job.state in (JobState.FAILED, JobState.CANCELLED) and job.error is not None:
-            status.error = ErrorBody(**error_body(job.error))
+            status.error = ErrorBody(**error_body(job.error, app.state.hidden_texts))
             status.error_status = status_for(job.error)
         return status
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from lulc import http_status
+from lulc.allowlist import AllowList
 from lulc.errors import LulcError
-from lulc.http_status import public_detail
+from lulc.http_status import clip, public_detail
 from service.dask_runner import NoWorkersError
 from service.jobs import BusyError, JobCancelledError, JobFinishedError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
-from service.publish import PublishConflictError, PublishError
+from service.publish import PublishConflictError, PublishError, destination_folder
+from service.settings import ServiceSettings
 
 STATUS_BY_ERROR = {
     **http_status.STATUS_BY_ERROR,
@@ -32,12 +37,50 @@ def status_for(error: BaseException) -> int:
     return http_status.status_for(error, STATUS_BY_ERROR)
 
 
-def error_body(error: BaseException) -> dict[str, Any]:
+DEFAULT_SOURCE = "[the service's default]"
+"""What an answer names the service's own STAC source by."""
+OUTPUT_STORE = "[the service's output store]"
+"""What an answer names ``output_url`` by when no ``output_public_url`` says where clients find the maps."""
+
+
+def server_texts(settings: ServiceSettings) -> dict[str, str]:
+    """What the service's errors may name of its own set-up, each with what an answer says instead.
+
+    HTTP review: a "no imagery" 404 named the default catalog's absolute path, a relative source in a
+    relative local folder came back as the server's absolute path, a failed publication named the private
+    bucket ``output_public_url`` stands for. The log keeps the messages whole.
+    """
+    texts: dict[str, str] = {}
+    for folder in settings.local_folders:
+        path = Path(folder).expanduser()
+        if not path.is_absolute():  # as the operator set it, which is how a client names files in it
+            texts[str(path.resolve())] = folder
+    texts[settings.stac_url] = DEFAULT_SOURCE
+    # as the source's messages name it, resolved and normalised; not on the list, every order without a
+    # source is refused, naming only what it was given
+    with suppress(LulcError):
+        texts[AllowList.of(settings.allowed_hosts, settings.local_folders).check(settings.stac_url)] = (
+            DEFAULT_SOURCE
+        )
+    if settings.output_url:
+        public = (settings.output_public_url or OUTPUT_STORE).rstrip("/")
+        texts[settings.output_url.rstrip("/")] = public
+        with suppress(LulcError):  # else refused at start-up
+            texts[destination_folder(settings.output_url).rstrip("/")] = public
+    return texts
+
+
+def error_body(error: BaseException, hidden: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The JSON body of an error response: ``{"detail": message, "type": class name}``.
 
     Unexpected errors (not ``LulcError``) are not described beyond their type: their messages may
-    carry internals; the service log has the traceback.
+    carry internals; the service log has the traceback. ``hidden``: texts of the server's set-up and what
+    to say instead (``server_texts``), the longest replaced first.
     """
     if not isinstance(error, LulcError):
         return {"detail": public_detail(error), "type": "InternalError"}
-    return {"detail": public_detail(error), "type": type(error).__name__}
+    detail = str(error)
+    for text in sorted(hidden or {}, key=len, reverse=True):
+        if text:
+            detail = detail.replace(text, (hidden or {})[text])
+    return {"detail": clip(detail), "type": type(error).__name__}

@@ -123,6 +123,44 @@ def test_models_lists_good_and_broken_models(world: World, models: Path, tmp_pat
     assert str(models) not in unknown.text
 
 
+def test_errors_name_no_part_of_the_server_s_set_up(
+    world: World, models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers name the default STAC source and the local folders as the operator set them, not resolved.
+
+    HTTP review: a "no imagery" 404 named the default catalog (an internal URL, or the absolute path of a
+    local one); a source in a relative local folder came back as the server's absolute path.
+    """
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wl").mkdir()
+    (tmp_path / "wl" / "aoi.geojson").write_text(json.dumps(world.aoi()))
+    client = client_for(service_settings(tmp_path, world, models, local_folders=["wl"]))
+    far = {"aoi": world.aoi(dx=5.0), "datetime": world.datetime, "model": "demo"}
+    response = client.post("/classify", json=far)
+    assert response.status_code == 404, response.text
+    assert world.catalog_url not in response.text
+    assert response.json()["detail"].startswith("no items of static catalog [the service's default]")
+    response = client.post("/classify", json={**far, "stac": "wl/aoi.geojson"})
+    assert response.status_code == 502, response.text
+    assert str(tmp_path) not in response.text
+    assert response.json()["detail"].startswith("catalog wl/aoi.geojson could not be read as STAC")
+
+
+def test_a_failed_publication_names_the_public_url_not_the_store() -> None:
+    """HTTP review: with ``output_public_url`` set, a failed upload named the private bucket behind it."""
+    from service.http_errors import error_body, server_texts
+    from service.publish import PublishError
+
+    settings = ServiceSettings(
+        output_url="s3://secret-bucket/internal/", output_public_url="https://cdn.example/maps"
+    )
+    error = PublishError("cannot write to output destination s3://secret-bucket/internal/job-1: HTTP error")
+    detail = error_body(error, server_texts(settings))["detail"]
+    assert detail == "cannot write to output destination https://cdn.example/maps/job-1: HTTP error"
+    alone = ServiceSettings(output_url="s3://secret-bucket/internal")
+    assert "secret-bucket" not in error_body(error, server_texts(alone))["detail"]
+
+
 def test_a_relative_models_folder_is_kept_out_of_model_errors(tmp_path: Path) -> None:
     """A model's error names it by its id, whatever the hash seed.
 
@@ -724,7 +762,10 @@ def test_failing_stac_source_is_502(world: World, models: Path, tmp_path: Path) 
         response = client_for(settings).post(
             "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
         )
-    assert_json_error(response, 502, "SourceUnavailableError", "catalog.json")  # a SourceError to retry
+    # a SourceError to retry; the default source by no URL (HTTP review)
+    assert_json_error(
+        response, 502, "SourceUnavailableError", "catalog [the service's default] answered HTTP 503"
+    )
 
 
 # --- a real STAC API (stac-fastapi-pgstac) as the item source --------------------------------------
