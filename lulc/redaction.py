@@ -1,4 +1,6 @@
-"""SAS signatures cut from text and logs: GDAL, rasterio and urllib3 name the signed URLs a read opened.
+"""What the apps' answers and logs must not tell: SAS signatures, the server's own paths.
+
+GDAL, rasterio and urllib3 name the signed URLs a read opened; errors name files by their resolved paths.
 
 Kept apart from ``lulc.sas`` (which imports the HTTP stack) so that every entry point installs it at no
 start-up cost.
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 
 def redact_signatures(text: str) -> str:
@@ -42,3 +46,36 @@ def redact_logs() -> None:
     for handler in [*logging.getLogger().handlers, logging.lastResort]:
         if handler is not None and not any(isinstance(f, RedactSignatures) for f in handler.filters):
             handler.addFilter(RedactSignatures())
+
+
+def relative_folders(folders: Iterable[str | Path]) -> dict[str, str]:
+    """Each relative local folder of ``folders`` resolved, with the folder as set: what answers say instead.
+
+    An app's errors name files by their resolved paths; a client names them relative to the folders as the
+    operator set them (``runs/x.tif``), and the server's absolute paths are not its business (HTTP review).
+    URLs and absolute folders are left out, and so is a folder resolving to the file system's root.
+    """
+    texts: dict[str, str] = {}
+    for folder in folders:
+        text = str(folder)
+        if "://" in text or text.startswith(("/", "~")):
+            continue
+        try:
+            absolute = str(Path(text).resolve())
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if absolute != "/":
+            texts[absolute] = text.rstrip("/") or text
+    return texts
+
+
+def hide(text: str, texts: Mapping[str, str]) -> str:
+    """``text`` with every key of ``texts`` replaced by its value, the longest first, where it ends a path.
+
+    A key is replaced where a path separator, a quote, a delimiter or the end follows it, not inside a
+    longer name (``/srv/runs`` is not replaced in ``/srv/runs2``).
+    """
+    for key in sorted(texts, key=len, reverse=True):
+        if key:
+            text = re.sub(re.escape(key) + r"(?=$|[/\s'\"(),:;\]])", texts[key].replace("\\", r"\\"), text)
+    return text

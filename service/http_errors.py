@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 from lulc import http_status
 from lulc.allowlist import AllowList
 from lulc.errors import LulcError
 from lulc.http_status import clip, public_detail
+from lulc.redaction import hide, relative_folders
 from service.dask_runner import NoWorkersError
 from service.jobs import BusyError, JobCancelledError, JobFinishedError, JobInterruptedError, JobNotFoundError
 from service.model_registry import ModelNotFoundError
@@ -50,11 +50,7 @@ def server_texts(settings: ServiceSettings) -> dict[str, str]:
     relative local folder came back as the server's absolute path, a failed publication named the private
     bucket ``output_public_url`` stands for. The log keeps the messages whole.
     """
-    texts: dict[str, str] = {}
-    for folder in settings.local_folders:
-        path = Path(folder).expanduser()
-        if not path.is_absolute():  # as the operator set it, which is how a client names files in it
-            texts[str(path.resolve())] = folder
+    texts = relative_folders(settings.local_folders)  # as set, which is how a client names files in them
     texts[settings.stac_url] = DEFAULT_SOURCE
     # as the source's messages name it, resolved and normalised; not on the list, every order without a
     # source is refused, naming only what it was given
@@ -79,8 +75,4 @@ def error_body(error: BaseException, hidden: Mapping[str, str] | None = None) ->
     """
     if not isinstance(error, LulcError):
         return {"detail": public_detail(error), "type": "InternalError"}
-    detail = str(error)
-    for text in sorted(hidden or {}, key=len, reverse=True):
-        if text:
-            detail = detail.replace(text, (hidden or {})[text])
-    return {"detail": clip(detail), "type": type(error).__name__}
+    return {"detail": clip(hide(str(error), hidden or {})), "type": type(error).__name__}

@@ -22,6 +22,7 @@ from lulc.classes import NODATA
 from lulc.errors import LulcError
 from lulc.gdal_env import answering_options, gdal_env, gdal_options
 from lulc.http_guard import RequestGuard
+from lulc.redaction import relative_folders
 from tiler.allowlist import AllowList, allowed_path_dependency
 from tiler.aoa_overlay import AoaPoint, aoa_point, hatch_png, outside_mask
 from tiler.areas import (
@@ -355,6 +356,7 @@ def create_app(settings: TilerSettings) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    app.state.hidden_texts = relative_folders(prefixes)  # answers name files by the folders as set
     add_error_handlers(app)
     document_errors(app, protected=settings.auth_token is not None, public=PUBLIC_PATHS)
     app.add_middleware(

@@ -20,7 +20,7 @@ from lulc.errors import LulcError, SourceError, SourceUnavailableError, Upstream
 from lulc.gdal_env import forget_cached_reads
 from lulc.http_status import clip, status_for
 from lulc.raster_failures import failure_kind
-from lulc.redaction import redact_signatures
+from lulc.redaction import hide, redact_signatures
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ def _known_error(request: Request, exc: Exception) -> JSONResponse:
             forget_cached_reads(url)  # else GDAL answers the next request for it from a cached failure
     else:
         status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
-    message = clip(redact_signatures(_as_given(message, request.query_params.get("url"))))
+    message = _as_given(message, request.query_params.get("url"))
+    # the paths of files the url led to (a series' items, an item's assets) by the folders as set
+    message = clip(redact_signatures(hide(message, getattr(request.app.state, "hidden_texts", {}))))
     if status >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, message)
     return _error_response(status, message)

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -290,3 +291,31 @@ def test_a_host_that_never_answers_is_a_502_in_seconds_not_minutes(inside_tile: 
                 _json_error(answer, 502)
                 # a redirect probe, a read of the item beside the map, GDAL's read tried twice: 1 s each
                 assert time.monotonic() - started < 8, path
+
+
+def test_files_a_request_leads_to_are_named_by_the_folders_as_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers name the files a request led to relative to the tiler's folders, as the operator set them.
+
+    HTTP review: ``_as_given`` rewrote the ``url`` parameter only: a series' item was named by the server's
+    absolute path (``series item /srv/tiler/runs/series/2099/item.json ...``).
+    """
+    from fastapi.testclient import TestClient
+
+    from tiler.app import create_app
+    from tiler.settings import TilerSettings
+
+    monkeypatch.chdir(tmp_path)
+    series = tmp_path / "runs" / "series"
+    series.mkdir(parents=True)
+    collection = {"type": "Collection", "links": [{"rel": "item", "href": "./2099/item.json"}]}
+    (series / "collection.json").write_text(json.dumps(collection))
+    (series / "2099").mkdir()
+    (series / "2099" / "item.json").write_text(json.dumps({"type": "Feature", "assets": {}}))
+    client = TestClient(create_app(TilerSettings(allow=["runs"])), raise_server_exceptions=False)
+    polygon = {"type": "Polygon", "coordinates": [[[1, 2], [3, 2], [3, 4], [1, 2]]]}
+    answer = client.post("/statistics/series", params={"url": "runs/series/collection.json"}, json=polygon)
+    detail = _json_error(answer, 400)["detail"]
+    assert detail == "series item runs/series/2099/item.json has no classes asset"
+    assert str(tmp_path) not in answer.text
