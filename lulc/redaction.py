@@ -70,12 +70,14 @@ def relative_folders(folders: Iterable[str | Path]) -> dict[str, str]:
 
 
 def hide(text: str, texts: Mapping[str, str]) -> str:
-    """``text`` with every key of ``texts`` replaced by its value, the longest first, where it ends a path.
+    """``text`` with every key of ``texts`` replaced by its value, the longest first, as a whole path.
 
-    A key is replaced where a path separator, a quote, a delimiter or the end follows it, not inside a
-    longer name (``/srv/runs`` is not replaced in ``/srv/runs2``).
+    A key is replaced where a path separator, a quote, a delimiter or the end follows it and no path
+    character comes before it: not inside a longer name (``/srv/runs`` in ``/srv/runs2``) nor at the end
+    of a relative one (``/etc/passwd`` in ``runs/../../../etc/passwd``, the client's own text).
     """
     for key in sorted(texts, key=len, reverse=True):
         if key:
-            text = re.sub(re.escape(key) + r"(?=$|[/\s'\"(),:;\]])", texts[key].replace("\\", r"\\"), text)
+            pattern = r"(?<![\w.~/-])" + re.escape(key) + r"(?=$|[/\s'\"(),:;\]])"
+            text = re.sub(pattern, texts[key].replace("\\", r"\\"), text)
     return text

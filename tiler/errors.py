@@ -103,7 +103,8 @@ def _as_given(message: str, url: str | None) -> str:
         absolute = str(Path(url).resolve())
     except (OSError, RuntimeError, ValueError):
         return message
-    return message.replace(absolute, url)
+    # as a whole path only: "url 'runs/../../../etc/passwd'" became "runs/../../..runs/../../../etc/passwd"
+    return hide(message, {absolute: url})
 
 
 def _known_error(request: Request, exc: Exception) -> JSONResponse:

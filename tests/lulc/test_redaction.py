@@ -25,3 +25,6 @@ def test_hide_replaces_a_folder_only_where_its_name_ends() -> None:
     assert hide("no file at '/srv/lulc/runs'", texts) == "no file at 'runs'"
     assert hide("/srv/lulc/runs2/x and /srv/lulcx", texts) == "./runs2/x and /srv/lulcx"
     assert hide(r"under /srv/lulc", {"/srv/lulc": r"C:\1"}) == r"under C:\1", "no regex escapes in values"
+    # HTTP review: the client's own relative text was rewritten where it ended as the resolved path does
+    given = "url 'runs/../../../etc/passwd' is not allowed"
+    assert hide(given, {"/etc/passwd": "runs/../../../etc/passwd"}) == given
