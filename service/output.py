@@ -203,7 +203,7 @@ SERIES = "series"
 """A series of maps (``lulc classify --every``) to ``check_out_folder``: it has no ``lulc:product``."""
 RUNS = "runs"
 """A folder of runs (each subfolder a map) that is not a series: its subfolders are not named as periods."""
-PERIOD_NAME = re.compile(r"\d{4}(-(\d{2}|[A-Z]{3}))?")
+PERIOD_NAME = re.compile(r"\d{4}(-(0[1-9]|1[0-2]|DJF|MAM|JJA|SON))?")
 """The name of a series' period folder (``service.series``): a year, a month (``2021-07``) or a season
 (``2021-DJF``)."""
 MODEL = "model"
@@ -212,7 +212,7 @@ MODEL = "model"
 _PRODUCTS = {
     None: "map (lulc classify)",
     SERIES: "series of maps (lulc classify --every)",
-    RUNS: "folder of runs",
+    RUNS: "set of runs (one in each subfolder)",
     MODEL: "model (lulc train)",
     "clean": "cleaned map (lulc clean)",
     "smooth": "smoothed map (lulc smooth)",
@@ -237,7 +237,8 @@ def product_in(folder: Path) -> str | None:
             return MODEL
         if (folder / "collection.json").is_file():
             return SERIES
-        maps = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        # a map's folder has its item: only those are read (the whole tree below was walked, review)
+        maps = [p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / ITEM_NAME).is_file()]
         maps = [name for name in maps if product_in(folder / name) is None]
         if not maps:
             return _NO_RUN

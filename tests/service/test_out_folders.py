@@ -91,6 +91,27 @@ def test_publish_refuses_a_folder_of_other_runs_or_a_model(runs: Runs, tmp_path:
     assert lulc("publish", runs.second, maps / "2025").returncode == 0, "a folder of its own, beside them"
 
 
+def test_every_period_a_series_names_is_a_period_name_and_a_series_is_not_written_among_runs(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """``PERIOD_NAME`` knows a series' folders by the labels ``service.series`` gives its periods.
+
+    A series is not written into a folder of other runs (``--every`` was let in: such a folder counted as a
+    series).
+    """
+    from lulc.errors import InputError
+    from service.output import PERIOD_NAME, SERIES, check_out_folder
+    from service.series import split_periods
+
+    for every in ("year", "season", "month"):
+        for period in split_periods("2020-12-01/2022-02-28", every):
+            assert PERIOD_NAME.fullmatch(period.label), period.label
+    assert not any(PERIOD_NAME.fullmatch(name) for name in ("2021-13", "2021-ABC", "a", "2021-07-01"))
+    shutil.copytree(runs.first, tmp_path / "runs" / "a")
+    with pytest.raises(InputError, match=r"holds a set of runs \(one in each subfolder\), not a series"):
+        check_out_folder(tmp_path / "runs", SERIES)
+
+
 def test_a_folder_of_runs_is_not_called_a_series(runs: Runs, tmp_path: Path) -> None:
     """A folder of runs whose subfolders are named as no period is, is not a series.
 
@@ -101,7 +122,8 @@ def test_a_folder_of_runs_is_not_called_a_series(runs: Runs, tmp_path: Path) -> 
     shutil.copytree(runs.first, folder / "a")
     before = digest(tmp_path)
     one_error_line(
-        lulc("publish", folder / "a", folder), f"destination {folder} holds a folder of runs, not a map"
+        lulc("publish", folder / "a", folder),
+        f"destination {folder} holds a set of runs (one in each subfolder), not a map",
     )
     one_error_line(
         lulc("publish", folder, tmp_path / "out"),
