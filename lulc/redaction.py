@@ -64,20 +64,21 @@ def relative_folders(folders: Iterable[str | Path]) -> dict[str, str]:
             absolute = str(Path(text).resolve())
         except (OSError, RuntimeError, ValueError):
             continue
-        if absolute != "/":
-            texts[absolute] = text.rstrip("/") or text
+        if absolute != "/":  # the first of two entries for one folder, as the allow-list has it first
+            texts.setdefault(absolute, text.rstrip("/") or text)
     return texts
 
 
 def hide(text: str, texts: Mapping[str, str]) -> str:
     """``text`` with every key of ``texts`` replaced by its value, the longest first, as a whole path.
 
-    A key is replaced where a path separator, a quote, a delimiter or the end follows it and no path
-    character comes before it: not inside a longer name (``/srv/runs`` in ``/srv/runs2``) nor at the end
-    of a relative one (``/etc/passwd`` in ``runs/../../../etc/passwd``, the client's own text).
+    A key is replaced where a path separator, a quote, a delimiter, a full stop or the end follows it and
+    no path character comes before it (a ``file://`` before it goes with it): not inside a longer name
+    (``/srv/runs`` in ``/srv/runs2``) nor at the end of a relative one (``/etc/passwd`` in
+    ``runs/../../../etc/passwd``, the client's own text).
     """
     for key in sorted(texts, key=len, reverse=True):
         if key:
-            pattern = r"(?<![\w.~/-])" + re.escape(key) + r"(?=$|[/\s'\"(),:;\]])"
+            pattern = r"(?<![\w.~/-])(?:file://)?" + re.escape(key) + r"(?=$|[/\s'\"(),:;\]]|\.(?:\s|$))"
             text = re.sub(pattern, texts[key].replace("\\", r"\\"), text)
     return text

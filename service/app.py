@@ -122,7 +122,12 @@ class ClassifyResult(BaseModel):
     job_id: str
     status: Literal["succeeded"] = "succeeded"
     area_km2: float = Field(description="Geodesic area of the AOI.")
-    output_url: str = Field(description="Folder holding the outputs (local path or `s3://bucket/prefix`).")
+    output_url: str = Field(
+        description=(
+            "Folder holding the outputs, as clients reach it: under `output_public_url` when the service has "
+            "one, else where they were written (local path, `file:` or `s3://bucket/prefix`)."
+        )
+    )
     assets: dict[str, str] = Field(description="URL of each output file (classes.tif, confidence.tif, ...).")
     tiles: dict[str, str] = Field(
         description="XYZ tile URL templates per raster (`classes`, `confidence`, and `clean` for the map "

@@ -60,9 +60,10 @@ def read_in_aoi(
 ) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.bool_]]:
     """``reader.read(block)`` (None, nothing read, where no pixel centre is in the AOI) and the AOI mask.
 
-    The mask is the block's ``grid.aoi_mask``, for ``infer_block``, which computed it again (~14 ms for a
-    512 px block an AOI's edge crosses; notes). AOI review: the blocks between two fields at the ends of a
-    tile, or inside a hole, were fetched from every item (SCL and each band) and then masked.
+    The mask is the block's ``grid.aoi_mask``, handed to ``infer_block`` so that it is computed once per
+    block (twice, it cost ~14 ms more for a 512 px block an AOI's edge crosses; notes). AOI review: the
+    blocks between two fields at the ends of a tile, or inside a hole, were fetched from every item (SCL and
+    each band) and then masked.
     """
     in_aoi = grid.aoi_mask(block)
     if grid.aoi is not None and not in_aoi.any():

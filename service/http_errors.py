@@ -51,13 +51,17 @@ def server_texts(settings: ServiceSettings) -> dict[str, str]:
     bucket ``output_public_url`` stands for. The log keeps the messages whole.
     """
     texts = relative_folders(settings.local_folders)  # as set, which is how a client names files in them
-    texts[settings.stac_url] = DEFAULT_SOURCE
-    # as the source's messages name it, resolved and normalised; not on the list, every order without a
-    # source is refused, naming only what it was given
+    # as set and as the source's messages name it, resolved and normalised (not on the list: every order
+    # without a source is refused, naming only what it was given); a static catalog's folder too, for its
+    # items' and children's messages
+    sources = [settings.stac_url]
     with suppress(LulcError):
-        texts[AllowList.of(settings.allowed_hosts, settings.local_folders).check(settings.stac_url)] = (
-            DEFAULT_SOURCE
-        )
+        sources.append(AllowList.of(settings.allowed_hosts, settings.local_folders).check(settings.stac_url))
+    for source in sources:
+        source = source.rstrip("/")
+        texts[source] = DEFAULT_SOURCE
+        if source.lower().endswith((".json", ".geojson")):
+            texts[source.rsplit("/", 1)[0]] = DEFAULT_SOURCE
     if settings.output_url:
         public = (settings.output_public_url or OUTPUT_STORE).rstrip("/")
         texts[settings.output_url.rstrip("/")] = public

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lulc.errors import ContractError, InputError, LulcError
+from lulc.redaction import hide
 from service.publish import join_url
 from service.runner import ModelRunner
 
@@ -120,10 +121,9 @@ class ModelDirectory:
                 runner = load_model(path, threads=self.threads, public_url=public)
             except ContractError as exc:  # answered to clients: the model's id, not the server's paths
                 message = str(exc)
-                # the longer first: the relative folder replaced inside the absolute one left the server's
-                # path before it in the answer, for half the hash seeds (HTTP review)
-                for folder in sorted({str(path.resolve()), str(path)}, key=len, reverse=True):
-                    message = message.replace(folder, model_id)
+                # the relative folder replaced inside the absolute one left the server's path before it in
+                # the answer, for half the hash seeds (HTTP review): whole paths, the longer first
+                message = hide(message, {str(path.resolve()): model_id, str(path): model_id})
                 raise ContractError(message) from exc
             self._cache[model_id] = (stamp, runner)
             return runner

@@ -233,7 +233,9 @@ def run_order(
         ):
             if name is not None:
                 tiles[key] = tile_url(settings.tiler_url, assets[name])
-    return Outcome(output_url=folder, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
+    # the folder as clients reach it: under output_public_url when there is one (diff review: the private
+    # bucket an error no longer names was in every successful answer)
+    return Outcome(output_url=public, assets=assets, item=item, stats=dict(result.stats_dict), tiles=tiles)
 
 
 def _reader_factory(order: Order, settings: ServiceSettings) -> StacReaderFactory:

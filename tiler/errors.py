@@ -116,11 +116,11 @@ def _known_error(request: Request, exc: Exception) -> JSONResponse:
             forget_cached_reads(url)  # else GDAL answers the next request for it from a cached failure
     else:
         status, message = status_for(exc, STATUS_BY_ERROR), str(exc)
+    if status >= 500:  # whole, for the operator (the signatures cut)
+        logger.warning("%s %s: %s", request.method, request.url.path, clip(redact_signatures(message)))
     message = _as_given(message, request.query_params.get("url"))
     # the paths of files the url led to (a series' items, an item's assets) by the folders as set
     message = clip(redact_signatures(hide(message, getattr(request.app.state, "hidden_texts", {}))))
-    if status >= 500:
-        logger.warning("%s %s: %s", request.method, request.url.path, message)
     return _error_response(status, message)
 
 

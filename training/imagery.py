@@ -108,17 +108,14 @@ class Extent:
     """The area an imagery's samples are read in, as messages name it, and the remedy for samples beyond."""
 
     name: str
-    short: str
-    """The name where the message gives its bounds: ``the imagery at lon ...``."""
     remedy: str
 
 
-IMAGE_EXTENT = Extent("the imagery", "the imagery", "use imagery that covers them")
+IMAGE_EXTENT = Extent("the imagery", "use imagery that covers them")
 """A local image's: its own extent."""
 AOI_EXTENT = Extent(
-    "the AOI's bounding box, where the imagery is read",
     "the AOI's bounding box",
-    "give an --aoi that covers them (and imagery there)",
+    "give an AOI (--aoi) that covers them: STAC imagery is read only in the AOI's bounding box",
 )
 """STAC imagery's: it is read on the AOI's grid, so a point past the AOI was said to lie "outside the
 imagery" even where items cover it (notes)."""

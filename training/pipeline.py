@@ -189,7 +189,7 @@ def _refuse_outside(samples: Samples, points: LabelledPoints | None, imagery: Im
             x, y = points.x[members], points.y[members]
             at = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g} (no lon/lat there)"
         image_at = _lonlat_extent(*imagery.grid.bounds_wgs84())
-        where = f": read in {crs} they lie at {at}, {extent.short} at {image_at}"
+        where = f": read in {crs} they lie at {at}, {extent.name} at {image_at}"
     raise PointsError(
         f"{what}{where}: if the points are in another CRS, give it with --points-crs (or fix the file's); "
         f"else {extent.remedy}"

@@ -17,6 +17,8 @@ def test_relative_folders_map_their_resolved_form_to_the_folder_as_set(
     assert texts == {str(tmp_path / "runs"): "runs", str(tmp_path / "data"): "data"}
     monkeypatch.chdir("/")
     assert relative_folders(["."]) == {}, "the root is no folder to name: every path would be rewritten"
+    monkeypatch.chdir(tmp_path)
+    assert relative_folders(["./runs", "runs"]) == {str(tmp_path / "runs"): "./runs"}, "the first one set"
 
 
 def test_hide_replaces_a_folder_only_where_its_name_ends() -> None:
@@ -26,5 +28,8 @@ def test_hide_replaces_a_folder_only_where_its_name_ends() -> None:
     assert hide("/srv/lulc/runs2/x and /srv/lulcx", texts) == "./runs2/x and /srv/lulcx"
     assert hide(r"under /srv/lulc", {"/srv/lulc": r"C:\1"}) == r"under C:\1", "no regex escapes in values"
     # HTTP review: the client's own relative text was rewritten where it ended as the resolved path does
+    assert hide("no file at /srv/lulc/runs.", texts) == "no file at runs.", "a sentence's full stop"
+    assert hide("no file at /srv/lulc/runs.tif", texts) == "no file at ./runs.tif"
+    assert hide("read file:///srv/lulc/runs/a.tif", texts) == "read runs/a.tif"
     given = "url 'runs/../../../etc/passwd' is not allowed"
     assert hide(given, {"/etc/passwd": "runs/../../../etc/passwd"}) == given

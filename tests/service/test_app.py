@@ -161,6 +161,31 @@ def test_a_failed_publication_names_the_public_url_not_the_store() -> None:
     assert "secret-bucket" not in error_body(error, server_texts(alone))["detail"]
 
 
+def test_the_default_source_is_hidden_in_the_urls_it_leads_to() -> None:
+    """The default source is hidden in its pages' and items' URLs too.
+
+    Diff review: a ``stac_url`` ending in ``/`` was not hidden in its pages' URLs, nor a static catalog's
+    folder in its items'.
+    """
+    from lulc.errors import SourceError
+    from service.http_errors import error_body, server_texts
+
+    api = ServiceSettings(
+        stac_url="https://stac.internal.example/api/", allowed_hosts=["stac.internal.example"]
+    )
+    error = SourceError("STAC API https://stac.internal.example/api/search could not be read")
+    assert (
+        error_body(error, server_texts(api))["detail"]
+        == "STAC API [the service's default]/search could not be read"
+    )
+    catalog = ServiceSettings(
+        stac_url="https://stac.internal.example/cat/catalog.json", allowed_hosts=["stac.internal.example"]
+    )
+    error = SourceError("STAC item https://stac.internal.example/cat/items/x.json could not be reached")
+    detail = error_body(error, server_texts(catalog))["detail"]
+    assert detail == "STAC item [the service's default]/items/x.json could not be reached"
+
+
 def test_a_relative_models_folder_is_kept_out_of_model_errors(tmp_path: Path) -> None:
     """A model's error names it by its id, whatever the hash seed.
 
@@ -304,7 +329,7 @@ def test_large_aoi_gets_a_job_to_poll(world: World, models: Path, tmp_path: Path
     result = done["result"]
     job_id = accepted["job_id"]
     # published to output_url/<job id>, announced under the public URL, work directory cleaned up
-    assert result["output_url"] == str((publish_to / job_id).resolve())
+    assert result["output_url"] == f"https://outputs.example/lulc/{job_id}"  # not where it was written
     assert (publish_to / job_id / "classes.tif").is_file()
     assert (publish_to / job_id / "item.json").is_file()
     assert not (settings.output_dir / job_id).exists()
@@ -357,7 +382,7 @@ def test_published_items_link_their_model_under_models_public_url(
         "/classify", json={"aoi": world.aoi(size_deg=0.004), "datetime": world.datetime, "model": "demo"}
     )
     assert response.status_code == 200, response.text
-    folder = Path(response.json()["output_url"])
+    folder = publish_to / response.json()["job_id"]
     published = assert_valid_stac_file(folder / "item.json")
     model_links = [link for link in published["links"] if link["title"].startswith("model ")]
     assert [link["href"] for link in model_links] == ["https://models.example/lulc/demo/model.onnx"]
@@ -497,7 +522,7 @@ def test_asset_host_off_the_allow_list_is_403(world: World, models: Path, tmp_pa
     response = client.post(
         "/classify", json={"aoi": world.aoi(), "datetime": world.datetime, "model": "demo"}
     )
-    assert_json_error(response, 403, "HostNotAllowedError", "127.0.0.1")
+    assert_json_error(response, 403, "HostNotAllowedError", "is not allowed: not on the allow-list")
     assert len(world.server.requests.for_path(".tif")) == before
 
 

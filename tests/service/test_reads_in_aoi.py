@@ -24,6 +24,7 @@ from lulc.classes import NODATA
 from lulc.contract import ModelContract
 from lulc.grid import Block, OutputGrid
 from lulc.pixels import BlockReader, SourceRef
+from service.blocks import classify_block
 from service.engine import classify
 from service.readers import StacReaderFactory
 from service.request import ClassifyRequest
@@ -131,6 +132,12 @@ def test_each_block_s_aoi_mask_is_computed_once(
     first = next(n for n, block in enumerate(blocks) if OutputGrid.aoi_mask(factory.grid, block).any())
     assert 0 < len(factory.reader.blocks) < len(blocks), "the premise: the disc leaves blocks out"
     assert sum(calls.values()) == len(blocks) + first + 1
+    # the Dask workers' path: one block at a time through classify_block
+    calls.clear()
+    model = load_model(engine_world.model)
+    for block in blocks:
+        classify_block(model, factory.reader, factory.grid, block, confidence=True)
+    assert calls == Counter({block.index: 1 for block in blocks})
 
 
 def test_an_aoi_reaching_past_the_imagery_says_how_much_of_it_is_mapped(

@@ -127,11 +127,11 @@ def test_points_past_the_aoi_are_said_to_lie_outside_it(world: Path, tmp_path: P
     with pytest.raises(PointsError) as raised:
         _note_dropped(samples, len(points), _Notes(), points=points, imagery=imagery)
     message = str(raised.value)
-    assert (
-        f"points of {points.source} lie outside the AOI's bounding box, where the imagery is read" in message
-    )
+    assert f"points of {points.source} lie outside the AOI's bounding box: read in " in message
     assert ", the AOI's bounding box at lon " in message
-    assert message.endswith("else give an --aoi that covers them (and imagery there)")
+    assert message.endswith(
+        "else give an AOI (--aoi) that covers them: STAC imagery is read only in the AOI's bounding box"
+    )
     assert "imagery that covers" not in message
 
 
