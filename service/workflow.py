@@ -289,11 +289,19 @@ def open_order(order: Order, model: ModelRunner, settings: ServiceSettings) -> O
 
     Raises:
         InputError, NoItemsError, ContractError, LimitError: no imagery, too many items, bands the model
-            cannot use, an AOI narrower than a pixel, an unusable minimum mapping unit.
+            cannot use, an AOI narrower than a pixel, an unusable minimum mapping unit; a local file the
+            order names as its source that is not STAC (the order's mistake, not an upstream's failure:
+            it was a 502, HTTP review).
     """
+    from lulc.errors import SourceError
     from service.engine import open_readers
 
-    return open_readers(_request(order, settings), model.contract, _reader_factory(order, settings))
+    try:
+        return open_readers(_request(order, settings), model.contract, _reader_factory(order, settings))
+    except SourceError as exc:
+        if type(exc) is SourceError and order.stac is not None and is_local(order.stac):
+            raise InputError(str(exc)) from exc
+        raise
 
 
 def run_folder(run_dir: str | Path) -> Path:

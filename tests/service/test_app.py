@@ -141,7 +141,8 @@ def test_errors_name_no_part_of_the_server_s_set_up(
     assert world.catalog_url not in response.text
     assert response.json()["detail"].startswith("no items of static catalog [the service's default]")
     response = client.post("/classify", json={**far, "stac": "wl/aoi.geojson"})
-    assert response.status_code == 502, response.text
+    assert response.status_code == 400, response.text  # the order's mistake: it was a 502 (HTTP review)
+    assert response.json()["type"] == "InputError"
     assert str(tmp_path) not in response.text
     assert response.json()["detail"].startswith("catalog wl/aoi.geojson could not be read as STAC")
 
