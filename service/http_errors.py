@@ -60,8 +60,11 @@ def server_texts(settings: ServiceSettings) -> dict[str, str]:
     for source in sources:
         source = source.rstrip("/")
         texts[source] = DEFAULT_SOURCE
-        if source.lower().endswith((".json", ".geojson")):
-            texts[source.rsplit("/", 1)[0]] = DEFAULT_SOURCE
+        # its folder too, by a URL or an absolute path (a relative one is a local folder's name, as set, and a
+        # local folder as set keeps the name clients give it)
+        absolute = "://" in source or source.startswith("/")
+        if absolute and source.lower().endswith((".json", ".geojson")):
+            texts.setdefault(source.rsplit("/", 1)[0], DEFAULT_SOURCE)
     if settings.output_url:
         public = (settings.output_public_url or OUTPUT_STORE).rstrip("/")
         texts[settings.output_url.rstrip("/")] = public

@@ -185,6 +185,13 @@ def test_the_default_source_is_hidden_in_the_urls_it_leads_to() -> None:
     error = SourceError("STAC item https://stac.internal.example/cat/items/x.json could not be reached")
     detail = error_body(error, server_texts(catalog))["detail"]
     assert detail == "STAC item [the service's default]/items/x.json could not be reached"
+    # a default catalog in a local folder: the folder keeps the name clients give it
+    local = ServiceSettings(stac_url="wl/catalog.json", local_folders=["wl"])
+    folder = str(Path("wl").resolve())
+    detail = error_body(SourceError(f"catalog {folder}/aoi.geojson is not JSON"), server_texts(local))[
+        "detail"
+    ]
+    assert detail == "catalog wl/aoi.geojson is not JSON"
 
 
 def test_a_relative_models_folder_is_kept_out_of_model_errors(tmp_path: Path) -> None:
