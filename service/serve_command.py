@@ -21,12 +21,9 @@ def serve(
     """Serve POST /classify, GET and DELETE /jobs/{id}, GET /models, GET /healthz (LULC_SERVICE_*)."""
     import logging
 
-    import uvicorn
-
     from lulc.listening import check_port_free
     from lulc.redaction import redact_logs
     from lulc.settings_types import load_settings
-    from service.app import create_app
     from service.settings import ServiceSettings
 
     # the options override LULC_SERVICE_HOST / _PORT and are checked as they are
@@ -38,6 +35,11 @@ def serve(
     redact_logs()  # a SAS token in a URL GDAL or urllib3 names is cut (lulc.sas)
     check_port_free(settings.host, settings.port, "the service", "give another --port (LULC_SERVICE_PORT)")
     check_folders(settings)
+    # the app and the server once the settings and folders hold: a refusal took 1.8 s, most of it these
+    import uvicorn
+
+    from service.app import create_app
+
     app = create_app(settings)
     sigterm_for_servers()
     uvicorn.run(

@@ -35,13 +35,10 @@ def tiler(
     ] = None,
 ) -> None:
     """Run the tiler: coloured class tiles, legend, class areas, imagery backdrop and the web map."""
-    import uvicorn
-
     from lulc.errors import InputError
     from lulc.listening import check_port_free
     from lulc.redaction import redact_logs
     from lulc.settings_types import load_settings
-    from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
     from tiler.settings import TilerSettings
 
     overrides: dict[str, object] = {}
@@ -60,6 +57,11 @@ def tiler(
         overrides["models_dir"] = models
     settings = load_settings(TilerSettings, **overrides)
     check_port_free(settings.host, settings.port, "the tiler", "give another --port (LULC_TILER_PORT)")
+    # the app and the server once the settings hold: a refusal took 2.0 s, most of it these
+    import uvicorn
+
+    from tiler.app import MISSING_LIBRARY, create_app, web_map_library_present
+
     application = create_app(settings)
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     if not web_map_library_present():

@@ -247,6 +247,31 @@ def test_every_error_is_one_line_through_a_pipe_on_a_narrow_terminal(
     assert not (deep / "out").exists() or not any((deep / "out").iterdir())
 
 
+@pytest.mark.parametrize("command", ["serve", "tiler"])
+def test_invalid_settings_are_refused_before_the_apps_are_imported(command: str) -> None:
+    """A refused setting waited for FastAPI, TiTiler and uvicorn to import: 1.8 s (serve), 2.0 s (tiler)."""
+    script = (
+        "import sys\n"
+        "from lulc.cli import main\n"
+        "try:\n"
+        "    main([sys.argv[1]])\n"
+        "except SystemExit as stop:\n"
+        "    heavy = ('fastapi', 'uvicorn', 'titiler.core', 'service.app', 'tiler.app')\n"
+        "    print(stop.code, sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "LULC_SERVICE_PORT": "70000", "LULC_TILER_PORT": "70000"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.split("\n")[-2] == "2 []", done.stdout + done.stderr
+    assert "port: Input should be less than or equal to 65535" in done.stderr
+
+
 def test_invalid_settings_are_one_line_naming_the_field(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(LULC), "serve"],
