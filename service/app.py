@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from lulc.errors import LulcError
 from lulc.http_guard import RequestGuard
+from lulc.http_status import public_detail
 from service.http_errors import error_body, server_texts, status_for
 from service.job_store import JobStore
 from service.jobs import BusyError, Job, JobRegistry, JobState
@@ -370,7 +371,7 @@ def _error_response(request: Request, exc: Exception) -> JSONResponse:
                 "%s %s failed: %s",
                 request.method,
                 request.url.path,
-                error_body(exc)["detail"],  # whole: the operator's log may name the set-up
+                public_detail(exc),  # whole: the operator's log may name the set-up
                 exc_info=exc if status == 500 else None,
             )
     return JSONResponse(body, status_code=status, headers=headers)

@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -206,6 +206,13 @@ RUNS = "runs"
 PERIOD_NAME = re.compile(r"\d{4}(-(0[1-9]|1[0-2]|DJF|MAM|JJA|SON))?")
 """The name of a series' period folder (``service.series``): a year, a month (``2021-07``) or a season
 (``2021-DJF``)."""
+
+
+def series_or_runs(names: Iterable[str]) -> str:
+    """``SERIES`` if every one of ``names`` (subfolders holding maps) is a period's, else ``RUNS``."""
+    return SERIES if all(PERIOD_NAME.fullmatch(name) for name in names) else RUNS
+
+
 MODEL = "model"
 """A model folder (``lulc train``: ``model.onnx`` and its ``model.json``), to name it when refusing it."""
 
@@ -242,7 +249,7 @@ def product_in(folder: Path) -> str | None:
         maps = [name for name in maps if product_in(folder / name) is None]
         if not maps:
             return _NO_RUN
-        return SERIES if all(PERIOD_NAME.fullmatch(name) for name in maps) else RUNS
+        return series_or_runs(maps)
     try:
         properties = json.loads(item.read_text(encoding="utf-8")).get("properties", {})
     except (OSError, ValueError, AttributeError):

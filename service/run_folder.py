@@ -23,7 +23,7 @@ from lulc.gdal_env import gdal_env
 from lulc.grid import crs_text
 from lulc.local_files import read_json
 from lulc.urls import missing_file
-from service.output import CLASSES_NAME, CONFIDENCE_NAME, PERIOD_NAME, STATS_NAME
+from service.output import CLASSES_NAME, CONFIDENCE_NAME, SERIES, STATS_NAME, series_or_runs
 from service.publish import ITEM_NAME
 
 
@@ -148,7 +148,7 @@ def open_run(path: str | Path) -> RunFolder:
         periods = sorted(p.name for p in folder.iterdir() if (p / CLASSES_NAME).is_file())
         if periods:  # a series of maps (lulc classify --every): each period is a run (CLI review)
             shown = ", ".join(periods[:3]) + (", ..." if len(periods) > 3 else "")
-            if all(PERIOD_NAME.fullmatch(name) for name in periods):
+            if series_or_runs(periods) == SERIES:
                 what, which = "a series of maps", "one of its period folders"
             else:
                 what, which = "a folder of runs", "one of them"
